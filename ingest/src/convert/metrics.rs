@@ -1,0 +1,364 @@
+//! OTLP metrics to model data points: all five kinds, exemplars kept, malformed points refused.
+
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::{
+    Exemplar as OtlpExemplar, exemplar, exponential_histogram_data_point::Buckets, metric,
+    number_data_point,
+};
+use skewer_storage::model::{
+    Exemplar, ExponentialBuckets, InstrumentationScope, MetricDescriptor, MetricKind, MetricPoint,
+    NumberValue, PointValue, Quantile, Resource, Temporality,
+};
+
+use super::common::{Converted, Rejections, convert_attributes, convert_resource, convert_scope};
+use super::traces::{optional_span_id, optional_trace_id};
+
+/// Converts an export, keeping valid points and counting the rest.
+pub fn convert_metrics(request: ExportMetricsServiceRequest) -> Converted<MetricPoint> {
+    let mut out = PointSink::default();
+    for resource_metrics in request.resource_metrics {
+        let resource = convert_resource(resource_metrics.resource, resource_metrics.schema_url);
+        for scope_metrics in resource_metrics.scope_metrics {
+            let scope = convert_scope(scope_metrics.scope, scope_metrics.schema_url);
+            for metric in scope_metrics.metrics {
+                out.convert_metric(&resource, &scope, metric);
+            }
+        }
+    }
+    Converted {
+        records: out.points,
+        rejections: out.rejections,
+    }
+}
+
+#[derive(Default)]
+struct PointSink {
+    points: Vec<MetricPoint>,
+    rejections: Rejections,
+}
+
+/// The parts every point kind shares.
+struct Common {
+    attributes: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>,
+    start_time_unix_nano: u64,
+    time_unix_nano: u64,
+    flags: u32,
+    exemplars: Vec<OtlpExemplar>,
+}
+
+impl PointSink {
+    fn convert_metric(
+        &mut self,
+        resource: &Arc<Resource>,
+        scope: &Arc<InstrumentationScope>,
+        metric: opentelemetry_proto::tonic::metrics::v1::Metric,
+    ) {
+        let name = metric.name;
+        let Some(data) = metric.data else {
+            self.rejections
+                .reject(|| format!("metric {name:?} has no data"));
+            return;
+        };
+        if name.is_empty() {
+            let count = data_point_count(&data).max(1);
+            for _ in 0..count {
+                self.rejections
+                    .reject(|| "metric without a name".to_owned());
+            }
+            return;
+        }
+        let descriptor = |kind, temporality, is_monotonic| {
+            Arc::new(MetricDescriptor {
+                name: name.clone(),
+                description: metric.description.clone(),
+                unit: metric.unit.clone(),
+                kind,
+                temporality,
+                is_monotonic,
+            })
+        };
+        match data {
+            metric::Data::Gauge(gauge) => {
+                let descriptor = descriptor(MetricKind::Gauge, Temporality::Unspecified, false);
+                for point in gauge.data_points {
+                    let value = number_value(point.value);
+                    let common = Common {
+                        attributes: point.attributes,
+                        start_time_unix_nano: point.start_time_unix_nano,
+                        time_unix_nano: point.time_unix_nano,
+                        flags: point.flags,
+                        exemplars: point.exemplars,
+                    };
+                    self.push(
+                        resource,
+                        scope,
+                        &descriptor,
+                        common,
+                        value.map(|value| PointValue::Number { value }),
+                    );
+                }
+            }
+            metric::Data::Sum(sum) => {
+                let descriptor = descriptor(
+                    MetricKind::Sum,
+                    Temporality::from_number(sum.aggregation_temporality),
+                    sum.is_monotonic,
+                );
+                for point in sum.data_points {
+                    let value = number_value(point.value);
+                    let common = Common {
+                        attributes: point.attributes,
+                        start_time_unix_nano: point.start_time_unix_nano,
+                        time_unix_nano: point.time_unix_nano,
+                        flags: point.flags,
+                        exemplars: point.exemplars,
+                    };
+                    self.push(
+                        resource,
+                        scope,
+                        &descriptor,
+                        common,
+                        value.map(|value| PointValue::Number { value }),
+                    );
+                }
+            }
+            metric::Data::Histogram(histogram) => {
+                let descriptor = descriptor(
+                    MetricKind::Histogram,
+                    Temporality::from_number(histogram.aggregation_temporality),
+                    false,
+                );
+                for point in histogram.data_points {
+                    let consistent = point.bucket_counts.is_empty()
+                        || point.bucket_counts.len() == point.explicit_bounds.len() + 1;
+                    let value = if consistent {
+                        Ok(PointValue::Histogram {
+                            count: point.count,
+                            sum: point.sum,
+                            min: point.min,
+                            max: point.max,
+                            explicit_bounds: point.explicit_bounds,
+                            bucket_counts: point.bucket_counts,
+                        })
+                    } else {
+                        Err(format!(
+                            "histogram {name:?}: {} bucket counts for {} bounds",
+                            point.bucket_counts.len(),
+                            point.explicit_bounds.len()
+                        ))
+                    };
+                    let common = Common {
+                        attributes: point.attributes,
+                        start_time_unix_nano: point.start_time_unix_nano,
+                        time_unix_nano: point.time_unix_nano,
+                        flags: point.flags,
+                        exemplars: point.exemplars,
+                    };
+                    self.push(resource, scope, &descriptor, common, value);
+                }
+            }
+            metric::Data::ExponentialHistogram(histogram) => {
+                let descriptor = descriptor(
+                    MetricKind::ExponentialHistogram,
+                    Temporality::from_number(histogram.aggregation_temporality),
+                    false,
+                );
+                for point in histogram.data_points {
+                    let value = PointValue::ExponentialHistogram {
+                        count: point.count,
+                        sum: point.sum,
+                        min: point.min,
+                        max: point.max,
+                        scale: point.scale,
+                        zero_count: point.zero_count,
+                        zero_threshold: point.zero_threshold,
+                        positive: buckets(point.positive),
+                        negative: buckets(point.negative),
+                    };
+                    let common = Common {
+                        attributes: point.attributes,
+                        start_time_unix_nano: point.start_time_unix_nano,
+                        time_unix_nano: point.time_unix_nano,
+                        flags: point.flags,
+                        exemplars: point.exemplars,
+                    };
+                    self.push(resource, scope, &descriptor, common, Ok(value));
+                }
+            }
+            metric::Data::Summary(summary) => {
+                let descriptor = descriptor(MetricKind::Summary, Temporality::Unspecified, false);
+                for point in summary.data_points {
+                    let value = PointValue::Summary {
+                        count: point.count,
+                        sum: point.sum,
+                        quantiles: point
+                            .quantile_values
+                            .into_iter()
+                            .map(|q| Quantile {
+                                quantile: q.quantile,
+                                value: q.value,
+                            })
+                            .collect(),
+                    };
+                    let common = Common {
+                        attributes: point.attributes,
+                        start_time_unix_nano: point.start_time_unix_nano,
+                        time_unix_nano: point.time_unix_nano,
+                        flags: point.flags,
+                        exemplars: Vec::new(),
+                    };
+                    self.push(resource, scope, &descriptor, common, Ok(value));
+                }
+            }
+        }
+    }
+
+    fn push(
+        &mut self,
+        resource: &Arc<Resource>,
+        scope: &Arc<InstrumentationScope>,
+        descriptor: &Arc<MetricDescriptor>,
+        common: Common,
+        value: Result<PointValue, String>,
+    ) {
+        let value = match value {
+            Ok(value) => value,
+            Err(reason) => {
+                self.rejections.reject(|| reason);
+                return;
+            }
+        };
+        let exemplars = match common.exemplars.into_iter().map(convert_exemplar).collect() {
+            Ok(exemplars) => exemplars,
+            Err(reason) => {
+                self.rejections
+                    .reject(|| format!("metric {:?}: exemplar {reason}", descriptor.name));
+                return;
+            }
+        };
+        self.points.push(MetricPoint {
+            resource: resource.clone(),
+            scope: scope.clone(),
+            metric: descriptor.clone(),
+            attributes: convert_attributes(common.attributes),
+            start_time_unix_nano: common.start_time_unix_nano,
+            time_unix_nano: common.time_unix_nano,
+            flags: common.flags,
+            value,
+            exemplars,
+        });
+    }
+}
+
+/// A number point without a value (OTLP's "no recorded value" staleness marker) is kept as NaN.
+fn number_value(value: Option<number_data_point::Value>) -> Result<NumberValue, String> {
+    Ok(match value {
+        Some(number_data_point::Value::AsInt(value)) => NumberValue::Int(value),
+        Some(number_data_point::Value::AsDouble(value)) => NumberValue::Double(value),
+        None => NumberValue::Double(f64::NAN),
+    })
+}
+
+fn buckets(buckets: Option<Buckets>) -> ExponentialBuckets {
+    let buckets = buckets.unwrap_or_default();
+    ExponentialBuckets {
+        offset: buckets.offset,
+        bucket_counts: buckets.bucket_counts,
+    }
+}
+
+fn convert_exemplar(exemplar: OtlpExemplar) -> Result<Exemplar, String> {
+    let value = match exemplar.value {
+        Some(exemplar::Value::AsInt(value)) => NumberValue::Int(value),
+        Some(exemplar::Value::AsDouble(value)) => NumberValue::Double(value),
+        None => NumberValue::Double(f64::NAN),
+    };
+    Ok(Exemplar {
+        time_unix_nano: exemplar.time_unix_nano,
+        value,
+        filtered_attributes: convert_attributes(exemplar.filtered_attributes),
+        trace_id: optional_trace_id(&exemplar.trace_id).map_err(|e| e.to_string())?,
+        span_id: optional_span_id(&exemplar.span_id).map_err(|e| e.to_string())?,
+    })
+}
+
+fn data_point_count(data: &metric::Data) -> usize {
+    match data {
+        metric::Data::Gauge(g) => g.data_points.len(),
+        metric::Data::Sum(s) => s.data_points.len(),
+        metric::Data::Histogram(h) => h.data_points.len(),
+        metric::Data::ExponentialHistogram(h) => h.data_points.len(),
+        metric::Data::Summary(s) => s.data_points.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
+        ScopeMetrics,
+    };
+
+    fn request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics,
+                    ..ScopeMetrics::default()
+                }],
+                ..ResourceMetrics::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn gauge_and_histogram_points_convert_and_bad_ones_are_counted() {
+        let gauge = Metric {
+            name: "temperature".into(),
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint {
+                    time_unix_nano: 7,
+                    value: Some(number_data_point::Value::AsInt(21)),
+                    ..NumberDataPoint::default()
+                }],
+            })),
+            ..Metric::default()
+        };
+        let histogram = Metric {
+            name: "latency".into(),
+            data: Some(metric::Data::Histogram(Histogram {
+                aggregation_temporality: 2,
+                data_points: vec![
+                    HistogramDataPoint {
+                        count: 3,
+                        explicit_bounds: vec![1.0],
+                        bucket_counts: vec![1, 2],
+                        ..HistogramDataPoint::default()
+                    },
+                    HistogramDataPoint {
+                        explicit_bounds: vec![1.0, 2.0],
+                        bucket_counts: vec![1],
+                        ..HistogramDataPoint::default()
+                    },
+                ],
+            })),
+            ..Metric::default()
+        };
+        let converted = convert_metrics(request(vec![gauge, histogram]));
+        assert_eq!(converted.records.len(), 2);
+        assert_eq!(converted.rejections.count, 1);
+        assert_eq!(
+            converted.records[0].value,
+            PointValue::Number {
+                value: NumberValue::Int(21)
+            }
+        );
+        assert_eq!(
+            converted.records[1].metric.temporality,
+            Temporality::Cumulative
+        );
+    }
+}

@@ -1,0 +1,307 @@
+//! OTLP/HTTP receivers: `POST /v1/traces`, `/v1/logs`, `/v1/metrics` in protobuf or JSON,
+//! optionally gzip-compressed; answers in the request's encoding, errors as `google.rpc.Status`.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
+};
+use prost::Message;
+use skewer_storage::ErrorKind;
+use skewer_storage::model::Signal;
+
+use crate::IngestError;
+use crate::payload::PayloadFormat;
+use crate::pipeline::{ExportOutcome, Pipeline};
+use crate::tenant::{TENANT_HEADER, tenant_from_header};
+
+/// Seconds a client is asked to wait before retrying an overloaded export.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// OTLP/HTTP settings.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Largest accepted body, compressed and decompressed alike.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Clone)]
+struct HttpState {
+    pipeline: Arc<Pipeline>,
+    max_body_bytes: usize,
+}
+
+/// The OTLP/HTTP routes.
+pub fn otlp_http_router(pipeline: Arc<Pipeline>, config: &HttpConfig) -> Router {
+    let state = HttpState {
+        pipeline,
+        max_body_bytes: config.max_body_bytes,
+    };
+    Router::new()
+        .route("/v1/traces", post(export_traces))
+        .route("/v1/logs", post(export_logs))
+        .route("/v1/metrics", post(export_metrics))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(state)
+}
+
+/// The `google.rpc.Status` message OTLP/HTTP uses for error bodies.
+#[derive(Clone, PartialEq, Message, serde::Serialize)]
+pub struct RpcStatus {
+    /// A `google.rpc.Code`.
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    /// Human-readable reason.
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+async fn export_traces(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    export(state, Signal::Traces, headers, body, |format, outcome| {
+        let response = ExportTraceServiceResponse {
+            partial_success: partial(outcome, |rejected_spans, error_message| {
+                ExportTracePartialSuccess {
+                    rejected_spans,
+                    error_message,
+                }
+            }),
+        };
+        encode_message(format, &response)
+    })
+    .await
+}
+
+async fn export_logs(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+    export(state, Signal::Logs, headers, body, |format, outcome| {
+        let response = ExportLogsServiceResponse {
+            partial_success: partial(outcome, |rejected_log_records, error_message| {
+                ExportLogsPartialSuccess {
+                    rejected_log_records,
+                    error_message,
+                }
+            }),
+        };
+        encode_message(format, &response)
+    })
+    .await
+}
+
+async fn export_metrics(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    export(state, Signal::Metrics, headers, body, |format, outcome| {
+        let response = ExportMetricsServiceResponse {
+            partial_success: partial(outcome, |rejected_data_points, error_message| {
+                ExportMetricsPartialSuccess {
+                    rejected_data_points,
+                    error_message,
+                }
+            }),
+        };
+        encode_message(format, &response)
+    })
+    .await
+}
+
+fn partial<P>(outcome: ExportOutcome, build: impl FnOnce(i64, String) -> P) -> Option<P> {
+    (outcome.rejected > 0 || outcome.message.is_some()).then(|| {
+        build(
+            i64::try_from(outcome.rejected).unwrap_or(i64::MAX),
+            outcome.message.unwrap_or_default(),
+        )
+    })
+}
+
+fn encode_message<M: Message + serde::Serialize>(format: PayloadFormat, message: &M) -> Vec<u8> {
+    match format {
+        PayloadFormat::Protobuf => message.encode_to_vec(),
+        // Serializing generated structs to a Vec cannot fail.
+        PayloadFormat::Json => serde_json::to_vec(message).unwrap_or_else(|_| b"{}".to_vec()),
+    }
+}
+
+async fn export(
+    state: HttpState,
+    signal: Signal,
+    headers: HeaderMap,
+    body: Bytes,
+    respond: impl FnOnce(PayloadFormat, ExportOutcome) -> Vec<u8>,
+) -> Response {
+    let format = match payload_format(&headers) {
+        Ok(format) => format,
+        // The answer to an unknown content type is JSON, readable by anyone.
+        Err(err) => return error_response(PayloadFormat::Json, &err),
+    };
+    let result = async {
+        let tenant = tenant_from_header(headers.get(TENANT_HEADER).map(HeaderValue::as_bytes))?;
+        let body = decompress(&headers, body, state.max_body_bytes)?;
+        state
+            .pipeline
+            .export_body(signal, tenant, format, body)
+            .await
+    }
+    .await;
+    match result {
+        Ok(outcome) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, format.content_type())],
+            respond(format, outcome),
+        )
+            .into_response(),
+        Err(err) => error_response(format, &err),
+    }
+}
+
+fn payload_format(headers: &HeaderMap) -> Result<PayloadFormat, IngestError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match mime.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Ok(PayloadFormat::Protobuf),
+        "application/json" => Ok(PayloadFormat::Json),
+        _ => Err(IngestError::UnsupportedContentType(content_type.to_owned())),
+    }
+}
+
+/// Undoes `Content-Encoding: gzip`, refusing output past `max_bytes` (no gzip bombs).
+fn decompress(headers: &HeaderMap, body: Bytes, max_bytes: usize) -> Result<Bytes, IngestError> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
+    match encoding.as_str() {
+        "" | "identity" => Ok(body),
+        "gzip" | "x-gzip" => {
+            let mut output = Vec::with_capacity(body.len().saturating_mul(4).min(max_bytes));
+            let limit = u64::try_from(max_bytes)
+                .unwrap_or(u64::MAX)
+                .saturating_add(1);
+            flate2::read::MultiGzDecoder::new(body.as_ref())
+                .take(limit)
+                .read_to_end(&mut output)
+                .map_err(|err| IngestError::Malformed {
+                    format: "gzip",
+                    reason: err.to_string(),
+                })?;
+            if output.len() > max_bytes {
+                return Err(IngestError::TooLarge { max_bytes });
+            }
+            Ok(Bytes::from(output))
+        }
+        other => Err(IngestError::UnsupportedContentEncoding(other.to_owned())),
+    }
+}
+
+/// The one mapping from ingest errors to HTTP statuses, with a `google.rpc.Status` body.
+fn error_response(format: PayloadFormat, err: &IngestError) -> Response {
+    let (status, grpc_code) = match (err, err.kind()) {
+        (IngestError::TooLarge { .. }, _) => (StatusCode::PAYLOAD_TOO_LARGE, 8),
+        (IngestError::UnsupportedContentType(_), _) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, 3),
+        (_, ErrorKind::InvalidArgument) => (StatusCode::BAD_REQUEST, 3),
+        (_, ErrorKind::NotFound) => (StatusCode::NOT_FOUND, 5),
+        (_, ErrorKind::Unauthenticated) => (StatusCode::UNAUTHORIZED, 16),
+        (_, ErrorKind::PermissionDenied) => (StatusCode::FORBIDDEN, 7),
+        (_, ErrorKind::ResourceExhausted) => (StatusCode::TOO_MANY_REQUESTS, 8),
+        (_, ErrorKind::Unavailable) => (StatusCode::SERVICE_UNAVAILABLE, 14),
+        (_, ErrorKind::Internal) => (StatusCode::INTERNAL_SERVER_ERROR, 13),
+    };
+    let body = encode_message(
+        format,
+        &RpcStatus {
+            code: grpc_code,
+            message: err.client_message(),
+        },
+    );
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, format.content_type())],
+        body,
+    )
+        .into_response();
+    if err.kind().is_retryable() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Bytes {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(data).unwrap();
+        Bytes::from(encoder.finish().unwrap())
+    }
+
+    fn headers(encoding: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_str(encoding).unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn gzip_bombs_are_refused_and_normal_gzip_passes() {
+        let small = gzip(b"hello");
+        assert_eq!(
+            decompress(&headers("gzip"), small, 100).unwrap().as_ref(),
+            b"hello"
+        );
+        let bomb = gzip(&vec![0u8; 10 * 1024 * 1024]);
+        assert!(bomb.len() < 64 * 1024);
+        assert!(matches!(
+            decompress(&headers("gzip"), bomb, 1024 * 1024),
+            Err(IngestError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            decompress(&headers("br"), Bytes::new(), 10),
+            Err(IngestError::UnsupportedContentEncoding(_))
+        ));
+    }
+
+    #[test]
+    fn content_types_with_parameters_are_understood() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        assert_eq!(payload_format(&headers).unwrap(), PayloadFormat::Json);
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert!(payload_format(&headers).is_err());
+    }
+}

@@ -1,0 +1,207 @@
+//! OTLP payloads: the two encodings, decoding a body of either into model records, and the
+//! WAL decoder that does the same on replay.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use skewer_storage::model::{Signal, SignalBatch};
+use skewer_storage::storage::WalDecoder;
+use skewer_storage::wal::WalEntry;
+
+use crate::IngestError;
+use crate::convert::{Rejections, convert_logs, convert_metrics, convert_traces};
+
+/// How an OTLP body is encoded. The number is what the WAL stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PayloadFormat {
+    /// Binary protobuf (`application/x-protobuf`, and gRPC).
+    Protobuf = 1,
+    /// OTLP JSON (`application/json`).
+    Json = 2,
+}
+
+impl PayloadFormat {
+    /// Maps the stored number back.
+    pub fn from_number(number: u8) -> Option<Self> {
+        match number {
+            1 => Some(Self::Protobuf),
+            2 => Some(Self::Json),
+            _ => None,
+        }
+    }
+
+    /// `protobuf` or `json`, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Protobuf => "protobuf",
+            Self::Json => "json",
+        }
+    }
+
+    /// The MIME type of this encoding.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Protobuf => "application/x-protobuf",
+            Self::Json => "application/json",
+        }
+    }
+
+    /// Bytes of memory a decoded body of `body_len` bytes may need (reserved before decoding).
+    pub fn decoded_size_estimate(self, body_len: usize) -> usize {
+        match self {
+            Self::Protobuf => body_len.saturating_mul(3),
+            Self::Json => body_len.saturating_mul(3) / 2,
+        }
+    }
+}
+
+/// Settings that shape decoding.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// Log attribute keys tried in order for the correlation id.
+    pub correlation_keys: Arc<[String]>,
+}
+
+/// Records decoded from one export, with what was refused.
+#[derive(Debug)]
+pub struct DecodedExport {
+    /// The records kept.
+    pub batch: SignalBatch,
+    /// The records refused.
+    pub rejections: Rejections,
+}
+
+fn parse<M>(format: PayloadFormat, body: &[u8]) -> Result<M, IngestError>
+where
+    M: Message + Default + serde::de::DeserializeOwned,
+{
+    let malformed = |reason: String| IngestError::Malformed {
+        format: format.name(),
+        reason,
+    };
+    match format {
+        PayloadFormat::Protobuf => M::decode(body).map_err(|err| malformed(err.to_string())),
+        PayloadFormat::Json => {
+            serde_json::from_slice(body).map_err(|err| malformed(err.to_string()))
+        }
+    }
+}
+
+/// Decodes and converts a body of `signal` in `format`.
+pub fn decode_export(
+    signal: Signal,
+    format: PayloadFormat,
+    body: &[u8],
+    options: &DecodeOptions,
+) -> Result<DecodedExport, IngestError> {
+    Ok(match signal {
+        Signal::Traces => decoded_traces(parse(format, body)?, options),
+        Signal::Logs => decoded_logs(parse(format, body)?, options),
+        Signal::Metrics => decoded_metrics(parse(format, body)?, options),
+    })
+}
+
+/// Converts a decoded trace export.
+pub fn decoded_traces(request: ExportTraceServiceRequest, _: &DecodeOptions) -> DecodedExport {
+    let converted = convert_traces(request);
+    DecodedExport {
+        batch: SignalBatch::Spans(converted.records),
+        rejections: converted.rejections,
+    }
+}
+
+/// Converts a decoded logs export.
+pub fn decoded_logs(request: ExportLogsServiceRequest, options: &DecodeOptions) -> DecodedExport {
+    let converted = convert_logs(request, &options.correlation_keys);
+    DecodedExport {
+        batch: SignalBatch::Logs(converted.records),
+        rejections: converted.rejections,
+    }
+}
+
+/// Converts a decoded metrics export.
+pub fn decoded_metrics(request: ExportMetricsServiceRequest, _: &DecodeOptions) -> DecodedExport {
+    let converted = convert_metrics(request);
+    DecodedExport {
+        batch: SignalBatch::Metrics(converted.records),
+        rejections: converted.rejections,
+    }
+}
+
+/// Replays WAL entries written by this crate.
+pub struct OtlpWalDecoder {
+    options: DecodeOptions,
+}
+
+impl OtlpWalDecoder {
+    /// A decoder using the same options as live ingest.
+    pub fn new(options: DecodeOptions) -> Self {
+        Self { options }
+    }
+}
+
+impl WalDecoder for OtlpWalDecoder {
+    fn decode(&self, entry: &WalEntry) -> Result<SignalBatch, String> {
+        let format = PayloadFormat::from_number(entry.payload_format)
+            .ok_or_else(|| format!("unknown payload format {}", entry.payload_format))?;
+        decode_export(entry.signal, format, &entry.body, &self.options)
+            .map(|decoded| decoded.batch)
+            .map_err(|err| err.to_string())
+    }
+}
+
+/// Encodes a decoded gRPC request back to protobuf for the WAL.
+pub fn encode_protobuf(message: &impl Message) -> Bytes {
+    Bytes::from(message.encode_to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> DecodeOptions {
+        DecodeOptions {
+            correlation_keys: Arc::from(vec!["request.id".to_owned()]),
+        }
+    }
+
+    #[test]
+    fn otlp_json_with_hex_ids_string_ints_and_unknown_fields_decodes() {
+        let body = br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"cart"}}]},
+            "scopeSpans":[{"scope":{"name":"lib"},"spans":[{"traceId":"5b8efff798038103d269b633813fc60c",
+            "spanId":"eee19b7ec3c1b174","name":"GET","kind":2,"startTimeUnixNano":"1700000000000000000",
+            "endTimeUnixNano":"1700000000500000000","attributes":[{"key":"n","value":{"intValue":"42"}}],
+            "someFutureField":true}]}]}]}"#;
+        let decoded = decode_export(Signal::Traces, PayloadFormat::Json, body, &options()).unwrap();
+        let SignalBatch::Spans(spans) = decoded.batch else {
+            panic!("not spans")
+        };
+        assert_eq!(spans.len(), 1);
+        assert_eq!(
+            spans[0].trace_id.to_string(),
+            "5b8efff798038103d269b633813fc60c"
+        );
+        assert_eq!(spans[0].start_time_unix_nano, 1_700_000_000_000_000_000);
+        assert_eq!(spans[0].resource.service_name(), "cart");
+        assert_eq!(
+            spans[0].attributes[0].value,
+            skewer_storage::model::AttributeValue::Int(42)
+        );
+    }
+
+    #[test]
+    fn malformed_bodies_are_invalid_argument() {
+        for (format, body) in [
+            (PayloadFormat::Protobuf, &b"\xff\xff\xff"[..]),
+            (PayloadFormat::Json, &b"{not json"[..]),
+        ] {
+            let err = decode_export(Signal::Logs, format, body, &options()).unwrap_err();
+            assert_eq!(err.kind(), skewer_storage::ErrorKind::InvalidArgument);
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The export path shared by the gRPC and HTTP receivers: admit against the memory budget,
+//! decode, append to the WAL (durable and visible), and report what was kept and refused.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use skewer_storage::model::{Signal, TenantId};
+use skewer_storage::wal::WalEntry;
+use skewer_storage::{ErrorKind, Storage, StorageError};
+use tracing::warn;
+
+use crate::IngestError;
+use crate::payload::{DecodeOptions, DecodedExport, PayloadFormat, decode_export, encode_protobuf};
+use crate::stats::{IngestStats, SignalCounters};
+
+/// Bodies above this size are decoded on a blocking thread, so big decodes never stall the runtime.
+const INLINE_DECODE_MAX_BYTES: usize = 64 * 1024;
+
+/// What happened to an accepted export, for OTLP's `partial_success`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportOutcome {
+    /// Records made durable.
+    pub accepted: u64,
+    /// Records refused one by one.
+    pub rejected: u64,
+    /// Why the first refused record was refused.
+    pub message: Option<String>,
+}
+
+/// The shared ingest path.
+pub struct Pipeline {
+    storage: Arc<Storage>,
+    options: DecodeOptions,
+    stats: Arc<IngestStats>,
+}
+
+impl Pipeline {
+    /// A pipeline writing to `storage`.
+    pub fn new(storage: Arc<Storage>, options: DecodeOptions, stats: Arc<IngestStats>) -> Self {
+        Self {
+            storage,
+            options,
+            stats,
+        }
+    }
+
+    /// Counters for self-metrics.
+    pub fn stats(&self) -> &Arc<IngestStats> {
+        &self.stats
+    }
+
+    /// Accepts an encoded body (OTLP/HTTP).
+    pub async fn export_body(
+        &self,
+        signal: Signal,
+        tenant: TenantId,
+        format: PayloadFormat,
+        body: Bytes,
+    ) -> Result<ExportOutcome, IngestError> {
+        let body_len = body.len();
+        let result = self.export_body_inner(signal, tenant, format, body).await;
+        self.count(signal, body_len, &result);
+        result
+    }
+
+    async fn export_body_inner(
+        &self,
+        signal: Signal,
+        tenant: TenantId,
+        format: PayloadFormat,
+        body: Bytes,
+    ) -> Result<ExportOutcome, IngestError> {
+        let reservation = self.reserve(format.decoded_size_estimate(body.len()))?;
+        let decoded = if body.len() <= INLINE_DECODE_MAX_BYTES {
+            decode_export(signal, format, &body, &self.options)?
+        } else {
+            let options = self.options.clone();
+            let to_decode = body.clone();
+            tokio::task::spawn_blocking(move || decode_export(signal, format, &to_decode, &options))
+                .await
+                .map_err(|err| IngestError::Storage(StorageError::from(err)))??
+        };
+        self.persist(signal, tenant, format, body, decoded, reservation)
+            .await
+    }
+
+    /// Accepts a message already decoded by the gRPC server.
+    pub async fn export_message<M: prost::Message>(
+        &self,
+        signal: Signal,
+        tenant: TenantId,
+        message: M,
+        convert: impl FnOnce(M, &DecodeOptions) -> DecodedExport,
+    ) -> Result<ExportOutcome, IngestError> {
+        let encoded_len = message.encoded_len();
+        let result = async {
+            let reservation =
+                self.reserve(PayloadFormat::Protobuf.decoded_size_estimate(encoded_len))?;
+            let body = encode_protobuf(&message);
+            let decoded = convert(message, &self.options);
+            self.persist(
+                signal,
+                tenant,
+                PayloadFormat::Protobuf,
+                body,
+                decoded,
+                reservation,
+            )
+            .await
+        }
+        .await;
+        self.count(signal, encoded_len, &result);
+        result
+    }
+
+    /// Reserves memory; a request that could never fit the whole budget is refused for good
+    /// (retrying it would loop forever), any other shortfall is retryable.
+    fn reserve(&self, bytes: usize) -> Result<skewer_storage::budget::Reservation, IngestError> {
+        let budget = self.storage.budget();
+        if bytes > budget.limit_bytes() {
+            return Err(IngestError::TooLarge {
+                max_bytes: budget.limit_bytes() / 3,
+            });
+        }
+        Ok(budget.try_reserve(bytes)?)
+    }
+
+    async fn persist(
+        &self,
+        signal: Signal,
+        tenant: TenantId,
+        format: PayloadFormat,
+        body: Bytes,
+        decoded: DecodedExport,
+        reservation: skewer_storage::budget::Reservation,
+    ) -> Result<ExportOutcome, IngestError> {
+        let outcome = ExportOutcome {
+            accepted: decoded.batch.len() as u64,
+            rejected: decoded.rejections.count,
+            message: decoded.rejections.first_message,
+        };
+        if decoded.batch.is_empty() {
+            return Ok(outcome);
+        }
+        let entry = WalEntry {
+            signal,
+            payload_format: format as u8,
+            tenant,
+            body,
+        };
+        self.storage
+            .write(entry, decoded.batch, reservation)
+            .await?;
+        Ok(outcome)
+    }
+
+    fn count(&self, signal: Signal, body_len: usize, result: &Result<ExportOutcome, IngestError>) {
+        let counters = self.stats.signal(signal);
+        SignalCounters::add(&counters.bytes_received, body_len as u64);
+        match result {
+            Ok(outcome) => {
+                SignalCounters::add(&counters.requests_accepted, 1);
+                SignalCounters::add(&counters.records_accepted, outcome.accepted);
+                SignalCounters::add(&counters.records_rejected, outcome.rejected);
+            }
+            Err(err) => match err.kind() {
+                ErrorKind::ResourceExhausted | ErrorKind::Unavailable => {
+                    SignalCounters::add(&counters.requests_retryable, 1);
+                }
+                ErrorKind::Internal => {
+                    warn!(signal = signal.name(), error = %err, "export failed");
+                    SignalCounters::add(&counters.requests_failed, 1);
+                }
+                _ => SignalCounters::add(&counters.requests_invalid, 1),
+            },
+        }
+    }
+}

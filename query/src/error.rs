@@ -1,0 +1,29 @@
+//! Query errors, each with the kind the API maps to a status.
+
+use skewer_storage::{ErrorKind, StorageError};
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// A parameter is missing or invalid.
+    #[error("invalid {parameter}: {reason}")]
+    InvalidParameter {
+        /// The parameter's name.
+        parameter: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl QueryError {
+    /// The kind that decides the status code.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidParameter { .. } => ErrorKind::InvalidArgument,
+            Self::Storage(err) => err.kind(),
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! skewer-query: the read side. Assembles answers from storage reads: a whole trace by id,
+//! log search, metric series. Returns model types and knows no HTTP; API adapters in the
+//! binary shape them for each wire format.
+
+pub mod error;
+pub mod logs;
+pub mod metrics;
+pub mod trace;
+
+pub use error::QueryError;

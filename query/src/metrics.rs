@@ -1,0 +1,59 @@
+//! Metric points grouped into series: one per (name, resource, attributes), points in time order.
+
+use std::collections::BTreeMap;
+
+use skewer_storage::Storage;
+use skewer_storage::model::{MetricPoint, TenantId};
+
+use crate::QueryError;
+
+/// One series and its points.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Stable id of the series.
+    pub series_id: u64,
+    /// Its points, oldest first, each time once.
+    pub points: Vec<MetricPoint>,
+}
+
+/// The series of metric `name` with points in `[start, end)`, ordered by series id.
+pub async fn metric_series(
+    storage: &Storage,
+    tenant: &TenantId,
+    name: &str,
+    start_unix_nano: u64,
+    end_unix_nano: u64,
+) -> Result<Vec<Series>, QueryError> {
+    if name.is_empty() {
+        return Err(QueryError::InvalidParameter {
+            parameter: "name",
+            reason: "a metric name is required".to_owned(),
+        });
+    }
+    if start_unix_nano >= end_unix_nano {
+        return Err(QueryError::InvalidParameter {
+            parameter: "start",
+            reason: format!("start {start_unix_nano} is not before end {end_unix_nano}"),
+        });
+    }
+    let points = storage
+        .metric_points(tenant, name, start_unix_nano, end_unix_nano)
+        .await?;
+    Ok(group_into_series(points))
+}
+
+/// Groups points by series, sorts each by time, drops repeated (time, start time) pairs.
+pub fn group_into_series(points: Vec<MetricPoint>) -> Vec<Series> {
+    let mut by_series: BTreeMap<u64, Vec<MetricPoint>> = BTreeMap::new();
+    for point in points {
+        by_series.entry(point.series_id()).or_default().push(point);
+    }
+    by_series
+        .into_iter()
+        .map(|(series_id, mut points)| {
+            points.sort_by_key(|p| (p.time_unix_nano, p.start_time_unix_nano));
+            points.dedup_by_key(|p| (p.time_unix_nano, p.start_time_unix_nano));
+            Series { series_id, points }
+        })
+        .collect()
+}

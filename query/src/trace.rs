@@ -1,0 +1,29 @@
+//! A whole trace by id, with no time range: every stored span, each once, in start order.
+
+use std::collections::HashSet;
+
+use skewer_storage::Storage;
+use skewer_storage::model::{Span, TenantId, TraceId};
+
+use crate::QueryError;
+
+/// Every span of the trace, deduplicated by span id (a crash between a flush and its WAL
+/// checkpoint can store a span twice), sorted by start time. Empty when the trace is unknown.
+pub async fn trace_by_id(
+    storage: &Storage,
+    tenant: &TenantId,
+    trace_id: TraceId,
+) -> Result<Vec<Span>, QueryError> {
+    let spans = storage.find_trace(tenant, trace_id).await?;
+    Ok(assemble_trace(spans))
+}
+
+/// Sorts by start time and drops repeated span ids, keeping the first.
+pub fn assemble_trace(mut spans: Vec<Span>) -> Vec<Span> {
+    spans.sort_by(|a, b| {
+        (a.start_time_unix_nano, a.span_id).cmp(&(b.start_time_unix_nano, b.span_id))
+    });
+    let mut seen = HashSet::with_capacity(spans.len());
+    spans.retain(|span| seen.insert(span.span_id));
+    spans
+}

@@ -1,0 +1,229 @@
+//! `GET /api/traces/{traceID}` in the Jaeger v1 JSON shape (`data[0].spans`, `processes`,
+//! `warnings`), so Jaeger UI and scripts read skewer's traces unchanged. No time range needed.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::Serialize;
+use serde_json::{Value, json};
+use skewer_storage::model::{
+    Attribute, AttributeValue, InstrumentationScope, Resource, Span, SpanKind,
+    StatusCode as SpanStatus, TraceId,
+};
+
+use super::{ApiError, AppState, tenant};
+
+/// A Jaeger trace.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JaegerTrace {
+    #[serde(rename = "traceID")]
+    trace_id: String,
+    spans: Vec<JaegerSpan>,
+    processes: serde_json::Map<String, Value>,
+    warnings: Option<Vec<String>>,
+}
+
+/// A Jaeger span.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JaegerSpan {
+    #[serde(rename = "traceID")]
+    trace_id: String,
+    #[serde(rename = "spanID")]
+    span_id: String,
+    operation_name: String,
+    references: Vec<Value>,
+    flags: u32,
+    start_time: u64,
+    duration: u64,
+    tags: Vec<Value>,
+    logs: Vec<Value>,
+    #[serde(rename = "processID")]
+    process_id: String,
+    warnings: Option<Vec<String>>,
+}
+
+/// The Jaeger envelope around results or errors.
+fn envelope(data: Value, errors: Value) -> Value {
+    json!({ "data": data, "total": 0, "limit": 0, "offset": 0, "errors": errors })
+}
+
+fn jaeger_error(status: StatusCode, message: String) -> Response {
+    let body = envelope(
+        Value::Null,
+        json!([{ "code": status.as_u16(), "msg": message }]),
+    );
+    (status, Json(body)).into_response()
+}
+
+/// The handler.
+pub async fn get_trace(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(trace_id): Path<String>,
+) -> Response {
+    let result = async {
+        let tenant = tenant(&headers)?;
+        let trace_id: TraceId =
+            trace_id
+                .parse()
+                .map_err(
+                    |err: skewer_storage::model::IdError| ApiError::BadParameter {
+                        parameter: "traceID",
+                        reason: err.to_string(),
+                    },
+                )?;
+        let storage = state.storage()?;
+        let spans = skewer_query::trace::trace_by_id(storage, &tenant, trace_id).await?;
+        Ok::<_, ApiError>((trace_id, spans))
+    }
+    .await;
+    match result {
+        Ok((_, spans)) if spans.is_empty() => {
+            jaeger_error(StatusCode::NOT_FOUND, "trace not found".to_owned())
+        }
+        Ok((trace_id, spans)) => {
+            let trace = to_jaeger_trace(trace_id, &spans);
+            Json(envelope(json!([trace]), Value::Null)).into_response()
+        }
+        Err(err) => jaeger_error(err.status(), err.client_message()),
+    }
+}
+
+/// Converts a trace's spans (start-ordered) to Jaeger's shape.
+pub fn to_jaeger_trace(trace_id: TraceId, spans: &[Span]) -> JaegerTrace {
+    let mut processes: Vec<Arc<Resource>> = Vec::new();
+    let mut jaeger_spans = Vec::with_capacity(spans.len());
+    for span in spans {
+        let process_index = match processes.iter().position(|p| **p == *span.resource) {
+            Some(index) => index,
+            None => {
+                processes.push(Arc::clone(&span.resource));
+                processes.len() - 1
+            }
+        };
+        jaeger_spans.push(to_jaeger_span(span, format!("p{}", process_index + 1)));
+    }
+    let processes = processes
+        .iter()
+        .enumerate()
+        .map(|(index, resource)| {
+            let tags: Vec<Value> = resource
+                .attributes
+                .iter()
+                .filter(|a| a.key != Resource::SERVICE_NAME)
+                .map(tag)
+                .collect();
+            (
+                format!("p{}", index + 1),
+                json!({ "serviceName": resource.service_name(), "tags": tags }),
+            )
+        })
+        .collect();
+    JaegerTrace {
+        trace_id: trace_id.to_string(),
+        spans: jaeger_spans,
+        processes,
+        warnings: None,
+    }
+}
+
+fn to_jaeger_span(span: &Span, process_id: String) -> JaegerSpan {
+    let trace_id = span.trace_id.to_string();
+    let mut references = Vec::new();
+    if let Some(parent) = span.parent_span_id {
+        references.push(
+            json!({ "refType": "CHILD_OF", "traceID": trace_id, "spanID": parent.to_string() }),
+        );
+    }
+    for link in &span.links {
+        references.push(json!({
+            "refType": "FOLLOWS_FROM",
+            "traceID": link.trace_id.to_string(),
+            "spanID": link.span_id.to_string(),
+        }));
+    }
+    let mut tags: Vec<Value> = span.attributes.iter().map(tag).collect();
+    tags.extend(scope_tags(&span.scope));
+    if span.kind != SpanKind::Unspecified {
+        tags.push(string_tag("span.kind", span.kind.name()));
+    }
+    match span.status_code {
+        SpanStatus::Error => {
+            tags.push(json!({ "key": "error", "type": "bool", "value": true }));
+            tags.push(string_tag("otel.status_code", "ERROR"));
+        }
+        SpanStatus::Ok => tags.push(string_tag("otel.status_code", "OK")),
+        SpanStatus::Unset => {}
+    }
+    if !span.status_message.is_empty() {
+        tags.push(string_tag("otel.status_description", &span.status_message));
+    }
+    if !span.trace_state.is_empty() {
+        tags.push(string_tag("w3c.tracestate", &span.trace_state));
+    }
+    let logs = span
+        .events
+        .iter()
+        .map(|event| {
+            let mut fields = vec![string_tag("event", &event.name)];
+            fields.extend(event.attributes.iter().map(tag));
+            json!({ "timestamp": event.time_unix_nano / 1_000, "fields": fields })
+        })
+        .collect();
+    JaegerSpan {
+        trace_id,
+        span_id: span.span_id.to_string(),
+        operation_name: span.name.clone(),
+        references,
+        flags: span.flags & 0xff,
+        start_time: span.start_time_unix_nano / 1_000,
+        duration: span
+            .end_time_unix_nano
+            .saturating_sub(span.start_time_unix_nano)
+            / 1_000,
+        tags,
+        logs,
+        process_id,
+        warnings: None,
+    }
+}
+
+fn scope_tags(scope: &InstrumentationScope) -> Vec<Value> {
+    let mut tags = Vec::new();
+    if !scope.name.is_empty() {
+        tags.push(string_tag("otel.scope.name", &scope.name));
+    }
+    if !scope.version.is_empty() {
+        tags.push(string_tag("otel.scope.version", &scope.version));
+    }
+    tags
+}
+
+fn string_tag(key: &str, value: &str) -> Value {
+    json!({ "key": key, "type": "string", "value": value })
+}
+
+/// An attribute as a Jaeger tag with its type (arrays and maps as JSON text, as Jaeger does).
+fn tag(attribute: &Attribute) -> Value {
+    let (kind, value) = match &attribute.value {
+        AttributeValue::String(text) => ("string", json!(text)),
+        AttributeValue::Bool(value) => ("bool", json!(value)),
+        AttributeValue::Int(value) => ("int64", json!(value)),
+        AttributeValue::Double(value) => ("float64", json!(value)),
+        AttributeValue::Bytes(bytes) => (
+            "binary",
+            json!(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        ),
+        AttributeValue::Empty => ("string", json!("")),
+        AttributeValue::Array(_) | AttributeValue::Map(_) => {
+            ("string", json!(attribute.value.to_text()))
+        }
+    };
+    json!({ "key": attribute.key, "type": kind, "value": value })
+}

@@ -1,0 +1,91 @@
+//! `GET /api/metrics/points?name=&start=&end=`: the series of one metric and their points.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use skewer_storage::model::{
+    Attribute, Exemplar, InstrumentationScope, MetricPoint, PointValue, Resource,
+};
+
+use super::params::optional_time;
+use super::{ApiError, AppState, tenant};
+
+/// Query parameters; without `start`/`end` the whole history is searched.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointParams {
+    name: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct SeriesView<'a> {
+    series_id: String,
+    name: &'a str,
+    description: &'a str,
+    unit: &'a str,
+    kind: &'static str,
+    temporality: skewer_storage::model::Temporality,
+    is_monotonic: bool,
+    service_name: &'a str,
+    resource: &'a Resource,
+    scope: &'a InstrumentationScope,
+    attributes: &'a [Attribute],
+    points: Vec<PointView<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct PointView<'a> {
+    start_time_unix_nano: String,
+    time_unix_nano: String,
+    flags: u32,
+    value: &'a PointValue,
+    exemplars: &'a [Exemplar],
+}
+
+fn point_view(point: &MetricPoint) -> PointView<'_> {
+    PointView {
+        start_time_unix_nano: point.start_time_unix_nano.to_string(),
+        time_unix_nano: point.time_unix_nano.to_string(),
+        flags: point.flags,
+        value: &point.value,
+        exemplars: &point.exemplars,
+    }
+}
+
+/// The handler.
+pub async fn points(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<PointParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let tenant = tenant(&headers)?;
+    let name = params.name.unwrap_or_default();
+    let start = optional_time("start", params.start.as_deref())?.unwrap_or(0);
+    let end = optional_time("end", params.end.as_deref())?.unwrap_or(u64::MAX);
+    let storage = state.storage()?;
+    let series = skewer_query::metrics::metric_series(storage, &tenant, &name, start, end).await?;
+    let views: Vec<SeriesView<'_>> = series
+        .iter()
+        .filter_map(|series| {
+            let first = series.points.first()?;
+            Some(SeriesView {
+                series_id: format!("{:016x}", series.series_id),
+                name: &first.metric.name,
+                description: &first.metric.description,
+                unit: &first.metric.unit,
+                kind: first.metric.kind.name(),
+                temporality: first.metric.temporality,
+                is_monotonic: first.metric.is_monotonic,
+                service_name: first.resource.service_name(),
+                resource: &first.resource,
+                scope: &first.scope,
+                attributes: &first.attributes,
+                points: series.points.iter().map(point_view).collect(),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "name": name, "series": views })))
+}

@@ -1,0 +1,36 @@
+//! Health (`/healthz`: the process answers), readiness (`/readyz`: WAL replayed, ingest
+//! open) and self-metrics (`/metrics`, Prometheus text).
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::self_metrics;
+
+/// Always 200 while the process serves HTTP.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// 200 once the WAL is replayed and ingest is open; 503 before and during shutdown.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+/// Prometheus text exposition of skewer's own counters.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let text = self_metrics::render(&state.ingest_stats, state.storage.get().map(|s| s.as_ref()));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}

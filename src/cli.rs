@@ -1,0 +1,130 @@
+//! The command line: `skewer serve` and its flags, each also readable from a `SKEWER_*` env var.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Overrides;
+
+/// skewer: one backend for OpenTelemetry traces, logs and metrics.
+#[derive(Debug, Parser)]
+#[command(name = "skewer", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: OTLP ingest (gRPC 4317, HTTP 4318) and the query API (8080).
+    Serve(Box<ServeArgs>),
+    /// Send generated OTLP load (traces, logs, metrics) to skewer or any OTLP backend.
+    Loadgen(Box<crate::loadgen::LoadgenArgs>),
+}
+
+/// Flags of `serve`. Precedence: defaults < config file < SKEWER_* env < flags.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Config file (TOML). Default: ./skewer.toml if it exists.
+    #[arg(long, env = "SKEWER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Root of the WAL, data files and indexes [default: ./skewer-data]
+    #[arg(long, env = "SKEWER_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// OTLP/gRPC listen address [default: 127.0.0.1:4317]
+    #[arg(long, env = "SKEWER_OTLP_GRPC_ADDR", value_name = "ADDR")]
+    pub otlp_grpc_addr: Option<SocketAddr>,
+    /// OTLP/HTTP listen address [default: 127.0.0.1:4318]
+    #[arg(long, env = "SKEWER_OTLP_HTTP_ADDR", value_name = "ADDR")]
+    pub otlp_http_addr: Option<SocketAddr>,
+    /// Query API listen address [default: 127.0.0.1:8080]
+    #[arg(long, env = "SKEWER_HTTP_ADDR", value_name = "ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Largest OTLP request in bytes, also after decompression [default: 16 MiB]
+    #[arg(long, env = "SKEWER_MAX_REQUEST_BYTES", value_name = "BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Memory budget for unflushed data in bytes; past it exports are told to retry [default: 512 MiB]
+    #[arg(long, env = "SKEWER_MAX_BUFFERED_BYTES", value_name = "BYTES")]
+    pub max_buffered_bytes: Option<usize>,
+    /// Write spans and metrics to Parquet at least this often [default: 30]
+    #[arg(long, env = "SKEWER_FLUSH_INTERVAL_SECONDS", value_name = "SECONDS")]
+    pub flush_interval_seconds: Option<u64>,
+    /// Flush a signal early once its buffer holds this many bytes [default: 96 MiB]
+    #[arg(long, env = "SKEWER_FLUSH_MAX_BYTES", value_name = "BYTES")]
+    pub flush_max_bytes: Option<usize>,
+    /// Commit logs to the full-text index at least this often [default: 5]
+    #[arg(
+        long,
+        env = "SKEWER_LOG_COMMIT_INTERVAL_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub log_commit_interval_seconds: Option<u64>,
+    /// Close a WAL segment past this size [default: 64 MiB]
+    #[arg(long, env = "SKEWER_WAL_SEGMENT_MAX_BYTES", value_name = "BYTES")]
+    pub wal_segment_max_bytes: Option<u64>,
+    /// Log attribute keys tried in order for the correlation id (comma-separated)
+    #[arg(
+        long,
+        env = "SKEWER_CORRELATION_ID_ATTRIBUTES",
+        value_name = "KEYS",
+        value_delimiter = ','
+    )]
+    pub correlation_id_attributes: Option<Vec<String>>,
+}
+
+impl ServeArgs {
+    /// The flag/env layer of the configuration.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            data_dir: self.data_dir.clone(),
+            otlp_grpc_addr: self.otlp_grpc_addr,
+            otlp_http_addr: self.otlp_http_addr,
+            http_addr: self.http_addr,
+            max_request_bytes: self.max_request_bytes,
+            max_buffered_bytes: self.max_buffered_bytes,
+            flush_interval_seconds: self.flush_interval_seconds,
+            flush_max_bytes: self.flush_max_bytes,
+            log_commit_interval_seconds: self.log_commit_interval_seconds,
+            wal_segment_max_bytes: self.wal_segment_max_bytes,
+            correlation_id_attributes: self.correlation_id_attributes.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_parse_into_overrides() {
+        let cli = Cli::parse_from([
+            "skewer",
+            "serve",
+            "--data-dir",
+            "/tmp/x",
+            "--http-addr",
+            "127.0.0.1:9999",
+            "--correlation-id-attributes",
+            "a,b",
+        ]);
+        let Command::Serve(args) = cli.command else {
+            panic!("serve expected")
+        };
+        let overrides = args.overrides();
+        assert_eq!(overrides.data_dir, Some(PathBuf::from("/tmp/x")));
+        assert_eq!(overrides.http_addr, Some("127.0.0.1:9999".parse().unwrap()));
+        assert_eq!(
+            overrides.correlation_id_attributes,
+            Some(vec!["a".into(), "b".into()])
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! Typed configuration, layered: defaults < file (`skewer.toml`) < `SKEWER_*` env < flags.
+//!
+//! Every key has a default, so `skewer serve` runs with no file at all; unknown keys in a
+//! file are errors, not silent typos.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Root of the WAL, data files and indexes.
+    pub data_dir: PathBuf,
+    /// OTLP/gRPC listen address.
+    pub otlp_grpc_addr: SocketAddr,
+    /// OTLP/HTTP listen address.
+    pub otlp_http_addr: SocketAddr,
+    /// Query API (and UI) listen address.
+    pub http_addr: SocketAddr,
+    /// Largest OTLP request: gRPC message or HTTP body, before and after decompression.
+    pub max_request_bytes: usize,
+    /// Memory budget for data in flight and in buffers; past it exports get a retryable answer.
+    pub max_buffered_bytes: usize,
+    /// Spans and metrics are written to Parquet at least this often.
+    pub flush_interval_seconds: u64,
+    /// A signal's buffer is flushed early past this size.
+    pub flush_max_bytes: usize,
+    /// Logs are committed to the full-text index at least this often.
+    pub log_commit_interval_seconds: u64,
+    /// A WAL segment is closed past this size.
+    pub wal_segment_max_bytes: u64,
+    /// Log attribute keys tried in order for a record's correlation id.
+    pub correlation_id_attributes: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./skewer-data"),
+            otlp_grpc_addr: SocketAddr::from(([127, 0, 0, 1], 4317)),
+            otlp_http_addr: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_request_bytes: 16 * 1024 * 1024,
+            max_buffered_bytes: 512 * 1024 * 1024,
+            flush_interval_seconds: 30,
+            flush_max_bytes: 96 * 1024 * 1024,
+            log_commit_interval_seconds: 5,
+            wal_segment_max_bytes: 64 * 1024 * 1024,
+            correlation_id_attributes: [
+                "correlation_id",
+                "correlation.id",
+                "request_id",
+                "request.id",
+                "x-request-id",
+                "http.request.header.x-request-id",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        source: toml::de::Error,
+    },
+    /// A value is out of range.
+    #[error("invalid setting {key}: {reason}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Values given as flags or `SKEWER_*` env vars; `None` keeps the lower layer's value.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--data-dir` / `SKEWER_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--otlp-grpc-addr` / `SKEWER_OTLP_GRPC_ADDR`.
+    pub otlp_grpc_addr: Option<SocketAddr>,
+    /// `--otlp-http-addr` / `SKEWER_OTLP_HTTP_ADDR`.
+    pub otlp_http_addr: Option<SocketAddr>,
+    /// `--http-addr` / `SKEWER_HTTP_ADDR`.
+    pub http_addr: Option<SocketAddr>,
+    /// `--max-request-bytes`.
+    pub max_request_bytes: Option<usize>,
+    /// `--max-buffered-bytes`.
+    pub max_buffered_bytes: Option<usize>,
+    /// `--flush-interval-seconds`.
+    pub flush_interval_seconds: Option<u64>,
+    /// `--flush-max-bytes`.
+    pub flush_max_bytes: Option<usize>,
+    /// `--log-commit-interval-seconds`.
+    pub log_commit_interval_seconds: Option<u64>,
+    /// `--wal-segment-max-bytes`.
+    pub wal_segment_max_bytes: Option<u64>,
+    /// `--correlation-id-attributes`.
+    pub correlation_id_attributes: Option<Vec<String>>,
+}
+
+impl Config {
+    /// The file read when `--config` is not given, if it exists in the working directory.
+    pub const DEFAULT_FILE: &'static str = "skewer.toml";
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Defaults, then the file (the named one, else `./skewer.toml` if present), then overrides.
+    pub fn load(
+        file: Option<&Path>,
+        overrides: Overrides,
+    ) -> Result<(Self, Option<PathBuf>), ConfigError> {
+        let (mut config, used_file) = match file {
+            Some(path) => (Self::read_file(path)?, Some(path.to_path_buf())),
+            None => {
+                let default = Path::new(Self::DEFAULT_FILE);
+                if default.is_file() {
+                    (Self::read_file(default)?, Some(default.to_path_buf()))
+                } else {
+                    (Self::default(), None)
+                }
+            }
+        };
+        config.apply(overrides);
+        config.validate()?;
+        Ok((config, used_file))
+    }
+
+    fn read_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    fn apply(&mut self, o: Overrides) {
+        macro_rules! take {
+            ($($field:ident),*) => { $( if let Some(value) = o.$field { self.$field = value; } )* };
+        }
+        take!(
+            data_dir,
+            otlp_grpc_addr,
+            otlp_http_addr,
+            http_addr,
+            max_request_bytes,
+            max_buffered_bytes,
+            flush_interval_seconds,
+            flush_max_bytes,
+            log_commit_interval_seconds,
+            wal_segment_max_bytes,
+            correlation_id_attributes
+        );
+    }
+
+    /// Rejects values that cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = |key: &'static str, value: u64| {
+            if value == 0 {
+                Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be greater than 0".to_owned(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        positive("max_request_bytes", self.max_request_bytes as u64)?;
+        positive("max_buffered_bytes", self.max_buffered_bytes as u64)?;
+        positive("flush_interval_seconds", self.flush_interval_seconds)?;
+        positive(
+            "log_commit_interval_seconds",
+            self.log_commit_interval_seconds,
+        )?;
+        positive("flush_max_bytes", self.flush_max_bytes as u64)?;
+        positive("wal_segment_max_bytes", self.wal_segment_max_bytes)?;
+        Ok(())
+    }
+
+    /// Flush interval as a duration.
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_secs(self.flush_interval_seconds)
+    }
+
+    /// Log commit interval as a duration.
+    pub fn log_commit_interval(&self) -> Duration {
+        Duration::from_secs(self.log_commit_interval_seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_lists_every_key_with_its_default() {
+        let text = include_str!("../skewer.example.toml");
+        let parsed = Config::from_toml(text, Path::new("skewer.example.toml")).unwrap();
+        assert_eq!(parsed, Config::default());
+        let table: toml::Table = text.parse().unwrap();
+        assert_eq!(table.len(), 11, "every key of Config is in the example");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = Config::from_toml("data_dri = \"x\"", Path::new("t.toml")).unwrap_err();
+        assert!(err.to_string().contains("data_dri"));
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("skewer.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/from/file\"\nflush_interval_seconds = 7\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            flush_interval_seconds: Some(9),
+            ..Overrides::default()
+        };
+        let (config, used) = Config::load(Some(&path), overrides).unwrap();
+        assert_eq!(used.as_deref(), Some(path.as_path()));
+        assert_eq!(config.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(config.flush_interval_seconds, 9);
+        assert_eq!(config.http_addr, Config::default().http_addr);
+    }
+
+    #[test]
+    fn zero_values_are_refused() {
+        let overrides = Overrides {
+            max_buffered_bytes: Some(0),
+            ..Overrides::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.toml");
+        std::fs::write(&path, "").unwrap();
+        assert!(Config::load(Some(&path), overrides).is_err());
+    }
+}

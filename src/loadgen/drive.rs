@@ -1,0 +1,186 @@
+//! Drives a pool of prepared exports at the server: closed loop (N streams, each sending as
+//! soon as its last export is answered) or open loop (a fixed rate; latency is measured from
+//! each export's scheduled time, so a slow server cannot hide queueing).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use super::pool::Prepared;
+use super::report::Counters;
+use super::transport::Sender;
+
+/// When to stop and how hard to push.
+#[derive(Debug, Clone)]
+pub struct RunLimits {
+    /// Stop after this many records (checked per export).
+    pub max_records: Option<u64>,
+    /// Stop after this long.
+    pub duration: Duration,
+    /// Concurrent exports (closed loop) or the in-flight cap (open loop).
+    pub concurrency: usize,
+    /// Records per second for an open loop; `None` for a closed loop.
+    pub rate_records_per_second: Option<f64>,
+    /// How far point timestamps move per replay cycle of the pool.
+    pub time_step_nanos: u64,
+}
+
+/// Hands out exports in order: pool index and replay cycle.
+struct Dispenser {
+    pool: Arc<Vec<Prepared>>,
+    next: AtomicU64,
+    records_claimed: AtomicU64,
+    max_records: Option<u64>,
+    time_step_nanos: u64,
+}
+
+impl Dispenser {
+    fn next(&self) -> Option<(bytes::Bytes, usize)> {
+        let index = self.next.fetch_add(1, Ordering::Relaxed);
+        let prepared = &self.pool[(index % self.pool.len() as u64) as usize];
+        let claimed = self
+            .records_claimed
+            .fetch_add(prepared.records as u64, Ordering::Relaxed);
+        if self.max_records.is_some_and(|max| claimed >= max) {
+            return None;
+        }
+        let cycle = index / self.pool.len() as u64;
+        Some((
+            prepared.materialize(cycle, self.time_step_nanos),
+            prepared.records,
+        ))
+    }
+}
+
+/// Runs until a limit is hit; returns the wall-clock time taken.
+pub async fn run(
+    pool: Vec<Prepared>,
+    senders: Vec<Sender>,
+    limits: RunLimits,
+    counters: Arc<Counters>,
+    progress_label: String,
+) -> Duration {
+    let dispenser = Arc::new(Dispenser {
+        pool: Arc::new(pool),
+        next: AtomicU64::new(0),
+        records_claimed: AtomicU64::new(0),
+        max_records: limits.max_records,
+        time_step_nanos: limits.time_step_nanos,
+    });
+    let started = Instant::now();
+    let deadline = started + limits.duration;
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress = tokio::spawn(progress(
+        Arc::clone(&counters),
+        Arc::clone(&stop),
+        progress_label,
+    ));
+    match limits.rate_records_per_second {
+        None => closed_loop(&dispenser, senders, deadline, &counters).await,
+        Some(rate) => {
+            open_loop(
+                &dispenser,
+                senders,
+                deadline,
+                rate,
+                limits.concurrency,
+                &counters,
+            )
+            .await
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    // The progress line is cosmetic; its end needs no handling.
+    let _ = progress.await;
+    started.elapsed()
+}
+
+async fn closed_loop(
+    dispenser: &Arc<Dispenser>,
+    senders: Vec<Sender>,
+    deadline: Instant,
+    counters: &Arc<Counters>,
+) {
+    let mut tasks = Vec::with_capacity(senders.len());
+    for mut sender in senders {
+        let dispenser = Arc::clone(dispenser);
+        let counters = Arc::clone(counters);
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let Some((body, records)) = dispenser.next() else {
+                    break;
+                };
+                let started = Instant::now();
+                let outcome = sender.send(body).await;
+                counters.record(records, started.elapsed(), &outcome);
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+async fn open_loop(
+    dispenser: &Arc<Dispenser>,
+    senders: Vec<Sender>,
+    deadline: Instant,
+    rate_records_per_second: f64,
+    max_in_flight: usize,
+    counters: &Arc<Counters>,
+) {
+    let records_per_export = dispenser.pool.iter().map(|p| p.records).sum::<usize>() as f64
+        / dispenser.pool.len().max(1) as f64;
+    let interval = Duration::from_secs_f64(records_per_export / rate_records_per_second.max(1e-9));
+    let in_flight = Arc::new(Semaphore::new(max_in_flight.max(1)));
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0u64.. {
+        let scheduled = start + interval.mul_f64(i as f64);
+        if scheduled.into_std() >= deadline {
+            break;
+        }
+        tokio::time::sleep_until(scheduled).await;
+        let Some((body, records)) = dispenser.next() else {
+            break;
+        };
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+            break;
+        };
+        let mut sender = senders[(i as usize) % senders.len()].clone();
+        let counters = Arc::clone(counters);
+        tasks.push(tokio::spawn(async move {
+            let outcome = sender.send(body).await;
+            counters.record(records, scheduled.elapsed(), &outcome);
+            drop(permit);
+        }));
+        if tasks.len() >= 4096 {
+            tasks.retain(|t| !t.is_finished());
+        }
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+async fn progress(counters: Arc<Counters>, stop: Arc<AtomicBool>, label: String) {
+    let started = Instant::now();
+    let mut last = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let elapsed = started.elapsed();
+        if elapsed.as_millis() / 1000 == last as u128 {
+            continue;
+        }
+        last = elapsed.as_secs();
+        eprintln!(
+            "{label}: {:>4}s  acked {:>10}  retryable {:>6}  failed {:>6}",
+            last,
+            counters.records_acked.load(Ordering::Relaxed),
+            counters.retryable.load(Ordering::Relaxed),
+            counters.failed.load(Ordering::Relaxed),
+        );
+    }
+}

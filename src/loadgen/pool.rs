@@ -1,0 +1,259 @@
+//! Pre-encoded requests, so the generator stays cheap next to the server. Each request
+//! remembers where its trace ids and point timestamps sit in the encoded bytes; replaying it
+//! in a later cycle rewrites those in place (new trace ids, later times) instead of
+//! generating and encoding again.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+
+/// How a request body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// OTLP protobuf (gRPC and `application/x-protobuf`).
+    Protobuf,
+    /// OTLP JSON.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum PatchKind {
+    /// The low 8 bytes of a binary trace id.
+    TraceIdBytes,
+    /// The low 16 hex digits of a hex trace id.
+    TraceIdHex,
+    /// A little-endian fixed64 timestamp.
+    TimeFixed64,
+    /// A decimal timestamp of fixed width.
+    TimeDecimal,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Patch {
+    offset: usize,
+    kind: PatchKind,
+    original: u64,
+}
+
+/// One encoded export, replayable with fresh ids and times.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    body: Bytes,
+    /// Records (spans, log records or points) in the export.
+    pub records: usize,
+    patches: Vec<Patch>,
+    trace_ids: Vec<[u8; 16]>,
+}
+
+/// A mixing function: distinct cycles give unrelated id suffixes.
+fn mix(cycle: u64) -> u64 {
+    let mut z = cycle.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl Prepared {
+    /// Encodes `body` and finds the trace ids and point timestamps to rewrite per cycle.
+    pub fn new(
+        encoding: Encoding,
+        body: Vec<u8>,
+        records: usize,
+        trace_ids: Vec<[u8; 16]>,
+        point_times: &[u64],
+    ) -> Self {
+        let mut patches = Vec::new();
+        match encoding {
+            Encoding::Protobuf => {
+                let ids: HashSet<[u8; 16]> = trace_ids.iter().copied().collect();
+                let times: HashSet<u64> = point_times.iter().copied().collect();
+                let mut i = 0;
+                while i + 16 <= body.len() {
+                    let mut window = [0u8; 16];
+                    window.copy_from_slice(&body[i..i + 16]);
+                    if ids.contains(&window) {
+                        patches.push(Patch {
+                            offset: i + 8,
+                            kind: PatchKind::TraceIdBytes,
+                            original: u64::from_be_bytes(
+                                window[8..].try_into().unwrap_or_default(),
+                            ),
+                        });
+                        i += 16;
+                        continue;
+                    }
+                    // time_unix_nano is field 3, fixed64, in every data point kind: tag 0x19.
+                    if body[i] == 0x19 && i + 9 <= body.len() {
+                        let value =
+                            u64::from_le_bytes(body[i + 1..i + 9].try_into().unwrap_or_default());
+                        if times.contains(&value) {
+                            patches.push(Patch {
+                                offset: i + 1,
+                                kind: PatchKind::TimeFixed64,
+                                original: value,
+                            });
+                            i += 9;
+                            continue;
+                        }
+                    }
+                    i += 1;
+                }
+            }
+            Encoding::Json => {
+                let ids: HashSet<String> =
+                    trace_ids.iter().map(|id| super::traces::hex(id)).collect();
+                let text = String::from_utf8_lossy(&body).into_owned();
+                for (position, _) in text.match_indices("\"traceId\":\"") {
+                    let start = position + "\"traceId\":\"".len();
+                    if let Some(hex) = text.get(start..start + 32)
+                        && ids.contains(hex)
+                    {
+                        let original = u64::from_str_radix(&hex[16..], 16).unwrap_or(0);
+                        patches.push(Patch {
+                            offset: start + 16,
+                            kind: PatchKind::TraceIdHex,
+                            original,
+                        });
+                    }
+                }
+                for (position, _) in text.match_indices("\"timeUnixNano\":\"") {
+                    let start = position + "\"timeUnixNano\":\"".len();
+                    let digits: String = text[start..]
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect();
+                    if let Ok(value) = digits.parse::<u64>()
+                        && digits.len() == 19
+                        && point_times.contains(&value)
+                    {
+                        patches.push(Patch {
+                            offset: start,
+                            kind: PatchKind::TimeDecimal,
+                            original: value,
+                        });
+                    }
+                }
+            }
+        }
+        Self {
+            body: Bytes::from(body),
+            records,
+            patches,
+            trace_ids,
+        }
+    }
+
+    /// The body for `cycle`: cycle 0 as encoded, later cycles with new trace ids and times
+    /// moved on by `cycle * time_step_nanos`.
+    pub fn materialize(&self, cycle: u64, time_step_nanos: u64) -> Bytes {
+        if cycle == 0 || self.patches.is_empty() {
+            return self.body.clone();
+        }
+        let salt = mix(cycle);
+        let shift = cycle.saturating_mul(time_step_nanos);
+        let mut body = self.body.to_vec();
+        for patch in &self.patches {
+            match patch.kind {
+                PatchKind::TraceIdBytes => {
+                    body[patch.offset..patch.offset + 8]
+                        .copy_from_slice(&(patch.original ^ salt).to_be_bytes());
+                }
+                PatchKind::TraceIdHex => {
+                    let text = format!("{:016x}", patch.original ^ salt);
+                    body[patch.offset..patch.offset + 16].copy_from_slice(text.as_bytes());
+                }
+                PatchKind::TimeFixed64 => {
+                    body[patch.offset..patch.offset + 8]
+                        .copy_from_slice(&(patch.original + shift).to_le_bytes());
+                }
+                PatchKind::TimeDecimal => {
+                    let text = format!("{:019}", patch.original + shift);
+                    if text.len() == 19 {
+                        body[patch.offset..patch.offset + 19].copy_from_slice(text.as_bytes());
+                    }
+                }
+            }
+        }
+        Bytes::from(body)
+    }
+
+    /// The trace ids this export carries in `cycle`.
+    pub fn trace_ids(&self, cycle: u64) -> Vec<[u8; 16]> {
+        let salt = if cycle == 0 { 0 } else { mix(cycle) };
+        self.trace_ids
+            .iter()
+            .map(|id| {
+                let mut id = *id;
+                let low = u64::from_be_bytes(id[8..].try_into().unwrap_or_default()) ^ salt;
+                id[8..].copy_from_slice(&low.to_be_bytes());
+                id
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadgen::rng::Random;
+    use crate::loadgen::traces::{Service, TraceShape, traces_request};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+
+    fn request() -> (ExportTraceServiceRequest, Vec<[u8; 16]>) {
+        let mut rng = Random::new(9);
+        let shape = TraceShape {
+            services: vec![
+                Service::new("a", 0, &mut rng),
+                Service::new("b", 1, &mut rng),
+            ],
+            depth: 1,
+            fan_out: 2,
+            error_rate: 0.0,
+        };
+        traces_request(&mut rng, &shape, 50, 1_700_000_000_000_000_000)
+    }
+
+    #[test]
+    fn protobuf_cycles_get_new_trace_ids_and_stay_decodable() {
+        let (message, ids) = request();
+        let prepared = Prepared::new(
+            Encoding::Protobuf,
+            message.encode_to_vec(),
+            50,
+            ids.clone(),
+            &[],
+        );
+        assert_eq!(
+            prepared.materialize(0, 0),
+            Bytes::from(message.encode_to_vec())
+        );
+        let later = ExportTraceServiceRequest::decode(prepared.materialize(3, 0)).unwrap();
+        let expected: HashSet<[u8; 16]> = prepared.trace_ids(3).into_iter().collect();
+        let seen: HashSet<[u8; 16]> = later
+            .resource_spans
+            .iter()
+            .flat_map(|r| r.scope_spans.iter().flat_map(|s| s.spans.iter()))
+            .map(|s| s.trace_id.as_slice().try_into().unwrap())
+            .collect();
+        assert_eq!(seen, expected);
+        assert!(seen.is_disjoint(&ids.into_iter().collect()));
+    }
+
+    #[test]
+    fn json_cycles_get_new_trace_ids() {
+        let (message, ids) = request();
+        let json = serde_json::to_vec(&message).unwrap();
+        let prepared = Prepared::new(Encoding::Json, json, 50, ids, &[]);
+        let later: ExportTraceServiceRequest =
+            serde_json::from_slice(&prepared.materialize(2, 0)).unwrap();
+        let expected: HashSet<[u8; 16]> = prepared.trace_ids(2).into_iter().collect();
+        for span in later
+            .resource_spans
+            .iter()
+            .flat_map(|r| r.scope_spans.iter().flat_map(|s| s.spans.iter()))
+        {
+            assert!(expected.contains(span.trace_id.as_slice()));
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Sends pre-encoded exports over OTLP/gRPC (a pass-through codec, no re-encoding) or
+//! OTLP/HTTP (protobuf or JSON), with extra headers, and classifies the answer.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
+use tonic::Status;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::transport::{Channel, Endpoint};
+
+use super::Signal;
+use super::pool::Encoding;
+
+/// Which wire protocol to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransportKind {
+    /// OTLP/gRPC.
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies.
+    HttpProtobuf,
+    /// OTLP/HTTP with JSON bodies.
+    HttpJson,
+}
+
+impl TransportKind {
+    /// The body encoding this transport sends.
+    pub fn encoding(self) -> Encoding {
+        match self {
+            Self::Grpc | Self::HttpProtobuf => Encoding::Protobuf,
+            Self::HttpJson => Encoding::Json,
+        }
+    }
+}
+
+/// How the server answered one export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted; `rejected` records were refused through partial success.
+    Accepted {
+        /// Records refused one by one.
+        rejected: u64,
+    },
+    /// A retryable refusal (gRPC UNAVAILABLE / RESOURCE_EXHAUSTED, HTTP 429/502/503/504).
+    Retryable,
+    /// Any other failure.
+    Failed(String),
+}
+
+/// Passes already-encoded protobuf bytes through tonic untouched.
+#[derive(Debug, Clone, Default)]
+struct PassThrough;
+
+impl Codec for PassThrough {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = PassThrough;
+    type Decoder = PassThrough;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        PassThrough
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        PassThrough
+    }
+}
+
+impl Encoder for PassThrough {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for PassThrough {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+/// One connection's worth of sending.
+#[derive(Clone)]
+pub struct Sender {
+    kind: TransportKind,
+    signal: Signal,
+    grpc: Option<tonic::client::Grpc<Channel>>,
+    http: reqwest::Client,
+    url: String,
+    headers: Vec<(String, String)>,
+}
+
+fn grpc_path(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    }
+}
+
+impl Sender {
+    /// Connects (gRPC) or prepares a client (HTTP).
+    pub async fn connect(
+        kind: TransportKind,
+        signal: Signal,
+        grpc_addr: SocketAddr,
+        http_addr: SocketAddr,
+        headers: Vec<(String, String)>,
+    ) -> anyhow::Result<Self> {
+        let grpc = match kind {
+            TransportKind::Grpc => {
+                let channel = Endpoint::from_shared(format!("http://{grpc_addr}"))?
+                    .initial_stream_window_size(Some(4 * 1024 * 1024))
+                    .initial_connection_window_size(Some(16 * 1024 * 1024))
+                    .connect_timeout(Duration::from_secs(5))
+                    .timeout(Duration::from_secs(30))
+                    .connect()
+                    .await
+                    .map_err(|err| anyhow::anyhow!("cannot connect to {grpc_addr}: {err}"))?;
+                Some(tonic::client::Grpc::new(channel).max_decoding_message_size(64 * 1024 * 1024))
+            }
+            _ => None,
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build()?;
+        let url = format!("http://{http_addr}/v1/{}", signal.path());
+        Ok(Self {
+            kind,
+            signal,
+            grpc,
+            http,
+            url,
+            headers,
+        })
+    }
+
+    /// Sends one export and classifies the answer.
+    pub async fn send(&mut self, body: Bytes) -> Outcome {
+        match (&mut self.grpc, self.kind) {
+            (Some(grpc), _) => {
+                let mut request = tonic::Request::new(body);
+                for (name, value) in &self.headers {
+                    if let (Ok(name), Ok(value)) = (
+                        tonic::metadata::MetadataKey::from_bytes(
+                            name.to_ascii_lowercase().as_bytes(),
+                        ),
+                        value.parse(),
+                    ) {
+                        request.metadata_mut().insert(name, value);
+                    }
+                }
+                if let Err(err) = grpc.ready().await {
+                    return Outcome::Failed(err.to_string());
+                }
+                let path =
+                    tonic::codegen::http::uri::PathAndQuery::from_static(grpc_path(self.signal));
+                match grpc.unary(request, path, PassThrough).await {
+                    Ok(response) => Outcome::Accepted {
+                        rejected: rejected_in(
+                            self.signal,
+                            Encoding::Protobuf,
+                            &response.into_inner(),
+                        ),
+                    },
+                    Err(status) => match status.code() {
+                        tonic::Code::Unavailable | tonic::Code::ResourceExhausted => {
+                            Outcome::Retryable
+                        }
+                        _ => Outcome::Failed(format!("{:?}: {}", status.code(), status.message())),
+                    },
+                }
+            }
+            (None, kind) => {
+                let encoding = kind.encoding();
+                let content_type = match encoding {
+                    Encoding::Protobuf => "application/x-protobuf",
+                    Encoding::Json => "application/json",
+                };
+                let mut request = self
+                    .http
+                    .post(&self.url)
+                    .header("content-type", content_type);
+                for (name, value) in &self.headers {
+                    request = request.header(name, value);
+                }
+                match request.body(body).send().await {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        match status {
+                            200..=299 => {
+                                let body = response.bytes().await.unwrap_or_default();
+                                Outcome::Accepted {
+                                    rejected: rejected_in(self.signal, encoding, &body),
+                                }
+                            }
+                            429 | 502 | 503 | 504 => Outcome::Retryable,
+                            other => Outcome::Failed(format!("HTTP {other}")),
+                        }
+                    }
+                    Err(err) => Outcome::Failed(err.to_string()),
+                }
+            }
+        }
+    }
+}
+
+/// Records refused through `partial_success` in an export response.
+fn rejected_in(signal: Signal, encoding: Encoding, body: &[u8]) -> u64 {
+    fn count(value: Option<i64>) -> u64 {
+        value.and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
+    }
+    match (signal, encoding) {
+        (Signal::Traces, Encoding::Protobuf) => count(
+            ExportTraceServiceResponse::decode(body)
+                .ok()
+                .and_then(|r| r.partial_success)
+                .map(|p| p.rejected_spans),
+        ),
+        (Signal::Logs, Encoding::Protobuf) => count(
+            ExportLogsServiceResponse::decode(body)
+                .ok()
+                .and_then(|r| r.partial_success)
+                .map(|p| p.rejected_log_records),
+        ),
+        (Signal::Metrics, Encoding::Protobuf) => count(
+            ExportMetricsServiceResponse::decode(body)
+                .ok()
+                .and_then(|r| r.partial_success)
+                .map(|p| p.rejected_data_points),
+        ),
+        (_, Encoding::Json) => {
+            let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+            let partial = &value["partialSuccess"];
+            ["rejectedSpans", "rejectedLogRecords", "rejectedDataPoints"]
+                .iter()
+                .find_map(|key| match &partial[*key] {
+                    serde_json::Value::Number(n) => n.as_u64(),
+                    serde_json::Value::String(s) => s.parse().ok(),
+                    _ => None,
+                })
+                .unwrap_or(0)
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The `skewer` binary: command line, logging setup, and dispatch to the subcommands.
+
+mod api;
+mod cli;
+mod config;
+mod loadgen;
+mod self_metrics;
+mod server;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("SKEWER_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,tantivy=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("skewer: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let (config, file) = Config::load(args.config.as_deref(), args.overrides())?;
+            if let Some(file) = file {
+                tracing::info!(file = %file.display(), "config file loaded");
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("skewer")
+                .build()?;
+            runtime.block_on(server::serve(config))
+        }
+        Command::Loadgen(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("skewer-loadgen")
+                .build()?;
+            runtime.block_on(loadgen::run(*args))
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! skewer's own metrics: every name in one place, rendered as Prometheus text.
+
+use std::fmt::Write;
+
+use skewer_ingest::stats::{IngestStats, SignalCounters};
+use skewer_storage::Storage;
+use skewer_storage::model::Signal;
+
+/// Export requests by signal and outcome (accepted, invalid, retryable, failed).
+pub const INGEST_REQUESTS_TOTAL: &str = "skewer_ingest_requests_total";
+/// Records made durable, by signal.
+pub const INGEST_RECORDS_ACCEPTED_TOTAL: &str = "skewer_ingest_records_accepted_total";
+/// Records refused one by one (partial success), by signal.
+pub const INGEST_RECORDS_REJECTED_TOTAL: &str = "skewer_ingest_records_rejected_total";
+/// Request bytes received (decompressed), by signal.
+pub const INGEST_BYTES_TOTAL: &str = "skewer_ingest_received_bytes_total";
+/// Bytes appended to the WAL.
+pub const WAL_BYTES_TOTAL: &str = "skewer_wal_written_bytes_total";
+/// WAL fsyncs (one per group commit).
+pub const WAL_FSYNCS_TOTAL: &str = "skewer_wal_fsyncs_total";
+/// WAL records appended.
+pub const WAL_RECORDS_TOTAL: &str = "skewer_wal_records_total";
+/// Bytes held against the memory budget.
+pub const MEMORY_BUDGET_USED_BYTES: &str = "skewer_memory_budget_used_bytes";
+/// The memory budget.
+pub const MEMORY_BUDGET_LIMIT_BYTES: &str = "skewer_memory_budget_limit_bytes";
+/// Records waiting in memory for a flush (the queue depth), by signal.
+pub const BUFFERED_RECORDS: &str = "skewer_buffered_records";
+/// Estimated bytes waiting in memory, by signal.
+pub const BUFFERED_BYTES: &str = "skewer_buffered_bytes";
+/// Completed flushes, by signal.
+pub const FLUSHES_TOTAL: &str = "skewer_flushes_total";
+/// Time spent flushing, by signal.
+pub const FLUSH_SECONDS_TOTAL: &str = "skewer_flush_seconds_total";
+/// Failed flushes (retried), by signal.
+pub const FLUSH_FAILURES_TOTAL: &str = "skewer_flush_failures_total";
+
+/// A per-signal ingest counter: name, help, reader.
+type IngestSeries = (&'static str, &'static str, fn(&SignalCounters) -> u64);
+/// A per-signal storage figure: name, type, help, reader.
+type StorageSeries = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&skewer_storage::storage::SignalStats) -> f64,
+);
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Renders every metric.
+pub fn render(ingest: &IngestStats, storage: Option<&Storage>) -> String {
+    let mut out = String::with_capacity(4096);
+    header(
+        &mut out,
+        INGEST_REQUESTS_TOTAL,
+        "counter",
+        "OTLP export requests by outcome.",
+    );
+    for signal in Signal::ALL {
+        let c = ingest.signal(signal);
+        for (outcome, counter) in [
+            ("accepted", &c.requests_accepted),
+            ("invalid", &c.requests_invalid),
+            ("retryable", &c.requests_retryable),
+            ("failed", &c.requests_failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "{INGEST_REQUESTS_TOTAL}{{signal=\"{}\",outcome=\"{outcome}\"}} {}",
+                signal.name(),
+                SignalCounters::get(counter)
+            );
+        }
+    }
+    let per_signal: [IngestSeries; 3] = [
+        (
+            INGEST_RECORDS_ACCEPTED_TOTAL,
+            "Records made durable.",
+            |c| SignalCounters::get(&c.records_accepted),
+        ),
+        (
+            INGEST_RECORDS_REJECTED_TOTAL,
+            "Records refused one by one.",
+            |c| SignalCounters::get(&c.records_rejected),
+        ),
+        (
+            INGEST_BYTES_TOTAL,
+            "Request bytes received, decompressed.",
+            |c| SignalCounters::get(&c.bytes_received),
+        ),
+    ];
+    for (name, help, read) in per_signal {
+        header(&mut out, name, "counter", help);
+        for signal in Signal::ALL {
+            let _ = writeln!(
+                out,
+                "{name}{{signal=\"{}\"}} {}",
+                signal.name(),
+                read(ingest.signal(signal))
+            );
+        }
+    }
+    let Some(storage) = storage else {
+        return out;
+    };
+    let wal = storage.wal_stats();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    for (name, help, value) in [
+        (
+            WAL_BYTES_TOTAL,
+            "Bytes appended to the WAL.",
+            load(&wal.bytes_written),
+        ),
+        (
+            WAL_FSYNCS_TOTAL,
+            "WAL fsyncs, one per group commit.",
+            load(&wal.fsyncs),
+        ),
+        (
+            WAL_RECORDS_TOTAL,
+            "WAL records appended.",
+            load(&wal.records),
+        ),
+    ] {
+        header(&mut out, name, "counter", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    let budget = storage.budget();
+    header(
+        &mut out,
+        MEMORY_BUDGET_USED_BYTES,
+        "gauge",
+        "Bytes held against the memory budget.",
+    );
+    let _ = writeln!(out, "{MEMORY_BUDGET_USED_BYTES} {}", budget.used_bytes());
+    header(
+        &mut out,
+        MEMORY_BUDGET_LIMIT_BYTES,
+        "gauge",
+        "The memory budget.",
+    );
+    let _ = writeln!(out, "{MEMORY_BUDGET_LIMIT_BYTES} {}", budget.limit_bytes());
+    let stats: Vec<_> = Signal::ALL
+        .iter()
+        .map(|s| (s.name(), storage.signal_stats(*s)))
+        .collect();
+    let series: [StorageSeries; 5] = [
+        (
+            BUFFERED_RECORDS,
+            "gauge",
+            "Records waiting in memory for a flush.",
+            |s| s.buffered_records as f64,
+        ),
+        (
+            BUFFERED_BYTES,
+            "gauge",
+            "Estimated bytes waiting in memory.",
+            |s| s.buffered_bytes as f64,
+        ),
+        (FLUSHES_TOTAL, "counter", "Completed flushes.", |s| {
+            s.flushes as f64
+        }),
+        (
+            FLUSH_SECONDS_TOTAL,
+            "counter",
+            "Time spent flushing.",
+            |s| s.flush_seconds,
+        ),
+        (
+            FLUSH_FAILURES_TOTAL,
+            "counter",
+            "Failed flushes, retried later.",
+            |s| s.flush_failures as f64,
+        ),
+    ];
+    for (name, kind, help, read) in series {
+        header(&mut out, name, kind, help);
+        for (signal, stat) in &stats {
+            let _ = writeln!(out, "{name}{{signal=\"{signal}\"}} {}", read(stat));
+        }
+    }
+    out
+}

@@ -1,0 +1,39 @@
+//! Storage settings with their defaults; the binary fills them from its layered config.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings of the storage layer.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Root of everything skewer writes.
+    pub data_dir: PathBuf,
+    /// Byte budget for data in flight and in buffers, across all signals.
+    pub max_buffered_bytes: usize,
+    /// Spans and metric points are written to files at least this often.
+    pub flush_interval: Duration,
+    /// A store is flushed early once its buffer holds this many bytes.
+    pub flush_max_bytes: usize,
+    /// Logs are committed to the index at least this often (their search visibility bound
+    /// for committed data; buffered logs are searchable at once).
+    pub log_commit_interval: Duration,
+    /// Memory of the tantivy writer, per tenant index.
+    pub log_writer_memory_bytes: usize,
+    /// A WAL segment is closed past this size.
+    pub wal_segment_max_bytes: u64,
+}
+
+impl StorageConfig {
+    /// Defaults rooted at `data_dir`.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            max_buffered_bytes: 512 * 1024 * 1024,
+            flush_interval: Duration::from_secs(30),
+            flush_max_bytes: 96 * 1024 * 1024,
+            log_commit_interval: Duration::from_secs(5),
+            log_writer_memory_bytes: 32 * 1024 * 1024,
+            wal_segment_max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The crate's error type and the error kinds every layer maps to a gRPC code or HTTP status.
+
+/// What a caller can do about an error; adapters map each kind to one gRPC code and one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is wrong; retrying it unchanged will fail again.
+    InvalidArgument,
+    /// The thing asked for does not exist.
+    NotFound,
+    /// No or bad credentials.
+    Unauthenticated,
+    /// Credentials lack the right.
+    PermissionDenied,
+    /// Overloaded: retry later (OTLP's retryable answer).
+    ResourceExhausted,
+    /// Not ready or shutting down: retry later.
+    Unavailable,
+    /// A bug or an environment failure (disk, permissions).
+    Internal,
+}
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The write-ahead log failed.
+    #[error(transparent)]
+    Wal(#[from] crate::wal::WalError),
+    /// Encoding or decoding a Parquet file failed.
+    #[error(transparent)]
+    Codec(#[from] crate::parquet_codec::CodecError),
+    /// The log index failed.
+    #[error(transparent)]
+    LogIndex(#[from] crate::logs::LogIndexError),
+    /// Reading or writing an object failed.
+    #[error("object store {path}: {source}")]
+    ObjectStore {
+        /// The object's path.
+        path: String,
+        /// The cause.
+        source: object_store::Error,
+    },
+    /// A file-system operation outside the object store failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The memory budget for in-flight and buffered data is used up.
+    #[error(
+        "memory budget exhausted: {requested_bytes} bytes requested, {available_bytes} available"
+    )]
+    BudgetExhausted {
+        /// What the request needed.
+        requested_bytes: usize,
+        /// What was left.
+        available_bytes: usize,
+    },
+    /// Storage is shutting down and takes no more writes.
+    #[error("storage is shutting down")]
+    ShuttingDown,
+    /// A query argument is invalid (bad log query syntax...).
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// A blocking task panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+impl StorageError {
+    /// The kind that decides the status code a client sees.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::BudgetExhausted { .. } => ErrorKind::ResourceExhausted,
+            Self::ShuttingDown => ErrorKind::Unavailable,
+            Self::Wal(crate::wal::WalError::Poisoned(_) | crate::wal::WalError::Closed) => {
+                ErrorKind::Unavailable
+            }
+            Self::InvalidQuery(_) => ErrorKind::InvalidArgument,
+            Self::LogIndex(err) if err.is_invalid_query() => ErrorKind::InvalidArgument,
+            Self::Wal(_)
+            | Self::Codec(_)
+            | Self::LogIndex(_)
+            | Self::ObjectStore { .. }
+            | Self::Io { .. }
+            | Self::Task(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// Wraps an I/O error with its path.
+    pub fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for StorageError {
+    fn from(err: tokio::task::JoinError) -> Self {
+        Self::Task(err.to_string())
+    }
+}

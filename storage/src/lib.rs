@@ -1,0 +1,27 @@
+//! skewer-storage: the model, the write-ahead log, in-memory buffers and the three stores.
+//!
+//! Data flows one way through this crate: [`wal`] makes an accepted export durable, the
+//! stores' in-memory buffers make it queryable at once, and flushes turn buffers into
+//! immutable files (spans and metrics as Parquet through `object_store`, logs into a tantivy
+//! index), after which the WAL is checkpointed. This crate knows nothing of wire protocols:
+//! the WAL carries opaque payloads that a caller-supplied decoder turns back into
+//! [`model::SignalBatch`]es on replay.
+
+pub mod budget;
+pub mod buffer;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod layout;
+pub mod log_store;
+pub mod logs;
+pub mod metrics;
+pub mod model;
+pub mod parquet_codec;
+pub mod spans;
+pub mod storage;
+pub mod table;
+pub mod wal;
+
+pub use error::{ErrorKind, StorageError};
+pub use storage::Storage;

@@ -1,0 +1,554 @@
+//! [`LogIndex`]: open, add, commit and search one tenant's tantivy log index.
+//!
+//! This file owns the tantivy writer and reader and turns a [`LogQuery`] into a tantivy query;
+//! the schema and the document mapping live in [`super::schema`]. It never decides when to
+//! commit: that is the caller's flush policy.
+
+use std::fmt;
+use std::ops::Bound;
+use std::path::Path;
+
+use tantivy::collector::TopDocs;
+use tantivy::directory::MmapDirectory;
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption, Value};
+use tantivy::store::{Compressor, ZstdCompressor};
+use tantivy::{
+    Index, IndexReader, IndexSettings, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term,
+};
+use tracing::debug;
+
+use super::query::LogQuery;
+use super::schema::{LogFields, TIMESTAMP};
+use super::{LogIndexConfig, LogIndexError};
+use crate::model::LogRecord;
+
+/// zstd level of the document store: 3 is zstd's default, a good ratio at a fast speed.
+const DOCSTORE_ZSTD_LEVEL: i32 = 12;
+/// Uncompressed bytes per document-store block: larger blocks compress better, smaller ones
+/// make fetching one record cheaper. 64 KiB holds a few hundred log records.
+const DOCSTORE_BLOCK_BYTES: usize = 256 * 1024;
+/// Decompressed blocks cached per segment: a page of results usually sits in a few blocks, and
+/// the cache is per segment, so it is kept small (tantivy's default is 100).
+const DOCSTORE_CACHE_BLOCKS: usize = 8;
+
+/// One tenant's log index. Not thread-safe for writes (`add`, `commit` take `&mut self`);
+/// records added but not committed are lost if the index is dropped (the WAL still has them).
+pub struct LogIndex {
+    fields: LogFields,
+    writer: IndexWriter<TantivyDocument>,
+    reader: IndexReader,
+    query_parser: QueryParser,
+}
+
+impl LogIndex {
+    /// Opens the index in `dir`, creating dir and index if missing.
+    ///
+    /// Fails if another writer holds the directory's lock, or if the index on disk has a
+    /// different schema.
+    pub fn open(dir: &Path, config: &LogIndexConfig) -> Result<Self, LogIndexError> {
+        std::fs::create_dir_all(dir).map_err(|source| LogIndexError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let directory = MmapDirectory::open(dir).map_err(|source| LogIndexError::OpenDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let fields = LogFields::new();
+        let settings = IndexSettings {
+            docstore_compression: Compressor::Zstd(ZstdCompressor {
+                compression_level: Some(DOCSTORE_ZSTD_LEVEL),
+            }),
+            docstore_blocksize: DOCSTORE_BLOCK_BYTES,
+            ..IndexSettings::default()
+        };
+        let index = Index::builder()
+            .schema(fields.schema.clone())
+            .settings(settings)
+            .open_or_create(directory)?;
+        let writer = index.writer_with_num_threads(1, config.writer_memory_bytes)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .doc_store_cache_num_blocks(DOCSTORE_CACHE_BLOCKS)
+            .try_into()?;
+        let mut query_parser = QueryParser::for_index(&index, vec![fields.body]);
+        query_parser.set_conjunction_by_default();
+        Ok(Self {
+            fields,
+            writer,
+            reader,
+            query_parser,
+        })
+    }
+
+    /// Adds records (not yet visible). Records carry `correlation_id` already filled in.
+    pub fn add(&mut self, records: &[LogRecord]) -> Result<(), LogIndexError> {
+        for record in records {
+            let document = self.fields.to_document(record)?;
+            self.writer.add_document(document)?;
+        }
+        Ok(())
+    }
+
+    /// Commits durably and reloads the reader so committed records are searchable on return.
+    pub fn commit(&mut self) -> Result<(), LogIndexError> {
+        let opstamp = self.writer.commit()?;
+        self.reader.reload()?;
+        debug!(opstamp, num_docs = self.num_docs(), "committed log index");
+        Ok(())
+    }
+
+    /// Searches committed records; newest first (by effective time), at most `query.limit`.
+    pub fn search(&self, query: &LogQuery) -> Result<Vec<LogRecord>, LogIndexError> {
+        let tantivy_query = self.to_tantivy_query(query)?;
+        let searcher = self.reader.searcher();
+        // Never ask tantivy for more slots than there are documents.
+        let num_docs = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX);
+        let limit = query.limit.min(num_docs);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let newest_first =
+            TopDocs::with_limit(limit).order_by_fast_field::<u64>(TIMESTAMP, Order::Desc);
+        let hits = searcher.search(&tantivy_query, &newest_first)?;
+        hits.into_iter()
+            .map(|(_, address)| {
+                let document: TantivyDocument = searcher.doc(address)?;
+                self.read_record(&document)
+            })
+            .collect()
+    }
+
+    /// Number of committed documents (for tests/metrics).
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Every set filter becomes a required clause; no filter at all matches everything.
+    fn to_tantivy_query(&self, query: &LogQuery) -> Result<Box<dyn Query>, LogIndexError> {
+        let fields = &self.fields;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut require_exact = |field: Field, text: &str| {
+            let term = Term::from_field_text(field, text);
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+            ));
+        };
+        if let Some(trace_id) = query.trace_id {
+            require_exact(fields.trace_id, &trace_id.to_string());
+        }
+        if let Some(span_id) = query.span_id {
+            require_exact(fields.span_id, &span_id.to_string());
+        }
+        if let Some(correlation_id) = &query.correlation_id {
+            require_exact(fields.correlation_id, correlation_id);
+        }
+        if let Some(service_name) = &query.service_name {
+            require_exact(fields.service_name, service_name);
+        }
+        if query.start_unix_nano.is_some() || query.end_unix_nano.is_some() {
+            let lower = query.start_unix_nano.map_or(Bound::Unbounded, |start| {
+                Bound::Included(Term::from_field_u64(fields.timestamp, start))
+            });
+            let upper = query.end_unix_nano.map_or(Bound::Unbounded, |end| {
+                Bound::Excluded(Term::from_field_u64(fields.timestamp, end))
+            });
+            clauses.push((Occur::Must, Box::new(RangeQuery::new(lower, upper))));
+        }
+        if let Some(min_severity) = query.min_severity_number {
+            let lower = Term::from_field_i64(fields.severity_number, i64::from(min_severity));
+            let range = RangeQuery::new(Bound::Included(lower), Bound::Unbounded);
+            clauses.push((Occur::Must, Box::new(range)));
+        }
+        if let Some(text) = query.text_filter() {
+            let parsed = self.query_parser.parse_query(text).map_err(|error| {
+                LogIndexError::InvalidQuery {
+                    text: text.to_string(),
+                    reason: error.to_string(),
+                }
+            })?;
+            clauses.push((Occur::Must, parsed));
+        }
+        Ok(match clauses.len() {
+            0 => Box::new(AllQuery),
+            1 => clauses.remove(0).1,
+            _ => Box::new(BooleanQuery::new(clauses)),
+        })
+    }
+
+    fn read_record(&self, document: &TantivyDocument) -> Result<LogRecord, LogIndexError> {
+        let bytes = document
+            .get_first(self.fields.record)
+            .and_then(|value| value.as_bytes())
+            .ok_or_else(|| LogIndexError::CorruptRecord {
+                reason: "the document has no record bytes".to_string(),
+            })?;
+        serde_json::from_slice(bytes).map_err(|error| LogIndexError::CorruptRecord {
+            reason: error.to_string(),
+        })
+    }
+}
+
+impl fmt::Debug for LogIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogIndex")
+            .field("num_docs", &self.num_docs())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::logs::matches_in_memory;
+    use crate::logs::test_records::{
+        BASE_UNIX_NANO, otlp_protobuf_bytes, realistic_records, record, span_id, trace_id,
+    };
+    use crate::model::{Attribute, Resource};
+
+    const SECOND: u64 = 1_000_000_000;
+
+    /// Ten records, `req-1` to `req-10`, one second apart; 2 is service `cart`, 3 is ERROR,
+    /// 6 is WARN, 4 has no trace or span, 5 has only an observed time.
+    fn fixture() -> Vec<LogRecord> {
+        let bodies = [
+            "user login succeeded for alice",
+            "cart updated with 3 items",
+            "payment declined by issuer bank",
+            "background job finished without trace",
+            "connection reset by peer while reading response",
+            "slow response from payment gateway",
+            "payment accepted for order 77",
+            "connection timeout to payment gateway",
+            "user logout for bob",
+            "declined by issuer: insufficient funds",
+        ];
+        let mut records: Vec<LogRecord> = (1..=10u64)
+            .map(|n| record(n, bodies[n as usize - 1]))
+            .collect();
+        records[1].resource = Arc::new(Resource {
+            attributes: vec![Attribute::string("service.name", "cart")],
+            ..Resource::default()
+        });
+        (records[2].severity_number, records[2].severity_text) = (17, "ERROR".into());
+        (records[5].severity_number, records[5].severity_text) = (13, "WARN".into());
+        (records[3].trace_id, records[3].span_id) = (None, None);
+        records[4].time_unix_nano = 0;
+        records
+    }
+
+    fn numbers(records: &[LogRecord]) -> Vec<u64> {
+        records
+            .iter()
+            .map(|record| {
+                let id = record.correlation_id.as_deref().unwrap();
+                id.trim_start_matches("req-").parse().unwrap()
+            })
+            .collect()
+    }
+
+    fn all() -> LogQuery {
+        LogQuery {
+            limit: 100,
+            ..LogQuery::default()
+        }
+    }
+
+    fn text(text: &str) -> LogQuery {
+        LogQuery {
+            text: Some(text.into()),
+            ..all()
+        }
+    }
+
+    /// An index holding the fixture, added in two commits.
+    fn indexed_fixture(dir: &Path) -> LogIndex {
+        let records = fixture();
+        let mut index = LogIndex::open(dir, &LogIndexConfig::default()).unwrap();
+        index.add(&records[..5]).unwrap();
+        index.commit().unwrap();
+        index.add(&records[5..]).unwrap();
+        index.commit().unwrap();
+        index
+    }
+
+    fn found(index: &LogIndex, query: &LogQuery) -> Vec<u64> {
+        numbers(&index.search(query).unwrap())
+    }
+
+    #[test]
+    fn records_read_back_exactly_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = indexed_fixture(dir.path());
+        assert_eq!(index.num_docs(), 10);
+        let mut expected = fixture();
+        expected.reverse();
+        assert_eq!(index.search(&all()).unwrap(), expected);
+        let limited = LogQuery { limit: 3, ..all() };
+        assert_eq!(found(&index, &limited), [10, 9, 8]);
+        assert!(index.search(&LogQuery::default()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn added_records_are_invisible_until_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = LogIndex::open(dir.path(), &LogIndexConfig::default()).unwrap();
+        index.add(&fixture()).unwrap();
+        assert_eq!(index.num_docs(), 0);
+        assert!(index.search(&all()).unwrap().is_empty());
+        index.commit().unwrap();
+        assert_eq!(index.num_docs(), 10);
+    }
+
+    #[test]
+    fn exact_fields_find_their_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = indexed_fixture(dir.path());
+        let by = |query: LogQuery| found(&index, &query);
+        assert_eq!(
+            by(LogQuery {
+                trace_id: Some(trace_id(3)),
+                ..all()
+            }),
+            [3]
+        );
+        assert_eq!(
+            by(LogQuery {
+                trace_id: Some(trace_id(4)),
+                ..all()
+            }),
+            [0u64; 0]
+        );
+        assert_eq!(
+            by(LogQuery {
+                span_id: Some(span_id(7)),
+                ..all()
+            }),
+            [7]
+        );
+        assert_eq!(
+            by(LogQuery {
+                correlation_id: Some("req-9".into()),
+                ..all()
+            }),
+            [9]
+        );
+        assert_eq!(
+            by(LogQuery {
+                service_name: Some("cart".into()),
+                ..all()
+            }),
+            [2]
+        );
+        assert_eq!(
+            by(LogQuery {
+                service_name: Some("checkout".into()),
+                ..all()
+            }),
+            [10, 9, 8, 7, 6, 5, 4, 3, 1]
+        );
+        assert_eq!(
+            by(LogQuery {
+                min_severity_number: Some(13),
+                ..all()
+            }),
+            [6, 3]
+        );
+        let untraced = index.search(&LogQuery {
+            correlation_id: Some("req-4".into()),
+            ..all()
+        });
+        assert_eq!(untraced.unwrap(), [fixture()[3].clone()]);
+    }
+
+    #[test]
+    fn time_range_is_inclusive_start_exclusive_end_on_effective_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = indexed_fixture(dir.path());
+        let range = |start: Option<u64>, end: Option<u64>| {
+            let query = LogQuery {
+                start_unix_nano: start,
+                end_unix_nano: end,
+                ..all()
+            };
+            found(&index, &query)
+        };
+        let at = |seconds: u64| Some(BASE_UNIX_NANO + seconds * SECOND);
+        assert_eq!(range(at(3), at(6)), [5, 4, 3]);
+        assert_eq!(range(at(9), None), [10, 9]);
+        assert_eq!(range(None, at(2)), [1]);
+        // Record 5 has only an observed time: BASE + 5 s + 5 ns.
+        let observed = BASE_UNIX_NANO + 5 * SECOND + 5;
+        assert_eq!(range(Some(observed), Some(observed + 1)), [5]);
+        assert_eq!(range(Some(observed + 1), at(6)), [0u64; 0]);
+    }
+
+    #[test]
+    fn full_text_ands_terms_and_matches_phrases() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = indexed_fixture(dir.path());
+        let by = |query: &str| found(&index, &text(query));
+        assert_eq!(by("payment"), [8, 7, 6, 3]);
+        assert_eq!(by("PAYMENT gateway"), [8, 6]);
+        assert_eq!(by("\"payment gateway\""), [8, 6]);
+        assert_eq!(by("\"gateway payment\""), [0u64; 0]);
+        assert_eq!(by("\"declined by issuer\""), [10, 3]);
+        assert_eq!(by("payment -declined"), [8, 7, 6]);
+        assert_eq!(by("reset OR timeout"), [8, 5]);
+        assert_eq!(by("severity_text:ERROR"), [3]);
+        assert_eq!(
+            by("attributes.http.method:GET AND attributes.http.status_code:200").len(),
+            10
+        );
+    }
+
+    #[test]
+    fn filters_combine() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = indexed_fixture(dir.path());
+        let query = LogQuery {
+            service_name: Some("checkout".into()),
+            text: Some("payment".into()),
+            min_severity_number: Some(13),
+            ..all()
+        };
+        assert_eq!(found(&index, &query), [6, 3]);
+        let later = LogQuery {
+            start_unix_nano: Some(BASE_UNIX_NANO + 4 * SECOND),
+            ..query
+        };
+        assert_eq!(found(&index, &later), [6]);
+    }
+
+    #[test]
+    fn a_reopened_index_still_finds_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(indexed_fixture(dir.path()));
+        let index = LogIndex::open(dir.path(), &LogIndexConfig::default()).unwrap();
+        assert_eq!(index.num_docs(), 10);
+        assert_eq!(found(&index, &text("payment")), [8, 7, 6, 3]);
+        assert_eq!(
+            found(
+                &index,
+                &LogQuery {
+                    trace_id: Some(trace_id(3)),
+                    ..all()
+                }
+            ),
+            [3]
+        );
+    }
+
+    #[test]
+    fn invalid_query_text_is_reported_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = indexed_fixture(dir.path());
+        for bad in [
+            "(unclosed",
+            "nosuchfield:x",
+            "-payment",
+            "severity_number:high",
+        ] {
+            let error = index.search(&text(bad)).unwrap_err();
+            assert!(error.is_invalid_query(), "{bad}: {error}");
+        }
+        let too_small = LogIndexConfig {
+            writer_memory_bytes: 1 << 20,
+        };
+        let other = tempfile::tempdir().unwrap();
+        let error = LogIndex::open(other.path(), &too_small).unwrap_err();
+        assert!(!error.is_invalid_query());
+    }
+
+    #[test]
+    fn in_memory_matching_agrees_with_search() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = indexed_fixture(dir.path());
+        let queries = [
+            all(),
+            text("payment"),
+            text("payment gateway"),
+            text("\"declined by\" issuer"),
+            text("\"declined bank\"~2"),
+            text("connection -reset"),
+            text("reset OR timeout"),
+            text("user (alice OR bob)"),
+            text("severity_text:ERROR OR severity_text:WARN"),
+            text("severity_number:[10 TO *]"),
+            text("attributes.http.status_code:200 service_name:cart"),
+            text("..."),
+            LogQuery {
+                trace_id: Some(trace_id(2)),
+                ..all()
+            },
+            LogQuery {
+                span_id: Some(span_id(4)),
+                ..all()
+            },
+            LogQuery {
+                service_name: Some("cart".into()),
+                ..all()
+            },
+            LogQuery {
+                min_severity_number: Some(13),
+                text: Some("payment".into()),
+                ..all()
+            },
+            LogQuery {
+                start_unix_nano: Some(BASE_UNIX_NANO + 5 * SECOND),
+                ..all()
+            },
+            LogQuery {
+                end_unix_nano: Some(BASE_UNIX_NANO + 5 * SECOND + 5),
+                ..all()
+            },
+        ];
+        let mut newest_first = fixture();
+        newest_first.reverse();
+        for query in queries {
+            let in_memory: Vec<LogRecord> = newest_first
+                .iter()
+                .filter(|record| matches_in_memory(&query, record))
+                .cloned()
+                .collect();
+            assert_eq!(numbers(&in_memory), found(&index, &query), "{query:?}");
+        }
+    }
+
+    /// Prints index bytes per record for realistic logs, with every record its own trace (the
+    /// worst case for the id terms) and with five records per trace; asserts nothing.
+    #[test]
+    fn measure_bytes_per_record() {
+        const NUM_RECORDS: u64 = 2000;
+        for logs_per_trace in [1, 5] {
+            let records = realistic_records(NUM_RECORDS, logs_per_trace);
+            let protobuf_bytes: usize = records.iter().map(otlp_protobuf_bytes).sum();
+            let dir = tempfile::tempdir().unwrap();
+            let mut index = LogIndex::open(dir.path(), &LogIndexConfig::default()).unwrap();
+            index.add(&records).unwrap();
+            index.commit().unwrap();
+            assert_eq!(index.num_docs(), NUM_RECORDS);
+
+            let mut by_extension = std::collections::BTreeMap::<String, u64>::new();
+            for entry in std::fs::read_dir(dir.path()).unwrap() {
+                let path = entry.unwrap().path();
+                let extension = path.extension().unwrap_or_default().to_string_lossy();
+                let len = std::fs::metadata(&path).unwrap().len();
+                *by_extension.entry(extension.into_owned()).or_default() += len;
+            }
+            let per_record = by_extension.values().sum::<u64>() as f64 / NUM_RECORDS as f64;
+            let protobuf_per_record = protobuf_bytes as f64 / NUM_RECORDS as f64;
+            println!(
+                "log index, {logs_per_trace} logs/trace: {per_record:.1} bytes/record on disk, \
+                 OTLP protobuf {protobuf_per_record:.1} bytes/record, ratio {:.3}; \
+                 bytes by file type: {by_extension:?}",
+                per_record / protobuf_per_record
+            );
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The log index: one tantivy index of log records per tenant, with a synchronous API.
+//!
+//! Every call blocks (commits fsync, searches read mmapped files), so async callers run it on
+//! blocking threads. The index knows nothing of tenants, buffers or the WAL: the caller adds
+//! records, commits, and searches; records still in its buffer are filtered with
+//! [`matches_in_memory`] (or a [`LogMatcher`]), which gives a [`LogQuery`] the same meaning.
+//!
+//! # Schema
+//!
+//! | field            | type      | options                                                     |
+//! |------------------|-----------|-------------------------------------------------------------|
+//! | `timestamp`      | u64       | FAST only: effective time (event, else observed), Unix ns   |
+//! | `severity_number`| i64       | INDEXED + FAST                                              |
+//! | `severity_text`  | text      | raw tokenizer (exact), doc ids only, no norms               |
+//! | `service_name`   | text      | raw (exact), doc ids only, no norms; `unknown_service` if unset |
+//! | `trace_id`       | text      | raw lowercase hex, doc ids only, no norms; absent if none   |
+//! | `span_id`        | text      | raw lowercase hex, doc ids only, no norms; absent if none   |
+//! | `correlation_id` | text      | raw (exact), doc ids only, no norms; absent if none         |
+//! | `body`           | text      | `default` tokenizer, freqs + positions (phrases), no norms, not stored |
+//! | `attributes`     | JSON      | raw string values, dots in keys expanded, doc ids only, not stored |
+//! | `record`         | bytes     | STORED only: the whole [`LogRecord`] as JSON               |
+//!
+//! The timestamp has no inverted index: tantivy 0.27 answers a `RangeQuery` on a fast numeric
+//! field from the column, and sorts by it, so terms would only cost space. No norms anywhere:
+//! results are ordered by time, never by score. Structured bodies are indexed as their words
+//! (`key value ...`), not as JSON. The document store is zstd level 3 in 64 KiB blocks, which is
+//! where most of the bytes go. Query text uses tantivy's syntax with `body` as the default
+//! field and AND as the default operator, so `timeout "connection reset" -retry`,
+//! `severity_text:ERROR` and `attributes.http.method:GET` all work.
+
+mod index;
+mod query;
+mod schema;
+#[cfg(test)]
+mod test_records;
+mod text_match;
+
+pub use index::LogIndex;
+pub use query::{LogMatcher, LogQuery, matches_in_memory};
+
+/// Errors of the log index.
+#[derive(Debug, thiserror::Error)]
+pub enum LogIndexError {
+    /// tantivy failed (I/O, a corrupt or incompatible index, a lock held by another writer).
+    #[error("tantivy: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    /// The index directory could not be created.
+    #[error("cannot create log index directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The index directory could not be opened.
+    #[error("cannot open log index directory {path}: {source}")]
+    OpenDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: tantivy::directory::error::OpenDirectoryError,
+    },
+    /// The query text is not valid query syntax or names an unknown or unindexed field.
+    #[error("invalid log query {text:?}: {reason}")]
+    InvalidQuery {
+        /// The query text as given.
+        text: String,
+        /// What is wrong with it, fit to show the user.
+        reason: String,
+    },
+    /// A record could not be encoded to JSON for the document store.
+    #[error("cannot encode log record: {0}")]
+    EncodeRecord(serde_json::Error),
+    /// A stored document did not hold a readable record.
+    #[error("stored log record is unreadable: {reason}")]
+    CorruptRecord {
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+impl LogIndexError {
+    /// True when the user's query text was at fault (maps to InvalidArgument).
+    pub fn is_invalid_query(&self) -> bool {
+        matches!(self, Self::InvalidQuery { .. })
+    }
+}
+
+/// Tuning of one log index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogIndexConfig {
+    /// Memory the single indexing thread may fill before it writes a segment; tantivy needs at
+    /// least 15 MB.
+    pub writer_memory_bytes: usize,
+}
+
+impl LogIndexConfig {
+    /// The default writer memory: 32 MiB.
+    pub const DEFAULT_WRITER_MEMORY_BYTES: usize = 32 << 20;
+}
+
+impl Default for LogIndexConfig {
+    fn default() -> Self {
+        Self {
+            writer_memory_bytes: Self::DEFAULT_WRITER_MEMORY_BYTES,
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The tantivy schema of the log index and the mapping of one [`LogRecord`] to one document.
+//!
+//! This file decides what is indexed, how, and what is stored; it runs no query and touches
+//! no directory. Field names are constants here so the in-memory matcher
+//! ([`super::text_match`]) resolves `field:value` clauses exactly as tantivy's query parser does.
+
+use std::sync::Arc;
+
+use tantivy::TantivyDocument;
+use tantivy::schema::{
+    Field, IndexRecordOption, JsonObjectOptions, NumericOptions, OwnedValue, STORED, Schema,
+    TextFieldIndexing, TextOptions,
+};
+
+use super::LogIndexError;
+use crate::model::{Attribute, AttributeValue, LogRecord};
+
+/// Effective time (`time_unix_nano`, else observed), u64 Unix nanoseconds; fast only.
+pub(crate) const TIMESTAMP: &str = "timestamp";
+/// OTLP severity number, i64; indexed and fast.
+pub(crate) const SEVERITY_NUMBER: &str = "severity_number";
+/// Severity text as sent, exact.
+pub(crate) const SEVERITY_TEXT: &str = "severity_text";
+/// `service.name` of the resource (or `unknown_service`), exact.
+pub(crate) const SERVICE_NAME: &str = "service_name";
+/// Trace id as lowercase hex, exact.
+pub(crate) const TRACE_ID: &str = "trace_id";
+/// Span id as lowercase hex, exact.
+pub(crate) const SPAN_ID: &str = "span_id";
+/// Request correlation id, exact.
+pub(crate) const CORRELATION_ID: &str = "correlation_id";
+/// Body text, tokenized by tantivy's `default` tokenizer, with positions.
+pub(crate) const BODY: &str = "body";
+/// Record attributes as a JSON object with raw (exact) string values.
+pub(crate) const ATTRIBUTES: &str = "attributes";
+/// The whole record as JSON bytes: the only stored field.
+pub(crate) const RECORD: &str = "record";
+
+/// The raw tokenizer tantivy registers by default: the whole value is one token.
+const RAW_TOKENIZER: &str = "raw";
+/// The tokenizer tantivy registers by default: split on non-alphanumerics, drop tokens of 40
+/// bytes or more, lowercase.
+pub(crate) const DEFAULT_TOKENIZER: &str = "default";
+
+/// Handles to every field of the log schema, resolved once.
+#[derive(Debug, Clone)]
+pub(crate) struct LogFields {
+    pub(crate) schema: Schema,
+    pub(crate) timestamp: Field,
+    pub(crate) severity_number: Field,
+    pub(crate) severity_text: Field,
+    pub(crate) service_name: Field,
+    pub(crate) trace_id: Field,
+    pub(crate) span_id: Field,
+    pub(crate) correlation_id: Field,
+    pub(crate) body: Field,
+    pub(crate) attributes: Field,
+    pub(crate) record: Field,
+}
+
+impl LogFields {
+    /// Builds the schema. Changing any option here changes the on-disk format: an existing
+    /// index with a different schema refuses to open.
+    pub(crate) fn new() -> Self {
+        let mut builder = Schema::builder();
+        // Exact fields: one raw token, doc ids only (no freqs, positions or norms).
+        let exact_indexing = TextFieldIndexing::default()
+            .set_tokenizer(RAW_TOKENIZER)
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false);
+        let exact = TextOptions::default().set_indexing_options(exact_indexing.clone());
+        // Body: positions for phrase queries (positions need freqs); no norms, since results
+        // are ordered by time, never by score.
+        let body = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(DEFAULT_TOKENIZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions)
+                .set_fieldnorms(false),
+        );
+        let attributes = JsonObjectOptions::default()
+            .set_indexing_options(exact_indexing)
+            .set_expand_dots_enabled();
+
+        // The timestamp is fast only: tantivy 0.27 runs a RangeQuery on a fast numeric field
+        // through the column, so inverted-index terms (one per distinct nanosecond) would be
+        // dead weight.
+        let timestamp = builder.add_u64_field(TIMESTAMP, NumericOptions::default().set_fast());
+        let severity_number = builder.add_i64_field(
+            SEVERITY_NUMBER,
+            NumericOptions::default().set_indexed().set_fast(),
+        );
+        let severity_text = builder.add_text_field(SEVERITY_TEXT, exact.clone());
+        let service_name = builder.add_text_field(SERVICE_NAME, exact.clone());
+        let trace_id = builder.add_text_field(TRACE_ID, exact.clone());
+        let span_id = builder.add_text_field(SPAN_ID, exact.clone());
+        let correlation_id = builder.add_text_field(CORRELATION_ID, exact);
+        let body = builder.add_text_field(BODY, body);
+        let attributes = builder.add_json_field(ATTRIBUTES, attributes);
+        let record = builder.add_bytes_field(RECORD, STORED);
+        Self {
+            schema: builder.build(),
+            timestamp,
+            severity_number,
+            severity_text,
+            service_name,
+            trace_id,
+            span_id,
+            correlation_id,
+            body,
+            attributes,
+            record,
+        }
+    }
+
+    /// Turns one record into one document: the indexed projections plus the stored JSON.
+    pub(crate) fn to_document(&self, record: &LogRecord) -> Result<TantivyDocument, LogIndexError> {
+        let mut document = TantivyDocument::new();
+        document.add_u64(self.timestamp, record.effective_time_unix_nano());
+        document.add_i64(self.severity_number, i64::from(record.severity_number));
+        if !record.severity_text.is_empty() {
+            document.add_text(self.severity_text, &record.severity_text);
+        }
+        document.add_text(self.service_name, record.resource.service_name());
+        if let Some(trace_id) = record.trace_id {
+            document.add_text(self.trace_id, trace_id.to_string());
+        }
+        if let Some(span_id) = record.span_id {
+            document.add_text(self.span_id, span_id.to_string());
+        }
+        if let Some(correlation_id) = &record.correlation_id {
+            document.add_text(self.correlation_id, correlation_id);
+        }
+        let body = body_text(&record.body);
+        if !body.is_empty() {
+            document.add_text(self.body, body);
+        }
+        if !record.attributes.is_empty() {
+            document.add_field_value(self.attributes, &attributes_object(&record.attributes));
+        }
+        let json = if record_has_non_finite_double(record) {
+            serde_json::to_vec(&with_finite_doubles(record))
+        } else {
+            serde_json::to_vec(record)
+        }
+        .map_err(LogIndexError::EncodeRecord)?;
+        document.add_bytes(self.record, &json);
+        Ok(document)
+    }
+}
+
+/// The text of a body as indexed for full-text search: strings as they are, scalars in their
+/// text form, maps as `key value` pairs and arrays as their elements, space separated (so a
+/// structured body is searchable by its words, not by JSON punctuation).
+pub(crate) fn body_text(body: &AttributeValue) -> String {
+    let mut text = String::new();
+    append_body_text(body, &mut text);
+    text
+}
+
+fn append_body_text(value: &AttributeValue, text: &mut String) {
+    match value {
+        AttributeValue::Array(values) => {
+            for value in values {
+                append_body_text(value, text);
+            }
+        }
+        AttributeValue::Map(entries) => {
+            for entry in entries {
+                push_word(text, &entry.key);
+                append_body_text(&entry.value, text);
+            }
+        }
+        scalar => push_word(text, &scalar.to_text()),
+    }
+}
+
+fn push_word(text: &mut String, word: &str) {
+    if !word.is_empty() {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(word);
+    }
+}
+
+/// JSON has no NaN or infinity (serde_json writes `null`, which then fails to read back as a
+/// double), so such doubles are stored as their text (`NaN`, `inf`, `-inf`).
+fn record_has_non_finite_double(record: &LogRecord) -> bool {
+    let any_in = |attributes: &[Attribute]| {
+        attributes
+            .iter()
+            .any(|attribute| has_non_finite_double(&attribute.value))
+    };
+    has_non_finite_double(&record.body)
+        || any_in(&record.attributes)
+        || any_in(&record.resource.attributes)
+        || any_in(&record.scope.attributes)
+}
+
+fn has_non_finite_double(value: &AttributeValue) -> bool {
+    match value {
+        AttributeValue::Double(number) => !number.is_finite(),
+        AttributeValue::Array(values) => values.iter().any(has_non_finite_double),
+        AttributeValue::Map(entries) => entries
+            .iter()
+            .any(|entry| has_non_finite_double(&entry.value)),
+        _ => false,
+    }
+}
+
+fn with_finite_doubles(record: &LogRecord) -> LogRecord {
+    let fix_all = |attributes: &[Attribute]| -> Vec<Attribute> {
+        attributes
+            .iter()
+            .map(|attribute| Attribute {
+                key: attribute.key.clone(),
+                value: with_finite_double(&attribute.value),
+            })
+            .collect()
+    };
+    let mut fixed = record.clone();
+    fixed.body = with_finite_double(&record.body);
+    fixed.attributes = fix_all(&record.attributes);
+    Arc::make_mut(&mut fixed.resource).attributes = fix_all(&record.resource.attributes);
+    Arc::make_mut(&mut fixed.scope).attributes = fix_all(&record.scope.attributes);
+    fixed
+}
+
+fn with_finite_double(value: &AttributeValue) -> AttributeValue {
+    match value {
+        AttributeValue::Double(number) if !number.is_finite() => {
+            AttributeValue::String(number.to_string())
+        }
+        AttributeValue::Array(values) => {
+            AttributeValue::Array(values.iter().map(with_finite_double).collect())
+        }
+        AttributeValue::Map(entries) => AttributeValue::Map(
+            entries
+                .iter()
+                .map(|entry| Attribute {
+                    key: entry.key.clone(),
+                    value: with_finite_double(&entry.value),
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Record attributes as one JSON object. Empty values are left out; bytes become hex text.
+fn attributes_object(attributes: &[Attribute]) -> OwnedValue {
+    OwnedValue::Object(
+        attributes
+            .iter()
+            .filter_map(|attribute| {
+                json_value(&attribute.value).map(|value| (attribute.key.clone(), value))
+            })
+            .collect(),
+    )
+}
+
+fn json_value(value: &AttributeValue) -> Option<OwnedValue> {
+    Some(match value {
+        AttributeValue::Empty => return None,
+        AttributeValue::String(text) => OwnedValue::Str(text.clone()),
+        AttributeValue::Bool(flag) => OwnedValue::Bool(*flag),
+        AttributeValue::Int(number) => OwnedValue::I64(*number),
+        AttributeValue::Double(number) => OwnedValue::F64(*number),
+        AttributeValue::Bytes(bytes) => OwnedValue::Str(hex::encode(bytes)),
+        AttributeValue::Array(values) => {
+            OwnedValue::Array(values.iter().filter_map(json_value).collect())
+        }
+        AttributeValue::Map(entries) => OwnedValue::Object(
+            entries
+                .iter()
+                .filter_map(|entry| {
+                    json_value(&entry.value).map(|value| (entry.key.clone(), value))
+                })
+                .collect(),
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_record_is_stored_and_only_numbers_are_fast() {
+        let fields = LogFields::new();
+        for (_, entry) in fields.schema.fields() {
+            let name = entry.name();
+            assert_eq!(entry.is_stored(), name == RECORD, "{name}");
+            assert_eq!(
+                entry.is_fast(),
+                name == TIMESTAMP || name == SEVERITY_NUMBER,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn structured_bodies_become_words() {
+        let body = AttributeValue::Map(vec![
+            Attribute::string("user", "alice"),
+            Attribute {
+                key: "tries".into(),
+                value: AttributeValue::Array(vec![AttributeValue::Int(3), AttributeValue::Empty]),
+            },
+        ]);
+        assert_eq!(body_text(&body), "user alice tries 3");
+        assert_eq!(body_text(&AttributeValue::String("plain".into())), "plain");
+        assert_eq!(body_text(&AttributeValue::Empty), "");
+    }
+
+    #[test]
+    fn empty_attribute_values_are_left_out() {
+        let object = attributes_object(&[
+            Attribute::string("a", "x"),
+            Attribute {
+                key: "e".into(),
+                value: AttributeValue::Empty,
+            },
+            Attribute {
+                key: "b".into(),
+                value: AttributeValue::Bytes(vec![0xab]),
+            },
+        ]);
+        assert_eq!(
+            object,
+            OwnedValue::Object(vec![
+                ("a".into(), OwnedValue::Str("x".into())),
+                ("b".into(), OwnedValue::Str("ab".into())),
+            ])
+        );
+    }
+}

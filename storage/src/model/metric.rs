@@ -1,0 +1,366 @@
+//! The metric model: one data point of any of the five OTLP kinds, with its series identity.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::attributes::{Attribute, InstrumentationScope, Resource, attributes_bytes};
+use super::ids::{SpanId, TraceId};
+
+/// Which OTLP metric kind a point belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum MetricKind {
+    /// A sampled value.
+    Gauge = 0,
+    /// A sum (counter or up-down counter).
+    Sum = 1,
+    /// Explicit-bucket histogram.
+    Histogram = 2,
+    /// Base-2 exponential histogram.
+    ExponentialHistogram = 3,
+    /// Client-side quantiles.
+    Summary = 4,
+}
+
+impl MetricKind {
+    /// Maps the stored number back; `None` for unknown numbers.
+    pub fn from_number(number: u8) -> Option<Self> {
+        Some(match number {
+            0 => Self::Gauge,
+            1 => Self::Sum,
+            2 => Self::Histogram,
+            3 => Self::ExponentialHistogram,
+            4 => Self::Summary,
+            _ => return None,
+        })
+    }
+
+    /// Snake-case name, as the API shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gauge => "gauge",
+            Self::Sum => "sum",
+            Self::Histogram => "histogram",
+            Self::ExponentialHistogram => "exponential_histogram",
+            Self::Summary => "summary",
+        }
+    }
+}
+
+/// Aggregation temporality of sums and histograms (OTLP numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum Temporality {
+    /// Not applicable (gauges, summaries) or not set.
+    #[default]
+    Unspecified = 0,
+    /// Each point covers the interval since the previous one.
+    Delta = 1,
+    /// Each point covers the interval since the series started.
+    Cumulative = 2,
+}
+
+impl Temporality {
+    /// Maps the OTLP number; unknown numbers become `Unspecified`.
+    pub fn from_number(number: i32) -> Self {
+        match number {
+            1 => Self::Delta,
+            2 => Self::Cumulative,
+            _ => Self::Unspecified,
+        }
+    }
+}
+
+/// What a metric is, shared by all its points in one export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricDescriptor {
+    /// Metric name, e.g. `http.server.request.duration`.
+    pub name: String,
+    /// Human description.
+    pub description: String,
+    /// UCUM unit, e.g. `s`, `By`, `1`.
+    pub unit: String,
+    /// Point kind.
+    pub kind: MetricKind,
+    /// Temporality for sums and histograms.
+    pub temporality: Temporality,
+    /// Whether a sum only goes up.
+    pub is_monotonic: bool,
+}
+
+/// An integer or floating value, as the sender typed it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+pub enum NumberValue {
+    /// `as_int`.
+    Int(i64),
+    /// `as_double`.
+    Double(f64),
+}
+
+impl NumberValue {
+    /// The value as a float, for charts and arithmetic.
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Self::Int(value) => value as f64,
+            Self::Double(value) => value,
+        }
+    }
+}
+
+/// The buckets of one side of an exponential histogram.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ExponentialBuckets {
+    /// Index of the first bucket.
+    pub offset: i32,
+    /// Counts of consecutive buckets from `offset`.
+    pub bucket_counts: Vec<u64>,
+}
+
+/// One quantile of a summary.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Quantile {
+    /// The quantile, 0.0–1.0.
+    pub quantile: f64,
+    /// Its value.
+    pub value: f64,
+}
+
+/// The value part of a data point, by kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PointValue {
+    /// Gauge or sum value.
+    Number {
+        /// The value.
+        value: NumberValue,
+    },
+    /// Explicit-bucket histogram.
+    Histogram {
+        /// Number of observations.
+        count: u64,
+        /// Sum of observations, if sent.
+        sum: Option<f64>,
+        /// Minimum, if sent.
+        min: Option<f64>,
+        /// Maximum, if sent.
+        max: Option<f64>,
+        /// Upper bounds of all buckets but the last.
+        explicit_bounds: Vec<f64>,
+        /// One count per bucket (`explicit_bounds.len() + 1`).
+        bucket_counts: Vec<u64>,
+    },
+    /// Base-2 exponential histogram.
+    ExponentialHistogram {
+        /// Number of observations.
+        count: u64,
+        /// Sum, if sent.
+        sum: Option<f64>,
+        /// Minimum, if sent.
+        min: Option<f64>,
+        /// Maximum, if sent.
+        max: Option<f64>,
+        /// Resolution.
+        scale: i32,
+        /// Observations in the zero bucket.
+        zero_count: u64,
+        /// Width of the zero bucket.
+        zero_threshold: f64,
+        /// Positive buckets.
+        positive: ExponentialBuckets,
+        /// Negative buckets.
+        negative: ExponentialBuckets,
+    },
+    /// Summary with quantiles.
+    Summary {
+        /// Number of observations.
+        count: u64,
+        /// Sum of observations.
+        sum: f64,
+        /// Quantile values.
+        quantiles: Vec<Quantile>,
+    },
+}
+
+/// A sample that explains a point (often linked to a trace).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exemplar {
+    /// When it was recorded, Unix nanoseconds.
+    pub time_unix_nano: u64,
+    /// Its value.
+    pub value: NumberValue,
+    /// Attributes filtered out of the point.
+    #[serde(default)]
+    pub filtered_attributes: Vec<Attribute>,
+    /// The trace it came from, if any.
+    #[serde(default)]
+    pub trace_id: Option<TraceId>,
+    /// The span it came from, if any.
+    #[serde(default)]
+    pub span_id: Option<SpanId>,
+}
+
+/// One data point as stored, with everything that identifies its series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricPoint {
+    /// The service instance that produced it.
+    pub resource: Arc<Resource>,
+    /// The instrumentation library.
+    pub scope: Arc<InstrumentationScope>,
+    /// Name, unit, kind, temporality.
+    pub metric: Arc<MetricDescriptor>,
+    /// Point attributes (labels).
+    pub attributes: Vec<Attribute>,
+    /// Start of the aggregation interval, Unix nanoseconds (0 if unknown).
+    pub start_time_unix_nano: u64,
+    /// Time of the point, Unix nanoseconds.
+    pub time_unix_nano: u64,
+    /// OTLP data point flags (bit 0: no recorded value).
+    pub flags: u32,
+    /// The value.
+    pub value: PointValue,
+    /// Exemplars.
+    pub exemplars: Vec<Exemplar>,
+}
+
+impl MetricPoint {
+    /// A stable 64-bit id of the series, after OpenTelemetry's metric stream identity: metric
+    /// name, kind and unit, the instrumentation scope, resource attributes and point attributes.
+    /// Two scopes reporting the same name are two series.
+    ///
+    /// Stable across runs and versions (FNV-1a over a canonical byte form), so it can be stored.
+    pub fn series_id(&self) -> u64 {
+        let mut hash = Fnv1a::new();
+        hash.write(self.metric.name.as_bytes());
+        hash.write(&[self.metric.kind as u8]);
+        hash.write(self.metric.unit.as_bytes());
+        hash.write(self.scope.name.as_bytes());
+        hash.write(self.scope.version.as_bytes());
+        hash.write_attributes(&self.resource.attributes);
+        hash.write_attributes(&self.attributes);
+        hash.finish()
+    }
+
+    /// Rough heap size of this point (shared parts excluded).
+    pub fn estimated_bytes(&self) -> usize {
+        let value = match &self.value {
+            PointValue::Number { .. } => 16,
+            PointValue::Histogram {
+                explicit_bounds,
+                bucket_counts,
+                ..
+            } => 64 + 8 * (explicit_bounds.len() + bucket_counts.len()),
+            PointValue::ExponentialHistogram {
+                positive, negative, ..
+            } => 96 + 8 * (positive.bucket_counts.len() + negative.bucket_counts.len()),
+            PointValue::Summary { quantiles, .. } => 32 + 16 * quantiles.len(),
+        };
+        let exemplars: usize = self
+            .exemplars
+            .iter()
+            .map(|e| 80 + attributes_bytes(&e.filtered_attributes))
+            .sum();
+        120 + value + exemplars + attributes_bytes(&self.attributes)
+    }
+}
+
+/// FNV-1a, 64 bit: tiny, stable, good enough to name series.
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+        // A separator so ("ab","c") and ("a","bc") differ.
+        self.0 ^= 0xff;
+        self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+    }
+
+    fn write_attributes(&mut self, attributes: &[Attribute]) {
+        let mut sorted: Vec<&Attribute> = attributes.iter().collect();
+        sorted.sort_by(|a, b| a.key.cmp(&b.key));
+        for attribute in sorted {
+            self.write(attribute.key.as_bytes());
+            self.write(attribute.value.type_name().as_bytes());
+            self.write(attribute.value.to_text().as_bytes());
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(attributes: Vec<Attribute>) -> MetricPoint {
+        MetricPoint {
+            resource: Arc::new(Resource::default()),
+            scope: Arc::new(InstrumentationScope::default()),
+            metric: Arc::new(MetricDescriptor {
+                name: "requests".into(),
+                description: String::new(),
+                unit: "1".into(),
+                kind: MetricKind::Sum,
+                temporality: Temporality::Cumulative,
+                is_monotonic: true,
+            }),
+            attributes,
+            start_time_unix_nano: 0,
+            time_unix_nano: 1,
+            flags: 0,
+            value: PointValue::Number {
+                value: NumberValue::Int(1),
+            },
+            exemplars: vec![],
+        }
+    }
+
+    #[test]
+    fn series_id_ignores_attribute_order_but_not_values() {
+        let a = point(vec![
+            Attribute::string("a", "1"),
+            Attribute::string("b", "2"),
+        ]);
+        let b = point(vec![
+            Attribute::string("b", "2"),
+            Attribute::string("a", "1"),
+        ]);
+        let c = point(vec![
+            Attribute::string("a", "1"),
+            Attribute::string("b", "3"),
+        ]);
+        assert_eq!(a.series_id(), b.series_id());
+        assert_ne!(a.series_id(), c.series_id());
+        // Pinned: the id is stored on disk and must not change between versions.
+        assert_eq!(point(vec![]).series_id(), 0x16a2_afcb_2006_cb2a);
+    }
+
+    #[test]
+    fn scopes_and_kinds_separate_series() {
+        let a = point(vec![]);
+        let mut other_scope = point(vec![]);
+        other_scope.scope = Arc::new(InstrumentationScope {
+            name: "lib.b".into(),
+            ..InstrumentationScope::default()
+        });
+        assert_ne!(a.series_id(), other_scope.series_id());
+        let mut other_kind = point(vec![]);
+        other_kind.metric = Arc::new(MetricDescriptor {
+            kind: MetricKind::Gauge,
+            ..(*a.metric).clone()
+        });
+        assert_ne!(a.series_id(), other_kind.series_id());
+    }
+}

@@ -1,0 +1,453 @@
+//! The metric file format (`metrics-v1`): one row per data point with every model field,
+//! sorted by `(metric_name, series_id, time_unix_nano)` so each series is contiguous.
+//!
+//! Builds Arrow batches from points and points from Arrow batches; the writer settings for
+//! metric files (delta-encoded timestamps, byte-stream-split doubles) live here too. No I/O.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use arrow_array::builder::StringBuilder;
+use arrow_array::{
+    ArrayRef, BooleanArray, ListArray, RecordBatch, StringArray, UInt8Array, UInt32Array,
+    UInt64Array,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::basic::Encoding;
+use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
+use parquet::schema::types::ColumnPath;
+
+use super::attributes::{AttributesBuilder, AttributesReader, attributes_type};
+use super::columns::column;
+use super::exemplars::{ExemplarsBuilder, ExemplarsReader, exemplars_type};
+use super::json::{SharedJsonBuilder, SharedJsonReader, shared_json_type};
+use super::metric_values::{self, PointValuesBuilder, PointValuesReader, value_fields};
+use super::{
+    CodecError, EncodedFile, METRIC_NAME_COLUMN, METRICS_FORMAT, POINT_TIME_COLUMN,
+    apply_permutation, base_properties, write_file,
+};
+use crate::model::{
+    InstrumentationScope, MetricDescriptor, MetricKind, MetricPoint, Resource, Temporality,
+};
+
+const SERIES_ID: &str = "series_id";
+const START_TIME: &str = "start_time_unix_nano";
+const SERVICE_NAME: &str = "service_name";
+const DESCRIPTION: &str = "description";
+const UNIT: &str = "unit";
+const KIND: &str = "kind";
+const TEMPORALITY: &str = "temporality";
+const IS_MONOTONIC: &str = "is_monotonic";
+const FLAGS: &str = "flags";
+const ATTRIBUTES: &str = "attributes";
+const EXEMPLARS: &str = "exemplars";
+const RESOURCE: &str = "resource";
+const SCOPE: &str = "scope";
+
+/// ZSTD level for metric files.
+const METRIC_ZSTD_LEVEL: i32 = 3;
+/// Parquet leaf indices of the sort columns: `metric_name`, `series_id`, `time_unix_nano`.
+const SORT_LEAF_COLUMNS: [i32; 3] = [0, 1, 2];
+
+static METRIC_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields = vec![
+        Field::new(METRIC_NAME_COLUMN, DataType::Utf8, false),
+        Field::new(SERIES_ID, DataType::UInt64, false),
+        Field::new(POINT_TIME_COLUMN, DataType::UInt64, false),
+        Field::new(START_TIME, DataType::UInt64, false),
+        Field::new(SERVICE_NAME, DataType::Utf8, false),
+        Field::new(DESCRIPTION, DataType::Utf8, false),
+        Field::new(UNIT, DataType::Utf8, false),
+        Field::new(KIND, DataType::UInt8, false),
+        Field::new(TEMPORALITY, DataType::UInt8, false),
+        Field::new(IS_MONOTONIC, DataType::Boolean, false),
+        Field::new(FLAGS, DataType::UInt32, false),
+        Field::new(ATTRIBUTES, attributes_type(), false),
+    ];
+    fields.extend(value_fields());
+    fields.extend([
+        Field::new(EXEMPLARS, exemplars_type(), false),
+        Field::new(RESOURCE, shared_json_type(), false),
+        Field::new(SCOPE, shared_json_type(), false),
+    ]);
+    Arc::new(Schema::new(fields))
+});
+
+/// Sorts by (metric name, series id, time) and encodes. Empty -> Ok(None).
+pub fn encode_metric_points(points: &mut [MetricPoint]) -> Result<Option<EncodedFile>, CodecError> {
+    if points.is_empty() {
+        return Ok(None);
+    }
+    let series_ids = sort_points(points);
+    let (min_time_unix_nano, max_time_unix_nano) =
+        points.iter().fold((u64::MAX, 0), |(min, max), point| {
+            (min.min(point.time_unix_nano), max.max(point.time_unix_nano))
+        });
+    let properties = metric_properties(min_time_unix_nano, max_time_unix_nano)?;
+    let bytes = write_file(
+        Arc::clone(&METRIC_SCHEMA),
+        properties,
+        points,
+        MetricPoint::estimated_bytes,
+        |start, chunk| points_batch(chunk, &series_ids[start..start + chunk.len()]),
+    )?;
+    Ok(Some(EncodedFile {
+        bytes,
+        num_rows: points.len(),
+        min_time_unix_nano,
+        max_time_unix_nano,
+    }))
+}
+
+/// Sorts `points` by (metric name, series id, time); returns the series ids in the new order.
+fn sort_points(points: &mut [MetricPoint]) -> Vec<u64> {
+    let series_ids: Vec<u64> = points.iter().map(MetricPoint::series_id).collect();
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (left, right) = (&points[a], &points[b]);
+        left.metric
+            .name
+            .cmp(&right.metric.name)
+            .then(series_ids[a].cmp(&series_ids[b]))
+            .then(left.time_unix_nano.cmp(&right.time_unix_nano))
+    });
+    let sorted_ids = order.iter().map(|&index| series_ids[index]).collect();
+    apply_permutation(points, &mut order);
+    sorted_ids
+}
+
+fn metric_properties(min_time: u64, max_time: u64) -> Result<WriterProperties, CodecError> {
+    let mut builder: WriterPropertiesBuilder = base_properties(
+        METRICS_FORMAT,
+        min_time,
+        max_time,
+        METRIC_ZSTD_LEVEL,
+        &SORT_LEAF_COLUMNS,
+    )?;
+    // Sorted by series, timestamps and cumulative ints climb steadily: delta-encode them
+    // (on the fixture this halved `value_int`; it does not pay for bucket counts).
+    let delta_columns = [
+        POINT_TIME_COLUMN,
+        START_TIME,
+        metric_values::VALUE_INT,
+        metric_values::COUNT,
+    ];
+    for name in delta_columns {
+        builder = builder
+            .set_column_dictionary_enabled(ColumnPath::from(name), false)
+            .set_column_encoding(ColumnPath::from(name), Encoding::DELTA_BINARY_PACKED);
+    }
+    let float_columns = [
+        metric_values::VALUE_DOUBLE,
+        metric_values::SUM,
+        metric_values::MIN,
+        metric_values::MAX,
+    ];
+    for name in float_columns {
+        builder = builder
+            .set_column_dictionary_enabled(ColumnPath::from(name), false)
+            .set_column_encoding(ColumnPath::from(name), Encoding::BYTE_STREAM_SPLIT);
+    }
+    Ok(builder.build())
+}
+
+/// One Arrow batch of the metric schema holding `points`, whose series ids are `series_ids`.
+fn points_batch(points: &[MetricPoint], series_ids: &[u64]) -> Result<RecordBatch, CodecError> {
+    let num_points = points.len();
+    let num_attributes = points.iter().map(|p| p.attributes.len()).sum();
+    let num_exemplars = points.iter().map(|p| p.exemplars.len()).sum();
+    let mut names = StringBuilder::with_capacity(num_points, num_points * 24);
+    let mut times = Vec::with_capacity(num_points);
+    let mut start_times = Vec::with_capacity(num_points);
+    let mut service_names = StringBuilder::with_capacity(num_points, num_points * 12);
+    let mut descriptions = StringBuilder::with_capacity(num_points, 0);
+    let mut units = StringBuilder::with_capacity(num_points, num_points);
+    let mut kinds = Vec::with_capacity(num_points);
+    let mut temporalities = Vec::with_capacity(num_points);
+    let mut monotonic = Vec::with_capacity(num_points);
+    let mut flags = Vec::with_capacity(num_points);
+    let mut attributes = AttributesBuilder::with_capacity(ATTRIBUTES, num_points, num_attributes);
+    let mut values = PointValuesBuilder::with_capacity(num_points);
+    let mut exemplars = ExemplarsBuilder::with_capacity(num_points, num_exemplars);
+    let mut resources = SharedJsonBuilder::<Resource>::with_capacity(RESOURCE, num_points);
+    let mut scopes = SharedJsonBuilder::<InstrumentationScope>::with_capacity(SCOPE, num_points);
+    for point in points {
+        let metric = &point.metric;
+        names.append_value(&metric.name);
+        times.push(point.time_unix_nano);
+        start_times.push(point.start_time_unix_nano);
+        service_names.append_value(point.resource.service_name());
+        descriptions.append_value(&metric.description);
+        units.append_value(&metric.unit);
+        kinds.push(metric.kind as u8);
+        temporalities.push(metric.temporality as u8);
+        monotonic.push(metric.is_monotonic);
+        flags.push(point.flags);
+        attributes.append(&point.attributes)?;
+        values.append(&point.value)?;
+        exemplars.append(&point.exemplars)?;
+        resources.append(&point.resource)?;
+        scopes.append(&point.scope)?;
+    }
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(names.finish()),
+        Arc::new(UInt64Array::from(series_ids.to_vec())),
+        Arc::new(UInt64Array::from(times)),
+        Arc::new(UInt64Array::from(start_times)),
+        Arc::new(service_names.finish()),
+        Arc::new(descriptions.finish()),
+        Arc::new(units.finish()),
+        Arc::new(UInt8Array::from(kinds)),
+        Arc::new(UInt8Array::from(temporalities)),
+        Arc::new(BooleanArray::from(monotonic)),
+        Arc::new(UInt32Array::from(flags)),
+        attributes.finish()?,
+    ];
+    columns.extend(values.finish()?);
+    columns.extend([exemplars.finish()?, resources.finish()?, scopes.finish()?]);
+    Ok(RecordBatch::try_new(Arc::clone(&METRIC_SCHEMA), columns)?)
+}
+
+/// Shares one `Arc<MetricDescriptor>` among rows with identical descriptor columns.
+#[derive(Default)]
+struct DescriptorInterner<'a> {
+    by_name: HashMap<&'a str, Vec<Arc<MetricDescriptor>>>,
+}
+
+impl<'a> DescriptorInterner<'a> {
+    fn get(
+        &mut self,
+        name: &'a str,
+        description: &str,
+        unit: &str,
+        kind: MetricKind,
+        temporality: Temporality,
+        is_monotonic: bool,
+    ) -> Arc<MetricDescriptor> {
+        let candidates = self.by_name.entry(name).or_default();
+        let found = candidates.iter().find(|d| {
+            d.kind == kind
+                && d.temporality == temporality
+                && d.is_monotonic == is_monotonic
+                && d.unit == unit
+                && d.description == description
+        });
+        if let Some(descriptor) = found {
+            return Arc::clone(descriptor);
+        }
+        let descriptor = Arc::new(MetricDescriptor {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            unit: unit.to_owned(),
+            kind,
+            temporality,
+            is_monotonic,
+        });
+        candidates.push(Arc::clone(&descriptor));
+        descriptor
+    }
+}
+
+/// Decodes every row of a batch read from a metric file (any projection-free batch of the
+/// metric schema).
+pub fn decode_metric_points(batch: &RecordBatch) -> Result<Vec<MetricPoint>, CodecError> {
+    let names = column::<StringArray>(batch, METRIC_NAME_COLUMN)?;
+    let times = column::<UInt64Array>(batch, POINT_TIME_COLUMN)?;
+    let start_times = column::<UInt64Array>(batch, START_TIME)?;
+    let descriptions = column::<StringArray>(batch, DESCRIPTION)?;
+    let units = column::<StringArray>(batch, UNIT)?;
+    let kinds = column::<UInt8Array>(batch, KIND)?;
+    let temporalities = column::<UInt8Array>(batch, TEMPORALITY)?;
+    let monotonic = column::<BooleanArray>(batch, IS_MONOTONIC)?;
+    let flags = column::<UInt32Array>(batch, FLAGS)?;
+    let attributes = AttributesReader::new(column::<ListArray>(batch, ATTRIBUTES)?, ATTRIBUTES)?;
+    let values = PointValuesReader::new(batch)?;
+    let exemplars = ExemplarsReader::new(column::<ListArray>(batch, EXEMPLARS)?)?;
+    let mut resources = SharedJsonReader::<Resource>::new(batch, RESOURCE)?;
+    let mut scopes = SharedJsonReader::<InstrumentationScope>::new(batch, SCOPE)?;
+    let mut descriptors = DescriptorInterner::default();
+    (0..batch.num_rows())
+        .map(|row| {
+            let kind = MetricKind::from_number(kinds.value(row)).ok_or_else(|| {
+                CodecError::InvalidValue {
+                    column: KIND.to_owned(),
+                    row,
+                    reason: format!("unknown metric kind {}", kinds.value(row)),
+                }
+            })?;
+            let metric = descriptors.get(
+                names.value(row),
+                descriptions.value(row),
+                units.value(row),
+                kind,
+                Temporality::from_number(i32::from(temporalities.value(row))),
+                monotonic.value(row),
+            );
+            Ok(MetricPoint {
+                resource: resources.get(row)?,
+                scope: scopes.get(row)?,
+                metric,
+                attributes: attributes.read(row)?,
+                start_time_unix_nano: start_times.value(row),
+                time_unix_nano: times.value(row),
+                flags: flags.value(row),
+                value: values.read(row)?,
+                exemplars: exemplars.read(row)?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parquet_codec::test_fixtures::{
+        any_point, points_of_every_kind, read_batches, realistic_points,
+    };
+    use crate::parquet_codec::{FORMAT_METADATA_KEY, MAX_TIME_METADATA_KEY, MIN_TIME_METADATA_KEY};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use proptest::prelude::*;
+
+    fn decode_all(file: &EncodedFile) -> Vec<MetricPoint> {
+        read_batches(&file.bytes)
+            .iter()
+            .flat_map(|batch| decode_metric_points(batch).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn empty_input_encodes_to_nothing() {
+        assert!(encode_metric_points(&mut []).unwrap().is_none());
+    }
+
+    #[test]
+    fn every_kind_round_trips_sorted() {
+        let mut points = points_of_every_kind();
+        points.reverse();
+        let original = points.clone();
+        let file = encode_metric_points(&mut points).unwrap().unwrap();
+        assert_eq!(file.num_rows, original.len());
+        assert_eq!((file.min_time_unix_nano, file.max_time_unix_nano), (10, 61));
+        let keys: Vec<(String, u64, u64)> = points
+            .iter()
+            .map(|p| (p.metric.name.clone(), p.series_id(), p.time_unix_nano))
+            .collect();
+        assert!(keys.is_sorted(), "input sorted in place");
+        assert!(
+            original.iter().all(|p| points.contains(p)),
+            "sorting kept every point"
+        );
+        let decoded = decode_all(&file);
+        assert_eq!(decoded.len(), points.len());
+        for (got, want) in decoded.iter().zip(&points) {
+            assert_eq!(got.metric, want.metric);
+            assert_eq!(got.attributes, want.attributes);
+            assert_eq!(got.value, want.value);
+            assert_eq!(got.exemplars, want.exemplars);
+            assert_eq!(got.resource, want.resource);
+            assert_eq!(got.scope, want.scope);
+            assert_eq!(got, want);
+        }
+        assert!(
+            decoded
+                .windows(2)
+                .all(|w| Arc::ptr_eq(&w[0].resource, &w[1].resource))
+        );
+        let sums: Vec<&MetricPoint> = decoded
+            .iter()
+            .filter(|p| p.metric.name == "requests")
+            .collect();
+        assert!(Arc::ptr_eq(&sums[0].metric, &sums[1].metric));
+    }
+
+    #[test]
+    fn file_metadata_names_format_times_and_sort_order() {
+        let mut points = realistic_points(500, 1);
+        let file = encode_metric_points(&mut points).unwrap().unwrap();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file.bytes.clone()).unwrap();
+        let metadata = builder.metadata();
+        let value = |key: &str| {
+            let kvs = metadata.file_metadata().key_value_metadata().unwrap();
+            kvs.iter()
+                .find(|kv| kv.key == key)
+                .and_then(|kv| kv.value.clone())
+                .unwrap()
+        };
+        assert_eq!(value(FORMAT_METADATA_KEY), METRICS_FORMAT);
+        assert_eq!(
+            value(MIN_TIME_METADATA_KEY),
+            file.min_time_unix_nano.to_string()
+        );
+        assert_eq!(
+            value(MAX_TIME_METADATA_KEY),
+            file.max_time_unix_nano.to_string()
+        );
+        let schema = metadata.file_metadata().schema_descr();
+        for (leaf, name) in
+            SORT_LEAF_COLUMNS
+                .iter()
+                .zip([METRIC_NAME_COLUMN, SERIES_ID, POINT_TIME_COLUMN])
+        {
+            assert_eq!(schema.column(*leaf as usize).path().string(), name);
+        }
+        let encodings = |name: &str| {
+            let row_group = metadata.row_group(0);
+            let index = row_group
+                .columns()
+                .iter()
+                .position(|c| c.column_path().string() == name);
+            row_group
+                .column(index.unwrap())
+                .encodings()
+                .collect::<Vec<_>>()
+        };
+        assert!(encodings(POINT_TIME_COLUMN).contains(&Encoding::DELTA_BINARY_PACKED));
+        assert!(encodings(metric_values::VALUE_DOUBLE).contains(&Encoding::BYTE_STREAM_SPLIT));
+        assert_eq!(decode_all(&file), points);
+    }
+
+    #[test]
+    fn bytes_per_sample() {
+        let mut mixed = realistic_points(30_000, 5);
+        let mut numbers: Vec<MetricPoint> = mixed
+            .iter()
+            .filter(|p| p.metric.kind != MetricKind::Histogram)
+            .cloned()
+            .collect();
+        for (label, points) in [
+            ("numbers only", &mut numbers),
+            ("1/3 12-bucket histograms", &mut mixed),
+        ] {
+            let file = encode_metric_points(points).unwrap().unwrap();
+            let per_point = file.bytes.len() as f64 / points.len() as f64;
+            println!(
+                "metrics ({label}): {} bytes for {} points = {per_point:.1} bytes/point",
+                file.bytes.len(),
+                points.len()
+            );
+            assert_eq!(&decode_all(&file), points);
+        }
+    }
+
+    #[test]
+    fn sliced_batches_decode_their_own_rows() {
+        let mut points = points_of_every_kind();
+        let file = encode_metric_points(&mut points).unwrap().unwrap();
+        let batches = read_batches(&file.bytes);
+        assert_eq!(
+            decode_metric_points(&batches[0].slice(2, 4)).unwrap(),
+            points[2..6]
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn any_points_round_trip_through_parquet(
+            mut points in proptest::collection::vec(any_point(), 1..12),
+        ) {
+            let file = encode_metric_points(&mut points).unwrap().unwrap();
+            prop_assert_eq!(decode_all(&file), points);
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! The storage facade: opens the WAL and the three stores, replays, takes writes, runs the
+//! background flusher and checkpointer, serves reads, and shuts down in order.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::budget::{MemoryBudget, Reservation};
+use crate::checkpoint::Checkpoint;
+use crate::config::StorageConfig;
+use crate::layout;
+use crate::log_store::LogStore;
+use crate::logs::{LogIndexConfig, LogQuery};
+use crate::metrics::{self, MetricStore};
+use crate::model::{LogRecord, MetricPoint, Signal, SignalBatch, Span, TenantId, TraceId};
+use crate::spans::{self, SpanStore};
+use crate::wal::{Lsn, Replay, Wal, WalConfig, WalEntry, WalError, WalStats};
+use crate::{ErrorKind, StorageError};
+
+/// Turns a WAL entry back into records on replay. Supplied by the ingest layer, which knows
+/// the wire format; storage stays protocol-free.
+pub trait WalDecoder: Send + Sync {
+    /// Decodes the entry, as it was decoded when it was first accepted.
+    fn decode(&self, entry: &WalEntry) -> Result<SignalBatch, String>;
+}
+
+/// What rides with a WAL record to the applier.
+pub struct Applied {
+    tenant: TenantId,
+    batch: SignalBatch,
+    reservation: Reservation,
+}
+
+/// The three stores, shared by the WAL applier, the flusher and readers.
+struct Stores {
+    spans: SpanStore,
+    metrics: MetricStore,
+    logs: Arc<LogStore>,
+}
+
+impl Stores {
+    fn apply(&self, lsn: Lsn, applied: Applied) {
+        let Applied {
+            tenant,
+            batch,
+            reservation,
+        } = applied;
+        match batch {
+            SignalBatch::Spans(spans) => {
+                let bytes = spans.iter().map(Span::estimated_bytes).sum();
+                self.spans.apply(lsn, tenant, spans, bytes, reservation);
+            }
+            SignalBatch::Logs(logs) => {
+                let bytes = logs.iter().map(LogRecord::estimated_bytes).sum();
+                self.logs.apply(lsn, tenant, logs, bytes, reservation);
+            }
+            SignalBatch::Metrics(points) => {
+                let bytes = points.iter().map(MetricPoint::estimated_bytes).sum();
+                self.metrics.apply(lsn, tenant, points, bytes, reservation);
+            }
+        }
+    }
+}
+
+/// Memory and file figures for self-metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SignalStats {
+    /// Records held in memory.
+    pub buffered_records: usize,
+    /// Estimated bytes held in memory.
+    pub buffered_bytes: usize,
+    /// Completed flushes since start.
+    pub flushes: u64,
+    /// Total flush time since start, seconds.
+    pub flush_seconds: f64,
+    /// Failed flushes since start.
+    pub flush_failures: u64,
+}
+
+/// Storage, opened and running.
+pub struct Storage {
+    config: StorageConfig,
+    budget: Arc<MemoryBudget>,
+    wal: Wal<Applied>,
+    stores: Arc<Stores>,
+    checkpoint: tokio::sync::Mutex<Checkpoint>,
+    cancel: CancellationToken,
+    flusher: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Storage {
+    /// Opens everything under the data directory, replays the WAL past the checkpoint and
+    /// starts the flusher. Returns when the data is queryable.
+    pub async fn open(
+        config: StorageConfig,
+        decoder: Arc<dyn WalDecoder>,
+    ) -> Result<Arc<Self>, StorageError> {
+        let objects_dir = layout::objects_dir(&config.data_dir);
+        let wal_dir = layout::wal_dir(&config.data_dir);
+        for dir in [&objects_dir, &wal_dir] {
+            std::fs::create_dir_all(dir).map_err(|err| StorageError::io(dir, err))?;
+        }
+        let object_store: Arc<dyn ObjectStore> = Arc::new(
+            LocalFileSystem::new_with_prefix(&objects_dir).map_err(|source| {
+                StorageError::ObjectStore {
+                    path: objects_dir.display().to_string(),
+                    source,
+                }
+            })?,
+        );
+        let index_config = LogIndexConfig {
+            writer_memory_bytes: config.log_writer_memory_bytes,
+        };
+        let logs_dir = config.data_dir.clone();
+        let stores = Arc::new(Stores {
+            spans: SpanStore::open(Arc::clone(&object_store)).await?,
+            metrics: MetricStore::open(Arc::clone(&object_store)).await?,
+            logs: Arc::new(
+                tokio::task::spawn_blocking(move || LogStore::open(logs_dir, index_config))
+                    .await??,
+            ),
+        });
+        let budget = MemoryBudget::new(config.max_buffered_bytes);
+        let mut checkpoint = Checkpoint::load(&wal_dir)?;
+        let next_lsn = replay(
+            &config,
+            &wal_dir,
+            &stores,
+            &budget,
+            &decoder,
+            &mut checkpoint,
+        )
+        .await?;
+
+        let applier_stores = Arc::clone(&stores);
+        let wal = Wal::start(
+            WalConfig {
+                dir: wal_dir,
+                segment_max_bytes: config.wal_segment_max_bytes,
+                queue_capacity: 1024,
+                max_group_bytes: 8 * 1024 * 1024,
+            },
+            next_lsn,
+            Box::new(move |lsn, applied| applier_stores.apply(lsn, applied)),
+        )?;
+        let storage = Arc::new(Self {
+            config,
+            budget,
+            wal,
+            stores,
+            checkpoint: tokio::sync::Mutex::new(checkpoint),
+            cancel: CancellationToken::new(),
+            flusher: std::sync::Mutex::new(None),
+        });
+        let handle = tokio::spawn(Arc::clone(&storage).run_flusher());
+        if let Ok(mut slot) = storage.flusher.lock() {
+            *slot = Some(handle);
+        }
+        Ok(storage)
+    }
+
+    /// The budget that admission reserves from before decoding.
+    pub fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
+    }
+
+    /// Makes an export durable and visible; returns its LSN once both hold.
+    pub async fn write(
+        &self,
+        entry: WalEntry,
+        batch: SignalBatch,
+        reservation: Reservation,
+    ) -> Result<Lsn, StorageError> {
+        let applied = Applied {
+            tenant: entry.tenant.clone(),
+            batch,
+            reservation,
+        };
+        self.wal
+            .append(entry, applied)
+            .await
+            .map_err(|err| match err {
+                WalError::Closed => StorageError::ShuttingDown,
+                other => StorageError::Wal(other),
+            })
+    }
+
+    /// Every stored span of a trace, in no particular order.
+    pub async fn find_trace(
+        &self,
+        tenant: &TenantId,
+        trace_id: TraceId,
+    ) -> Result<Vec<Span>, StorageError> {
+        spans::find_trace(&self.stores.spans, tenant, trace_id).await
+    }
+
+    /// Log records matching `query`, newest first.
+    pub async fn search_logs(
+        &self,
+        tenant: &TenantId,
+        query: LogQuery,
+    ) -> Result<Vec<LogRecord>, StorageError> {
+        let stores = Arc::clone(&self.stores);
+        let tenant = tenant.clone();
+        tokio::task::spawn_blocking(move || stores.logs.search_blocking(&tenant, &query)).await?
+    }
+
+    /// Points of metric `name` with time in `[start, end)`, unordered.
+    pub async fn metric_points(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        start_unix_nano: u64,
+        end_unix_nano: u64,
+    ) -> Result<Vec<MetricPoint>, StorageError> {
+        metrics::find_points(
+            &self.stores.metrics,
+            tenant,
+            name,
+            start_unix_nano,
+            end_unix_nano,
+        )
+        .await
+    }
+
+    /// WAL counters.
+    pub fn wal_stats(&self) -> &Arc<WalStats> {
+        self.wal.stats()
+    }
+
+    /// Memory and flush figures of one signal.
+    pub fn signal_stats(&self, signal: Signal) -> SignalStats {
+        let (buffered, stats) = match signal {
+            Signal::Traces => (self.stores.spans.buffered(), self.stores.spans.stats()),
+            Signal::Metrics => (self.stores.metrics.buffered(), self.stores.metrics.stats()),
+            Signal::Logs => (self.stores.logs.buffered(), self.stores.logs.stats()),
+        };
+        SignalStats {
+            buffered_records: buffered.0,
+            buffered_bytes: buffered.1,
+            flushes: stats.flushes.load(Ordering::Relaxed),
+            flush_seconds: stats.flush_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            flush_failures: stats.flush_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Flushes every store now and checkpoints the WAL (tests, shutdown, admin).
+    pub async fn flush_all(&self) -> Result<(), StorageError> {
+        let mut first_error = None;
+        for signal in Signal::ALL {
+            if let Err(err) = self.flush_signal(signal).await {
+                first_error.get_or_insert(err);
+            }
+        }
+        match first_error {
+            Some(err) => Err(err),
+            None => self.checkpoint_wal().await,
+        }
+    }
+
+    async fn flush_signal(&self, signal: Signal) -> Result<(), StorageError> {
+        let flushed = match signal {
+            Signal::Traces => self.stores.spans.flush().await,
+            Signal::Metrics => self.stores.metrics.flush().await,
+            Signal::Logs => self.stores.logs.flush().await,
+        };
+        match flushed {
+            Ok(lsn) => {
+                let mut checkpoint = self.checkpoint.lock().await;
+                checkpoint.advance(signal, lsn);
+                Ok(())
+            }
+            Err(err) => {
+                error!(signal = signal.name(), error = %err, "flush failed; data stays buffered and in the WAL");
+                Err(err)
+            }
+        }
+    }
+
+    /// Persists the checkpoint, closes the current segment and deletes covered segments.
+    async fn checkpoint_wal(&self) -> Result<(), StorageError> {
+        let checkpoint = *self.checkpoint.lock().await;
+        let wal_dir = layout::wal_dir(&self.config.data_dir);
+        tokio::task::spawn_blocking(move || checkpoint.store(&wal_dir)).await??;
+        if let Err(err) = self.wal.rotate().await {
+            // Closed during shutdown: the segment stays and is replayed, skipped, next start.
+            if !matches!(err, WalError::Closed) {
+                return Err(err.into());
+            }
+        }
+        let removed = self.wal.remove_segments_through(checkpoint.min())?;
+        if removed > 0 {
+            info!(
+                removed,
+                checkpoint = checkpoint.min(),
+                "WAL segments removed"
+            );
+        }
+        Ok(())
+    }
+
+    async fn run_flusher(self: Arc<Self>) {
+        let tick = Duration::from_millis(250);
+        loop {
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                () = tokio::time::sleep(tick) => {}
+            }
+            let under_pressure = self.budget.used_bytes() * 4 >= self.budget.limit_bytes() * 3;
+            let max_bytes = if under_pressure {
+                0
+            } else {
+                self.config.flush_max_bytes
+            };
+            let due = [
+                (
+                    Signal::Traces,
+                    self.stores
+                        .spans
+                        .is_due(max_bytes, self.config.flush_interval),
+                ),
+                (
+                    Signal::Metrics,
+                    self.stores
+                        .metrics
+                        .is_due(max_bytes, self.config.flush_interval),
+                ),
+                (
+                    Signal::Logs,
+                    self.stores
+                        .logs
+                        .is_due(max_bytes, self.config.log_commit_interval),
+                ),
+            ];
+            let mut flushed_any = false;
+            for (signal, is_due) in due {
+                if is_due && self.flush_signal(signal).await.is_ok() {
+                    flushed_any = true;
+                }
+            }
+            if flushed_any && let Err(err) = self.checkpoint_wal().await {
+                warn!(error = %err, "WAL checkpoint failed; will retry");
+            }
+        }
+    }
+
+    /// Stops the flusher, drains the WAL writer, flushes every store and checkpoints.
+    pub async fn shutdown(&self) -> Result<(), StorageError> {
+        self.cancel.cancel();
+        let handle = self.flusher.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(handle) = handle
+            && let Err(err) = handle.await
+        {
+            warn!(error = %err, "flusher task ended abnormally");
+        }
+        self.wal.close().await;
+        self.flush_all().await
+    }
+}
+
+/// Replays the WAL into the stores, flushing between segments when buffers grow large.
+async fn replay(
+    config: &StorageConfig,
+    wal_dir: &Path,
+    stores: &Arc<Stores>,
+    budget: &Arc<MemoryBudget>,
+    decoder: &Arc<dyn WalDecoder>,
+    checkpoint: &mut Checkpoint,
+) -> Result<Lsn, StorageError> {
+    let mut reader = Replay::open(wal_dir)?;
+    let mut replayed = 0u64;
+    loop {
+        let (returned, segment) = tokio::task::spawn_blocking(move || {
+            let segment = reader.next_segment();
+            (reader, segment)
+        })
+        .await?;
+        reader = returned;
+        let Some(records) = segment else { break };
+        for (lsn, entry) in records? {
+            if lsn <= checkpoint.get(entry.signal) {
+                continue;
+            }
+            let batch = match decoder.decode(&entry) {
+                Ok(batch) => batch,
+                Err(reason) => {
+                    warn!(lsn, %reason, "undecodable WAL record skipped");
+                    continue;
+                }
+            };
+            // Replayed data was accepted before: never refuse it, but account for it.
+            let reservation = budget.reserve_unchecked(2 * entry.body.len());
+            replayed += 1;
+            stores.apply(
+                lsn,
+                Applied {
+                    tenant: entry.tenant,
+                    batch,
+                    reservation,
+                },
+            );
+        }
+        let over = |(_, bytes): (usize, usize)| bytes >= config.flush_max_bytes;
+        if over(stores.spans.buffered()) {
+            checkpoint.advance(Signal::Traces, stores.spans.flush().await?);
+        }
+        if over(stores.metrics.buffered()) {
+            checkpoint.advance(Signal::Metrics, stores.metrics.flush().await?);
+        }
+        if over(stores.logs.buffered()) {
+            checkpoint.advance(Signal::Logs, stores.logs.flush().await?);
+        }
+    }
+    let stats = reader.stats();
+    info!(
+        records_replayed = replayed,
+        segments_repaired = stats.segments_repaired,
+        next_lsn = stats.next_lsn,
+        "WAL replayed"
+    );
+    Ok(stats.next_lsn)
+}
+
+impl ErrorKind {
+    /// Whether a client should retry the same request later.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::ResourceExhausted | Self::Unavailable)
+    }
+}

@@ -1,0 +1,207 @@
+//! Starts and stops the real binary on free loopback ports with a temporary data dir.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use tonic::transport::Channel;
+
+/// A free loopback port (bound then released; the race is negligible on loopback).
+pub fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr")
+}
+
+/// A running `skewer serve`.
+pub struct Server {
+    child: Option<Child>,
+    /// OTLP/gRPC address.
+    pub grpc: SocketAddr,
+    /// OTLP/HTTP address.
+    pub otlp_http: SocketAddr,
+    /// Query API address.
+    pub http: SocketAddr,
+    /// The data dir (kept across restarts).
+    pub data_dir: PathBuf,
+    log_path: PathBuf,
+    extra_args: Vec<String>,
+}
+
+impl Server {
+    /// Starts a server on `data_dir` and waits until `/readyz` answers 200.
+    pub async fn start(data_dir: &Path, extra_args: &[&str]) -> Self {
+        let mut server = Self {
+            child: None,
+            grpc: free_addr(),
+            otlp_http: free_addr(),
+            http: free_addr(),
+            data_dir: data_dir.to_path_buf(),
+            log_path: PathBuf::new(),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
+        server.spawn();
+        server.wait_ready().await;
+        server
+    }
+
+    fn spawn(&mut self) {
+        let logs_dir = self.data_dir.with_extension("logs");
+        std::fs::create_dir_all(&logs_dir).expect("logs dir");
+        let count = std::fs::read_dir(&logs_dir).map(|d| d.count()).unwrap_or(0);
+        self.log_path = logs_dir.join(format!("server-{count}.log"));
+        let log = std::fs::File::create(&self.log_path).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_skewer"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--otlp-grpc-addr")
+            .arg(self.grpc.to_string())
+            .arg("--otlp-http-addr")
+            .arg(self.otlp_http.to_string())
+            .arg("--http-addr")
+            .arg(self.http.to_string())
+            .args(&self.extra_args)
+            .env("SKEWER_LOG", "info")
+            .current_dir(self.data_dir.parent().unwrap_or(Path::new("/")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn skewer");
+        self.child = Some(child);
+    }
+
+    /// The server's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    async fn wait_ready(&mut self) {
+        let url = format!("http://{}/readyz", self.http);
+        let client = reqwest::Client::new();
+        let start = Instant::now();
+        loop {
+            if let Ok(response) = client.get(&url).send().await
+                && response.status() == 200
+            {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("skewer exited early with {status}:\n{}", self.log());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "skewer not ready in 60 s:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `kill -9`: no flush, no goodbye.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9");
+            child.wait().expect("reap");
+        }
+    }
+
+    /// SIGTERM and wait for exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .expect("send SIGTERM");
+        assert!(status.success());
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!(
+                    "skewer did not stop within 60 s of SIGTERM:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the binary again on the same data dir and ports.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the server first");
+        self.spawn();
+        self.wait_ready().await;
+    }
+
+    /// Base URL of the query API.
+    pub fn api(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    /// URL of an OTLP/HTTP endpoint.
+    pub fn otlp_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.otlp_http, path)
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.grpc))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect gRPC")
+    }
+
+    /// A tonic trace client.
+    pub async fn trace_client(&self) -> TraceServiceClient<Channel> {
+        TraceServiceClient::new(self.channel().await)
+    }
+
+    /// A tonic logs client.
+    pub async fn logs_client(&self) -> LogsServiceClient<Channel> {
+        LogsServiceClient::new(self.channel().await)
+    }
+
+    /// A tonic metrics client.
+    pub async fn metrics_client(&self) -> MetricsServiceClient<Channel> {
+        MetricsServiceClient::new(self.channel().await)
+    }
+
+    /// GETs a query API path as JSON, returning the status and body.
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        self.get_json_as(path, None).await
+    }
+
+    /// GETs a query API path as JSON for a tenant.
+    pub async fn get_json_as(&self, path: &str, tenant: Option<&str>) -> (u16, serde_json::Value) {
+        let mut request = reqwest::Client::new().get(self.api(path));
+        if let Some(tenant) = tenant {
+            request = request.header("X-Scope-OrgID", tenant);
+        }
+        let response = request.send().await.expect("query API reachable");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        (status, body)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

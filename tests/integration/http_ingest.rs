@@ -1,0 +1,326 @@
+//! OTLP/HTTP: protobuf, JSON and gzip bodies accepted and answered in kind; malformed,
+//! mistyped, oversized and gzip-bomb bodies refused with the right status, and the server
+//! keeps serving.
+
+use std::io::Write;
+
+use prost::Message;
+use serde_json::{Value, json};
+
+use crate::fixtures::{T0, hex, logs_request, metrics_request, trace_id, trace_request};
+use crate::harness::Server;
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+async fn post(
+    server: &Server,
+    path: &str,
+    content_type: &str,
+    encoding: Option<&str>,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(server.otlp_url(path))
+        .header("content-type", content_type);
+    if let Some(encoding) = encoding {
+        request = request.header("content-encoding", encoding);
+    }
+    request
+        .body(body)
+        .send()
+        .await
+        .expect("OTLP/HTTP reachable")
+}
+
+/// An OTLP JSON trace export as an SDK writes it: hex ids, string int64s, integer enums.
+fn json_trace(n: u64) -> Value {
+    json!({
+        "resourceSpans": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-svc"}}]},
+            "scopeSpans": [{
+                "scope": {"name": "json-lib"},
+                "spans": [{
+                    "traceId": hex(&trace_id(n)),
+                    "spanId": "1111111111111111",
+                    "name": "json span",
+                    "kind": 2,
+                    "startTimeUnixNano": (T0).to_string(),
+                    "endTimeUnixNano": (T0 + 5_000_000).to_string(),
+                    "attributes": [
+                        {"key": "count", "value": {"intValue": "7"}},
+                        {"key": "ok", "value": {"boolValue": true}}
+                    ],
+                    "status": {"code": 1},
+                    "aFieldFromTheFuture": {"ignored": true}
+                }]
+            }]
+        }]
+    })
+}
+
+#[tokio::test]
+async fn protobuf_json_and_gzip_bodies_are_accepted_and_answered_in_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]).await;
+
+    let response = post(
+        &server,
+        "/v1/traces",
+        "application/x-protobuf",
+        None,
+        trace_request(1, "pb").encode_to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-protobuf");
+
+    let response = post(
+        &server,
+        "/v1/traces",
+        "application/json",
+        None,
+        json_trace(2).to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let answer: Value = response.json().await.unwrap();
+    assert!(answer["partialSuccess"].is_null(), "full success: {answer}");
+
+    let response = post(
+        &server,
+        "/v1/traces",
+        "application/json",
+        Some("gzip"),
+        gzip(json_trace(3).to_string().as_bytes()),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let response = post(
+        &server,
+        "/v1/logs",
+        "application/x-protobuf",
+        Some("gzip"),
+        gzip(&logs_request(4, "gz", "corr-gz").encode_to_vec()),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let response = post(
+        &server,
+        "/v1/metrics",
+        "application/x-protobuf",
+        None,
+        metrics_request("http.", 0).encode_to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+
+    let (status, body) = server
+        .get_json(&format!("/api/traces/{}", hex(&trace_id(2))))
+        .await;
+    assert_eq!(status, 200);
+    let span = &body["data"][0]["spans"][0];
+    assert_eq!(span["operationName"], "json span");
+    let tags = span["tags"].as_array().unwrap();
+    assert!(
+        tags.contains(&json!({"key": "count", "type": "int64", "value": 7})),
+        "{tags:?}"
+    );
+    assert!(tags.contains(&json!({"key": "ok", "type": "bool", "value": true})));
+    assert_eq!(
+        server
+            .get_json(&format!("/api/traces/{}", hex(&trace_id(1))))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .get_json(&format!("/api/traces/{}", hex(&trace_id(3))))
+            .await
+            .0,
+        200
+    );
+    let (_, logs) = server.get_json("/api/logs?correlation_id=corr-gz").await;
+    assert_eq!(logs["count"], 1);
+    let (_, points) = server
+        .get_json("/api/metrics/points?name=http.latency")
+        .await;
+    assert_eq!(
+        points["series"][0]["points"][0]["value"]["bucket_counts"],
+        json!([1, 2, 3])
+    );
+
+    let response = post(&server, "/v1/traces", "application/json", None, b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"00\",\"spanId\":\"1111111111111111\"}]}]}]}".to_vec()).await;
+    assert_eq!(response.status(), 200);
+    let partial: Value = response.json().await.unwrap();
+    // int64 may come as a JSON number or string; both are valid OTLP JSON for readers.
+    let rejected = partial["partialSuccess"]["rejectedSpans"].to_string();
+    assert_eq!(rejected.trim_matches('"'), "1", "{partial}");
+}
+
+#[tokio::test]
+async fn bad_bodies_get_the_right_status_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--max-request-bytes", "1048576"],
+    )
+    .await;
+
+    let response = post(
+        &server,
+        "/v1/traces",
+        "application/x-protobuf",
+        None,
+        vec![0xff, 0xff, 0xff, 0x0f],
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["content-type"], "application/x-protobuf");
+    let status = skewer_status(response.bytes().await.unwrap().as_ref());
+    assert_eq!(status.code, 3);
+    assert!(status.message.contains("malformed"), "{}", status.message);
+
+    let response = post(
+        &server,
+        "/v1/logs",
+        "application/json",
+        None,
+        b"{\"resourceLogs\": [".to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 3);
+
+    let response = post(
+        &server,
+        "/v1/metrics",
+        "text/plain",
+        None,
+        b"hello".to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 415);
+
+    let response = post(
+        &server,
+        "/v1/traces",
+        "application/x-protobuf",
+        None,
+        vec![0; 2 * 1024 * 1024],
+    )
+    .await;
+    assert_eq!(response.status(), 413);
+
+    let bomb = gzip(&vec![b' '; 64 * 1024 * 1024]);
+    assert!(bomb.len() < 1024 * 1024);
+    let response = post(
+        &server,
+        "/v1/traces",
+        "application/json",
+        Some("gzip"),
+        bomb,
+    )
+    .await;
+    assert_eq!(response.status(), 413);
+
+    let response = post(
+        &server,
+        "/v1/traces",
+        "application/x-protobuf",
+        Some("gzip"),
+        b"not gzip".to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+
+    let response = post(
+        &server,
+        "/v1/traces",
+        "application/x-protobuf",
+        None,
+        trace_request(77, "after").encode_to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 200, "still serving");
+    assert_eq!(
+        server
+            .get_json(&format!("/api/traces/{}", hex(&trace_id(77))))
+            .await
+            .0,
+        200
+    );
+
+    let (_, metrics) = (
+        0,
+        reqwest::get(server.api("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(
+        metrics.contains("skewer_ingest_requests_total{signal=\"traces\",outcome=\"invalid\"}"),
+        "{metrics}"
+    );
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+fn skewer_status(bytes: &[u8]) -> RpcStatus {
+    RpcStatus::decode(bytes).expect("a google.rpc.Status body")
+}
+
+#[tokio::test]
+async fn grpc_rejects_oversized_and_gzip_bomb_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--max-request-bytes", "1048576"],
+    )
+    .await;
+    let mut big = trace_request(1, "big");
+    big.resource_spans[0].scope_spans[0].spans[0].name = "x".repeat(2 * 1024 * 1024);
+    let err = server
+        .trace_client()
+        .await
+        .export(big.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::OutOfRange, "{err}");
+
+    let compressed = server
+        .trace_client()
+        .await
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let err = compressed.clone().export(big).await.unwrap_err();
+    assert!(
+        matches!(
+            err.code(),
+            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+        ),
+        "{err}"
+    );
+    let ok = compressed.clone().export(trace_request(2, "gz")).await;
+    assert!(ok.is_ok(), "gzip requests are accepted: {ok:?}");
+    assert_eq!(
+        server
+            .get_json(&format!("/api/traces/{}", hex(&trace_id(2))))
+            .await
+            .0,
+        200
+    );
+}

@@ -1,0 +1,14 @@
+//! Integration tests: the real `skewer` binary on loopback ports, driven over real protocols
+//! (a tonic OTLP client, OTLP/HTTP with reqwest), killed and restarted for durability.
+//! One test binary, one module per area.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod durability;
+mod fixtures;
+mod harness;
+mod http_ingest;
+mod overload;
+mod round_trip;
+mod startup;

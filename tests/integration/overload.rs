@@ -1,0 +1,76 @@
+//! Overload is an answer, not a drop: with a tiny memory budget the server answers gRPC
+//! UNAVAILABLE and HTTP 429 with Retry-After, and its budget gauge never passes the limit.
+
+use prost::Message;
+
+use crate::fixtures::trace_request;
+use crate::harness::Server;
+
+const BUDGET: u64 = 200_000;
+
+#[tokio::test]
+async fn a_full_budget_gets_retryable_answers_and_memory_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let budget = BUDGET.to_string();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &[
+            "--max-buffered-bytes",
+            &budget,
+            "--flush-interval-seconds",
+            "3600",
+            "--flush-max-bytes",
+            "100000000",
+        ],
+    )
+    .await;
+    let mut client = server.trace_client().await;
+    let mut unavailable = 0;
+    for n in 0..400 {
+        match client.export(trace_request(n, "load")).await {
+            Ok(_) => {}
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
+                unavailable += 1;
+            }
+        }
+    }
+    assert!(unavailable > 0, "a 200 kB budget must fill up");
+
+    // The flusher frees the budget under pressure, so keep the load on until it is refused.
+    let http = reqwest::Client::new();
+    let mut refused = None;
+    for n in 0..4000 {
+        let response = http
+            .post(server.otlp_url("/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .body(trace_request(1000 + n, "load").encode_to_vec())
+            .send()
+            .await
+            .unwrap();
+        if response.status() != 200 {
+            refused = Some(response);
+            break;
+        }
+    }
+    let response = refused.expect("HTTP load must hit the budget");
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "1");
+
+    let metrics = reqwest::get(server.api("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let used: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("skewer_memory_budget_used_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("budget gauge");
+    assert!(used <= BUDGET, "used {used} > budget {BUDGET}");
+    assert!(
+        metrics.contains("skewer_ingest_requests_total{signal=\"traces\",outcome=\"retryable\"}")
+    );
+    assert_eq!(server.get_json("/healthz").await.0, 200);
+}
