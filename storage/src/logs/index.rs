@@ -24,10 +24,10 @@ use super::{LogIndexConfig, LogIndexError};
 use crate::model::LogRecord;
 
 /// zstd level of the document store: 3 is zstd's default, a good ratio at a fast speed.
-const DOCSTORE_ZSTD_LEVEL: i32 = 12;
+const DOCSTORE_ZSTD_LEVEL: i32 = 9;
 /// Uncompressed bytes per document-store block: larger blocks compress better, smaller ones
 /// make fetching one record cheaper. 64 KiB holds a few hundred log records.
-const DOCSTORE_BLOCK_BYTES: usize = 256 * 1024;
+const DOCSTORE_BLOCK_BYTES: usize = 512 * 1024;
 /// Decompressed blocks cached per segment: a page of results usually sits in a few blocks, and
 /// the cache is per segment, so it is kept small (tantivy's default is 100).
 const DOCSTORE_CACHE_BLOCKS: usize = 8;
