@@ -17,7 +17,7 @@ use crate::StorageError;
 use crate::budget::Reservation;
 use crate::buffer::Buffer;
 use crate::layout;
-use crate::logs::{LogIndex, LogIndexConfig, LogQuery, matches_in_memory};
+use crate::logs::{LogIndex, LogIndexConfig, LogQuery};
 use crate::model::{LogRecord, TenantId};
 use crate::table::TableStats;
 use crate::wal::Lsn;
@@ -211,13 +211,15 @@ impl LogStore {
         tenant: &TenantId,
         query: &LogQuery,
     ) -> Result<Vec<LogRecord>, StorageError> {
+        // Parse the query once; a bad query is an error even before the tenant has an index.
+        let matcher = query.matcher()?;
         let index = self.index(tenant, false)?;
         let guard = index
             .as_ref()
             .map(|index| index.read().unwrap_or_else(|p| p.into_inner()));
         let mut records = {
             let state = self.lock();
-            let mut keep = |record: &LogRecord| matches_in_memory(query, record);
+            let mut keep = |record: &LogRecord| matcher.matches(record);
             let mut found = state.active.matching(tenant, &mut keep);
             if let Some(frozen) = &state.frozen {
                 found.extend(frozen.matching(tenant, &mut keep));

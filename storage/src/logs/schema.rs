@@ -314,6 +314,29 @@ mod tests {
     }
 
     #[test]
+    fn non_finite_doubles_are_stored_as_text_so_the_record_reads_back() {
+        use tantivy::schema::Value;
+        let fields = LogFields::new();
+        let mut record = crate::logs::test_records::record(1, "x");
+        record.attributes.push(Attribute {
+            key: "ratio".into(),
+            value: AttributeValue::Double(f64::NAN),
+        });
+        let document = fields.to_document(&record).unwrap();
+        let bytes = document
+            .get_first(fields.record)
+            .unwrap()
+            .as_bytes()
+            .unwrap();
+        let stored: LogRecord = serde_json::from_slice(bytes).unwrap();
+        assert_eq!(
+            stored.attributes[2].value,
+            AttributeValue::String("NaN".into())
+        );
+        assert_eq!(stored.attributes[..2], record.attributes[..2]);
+    }
+
+    #[test]
     fn empty_attribute_values_are_left_out() {
         let object = attributes_object(&[
             Attribute::string("a", "x"),

@@ -1,4 +1,5 @@
-//! Test fixtures for the log index: records built from a number, and a realistic generator.
+//! Test fixtures for the log index (records built from a number, a realistic generator, an OTLP
+//! size estimate) and the index size measurement.
 //!
 //! Test-only; nothing here is compiled into the library.
 
@@ -216,4 +217,70 @@ pub(crate) fn otlp_protobuf_bytes(record: &LogRecord) -> usize {
     len += 5; // flags (fixed32)
     len += length_delimited(16) + length_delimited(8);
     length_delimited(len)
+}
+
+/// Ten records, `req-1` to `req-10`, one second apart; 2 is service `cart`, 3 is ERROR,
+/// 6 is WARN, 4 has no trace or span, 5 has only an observed time.
+pub(crate) fn fixture() -> Vec<LogRecord> {
+    let bodies = [
+        "user login succeeded for alice",
+        "cart updated with 3 items",
+        "payment declined by issuer bank",
+        "background job finished without trace",
+        "connection reset by peer while reading response",
+        "slow response from payment gateway",
+        "payment accepted for order 77",
+        "connection timeout to payment gateway",
+        "user logout for bob",
+        "declined by issuer: insufficient funds",
+    ];
+    let mut records: Vec<LogRecord> = (1..=10u64)
+        .map(|n| record(n, bodies[n as usize - 1]))
+        .collect();
+    records[1].resource = Arc::new(Resource {
+        attributes: vec![Attribute::string("service.name", "cart")],
+        ..Resource::default()
+    });
+    (records[2].severity_number, records[2].severity_text) = (17, "ERROR".into());
+    (records[5].severity_number, records[5].severity_text) = (13, "WARN".into());
+    (records[3].trace_id, records[3].span_id) = (None, None);
+    records[4].time_unix_nano = 0;
+    records
+}
+
+mod tests {
+    use super::*;
+    use crate::logs::{LogIndex, LogIndexConfig};
+
+    /// Prints index bytes per record for realistic logs, with every record its own trace (the
+    /// worst case for the id terms) and with five records per trace; asserts nothing.
+    #[test]
+    fn measure_bytes_per_record() {
+        const NUM_RECORDS: u64 = 2000;
+        for logs_per_trace in [1, 5] {
+            let records = realistic_records(NUM_RECORDS, logs_per_trace);
+            let protobuf_bytes: usize = records.iter().map(otlp_protobuf_bytes).sum();
+            let dir = tempfile::tempdir().unwrap();
+            let mut index = LogIndex::open(dir.path(), &LogIndexConfig::default()).unwrap();
+            index.add(&records).unwrap();
+            index.commit().unwrap();
+            assert_eq!(index.num_docs(), NUM_RECORDS);
+
+            let mut by_extension = std::collections::BTreeMap::<String, u64>::new();
+            for entry in std::fs::read_dir(dir.path()).unwrap() {
+                let path = entry.unwrap().path();
+                let extension = path.extension().unwrap_or_default().to_string_lossy();
+                let len = std::fs::metadata(&path).unwrap().len();
+                *by_extension.entry(extension.into_owned()).or_default() += len;
+            }
+            let per_record = by_extension.values().sum::<u64>() as f64 / NUM_RECORDS as f64;
+            let protobuf_per_record = protobuf_bytes as f64 / NUM_RECORDS as f64;
+            println!(
+                "log index, {logs_per_trace} logs/trace: {per_record:.1} bytes/record on disk, \
+                 OTLP protobuf {protobuf_per_record:.1} bytes/record, ratio {:.3}; \
+                 bytes by file type: {by_extension:?}",
+                per_record / protobuf_per_record
+            );
+        }
+    }
 }

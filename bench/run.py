@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""skewer's benchmark suite: starts `skewer serve` with a fresh data dir, drives it with
+`skewer loadgen`, measures server CPU (utime+stime from /proc), memory, bytes on disk and query
+latency, and prints the table of docs/benchmarks.md.
+
+    python3 bench/run.py                       # full suite, release binary (built if missing)
+    python3 bench/run.py --smoke --binary target/debug/skewer   # seconds; CI keeps it from rotting
+
+Only the standard library. Loopback only; every wait has a deadline.
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def rss_mib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def dir_bytes(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass
+    return total
+
+
+def http_get(url, timeout=30):
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.status, response.read()
+
+
+class Server:
+    def __init__(self, binary, data_dir, extra=()):
+        self.binary, self.data_dir, self.extra = binary, Path(data_dir), list(extra)
+        self.grpc, self.otlp_http, self.http = free_port(), free_port(), free_port()
+        self.proc = None
+
+    def start(self):
+        log = open(self.data_dir.with_suffix(".log"), "ab")
+        self.proc = subprocess.Popen(
+            [self.binary, "serve", "--data-dir", str(self.data_dir),
+             "--otlp-grpc-addr", f"127.0.0.1:{self.grpc}",
+             "--otlp-http-addr", f"127.0.0.1:{self.otlp_http}",
+             "--http-addr", f"127.0.0.1:{self.http}", *self.extra],
+            stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, "SKEWER_LOG": "warn"})
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if http_get(f"http://127.0.0.1:{self.http}/readyz", 1)[0] == 200:
+                    return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise SystemExit(f"skewer exited early; see {self.data_dir.with_suffix('.log')}")
+            time.sleep(0.05)
+        raise SystemExit("skewer not ready in 120 s")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def api(self, path):
+        return f"http://127.0.0.1:{self.http}{path}"
+
+
+def loadgen(binary, server, signal_name, transport, seconds, extra=(), ids_out=None):
+    summary = Path(tempfile.mktemp(suffix=".json"))
+    args = [binary, "loadgen", "--signal", signal_name, "--transport", transport,
+            "--otlp-grpc-addr", f"127.0.0.1:{server.grpc}",
+            "--otlp-http-addr", f"127.0.0.1:{server.otlp_http}",
+            "--duration", str(seconds), "--summary-json", str(summary), *extra]
+    if ids_out:
+        args += ["--trace-ids-out", str(ids_out)]
+    started = time.time()
+    cpu_before = cpu_seconds(server.proc.pid)
+    gen = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=seconds + 300)
+    cpu = cpu_seconds(server.proc.pid) - cpu_before
+    wall = time.time() - started
+    if gen.returncode != 0 or not summary.exists():
+        raise SystemExit(f"loadgen {signal_name}/{transport} failed ({gen.returncode})")
+    result = json.loads(summary.read_text())
+    summary.unlink()
+    result["server_cpu_seconds"] = cpu
+    result["wall_seconds"] = wall
+    return result
+
+
+def metric(server, name):
+    _, body = http_get(server.api("/metrics"))
+    total = 0.0
+    for line in body.decode().splitlines():
+        if line.startswith(name):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def throughput(binary, work, signal_name, transport, seconds, runs, extra=()):
+    """Records acknowledged per server CPU-second: median and spread over fresh servers."""
+    figures = []
+    for run in range(runs):
+        server = Server(binary, work / f"{signal_name}-{transport}-{run}").start()
+        try:
+            result = loadgen(binary, server, signal_name, transport, seconds, extra)
+        finally:
+            server.stop()
+        figures.append(result["records_acked"] / max(result["server_cpu_seconds"], 1e-9))
+    return statistics.median(figures), min(figures), max(figures)
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, round((len(values) - 1) * p))] if values else float("nan")
+
+
+def timed_queries(server, paths):
+    latencies, misses = [], 0
+    for path in paths:
+        started = time.perf_counter()
+        try:
+            status, _ = http_get(server.api(path))
+        except urllib.error.HTTPError as err:
+            status = err.code
+        latencies.append((time.perf_counter() - started) * 1000)
+        misses += status != 200
+    return latencies, misses
+
+
+def drop_page_cache():
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--binary", default=str(ROOT / "target/release/skewer"))
+    parser.add_argument("--smoke", action="store_true", help="seconds, not minutes (CI)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--stored-spans", type=int, default=10_000_000,
+                        help="spans stored before the trace-by-id latency test")
+    parser.add_argument("--json", help="write the figures as JSON here")
+    args = parser.parse_args()
+    if args.smoke:
+        args.runs, args.seconds, args.stored_spans = 1, 2, 20_000
+    binary = args.binary
+    if not Path(binary).exists():
+        subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
+    work = Path(tempfile.mkdtemp(prefix="skewer-bench-"))
+    figures = {}
+    try:
+        run_suite(binary, work, args, figures)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print_table(figures, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+
+
+def run_suite(binary, work, args, f):
+    n, secs = args.runs, args.seconds
+    print(f"machine: {os.cpu_count()} cores; {n} run(s) of {secs:.0f} s per throughput figure", file=sys.stderr)
+    f["spans_grpc"] = throughput(binary, work, "traces", "grpc", secs, n)
+    f["spans_http_json"] = throughput(binary, work, "traces", "http-json", secs, n)
+    f["logs_http_json"] = throughput(binary, work, "logs", "http-json", secs, n)
+    f["logs_grpc"] = throughput(binary, work, "logs", "grpc", secs, n)
+    f["metrics_grpc"] = throughput(binary, work, "metrics", "grpc", secs, n)
+
+    # Storage, query latency, memory and freshness on one long-lived server.
+    data = work / "store"
+    server = Server(binary, data).start()
+    try:
+        time.sleep(1)
+        f["rss_idle_mib"] = rss_mib(server.proc.pid)
+        ids_file = work / "ids.txt"
+        spans_per_second = 20_000
+        sustained = min(secs, 30)
+        rss_peak = [0.0]
+
+        # Sustained open-loop load: RSS per 1k spans/s, and ack -> queryable with a marker trace.
+        gen = subprocess.Popen([binary, "loadgen", "--signal", "traces", "--transport", "grpc",
+                                "--otlp-grpc-addr", f"127.0.0.1:{server.grpc}",
+                                "--rate", str(spans_per_second), "--duration", str(sustained),
+                                "--concurrency", "16", "--seed", "7"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        freshness = []
+        deadline = time.time() + sustained + 60
+        while gen.poll() is None and time.time() < deadline:
+            rss_peak[0] = max(rss_peak[0], rss_mib(server.proc.pid))
+            freshness.append(marker_freshness(server))
+            time.sleep(0.5)
+        gen.wait(60)
+        f["rss_per_1k_spans_per_s_mib"] = (rss_peak[0] - f["rss_idle_mib"]) / (spans_per_second / 1000)
+        f["ack_to_queryable_ms"] = (percentile(freshness, 0.5), max(freshness) if freshness else float("nan"))
+
+        # Fill the store, then measure trace-by-id over everything stored.
+        spans_before = metric(server, 'skewer_ingest_records_accepted_total{signal="traces"}')
+        remaining = max(10_000, args.stored_spans - spans_before)
+        if remaining:
+            loadgen(binary, server, "traces", "grpc", 3600, ["--count", str(int(remaining)), "--seed", "11", "--pool-size", "64"], ids_out=ids_file)
+        loadgen(binary, server, "logs", "grpc", min(secs, 10), ["--seed", "12"])
+        loadgen(binary, server, "metrics", "grpc", min(secs, 10), ["--seed", "13", "--series", "1000", "--pool-size", "64"])
+        stored_spans = metric(server, 'skewer_ingest_records_accepted_total{signal="traces"}')
+        stored_logs = metric(server, 'skewer_ingest_records_accepted_total{signal="logs"}')
+        stored_points = metric(server, 'skewer_ingest_records_accepted_total{signal="metrics"}')
+        log_protobuf_bytes = metric(server, 'skewer_ingest_received_bytes_total{signal="logs"}')
+        _, body = http_get(server.api("/api/logs?limit=1000"))
+        correlation_ids = [r["correlation_id"] for r in json.loads(body)["records"] if r.get("correlation_id")]
+    finally:
+        server.stop()
+
+    objects = data / "objects" / "tenants" / "default"
+    f["stored_spans"], f["stored_logs"], f["stored_points"] = stored_spans, stored_logs, stored_points
+    f["bytes_per_span"] = dir_bytes(objects / "traces") / max(stored_spans, 1)
+    f["bytes_per_point"] = dir_bytes(objects / "metrics") / max(stored_points, 1)
+    f["log_bytes_ratio"] = dir_bytes(data / "logs") / max(log_protobuf_bytes, 1)
+
+    server = Server(binary, data).start()
+    try:
+        ids = [line.strip() for line in ids_file.read_text().splitlines() if line.strip()] if ids_file.exists() else []
+        random.Random(5).shuffle(ids)
+        queries = 100 if args.smoke else 1000
+        paths = [f"/api/traces/{i}" for i in ids[:queries]]
+        f["page_cache_dropped"] = drop_page_cache()
+        cold, cold_misses = timed_queries(server, paths)
+        warm, warm_misses = timed_queries(server, paths)
+        f["trace_by_id_ms"] = {"cold_p50": percentile(cold, 0.5), "cold_p99": percentile(cold, 0.99),
+                               "warm_p50": percentile(warm, 0.5), "warm_p99": percentile(warm, 0.99),
+                               "queries": len(paths), "misses": warm_misses + cold_misses}
+        sample = correlation_ids[:queries]
+        timed_queries(server, [f"/api/logs?correlation_id={c}" for c in sample])
+        logs_warm, log_misses = timed_queries(server, [f"/api/logs?correlation_id={c}" for c in sample])
+        f["logs_by_correlation_ms"] = {"warm_p50": percentile(logs_warm, 0.5), "warm_p99": percentile(logs_warm, 0.99),
+                                       "queries": len(sample), "misses": log_misses}
+    finally:
+        server.stop()
+
+
+def marker_freshness(server):
+    """Posts a one-span trace and polls until it can be read back; milliseconds."""
+    trace_id = "%032x" % random.getrandbits(128)
+    body = json.dumps({"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "marker"}}]},
+                       "scopeSpans": [{"spans": [{"traceId": trace_id, "spanId": "%016x" % random.getrandbits(64),
+                                                  "name": "marker", "startTimeUnixNano": str(time.time_ns()),
+                                                  "endTimeUnixNano": str(time.time_ns())}]}]}]}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{server.otlp_http}/v1/traces", data=body,
+                                     headers={"content-type": "application/json"})
+    urllib.request.urlopen(request, timeout=30).read()
+    acked = time.perf_counter()
+    deadline = acked + 30
+    while time.perf_counter() < deadline:
+        try:
+            if http_get(server.api(f"/api/traces/{trace_id}"))[0] == 200:
+                return (time.perf_counter() - acked) * 1000
+        except urllib.error.HTTPError:
+            pass
+        time.sleep(0.01)
+    return float("inf")
+
+
+def print_table(f, args):
+    def rate(key):
+        median, low, high = f[key]
+        return f"{median:,.0f} ({low:,.0f}–{high:,.0f})"
+    t = f["trace_by_id_ms"]
+    l = f["logs_by_correlation_ms"]
+    rows = [
+        ("spans per server CPU-second, OTLP/gRPC, durable", "≥ 60k", "≥ 100k", rate("spans_grpc")),
+        ("spans per server CPU-second, OTLP/HTTP JSON, durable", "≥ 28k", "≥ 56k", rate("spans_http_json")),
+        ("log records per server CPU-second, OTLP/HTTP JSON, full text + correlation id indexed", "≥ 27k", "≥ 54k", rate("logs_http_json")),
+        ("log records per server CPU-second, OTLP/gRPC, same indexes", "≥ 20k", "≥ 35k", rate("logs_grpc")),
+        ("metric data points per server CPU-second, OTLP/gRPC", "≥ 250k", "≥ 500k", rate("metrics_grpc")),
+        (f"bytes on disk per span after flush, trace-id index included ({f['stored_spans']:,.0f} spans)", "≤ 50", "≤ 40", f"{f['bytes_per_span']:.1f}"),
+        (f"bytes on disk per metric point ({f['stored_points']:,.0f} points)", "≤ 1.3", "≤ 0.8", f"{f['bytes_per_point']:.2f}"),
+        (f"stored log bytes / OTLP protobuf bytes ({f['stored_logs']:,.0f} records)", "≤ 0.4", "≤ 0.25", f"{f['log_bytes_ratio']:.2f}"),
+        (f"trace by id over {f['stored_spans']:,.0f} spans, p99 warm / cold ms ({t['queries']} ids, {t['misses']} misses; cache dropped: {f['page_cache_dropped']})",
+         "≤ 50 / 250", "≤ 20 / 150", f"{t['warm_p99']:.1f} / {t['cold_p99']:.1f} (p50 {t['warm_p50']:.1f} / {t['cold_p50']:.1f})"),
+        (f"logs by correlation id over {f['stored_logs']:,.0f} records, p99 warm ms ({l['queries']} ids, {l['misses']} misses)",
+         "≤ 30", "≤ 10", f"{l['warm_p99']:.1f} (p50 {l['warm_p50']:.1f})"),
+        ("RSS idle MiB; RSS MiB per 1k spans/s sustained (20k spans/s)", "≤ 100; ≤ 10", "≤ 60; ≤ 5",
+         f"{f['rss_idle_mib']:.0f}; {f['rss_per_1k_spans_per_s_mib']:.1f}"),
+        ("ack → queryable, marker trace, ms (median / max)", "≤ 10 s", "≤ 2 s",
+         f"{f['ack_to_queryable_ms'][0]:.1f} / {f['ack_to_queryable_ms'][1]:.1f}"),
+    ]
+    print("| measure | first bar | moonshot | measured |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    mode = "smoke" if args.smoke else "full"
+    print(f"\n{mode} run: throughput is the median of {args.runs} run(s) of {args.seconds:.0f} s with the range in brackets; the generator shares the {os.cpu_count()} cores.")
+
+
+if __name__ == "__main__":
+    main()
