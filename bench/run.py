@@ -111,11 +111,12 @@ def loadgen(binary, server, signal_name, transport, seconds, extra=(), ids_out=N
         args += ["--trace-ids-out", str(ids_out)]
     started = time.time()
     cpu_before = cpu_seconds(server.proc.pid)
-    gen = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=seconds + 300)
+    gen = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=seconds + 300)
     cpu = cpu_seconds(server.proc.pid) - cpu_before
     wall = time.time() - started
     if gen.returncode != 0 or not summary.exists():
-        raise SystemExit(f"loadgen {signal_name}/{transport} failed ({gen.returncode})")
+        tail = gen.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        raise RuntimeError(f"loadgen {signal_name}/{transport} failed ({gen.returncode}): {' | '.join(tail)}")
     result = json.loads(summary.read_text())
     summary.unlink()
     result["server_cpu_seconds"] = cpu
@@ -136,12 +137,21 @@ def throughput(binary, work, signal_name, transport, seconds, runs, extra=()):
     """Records acknowledged per server CPU-second: median and spread over fresh servers."""
     figures = []
     for run in range(runs):
-        server = Server(binary, work / f"{signal_name}-{transport}-{run}").start()
+        data = work / f"{signal_name}-{transport}-{run}"
+        server = Server(binary, data).start()
         try:
             result = loadgen(binary, server, signal_name, transport, seconds, extra)
+            figures.append(result["records_acked"] / max(result["server_cpu_seconds"], 1e-9))
+            print(f"  {signal_name}/{transport} run {run + 1}: {figures[-1]:,.0f} records per server CPU-second "
+                  f"({result['records_acked']:,} acked, {result['retryable_answers']} retryable answers, "
+                  f"{result['server_cpu_seconds']:.1f} CPU-s)", file=sys.stderr)
+        except (RuntimeError, subprocess.TimeoutExpired) as err:
+            print(f"  {signal_name}/{transport} run {run + 1} failed: {err}", file=sys.stderr)
         finally:
             server.stop()
-        figures.append(result["records_acked"] / max(result["server_cpu_seconds"], 1e-9))
+            shutil.rmtree(data, ignore_errors=True)
+    if not figures:
+        return float("nan"), float("nan"), float("nan")
     return statistics.median(figures), min(figures), max(figures)
 
 

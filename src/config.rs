@@ -121,6 +121,9 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// The largest `max_request_bytes`: a request must fit one WAL record.
+    pub const MAX_REQUEST_BYTES_LIMIT: usize = 256 * 1024 * 1024;
+
     /// The file read when `--config` is not given, if it exists in the working directory.
     pub const DEFAULT_FILE: &'static str = "skewer.toml";
 
@@ -193,6 +196,15 @@ impl Config {
             }
         };
         positive("max_request_bytes", self.max_request_bytes as u64)?;
+        if self.max_request_bytes > Self::MAX_REQUEST_BYTES_LIMIT {
+            return Err(ConfigError::Invalid {
+                key: "max_request_bytes",
+                reason: format!(
+                    "must be at most {} (one WAL record)",
+                    Self::MAX_REQUEST_BYTES_LIMIT
+                ),
+            });
+        }
         positive("max_buffered_bytes", self.max_buffered_bytes as u64)?;
         positive("flush_interval_seconds", self.flush_interval_seconds)?;
         positive(

@@ -28,6 +28,9 @@ use crate::payload::PayloadFormat;
 use crate::pipeline::{ExportOutcome, Pipeline};
 use crate::tenant::{TENANT_HEADER, tenant_from_header};
 
+/// Compressed bodies above this size are inflated on a blocking thread.
+const INLINE_DECOMPRESS_MAX_BYTES: usize = 64 * 1024;
+
 /// Seconds a client is asked to wait before retrying an overloaded export.
 pub const RETRY_AFTER_SECONDS: u32 = 1;
 
@@ -153,7 +156,15 @@ async fn export(
     };
     let result = async {
         let tenant = tenant_from_header(headers.get(TENANT_HEADER).map(HeaderValue::as_bytes))?;
-        let body = decompress(&headers, body, state.max_body_bytes)?;
+        let body = if body.len() <= INLINE_DECOMPRESS_MAX_BYTES {
+            decompress(&headers, body, state.max_body_bytes)?
+        } else {
+            let max_bytes = state.max_body_bytes;
+            let headers = headers.clone();
+            tokio::task::spawn_blocking(move || decompress(&headers, body, max_bytes))
+                .await
+                .map_err(|err| IngestError::Storage(err.into()))??
+        };
         state
             .pipeline
             .export_body(signal, tenant, format, body)

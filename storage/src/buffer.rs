@@ -82,7 +82,7 @@ impl<R> Buffer<R> {
 
     /// Whether the buffer should be flushed now.
     pub fn is_due(&self, max_bytes: usize, max_age: std::time::Duration) -> bool {
-        self.bytes >= max_bytes
+        !self.is_empty() && self.bytes >= max_bytes
             || self
                 .first_record_at
                 .is_some_and(|first| first.elapsed() >= max_age)
@@ -120,6 +120,10 @@ mod tests {
         assert_eq!(buffer.last_lsn, 4);
         assert_eq!(buffer.num_records, 2);
         assert!(buffer.is_due(10, Duration::from_secs(60)));
+        assert!(
+            !Buffer::<i32>::default().is_due(0, Duration::ZERO),
+            "empty is never due"
+        );
         assert!(!buffer.is_due(11, Duration::from_secs(60)));
         assert_eq!(buffer.matching(&tenant, &mut |v| *v > 1), vec![2]);
         assert_eq!(budget.used_bytes(), 105);

@@ -107,9 +107,23 @@ impl LogStore {
             .push(lsn, tenant, records, bytes, reservation);
     }
 
-    /// Whether the buffer is due for a commit.
+    /// Whether a commit is due: the buffer is big or old enough, or a failed commit waits
+    /// for its retry.
     pub fn is_due(&self, max_bytes: usize, max_age: Duration) -> bool {
-        self.lock().active.is_due(max_bytes, max_age)
+        let state = self.lock();
+        state.frozen.is_some() || state.active.is_due(max_bytes, max_age)
+    }
+
+    /// Notes that the WAL reached `lsn` with a record of another signal.
+    pub fn advance_lsn(&self, lsn: Lsn) {
+        let mut state = self.lock();
+        state.active.last_lsn = state.active.last_lsn.max(lsn);
+    }
+
+    /// The LSN logs are fully committed up to, when nothing is in memory.
+    pub fn idle_lsn(&self) -> Option<Lsn> {
+        let state = self.lock();
+        (state.active.is_empty() && state.frozen.is_none()).then_some(state.active.last_lsn)
     }
 
     /// (records, bytes) held in memory.
@@ -230,6 +244,11 @@ impl LogStore {
             records.extend(index.search(query)?);
         }
         drop(guard);
+        if index.is_none() && self.index(tenant, false)?.is_some() {
+            // The tenant's first commit landed between the index lookup and the buffer read:
+            // its records may be in neither view. Search again, now with the index.
+            return self.search_blocking(tenant, query);
+        }
         records.sort_by_key(|record| std::cmp::Reverse(record.effective_time_unix_nano()));
         records.truncate(query.limit);
         Ok(records)

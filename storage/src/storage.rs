@@ -52,18 +52,23 @@ impl Stores {
             batch,
             reservation,
         } = applied;
+        // The other signals have nothing pending at this LSN: let their checkpoints pass it,
+        // or an idle signal would pin every WAL segment forever.
+        let signal = batch.signal();
+        for other in Signal::ALL.into_iter().filter(|s| *s != signal) {
+            match other {
+                Signal::Traces => self.spans.advance_lsn(lsn),
+                Signal::Metrics => self.metrics.advance_lsn(lsn),
+                Signal::Logs => self.logs.advance_lsn(lsn),
+            }
+        }
+        // The reservation was sized to the records' estimated bytes by the writer.
+        let bytes = reservation.bytes();
         match batch {
-            SignalBatch::Spans(spans) => {
-                let bytes = spans.iter().map(Span::estimated_bytes).sum();
-                self.spans.apply(lsn, tenant, spans, bytes, reservation);
-            }
-            SignalBatch::Logs(logs) => {
-                let bytes = logs.iter().map(LogRecord::estimated_bytes).sum();
-                self.logs.apply(lsn, tenant, logs, bytes, reservation);
-            }
+            SignalBatch::Spans(spans) => self.spans.apply(lsn, tenant, spans, bytes, reservation),
+            SignalBatch::Logs(logs) => self.logs.apply(lsn, tenant, logs, bytes, reservation),
             SignalBatch::Metrics(points) => {
-                let bytes = points.iter().map(MetricPoint::estimated_bytes).sum();
-                self.metrics.apply(lsn, tenant, points, bytes, reservation);
+                self.metrics.apply(lsn, tenant, points, bytes, reservation)
             }
         }
     }
@@ -120,8 +125,9 @@ impl Storage {
         };
         let logs_dir = config.data_dir.clone();
         let stores = Arc::new(Stores {
-            spans: SpanStore::open(Arc::clone(&object_store)).await?,
-            metrics: MetricStore::open(Arc::clone(&object_store)).await?,
+            spans: SpanStore::open(Arc::clone(&object_store), Some(objects_dir.clone())).await?,
+            metrics: MetricStore::open(Arc::clone(&object_store), Some(objects_dir.clone()))
+                .await?,
             logs: Arc::new(
                 tokio::task::spawn_blocking(move || LogStore::open(logs_dir, index_config))
                     .await??,
@@ -171,13 +177,17 @@ impl Storage {
         &self.budget
     }
 
-    /// Makes an export durable and visible; returns its LSN once both hold.
+    /// Makes an export durable and visible; returns its LSN once both hold. `admission` is
+    /// what was reserved before decoding; it is exchanged for the decoded records' own size,
+    /// which the buffer then holds until the records are in files.
     pub async fn write(
         &self,
         entry: WalEntry,
         batch: SignalBatch,
-        reservation: Reservation,
+        admission: Reservation,
     ) -> Result<Lsn, StorageError> {
+        let reservation = self.budget.reserve_unchecked(batch.estimated_bytes());
+        drop(admission);
         let applied = Applied {
             tenant: entry.tenant.clone(),
             batch,
@@ -295,7 +305,11 @@ impl Storage {
                 return Err(err.into());
             }
         }
-        let removed = self.wal.remove_segments_through(checkpoint.min())?;
+        let wal_dir = layout::wal_dir(&self.config.data_dir);
+        let removed = tokio::task::spawn_blocking(move || {
+            crate::wal::remove_segments_through(&wal_dir, checkpoint.min())
+        })
+        .await??;
         if removed > 0 {
             info!(
                 removed,
@@ -308,6 +322,7 @@ impl Storage {
 
     async fn run_flusher(self: Arc<Self>) {
         let tick = Duration::from_millis(250);
+        let mut last_checkpoint = std::time::Instant::now();
         loop {
             tokio::select! {
                 () = self.cancel.cancelled() => return,
@@ -345,10 +360,37 @@ impl Storage {
                     flushed_any = true;
                 }
             }
-            if flushed_any && let Err(err) = self.checkpoint_wal().await {
-                warn!(error = %err, "WAL checkpoint failed; will retry");
+            let idle_advanced = self.advance_idle_checkpoints().await;
+            let checkpoint_stale =
+                idle_advanced && last_checkpoint.elapsed() >= IDLE_CHECKPOINT_INTERVAL;
+            if flushed_any || checkpoint_stale {
+                match self.checkpoint_wal().await {
+                    Ok(()) => last_checkpoint = std::time::Instant::now(),
+                    Err(err) => warn!(error = %err, "WAL checkpoint failed; will retry"),
+                }
             }
         }
+    }
+
+    /// Moves the checkpoint of every signal with nothing in memory up to the LSN its store
+    /// has seen; returns whether any moved.
+    async fn advance_idle_checkpoints(&self) -> bool {
+        let idle = [
+            (Signal::Traces, self.stores.spans.idle_lsn()),
+            (Signal::Metrics, self.stores.metrics.idle_lsn()),
+            (Signal::Logs, self.stores.logs.idle_lsn()),
+        ];
+        let mut checkpoint = self.checkpoint.lock().await;
+        let mut advanced = false;
+        for (signal, lsn) in idle {
+            if let Some(lsn) = lsn
+                && lsn > checkpoint.get(signal)
+            {
+                checkpoint.advance(signal, lsn);
+                advanced = true;
+            }
+        }
+        advanced
     }
 
     /// Stops the flusher, drains the WAL writer, flushes every store and checkpoints.
@@ -364,6 +406,9 @@ impl Storage {
         self.flush_all().await
     }
 }
+
+/// How often a checkpoint moved only by idle signals is persisted (and the WAL trimmed).
+const IDLE_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Replays the WAL into the stores, flushing between segments when buffers grow large.
 async fn replay(
@@ -396,7 +441,7 @@ async fn replay(
                 }
             };
             // Replayed data was accepted before: never refuse it, but account for it.
-            let reservation = budget.reserve_unchecked(2 * entry.body.len());
+            let reservation = budget.reserve_unchecked(batch.estimated_bytes());
             replayed += 1;
             stores.apply(
                 lsn,
@@ -419,13 +464,22 @@ async fn replay(
         }
     }
     let stats = reader.stats();
+    // Never hand out an LSN a checkpoint already covers (a segment cut to nothing could
+    // otherwise lower the next LSN), or new records would be skipped on the next replay.
+    let next_lsn = stats.next_lsn.max(
+        checkpoint
+            .traces
+            .max(checkpoint.logs)
+            .max(checkpoint.metrics)
+            + 1,
+    );
     info!(
         records_replayed = replayed,
         segments_repaired = stats.segments_repaired,
-        next_lsn = stats.next_lsn,
+        next_lsn,
         "WAL replayed"
     );
-    Ok(stats.next_lsn)
+    Ok(next_lsn)
 }
 
 impl ErrorKind {

@@ -113,3 +113,57 @@ async fn a_torn_wal_tail_is_truncated_and_the_rest_recovered() {
         "appends after a repaired tail survive the next crash"
     );
 }
+
+#[tokio::test]
+async fn an_idle_signal_does_not_pin_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(
+        &data,
+        &[
+            "--wal-segment-max-bytes",
+            "4096",
+            "--flush-interval-seconds",
+            "1",
+        ],
+    )
+    .await;
+    let mut traces = server.trace_client().await;
+    for n in 0..40 {
+        traces
+            .export(trace_request(n, "only-traces"))
+            .await
+            .unwrap();
+    }
+    let segments = || {
+        std::fs::read_dir(data.join("wal"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "wal")
+            })
+            .count()
+    };
+    let written = segments();
+    let start = std::time::Instant::now();
+    while segments() > 2 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "WAL still holds {} segments (of {written}) with logs and metrics idle:\n{}",
+            segments(),
+            server.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        server
+            .get_json(&format!("/api/traces/{}", hex(&trace_id(7))))
+            .await
+            .0,
+        200,
+        "flushed spans are still found"
+    );
+}

@@ -47,6 +47,15 @@ impl SignalBatch {
         }
     }
 
+    /// Rough heap size of the records, as buffers account for them.
+    pub fn estimated_bytes(&self) -> usize {
+        match self {
+            Self::Spans(spans) => spans.iter().map(Span::estimated_bytes).sum(),
+            Self::Logs(logs) => logs.iter().map(LogRecord::estimated_bytes).sum(),
+            Self::Metrics(points) => points.iter().map(MetricPoint::estimated_bytes).sum(),
+        }
+    }
+
     /// True when the batch holds no record.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

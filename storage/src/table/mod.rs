@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod reader;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -65,6 +66,9 @@ struct State<R> {
 /// The buffer, frozen buffer and file catalog of one Parquet-backed signal.
 pub struct TableStore<S: TableSignal> {
     object_store: Arc<dyn ObjectStore>,
+    /// Local directory behind the object store, whose files are fsynced before a checkpoint
+    /// may drop their WAL records; `None` for remote stores, whose `put` is durable.
+    local_root: Option<PathBuf>,
     state: Mutex<State<S::Record>>,
     flush_lock: tokio::sync::Mutex<()>,
     next_flush_id: AtomicU64,
@@ -80,8 +84,12 @@ pub struct TableSnapshot<R> {
 }
 
 impl<S: TableSignal> TableStore<S> {
-    /// Opens the store, loading the catalog from the object store.
-    pub async fn open(object_store: Arc<dyn ObjectStore>) -> Result<Self, StorageError> {
+    /// Opens the store, loading the catalog from the object store (rooted at `local_root`
+    /// when it is a local file system).
+    pub async fn open(
+        object_store: Arc<dyn ObjectStore>,
+        local_root: Option<PathBuf>,
+    ) -> Result<Self, StorageError> {
         let catalog = catalog::load_catalog(&object_store, S::SIGNAL, S::BLOOM_COLUMN).await?;
         let num_files: usize = catalog.values().map(Vec::len).sum();
         info!(signal = S::SIGNAL.name(), num_files, "catalog loaded");
@@ -91,6 +99,7 @@ impl<S: TableSignal> TableStore<S> {
             .unwrap_or(0);
         Ok(Self {
             object_store,
+            local_root,
             state: Mutex::new(State {
                 active: Buffer::default(),
                 frozen: None,
@@ -123,9 +132,24 @@ impl<S: TableSignal> TableStore<S> {
             .push(lsn, tenant, records, bytes, reservation);
     }
 
-    /// Whether the active buffer is due for a flush.
+    /// Whether a flush is due: the active buffer is big or old enough, or a failed flush
+    /// waits for its retry.
     pub fn is_due(&self, max_bytes: usize, max_age: Duration) -> bool {
-        self.lock().active.is_due(max_bytes, max_age)
+        let state = self.lock();
+        state.frozen.is_some() || state.active.is_due(max_bytes, max_age)
+    }
+
+    /// Notes that the WAL reached `lsn` with a record of another signal: nothing of this
+    /// signal is pending up to there, so its checkpoint may move on even while it is idle.
+    pub fn advance_lsn(&self, lsn: Lsn) {
+        let mut state = self.lock();
+        state.active.last_lsn = state.active.last_lsn.max(lsn);
+    }
+
+    /// The LSN this signal is fully flushed up to, when nothing of it is in memory.
+    pub fn idle_lsn(&self) -> Option<Lsn> {
+        let state = self.lock();
+        (state.active.is_empty() && state.frozen.is_none()).then_some(state.active.last_lsn)
     }
 
     /// (records, bytes) held in memory.
@@ -250,15 +274,18 @@ impl<S: TableSignal> TableStore<S> {
                 .put(&path, PutPayload::from_bytes(file.bytes))
                 .await;
             let loaded = match put {
-                Ok(_) => {
-                    FileEntry::load(
-                        &self.object_store,
-                        path.clone(),
-                        size_bytes,
-                        S::BLOOM_COLUMN,
-                    )
-                    .await
-                }
+                Ok(_) => match self.sync_local(&path).await {
+                    Ok(()) => {
+                        FileEntry::load(
+                            &self.object_store,
+                            path.clone(),
+                            size_bytes,
+                            S::BLOOM_COLUMN,
+                        )
+                        .await
+                    }
+                    Err(err) => Err(err),
+                },
                 Err(source) => Err(StorageError::ObjectStore {
                     path: path.to_string(),
                     source,
@@ -273,10 +300,15 @@ impl<S: TableSignal> TableStore<S> {
                     written.push((tenant, entry));
                 }
                 Err(err) => {
-                    // Undo the files of this attempt so the retry does not duplicate rows.
-                    for (_, entry) in &written {
-                        if let Err(delete_err) = self.object_store.delete(&entry.path).await {
-                            warn!(path = %entry.path, error = %delete_err, "could not remove a file of a failed flush");
+                    // Undo the files of this attempt (the failed one included, if it was
+                    // written) so the retry does not duplicate rows.
+                    let attempted = written.iter().map(|(_, e)| e.path.clone()).chain([path]);
+                    for attempted_path in attempted {
+                        match self.object_store.delete(&attempted_path).await {
+                            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                            Err(delete_err) => {
+                                warn!(path = %attempted_path, error = %delete_err, "could not remove a file of a failed flush");
+                            }
                         }
                     }
                     return Err(err);
@@ -284,6 +316,30 @@ impl<S: TableSignal> TableStore<S> {
             }
         }
         Ok(written)
+    }
+}
+
+impl<S: TableSignal> TableStore<S> {
+    /// fsyncs a freshly written local file and the directories up to the root, so the file
+    /// survives a power loss once the WAL records behind it are gone.
+    async fn sync_local(&self, path: &object_store::path::Path) -> Result<(), StorageError> {
+        let Some(root) = self.local_root.clone() else {
+            return Ok(());
+        };
+        let file = root.join(path.as_ref());
+        tokio::task::spawn_blocking(move || {
+            crate::checkpoint::sync_file(&file)?;
+            let mut dir = file.parent();
+            while let Some(current) = dir {
+                crate::checkpoint::sync_file(current)?;
+                if current == root {
+                    break;
+                }
+                dir = current.parent();
+            }
+            Ok(())
+        })
+        .await?
     }
 }
 

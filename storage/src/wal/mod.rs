@@ -163,12 +163,27 @@ pub fn replay(
     })
 }
 
+/// Deletes segments of `dir` whose records are all at or below `checkpoint`; never the
+/// newest one. Blocking file-system work: call from a blocking thread.
+pub fn remove_segments_through(dir: &Path, checkpoint: Lsn) -> Result<usize, WalError> {
+    let segments = segment::list_segments(dir)?;
+    let mut removed = 0;
+    for pair in segments.windows(2) {
+        let (_, path) = &pair[0];
+        let (next_first_lsn, _) = pair[1];
+        if next_first_lsn <= checkpoint.saturating_add(1) {
+            std::fs::remove_file(path).map_err(|err| WalError::io(path, err))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// The running log. `A` is what travels with each record to the applier (decoded data).
 pub struct Wal<A> {
     sender: mpsc::Sender<Command<A>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<WalStats>,
-    dir: PathBuf,
 }
 
 impl<A: Send + 'static> Wal<A> {
@@ -187,7 +202,6 @@ impl<A: Send + 'static> Wal<A> {
             sender,
             thread: Mutex::new(Some(thread)),
             stats,
-            dir,
         })
     }
 
@@ -213,22 +227,6 @@ impl<A: Send + 'static> Wal<A> {
             .await
             .map_err(|_| WalError::Closed)?;
         response.await.map_err(|_| WalError::Closed)?
-    }
-
-    /// Deletes segments whose records are all at or below `checkpoint`; never the newest one.
-    /// Blocking file-system work: call from a blocking thread.
-    pub fn remove_segments_through(&self, checkpoint: Lsn) -> Result<usize, WalError> {
-        let segments = segment::list_segments(&self.dir)?;
-        let mut removed = 0;
-        for pair in segments.windows(2) {
-            let (_, path) = &pair[0];
-            let (next_first_lsn, _) = pair[1];
-            if next_first_lsn <= checkpoint.saturating_add(1) {
-                std::fs::remove_file(path).map_err(|err| WalError::io(path, err))?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
     }
 
     /// Counters for self-metrics.
@@ -319,7 +317,7 @@ mod tests {
         assert_eq!(stats.next_lsn, 41);
         assert_eq!(seen[0].1, entry(applied[10].1));
 
-        let removed = wal.remove_segments_through(40).unwrap();
+        let removed = remove_segments_through(dir.path(), 40).unwrap();
         assert_eq!(removed, segments_before - 1);
         let mut rest = 0;
         replay(dir.path(), |_, _| true, |_, _| rest += 1).unwrap();

@@ -47,12 +47,15 @@ pub fn create_segment(dir: &Path, first_lsn: Lsn) -> Result<File, WalError> {
         .write(true)
         .open(&path)
         .map_err(|err| WalError::io(&path, err))?;
-    file.write_all(SEGMENT_MAGIC)
+    let finished = file
+        .write_all(SEGMENT_MAGIC)
         .and_then(|()| file.sync_all())
-        .map_err(|err| WalError::io(&path, err))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|err| WalError::io(dir, err))?;
+        .and_then(|()| File::open(dir).and_then(|d| d.sync_all()));
+    if let Err(err) = finished {
+        // A half-made segment named for LSNs it will never hold would mislead deletion.
+        let _ = std::fs::remove_file(&path);
+        return Err(WalError::io(&path, err));
+    }
     Ok(file)
 }
 
