@@ -155,6 +155,13 @@ def throughput(binary, work, signal_name, transport, seconds, runs, extra=()):
     return statistics.median(figures), min(figures), max(figures)
 
 
+def summarize(figures):
+    figures = [x for x in figures if x == x]
+    if not figures:
+        return float("nan"), float("nan"), float("nan")
+    return statistics.median(figures), min(figures), max(figures)
+
+
 def percentile(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, round((len(values) - 1) * p))] if values else float("nan")
@@ -191,6 +198,9 @@ def main():
     parser.add_argument("--stored-spans", type=int, default=10_000_000,
                         help="spans stored before the trace-by-id latency test")
     parser.add_argument("--json", help="write the figures as JSON here")
+    parser.add_argument("--baseline", help="another skewer binary: its throughput is measured in the same run, "
+                        "interleaved, and shown as a ratio")
+    parser.add_argument("--only-throughput", action="store_true", help="skip storage, query and memory figures")
     args = parser.parse_args()
     if args.smoke:
         args.runs, args.seconds, args.stored_spans = 1, 2, 20_000
@@ -208,14 +218,32 @@ def main():
         Path(args.json).write_text(json.dumps(figures, indent=2))
 
 
+THROUGHPUT = [
+    ("spans_grpc", "traces", "grpc"),
+    ("spans_http_json", "traces", "http-json"),
+    ("logs_http_json", "logs", "http-json"),
+    ("logs_grpc", "logs", "grpc"),
+    ("metrics_grpc", "metrics", "grpc"),
+]
+
+
 def run_suite(binary, work, args, f):
     n, secs = args.runs, args.seconds
     print(f"machine: {os.cpu_count()} cores; {n} run(s) of {secs:.0f} s per throughput figure", file=sys.stderr)
-    f["spans_grpc"] = throughput(binary, work, "traces", "grpc", secs, n)
-    f["spans_http_json"] = throughput(binary, work, "traces", "http-json", secs, n)
-    f["logs_http_json"] = throughput(binary, work, "logs", "http-json", secs, n)
-    f["logs_grpc"] = throughput(binary, work, "logs", "grpc", secs, n)
-    f["metrics_grpc"] = throughput(binary, work, "metrics", "grpc", secs, n)
+    for key, signal_name, transport in THROUGHPUT:
+        if args.baseline:
+            # Interleave candidate and baseline runs so drift on the machine hits both alike.
+            runs = {"candidate": [], "baseline": []}
+            for _ in range(n):
+                for label, path in (("candidate", binary), ("baseline", args.baseline)):
+                    print(f" {label}:", file=sys.stderr)
+                    runs[label].append(throughput(path, work, signal_name, transport, secs, 1)[0])
+            f[key] = tuple(summarize(runs["candidate"]))
+            f["baseline_" + key] = tuple(summarize(runs["baseline"]))
+        else:
+            f[key] = throughput(binary, work, signal_name, transport, secs, n)
+    if args.only_throughput:
+        return
 
     # Storage, query latency, memory and freshness on one long-lived server.
     data = work / "store"
@@ -312,7 +340,20 @@ def marker_freshness(server):
 def print_table(f, args):
     def rate(key):
         median, low, high = f[key]
-        return f"{median:,.0f} ({low:,.0f}–{high:,.0f})"
+        text = f"{median:,.0f} ({low:,.0f}–{high:,.0f})"
+        if "baseline_" + key in f:
+            base = f["baseline_" + key][0]
+            text += f"; baseline {base:,.0f}, ×{median / base:.2f}"
+        return text
+    if args.only_throughput:
+        print("| measure | first bar | moonshot | measured |")
+        print("|---|---|---|---|")
+        bars = {"spans_grpc": ("≥ 60k", "≥ 100k"), "spans_http_json": ("≥ 28k", "≥ 56k"),
+                "logs_http_json": ("≥ 27k", "≥ 54k"), "logs_grpc": ("≥ 20k", "≥ 35k"),
+                "metrics_grpc": ("≥ 250k", "≥ 500k")}
+        for key, signal_name, transport in THROUGHPUT:
+            print(f"| {signal_name} per server CPU-second, {transport} | {bars[key][0]} | {bars[key][1]} | {rate(key)} |")
+        return
     t = f["trace_by_id_ms"]
     l = f["logs_by_correlation_ms"]
     rows = [

@@ -13,6 +13,12 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command};
+
+/// mimalloc: the server's hot path allocates per record (decoded OTLP, model, Arrow
+/// builders); glibc's allocator spent ~20% of CPU there and kept returning and re-faulting
+/// pages. See docs/benchmarks.md for the measured difference.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::config::Config;
 
 fn main() -> ExitCode {

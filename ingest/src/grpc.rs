@@ -26,6 +26,7 @@ use skewer_storage::model::{Signal, TenantId};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::codec::CompressionEncoding;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 use crate::payload::{decoded_logs, decoded_metrics, decoded_traces};
@@ -157,17 +158,37 @@ pub async fn serve_grpc(
     config: GrpcConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let service = OtlpGrpc { pipeline };
+    let service = OtlpGrpc {
+        pipeline: Arc::clone(&pipeline),
+    };
     let max = config.max_message_bytes;
-    let traces = TraceServiceServer::new(service.clone())
-        .accept_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max);
-    let logs = LogsServiceServer::new(service.clone())
-        .accept_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max);
-    let metrics = MetricsServiceServer::new(service)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max);
+    let admit = |signal: Signal| {
+        let pipeline = Arc::clone(&pipeline);
+        move |request: Request<()>| {
+            pipeline
+                .admit_early(signal, 0)
+                .map(|()| request)
+                .map_err(|err| err.to_status())
+        }
+    };
+    let traces = InterceptedService::new(
+        TraceServiceServer::new(service.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(max),
+        admit(Signal::Traces),
+    );
+    let logs = InterceptedService::new(
+        LogsServiceServer::new(service.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(max),
+        admit(Signal::Logs),
+    );
+    let metrics = InterceptedService::new(
+        MetricsServiceServer::new(service)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(max),
+        admit(Signal::Metrics),
+    );
     tonic::transport::Server::builder()
         .initial_stream_window_size(Some(config.stream_window_bytes))
         .initial_connection_window_size(Some(config.connection_window_bytes))

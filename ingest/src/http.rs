@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -72,12 +72,8 @@ pub struct RpcStatus {
     pub message: String,
 }
 
-async fn export_traces(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    export(state, Signal::Traces, headers, body, |format, outcome| {
+async fn export_traces(State(state): State<HttpState>, request: Request) -> Response {
+    export(state, Signal::Traces, request, |format, outcome| {
         let response = ExportTraceServiceResponse {
             partial_success: partial(outcome, |rejected_spans, error_message| {
                 ExportTracePartialSuccess {
@@ -91,8 +87,8 @@ async fn export_traces(
     .await
 }
 
-async fn export_logs(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
-    export(state, Signal::Logs, headers, body, |format, outcome| {
+async fn export_logs(State(state): State<HttpState>, request: Request) -> Response {
+    export(state, Signal::Logs, request, |format, outcome| {
         let response = ExportLogsServiceResponse {
             partial_success: partial(outcome, |rejected_log_records, error_message| {
                 ExportLogsPartialSuccess {
@@ -106,12 +102,8 @@ async fn export_logs(State(state): State<HttpState>, headers: HeaderMap, body: B
     .await
 }
 
-async fn export_metrics(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    export(state, Signal::Metrics, headers, body, |format, outcome| {
+async fn export_metrics(State(state): State<HttpState>, request: Request) -> Response {
+    export(state, Signal::Metrics, request, |format, outcome| {
         let response = ExportMetricsServiceResponse {
             partial_success: partial(outcome, |rejected_data_points, error_message| {
                 ExportMetricsPartialSuccess {
@@ -145,10 +137,11 @@ fn encode_message<M: Message + serde::Serialize>(format: PayloadFormat, message:
 async fn export(
     state: HttpState,
     signal: Signal,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
     respond: impl FnOnce(PayloadFormat, ExportOutcome) -> Vec<u8>,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let format = match payload_format(&headers) {
         Ok(format) => format,
         // The answer to an unknown content type is JSON, readable by anyone.
@@ -156,6 +149,31 @@ async fn export(
     };
     let result = async {
         let tenant = tenant_from_header(headers.get(TENANT_HEADER).map(HeaderValue::as_bytes))?;
+        // Refuse an overloaded export before reading its body, not after decoding it.
+        let declared_len = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(state.max_body_bytes);
+        state
+            .pipeline
+            .admit_early(signal, format.decoded_size_estimate(declared_len))?;
+        let body = axum::body::to_bytes(body, state.max_body_bytes)
+            .await
+            .map_err(|err| {
+                let source = err.into_inner();
+                if source.is::<http_body_util::LengthLimitError>() {
+                    IngestError::TooLarge {
+                        max_bytes: state.max_body_bytes,
+                    }
+                } else {
+                    IngestError::Malformed {
+                        format: "body",
+                        reason: source.to_string(),
+                    }
+                }
+            })?;
         let body = if body.len() <= INLINE_DECOMPRESS_MAX_BYTES {
             decompress(&headers, body, state.max_body_bytes)?
         } else {

@@ -13,6 +13,13 @@ use crate::IngestError;
 use crate::payload::{DecodeOptions, DecodedExport, PayloadFormat, decode_export, encode_protobuf};
 use crate::stats::{IngestStats, SignalCounters};
 
+/// The most of the budget one signal's buffers may hold: 3/5.
+const SIGNAL_SHARE_NUMERATOR: usize = 3;
+const SIGNAL_SHARE_DENOMINATOR: usize = 5;
+
+/// Requests are refused before decoding once less than 1/N of the budget is free.
+const EARLY_REFUSAL_FRACTION: usize = 32;
+
 /// Bodies above this size are decoded on a blocking thread, so big decodes never stall the runtime.
 const INLINE_DECODE_MAX_BYTES: usize = 64 * 1024;
 
@@ -47,6 +54,27 @@ impl Pipeline {
     /// Counters for self-metrics.
     pub fn stats(&self) -> &Arc<IngestStats> {
         &self.stats
+    }
+
+    /// Early admission, before a body is read or decoded: refuses (and counts as a retryable
+    /// answer) when the budget cannot take `expected_bytes` or is nearly spent, so an
+    /// overloaded server does not burn CPU decoding requests it will refuse anyway.
+    pub fn admit_early(&self, signal: Signal, expected_bytes: usize) -> Result<(), IngestError> {
+        let budget = self.storage.budget();
+        let floor = budget.limit_bytes() / EARLY_REFUSAL_FRACTION;
+        let available_bytes = budget.available_bytes();
+        // No signal may hold more than its share, so one signal's backlog (a slow index
+        // commit) cannot starve the others.
+        let signal_share_exceeded = self.storage.signal_stats(signal).buffered_bytes
+            > budget.limit_bytes() / SIGNAL_SHARE_DENOMINATOR * SIGNAL_SHARE_NUMERATOR;
+        if signal_share_exceeded || available_bytes < expected_bytes.max(floor) {
+            SignalCounters::add(&self.stats.signal(signal).requests_retryable, 1);
+            return Err(IngestError::Storage(StorageError::BudgetExhausted {
+                requested_bytes: expected_bytes,
+                available_bytes,
+            }));
+        }
+        Ok(())
     }
 
     /// Accepts an encoded body (OTLP/HTTP).

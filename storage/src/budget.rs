@@ -63,6 +63,11 @@ impl MemoryBudget {
         }
     }
 
+    /// Bytes still free.
+    pub fn available_bytes(&self) -> usize {
+        self.limit_bytes.saturating_sub(self.used_bytes())
+    }
+
     /// Bytes reserved now.
     pub fn used_bytes(&self) -> usize {
         self.used_bytes.load(Ordering::Relaxed)

@@ -96,6 +96,7 @@ pub struct Storage {
     wal: Wal<Applied>,
     stores: Arc<Stores>,
     checkpoint: tokio::sync::Mutex<Checkpoint>,
+    checkpoint_io: tokio::sync::Mutex<()>,
     cancel: CancellationToken,
     flusher: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
@@ -162,6 +163,7 @@ impl Storage {
             wal,
             stores,
             checkpoint: tokio::sync::Mutex::new(checkpoint),
+            checkpoint_io: tokio::sync::Mutex::new(()),
             cancel: CancellationToken::new(),
             flusher: std::sync::Mutex::new(None),
         });
@@ -296,6 +298,8 @@ impl Storage {
 
     /// Persists the checkpoint, closes the current segment and deletes covered segments.
     async fn checkpoint_wal(&self) -> Result<(), StorageError> {
+        // One checkpoint write at a time: the signal flushers finish independently.
+        let _serial = self.checkpoint_io.lock().await;
         let checkpoint = *self.checkpoint.lock().await;
         let wal_dir = layout::wal_dir(&self.config.data_dir);
         tokio::task::spawn_blocking(move || checkpoint.store(&wal_dir)).await??;
@@ -320,9 +324,36 @@ impl Storage {
         Ok(())
     }
 
+    /// One flusher per signal, so a long flush of one (a big log commit) never delays the
+    /// others; this task also persists checkpoints moved by idle signals.
     async fn run_flusher(self: Arc<Self>) {
-        let tick = Duration::from_millis(250);
+        let mut flushers = tokio::task::JoinSet::new();
+        for signal in Signal::ALL {
+            flushers.spawn(Arc::clone(&self).run_signal_flusher(signal));
+        }
         let mut last_checkpoint = std::time::Instant::now();
+        loop {
+            tokio::select! {
+                () = self.cancel.cancelled() => break,
+                () = tokio::time::sleep(IDLE_CHECKPOINT_INTERVAL) => {}
+            }
+            let idle_advanced = self.advance_idle_checkpoints().await;
+            if idle_advanced && last_checkpoint.elapsed() >= IDLE_CHECKPOINT_INTERVAL {
+                match self.checkpoint_wal().await {
+                    Ok(()) => last_checkpoint = std::time::Instant::now(),
+                    Err(err) => warn!(error = %err, "WAL checkpoint failed; will retry"),
+                }
+            }
+        }
+        while let Some(joined) = flushers.join_next().await {
+            if let Err(err) = joined {
+                warn!(error = %err, "a flusher task ended abnormally");
+            }
+        }
+    }
+
+    async fn run_signal_flusher(self: Arc<Self>, signal: Signal) {
+        let tick = Duration::from_millis(250);
         loop {
             tokio::select! {
                 () = self.cancel.cancelled() => return,
@@ -334,40 +365,25 @@ impl Storage {
             } else {
                 self.config.flush_max_bytes
             };
-            let due = [
-                (
-                    Signal::Traces,
-                    self.stores
-                        .spans
-                        .is_due(max_bytes, self.config.flush_interval),
-                ),
-                (
-                    Signal::Metrics,
-                    self.stores
-                        .metrics
-                        .is_due(max_bytes, self.config.flush_interval),
-                ),
-                (
-                    Signal::Logs,
-                    self.stores
-                        .logs
-                        .is_due(max_bytes, self.config.log_commit_interval),
-                ),
-            ];
-            let mut flushed_any = false;
-            for (signal, is_due) in due {
-                if is_due && self.flush_signal(signal).await.is_ok() {
-                    flushed_any = true;
-                }
-            }
-            let idle_advanced = self.advance_idle_checkpoints().await;
-            let checkpoint_stale =
-                idle_advanced && last_checkpoint.elapsed() >= IDLE_CHECKPOINT_INTERVAL;
-            if flushed_any || checkpoint_stale {
-                match self.checkpoint_wal().await {
-                    Ok(()) => last_checkpoint = std::time::Instant::now(),
-                    Err(err) => warn!(error = %err, "WAL checkpoint failed; will retry"),
-                }
+            let due = match signal {
+                Signal::Traces => self
+                    .stores
+                    .spans
+                    .is_due(max_bytes, self.config.flush_interval),
+                Signal::Metrics => self
+                    .stores
+                    .metrics
+                    .is_due(max_bytes, self.config.flush_interval),
+                Signal::Logs => self
+                    .stores
+                    .logs
+                    .is_due(max_bytes, self.config.log_commit_interval),
+            };
+            if due
+                && self.flush_signal(signal).await.is_ok()
+                && let Err(err) = self.checkpoint_wal().await
+            {
+                warn!(error = %err, "WAL checkpoint failed; will retry");
             }
         }
     }
