@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 
 use super::pool::Prepared;
 use super::report::Counters;
-use super::transport::Sender;
+use super::transport::{Outcome, Sender};
 
 /// When to stop and how hard to push.
 #[derive(Debug, Clone)]
@@ -25,7 +25,12 @@ pub struct RunLimits {
     pub rate_records_per_second: Option<f64>,
     /// How far point timestamps move per replay cycle of the pool.
     pub time_step_nanos: u64,
+    /// Resends of an export answered with a retryable refusal, as OTLP exporters do.
+    pub retries: u32,
 }
+
+/// Backoff between resends of a refused export.
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Hands out exports in order: pool index and replay cycle.
 struct Dispenser {
@@ -78,7 +83,7 @@ pub async fn run(
         progress_label,
     ));
     match limits.rate_records_per_second {
-        None => closed_loop(&dispenser, senders, deadline, &counters).await,
+        None => closed_loop(&dispenser, senders, deadline, limits.retries, &counters).await,
         Some(rate) => {
             open_loop(
                 &dispenser,
@@ -101,6 +106,7 @@ async fn closed_loop(
     dispenser: &Arc<Dispenser>,
     senders: Vec<Sender>,
     deadline: Instant,
+    retries: u32,
     counters: &Arc<Counters>,
 ) {
     let mut tasks = Vec::with_capacity(senders.len());
@@ -112,9 +118,18 @@ async fn closed_loop(
                 let Some((body, records)) = dispenser.next() else {
                     break;
                 };
-                let started = Instant::now();
-                let outcome = sender.send(body).await;
-                counters.record(records, started.elapsed(), &outcome);
+                for attempt in 0..=retries {
+                    let started = Instant::now();
+                    let outcome = sender.send(body.clone()).await;
+                    counters.record(records, started.elapsed(), &outcome);
+                    if outcome != Outcome::Retryable
+                        || attempt == retries
+                        || Instant::now() >= deadline
+                    {
+                        break;
+                    }
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                }
             }
         }));
     }

@@ -131,6 +131,10 @@ pub struct LoadgenArgs {
     /// Metric series (metrics signal).
     #[arg(long, default_value_t = 1000)]
     pub series: usize,
+    /// Resend an export refused with a retryable answer up to this many times, 100 ms apart,
+    /// as OTLP exporters do (closed loop). Every answer is counted.
+    #[arg(long, default_value_t = 0)]
+    pub retries: u32,
     /// Write the summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
@@ -280,6 +284,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency.max(1),
         rate_records_per_second: args.rate,
         time_step_nanos,
+        retries: args.retries,
     };
     let pool_for_ids = if args.trace_ids_out.is_some() {
         pool.clone()
