@@ -71,6 +71,15 @@ impl LogIndex {
             .settings(settings)
             .open_or_create(directory)?;
         let writer = index.writer_with_num_threads(1, config.writer_memory_bytes)?;
+        // Files of merges cut short by the last shutdown (or a crash) are unreferenced: drop
+        // them now, or they sit on disk until the next merge.
+        let collected = writer.garbage_collect_files().wait()?;
+        if !collected.deleted_files.is_empty() {
+            debug!(
+                deleted = collected.deleted_files.len(),
+                "removed unreferenced log index files"
+            );
+        }
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

@@ -109,6 +109,11 @@ pub fn encode_spans(spans: &mut [Span]) -> Result<Option<EncodedFile>, CodecErro
     }))
 }
 
+/// Rows per data page. A trace's spans are contiguous (rows are sorted by trace id), so a
+/// lookup reads one or two pages of each column, not the whole row group: small pages make a
+/// lookup cheap and cost a little compression.
+const SPAN_PAGE_ROWS: usize = 8192;
+
 fn span_properties(
     num_spans: usize,
     min_time: u64,
@@ -127,7 +132,8 @@ fn span_properties(
     .set_column_bloom_filter_enabled(trace_id.clone(), true)
     .set_column_bloom_filter_fpp(trace_id.clone(), TRACE_ID_BLOOM_FPP)
     .set_column_bloom_filter_ndv(trace_id, expected_trace_ids)
-    .set_bloom_filter_position(BloomFilterPosition::End);
+    .set_bloom_filter_position(BloomFilterPosition::End)
+    .set_data_page_row_count_limit(SPAN_PAGE_ROWS);
     // Timestamps within a trace are close: delta encoding saved ~8% of the file on the fixture.
     for name in [START_TIME_COLUMN, END_TIME] {
         builder = builder
@@ -471,6 +477,31 @@ mod tests {
             spans.len()
         );
         assert!(per_span < 1000.0);
+    }
+
+    #[test]
+    fn a_trace_lookup_can_read_single_pages() {
+        let mut spans = realistic_spans(3 * SPAN_PAGE_ROWS, 7);
+        let file = encode_spans(&mut spans).unwrap().unwrap();
+        let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new()
+            .with_offset_index_policy(parquet::file::metadata::PageIndexPolicy::Required);
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new_with_options(file.bytes.clone(), options)
+                .unwrap();
+        let offsets = builder
+            .metadata()
+            .offset_index()
+            .expect("offset index written");
+        // Every column of the one row group is cut into pages of at most SPAN_PAGE_ROWS rows.
+        for column in &offsets[0] {
+            let pages = column.page_locations();
+            assert!(pages.len() >= 3, "{} pages", pages.len());
+            assert!(
+                pages
+                    .windows(2)
+                    .all(|w| w[1].first_row_index - w[0].first_row_index <= SPAN_PAGE_ROWS as i64)
+            );
+        }
     }
 
     #[test]
