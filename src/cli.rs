@@ -52,7 +52,7 @@ pub struct ServeArgs {
     /// Write spans and metrics to Parquet at least this often [default: 30]
     #[arg(long, env = "SKEWER_FLUSH_INTERVAL_SECONDS", value_name = "SECONDS")]
     pub flush_interval_seconds: Option<u64>,
-    /// Flush a signal early once its buffer holds this many bytes [default: 96 MiB]
+    /// Flush a signal early once its buffer holds this many bytes [default: 48 MiB]
     #[arg(long, env = "SKEWER_FLUSH_MAX_BYTES", value_name = "BYTES")]
     pub flush_max_bytes: Option<usize>,
     /// Commit logs to the full-text index at least this often [default: 5]

@@ -47,7 +47,7 @@ impl Default for Config {
             max_request_bytes: 16 * 1024 * 1024,
             max_buffered_bytes: 512 * 1024 * 1024,
             flush_interval_seconds: 30,
-            flush_max_bytes: 96 * 1024 * 1024,
+            flush_max_bytes: 48 * 1024 * 1024,
             log_commit_interval_seconds: 5,
             wal_segment_max_bytes: 64 * 1024 * 1024,
             correlation_id_attributes: [

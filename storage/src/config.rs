@@ -30,7 +30,7 @@ impl StorageConfig {
             data_dir,
             max_buffered_bytes: 512 * 1024 * 1024,
             flush_interval: Duration::from_secs(30),
-            flush_max_bytes: 96 * 1024 * 1024,
+            flush_max_bytes: 48 * 1024 * 1024,
             log_commit_interval: Duration::from_secs(5),
             log_writer_memory_bytes: 32 * 1024 * 1024,
             wal_segment_max_bytes: 64 * 1024 * 1024,

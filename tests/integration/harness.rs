@@ -43,9 +43,21 @@ impl Server {
             log_path: PathBuf::new(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
         };
-        server.spawn();
-        server.wait_ready().await;
-        server
+        // A port picked by `free_addr` can be taken again (by another test's client) before
+        // the server binds it: then start over on fresh ports.
+        for _ in 0..3 {
+            server.spawn();
+            match server.wait_ready().await {
+                Ok(()) => return server,
+                Err(log) if log.contains("cannot listen on") => {
+                    server.grpc = free_addr();
+                    server.otlp_http = free_addr();
+                    server.http = free_addr();
+                }
+                Err(log) => panic!("skewer exited early:\n{log}"),
+            }
+        }
+        panic!("skewer found no free ports in 3 tries:\n{}", server.log());
     }
 
     fn spawn(&mut self) {
@@ -80,7 +92,8 @@ impl Server {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    async fn wait_ready(&mut self) {
+    /// Waits for `/readyz`; `Err(log)` if the process exited first.
+    async fn wait_ready(&mut self) -> Result<(), String> {
         let url = format!("http://{}/readyz", self.http);
         let client = reqwest::Client::new();
         let start = Instant::now();
@@ -88,14 +101,14 @@ impl Server {
             if let Ok(response) = client.get(&url).send().await
                 && response.status() == 200
             {
-                return;
+                return Ok(());
             }
             if let Some(status) = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!("skewer exited early with {status}:\n{}", self.log());
+                return Err(format!("exit status {status}\n{}", self.log()));
             }
             assert!(
                 start.elapsed() < Duration::from_secs(60),
@@ -143,7 +156,9 @@ impl Server {
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the server first");
         self.spawn();
-        self.wait_ready().await;
+        if let Err(log) = self.wait_ready().await {
+            panic!("skewer exited early on restart:\n{log}");
+        }
     }
 
     /// Base URL of the query API.

@@ -16,7 +16,7 @@ impl TableSignal for MetricTable {
     const SIGNAL: Signal = Signal::Metrics;
     const BLOOM_COLUMN: Option<&'static str> = None;
 
-    fn encode(records: &mut [MetricPoint]) -> Result<Option<EncodedFile>, CodecError> {
+    fn encode(records: &mut [&MetricPoint]) -> Result<Option<EncodedFile>, CodecError> {
         parquet_codec::encode_metric_points(records)
     }
 

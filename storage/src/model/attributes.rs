@@ -77,12 +77,19 @@ impl AttributeValue {
     }
 
     /// Rough heap size, used for memory budgets.
+    /// Heap bytes only: the value itself sits inline in its parent.
     pub fn estimated_bytes(&self) -> usize {
         match self {
-            Self::String(text) => text.len(),
-            Self::Bytes(bytes) => bytes.len(),
-            Self::Array(values) => values.iter().map(|v| 16 + v.estimated_bytes()).sum(),
-            Self::Map(entries) => entries.iter().map(Attribute::estimated_bytes).sum(),
+            Self::String(text) => heap_bytes(text.len()),
+            Self::Bytes(bytes) => heap_bytes(bytes.len()),
+            Self::Array(values) => {
+                heap_bytes(values.len() * size_of::<AttributeValue>())
+                    + values
+                        .iter()
+                        .map(AttributeValue::estimated_bytes)
+                        .sum::<usize>()
+            }
+            Self::Map(entries) => attributes_bytes(entries),
             _ => 0,
         }
     }
@@ -107,14 +114,25 @@ impl Attribute {
     }
 
     /// Rough heap size, used for memory budgets.
+    /// Counts the attribute inline (as an element of its list) plus its heap.
     pub fn estimated_bytes(&self) -> usize {
-        40 + self.key.len() + self.value.estimated_bytes()
+        size_of::<Self>() + heap_bytes(self.key.len()) + self.value.estimated_bytes()
     }
 }
 
 /// Finds the first attribute with `key`.
 pub fn find_attribute<'a>(attributes: &'a [Attribute], key: &str) -> Option<&'a AttributeValue> {
     attributes.iter().find(|a| a.key == key).map(|a| &a.value)
+}
+
+/// What an allocation of `len` bytes costs: allocators hand out size classes, so small
+/// strings cost more than their length (memory budgets are only as good as this estimate).
+pub fn heap_bytes(len: usize) -> usize {
+    if len == 0 {
+        0
+    } else {
+        len.next_multiple_of(16)
+    }
 }
 
 /// Rough heap size of an attribute list.

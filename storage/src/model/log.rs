@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::attributes::{
-    Attribute, AttributeValue, InstrumentationScope, Resource, attributes_bytes,
+    Attribute, AttributeValue, InstrumentationScope, Resource, attributes_bytes, heap_bytes,
 };
 use super::ids::{SpanId, TraceId};
 
@@ -56,10 +56,14 @@ impl LogRecord {
 
     /// Rough heap size of this record (resource and scope excluded: they are shared).
     pub fn estimated_bytes(&self) -> usize {
-        160 + self.severity_text.len()
+        size_of::<Self>()
+            + heap_bytes(self.severity_text.len())
             + self.body.estimated_bytes()
             + attributes_bytes(&self.attributes)
-            + self.event_name.len()
-            + self.correlation_id.as_ref().map_or(0, String::len)
+            + heap_bytes(self.event_name.len())
+            + self
+                .correlation_id
+                .as_ref()
+                .map_or(0, |id| heap_bytes(id.len()))
     }
 }

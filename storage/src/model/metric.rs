@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::attributes::{Attribute, InstrumentationScope, Resource, attributes_bytes};
+use super::attributes::{Attribute, InstrumentationScope, Resource, attributes_bytes, heap_bytes};
 use super::ids::{SpanId, TraceId};
 
 /// Which OTLP metric kind a point belongs to.
@@ -246,24 +246,28 @@ impl MetricPoint {
 
     /// Rough heap size of this point (shared parts excluded).
     pub fn estimated_bytes(&self) -> usize {
-        let value = match &self.value {
-            PointValue::Number { .. } => 16,
+        // The value sits inline; only its bucket and quantile lists are on the heap.
+        let value_heap = match &self.value {
+            PointValue::Number { .. } => 0,
             PointValue::Histogram {
                 explicit_bounds,
                 bucket_counts,
                 ..
-            } => 64 + 8 * (explicit_bounds.len() + bucket_counts.len()),
+            } => heap_bytes(8 * explicit_bounds.len()) + heap_bytes(8 * bucket_counts.len()),
             PointValue::ExponentialHistogram {
                 positive, negative, ..
-            } => 96 + 8 * (positive.bucket_counts.len() + negative.bucket_counts.len()),
-            PointValue::Summary { quantiles, .. } => 32 + 16 * quantiles.len(),
+            } => {
+                heap_bytes(8 * positive.bucket_counts.len())
+                    + heap_bytes(8 * negative.bucket_counts.len())
+            }
+            PointValue::Summary { quantiles, .. } => heap_bytes(size_of_val(quantiles.as_slice())),
         };
         let exemplars: usize = self
             .exemplars
             .iter()
-            .map(|e| 80 + attributes_bytes(&e.filtered_attributes))
+            .map(|e| size_of::<Exemplar>() + attributes_bytes(&e.filtered_attributes))
             .sum();
-        120 + value + exemplars + attributes_bytes(&self.attributes)
+        size_of::<Self>() + value_heap + exemplars + attributes_bytes(&self.attributes)
     }
 }
 

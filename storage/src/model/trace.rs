@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::attributes::{Attribute, InstrumentationScope, Resource, attributes_bytes};
+use super::attributes::{Attribute, InstrumentationScope, Resource, attributes_bytes, heap_bytes};
 use super::ids::{SpanId, TraceId};
 
 /// What role a span plays in a request (OTLP `SpanKind`, same numbers).
@@ -161,16 +161,23 @@ impl Span {
         let events: usize = self
             .events
             .iter()
-            .map(|e| 48 + e.name.len() + attributes_bytes(&e.attributes))
+            .map(|e| {
+                size_of::<SpanEvent>() + heap_bytes(e.name.len()) + attributes_bytes(&e.attributes)
+            })
             .sum();
         let links: usize = self
             .links
             .iter()
-            .map(|l| 64 + l.trace_state.len() + attributes_bytes(&l.attributes))
+            .map(|l| {
+                size_of::<SpanLink>()
+                    + heap_bytes(l.trace_state.len())
+                    + attributes_bytes(&l.attributes)
+            })
             .sum();
-        200 + self.name.len()
-            + self.trace_state.len()
-            + self.status_message.len()
+        size_of::<Self>()
+            + heap_bytes(self.name.len())
+            + heap_bytes(self.trace_state.len())
+            + heap_bytes(self.status_message.len())
             + attributes_bytes(&self.attributes)
             + events
             + links

@@ -4,6 +4,7 @@
 //! Builds Arrow batches from points and points from Arrow batches; the writer settings for
 //! metric files (delta-encoded timestamps, byte-stream-split doubles) live here too. No I/O.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
@@ -74,21 +75,29 @@ static METRIC_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 /// Sorts by (metric name, series id, time) and encodes. Empty -> Ok(None).
-pub fn encode_metric_points(points: &mut [MetricPoint]) -> Result<Option<EncodedFile>, CodecError> {
+///
+/// Takes points or references to them, so a flush can encode a buffer it keeps readable
+/// without copying it.
+pub fn encode_metric_points<P: Borrow<MetricPoint>>(
+    points: &mut [P],
+) -> Result<Option<EncodedFile>, CodecError> {
     if points.is_empty() {
         return Ok(None);
     }
     let series_ids = sort_points(points);
     let (min_time_unix_nano, max_time_unix_nano) =
-        points.iter().fold((u64::MAX, 0), |(min, max), point| {
-            (min.min(point.time_unix_nano), max.max(point.time_unix_nano))
-        });
+        points
+            .iter()
+            .map(Borrow::borrow)
+            .fold((u64::MAX, 0), |(min, max), point: &MetricPoint| {
+                (min.min(point.time_unix_nano), max.max(point.time_unix_nano))
+            });
     let properties = metric_properties(min_time_unix_nano, max_time_unix_nano)?;
     let bytes = write_file(
         Arc::clone(&METRIC_SCHEMA),
         properties,
         points,
-        MetricPoint::estimated_bytes,
+        |point: &P| point.borrow().estimated_bytes(),
         |start, chunk| points_batch(chunk, &series_ids[start..start + chunk.len()]),
     )?;
     Ok(Some(EncodedFile {
@@ -100,11 +109,11 @@ pub fn encode_metric_points(points: &mut [MetricPoint]) -> Result<Option<Encoded
 }
 
 /// Sorts `points` by (metric name, series id, time); returns the series ids in the new order.
-fn sort_points(points: &mut [MetricPoint]) -> Vec<u64> {
-    let series_ids: Vec<u64> = points.iter().map(MetricPoint::series_id).collect();
+fn sort_points<P: Borrow<MetricPoint>>(points: &mut [P]) -> Vec<u64> {
+    let series_ids: Vec<u64> = points.iter().map(|p| p.borrow().series_id()).collect();
     let mut order: Vec<usize> = (0..points.len()).collect();
     order.sort_by(|&a, &b| {
-        let (left, right) = (&points[a], &points[b]);
+        let (left, right) = (points[a].borrow(), points[b].borrow());
         left.metric
             .name
             .cmp(&right.metric.name)
@@ -152,10 +161,14 @@ fn metric_properties(min_time: u64, max_time: u64) -> Result<WriterProperties, C
 }
 
 /// One Arrow batch of the metric schema holding `points`, whose series ids are `series_ids`.
-fn points_batch(points: &[MetricPoint], series_ids: &[u64]) -> Result<RecordBatch, CodecError> {
+fn points_batch<P: Borrow<MetricPoint>>(
+    points: &[P],
+    series_ids: &[u64],
+) -> Result<RecordBatch, CodecError> {
     let num_points = points.len();
-    let num_attributes = points.iter().map(|p| p.attributes.len()).sum();
-    let num_exemplars = points.iter().map(|p| p.exemplars.len()).sum();
+    let points = || points.iter().map(Borrow::borrow);
+    let num_attributes = points().map(|p: &MetricPoint| p.attributes.len()).sum();
+    let num_exemplars = points().map(|p: &MetricPoint| p.exemplars.len()).sum();
     let mut names = StringBuilder::with_capacity(num_points, num_points * 24);
     let mut times = Vec::with_capacity(num_points);
     let mut start_times = Vec::with_capacity(num_points);
@@ -171,7 +184,7 @@ fn points_batch(points: &[MetricPoint], series_ids: &[u64]) -> Result<RecordBatc
     let mut exemplars = ExemplarsBuilder::with_capacity(num_points, num_exemplars);
     let mut resources = SharedJsonBuilder::<Resource>::with_capacity(RESOURCE, num_points);
     let mut scopes = SharedJsonBuilder::<InstrumentationScope>::with_capacity(SCOPE, num_points);
-    for point in points {
+    for point in points() {
         let metric = &point.metric;
         names.append_value(&metric.name);
         times.push(point.time_unix_nano);
@@ -317,7 +330,11 @@ mod tests {
 
     #[test]
     fn empty_input_encodes_to_nothing() {
-        assert!(encode_metric_points(&mut []).unwrap().is_none());
+        assert!(
+            encode_metric_points::<MetricPoint>(&mut [])
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Builds Arrow batches from spans and spans from Arrow batches; the writer settings for span
 //! files live here too. No I/O.
 
+use std::borrow::Borrow;
 use std::sync::{Arc, LazyLock};
 
 use arrow_array::builder::StringBuilder;
@@ -81,24 +82,31 @@ static SPAN_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 /// Sorts by (trace_id, start time) and encodes. Empty input -> Ok(None).
-pub fn encode_spans(spans: &mut [Span]) -> Result<Option<EncodedFile>, CodecError> {
+///
+/// Takes spans or references to them, so a flush can encode a buffer it keeps readable
+/// without copying it.
+pub fn encode_spans<S: Borrow<Span>>(spans: &mut [S]) -> Result<Option<EncodedFile>, CodecError> {
     if spans.is_empty() {
         return Ok(None);
     }
     spans.sort_by(|a, b| {
+        let (a, b) = (a.borrow(), b.borrow());
         (a.trace_id, a.start_time_unix_nano).cmp(&(b.trace_id, b.start_time_unix_nano))
     });
     let (min_time_unix_nano, max_time_unix_nano) =
-        spans.iter().fold((u64::MAX, 0), |(min, max), span| {
-            let end = span.end_time_unix_nano.max(span.start_time_unix_nano);
-            (min.min(span.start_time_unix_nano), max.max(end))
-        });
+        spans
+            .iter()
+            .map(Borrow::borrow)
+            .fold((u64::MAX, 0), |(min, max), span: &Span| {
+                let end = span.end_time_unix_nano.max(span.start_time_unix_nano);
+                (min.min(span.start_time_unix_nano), max.max(end))
+            });
     let properties = span_properties(spans.len(), min_time_unix_nano, max_time_unix_nano)?;
     let bytes = write_file(
         Arc::clone(&SPAN_SCHEMA),
         properties,
         spans,
-        Span::estimated_bytes,
+        |span: &S| span.borrow().estimated_bytes(),
         |_, chunk| spans_batch(chunk),
     )?;
     Ok(Some(EncodedFile {
@@ -144,11 +152,12 @@ fn span_properties(
 }
 
 /// One Arrow batch of the span schema holding `spans`.
-fn spans_batch(spans: &[Span]) -> Result<RecordBatch, CodecError> {
+fn spans_batch<S: Borrow<Span>>(spans: &[S]) -> Result<RecordBatch, CodecError> {
     let num_spans = spans.len();
-    let num_attributes = spans.iter().map(|s| s.attributes.len()).sum();
-    let num_events = spans.iter().map(|s| s.events.len()).sum();
-    let num_links = spans.iter().map(|s| s.links.len()).sum();
+    let spans = || spans.iter().map(Borrow::borrow);
+    let num_attributes = spans().map(|s: &Span| s.attributes.len()).sum();
+    let num_events = spans().map(|s: &Span| s.events.len()).sum();
+    let num_links = spans().map(|s: &Span| s.links.len()).sum();
     let mut trace_ids = IdColumnBuilder::<16>::with_capacity(num_spans);
     let mut span_ids = IdColumnBuilder::<8>::with_capacity(num_spans);
     let mut parent_span_ids = IdColumnBuilder::<8>::with_capacity(num_spans);
@@ -169,7 +178,7 @@ fn spans_batch(spans: &[Span]) -> Result<RecordBatch, CodecError> {
     let mut dropped_links = Vec::with_capacity(num_spans);
     let mut resources = SharedJsonBuilder::<Resource>::with_capacity(RESOURCE, num_spans);
     let mut scopes = SharedJsonBuilder::<InstrumentationScope>::with_capacity(SCOPE, num_spans);
-    for span in spans {
+    for span in spans() {
         trace_ids.append(Some(span.trace_id.as_bytes()));
         span_ids.append(Some(span.span_id.as_bytes()));
         parent_span_ids.append(span.parent_span_id.as_ref().map(SpanId::as_bytes));
@@ -327,7 +336,7 @@ mod tests {
 
     #[test]
     fn empty_input_encodes_to_nothing() {
-        assert!(encode_spans(&mut []).unwrap().is_none());
+        assert!(encode_spans::<Span>(&mut []).unwrap().is_none());
     }
 
     #[test]

@@ -17,7 +17,7 @@ impl TableSignal for SpanTable {
     const SIGNAL: Signal = Signal::Traces;
     const BLOOM_COLUMN: Option<&'static str> = Some(TRACE_ID_COLUMN);
 
-    fn encode(records: &mut [Span]) -> Result<Option<EncodedFile>, CodecError> {
+    fn encode(records: &mut [&Span]) -> Result<Option<EncodedFile>, CodecError> {
         parquet_codec::encode_spans(records)
     }
 

@@ -35,7 +35,7 @@ pub trait TableSignal: Send + Sync + 'static {
     /// The column with a bloom filter worth loading into the catalog.
     const BLOOM_COLUMN: Option<&'static str>;
     /// Sorts and encodes records into one Parquet file.
-    fn encode(records: &mut [Self::Record]) -> Result<Option<EncodedFile>, CodecError>;
+    fn encode(records: &mut [&Self::Record]) -> Result<Option<EncodedFile>, CodecError>;
     /// Decodes rows read back from a file.
     fn decode(batch: &RecordBatch) -> Result<Vec<Self::Record>, CodecError>;
     /// The time a record is partitioned by.
@@ -349,10 +349,11 @@ fn encode_by_window<S: TableSignal>(
 ) -> Result<Vec<(TenantId, EncodedFile)>, StorageError> {
     let mut files = Vec::new();
     for (tenant, records) in &frozen.records_by_tenant {
-        let mut windows: BTreeMap<u64, Vec<S::Record>> = BTreeMap::new();
+        // References, not copies: the frozen buffer stays readable while it is encoded.
+        let mut windows: BTreeMap<u64, Vec<&S::Record>> = BTreeMap::new();
         for record in records {
             let window = S::time_unix_nano(record) / layout::WINDOW_NANOS;
-            windows.entry(window).or_default().push(record.clone());
+            windows.entry(window).or_default().push(record);
         }
         for (_, mut window_records) in windows {
             if let Some(file) = S::encode(&mut window_records)? {
