@@ -39,6 +39,8 @@ struct Dispenser {
     records_claimed: AtomicU64,
     max_records: Option<u64>,
     time_step_nanos: u64,
+    /// Exports handed out (each sent at least once).
+    dispensed: AtomicU64,
 }
 
 impl Dispenser {
@@ -52,6 +54,7 @@ impl Dispenser {
             return None;
         }
         let cycle = index / self.pool.len() as u64;
+        self.dispensed.fetch_add(1, Ordering::Relaxed);
         Some((
             prepared.materialize(cycle, self.time_step_nanos),
             prepared.records,
@@ -59,20 +62,22 @@ impl Dispenser {
     }
 }
 
-/// Runs until a limit is hit; returns the wall-clock time taken.
+/// Runs until a limit is hit; returns the wall-clock time taken and the number of distinct
+/// exports sent (retries not counted), in pool order from the first.
 pub async fn run(
     pool: Vec<Prepared>,
     senders: Vec<Sender>,
     limits: RunLimits,
     counters: Arc<Counters>,
     progress_label: String,
-) -> Duration {
+) -> (Duration, u64) {
     let dispenser = Arc::new(Dispenser {
         pool: Arc::new(pool),
         next: AtomicU64::new(0),
         records_claimed: AtomicU64::new(0),
         max_records: limits.max_records,
         time_step_nanos: limits.time_step_nanos,
+        dispensed: AtomicU64::new(0),
     });
     let started = Instant::now();
     let deadline = started + limits.duration;
@@ -99,7 +104,10 @@ pub async fn run(
     stop.store(true, Ordering::Relaxed);
     // The progress line is cosmetic; its end needs no handling.
     let _ = progress.await;
-    started.elapsed()
+    (
+        started.elapsed(),
+        dispenser.dispensed.load(Ordering::Relaxed),
+    )
 }
 
 async fn closed_loop(

@@ -291,18 +291,15 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
-    let elapsed = drive::run(pool, senders, limits, Arc::clone(&counters), label.clone()).await;
+    let (elapsed, exports_sent) =
+        drive::run(pool, senders, limits, Arc::clone(&counters), label.clone()).await;
     let summary = counters.summary(label, elapsed);
     println!("{summary}");
     if let Some(path) = &args.summary_json {
         std::fs::write(path, serde_json::to_vec_pretty(&summary)?)?;
     }
     if let Some(path) = &args.trace_ids_out {
-        write_trace_ids(
-            path,
-            &pool_for_ids,
-            counters.requests.load(std::sync::atomic::Ordering::Relaxed),
-        )?;
+        write_trace_ids(path, &pool_for_ids, exports_sent)?;
     }
     if summary.records_acked == 0 {
         anyhow::bail!("nothing was acknowledged");
