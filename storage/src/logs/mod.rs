@@ -23,10 +23,10 @@
 //! The timestamp has no inverted index: tantivy 0.27 answers a `RangeQuery` on a fast numeric
 //! field from the column, and sorts by it, so terms would only cost space. No norms anywhere:
 //! results are ordered by time, never by score. Structured bodies are indexed as their words
-//! (`key value ...`), not as JSON. The document store is zstd level 6 in 256 KiB blocks.
+//! (`key value ...`), not as JSON. The document store is zstd level 3 in 256 KiB blocks.
 //!
 //! Size, measured by the test `measure_bytes_per_record` (~200-byte bodies, 3 attributes,
-//! five records per trace): about 155 bytes on disk per record for 2,000 records and 135 for
+//! five records per trace): about 162 bytes on disk per record for 2,000 records and 135 for
 //! 20,000 (the body vocabulary saturates), against about 317 bytes of OTLP protobuf per record:
 //! roughly a third document store, a third body postings and positions, a fifth id terms. Query text uses tantivy's syntax with `body` as the default
 //! field and AND as the default operator, so `timeout "connection reset" -retry`,
