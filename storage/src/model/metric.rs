@@ -1,10 +1,13 @@
 //! The metric model: one data point of any of the five OTLP kinds, with its series identity.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::attributes::{Attribute, InstrumentationScope, Resource, attributes_bytes, heap_bytes};
+use super::attributes::{
+    Attribute, AttributeValue, InstrumentationScope, Resource, attributes_bytes, heap_bytes,
+};
 use super::ids::{SpanId, TraceId};
 
 /// Which OTLP metric kind a point belongs to.
@@ -233,6 +236,14 @@ impl MetricPoint {
     ///
     /// Stable across runs and versions (FNV-1a over a canonical byte form), so it can be stored.
     pub fn series_id(&self) -> u64 {
+        let mut hash = self.group_hash();
+        hash.write_attributes(&self.attributes);
+        hash.finish()
+    }
+
+    /// The hash state after everything the point shares with its export group (metric,
+    /// scope, resource), before its own attributes.
+    fn group_hash(&self) -> Fnv1a {
         let mut hash = Fnv1a::new();
         hash.write(self.metric.name.as_bytes());
         hash.write(&[self.metric.kind as u8]);
@@ -240,8 +251,7 @@ impl MetricPoint {
         hash.write(self.scope.name.as_bytes());
         hash.write(self.scope.version.as_bytes());
         hash.write_attributes(&self.resource.attributes);
-        hash.write_attributes(&self.attributes);
-        hash.finish()
+        hash
     }
 
     /// Rough heap size of this point (shared parts excluded).
@@ -271,7 +281,35 @@ impl MetricPoint {
     }
 }
 
+/// Computes [`MetricPoint::series_id`] for many points, hashing the part each export group
+/// shares (metric, scope, resource: the same `Arc`s) once instead of once per point.
+///
+/// Keys are the shared parts' addresses: use one cache only while the points it saw are alive.
+#[derive(Default)]
+pub struct SeriesIdCache {
+    group_hashes: HashMap<(usize, usize, usize), u64>,
+}
+
+impl SeriesIdCache {
+    /// The same value as `point.series_id()`.
+    pub fn series_id(&mut self, point: &MetricPoint) -> u64 {
+        let key = (
+            Arc::as_ptr(&point.metric) as usize,
+            Arc::as_ptr(&point.scope) as usize,
+            Arc::as_ptr(&point.resource) as usize,
+        );
+        let state = *self
+            .group_hashes
+            .entry(key)
+            .or_insert_with(|| point.group_hash().0);
+        let mut hash = Fnv1a(state);
+        hash.write_attributes(&point.attributes);
+        hash.finish()
+    }
+}
+
 /// FNV-1a, 64 bit: tiny, stable, good enough to name series.
+#[derive(Clone, Copy)]
 struct Fnv1a(u64);
 
 impl Fnv1a {
@@ -290,12 +328,26 @@ impl Fnv1a {
     }
 
     fn write_attributes(&mut self, attributes: &[Attribute]) {
-        let mut sorted: Vec<&Attribute> = attributes.iter().collect();
-        sorted.sort_by(|a, b| a.key.cmp(&b.key));
-        for attribute in sorted {
-            self.write(attribute.key.as_bytes());
-            self.write(attribute.value.type_name().as_bytes());
-            self.write(attribute.value.to_text().as_bytes());
+        if attributes.is_sorted_by(|a, b| a.key <= b.key) {
+            attributes
+                .iter()
+                .for_each(|attribute| self.write_attribute(attribute));
+        } else {
+            let mut sorted: Vec<&Attribute> = attributes.iter().collect();
+            sorted.sort_by(|a, b| a.key.cmp(&b.key));
+            sorted
+                .into_iter()
+                .for_each(|attribute| self.write_attribute(attribute));
+        }
+    }
+
+    fn write_attribute(&mut self, attribute: &Attribute) {
+        self.write(attribute.key.as_bytes());
+        self.write(attribute.value.type_name().as_bytes());
+        match &attribute.value {
+            // The text of a string is itself: no copy.
+            AttributeValue::String(text) => self.write(text.as_bytes()),
+            other => self.write(other.to_text().as_bytes()),
         }
     }
 
@@ -349,6 +401,31 @@ mod tests {
         assert_ne!(a.series_id(), c.series_id());
         // Pinned: the id is stored on disk and must not change between versions.
         assert_eq!(point(vec![]).series_id(), 0x16a2_afcb_2006_cb2a);
+    }
+
+    #[test]
+    fn the_cache_gives_the_same_ids_as_the_point() {
+        let shared = point(vec![]);
+        let mut cache = SeriesIdCache::default();
+        let attribute_sets = [
+            vec![],
+            vec![Attribute::string("b", "2"), Attribute::string("a", "1")],
+            vec![Attribute::string("a", "1"), Attribute::string("b", "2")],
+            vec![Attribute {
+                key: "n".into(),
+                value: AttributeValue::Int(7),
+            }],
+        ];
+        for attributes in attribute_sets {
+            // Same Arcs as `shared`: the cached group hash is reused.
+            let point = MetricPoint {
+                attributes,
+                ..shared.clone()
+            };
+            assert_eq!(cache.series_id(&point), point.series_id());
+        }
+        assert_eq!(cache.group_hashes.len(), 1);
+        assert_eq!(cache.series_id(&shared), 0x16a2_afcb_2006_cb2a);
     }
 
     #[test]

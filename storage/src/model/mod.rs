@@ -13,7 +13,7 @@ pub use ids::{IdError, SpanId, TenantId, TraceId};
 pub use log::LogRecord;
 pub use metric::{
     Exemplar, ExponentialBuckets, MetricDescriptor, MetricKind, MetricPoint, NumberValue,
-    PointValue, Quantile, Temporality,
+    PointValue, Quantile, SeriesIdCache, Temporality,
 };
 pub use trace::{Span, SpanEvent, SpanKind, SpanLink, StatusCode};
 

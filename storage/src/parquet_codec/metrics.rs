@@ -28,7 +28,8 @@ use super::{
     apply_permutation, base_properties, write_file,
 };
 use crate::model::{
-    InstrumentationScope, MetricDescriptor, MetricKind, MetricPoint, Resource, Temporality,
+    InstrumentationScope, MetricDescriptor, MetricKind, MetricPoint, Resource, SeriesIdCache,
+    Temporality,
 };
 
 const SERIES_ID: &str = "series_id";
@@ -109,18 +110,40 @@ pub fn encode_metric_points<P: Borrow<MetricPoint>>(
 }
 
 /// Sorts `points` by (metric name, series id, time); returns the series ids in the new order.
+///
+/// Names are ranked once (distinct names are few) so the sort compares integers, not strings,
+/// and series ids share the hash of each export group's common part.
 fn sort_points<P: Borrow<MetricPoint>>(points: &mut [P]) -> Vec<u64> {
-    let series_ids: Vec<u64> = points.iter().map(|p| p.borrow().series_id()).collect();
-    let mut order: Vec<usize> = (0..points.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (left, right) = (points[a].borrow(), points[b].borrow());
-        left.metric
-            .name
-            .cmp(&right.metric.name)
-            .then(series_ids[a].cmp(&series_ids[b]))
-            .then(left.time_unix_nano.cmp(&right.time_unix_nano))
-    });
-    let sorted_ids = order.iter().map(|&index| series_ids[index]).collect();
+    let mut keys: Vec<(u32, u64, u64, usize)> = {
+        let mut name_ids: HashMap<&str, u32> = HashMap::new();
+        let mut series_cache = SeriesIdCache::default();
+        let mut keys = Vec::with_capacity(points.len());
+        for (index, point) in points.iter().enumerate() {
+            let point = point.borrow();
+            let next_id = name_ids.len() as u32;
+            let name_id = *name_ids
+                .entry(point.metric.name.as_str())
+                .or_insert(next_id);
+            let series_id = series_cache.series_id(point);
+            keys.push((name_id, series_id, point.time_unix_nano, index));
+        }
+        // Turn first-seen ids into ranks in name order.
+        let mut names: Vec<(&str, u32)> = name_ids.into_iter().collect();
+        names.sort_unstable();
+        let mut rank_of = vec![0u32; names.len()];
+        for (rank, (_, id)) in names.iter().enumerate() {
+            rank_of[*id as usize] = rank as u32;
+        }
+        for key in &mut keys {
+            key.0 = rank_of[key.0 as usize];
+        }
+        keys
+    };
+    // Keys are unique (they end with the index), so an unstable sort keeps arrival order
+    // among equal (name, series, time).
+    keys.sort_unstable();
+    let sorted_ids = keys.iter().map(|key| key.1).collect();
+    let mut order: Vec<usize> = keys.into_iter().map(|key| key.3).collect();
     apply_permutation(points, &mut order);
     sorted_ids
 }
@@ -464,6 +487,11 @@ mod tests {
             mut points in proptest::collection::vec(any_point(), 1..12),
         ) {
             let file = encode_metric_points(&mut points).unwrap().unwrap();
+            let keys: Vec<(&str, u64, u64)> = points
+                .iter()
+                .map(|p| (p.metric.name.as_str(), p.series_id(), p.time_unix_nano))
+                .collect();
+            prop_assert!(keys.is_sorted());
             prop_assert_eq!(decode_all(&file), points);
         }
     }
