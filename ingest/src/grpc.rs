@@ -1,36 +1,31 @@
 //! OTLP/gRPC receivers: TraceService, LogsService and MetricsService on tonic, gzip accepted,
 //! message size capped, HTTP/2 windows raised for one-stream exporters.
+//!
+//! The services take the request as raw protobuf bytes ([`RawCodec`]) and hand them to the same
+//! pipeline path as OTLP/HTTP protobuf: the bytes are decoded once and written to the WAL as
+//! received, instead of decoded by tonic and re-encoded for the WAL.
 
+use std::convert::Infallible;
+use std::marker::PhantomData;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use bytes::Bytes;
+use prost::Message;
 use skewer_storage::model::{Signal, TenantId};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
+use tonic::codegen::{BoxFuture, Service, http};
+use tonic::server::{NamedService, UnaryService};
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
-use crate::payload::{decoded_logs, decoded_metrics, decoded_traces};
+use crate::payload::PayloadFormat;
 use crate::pipeline::{ExportOutcome, Pipeline};
+use crate::raw_codec::RawCodec;
+use crate::responses::{logs_response, metrics_response, trace_response};
 use crate::tenant::{TENANT_HEADER, tenant_from_header};
 
 /// gRPC server settings.
@@ -57,10 +52,124 @@ impl Default for GrpcConfig {
     }
 }
 
-/// The three OTLP services over one pipeline.
-#[derive(Clone)]
-pub struct OtlpGrpc {
+/// One OTLP collector service: its gRPC name, its signal and its answer.
+trait OtlpService: Send + Sync + 'static {
+    /// Fully qualified service name, as in the `.proto`.
+    const NAME: &'static str;
+    /// The path of its one method.
+    const EXPORT_PATH: &'static str;
+    /// What it receives.
+    const SIGNAL: Signal;
+    /// The encoded `Export*ServiceResponse` for an outcome.
+    fn response(outcome: ExportOutcome) -> Bytes;
+}
+
+struct Traces;
+struct Logs;
+struct Metrics;
+
+impl OtlpService for Traces {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const EXPORT_PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    const SIGNAL: Signal = Signal::Traces;
+    fn response(outcome: ExportOutcome) -> Bytes {
+        trace_response(outcome).encode_to_vec().into()
+    }
+}
+
+impl OtlpService for Logs {
+    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const EXPORT_PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    const SIGNAL: Signal = Signal::Logs;
+    fn response(outcome: ExportOutcome) -> Bytes {
+        logs_response(outcome).encode_to_vec().into()
+    }
+}
+
+impl OtlpService for Metrics {
+    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const EXPORT_PATH: &'static str =
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    const SIGNAL: Signal = Signal::Metrics;
+    fn response(outcome: ExportOutcome) -> Bytes {
+        metrics_response(outcome).encode_to_vec().into()
+    }
+}
+
+/// The tonic service of one OTLP collector service over the pipeline.
+struct ExportServer<K> {
     pipeline: Arc<Pipeline>,
+    max_message_bytes: usize,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Clone for ExportServer<K> {
+    fn clone(&self) -> Self {
+        Self {
+            pipeline: Arc::clone(&self.pipeline),
+            max_message_bytes: self.max_message_bytes,
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K: OtlpService> NamedService for ExportServer<K> {
+    const NAME: &'static str = K::NAME;
+}
+
+impl<K: OtlpService> Service<http::Request<tonic::body::Body>> for ExportServer<K> {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        if request.uri().path() != K::EXPORT_PATH {
+            let status = Status::unimplemented(format!("{} has no such method", K::NAME));
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
+        let export = Export::<K> {
+            pipeline: Arc::clone(&self.pipeline),
+            kind: PhantomData,
+        };
+        let mut accept = EnabledCompressionEncodings::default();
+        accept.enable(CompressionEncoding::Gzip);
+        let mut grpc = tonic::server::Grpc::new(RawCodec)
+            .apply_compression_config(accept, EnabledCompressionEncodings::default())
+            .apply_max_message_size_config(Some(self.max_message_bytes), None);
+        Box::pin(async move { Ok(grpc.unary(export, request).await) })
+    }
+}
+
+/// One `Export` call: the raw request into the pipeline, the outcome back as a response.
+struct Export<K> {
+    pipeline: Arc<Pipeline>,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K: OtlpService> UnaryService<Bytes> for Export<K> {
+    type Response = Bytes;
+    type Future = BoxFuture<Response<Bytes>, Status>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let pipeline = Arc::clone(&self.pipeline);
+        Box::pin(async move {
+            let tenant = tenant_of(&request)?;
+            let outcome = pipeline
+                .export_body(
+                    K::SIGNAL,
+                    tenant,
+                    PayloadFormat::Protobuf,
+                    request.into_inner(),
+                )
+                .await
+                .map_err(|err| err.to_status())?;
+            Ok(Response::new(K::response(outcome)))
+        })
+    }
 }
 
 fn tenant_of<T>(request: &Request<T>) -> Result<TenantId, Status> {
@@ -68,87 +177,17 @@ fn tenant_of<T>(request: &Request<T>) -> Result<TenantId, Status> {
     tenant_from_header(value).map_err(|err| Status::invalid_argument(err.to_string()))
 }
 
-fn partial<P>(outcome: ExportOutcome, build: impl FnOnce(i64, String) -> P) -> Option<P> {
-    (outcome.rejected > 0 || outcome.message.is_some()).then(|| {
-        build(
-            i64::try_from(outcome.rejected).unwrap_or(i64::MAX),
-            outcome.message.unwrap_or_default(),
-        )
-    })
-}
-
-#[tonic::async_trait]
-impl TraceService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let tenant = tenant_of(&request)?;
-        let outcome = self
-            .pipeline
-            .export_message(Signal::Traces, tenant, request.into_inner(), decoded_traces)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: partial(outcome, |rejected_spans, error_message| {
-                ExportTracePartialSuccess {
-                    rejected_spans,
-                    error_message,
-                }
-            }),
-        }))
-    }
-}
-
-#[tonic::async_trait]
-impl LogsService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let tenant = tenant_of(&request)?;
-        let outcome = self
-            .pipeline
-            .export_message(Signal::Logs, tenant, request.into_inner(), decoded_logs)
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: partial(outcome, |rejected_log_records, error_message| {
-                ExportLogsPartialSuccess {
-                    rejected_log_records,
-                    error_message,
-                }
-            }),
-        }))
-    }
-}
-
-#[tonic::async_trait]
-impl MetricsService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let tenant = tenant_of(&request)?;
-        let outcome = self
-            .pipeline
-            .export_message(
-                Signal::Metrics,
-                tenant,
-                request.into_inner(),
-                decoded_metrics,
-            )
-            .await
-            .map_err(|err| err.to_status())?;
-        Ok(Response::new(ExportMetricsServiceResponse {
-            partial_success: partial(outcome, |rejected_data_points, error_message| {
-                ExportMetricsPartialSuccess {
-                    rejected_data_points,
-                    error_message,
-                }
-            }),
-        }))
-    }
+fn export_server<K: OtlpService, F>(
+    pipeline: &Arc<Pipeline>,
+    max_message_bytes: usize,
+    admit: F,
+) -> InterceptedService<ExportServer<K>, F> {
+    let server = ExportServer {
+        pipeline: Arc::clone(pipeline),
+        max_message_bytes,
+        kind: PhantomData,
+    };
+    InterceptedService::new(server, admit)
 }
 
 /// Serves OTLP/gRPC on `listener` until `shutdown` completes; in-flight exports finish first.
@@ -158,10 +197,7 @@ pub async fn serve_grpc(
     config: GrpcConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let service = OtlpGrpc {
-        pipeline: Arc::clone(&pipeline),
-    };
-    let max = config.max_message_bytes;
+    // Overloaded exports are refused on their metadata, before the body is read or decoded.
     let admit = |signal: Signal| {
         let pipeline = Arc::clone(&pipeline);
         move |request: Request<()>| {
@@ -171,32 +207,27 @@ pub async fn serve_grpc(
                 .map_err(|err| err.to_status())
         }
     };
-    let traces = InterceptedService::new(
-        TraceServiceServer::new(service.clone())
-            .accept_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(max),
-        admit(Signal::Traces),
-    );
-    let logs = InterceptedService::new(
-        LogsServiceServer::new(service.clone())
-            .accept_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(max),
-        admit(Signal::Logs),
-    );
-    let metrics = InterceptedService::new(
-        MetricsServiceServer::new(service)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(max),
-        admit(Signal::Metrics),
-    );
+    let max = config.max_message_bytes;
     tonic::transport::Server::builder()
         .initial_stream_window_size(Some(config.stream_window_bytes))
         .initial_connection_window_size(Some(config.connection_window_bytes))
         .max_concurrent_streams(Some(config.max_concurrent_streams))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .add_service(traces)
-        .add_service(logs)
-        .add_service(metrics)
+        .add_service(export_server::<Traces, _>(
+            &pipeline,
+            max,
+            admit(Signal::Traces),
+        ))
+        .add_service(export_server::<Logs, _>(
+            &pipeline,
+            max,
+            admit(Signal::Logs),
+        ))
+        .add_service(export_server::<Metrics, _>(
+            &pipeline,
+            max,
+            admit(Signal::Metrics),
+        ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
 }

@@ -10,15 +10,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceResponse,
-};
 use prost::Message;
 use skewer_storage::ErrorKind;
 use skewer_storage::model::Signal;
@@ -26,6 +17,7 @@ use skewer_storage::model::Signal;
 use crate::IngestError;
 use crate::payload::PayloadFormat;
 use crate::pipeline::{ExportOutcome, Pipeline};
+use crate::responses::{logs_response, metrics_response, trace_response};
 use crate::tenant::{TENANT_HEADER, tenant_from_header};
 
 /// Compressed bodies above this size are inflated on a blocking thread.
@@ -74,56 +66,23 @@ pub struct RpcStatus {
 
 async fn export_traces(State(state): State<HttpState>, request: Request) -> Response {
     export(state, Signal::Traces, request, |format, outcome| {
-        let response = ExportTraceServiceResponse {
-            partial_success: partial(outcome, |rejected_spans, error_message| {
-                ExportTracePartialSuccess {
-                    rejected_spans,
-                    error_message,
-                }
-            }),
-        };
-        encode_message(format, &response)
+        encode_message(format, &trace_response(outcome))
     })
     .await
 }
 
 async fn export_logs(State(state): State<HttpState>, request: Request) -> Response {
     export(state, Signal::Logs, request, |format, outcome| {
-        let response = ExportLogsServiceResponse {
-            partial_success: partial(outcome, |rejected_log_records, error_message| {
-                ExportLogsPartialSuccess {
-                    rejected_log_records,
-                    error_message,
-                }
-            }),
-        };
-        encode_message(format, &response)
+        encode_message(format, &logs_response(outcome))
     })
     .await
 }
 
 async fn export_metrics(State(state): State<HttpState>, request: Request) -> Response {
     export(state, Signal::Metrics, request, |format, outcome| {
-        let response = ExportMetricsServiceResponse {
-            partial_success: partial(outcome, |rejected_data_points, error_message| {
-                ExportMetricsPartialSuccess {
-                    rejected_data_points,
-                    error_message,
-                }
-            }),
-        };
-        encode_message(format, &response)
+        encode_message(format, &metrics_response(outcome))
     })
     .await
-}
-
-fn partial<P>(outcome: ExportOutcome, build: impl FnOnce(i64, String) -> P) -> Option<P> {
-    (outcome.rejected > 0 || outcome.message.is_some()).then(|| {
-        build(
-            i64::try_from(outcome.rejected).unwrap_or(i64::MAX),
-            outcome.message.unwrap_or_default(),
-        )
-    })
 }
 
 fn encode_message<M: Message + serde::Serialize>(format: PayloadFormat, message: &M) -> Vec<u8> {

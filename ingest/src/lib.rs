@@ -8,6 +8,8 @@ pub mod grpc;
 pub mod http;
 pub mod payload;
 pub mod pipeline;
+pub mod raw_codec;
+pub mod responses;
 pub mod stats;
 pub mod tenant;
 

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -153,11 +152,6 @@ impl WalDecoder for OtlpWalDecoder {
             .map(|decoded| decoded.batch)
             .map_err(|err| err.to_string())
     }
-}
-
-/// Encodes a decoded gRPC request back to protobuf for the WAL.
-pub fn encode_protobuf(message: &impl Message) -> Bytes {
-    Bytes::from(message.encode_to_vec())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use skewer_storage::{ErrorKind, Storage, StorageError};
 use tracing::warn;
 
 use crate::IngestError;
-use crate::payload::{DecodeOptions, DecodedExport, PayloadFormat, decode_export, encode_protobuf};
+use crate::payload::{DecodeOptions, DecodedExport, PayloadFormat, decode_export};
 use crate::stats::{IngestStats, SignalCounters};
 
 /// The most of the budget one signal's buffers may hold: 3/5.
@@ -110,35 +110,6 @@ impl Pipeline {
         };
         self.persist(signal, tenant, format, body, decoded, reservation)
             .await
-    }
-
-    /// Accepts a message already decoded by the gRPC server.
-    pub async fn export_message<M: prost::Message>(
-        &self,
-        signal: Signal,
-        tenant: TenantId,
-        message: M,
-        convert: impl FnOnce(M, &DecodeOptions) -> DecodedExport,
-    ) -> Result<ExportOutcome, IngestError> {
-        let encoded_len = message.encoded_len();
-        let result = async {
-            let reservation =
-                self.reserve(PayloadFormat::Protobuf.decoded_size_estimate(encoded_len))?;
-            let body = encode_protobuf(&message);
-            let decoded = convert(message, &self.options);
-            self.persist(
-                signal,
-                tenant,
-                PayloadFormat::Protobuf,
-                body,
-                decoded,
-                reservation,
-            )
-            .await
-        }
-        .await;
-        self.count(signal, encoded_len, &result);
-        result
     }
 
     /// Reserves memory; a request that could never fit the whole budget is refused for good

@@ -4,13 +4,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
-use tonic::Status;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use skewer_ingest::raw_codec::RawCodec;
 use tonic::transport::{Channel, Endpoint};
 
 use super::Signal;
@@ -49,44 +48,6 @@ pub enum Outcome {
     Retryable,
     /// Any other failure.
     Failed(String),
-}
-
-/// Passes already-encoded protobuf bytes through tonic untouched.
-#[derive(Debug, Clone, Default)]
-struct PassThrough;
-
-impl Codec for PassThrough {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = PassThrough;
-    type Decoder = PassThrough;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        PassThrough
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        PassThrough
-    }
-}
-
-impl Encoder for PassThrough {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for PassThrough {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
 }
 
 /// One connection's worth of sending.
@@ -166,7 +127,7 @@ impl Sender {
                 }
                 let path =
                     tonic::codegen::http::uri::PathAndQuery::from_static(grpc_path(self.signal));
-                match grpc.unary(request, path, PassThrough).await {
+                match grpc.unary(request, path, RawCodec).await {
                     Ok(response) => Outcome::Accepted {
                         rejected: rejected_in(
                             self.signal,

@@ -324,3 +324,37 @@ async fn grpc_rejects_oversized_and_gzip_bomb_messages() {
         200
     );
 }
+
+#[tokio::test]
+async fn grpc_answers_malformed_protobuf_with_invalid_argument_and_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    );
+    // A field header announcing 100 bytes of a nested message, then 2 bytes.
+    let garbage = bytes::Bytes::from_static(&[0x0a, 0x64, 0x01, 0x02]);
+    let err = grpc
+        .unary(
+            tonic::Request::new(garbage),
+            path,
+            skewer_ingest::raw_codec::RawCodec,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+
+    let ok = server
+        .trace_client()
+        .await
+        .export(trace_request(3, "after-garbage"))
+        .await;
+    assert!(ok.is_ok(), "the server keeps serving: {ok:?}");
+}
