@@ -20,7 +20,7 @@ use tracing::debug;
 
 use super::query::LogQuery;
 use super::schema::{LogFields, TIMESTAMP};
-use super::{LogIndexConfig, LogIndexError};
+use super::{LogIndexConfig, LogIndexError, stored_record};
 use crate::model::LogRecord;
 
 /// zstd level of the document store. Level 6 stored ~12% fewer store bytes than level 3 (4% of
@@ -97,8 +97,9 @@ impl LogIndex {
 
     /// Adds records (not yet visible). Records carry `correlation_id` already filled in.
     pub fn add(&mut self, records: &[LogRecord]) -> Result<(), LogIndexError> {
+        let mut scratch = Vec::new();
         for record in records {
-            let document = self.fields.to_document(record)?;
+            let document = self.fields.to_document(record, &mut scratch)?;
             self.writer.add_document(document)?;
         }
         Ok(())
@@ -198,9 +199,7 @@ impl LogIndex {
             .ok_or_else(|| LogIndexError::CorruptRecord {
                 reason: "the document has no record bytes".to_string(),
             })?;
-        serde_json::from_slice(bytes).map_err(|error| LogIndexError::CorruptRecord {
-            reason: error.to_string(),
-        })
+        stored_record::decode(bytes)
     }
 }
 

@@ -4,15 +4,13 @@
 //! no directory. Field names are constants here so the in-memory matcher
 //! ([`super::text_match`]) resolves `field:value` clauses exactly as tantivy's query parser does.
 
-use std::sync::Arc;
-
 use tantivy::TantivyDocument;
 use tantivy::schema::{
     Field, IndexRecordOption, JsonObjectOptions, NumericOptions, OwnedValue, STORED, Schema,
     TextFieldIndexing, TextOptions,
 };
 
-use super::LogIndexError;
+use super::{LogIndexError, stored_record};
 use crate::model::{Attribute, AttributeValue, LogRecord};
 
 /// Effective time (`time_unix_nano`, else observed), u64 Unix nanoseconds; fast only.
@@ -33,7 +31,7 @@ pub(crate) const CORRELATION_ID: &str = "correlation_id";
 pub(crate) const BODY: &str = "body";
 /// Record attributes as a JSON object with raw (exact) string values.
 pub(crate) const ATTRIBUTES: &str = "attributes";
-/// The whole record as JSON bytes: the only stored field.
+/// The whole record in its stored form ([`super::stored_record`]): the only stored field.
 pub(crate) const RECORD: &str = "record";
 
 /// The raw tokenizer tantivy registers by default: the whole value is one token.
@@ -113,7 +111,12 @@ impl LogFields {
     }
 
     /// Turns one record into one document: the indexed projections plus the stored JSON.
-    pub(crate) fn to_document(&self, record: &LogRecord) -> Result<TantivyDocument, LogIndexError> {
+    /// `scratch` is reused between calls for the stored form.
+    pub(crate) fn to_document(
+        &self,
+        record: &LogRecord,
+        scratch: &mut Vec<u8>,
+    ) -> Result<TantivyDocument, LogIndexError> {
         let mut document = TantivyDocument::new();
         document.add_u64(self.timestamp, record.effective_time_unix_nano());
         document.add_i64(self.severity_number, i64::from(record.severity_number));
@@ -137,13 +140,9 @@ impl LogFields {
         if !record.attributes.is_empty() {
             document.add_field_value(self.attributes, &attributes_object(&record.attributes));
         }
-        let json = if record_has_non_finite_double(record) {
-            serde_json::to_vec(&with_finite_doubles(record))
-        } else {
-            serde_json::to_vec(record)
-        }
-        .map_err(LogIndexError::EncodeRecord)?;
-        document.add_bytes(self.record, &json);
+        scratch.clear();
+        stored_record::encode(record, scratch)?;
+        document.add_bytes(self.record, scratch);
         Ok(document)
     }
 }
@@ -180,70 +179,6 @@ fn push_word(text: &mut String, word: &str) {
             text.push(' ');
         }
         text.push_str(word);
-    }
-}
-
-/// JSON has no NaN or infinity (serde_json writes `null`, which then fails to read back as a
-/// double), so such doubles are stored as their text (`NaN`, `inf`, `-inf`).
-fn record_has_non_finite_double(record: &LogRecord) -> bool {
-    let any_in = |attributes: &[Attribute]| {
-        attributes
-            .iter()
-            .any(|attribute| has_non_finite_double(&attribute.value))
-    };
-    has_non_finite_double(&record.body)
-        || any_in(&record.attributes)
-        || any_in(&record.resource.attributes)
-        || any_in(&record.scope.attributes)
-}
-
-fn has_non_finite_double(value: &AttributeValue) -> bool {
-    match value {
-        AttributeValue::Double(number) => !number.is_finite(),
-        AttributeValue::Array(values) => values.iter().any(has_non_finite_double),
-        AttributeValue::Map(entries) => entries
-            .iter()
-            .any(|entry| has_non_finite_double(&entry.value)),
-        _ => false,
-    }
-}
-
-fn with_finite_doubles(record: &LogRecord) -> LogRecord {
-    let fix_all = |attributes: &[Attribute]| -> Vec<Attribute> {
-        attributes
-            .iter()
-            .map(|attribute| Attribute {
-                key: attribute.key.clone(),
-                value: with_finite_double(&attribute.value),
-            })
-            .collect()
-    };
-    let mut fixed = record.clone();
-    fixed.body = with_finite_double(&record.body);
-    fixed.attributes = fix_all(&record.attributes);
-    Arc::make_mut(&mut fixed.resource).attributes = fix_all(&record.resource.attributes);
-    Arc::make_mut(&mut fixed.scope).attributes = fix_all(&record.scope.attributes);
-    fixed
-}
-
-fn with_finite_double(value: &AttributeValue) -> AttributeValue {
-    match value {
-        AttributeValue::Double(number) if !number.is_finite() => {
-            AttributeValue::String(number.to_string())
-        }
-        AttributeValue::Array(values) => {
-            AttributeValue::Array(values.iter().map(with_finite_double).collect())
-        }
-        AttributeValue::Map(entries) => AttributeValue::Map(
-            entries
-                .iter()
-                .map(|entry| Attribute {
-                    key: entry.key.clone(),
-                    value: with_finite_double(&entry.value),
-                })
-                .collect(),
-        ),
-        other => other.clone(),
     }
 }
 
@@ -311,29 +246,6 @@ mod tests {
         assert_eq!(body_text(&body), "user alice tries 3");
         assert_eq!(body_text(&AttributeValue::String("plain".into())), "plain");
         assert_eq!(body_text(&AttributeValue::Empty), "");
-    }
-
-    #[test]
-    fn non_finite_doubles_are_stored_as_text_so_the_record_reads_back() {
-        use tantivy::schema::Value;
-        let fields = LogFields::new();
-        let mut record = crate::logs::test_records::record(1, "x");
-        record.attributes.push(Attribute {
-            key: "ratio".into(),
-            value: AttributeValue::Double(f64::NAN),
-        });
-        let document = fields.to_document(&record).unwrap();
-        let bytes = document
-            .get_first(fields.record)
-            .unwrap()
-            .as_bytes()
-            .unwrap();
-        let stored: LogRecord = serde_json::from_slice(bytes).unwrap();
-        assert_eq!(
-            stored.attributes[2].value,
-            AttributeValue::String("NaN".into())
-        );
-        assert_eq!(stored.attributes[..2], record.attributes[..2]);
     }
 
     #[test]

@@ -5,8 +5,10 @@
 use serde::{Deserialize, Serialize};
 
 /// One attribute value with its type kept, so a stored `int` reads back as an `int`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+///
+/// Serialized as `{"type": "int", "value": 3}` in human-readable formats (JSON) and as a
+/// compact tagged value in binary ones (see `value_serde`).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum AttributeValue {
     /// No value (OTLP allows an empty `AnyValue`).
     #[default]
@@ -20,7 +22,7 @@ pub enum AttributeValue {
     /// A 64-bit float.
     Double(f64),
     /// Raw bytes.
-    Bytes(#[serde(with = "hex_bytes")] Vec<u8>),
+    Bytes(Vec<u8>),
     /// A list of values.
     Array(Vec<AttributeValue>),
     /// A nested map of key-value pairs, order kept.
@@ -183,19 +185,6 @@ pub struct InstrumentationScope {
     /// The schema URL of the scope group.
     #[serde(default)]
     pub schema_url: String,
-}
-
-mod hex_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        hex::decode(text.as_ref()).map_err(serde::de::Error::custom)
-    }
 }
 
 #[cfg(test)]

@@ -91,16 +91,26 @@ macro_rules! byte_id {
             }
         }
 
+        /// Hex text in human-readable formats (JSON), the raw bytes in binary ones.
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
+                if s.is_human_readable() {
+                    s.collect_str(self)
+                } else {
+                    s.serialize_bytes(&self.0)
+                }
             }
         }
 
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                text.parse().map_err(serde::de::Error::custom)
+                if d.is_human_readable() {
+                    let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                    text.parse().map_err(serde::de::Error::custom)
+                } else {
+                    let bytes = d.deserialize_bytes(crate::model::serde_bytes::BytesVisitor)?;
+                    Self::from_slice(&bytes).map_err(serde::de::Error::custom)
+                }
             }
         }
     };

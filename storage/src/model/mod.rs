@@ -6,7 +6,9 @@ pub mod attributes;
 pub mod ids;
 pub mod log;
 pub mod metric;
+mod serde_bytes;
 pub mod trace;
+mod value_serde;
 
 pub use attributes::{Attribute, AttributeValue, InstrumentationScope, Resource, find_attribute};
 pub use ids::{IdError, SpanId, TenantId, TraceId};
