@@ -3,15 +3,17 @@
 //!
 //! Consistency: a commit holds the tenant index's write lock while it moves records from the
 //! frozen buffer into the index; a search holds the read lock while it reads both, so a record
-//! is seen exactly once.
+//! is seen exactly once. A commit that fails for one tenant rolls back that tenant's writer and
+//! keeps the frozen buffer for a retry; tenants committed before the failure are remembered, so
+//! the retry adds none of their records twice and searches do not read them from the buffer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::StorageError;
 use crate::budget::Reservation;
@@ -25,6 +27,9 @@ use crate::wal::Lsn;
 struct State {
     active: Buffer<LogRecord>,
     frozen: Option<Arc<Buffer<LogRecord>>>,
+    /// Tenants whose part of the frozen buffer is already committed: a commit that failed for
+    /// a later tenant is retried without adding theirs again, and searches skip it in the buffer.
+    frozen_committed: HashSet<TenantId>,
 }
 
 type SharedIndex = Arc<RwLock<LogIndex>>;
@@ -38,6 +43,9 @@ pub struct LogStore {
     flush_lock: tokio::sync::Mutex<()>,
     stats: TableStats,
     committed_records: AtomicU64,
+    /// Tests: the tenant whose next commit fails after its records were added.
+    #[cfg(test)]
+    fail_next_commit_of: Mutex<Option<TenantId>>,
 }
 
 impl LogStore {
@@ -65,11 +73,14 @@ impl LogStore {
             state: Mutex::new(State {
                 active: Buffer::default(),
                 frozen: None,
+                frozen_committed: HashSet::new(),
             }),
             indexes: Mutex::new(indexes),
             flush_lock: tokio::sync::Mutex::new(()),
             stats: TableStats::default(),
             committed_records: AtomicU64::new(0),
+            #[cfg(test)]
+            fail_next_commit_of: Mutex::new(None),
         })
     }
 
@@ -197,24 +208,62 @@ impl LogStore {
 
     fn commit_blocking(&self, frozen: &Buffer<LogRecord>) -> Result<(), StorageError> {
         // Take every tenant's write lock first, so the frozen buffer is retired atomically
-        // with respect to searches of any tenant it holds.
+        // with respect to searches of any tenant it holds. Tenants in a fixed order, so a
+        // failing tenant fails at the same point on every retry.
+        let mut tenants: Vec<&TenantId> = frozen.records_by_tenant.keys().collect();
+        tenants.sort();
         let mut guards = Vec::new();
-        for tenant in frozen.records_by_tenant.keys() {
+        for tenant in tenants {
             if let Some(index) = self.index(tenant, true)? {
-                guards.push((tenant.clone(), index));
+                guards.push((tenant, index));
             }
         }
         let mut locked: Vec<_> = guards
             .iter()
-            .map(|(tenant, index)| (tenant, index.write().unwrap_or_else(|p| p.into_inner())))
+            .map(|(tenant, index)| (*tenant, index.write().unwrap_or_else(|p| p.into_inner())))
             .collect();
         for (tenant, index) in &mut locked {
-            if let Some(records) = frozen.records_by_tenant.get(*tenant) {
-                index.add(records)?;
-                index.commit()?;
+            if self.lock().frozen_committed.contains(*tenant) {
+                continue;
             }
+            let Some(records) = frozen.records_by_tenant.get(*tenant) else {
+                continue;
+            };
+            let added = index
+                .add(records)
+                .and_then(|()| self.injected_failure(tenant));
+            if let Err(err) = added.and_then(|()| index.commit()) {
+                // Drop what this attempt added, so the retry adds every record exactly once.
+                if let Err(rollback) = index.rollback() {
+                    warn!(%tenant, error = %rollback, "log index rollback failed");
+                }
+                return Err(err.into());
+            }
+            self.lock().frozen_committed.insert((*tenant).clone());
         }
-        self.lock().frozen = None;
+        let mut state = self.lock();
+        state.frozen = None;
+        state.frozen_committed.clear();
+        Ok(())
+    }
+
+    #[cfg(not(test))]
+    fn injected_failure(&self, _tenant: &TenantId) -> Result<(), crate::logs::LogIndexError> {
+        Ok(())
+    }
+
+    #[cfg(test)]
+    fn injected_failure(&self, tenant: &TenantId) -> Result<(), crate::logs::LogIndexError> {
+        let mut fail = self
+            .fail_next_commit_of
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if fail.as_ref() == Some(tenant) {
+            *fail = None;
+            return Err(
+                tantivy::TantivyError::SystemError("injected commit failure".into()).into(),
+            );
+        }
         Ok(())
     }
 
@@ -235,7 +284,9 @@ impl LogStore {
             let state = self.lock();
             let mut keep = |record: &LogRecord| matcher.matches(record);
             let mut found = state.active.matching(tenant, &mut keep);
-            if let Some(frozen) = &state.frozen {
+            if let Some(frozen) = &state.frozen
+                && !state.frozen_committed.contains(tenant)
+            {
                 found.extend(frozen.matching(tenant, &mut keep));
             }
             found
@@ -252,5 +303,75 @@ impl LogStore {
         records.sort_by_key(|record| std::cmp::Reverse(record.effective_time_unix_nano()));
         records.truncate(query.limit);
         Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::test_records::fixture;
+
+    fn tenant(name: &str) -> TenantId {
+        name.parse().unwrap()
+    }
+
+    fn everything() -> LogQuery {
+        LogQuery {
+            limit: 1000,
+            ..LogQuery::default()
+        }
+    }
+
+    fn apply(store: &LogStore, lsn: Lsn, name: &str, records: &[LogRecord]) {
+        store.apply(
+            lsn,
+            tenant(name),
+            records.to_vec(),
+            100,
+            Reservation::default(),
+        );
+    }
+
+    /// Correlation ids of the tenant's records, oldest first (each fixture record has its own).
+    fn found(store: &LogStore, name: &str) -> Vec<String> {
+        let records = store.search_blocking(&tenant(name), &everything()).unwrap();
+        ids(records.iter().rev())
+    }
+
+    fn ids<'a>(records: impl Iterator<Item = &'a LogRecord>) -> Vec<String> {
+        records
+            .map(|record| record.correlation_id.clone().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_commit_failing_for_one_tenant_is_retried_without_duplicating_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
+        let records = fixture();
+        let all_ids = ids(records.iter());
+        apply(&store, 1, "a", &records[..5]);
+        apply(&store, 2, "b", &records[..5]);
+        assert_eq!(store.flush().await.unwrap(), 2);
+
+        apply(&store, 3, "a", &records[5..]);
+        apply(&store, 4, "b", &records[5..]);
+        // Tenants commit in order: "a" lands, then "b" fails after adding its records.
+        *store.fail_next_commit_of.lock().unwrap() = Some(tenant("b"));
+        assert!(store.flush().await.is_err());
+        assert_eq!(store.committed_records(), 10);
+        // Between the failure and the retry every record is found once, wherever it is.
+        assert_eq!(found(&store, "a"), all_ids);
+        assert_eq!(found(&store, "b"), all_ids);
+        assert!(store.is_due(usize::MAX, Duration::from_secs(3600)));
+
+        assert_eq!(store.flush().await.unwrap(), 4);
+        assert_eq!(found(&store, "a"), all_ids);
+        assert_eq!(found(&store, "b"), all_ids);
+        assert_eq!(store.buffered(), (0, 0));
+        let index = store.index(&tenant("b"), false).unwrap().unwrap();
+        assert_eq!(index.read().unwrap().num_docs(), 10);
+        let index = store.index(&tenant("a"), false).unwrap().unwrap();
+        assert_eq!(index.read().unwrap().num_docs(), 10);
     }
 }

@@ -113,6 +113,14 @@ impl LogIndex {
         Ok(())
     }
 
+    /// Drops every record added since the last commit (after a failed add or commit, so a
+    /// retry adds each record once).
+    pub fn rollback(&mut self) -> Result<(), LogIndexError> {
+        let opstamp = self.writer.rollback()?;
+        debug!(opstamp, "rolled back uncommitted log records");
+        Ok(())
+    }
+
     /// Searches committed records; newest first (by effective time), at most `query.limit`.
     pub fn search(&self, query: &LogQuery) -> Result<Vec<LogRecord>, LogIndexError> {
         let tantivy_query = self.to_tantivy_query(query)?;

@@ -38,7 +38,7 @@ mod query;
 mod schema;
 mod stored_record;
 #[cfg(test)]
-mod test_records;
+pub(crate) mod test_records;
 mod text_match;
 
 pub use index::LogIndex;
