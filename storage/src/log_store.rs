@@ -7,7 +7,8 @@
 //! keeps the frozen buffer for a retry; tenants committed before the failure are remembered, so
 //! the retry adds none of their records twice and searches do not read them from the buffer.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -280,17 +281,30 @@ impl LogStore {
         let guard = index
             .as_ref()
             .map(|index| index.read().unwrap_or_else(|p| p.into_inner()));
-        let mut records = {
+        // Only the newest `limit` matches of each part can make the answer: the buffers are
+        // matched keeping that many (no clone of every match), the active one under the state
+        // lock, the frozen one after it (it is immutable, and retired only under the index's
+        // write lock, which this search holds when the tenant has an index).
+        let mut keep = |record: &LogRecord| matcher.matches(record);
+        let (mut records, frozen) = {
             let state = self.lock();
-            let mut keep = |record: &LogRecord| matcher.matches(record);
-            let mut found = state.active.matching(tenant, &mut keep);
-            if let Some(frozen) = &state.frozen
-                && !state.frozen_committed.contains(tenant)
-            {
-                found.extend(frozen.matching(tenant, &mut keep));
-            }
-            found
+            let active = state.active.records_by_tenant.get(tenant);
+            let found = newest_matching(active.into_iter().flatten(), &mut keep, query.limit);
+            let frozen = state
+                .frozen
+                .as_ref()
+                .filter(|_| !state.frozen_committed.contains(tenant))
+                .map(Arc::clone);
+            (found, frozen)
         };
+        if let Some(frozen) = frozen {
+            let buffered = frozen.records_by_tenant.get(tenant);
+            records.extend(newest_matching(
+                buffered.into_iter().flatten(),
+                &mut keep,
+                query.limit,
+            ));
+        }
         if let Some(index) = &guard {
             records.extend(index.search(query)?);
         }
@@ -306,10 +320,57 @@ impl LogStore {
     }
 }
 
+/// Clones of the newest `limit` records that `keep` accepts, in no particular order.
+fn newest_matching<'a>(
+    records: impl Iterator<Item = &'a LogRecord>,
+    keep: &mut impl FnMut(&LogRecord) -> bool,
+    limit: usize,
+) -> Vec<LogRecord> {
+    if limit == 0 {
+        return Vec::new();
+    }
+    // A min-heap on (time, arrival) holding the newest matches seen so far.
+    let mut newest: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::with_capacity(limit + 1);
+    let mut matched: Vec<&LogRecord> = Vec::new();
+    for record in records.filter(|record| keep(record)) {
+        let key = (record.effective_time_unix_nano(), matched.len());
+        if newest.len() == limit && newest.peek().is_some_and(|Reverse(oldest)| key <= *oldest) {
+            continue;
+        }
+        matched.push(record);
+        newest.push(Reverse(key));
+        if newest.len() > limit {
+            newest.pop();
+        }
+    }
+    newest
+        .into_iter()
+        .map(|Reverse((_, position))| matched[position].clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::logs::test_records::fixture;
+
+    #[test]
+    fn newest_matching_keeps_the_newest_matches_only() {
+        let records = fixture();
+        let newest = |limit: usize, keep: &mut dyn FnMut(&LogRecord) -> bool| {
+            let mut found = newest_matching(records.iter(), &mut |r| keep(r), limit);
+            found.sort_by_key(|record| std::cmp::Reverse(record.effective_time_unix_nano()));
+            ids(found.iter())
+        };
+        let mut expected = ids(records.iter());
+        expected.reverse();
+        assert_eq!(newest(100, &mut |_| true), expected);
+        assert_eq!(newest(3, &mut |_| true), expected[..3]);
+        assert_eq!(newest(0, &mut |_| true), Vec::<String>::new());
+        let checkout = |record: &LogRecord| record.resource.service_name() == "checkout";
+        assert_eq!(newest(2, &mut |r| checkout(r)), ["req-10", "req-9"]);
+        assert_eq!(newest(10, &mut |r| !checkout(r)), ["req-2"]);
+    }
 
     fn tenant(name: &str) -> TenantId {
         name.parse().unwrap()
