@@ -113,11 +113,15 @@ async fn export(
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0)
-            .min(state.max_body_bytes);
-        state
+            .map(|len| len.min(state.max_body_bytes));
+        state.pipeline.admit_early(
+            signal,
+            format.decoded_size_estimate(declared_len.unwrap_or(0)),
+        )?;
+        // A body without a declared length may be as large as allowed.
+        let _receiving = state
             .pipeline
-            .admit_early(signal, format.decoded_size_estimate(declared_len))?;
+            .reserve_body(signal, declared_len.unwrap_or(state.max_body_bytes))?;
         let body = axum::body::to_bytes(body, state.max_body_bytes)
             .await
             .map_err(|err| {

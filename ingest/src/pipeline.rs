@@ -112,6 +112,27 @@ impl Pipeline {
             .await
     }
 
+    /// Reserves budget for an HTTP body about to be read (its declared length, else the largest
+    /// allowed), so bodies being received count against the memory budget like decoded data:
+    /// many slow uploads at once get retryable answers instead of growing memory without bound.
+    /// Hold the reservation until the export is answered.
+    pub fn reserve_body(
+        &self,
+        signal: Signal,
+        bytes: usize,
+    ) -> Result<skewer_storage::budget::Reservation, IngestError> {
+        // Never more than the whole budget: an undeclared length is a bound, not a size.
+        let limit_bytes = self.storage.budget().limit_bytes();
+        self.reserve(bytes.min(limit_bytes)).inspect_err(|err| {
+            if matches!(
+                err,
+                IngestError::Storage(StorageError::BudgetExhausted { .. })
+            ) {
+                SignalCounters::add(&self.stats.signal(signal).requests_retryable, 1);
+            }
+        })
+    }
+
     /// Reserves memory; a request that could never fit the whole budget is refused for good
     /// (retrying it would loop forever), any other shortfall is retryable.
     fn reserve(&self, bytes: usize) -> Result<skewer_storage::budget::Reservation, IngestError> {

@@ -171,6 +171,11 @@ impl Server {
         format!("http://{}{}", self.otlp_http, path)
     }
 
+    /// Address of the OTLP/HTTP listener, for raw-socket clients.
+    pub fn otlp_http_addr(&self) -> SocketAddr {
+        self.otlp_http
+    }
+
     async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.grpc))
             .expect("uri")
