@@ -191,12 +191,20 @@ impl<S: TableSignal> TableStore<S> {
         tenant: &TenantId,
         mut keep: impl FnMut(&S::Record) -> bool,
     ) -> TableSnapshot<S::Record> {
-        let state = self.lock();
-        let mut buffered = state.active.matching(tenant, &mut keep);
-        if let Some(frozen) = &state.frozen {
+        let (mut buffered, frozen, files) = {
+            let state = self.lock();
+            (
+                state.active.matching(tenant, &mut keep),
+                state.frozen.clone(),
+                state.catalog.get(tenant).cloned().unwrap_or_default(),
+            )
+        };
+        // The frozen buffer is immutable and leaves the state together with the arrival of its
+        // files, which this file list does not hold yet: matching it outside the lock keeps the
+        // view consistent without making ingest wait for the scan.
+        if let Some(frozen) = frozen {
             buffered.extend(frozen.matching(tenant, &mut keep));
         }
-        let files = state.catalog.get(tenant).cloned().unwrap_or_default();
         TableSnapshot { buffered, files }
     }
 
