@@ -204,6 +204,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--stored-spans", type=int, default=10_000_000,
                         help="spans stored before the trace-by-id latency test")
+    parser.add_argument("--stored-logs", type=int, default=10_000_000,
+                        help="log records stored before the correlation-id latency test")
     parser.add_argument("--json", help="write the figures as JSON here")
     parser.add_argument("--baseline", help="another skewer binary: its throughput is measured in the same run, "
                         "interleaved, and shown as a ratio")
@@ -213,7 +215,7 @@ def main():
                         + ", ".join(key for key, _, _ in THROUGHPUT) + ")")
     args = parser.parse_args()
     if args.smoke:
-        args.runs, args.seconds, args.stored_spans = 1, 2, 20_000
+        args.runs, args.seconds, args.stored_spans, args.stored_logs = 1, 2, 20_000, 20_000
         # Short flush intervals, so waiting for the buffers to drain takes seconds, not 30 s.
         os.environ.setdefault("SKEWER_FLUSH_INTERVAL_SECONDS", "1")
         os.environ.setdefault("SKEWER_LOG_COMMIT_INTERVAL_SECONDS", "1")
@@ -296,15 +298,18 @@ def run_suite(binary, work, args, f):
             # flush keeps replayed content from flattering compression.
             loadgen(binary, server, "traces", "grpc", 3600, ["--count", str(int(remaining)), "--seed", "11",
                                                                "--pool-size", "512", "--retries", "100"], ids_out=ids_file)
-        loadgen(binary, server, "logs", "grpc", min(secs, 10), ["--seed", "12", "--pool-size", "512", "--retries", "100"])
+        correlation_file = work / "correlation_ids.txt"
+        loadgen(binary, server, "logs", "grpc", 3600, ["--count", str(args.stored_logs), "--seed", "12",
+                                                       "--pool-size", "512", "--retries", "100",
+                                                       "--correlation-ids-out", str(correlation_file)])
         loadgen(binary, server, "metrics", "grpc", min(secs, 10), ["--seed", "13", "--series", "1000",
                                                                   "--pool-size", "256", "--retries", "100"])
         stored_spans = metric(server, 'skewer_ingest_records_accepted_total{signal="traces"}')
         stored_logs = metric(server, 'skewer_ingest_records_accepted_total{signal="logs"}')
         stored_points = metric(server, 'skewer_ingest_records_accepted_total{signal="metrics"}')
         log_protobuf_bytes = metric(server, 'skewer_ingest_received_bytes_total{signal="logs"}')
-        _, body = http_get(server.api("/api/logs?limit=1000"))
-        correlation_ids = [r["correlation_id"] for r in json.loads(body)["records"] if r.get("correlation_id")]
+        correlation_ids = [line.strip() for line in correlation_file.read_text().splitlines() if line.strip()]
+        random.Random(6).shuffle(correlation_ids)
     finally:
         server.stop()
 

@@ -141,6 +141,9 @@ pub struct LoadgenArgs {
     /// Write up to 10,000 of the trace ids sent (hex, one per line) to this file.
     #[arg(long, value_name = "FILE")]
     pub trace_ids_out: Option<PathBuf>,
+    /// Write up to 10,000 of the log correlation (request) ids sent, one per line, to this file.
+    #[arg(long, value_name = "FILE")]
+    pub correlation_ids_out: Option<PathBuf>,
 }
 
 fn now_unix_nano() -> u64 {
@@ -286,7 +289,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         time_step_nanos,
         retries: args.retries,
     };
-    let pool_for_ids = if args.trace_ids_out.is_some() {
+    let pool_for_ids = if args.trace_ids_out.is_some() || args.correlation_ids_out.is_some() {
         pool.clone()
     } else {
         Vec::new()
@@ -299,7 +302,16 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_vec_pretty(&summary)?)?;
     }
     if let Some(path) = &args.trace_ids_out {
-        write_trace_ids(path, &pool_for_ids, exports_sent)?;
+        write_sampled_ids(path, &pool_for_ids, exports_sent, |prepared, cycle| {
+            prepared
+                .trace_ids(cycle)
+                .iter()
+                .map(|id| traces::hex(id))
+                .collect()
+        })?;
+    }
+    if let Some(path) = &args.correlation_ids_out {
+        write_sampled_ids(path, &pool_for_ids, exports_sent, Prepared::request_ids)?;
     }
     if summary.records_acked == 0 {
         anyhow::bail!("nothing was acknowledged");
@@ -307,11 +319,12 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes up to 10,000 trace ids of the exports sent, evenly sampled.
-fn write_trace_ids(
+/// Writes up to 10,000 ids (up to 8 per export) of the exports sent, evenly sampled.
+fn write_sampled_ids(
     path: &std::path::Path,
     pool: &[Prepared],
     exports_sent: u64,
+    ids_of: impl Fn(&Prepared, u64) -> Vec<String>,
 ) -> anyhow::Result<()> {
     const MAX_IDS: usize = 10_000;
     let mut ids = Vec::new();
@@ -320,11 +333,9 @@ fn write_trace_ids(
     while index < exports_sent && ids.len() < MAX_IDS && !pool.is_empty() {
         let prepared = &pool[(index % pool.len() as u64) as usize];
         ids.extend(
-            prepared
-                .trace_ids(index / pool.len() as u64)
-                .iter()
-                .take(8)
-                .map(|id| traces::hex(id)),
+            ids_of(prepared, index / pool.len() as u64)
+                .into_iter()
+                .take(8),
         );
         index += stride;
     }

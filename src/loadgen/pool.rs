@@ -26,7 +26,14 @@ enum PatchKind {
     TimeFixed64,
     /// A decimal timestamp of fixed width.
     TimeDecimal,
+    /// The 16 hex digits of a generated request id (`req-` + hex), in either encoding.
+    RequestIdHex,
 }
+
+/// The prefix of the request ids the log generator writes (see `logs::log_record`).
+const REQUEST_ID_PREFIX: &[u8] = b"req-";
+/// Hex digits after the prefix.
+const REQUEST_ID_HEX_DIGITS: usize = 16;
 
 #[derive(Debug, Clone, Copy)]
 struct Patch {
@@ -43,6 +50,8 @@ pub struct Prepared {
     pub records: usize,
     patches: Vec<Patch>,
     trace_ids: Vec<[u8; 16]>,
+    /// The request ids as encoded (cycle 0), as numbers.
+    request_ids: Vec<u64>,
 }
 
 /// A mixing function: distinct cycles give unrelated id suffixes.
@@ -135,11 +144,15 @@ impl Prepared {
                 }
             }
         }
+        let request_ids = request_id_patches(&body);
+        let request_id_values = request_ids.iter().map(|patch| patch.original).collect();
+        patches.extend(request_ids);
         Self {
             body: Bytes::from(body),
             records,
             patches,
             trace_ids,
+            request_ids: request_id_values,
         }
     }
 
@@ -158,7 +171,7 @@ impl Prepared {
                     body[patch.offset..patch.offset + 8]
                         .copy_from_slice(&(patch.original ^ salt).to_be_bytes());
                 }
-                PatchKind::TraceIdHex => {
+                PatchKind::TraceIdHex | PatchKind::RequestIdHex => {
                     let text = format!("{:016x}", patch.original ^ salt);
                     body[patch.offset..patch.offset + 16].copy_from_slice(text.as_bytes());
                 }
@@ -177,6 +190,15 @@ impl Prepared {
         Bytes::from(body)
     }
 
+    /// The request (correlation) ids this export carries in `cycle`.
+    pub fn request_ids(&self, cycle: u64) -> Vec<String> {
+        let salt = if cycle == 0 { 0 } else { mix(cycle) };
+        self.request_ids
+            .iter()
+            .map(|id| format!("req-{:016x}", id ^ salt))
+            .collect()
+    }
+
     /// The trace ids this export carries in `cycle`.
     pub fn trace_ids(&self, cycle: u64) -> Vec<[u8; 16]> {
         let salt = if cycle == 0 { 0 } else { mix(cycle) };
@@ -190,6 +212,33 @@ impl Prepared {
             })
             .collect()
     }
+}
+
+/// Every `req-` followed by 16 lowercase hex digits: the same bytes in protobuf and JSON.
+fn request_id_patches(body: &[u8]) -> Vec<Patch> {
+    let is_hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+    let mut patches = Vec::new();
+    let mut i = 0;
+    while i + REQUEST_ID_PREFIX.len() + REQUEST_ID_HEX_DIGITS <= body.len() {
+        let start = i + REQUEST_ID_PREFIX.len();
+        let digits = &body[start..start + REQUEST_ID_HEX_DIGITS];
+        if body[i..start] == *REQUEST_ID_PREFIX
+            && digits.iter().all(is_hex)
+            && let Some(original) = std::str::from_utf8(digits)
+                .ok()
+                .and_then(|text| u64::from_str_radix(text, 16).ok())
+        {
+            patches.push(Patch {
+                offset: start,
+                kind: PatchKind::RequestIdHex,
+                original,
+            });
+            i = start + REQUEST_ID_HEX_DIGITS;
+        } else {
+            i += 1;
+        }
+    }
+    patches
 }
 
 #[cfg(test)]
@@ -255,5 +304,57 @@ mod tests {
         {
             assert!(expected.contains(span.trace_id.as_slice()));
         }
+    }
+
+    #[test]
+    fn log_cycles_get_new_request_ids_in_both_encodings() {
+        use crate::loadgen::logs::logs_request;
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+        use prost::Message;
+
+        let mut rng = Random::new(9);
+        let services = vec![Service::new("a", 0, &mut rng)];
+        let (message, ids) = logs_request(&mut rng, &services, 40, 1_000);
+        let request_ids_of = |request: &ExportLogsServiceRequest| -> Vec<String> {
+            request
+                .resource_logs
+                .iter()
+                .flat_map(|r| r.scope_logs.iter().flat_map(|s| s.log_records.iter()))
+                .flat_map(|record| record.attributes.iter())
+                .filter(|kv| kv.key == "request.id")
+                .filter_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                    opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s) => {
+                        Some(s.clone())
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let original = request_ids_of(&message);
+        assert_eq!(original.len(), 40);
+
+        let protobuf = Prepared::new(
+            Encoding::Protobuf,
+            message.encode_to_vec(),
+            40,
+            ids.clone(),
+            &[],
+        );
+        assert_eq!(protobuf.request_ids(0), original);
+        let later = ExportLogsServiceRequest::decode(protobuf.materialize(3, 0)).unwrap();
+        let replayed = request_ids_of(&later);
+        assert_eq!(replayed, protobuf.request_ids(3));
+        assert!(replayed.iter().all(|id| !original.contains(id)));
+
+        let json = Prepared::new(
+            Encoding::Json,
+            serde_json::to_vec(&message).unwrap(),
+            40,
+            ids,
+            &[],
+        );
+        let later: ExportLogsServiceRequest =
+            serde_json::from_slice(&json.materialize(3, 0)).unwrap();
+        assert_eq!(request_ids_of(&later), protobuf.request_ids(3));
     }
 }
