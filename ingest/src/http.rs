@@ -10,8 +10,11 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use bytes::BytesMut;
+use http_body_util::BodyExt;
 use prost::Message;
 use skewer_storage::ErrorKind;
+use skewer_storage::budget::Reservation;
 use skewer_storage::model::Signal;
 
 use crate::IngestError;
@@ -118,25 +121,7 @@ async fn export(
             signal,
             format.decoded_size_estimate(declared_len.unwrap_or(0)),
         )?;
-        // A body without a declared length may be as large as allowed.
-        let _receiving = state
-            .pipeline
-            .reserve_body(signal, declared_len.unwrap_or(state.max_body_bytes))?;
-        let body = axum::body::to_bytes(body, state.max_body_bytes)
-            .await
-            .map_err(|err| {
-                let source = err.into_inner();
-                if source.is::<http_body_util::LengthLimitError>() {
-                    IngestError::TooLarge {
-                        max_bytes: state.max_body_bytes,
-                    }
-                } else {
-                    IngestError::Malformed {
-                        format: "body",
-                        reason: source.to_string(),
-                    }
-                }
-            })?;
+        let (body, receiving) = read_body(&state, signal, body, declared_len).await?;
         let body = if body.len() <= INLINE_DECOMPRESS_MAX_BYTES {
             decompress(&headers, body, state.max_body_bytes)?
         } else {
@@ -146,6 +131,8 @@ async fn export(
                 .await
                 .map_err(|err| IngestError::Storage(err.into()))??
         };
+        // From here the decoded-size reservation of the export covers the body.
+        drop(receiving);
         state
             .pipeline
             .export_body(signal, tenant, format, body)
@@ -161,6 +148,44 @@ async fn export(
             .into_response(),
         Err(err) => error_response(format, &err),
     }
+}
+
+/// Smallest step by which the reservation of a body without a declared length grows.
+const BODY_RESERVATION_STEP_BYTES: usize = 64 * 1024;
+
+/// Reads a body of at most `max_body_bytes`, holding memory budget for it while it arrives:
+/// its declared length up front (many slow uploads cannot pile up), else as it grows.
+async fn read_body(
+    state: &HttpState,
+    signal: Signal,
+    body: axum::body::Body,
+    declared_len: Option<usize>,
+) -> Result<(Bytes, Reservation), IngestError> {
+    let max_bytes = state.max_body_bytes;
+    let mut reserved = declared_len.unwrap_or(0);
+    let mut reservation = state.pipeline.reserve_body(signal, reserved)?;
+    let mut received = BytesMut::with_capacity(reserved);
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| IngestError::Malformed {
+            format: "body",
+            reason: err.to_string(),
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        let len = received.len() + data.len();
+        if len > max_bytes {
+            return Err(IngestError::TooLarge { max_bytes });
+        }
+        if len > reserved {
+            let step = (len - reserved).max(BODY_RESERVATION_STEP_BYTES);
+            reservation.merge(state.pipeline.reserve_body(signal, step)?);
+            reserved += step;
+        }
+        received.extend_from_slice(&data);
+    }
+    Ok((received.freeze(), reservation))
 }
 
 fn payload_format(headers: &HeaderMap) -> Result<PayloadFormat, IngestError> {

@@ -5,7 +5,8 @@
 //! frozen buffer into the index; a search holds the read lock while it reads both, so a record
 //! is seen exactly once. A commit that fails for one tenant rolls back that tenant's writer and
 //! keeps the frozen buffer for a retry; tenants committed before the failure are remembered, so
-//! the retry adds none of their records twice and searches do not read them from the buffer.
+//! the retry adds none of their records twice (a tenant committed to disk whose reader failed to
+//! reload is only reloaded) and searches read from the buffer only what the index cannot show.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -28,8 +29,11 @@ use crate::wal::Lsn;
 struct State {
     active: Buffer<LogRecord>,
     frozen: Option<Arc<Buffer<LogRecord>>>,
-    /// Tenants whose part of the frozen buffer is already committed: a commit that failed for
-    /// a later tenant is retried without adding theirs again, and searches skip it in the buffer.
+    /// Tenants whose part of the frozen buffer is committed to their index: a commit retried
+    /// after a failure does not add their records again.
+    frozen_written: HashSet<TenantId>,
+    /// Tenants whose part of the frozen buffer is committed and searchable in their index:
+    /// searches skip it in the buffer.
     frozen_committed: HashSet<TenantId>,
 }
 
@@ -44,9 +48,9 @@ pub struct LogStore {
     flush_lock: tokio::sync::Mutex<()>,
     stats: TableStats,
     committed_records: AtomicU64,
-    /// Tests: the tenant whose next commit fails after its records were added.
+    /// Tests: the tenant whose next commit fails, and at which step.
     #[cfg(test)]
-    fail_next_commit_of: Mutex<Option<TenantId>>,
+    fail_next_commit_of: Mutex<Option<(TenantId, CommitStep)>>,
 }
 
 impl LogStore {
@@ -74,6 +78,7 @@ impl LogStore {
             state: Mutex::new(State {
                 active: Buffer::default(),
                 frozen: None,
+                frozen_written: HashSet::new(),
                 frozen_committed: HashSet::new(),
             }),
             indexes: Mutex::new(indexes),
@@ -230,36 +235,52 @@ impl LogStore {
             let Some(records) = frozen.records_by_tenant.get(*tenant) else {
                 continue;
             };
-            let added = index
-                .add(records)
-                .and_then(|()| self.injected_failure(tenant));
-            if let Err(err) = added.and_then(|()| index.commit()) {
-                // Drop what this attempt added, so the retry adds every record exactly once.
-                if let Err(rollback) = index.rollback() {
-                    warn!(%tenant, error = %rollback, "log index rollback failed");
+            if !self.lock().frozen_written.contains(*tenant) {
+                let added = index
+                    .add(records)
+                    .and_then(|()| self.injected_failure(tenant, CommitStep::Write));
+                if let Err(err) = added.and_then(|()| index.commit_writes()) {
+                    // Drop what this attempt added, so the retry adds every record exactly once.
+                    if let Err(rollback) = index.rollback() {
+                        warn!(%tenant, error = %rollback, "log index rollback failed");
+                    }
+                    return Err(err.into());
                 }
-                return Err(err.into());
+                self.lock().frozen_written.insert((*tenant).clone());
             }
+            // Committed but not yet searchable if this fails: the retry only reloads, and
+            // searches keep reading these records from the buffer meanwhile.
+            self.injected_failure(tenant, CommitStep::Reload)
+                .and_then(|()| index.reload())?;
             self.lock().frozen_committed.insert((*tenant).clone());
         }
         let mut state = self.lock();
         state.frozen = None;
+        state.frozen_written.clear();
         state.frozen_committed.clear();
         Ok(())
     }
 
     #[cfg(not(test))]
-    fn injected_failure(&self, _tenant: &TenantId) -> Result<(), crate::logs::LogIndexError> {
+    fn injected_failure(
+        &self,
+        _tenant: &TenantId,
+        _step: CommitStep,
+    ) -> Result<(), crate::logs::LogIndexError> {
         Ok(())
     }
 
     #[cfg(test)]
-    fn injected_failure(&self, tenant: &TenantId) -> Result<(), crate::logs::LogIndexError> {
+    fn injected_failure(
+        &self,
+        tenant: &TenantId,
+        step: CommitStep,
+    ) -> Result<(), crate::logs::LogIndexError> {
         let mut fail = self
             .fail_next_commit_of
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if fail.as_ref() == Some(tenant) {
+        if fail.as_ref() == Some(&(tenant.clone(), step)) {
             *fail = None;
             return Err(
                 tantivy::TantivyError::SystemError("injected commit failure".into()).into(),
@@ -320,7 +341,16 @@ impl LogStore {
     }
 }
 
-/// Clones of the newest `limit` records that `keep` accepts, in no particular order.
+/// The steps of committing one tenant's records, where tests inject failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CommitStep {
+    /// Adding the records and committing them to disk.
+    Write,
+    /// Reloading the reader so they are searchable.
+    Reload,
+}
+
+/// Clones of the newest `limit` records that `keep` accepts, in arrival order.
 fn newest_matching<'a>(
     records: impl Iterator<Item = &'a LogRecord>,
     keep: &mut impl FnMut(&LogRecord) -> bool,
@@ -343,9 +373,14 @@ fn newest_matching<'a>(
             newest.pop();
         }
     }
-    newest
+    // Arrival order, so equal times come back in the order they came in.
+    let mut kept: Vec<usize> = newest
         .into_iter()
-        .map(|Reverse((_, position))| matched[position].clone())
+        .map(|Reverse((_, position))| position)
+        .collect();
+    kept.sort_unstable();
+    kept.into_iter()
+        .map(|position| matched[position].clone())
         .collect()
 }
 
@@ -418,7 +453,7 @@ mod tests {
         apply(&store, 3, "a", &records[5..]);
         apply(&store, 4, "b", &records[5..]);
         // Tenants commit in order: "a" lands, then "b" fails after adding its records.
-        *store.fail_next_commit_of.lock().unwrap() = Some(tenant("b"));
+        *store.fail_next_commit_of.lock().unwrap() = Some((tenant("b"), CommitStep::Write));
         assert!(store.flush().await.is_err());
         assert_eq!(store.committed_records(), 10);
         // Between the failure and the retry every record is found once, wherever it is.
@@ -432,6 +467,27 @@ mod tests {
         assert_eq!(store.buffered(), (0, 0));
         let index = store.index(&tenant("b"), false).unwrap().unwrap();
         assert_eq!(index.read().unwrap().num_docs(), 10);
+        let index = store.index(&tenant("a"), false).unwrap().unwrap();
+        assert_eq!(index.read().unwrap().num_docs(), 10);
+    }
+
+    #[tokio::test]
+    async fn records_committed_but_not_yet_searchable_are_neither_lost_nor_added_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
+        let records = fixture();
+        let all_ids = ids(records.iter());
+        apply(&store, 1, "a", &records[..5]);
+        assert_eq!(store.flush().await.unwrap(), 1);
+
+        apply(&store, 2, "a", &records[5..]);
+        *store.fail_next_commit_of.lock().unwrap() = Some((tenant("a"), CommitStep::Reload));
+        assert!(store.flush().await.is_err());
+        // On disk, not in the reader yet: still served from the buffer, once.
+        assert_eq!(found(&store, "a"), all_ids);
+
+        assert_eq!(store.flush().await.unwrap(), 2);
+        assert_eq!(found(&store, "a"), all_ids);
         let index = store.index(&tenant("a"), false).unwrap().unwrap();
         assert_eq!(index.read().unwrap().num_docs(), 10);
     }

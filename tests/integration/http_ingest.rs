@@ -358,3 +358,47 @@ async fn grpc_answers_malformed_protobuf_with_invalid_argument_and_keeps_serving
         .await;
     assert!(ok.is_ok(), "the server keeps serving: {ok:?}");
 }
+
+/// Sends `body` with `Transfer-Encoding: chunked` (no declared length) over a raw socket, in
+/// chunks of `chunk_bytes`; returns the status line of the answer.
+async fn post_chunked(server: &Server, path: &str, body: &[u8], chunk_bytes: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.otlp_http_addr())
+        .await
+        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: skewer\r\ncontent-type: application/json\r\n\
+         transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.chunks(chunk_bytes) {
+        let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+        // The server may answer (and close) before the whole body is sent.
+        if stream.write_all(&framed).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn chunked_bodies_without_a_declared_length_are_read_up_to_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--max-request-bytes", "1048576"],
+    )
+    .await;
+    let body = serde_json::to_vec(&json_trace(1)).unwrap();
+    let status = post_chunked(&server, "/v1/traces", &body, 100).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+
+    let oversized = vec![b' '; 1_100_000];
+    let status = post_chunked(&server, "/v1/traces", &oversized, 64 * 1024).await;
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+    assert_eq!(server.get_json("/healthz").await.0, 200);
+}

@@ -107,9 +107,20 @@ impl LogIndex {
 
     /// Commits durably and reloads the reader so committed records are searchable on return.
     pub fn commit(&mut self) -> Result<(), LogIndexError> {
+        self.commit_writes()?;
+        self.reload()
+    }
+
+    /// Commits added records durably; they are searchable after the next [`Self::reload`].
+    pub fn commit_writes(&mut self) -> Result<(), LogIndexError> {
         let opstamp = self.writer.commit()?;
+        debug!(opstamp, "committed log index");
+        Ok(())
+    }
+
+    /// Makes every committed record searchable.
+    pub fn reload(&mut self) -> Result<(), LogIndexError> {
         self.reader.reload()?;
-        debug!(opstamp, num_docs = self.num_docs(), "committed log index");
         Ok(())
     }
 
