@@ -61,33 +61,30 @@ async fn a_full_budget_gets_retryable_answers_and_memory_stays_bounded() {
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "1");
 
-    let metrics = reqwest::get(server.api("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let used: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("skewer_memory_budget_used_bytes "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("budget gauge");
+    let used = budget_used(&server).await;
     assert!(used <= BUDGET, "used {used} > budget {BUDGET}");
     assert!(
-        metrics.contains("skewer_ingest_requests_total{signal=\"traces\",outcome=\"retryable\"}")
+        self_metrics(&server)
+            .await
+            .contains("skewer_ingest_requests_total{signal=\"traces\",outcome=\"retryable\"}")
     );
     assert_eq!(server.get_json("/healthz").await.0, 200);
 }
 
-/// The budget gauge from `/metrics`.
-async fn budget_used(server: &Server) -> u64 {
-    let metrics = reqwest::get(server.api("/metrics"))
+/// The server's `/metrics` text.
+async fn self_metrics(server: &Server) -> String {
+    reqwest::get(server.api("/metrics"))
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    metrics
+        .unwrap()
+}
+
+/// The budget gauge from `/metrics`.
+async fn budget_used(server: &Server) -> u64 {
+    self_metrics(server)
+        .await
         .lines()
         .find_map(|l| l.strip_prefix("skewer_memory_budget_used_bytes "))
         .and_then(|v| v.trim().parse().ok())
