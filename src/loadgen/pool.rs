@@ -1,7 +1,7 @@
 //! Pre-encoded requests, so the generator stays cheap next to the server. Each request
-//! remembers where its trace ids and point timestamps sit in the encoded bytes; replaying it
-//! in a later cycle rewrites those in place (new trace ids, later times) instead of
-//! generating and encoding again.
+//! remembers where its trace ids, log request ids and point timestamps sit in the encoded
+//! bytes; replaying it in a later cycle rewrites those in place (new ids, later times) instead
+//! of generating and encoding again.
 
 use std::collections::HashSet;
 
