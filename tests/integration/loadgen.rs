@@ -1,5 +1,6 @@
 //! `skewer loadgen` against the real server: every signal over every transport is
-//! acknowledged, the summary counts it, and the trace ids it reports can be read back.
+//! acknowledged, the summary counts it, and the trace and correlation ids it reports can be
+//! read back.
 
 use std::process::Command;
 
@@ -10,9 +11,11 @@ async fn loadgen_drives_every_signal_over_every_transport() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]).await;
     for signal in ["traces", "logs", "metrics"] {
-        for transport in ["grpc", "http-protobuf", "http-json"] {
+        for (seed, transport) in ["grpc", "http-protobuf", "http-json"].iter().enumerate() {
+            let transport = *transport;
             let summary = dir.path().join(format!("{signal}-{transport}.json"));
             let ids = dir.path().join(format!("{signal}-{transport}.ids"));
+            let correlation_ids = dir.path().join(format!("{signal}-{transport}.correlation"));
             let output = Command::new(env!("CARGO_BIN_EXE_skewer"))
                 .args(["loadgen", "--signal", signal, "--transport", transport])
                 .args(["--otlp-grpc-addr", &server.grpc.to_string()])
@@ -27,11 +30,15 @@ async fn loadgen_drives_every_signal_over_every_transport() {
                     "--pool-size",
                     "2",
                 ])
+                // A seed per transport: runs into one tenant must not repeat each other's ids.
+                .args(["--seed", &seed.to_string()])
                 .args(["--header", "X-Scope-OrgID: loadgen"])
                 .arg("--summary-json")
                 .arg(&summary)
                 .arg("--trace-ids-out")
                 .arg(&ids)
+                .arg("--correlation-ids-out")
+                .arg(&correlation_ids)
                 .output()
                 .unwrap();
             assert!(
@@ -51,6 +58,18 @@ async fn loadgen_drives_every_signal_over_every_transport() {
                     .get_json_as(&format!("/api/traces/{last}"), Some("loadgen"))
                     .await;
                 assert_eq!(status, 200, "trace {last} from {transport} readable");
+            }
+            if signal == "logs" {
+                // The last sampled id is from a replay of the 2-request pool: it was rewritten,
+                // so exactly one record carries it.
+                let ids = std::fs::read_to_string(&correlation_ids).unwrap();
+                let last = ids.lines().last().expect("correlation ids written");
+                let (status, body) = server
+                    .get_json_as(&format!("/api/logs?correlation_id={last}"), Some("loadgen"))
+                    .await;
+                assert_eq!(status, 200, "{body}");
+                let records = body["records"].as_array().unwrap();
+                assert_eq!(records.len(), 1, "{last} over {transport}: {body}");
             }
         }
     }
