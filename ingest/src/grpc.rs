@@ -12,7 +12,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use opentelemetry_proto::tonic::collector;
 use prost::Message;
+use skewer_storage::budget::Reservation;
 use skewer_storage::model::{Signal, TenantId};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -54,10 +56,8 @@ impl Default for GrpcConfig {
 
 /// One OTLP collector service: its gRPC name, its signal and its answer.
 trait OtlpService: Send + Sync + 'static {
-    /// Fully qualified service name, as in the `.proto`.
+    /// Fully qualified service name, as in the `.proto` (and tonic's generated server).
     const NAME: &'static str;
-    /// The path of its one method.
-    const EXPORT_PATH: &'static str;
     /// What it receives.
     const SIGNAL: Signal;
     /// The encoded `Export*ServiceResponse` for an outcome.
@@ -69,8 +69,7 @@ struct Logs;
 struct Metrics;
 
 impl OtlpService for Traces {
-    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
-    const EXPORT_PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    const NAME: &'static str = collector::trace::v1::trace_service_server::SERVICE_NAME;
     const SIGNAL: Signal = Signal::Traces;
     fn response(outcome: ExportOutcome) -> Bytes {
         trace_response(outcome).encode_to_vec().into()
@@ -78,8 +77,7 @@ impl OtlpService for Traces {
 }
 
 impl OtlpService for Logs {
-    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
-    const EXPORT_PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    const NAME: &'static str = collector::logs::v1::logs_service_server::SERVICE_NAME;
     const SIGNAL: Signal = Signal::Logs;
     fn response(outcome: ExportOutcome) -> Bytes {
         logs_response(outcome).encode_to_vec().into()
@@ -87,9 +85,7 @@ impl OtlpService for Logs {
 }
 
 impl OtlpService for Metrics {
-    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
-    const EXPORT_PATH: &'static str =
-        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    const NAME: &'static str = collector::metrics::v1::metrics_service_server::SERVICE_NAME;
     const SIGNAL: Signal = Signal::Metrics;
     fn response(outcome: ExportOutcome) -> Bytes {
         metrics_response(outcome).encode_to_vec().into()
@@ -127,7 +123,12 @@ impl<K: OtlpService> Service<http::Request<tonic::body::Body>> for ExportServer<
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        if request.uri().path() != K::EXPORT_PATH {
+        let method = request
+            .uri()
+            .path()
+            .strip_prefix('/')
+            .and_then(|path| path.strip_prefix(K::NAME));
+        if method != Some("/Export") {
             let status = Status::unimplemented(format!("{} has no such method", K::NAME));
             return Box::pin(async move { Ok(status.into_http()) });
         }
@@ -164,6 +165,7 @@ impl<K: OtlpService> UnaryService<Bytes> for Export<K> {
                     tenant,
                     PayloadFormat::Protobuf,
                     request.into_inner(),
+                    Reservation::default(),
                 )
                 .await
                 .map_err(|err| err.to_status())?;

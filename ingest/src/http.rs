@@ -131,11 +131,9 @@ async fn export(
                 .await
                 .map_err(|err| IngestError::Storage(err.into()))??
         };
-        // From here the decoded-size reservation of the export covers the body.
-        drop(receiving);
         state
             .pipeline
-            .export_body(signal, tenant, format, body)
+            .export_body(signal, tenant, format, body, receiving)
             .await
     }
     .await;
@@ -162,9 +160,10 @@ async fn read_body(
     declared_len: Option<usize>,
 ) -> Result<(Bytes, Reservation), IngestError> {
     let max_bytes = state.max_body_bytes;
-    let mut reserved = declared_len.unwrap_or(0);
-    let mut reservation = state.pipeline.reserve_body(signal, reserved)?;
-    let mut received = BytesMut::with_capacity(reserved);
+    let mut reservation = state
+        .pipeline
+        .reserve_body(signal, declared_len.unwrap_or(0))?;
+    let mut received = BytesMut::with_capacity(reservation.bytes());
     let mut body = body;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|err| IngestError::Malformed {
@@ -178,10 +177,9 @@ async fn read_body(
         if len > max_bytes {
             return Err(IngestError::TooLarge { max_bytes });
         }
-        if len > reserved {
-            let step = (len - reserved).max(BODY_RESERVATION_STEP_BYTES);
+        if len > reservation.bytes() {
+            let step = (len - reservation.bytes()).max(BODY_RESERVATION_STEP_BYTES);
             reservation.merge(state.pipeline.reserve_body(signal, step)?);
-            reserved += step;
         }
         received.extend_from_slice(&data);
     }

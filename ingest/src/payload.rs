@@ -99,14 +99,14 @@ pub fn decode_export(
     options: &DecodeOptions,
 ) -> Result<DecodedExport, IngestError> {
     Ok(match signal {
-        Signal::Traces => decoded_traces(parse(format, body)?, options),
+        Signal::Traces => decoded_traces(parse(format, body)?),
         Signal::Logs => decoded_logs(parse(format, body)?, options),
-        Signal::Metrics => decoded_metrics(parse(format, body)?, options),
+        Signal::Metrics => decoded_metrics(parse(format, body)?),
     })
 }
 
 /// Converts a decoded trace export.
-pub fn decoded_traces(request: ExportTraceServiceRequest, _: &DecodeOptions) -> DecodedExport {
+fn decoded_traces(request: ExportTraceServiceRequest) -> DecodedExport {
     let converted = convert_traces(request);
     DecodedExport {
         batch: SignalBatch::Spans(converted.records),
@@ -115,7 +115,7 @@ pub fn decoded_traces(request: ExportTraceServiceRequest, _: &DecodeOptions) -> 
 }
 
 /// Converts a decoded logs export.
-pub fn decoded_logs(request: ExportLogsServiceRequest, options: &DecodeOptions) -> DecodedExport {
+fn decoded_logs(request: ExportLogsServiceRequest, options: &DecodeOptions) -> DecodedExport {
     let converted = convert_logs(request, &options.correlation_keys);
     DecodedExport {
         batch: SignalBatch::Logs(converted.records),
@@ -124,7 +124,7 @@ pub fn decoded_logs(request: ExportLogsServiceRequest, options: &DecodeOptions) 
 }
 
 /// Converts a decoded metrics export.
-pub fn decoded_metrics(request: ExportMetricsServiceRequest, _: &DecodeOptions) -> DecodedExport {
+fn decoded_metrics(request: ExportMetricsServiceRequest) -> DecodedExport {
     let converted = convert_metrics(request);
     DecodedExport {
         batch: SignalBatch::Metrics(converted.records),

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use skewer_storage::budget::Reservation;
 use skewer_storage::model::{Signal, TenantId};
 use skewer_storage::wal::WalEntry;
 use skewer_storage::{ErrorKind, Storage, StorageError};
@@ -77,16 +78,20 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Accepts an encoded body (OTLP/HTTP).
+    /// Accepts an encoded body. `held` is budget already held for it (while it was received):
+    /// the export tops it up to its decoded-size estimate rather than reserving afresh.
     pub async fn export_body(
         &self,
         signal: Signal,
         tenant: TenantId,
         format: PayloadFormat,
         body: Bytes,
+        held: Reservation,
     ) -> Result<ExportOutcome, IngestError> {
         let body_len = body.len();
-        let result = self.export_body_inner(signal, tenant, format, body).await;
+        let result = self
+            .export_body_inner(signal, tenant, format, body, held)
+            .await;
         self.count(signal, body_len, &result);
         result
     }
@@ -97,8 +102,9 @@ impl Pipeline {
         tenant: TenantId,
         format: PayloadFormat,
         body: Bytes,
+        held: Reservation,
     ) -> Result<ExportOutcome, IngestError> {
-        let reservation = self.reserve(format.decoded_size_estimate(body.len()))?;
+        let reservation = self.reserve(format.decoded_size_estimate(body.len()), held)?;
         let decoded = if body.len() <= INLINE_DECODE_MAX_BYTES {
             decode_export(signal, format, &body, &self.options)?
         } else {
@@ -112,37 +118,34 @@ impl Pipeline {
             .await
     }
 
-    /// Reserves budget for an HTTP body about to be read (its declared length, else the largest
-    /// allowed), so bodies being received count against the memory budget like decoded data:
-    /// many slow uploads at once get retryable answers instead of growing memory without bound.
-    /// Hold the reservation until the export is answered.
-    pub fn reserve_body(
-        &self,
-        signal: Signal,
-        bytes: usize,
-    ) -> Result<skewer_storage::budget::Reservation, IngestError> {
-        // Never more than the whole budget: an undeclared length is a bound, not a size.
+    /// Reserves budget for (part of) an HTTP body being received, so bodies in flight count
+    /// against the memory budget like decoded data: many slow uploads at once get retryable
+    /// answers instead of growing memory without bound. Pass the reservation on to
+    /// [`Self::export_body`].
+    pub fn reserve_body(&self, signal: Signal, bytes: usize) -> Result<Reservation, IngestError> {
         let limit_bytes = self.storage.budget().limit_bytes();
-        self.reserve(bytes.min(limit_bytes)).inspect_err(|err| {
-            if matches!(
-                err,
-                IngestError::Storage(StorageError::BudgetExhausted { .. })
-            ) {
-                SignalCounters::add(&self.stats.signal(signal).requests_retryable, 1);
-            }
-        })
+        self.reserve(bytes.min(limit_bytes), Reservation::default())
+            .inspect_err(|err| {
+                if matches!(
+                    err,
+                    IngestError::Storage(StorageError::BudgetExhausted { .. })
+                ) {
+                    SignalCounters::add(&self.stats.signal(signal).requests_retryable, 1);
+                }
+            })
     }
 
-    /// Reserves memory; a request that could never fit the whole budget is refused for good
-    /// (retrying it would loop forever), any other shortfall is retryable.
-    fn reserve(&self, bytes: usize) -> Result<skewer_storage::budget::Reservation, IngestError> {
+    /// Tops `held` up to `bytes`; a request that could never fit the whole budget is refused
+    /// for good (retrying it would loop forever), any other shortfall is retryable.
+    fn reserve(&self, bytes: usize, mut held: Reservation) -> Result<Reservation, IngestError> {
         let budget = self.storage.budget();
         if bytes > budget.limit_bytes() {
             return Err(IngestError::TooLarge {
                 max_bytes: budget.limit_bytes() / 3,
             });
         }
-        Ok(budget.try_reserve(bytes)?)
+        held.merge(budget.try_reserve(bytes.saturating_sub(held.bytes()))?);
+        Ok(held)
     }
 
     async fn persist(

@@ -50,8 +50,6 @@ pub struct Prepared {
     pub records: usize,
     patches: Vec<Patch>,
     trace_ids: Vec<[u8; 16]>,
-    /// The request ids as encoded (cycle 0), as numbers.
-    request_ids: Vec<u64>,
 }
 
 /// A mixing function: distinct cycles give unrelated id suffixes.
@@ -60,6 +58,11 @@ fn mix(cycle: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// What cycle `cycle` XORs into the low half of ids: nothing for the encoded cycle 0.
+fn salt(cycle: u64) -> u64 {
+    if cycle == 0 { 0 } else { mix(cycle) }
 }
 
 impl Prepared {
@@ -144,15 +147,12 @@ impl Prepared {
                 }
             }
         }
-        let request_ids = request_id_patches(&body);
-        let request_id_values = request_ids.iter().map(|patch| patch.original).collect();
-        patches.extend(request_ids);
+        patches.extend(request_id_patches(&body));
         Self {
             body: Bytes::from(body),
             records,
             patches,
             trace_ids,
-            request_ids: request_id_values,
         }
     }
 
@@ -162,7 +162,7 @@ impl Prepared {
         if cycle == 0 || self.patches.is_empty() {
             return self.body.clone();
         }
-        let salt = mix(cycle);
+        let salt = salt(cycle);
         let shift = cycle.saturating_mul(time_step_nanos);
         let mut body = self.body.to_vec();
         for patch in &self.patches {
@@ -172,8 +172,9 @@ impl Prepared {
                         .copy_from_slice(&(patch.original ^ salt).to_be_bytes());
                 }
                 PatchKind::TraceIdHex | PatchKind::RequestIdHex => {
-                    let text = format!("{:016x}", patch.original ^ salt);
-                    body[patch.offset..patch.offset + 16].copy_from_slice(text.as_bytes());
+                    let digits = &mut body[patch.offset..patch.offset + 16];
+                    hex::encode_to_slice((patch.original ^ salt).to_be_bytes(), digits)
+                        .expect("16 hex digits for 8 bytes");
                 }
                 PatchKind::TimeFixed64 => {
                     body[patch.offset..patch.offset + 8]
@@ -192,16 +193,17 @@ impl Prepared {
 
     /// The request (correlation) ids this export carries in `cycle`.
     pub fn request_ids(&self, cycle: u64) -> Vec<String> {
-        let salt = if cycle == 0 { 0 } else { mix(cycle) };
-        self.request_ids
+        let salt = salt(cycle);
+        self.patches
             .iter()
-            .map(|id| format!("req-{:016x}", id ^ salt))
+            .filter(|patch| matches!(patch.kind, PatchKind::RequestIdHex))
+            .map(|patch| format!("req-{:016x}", patch.original ^ salt))
             .collect()
     }
 
     /// The trace ids this export carries in `cycle`.
     pub fn trace_ids(&self, cycle: u64) -> Vec<[u8; 16]> {
-        let salt = if cycle == 0 { 0 } else { mix(cycle) };
+        let salt = salt(cycle);
         self.trace_ids
             .iter()
             .map(|id| {

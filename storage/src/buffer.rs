@@ -89,9 +89,6 @@ impl<R> Buffer<R> {
     }
 }
 
-/// A buffer taken out of service for flushing; read-only, still visible to queries.
-pub type FrozenBuffer<R> = Buffer<R>;
-
 #[cfg(test)]
 mod tests {
     use super::*;

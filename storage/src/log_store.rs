@@ -9,7 +9,7 @@
 //! reload is only reloaded) and searches read from the buffer only what the index cannot show.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -29,12 +29,10 @@ use crate::wal::Lsn;
 struct State {
     active: Buffer<LogRecord>,
     frozen: Option<Arc<Buffer<LogRecord>>>,
-    /// Tenants whose part of the frozen buffer is committed to their index: a commit retried
-    /// after a failure does not add their records again.
-    frozen_written: HashSet<TenantId>,
-    /// Tenants whose part of the frozen buffer is committed and searchable in their index:
-    /// searches skip it in the buffer.
-    frozen_committed: HashSet<TenantId>,
+    /// How far each tenant's part of the frozen buffer got: a commit retried after a failure
+    /// resumes after the last step done (no record added twice), and searches skip the buffer
+    /// for tenants whose records are searchable in their index.
+    frozen_progress: HashMap<TenantId, CommitStep>,
 }
 
 type SharedIndex = Arc<RwLock<LogIndex>>;
@@ -78,8 +76,7 @@ impl LogStore {
             state: Mutex::new(State {
                 active: Buffer::default(),
                 frozen: None,
-                frozen_written: HashSet::new(),
-                frozen_committed: HashSet::new(),
+                frozen_progress: HashMap::new(),
             }),
             indexes: Mutex::new(indexes),
             flush_lock: tokio::sync::Mutex::new(()),
@@ -229,13 +226,14 @@ impl LogStore {
             .map(|(tenant, index)| (*tenant, index.write().unwrap_or_else(|p| p.into_inner())))
             .collect();
         for (tenant, index) in &mut locked {
-            if self.lock().frozen_committed.contains(*tenant) {
+            let done = self.lock().frozen_progress.get(*tenant).copied();
+            if done == Some(CommitStep::Reload) {
                 continue;
             }
             let Some(records) = frozen.records_by_tenant.get(*tenant) else {
                 continue;
             };
-            if !self.lock().frozen_written.contains(*tenant) {
+            if done.is_none() {
                 let added = index
                     .add(records)
                     .and_then(|()| self.injected_failure(tenant, CommitStep::Write));
@@ -246,18 +244,21 @@ impl LogStore {
                     }
                     return Err(err.into());
                 }
-                self.lock().frozen_written.insert((*tenant).clone());
+                self.lock()
+                    .frozen_progress
+                    .insert((*tenant).clone(), CommitStep::Write);
             }
             // Committed but not yet searchable if this fails: the retry only reloads, and
             // searches keep reading these records from the buffer meanwhile.
             self.injected_failure(tenant, CommitStep::Reload)
                 .and_then(|()| index.reload())?;
-            self.lock().frozen_committed.insert((*tenant).clone());
+            self.lock()
+                .frozen_progress
+                .insert((*tenant).clone(), CommitStep::Reload);
         }
         let mut state = self.lock();
         state.frozen = None;
-        state.frozen_written.clear();
-        state.frozen_committed.clear();
+        state.frozen_progress.clear();
         Ok(())
     }
 
@@ -314,7 +315,7 @@ impl LogStore {
             let frozen = state
                 .frozen
                 .as_ref()
-                .filter(|_| !state.frozen_committed.contains(tenant))
+                .filter(|_| state.frozen_progress.get(tenant) != Some(&CommitStep::Reload))
                 .map(Arc::clone);
             (found, frozen)
         };
@@ -341,7 +342,7 @@ impl LogStore {
     }
 }
 
-/// The steps of committing one tenant's records, where tests inject failures.
+/// The steps of committing one tenant's records, in order (tests inject failures at each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CommitStep {
     /// Adding the records and committing them to disk.

@@ -106,6 +106,7 @@ impl LogIndex {
     }
 
     /// Commits durably and reloads the reader so committed records are searchable on return.
+    #[cfg(test)]
     pub fn commit(&mut self) -> Result<(), LogIndexError> {
         self.commit_writes()?;
         self.reload()

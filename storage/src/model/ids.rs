@@ -108,8 +108,20 @@ macro_rules! byte_id {
                     let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
                     text.parse().map_err(serde::de::Error::custom)
                 } else {
-                    let bytes = d.deserialize_bytes(crate::model::serde_bytes::BytesVisitor)?;
-                    Self::from_slice(&bytes).map_err(serde::de::Error::custom)
+                    struct IdVisitor;
+                    impl serde::de::Visitor<'_> for IdVisitor {
+                        type Value = $name;
+                        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                            write!(f, "{} bytes", $len)
+                        }
+                        fn visit_bytes<E: serde::de::Error>(
+                            self,
+                            bytes: &[u8],
+                        ) -> Result<$name, E> {
+                            $name::from_slice(bytes).map_err(E::custom)
+                        }
+                    }
+                    d.deserialize_bytes(IdVisitor)
                 }
             }
         }

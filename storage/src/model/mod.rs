@@ -6,7 +6,6 @@ pub mod attributes;
 pub mod ids;
 pub mod log;
 pub mod metric;
-mod serde_bytes;
 pub mod trace;
 mod value_serde;
 

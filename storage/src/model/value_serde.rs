@@ -29,21 +29,10 @@ enum TaggedValue {
     Map(Vec<Attribute>),
 }
 
-/// The binary form, borrowed for writing. Variant order is the format: append, never reorder.
-#[derive(Serialize)]
-enum BinaryValueRef<'a> {
-    Empty,
-    String(&'a str),
-    Bool(bool),
-    Int(i64),
-    Double(f64),
-    Bytes(&'a [u8]),
-    Array(&'a [AttributeValue]),
-    Map(&'a [Attribute]),
-}
-
-/// The binary form, owned for reading; the same variants as [`BinaryValueRef`].
-#[derive(Deserialize)]
+/// The binary form: serde's externally tagged enum. Variant order is the format: append, never
+/// reorder.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "AttributeValue")]
 enum BinaryValue {
     Empty,
     String(String),
@@ -58,37 +47,20 @@ enum BinaryValue {
 impl Serialize for AttributeValue {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
-            return TaggedValue::serialize(self, s);
+            TaggedValue::serialize(self, s)
+        } else {
+            BinaryValue::serialize(self, s)
         }
-        match self {
-            Self::Empty => BinaryValueRef::Empty,
-            Self::String(text) => BinaryValueRef::String(text),
-            Self::Bool(value) => BinaryValueRef::Bool(*value),
-            Self::Int(value) => BinaryValueRef::Int(*value),
-            Self::Double(value) => BinaryValueRef::Double(*value),
-            Self::Bytes(bytes) => BinaryValueRef::Bytes(bytes),
-            Self::Array(values) => BinaryValueRef::Array(values),
-            Self::Map(entries) => BinaryValueRef::Map(entries),
-        }
-        .serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for AttributeValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if d.is_human_readable() {
-            return TaggedValue::deserialize(d);
+            TaggedValue::deserialize(d)
+        } else {
+            BinaryValue::deserialize(d)
         }
-        Ok(match BinaryValue::deserialize(d)? {
-            BinaryValue::Empty => Self::Empty,
-            BinaryValue::String(text) => Self::String(text),
-            BinaryValue::Bool(value) => Self::Bool(value),
-            BinaryValue::Int(value) => Self::Int(value),
-            BinaryValue::Double(value) => Self::Double(value),
-            BinaryValue::Bytes(bytes) => Self::Bytes(bytes),
-            BinaryValue::Array(values) => Self::Array(values),
-            BinaryValue::Map(entries) => Self::Map(entries),
-        })
     }
 }
 
