@@ -1,9 +1,13 @@
 //! In-memory buffers: records applied from the WAL but not yet in files, grouped by tenant.
 //!
 //! A store has one active buffer that the WAL writer appends to and at most one frozen buffer
-//! being flushed; queries read both, so acknowledged data is visible at once.
+//! being flushed; queries read both, so acknowledged data is visible at once. Records are kept
+//! in shared chunks (one per applied export), so a query takes an immutable snapshot of a
+//! tenant's records by cloning a few `Arc`s under the lock and scans them outside it: the WAL
+//! writer, which needs the lock to apply, never waits for a scan.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::budget::Reservation;
@@ -13,8 +17,8 @@ use crate::wal::Lsn;
 /// Records of one store waiting for a flush.
 #[derive(Debug)]
 pub struct Buffer<R> {
-    /// Records per tenant, in apply order.
-    pub records_by_tenant: HashMap<TenantId, Vec<R>>,
+    /// Records per tenant, in apply order, one chunk per applied export.
+    pub records_by_tenant: HashMap<TenantId, Chunks<R>>,
     /// Estimated bytes held.
     pub bytes: usize,
     /// Records held.
@@ -61,7 +65,8 @@ impl<R> Buffer<R> {
         self.records_by_tenant
             .entry(tenant)
             .or_default()
-            .extend(records);
+            .0
+            .push(Arc::new(records));
     }
 
     /// True when no record is held.
@@ -69,14 +74,11 @@ impl<R> Buffer<R> {
         self.num_records == 0
     }
 
-    /// Clones the tenant's records that `keep` accepts.
-    pub fn matching(&self, tenant: &TenantId, keep: &mut impl FnMut(&R) -> bool) -> Vec<R>
-    where
-        R: Clone,
-    {
+    /// An immutable view of one tenant's records, cheap to take (no record is copied).
+    pub fn tenant_chunks(&self, tenant: &TenantId) -> Chunks<R> {
         self.records_by_tenant
             .get(tenant)
-            .map(|records| records.iter().filter(|r| keep(r)).cloned().collect())
+            .cloned()
             .unwrap_or_default()
     }
 
@@ -86,6 +88,39 @@ impl<R> Buffer<R> {
             || self
                 .first_record_at
                 .is_some_and(|first| first.elapsed() >= max_age)
+    }
+}
+
+/// Records of one tenant in apply order, as shared chunks.
+#[derive(Debug)]
+pub struct Chunks<R>(pub Vec<Arc<Vec<R>>>);
+
+impl<R> Default for Chunks<R> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<R> Clone for Chunks<R> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<R> Chunks<R> {
+    /// Every record, in apply order.
+    pub fn iter(&self) -> impl Iterator<Item = &R> {
+        self.0.iter().flat_map(|chunk| chunk.iter())
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|chunk| chunk.len()).sum()
+    }
+
+    /// True when no record is held.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|chunk| chunk.is_empty())
     }
 }
 
@@ -122,7 +157,9 @@ mod tests {
             "empty is never due"
         );
         assert!(!buffer.is_due(11, Duration::from_secs(60)));
-        assert_eq!(buffer.matching(&tenant, &mut |v| *v > 1), vec![2]);
+        let snapshot = buffer.tenant_chunks(&tenant);
+        assert_eq!(snapshot.iter().copied().collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(snapshot.len(), 2);
         assert_eq!(budget.used_bytes(), 105);
         drop(buffer);
         assert_eq!(budget.used_bytes(), 0);

@@ -28,6 +28,9 @@ pub enum StorageError {
     /// Encoding or decoding a Parquet file failed.
     #[error(transparent)]
     Codec(#[from] crate::parquet_codec::CodecError),
+    /// The catalog failed (a damaged manifest, a conflicting change).
+    #[error(transparent)]
+    Catalog(Box<crate::catalog::CatalogError>),
     /// The log index failed.
     #[error(transparent)]
     LogIndex(#[from] crate::logs::LogIndexError),
@@ -80,6 +83,7 @@ impl StorageError {
             Self::InvalidQuery(_) => ErrorKind::InvalidArgument,
             Self::LogIndex(err) if err.is_invalid_query() => ErrorKind::InvalidArgument,
             Self::Wal(_)
+            | Self::Catalog(_)
             | Self::Codec(_)
             | Self::LogIndex(_)
             | Self::ObjectStore { .. }
@@ -93,6 +97,15 @@ impl StorageError {
         Self::Io {
             path: path.into(),
             source,
+        }
+    }
+}
+
+impl From<crate::catalog::CatalogError> for StorageError {
+    fn from(err: crate::catalog::CatalogError) -> Self {
+        match err {
+            crate::catalog::CatalogError::Storage(inner) => *inner,
+            other => Self::Catalog(Box::new(other)),
         }
     }
 }

@@ -3,8 +3,10 @@
 //! ```text
 //! {data_dir}/wal/{first_lsn:020}.wal        write-ahead log segments
 //! {data_dir}/wal/checkpoint.json            last flushed LSN per signal
-//! {data_dir}/objects/tenants/{tenant}/{signal}/{yyyy-mm-dd}/{hh}/{min_time:020}-{flush_id}.parquet
-//! {data_dir}/logs/{tenant}/                 tantivy index of the tenant's logs
+//! {data_dir}/objects/tenants/{tenant}/{signal}/{yyyy-mm-dd}/{hh}/{min_time:020}-{file_id}.parquet
+//! {data_dir}/objects/tenants/{tenant}/traces/{yyyy-mm-dd}/{hh}/{min_time:020}-{file_id}.traceids
+//! {data_dir}/objects/tenants/{tenant}/{signal}/_manifest/{version:020}.json
+//! {data_dir}/logs/{tenant}/{yyyy-mm-dd}/    tantivy index of the tenant's logs of one UTC day
 //! ```
 //! The tenant is in every path, so per-tenant isolation, retention and deletion are prefix
 //! operations, and object storage later is a different `object_store` root, not a new layout.
@@ -26,9 +28,59 @@ pub fn objects_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("objects")
 }
 
-/// Directory of one tenant's log index.
-pub fn log_index_dir(data_dir: &Path, tenant: &TenantId) -> PathBuf {
+/// Directory of one tenant's log partitions.
+pub fn log_tenant_dir(data_dir: &Path, tenant: &TenantId) -> PathBuf {
     data_dir.join("logs").join(tenant.as_str())
+}
+
+/// Directory of one tenant's log index of one UTC day (`day` counted from the Unix epoch).
+pub fn log_partition_dir(data_dir: &Path, tenant: &TenantId, day: u64) -> PathBuf {
+    log_tenant_dir(data_dir, tenant).join(day_name(day))
+}
+
+/// `yyyy-mm-dd` of a day counted from the Unix epoch.
+pub fn day_name(day: u64) -> String {
+    let seconds = i64::try_from(day.saturating_mul(86_400)).unwrap_or(i64::MAX);
+    let time = DateTime::<Utc>::from_timestamp(seconds, 0).unwrap_or_default();
+    format!("{:04}-{:02}-{:02}", time.year(), time.month(), time.day())
+}
+
+/// The day a `yyyy-mm-dd` directory name stands for.
+pub fn parse_day_name(name: &str) -> Option<u64> {
+    let date = chrono::NaiveDate::parse_from_str(name, "%Y-%m-%d").ok()?;
+    let seconds = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp();
+    u64::try_from(seconds / 86_400).ok()
+}
+
+/// One day, the unit log indexes are partitioned by.
+pub const DAY_NANOS: u64 = 86_400 * 1_000_000_000;
+
+/// Prefix of the manifest versions of one table.
+pub fn manifest_prefix(tenant: &TenantId, signal: Signal) -> ObjectPath {
+    ObjectPath::from(format!("{}/_manifest", signal_prefix(tenant, signal)))
+}
+
+/// The object of one manifest version.
+pub fn manifest_path(tenant: &TenantId, signal: Signal, version: u64) -> ObjectPath {
+    ObjectPath::from(format!(
+        "{}/{version:020}.json",
+        manifest_prefix(tenant, signal)
+    ))
+}
+
+/// The version of a manifest object, if `path` is one.
+pub fn parse_manifest_version(path: &ObjectPath) -> Option<u64> {
+    let name = path.filename()?;
+    let version = name.strip_suffix(".json")?;
+    let in_manifest_dir = path.parts().rev().nth(1)?.as_ref() == "_manifest";
+    in_manifest_dir.then(|| version.parse().ok()).flatten()
+}
+
+/// The trace-id filter sidecar of a span file.
+pub fn trace_id_filter_path(data_file: &ObjectPath) -> ObjectPath {
+    let text = data_file.as_ref();
+    let stem = text.strip_suffix(".parquet").unwrap_or(text);
+    ObjectPath::from(format!("{stem}.traceids"))
 }
 
 /// Directory holding every tenant's log index.
@@ -46,7 +98,7 @@ pub fn tenants_prefix() -> ObjectPath {
     ObjectPath::from("tenants")
 }
 
-/// The tenant and signal an object path belongs to, if it follows the layout.
+/// The tenant and signal a data file (`.parquet`) belongs to, if it follows the layout.
 pub fn parse_object_path(path: &ObjectPath) -> Option<(TenantId, Signal)> {
     let mut parts = path.parts();
     if parts.next()?.as_ref() != "tenants" {
@@ -68,12 +120,13 @@ pub fn parse_object_path(path: &ObjectPath) -> Option<(TenantId, Signal)> {
 /// One hour-long time window, the unit files are partitioned by.
 pub const WINDOW_NANOS: u64 = 3_600 * 1_000_000_000;
 
-/// The path of a new Parquet file for records whose earliest time is `min_time_unix_nano`.
+/// The path of a new Parquet file for records whose earliest time is `min_time_unix_nano`;
+/// `file_id` makes it unique.
 pub fn data_file_path(
     tenant: &TenantId,
     signal: Signal,
     min_time_unix_nano: u64,
-    flush_id: u64,
+    file_id: u64,
 ) -> ObjectPath {
     let seconds = i64::try_from(min_time_unix_nano / 1_000_000_000).unwrap_or(i64::MAX);
     let time = DateTime::<Utc>::from_timestamp(seconds, 0).unwrap_or_default();
@@ -85,7 +138,7 @@ pub fn data_file_path(
         time.day(),
         time.hour(),
         min_time_unix_nano,
-        flush_id,
+        file_id,
     ))
 }
 
@@ -106,5 +159,37 @@ mod tests {
             parse_object_path(&ObjectPath::from("tenants/acme/traces/x.tmp")),
             None
         );
+        assert_eq!(
+            trace_id_filter_path(&path).as_ref(),
+            "tenants/acme/traces/2023-11-14/22/01700000000000000000-000000000000002a.traceids"
+        );
+    }
+
+    #[test]
+    fn manifest_paths_carry_their_version() {
+        let tenant: TenantId = "acme".parse().unwrap();
+        let path = manifest_path(&tenant, Signal::Metrics, 12);
+        assert_eq!(
+            path.as_ref(),
+            "tenants/acme/metrics/_manifest/00000000000000000012.json"
+        );
+        assert_eq!(parse_manifest_version(&path), Some(12));
+        assert_eq!(
+            parse_object_path(&path),
+            None,
+            "a manifest is not a data file"
+        );
+        assert_eq!(
+            parse_manifest_version(&ObjectPath::from("tenants/acme/metrics/x/1.json")),
+            None
+        );
+    }
+
+    #[test]
+    fn day_names_round_trip() {
+        let day = 1_700_000_000 / 86_400;
+        assert_eq!(day_name(day), "2023-11-14");
+        assert_eq!(parse_day_name("2023-11-14"), Some(day));
+        assert_eq!(parse_day_name("meta.json"), None);
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod budget;
 pub mod buffer;
+pub mod catalog;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod log_store;
 pub mod logs;
 pub mod metrics;
 pub mod model;
+pub mod objects;
 pub mod parquet_codec;
 pub mod spans;
 pub mod storage;

@@ -101,7 +101,7 @@ impl LogStore {
         if !create {
             return Ok(None);
         }
-        let dir = layout::log_index_dir(&self.data_dir, tenant);
+        let dir = layout::log_tenant_dir(&self.data_dir, tenant);
         let index = Arc::new(RwLock::new(LogIndex::open(&dir, &self.index_config)?));
         indexes.insert(tenant.clone(), Arc::clone(&index));
         Ok(Some(index))
@@ -235,7 +235,7 @@ impl LogStore {
             };
             if done.is_none() {
                 let added = index
-                    .add(records)
+                    .add(records.iter())
                     .and_then(|()| self.injected_failure(tenant, CommitStep::Write));
                 if let Err(err) = added.and_then(|()| index.commit_writes()) {
                     // Drop what this attempt added, so the retry adds every record exactly once.
@@ -311,7 +311,11 @@ impl LogStore {
         let (mut records, frozen) = {
             let state = self.lock();
             let active = state.active.records_by_tenant.get(tenant);
-            let found = newest_matching(active.into_iter().flatten(), &mut keep, query.limit);
+            let found = newest_matching(
+                active.into_iter().flat_map(|chunks| chunks.iter()),
+                &mut keep,
+                query.limit,
+            );
             let frozen = state
                 .frozen
                 .as_ref()
@@ -322,7 +326,7 @@ impl LogStore {
         if let Some(frozen) = frozen {
             let buffered = frozen.records_by_tenant.get(tenant);
             records.extend(newest_matching(
-                buffered.into_iter().flatten(),
+                buffered.into_iter().flat_map(|chunks| chunks.iter()),
                 &mut keep,
                 query.limit,
             ));

@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use object_store::ObjectStore;
-use object_store::local::LocalFileSystem;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::budget::{MemoryBudget, Reservation};
+use crate::catalog::{Catalog, ObjectCatalog};
 use crate::checkpoint::Checkpoint;
 use crate::config::StorageConfig;
 use crate::layout;
@@ -20,6 +19,7 @@ use crate::log_store::LogStore;
 use crate::logs::{LogIndexConfig, LogQuery};
 use crate::metrics::{self, MetricStore};
 use crate::model::{LogRecord, MetricPoint, Signal, SignalBatch, Span, TenantId, TraceId};
+use crate::objects::Objects;
 use crate::spans::{self, SpanStore};
 use crate::wal::{Lsn, Replay, Wal, WalConfig, WalEntry, WalError, WalStats};
 use crate::{ErrorKind, StorageError};
@@ -46,6 +46,16 @@ struct Stores {
 }
 
 impl Stores {
+    /// Whether a replayed record is already in the tenant's files (a crash came between the
+    /// manifest commit and the WAL checkpoint).
+    fn already_flushed(&self, lsn: Lsn, signal: Signal, tenant: &TenantId) -> bool {
+        match signal {
+            Signal::Traces => lsn <= self.spans.flushed_lsn(tenant),
+            Signal::Metrics => lsn <= self.metrics.flushed_lsn(tenant),
+            Signal::Logs => false,
+        }
+    }
+
     fn apply(&self, lsn: Lsn, applied: Applied) {
         let Applied {
             tenant,
@@ -110,25 +120,16 @@ impl Storage {
     ) -> Result<Arc<Self>, StorageError> {
         let objects_dir = layout::objects_dir(&config.data_dir);
         let wal_dir = layout::wal_dir(&config.data_dir);
-        for dir in [&objects_dir, &wal_dir] {
-            std::fs::create_dir_all(dir).map_err(|err| StorageError::io(dir, err))?;
-        }
-        let object_store: Arc<dyn ObjectStore> = Arc::new(
-            LocalFileSystem::new_with_prefix(&objects_dir).map_err(|source| {
-                StorageError::ObjectStore {
-                    path: objects_dir.display().to_string(),
-                    source,
-                }
-            })?,
-        );
+        std::fs::create_dir_all(&wal_dir).map_err(|err| StorageError::io(&wal_dir, err))?;
+        let objects = Objects::local(&objects_dir)?;
+        let catalog: Arc<dyn Catalog> = Arc::new(ObjectCatalog::new(objects.clone()));
         let index_config = LogIndexConfig {
             writer_memory_bytes: config.log_writer_memory_bytes,
         };
         let logs_dir = config.data_dir.clone();
         let stores = Arc::new(Stores {
-            spans: SpanStore::open(Arc::clone(&object_store), Some(objects_dir.clone())).await?,
-            metrics: MetricStore::open(Arc::clone(&object_store), Some(objects_dir.clone()))
-                .await?,
+            spans: SpanStore::open(objects.clone(), Arc::clone(&catalog)).await?,
+            metrics: MetricStore::open(objects.clone(), Arc::clone(&catalog)).await?,
             logs: Arc::new(
                 tokio::task::spawn_blocking(move || LogStore::open(logs_dir, index_config))
                     .await??,
@@ -337,6 +338,8 @@ impl Storage {
                 () = self.cancel.cancelled() => break,
                 () = tokio::time::sleep(IDLE_CHECKPOINT_INTERVAL) => {}
             }
+            self.stores.spans.delete_unreferenced().await;
+            self.stores.metrics.delete_unreferenced().await;
             let idle_advanced = self.advance_idle_checkpoints().await;
             if idle_advanced && last_checkpoint.elapsed() >= IDLE_CHECKPOINT_INTERVAL {
                 match self.checkpoint_wal().await {
@@ -446,7 +449,9 @@ async fn replay(
         reader = returned;
         let Some(records) = segment else { break };
         for (lsn, entry) in records? {
-            if lsn <= checkpoint.get(entry.signal) {
+            if lsn <= checkpoint.get(entry.signal)
+                || stores.already_flushed(lsn, entry.signal, &entry.tenant)
+            {
                 continue;
             }
             let batch = match decoder.decode(&entry) {

@@ -96,7 +96,10 @@ impl LogIndex {
     }
 
     /// Adds records (not yet visible). Records carry `correlation_id` already filled in.
-    pub fn add(&mut self, records: &[LogRecord]) -> Result<(), LogIndexError> {
+    pub fn add<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = &'a LogRecord>,
+    ) -> Result<(), LogIndexError> {
         let mut scratch = Vec::new();
         for record in records {
             let document = self.fields.to_document(record, &mut scratch)?;

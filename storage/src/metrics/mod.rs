@@ -1,11 +1,12 @@
 //! The metric store: data points in Parquet, read back by metric name and time range.
 
 use arrow_array::RecordBatch;
+use parquet::file::properties::WriterProperties;
 
 use crate::StorageError;
 use crate::model::{MetricPoint, Signal, TenantId};
-use crate::parquet_codec::{self, CodecError, EncodedFile, METRIC_NAME_COLUMN};
-use crate::table::reader::{read_rows, text_equals};
+use crate::parquet_codec::{self, CodecError, EncodedFile, METRIC_NAME_COLUMN, METRICS_FORMAT};
+use crate::table::reader::{read_rows_on_pages, row_groups_holding, text_equals};
 use crate::table::{TableSignal, TableStore};
 
 /// Metric points as a [`TableSignal`].
@@ -14,10 +15,14 @@ pub struct MetricTable;
 impl TableSignal for MetricTable {
     type Record = MetricPoint;
     const SIGNAL: Signal = Signal::Metrics;
-    const BLOOM_COLUMN: Option<&'static str> = None;
+    const FORMAT: &'static str = METRICS_FORMAT;
 
     fn encode(records: &mut [&MetricPoint]) -> Result<Option<EncodedFile>, CodecError> {
         parquet_codec::encode_metric_points(records)
+    }
+
+    fn to_batch(records: &[&MetricPoint]) -> Result<RecordBatch, CodecError> {
+        parquet_codec::metric_points_batch(records)
     }
 
     fn decode(batch: &RecordBatch) -> Result<Vec<MetricPoint>, CodecError> {
@@ -26,6 +31,10 @@ impl TableSignal for MetricTable {
 
     fn time_unix_nano(point: &MetricPoint) -> u64 {
         point.time_unix_nano
+    }
+
+    fn writer_properties(_expected_rows: usize) -> Result<WriterProperties, CodecError> {
+        parquet_codec::metric_writer_properties()
     }
 }
 
@@ -41,19 +50,30 @@ pub async fn find_points(
     end_unix_nano: u64,
 ) -> Result<Vec<MetricPoint>, StorageError> {
     let in_range = |time: u64| time >= start_unix_nano && time < end_unix_nano;
-    let snapshot = store.snapshot(tenant, |point| {
-        point.metric.name == name && in_range(point.time_unix_nano)
-    });
-    let mut points = snapshot.buffered;
-    for file in &snapshot.files {
+    let snapshot = store.snapshot(tenant);
+    let mut points: Vec<MetricPoint> = snapshot
+        .buffered
+        .iter()
+        .flat_map(|chunks| chunks.iter())
+        .filter(|point| point.metric.name == name && in_range(point.time_unix_nano))
+        .cloned()
+        .collect();
+    for file in snapshot.files.iter() {
         if !file.overlaps(start_unix_nano, end_unix_nano) {
             continue;
         }
-        let batches = read_rows(
-            store.object_store(),
+        let footer = file.footer(store.objects()).await?;
+        let row_groups = row_groups_holding(footer, METRIC_NAME_COLUMN, name.as_bytes());
+        if row_groups.is_empty() {
+            continue;
+        }
+        let batches = read_rows_on_pages(
+            store.objects(),
             file,
-            None,
+            footer,
+            Some(row_groups),
             Some((METRIC_NAME_COLUMN, text_equals(name.to_owned()))),
+            Some(name.as_bytes()),
         )
         .await?;
         for batch in &batches {

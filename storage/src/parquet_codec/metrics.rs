@@ -93,7 +93,7 @@ pub fn encode_metric_points<P: Borrow<MetricPoint>>(
             .fold((u64::MAX, 0), |(min, max), point: &MetricPoint| {
                 (min.min(point.time_unix_nano), max.max(point.time_unix_nano))
             });
-    let properties = metric_properties(min_time_unix_nano, max_time_unix_nano)?;
+    let properties = metric_properties(Some((min_time_unix_nano, max_time_unix_nano)))?;
     let bytes = write_file(
         Arc::clone(&METRIC_SCHEMA),
         properties,
@@ -148,13 +148,29 @@ fn sort_points<P: Borrow<MetricPoint>>(points: &mut [P]) -> Vec<u64> {
     sorted_ids
 }
 
-fn metric_properties(min_time: u64, max_time: u64) -> Result<WriterProperties, CodecError> {
+/// Writer settings of a metric file whose time range is not known yet (compaction appends it
+/// with [`super::time_range_metadata`] when the file is finished).
+pub fn metric_writer_properties() -> Result<WriterProperties, CodecError> {
+    metric_properties(None)
+}
+
+/// Points as one Arrow batch of the metric file schema, in the given order.
+pub fn metric_points_batch(points: &[&MetricPoint]) -> Result<RecordBatch, CodecError> {
+    let mut series_cache = SeriesIdCache::default();
+    let series_ids: Vec<u64> = points
+        .iter()
+        .map(|point| series_cache.series_id(point))
+        .collect();
+    points_batch(points, &series_ids)
+}
+
+fn metric_properties(time_range: Option<(u64, u64)>) -> Result<WriterProperties, CodecError> {
     let mut builder: WriterPropertiesBuilder = base_properties(
         METRICS_FORMAT,
-        min_time,
-        max_time,
+        time_range,
         METRIC_ZSTD_LEVEL,
         &SORT_LEAF_COLUMNS,
+        &[METRIC_NAME_COLUMN, SERIES_ID, POINT_TIME_COLUMN],
     )?;
     // Sorted by series, timestamps and cumulative ints climb steadily: delta-encode them
     // (on the fixture this halved `value_int`; it does not pay for bucket counts).

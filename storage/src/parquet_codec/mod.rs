@@ -28,7 +28,7 @@ mod metrics;
 mod span_nested;
 mod spans;
 #[cfg(test)]
-mod test_fixtures;
+pub(crate) mod test_fixtures;
 
 use std::sync::Arc;
 
@@ -39,8 +39,10 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 
-pub use metrics::{decode_metric_points, encode_metric_points};
-pub use spans::{decode_spans, encode_spans};
+pub use metrics::{
+    decode_metric_points, encode_metric_points, metric_points_batch, metric_writer_properties,
+};
+pub use spans::{decode_spans, encode_spans, span_writer_properties, spans_batch};
 
 /// Span files: the trace id, `FixedSizeBinary(16)`, with a bloom filter per row group.
 pub const TRACE_ID_COLUMN: &str = "trace_id";
@@ -136,18 +138,10 @@ pub struct EncodedFile {
     pub max_time_unix_nano: u64,
 }
 
-/// Writer settings shared by both formats.
-fn base_properties(
-    format: &'static str,
-    min_time_unix_nano: u64,
-    max_time_unix_nano: u64,
-    zstd_level: i32,
-    sorting_leaf_columns: &[i32],
-) -> Result<WriterPropertiesBuilder, CodecError> {
-    use parquet::basic::{Compression, ZstdLevel};
-    use parquet::file::properties::EnabledStatistics;
-    let metadata = vec![
-        KeyValue::new(FORMAT_METADATA_KEY.to_owned(), format.to_owned()),
+/// The key-value metadata naming a file's time range (written when the range is known: by a
+/// flush up front, by compaction when an output file is finished).
+pub fn time_range_metadata(min_time_unix_nano: u64, max_time_unix_nano: u64) -> [KeyValue; 2] {
+    [
         KeyValue::new(
             MIN_TIME_METADATA_KEY.to_owned(),
             min_time_unix_nano.to_string(),
@@ -156,7 +150,29 @@ fn base_properties(
             MAX_TIME_METADATA_KEY.to_owned(),
             max_time_unix_nano.to_string(),
         ),
-    ];
+    ]
+}
+
+/// Writer settings shared by both formats. Page statistics (the column index that lets a
+/// reader skip pages) are kept for the sort columns only: they are what lookups prune on, and
+/// per-page min/max of every other column would only grow the footer readers hold.
+fn base_properties(
+    format: &'static str,
+    time_range: Option<(u64, u64)>,
+    zstd_level: i32,
+    sorting_leaf_columns: &[i32],
+    page_statistics_columns: &[&str],
+) -> Result<WriterPropertiesBuilder, CodecError> {
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::file::properties::EnabledStatistics;
+    use parquet::schema::types::ColumnPath;
+    let mut metadata = vec![KeyValue::new(
+        FORMAT_METADATA_KEY.to_owned(),
+        format.to_owned(),
+    )];
+    if let Some((min, max)) = time_range {
+        metadata.extend(time_range_metadata(min, max));
+    }
     let sorting = sorting_leaf_columns
         .iter()
         .map(|&column_idx| SortingColumn {
@@ -165,13 +181,18 @@ fn base_properties(
             nulls_first: false,
         })
         .collect();
-    Ok(WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level)?))
         .set_dictionary_enabled(true)
-        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
         .set_key_value_metadata(Some(metadata))
-        .set_sorting_columns(Some(sorting)))
+        .set_sorting_columns(Some(sorting));
+    for column in page_statistics_columns {
+        builder = builder
+            .set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::Page);
+    }
+    Ok(builder)
 }
 
 /// Writes `records` as one Parquet file, converting them to Arrow a bounded chunk at a time;

@@ -101,7 +101,7 @@ pub fn encode_spans<S: Borrow<Span>>(spans: &mut [S]) -> Result<Option<EncodedFi
                 let end = span.end_time_unix_nano.max(span.start_time_unix_nano);
                 (min.min(span.start_time_unix_nano), max.max(end))
             });
-    let properties = span_properties(spans.len(), min_time_unix_nano, max_time_unix_nano)?;
+    let properties = span_properties(spans.len(), Some((min_time_unix_nano, max_time_unix_nano)))?;
     let bytes = write_file(
         Arc::clone(&SPAN_SCHEMA),
         properties,
@@ -122,20 +122,25 @@ pub fn encode_spans<S: Borrow<Span>>(spans: &mut [S]) -> Result<Option<EncodedFi
 /// lookup cheap and cost a little compression.
 const SPAN_PAGE_ROWS: usize = 8192;
 
+/// Writer settings of a span file of about `num_spans` rows whose time range is not known yet
+/// (compaction appends it with [`super::time_range_metadata`] when the file is finished).
+pub fn span_writer_properties(num_spans: usize) -> Result<WriterProperties, CodecError> {
+    span_properties(num_spans, None)
+}
+
 fn span_properties(
     num_spans: usize,
-    min_time: u64,
-    max_time: u64,
+    time_range: Option<(u64, u64)>,
 ) -> Result<WriterProperties, CodecError> {
     let trace_id = ColumnPath::from(TRACE_ID_COLUMN);
     // At most one trace per span; the writer folds the filter down to what it holds.
     let expected_trace_ids = num_spans.clamp(1, MAX_ROW_GROUP_ROWS) as u64;
     let mut builder = base_properties(
         SPANS_FORMAT,
-        min_time,
-        max_time,
+        time_range,
         SPAN_ZSTD_LEVEL,
         &SORT_LEAF_COLUMNS,
+        &[TRACE_ID_COLUMN, START_TIME_COLUMN],
     )?
     .set_column_bloom_filter_enabled(trace_id.clone(), true)
     .set_column_bloom_filter_fpp(trace_id.clone(), TRACE_ID_BLOOM_FPP)
@@ -151,8 +156,8 @@ fn span_properties(
     Ok(builder.build())
 }
 
-/// One Arrow batch of the span schema holding `spans`.
-fn spans_batch<S: Borrow<Span>>(spans: &[S]) -> Result<RecordBatch, CodecError> {
+/// One Arrow batch of the span file schema holding `spans`, in the given order.
+pub fn spans_batch<S: Borrow<Span>>(spans: &[S]) -> Result<RecordBatch, CodecError> {
     let num_spans = spans.len();
     let spans = || spans.iter().map(Borrow::borrow);
     let num_attributes = spans().map(|s: &Span| s.attributes.len()).sum();

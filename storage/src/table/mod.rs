@@ -1,30 +1,38 @@
 //! A store of immutable Parquet files fed from an in-memory buffer: the shape spans and metric
 //! points share. Records are applied from the WAL into the active buffer, frozen and encoded
-//! into one file per tenant and hour window on flush, written through `object_store`, and
-//! published to the catalog in the same step that retires the frozen buffer, so a query never
+//! into files per tenant and hour on flush, and committed to the tenant's manifest (see
+//! [`crate::catalog`]) in the same step that hides them from the frozen buffer, so a query never
 //! sees a record twice or misses one.
+//!
+//! Every change of the live files goes through [`TableStore::commit`]: flushes add files,
+//! compaction replaces them, retention removes them. A removed file is deleted once no reader
+//! snapshot holds it and its grace period is over.
 
-pub mod catalog;
+mod flush;
+pub mod id_filter;
+pub mod live_file;
+mod open;
 pub mod reader;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use tracing::{info, warn};
+use parquet::file::properties::WriterProperties;
+use tracing::warn;
 
 use crate::StorageError;
 use crate::budget::Reservation;
-use crate::buffer::Buffer;
+use crate::buffer::{Buffer, Chunks};
+use crate::catalog::{Catalog, DataFileMeta, Manifest, ManifestChange, TableKey};
 use crate::layout;
-use crate::model::{Signal, TenantId};
+use crate::model::{Signal, TenantId, TraceId};
+use crate::objects::Objects;
 use crate::parquet_codec::{CodecError, EncodedFile};
 use crate::wal::Lsn;
-use catalog::{Catalog, FileEntry};
+pub use live_file::LiveFile;
 
 /// What differs between the Parquet-backed signals.
 pub trait TableSignal: Send + Sync + 'static {
@@ -32,14 +40,23 @@ pub trait TableSignal: Send + Sync + 'static {
     type Record: Clone + Send + Sync + 'static;
     /// The signal, for paths and logs.
     const SIGNAL: Signal;
-    /// The column with a bloom filter worth loading into the catalog.
-    const BLOOM_COLUMN: Option<&'static str>;
+    /// The file format this version writes.
+    const FORMAT: &'static str;
     /// Sorts and encodes records into one Parquet file.
     fn encode(records: &mut [&Self::Record]) -> Result<Option<EncodedFile>, CodecError>;
+    /// Records as one Arrow batch of the file schema, in the given order (buffered records
+    /// answering a scan).
+    fn to_batch(records: &[&Self::Record]) -> Result<RecordBatch, CodecError>;
     /// Decodes rows read back from a file.
     fn decode(batch: &RecordBatch) -> Result<Vec<Self::Record>, CodecError>;
     /// The time a record is partitioned by.
     fn time_unix_nano(record: &Self::Record) -> u64;
+    /// The trace id a record is found by, for signals with a trace-id filter.
+    fn trace_id(_record: &Self::Record) -> Option<TraceId> {
+        None
+    }
+    /// Writer settings for a file of about `expected_rows` rows (compaction output).
+    fn writer_properties(expected_rows: usize) -> Result<WriterProperties, CodecError>;
 }
 
 /// Counters for self-metrics.
@@ -49,64 +66,85 @@ pub struct TableStats {
     pub flushes: AtomicU64,
     /// Total flush time, microseconds.
     pub flush_micros: AtomicU64,
-    /// Files written.
+    /// Files written by flushes.
     pub files_written: AtomicU64,
-    /// Bytes written to files.
+    /// Bytes written to files by flushes.
     pub bytes_written: AtomicU64,
     /// Flushes that failed (retried later).
     pub flush_failures: AtomicU64,
+    /// Files deleted from storage after leaving the manifest.
+    pub files_deleted: AtomicU64,
+}
+
+/// The live files of one tenant at one manifest version.
+#[derive(Debug, Clone)]
+pub struct TableFiles {
+    /// The manifest they come from.
+    pub manifest: Arc<Manifest>,
+    /// The files, oldest first.
+    pub files: Arc<Vec<Arc<LiveFile>>>,
+}
+
+struct Frozen<R> {
+    buffer: Arc<Buffer<R>>,
+    /// Tenants whose part of the buffer is committed to their manifest: a retry skips them
+    /// and queries read their files instead of the buffer.
+    committed: HashSet<TenantId>,
 }
 
 struct State<R> {
     active: Buffer<R>,
-    frozen: Option<Arc<Buffer<R>>>,
-    catalog: Catalog,
+    frozen: Option<Frozen<R>>,
+    tables: HashMap<TenantId, TableFiles>,
 }
 
-/// The buffer, frozen buffer and file catalog of one Parquet-backed signal.
+struct PendingDelete {
+    file: Arc<LiveFile>,
+    not_before: Instant,
+}
+
+/// The buffers and live files of one Parquet-backed signal.
 pub struct TableStore<S: TableSignal> {
-    object_store: Arc<dyn ObjectStore>,
-    /// Local directory behind the object store, whose files are fsynced before a checkpoint
-    /// may drop their WAL records; `None` for remote stores, whose `put` is durable.
-    local_root: Option<PathBuf>,
+    objects: Objects,
+    catalog: Arc<dyn Catalog>,
     state: Mutex<State<S::Record>>,
     flush_lock: tokio::sync::Mutex<()>,
-    next_flush_id: AtomicU64,
+    commit_locks: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
+    pending_deletes: Mutex<Vec<PendingDelete>>,
+    next_file_id: AtomicU64,
     stats: TableStats,
 }
 
-/// What a query sees of one tenant: buffered records that matched and the files to read.
+/// What a query sees of one tenant: buffered records and the live files, consistent with each
+/// other (every record is in exactly one of them).
 pub struct TableSnapshot<R> {
-    /// Buffered records accepted by the query's filter.
-    pub buffered: Vec<R>,
-    /// Files of the tenant, oldest first.
-    pub files: Vec<Arc<FileEntry>>,
+    /// Buffered records: the active buffer, and the frozen one unless its files are committed.
+    pub buffered: Vec<Chunks<R>>,
+    /// Live files, oldest first.
+    pub files: Arc<Vec<Arc<LiveFile>>>,
 }
 
 impl<S: TableSignal> TableStore<S> {
-    /// Opens the store, loading the catalog from the object store (rooted at `local_root`
-    /// when it is a local file system).
-    pub async fn open(
-        object_store: Arc<dyn ObjectStore>,
-        local_root: Option<PathBuf>,
-    ) -> Result<Self, StorageError> {
-        let catalog = catalog::load_catalog(&object_store, S::SIGNAL, S::BLOOM_COLUMN).await?;
-        let num_files: usize = catalog.values().map(Vec::len).sum();
-        info!(signal = S::SIGNAL.name(), num_files, "catalog loaded");
-        let flush_id_seed = std::time::SystemTime::now()
+    /// Opens the store: loads every tenant's manifest (building one from the files of a data
+    /// directory written before manifests existed) and removes files no manifest lists.
+    pub async fn open(objects: Objects, catalog: Arc<dyn Catalog>) -> Result<Self, StorageError> {
+        let tables = open::load_tables::<S>(&objects, catalog.as_ref()).await?;
+        let file_id_seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
             .unwrap_or(0);
         Ok(Self {
-            object_store,
-            local_root,
+            objects,
+            catalog,
             state: Mutex::new(State {
                 active: Buffer::default(),
                 frozen: None,
-                catalog,
+                tables,
             }),
             flush_lock: tokio::sync::Mutex::new(()),
-            next_flush_id: AtomicU64::new(flush_id_seed),
+            commit_locks: Mutex::new(HashMap::new()),
+            pending_deletes: Mutex::new(Vec::new()),
+            next_file_id: AtomicU64::new(file_id_seed),
             stats: TableStats::default(),
         })
     }
@@ -152,27 +190,47 @@ impl<S: TableSignal> TableStore<S> {
         (state.active.is_empty() && state.frozen.is_none()).then_some(state.active.last_lsn)
     }
 
+    /// Every record of `tenant` at or below this LSN is in files (replay skips them).
+    pub fn flushed_lsn(&self, tenant: &TenantId) -> Lsn {
+        self.lock()
+            .tables
+            .get(tenant)
+            .map_or(0, |table| table.manifest.flushed_lsn)
+    }
+
     /// (records, bytes) held in memory.
     pub fn buffered(&self) -> (usize, usize) {
         let state = self.lock();
         let frozen = state
             .frozen
             .as_ref()
-            .map_or((0, 0), |f| (f.num_records, f.bytes));
+            .map_or((0, 0), |f| (f.buffer.num_records, f.buffer.bytes));
         (
             state.active.num_records + frozen.0,
             state.active.bytes + frozen.1,
         )
     }
 
-    /// Number of files and their total bytes.
+    /// Number of live files and their total bytes.
     pub fn files(&self) -> (usize, u64) {
         let state = self.lock();
+        state.tables.values().fold((0, 0), |(n, bytes), table| {
+            (
+                n + table.files.len(),
+                bytes + table.files.iter().map(|f| f.meta.size_bytes).sum::<u64>(),
+            )
+        })
+    }
+
+    /// Bytes of the footers held in memory across live files.
+    pub fn footer_bytes(&self) -> usize {
+        let state = self.lock();
         state
-            .catalog
+            .tables
             .values()
-            .flatten()
-            .fold((0, 0), |(n, bytes), f| (n + 1, bytes + f.size_bytes))
+            .flat_map(|table| table.files.iter())
+            .map(|file| file.footer_bytes())
+            .sum()
     }
 
     /// Counters for self-metrics.
@@ -181,193 +239,224 @@ impl<S: TableSignal> TableStore<S> {
     }
 
     /// The object store the files live in.
-    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
-        &self.object_store
+    pub fn objects(&self) -> &Objects {
+        &self.objects
     }
 
-    /// A consistent view of one tenant: matching buffered records and the file list.
-    pub fn snapshot(
-        &self,
-        tenant: &TenantId,
-        mut keep: impl FnMut(&S::Record) -> bool,
-    ) -> TableSnapshot<S::Record> {
-        let (mut buffered, frozen, files) = {
-            let state = self.lock();
-            (
-                state.active.matching(tenant, &mut keep),
-                state.frozen.clone(),
-                state.catalog.get(tenant).cloned().unwrap_or_default(),
-            )
-        };
-        // The frozen buffer is immutable and leaves the state together with the arrival of its
-        // files, which this file list does not hold yet: matching it outside the lock keeps the
-        // view consistent without making ingest wait for the scan.
-        if let Some(frozen) = frozen {
-            buffered.extend(frozen.matching(tenant, &mut keep));
+    /// Tenants with live files.
+    pub fn tenants(&self) -> Vec<TenantId> {
+        let mut tenants: Vec<TenantId> = self.lock().tables.keys().cloned().collect();
+        tenants.sort();
+        tenants
+    }
+
+    /// The live files of one tenant.
+    pub fn table_files(&self, tenant: &TenantId) -> Option<TableFiles> {
+        self.lock().tables.get(tenant).cloned()
+    }
+
+    /// A consistent view of one tenant: its buffered records and live files. Cheap: no record
+    /// is copied and the lock is held only to clone a few `Arc`s.
+    pub fn snapshot(&self, tenant: &TenantId) -> TableSnapshot<S::Record> {
+        let state = self.lock();
+        let mut buffered = vec![state.active.tenant_chunks(tenant)];
+        if let Some(frozen) = &state.frozen
+            && !frozen.committed.contains(tenant)
+        {
+            buffered.push(frozen.buffer.tenant_chunks(tenant));
         }
+        let files = state
+            .tables
+            .get(tenant)
+            .map(|table| Arc::clone(&table.files))
+            .unwrap_or_default();
         TableSnapshot { buffered, files }
     }
 
-    /// Writes the buffer to files and returns the LSN up to which this signal is now in files.
-    /// A failed flush keeps the data buffered (and in the WAL) for the next attempt.
-    pub async fn flush(&self) -> Result<Lsn, StorageError> {
-        let _serial = self.flush_lock.lock().await;
-        let started = Instant::now();
-        let frozen = {
-            let mut state = self.lock();
-            match &state.frozen {
-                Some(frozen) => Arc::clone(frozen), // retry of a failed flush
-                None => {
-                    let frozen = Arc::new(std::mem::take(&mut state.active));
-                    // The next buffer continues from the same LSN even if it stays empty.
-                    state.active.last_lsn = frozen.last_lsn;
-                    state.frozen = Some(Arc::clone(&frozen));
-                    frozen
-                }
-            }
-        };
-        if frozen.is_empty() {
-            self.lock().frozen = None;
-            return Ok(frozen.last_lsn);
-        }
-        match self.write_files(&frozen).await {
-            Ok(entries) => {
-                let num_files = entries.len();
-                let mut state = self.lock();
-                for (tenant, entry) in entries {
-                    state
-                        .catalog
-                        .entry(tenant)
-                        .or_default()
-                        .push(Arc::new(entry));
-                }
-                state.frozen = None;
-                drop(state);
-                let elapsed = started.elapsed();
-                self.stats.flushes.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .flush_micros
-                    .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
-                info!(
-                    signal = S::SIGNAL.name(),
-                    num_records = frozen.num_records,
-                    num_files,
-                    elapsed_ms = elapsed.as_millis() as u64,
-                    "flushed"
-                );
-                Ok(frozen.last_lsn)
-            }
-            Err(err) => {
-                self.stats.flush_failures.fetch_add(1, Ordering::Relaxed);
-                Err(err)
-            }
-        }
-    }
-
-    async fn write_files(
+    /// A fresh, unique path for a new file of `tenant` whose earliest record is at `min_time`.
+    pub fn new_file_path(
         &self,
-        frozen: &Arc<Buffer<S::Record>>,
-    ) -> Result<Vec<(TenantId, FileEntry)>, StorageError> {
-        let to_encode = Arc::clone(frozen);
-        let encoded =
-            tokio::task::spawn_blocking(move || encode_by_window::<S>(&to_encode)).await??;
-        let mut written: Vec<(TenantId, FileEntry)> = Vec::with_capacity(encoded.len());
-        for (tenant, file) in encoded {
-            let flush_id = self.next_flush_id.fetch_add(1, Ordering::Relaxed);
-            let path =
-                layout::data_file_path(&tenant, S::SIGNAL, file.min_time_unix_nano, flush_id);
-            let size_bytes = file.bytes.len() as u64;
-            let put = self
-                .object_store
-                .put(&path, PutPayload::from_bytes(file.bytes))
-                .await;
-            let loaded = match put {
-                Ok(_) => match self.sync_local(&path).await {
-                    Ok(()) => {
-                        FileEntry::load(
-                            &self.object_store,
-                            path.clone(),
-                            size_bytes,
-                            S::BLOOM_COLUMN,
-                        )
-                        .await
-                    }
-                    Err(err) => Err(err),
-                },
-                Err(source) => Err(StorageError::ObjectStore {
-                    path: path.to_string(),
-                    source,
-                }),
-            };
-            match loaded {
-                Ok(entry) => {
-                    self.stats.files_written.fetch_add(1, Ordering::Relaxed);
-                    self.stats
-                        .bytes_written
-                        .fetch_add(size_bytes, Ordering::Relaxed);
-                    written.push((tenant, entry));
-                }
-                Err(err) => {
-                    // Undo the files of this attempt (the failed one included, if it was
-                    // written) so the retry does not duplicate rows.
-                    let attempted = written.iter().map(|(_, e)| e.path.clone()).chain([path]);
-                    for attempted_path in attempted {
-                        match self.object_store.delete(&attempted_path).await {
-                            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                            Err(delete_err) => {
-                                warn!(path = %attempted_path, error = %delete_err, "could not remove a file of a failed flush");
-                            }
-                        }
-                    }
-                    return Err(err);
-                }
-            }
-        }
-        Ok(written)
+        tenant: &TenantId,
+        min_time_unix_nano: u64,
+    ) -> object_store::path::Path {
+        let file_id = self.next_file_id.fetch_add(1, Ordering::Relaxed);
+        layout::data_file_path(tenant, S::SIGNAL, min_time_unix_nano, file_id)
     }
-}
 
-impl<S: TableSignal> TableStore<S> {
-    /// fsyncs a freshly written local file and the directories up to the root, so the file
-    /// survives a power loss once the WAL records behind it are gone.
-    async fn sync_local(&self, path: &object_store::path::Path) -> Result<(), StorageError> {
-        let Some(root) = self.local_root.clone() else {
-            return Ok(());
+    fn commit_lock(&self, tenant: &TenantId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .commit_locks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(locks.entry(tenant.clone()).or_default())
+    }
+
+    /// Applies one change to a tenant's manifest and to the live files readers see, in one
+    /// step. Removed files are deleted after `delete_grace` once no reader holds them.
+    /// `on_commit` runs under the same lock that publishes the change (a flush uses it to hide
+    /// the committed records from the frozen buffer).
+    pub async fn commit(
+        &self,
+        tenant: &TenantId,
+        change: ManifestChange,
+        delete_grace: Duration,
+        on_commit: impl FnOnce(&mut FrozenView<'_>),
+    ) -> Result<Arc<Manifest>, StorageError> {
+        let lock = self.commit_lock(tenant);
+        let _serial = lock.lock().await;
+        let table = TableKey {
+            tenant: tenant.clone(),
+            signal: S::SIGNAL,
         };
-        let file = root.join(path.as_ref());
-        tokio::task::spawn_blocking(move || {
-            crate::checkpoint::sync_file(&file)?;
-            let mut dir = file.parent();
-            while let Some(current) = dir {
-                crate::checkpoint::sync_file(current)?;
-                if current == root {
-                    break;
-                }
-                dir = current.parent();
+        let base = self
+            .table_files(tenant)
+            .map(|table| table.manifest)
+            .unwrap_or_else(|| Arc::new(Manifest::empty(&table)));
+        let next = Arc::new(
+            self.catalog
+                .commit(&table, &base, &change)
+                .await
+                .map_err(StorageError::from)?,
+        );
+        let mut state = self.lock();
+        let previous: Vec<Arc<LiveFile>> = state
+            .tables
+            .get(tenant)
+            .map(|table| table.files.iter().cloned().collect())
+            .unwrap_or_default();
+        let removed: HashSet<&str> = change.remove.iter().map(String::as_str).collect();
+        let (gone, mut kept): (Vec<_>, Vec<_>) = previous
+            .into_iter()
+            .partition(|file| removed.contains(file.meta.path.as_str()));
+        kept.extend(change.add.iter().cloned().map(LiveFile::new));
+        kept.sort_by_key(|file| file.meta.min_time_unix_nano);
+        state.tables.insert(
+            tenant.clone(),
+            TableFiles {
+                manifest: Arc::clone(&next),
+                files: Arc::new(kept),
+            },
+        );
+        on_commit(&mut FrozenView {
+            frozen: state.frozen.as_mut().map(|frozen| &mut frozen.committed),
+            tenant,
+        });
+        drop(state);
+        if !gone.is_empty() {
+            let not_before = Instant::now() + delete_grace;
+            let mut pending = self
+                .pending_deletes
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            pending.extend(
+                gone.into_iter()
+                    .map(|file| PendingDelete { file, not_before }),
+            );
+        }
+        Ok(next)
+    }
+
+    /// Deletes removed files that no reader holds any more and whose grace is over; returns
+    /// how many were deleted.
+    pub async fn delete_unreferenced(&self) -> usize {
+        let due: Vec<Arc<LiveFile>> = {
+            let mut pending = self
+                .pending_deletes
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let now = Instant::now();
+            let (due, waiting): (Vec<_>, Vec<_>) = pending.drain(..).partition(|entry| {
+                // Only this list holds it: no snapshot can reach it any more.
+                Arc::strong_count(&entry.file) == 1 && entry.not_before <= now
+            });
+            *pending = waiting;
+            due.into_iter().map(|entry| entry.file).collect()
+        };
+        let mut deleted = 0;
+        for file in due {
+            let mut paths = vec![file.path.clone()];
+            if let Some(filter) = &file.meta.trace_id_filter {
+                paths.push(object_store::path::Path::from(filter.path.as_str()));
             }
-            Ok(())
-        })
-        .await?
+            let mut failed = false;
+            for path in &paths {
+                if let Err(err) = self.objects.delete(path).await {
+                    warn!(path = %path, error = %err, "could not delete a removed file; will retry");
+                    failed = true;
+                }
+            }
+            if failed {
+                let mut pending = self
+                    .pending_deletes
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                pending.push(PendingDelete {
+                    file,
+                    not_before: Instant::now() + Duration::from_secs(10),
+                });
+            } else {
+                deleted += 1;
+            }
+        }
+        self.stats
+            .files_deleted
+            .fetch_add(deleted as u64, Ordering::Relaxed);
+        deleted
+    }
+
+    /// Files removed from manifests but not yet deleted.
+    pub fn pending_deletes(&self) -> usize {
+        self.pending_deletes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
     }
 }
 
-/// Encodes a frozen buffer into one file per tenant and hour window.
-fn encode_by_window<S: TableSignal>(
-    frozen: &Buffer<S::Record>,
-) -> Result<Vec<(TenantId, EncodedFile)>, StorageError> {
-    let mut files = Vec::new();
-    for (tenant, records) in &frozen.records_by_tenant {
-        // References, not copies: the frozen buffer stays readable while it is encoded.
-        let mut windows: BTreeMap<u64, Vec<&S::Record>> = BTreeMap::new();
-        for record in records {
-            let window = S::time_unix_nano(record) / layout::WINDOW_NANOS;
-            windows.entry(window).or_default().push(record);
-        }
-        for (_, mut window_records) in windows {
-            if let Some(file) = S::encode(&mut window_records)? {
-                files.push((tenant.clone(), file));
-            }
+/// What a commit's `on_commit` may change: whether the frozen buffer still shows a tenant.
+pub struct FrozenView<'a> {
+    frozen: Option<&'a mut HashSet<TenantId>>,
+    tenant: &'a TenantId,
+}
+
+impl FrozenView<'_> {
+    /// Hides the tenant's part of the frozen buffer: its records are in the committed files.
+    pub fn mark_committed(&mut self) {
+        if let Some(committed) = self.frozen.as_mut() {
+            committed.insert(self.tenant.clone());
         }
     }
-    Ok(files)
 }
+
+/// The manifest entry of a file a flush or compaction just wrote.
+pub fn file_meta(
+    path: &object_store::path::Path,
+    format: &str,
+    file: &EncodedFile,
+    size_bytes: u64,
+    level: u32,
+) -> DataFileMeta {
+    DataFileMeta {
+        path: path.to_string(),
+        format: format.to_owned(),
+        size_bytes,
+        num_rows: file.num_rows as u64,
+        min_time_unix_nano: file.min_time_unix_nano,
+        max_time_unix_nano: file.max_time_unix_nano,
+        partition_hour: file.min_time_unix_nano / layout::WINDOW_NANOS,
+        level,
+        created_unix_ms: now_unix_ms(),
+        trace_id_filter: None,
+    }
+}
+
+/// Wall-clock time, Unix ms.
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

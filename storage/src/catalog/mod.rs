@@ -1,0 +1,76 @@
+//! The catalog: which data files are live, per tenant and signal, as versioned manifests.
+//!
+//! [`Catalog`] is the seam a shared database could fill later (several stateless nodes over one
+//! object store, as Quickwit's metastore does with PostgreSQL): list the tables, load a table's
+//! manifest, commit a change on top of a known version (optimistic concurrency). The embedded
+//! default, [`ObjectCatalog`], keeps the manifests as versioned JSON objects next to the data, in
+//! the same object store, so nothing in it depends on one node's disk.
+//!
+//! The catalog decides nothing about when files change: flushes add, compaction replaces and
+//! retention removes, each through [`Catalog::commit`].
+
+pub mod manifest;
+mod object_catalog;
+
+use async_trait::async_trait;
+
+pub use manifest::{
+    DataFileMeta, IdFilterMeta, MANIFEST_FORMAT, Manifest, ManifestChange, ManifestConflict,
+    TableKey,
+};
+pub use object_catalog::ObjectCatalog;
+
+/// Errors of a catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The change does not apply to the current version (another writer changed the table).
+    #[error("catalog conflict on {table} at version {version}: {reason}")]
+    Conflict {
+        /// The table.
+        table: String,
+        /// The version the change was based on.
+        version: u64,
+        /// What collided.
+        reason: String,
+    },
+    /// A stored manifest cannot be read; `skewer check --repair` rebuilds it from the files.
+    #[error("manifest {path} is damaged ({reason}); run `skewer check --repair`")]
+    Damaged {
+        /// The manifest object.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Storage(Box<crate::StorageError>),
+}
+
+impl From<crate::StorageError> for CatalogError {
+    fn from(err: crate::StorageError) -> Self {
+        Self::Storage(Box::new(err))
+    }
+}
+
+/// Persisted manifests of every table.
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// Every table that has a manifest.
+    async fn list_tables(&self) -> Result<Vec<TableKey>, CatalogError>;
+
+    /// The current manifest of `table`, `None` when it has none yet.
+    async fn load(&self, table: &TableKey) -> Result<Option<Manifest>, CatalogError>;
+
+    /// Applies `change` on top of `base` (the version the caller last saw; an empty manifest
+    /// for a new table) and returns the new manifest. Fails with [`CatalogError::Conflict`]
+    /// when `base` is no longer current or the change does not apply to it.
+    async fn commit(
+        &self,
+        table: &TableKey,
+        base: &Manifest,
+        change: &ManifestChange,
+    ) -> Result<Manifest, CatalogError>;
+
+    /// Replaces the manifest of `table` outright (repair: rebuilt from the files).
+    async fn overwrite(&self, table: &TableKey, manifest: &Manifest) -> Result<(), CatalogError>;
+}

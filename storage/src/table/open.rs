@@ -1,0 +1,195 @@
+//! Opening a table store: every tenant's manifest from the catalog; a manifest built from the
+//! files' footers for data written before manifests existed; and removal of objects no
+//! manifest lists (files of a flush or compaction cut short by a crash, whose records the WAL
+//! or the inputs still hold, and files whose removal was committed but not yet carried out).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use object_store::ObjectStoreExt;
+use object_store::path::Path as ObjectPath;
+use tracing::{info, warn};
+
+use super::live_file::{footer_facts, read_footer};
+use super::{LiveFile, TableFiles, TableSignal, now_unix_ms};
+use crate::StorageError;
+use crate::catalog::{Catalog, DataFileMeta, Manifest, ManifestChange, TableKey};
+use crate::layout;
+use crate::model::TenantId;
+use crate::objects::Objects;
+
+/// Suffix given to a data file whose footer cannot be read while building a manifest: kept
+/// for inspection, never read and never deleted automatically.
+pub const DAMAGED_SUFFIX: &str = ".damaged";
+
+/// Every tenant's live files of signal `S`.
+pub(super) async fn load_tables<S: TableSignal>(
+    objects: &Objects,
+    catalog: &dyn Catalog,
+) -> Result<HashMap<TenantId, TableFiles>, StorageError> {
+    let mut tables = HashMap::new();
+    for table in catalog.list_tables().await? {
+        if table.signal != S::SIGNAL {
+            continue;
+        }
+        if let Some(manifest) = catalog.load(&table).await? {
+            tables.insert(table.tenant, table_files(manifest));
+        }
+    }
+    for tenant_prefix in objects.list_children(&layout::tenants_prefix()).await? {
+        let Some(tenant) = tenant_prefix
+            .filename()
+            .and_then(|name| name.parse::<TenantId>().ok())
+        else {
+            continue;
+        };
+        if tables.contains_key(&tenant) {
+            continue;
+        }
+        if let Some(manifest) = build_from_files::<S>(objects, catalog, &tenant).await? {
+            tables.insert(tenant, table_files(manifest));
+        }
+    }
+    let mut removed = 0;
+    for (tenant, table) in &tables {
+        removed += remove_orphans::<S>(objects, tenant, &table.manifest).await?;
+    }
+    let num_files: usize = tables.values().map(|table| table.files.len()).sum();
+    info!(
+        signal = S::SIGNAL.name(),
+        num_tenants = tables.len(),
+        num_files,
+        orphans_removed = removed,
+        "catalog loaded"
+    );
+    Ok(tables)
+}
+
+fn table_files(manifest: Manifest) -> TableFiles {
+    let mut files: Vec<Arc<LiveFile>> = manifest.files.iter().cloned().map(LiveFile::new).collect();
+    files.sort_by_key(|file| file.meta.min_time_unix_nano);
+    TableFiles {
+        manifest: Arc::new(manifest),
+        files: Arc::new(files),
+    }
+}
+
+/// The manifest of a tenant's files of signal `S` read from their footers, committed as the
+/// table's first version; `None` when the tenant has no such files.
+pub async fn build_from_files<S: TableSignal>(
+    objects: &Objects,
+    catalog: &dyn Catalog,
+    tenant: &TenantId,
+) -> Result<Option<Manifest>, StorageError> {
+    let table = TableKey {
+        tenant: tenant.clone(),
+        signal: S::SIGNAL,
+    };
+    let files = files_from_footers(objects, &table, S::FORMAT).await?;
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let change = ManifestChange {
+        add: files,
+        ..ManifestChange::default()
+    };
+    let manifest = catalog
+        .commit(&table, &Manifest::empty(&table), &change)
+        .await?;
+    info!(
+        table = %table,
+        num_files = manifest.files.len(),
+        "built a manifest from the files' footers"
+    );
+    Ok(Some(manifest))
+}
+
+/// Manifest entries for every readable data file of a table, read from footers; unreadable
+/// files are renamed with [`DAMAGED_SUFFIX`].
+pub async fn files_from_footers(
+    objects: &Objects,
+    table: &TableKey,
+    default_format: &str,
+) -> Result<Vec<DataFileMeta>, StorageError> {
+    let listed = objects
+        .list(&layout::signal_prefix(&table.tenant, table.signal))
+        .await?;
+    let mut files = Vec::new();
+    for object in listed {
+        if layout::parse_object_path(&object.location).is_none() {
+            continue;
+        }
+        match read_footer(objects, &object.location, object.size).await {
+            Ok(footer) => {
+                let facts = footer_facts(&footer);
+                files.push(DataFileMeta {
+                    path: object.location.to_string(),
+                    format: facts.format.unwrap_or_else(|| default_format.to_owned()),
+                    size_bytes: object.size,
+                    num_rows: facts.num_rows,
+                    min_time_unix_nano: facts.min_time_unix_nano,
+                    max_time_unix_nano: facts.max_time_unix_nano,
+                    partition_hour: facts.min_time_unix_nano / layout::WINDOW_NANOS,
+                    level: 0,
+                    created_unix_ms: now_unix_ms(),
+                    trace_id_filter: None,
+                });
+            }
+            Err(err) => {
+                let damaged = ObjectPath::from(format!("{}{DAMAGED_SUFFIX}", object.location));
+                warn!(path = %object.location, error = %err, renamed_to = %damaged, "unreadable data file set aside");
+                objects
+                    .store()
+                    .rename(&object.location, &damaged)
+                    .await
+                    .map_err(|source| crate::objects::object_error(&object.location, source))?;
+            }
+        }
+    }
+    files.sort_by_key(|file| file.min_time_unix_nano);
+    Ok(files)
+}
+
+/// Deletes objects under the table's prefix that its manifest does not reference; returns how
+/// many. Only safe while no flush or compaction of the table runs (at open).
+pub async fn remove_orphans<S: TableSignal>(
+    objects: &Objects,
+    tenant: &TenantId,
+    manifest: &Manifest,
+) -> Result<usize, StorageError> {
+    let orphans = find_orphans(objects, tenant, S::SIGNAL, manifest).await?;
+    for path in &orphans {
+        objects.delete(path).await?;
+    }
+    if !orphans.is_empty() {
+        info!(tenant = %tenant, signal = S::SIGNAL.name(), removed = orphans.len(), "removed files no manifest lists");
+    }
+    Ok(orphans.len())
+}
+
+/// Objects under a table's prefix that its manifest does not reference (manifest versions and
+/// set-aside damaged files excepted).
+pub async fn find_orphans(
+    objects: &Objects,
+    tenant: &TenantId,
+    signal: crate::model::Signal,
+    manifest: &Manifest,
+) -> Result<Vec<ObjectPath>, StorageError> {
+    let mut referenced: HashSet<&str> = HashSet::new();
+    for file in &manifest.files {
+        referenced.insert(file.path.as_str());
+        if let Some(filter) = &file.trace_id_filter {
+            referenced.insert(filter.path.as_str());
+        }
+    }
+    let listed = objects.list(&layout::signal_prefix(tenant, signal)).await?;
+    Ok(listed
+        .into_iter()
+        .map(|object| object.location)
+        .filter(|path| {
+            !referenced.contains(path.as_ref())
+                && layout::parse_manifest_version(path).is_none()
+                && !path.as_ref().ends_with(DAMAGED_SUFFIX)
+        })
+        .collect())
+}
