@@ -73,6 +73,39 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub correlation_id_attributes: Option<Vec<String>>,
+    /// How long spans are kept ("7d", "36h"; "0" keeps forever) [default: 7d]
+    #[arg(long, env = "SKEWER_RETENTION_TRACES", value_name = "DURATION")]
+    pub retention_traces: Option<String>,
+    /// How long log records are kept [default: 7d]
+    #[arg(long, env = "SKEWER_RETENTION_LOGS", value_name = "DURATION")]
+    pub retention_logs: Option<String>,
+    /// How long metric points are kept [default: 7d]
+    #[arg(long, env = "SKEWER_RETENTION_METRICS", value_name = "DURATION")]
+    pub retention_metrics: Option<String>,
+    /// How often expired data is looked for [default: 60]
+    #[arg(
+        long,
+        env = "SKEWER_RETENTION_CHECK_INTERVAL_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub retention_check_interval_seconds: Option<u64>,
+    /// Merge small files into large ones [default: true]
+    #[arg(long, env = "SKEWER_COMPACTION_ENABLED", value_name = "BOOL")]
+    pub compaction_enabled: Option<bool>,
+    /// Largest file compaction writes, bytes [default: 2 GiB]
+    #[arg(
+        long,
+        env = "SKEWER_COMPACTION_TARGET_FILE_BYTES",
+        value_name = "BYTES"
+    )]
+    pub compaction_target_file_bytes: Option<u64>,
+    /// Pause between compaction passes [default: 30]
+    #[arg(
+        long,
+        env = "SKEWER_COMPACTION_INTERVAL_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub compaction_interval_seconds: Option<u64>,
 }
 
 impl ServeArgs {
@@ -90,6 +123,13 @@ impl ServeArgs {
             log_commit_interval_seconds: self.log_commit_interval_seconds,
             wal_segment_max_bytes: self.wal_segment_max_bytes,
             correlation_id_attributes: self.correlation_id_attributes.clone(),
+            retention_traces: self.retention_traces.clone(),
+            retention_logs: self.retention_logs.clone(),
+            retention_metrics: self.retention_metrics.clone(),
+            retention_check_interval_seconds: self.retention_check_interval_seconds,
+            compaction_enabled: self.compaction_enabled,
+            compaction_target_file_bytes: self.compaction_target_file_bytes,
+            compaction_interval_seconds: self.compaction_interval_seconds,
         }
     }
 }

@@ -35,6 +35,25 @@ pub const FLUSH_SECONDS_TOTAL: &str = "skewer_flush_seconds_total";
 /// Failed flushes (retried), by signal.
 pub const FLUSH_FAILURES_TOTAL: &str = "skewer_flush_failures_total";
 
+/// Live data files per signal (Parquet files; log index partitions).
+pub const STORAGE_FILES: &str = "skewer_storage_files";
+/// Bytes of the live data files per signal.
+pub const STORAGE_BYTES: &str = "skewer_storage_bytes";
+/// Compaction merges completed, by signal.
+pub const COMPACTION_MERGES_TOTAL: &str = "skewer_compaction_merges_total";
+/// Compaction merges that failed (retried), by signal.
+pub const COMPACTION_FAILURES_TOTAL: &str = "skewer_compaction_failures_total";
+/// Bytes read by compaction, by signal.
+pub const COMPACTION_BYTES_READ_TOTAL: &str = "skewer_compaction_read_bytes_total";
+/// Bytes written by compaction, by signal.
+pub const COMPACTION_BYTES_WRITTEN_TOTAL: &str = "skewer_compaction_written_bytes_total";
+/// Files (log partitions) removed by retention, by signal.
+pub const RETENTION_REMOVED_FILES_TOTAL: &str = "skewer_retention_removed_files_total";
+/// Bytes removed by retention, by signal.
+pub const RETENTION_REMOVED_BYTES_TOTAL: &str = "skewer_retention_removed_bytes_total";
+/// Bytes of parsed Parquet footers cached for reads.
+pub const FOOTER_CACHE_BYTES: &str = "skewer_footer_cache_bytes";
+
 /// A per-signal ingest counter: name, help, reader.
 type IngestSeries = (&'static str, &'static str, fn(&SignalCounters) -> u64);
 /// A per-signal storage figure: name, type, help, reader.
@@ -146,7 +165,7 @@ pub fn render(ingest: &IngestStats, storage: Option<&Storage>) -> String {
         .iter()
         .map(|s| (s.name(), storage.signal_stats(*s)))
         .collect();
-    let series: [StorageSeries; 5] = [
+    let series: [StorageSeries; 13] = [
         (
             BUFFERED_RECORDS,
             "gauge",
@@ -174,6 +193,54 @@ pub fn render(ingest: &IngestStats, storage: Option<&Storage>) -> String {
             "Failed flushes, retried later.",
             |s| s.flush_failures as f64,
         ),
+        (
+            STORAGE_FILES,
+            "gauge",
+            "Live data files (log index partitions for logs).",
+            |s| s.files as f64,
+        ),
+        (
+            STORAGE_BYTES,
+            "gauge",
+            "Bytes of the live data files.",
+            |s| s.file_bytes as f64,
+        ),
+        (
+            COMPACTION_MERGES_TOTAL,
+            "counter",
+            "Compaction merges completed.",
+            |s| s.merges as f64,
+        ),
+        (
+            COMPACTION_FAILURES_TOTAL,
+            "counter",
+            "Compaction merges that failed, retried later.",
+            |s| s.merge_failures as f64,
+        ),
+        (
+            COMPACTION_BYTES_READ_TOTAL,
+            "counter",
+            "Bytes read by compaction.",
+            |s| s.merged_bytes_read as f64,
+        ),
+        (
+            COMPACTION_BYTES_WRITTEN_TOTAL,
+            "counter",
+            "Bytes written by compaction.",
+            |s| s.merged_bytes_written as f64,
+        ),
+        (
+            RETENTION_REMOVED_FILES_TOTAL,
+            "counter",
+            "Files (log partitions) removed by retention.",
+            |s| s.retention_files_removed as f64,
+        ),
+        (
+            RETENTION_REMOVED_BYTES_TOTAL,
+            "counter",
+            "Bytes removed by retention.",
+            |s| s.retention_bytes_removed as f64,
+        ),
     ];
     for (name, kind, help, read) in series {
         header(&mut out, name, kind, help);
@@ -181,5 +248,12 @@ pub fn render(ingest: &IngestStats, storage: Option<&Storage>) -> String {
             let _ = writeln!(out, "{name}{{signal=\"{signal}\"}} {}", read(stat));
         }
     }
+    header(
+        &mut out,
+        FOOTER_CACHE_BYTES,
+        "gauge",
+        "Bytes of parsed Parquet footers cached for reads.",
+    );
+    let _ = writeln!(out, "{FOOTER_CACHE_BYTES} {}", storage.footer_cache_bytes());
     out
 }

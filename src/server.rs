@@ -11,7 +11,6 @@ use skewer_ingest::http::{HttpConfig, otlp_http_router};
 use skewer_ingest::payload::{DecodeOptions, OtlpWalDecoder};
 use skewer_ingest::stats::IngestStats;
 use skewer_storage::Storage;
-use skewer_storage::config::StorageConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -96,14 +95,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let options = DecodeOptions {
         correlation_keys: Arc::from(config.correlation_id_attributes.clone()),
     };
-    let storage_config = StorageConfig {
-        max_buffered_bytes: config.max_buffered_bytes,
-        flush_interval: config.flush_interval(),
-        flush_max_bytes: config.flush_max_bytes,
-        log_commit_interval: config.log_commit_interval(),
-        wal_segment_max_bytes: config.wal_segment_max_bytes,
-        ..StorageConfig::new(config.data_dir.clone())
-    };
+    let storage_config = config.storage_config()?;
     let storage = tokio::select! {
         opened = Storage::open(storage_config, Arc::new(OtlpWalDecoder::new(options.clone()))) => {
             opened.context("cannot open storage")?

@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::maintenance::CompactionConfig;
+use crate::retention::RetentionPolicy;
+
 /// Settings of the storage layer.
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
@@ -21,6 +24,15 @@ pub struct StorageConfig {
     pub log_writer_memory_bytes: usize,
     /// A WAL segment is closed past this size.
     pub wal_segment_max_bytes: u64,
+    /// Memory for parsed Parquet footers of recently read files, shared by all signals.
+    pub footer_cache_bytes: usize,
+    /// How small files are merged into large ones.
+    pub compaction: CompactionConfig,
+    /// How long data is kept.
+    pub retention: RetentionPolicy,
+    /// Files replaced by compaction stay this long before they are deleted (for readers in
+    /// other processes that loaded an older manifest: backups, other nodes).
+    pub file_delete_grace: Duration,
 }
 
 impl StorageConfig {
@@ -34,6 +46,10 @@ impl StorageConfig {
             log_commit_interval: Duration::from_secs(5),
             log_writer_memory_bytes: 32 * 1024 * 1024,
             wal_segment_max_bytes: 64 * 1024 * 1024,
+            footer_cache_bytes: 128 * 1024 * 1024,
+            compaction: CompactionConfig::default(),
+            retention: RetentionPolicy::default(),
+            file_delete_grace: Duration::from_secs(60),
         }
     }
 }

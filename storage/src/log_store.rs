@@ -158,6 +158,11 @@ impl LogStore {
         &self.stats
     }
 
+    /// Number of log index partitions and their bytes on disk (0 until partitions exist).
+    pub fn files(&self) -> (usize, u64) {
+        (0, 0)
+    }
+
     /// Records committed to indexes since start.
     pub fn committed_records(&self) -> u64 {
         self.committed_records.load(Ordering::Relaxed)

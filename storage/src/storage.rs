@@ -17,10 +17,12 @@ use crate::config::StorageConfig;
 use crate::layout;
 use crate::log_store::LogStore;
 use crate::logs::{LogIndexConfig, LogQuery};
+use crate::maintenance::{CompactionConfig, compact_store, sweep_store};
 use crate::metrics::{self, MetricStore};
 use crate::model::{LogRecord, MetricPoint, Signal, SignalBatch, Span, TenantId, TraceId};
 use crate::objects::Objects;
 use crate::spans::{self, SpanStore};
+use crate::table::FooterCache;
 use crate::wal::{Lsn, Replay, Wal, WalConfig, WalEntry, WalError, WalStats};
 use crate::{ErrorKind, StorageError};
 
@@ -97,6 +99,22 @@ pub struct SignalStats {
     pub flush_seconds: f64,
     /// Failed flushes since start.
     pub flush_failures: u64,
+    /// Live files (Parquet files, or log index partitions).
+    pub files: u64,
+    /// Bytes of the live files.
+    pub file_bytes: u64,
+    /// Completed compaction merges since start.
+    pub merges: u64,
+    /// Failed compaction merges since start.
+    pub merge_failures: u64,
+    /// Bytes read by compaction since start.
+    pub merged_bytes_read: u64,
+    /// Bytes written by compaction since start.
+    pub merged_bytes_written: u64,
+    /// Files (or partitions) removed by retention since start.
+    pub retention_files_removed: u64,
+    /// Bytes removed by retention since start.
+    pub retention_bytes_removed: u64,
 }
 
 /// Storage, opened and running.
@@ -109,6 +127,7 @@ pub struct Storage {
     checkpoint_io: tokio::sync::Mutex<()>,
     cancel: CancellationToken,
     flusher: std::sync::Mutex<Option<JoinHandle<()>>>,
+    compactor: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Storage {
@@ -123,13 +142,15 @@ impl Storage {
         std::fs::create_dir_all(&wal_dir).map_err(|err| StorageError::io(&wal_dir, err))?;
         let objects = Objects::local(&objects_dir)?;
         let catalog: Arc<dyn Catalog> = Arc::new(ObjectCatalog::new(objects.clone()));
+        let footers = Arc::new(FooterCache::new(config.footer_cache_bytes));
         let index_config = LogIndexConfig {
             writer_memory_bytes: config.log_writer_memory_bytes,
         };
         let logs_dir = config.data_dir.clone();
         let stores = Arc::new(Stores {
-            spans: SpanStore::open(objects.clone(), Arc::clone(&catalog)).await?,
-            metrics: MetricStore::open(objects.clone(), Arc::clone(&catalog)).await?,
+            spans: SpanStore::open(objects.clone(), Arc::clone(&catalog), Arc::clone(&footers))
+                .await?,
+            metrics: MetricStore::open(objects.clone(), Arc::clone(&catalog), footers).await?,
             logs: Arc::new(
                 tokio::task::spawn_blocking(move || LogStore::open(logs_dir, index_config))
                     .await??,
@@ -167,10 +188,22 @@ impl Storage {
             checkpoint_io: tokio::sync::Mutex::new(()),
             cancel: CancellationToken::new(),
             flusher: std::sync::Mutex::new(None),
+            compactor: std::sync::Mutex::new(None),
         });
         let handle = tokio::spawn(Arc::clone(&storage).run_flusher());
         if let Ok(mut slot) = storage.flusher.lock() {
             *slot = Some(handle);
+        }
+        if storage.config.compaction.enabled {
+            let compactor = spawn_compactor(
+                Arc::clone(&storage.stores),
+                storage.config.compaction.clone(),
+                storage.config.file_delete_grace,
+                storage.cancel.clone(),
+            )?;
+            if let Ok(mut slot) = storage.compactor.lock() {
+                *slot = Some(compactor);
+            }
         }
         Ok(storage)
     }
@@ -250,18 +283,44 @@ impl Storage {
 
     /// Memory and flush figures of one signal.
     pub fn signal_stats(&self, signal: Signal) -> SignalStats {
-        let (buffered, stats) = match signal {
-            Signal::Traces => (self.stores.spans.buffered(), self.stores.spans.stats()),
-            Signal::Metrics => (self.stores.metrics.buffered(), self.stores.metrics.stats()),
-            Signal::Logs => (self.stores.logs.buffered(), self.stores.logs.stats()),
+        let (buffered, stats, files) = match signal {
+            Signal::Traces => (
+                self.stores.spans.buffered(),
+                self.stores.spans.stats(),
+                self.stores.spans.files(),
+            ),
+            Signal::Metrics => (
+                self.stores.metrics.buffered(),
+                self.stores.metrics.stats(),
+                self.stores.metrics.files(),
+            ),
+            Signal::Logs => (
+                self.stores.logs.buffered(),
+                self.stores.logs.stats(),
+                self.stores.logs.files(),
+            ),
         };
+        let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
         SignalStats {
             buffered_records: buffered.0,
             buffered_bytes: buffered.1,
-            flushes: stats.flushes.load(Ordering::Relaxed),
-            flush_seconds: stats.flush_micros.load(Ordering::Relaxed) as f64 / 1e6,
-            flush_failures: stats.flush_failures.load(Ordering::Relaxed),
+            flushes: load(&stats.flushes),
+            flush_seconds: load(&stats.flush_micros) as f64 / 1e6,
+            flush_failures: load(&stats.flush_failures),
+            files: files.0 as u64,
+            file_bytes: files.1,
+            merges: load(&stats.merges),
+            merge_failures: load(&stats.merge_failures),
+            merged_bytes_read: load(&stats.merged_bytes_read),
+            merged_bytes_written: load(&stats.merged_bytes_written),
+            retention_files_removed: load(&stats.retention_files_removed),
+            retention_bytes_removed: load(&stats.retention_bytes_removed),
         }
+    }
+
+    /// Bytes of parsed Parquet footers held for reads.
+    pub fn footer_cache_bytes(&self) -> usize {
+        self.stores.spans.footer_cache().bytes()
     }
 
     /// Flushes every store now and checkpoints the WAL (tests, shutdown, admin).
@@ -332,6 +391,7 @@ impl Storage {
         for signal in Signal::ALL {
             flushers.spawn(Arc::clone(&self).run_signal_flusher(signal));
         }
+        flushers.spawn(Arc::clone(&self).run_retention());
         let mut last_checkpoint = std::time::Instant::now();
         loop {
             tokio::select! {
@@ -391,6 +451,25 @@ impl Storage {
         }
     }
 
+    /// Sweeps expired data at start and then every check interval.
+    async fn run_retention(self: Arc<Self>) {
+        let policy = &self.config.retention;
+        loop {
+            let now = crate::maintenance::now_unix_nano();
+            let swept = async {
+                sweep_store(&self.stores.spans, policy, now).await?;
+                sweep_store(&self.stores.metrics, policy, now).await
+            };
+            if let Err(err) = swept.await {
+                warn!(error = %err, "retention sweep failed; will retry");
+            }
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                () = tokio::time::sleep(policy.check_interval) => {}
+            }
+        }
+    }
+
     /// Moves the checkpoint of every signal with nothing in memory up to the LSN its store
     /// has seen; returns whether any moved.
     async fn advance_idle_checkpoints(&self) -> bool {
@@ -412,7 +491,8 @@ impl Storage {
         advanced
     }
 
-    /// Stops the flusher, drains the WAL writer, flushes every store and checkpoints.
+    /// Stops the flusher and the compactor, drains the WAL writer, flushes every store and
+    /// checkpoints.
     pub async fn shutdown(&self) -> Result<(), StorageError> {
         self.cancel.cancel();
         let handle = self.flusher.lock().ok().and_then(|mut slot| slot.take());
@@ -421,10 +501,66 @@ impl Storage {
         {
             warn!(error = %err, "flusher task ended abnormally");
         }
+        let compactor = self.compactor.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(compactor) = compactor {
+            let joined = tokio::task::spawn_blocking(move || compactor.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                warn!("compaction thread ended abnormally");
+            }
+        }
         self.wal.close().await;
         self.flush_all().await
     }
 }
+
+/// Starts the compaction thread: one thread at low priority, so merges yield to ingest and
+/// queries; a failed pass is retried after a growing pause.
+fn spawn_compactor(
+    stores: Arc<Stores>,
+    config: CompactionConfig,
+    delete_grace: Duration,
+    cancel: CancellationToken,
+) -> Result<std::thread::JoinHandle<()>, StorageError> {
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name("skewer-compactor".to_owned())
+        .spawn(move || {
+            crate::maintenance::lower_thread_priority();
+            let mut pause = config.interval;
+            loop {
+                let stopped = runtime.block_on(async {
+                    tokio::select! {
+                        () = cancel.cancelled() => true,
+                        () = tokio::time::sleep(pause) => false,
+                    }
+                });
+                if stopped {
+                    return;
+                }
+                let pass = runtime.block_on(async {
+                    let spans =
+                        compact_store(&stores.spans, &config.policy, delete_grace, &cancel).await?;
+                    let metrics =
+                        compact_store(&stores.metrics, &config.policy, delete_grace, &cancel)
+                            .await?;
+                    Ok::<_, StorageError>(spans + metrics)
+                });
+                pause = match pass {
+                    // Merges can enable more merges (the next tier): look again soon.
+                    Ok(merges) if merges > 0 => Duration::from_secs(1),
+                    Ok(_) => config.interval,
+                    Err(err) => {
+                        warn!(error = %err, "compaction failed; backing off");
+                        (pause * 2).clamp(config.interval, MAX_COMPACTION_BACKOFF)
+                    }
+                };
+            }
+        })
+        .map_err(|err| StorageError::io("skewer-compactor thread", err))
+}
+
+/// The longest pause after failed compaction passes (a full disk, say).
+const MAX_COMPACTION_BACKOFF: Duration = Duration::from_secs(600);
 
 /// How often a checkpoint moved only by idle signals is persisted (and the WAL trimmed).
 const IDLE_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);

@@ -18,8 +18,19 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
-/// A base time: 2024-01-01T00:00:00Z in nanoseconds.
-pub const T0: u64 = 1_704_067_200_000_000_000;
+/// A base time for every record a test sends: the start of the hour two hours ago, so data
+/// is recent (inside any retention) and every test's records share one hour.
+pub fn t0() -> u64 {
+    static T0: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+        const HOUR: u64 = 3_600_000_000_000;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("a clock after 1970")
+            .as_nanos() as u64;
+        (now / HOUR - 2) * HOUR
+    });
+    *T0
+}
 
 pub fn kv(key: &str, value: Value) -> KeyValue {
     KeyValue {
@@ -94,13 +105,18 @@ pub fn span_id(n: u64) -> Vec<u8> {
 
 /// A two-span trace: a server root and a client child with an event and a link.
 pub fn trace_request(n: u64, service: &str) -> ExportTraceServiceRequest {
+    trace_request_at(n, service, t0())
+}
+
+/// [`trace_request`] with its times counted from `base` instead of [`t0`].
+pub fn trace_request_at(n: u64, service: &str, base: u64) -> ExportTraceServiceRequest {
     let root = Span {
         trace_id: trace_id(n),
         span_id: span_id(n * 10),
         name: "GET /checkout".into(),
         kind: 2,
-        start_time_unix_nano: T0 + n * 1_000_000,
-        end_time_unix_nano: T0 + n * 1_000_000 + 250_000_000,
+        start_time_unix_nano: base + n * 1_000_000,
+        end_time_unix_nano: base + n * 1_000_000 + 250_000_000,
         attributes: typed_attributes(),
         trace_state: "vendor=1".into(),
         flags: 1,
@@ -116,11 +132,11 @@ pub fn trace_request(n: u64, service: &str) -> ExportTraceServiceRequest {
         parent_span_id: span_id(n * 10),
         name: "SELECT orders".into(),
         kind: 3,
-        start_time_unix_nano: T0 + n * 1_000_000 + 10_000_000,
-        end_time_unix_nano: T0 + n * 1_000_000 + 60_000_000,
+        start_time_unix_nano: base + n * 1_000_000 + 10_000_000,
+        end_time_unix_nano: base + n * 1_000_000 + 60_000_000,
         attributes: vec![string("db.system", "postgresql")],
         events: vec![Event {
-            time_unix_nano: T0 + n * 1_000_000 + 20_000_000,
+            time_unix_nano: base + n * 1_000_000 + 20_000_000,
             name: "retry".into(),
             attributes: vec![kv("attempt", Value::IntValue(2))],
             dropped_attributes_count: 1,
@@ -149,8 +165,8 @@ pub fn trace_request(n: u64, service: &str) -> ExportTraceServiceRequest {
 /// Log records: one tied to trace `n`, one carrying only a correlation id.
 pub fn logs_request(n: u64, service: &str, correlation_id: &str) -> ExportLogsServiceRequest {
     let traced = LogRecord {
-        time_unix_nano: T0 + n * 1_000_000 + 30_000_000,
-        observed_time_unix_nano: T0 + n * 1_000_000 + 31_000_000,
+        time_unix_nano: t0() + n * 1_000_000 + 30_000_000,
+        observed_time_unix_nano: t0() + n * 1_000_000 + 31_000_000,
         severity_number: 17,
         severity_text: "ERROR".into(),
         body: Some(AnyValue {
@@ -168,7 +184,7 @@ pub fn logs_request(n: u64, service: &str, correlation_id: &str) -> ExportLogsSe
         ..LogRecord::default()
     };
     let correlated = LogRecord {
-        time_unix_nano: T0 + n * 1_000_000 + 40_000_000,
+        time_unix_nano: t0() + n * 1_000_000 + 40_000_000,
         severity_number: 9,
         severity_text: "INFO".into(),
         body: Some(AnyValue {
@@ -190,10 +206,10 @@ pub fn logs_request(n: u64, service: &str, correlation_id: &str) -> ExportLogsSe
     }
 }
 
-fn number(time: u64, value: number_data_point::Value) -> NumberDataPoint {
+fn number(start: u64, time: u64, value: number_data_point::Value) -> NumberDataPoint {
     NumberDataPoint {
         attributes: vec![string("route", "/checkout")],
-        start_time_unix_nano: T0,
+        start_time_unix_nano: start,
         time_unix_nano: time,
         value: Some(value),
         exemplars: vec![Exemplar {
@@ -207,9 +223,13 @@ fn number(time: u64, value: number_data_point::Value) -> NumberDataPoint {
     }
 }
 
-/// One metric of each of the five kinds, `prefix`ed, at time `T0 + offset`.
+/// One metric of each of the five kinds, `prefix`ed, at time `t0() + offset`.
 pub fn metrics_request(prefix: &str, offset: u64) -> ExportMetricsServiceRequest {
-    let time = T0 + offset;
+    metrics_request_at(prefix, t0(), t0() + offset)
+}
+
+/// [`metrics_request`] with cumulative series started at `start` and points at `time`.
+pub fn metrics_request_at(prefix: &str, start: u64, time: u64) -> ExportMetricsServiceRequest {
     let metric = |name: &str, data| Metric {
         name: format!("{prefix}{name}"),
         description: format!("{name} description"),
@@ -221,13 +241,17 @@ pub fn metrics_request(prefix: &str, offset: u64) -> ExportMetricsServiceRequest
         metric(
             "gauge",
             metric::Data::Gauge(Gauge {
-                data_points: vec![number(time, number_data_point::Value::AsDouble(21.5))],
+                data_points: vec![number(
+                    start,
+                    time,
+                    number_data_point::Value::AsDouble(21.5),
+                )],
             }),
         ),
         metric(
             "requests",
             metric::Data::Sum(Sum {
-                data_points: vec![number(time, number_data_point::Value::AsInt(42))],
+                data_points: vec![number(start, time, number_data_point::Value::AsInt(42))],
                 aggregation_temporality: 2,
                 is_monotonic: true,
             }),
@@ -237,7 +261,7 @@ pub fn metrics_request(prefix: &str, offset: u64) -> ExportMetricsServiceRequest
             metric::Data::Histogram(Histogram {
                 data_points: vec![HistogramDataPoint {
                     attributes: vec![string("route", "/checkout")],
-                    start_time_unix_nano: T0,
+                    start_time_unix_nano: start,
                     time_unix_nano: time,
                     count: 6,
                     sum: Some(1.5),
@@ -254,7 +278,7 @@ pub fn metrics_request(prefix: &str, offset: u64) -> ExportMetricsServiceRequest
             "sizes",
             metric::Data::ExponentialHistogram(ExponentialHistogram {
                 data_points: vec![ExponentialHistogramDataPoint {
-                    start_time_unix_nano: T0,
+                    start_time_unix_nano: start,
                     time_unix_nano: time,
                     count: 7,
                     sum: Some(70.0),
@@ -278,7 +302,7 @@ pub fn metrics_request(prefix: &str, offset: u64) -> ExportMetricsServiceRequest
             "rpc",
             metric::Data::Summary(Summary {
                 data_points: vec![SummaryDataPoint {
-                    start_time_unix_nano: T0,
+                    start_time_unix_nano: start,
                     time_unix_nano: time,
                     count: 10,
                     sum: 5.0,

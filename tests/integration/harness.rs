@@ -127,8 +127,9 @@ impl Server {
         }
     }
 
-    /// SIGTERM and wait for exit.
-    pub fn terminate(&mut self) -> ExitStatus {
+    /// SIGTERM and wait for exit, letting this test's runtime run meanwhile (its clients must
+    /// be able to answer the server's goodbye).
+    pub async fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
         let status = Command::new("kill")
             .arg("-TERM")
@@ -148,7 +149,7 @@ impl Server {
                     self.log()
                 );
             }
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -197,6 +198,42 @@ impl Server {
     /// A tonic metrics client.
     pub async fn metrics_client(&self) -> MetricsServiceClient<Channel> {
         MetricsServiceClient::new(self.channel().await)
+    }
+
+    /// The server's `/metrics` text.
+    pub async fn self_metrics(&self) -> String {
+        reqwest::get(self.api("/metrics"))
+            .await
+            .expect("query API reachable")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// One sample of `/metrics`, named with its labels (`skewer_storage_files{signal="traces"}`).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.self_metrics().await;
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} not in /metrics:\n{text}"))
+    }
+
+    /// Polls `condition` every 100 ms until it holds; panics with `what` after `timeout`.
+    pub async fn wait_for<F, Fut>(&self, what: &str, timeout: Duration, mut condition: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let start = Instant::now();
+        while !condition().await {
+            assert!(
+                start.elapsed() < timeout,
+                "timed out after {timeout:?} waiting for {what}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// GETs a query API path as JSON, returning the status and body.

@@ -7,7 +7,7 @@ use std::io::Write;
 use prost::Message;
 use serde_json::{Value, json};
 
-use crate::fixtures::{T0, hex, logs_request, metrics_request, trace_id, trace_request};
+use crate::fixtures::{hex, logs_request, metrics_request, t0, trace_id, trace_request};
 use crate::harness::Server;
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -48,8 +48,8 @@ fn json_trace(n: u64) -> Value {
                     "spanId": "1111111111111111",
                     "name": "json span",
                     "kind": 2,
-                    "startTimeUnixNano": (T0).to_string(),
-                    "endTimeUnixNano": (T0 + 5_000_000).to_string(),
+                    "startTimeUnixNano": t0().to_string(),
+                    "endTimeUnixNano": (t0() + 5_000_000).to_string(),
                     "attributes": [
                         {"key": "count", "value": {"intValue": "7"}},
                         {"key": "ok", "value": {"boolValue": true}}

@@ -9,6 +9,7 @@ mod durability;
 mod fixtures;
 mod harness;
 mod http_ingest;
+mod lifecycle;
 mod loadgen;
 mod overload;
 mod round_trip;

@@ -71,14 +71,8 @@ async fn a_full_budget_gets_retryable_answers_and_memory_stays_bounded() {
     assert_eq!(server.get_json("/healthz").await.0, 200);
 }
 
-/// The server's `/metrics` text.
 async fn self_metrics(server: &Server) -> String {
-    reqwest::get(server.api("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    server.self_metrics().await
 }
 
 /// The budget gauge from `/metrics`.

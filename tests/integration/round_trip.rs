@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::fixtures::{T0, hex, logs_request, metrics_request, span_id, trace_id, trace_request};
+use crate::fixtures::{hex, logs_request, metrics_request, span_id, t0, trace_id, trace_request};
 use crate::harness::Server;
 
 fn tag<'a>(tags: &'a Value, key: &str) -> &'a Value {
@@ -26,7 +26,7 @@ async fn check_trace(server: &Server) {
         .find(|s| s["spanID"] == hex(&span_id(10)))
         .unwrap();
     assert_eq!(root["operationName"], "GET /checkout");
-    assert_eq!(root["startTime"], (T0 + 1_000_000) / 1_000);
+    assert_eq!(root["startTime"], (t0() + 1_000_000) / 1_000);
     assert_eq!(root["duration"], 250_000);
     assert_eq!(root["references"], json!([]));
     let tags = &root["tags"];
@@ -69,7 +69,7 @@ async fn check_trace(server: &Server) {
     assert_eq!(child["references"][1]["refType"], "FOLLOWS_FROM");
     assert_eq!(child["references"][1]["traceID"], hex(&trace_id(1_000_001)));
     assert_eq!(tag(&child["tags"], "span.kind")["value"], "client");
-    assert_eq!(child["logs"][0]["timestamp"], (T0 + 21_000_000) / 1_000);
+    assert_eq!(child["logs"][0]["timestamp"], (t0() + 21_000_000) / 1_000);
     assert_eq!(tag(&child["logs"][0]["fields"], "event")["value"], "retry");
     assert_eq!(tag(&child["logs"][0]["fields"], "attempt")["value"], 2);
 
@@ -91,10 +91,10 @@ async fn check_logs(server: &Server) {
     );
     assert_eq!(record["severity_number"], 17);
     assert_eq!(record["severity_text"], "ERROR");
-    assert_eq!(record["time_unix_nano"], (T0 + 31_000_000).to_string());
+    assert_eq!(record["time_unix_nano"], (t0() + 31_000_000).to_string());
     assert_eq!(
         record["observed_time_unix_nano"],
-        (T0 + 32_000_000).to_string()
+        (t0() + 32_000_000).to_string()
     );
     assert_eq!(record["span_id"], hex(&span_id(11)));
     assert_eq!(record["flags"], 1);
@@ -152,7 +152,7 @@ async fn check_metrics(server: &Server) {
         gauge["points"][0]["value"],
         json!({"kind": "number", "value": {"type": "double", "value": 21.5}})
     );
-    assert_eq!(gauge["points"][0]["time_unix_nano"], T0.to_string());
+    assert_eq!(gauge["points"][0]["time_unix_nano"], t0().to_string());
     assert_eq!(
         gauge["attributes"],
         json!([{"key": "route", "value": {"type": "string", "value": "/checkout"}}])
@@ -232,7 +232,7 @@ async fn grpc_exports_read_back_field_by_field_from_memory_and_from_files() {
     check_logs(&server).await;
     check_metrics(&server).await;
 
-    let status = server.terminate();
+    let status = server.terminate().await;
     assert!(
         status.success(),
         "graceful shutdown exits 0: {status}\n{}",

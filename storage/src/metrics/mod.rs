@@ -36,6 +36,16 @@ impl TableSignal for MetricTable {
     fn writer_properties(_expected_rows: usize) -> Result<WriterProperties, CodecError> {
         parquet_codec::metric_writer_properties()
     }
+
+    type SortKey = parquet_codec::MetricSortKey;
+
+    fn sort_keys(batch: &RecordBatch) -> Result<Vec<Self::SortKey>, CodecError> {
+        parquet_codec::metric_sort_keys(batch)
+    }
+
+    fn batch_time_range(batch: &RecordBatch) -> Result<Option<(u64, u64)>, CodecError> {
+        parquet_codec::metric_time_range(batch)
+    }
 }
 
 /// The metric store.
@@ -62,15 +72,15 @@ pub async fn find_points(
         if !file.overlaps(start_unix_nano, end_unix_nano) {
             continue;
         }
-        let footer = file.footer(store.objects()).await?;
-        let row_groups = row_groups_holding(footer, METRIC_NAME_COLUMN, name.as_bytes());
+        let footer = store.footer(file).await?;
+        let row_groups = row_groups_holding(&footer, METRIC_NAME_COLUMN, name.as_bytes());
         if row_groups.is_empty() {
             continue;
         }
         let batches = read_rows_on_pages(
             store.objects(),
             file,
-            footer,
+            &footer,
             Some(row_groups),
             Some((METRIC_NAME_COLUMN, text_equals(name.to_owned()))),
             Some(name.as_bytes()),

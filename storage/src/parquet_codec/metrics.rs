@@ -32,7 +32,7 @@ use crate::model::{
     Temporality,
 };
 
-const SERIES_ID: &str = "series_id";
+pub(super) const SERIES_ID: &str = "series_id";
 const START_TIME: &str = "start_time_unix_nano";
 const SERVICE_NAME: &str = "service_name";
 const DESCRIPTION: &str = "description";

@@ -25,6 +25,7 @@ mod exemplars;
 mod json;
 mod metric_values;
 mod metrics;
+mod sort_keys;
 mod span_nested;
 mod spans;
 #[cfg(test)]
@@ -41,6 +42,10 @@ use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 
 pub use metrics::{
     decode_metric_points, encode_metric_points, metric_points_batch, metric_writer_properties,
+};
+pub use sort_keys::{
+    MetricSortKey, SpanSortKey, metric_sort_keys, metric_time_range, span_sort_keys,
+    span_time_range, span_trace_ids,
 };
 pub use spans::{decode_spans, encode_spans, span_writer_properties, spans_batch};
 
@@ -184,7 +189,7 @@ fn base_properties(
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level)?))
         .set_dictionary_enabled(true)
-        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_statistics_enabled(EnabledStatistics::None)
         .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
         .set_key_value_metadata(Some(metadata))
         .set_sorting_columns(Some(sorting));

@@ -31,7 +31,7 @@ use crate::model::{InstrumentationScope, Resource, Span, SpanId, SpanKind, Statu
 
 const SPAN_ID: &str = "span_id";
 const PARENT_SPAN_ID: &str = "parent_span_id";
-const END_TIME: &str = "end_time_unix_nano";
+pub(super) const END_TIME: &str = "end_time_unix_nano";
 const SERVICE_NAME: &str = "service_name";
 const NAME: &str = "name";
 const KIND: &str = "kind";

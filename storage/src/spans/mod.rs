@@ -42,6 +42,24 @@ impl TableSignal for SpanTable {
     fn writer_properties(expected_rows: usize) -> Result<WriterProperties, CodecError> {
         parquet_codec::span_writer_properties(expected_rows)
     }
+
+    type SortKey = parquet_codec::SpanSortKey;
+
+    fn sort_keys(batch: &RecordBatch) -> Result<Vec<Self::SortKey>, CodecError> {
+        parquet_codec::span_sort_keys(batch)
+    }
+
+    fn batch_time_range(batch: &RecordBatch) -> Result<Option<(u64, u64)>, CodecError> {
+        parquet_codec::span_time_range(batch)
+    }
+
+    fn needs_rewrite(file: &crate::catalog::DataFileMeta) -> bool {
+        file.trace_id_filter.is_none()
+    }
+
+    fn batch_trace_ids(batch: &RecordBatch) -> Result<Vec<[u8; 16]>, CodecError> {
+        parquet_codec::span_trace_ids(batch)
+    }
 }
 
 /// The span store.
@@ -85,8 +103,8 @@ pub async fn find_trace(
     }))
     .await?;
     for file in candidates.into_iter().flatten() {
-        let footer = file.footer(store.objects()).await?;
-        let row_groups = row_groups_holding(footer, TRACE_ID_COLUMN, trace_id.as_bytes());
+        let footer = store.footer(file).await?;
+        let row_groups = row_groups_holding(&footer, TRACE_ID_COLUMN, trace_id.as_bytes());
         if row_groups.is_empty() {
             continue;
         }
@@ -94,7 +112,7 @@ pub async fn find_trace(
         let batches = read_rows_on_pages(
             store.objects(),
             file,
-            footer,
+            &footer,
             Some(row_groups),
             Some((TRACE_ID_COLUMN, predicate)),
             Some(trace_id.as_bytes()),

@@ -1,16 +1,19 @@
-//! A live data file as readers hold it: its manifest entry, its object path, and its Parquet
-//! footer, read on first use and kept while the file is live.
+//! A live data file as readers hold it (its manifest entry and object path), and the bounded
+//! cache of parsed Parquet footers that reads share.
 //!
 //! Readers hold `Arc<LiveFile>`s from a snapshot; a file that leaves the manifest is deleted
-//! only once no reader holds it (see [`super::TableStore::delete_unreferenced`]).
+//! only once no reader holds it (see [`super::TableStore::delete_unreferenced`]). Footers grow
+//! with the rows of a file (about 0.5 byte per span in memory), so they are not kept per file
+//! but in one least-recently-used cache with a byte limit: memory stays flat however much
+//! data accumulates, and a lookup that misses it reads one footer.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use lru::LruCache;
 use object_store::path::Path as ObjectPath;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use parquet::file::metadata::PageIndexPolicy;
-use tokio::sync::OnceCell;
 
 use crate::StorageError;
 use crate::catalog::DataFileMeta;
@@ -24,7 +27,6 @@ pub struct LiveFile {
     pub meta: DataFileMeta,
     /// Its object path.
     pub path: ObjectPath,
-    footer: OnceCell<ArrowReaderMetadata>,
 }
 
 impl LiveFile {
@@ -33,15 +35,7 @@ impl LiveFile {
         Arc::new(Self {
             path: ObjectPath::from(meta.path.as_str()),
             meta,
-            footer: OnceCell::new(),
         })
-    }
-
-    /// The parsed footer with its page index, read on first use.
-    pub async fn footer(&self, objects: &Objects) -> Result<&ArrowReaderMetadata, StorageError> {
-        self.footer
-            .get_or_try_init(|| read_footer(objects, &self.path, self.meta.size_bytes))
-            .await
     }
 
     /// Whether the file's time range meets `[start, end)`.
@@ -49,12 +43,83 @@ impl LiveFile {
         self.meta.min_time_unix_nano < end_unix_nano
             && self.meta.max_time_unix_nano >= start_unix_nano
     }
+}
 
-    /// Bytes of the footer held in memory (0 until it is read).
-    pub fn footer_bytes(&self) -> usize {
-        self.footer
-            .get()
-            .map_or(0, |footer| footer.metadata().memory_size())
+/// Parsed footers of recently read files, bounded in bytes.
+pub struct FooterCache {
+    entries: Mutex<CachedFooters>,
+    limit_bytes: usize,
+}
+
+struct CachedFooters {
+    lru: LruCache<ObjectPath, Arc<ArrowReaderMetadata>>,
+    bytes: usize,
+}
+
+impl FooterCache {
+    /// A cache holding at most `limit_bytes` of parsed footers (at least the last one read).
+    pub fn new(limit_bytes: usize) -> Self {
+        Self {
+            entries: Mutex::new(CachedFooters {
+                lru: LruCache::unbounded(),
+                bytes: 0,
+            }),
+            limit_bytes,
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, CachedFooters> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The footer of `file`, from the cache or read and parsed now.
+    pub async fn footer(
+        &self,
+        objects: &Objects,
+        file: &LiveFile,
+    ) -> Result<Arc<ArrowReaderMetadata>, StorageError> {
+        if let Some(footer) = self.entries().lru.get(&file.path) {
+            return Ok(Arc::clone(footer));
+        }
+        let footer = Arc::new(read_footer(objects, &file.path, file.meta.size_bytes).await?);
+        let bytes = footer.metadata().memory_size();
+        let mut entries = self.entries();
+        if let Some(previous) = entries.lru.put(file.path.clone(), Arc::clone(&footer)) {
+            entries.bytes -= previous.metadata().memory_size();
+        }
+        entries.bytes += bytes;
+        while entries.bytes > self.limit_bytes && entries.lru.len() > 1 {
+            match entries.lru.pop_lru() {
+                Some((_, evicted)) => entries.bytes -= evicted.metadata().memory_size(),
+                None => break,
+            }
+        }
+        Ok(footer)
+    }
+
+    /// Forgets a deleted file's footer.
+    pub fn forget(&self, path: &ObjectPath) {
+        let mut entries = self.entries();
+        if let Some(footer) = entries.lru.pop(path) {
+            entries.bytes -= footer.metadata().memory_size();
+        }
+    }
+
+    /// Bytes of parsed footers held.
+    pub fn bytes(&self) -> usize {
+        self.entries().bytes
+    }
+
+    /// Number of footers held.
+    pub fn len(&self) -> usize {
+        self.entries().lru.len()
+    }
+
+    /// True when no footer is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -8,9 +8,11 @@
 //! compaction replaces them, retention removes them. A removed file is deleted once no reader
 //! snapshot holds it and its grace period is over.
 
+pub mod compaction;
 mod flush;
 pub mod id_filter;
 pub mod live_file;
+pub mod merge;
 mod open;
 pub mod reader;
 
@@ -32,7 +34,7 @@ use crate::model::{Signal, TenantId, TraceId};
 use crate::objects::Objects;
 use crate::parquet_codec::{CodecError, EncodedFile};
 use crate::wal::Lsn;
-pub use live_file::LiveFile;
+pub use live_file::{FooterCache, LiveFile};
 
 /// What differs between the Parquet-backed signals.
 pub trait TableSignal: Send + Sync + 'static {
@@ -57,6 +59,21 @@ pub trait TableSignal: Send + Sync + 'static {
     }
     /// Writer settings for a file of about `expected_rows` rows (compaction output).
     fn writer_properties(expected_rows: usize) -> Result<WriterProperties, CodecError>;
+    /// The order files are sorted in.
+    type SortKey: Ord + Send + 'static;
+    /// The sort key of every row of a batch read from a file.
+    fn sort_keys(batch: &RecordBatch) -> Result<Vec<Self::SortKey>, CodecError>;
+    /// The time range a file holding these rows covers (as its manifest entry states it).
+    fn batch_time_range(batch: &RecordBatch) -> Result<Option<(u64, u64)>, CodecError>;
+    /// Whether a file must be rewritten by the next merge whatever its size (it lacks what
+    /// this version's files have).
+    fn needs_rewrite(_file: &DataFileMeta) -> bool {
+        false
+    }
+    /// The trace ids of a batch's rows, for signals with a trace-id filter.
+    fn batch_trace_ids(_batch: &RecordBatch) -> Result<Vec<[u8; 16]>, CodecError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Counters for self-metrics.
@@ -74,6 +91,24 @@ pub struct TableStats {
     pub flush_failures: AtomicU64,
     /// Files deleted from storage after leaving the manifest.
     pub files_deleted: AtomicU64,
+    /// Completed merges.
+    pub merges: AtomicU64,
+    /// Failed merges (retried on a later pass).
+    pub merge_failures: AtomicU64,
+    /// Files read by merges.
+    pub merged_files_read: AtomicU64,
+    /// Files written by merges.
+    pub merged_files_written: AtomicU64,
+    /// Bytes read by merges.
+    pub merged_bytes_read: AtomicU64,
+    /// Bytes written by merges.
+    pub merged_bytes_written: AtomicU64,
+    /// Time spent merging, microseconds.
+    pub merge_micros: AtomicU64,
+    /// Files removed by retention.
+    pub retention_files_removed: AtomicU64,
+    /// Bytes removed by retention.
+    pub retention_bytes_removed: AtomicU64,
 }
 
 /// The live files of one tenant at one manifest version.
@@ -106,6 +141,7 @@ struct PendingDelete {
 /// The buffers and live files of one Parquet-backed signal.
 pub struct TableStore<S: TableSignal> {
     objects: Objects,
+    footers: Arc<FooterCache>,
     catalog: Arc<dyn Catalog>,
     state: Mutex<State<S::Record>>,
     flush_lock: tokio::sync::Mutex<()>,
@@ -127,7 +163,11 @@ pub struct TableSnapshot<R> {
 impl<S: TableSignal> TableStore<S> {
     /// Opens the store: loads every tenant's manifest (building one from the files of a data
     /// directory written before manifests existed) and removes files no manifest lists.
-    pub async fn open(objects: Objects, catalog: Arc<dyn Catalog>) -> Result<Self, StorageError> {
+    pub async fn open(
+        objects: Objects,
+        catalog: Arc<dyn Catalog>,
+        footers: Arc<FooterCache>,
+    ) -> Result<Self, StorageError> {
         let tables = open::load_tables::<S>(&objects, catalog.as_ref()).await?;
         let file_id_seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -135,6 +175,7 @@ impl<S: TableSignal> TableStore<S> {
             .unwrap_or(0);
         Ok(Self {
             objects,
+            footers,
             catalog,
             state: Mutex::new(State {
                 active: Buffer::default(),
@@ -222,15 +263,17 @@ impl<S: TableSignal> TableStore<S> {
         })
     }
 
-    /// Bytes of the footers held in memory across live files.
-    pub fn footer_bytes(&self) -> usize {
-        let state = self.lock();
-        state
-            .tables
-            .values()
-            .flat_map(|table| table.files.iter())
-            .map(|file| file.footer_bytes())
-            .sum()
+    /// The parsed footer of a live file (cached, bounded).
+    pub async fn footer(
+        &self,
+        file: &LiveFile,
+    ) -> Result<Arc<parquet::arrow::arrow_reader::ArrowReaderMetadata>, StorageError> {
+        self.footers.footer(&self.objects, file).await
+    }
+
+    /// The footer cache reads share.
+    pub fn footer_cache(&self) -> &Arc<FooterCache> {
+        &self.footers
     }
 
     /// Counters for self-metrics.
@@ -378,6 +421,7 @@ impl<S: TableSignal> TableStore<S> {
             if let Some(filter) = &file.meta.trace_id_filter {
                 paths.push(object_store::path::Path::from(filter.path.as_str()));
             }
+            self.footers.forget(&file.path);
             let mut failed = false;
             for path in &paths {
                 if let Err(err) = self.objects.delete(path).await {
@@ -458,5 +502,7 @@ pub fn now_unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
+#[cfg(test)]
+mod merge_tests;
 #[cfg(test)]
 mod tests;

@@ -15,7 +15,7 @@ use crate::model::{Span, TenantId, TraceId};
 use crate::objects::Objects;
 use crate::parquet_codec::test_fixtures::realistic_spans;
 use crate::spans::{SpanStore, SpanTable, find_trace};
-use crate::table::TableSignal;
+use crate::table::{FooterCache, TableSignal};
 
 const HOUR: u64 = 3_600_000_000_000;
 
@@ -57,6 +57,10 @@ impl Catalog for FailingCatalog {
     }
 }
 
+fn footers() -> Arc<FooterCache> {
+    Arc::new(FooterCache::new(64 << 20))
+}
+
 fn tenant(name: &str) -> TenantId {
     name.parse().unwrap()
 }
@@ -76,7 +80,7 @@ fn spans(seed: u64) -> Vec<Span> {
 async fn open(dir: &std::path::Path) -> SpanStore {
     let objects = Objects::local(dir).unwrap();
     let catalog = Arc::new(ObjectCatalog::new(objects.clone()));
-    SpanStore::open(objects, catalog).await.unwrap()
+    SpanStore::open(objects, catalog, footers()).await.unwrap()
 }
 
 fn apply(store: &SpanStore, lsn: u64, tenant_name: &str, spans: Vec<Span>) {
@@ -115,7 +119,7 @@ async fn flushes_commit_manifests_that_a_reopened_store_reads() {
     let reopened = open(dir.path()).await;
     assert_eq!(reopened.files().0, 4);
     assert_eq!(
-        reopened.footer_bytes(),
+        reopened.footer_cache().bytes(),
         0,
         "open reads manifests, not footers"
     );
@@ -141,10 +145,10 @@ async fn a_missing_trace_is_ruled_out_by_filters_without_reading_a_footer() {
     apply(&store, 1, "a", a.clone());
     store.flush().await.unwrap();
     assert_eq!(spans_of(&store, "a", TraceId([0xee; 16])).await, 0);
-    assert_eq!(store.footer_bytes(), 0);
+    assert_eq!(store.footer_cache().bytes(), 0);
     let present = a[0].trace_id;
     assert_eq!(spans_of(&store, "a", present).await, expected(&a, present));
-    assert!(store.footer_bytes() > 0);
+    assert!(store.footer_cache().bytes() > 0);
 }
 
 #[tokio::test]
@@ -195,7 +199,9 @@ async fn a_flush_failing_for_one_tenant_is_retried_without_duplicates() {
         inner: ObjectCatalog::new(objects.clone()),
         fail_next_of: Mutex::new(Some(tenant("b"))),
     });
-    let store = SpanStore::open(objects.clone(), catalog).await.unwrap();
+    let store = SpanStore::open(objects.clone(), catalog, footers())
+        .await
+        .unwrap();
     let (a, b) = (spans(5), spans(6));
     apply(&store, 1, "a", a.clone());
     apply(&store, 2, "b", b.clone());

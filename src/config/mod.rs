@@ -1,13 +1,19 @@
 //! Typed configuration, layered: defaults < file (`skewer.toml`) < `SKEWER_*` env < flags.
 //!
 //! Every key has a default, so `skewer serve` runs with no file at all; unknown keys in a
-//! file are errors, not silent typos.
+//! file are errors, not silent typos. Storage defaults come from storage itself, so they are
+//! stated once.
+
+mod sections;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use skewer_storage::config::StorageConfig;
+
+pub use sections::{CompactionSection, RetentionSection};
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -35,21 +41,28 @@ pub struct Config {
     pub wal_segment_max_bytes: u64,
     /// Log attribute keys tried in order for a record's correlation id.
     pub correlation_id_attributes: Vec<String>,
+    /// `[retention]`.
+    pub retention: RetentionSection,
+    /// `[compaction]`.
+    pub compaction: CompactionSection,
 }
 
 impl Default for Config {
     fn default() -> Self {
+        let storage = StorageConfig::new(PathBuf::from("./skewer-data"));
         Self {
-            data_dir: PathBuf::from("./skewer-data"),
+            data_dir: storage.data_dir,
             otlp_grpc_addr: SocketAddr::from(([127, 0, 0, 1], 4317)),
             otlp_http_addr: SocketAddr::from(([127, 0, 0, 1], 4318)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_request_bytes: 16 * 1024 * 1024,
-            max_buffered_bytes: 512 * 1024 * 1024,
-            flush_interval_seconds: 30,
-            flush_max_bytes: 48 * 1024 * 1024,
-            log_commit_interval_seconds: 5,
-            wal_segment_max_bytes: 64 * 1024 * 1024,
+            max_buffered_bytes: storage.max_buffered_bytes,
+            flush_interval_seconds: storage.flush_interval.as_secs(),
+            flush_max_bytes: storage.flush_max_bytes,
+            log_commit_interval_seconds: storage.log_commit_interval.as_secs(),
+            wal_segment_max_bytes: storage.wal_segment_max_bytes,
+            retention: RetentionSection::default(),
+            compaction: CompactionSection::default(),
             correlation_id_attributes: [
                 "correlation_id",
                 "correlation.id",
@@ -118,6 +131,20 @@ pub struct Overrides {
     pub wal_segment_max_bytes: Option<u64>,
     /// `--correlation-id-attributes`.
     pub correlation_id_attributes: Option<Vec<String>>,
+    /// `--retention-traces` / `SKEWER_RETENTION_TRACES`.
+    pub retention_traces: Option<String>,
+    /// `--retention-logs` / `SKEWER_RETENTION_LOGS`.
+    pub retention_logs: Option<String>,
+    /// `--retention-metrics` / `SKEWER_RETENTION_METRICS`.
+    pub retention_metrics: Option<String>,
+    /// `--retention-check-interval-seconds`.
+    pub retention_check_interval_seconds: Option<u64>,
+    /// `--compaction-enabled`.
+    pub compaction_enabled: Option<bool>,
+    /// `--compaction-target-file-bytes`.
+    pub compaction_target_file_bytes: Option<u64>,
+    /// `--compaction-interval-seconds`.
+    pub compaction_interval_seconds: Option<u64>,
 }
 
 impl Config {
@@ -181,6 +208,20 @@ impl Config {
             wal_segment_max_bytes,
             correlation_id_attributes
         );
+        macro_rules! take_into {
+            ($($field:ident => $section:ident . $key:ident),*) => {
+                $( if let Some(value) = o.$field { self.$section.$key = value; } )*
+            };
+        }
+        take_into!(
+            retention_traces => retention.traces,
+            retention_logs => retention.logs,
+            retention_metrics => retention.metrics,
+            retention_check_interval_seconds => retention.check_interval_seconds,
+            compaction_enabled => compaction.enabled,
+            compaction_target_file_bytes => compaction.target_file_bytes,
+            compaction_interval_seconds => compaction.interval_seconds
+        );
     }
 
     /// Rejects values that cannot work.
@@ -213,7 +254,23 @@ impl Config {
         )?;
         positive("flush_max_bytes", self.flush_max_bytes as u64)?;
         positive("wal_segment_max_bytes", self.wal_segment_max_bytes)?;
+        self.retention.policy()?;
+        self.compaction.config()?;
         Ok(())
+    }
+
+    /// The storage settings this configuration asks for.
+    pub fn storage_config(&self) -> Result<StorageConfig, ConfigError> {
+        Ok(StorageConfig {
+            max_buffered_bytes: self.max_buffered_bytes,
+            flush_interval: self.flush_interval(),
+            flush_max_bytes: self.flush_max_bytes,
+            log_commit_interval: self.log_commit_interval(),
+            wal_segment_max_bytes: self.wal_segment_max_bytes,
+            retention: self.retention.policy()?,
+            compaction: self.compaction.config()?,
+            ..StorageConfig::new(self.data_dir.clone())
+        })
     }
 
     /// Flush interval as a duration.
@@ -233,11 +290,18 @@ mod tests {
 
     #[test]
     fn the_example_file_lists_every_key_with_its_default() {
-        let text = include_str!("../skewer.example.toml");
+        let text = include_str!("../../skewer.example.toml");
         let parsed = Config::from_toml(text, Path::new("skewer.example.toml")).unwrap();
         assert_eq!(parsed, Config::default());
         let table: toml::Table = text.parse().unwrap();
-        assert_eq!(table.len(), 11, "every key of Config is in the example");
+        assert_eq!(table.len(), 13, "every key of Config is in the example");
+        let retention = table["retention"].as_table().unwrap();
+        assert_eq!(
+            retention.len(),
+            5,
+            "every [retention] key and the tenants table"
+        );
+        assert_eq!(table["compaction"].as_table().unwrap().len(), 4);
     }
 
     #[test]
@@ -264,6 +328,38 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/from/file"));
         assert_eq!(config.flush_interval_seconds, 9);
         assert_eq!(config.http_addr, Config::default().http_addr);
+    }
+
+    #[test]
+    fn sections_layer_like_top_level_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("skewer.toml");
+        std::fs::write(
+            &path,
+            "[retention]\ntraces = \"30d\"\nlogs = \"2d\"\n[retention.tenants.acme]\nmetrics = \"0\"\n[compaction]\nenabled = false\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            retention_logs: Some("12h".into()),
+            ..Overrides::default()
+        };
+        let (config, _) = Config::load(Some(&path), overrides).unwrap();
+        let policy = config.retention.policy().unwrap();
+        let day = Duration::from_secs(86_400);
+        assert_eq!(policy.default.traces, Some(30 * day));
+        assert_eq!(policy.default.logs, Some(Duration::from_secs(12 * 3600)));
+        let acme = "acme".parse().unwrap();
+        assert_eq!(
+            policy.retention(&acme, skewer_storage::model::Signal::Metrics),
+            None
+        );
+        assert!(!config.storage_config().unwrap().compaction.enabled);
+        let bad = Overrides {
+            retention_traces: Some("forever".into()),
+            ..Overrides::default()
+        };
+        let error = Config::load(Some(&path), bad).unwrap_err().to_string();
+        assert!(error.contains("retention.traces"), "{error}");
     }
 
     #[test]

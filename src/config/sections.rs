@@ -1,0 +1,208 @@
+//! The configuration's sections (`[retention]`, `[compaction]`): their file shape, defaults
+//! taken from storage's own, validation, and conversion into storage settings.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use skewer_storage::maintenance::CompactionConfig;
+use skewer_storage::model::TenantId;
+use skewer_storage::retention::{
+    RetentionPolicy, SignalRetention, TenantRetention, parse_retention,
+};
+
+use super::ConfigError;
+
+/// `[retention]`: how long each signal is kept (`"7d"`, `"36h"`, `"0"` keeps forever), and
+/// `[retention.tenants.NAME]` overrides of single signals.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Spans.
+    pub traces: String,
+    /// Log records.
+    pub logs: String,
+    /// Metric points.
+    pub metrics: String,
+    /// How often expired data is looked for.
+    pub check_interval_seconds: u64,
+    /// Per-tenant overrides.
+    pub tenants: BTreeMap<String, TenantRetentionSection>,
+}
+
+/// One tenant's overrides; absent keys inherit `[retention]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantRetentionSection {
+    /// Spans.
+    pub traces: Option<String>,
+    /// Log records.
+    pub logs: Option<String>,
+    /// Metric points.
+    pub metrics: Option<String>,
+}
+
+fn duration_text(duration: Option<Duration>) -> String {
+    match duration {
+        None => "0".to_owned(),
+        Some(duration) => {
+            let seconds = duration.as_secs();
+            match seconds {
+                s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+                s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+                s if s % 60 == 0 => format!("{}m", s / 60),
+                s => format!("{s}s"),
+            }
+        }
+    }
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        let defaults = RetentionPolicy::default();
+        Self {
+            traces: duration_text(defaults.default.traces),
+            logs: duration_text(defaults.default.logs),
+            metrics: duration_text(defaults.default.metrics),
+            check_interval_seconds: defaults.check_interval.as_secs(),
+            tenants: BTreeMap::new(),
+        }
+    }
+}
+
+fn parse(key: &'static str, text: &str) -> Result<Option<Duration>, ConfigError> {
+    parse_retention(text).map_err(|reason| ConfigError::Invalid { key, reason })
+}
+
+impl RetentionSection {
+    /// The storage policy, or which key is wrong.
+    pub fn policy(&self) -> Result<RetentionPolicy, ConfigError> {
+        if self.check_interval_seconds == 0 {
+            return Err(ConfigError::Invalid {
+                key: "retention.check_interval_seconds",
+                reason: "must be greater than 0".to_owned(),
+            });
+        }
+        let mut tenants = std::collections::HashMap::new();
+        for (name, section) in &self.tenants {
+            let tenant: TenantId = name.parse().map_err(|err| ConfigError::Invalid {
+                key: "retention.tenants",
+                reason: format!("{err}"),
+            })?;
+            let optional = |key: &'static str, text: &Option<String>| {
+                text.as_deref().map(|text| parse(key, text)).transpose()
+            };
+            tenants.insert(
+                tenant,
+                TenantRetention {
+                    traces: optional("retention.tenants.*.traces", &section.traces)?,
+                    logs: optional("retention.tenants.*.logs", &section.logs)?,
+                    metrics: optional("retention.tenants.*.metrics", &section.metrics)?,
+                },
+            );
+        }
+        Ok(RetentionPolicy {
+            default: SignalRetention {
+                traces: parse("retention.traces", &self.traces)?,
+                logs: parse("retention.logs", &self.logs)?,
+                metrics: parse("retention.metrics", &self.metrics)?,
+            },
+            tenants,
+            check_interval: Duration::from_secs(self.check_interval_seconds),
+        })
+    }
+}
+
+/// `[compaction]`: merging small files into large ones.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactionSection {
+    /// Whether compaction runs.
+    pub enabled: bool,
+    /// Largest file a merge writes, bytes.
+    pub target_file_bytes: u64,
+    /// Pause between compaction passes.
+    pub interval_seconds: u64,
+    /// Minutes after an hour ends before it is merged down to large files.
+    pub settle_minutes: u64,
+}
+
+impl Default for CompactionSection {
+    fn default() -> Self {
+        let defaults = CompactionConfig::default();
+        Self {
+            enabled: defaults.enabled,
+            target_file_bytes: defaults.policy.target_file_bytes,
+            interval_seconds: defaults.interval.as_secs(),
+            settle_minutes: defaults.policy.settle.as_secs() / 60,
+        }
+    }
+}
+
+impl CompactionSection {
+    /// The storage settings, or which key is wrong.
+    pub fn config(&self) -> Result<CompactionConfig, ConfigError> {
+        let positive = |key: &'static str, value: u64| {
+            if value == 0 {
+                Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be greater than 0".to_owned(),
+                })
+            } else {
+                Ok(value)
+            }
+        };
+        let defaults = CompactionConfig::default();
+        Ok(CompactionConfig {
+            enabled: self.enabled,
+            policy: skewer_storage::table::compaction::CompactionPolicy {
+                target_file_bytes: positive(
+                    "compaction.target_file_bytes",
+                    self.target_file_bytes,
+                )?,
+                settle: Duration::from_secs(self.settle_minutes * 60),
+                ..defaults.policy
+            },
+            interval: Duration::from_secs(positive(
+                "compaction.interval_seconds",
+                self.interval_seconds,
+            )?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_convert_to_storage_defaults() {
+        assert_eq!(
+            RetentionSection::default().policy().unwrap(),
+            RetentionPolicy::default()
+        );
+        assert_eq!(
+            CompactionSection::default().config().unwrap(),
+            CompactionConfig::default()
+        );
+        assert_eq!(duration_text(Some(Duration::from_secs(90))), "90s");
+        assert_eq!(duration_text(Some(Duration::from_secs(7200))), "2h");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let section = RetentionSection {
+            logs: "7 days".into(),
+            ..RetentionSection::default()
+        };
+        let error = section.policy().unwrap_err().to_string();
+        assert!(error.contains("retention.logs"), "{error}");
+        let mut tenants = BTreeMap::new();
+        tenants.insert("../x".to_owned(), TenantRetentionSection::default());
+        let section = RetentionSection {
+            tenants,
+            ..RetentionSection::default()
+        };
+        assert!(section.policy().is_err());
+    }
+}

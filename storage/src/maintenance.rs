@@ -1,0 +1,191 @@
+//! Background upkeep of the Parquet tables: compaction passes (run on one low-priority thread
+//! by the storage facade) and retention sweeps. Each pass looks at every tenant's manifest,
+//! plans with the pure planners ([`crate::table::compaction`], [`crate::retention`]) and commits
+//! through the table store, so flushes, merges and sweeps never step on each other's files.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::StorageError;
+use crate::catalog::ManifestChange;
+use crate::retention::{RetentionPolicy, expired_files};
+use crate::table::compaction::{CompactionPolicy, plan_merges};
+use crate::table::{TableSignal, TableStore};
+
+/// Compaction settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionConfig {
+    /// Whether compaction runs at all.
+    pub enabled: bool,
+    /// What is merged.
+    pub policy: CompactionPolicy,
+    /// Pause between passes.
+    pub interval: Duration,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            policy: CompactionPolicy::default(),
+            interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Wall-clock time, Unix ns.
+pub fn now_unix_nano() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// One compaction pass over every tenant of a store: runs each merge the planner asks for.
+/// Returns how many merges ran; stops at the first failure (the caller backs off).
+pub async fn compact_store<S: TableSignal>(
+    store: &TableStore<S>,
+    policy: &CompactionPolicy,
+    delete_grace: Duration,
+    cancel: &CancellationToken,
+) -> Result<usize, StorageError> {
+    let mut merges = 0;
+    for tenant in store.tenants() {
+        let Some(table) = store.table_files(&tenant) else {
+            continue;
+        };
+        let plans = plan_merges(
+            &table.manifest.files,
+            now_unix_nano(),
+            policy,
+            S::FORMAT,
+            S::needs_rewrite,
+        );
+        for plan in plans {
+            if cancel.is_cancelled() {
+                return Ok(merges);
+            }
+            let inputs: Vec<_> = table
+                .files
+                .iter()
+                .filter(|file| plan.inputs.contains(&file.meta.path))
+                .cloned()
+                .collect();
+            let started = Instant::now();
+            let outcome = store
+                .merge(
+                    &tenant,
+                    &inputs,
+                    policy.target_file_bytes,
+                    delete_grace,
+                    cancel,
+                )
+                .await;
+            let stats = store.stats();
+            match outcome {
+                Ok(outcome) => {
+                    merges += 1;
+                    stats.merges.fetch_add(1, Ordering::Relaxed);
+                    stats
+                        .merged_files_read
+                        .fetch_add(outcome.inputs as u64, Ordering::Relaxed);
+                    stats
+                        .merged_files_written
+                        .fetch_add(outcome.outputs as u64, Ordering::Relaxed);
+                    stats
+                        .merged_bytes_read
+                        .fetch_add(outcome.bytes_read, Ordering::Relaxed);
+                    stats
+                        .merged_bytes_written
+                        .fetch_add(outcome.bytes_written, Ordering::Relaxed);
+                    stats
+                        .merge_micros
+                        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    info!(
+                        signal = S::SIGNAL.name(),
+                        tenant = %tenant,
+                        hour = plan.partition_hour,
+                        inputs = outcome.inputs,
+                        outputs = outcome.outputs,
+                        rows = outcome.rows,
+                        bytes_read = outcome.bytes_read,
+                        bytes_written = outcome.bytes_written,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "compacted"
+                    );
+                }
+                Err(StorageError::ShuttingDown) => return Ok(merges),
+                Err(err) => {
+                    stats.merge_failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(err);
+                }
+            }
+        }
+    }
+    Ok(merges)
+}
+
+/// One retention sweep over every tenant of a store: removes wholly expired files from the
+/// manifests and deletes those no reader holds. Returns (files, bytes) removed.
+pub async fn sweep_store<S: TableSignal>(
+    store: &TableStore<S>,
+    policy: &RetentionPolicy,
+    now_unix_nano: u64,
+) -> Result<(u64, u64), StorageError> {
+    let mut removed = (0, 0);
+    for tenant in store.tenants() {
+        let Some(cutoff) = policy.cutoff_unix_nano(&tenant, S::SIGNAL, now_unix_nano) else {
+            continue;
+        };
+        let Some(table) = store.table_files(&tenant) else {
+            continue;
+        };
+        let expired = expired_files(&table.manifest.files, cutoff);
+        if expired.is_empty() {
+            continue;
+        }
+        let num_files = expired.len() as u64;
+        let bytes: u64 = expired.iter().map(|file| file.size_bytes).sum();
+        let change = ManifestChange {
+            remove: expired.iter().map(|file| file.path.clone()).collect(),
+            ..ManifestChange::default()
+        };
+        match store.commit(&tenant, change, Duration::ZERO, |_| {}).await {
+            Ok(_) => {
+                info!(signal = S::SIGNAL.name(), tenant = %tenant, num_files, bytes, "retention removed expired files");
+                removed.0 += num_files;
+                removed.1 += bytes;
+            }
+            // A merge replaced some of them meanwhile: the next sweep sees the new files.
+            Err(StorageError::Catalog(err)) => {
+                warn!(signal = S::SIGNAL.name(), tenant = %tenant, error = %err, "retention sweep deferred");
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    let stats = store.stats();
+    stats
+        .retention_files_removed
+        .fetch_add(removed.0, Ordering::Relaxed);
+    stats
+        .retention_bytes_removed
+        .fetch_add(removed.1, Ordering::Relaxed);
+    store.delete_unreferenced().await;
+    Ok(removed)
+}
+
+/// Makes the calling thread yield the CPU to everything else (ingest, queries): nice 10.
+pub fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority only reads its integer arguments; on Linux, PRIO_PROCESS with
+        // who = 0 applies to the calling thread alone.
+        let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+        if result != 0 {
+            warn!("could not lower the compaction thread's priority");
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! Carrying out a merge: a streaming k-way merge of sorted files into new sorted files of at
+//! most the target size, written through the object store (local or remote) with the same
+//! writer settings, sort order, bloom filters, page index and metadata as a flush, plus a
+//! trace-id filter for spans; then one manifest commit replaces the inputs by the outputs.
+//!
+//! Crash-safe at every step: outputs are durable before the commit; the inputs are deleted
+//! only after it (and after the grace period); a crash before the commit leaves outputs no
+//! manifest lists, which the next start removes. Memory is bounded: one batch per input and
+//! one output row group at a time.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::SchemaRef;
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path as ObjectPath;
+use parquet::arrow::async_reader::{
+    ParquetObjectReader, ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder,
+};
+use parquet::arrow::async_writer::{AsyncArrowWriter, ParquetObjectWriter};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::id_filter::IdFilter;
+use super::{LiveFile, TableSignal, TableStore, now_unix_ms};
+use crate::StorageError;
+use crate::catalog::{DataFileMeta, IdFilterMeta, ManifestChange};
+use crate::layout;
+use crate::model::TenantId;
+use crate::parquet_codec::{CodecError, time_range_metadata};
+
+/// Rows read per input batch: memory is about this many rows per input.
+const INPUT_BATCH_ROWS: usize = 2048;
+/// Rows per batch handed to the writer.
+const OUTPUT_BATCH_ROWS: usize = 8192;
+
+/// What a merge did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MergeOutcome {
+    /// Files read.
+    pub inputs: usize,
+    /// Files written.
+    pub outputs: usize,
+    /// Rows merged.
+    pub rows: u64,
+    /// Bytes read (input file sizes).
+    pub bytes_read: u64,
+    /// Bytes written (output file sizes).
+    pub bytes_written: u64,
+}
+
+fn codec(err: parquet::errors::ParquetError) -> StorageError {
+    StorageError::Codec(CodecError::from(err))
+}
+
+struct Cursor<K> {
+    stream: ParquetRecordBatchStream<ParquetObjectReader>,
+    batch: Option<RecordBatch>,
+    keys: VecDeque<K>,
+    row: usize,
+    /// Index of the current batch among the sources of the pending output rows.
+    source: Option<usize>,
+}
+
+impl<K> Cursor<K> {
+    /// Moves to the next batch; `false` when the file is exhausted.
+    async fn next_batch<S: TableSignal<SortKey = K>>(&mut self) -> Result<bool, StorageError> {
+        self.source = None;
+        self.row = 0;
+        while let Some(batch) = self.stream.next().await {
+            let batch = batch.map_err(codec)?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            self.keys = S::sort_keys(&batch)?.into();
+            self.batch = Some(batch);
+            return Ok(true);
+        }
+        self.batch = None;
+        Ok(false)
+    }
+}
+
+/// One output file being written.
+struct Output {
+    path: ObjectPath,
+    writer: AsyncArrowWriter<ParquetObjectWriter>,
+    rows: u64,
+    time_range: Option<(u64, u64)>,
+    filter: Option<IdFilter>,
+}
+
+impl<S: TableSignal> TableStore<S> {
+    /// Merges `inputs` (live files of one tenant and hour, sorted alike) into files of at most
+    /// `target_file_bytes` and commits the replacement. Stops early, leaving nothing behind,
+    /// when `cancel` fires or an input left the manifest meanwhile.
+    pub async fn merge(
+        &self,
+        tenant: &TenantId,
+        inputs: &[Arc<LiveFile>],
+        target_file_bytes: u64,
+        delete_grace: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<MergeOutcome, StorageError> {
+        let mut written: Vec<ObjectPath> = Vec::new();
+        let result = self
+            .merge_into(tenant, inputs, target_file_bytes, cancel, &mut written)
+            .await;
+        let committed = match result {
+            Ok(outputs) => {
+                let outcome = MergeOutcome {
+                    inputs: inputs.len(),
+                    outputs: outputs.len(),
+                    rows: outputs.iter().map(|file| file.num_rows).sum(),
+                    bytes_read: inputs.iter().map(|file| file.meta.size_bytes).sum(),
+                    bytes_written: outputs.iter().map(|file| file.size_bytes).sum(),
+                };
+                let change = ManifestChange {
+                    add: outputs,
+                    remove: inputs.iter().map(|file| file.meta.path.clone()).collect(),
+                    flushed_lsn: None,
+                };
+                self.commit(tenant, change, delete_grace, |_| {})
+                    .await
+                    .map(|_| outcome)
+            }
+            Err(err) => Err(err),
+        };
+        if committed.is_err() {
+            for path in written {
+                if let Err(err) = self.objects.delete(&path).await {
+                    warn!(path = %path, error = %err, "could not remove an output of a failed merge");
+                }
+            }
+        }
+        committed
+    }
+
+    async fn merge_into(
+        &self,
+        tenant: &TenantId,
+        inputs: &[Arc<LiveFile>],
+        target_file_bytes: u64,
+        cancel: &CancellationToken,
+        written: &mut Vec<ObjectPath>,
+    ) -> Result<Vec<DataFileMeta>, StorageError> {
+        let mut cursors: Vec<Cursor<S::SortKey>> = Vec::with_capacity(inputs.len());
+        let mut schema: Option<SchemaRef> = None;
+        for file in inputs {
+            let footer = self.footer(file).await?;
+            // Fields only: the schema metadata carries each file's own time range.
+            let file_schema = Arc::new(arrow_schema::Schema::new(footer.schema().fields().clone()));
+            if schema
+                .as_ref()
+                .is_some_and(|first| first.fields() != file_schema.fields())
+            {
+                return Err(StorageError::InvalidQuery(format!(
+                    "cannot merge {}: its schema differs from the other inputs",
+                    file.path
+                )));
+            }
+            schema.get_or_insert(file_schema);
+            let reader =
+                ParquetObjectReader::new(Arc::clone(self.objects.store()), file.path.clone())
+                    .with_file_size(file.meta.size_bytes);
+            let stream =
+                ParquetRecordBatchStreamBuilder::new_with_metadata(reader, (*footer).clone())
+                    .with_batch_size(INPUT_BATCH_ROWS)
+                    .build()
+                    .map_err(codec)?;
+            cursors.push(Cursor {
+                stream,
+                batch: None,
+                keys: VecDeque::new(),
+                row: 0,
+                source: None,
+            });
+        }
+        let Some(schema) = schema else {
+            return Ok(Vec::new());
+        };
+        let expected_rows: u64 = inputs.iter().map(|file| file.meta.num_rows).sum();
+        let filter_capacity: u64 = inputs
+            .iter()
+            .map(|file| {
+                file.meta
+                    .trace_id_filter
+                    .as_ref()
+                    .map_or(file.meta.num_rows, |filter| filter.num_ids)
+            })
+            .sum();
+        let level = inputs.iter().map(|file| file.meta.level).max().unwrap_or(0) + 1;
+        let name_time = inputs
+            .iter()
+            .map(|file| file.meta.min_time_unix_nano)
+            .min()
+            .unwrap_or(0);
+        let partition_hour = name_time / layout::WINDOW_NANOS;
+
+        let mut heap: BinaryHeap<Reverse<(S::SortKey, usize)>> = BinaryHeap::new();
+        for (index, cursor) in cursors.iter_mut().enumerate() {
+            if cursor.next_batch::<S>().await?
+                && let Some(key) = cursor.keys.pop_front()
+            {
+                heap.push(Reverse((key, index)));
+            }
+        }
+        let mut sources: Vec<RecordBatch> = Vec::new();
+        let mut pending: Vec<(usize, usize)> = Vec::with_capacity(OUTPUT_BATCH_ROWS);
+        let mut output: Option<Output> = None;
+        let mut finished: Vec<DataFileMeta> = Vec::new();
+        while let Some(Reverse((_, index))) = heap.pop() {
+            let cursor = &mut cursors[index];
+            let Some(batch) = &cursor.batch else { continue };
+            let source = match cursor.source {
+                Some(source) => source,
+                None => {
+                    sources.push(batch.clone());
+                    cursor.source = Some(sources.len() - 1);
+                    sources.len() - 1
+                }
+            };
+            pending.push((source, cursor.row));
+            cursor.row += 1;
+            let next_key = match cursor.keys.pop_front() {
+                Some(key) => Some(key),
+                None if cursor.next_batch::<S>().await? => cursor.keys.pop_front(),
+                None => None,
+            };
+            if let Some(key) = next_key {
+                heap.push(Reverse((key, index)));
+            }
+            if pending.len() >= OUTPUT_BATCH_ROWS {
+                if cancel.is_cancelled() {
+                    return Err(StorageError::ShuttingDown);
+                }
+                let batch = interleave_rows(&schema, &sources, &pending)?;
+                pending.clear();
+                sources.clear();
+                for cursor in &mut cursors {
+                    cursor.source = None;
+                }
+                self.write_output(
+                    &mut output,
+                    &batch,
+                    &schema,
+                    tenant,
+                    name_time,
+                    expected_rows,
+                    filter_capacity,
+                    written,
+                )
+                .await?;
+                let full = output.as_ref().is_some_and(|out| {
+                    (out.writer.bytes_written() + out.writer.in_progress_size()) as u64
+                        >= target_file_bytes
+                });
+                if full && let Some(out) = output.take() {
+                    finished.push(
+                        self.finish_output(out, level, partition_hour, written)
+                            .await?,
+                    );
+                }
+            }
+        }
+        if !pending.is_empty() {
+            let batch = interleave_rows(&schema, &sources, &pending)?;
+            self.write_output(
+                &mut output,
+                &batch,
+                &schema,
+                tenant,
+                name_time,
+                expected_rows,
+                filter_capacity,
+                written,
+            )
+            .await?;
+        }
+        if let Some(out) = output.take() {
+            finished.push(
+                self.finish_output(out, level, partition_hour, written)
+                    .await?,
+            );
+        }
+        Ok(finished)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_output(
+        &self,
+        output: &mut Option<Output>,
+        batch: &RecordBatch,
+        schema: &SchemaRef,
+        tenant: &TenantId,
+        name_time: u64,
+        expected_rows: u64,
+        filter_capacity: u64,
+        written: &mut Vec<ObjectPath>,
+    ) -> Result<(), StorageError> {
+        if output.is_none() {
+            let path = self.new_file_path(tenant, name_time);
+            written.push(path.clone());
+            let properties =
+                S::writer_properties(usize::try_from(expected_rows).unwrap_or(usize::MAX))?;
+            let sink = ParquetObjectWriter::new(Arc::clone(self.objects.store()), path.clone());
+            let writer = AsyncArrowWriter::try_new(sink, Arc::clone(schema), Some(properties))
+                .map_err(codec)?;
+            let trace_ids = S::batch_trace_ids(batch)?;
+            let filter = (!trace_ids.is_empty()).then(|| {
+                IdFilter::with_capacity(usize::try_from(filter_capacity).unwrap_or(usize::MAX))
+            });
+            *output = Some(Output {
+                path,
+                writer,
+                rows: 0,
+                time_range: None,
+                filter,
+            });
+        }
+        let Some(out) = output.as_mut() else {
+            return Ok(());
+        };
+        out.writer.write(batch).await.map_err(codec)?;
+        out.rows += batch.num_rows() as u64;
+        if let Some((min, max)) = S::batch_time_range(batch)? {
+            out.time_range = Some(
+                out.time_range
+                    .map_or((min, max), |(lo, hi)| (lo.min(min), hi.max(max))),
+            );
+        }
+        if let Some(filter) = &mut out.filter {
+            let mut ids = S::batch_trace_ids(batch)?;
+            ids.dedup(); // rows are sorted by trace id: repeats are adjacent
+            for id in &ids {
+                filter.insert(id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish_output(
+        &self,
+        mut out: Output,
+        level: u32,
+        partition_hour: u64,
+        written: &mut Vec<ObjectPath>,
+    ) -> Result<DataFileMeta, StorageError> {
+        let (min_time, max_time) = out.time_range.unwrap_or((0, 0));
+        for key_value in time_range_metadata(min_time, max_time) {
+            out.writer.append_key_value_metadata(key_value);
+        }
+        out.writer.close().await.map_err(codec)?;
+        self.objects.sync(&out.path).await?;
+        let size_bytes = self
+            .objects
+            .store()
+            .head(&out.path)
+            .await
+            .map_err(|source| crate::objects::object_error(&out.path, source))?
+            .size;
+        let trace_id_filter = match out.filter {
+            Some(filter) => {
+                let filter_path = layout::trace_id_filter_path(&out.path);
+                written.push(filter_path.clone());
+                self.objects
+                    .put(&filter_path, Bytes::from(filter.to_bytes()))
+                    .await?;
+                Some(IdFilterMeta {
+                    path: filter_path.to_string(),
+                    num_blocks: filter.num_blocks(),
+                    num_ids: filter.num_ids(),
+                })
+            }
+            None => None,
+        };
+        Ok(DataFileMeta {
+            path: out.path.to_string(),
+            format: S::FORMAT.to_owned(),
+            size_bytes,
+            num_rows: out.rows,
+            min_time_unix_nano: min_time,
+            max_time_unix_nano: max_time,
+            partition_hour,
+            level,
+            created_unix_ms: now_unix_ms(),
+            trace_id_filter,
+        })
+    }
+}
+
+/// Gathers the pending rows (source batch, row) into one batch of `schema`.
+fn interleave_rows(
+    schema: &SchemaRef,
+    sources: &[RecordBatch],
+    rows: &[(usize, usize)],
+) -> Result<RecordBatch, StorageError> {
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for column in 0..schema.fields().len() {
+        let arrays: Vec<&dyn Array> = sources
+            .iter()
+            .map(|batch| batch.column(column).as_ref())
+            .collect();
+        columns.push(
+            arrow_select::interleave::interleave(&arrays, rows)
+                .map_err(|err| StorageError::Codec(CodecError::from(err)))?,
+        );
+    }
+    RecordBatch::try_new(Arc::clone(schema), columns)
+        .map_err(|err| StorageError::Codec(CodecError::from(err)))
+}

@@ -1,0 +1,174 @@
+//! The storage lifecycle through the binary: compaction merges the small files of many flushes
+//! and keeps every span; retention removes expired files (from the manifest and the disk) and
+//! keeps the rest.
+
+use std::time::Duration;
+
+use crate::fixtures::{hex, metrics_request_at, t0, trace_id, trace_request, trace_request_at};
+use crate::harness::Server;
+
+const TRACES_FILES: &str = "skewer_storage_files{signal=\"traces\"}";
+const TRACES_FLUSHES: &str = "skewer_flushes_total{signal=\"traces\"}";
+const DAY: u64 = 86_400_000_000_000;
+
+async fn spans_of(server: &Server, n: u64) -> Option<usize> {
+    let (status, body) = server
+        .get_json(&format!("/api/traces/{}", hex(&trace_id(n))))
+        .await;
+    (status == 200).then(|| body["data"][0]["spans"].as_array().map_or(0, Vec::len))
+}
+
+fn parquet_files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                parquet_files_under(&path)
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                vec![path]
+            } else {
+                Vec::new()
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn compaction_merges_the_files_of_many_flushes_and_keeps_every_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "--flush-interval-seconds",
+        "1",
+        "--compaction-interval-seconds",
+        "1",
+    ];
+    let mut server = Server::start(&data, &args).await;
+    let mut traces = server.trace_client().await;
+    const EXPORTS: u64 = 12;
+    for n in 0..EXPORTS {
+        let flushed = server.metric(TRACES_FLUSHES).await;
+        traces.export(trace_request(n, "compact")).await.unwrap();
+        server
+            .wait_for("a flush", Duration::from_secs(20), || async {
+                server.metric(TRACES_FLUSHES).await > flushed
+            })
+            .await;
+    }
+    server
+        .wait_for("a merge", Duration::from_secs(30), || async {
+            server
+                .metric("skewer_compaction_merges_total{signal=\"traces\"}")
+                .await
+                >= 1.0
+        })
+        .await;
+    let files = server.metric(TRACES_FILES).await;
+    assert!(files <= 3.0, "{files} files after compaction of {EXPORTS}");
+    for n in 0..EXPORTS {
+        assert_eq!(spans_of(&server, n).await, Some(2), "trace {n}");
+    }
+    // The replaced files leave the disk after the grace period; after a restart the manifest
+    // is read back with the merged file and nothing is lost.
+    assert_eq!(server.terminate().await.code(), Some(0));
+    server.restart().await;
+    assert!(server.metric(TRACES_FILES).await <= files);
+    for n in 0..EXPORTS {
+        assert_eq!(
+            spans_of(&server, n).await,
+            Some(2),
+            "trace {n} after restart"
+        );
+    }
+    let on_disk = parquet_files_under(&data.join("objects/tenants/default/traces"));
+    assert!(
+        on_disk.len() <= EXPORTS as usize,
+        "at most the merged file and the inputs in their grace period: {on_disk:?}"
+    );
+}
+
+#[tokio::test]
+async fn retention_removes_expired_files_and_keeps_recent_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "--flush-interval-seconds",
+        "1",
+        "--retention-check-interval-seconds",
+        "1",
+        "--retention-traces",
+        "2d",
+        "--retention-metrics",
+        "2d",
+    ];
+    let server = Server::start(&data, &args).await;
+    let old = t0() - 5 * DAY;
+    let mut traces = server.trace_client().await;
+    traces
+        .export(trace_request_at(1, "old", old))
+        .await
+        .unwrap();
+    traces.export(trace_request(2, "new")).await.unwrap();
+    let mut metrics = server.metrics_client().await;
+    metrics
+        .export(metrics_request_at("old.", old, old))
+        .await
+        .unwrap();
+    metrics
+        .export(metrics_request_at("new.", t0(), t0()))
+        .await
+        .unwrap();
+    server
+        .wait_for(
+            "retention of traces and metrics",
+            Duration::from_secs(30),
+            || async {
+                server
+                    .metric("skewer_retention_removed_files_total{signal=\"traces\"}")
+                    .await
+                    >= 1.0
+                    && server
+                        .metric("skewer_retention_removed_files_total{signal=\"metrics\"}")
+                        .await
+                        >= 1.0
+            },
+        )
+        .await;
+    assert_eq!(
+        spans_of(&server, 1).await,
+        None,
+        "the expired trace is gone"
+    );
+    assert_eq!(
+        spans_of(&server, 2).await,
+        Some(2),
+        "the recent trace stays"
+    );
+    let (_, old_points) = server
+        .get_json(&format!(
+            "/api/metrics/points?name=old.gauge&start={}&end={}",
+            old - DAY,
+            old + DAY
+        ))
+        .await;
+    assert_eq!(old_points["series"].as_array().map(Vec::len), Some(0));
+    let (_, new_points) = server
+        .get_json(&format!(
+            "/api/metrics/points?name=new.gauge&start={}&end={}",
+            t0(),
+            t0() + DAY
+        ))
+        .await;
+    assert_eq!(new_points["series"].as_array().map(Vec::len), Some(1));
+    let traces_on_disk = parquet_files_under(&data.join("objects/tenants/default/traces"));
+    assert_eq!(
+        traces_on_disk.len(),
+        1,
+        "only the recent file: {traces_on_disk:?}"
+    );
+    assert!(server.metric(TRACES_FILES).await == 1.0);
+}
