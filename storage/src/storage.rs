@@ -456,9 +456,18 @@ impl Storage {
         let policy = &self.config.retention;
         loop {
             let now = crate::maintenance::now_unix_nano();
+            let logs = Arc::clone(&self.stores.logs);
+            let logs_policy = policy.clone();
             let swept = async {
                 sweep_store(&self.stores.spans, policy, now).await?;
-                sweep_store(&self.stores.metrics, policy, now).await
+                sweep_store(&self.stores.metrics, policy, now).await?;
+                tokio::task::spawn_blocking(move || {
+                    let dropped = logs.drop_expired(&logs_policy, now);
+                    logs.close_idle_writers();
+                    dropped
+                })
+                .await??;
+                Ok::<_, StorageError>(())
             };
             if let Err(err) = swept.await {
                 warn!(error = %err, "retention sweep failed; will retry");
@@ -590,13 +599,16 @@ async fn replay(
             {
                 continue;
             }
-            let batch = match decoder.decode(&entry) {
+            let mut batch = match decoder.decode(&entry) {
                 Ok(batch) => batch,
                 Err(reason) => {
                     warn!(lsn, %reason, "undecodable WAL record skipped");
                     continue;
                 }
             };
+            if let SignalBatch::Logs(records) = &mut batch {
+                stores.logs.drop_committed(lsn, &entry.tenant, records);
+            }
             // Replayed data was accepted before: never refuse it, but account for it.
             let reservation = budget.reserve_unchecked(batch.estimated_bytes());
             replayed += 1;

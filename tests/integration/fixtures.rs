@@ -164,9 +164,19 @@ pub fn trace_request_at(n: u64, service: &str, base: u64) -> ExportTraceServiceR
 
 /// Log records: one tied to trace `n`, one carrying only a correlation id.
 pub fn logs_request(n: u64, service: &str, correlation_id: &str) -> ExportLogsServiceRequest {
+    logs_request_at(n, service, correlation_id, t0())
+}
+
+/// [`logs_request`] with its times counted from `base` instead of [`t0`].
+pub fn logs_request_at(
+    n: u64,
+    service: &str,
+    correlation_id: &str,
+    base: u64,
+) -> ExportLogsServiceRequest {
     let traced = LogRecord {
-        time_unix_nano: t0() + n * 1_000_000 + 30_000_000,
-        observed_time_unix_nano: t0() + n * 1_000_000 + 31_000_000,
+        time_unix_nano: base + n * 1_000_000 + 30_000_000,
+        observed_time_unix_nano: base + n * 1_000_000 + 31_000_000,
         severity_number: 17,
         severity_text: "ERROR".into(),
         body: Some(AnyValue {
@@ -184,7 +194,7 @@ pub fn logs_request(n: u64, service: &str, correlation_id: &str) -> ExportLogsSe
         ..LogRecord::default()
     };
     let correlated = LogRecord {
-        time_unix_nano: t0() + n * 1_000_000 + 40_000_000,
+        time_unix_nano: base + n * 1_000_000 + 40_000_000,
         severity_number: 9,
         severity_text: "INFO".into(),
         body: Some(AnyValue {

@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use crate::fixtures::{hex, metrics_request_at, t0, trace_id, trace_request, trace_request_at};
+use crate::fixtures::{
+    hex, logs_request, logs_request_at, metrics_request_at, t0, trace_id, trace_request,
+    trace_request_at,
+};
 use crate::harness::Server;
 
 const TRACES_FILES: &str = "skewer_storage_files{signal=\"traces\"}";
@@ -104,6 +107,10 @@ async fn retention_removes_expired_files_and_keeps_recent_ones() {
         "2d",
         "--retention-metrics",
         "2d",
+        "--retention-logs",
+        "2d",
+        "--log-commit-interval-seconds",
+        "1",
     ];
     let server = Server::start(&data, &args).await;
     let old = t0() - 5 * DAY;
@@ -120,6 +127,13 @@ async fn retention_removes_expired_files_and_keeps_recent_ones() {
         .unwrap();
     metrics
         .export(metrics_request_at("new.", t0(), t0()))
+        .await
+        .unwrap();
+    let mut logs = server.logs_client().await;
+    logs.export(logs_request_at(1, "old", "old-request", old))
+        .await
+        .unwrap();
+    logs.export(logs_request(2, "new", "new-request"))
         .await
         .unwrap();
     server

@@ -1,8 +1,10 @@
-//! [`LogIndex`]: open, add, commit and search one tenant's tantivy log index.
+//! [`LogIndex`]: open, add, commit and search one tantivy log index (one tenant's logs of one
+//! day, see the log store's partitions).
 //!
 //! This file owns the tantivy writer and reader and turns a [`LogQuery`] into a tantivy query;
 //! the schema and the document mapping live in [`super::schema`]. It never decides when to
-//! commit: that is the caller's flush policy.
+//! commit: that is the caller's flush policy. The writer (and its memory arena) exists only
+//! while records are being added: an index that only serves searches holds a reader alone.
 
 use std::fmt;
 use std::ops::Bound;
@@ -34,12 +36,16 @@ const DOCSTORE_BLOCK_BYTES: usize = 256 * 1024;
 /// Decompressed blocks cached per segment (tantivy's default is 100): the cache is per
 /// segment, so it is kept to 1 MiB each.
 const DOCSTORE_CACHE_BLOCKS: usize = 4;
+/// tantivy refuses writers with less memory than this.
+const MIN_WRITER_MEMORY_BYTES: usize = 15_000_000;
 
-/// One tenant's log index. Not thread-safe for writes (`add`, `commit` take `&mut self`);
-/// records added but not committed are lost if the index is dropped (the WAL still has them).
+/// One log index. Not thread-safe for writes (`add`, `commit` take `&mut self`); records
+/// added but not committed are lost if the index is dropped (the WAL still has them).
 pub struct LogIndex {
     fields: LogFields,
-    writer: IndexWriter<TantivyDocument>,
+    index: Index,
+    writer_memory_bytes: usize,
+    writer: Option<IndexWriter<TantivyDocument>>,
     reader: IndexReader,
     query_parser: QueryParser,
 }
@@ -70,15 +76,12 @@ impl LogIndex {
             .schema(fields.schema.clone())
             .settings(settings)
             .open_or_create(directory)?;
-        let writer = index.writer_with_num_threads(1, config.writer_memory_bytes)?;
-        // Files of merges cut short by the last shutdown (or a crash) are unreferenced: drop
-        // them now, or they sit on disk until the next merge.
-        let collected = writer.garbage_collect_files().wait()?;
-        if !collected.deleted_files.is_empty() {
-            debug!(
-                deleted = collected.deleted_files.len(),
-                "removed unreferenced log index files"
-            );
+        if config.writer_memory_bytes < MIN_WRITER_MEMORY_BYTES {
+            return Err(tantivy::TantivyError::InvalidArgument(format!(
+                "log index writer memory {} is below tantivy's minimum of {MIN_WRITER_MEMORY_BYTES}",
+                config.writer_memory_bytes
+            ))
+            .into());
         }
         let reader = index
             .reader_builder()
@@ -89,10 +92,48 @@ impl LogIndex {
         query_parser.set_conjunction_by_default();
         Ok(Self {
             fields,
-            writer,
+            index,
+            writer_memory_bytes: config.writer_memory_bytes,
+            writer: None,
             reader,
             query_parser,
         })
+    }
+
+    /// The writer, opened on first use.
+    fn writer(&mut self) -> Result<&mut IndexWriter<TantivyDocument>, LogIndexError> {
+        if self.writer.is_none() {
+            let writer = self
+                .index
+                .writer_with_num_threads(1, self.writer_memory_bytes)?;
+            // Files of merges cut short by the last shutdown (or a crash) are unreferenced:
+            // drop them now, or they sit on disk until the next merge.
+            let collected = writer.garbage_collect_files().wait()?;
+            if !collected.deleted_files.is_empty() {
+                debug!(
+                    deleted = collected.deleted_files.len(),
+                    "removed unreferenced log index files"
+                );
+            }
+            self.writer = Some(writer);
+        }
+        match self.writer.as_mut() {
+            Some(writer) => Ok(writer),
+            None => Err(tantivy::TantivyError::InternalError("no writer".into()).into()),
+        }
+    }
+
+    /// Whether a writer is open (it holds the writer's memory arena and merge thread).
+    pub fn has_writer(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// Closes the writer after its merges finish; the index keeps serving searches.
+    pub fn close_writer(&mut self) -> Result<(), LogIndexError> {
+        if let Some(writer) = self.writer.take() {
+            writer.wait_merging_threads()?;
+        }
+        Ok(())
     }
 
     /// Adds records (not yet visible). Records carry `correlation_id` already filled in.
@@ -100,10 +141,14 @@ impl LogIndex {
         &mut self,
         records: impl IntoIterator<Item = &'a LogRecord>,
     ) -> Result<(), LogIndexError> {
+        self.writer()?;
+        let (fields, Some(writer)) = (&self.fields, self.writer.as_mut()) else {
+            return Ok(());
+        };
         let mut scratch = Vec::new();
         for record in records {
-            let document = self.fields.to_document(record, &mut scratch)?;
-            self.writer.add_document(document)?;
+            let document = fields.to_document(record, &mut scratch)?;
+            writer.add_document(document)?;
         }
         Ok(())
     }
@@ -111,15 +156,37 @@ impl LogIndex {
     /// Commits durably and reloads the reader so committed records are searchable on return.
     #[cfg(test)]
     pub fn commit(&mut self) -> Result<(), LogIndexError> {
-        self.commit_writes()?;
+        self.commit_writes("")?;
         self.reload()
     }
 
-    /// Commits added records durably; they are searchable after the next [`Self::reload`].
-    pub fn commit_writes(&mut self) -> Result<(), LogIndexError> {
-        let opstamp = self.writer.commit()?;
+    /// Commits added records durably with `payload` stored beside them (the WAL position they
+    /// reach); they are searchable after the next [`Self::reload`].
+    pub fn commit_writes(&mut self, payload: &str) -> Result<(), LogIndexError> {
+        let mut prepared = self.writer()?.prepare_commit()?;
+        prepared.set_payload(payload);
+        let opstamp = prepared.commit()?;
         debug!(opstamp, "committed log index");
         Ok(())
+    }
+
+    /// The payload of the last commit on disk.
+    pub fn committed_payload(&self) -> Result<Option<String>, LogIndexError> {
+        Ok(self.index.load_metas()?.payload)
+    }
+
+    /// The earliest and latest record time among committed, searchable records.
+    pub fn time_range(&self) -> Option<(u64, u64)> {
+        let searcher = self.reader.searcher();
+        searcher
+            .segment_readers()
+            .iter()
+            .filter(|segment| segment.num_docs() > 0)
+            .filter_map(|segment| {
+                let column = segment.fast_fields().u64(TIMESTAMP).ok()?;
+                Some((column.min_value(), column.max_value()))
+            })
+            .reduce(|(min_a, max_a), (min_b, max_b)| (min_a.min(min_b), max_a.max(max_b)))
     }
 
     /// Makes every committed record searchable.
@@ -131,8 +198,10 @@ impl LogIndex {
     /// Drops every record added since the last commit (after a failed add or commit, so a
     /// retry adds each record once).
     pub fn rollback(&mut self) -> Result<(), LogIndexError> {
-        let opstamp = self.writer.rollback()?;
-        debug!(opstamp, "rolled back uncommitted log records");
+        if let Some(writer) = self.writer.as_mut() {
+            let opstamp = writer.rollback()?;
+            debug!(opstamp, "rolled back uncommitted log records");
+        }
         Ok(())
     }
 

@@ -1,0 +1,538 @@
+//! The log store: records buffered from the WAL, committed on a short interval to one tantivy
+//! index per tenant and UTC day ([`partitions`]), searched across indexes and buffers with the
+//! same meaning, newest partition first; retention drops whole partitions.
+//!
+//! Consistency: a commit holds the write locks of the partitions it adds to (in key order)
+//! while it moves records from the frozen buffer into them; a search holds the read locks of
+//! the tenant's partitions (same order) while it reads buffers and indexes, so a record is seen
+//! exactly once. A commit that fails for one partition rolls back that partition's writer and
+//! keeps the frozen buffer for a retry; partitions committed before the failure are
+//! remembered, so the retry adds none of their records twice (a partition committed to disk
+//! whose reader failed to reload is only reloaded) and searches read from the buffer only what
+//! the indexes cannot show. Each commit stores the WAL position it reached, so a replay after a
+//! crash between the commit and the WAL checkpoint skips what is already indexed.
+
+pub mod partitions;
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::StorageError;
+use crate::budget::Reservation;
+use crate::buffer::Buffer;
+use crate::layout;
+use crate::logs::{LogIndex, LogIndexConfig, LogQuery};
+use crate::model::{LogRecord, Signal, TenantId};
+use crate::retention::{RetentionPolicy, partition_expired};
+use crate::table::TableStats;
+use crate::wal::Lsn;
+use partitions::{Partition, PartitionId, PartitionKey, commit_payload};
+
+/// A partition's writer is closed (its arena and merge thread freed) after this long without
+/// records; the next record reopens it.
+const WRITER_IDLE: Duration = Duration::from_secs(300);
+
+struct State {
+    active: Buffer<LogRecord>,
+    frozen: Option<Arc<Buffer<LogRecord>>>,
+    /// How far each partition's part of the frozen buffer got: a commit retried after a
+    /// failure resumes after the last step done (no record added twice), and searches skip
+    /// the buffer for partitions whose records are searchable in their index.
+    frozen_progress: HashMap<PartitionKey, CommitStep>,
+}
+
+type Partitions = BTreeMap<PartitionKey, Arc<Partition>>;
+
+/// Buffered logs and the per-tenant, per-day indexes.
+pub struct LogStore {
+    data_dir: PathBuf,
+    index_config: LogIndexConfig,
+    state: Mutex<State>,
+    partitions: Mutex<Partitions>,
+    flush_lock: tokio::sync::Mutex<()>,
+    stats: TableStats,
+    committed_records: AtomicU64,
+    /// Tests: the tenant whose next partition commit fails, and at which step.
+    #[cfg(test)]
+    fail_next_commit_of: Mutex<Option<(TenantId, CommitStep)>>,
+}
+
+impl LogStore {
+    /// Opens every partition found under the data directory.
+    pub fn open(data_dir: PathBuf, index_config: LogIndexConfig) -> Result<Self, StorageError> {
+        let partitions = partitions::open_all(&layout::log_indexes_dir(&data_dir), &index_config)?;
+        Ok(Self {
+            data_dir,
+            index_config,
+            state: Mutex::new(State {
+                active: Buffer::default(),
+                frozen: None,
+                frozen_progress: HashMap::new(),
+            }),
+            partitions: Mutex::new(partitions),
+            flush_lock: tokio::sync::Mutex::new(()),
+            stats: TableStats::default(),
+            committed_records: AtomicU64::new(0),
+            #[cfg(test)]
+            fail_next_commit_of: Mutex::new(None),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn partitions(&self) -> MutexGuard<'_, Partitions> {
+        self.partitions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The partition of `key`, created (with its directory and index) when missing.
+    fn partition(&self, key: &PartitionKey) -> Result<Arc<Partition>, StorageError> {
+        let mut partitions = self.partitions();
+        if let Some(partition) = partitions.get(key) {
+            return Ok(Arc::clone(partition));
+        }
+        let dir = layout::log_tenant_dir(&self.data_dir, &key.0).join(key.1.dir_name());
+        let partition = Arc::new(Partition::open(key.clone(), dir, &self.index_config)?);
+        partitions.insert(key.clone(), Arc::clone(&partition));
+        Ok(partition)
+    }
+
+    /// The tenant's partitions, in key order.
+    fn tenant_partitions(&self, tenant: &TenantId) -> Vec<Arc<Partition>> {
+        self.partitions()
+            .iter()
+            .filter(|(key, _)| &key.0 == tenant)
+            .map(|(_, partition)| Arc::clone(partition))
+            .collect()
+    }
+
+    /// Adds records applied from the WAL at `lsn`.
+    pub fn apply(
+        &self,
+        lsn: Lsn,
+        tenant: TenantId,
+        records: Vec<LogRecord>,
+        bytes: usize,
+        reservation: Reservation,
+    ) {
+        self.lock()
+            .active
+            .push(lsn, tenant, records, bytes, reservation);
+    }
+
+    /// Drops replayed records that their partition's last commit already holds.
+    pub fn drop_committed(&self, lsn: Lsn, tenant: &TenantId, records: &mut Vec<LogRecord>) {
+        let partitions = self.partitions();
+        records.retain(|record| {
+            let key = (
+                tenant.clone(),
+                PartitionId::of_time(record.effective_time_unix_nano()),
+            );
+            partitions
+                .get(&key)
+                .is_none_or(|partition| partition.committed_lsn.load(Ordering::Relaxed) < lsn)
+        });
+    }
+
+    /// Whether a commit is due: the buffer is big or old enough, or a failed commit waits
+    /// for its retry.
+    pub fn is_due(&self, max_bytes: usize, max_age: Duration) -> bool {
+        let state = self.lock();
+        state.frozen.is_some() || state.active.is_due(max_bytes, max_age)
+    }
+
+    /// Notes that the WAL reached `lsn` with a record of another signal.
+    pub fn advance_lsn(&self, lsn: Lsn) {
+        let mut state = self.lock();
+        state.active.last_lsn = state.active.last_lsn.max(lsn);
+    }
+
+    /// The LSN logs are fully committed up to, when nothing is in memory.
+    pub fn idle_lsn(&self) -> Option<Lsn> {
+        let state = self.lock();
+        (state.active.is_empty() && state.frozen.is_none()).then_some(state.active.last_lsn)
+    }
+
+    /// (records, bytes) held in memory.
+    pub fn buffered(&self) -> (usize, usize) {
+        let state = self.lock();
+        let frozen = state
+            .frozen
+            .as_ref()
+            .map_or((0, 0), |f| (f.num_records, f.bytes));
+        (
+            state.active.num_records + frozen.0,
+            state.active.bytes + frozen.1,
+        )
+    }
+
+    /// Counters for self-metrics.
+    pub fn stats(&self) -> &TableStats {
+        &self.stats
+    }
+
+    /// Number of partitions and their bytes on disk.
+    pub fn files(&self) -> (usize, u64) {
+        let partitions: Vec<Arc<Partition>> = self.partitions().values().cloned().collect();
+        let bytes = partitions.iter().map(|p| p.bytes_on_disk()).sum();
+        (partitions.len(), bytes)
+    }
+
+    /// Records committed to indexes since start.
+    pub fn committed_records(&self) -> u64 {
+        self.committed_records.load(Ordering::Relaxed)
+    }
+
+    /// Commits buffered records to their partitions; returns the LSN now covered.
+    pub async fn flush(self: &Arc<Self>) -> Result<Lsn, StorageError> {
+        let _serial = self.flush_lock.lock().await;
+        let started = Instant::now();
+        let frozen = {
+            let mut state = self.lock();
+            match &state.frozen {
+                Some(frozen) => Arc::clone(frozen),
+                None => {
+                    let frozen = Arc::new(std::mem::take(&mut state.active));
+                    state.active.last_lsn = frozen.last_lsn;
+                    state.frozen = Some(Arc::clone(&frozen));
+                    frozen
+                }
+            }
+        };
+        if frozen.is_empty() {
+            self.lock().frozen = None;
+            return Ok(frozen.last_lsn);
+        }
+        let store = Arc::clone(self);
+        let to_commit = Arc::clone(&frozen);
+        let result = tokio::task::spawn_blocking(move || store.commit_blocking(&to_commit)).await?;
+        match result {
+            Ok(()) => {
+                let elapsed = started.elapsed();
+                self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .flush_micros
+                    .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+                self.committed_records
+                    .fetch_add(frozen.num_records as u64, Ordering::Relaxed);
+                info!(
+                    num_records = frozen.num_records,
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    "committed logs"
+                );
+                Ok(frozen.last_lsn)
+            }
+            Err(err) => {
+                self.stats.flush_failures.fetch_add(1, Ordering::Relaxed);
+                Err(err)
+            }
+        }
+    }
+
+    fn commit_blocking(&self, frozen: &Buffer<LogRecord>) -> Result<(), StorageError> {
+        let mut groups: BTreeMap<PartitionKey, Vec<&LogRecord>> = BTreeMap::new();
+        for (tenant, chunks) in &frozen.records_by_tenant {
+            for record in chunks.iter() {
+                let id = PartitionId::of_time(record.effective_time_unix_nano());
+                groups.entry((tenant.clone(), id)).or_default().push(record);
+            }
+        }
+        // Every partition's write lock first, in key order (searches lock in the same order),
+        // so the frozen buffer is retired atomically with respect to every search it concerns;
+        // a failing partition fails at the same point on every retry.
+        let partitions = groups
+            .keys()
+            .map(|key| self.partition(key))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut locked: Vec<_> = partitions
+            .iter()
+            .map(|partition| partition.index.write().unwrap_or_else(|p| p.into_inner()))
+            .collect();
+        let payload = commit_payload(frozen.last_lsn);
+        for (((key, records), partition), index) in
+            groups.iter().zip(&partitions).zip(locked.iter_mut())
+        {
+            let done = self.lock().frozen_progress.get(key).copied();
+            if done == Some(CommitStep::Reload) {
+                continue;
+            }
+            if done.is_none() {
+                let added = index
+                    .add(records.iter().copied())
+                    .and_then(|()| self.injected_failure(&key.0, CommitStep::Write));
+                if let Err(err) = added.and_then(|()| index.commit_writes(&payload)) {
+                    // Drop what this attempt added, so the retry adds every record exactly once.
+                    if let Err(rollback) = index.rollback() {
+                        warn!(tenant = %key.0, error = %rollback, "log index rollback failed");
+                    }
+                    return Err(err.into());
+                }
+                partition
+                    .committed_lsn
+                    .store(frozen.last_lsn, Ordering::Relaxed);
+                *partition
+                    .last_write
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                self.lock()
+                    .frozen_progress
+                    .insert(key.clone(), CommitStep::Write);
+            }
+            // Committed but not yet searchable if this fails: the retry only reloads, and
+            // searches keep reading these records from the buffer meanwhile.
+            self.injected_failure(&key.0, CommitStep::Reload)
+                .and_then(|()| index.reload())?;
+            self.lock()
+                .frozen_progress
+                .insert(key.clone(), CommitStep::Reload);
+        }
+        let mut state = self.lock();
+        state.frozen = None;
+        state.frozen_progress.clear();
+        Ok(())
+    }
+
+    #[cfg(not(test))]
+    fn injected_failure(
+        &self,
+        _tenant: &TenantId,
+        _step: CommitStep,
+    ) -> Result<(), crate::logs::LogIndexError> {
+        Ok(())
+    }
+
+    #[cfg(test)]
+    fn injected_failure(
+        &self,
+        tenant: &TenantId,
+        step: CommitStep,
+    ) -> Result<(), crate::logs::LogIndexError> {
+        let mut fail = self
+            .fail_next_commit_of
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if fail.as_ref() == Some(&(tenant.clone(), step)) {
+            *fail = None;
+            return Err(
+                tantivy::TantivyError::SystemError("injected commit failure".into()).into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Searches committed and buffered records of a tenant; newest first, at most
+    /// `query.limit`. Partitions are read newest first, and a partition is skipped once the
+    /// newer ones gave `limit` records at least as new as anything it can hold.
+    /// Blocking: call from a blocking thread.
+    pub fn search_blocking(
+        &self,
+        tenant: &TenantId,
+        query: &LogQuery,
+    ) -> Result<Vec<LogRecord>, StorageError> {
+        // Parse the query once; a bad query is an error even before the tenant has an index.
+        let matcher = query.matcher()?;
+        let start = query.start_unix_nano.unwrap_or(0);
+        let end = query.end_unix_nano.unwrap_or(u64::MAX);
+        let partitions = self.tenant_partitions(tenant);
+        let known: Vec<PartitionKey> = partitions.iter().map(|p| p.key.clone()).collect();
+        let guards: Vec<(&Arc<Partition>, RwLockReadGuard<'_, LogIndex>)> = partitions
+            .iter()
+            .filter(|partition| partition.overlaps(start, end))
+            .map(|partition| {
+                let guard = partition.index.read().unwrap_or_else(|p| p.into_inner());
+                (partition, guard)
+            })
+            .collect();
+        // Only the newest `limit` matches of each part can make the answer: the buffers are
+        // matched keeping that many (no clone of every match), the active one under the state
+        // lock, the frozen one after it (it is immutable, and retired only under the write
+        // locks of its partitions, which this search holds where they exist).
+        let mut keep = |record: &LogRecord| matcher.matches(record);
+        let (mut records, frozen, indexed) = {
+            let state = self.lock();
+            let active = state.active.records_by_tenant.get(tenant);
+            let found = newest_matching(
+                active.into_iter().flat_map(|chunks| chunks.iter()),
+                &mut keep,
+                query.limit,
+            );
+            let indexed: Vec<PartitionId> = state
+                .frozen_progress
+                .iter()
+                .filter(|(key, step)| &key.0 == tenant && **step == CommitStep::Reload)
+                .map(|(key, _)| key.1)
+                .collect();
+            (found, state.frozen.as_ref().map(Arc::clone), indexed)
+        };
+        if let Some(frozen) = frozen {
+            let buffered = frozen.records_by_tenant.get(tenant);
+            let not_indexed = |record: &&LogRecord| {
+                !indexed.contains(&PartitionId::of_time(record.effective_time_unix_nano()))
+            };
+            records.extend(newest_matching(
+                buffered
+                    .into_iter()
+                    .flat_map(|chunks| chunks.iter())
+                    .filter(not_indexed),
+                &mut keep,
+                query.limit,
+            ));
+        }
+        let mut newest_first: Vec<&(&Arc<Partition>, RwLockReadGuard<'_, LogIndex>)> =
+            guards.iter().collect();
+        newest_first.sort_by_key(|(partition, _)| Reverse(partition.max_time_unix_nano()));
+        for (partition, index) in newest_first {
+            if records.len() >= query.limit {
+                records.sort_by_key(|record| Reverse(record.effective_time_unix_nano()));
+                records.truncate(query.limit);
+                let oldest_kept = records
+                    .last()
+                    .map_or(0, LogRecord::effective_time_unix_nano);
+                if oldest_kept >= partition.max_time_unix_nano() {
+                    continue;
+                }
+            }
+            records.extend(index.search(query)?);
+        }
+        drop(guards);
+        let now_known: Vec<PartitionKey> = self
+            .tenant_partitions(tenant)
+            .iter()
+            .map(|p| p.key.clone())
+            .collect();
+        if now_known.iter().any(|key| !known.contains(key)) {
+            // A commit created a partition between the partition lookup and the buffer read:
+            // its records may be in neither view. Search again, now with it.
+            return self.search_blocking(tenant, query);
+        }
+        records.sort_by_key(|record| Reverse(record.effective_time_unix_nano()));
+        records.truncate(query.limit);
+        Ok(records)
+    }
+
+    /// Drops every partition whose records have all expired; returns (partitions, bytes).
+    /// Blocking: waits for searches and commits of those partitions to finish.
+    pub fn drop_expired(
+        &self,
+        policy: &RetentionPolicy,
+        now_unix_nano: u64,
+    ) -> Result<(u64, u64), StorageError> {
+        let expired: Vec<Arc<Partition>> = {
+            let mut partitions = self.partitions();
+            let keys: Vec<PartitionKey> = partitions
+                .iter()
+                .filter(|(key, partition)| {
+                    policy
+                        .cutoff_unix_nano(&key.0, Signal::Logs, now_unix_nano)
+                        .is_some_and(|cutoff| {
+                            partition_expired(partition.max_time_unix_nano() + 1, cutoff)
+                        })
+                })
+                .map(|(key, _)| key.clone())
+                .collect();
+            keys.iter()
+                .filter_map(|key| partitions.remove(key))
+                .collect()
+        };
+        let mut removed = (0, 0);
+        for partition in expired {
+            let bytes = partition.bytes_on_disk();
+            {
+                let mut index = partition.index.write().unwrap_or_else(|p| p.into_inner());
+                if let Err(err) = index.close_writer() {
+                    warn!(dir = %partition.dir.display(), error = %err, "closing an expired partition's writer failed");
+                }
+            }
+            std::fs::remove_dir_all(&partition.dir)
+                .map_err(|err| StorageError::io(&partition.dir, err))?;
+            info!(tenant = %partition.key.0, dir = %partition.dir.display(), bytes, "retention dropped a log partition");
+            removed.0 += 1;
+            removed.1 += bytes;
+        }
+        self.stats
+            .retention_files_removed
+            .fetch_add(removed.0, Ordering::Relaxed);
+        self.stats
+            .retention_bytes_removed
+            .fetch_add(removed.1, Ordering::Relaxed);
+        Ok(removed)
+    }
+
+    /// Closes the writers of partitions that received no records for a while (their memory
+    /// arenas and merge threads). Blocking: waits for their merges.
+    pub fn close_idle_writers(&self) {
+        let partitions: Vec<Arc<Partition>> = self.partitions().values().cloned().collect();
+        for partition in partitions {
+            let idle = partition
+                .last_write
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_none_or(|at| at.elapsed() >= WRITER_IDLE);
+            if !idle {
+                continue;
+            }
+            let mut index = partition.index.write().unwrap_or_else(|p| p.into_inner());
+            if index.has_writer()
+                && let Err(err) = index.close_writer()
+            {
+                warn!(dir = %partition.dir.display(), error = %err, "closing an idle log index writer failed");
+            }
+        }
+    }
+}
+
+/// The steps of committing one tenant's records, in order (tests inject failures at each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CommitStep {
+    /// Adding the records and committing them to disk.
+    Write,
+    /// Reloading the reader so they are searchable.
+    Reload,
+}
+
+/// Clones of the newest `limit` records that `keep` accepts, in arrival order.
+fn newest_matching<'a>(
+    records: impl Iterator<Item = &'a LogRecord>,
+    keep: &mut impl FnMut(&LogRecord) -> bool,
+    limit: usize,
+) -> Vec<LogRecord> {
+    if limit == 0 {
+        return Vec::new();
+    }
+    // A min-heap on (time, arrival) holding the newest matches seen so far.
+    let mut newest: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::with_capacity(limit + 1);
+    let mut matched: Vec<&LogRecord> = Vec::new();
+    for record in records.filter(|record| keep(record)) {
+        let key = (record.effective_time_unix_nano(), matched.len());
+        if newest.len() == limit && newest.peek().is_some_and(|Reverse(oldest)| key <= *oldest) {
+            continue;
+        }
+        matched.push(record);
+        newest.push(Reverse(key));
+        if newest.len() > limit {
+            newest.pop();
+        }
+    }
+    // Arrival order, so equal times come back in the order they came in.
+    let mut kept: Vec<usize> = newest
+        .into_iter()
+        .map(|Reverse((_, position))| position)
+        .collect();
+    kept.sort_unstable();
+    kept.into_iter()
+        .map(|position| matched[position].clone())
+        .collect()
+}

@@ -1,0 +1,261 @@
+//! Log store tests: commits that fail part-way, day partitions, newest-first search across
+//! them, retention, first-format indexes and replay after a commit.
+
+use super::*;
+use crate::logs::test_records::{BASE_UNIX_NANO, fixture};
+
+#[test]
+fn newest_matching_keeps_the_newest_matches_only() {
+    let records = fixture();
+    let newest = |limit: usize, keep: &mut dyn FnMut(&LogRecord) -> bool| {
+        let mut found = newest_matching(records.iter(), &mut |r| keep(r), limit);
+        found.sort_by_key(|record| std::cmp::Reverse(record.effective_time_unix_nano()));
+        ids(found.iter())
+    };
+    let mut expected = ids(records.iter());
+    expected.reverse();
+    assert_eq!(newest(100, &mut |_| true), expected);
+    assert_eq!(newest(3, &mut |_| true), expected[..3]);
+    assert_eq!(newest(0, &mut |_| true), Vec::<String>::new());
+    let checkout = |record: &LogRecord| record.resource.service_name() == "checkout";
+    assert_eq!(newest(2, &mut |r| checkout(r)), ["req-10", "req-9"]);
+    assert_eq!(newest(10, &mut |r| !checkout(r)), ["req-2"]);
+}
+
+fn tenant(name: &str) -> TenantId {
+    name.parse().unwrap()
+}
+
+fn everything() -> LogQuery {
+    LogQuery {
+        limit: 1000,
+        ..LogQuery::default()
+    }
+}
+
+fn apply(store: &LogStore, lsn: Lsn, name: &str, records: &[LogRecord]) {
+    store.apply(
+        lsn,
+        tenant(name),
+        records.to_vec(),
+        100,
+        Reservation::default(),
+    );
+}
+
+/// Correlation ids of the tenant's records, oldest first (each fixture record has its own).
+fn found(store: &LogStore, name: &str) -> Vec<String> {
+    let records = store.search_blocking(&tenant(name), &everything()).unwrap();
+    ids(records.iter().rev())
+}
+
+fn ids<'a>(records: impl Iterator<Item = &'a LogRecord>) -> Vec<String> {
+    records
+        .map(|record| record.correlation_id.clone().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_commit_failing_for_one_tenant_is_retried_without_duplicating_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
+    let records = fixture();
+    let all_ids = ids(records.iter());
+    apply(&store, 1, "a", &records[..5]);
+    apply(&store, 2, "b", &records[..5]);
+    assert_eq!(store.flush().await.unwrap(), 2);
+
+    apply(&store, 3, "a", &records[5..]);
+    apply(&store, 4, "b", &records[5..]);
+    // Tenants commit in order: "a" lands, then "b" fails after adding its records.
+    *store.fail_next_commit_of.lock().unwrap() = Some((tenant("b"), CommitStep::Write));
+    assert!(store.flush().await.is_err());
+    assert_eq!(store.committed_records(), 10);
+    // Between the failure and the retry every record is found once, wherever it is.
+    assert_eq!(found(&store, "a"), all_ids);
+    assert_eq!(found(&store, "b"), all_ids);
+    assert!(store.is_due(usize::MAX, Duration::from_secs(3600)));
+
+    assert_eq!(store.flush().await.unwrap(), 4);
+    assert_eq!(found(&store, "a"), all_ids);
+    assert_eq!(found(&store, "b"), all_ids);
+    assert_eq!(store.buffered(), (0, 0));
+    assert_eq!(docs_of(&store, "a"), 10);
+    assert_eq!(docs_of(&store, "b"), 10);
+}
+
+#[tokio::test]
+async fn records_committed_but_not_yet_searchable_are_neither_lost_nor_added_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
+    let records = fixture();
+    let all_ids = ids(records.iter());
+    apply(&store, 1, "a", &records[..5]);
+    assert_eq!(store.flush().await.unwrap(), 1);
+
+    apply(&store, 2, "a", &records[5..]);
+    *store.fail_next_commit_of.lock().unwrap() = Some((tenant("a"), CommitStep::Reload));
+    assert!(store.flush().await.is_err());
+    // On disk, not in the reader yet: still served from the buffer, once.
+    assert_eq!(found(&store, "a"), all_ids);
+
+    assert_eq!(store.flush().await.unwrap(), 2);
+    assert_eq!(found(&store, "a"), all_ids);
+    assert_eq!(docs_of(&store, "a"), 10);
+}
+
+/// Committed documents of a tenant across its partitions.
+fn docs_of(store: &LogStore, name: &str) -> u64 {
+    store
+        .tenant_partitions(&tenant(name))
+        .iter()
+        .map(|p| p.index.read().unwrap().num_docs())
+        .sum()
+}
+
+const DAY: u64 = crate::layout::DAY_NANOS;
+
+/// The fixture's records moved `days` later.
+fn shifted(days: u64) -> Vec<LogRecord> {
+    fixture()
+        .into_iter()
+        .map(|mut record| {
+            if record.time_unix_nano != 0 {
+                record.time_unix_nano += days * DAY;
+            }
+            record.observed_time_unix_nano += days * DAY;
+            let id = record.correlation_id.take().unwrap();
+            record.correlation_id = Some(format!("{id}+{days}d"));
+            record
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn records_go_to_their_day_and_searches_read_newest_partitions_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
+    let mut all = shifted(0);
+    all.extend(shifted(2));
+    apply(&store, 1, "a", &all);
+    store.flush().await.unwrap();
+    let days: Vec<PartitionId> = store
+        .tenant_partitions(&tenant("a"))
+        .iter()
+        .map(|p| p.key.1)
+        .collect();
+    let first = BASE_UNIX_NANO / DAY;
+    assert_eq!(days, [PartitionId::Day(first), PartitionId::Day(first + 2)]);
+    let newest = store
+        .search_blocking(
+            &tenant("a"),
+            &LogQuery {
+                limit: 3,
+                ..everything()
+            },
+        )
+        .unwrap();
+    assert_eq!(ids(newest.iter()), ["req-10+2d", "req-9+2d", "req-8+2d"]);
+    let in_first_day = LogQuery {
+        end_unix_nano: Some(BASE_UNIX_NANO + DAY),
+        ..everything()
+    };
+    assert_eq!(
+        store
+            .search_blocking(&tenant("a"), &in_first_day)
+            .unwrap()
+            .len(),
+        10
+    );
+    assert_eq!(found(&store, "a").len(), 20);
+    assert_eq!(store.files().0, 2);
+    assert!(store.files().1 > 0);
+}
+
+#[tokio::test]
+async fn retention_drops_whole_expired_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
+    let mut all = shifted(0);
+    all.extend(shifted(10));
+    apply(&store, 1, "a", &all);
+    store.flush().await.unwrap();
+    let mut policy = RetentionPolicy::default();
+    policy.default.logs = Some(Duration::from_secs(7 * 86_400));
+    let now = BASE_UNIX_NANO + 12 * DAY;
+    let (partitions, bytes) = store.drop_expired(&policy, now).unwrap();
+    assert_eq!(partitions, 1);
+    assert!(bytes > 0);
+    assert_eq!(found(&store, "a").len(), 10, "the recent day stays");
+    let first_day =
+        crate::layout::log_partition_dir(dir.path(), &tenant("a"), BASE_UNIX_NANO / DAY);
+    assert!(!first_day.exists(), "the expired day left the disk");
+    assert_eq!(store.drop_expired(&policy, now).unwrap(), (0, 0));
+    // Reopened, the store finds only the day that is left.
+    drop(store);
+    let store = LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap();
+    assert_eq!(store.files().0, 1);
+}
+
+#[tokio::test]
+async fn a_first_format_index_becomes_the_legacy_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant_dir = crate::layout::log_tenant_dir(dir.path(), &tenant("a"));
+    {
+        let mut index = LogIndex::open(&tenant_dir, &LogIndexConfig::default()).unwrap();
+        index.add(fixture().iter()).unwrap();
+        index.commit_writes("").unwrap();
+        index.close_writer().unwrap();
+    }
+    let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
+    assert!(tenant_dir.join("legacy/meta.json").is_file());
+    assert!(!tenant_dir.join("meta.json").exists());
+    apply(&store, 1, "a", &shifted(1));
+    store.flush().await.unwrap();
+    assert_eq!(found(&store, "a").len(), 20);
+    let keys: Vec<PartitionId> = store
+        .tenant_partitions(&tenant("a"))
+        .iter()
+        .map(|p| p.key.1)
+        .collect();
+    assert_eq!(keys[0], PartitionId::Legacy);
+    let old_only = LogQuery {
+        end_unix_nano: Some(BASE_UNIX_NANO + DAY),
+        ..everything()
+    };
+    assert_eq!(
+        store
+            .search_blocking(&tenant("a"), &old_only)
+            .unwrap()
+            .len(),
+        10
+    );
+    let mut policy = RetentionPolicy::default();
+    policy.default.logs = Some(Duration::from_secs(86_400));
+    let (dropped, _) = store
+        .drop_expired(&policy, BASE_UNIX_NANO + DAY + DAY / 2)
+        .unwrap();
+    assert_eq!(
+        dropped, 1,
+        "the legacy partition expires by the times it holds"
+    );
+}
+
+#[tokio::test]
+async fn replayed_records_already_committed_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
+    apply(&store, 7, "a", &fixture());
+    store.flush().await.unwrap();
+    drop(store);
+    let store = LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap();
+    let mut replayed = fixture();
+    store.drop_committed(7, &tenant("a"), &mut replayed);
+    assert!(replayed.is_empty(), "LSN 7 is in the index");
+    let mut newer = fixture();
+    store.drop_committed(8, &tenant("a"), &mut newer);
+    assert_eq!(newer.len(), 10);
+    let mut other_tenant = fixture();
+    store.drop_committed(7, &tenant("b"), &mut other_tenant);
+    assert_eq!(other_tenant.len(), 10);
+}
