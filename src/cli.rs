@@ -106,6 +106,15 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub compaction_interval_seconds: Option<u64>,
+    /// A query running longer is answered 504 [default: 30]
+    #[arg(long, env = "SKEWER_QUERY_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub query_timeout_seconds: Option<u64>,
+    /// Queries served at once; more get 503 with Retry-After [default: 16]
+    #[arg(long, env = "SKEWER_QUERY_MAX_CONCURRENT", value_name = "N")]
+    pub query_max_concurrent: Option<usize>,
+    /// Rows one query may read before it is answered 422 [default: 1000000]
+    #[arg(long, env = "SKEWER_QUERY_MAX_ROWS", value_name = "N")]
+    pub query_max_rows: Option<u64>,
 }
 
 impl ServeArgs {
@@ -130,6 +139,9 @@ impl ServeArgs {
             compaction_enabled: self.compaction_enabled,
             compaction_target_file_bytes: self.compaction_target_file_bytes,
             compaction_interval_seconds: self.compaction_interval_seconds,
+            query_timeout_seconds: self.query_timeout_seconds,
+            query_max_concurrent: self.query_max_concurrent,
+            query_max_rows: self.query_max_rows,
         }
     }
 }

@@ -68,6 +68,23 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+/// The sources of skewer's own metrics that exist before storage opens.
+pub struct SelfMetrics {
+    ingest: std::sync::Arc<IngestStats>,
+}
+
+impl SelfMetrics {
+    /// Metrics reading the ingest counters `ingest`.
+    pub fn new(ingest: std::sync::Arc<IngestStats>) -> Self {
+        Self { ingest }
+    }
+
+    /// Prometheus text of every metric; storage figures once storage is open.
+    pub fn render(&self, storage: Option<&Storage>) -> String {
+        render(&self.ingest, storage)
+    }
+}
+
 /// Renders every metric.
 pub fn render(ingest: &IngestStats, storage: Option<&Storage>) -> String {
     let mut out = String::with_capacity(4096);

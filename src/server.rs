@@ -17,6 +17,7 @@ use tracing::{error, info, warn};
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::self_metrics::SelfMetrics;
 
 async fn bind(addr: std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
@@ -69,7 +70,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let http_listener = bind(config.http_addr, "http_addr").await?;
 
     let ingest_stats = Arc::new(IngestStats::default());
-    let state = AppState::new(Arc::clone(&ingest_stats));
+    let state = AppState::new(
+        Arc::new(SelfMetrics::new(Arc::clone(&ingest_stats))),
+        config.query.clone(),
+    );
     let stop_ingest = CancellationToken::new();
     let stop_query = CancellationToken::new();
     {

@@ -66,14 +66,9 @@ impl IngestError {
     pub fn to_status(&self) -> tonic::Status {
         let message = self.client_message();
         match self.kind() {
-            ErrorKind::InvalidArgument => tonic::Status::invalid_argument(message),
-            ErrorKind::NotFound => tonic::Status::not_found(message),
-            ErrorKind::Unauthenticated => tonic::Status::unauthenticated(message),
-            ErrorKind::PermissionDenied => tonic::Status::permission_denied(message),
-            ErrorKind::ResourceExhausted | ErrorKind::Unavailable => {
-                tonic::Status::unavailable(message)
-            }
-            ErrorKind::Internal => tonic::Status::internal(message),
+            // OTLP exporters retry UNAVAILABLE; RESOURCE_EXHAUSTED only with retry info.
+            ErrorKind::ResourceExhausted => tonic::Status::unavailable(message),
+            kind => tonic::Status::new(tonic::Code::from(kind.grpc_code()), message),
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::payload::PayloadFormat;
 use crate::pipeline::{ExportOutcome, Pipeline};
 use crate::raw_codec::RawCodec;
 use crate::responses::{logs_response, metrics_response, trace_response};
-use crate::tenant::{TENANT_HEADER, tenant_from_header};
+use skewer_storage::model::tenant::{TENANT_HEADER, tenant_from_header};
 
 /// gRPC server settings.
 #[derive(Debug, Clone)]

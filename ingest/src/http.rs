@@ -13,7 +13,6 @@ use axum::routing::post;
 use bytes::BytesMut;
 use http_body_util::BodyExt;
 use prost::Message;
-use skewer_storage::ErrorKind;
 use skewer_storage::budget::Reservation;
 use skewer_storage::model::Signal;
 
@@ -21,7 +20,7 @@ use crate::IngestError;
 use crate::payload::PayloadFormat;
 use crate::pipeline::{ExportOutcome, Pipeline};
 use crate::responses::{logs_response, metrics_response, trace_response};
-use crate::tenant::{TENANT_HEADER, tenant_from_header};
+use skewer_storage::model::tenant::{TENANT_HEADER, tenant_from_header};
 
 /// Compressed bodies above this size are inflated on a blocking thread.
 const INLINE_DECOMPRESS_MAX_BYTES: usize = 64 * 1024;
@@ -235,18 +234,21 @@ fn decompress(headers: &HeaderMap, body: Bytes, max_bytes: usize) -> Result<Byte
     }
 }
 
-/// The one mapping from ingest errors to HTTP statuses, with a `google.rpc.Status` body.
+/// Ingest errors as HTTP answers with a `google.rpc.Status` body: the error kind's status
+/// (one mapping, `ErrorKind::http_status`), except the two statuses only OTLP/HTTP bodies
+/// have (too large, unsupported content type).
 fn error_response(format: PayloadFormat, err: &IngestError) -> Response {
-    let (status, grpc_code) = match (err, err.kind()) {
-        (IngestError::TooLarge { .. }, _) => (StatusCode::PAYLOAD_TOO_LARGE, 8),
-        (IngestError::UnsupportedContentType(_), _) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, 3),
-        (_, ErrorKind::InvalidArgument) => (StatusCode::BAD_REQUEST, 3),
-        (_, ErrorKind::NotFound) => (StatusCode::NOT_FOUND, 5),
-        (_, ErrorKind::Unauthenticated) => (StatusCode::UNAUTHORIZED, 16),
-        (_, ErrorKind::PermissionDenied) => (StatusCode::FORBIDDEN, 7),
-        (_, ErrorKind::ResourceExhausted) => (StatusCode::TOO_MANY_REQUESTS, 8),
-        (_, ErrorKind::Unavailable) => (StatusCode::SERVICE_UNAVAILABLE, 14),
-        (_, ErrorKind::Internal) => (StatusCode::INTERNAL_SERVER_ERROR, 13),
+    let kind = err.kind();
+    let (status, grpc_code) = match err {
+        // gRPC answers an oversized message RESOURCE_EXHAUSTED; not retried over HTTP (413).
+        IngestError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, 8),
+        IngestError::UnsupportedContentType(_) => {
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, kind.grpc_code())
+        }
+        _ => (
+            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            kind.grpc_code(),
+        ),
     };
     let body = encode_message(
         format,

@@ -11,7 +11,6 @@ pub mod pipeline;
 pub mod raw_codec;
 pub mod responses;
 pub mod stats;
-pub mod tenant;
 
 pub use error::IngestError;
 pub use pipeline::{ExportOutcome, Pipeline};

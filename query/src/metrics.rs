@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use skewer_storage::Storage;
-use skewer_storage::model::{MetricPoint, TenantId};
+use skewer_storage::model::{MetricPoint, Signal, TenantId};
+use skewer_storage::parquet_codec::{METRIC_NAME_COLUMN, decode_metric_points};
+use skewer_storage::scan::{Predicate, ScanLimits, ScanRequest, TimeRange, Value};
 
 use crate::QueryError;
 
@@ -23,6 +25,7 @@ pub async fn metric_series(
     name: &str,
     start_unix_nano: u64,
     end_unix_nano: u64,
+    limits: ScanLimits,
 ) -> Result<Vec<Series>, QueryError> {
     if name.is_empty() {
         return Err(QueryError::InvalidParameter {
@@ -36,9 +39,22 @@ pub async fn metric_series(
             reason: format!("start {start_unix_nano} is not before end {end_unix_nano}"),
         });
     }
-    let points = storage
-        .metric_points(tenant, name, start_unix_nano, end_unix_nano)
-        .await?;
+    let request = ScanRequest {
+        tenant: tenant.clone(),
+        signal: Signal::Metrics,
+        time_range: TimeRange {
+            start_unix_nano,
+            end_unix_nano,
+        },
+        columns: None,
+        predicate: Predicate::eq(METRIC_NAME_COLUMN, Value::Text(name.to_owned())),
+        limits,
+    };
+    let mut stream = storage.scan(request)?;
+    let mut points = Vec::new();
+    while let Some(batch) = stream.next().await {
+        points.extend(decode_metric_points(&batch?).map_err(skewer_storage::StorageError::from)?);
+    }
     Ok(group_into_series(points))
 }
 

@@ -79,7 +79,9 @@ pub async fn get_trace(
                     },
                 )?;
         let storage = state.storage()?;
-        let spans = skewer_query::trace::trace_by_id(storage, &tenant, trace_id).await?;
+        let spans =
+            skewer_query::trace::trace_by_id(storage, &tenant, trace_id, state.scan_limits())
+                .await?;
         Ok::<_, ApiError>((trace_id, spans))
     }
     .await;

@@ -8,10 +8,10 @@ use skewer_storage::model::{
     Attribute, Exemplar, InstrumentationScope, MetricPoint, PointValue, Resource,
 };
 
-use super::params::optional_time;
+use super::params::{now_unix_nano, optional_time};
 use super::{ApiError, AppState, tenant};
 
-/// Query parameters; without `start`/`end` the whole history is searched.
+/// Query parameters; `end` defaults to now and `start` to the default range before `end`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PointParams {
@@ -63,10 +63,19 @@ pub async fn points(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let tenant = tenant(&headers)?;
     let name = params.name.unwrap_or_default();
-    let start = optional_time("start", params.start.as_deref())?.unwrap_or(0);
-    let end = optional_time("end", params.end.as_deref())?.unwrap_or(u64::MAX);
+    let end = optional_time("end", params.end.as_deref())?.unwrap_or_else(now_unix_nano);
+    let default_start = end.saturating_sub(state.default_range().as_nanos() as u64);
+    let start = optional_time("start", params.start.as_deref())?.unwrap_or(default_start);
     let storage = state.storage()?;
-    let series = skewer_query::metrics::metric_series(storage, &tenant, &name, start, end).await?;
+    let series = skewer_query::metrics::metric_series(
+        storage,
+        &tenant,
+        &name,
+        start,
+        end,
+        state.scan_limits(),
+    )
+    .await?;
     let views: Vec<SeriesView<'_>> = series
         .iter()
         .filter_map(|series| {

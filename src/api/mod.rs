@@ -5,10 +5,12 @@
 pub mod jaeger;
 pub mod logs;
 pub mod metric_points;
+pub mod middleware;
 pub mod params;
 pub mod status;
 
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
@@ -16,27 +18,47 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use skewer_ingest::stats::IngestStats;
-use skewer_ingest::tenant::{TENANT_HEADER, tenant_from_header};
 use skewer_query::QueryError;
 use skewer_storage::model::TenantId;
+use skewer_storage::model::tenant::{TENANT_HEADER, tenant_from_header};
+use skewer_storage::scan::ScanLimits;
 use skewer_storage::{ErrorKind, Storage};
 
+use crate::config::QuerySection;
+use crate::self_metrics::SelfMetrics;
+
 /// What the API handlers share. Storage appears once the WAL is replayed.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct AppState {
     storage: Arc<OnceLock<Arc<Storage>>>,
-    ingest_stats: Arc<IngestStats>,
+    self_metrics: Arc<SelfMetrics>,
     ready: Arc<std::sync::atomic::AtomicBool>,
+    query: QuerySection,
 }
 
 impl AppState {
-    /// State whose ingest counters are `ingest_stats`.
-    pub fn new(ingest_stats: Arc<IngestStats>) -> Self {
+    /// State that reports `self_metrics` and bounds queries by `query`.
+    pub fn new(self_metrics: Arc<SelfMetrics>, query: QuerySection) -> Self {
         Self {
-            ingest_stats,
-            ..Self::default()
+            storage: Arc::default(),
+            self_metrics,
+            ready: Arc::default(),
+            query,
         }
+    }
+
+    /// The bounds of one query starting now.
+    pub fn scan_limits(&self) -> ScanLimits {
+        ScanLimits {
+            max_rows: self.query.max_rows,
+            max_bytes: self.query.max_bytes,
+            deadline: Some(Instant::now() + Duration::from_secs(self.query.timeout_seconds)),
+        }
+    }
+
+    /// The time range a metric query covers when it names none.
+    pub fn default_range(&self) -> Duration {
+        Duration::from_secs(self.query.default_range_hours * 3600)
     }
 
     /// Publishes opened storage.
@@ -60,16 +82,29 @@ impl AppState {
     }
 }
 
-/// The query API routes.
+/// The query API routes: the read APIs behind the query gate (concurrency limit, timeout),
+/// health and self-metrics beside it; request ids and gzip responses for all.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let gate = middleware::QueryGate::new(
+        state.query.max_concurrent,
+        Duration::from_secs(state.query.timeout_seconds),
+    );
+    let reads = Router::new()
         .route("/api/traces/{trace_id}", get(jaeger::get_trace))
         .route("/api/logs", get(logs::search))
         .route("/api/metrics/points", get(metric_points::points))
+        .layer(axum::middleware::from_fn_with_state(
+            gate,
+            middleware::limit_queries,
+        ));
+    Router::new()
+        .merge(reads)
         .route("/healthz", get(status::healthz))
         .route("/readyz", get(status::readyz))
         .route("/metrics", get(status::metrics))
         .with_state(state)
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(axum::middleware::from_fn(middleware::request_id))
 }
 
 /// Errors of the native API, answered as `{"error": "..."}`.
@@ -99,15 +134,7 @@ impl ApiError {
             Self::Query(err) => err.kind(),
             Self::NotReady => ErrorKind::Unavailable,
         };
-        match kind {
-            ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
-            ErrorKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// Text safe for clients: internal details stay in the server log.

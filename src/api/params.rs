@@ -26,6 +26,14 @@ pub fn optional_time(parameter: &'static str, text: Option<&str>) -> Result<Opti
         .transpose()
 }
 
+/// The wall clock, Unix nanoseconds.
+pub fn now_unix_nano() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// Unix nanoseconds as RFC 3339 text with nanoseconds, UTC.
 pub fn format_time(unix_nano: u64) -> String {
     let nanos = i64::try_from(unix_nano).unwrap_or(i64::MAX);

@@ -6,7 +6,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use crate::self_metrics;
 
 /// Always 200 while the process serves HTTP.
 pub async fn healthz() -> &'static str {
@@ -24,7 +23,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 /// Prometheus text exposition of skewer's own counters.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let text = self_metrics::render(&state.ingest_stats, state.storage.get().map(|s| s.as_ref()));
+    let text = state
+        .self_metrics
+        .render(state.storage.get().map(|s| s.as_ref()));
     (
         [(
             header::CONTENT_TYPE,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use skewer_storage::config::StorageConfig;
 
-pub use sections::{CompactionSection, RetentionSection};
+pub use sections::{CompactionSection, QuerySection, RetentionSection};
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -45,6 +45,8 @@ pub struct Config {
     pub retention: RetentionSection,
     /// `[compaction]`.
     pub compaction: CompactionSection,
+    /// `[query]`.
+    pub query: QuerySection,
 }
 
 impl Default for Config {
@@ -63,6 +65,7 @@ impl Default for Config {
             wal_segment_max_bytes: storage.wal_segment_max_bytes,
             retention: RetentionSection::default(),
             compaction: CompactionSection::default(),
+            query: QuerySection::default(),
             correlation_id_attributes: [
                 "correlation_id",
                 "correlation.id",
@@ -145,6 +148,12 @@ pub struct Overrides {
     pub compaction_target_file_bytes: Option<u64>,
     /// `--compaction-interval-seconds`.
     pub compaction_interval_seconds: Option<u64>,
+    /// `--query-timeout-seconds`.
+    pub query_timeout_seconds: Option<u64>,
+    /// `--query-max-concurrent`.
+    pub query_max_concurrent: Option<usize>,
+    /// `--query-max-rows`.
+    pub query_max_rows: Option<u64>,
 }
 
 impl Config {
@@ -220,7 +229,10 @@ impl Config {
             retention_check_interval_seconds => retention.check_interval_seconds,
             compaction_enabled => compaction.enabled,
             compaction_target_file_bytes => compaction.target_file_bytes,
-            compaction_interval_seconds => compaction.interval_seconds
+            compaction_interval_seconds => compaction.interval_seconds,
+            query_timeout_seconds => query.timeout_seconds,
+            query_max_concurrent => query.max_concurrent,
+            query_max_rows => query.max_rows
         );
     }
 
@@ -256,6 +268,7 @@ impl Config {
         positive("wal_segment_max_bytes", self.wal_segment_max_bytes)?;
         self.retention.policy()?;
         self.compaction.config()?;
+        self.query.validate()?;
         Ok(())
     }
 
@@ -294,7 +307,8 @@ mod tests {
         let parsed = Config::from_toml(text, Path::new("skewer.example.toml")).unwrap();
         assert_eq!(parsed, Config::default());
         let table: toml::Table = text.parse().unwrap();
-        assert_eq!(table.len(), 13, "every key of Config is in the example");
+        assert_eq!(table.len(), 14, "every key of Config is in the example");
+        assert_eq!(table["query"].as_table().unwrap().len(), 5);
         let retention = table["retention"].as_table().unwrap();
         assert_eq!(
             retention.len(),

@@ -171,6 +171,56 @@ impl CompactionSection {
     }
 }
 
+/// `[query]`: the bounds every query runs within.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuerySection {
+    /// A query running longer is stopped and answered 504.
+    pub timeout_seconds: u64,
+    /// Queries served at once; more are answered 503 with Retry-After.
+    pub max_concurrent: usize,
+    /// Rows one query may read before it is answered 422.
+    pub max_rows: u64,
+    /// Bytes (decoded, in memory) one query may read before it is answered 422.
+    pub max_bytes: u64,
+    /// The time range of a metric query that names none ends now and lasts this long.
+    pub default_range_hours: u64,
+}
+
+impl Default for QuerySection {
+    fn default() -> Self {
+        let limits = skewer_storage::scan::ScanLimits::default();
+        Self {
+            timeout_seconds: 30,
+            max_concurrent: 16,
+            max_rows: limits.max_rows,
+            max_bytes: limits.max_bytes,
+            default_range_hours: 24,
+        }
+    }
+}
+
+impl QuerySection {
+    /// Rejects values that cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("query.timeout_seconds", self.timeout_seconds),
+            ("query.max_concurrent", self.max_concurrent as u64),
+            ("query.max_rows", self.max_rows),
+            ("query.max_bytes", self.max_bytes),
+            ("query.default_range_hours", self.default_range_hours),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be greater than 0".to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,8 +15,44 @@ pub enum ErrorKind {
     ResourceExhausted,
     /// Not ready or shutting down: retry later.
     Unavailable,
+    /// The request asks for more than one answer may hold (rows, bytes): narrow it.
+    LimitExceeded,
+    /// The request did not finish in time.
+    DeadlineExceeded,
     /// A bug or an environment failure (disk, permissions).
     Internal,
+}
+
+impl ErrorKind {
+    /// The one mapping from error kinds to HTTP statuses, for every HTTP surface.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidArgument => 400,
+            Self::NotFound => 404,
+            Self::Unauthenticated => 401,
+            Self::PermissionDenied => 403,
+            Self::ResourceExhausted => 429,
+            Self::Unavailable => 503,
+            Self::LimitExceeded => 422,
+            Self::DeadlineExceeded => 504,
+            Self::Internal => 500,
+        }
+    }
+
+    /// The one mapping from error kinds to gRPC status codes.
+    pub fn grpc_code(self) -> i32 {
+        match self {
+            Self::InvalidArgument => 3,
+            Self::NotFound => 5,
+            Self::Unauthenticated => 16,
+            Self::PermissionDenied => 7,
+            Self::ResourceExhausted => 8,
+            Self::Unavailable => 14,
+            Self::LimitExceeded => 11,
+            Self::DeadlineExceeded => 4,
+            Self::Internal => 13,
+        }
+    }
 }
 
 /// Errors of the storage layer.
@@ -66,6 +102,20 @@ pub enum StorageError {
     /// A query argument is invalid (bad log query syntax...).
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    /// A query would return more than its limit allows.
+    #[error("the query matches more than {limit} {what}: narrow the time range or add filters")]
+    LimitExceeded {
+        /// Rows or bytes.
+        what: &'static str,
+        /// The limit.
+        limit: u64,
+    },
+    /// A query ran past its deadline.
+    #[error("the query did not finish in time: narrow the time range or add filters")]
+    DeadlineExceeded,
+    /// The consumer of a scan went away (internal: ends the scan quietly).
+    #[error("scan abandoned by its consumer")]
+    ScanAbandoned,
     /// A blocking task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),
@@ -81,6 +131,9 @@ impl StorageError {
                 ErrorKind::Unavailable
             }
             Self::InvalidQuery(_) => ErrorKind::InvalidArgument,
+            Self::LimitExceeded { .. } => ErrorKind::LimitExceeded,
+            Self::DeadlineExceeded => ErrorKind::DeadlineExceeded,
+            Self::ScanAbandoned => ErrorKind::Unavailable,
             Self::LogIndex(err) if err.is_invalid_query() => ErrorKind::InvalidArgument,
             Self::Wal(_)
             | Self::Catalog(_)

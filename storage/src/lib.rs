@@ -22,6 +22,7 @@ pub mod model;
 pub mod objects;
 pub mod parquet_codec;
 pub mod retention;
+pub mod scan;
 pub mod spans;
 pub mod storage;
 pub mod table;

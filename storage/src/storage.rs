@@ -18,10 +18,10 @@ use crate::layout;
 use crate::log_store::LogStore;
 use crate::logs::{LogIndexConfig, LogQuery};
 use crate::maintenance::{CompactionConfig, compact_store, sweep_store};
-use crate::metrics::{self, MetricStore};
-use crate::model::{LogRecord, MetricPoint, Signal, SignalBatch, Span, TenantId, TraceId};
+use crate::metrics::MetricStore;
+use crate::model::{LogRecord, Signal, SignalBatch, TenantId};
 use crate::objects::Objects;
-use crate::spans::{self, SpanStore};
+use crate::spans::SpanStore;
 use crate::table::FooterCache;
 use crate::wal::{Lsn, Replay, Wal, WalConfig, WalEntry, WalError, WalStats};
 use crate::{ErrorKind, StorageError};
@@ -41,10 +41,10 @@ pub struct Applied {
 }
 
 /// The three stores, shared by the WAL applier, the flusher and readers.
-struct Stores {
-    spans: SpanStore,
-    metrics: MetricStore,
-    logs: Arc<LogStore>,
+pub(crate) struct Stores {
+    pub(crate) spans: SpanStore,
+    pub(crate) metrics: MetricStore,
+    pub(crate) logs: Arc<LogStore>,
 }
 
 impl Stores {
@@ -208,6 +208,11 @@ impl Storage {
         Ok(storage)
     }
 
+    /// The stores, for reads that run off the async workers.
+    pub(crate) fn stores(&self) -> Arc<Stores> {
+        Arc::clone(&self.stores)
+    }
+
     /// The budget that admission reserves from before decoding.
     pub fn budget(&self) -> &Arc<MemoryBudget> {
         &self.budget
@@ -238,15 +243,6 @@ impl Storage {
             })
     }
 
-    /// Every stored span of a trace, in no particular order.
-    pub async fn find_trace(
-        &self,
-        tenant: &TenantId,
-        trace_id: TraceId,
-    ) -> Result<Vec<Span>, StorageError> {
-        spans::find_trace(&self.stores.spans, tenant, trace_id).await
-    }
-
     /// Log records matching `query`, newest first.
     pub async fn search_logs(
         &self,
@@ -256,24 +252,6 @@ impl Storage {
         let stores = Arc::clone(&self.stores);
         let tenant = tenant.clone();
         tokio::task::spawn_blocking(move || stores.logs.search_blocking(&tenant, &query)).await?
-    }
-
-    /// Points of metric `name` with time in `[start, end)`, unordered.
-    pub async fn metric_points(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        start_unix_nano: u64,
-        end_unix_nano: u64,
-    ) -> Result<Vec<MetricPoint>, StorageError> {
-        metrics::find_points(
-            &self.stores.metrics,
-            tenant,
-            name,
-            start_unix_nano,
-            end_unix_nano,
-        )
-        .await
     }
 
     /// WAL counters.

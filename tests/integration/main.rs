@@ -12,5 +12,6 @@ mod http_ingest;
 mod lifecycle;
 mod loadgen;
 mod overload;
+mod query_api;
 mod round_trip;
 mod startup;

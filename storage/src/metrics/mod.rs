@@ -3,10 +3,9 @@
 use arrow_array::RecordBatch;
 use parquet::file::properties::WriterProperties;
 
-use crate::StorageError;
-use crate::model::{MetricPoint, Signal, TenantId};
+use crate::model::{MetricPoint, Signal};
 use crate::parquet_codec::{self, CodecError, EncodedFile, METRIC_NAME_COLUMN, METRICS_FORMAT};
-use crate::table::reader::{read_rows_on_pages, row_groups_holding, text_equals};
+use crate::scan::{Predicate, TimeRange, Value};
 use crate::table::{TableSignal, TableStore};
 
 /// Metric points as a [`TableSignal`].
@@ -16,6 +15,7 @@ impl TableSignal for MetricTable {
     type Record = MetricPoint;
     const SIGNAL: Signal = Signal::Metrics;
     const FORMAT: &'static str = METRICS_FORMAT;
+    const TIME_COLUMN: &'static str = parquet_codec::POINT_TIME_COLUMN;
 
     fn encode(records: &mut [&MetricPoint]) -> Result<Option<EncodedFile>, CodecError> {
         parquet_codec::encode_metric_points(records)
@@ -31,6 +31,14 @@ impl TableSignal for MetricTable {
 
     fn time_unix_nano(point: &MetricPoint) -> u64 {
         point.time_unix_nano
+    }
+
+    fn record_may_match(point: &MetricPoint, predicate: &Predicate, time_range: TimeRange) -> bool {
+        let name_matches = match predicate.required_value(METRIC_NAME_COLUMN) {
+            Some(Value::Text(name)) => point.metric.name == *name,
+            _ => true,
+        };
+        name_matches && time_range.contains(point.time_unix_nano)
     }
 
     fn writer_properties(_expected_rows: usize) -> Result<WriterProperties, CodecError> {
@@ -51,48 +59,30 @@ impl TableSignal for MetricTable {
 /// The metric store.
 pub type MetricStore = TableStore<MetricTable>;
 
-/// Points of metric `name` with time in `[start, end)`, buffered and in files, unordered.
+/// Points of metric `name` with time in `[start, end)`, through the scan API (tests).
+#[cfg(test)]
 pub async fn find_points(
     store: &MetricStore,
-    tenant: &TenantId,
+    tenant: &crate::model::TenantId,
     name: &str,
     start_unix_nano: u64,
     end_unix_nano: u64,
-) -> Result<Vec<MetricPoint>, StorageError> {
-    let in_range = |time: u64| time >= start_unix_nano && time < end_unix_nano;
-    let snapshot = store.snapshot(tenant);
-    let mut points: Vec<MetricPoint> = snapshot
-        .buffered
-        .iter()
-        .flat_map(|chunks| chunks.iter())
-        .filter(|point| point.metric.name == name && in_range(point.time_unix_nano))
-        .cloned()
-        .collect();
-    for file in snapshot.files.iter() {
-        if !file.overlaps(start_unix_nano, end_unix_nano) {
-            continue;
-        }
-        let footer = store.footer(file).await?;
-        let row_groups = row_groups_holding(&footer, METRIC_NAME_COLUMN, name.as_bytes());
-        if row_groups.is_empty() {
-            continue;
-        }
-        let batches = read_rows_on_pages(
-            store.objects(),
-            file,
-            &footer,
-            Some(row_groups),
-            Some((METRIC_NAME_COLUMN, text_equals(name.to_owned()))),
-            Some(name.as_bytes()),
-        )
-        .await?;
-        for batch in &batches {
-            points.extend(
-                MetricTable::decode(batch)?
-                    .into_iter()
-                    .filter(|point| in_range(point.time_unix_nano)),
-            );
-        }
+) -> Result<Vec<MetricPoint>, crate::StorageError> {
+    let request = crate::scan::ScanRequest {
+        tenant: tenant.clone(),
+        signal: Signal::Metrics,
+        time_range: TimeRange {
+            start_unix_nano,
+            end_unix_nano,
+        },
+        columns: None,
+        predicate: Predicate::eq(METRIC_NAME_COLUMN, Value::Text(name.to_owned())),
+        limits: crate::scan::ScanLimits::default(),
+    };
+    let batches = crate::scan::scan_to_vec(store, &request).await?;
+    let mut points = Vec::new();
+    for batch in &batches {
+        points.extend(MetricTable::decode(batch)?);
     }
     Ok(points)
 }

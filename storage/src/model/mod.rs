@@ -6,6 +6,7 @@ pub mod attributes;
 pub mod ids;
 pub mod log;
 pub mod metric;
+pub mod tenant;
 pub mod trace;
 mod value_serde;
 

@@ -5,11 +5,14 @@
 use arrow_array::RecordBatch;
 use parquet::file::properties::WriterProperties;
 
+#[cfg(test)]
 use crate::StorageError;
-use crate::model::{Signal, Span, TenantId, TraceId};
+#[cfg(test)]
+use crate::model::TenantId;
+use crate::model::{Signal, Span, TraceId};
 use crate::parquet_codec::{self, CodecError, EncodedFile, SPANS_FORMAT, TRACE_ID_COLUMN};
-use crate::table::reader::{fixed_binary_equals, read_rows_on_pages, row_groups_holding};
-use crate::table::{LiveFile, TableSignal, TableStore, id_filter};
+use crate::scan::{Predicate, TimeRange, Value};
+use crate::table::{TableSignal, TableStore};
 
 /// Spans as a [`TableSignal`].
 pub struct SpanTable;
@@ -18,6 +21,8 @@ impl TableSignal for SpanTable {
     type Record = Span;
     const SIGNAL: Signal = Signal::Traces;
     const FORMAT: &'static str = SPANS_FORMAT;
+    const TIME_COLUMN: &'static str = parquet_codec::START_TIME_COLUMN;
+    const ID_FILTER_COLUMN: Option<&'static str> = Some(TRACE_ID_COLUMN);
 
     fn encode(records: &mut [&Span]) -> Result<Option<EncodedFile>, CodecError> {
         parquet_codec::encode_spans(records)
@@ -33,6 +38,14 @@ impl TableSignal for SpanTable {
 
     fn time_unix_nano(span: &Span) -> u64 {
         span.start_time_unix_nano
+    }
+
+    fn record_may_match(span: &Span, predicate: &Predicate, time_range: TimeRange) -> bool {
+        let trace_matches = match predicate.required_value(TRACE_ID_COLUMN) {
+            Some(Value::Bytes(id)) => span.trace_id.as_bytes().as_slice() == id.as_slice(),
+            _ => true,
+        };
+        trace_matches && time_range.contains(span.start_time_unix_nano)
     }
 
     fn trace_id(span: &Span) -> Option<TraceId> {
@@ -65,62 +78,25 @@ impl TableSignal for SpanTable {
 /// The span store.
 pub type SpanStore = TableStore<SpanTable>;
 
-/// Whether a file may hold spans of `trace_id`: its trace-id filter says so (one block read),
-/// or it has no filter.
-pub async fn may_hold_trace(
-    store: &SpanStore,
-    file: &LiveFile,
-    trace_id: TraceId,
-) -> Result<bool, StorageError> {
-    let Some(filter) = &file.meta.trace_id_filter else {
-        return Ok(true);
-    };
-    let range = id_filter::block_range(trace_id.as_bytes(), filter.num_blocks);
-    let path = object_store::path::Path::from(filter.path.as_str());
-    let block = store.objects().get_range(&path, range).await?;
-    Ok(id_filter::stored_block_may_contain(
-        &block,
-        trace_id.as_bytes(),
-    ))
-}
-
-/// Every stored span of a trace: buffered ones and those in files that may hold it.
+/// Every stored span of a trace, through the scan API (tests).
+#[cfg(test)]
 pub async fn find_trace(
     store: &SpanStore,
     tenant: &TenantId,
     trace_id: TraceId,
 ) -> Result<Vec<Span>, StorageError> {
-    let snapshot = store.snapshot(tenant);
-    let mut spans: Vec<Span> = snapshot
-        .buffered
-        .iter()
-        .flat_map(|chunks| chunks.iter())
-        .filter(|span| span.trace_id == trace_id)
-        .cloned()
-        .collect();
-    let candidates = futures::future::try_join_all(snapshot.files.iter().map(|file| async move {
-        Ok::<_, StorageError>(may_hold_trace(store, file, trace_id).await?.then_some(file))
-    }))
-    .await?;
-    for file in candidates.into_iter().flatten() {
-        let footer = store.footer(file).await?;
-        let row_groups = row_groups_holding(&footer, TRACE_ID_COLUMN, trace_id.as_bytes());
-        if row_groups.is_empty() {
-            continue;
-        }
-        let predicate = fixed_binary_equals(trace_id.as_bytes().to_vec());
-        let batches = read_rows_on_pages(
-            store.objects(),
-            file,
-            &footer,
-            Some(row_groups),
-            Some((TRACE_ID_COLUMN, predicate)),
-            Some(trace_id.as_bytes()),
-        )
-        .await?;
-        for batch in &batches {
-            spans.extend(SpanTable::decode(batch)?);
-        }
+    let request = crate::scan::ScanRequest {
+        tenant: tenant.clone(),
+        signal: Signal::Traces,
+        time_range: TimeRange::ALL,
+        columns: None,
+        predicate: Predicate::eq(TRACE_ID_COLUMN, Value::Bytes(trace_id.0.to_vec())),
+        limits: crate::scan::ScanLimits::default(),
+    };
+    let batches = crate::scan::scan_to_vec(store, &request).await?;
+    let mut spans = Vec::new();
+    for batch in &batches {
+        spans.extend(SpanTable::decode(batch)?);
     }
     Ok(spans)
 }

@@ -14,7 +14,6 @@ pub mod id_filter;
 pub mod live_file;
 pub mod merge;
 mod open;
-pub mod reader;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +43,10 @@ pub trait TableSignal: Send + Sync + 'static {
     const SIGNAL: Signal;
     /// The file format this version writes.
     const FORMAT: &'static str;
+    /// The column a record's time lives in (what a scan's time range filters on).
+    const TIME_COLUMN: &'static str;
+    /// The id column files keep a per-file filter of (spans: the trace id).
+    const ID_FILTER_COLUMN: Option<&'static str> = None;
     /// Sorts and encodes records into one Parquet file.
     fn encode(records: &mut [&Self::Record]) -> Result<Option<EncodedFile>, CodecError>;
     /// Records as one Arrow batch of the file schema, in the given order (buffered records
@@ -53,6 +56,13 @@ pub trait TableSignal: Send + Sync + 'static {
     fn decode(batch: &RecordBatch) -> Result<Vec<Self::Record>, CodecError>;
     /// The time a record is partitioned by.
     fn time_unix_nano(record: &Self::Record) -> u64;
+    /// A cheap check on a buffered record before it is converted for a scan: `false` only
+    /// when the record certainly fails the predicate or the time range.
+    fn record_may_match(
+        record: &Self::Record,
+        predicate: &crate::scan::Predicate,
+        time_range: crate::scan::TimeRange,
+    ) -> bool;
     /// The trace id a record is found by, for signals with a trace-id filter.
     fn trace_id(_record: &Self::Record) -> Option<TraceId> {
         None
@@ -324,6 +334,18 @@ impl<S: TableSignal> TableStore<S> {
     ) -> object_store::path::Path {
         let file_id = self.next_file_id.fetch_add(1, Ordering::Relaxed);
         layout::data_file_path(tenant, S::SIGNAL, min_time_unix_nano, file_id)
+    }
+
+    /// Whether a file may hold rows with `id` in its filtered id column: its filter says so
+    /// (one 32-byte read), or it has no filter.
+    pub async fn may_hold_id(&self, file: &LiveFile, id: &[u8; 16]) -> Result<bool, StorageError> {
+        let Some(filter) = &file.meta.trace_id_filter else {
+            return Ok(true);
+        };
+        let range = id_filter::block_range(id, filter.num_blocks);
+        let path = object_store::path::Path::from(filter.path.as_str());
+        let block = self.objects.get_range(&path, range).await?;
+        Ok(id_filter::stored_block_may_contain(&block, id))
     }
 
     fn commit_lock(&self, tenant: &TenantId) -> Arc<tokio::sync::Mutex<()>> {

@@ -1,6 +1,8 @@
 //! The tenant of a request: `X-Scope-OrgID` (HTTP header or gRPC metadata), else `default`.
+//! Shared by every surface that takes requests (ingest and the query API), so it lives with
+//! the tenant id itself.
 
-use skewer_storage::model::{IdError, TenantId};
+use super::{IdError, TenantId};
 
 /// The header (and gRPC metadata key) that names the tenant, as Loki, Mimir and Tempo use it.
 pub const TENANT_HEADER: &str = "x-scope-orgid";

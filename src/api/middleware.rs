@@ -1,0 +1,198 @@
+//! What every query request goes through: a request id (taken from `X-Request-Id` or made up)
+//! on its tracing span and its response; and, for the read APIs, a concurrency limit (past it:
+//! 503 with `Retry-After`, never a queue) and a timeout (504). Response compression is
+//! tower-http's, layered in [`super::router`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+/// The header carrying a request's id, in and out.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Bounds of the read APIs.
+#[derive(Clone)]
+pub struct QueryGate {
+    permits: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+impl QueryGate {
+    /// At most `max_concurrent` queries at once, each answered within `timeout`.
+    pub fn new(max_concurrent: usize, timeout: Duration) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max_concurrent)),
+            timeout,
+        }
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// Refuses a query past the concurrency limit and stops one past the timeout.
+pub async fn limit_queries(
+    State(gate): State<QueryGate>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(_permit) = Arc::clone(&gate.permits).try_acquire_owned() else {
+        let mut response = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many queries at once; retry shortly",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    match tokio::time::timeout(gate.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!(
+                "the query did not finish within {} s: narrow the time range or add filters",
+                gate.timeout.as_secs()
+            ),
+        ),
+    }
+}
+
+/// A request id a client may send: short, printable, no spaces.
+fn acceptable_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty() && bytes.len() <= 64 && bytes.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// Gives every request an id, logs under it, and returns it as `X-Request-Id`.
+pub async fn request_id(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .filter(|value| acceptable_id(value))
+        .cloned()
+        .unwrap_or_else(|| {
+            let generated = format!("{:016x}", rand::random::<u64>());
+            HeaderValue::from_str(&generated).unwrap_or(HeaderValue::from_static("unknown"))
+        });
+    let span = tracing::info_span!(
+        "request",
+        request_id = %String::from_utf8_lossy(id.as_bytes()),
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let started = std::time::Instant::now();
+    let mut response = async {
+        let response = next.run(request).await;
+        let status = response.status().as_u16();
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        if status >= 500 {
+            tracing::warn!(status, elapsed_ms, "request failed");
+        } else {
+            tracing::debug!(status, elapsed_ms, "request served");
+        }
+        response
+    }
+    .instrument(span)
+    .await;
+    response.headers_mut().insert(REQUEST_ID_HEADER, id);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::routing::get;
+
+    /// Serves `router` on a loopback port; returns its base URL.
+    async fn serve(router: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        format!("http://{address}")
+    }
+
+    fn slow_router(gate: QueryGate, release: Arc<tokio::sync::Notify>) -> Router {
+        Router::new()
+            .route(
+                "/slow",
+                get(move || {
+                    let release = Arc::clone(&release);
+                    async move {
+                        release.notified().await;
+                        "done"
+                    }
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(gate, limit_queries))
+            .layer(axum::middleware::from_fn(request_id))
+    }
+
+    #[tokio::test]
+    async fn queries_past_the_limit_are_refused_and_slow_ones_time_out() {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let gate = QueryGate::new(1, Duration::from_millis(300));
+        let base = serve(slow_router(gate, Arc::clone(&release))).await;
+        let client = reqwest::Client::new();
+        let first = tokio::spawn({
+            let client = client.clone();
+            let url = format!("{base}/slow");
+            async move { client.get(url).send().await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let second = client.get(format!("{base}/slow")).send().await.unwrap();
+        assert_eq!(second.status(), 503);
+        assert_eq!(second.headers()["retry-after"], "1");
+        let first = first.await.unwrap();
+        assert_eq!(first.status(), 504, "nobody released it within the timeout");
+        let body: serde_json::Value = first.json().await.unwrap();
+        assert!(body["error"].as_str().unwrap().contains("did not finish"));
+        // The permit came back with the timed-out query.
+        let third = tokio::spawn({
+            let client = client.clone();
+            let url = format!("{base}/slow");
+            async move { client.get(url).send().await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        release.notify_one();
+        assert_eq!(third.await.unwrap().status(), 200);
+    }
+
+    #[tokio::test]
+    async fn requests_carry_an_id_given_or_made_up() {
+        let release = Arc::new(tokio::sync::Notify::new());
+        release.notify_one();
+        let base = serve(slow_router(
+            QueryGate::new(4, Duration::from_secs(5)),
+            release,
+        ))
+        .await;
+        let client = reqwest::Client::new();
+        let given = client
+            .get(format!("{base}/slow"))
+            .header(REQUEST_ID_HEADER, "abc-123")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(given.headers()[REQUEST_ID_HEADER], "abc-123");
+        let hostile = client
+            .get(format!("{base}/nowhere"))
+            .header(REQUEST_ID_HEADER, "has space")
+            .send()
+            .await
+            .unwrap();
+        let made_up = hostile.headers()[REQUEST_ID_HEADER].to_str().unwrap();
+        assert_eq!(made_up.len(), 16, "{made_up}");
+        assert_ne!(made_up, "has space");
+    }
+}

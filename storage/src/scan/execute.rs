@@ -1,0 +1,269 @@
+//! Executing a scan over one table store: buffered records first (pre-filtered on the record,
+//! then as Arrow), then the live files, oldest first, with every pushdown the predicate allows.
+//! Batches go to a [`Sink`] that enforces the limits.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::{BooleanArray, RecordBatch};
+use arrow_schema::SchemaRef;
+use futures::StreamExt;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowPredicateFn, ArrowReaderMetadata, RowFilter};
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use tokio::sync::mpsc;
+
+use super::predicate::{Predicate, Value};
+use super::pruning::{pages_holding, row_groups_holding};
+use super::{ScanLimits, ScanRequest};
+use crate::StorageError;
+use crate::parquet_codec::CodecError;
+use crate::table::{LiveFile, TableSignal, TableStore};
+
+/// Records of the buffer converted to Arrow at a time.
+const BUFFER_BATCH_ROWS: usize = 8192;
+/// Rows per batch read from files.
+const FILE_BATCH_ROWS: usize = 8192;
+
+/// Where a scan's batches go: counts them against the limits, then hands them on.
+pub(super) struct Sink {
+    sender: mpsc::Sender<Result<RecordBatch, StorageError>>,
+    limits: ScanLimits,
+    rows: u64,
+    bytes: u64,
+}
+
+impl Sink {
+    pub(super) fn new(
+        sender: mpsc::Sender<Result<RecordBatch, StorageError>>,
+        limits: ScanLimits,
+    ) -> Self {
+        Self {
+            sender,
+            limits,
+            rows: 0,
+            bytes: 0,
+        }
+    }
+
+    fn check_deadline(&self) -> Result<(), StorageError> {
+        match self.limits.deadline {
+            Some(deadline) if Instant::now() >= deadline => Err(StorageError::DeadlineExceeded),
+            _ => Ok(()),
+        }
+    }
+
+    async fn send(&mut self, batch: RecordBatch) -> Result<(), StorageError> {
+        self.check_deadline()?;
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.rows += batch.num_rows() as u64;
+        self.bytes += batch.get_array_memory_size() as u64;
+        if self.rows > self.limits.max_rows {
+            return Err(StorageError::LimitExceeded {
+                what: "rows",
+                limit: self.limits.max_rows,
+            });
+        }
+        if self.bytes > self.limits.max_bytes {
+            return Err(StorageError::LimitExceeded {
+                what: "bytes",
+                limit: self.limits.max_bytes,
+            });
+        }
+        self.sender
+            .send(Ok(batch))
+            .await
+            .map_err(|_| StorageError::ScanAbandoned)
+    }
+
+    /// Ends the stream with an error (the consumer may be gone: then nobody needs it).
+    pub(super) fn fail(self, err: StorageError) {
+        if self.sender.try_send(Err(err)).is_err() {
+            tracing::debug!("scan ended by an error its consumer no longer waits for");
+        }
+    }
+}
+
+fn codec(err: impl Into<CodecError>) -> StorageError {
+    StorageError::Codec(err.into())
+}
+
+/// The indices of `columns` in `schema` (every column when `None`).
+fn projection(schema: &SchemaRef, columns: Option<&[String]>) -> Result<Vec<usize>, StorageError> {
+    match columns {
+        None => Ok((0..schema.fields().len()).collect()),
+        Some(columns) => columns
+            .iter()
+            .map(|name| {
+                schema
+                    .index_of(name)
+                    .map_err(|_| StorageError::InvalidQuery(format!("no column {name}")))
+            })
+            .collect(),
+    }
+}
+
+/// The request's predicate with its time range on the signal's time column.
+fn full_predicate<S: TableSignal>(request: &ScanRequest) -> Predicate {
+    let range = request.time_range;
+    if range == super::TimeRange::ALL {
+        return request.predicate.clone();
+    }
+    request.predicate.clone().and(Predicate::Range {
+        column: S::TIME_COLUMN.to_owned(),
+        min: Some(Value::UInt(range.start_unix_nano)),
+        max: (range.end_unix_nano < u64::MAX).then_some(Value::UInt(range.end_unix_nano)),
+    })
+}
+
+/// Runs the scan of one table store into `sink`.
+pub(super) async fn scan_table<S: TableSignal>(
+    store: &TableStore<S>,
+    request: &ScanRequest,
+    sink: &mut Sink,
+) -> Result<(), StorageError> {
+    let predicate = full_predicate::<S>(request);
+    // Unknown columns and values of the wrong type are errors, whatever the data holds.
+    let empty = S::to_batch(&[])?;
+    predicate.evaluate(&empty).map_err(invalid)?;
+    projection(&empty.schema(), request.columns.as_deref())?;
+    let snapshot = store.snapshot(&request.tenant);
+
+    // Buffered records: cheap checks on the record, then the full predicate as Arrow.
+    let mut survivors: Vec<&S::Record> = Vec::new();
+    for record in snapshot.buffered.iter().flat_map(|chunks| chunks.iter()) {
+        if S::record_may_match(record, &predicate, request.time_range) {
+            survivors.push(record);
+        }
+    }
+    for chunk in survivors.chunks(BUFFER_BATCH_ROWS) {
+        sink.check_deadline()?;
+        let batch = S::to_batch(chunk)?;
+        let mask = predicate.evaluate(&batch).map_err(invalid)?;
+        let kept =
+            arrow_select::filter::filter_record_batch(&batch, &BooleanArray::new(mask, None))
+                .map_err(codec)?;
+        let indices = projection(&kept.schema(), request.columns.as_deref())?;
+        sink.send(kept.project(&indices).map_err(codec)?).await?;
+    }
+    drop(survivors);
+
+    for file in snapshot.files.iter() {
+        sink.check_deadline()?;
+        if !file.overlaps(
+            request.time_range.start_unix_nano,
+            request.time_range.end_unix_nano,
+        ) {
+            continue;
+        }
+        if let Some(column) = S::ID_FILTER_COLUMN
+            && let Some(Value::Bytes(id)) = predicate.required_value(column)
+            && let Ok(id) = <[u8; 16]>::try_from(id.as_slice())
+            && !store.may_hold_id(file, &id).await?
+        {
+            continue;
+        }
+        scan_file(store, file, request, &predicate, sink).await?;
+    }
+    Ok(())
+}
+
+fn invalid(err: super::PredicateError) -> StorageError {
+    StorageError::InvalidQuery(err.to_string())
+}
+
+async fn scan_file<S: TableSignal>(
+    store: &TableStore<S>,
+    file: &LiveFile,
+    request: &ScanRequest,
+    predicate: &Predicate,
+    sink: &mut Sink,
+) -> Result<(), StorageError> {
+    let footer = store.footer(file).await?;
+    let (row_groups, selection) = prune(&footer, predicate);
+    if row_groups.is_empty() {
+        return Ok(());
+    }
+    let schema = footer.schema();
+    let indices = projection(schema, request.columns.as_deref())?;
+    let parquet_schema = footer.metadata().file_metadata().schema_descr();
+    let reader = ParquetObjectReader::new(Arc::clone(store.objects().store()), file.path.clone())
+        .with_file_size(file.meta.size_bytes);
+    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, (*footer).clone())
+        .with_batch_size(FILE_BATCH_ROWS)
+        .with_projection(ProjectionMask::roots(
+            parquet_schema,
+            indices.iter().copied(),
+        ))
+        .with_row_groups(row_groups);
+    if let Some(selection) = selection {
+        builder = builder.with_row_selection(selection);
+    }
+    if *predicate != Predicate::All {
+        let columns = predicate
+            .columns()
+            .into_iter()
+            .map(|name| {
+                schema
+                    .index_of(name)
+                    .map_err(|_| StorageError::InvalidQuery(format!("no column {name}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let owned = predicate.clone();
+        let filter = ArrowPredicateFn::new(
+            ProjectionMask::roots(parquet_schema, columns),
+            move |batch: RecordBatch| {
+                let mask = owned
+                    .evaluate(&batch)
+                    .map_err(|err| arrow_schema::ArrowError::ComputeError(err.to_string()))?;
+                Ok(BooleanArray::new(mask, None))
+            },
+        );
+        builder = builder.with_row_filter(RowFilter::new(vec![Box::new(filter)]));
+    }
+    let mut stream = builder.build().map_err(codec)?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|err| match err {
+            parquet::errors::ParquetError::ArrowError(message) => {
+                StorageError::InvalidQuery(message)
+            }
+            other => codec(other),
+        })?;
+        // The reader returns columns in file order; answer in the order asked.
+        let ordered = projection(batch.schema_ref(), request.columns.as_deref())?;
+        sink.send(batch.project(&ordered).map_err(codec)?).await?;
+    }
+    Ok(())
+}
+
+/// Row groups whose statistics admit every required equality of the predicate, and the pages
+/// of them whose column index does.
+fn prune(
+    footer: &ArrowReaderMetadata,
+    predicate: &Predicate,
+) -> (
+    Vec<usize>,
+    Option<parquet::arrow::arrow_reader::RowSelection>,
+) {
+    let required: Vec<(&str, &[u8])> = predicate
+        .columns()
+        .into_iter()
+        .filter_map(|column| match predicate.required_value(column) {
+            Some(Value::Bytes(bytes)) => Some((column, bytes.as_slice())),
+            Some(Value::Text(text)) => Some((column, text.as_bytes())),
+            _ => None,
+        })
+        .collect();
+    let mut row_groups: Vec<usize> = (0..footer.metadata().num_row_groups()).collect();
+    for (column, value) in &required {
+        let holding = row_groups_holding(footer, column, value);
+        row_groups.retain(|row_group| holding.contains(row_group));
+    }
+    // The first equality on a column with a column index picks the pages.
+    let selection = required
+        .iter()
+        .find_map(|(column, value)| pages_holding(footer, &row_groups, column, value));
+    (row_groups, selection)
+}

@@ -1,0 +1,165 @@
+//! The scan API: storage's one general read for the query layer. A [`ScanRequest`] names a
+//! tenant, a signal, a time range, the columns wanted and a [`Predicate`]; the answer is a
+//! stream of Arrow record batches (in the signal's file schema, projected) from the buffers and
+//! the live files of one consistent snapshot.
+//!
+//! The work runs off the async workers (a blocking thread drives the Parquet reads) and is
+//! bounded: the stream is a small channel (a slow consumer pauses the scan), and rows, bytes and
+//! a deadline are checked as batches are produced. Pushdown: files are pruned by time range and,
+//! for an equality on the trace id, by their trace-id filters; row groups by column statistics;
+//! pages by the column index; rows by the predicate inside the Parquet reader, before any other
+//! column is decoded. Logs are searched through their index ([`crate::log_store`]), not here.
+
+mod execute;
+pub mod predicate;
+pub mod pruning;
+
+use std::time::Instant;
+
+use arrow_array::RecordBatch;
+use tokio::sync::mpsc;
+
+use crate::model::{Signal, TenantId};
+use crate::{Storage, StorageError};
+pub use predicate::{Predicate, PredicateError, Value};
+
+/// A half-open time range `[start, end)` in Unix nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    /// Inclusive start.
+    pub start_unix_nano: u64,
+    /// Exclusive end.
+    pub end_unix_nano: u64,
+}
+
+impl TimeRange {
+    /// All of time.
+    pub const ALL: Self = Self {
+        start_unix_nano: 0,
+        end_unix_nano: u64::MAX,
+    };
+
+    /// Whether `time` is in the range.
+    pub fn contains(&self, time_unix_nano: u64) -> bool {
+        time_unix_nano >= self.start_unix_nano && time_unix_nano < self.end_unix_nano
+    }
+}
+
+/// What one scan may cost before it is stopped with a clear error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanLimits {
+    /// Rows returned.
+    pub max_rows: u64,
+    /// Arrow bytes returned.
+    pub max_bytes: u64,
+    /// When the scan gives up.
+    pub deadline: Option<Instant>,
+}
+
+impl Default for ScanLimits {
+    fn default() -> Self {
+        Self {
+            max_rows: 1_000_000,
+            max_bytes: 512 << 20,
+            deadline: None,
+        }
+    }
+}
+
+/// One read of one signal of one tenant.
+#[derive(Debug, Clone)]
+pub struct ScanRequest {
+    /// Whose data.
+    pub tenant: TenantId,
+    /// Traces or metrics.
+    pub signal: Signal,
+    /// Rows whose time (span start, point time) is in this range.
+    pub time_range: TimeRange,
+    /// Top-level columns to return, in this order; `None` returns every column.
+    pub columns: Option<Vec<String>>,
+    /// Rows to keep.
+    pub predicate: Predicate,
+    /// Bounds.
+    pub limits: ScanLimits,
+}
+
+/// Batches of a running scan. Dropping it stops the scan.
+pub struct ScanStream {
+    receiver: mpsc::Receiver<Result<RecordBatch, StorageError>>,
+}
+
+/// Batches in flight between the scan and its consumer.
+const STREAM_CAPACITY: usize = 4;
+
+impl ScanStream {
+    /// The next batch; `None` when the scan is complete.
+    pub async fn next(&mut self) -> Option<Result<RecordBatch, StorageError>> {
+        self.receiver.recv().await
+    }
+
+    /// Every remaining batch.
+    pub async fn collect(mut self) -> Result<Vec<RecordBatch>, StorageError> {
+        let mut batches = Vec::new();
+        while let Some(batch) = self.next().await {
+            batches.push(batch?);
+        }
+        Ok(batches)
+    }
+}
+
+impl Storage {
+    /// Starts a scan; batches arrive on the returned stream.
+    pub fn scan(&self, request: ScanRequest) -> Result<ScanStream, StorageError> {
+        if request.signal == Signal::Logs {
+            return Err(StorageError::InvalidQuery(
+                "logs are searched through their index, not scanned".to_owned(),
+            ));
+        }
+        if request.time_range.start_unix_nano >= request.time_range.end_unix_nano {
+            return Err(StorageError::InvalidQuery(format!(
+                "empty time range [{}, {})",
+                request.time_range.start_unix_nano, request.time_range.end_unix_nano
+            )));
+        }
+        let (sender, receiver) = mpsc::channel(STREAM_CAPACITY);
+        let stores = self.stores();
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let mut sink = execute::Sink::new(sender, request.limits);
+            let scanned = runtime.block_on(async {
+                match request.signal {
+                    Signal::Traces => execute::scan_table(&stores.spans, &request, &mut sink).await,
+                    Signal::Metrics => {
+                        execute::scan_table(&stores.metrics, &request, &mut sink).await
+                    }
+                    Signal::Logs => Ok(()),
+                }
+            });
+            match scanned {
+                Ok(()) | Err(StorageError::ScanAbandoned) => {}
+                Err(err) => sink.fail(err),
+            }
+        });
+        Ok(ScanStream { receiver })
+    }
+}
+
+/// Runs a scan of one table store to completion (tests and tools).
+#[cfg(test)]
+pub(crate) async fn scan_to_vec<S: crate::table::TableSignal>(
+    store: &crate::table::TableStore<S>,
+    request: &ScanRequest,
+) -> Result<Vec<RecordBatch>, StorageError> {
+    let (sender, mut receiver) = mpsc::channel(1024);
+    let mut sink = execute::Sink::new(sender, request.limits);
+    execute::scan_table(store, request, &mut sink).await?;
+    drop(sink);
+    let mut batches = Vec::new();
+    while let Some(batch) = receiver.recv().await {
+        batches.push(batch?);
+    }
+    Ok(batches)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,316 @@
+//! Scan tests: the same answer from buffers and files, projection, time ranges, limits,
+//! pruning, and scans racing flushes and merges.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use tokio_util::sync::CancellationToken;
+
+use super::{Predicate, ScanLimits, ScanRequest, TimeRange, Value};
+use crate::StorageError;
+use crate::budget::Reservation;
+use crate::catalog::ObjectCatalog;
+use crate::metrics::MetricStore;
+use crate::model::{MetricPoint, Signal, Span, TenantId};
+use crate::objects::Objects;
+use crate::parquet_codec::test_fixtures::{realistic_points, realistic_spans};
+use crate::parquet_codec::{decode_metric_points, decode_spans};
+use crate::spans::SpanStore;
+use crate::table::{FooterCache, TableSignal, TableStore};
+
+fn tenant() -> TenantId {
+    "t".parse().unwrap()
+}
+
+async fn open<S: TableSignal>(dir: &std::path::Path) -> TableStore<S> {
+    let objects = Objects::local(dir).unwrap();
+    let catalog = Arc::new(ObjectCatalog::new(objects.clone()));
+    TableStore::open(objects, catalog, Arc::new(FooterCache::new(64 << 20)))
+        .await
+        .unwrap()
+}
+
+fn request(signal: Signal, predicate: Predicate) -> ScanRequest {
+    ScanRequest {
+        tenant: tenant(),
+        signal,
+        time_range: TimeRange::ALL,
+        columns: None,
+        predicate,
+        limits: ScanLimits::default(),
+    }
+}
+
+async fn scan<S: TableSignal>(
+    store: &TableStore<S>,
+    request: &ScanRequest,
+) -> Result<Vec<RecordBatch>, StorageError> {
+    super::scan_to_vec(store, request).await
+}
+
+async fn spans_scanned(store: &SpanStore, request: &ScanRequest) -> Vec<Span> {
+    let mut spans: Vec<Span> = scan(store, request)
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|batch| decode_spans(batch).unwrap())
+        .collect();
+    spans.sort_by_key(|s| (s.trace_id, s.span_id));
+    spans
+}
+
+fn by_trace(spans: &[Span], trace: crate::model::TraceId) -> Vec<Span> {
+    let mut found: Vec<Span> = spans
+        .iter()
+        .filter(|s| s.trace_id == trace)
+        .cloned()
+        .collect();
+    found.sort_by_key(|s| (s.trace_id, s.span_id));
+    found
+}
+
+fn trace_predicate(span: &Span) -> Predicate {
+    Predicate::eq("trace_id", Value::Bytes(span.trace_id.0.to_vec()))
+}
+
+#[tokio::test]
+async fn buffered_and_flushed_spans_answer_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: SpanStore = open(dir.path()).await;
+    let flushed = realistic_spans(2000, 1);
+    let buffered = realistic_spans(500, 2);
+    store.apply(1, tenant(), flushed.clone(), 1, Reservation::default());
+    store.flush().await.unwrap();
+    store.apply(2, tenant(), buffered.clone(), 1, Reservation::default());
+    for span in [&flushed[17], &buffered[3]] {
+        let found = spans_scanned(&store, &request(Signal::Traces, trace_predicate(span))).await;
+        let mut all = flushed.clone();
+        all.extend(buffered.iter().cloned());
+        assert_eq!(found, by_trace(&all, span.trace_id));
+    }
+}
+
+#[tokio::test]
+async fn columns_are_projected_in_the_order_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: SpanStore = open(dir.path()).await;
+    let spans = realistic_spans(300, 3);
+    store.apply(
+        1,
+        tenant(),
+        spans[..150].to_vec(),
+        1,
+        Reservation::default(),
+    );
+    store.flush().await.unwrap();
+    store.apply(
+        2,
+        tenant(),
+        spans[150..].to_vec(),
+        1,
+        Reservation::default(),
+    );
+    let mut asked = request(Signal::Traces, Predicate::All);
+    asked.columns = Some(vec!["name".into(), "trace_id".into()]);
+    let batches = scan(&store, &asked).await.unwrap();
+    assert_eq!(
+        batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        300
+    );
+    for batch in &batches {
+        let names: Vec<&str> = batch
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(names, ["name", "trace_id"]);
+    }
+    asked.columns = Some(vec!["nope".into()]);
+    assert!(matches!(
+        scan(&store, &asked).await,
+        Err(StorageError::InvalidQuery(_))
+    ));
+}
+
+#[tokio::test]
+async fn metric_scans_keep_the_time_range_and_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: MetricStore = open(dir.path()).await;
+    let points = realistic_points(3000, 4);
+    store.apply(
+        1,
+        tenant(),
+        points[..2000].to_vec(),
+        1,
+        Reservation::default(),
+    );
+    store.flush().await.unwrap();
+    store.apply(
+        2,
+        tenant(),
+        points[2000..].to_vec(),
+        1,
+        Reservation::default(),
+    );
+    let name = points[0].metric.name.clone();
+    let mut times: Vec<u64> = points.iter().map(|p| p.time_unix_nano).collect();
+    times.sort_unstable();
+    let range = TimeRange {
+        start_unix_nano: times[500],
+        end_unix_nano: times[2500],
+    };
+    let mut asked = request(
+        Signal::Metrics,
+        Predicate::eq("metric_name", Value::Text(name.clone())),
+    );
+    asked.time_range = range;
+    let found: Vec<MetricPoint> = scan(&store, &asked)
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|batch| decode_metric_points(batch).unwrap())
+        .collect();
+    let expected = points
+        .iter()
+        .filter(|p| p.metric.name == name && range.contains(p.time_unix_nano))
+        .count();
+    assert!(expected > 0);
+    assert_eq!(found.len(), expected);
+    assert!(
+        found
+            .iter()
+            .all(|p| p.metric.name == name && range.contains(p.time_unix_nano))
+    );
+}
+
+#[tokio::test]
+async fn limits_stop_a_scan_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: SpanStore = open(dir.path()).await;
+    store.apply(
+        1,
+        tenant(),
+        realistic_spans(1000, 5),
+        1,
+        Reservation::default(),
+    );
+    store.flush().await.unwrap();
+    let mut rows = request(Signal::Traces, Predicate::All);
+    rows.limits.max_rows = 100;
+    let error = scan(&store, &rows).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StorageError::LimitExceeded {
+                what: "rows",
+                limit: 100
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(error.kind().http_status(), 422);
+    let mut bytes = request(Signal::Traces, Predicate::All);
+    bytes.limits.max_bytes = 10_000;
+    assert!(matches!(
+        scan(&store, &bytes).await,
+        Err(StorageError::LimitExceeded { what: "bytes", .. })
+    ));
+    let mut late = request(Signal::Traces, Predicate::All);
+    late.limits.deadline = Some(Instant::now() - Duration::from_millis(1));
+    let error = scan(&store, &late).await.unwrap_err();
+    assert!(matches!(error, StorageError::DeadlineExceeded));
+    assert_eq!(error.kind().http_status(), 504);
+}
+
+#[tokio::test]
+async fn a_missing_trace_reads_no_footer_and_a_bad_predicate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: SpanStore = open(dir.path()).await;
+    store.apply(
+        1,
+        tenant(),
+        realistic_spans(1000, 6),
+        1,
+        Reservation::default(),
+    );
+    store.flush().await.unwrap();
+    let missing = Predicate::eq("trace_id", Value::Bytes(vec![0xee; 16]));
+    assert!(
+        scan(&store, &request(Signal::Traces, missing))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.footer_cache().bytes(),
+        0,
+        "the trace-id filters ruled every file out"
+    );
+    let wrong = Predicate::eq("trace_id", Value::Text("x".into()));
+    assert!(matches!(
+        scan(&store, &request(Signal::Traces, wrong)).await,
+        Err(StorageError::InvalidQuery(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_racing_flushes_and_merges_see_every_span_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open::<crate::spans::SpanTable>(dir.path()).await);
+    let target = realistic_spans(40, 7)[0].trace_id;
+    let mut expected = 0;
+    let mut lsn = 0;
+    let racing = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let mut counts: HashMap<usize, usize> = HashMap::new();
+            for _ in 0..200 {
+                let span = realistic_spans(1, 7).remove(0);
+                let found =
+                    spans_scanned(&store, &request(Signal::Traces, trace_predicate(&span))).await;
+                let ids: std::collections::HashSet<_> = found.iter().map(|s| s.span_id).collect();
+                assert_eq!(ids.len(), found.len(), "a span seen twice");
+                *counts.entry(found.len()).or_default() += 1;
+                tokio::task::yield_now().await;
+            }
+            counts
+        })
+    };
+    for round in 0..20u8 {
+        let mut spans = realistic_spans(40, 7);
+        for span in &mut spans {
+            span.span_id.0[7] = round;
+        }
+        expected += spans.iter().filter(|s| s.trace_id == target).count();
+        lsn += 1;
+        store.apply(lsn, tenant(), spans, 1, Reservation::default());
+        store.flush().await.unwrap();
+        if round % 5 == 4 {
+            let inputs = store.table_files(&tenant()).unwrap().files;
+            store
+                .merge(
+                    &tenant(),
+                    &inputs,
+                    1 << 30,
+                    Duration::ZERO,
+                    &CancellationToken::new(),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let counts = racing.await.unwrap();
+    assert!(!counts.is_empty());
+    let last = spans_scanned(
+        &store,
+        &request(
+            Signal::Traces,
+            Predicate::eq("trace_id", Value::Bytes(target.0.to_vec())),
+        ),
+    )
+    .await;
+    assert_eq!(last.len(), expected);
+}
