@@ -127,7 +127,7 @@ impl StorageError {
         match self {
             Self::BudgetExhausted { .. } => ErrorKind::ResourceExhausted,
             Self::ShuttingDown => ErrorKind::Unavailable,
-            Self::Wal(crate::wal::WalError::Poisoned(_) | crate::wal::WalError::Closed) => {
+            Self::Wal(crate::wal::WalError::Unavailable(_) | crate::wal::WalError::Closed) => {
                 ErrorKind::Unavailable
             }
             Self::InvalidQuery(_) => ErrorKind::InvalidArgument,

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 pub use record::{Lsn, WalEntry};
-pub use writer::Applier;
+pub use writer::{Applier, SegmentOpener, SegmentWrite, file_segments};
 use writer::{Command, Writer};
 
 /// Errors of the write-ahead log.
@@ -32,9 +32,9 @@ pub enum WalError {
         /// The cause.
         source: std::io::Error,
     },
-    /// An earlier write or fsync failed; the log takes no more appends until restart.
-    #[error("WAL refuses appends after a failed write: {0}")]
-    Poisoned(String),
+    /// Writes fail (a full disk, an I/O error); appends are refused until one succeeds again.
+    #[error("{0}; retry later")]
+    Unavailable(String),
     /// The writer has stopped (shutdown).
     #[error("WAL is closed")]
     Closed,
@@ -73,6 +73,8 @@ pub struct WalStats {
     pub records: AtomicU64,
     /// Segments created since start.
     pub segments_created: AtomicU64,
+    /// Why writes fail, while they do.
+    pub degraded_reason: Mutex<Option<String>>,
 }
 
 /// What replay found.
@@ -189,10 +191,20 @@ pub struct Wal<A> {
 impl<A: Send + 'static> Wal<A> {
     /// Starts the writer thread with a fresh segment at `next_lsn` (from [`replay`]).
     pub fn start(config: WalConfig, next_lsn: Lsn, applier: Applier<A>) -> Result<Self, WalError> {
+        Self::start_with(config, next_lsn, applier, file_segments())
+    }
+
+    /// [`Self::start`] with segments made by `open_segment` (tests inject I/O faults).
+    pub fn start_with(
+        config: WalConfig,
+        next_lsn: Lsn,
+        applier: Applier<A>,
+        open_segment: SegmentOpener,
+    ) -> Result<Self, WalError> {
         let stats = Arc::new(WalStats::default());
         let dir = config.dir.clone();
         let (sender, receiver) = mpsc::channel(config.queue_capacity.max(1));
-        let writer = Writer::new(config, next_lsn, applier, Arc::clone(&stats))?;
+        let writer = Writer::new(config, next_lsn, applier, Arc::clone(&stats), open_segment)?;
         let thread = std::thread::Builder::new()
             .name("skewer-wal".to_owned())
             .spawn(move || writer.run(receiver))
@@ -234,6 +246,15 @@ impl<A: Send + 'static> Wal<A> {
         &self.stats
     }
 
+    /// Why writes fail, while they do.
+    pub fn degraded_reason(&self) -> Option<String> {
+        self.stats
+            .degraded_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Stops the writer after the appends already queued ahead of this call, and waits for it.
     pub async fn close(&self) {
         // If the writer is already gone, the send fails and there is nothing to stop.
@@ -254,6 +275,7 @@ mod tests {
     use crate::model::Signal;
     use bytes::Bytes;
     use std::sync::Mutex as StdMutex;
+    use std::time::Duration;
 
     fn config(dir: &Path) -> WalConfig {
         WalConfig {
@@ -324,5 +346,84 @@ mod tests {
         assert!(rest < 40);
     }
 
-    use std::sync::atomic::Ordering;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A segment file whose next fsyncs fail on demand, like a disk that filled up.
+    struct FaultySegment {
+        file: std::fs::File,
+        failing_syncs: Arc<AtomicU32>,
+    }
+
+    impl SegmentWrite for FaultySegment {
+        fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+            SegmentWrite::write_all(&mut self.file, bytes)
+        }
+        fn sync_data(&mut self) -> std::io::Result<()> {
+            let failing = self.failing_syncs.load(Ordering::SeqCst);
+            if failing > 0 {
+                self.failing_syncs.store(failing - 1, Ordering::SeqCst);
+                return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            SegmentWrite::sync_data(&mut self.file)
+        }
+        fn truncate_to(&mut self, len: u64) -> std::io::Result<()> {
+            self.file.truncate_to(len)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_fsync_refuses_appends_until_a_probe_succeeds_and_loses_nothing_acked() {
+        let dir = tempfile::tempdir().unwrap();
+        let failing_syncs = Arc::new(AtomicU32::new(0));
+        let opener_faults = Arc::clone(&failing_syncs);
+        let opener: SegmentOpener = Box::new(move |dir, lsn| {
+            Ok(Box::new(FaultySegment {
+                file: segment::create_segment(dir, lsn)?,
+                failing_syncs: Arc::clone(&opener_faults),
+            }))
+        });
+        let applied = Arc::new(StdMutex::new(Vec::new()));
+        let sink = Arc::clone(&applied);
+        let wal: Wal<u32> = Wal::start_with(
+            WalConfig {
+                segment_max_bytes: 1 << 20,
+                ..config(dir.path())
+            },
+            1,
+            Box::new(move |lsn, i| sink.lock().unwrap().push((lsn, i))),
+            opener,
+        )
+        .unwrap();
+        assert_eq!(wal.append(entry(1), 1).await.unwrap(), 1);
+        failing_syncs.store(1, Ordering::SeqCst);
+        let failed = wal.append(entry(2), 2).await.unwrap_err();
+        assert!(matches!(failed, WalError::Unavailable(_)), "{failed}");
+        assert!(wal.degraded_reason().unwrap().contains("os error 28"));
+        // Within the probe interval appends are refused without touching the disk.
+        assert!(matches!(
+            wal.append(entry(3), 3).await,
+            Err(WalError::Unavailable(_))
+        ));
+        assert_eq!(failing_syncs.load(Ordering::SeqCst), 0);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(
+            wal.append(entry(4), 4).await.unwrap(),
+            2,
+            "the failed LSN is reused"
+        );
+        assert!(wal.degraded_reason().is_none());
+        wal.close().await;
+        assert_eq!(
+            *applied.lock().unwrap(),
+            [(1, 1), (2, 4)],
+            "only acknowledged records applied"
+        );
+        let mut replayed = Vec::new();
+        replay(dir.path(), |_, _| true, |lsn, e| replayed.push((lsn, e))).unwrap();
+        assert_eq!(
+            replayed,
+            [(1, entry(1)), (2, entry(4))],
+            "the failed group left no bytes"
+        );
+    }
 }

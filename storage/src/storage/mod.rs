@@ -1,0 +1,346 @@
+//! The storage facade: opens the WAL and the three stores, replays, takes writes, starts the
+//! background work ([`background`]), serves reads, reports health, and shuts down in order.
+
+mod background;
+pub mod health;
+mod replay;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::budget::{MemoryBudget, Reservation};
+use crate::catalog::{Catalog, ObjectCatalog};
+use crate::checkpoint::Checkpoint;
+use crate::config::StorageConfig;
+use crate::layout;
+use crate::log_store::LogStore;
+use crate::logs::{LogIndexConfig, LogQuery};
+use crate::metrics::MetricStore;
+use crate::model::{LogRecord, Signal, SignalBatch, TenantId};
+use crate::objects::Objects;
+use crate::spans::SpanStore;
+use crate::table::FooterCache;
+use crate::wal::{Lsn, Wal, WalConfig, WalEntry, WalError, WalStats};
+use crate::{ErrorKind, StorageError};
+
+/// Turns a WAL entry back into records on replay. Supplied by the ingest layer, which knows
+/// the wire format; storage stays protocol-free.
+pub trait WalDecoder: Send + Sync {
+    /// Decodes the entry, as it was decoded when it was first accepted.
+    fn decode(&self, entry: &WalEntry) -> Result<SignalBatch, String>;
+}
+
+/// What rides with a WAL record to the applier.
+pub struct Applied {
+    tenant: TenantId,
+    batch: SignalBatch,
+    reservation: Reservation,
+}
+
+/// The three stores, shared by the WAL applier, the flusher and readers.
+pub(crate) struct Stores {
+    pub(crate) spans: SpanStore,
+    pub(crate) metrics: MetricStore,
+    pub(crate) logs: Arc<LogStore>,
+}
+
+impl Stores {
+    /// Whether a replayed record is already in the tenant's files (a crash came between the
+    /// manifest commit and the WAL checkpoint).
+    fn already_flushed(&self, lsn: Lsn, signal: Signal, tenant: &TenantId) -> bool {
+        match signal {
+            Signal::Traces => lsn <= self.spans.flushed_lsn(tenant),
+            Signal::Metrics => lsn <= self.metrics.flushed_lsn(tenant),
+            Signal::Logs => false,
+        }
+    }
+
+    fn apply(&self, lsn: Lsn, applied: Applied) {
+        let Applied {
+            tenant,
+            batch,
+            reservation,
+        } = applied;
+        // The other signals have nothing pending at this LSN: let their checkpoints pass it,
+        // or an idle signal would pin every WAL segment forever.
+        let signal = batch.signal();
+        for other in Signal::ALL.into_iter().filter(|s| *s != signal) {
+            match other {
+                Signal::Traces => self.spans.advance_lsn(lsn),
+                Signal::Metrics => self.metrics.advance_lsn(lsn),
+                Signal::Logs => self.logs.advance_lsn(lsn),
+            }
+        }
+        // The reservation was sized to the records' estimated bytes by the writer.
+        let bytes = reservation.bytes();
+        match batch {
+            SignalBatch::Spans(spans) => self.spans.apply(lsn, tenant, spans, bytes, reservation),
+            SignalBatch::Logs(logs) => self.logs.apply(lsn, tenant, logs, bytes, reservation),
+            SignalBatch::Metrics(points) => {
+                self.metrics.apply(lsn, tenant, points, bytes, reservation)
+            }
+        }
+    }
+}
+
+/// Memory and file figures for self-metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SignalStats {
+    /// Records held in memory.
+    pub buffered_records: usize,
+    /// Estimated bytes held in memory.
+    pub buffered_bytes: usize,
+    /// Completed flushes since start.
+    pub flushes: u64,
+    /// Total flush time since start, seconds.
+    pub flush_seconds: f64,
+    /// Failed flushes since start.
+    pub flush_failures: u64,
+    /// Live files (Parquet files, or log index partitions).
+    pub files: u64,
+    /// Bytes of the live files.
+    pub file_bytes: u64,
+    /// Completed compaction merges since start.
+    pub merges: u64,
+    /// Failed compaction merges since start.
+    pub merge_failures: u64,
+    /// Bytes read by compaction since start.
+    pub merged_bytes_read: u64,
+    /// Bytes written by compaction since start.
+    pub merged_bytes_written: u64,
+    /// Files (or partitions) removed by retention since start.
+    pub retention_files_removed: u64,
+    /// Bytes removed by retention since start.
+    pub retention_bytes_removed: u64,
+}
+
+/// Storage, opened and running.
+pub struct Storage {
+    config: StorageConfig,
+    budget: Arc<MemoryBudget>,
+    wal: Wal<Applied>,
+    stores: Arc<Stores>,
+    checkpoint: tokio::sync::Mutex<Checkpoint>,
+    checkpoint_io: tokio::sync::Mutex<()>,
+    cancel: CancellationToken,
+    flusher: std::sync::Mutex<Option<JoinHandle<()>>>,
+    compactor: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    health: Arc<health::Health>,
+}
+
+impl Storage {
+    /// Opens everything under the data directory, replays the WAL past the checkpoint and
+    /// starts the flusher. Returns when the data is queryable.
+    pub async fn open(
+        config: StorageConfig,
+        decoder: Arc<dyn WalDecoder>,
+    ) -> Result<Arc<Self>, StorageError> {
+        let objects_dir = layout::objects_dir(&config.data_dir);
+        let wal_dir = layout::wal_dir(&config.data_dir);
+        std::fs::create_dir_all(&wal_dir).map_err(|err| StorageError::io(&wal_dir, err))?;
+        let objects = Objects::local(&objects_dir)?;
+        let catalog: Arc<dyn Catalog> = Arc::new(ObjectCatalog::new(objects.clone()));
+        let footers = Arc::new(FooterCache::new(config.footer_cache_bytes));
+        let index_config = LogIndexConfig {
+            writer_memory_bytes: config.log_writer_memory_bytes,
+        };
+        let logs_dir = config.data_dir.clone();
+        let stores = Arc::new(Stores {
+            spans: SpanStore::open(objects.clone(), Arc::clone(&catalog), Arc::clone(&footers))
+                .await?,
+            metrics: MetricStore::open(objects.clone(), Arc::clone(&catalog), footers).await?,
+            logs: Arc::new(
+                tokio::task::spawn_blocking(move || LogStore::open(logs_dir, index_config))
+                    .await??,
+            ),
+        });
+        let budget = MemoryBudget::new(config.max_buffered_bytes);
+        let mut checkpoint = Checkpoint::load(&wal_dir)?;
+        let next_lsn = replay::replay(
+            &config,
+            &wal_dir,
+            &stores,
+            &budget,
+            &decoder,
+            &mut checkpoint,
+        )
+        .await?;
+
+        let applier_stores = Arc::clone(&stores);
+        let wal = Wal::start(
+            WalConfig {
+                dir: wal_dir,
+                segment_max_bytes: config.wal_segment_max_bytes,
+                queue_capacity: 1024,
+                max_group_bytes: 8 * 1024 * 1024,
+            },
+            next_lsn,
+            Box::new(move |lsn, applied| applier_stores.apply(lsn, applied)),
+        )?;
+        let storage = Arc::new(Self {
+            config,
+            budget,
+            wal,
+            stores,
+            checkpoint: tokio::sync::Mutex::new(checkpoint),
+            checkpoint_io: tokio::sync::Mutex::new(()),
+            cancel: CancellationToken::new(),
+            flusher: std::sync::Mutex::new(None),
+            compactor: std::sync::Mutex::new(None),
+            health: Arc::new(health::Health::default()),
+        });
+        let handle = tokio::spawn(Arc::clone(&storage).run_flusher());
+        if let Ok(mut slot) = storage.flusher.lock() {
+            *slot = Some(handle);
+        }
+        if storage.config.compaction.enabled {
+            let compactor = background::spawn_compactor(
+                Arc::clone(&storage.stores),
+                storage.config.compaction.clone(),
+                storage.config.file_delete_grace,
+                storage.cancel.clone(),
+                Arc::clone(&storage.health),
+            )?;
+            if let Ok(mut slot) = storage.compactor.lock() {
+                *slot = Some(compactor);
+            }
+        }
+        Ok(storage)
+    }
+
+    /// The stores, for reads that run off the async workers.
+    pub(crate) fn stores(&self) -> Arc<Stores> {
+        Arc::clone(&self.stores)
+    }
+
+    /// The budget that admission reserves from before decoding.
+    pub fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
+    }
+
+    /// Makes an export durable and visible; returns its LSN once both hold. `admission` is
+    /// what was reserved before decoding; it is exchanged for the decoded records' own size,
+    /// which the buffer then holds until the records are in files.
+    pub async fn write(
+        &self,
+        entry: WalEntry,
+        batch: SignalBatch,
+        admission: Reservation,
+    ) -> Result<Lsn, StorageError> {
+        let reservation = self.budget.reserve_unchecked(batch.estimated_bytes());
+        drop(admission);
+        let applied = Applied {
+            tenant: entry.tenant.clone(),
+            batch,
+            reservation,
+        };
+        self.wal
+            .append(entry, applied)
+            .await
+            .map_err(|err| match err {
+                WalError::Closed => StorageError::ShuttingDown,
+                other => StorageError::Wal(other),
+            })
+    }
+
+    /// Log records matching `query`, newest first.
+    pub async fn search_logs(
+        &self,
+        tenant: &TenantId,
+        query: LogQuery,
+    ) -> Result<Vec<LogRecord>, StorageError> {
+        let stores = Arc::clone(&self.stores);
+        let tenant = tenant.clone();
+        tokio::task::spawn_blocking(move || stores.logs.search_blocking(&tenant, &query)).await?
+    }
+
+    /// WAL counters.
+    pub fn wal_stats(&self) -> &Arc<WalStats> {
+        self.wal.stats()
+    }
+
+    /// Memory and flush figures of one signal.
+    pub fn signal_stats(&self, signal: Signal) -> SignalStats {
+        let (buffered, stats, files) = match signal {
+            Signal::Traces => (
+                self.stores.spans.buffered(),
+                self.stores.spans.stats(),
+                self.stores.spans.files(),
+            ),
+            Signal::Metrics => (
+                self.stores.metrics.buffered(),
+                self.stores.metrics.stats(),
+                self.stores.metrics.files(),
+            ),
+            Signal::Logs => (
+                self.stores.logs.buffered(),
+                self.stores.logs.stats(),
+                self.stores.logs.files(),
+            ),
+        };
+        let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        SignalStats {
+            buffered_records: buffered.0,
+            buffered_bytes: buffered.1,
+            flushes: load(&stats.flushes),
+            flush_seconds: load(&stats.flush_micros) as f64 / 1e6,
+            flush_failures: load(&stats.flush_failures),
+            files: files.0 as u64,
+            file_bytes: files.1,
+            merges: load(&stats.merges),
+            merge_failures: load(&stats.merge_failures),
+            merged_bytes_read: load(&stats.merged_bytes_read),
+            merged_bytes_written: load(&stats.merged_bytes_written),
+            retention_files_removed: load(&stats.retention_files_removed),
+            retention_bytes_removed: load(&stats.retention_bytes_removed),
+        }
+    }
+
+    /// What is failing now (empty when healthy): a WAL refusing appends, failing flushes,
+    /// failing compaction. Each reason says what and why.
+    pub fn health(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if let Some(reason) = self.wal.degraded_reason() {
+            reasons.push(reason);
+        }
+        reasons.extend(self.health.reasons());
+        reasons
+    }
+
+    /// Bytes of parsed Parquet footers held for reads.
+    pub fn footer_cache_bytes(&self) -> usize {
+        self.stores.spans.footer_cache().bytes()
+    }
+
+    /// Stops the flusher and the compactor, drains the WAL writer, flushes every store and
+    /// checkpoints.
+    pub async fn shutdown(&self) -> Result<(), StorageError> {
+        self.cancel.cancel();
+        let handle = self.flusher.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(handle) = handle
+            && let Err(err) = handle.await
+        {
+            warn!(error = %err, "flusher task ended abnormally");
+        }
+        let compactor = self.compactor.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(compactor) = compactor {
+            let joined = tokio::task::spawn_blocking(move || compactor.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                warn!("compaction thread ended abnormally");
+            }
+        }
+        self.wal.close().await;
+        self.flush_all().await
+    }
+}
+
+impl ErrorKind {
+    /// Whether a client should retry the same request later.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::ResourceExhausted | Self::Unavailable)
+    }
+}
