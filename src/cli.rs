@@ -23,6 +23,46 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Send generated OTLP load (traces, logs, metrics) to skewer or any OTLP backend.
     Loadgen(Box<crate::loadgen::LoadgenArgs>),
+    /// Copy a data directory consistently while `serve` runs on it.
+    Backup(BackupArgs),
+    /// Restore a backup into a new data directory.
+    Restore(RestoreArgs),
+    /// Verify a data directory against its manifests; --repair fixes what can be fixed.
+    Check(CheckArgs),
+}
+
+/// Flags of `backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The data directory to back up (a server may be running on it)
+    #[arg(long, env = "SKEWER_DATA_DIR", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Where the backup goes: a new or empty directory
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+}
+
+/// Flags of `restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A directory written by `skewer backup`
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+    /// The data directory to create: new or empty
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+}
+
+/// Flags of `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The data directory to verify
+    #[arg(long, env = "SKEWER_DATA_DIR", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Fix what can be fixed: rebuild missing or damaged manifests from the files, drop entries
+    /// whose files are gone, delete files no manifest lists (needs the server stopped)
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// Flags of `serve`. Precedence: defaults < config file < SKEWER_* env < flags.

@@ -1,5 +1,6 @@
 //! The `skewer` binary: command line, logging setup, and dispatch to the subcommands.
 
+mod admin;
 mod api;
 mod cli;
 mod config;
@@ -52,6 +53,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(server::serve(config))
         }
+        Command::Backup(args) => admin::backup(&args),
+        Command::Restore(args) => admin::restore(&args),
+        Command::Check(args) => admin::check(&args),
         Command::Loadgen(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

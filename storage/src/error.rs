@@ -102,6 +102,9 @@ pub enum StorageError {
     /// A query argument is invalid (bad log query syntax...).
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    /// Another process holds the data directory.
+    #[error("data directory {0} is in use by another skewer process")]
+    DataDirInUse(std::path::PathBuf),
     /// A query would return more than its limit allows.
     #[error("the query matches more than {limit} {what}: narrow the time range or add filters")]
     LimitExceeded {
@@ -133,7 +136,7 @@ impl StorageError {
             Self::InvalidQuery(_) => ErrorKind::InvalidArgument,
             Self::LimitExceeded { .. } => ErrorKind::LimitExceeded,
             Self::DeadlineExceeded => ErrorKind::DeadlineExceeded,
-            Self::ScanAbandoned => ErrorKind::Unavailable,
+            Self::ScanAbandoned | Self::DataDirInUse(_) => ErrorKind::Unavailable,
             Self::LogIndex(err) if err.is_invalid_query() => ErrorKind::InvalidArgument,
             Self::Wal(_)
             | Self::Catalog(_)

@@ -7,13 +7,16 @@
 //! the WAL carries opaque payloads that a caller-supplied decoder turns back into
 //! [`model::SignalBatch`]es on replay.
 
+pub mod backup;
 pub mod budget;
 pub mod buffer;
 pub mod catalog;
+pub mod check;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod layout;
+pub mod lock;
 pub mod log_store;
 pub mod logs;
 pub mod maintenance;

@@ -5,6 +5,7 @@
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
+mod backup;
 mod disk_full;
 mod durability;
 mod fixtures;

@@ -130,6 +130,8 @@ pub struct Storage {
     flusher: std::sync::Mutex<Option<JoinHandle<()>>>,
     compactor: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     health: Arc<health::Health>,
+    /// Held while storage is open: no other process writes the directory.
+    _lock: crate::lock::DataDirLock,
 }
 
 impl Storage {
@@ -139,6 +141,7 @@ impl Storage {
         config: StorageConfig,
         decoder: Arc<dyn WalDecoder>,
     ) -> Result<Arc<Self>, StorageError> {
+        let lock = crate::lock::DataDirLock::acquire(&config.data_dir)?;
         let objects_dir = layout::objects_dir(&config.data_dir);
         let wal_dir = layout::wal_dir(&config.data_dir);
         std::fs::create_dir_all(&wal_dir).map_err(|err| StorageError::io(&wal_dir, err))?;
@@ -192,6 +195,7 @@ impl Storage {
             flusher: std::sync::Mutex::new(None),
             compactor: std::sync::Mutex::new(None),
             health: Arc::new(health::Health::default()),
+            _lock: lock,
         });
         let handle = tokio::spawn(Arc::clone(&storage).run_flusher());
         if let Ok(mut slot) = storage.flusher.lock() {

@@ -13,7 +13,7 @@ mod flush;
 pub mod id_filter;
 pub mod live_file;
 pub mod merge;
-mod open;
+pub mod open;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -114,11 +114,25 @@ pub async fn files_from_footers(
     let listed = objects
         .list(&layout::signal_prefix(&table.tenant, table.signal))
         .await?;
+    let sizes: std::collections::HashMap<String, u64> = listed
+        .iter()
+        .map(|object| (object.location.to_string(), object.size))
+        .collect();
     let mut files = Vec::new();
     for object in listed {
         if layout::parse_object_path(&object.location).is_none() {
             continue;
         }
+        // A trace-id filter written beside the file is kept: its size gives its block count.
+        let filter_path = layout::trace_id_filter_path(&object.location).to_string();
+        let trace_id_filter = sizes
+            .get(&filter_path)
+            .filter(|size| **size > 0 && **size % 32 == 0)
+            .map(|size| crate::catalog::IdFilterMeta {
+                path: filter_path.clone(),
+                num_blocks: u32::try_from(size / 32).unwrap_or(u32::MAX),
+                num_ids: 0,
+            });
         match read_footer(objects, &object.location, object.size).await {
             Ok(footer) => {
                 let facts = footer_facts(&footer);
@@ -132,7 +146,7 @@ pub async fn files_from_footers(
                     partition_hour: facts.min_time_unix_nano / layout::WINDOW_NANOS,
                     level: 0,
                     created_unix_ms: now_unix_ms(),
-                    trace_id_filter: None,
+                    trace_id_filter,
                 });
             }
             Err(err) => {

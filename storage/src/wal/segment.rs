@@ -103,6 +103,62 @@ pub fn read_segment(path: &Path) -> Result<SegmentScan, WalError> {
     Ok(scan)
 }
 
+/// What a read-only look at a segment found (for `skewer check`, which changes nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentReport {
+    /// Valid records.
+    pub num_records: u64,
+    /// The first and last LSN of the valid records.
+    pub lsn_range: Option<(Lsn, Lsn)>,
+    /// Bytes up to the end of the last valid record.
+    pub valid_bytes: u64,
+    /// Bytes in the file.
+    pub total_bytes: u64,
+    /// What is wrong past the valid bytes (a torn tail is normal after a crash; the next
+    /// start cuts it).
+    pub problem: Option<String>,
+}
+
+/// Reads a segment without repairing it.
+pub fn inspect_segment(path: &Path) -> Result<SegmentReport, WalError> {
+    let data = Bytes::from(std::fs::read(path).map_err(|err| WalError::io(path, err))?);
+    let mut report = SegmentReport {
+        num_records: 0,
+        lsn_range: None,
+        valid_bytes: 0,
+        total_bytes: data.len() as u64,
+        problem: None,
+    };
+    if data.len() < SEGMENT_MAGIC.len() || &data[..SEGMENT_MAGIC.len()] != SEGMENT_MAGIC {
+        report.problem = Some("no valid segment header".to_owned());
+        return Ok(report);
+    }
+    let mut offset = SEGMENT_MAGIC.len();
+    while offset < data.len() {
+        match decode_record(&data, offset) {
+            Decoded::Record { lsn, len, .. } => {
+                report.num_records += 1;
+                report.lsn_range = Some(
+                    report
+                        .lsn_range
+                        .map_or((lsn, lsn), |(first, _)| (first, lsn)),
+                );
+                offset += len;
+            }
+            Decoded::Incomplete => {
+                report.problem = Some(format!("torn record at byte {offset}"));
+                break;
+            }
+            Decoded::Corrupt(reason) => {
+                report.problem = Some(format!("corrupt record at byte {offset}: {reason}"));
+                break;
+            }
+        }
+    }
+    report.valid_bytes = offset.min(data.len()) as u64;
+    Ok(report)
+}
+
 fn truncate(path: &Path, len: u64) -> Result<(), WalError> {
     OpenOptions::new()
         .write(true)
@@ -158,7 +214,17 @@ mod tests {
         encode_record(5, &entry(b"good"), &mut buf);
         buf.extend_from_slice(&[0xAB; 40]);
         file.write_all(&buf).unwrap();
-        let scan = read_segment(&segment_path(dir.path(), 5)).unwrap();
+        let path = segment_path(dir.path(), 5);
+        let report = inspect_segment(&path).unwrap();
+        assert_eq!(report.num_records, 1);
+        assert_eq!(report.lsn_range, Some((5, 5)));
+        assert!(report.problem.is_some());
+        assert_eq!(
+            report.total_bytes,
+            std::fs::metadata(&path).unwrap().len(),
+            "inspecting changes nothing"
+        );
+        let scan = read_segment(&path).unwrap();
         assert_eq!(scan.records.len(), 1);
         assert!(scan.truncated);
     }
