@@ -22,7 +22,7 @@ pub enum Command {
     /// Run the server: OTLP ingest (gRPC 4317, HTTP 4318) and the query API (8080).
     Serve(Box<ServeArgs>),
     /// Send generated OTLP load (traces, logs, metrics) to skewer or any OTLP backend.
-    Loadgen(Box<crate::loadgen::LoadgenArgs>),
+    Loadgen(Box<skewer_loadgen::LoadgenArgs>),
     /// Copy a data directory consistently while `serve` runs on it.
     Backup(BackupArgs),
     /// Restore a backup into a new data directory.

@@ -4,7 +4,6 @@ mod admin;
 mod api;
 mod cli;
 mod config;
-mod loadgen;
 mod self_metrics;
 mod server;
 
@@ -61,7 +60,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .thread_name("skewer-loadgen")
                 .build()?;
-            runtime.block_on(loadgen::run(*args))
+            Ok(runtime.block_on(skewer_loadgen::run(*args))?)
         }
     }
 }

@@ -73,7 +73,12 @@ impl Checkpoint {
     pub fn store(&self, wal_dir: &Path) -> Result<(), StorageError> {
         let path = Self::path(wal_dir);
         let temp = wal_dir.join("checkpoint.json.tmp");
-        let bytes = serde_json::to_vec(self).expect("a struct of integers serializes");
+        let bytes = serde_json::to_vec(self).map_err(|err| {
+            StorageError::io(
+                &temp,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, err),
+            )
+        })?;
         std::fs::write(&temp, bytes).map_err(|err| StorageError::io(&temp, err))?;
         sync_file(&temp)?;
         std::fs::rename(&temp, &path).map_err(|err| StorageError::io(&path, err))?;

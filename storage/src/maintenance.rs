@@ -189,3 +189,51 @@ pub fn lower_thread_priority() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::Reservation;
+    use crate::catalog::ObjectCatalog;
+    use crate::objects::Objects;
+    use crate::parquet_codec::test_fixtures::realistic_spans;
+    use crate::spans::SpanStore;
+    use crate::table::FooterCache;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_sweep_racing_a_reader_deletes_only_after_the_reader_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = Objects::local(dir.path()).unwrap();
+        let catalog = Arc::new(ObjectCatalog::new(objects.clone()));
+        let store = SpanStore::open(objects, catalog, Arc::new(FooterCache::new(1 << 20)))
+            .await
+            .unwrap();
+        let tenant: crate::model::TenantId = "t".parse().unwrap();
+        let spans = realistic_spans(200, 9);
+        store.apply(1, tenant.clone(), spans.clone(), 1, Reservation::default());
+        store.flush().await.unwrap();
+        let reader = store.snapshot(&tenant);
+        let path = store.objects().local_path(&reader.files[0].path).unwrap();
+        let newest = spans.iter().map(|s| s.end_time_unix_nano).max().unwrap();
+        let policy = RetentionPolicy::default();
+        let now = newest + 8 * 86_400 * 1_000_000_000;
+        let (files, bytes) = sweep_store(&store, &policy, now).await.unwrap();
+        assert_eq!(files, 1);
+        assert!(bytes > 0);
+        assert_eq!(store.files(), (0, 0), "gone from the manifest");
+        assert!(path.exists(), "still on disk while a reader holds it");
+        assert_eq!(
+            store
+                .stats()
+                .retention_files_removed
+                .load(Ordering::Relaxed),
+            1
+        );
+        drop(reader);
+        assert_eq!(store.delete_unreferenced().await, 1);
+        assert!(!path.exists());
+        let fresh = sweep_store(&store, &policy, now).await.unwrap();
+        assert_eq!(fresh, (0, 0));
+    }
+}

@@ -3,7 +3,7 @@
 //! One test binary, one module per area.
 
 // Test code: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod backup;
 mod disk_full;

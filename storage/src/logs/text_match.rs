@@ -31,7 +31,13 @@ use crate::model::{Attribute, AttributeValue, LogRecord};
 static BODY_ANALYZER: LazyLock<TextAnalyzer> = LazyLock::new(|| {
     TokenizerManager::default()
         .get(DEFAULT_TOKENIZER)
-        .expect("tantivy registers its default tokenizer")
+        // tantivy registers `default` as this chain; kept only as a fallback.
+        .unwrap_or_else(|| {
+            TextAnalyzer::builder(tantivy::tokenizer::SimpleTokenizer::default())
+                .filter(tantivy::tokenizer::RemoveLongFilter::limit(40))
+                .filter(tantivy::tokenizer::LowerCaser)
+                .build()
+        })
 });
 
 /// Tokenizes text as the body field is indexed: `(position, token)` pairs.

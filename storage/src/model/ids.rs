@@ -63,8 +63,8 @@ macro_rules! byte_id {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 let mut buf = [0u8; $len * 2];
-                hex::encode_to_slice(self.0, &mut buf).expect("buffer is twice the id length");
-                f.write_str(std::str::from_utf8(&buf).expect("hex digits are ascii"))
+                hex::encode_to_slice(self.0, &mut buf).map_err(|_| fmt::Error)?;
+                f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
             }
         }
 

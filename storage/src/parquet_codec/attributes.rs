@@ -129,7 +129,12 @@ impl AttributesBuilder {
             AttributeValue::Array(_) | AttributeValue::Map(_) => {
                 self.json.clear();
                 write_json(value, &mut self.json, self.column)?;
-                let text = std::str::from_utf8(&self.json).expect("serde_json writes UTF-8");
+                let text =
+                    std::str::from_utf8(&self.json).map_err(|err| CodecError::InvalidValue {
+                        column: self.column.to_owned(),
+                        row: 0,
+                        reason: format!("JSON that is not UTF-8: {err}"),
+                    })?;
                 self.strings.append_value(text);
                 if matches!(value, AttributeValue::Array(_)) {
                     TYPE_ARRAY

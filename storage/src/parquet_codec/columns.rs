@@ -108,7 +108,8 @@ impl<const N: usize> IdColumnBuilder<N> {
     }
 
     fn width() -> i32 {
-        i32::try_from(N).expect("ids are 8 or 16 bytes")
+        // Ids are 8 or 16 bytes.
+        N as i32
     }
 
     /// The finished array.

@@ -161,7 +161,11 @@ impl<'a, T: JsonValue> SharedJsonBuilder<'a, T> {
     fn intern(&mut self, value: &T) -> Result<i32, CodecError> {
         self.buffer.clear();
         write_json(value, &mut self.buffer, self.column)?;
-        let text = std::str::from_utf8(&self.buffer).expect("serde_json writes UTF-8");
+        let text = std::str::from_utf8(&self.buffer).map_err(|err| CodecError::InvalidValue {
+            column: self.column.to_owned(),
+            row: 0,
+            reason: format!("JSON that is not UTF-8: {err}"),
+        })?;
         if let Some(&key) = self.by_text.get(text) {
             return Ok(key);
         }

@@ -4,6 +4,8 @@
 mod background;
 pub mod health;
 mod replay;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -318,6 +320,21 @@ impl Storage {
     /// Bytes of parsed Parquet footers held for reads.
     pub fn footer_cache_bytes(&self) -> usize {
         self.stores.spans.footer_cache().bytes()
+    }
+
+    /// Stops everything without flushing or checkpointing, as a crash would (tests).
+    #[cfg(test)]
+    pub(crate) async fn crash(self: Arc<Self>) {
+        self.cancel.cancel();
+        let flusher = self.flusher.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(flusher) = flusher {
+            let _ = flusher.await;
+        }
+        let compactor = self.compactor.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(compactor) = compactor {
+            let _ = tokio::task::spawn_blocking(move || compactor.join()).await;
+        }
+        self.wal.close().await;
     }
 
     /// Stops the flusher and the compactor, drains the WAL writer, flushes every store and

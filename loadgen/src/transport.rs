@@ -77,17 +77,22 @@ impl Sender {
         grpc_addr: SocketAddr,
         http_addr: SocketAddr,
         headers: Vec<(String, String)>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, crate::LoadgenError> {
         let grpc = match kind {
             TransportKind::Grpc => {
-                let channel = Endpoint::from_shared(format!("http://{grpc_addr}"))?
+                let connect_error = |reason: String| crate::LoadgenError::Connect {
+                    address: grpc_addr.to_string(),
+                    reason,
+                };
+                let channel = Endpoint::from_shared(format!("http://{grpc_addr}"))
+                    .map_err(|err| connect_error(err.to_string()))?
                     .initial_stream_window_size(Some(4 * 1024 * 1024))
                     .initial_connection_window_size(Some(16 * 1024 * 1024))
                     .connect_timeout(Duration::from_secs(5))
                     .timeout(Duration::from_secs(30))
                     .connect()
                     .await
-                    .map_err(|err| anyhow::anyhow!("cannot connect to {grpc_addr}: {err}"))?;
+                    .map_err(|err| connect_error(err.to_string()))?;
                 Some(tonic::client::Grpc::new(channel).max_decoding_message_size(64 * 1024 * 1024))
             }
             _ => None,

@@ -20,7 +20,10 @@ use super::{LoadgenArgs, Signal, encode, now_unix_nano};
 const DEMO_SERVICES: [&str; 4] = ["frontend", "checkout", "payment", "inventory"];
 
 /// Sends the story until `--duration` (or `--count` traces) is reached.
-pub async fn run(args: &LoadgenArgs, headers: Vec<(String, String)>) -> anyhow::Result<()> {
+pub async fn run(
+    args: &LoadgenArgs,
+    headers: Vec<(String, String)>,
+) -> Result<(), crate::LoadgenError> {
     let mut rng = Random::new(args.seed);
     let mut services: Vec<Service> = DEMO_SERVICES
         .iter()
@@ -155,7 +158,7 @@ pub async fn run(args: &LoadgenArgs, headers: Vec<(String, String)>) -> anyhow::
     }
     println!("demo: {skewed}'s clock runs {skew_ms} ms ahead of the others");
     if sent_traces > 0 && failures >= sent_traces * 2 {
-        anyhow::bail!("most exports failed; is `skewer serve` running?");
+        return Err(crate::LoadgenError::DemoFailed);
     }
     Ok(())
 }

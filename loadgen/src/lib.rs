@@ -1,11 +1,13 @@
-//! `skewer loadgen`: realistic OTLP load from a seeded generator, pre-encoded so it stays
-//! cheap next to the server, sent over gRPC, HTTP protobuf or HTTP JSON in a closed or open
-//! loop, with a summary of what was acknowledged and how fast. `--scenario demo` sends a
-//! small, readable e-commerce story instead.
+//! skewer-loadgen: the load generator behind `skewer loadgen`. Realistic OTLP load from a
+//! seeded generator, pre-encoded so it stays cheap next to the server, sent over gRPC, HTTP
+//! protobuf or HTTP JSON in a closed or open loop, with a summary of what was acknowledged and
+//! how fast. `--scenario demo` sends a small, readable e-commerce story instead. No server
+//! crate depends on this one.
 
 mod common;
 mod demo;
 mod drive;
+mod error;
 mod logs;
 mod metrics;
 mod pool;
@@ -32,6 +34,7 @@ use self::traces::{Service, TraceShape};
 use self::transport::Sender;
 pub use self::transport::TransportKind;
 use self::vocabulary::SERVICES;
+pub use error::LoadgenError;
 
 /// The signal to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -153,13 +156,13 @@ fn now_unix_nano() -> u64 {
         .unwrap_or(0)
 }
 
-fn parse_headers(headers: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+fn parse_headers(headers: &[String]) -> Result<Vec<(String, String)>, LoadgenError> {
     headers
         .iter()
         .map(|header| {
             let (name, value) = header
                 .split_once(':')
-                .ok_or_else(|| anyhow::anyhow!("header {header:?} is not `Name: value`"))?;
+                .ok_or_else(|| LoadgenError::BadHeader(header.clone()))?;
             Ok((name.trim().to_owned(), value.trim().to_owned()))
         })
         .collect()
@@ -184,7 +187,7 @@ fn services(args: &LoadgenArgs, rng: &mut Random) -> Vec<Service> {
 fn encode<M: Message + serde::Serialize>(
     encoding: Encoding,
     message: &M,
-) -> anyhow::Result<Vec<u8>> {
+) -> Result<Vec<u8>, LoadgenError> {
     Ok(match encoding {
         Encoding::Protobuf => message.encode_to_vec(),
         Encoding::Json => serde_json::to_vec(message)?,
@@ -192,7 +195,7 @@ fn encode<M: Message + serde::Serialize>(
 }
 
 /// Generates and encodes the pool; returns it with the time step between replays.
-fn build_pool(args: &LoadgenArgs, rng: &mut Random) -> anyhow::Result<(Vec<Prepared>, u64)> {
+fn build_pool(args: &LoadgenArgs, rng: &mut Random) -> Result<(Vec<Prepared>, u64), LoadgenError> {
     let encoding = args.transport.encoding();
     let services = services(args, rng);
     let base = now_unix_nano();
@@ -259,7 +262,7 @@ fn build_pool(args: &LoadgenArgs, rng: &mut Random) -> anyhow::Result<(Vec<Prepa
 }
 
 /// Runs `skewer loadgen`.
-pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
+pub async fn run(args: LoadgenArgs) -> Result<(), LoadgenError> {
     let headers = parse_headers(&args.headers)?;
     if let Some(Scenario::Demo) = args.scenario {
         return demo::run(&args, headers).await;
@@ -299,7 +302,12 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     let summary = counters.summary(label, elapsed);
     println!("{summary}");
     if let Some(path) = &args.summary_json {
-        std::fs::write(path, serde_json::to_vec_pretty(&summary)?)?;
+        std::fs::write(path, serde_json::to_vec_pretty(&summary)?).map_err(|source| {
+            LoadgenError::Write {
+                path: path.clone(),
+                source,
+            }
+        })?;
     }
     if let Some(path) = &args.trace_ids_out {
         write_sampled_ids(path, &pool_for_ids, exports_sent, |prepared, cycle| {
@@ -314,7 +322,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         write_sampled_ids(path, &pool_for_ids, exports_sent, Prepared::request_ids)?;
     }
     if summary.records_acked == 0 {
-        anyhow::bail!("nothing was acknowledged");
+        return Err(LoadgenError::NothingAcknowledged);
     }
     Ok(())
 }
@@ -325,7 +333,7 @@ fn write_sampled_ids(
     pool: &[Prepared],
     exports_sent: u64,
     ids_of: impl Fn(&Prepared, u64) -> Vec<String>,
-) -> anyhow::Result<()> {
+) -> Result<(), LoadgenError> {
     const MAX_IDS: usize = 10_000;
     let mut ids = Vec::new();
     let stride = (exports_sent / (MAX_IDS as u64 / 8).max(1)).max(1);
@@ -340,6 +348,9 @@ fn write_sampled_ids(
         index += stride;
     }
     ids.truncate(MAX_IDS);
-    std::fs::write(path, ids.join("\n") + "\n")?;
+    std::fs::write(path, ids.join("\n") + "\n").map_err(|source| LoadgenError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(())
 }
