@@ -206,6 +206,17 @@ def main():
                         help="spans stored before the trace-by-id latency test")
     parser.add_argument("--stored-logs", type=int, default=10_000_000,
                         help="log records stored before the correlation-id latency test")
+    parser.add_argument("--spread-hours", type=int, default=60,
+                        help="hourly partitions the stored spans are spread over (trace-by-id test)")
+    parser.add_argument("--startup-files", type=int, default=10_000,
+                        help="data files written before timing a restart (0 skips)")
+    parser.add_argument("--steady-seconds", type=int, default=0,
+                        help="seconds of steady load at 20k spans/s before counting files per hour "
+                        "after compaction (the issue's figure uses 3600; 0 skips)")
+    parser.add_argument("--compaction-ab", action="store_true",
+                        help="measure ingest throughput with compaction busy against compaction off")
+    parser.add_argument("--only-storage-v2", action="store_true",
+                        help="only the start-time, compaction and spread trace-by-id figures")
     parser.add_argument("--json", help="write the figures as JSON here")
     parser.add_argument("--baseline", help="another skewer binary: its throughput is measured in the same run, "
                         "interleaved, and shown as a ratio")
@@ -216,6 +227,7 @@ def main():
     args = parser.parse_args()
     if args.smoke:
         args.runs, args.seconds, args.stored_spans, args.stored_logs = 1, 2, 20_000, 20_000
+        args.spread_hours, args.startup_files = 3, 200
         # Short flush intervals, so waiting for the buffers to drain takes seconds, not 30 s.
         os.environ.setdefault("SKEWER_FLUSH_INTERVAL_SECONDS", "1")
         os.environ.setdefault("SKEWER_LOG_COMMIT_INTERVAL_SECONDS", "1")
@@ -244,6 +256,14 @@ THROUGHPUT = [
 
 def run_suite(binary, work, args, f):
     n, secs = args.runs, args.seconds
+    if args.startup_files:
+        f["startup"] = startup_figures(binary, args.baseline, work, args)
+    if args.steady_seconds:
+        f["steady"] = steady_hour_figures(binary, work, args)
+    if args.compaction_ab:
+        f["compaction_ab"] = compaction_ab_figures(binary, work, args)
+    if args.only_storage_v2:
+        return
     print(f"machine: {os.cpu_count()} cores; {n} run(s) of {secs:.0f} s per throughput figure", file=sys.stderr)
     for key, signal_name, transport in THROUGHPUT:
         if args.skip_throughput or (args.throughput_figures and key not in args.throughput_figures.split(",")):
@@ -297,7 +317,9 @@ def run_suite(binary, work, args, f):
             # Retries like a real exporter, so every id written was stored; a pool larger than a
             # flush keeps replayed content from flattering compression.
             loadgen(binary, server, "traces", "grpc", 3600, ["--count", str(int(remaining)), "--seed", "11",
-                                                               "--pool-size", "512", "--retries", "100"], ids_out=ids_file)
+                                                               "--pool-size", "512", "--retries", "100",
+                                                               "--spread-hours", str(args.spread_hours)],
+                    ids_out=ids_file)
         correlation_file = work / "correlation_ids.txt"
         loadgen(binary, server, "logs", "grpc", 3600, ["--count", str(args.stored_logs), "--seed", "12",
                                                        "--pool-size", "512", "--retries", "100",
@@ -310,8 +332,12 @@ def run_suite(binary, work, args, f):
         log_protobuf_bytes = metric(server, 'skewer_ingest_received_bytes_total{signal="logs"}')
         correlation_ids = [line.strip() for line in correlation_file.read_text().splitlines() if line.strip()]
         random.Random(6).shuffle(correlation_ids)
+        f["compaction_settle_seconds"] = wait_for_compaction(server, "traces")
     finally:
         server.stop()
+    hours = files_per_hour(data, "traces")
+    f["span_partitions"] = len(hours)
+    f["span_files"] = sum(hours.values())
 
     f["stored_spans"], f["stored_logs"], f["stored_points"] = stored_spans, stored_logs, stored_points
 
@@ -327,6 +353,9 @@ def run_suite(binary, work, args, f):
         f["trace_by_id_ms"] = {"cold_p50": percentile(cold, 0.5), "cold_p99": percentile(cold, 0.99),
                                "warm_p50": percentile(warm, 0.5), "warm_p99": percentile(warm, 0.99),
                                "queries": len(paths), "misses": warm_misses + cold_misses}
+        # What trace lookups hold in memory: the parsed footers cached (the trace-id filters
+        # stay on disk, one 32-byte block read per file and lookup).
+        f["footer_cache_bytes"] = metric(server, "skewer_footer_cache_bytes")
         sample = correlation_ids[:queries]
         timed_queries(server, [f"/api/logs?correlation_id={c}" for c in sample])
         logs_warm, log_misses = timed_queries(server, [f"/api/logs?correlation_id={c}" for c in sample])
@@ -342,6 +371,150 @@ def run_suite(binary, work, args, f):
     f["bytes_per_point"] = dir_bytes(objects / "metrics") / max(stored_points, 1)
     f["log_bytes_ratio"] = dir_bytes(data / "logs") / max(log_protobuf_bytes, 1)
 
+
+
+def files_per_hour(data, signal_name, tenant="default"):
+    """Live files per hourly partition, from the table's newest manifest."""
+    manifests = sorted((data / "objects" / "tenants" / tenant / signal_name / "_manifest").glob("*.json"))
+    if not manifests:
+        return {}
+    counts = {}
+    for entry in json.loads(manifests[-1].read_text())["files"]:
+        counts[entry["partition_hour"]] = counts.get(entry["partition_hour"], 0) + 1
+    return counts
+
+
+def wait_for_compaction(server, signal_name, quiet_seconds=20, limit_seconds=1800):
+    """Waits until compaction has nothing left to do (no merge for `quiet_seconds`)."""
+    started = time.time()
+    series = f'skewer_compaction_merges_total{{signal="{signal_name}"}}'
+    last, last_change = metric(server, series), time.time()
+    while time.time() - last_change < quiet_seconds and time.time() - started < limit_seconds:
+        time.sleep(2)
+        now = metric(server, series)
+        if now != last:
+            last, last_change = now, time.time()
+    return time.time() - started
+
+
+def time_to_ready(binary, data, extra=()):
+    """Seconds from spawning `serve` on `data` to /readyz answering 200 (polled every 10 ms)."""
+    server = Server(binary, data, extra)
+    log = open(data.with_suffix(".log"), "ab")
+    started = time.perf_counter()
+    server.proc = subprocess.Popen(
+        [binary, "serve", "--data-dir", str(data), "--otlp-grpc-addr", f"127.0.0.1:{server.grpc}",
+         "--otlp-http-addr", f"127.0.0.1:{server.otlp_http}", "--http-addr", f"127.0.0.1:{server.http}", *extra],
+        stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, "SKEWER_LOG": "warn"})
+    try:
+        while time.perf_counter() - started < 300:
+            try:
+                if http_get(server.api("/readyz"), 1)[0] == 200:
+                    return time.perf_counter() - started
+            except OSError:
+                pass
+            if server.proc.poll() is not None:
+                return float("nan")
+            time.sleep(0.01)
+        return float("nan")
+    finally:
+        server.stop()
+
+
+def count_parquet(path):
+    return sum(1 for _ in Path(path).rglob("*.parquet"))
+
+
+def startup_figures(binary, baseline, work, args):
+    """Start time with many data files: manifests read at start, not every footer."""
+    data = work / "startup"
+    keep = ["--compaction-enabled", "false", "--flush-interval-seconds", "1", "--retention-traces", "0"]
+    server = Server(binary, data, keep).start()
+    hours = 30 if args.smoke else 200
+    gen = subprocess.Popen([binary, "loadgen", "--signal", "traces", "--transport", "grpc",
+                            "--otlp-grpc-addr", f"127.0.0.1:{server.grpc}", "--rate", "20000",
+                            "--batch-size", "50", "--pool-size", str(hours * 4), "--spread-hours", str(hours),
+                            "--duration", "900", "--seed", "21", "--retries", "100"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while gen.poll() is None and metric(server, 'skewer_storage_files{signal="traces"}') < args.startup_files:
+            time.sleep(0.5)
+    finally:
+        gen.terminate()
+        gen.wait(60)
+    while metric(server, 'skewer_buffered_records{signal="traces"}') > 0:
+        time.sleep(0.25)
+    server.stop()
+    files = count_parquet(data / "objects")
+    runs = 1 if args.smoke else 3
+    candidate = [time_to_ready(binary, data, keep) for _ in range(runs)]
+    result = {"files": files, "seconds": statistics.median(candidate)}
+    if baseline:
+        result["baseline_seconds"] = statistics.median([time_to_ready(baseline, data) for _ in range(runs)])
+        # A restart after the baseline ran: the candidate again, so the order does not favour it.
+        result["seconds_after_baseline"] = time_to_ready(binary, data, keep)
+    print(f"  start with {files:,} data files: {result}", file=sys.stderr)
+    shutil.rmtree(data, ignore_errors=True)
+    return result
+
+
+def steady_hour_figures(binary, work, args):
+    """An hour (or --steady-seconds) of steady load with 30 s flushes, then files per hour."""
+    data = work / "steady"
+    config = work / "steady.toml"
+    config.write_text("[compaction]\nsettle_minutes = 1\ninterval_seconds = 10\n")
+    server = Server(binary, data, ["--config", str(config)]).start()
+    try:
+        loadgen(binary, server, "traces", "grpc", args.steady_seconds + 60,
+                ["--rate", "20000", "--concurrency", "16", "--seed", "31"])
+        # Let the last hour end and settle, then let compaction finish.
+        settle_until = (int(time.time() // 3600) + 1) * 3600 + 90
+        if not args.smoke:
+            while time.time() < settle_until:
+                time.sleep(5)
+        waited = wait_for_compaction(server, "traces", quiet_seconds=30)
+        counts = files_per_hour(data, "traces")
+        merges = metric(server, 'skewer_compaction_merges_total{signal="traces"}')
+        spans = metric(server, 'skewer_ingest_records_accepted_total{signal="traces"}')
+    finally:
+        server.stop()
+    result = {"spans": spans, "hours": len(counts), "max_files_per_hour": max(counts.values(), default=0),
+              "files_per_hour": counts, "merges": merges, "compaction_wait_seconds": waited}
+    print(f"  steady load: {result}", file=sys.stderr)
+    shutil.rmtree(data, ignore_errors=True)
+    return result
+
+
+def compaction_ab_figures(binary, work, args):
+    """Closed-loop ingest with a compaction backlog being merged, against compaction off."""
+    backlog = 200_000 if args.smoke else 4_000_000
+    seconds = 3 if args.smoke else 20
+    results = {}
+    for mode in ("off", "on", "off2", "on2"):
+        data = work / f"compaction-{mode}"
+        prefill = Server(binary, data, ["--compaction-enabled", "false", "--flush-interval-seconds", "1"]).start()
+        try:
+            loadgen(binary, prefill, "traces", "grpc", 3600,
+                    ["--count", str(backlog), "--batch-size", "64", "--spread-hours", "8", "--seed", "41",
+                     "--retries", "100"])
+        finally:
+            prefill.stop()
+        enabled = "true" if mode.startswith("on") else "false"
+        server = Server(binary, data, ["--compaction-enabled", enabled, "--compaction-interval-seconds", "1"]).start()
+        try:
+            result = loadgen(binary, server, "traces", "grpc", seconds, ["--seed", "42"])
+            merges = metric(server, 'skewer_compaction_merges_total{signal="traces"}')
+        finally:
+            server.stop()
+        results.setdefault(mode.rstrip("2"), []).append({
+            "spans_per_second": result["records_acked"] / result["wall_seconds"],
+            "spans_per_cpu_second": result["records_acked"] / max(result["server_cpu_seconds"], 1e-9),
+            "merges_during_run": merges})
+        shutil.rmtree(data, ignore_errors=True)
+    summary = {mode: {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+               for mode, runs in results.items()}
+    print(f"  compaction A/B: {summary}", file=sys.stderr)
+    return summary
 
 def marker_freshness(server):
     """Posts a one-span trace and polls until it can be read back; milliseconds."""
@@ -365,7 +538,47 @@ def marker_freshness(server):
     return float("inf")
 
 
+def storage_v2_rows(f):
+    """Rows of the storage v2 figures that were taken."""
+    rows = []
+    if "startup" in f:
+        st = f["startup"]
+        text = f"{st['seconds']:.2f} s"
+        if "baseline_seconds" in st:
+            text += f" (baseline {st['baseline_seconds']:.2f} s; again after it {st['seconds_after_baseline']:.2f} s)"
+        rows.append((f"start to ready with {st['files']:,} data files", "≤ 1 s", "", text))
+    if "steady" in f:
+        sd = f["steady"]
+        rows.append((f"live files per tenant, signal and hour after {sd['spans']:,.0f} spans of steady load "
+                     f"(20k spans/s, 30 s flushes) and compaction ({sd['hours']} hours, {sd['merges']:.0f} merges)",
+                     "≤ 2", "", f"{sd['max_files_per_hour']}"))
+    if "compaction_ab" in f:
+        ab = f["compaction_ab"]
+        on, off = ab["on"], ab["off"]
+        rows.append(("ingest spans/s (closed loop, wall) with a compaction backlog being merged / compaction off",
+                     "≥ 0.9×", "",
+                     f"{on['spans_per_second']:,.0f} / {off['spans_per_second']:,.0f} (×{on['spans_per_second'] / off['spans_per_second']:.2f}; "
+                     f"per CPU-s {on['spans_per_cpu_second']:,.0f} / {off['spans_per_cpu_second']:,.0f}; "
+                     f"{on['merges_during_run']:.0f} merges during the run)"))
+    if "span_partitions" in f and "trace_by_id_ms" in f:
+        t = f["trace_by_id_ms"]
+        per_million = f["footer_cache_bytes"] / max(f["stored_spans"] / 1e6, 1e-9) / 1024
+        rows.append((f"trace by id over {f['stored_spans']:,.0f} spans in {f['span_partitions']} hourly partitions "
+                     f"({f['span_files']} files), p99 warm / cold ms; memory held for lookups",
+                     "≤ 20 / 100", "",
+                     f"{t['warm_p99']:.1f} / {t['cold_p99']:.1f}; footers {f['footer_cache_bytes'] / 2**20:.1f} MiB "
+                     f"({per_million:.0f} KiB per million spans), trace-id filters on disk"))
+    return rows
+
+
 def print_table(f, args):
+    if args.only_storage_v2:
+        print("| measure | bar | | measured |")
+        print("|---|---|---|---|")
+        for row in storage_v2_rows(f):
+            print("| " + " | ".join(row) + " |")
+        return
+
     def rate(key):
         median, low, high = f[key]
         text = f"{median:,.0f} ({low:,.0f}–{high:,.0f})"
@@ -402,6 +615,7 @@ def print_table(f, args):
         ("ack → queryable, marker trace, ms (median / max)", "≤ 10 s", "≤ 2 s",
          f"{f['ack_to_queryable_ms'][0]:.1f} / {f['ack_to_queryable_ms'][1]:.1f}"),
     ]
+    rows += storage_v2_rows(f)
     print("| measure | first bar | moonshot | measured |")
     print("|---|---|---|---|")
     for row in rows:

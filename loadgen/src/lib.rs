@@ -134,6 +134,11 @@ pub struct LoadgenArgs {
     /// Metric series (metrics signal).
     #[arg(long, default_value_t = 1000)]
     pub series: usize,
+    /// Spread the start times of traces and logs over this many past hours (the pool's
+    /// requests are dated round-robin, one hour apart), like a backfill, so data lands in many
+    /// hourly partitions; 1 keeps everything at the present.
+    #[arg(long, default_value_t = 1, value_name = "HOURS")]
+    pub spread_hours: u64,
     /// Resend an export refused with a retryable answer up to this many times, 100 ms apart,
     /// as OTLP exporters do (closed loop). Every answer is counted.
     #[arg(long, default_value_t = 0)]
@@ -194,6 +199,12 @@ fn encode<M: Message + serde::Serialize>(
     })
 }
 
+/// The base time of pool request `index` when requests are spread over `hours` past hours.
+fn spread_base(now: u64, index: usize, hours: u64) -> u64 {
+    const HOUR: u64 = 3_600_000_000_000;
+    now.saturating_sub((index as u64 % hours.max(1)) * HOUR)
+}
+
 /// Generates and encodes the pool; returns it with the time step between replays.
 fn build_pool(args: &LoadgenArgs, rng: &mut Random) -> Result<(Vec<Prepared>, u64), LoadgenError> {
     let encoding = args.transport.encoding();
@@ -209,7 +220,8 @@ fn build_pool(args: &LoadgenArgs, rng: &mut Random) -> Result<(Vec<Prepared>, u6
                 fan_out: args.fan_out,
                 error_rate: args.error_rate,
             };
-            for _ in 0..pool_size {
+            for index in 0..pool_size {
+                let base = spread_base(base, index, args.spread_hours);
                 let (request, ids) = traces::traces_request(rng, &shape, args.batch_size, base);
                 let records = request
                     .resource_spans
@@ -228,7 +240,8 @@ fn build_pool(args: &LoadgenArgs, rng: &mut Random) -> Result<(Vec<Prepared>, u6
             Ok((pool, 0))
         }
         Signal::Logs => {
-            for _ in 0..pool_size {
+            for index in 0..pool_size {
+                let base = spread_base(base, index, args.spread_hours);
                 let (request, ids) = logs::logs_request(rng, &services, args.batch_size, base);
                 pool.push(Prepared::new(
                     encoding,

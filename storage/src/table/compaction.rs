@@ -11,9 +11,10 @@
 //!   file to a 2 GiB file), and an hour never holds more than `merge_factor` files per tier.
 //! - **Settled hours end in few large files.** Once an hour ended `settle` ago, every file
 //!   under half the target size is merged with the others into files of up to the target, so
-//!   an hour ends as a handful of files at most. Records that arrive later make small files
-//!   that wait until they are a tenth of the size of the largest small file, or until there
-//!   are `merge_factor` of them, so a trickle of late data does not rewrite the hour each time.
+//!   an hour ends as one or two files (more only when it holds more than a target's worth).
+//!   Records that arrive later make small files, merged among themselves (never more than two
+//!   small files stay); the largest is rewritten with them only once they reach a tenth of its
+//!   size, so a trickle of late data does not rewrite the hour each time.
 //!
 //! A file that must be rewritten whatever its size (a span file without a trace-id filter,
 //! written before filters existed) is merged like a small file.
@@ -105,11 +106,16 @@ pub fn plan_merges(
         if settled {
             let rewrite = small.iter().any(|file| needs_rewrite(file));
             let largest = small.last().map_or(0, |file| file.size_bytes);
-            let newer_bytes: u64 = small.iter().rev().skip(1).map(|f| f.size_bytes).sum();
-            let worth_it = small.len() >= factor
-                || (small.len() >= 2 && newer_bytes.saturating_mul(factor as u64) >= largest);
-            if worth_it || rewrite {
+            let others: u64 = small.iter().rev().skip(1).map(|f| f.size_bytes).sum();
+            let worth_rewriting_the_largest = small.len() >= factor
+                || (small.len() >= 2 && others.saturating_mul(factor as u64) >= largest);
+            if worth_rewriting_the_largest || rewrite {
                 push(small.into_iter().take(max_inputs).collect());
+            } else if small.len() >= 3 {
+                // Late files are merged among themselves: the hour keeps at most two small
+                // files without rewriting the largest for a trickle.
+                let newer: Vec<&DataFileMeta> = small[..small.len() - 1].to_vec();
+                push(newer.into_iter().take(max_inputs).collect());
             }
             continue;
         }
