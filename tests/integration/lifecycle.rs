@@ -186,3 +186,73 @@ async fn retention_removes_expired_files_and_keeps_recent_ones() {
     );
     assert!(server.metric(TRACES_FILES).await == 1.0);
 }
+
+/// Rows the newest manifest of a table lists, summed.
+fn manifest_rows(data: &std::path::Path, signal: &str) -> u64 {
+    let dir = data.join(format!("objects/tenants/default/{signal}/_manifest"));
+    let mut versions: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .collect();
+    versions.sort();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(versions.last().unwrap()).unwrap()).unwrap();
+    manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|file| file["num_rows"].as_u64().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn kill_9_during_compaction_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Many small files first, with compaction off.
+    let filling = [
+        "--flush-interval-seconds",
+        "1",
+        "--compaction-enabled",
+        "false",
+    ];
+    let mut server = Server::start(&data, &filling).await;
+    let mut traces = server.trace_client().await;
+    const EXPORTS: u64 = 30;
+    for n in 0..EXPORTS {
+        traces.export(trace_request(n, "crash")).await.unwrap();
+        if n % 3 == 2 {
+            let flushed = server.metric(TRACES_FLUSHES).await;
+            server
+                .wait_for("a flush", Duration::from_secs(20), || async {
+                    server.metric(TRACES_FLUSHES).await > flushed
+                })
+                .await;
+        }
+    }
+    drop(traces);
+    assert_eq!(server.terminate().await.code(), Some(0));
+    drop(server);
+    // Then compaction, killed at different moments of its work.
+    let compacting = ["--compaction-interval-seconds", "1"];
+    for delay_ms in [900u64, 1_100, 1_300, 1_500, 2_000] {
+        let mut server = Server::start(&data, &compacting).await;
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        server.kill9();
+    }
+    let server = Server::start(&data, &compacting).await;
+    server
+        .wait_for("compaction to finish", Duration::from_secs(30), || async {
+            server.metric(TRACES_FILES).await <= 2.0
+        })
+        .await;
+    for n in 0..EXPORTS {
+        assert_eq!(spans_of(&server, n).await, Some(2), "trace {n}");
+    }
+    assert_eq!(
+        manifest_rows(&data, "traces"),
+        2 * EXPORTS,
+        "every span in exactly one live file"
+    );
+}
