@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use skewer_storage::Storage;
-use skewer_storage::model::{MetricPoint, Signal, TenantId};
-use skewer_storage::parquet_codec::{METRIC_NAME_COLUMN, decode_metric_points};
-use skewer_storage::scan::{Predicate, ScanLimits, ScanRequest, TimeRange, Value};
+use skewer_storage::model::{MetricPoint, TenantId};
+use skewer_storage::parquet_codec::decode_metric_points;
+use skewer_storage::scan::{ScanLimits, ScanRequest, TimeRange};
 
 use crate::QueryError;
 
@@ -39,18 +39,11 @@ pub async fn metric_series(
             reason: format!("start {start_unix_nano} is not before end {end_unix_nano}"),
         });
     }
-    let request = ScanRequest {
-        tenant: tenant.clone(),
-        signal: Signal::Metrics,
-        time_range: TimeRange {
-            start_unix_nano,
-            end_unix_nano,
-        },
-        columns: None,
-        predicate: Predicate::eq(METRIC_NAME_COLUMN, Value::Text(name.to_owned())),
-        limits,
+    let range = TimeRange {
+        start_unix_nano,
+        end_unix_nano,
     };
-    let mut stream = storage.scan(request)?;
+    let mut stream = storage.scan(ScanRequest::metric(tenant.clone(), name, range, limits))?;
     let mut points = Vec::new();
     while let Some(batch) = stream.next().await {
         points.extend(decode_metric_points(&batch?).map_err(skewer_storage::StorageError::from)?);

@@ -3,9 +3,9 @@
 use std::collections::HashSet;
 
 use skewer_storage::Storage;
-use skewer_storage::model::{Signal, Span, TenantId, TraceId};
-use skewer_storage::parquet_codec::{TRACE_ID_COLUMN, decode_spans};
-use skewer_storage::scan::{Predicate, ScanLimits, ScanRequest, TimeRange, Value};
+use skewer_storage::model::{Span, TenantId, TraceId};
+use skewer_storage::parquet_codec::decode_spans;
+use skewer_storage::scan::{ScanLimits, ScanRequest};
 
 use crate::QueryError;
 
@@ -17,15 +17,7 @@ pub async fn trace_by_id(
     trace_id: TraceId,
     limits: ScanLimits,
 ) -> Result<Vec<Span>, QueryError> {
-    let request = ScanRequest {
-        tenant: tenant.clone(),
-        signal: Signal::Traces,
-        time_range: TimeRange::ALL,
-        columns: None,
-        predicate: Predicate::eq(TRACE_ID_COLUMN, Value::Bytes(trace_id.0.to_vec())),
-        limits,
-    };
-    let mut stream = storage.scan(request)?;
+    let mut stream = storage.scan(ScanRequest::trace(tenant.clone(), trace_id, limits))?;
     let mut spans = Vec::new();
     while let Some(batch) = stream.next().await {
         spans.extend(decode_spans(&batch?).map_err(skewer_storage::StorageError::from)?);

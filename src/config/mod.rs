@@ -109,6 +109,18 @@ pub enum ConfigError {
     },
 }
 
+/// `value` if it is above zero, else which key is wrong.
+fn positive(key: &'static str, value: u64) -> Result<u64, ConfigError> {
+    if value == 0 {
+        Err(ConfigError::Invalid {
+            key,
+            reason: "must be greater than 0".to_owned(),
+        })
+    } else {
+        Ok(value)
+    }
+}
+
 /// Values given as flags or `SKEWER_*` env vars; `None` keeps the lower layer's value.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -238,16 +250,6 @@ impl Config {
 
     /// Rejects values that cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let positive = |key: &'static str, value: u64| {
-            if value == 0 {
-                Err(ConfigError::Invalid {
-                    key,
-                    reason: "must be greater than 0".to_owned(),
-                })
-            } else {
-                Ok(())
-            }
-        };
         positive("max_request_bytes", self.max_request_bytes as u64)?;
         if self.max_request_bytes > Self::MAX_REQUEST_BYTES_LIMIT {
             return Err(ConfigError::Invalid {

@@ -11,7 +11,7 @@ use skewer_storage::retention::{
     RetentionPolicy, SignalRetention, TenantRetention, parse_retention,
 };
 
-use super::ConfigError;
+use super::{ConfigError, positive};
 
 /// `[retention]`: how long each signal is kept (`"7d"`, `"36h"`, `"0"` keeps forever), and
 /// `[retention.tenants.NAME]` overrides of single signals.
@@ -77,12 +77,10 @@ fn parse(key: &'static str, text: &str) -> Result<Option<Duration>, ConfigError>
 impl RetentionSection {
     /// The storage policy, or which key is wrong.
     pub fn policy(&self) -> Result<RetentionPolicy, ConfigError> {
-        if self.check_interval_seconds == 0 {
-            return Err(ConfigError::Invalid {
-                key: "retention.check_interval_seconds",
-                reason: "must be greater than 0".to_owned(),
-            });
-        }
+        positive(
+            "retention.check_interval_seconds",
+            self.check_interval_seconds,
+        )?;
         let mut tenants = std::collections::HashMap::new();
         for (name, section) in &self.tenants {
             let tenant: TenantId = name.parse().map_err(|err| ConfigError::Invalid {
@@ -142,16 +140,6 @@ impl Default for CompactionSection {
 impl CompactionSection {
     /// The storage settings, or which key is wrong.
     pub fn config(&self) -> Result<CompactionConfig, ConfigError> {
-        let positive = |key: &'static str, value: u64| {
-            if value == 0 {
-                Err(ConfigError::Invalid {
-                    key,
-                    reason: "must be greater than 0".to_owned(),
-                })
-            } else {
-                Ok(value)
-            }
-        };
         let defaults = CompactionConfig::default();
         Ok(CompactionConfig {
             enabled: self.enabled,
@@ -203,20 +191,11 @@ impl Default for QuerySection {
 impl QuerySection {
     /// Rejects values that cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (key, value) in [
-            ("query.timeout_seconds", self.timeout_seconds),
-            ("query.max_concurrent", self.max_concurrent as u64),
-            ("query.max_rows", self.max_rows),
-            ("query.max_bytes", self.max_bytes),
-            ("query.default_range_hours", self.default_range_hours),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::Invalid {
-                    key,
-                    reason: "must be greater than 0".to_owned(),
-                });
-            }
-        }
+        positive("query.timeout_seconds", self.timeout_seconds)?;
+        positive("query.max_concurrent", self.max_concurrent as u64)?;
+        positive("query.max_rows", self.max_rows)?;
+        positive("query.max_bytes", self.max_bytes)?;
+        positive("query.default_range_hours", self.default_range_hours)?;
         Ok(())
     }
 }

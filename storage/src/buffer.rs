@@ -74,6 +74,12 @@ impl<R> Buffer<R> {
         self.num_records == 0
     }
 
+    /// (records, bytes) of this buffer and an optional frozen one together.
+    pub fn held_with(&self, frozen: Option<&Buffer<R>>) -> (usize, usize) {
+        let frozen = frozen.map_or((0, 0), |f| (f.num_records, f.bytes));
+        (self.num_records + frozen.0, self.bytes + frozen.1)
+    }
+
     /// An immutable view of one tenant's records, cheap to take (no record is copied).
     pub fn tenant_chunks(&self, tenant: &TenantId) -> Chunks<R> {
         self.records_by_tenant

@@ -16,7 +16,7 @@ use crate::StorageError;
 use crate::catalog::{Catalog, Manifest, ManifestChange, ObjectCatalog, TableKey};
 use crate::layout;
 use crate::logs::{LogIndex, LogIndexConfig};
-use crate::model::{Signal, TenantId};
+use crate::model::Signal;
 use crate::objects::Objects;
 use crate::table::live_file::read_footer;
 use crate::table::open::{files_from_footers, find_orphans};
@@ -50,13 +50,7 @@ pub async fn check(data_dir: &Path, repair: bool) -> Result<CheckReport, Storage
     let mut report = CheckReport::default();
     let objects = Objects::local(&layout::objects_dir(data_dir))?;
     let catalog = ObjectCatalog::new(objects.clone());
-    for tenant_prefix in objects.list_children(&layout::tenants_prefix()).await? {
-        let Some(tenant) = tenant_prefix
-            .filename()
-            .and_then(|name| name.parse::<TenantId>().ok())
-        else {
-            continue;
-        };
+    for tenant in objects.tenants().await? {
         for signal in [Signal::Traces, Signal::Metrics] {
             let table = TableKey {
                 tenant: tenant.clone(),

@@ -194,21 +194,13 @@ pub fn lower_thread_priority() {
 mod tests {
     use super::*;
     use crate::budget::Reservation;
-    use crate::catalog::ObjectCatalog;
-    use crate::objects::Objects;
     use crate::parquet_codec::test_fixtures::realistic_spans;
     use crate::spans::SpanStore;
-    use crate::table::FooterCache;
-    use std::sync::Arc;
 
     #[tokio::test]
     async fn a_sweep_racing_a_reader_deletes_only_after_the_reader_is_done() {
         let dir = tempfile::tempdir().unwrap();
-        let objects = Objects::local(dir.path()).unwrap();
-        let catalog = Arc::new(ObjectCatalog::new(objects.clone()));
-        let store = SpanStore::open(objects, catalog, Arc::new(FooterCache::new(1 << 20)))
-            .await
-            .unwrap();
+        let store = SpanStore::open_local(dir.path()).await;
         let tenant: crate::model::TenantId = "t".parse().unwrap();
         let spans = realistic_spans(200, 9);
         store.apply(1, tenant.clone(), spans.clone(), 1, Reservation::default());

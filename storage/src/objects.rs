@@ -171,6 +171,16 @@ impl Objects {
             .map_err(|source| object_error(prefix, source))
     }
 
+    /// The tenants that have objects (`tenants/{tenant}/...`), in no particular order.
+    pub async fn tenants(&self) -> Result<Vec<crate::model::TenantId>, StorageError> {
+        Ok(self
+            .list_children(&crate::layout::tenants_prefix())
+            .await?
+            .iter()
+            .filter_map(|prefix| prefix.filename()?.parse().ok())
+            .collect())
+    }
+
     /// The immediate child "directories" of `prefix`.
     pub async fn list_children(
         &self,

@@ -154,16 +154,9 @@ mod tests {
 
     fn file(name: &str, max_time: u64) -> DataFileMeta {
         DataFileMeta {
-            path: name.into(),
-            format: "spans-v1".into(),
-            size_bytes: 1,
-            num_rows: 1,
             min_time_unix_nano: 0,
             max_time_unix_nano: max_time,
-            partition_hour: 0,
-            level: 0,
-            created_unix_ms: 0,
-            trace_id_filter: None,
+            ..crate::catalog::manifest::test_file(name)
         }
     }
 

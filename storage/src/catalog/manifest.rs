@@ -149,23 +149,29 @@ impl Manifest {
     }
 }
 
+/// A manifest entry for tests: a 100-byte span file of 10 rows at times 1..2.
+#[cfg(test)]
+pub(crate) fn test_file(path: &str) -> DataFileMeta {
+    DataFileMeta {
+        path: path.to_owned(),
+        format: "spans-v1".to_owned(),
+        size_bytes: 100,
+        num_rows: 10,
+        min_time_unix_nano: 1,
+        max_time_unix_nano: 2,
+        partition_hour: 0,
+        level: 0,
+        created_unix_ms: 0,
+        trace_id_filter: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    pub(crate) fn file(path: &str) -> DataFileMeta {
-        DataFileMeta {
-            path: path.to_owned(),
-            format: "spans-v1".to_owned(),
-            size_bytes: 100,
-            num_rows: 10,
-            min_time_unix_nano: 1,
-            max_time_unix_nano: 2,
-            partition_hour: 0,
-            level: 0,
-            created_unix_ms: 0,
-            trace_id_filter: None,
-        }
+    fn file(path: &str) -> DataFileMeta {
+        test_file(path)
     }
 
     fn table() -> TableKey {

@@ -13,7 +13,7 @@ use object_store::path::Path as ObjectPath;
 
 use super::{Catalog, CatalogError, MANIFEST_FORMAT, Manifest, ManifestChange, TableKey};
 use crate::layout;
-use crate::model::{Signal, TenantId};
+use crate::model::Signal;
 use crate::objects::Objects;
 
 /// Manifest versions kept besides the current one.
@@ -102,17 +102,7 @@ impl ObjectCatalog {
 impl Catalog for ObjectCatalog {
     async fn list_tables(&self) -> Result<Vec<TableKey>, CatalogError> {
         let mut tables = Vec::new();
-        for tenant_prefix in self
-            .objects
-            .list_children(&layout::tenants_prefix())
-            .await?
-        {
-            let Some(tenant) = tenant_prefix
-                .filename()
-                .and_then(|name| name.parse::<TenantId>().ok())
-            else {
-                continue;
-            };
+        for tenant in self.objects.tenants().await? {
             for signal in [Signal::Traces, Signal::Metrics] {
                 let table = TableKey {
                     tenant: tenant.clone(),
@@ -187,26 +177,10 @@ impl Catalog for ObjectCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::DataFileMeta;
-
-    fn file(path: &str) -> DataFileMeta {
-        DataFileMeta {
-            path: path.to_owned(),
-            format: "spans-v1".to_owned(),
-            size_bytes: 1,
-            num_rows: 1,
-            min_time_unix_nano: 0,
-            max_time_unix_nano: 0,
-            partition_hour: 0,
-            level: 0,
-            created_unix_ms: 0,
-            trace_id_filter: None,
-        }
-    }
 
     fn add(path: &str) -> ManifestChange {
         ManifestChange {
-            add: vec![file(path)],
+            add: vec![crate::catalog::manifest::test_file(path)],
             ..ManifestChange::default()
         }
     }

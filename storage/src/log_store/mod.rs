@@ -169,14 +169,7 @@ impl LogStore {
     /// (records, bytes) held in memory.
     pub fn buffered(&self) -> (usize, usize) {
         let state = self.lock();
-        let frozen = state
-            .frozen
-            .as_ref()
-            .map_or((0, 0), |f| (f.num_records, f.bytes));
-        (
-            state.active.num_records + frozen.0,
-            state.active.bytes + frozen.1,
-        )
+        state.active.held_with(state.frozen.as_deref())
     }
 
     /// Counters for self-metrics.

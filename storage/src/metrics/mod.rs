@@ -68,17 +68,16 @@ pub async fn find_points(
     start_unix_nano: u64,
     end_unix_nano: u64,
 ) -> Result<Vec<MetricPoint>, crate::StorageError> {
-    let request = crate::scan::ScanRequest {
-        tenant: tenant.clone(),
-        signal: Signal::Metrics,
-        time_range: TimeRange {
-            start_unix_nano,
-            end_unix_nano,
-        },
-        columns: None,
-        predicate: Predicate::eq(METRIC_NAME_COLUMN, Value::Text(name.to_owned())),
-        limits: crate::scan::ScanLimits::default(),
+    let range = TimeRange {
+        start_unix_nano,
+        end_unix_nano,
     };
+    let request = crate::scan::ScanRequest::metric(
+        tenant.clone(),
+        name,
+        range,
+        crate::scan::ScanLimits::default(),
+    );
     let batches = crate::scan::scan_to_vec(store, &request).await?;
     let mut points = Vec::new();
     for batch in &batches {

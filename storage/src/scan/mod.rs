@@ -83,6 +83,38 @@ pub struct ScanRequest {
     pub limits: ScanLimits,
 }
 
+impl ScanRequest {
+    /// Every span of one trace, with no time range.
+    pub fn trace(tenant: TenantId, trace_id: crate::model::TraceId, limits: ScanLimits) -> Self {
+        Self {
+            tenant,
+            signal: Signal::Traces,
+            time_range: TimeRange::ALL,
+            columns: None,
+            predicate: Predicate::eq(
+                crate::parquet_codec::TRACE_ID_COLUMN,
+                Value::Bytes(trace_id.0.to_vec()),
+            ),
+            limits,
+        }
+    }
+
+    /// The points of one metric in a time range.
+    pub fn metric(tenant: TenantId, name: &str, time_range: TimeRange, limits: ScanLimits) -> Self {
+        Self {
+            tenant,
+            signal: Signal::Metrics,
+            time_range,
+            columns: None,
+            predicate: Predicate::eq(
+                crate::parquet_codec::METRIC_NAME_COLUMN,
+                Value::Text(name.to_owned()),
+            ),
+            limits,
+        }
+    }
+}
+
 /// Batches of a running scan. Dropping it stops the scan.
 pub struct ScanStream {
     receiver: mpsc::Receiver<Result<RecordBatch, StorageError>>,

@@ -11,25 +11,19 @@ use tokio_util::sync::CancellationToken;
 use super::{Predicate, ScanLimits, ScanRequest, TimeRange, Value};
 use crate::StorageError;
 use crate::budget::Reservation;
-use crate::catalog::ObjectCatalog;
 use crate::metrics::MetricStore;
 use crate::model::{MetricPoint, Signal, Span, TenantId};
-use crate::objects::Objects;
 use crate::parquet_codec::test_fixtures::{realistic_points, realistic_spans};
 use crate::parquet_codec::{decode_metric_points, decode_spans};
 use crate::spans::SpanStore;
-use crate::table::{FooterCache, TableSignal, TableStore};
+use crate::table::{TableSignal, TableStore};
 
 fn tenant() -> TenantId {
     "t".parse().unwrap()
 }
 
 async fn open<S: TableSignal>(dir: &std::path::Path) -> TableStore<S> {
-    let objects = Objects::local(dir).unwrap();
-    let catalog = Arc::new(ObjectCatalog::new(objects.clone()));
-    TableStore::open(objects, catalog, Arc::new(FooterCache::new(64 << 20)))
-        .await
-        .unwrap()
+    TableStore::open_local(dir).await
 }
 
 fn request(signal: Signal, predicate: Predicate) -> ScanRequest {

@@ -85,14 +85,11 @@ pub async fn find_trace(
     tenant: &TenantId,
     trace_id: TraceId,
 ) -> Result<Vec<Span>, StorageError> {
-    let request = crate::scan::ScanRequest {
-        tenant: tenant.clone(),
-        signal: Signal::Traces,
-        time_range: TimeRange::ALL,
-        columns: None,
-        predicate: Predicate::eq(TRACE_ID_COLUMN, Value::Bytes(trace_id.0.to_vec())),
-        limits: crate::scan::ScanLimits::default(),
-    };
+    let request = crate::scan::ScanRequest::trace(
+        tenant.clone(),
+        trace_id,
+        crate::scan::ScanLimits::default(),
+    );
     let batches = crate::scan::scan_to_vec(store, &request).await?;
     let mut spans = Vec::new();
     for batch in &batches {

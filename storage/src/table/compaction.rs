@@ -144,16 +144,11 @@ mod tests {
 
     fn file(name: &str, hour: u64, size_bytes: u64) -> DataFileMeta {
         DataFileMeta {
-            path: name.to_owned(),
-            format: "spans-v1".to_owned(),
             size_bytes,
-            num_rows: 1,
             min_time_unix_nano: hour * HOUR,
             max_time_unix_nano: hour * HOUR + 1,
             partition_hour: hour,
-            level: 0,
-            created_unix_ms: 0,
-            trace_id_filter: None,
+            ..crate::catalog::manifest::test_file(name)
         }
     }
 

@@ -86,6 +86,18 @@ impl<K> Cursor<K> {
     }
 }
 
+/// What every output file of one merge shares.
+struct NewOutput {
+    schema: SchemaRef,
+    tenant: TenantId,
+    /// The time in output file names (the inputs' earliest).
+    name_time: u64,
+    /// Rows of all inputs (sizes the bloom filters).
+    expected_rows: u64,
+    /// Distinct trace ids of all inputs, at most (sizes the trace-id filters).
+    filter_capacity: u64,
+}
+
 /// One output file being written.
 struct Output {
     path: ObjectPath,
@@ -210,6 +222,13 @@ impl<S: TableSignal> TableStore<S> {
                 heap.push(Reverse((key, index)));
             }
         }
+        let new_output = NewOutput {
+            schema: Arc::clone(&schema),
+            tenant: tenant.clone(),
+            name_time,
+            expected_rows,
+            filter_capacity,
+        };
         let mut sources: Vec<RecordBatch> = Vec::new();
         let mut pending: Vec<(usize, usize)> = Vec::with_capacity(OUTPUT_BATCH_ROWS);
         let mut output: Option<Output> = None;
@@ -245,17 +264,8 @@ impl<S: TableSignal> TableStore<S> {
                 for cursor in &mut cursors {
                     cursor.source = None;
                 }
-                self.write_output(
-                    &mut output,
-                    &batch,
-                    &schema,
-                    tenant,
-                    name_time,
-                    expected_rows,
-                    filter_capacity,
-                    written,
-                )
-                .await?;
+                self.write_output(&mut output, &batch, &new_output, written)
+                    .await?;
                 let full = output.as_ref().is_some_and(|out| {
                     (out.writer.bytes_written() + out.writer.in_progress_size()) as u64
                         >= target_file_bytes
@@ -270,17 +280,8 @@ impl<S: TableSignal> TableStore<S> {
         }
         if !pending.is_empty() {
             let batch = interleave_rows(&schema, &sources, &pending)?;
-            self.write_output(
-                &mut output,
-                &batch,
-                &schema,
-                tenant,
-                name_time,
-                expected_rows,
-                filter_capacity,
-                written,
-            )
-            .await?;
+            self.write_output(&mut output, &batch, &new_output, written)
+                .await?;
         }
         if let Some(out) = output.take() {
             finished.push(
@@ -291,29 +292,25 @@ impl<S: TableSignal> TableStore<S> {
         Ok(finished)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Writes a merged batch, starting an output file first when none is open.
     async fn write_output(
         &self,
         output: &mut Option<Output>,
         batch: &RecordBatch,
-        schema: &SchemaRef,
-        tenant: &TenantId,
-        name_time: u64,
-        expected_rows: u64,
-        filter_capacity: u64,
+        new: &NewOutput,
         written: &mut Vec<ObjectPath>,
     ) -> Result<(), StorageError> {
         if output.is_none() {
-            let path = self.new_file_path(tenant, name_time);
+            let path = self.new_file_path(&new.tenant, new.name_time);
             written.push(path.clone());
             let properties =
-                S::writer_properties(usize::try_from(expected_rows).unwrap_or(usize::MAX))?;
+                S::writer_properties(usize::try_from(new.expected_rows).unwrap_or(usize::MAX))?;
             let sink = ParquetObjectWriter::new(Arc::clone(self.objects.store()), path.clone());
-            let writer = AsyncArrowWriter::try_new(sink, Arc::clone(schema), Some(properties))
+            let writer = AsyncArrowWriter::try_new(sink, Arc::clone(&new.schema), Some(properties))
                 .map_err(codec)?;
             let trace_ids = S::batch_trace_ids(batch)?;
             let filter = (!trace_ids.is_empty()).then(|| {
-                IdFilter::with_capacity(usize::try_from(filter_capacity).unwrap_or(usize::MAX))
+                IdFilter::with_capacity(usize::try_from(new.filter_capacity).unwrap_or(usize::MAX))
             });
             *output = Some(Output {
                 path,

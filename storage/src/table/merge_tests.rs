@@ -2,33 +2,27 @@
 //! stale plans refused without leftovers, metric files merged alike.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tokio_util::sync::CancellationToken;
 
 use crate::budget::Reservation;
-use crate::catalog::{ManifestChange, ObjectCatalog};
+use crate::catalog::ManifestChange;
 use crate::layout;
 use crate::metrics::{MetricStore, find_points};
 use crate::model::{Span, TenantId};
-use crate::objects::Objects;
 use crate::parquet_codec::test_fixtures::{realistic_points, realistic_spans};
 use crate::parquet_codec::{MAX_TIME_METADATA_KEY, decode_spans};
 use crate::spans::{SpanStore, find_trace};
-use crate::table::{FooterCache, TableSignal, TableStore};
+use crate::table::{TableSignal, TableStore};
 
 fn tenant() -> TenantId {
     "t".parse().unwrap()
 }
 
 async fn open<S: TableSignal>(dir: &std::path::Path) -> TableStore<S> {
-    let objects = Objects::local(dir).unwrap();
-    let catalog = Arc::new(ObjectCatalog::new(objects.clone()));
-    TableStore::open(objects, catalog, Arc::new(FooterCache::new(64 << 20)))
-        .await
-        .unwrap()
+    TableStore::open_local(dir).await
 }
 
 /// Flushes `batches` files of one hour, spans of a few traces each (traces span files).

@@ -252,14 +252,9 @@ impl<S: TableSignal> TableStore<S> {
     /// (records, bytes) held in memory.
     pub fn buffered(&self) -> (usize, usize) {
         let state = self.lock();
-        let frozen = state
-            .frozen
-            .as_ref()
-            .map_or((0, 0), |f| (f.buffer.num_records, f.buffer.bytes));
-        (
-            state.active.num_records + frozen.0,
-            state.active.bytes + frozen.1,
-        )
+        state
+            .active
+            .held_with(state.frozen.as_ref().map(|f| f.buffer.as_ref()))
     }
 
     /// Number of live files and their total bytes.
@@ -476,6 +471,18 @@ impl<S: TableSignal> TableStore<S> {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .len()
+    }
+}
+
+impl<S: TableSignal> TableStore<S> {
+    /// A store over a local directory with its own catalog and a small footer cache (tests).
+    #[cfg(test)]
+    pub(crate) async fn open_local(dir: &std::path::Path) -> Self {
+        let objects = Objects::local(dir).unwrap_or_else(|err| panic!("{err}"));
+        let catalog = Arc::new(crate::catalog::ObjectCatalog::new(objects.clone()));
+        Self::open(objects, catalog, Arc::new(FooterCache::new(64 << 20)))
+            .await
+            .unwrap_or_else(|err| panic!("{err}"))
     }
 }
 

@@ -36,13 +36,7 @@ pub(super) async fn load_tables<S: TableSignal>(
             tables.insert(table.tenant, table_files(manifest));
         }
     }
-    for tenant_prefix in objects.list_children(&layout::tenants_prefix()).await? {
-        let Some(tenant) = tenant_prefix
-            .filename()
-            .and_then(|name| name.parse::<TenantId>().ok())
-        else {
-            continue;
-        };
+    for tenant in objects.tenants().await? {
         if tables.contains_key(&tenant) {
             continue;
         }

@@ -78,9 +78,7 @@ fn spans(seed: u64) -> Vec<Span> {
 }
 
 async fn open(dir: &std::path::Path) -> SpanStore {
-    let objects = Objects::local(dir).unwrap();
-    let catalog = Arc::new(ObjectCatalog::new(objects.clone()));
-    SpanStore::open(objects, catalog, footers()).await.unwrap()
+    SpanStore::open_local(dir).await
 }
 
 fn apply(store: &SpanStore, lsn: u64, tenant_name: &str, spans: Vec<Span>) {
