@@ -177,15 +177,23 @@ pub async fn sweep_store<S: TableSignal>(
     Ok(removed)
 }
 
-/// Makes the calling thread yield the CPU to everything else (ingest, queries): nice 10.
+/// Makes the calling thread run only when no other thread wants the CPU (Linux `SCHED_IDLE`;
+/// nice 19 where that is refused): merges yield to ingest and queries, and catch up when the
+/// load drops.
 pub fn lower_thread_priority() {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: setpriority only reads its integer arguments; on Linux, PRIO_PROCESS with
-        // who = 0 applies to the calling thread alone.
-        let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
-        if result != 0 {
-            warn!("could not lower the compaction thread's priority");
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: sched_setscheduler reads `param` for the duration of the call only; pid 0
+        // is the calling thread.
+        let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+        if idle != 0 {
+            // SAFETY: setpriority only reads its integer arguments; on Linux, PRIO_PROCESS
+            // with who = 0 applies to the calling thread alone.
+            let niced = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+            if niced != 0 {
+                warn!("could not lower the compaction thread's priority");
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Log store tests: commits that fail part-way, day partitions, newest-first search across
 //! them, retention, first-format indexes and replay after a commit.
 
+use super::search::newest_matching;
+use crate::logs::{LogIndex, LogQuery};
 use super::*;
 use crate::logs::test_records::{BASE_UNIX_NANO, fixture};
 
