@@ -229,11 +229,13 @@ fn build_pool(args: &LoadgenArgs, rng: &mut Random) -> Result<(Vec<Prepared>, u6
                     .flat_map(|r| &r.scope_spans)
                     .map(|s| s.spans.len())
                     .sum();
+                let span_ids = traces::span_ids(&request);
                 pool.push(Prepared::new(
                     encoding,
                     encode(encoding, &request)?,
                     records,
                     ids,
+                    &span_ids,
                     &[],
                 ));
             }
@@ -243,11 +245,13 @@ fn build_pool(args: &LoadgenArgs, rng: &mut Random) -> Result<(Vec<Prepared>, u6
             for index in 0..pool_size {
                 let base = spread_base(base, index, args.spread_hours);
                 let (request, ids) = logs::logs_request(rng, &services, args.batch_size, base);
+                let span_ids = logs::span_ids(&request);
                 pool.push(Prepared::new(
                     encoding,
                     encode(encoding, &request)?,
                     args.batch_size,
                     ids,
+                    &span_ids,
                     &[],
                 ));
             }
@@ -266,6 +270,7 @@ fn build_pool(args: &LoadgenArgs, rng: &mut Random) -> Result<(Vec<Prepared>, u6
                     encode(encoding, &request)?,
                     records,
                     Vec::new(),
+                    &[],
                     &[step_time],
                 ));
             }

@@ -66,6 +66,16 @@ pub fn log_record(
     }
 }
 
+/// Every span id the records of a request carry, rewritten on each replay.
+pub fn span_ids(request: &ExportLogsServiceRequest) -> Vec<[u8; 8]> {
+    request
+        .resource_logs
+        .iter()
+        .flat_map(|r| r.scope_logs.iter().flat_map(|s| s.log_records.iter()))
+        .filter_map(|record| record.span_id.as_slice().try_into().ok())
+        .collect()
+}
+
 /// An export of `count` records spread over `services`.
 pub fn logs_request(
     rng: &mut Random,

@@ -1,7 +1,8 @@
 //! Pre-encoded requests, so the generator stays cheap next to the server. Each request
-//! remembers where its trace ids, log request ids and point timestamps sit in the encoded
-//! bytes; replaying it in a later cycle rewrites those in place (new ids, later times) instead
-//! of generating and encoding again.
+//! remembers where its trace ids, span ids, log request ids and point timestamps sit in the
+//! encoded bytes; replaying it in a later cycle rewrites those in place (new ids, later times)
+//! instead of generating and encoding again. Span ids change with every replay too, as in real
+//! traffic: a compacted file holding many replays must not compress them away.
 
 use std::collections::HashSet;
 
@@ -22,6 +23,10 @@ enum PatchKind {
     TraceIdBytes,
     /// The low 16 hex digits of a hex trace id.
     TraceIdHex,
+    /// A binary span id (all 8 bytes).
+    SpanIdBytes,
+    /// The 16 hex digits of a hex span id.
+    SpanIdHex,
     /// A little-endian fixed64 timestamp.
     TimeFixed64,
     /// A decimal timestamp of fixed width.
@@ -65,6 +70,15 @@ fn salt(cycle: u64) -> u64 {
     if cycle == 0 { 0 } else { mix(cycle) }
 }
 
+/// What cycle `cycle` XORs into span ids (unrelated to the trace-id salt).
+fn span_salt(cycle: u64) -> u64 {
+    if cycle == 0 {
+        0
+    } else {
+        mix(cycle ^ 0x5bd1_e995_7f4a_7c15)
+    }
+}
+
 impl Prepared {
     /// Encodes `body` and finds the trace ids and point timestamps to rewrite per cycle.
     pub fn new(
@@ -72,18 +86,24 @@ impl Prepared {
         body: Vec<u8>,
         records: usize,
         trace_ids: Vec<[u8; 16]>,
+        span_ids: &[[u8; 8]],
         point_times: &[u64],
     ) -> Self {
         let mut patches = Vec::new();
         match encoding {
             Encoding::Protobuf => {
                 let ids: HashSet<[u8; 16]> = trace_ids.iter().copied().collect();
+                let spans: HashSet<[u8; 8]> = span_ids.iter().copied().collect();
                 let times: HashSet<u64> = point_times.iter().copied().collect();
                 let mut i = 0;
-                while i + 16 <= body.len() {
+                while i + 8 <= body.len() {
+                    let mut span_window = [0u8; 8];
+                    span_window.copy_from_slice(&body[i..i + 8]);
                     let mut window = [0u8; 16];
-                    window.copy_from_slice(&body[i..i + 16]);
-                    if ids.contains(&window) {
+                    if i + 16 <= body.len() {
+                        window.copy_from_slice(&body[i..i + 16]);
+                    }
+                    if i + 16 <= body.len() && ids.contains(&window) {
                         patches.push(Patch {
                             offset: i + 8,
                             kind: PatchKind::TraceIdBytes,
@@ -92,6 +112,15 @@ impl Prepared {
                             ),
                         });
                         i += 16;
+                        continue;
+                    }
+                    if spans.contains(&span_window) {
+                        patches.push(Patch {
+                            offset: i,
+                            kind: PatchKind::SpanIdBytes,
+                            original: u64::from_be_bytes(span_window),
+                        });
+                        i += 8;
                         continue;
                     }
                     // time_unix_nano is field 3, fixed64, in every data point kind: tag 0x19.
@@ -126,6 +155,21 @@ impl Prepared {
                             kind: PatchKind::TraceIdHex,
                             original,
                         });
+                    }
+                }
+                let span_hex: HashSet<String> = span_ids.iter().map(hex::encode).collect();
+                for key in ["\"spanId\":\"", "\"parentSpanId\":\""] {
+                    for (position, _) in text.match_indices(key) {
+                        let start = position + key.len();
+                        if let Some(hex) = text.get(start..start + 16)
+                            && span_hex.contains(hex)
+                        {
+                            patches.push(Patch {
+                                offset: start,
+                                kind: PatchKind::SpanIdHex,
+                                original: u64::from_str_radix(hex, 16).unwrap_or(0),
+                            });
+                        }
                     }
                 }
                 for (position, _) in text.match_indices("\"timeUnixNano\":\"") {
@@ -163,10 +207,23 @@ impl Prepared {
             return self.body.clone();
         }
         let salt = salt(cycle);
+        let span_salt = span_salt(cycle);
         let shift = cycle.saturating_mul(time_step_nanos);
         let mut body = self.body.to_vec();
         for patch in &self.patches {
             match patch.kind {
+                PatchKind::SpanIdBytes => {
+                    body[patch.offset..patch.offset + 8]
+                        .copy_from_slice(&(patch.original ^ span_salt).to_be_bytes());
+                }
+                PatchKind::SpanIdHex => {
+                    let digits = &mut body[patch.offset..patch.offset + 16];
+                    if hex::encode_to_slice((patch.original ^ span_salt).to_be_bytes(), digits)
+                        .is_err()
+                    {
+                        debug_assert!(false, "a hex patch is 16 digits");
+                    }
+                }
                 PatchKind::TraceIdBytes => {
                     body[patch.offset..patch.offset + 8]
                         .copy_from_slice(&(patch.original ^ salt).to_be_bytes());
@@ -276,6 +333,7 @@ mod tests {
             message.encode_to_vec(),
             50,
             ids.clone(),
+            &crate::traces::span_ids(&message),
             &[],
         );
         assert_eq!(
@@ -298,7 +356,14 @@ mod tests {
     fn json_cycles_get_new_trace_ids() {
         let (message, ids) = request();
         let json = serde_json::to_vec(&message).unwrap();
-        let prepared = Prepared::new(Encoding::Json, json, 50, ids, &[]);
+        let prepared = Prepared::new(
+            Encoding::Json,
+            json,
+            50,
+            ids,
+            &crate::traces::span_ids(&message),
+            &[],
+        );
         let later: ExportTraceServiceRequest =
             serde_json::from_slice(&prepared.materialize(2, 0)).unwrap();
         let expected: HashSet<[u8; 16]> = prepared.trace_ids(2).into_iter().collect();
@@ -343,6 +408,7 @@ mod tests {
             message.encode_to_vec(),
             40,
             ids.clone(),
+            &crate::logs::span_ids(&message),
             &[],
         );
         assert_eq!(protobuf.request_ids(0), original);
@@ -356,10 +422,57 @@ mod tests {
             serde_json::to_vec(&message).unwrap(),
             40,
             ids,
+            &crate::logs::span_ids(&message),
             &[],
         );
         let later: ExportLogsServiceRequest =
             serde_json::from_slice(&json.materialize(3, 0)).unwrap();
         assert_eq!(request_ids_of(&later), protobuf.request_ids(3));
+    }
+
+    /// Span ids and parent ids of a decoded trace export.
+    fn span_links(request: &ExportTraceServiceRequest) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let spans: Vec<_> = request
+            .resource_spans
+            .iter()
+            .flat_map(|r| r.scope_spans.iter().flat_map(|s| s.spans.iter()))
+            .collect();
+        (
+            spans.iter().map(|s| s.span_id.clone()).collect(),
+            spans
+                .iter()
+                .map(|s| s.parent_span_id.clone())
+                .filter(|p| !p.is_empty())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn replays_get_new_span_ids_with_parents_kept_consistent() {
+        let (message, ids) = request();
+        let span_ids = crate::traces::span_ids(&message);
+        let (original, _) = span_links(&message);
+        for (encoding, body) in [
+            (Encoding::Protobuf, message.encode_to_vec()),
+            (Encoding::Json, serde_json::to_vec(&message).unwrap()),
+        ] {
+            let prepared = Prepared::new(encoding, body, 50, ids.clone(), &span_ids, &[]);
+            let bytes = prepared.materialize(5, 0);
+            let later = match encoding {
+                Encoding::Protobuf => ExportTraceServiceRequest::decode(bytes).unwrap(),
+                Encoding::Json => serde_json::from_slice(&bytes).unwrap(),
+            };
+            let (replayed, parents) = span_links(&later);
+            assert_eq!(replayed.len(), original.len());
+            assert!(
+                replayed.iter().all(|id| !original.contains(id)),
+                "{encoding:?}: every span id is new"
+            );
+            assert!(!parents.is_empty());
+            assert!(
+                parents.iter().all(|parent| replayed.contains(parent)),
+                "{encoding:?}: every parent is a span of the replay"
+            );
+        }
     }
 }

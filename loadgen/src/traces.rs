@@ -322,6 +322,16 @@ pub fn generate_trace(
     (trace_id, builder.spans)
 }
 
+/// Every span id of a request (spans and their parents), rewritten on each replay.
+pub fn span_ids(request: &ExportTraceServiceRequest) -> Vec<[u8; 8]> {
+    request
+        .resource_spans
+        .iter()
+        .flat_map(|r| r.scope_spans.iter().flat_map(|s| s.spans.iter()))
+        .filter_map(|span| span.span_id.as_slice().try_into().ok())
+        .collect()
+}
+
 /// An export of whole traces holding at least `min_spans` spans, grouped by service.
 pub fn traces_request(
     rng: &mut Random,

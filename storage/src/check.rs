@@ -13,7 +13,7 @@ use std::path::Path;
 use object_store::path::Path as ObjectPath;
 
 use crate::StorageError;
-use crate::catalog::{Catalog, Manifest, ManifestChange, ObjectCatalog, TableKey};
+use crate::catalog::{Catalog, DataFileMeta, Manifest, ManifestChange, ObjectCatalog, TableKey};
 use crate::layout;
 use crate::logs::{LogIndex, LogIndexConfig};
 use crate::model::Signal;
@@ -132,6 +132,7 @@ async fn check_table(
     };
     report.tables += 1;
     let mut broken = Vec::new();
+    let mut filterless = Vec::new();
     for file in &manifest.files {
         report.data_files += 1;
         let problem = match listed.get(&file.path) {
@@ -145,6 +146,13 @@ async fn check_table(
                 .err()
                 .map(|err| format!("unreadable footer: {err}")),
         };
+        if let Some(problem) = problem {
+            report
+                .problems
+                .push(format!("{table}: {}: {problem}", file.path));
+            broken.push(file.path.clone());
+            continue;
+        }
         let filter_problem = file.trace_id_filter.as_ref().and_then(|filter| {
             let expected = u64::from(filter.num_blocks) * 32;
             match listed.get(&filter.path) {
@@ -156,16 +164,28 @@ async fn check_table(
                 Some(_) => None,
             }
         });
-        if let Some(problem) = problem.or(filter_problem) {
+        if let Some(problem) = filter_problem {
             report
                 .problems
                 .push(format!("{table}: {}: {problem}", file.path));
-            broken.push(file.path.clone());
+            filterless.push(file.clone());
         }
     }
-    let manifest = if repair && !broken.is_empty() {
+    let manifest = if repair && !(broken.is_empty() && filterless.is_empty()) {
+        // A lost filter only costs lookups a footer read: keep the file without it (the next
+        // merge writes a new one). A lost or unreadable data file leaves the manifest.
+        let mut remove = broken.clone();
+        remove.extend(filterless.iter().map(|file| file.path.clone()));
+        let add = filterless
+            .iter()
+            .map(|file| DataFileMeta {
+                trace_id_filter: None,
+                ..file.clone()
+            })
+            .collect();
         let change = ManifestChange {
-            remove: broken.clone(),
+            add,
+            remove,
             ..ManifestChange::default()
         };
         let repaired = catalog.commit(table, &manifest, &change).await?;
@@ -173,6 +193,12 @@ async fn check_table(
             report
                 .repairs
                 .push(format!("{table}: {path}: dropped from the manifest"));
+        }
+        for file in &filterless {
+            report.repairs.push(format!(
+                "{table}: {}: kept without its trace-id filter",
+                file.path
+            ));
         }
         repaired
     } else {
@@ -363,5 +389,30 @@ mod tests {
                 .files
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn a_lost_trace_id_filter_keeps_its_data_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = data_dir_with_spans(dir.path()).await;
+        let table = TableKey {
+            tenant: "t".parse().unwrap(),
+            signal: Signal::Traces,
+        };
+        let catalog = ObjectCatalog::new(objects.clone());
+        let manifest = catalog.load(&table).await.unwrap().unwrap();
+        let filter = manifest.files[0].trace_id_filter.clone().unwrap();
+        objects
+            .delete(&ObjectPath::from(filter.path.as_str()))
+            .await
+            .unwrap();
+        let found = check(dir.path(), false).await.unwrap();
+        assert!(found.problems[0].contains("filter"), "{found:?}");
+        let repaired = check(dir.path(), true).await.unwrap();
+        assert!(repaired.healthy(), "{repaired:?}");
+        let after = catalog.load(&table).await.unwrap().unwrap();
+        assert_eq!(after.files.len(), 1, "the data file stays");
+        assert_eq!(after.files[0].trace_id_filter, None);
+        assert!(check(dir.path(), false).await.unwrap().problems.is_empty());
     }
 }

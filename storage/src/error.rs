@@ -102,6 +102,15 @@ pub enum StorageError {
     /// A query argument is invalid (bad log query syntax...).
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    /// A manifest commit failed and its outcome could not be read back: the files it named
+    /// are kept (the next start removes them if no manifest lists them).
+    #[error("manifest commit of {table} may or may not have landed: {reason}")]
+    CommitOutcomeUnknown {
+        /// The table.
+        table: String,
+        /// What failed.
+        reason: String,
+    },
     /// Another process holds the data directory.
     #[error("data directory {0} is in use by another skewer process")]
     DataDirInUse(std::path::PathBuf),
@@ -136,7 +145,9 @@ impl StorageError {
             Self::InvalidQuery(_) => ErrorKind::InvalidArgument,
             Self::LimitExceeded { .. } => ErrorKind::LimitExceeded,
             Self::DeadlineExceeded => ErrorKind::DeadlineExceeded,
-            Self::ScanAbandoned | Self::DataDirInUse(_) => ErrorKind::Unavailable,
+            Self::ScanAbandoned | Self::DataDirInUse(_) | Self::CommitOutcomeUnknown { .. } => {
+                ErrorKind::Unavailable
+            }
             Self::LogIndex(err) if err.is_invalid_query() => ErrorKind::InvalidArgument,
             Self::Wal(_)
             | Self::Catalog(_)

@@ -45,7 +45,8 @@ pub fn now_unix_nano() -> u64 {
 }
 
 /// One compaction pass over every tenant of a store: runs each merge the planner asks for.
-/// Returns how many merges ran; stops at the first failure (the caller backs off).
+/// Returns how many merges ran. A failing merge does not stop the others; the pass then ends
+/// with the first failure, so the caller backs off and reports it.
 pub async fn compact_store<S: TableSignal>(
     store: &TableStore<S>,
     policy: &CompactionPolicy,
@@ -53,6 +54,7 @@ pub async fn compact_store<S: TableSignal>(
     cancel: &CancellationToken,
 ) -> Result<usize, StorageError> {
     let mut merges = 0;
+    let mut first_failure = None;
     for tenant in store.tenants() {
         let Some(table) = store.table_files(&tenant) else {
             continue;
@@ -120,12 +122,16 @@ pub async fn compact_store<S: TableSignal>(
                 Err(StorageError::ShuttingDown) => return Ok(merges),
                 Err(err) => {
                     stats.merge_failures.fetch_add(1, Ordering::Relaxed);
-                    return Err(err);
+                    warn!(signal = S::SIGNAL.name(), tenant = %tenant, hour = plan.partition_hour, error = %err, "merge failed");
+                    first_failure.get_or_insert(err);
                 }
             }
         }
     }
-    Ok(merges)
+    match first_failure {
+        Some(err) => Err(err),
+        None => Ok(merges),
+    }
 }
 
 /// One retention sweep over every tenant of a store: removes wholly expired files from the
@@ -177,25 +183,68 @@ pub async fn sweep_store<S: TableSignal>(
     Ok(removed)
 }
 
-/// Makes the calling thread run only when no other thread wants the CPU (Linux `SCHED_IDLE`;
-/// nice 19 where that is refused): merges yield to ingest and queries, and catch up when the
-/// load drops.
-pub fn lower_thread_priority() {
+thread_local! {
+    /// Set on the compaction thread: only there do merges drop their priority.
+    static COMPACTOR_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread as the compaction thread.
+pub fn mark_compactor_thread() {
+    COMPACTOR_THREAD.set(true);
+}
+
+/// While alive on the compaction thread, the thread runs only when no other thread wants the
+/// CPU (Linux `SCHED_IDLE`; nice 19 where that is refused): the CPU-heavy part of a merge yields
+/// to ingest and queries. Everything that takes locks ingest needs (manifest commits) runs
+/// outside it, at normal priority, so an idle thread never holds them while others wait.
+pub struct IdleWhileMerging {
+    active: bool,
+}
+
+impl IdleWhileMerging {
+    /// Lowers the priority if this is the compaction thread; a no-op elsewhere.
+    pub fn enter() -> Self {
+        let active = COMPACTOR_THREAD.get();
+        if active {
+            set_scheduling(true);
+        }
+        Self { active }
+    }
+}
+
+impl Drop for IdleWhileMerging {
+    fn drop(&mut self) {
+        if self.active {
+            set_scheduling(false);
+        }
+    }
+}
+
+/// Idle (or nice 19) scheduling for the calling thread, or back to normal.
+fn set_scheduling(idle: bool) {
     #[cfg(target_os = "linux")]
     {
         let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: sched_setscheduler reads `param` for the duration of the call only; pid 0
-        // is the calling thread.
-        let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-        if idle != 0 {
+        let policy = if idle {
+            libc::SCHED_IDLE
+        } else {
+            libc::SCHED_OTHER
+        };
+        // SAFETY: sched_setscheduler reads `param` during the call only; pid 0 is the calling
+        // thread.
+        let switched = unsafe { libc::sched_setscheduler(0, policy, &param) };
+        if switched != 0 {
             // SAFETY: setpriority only reads its integer arguments; on Linux, PRIO_PROCESS
             // with who = 0 applies to the calling thread alone.
-            let niced = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+            let niced =
+                unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, if idle { 19 } else { 0 }) };
             if niced != 0 {
-                warn!("could not lower the compaction thread's priority");
+                warn!("could not change the compaction thread's priority");
             }
         }
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = idle;
 }
 
 #[cfg(test)]

@@ -9,11 +9,17 @@ use super::common::{
 use super::traces::{optional_span_id, optional_trace_id};
 
 /// Converts an export; `correlation_keys` are the attribute keys tried in order for the
-/// record's correlation id.
+/// record's correlation id. A record with neither an event nor an observed time gets the time
+/// it is converted as its observed time, as the OTLP specification asks of receivers (else it
+/// would be filed under 1970 and removed by the next retention sweep).
 pub fn convert_logs(
     request: ExportLogsServiceRequest,
     correlation_keys: &[String],
 ) -> Converted<LogRecord> {
+    let received_unix_nano = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
     let mut records = Vec::new();
     let mut rejections = Rejections::default();
     for resource_logs in request.resource_logs {
@@ -42,7 +48,13 @@ pub fn convert_logs(
                     resource: resource.clone(),
                     scope: scope.clone(),
                     time_unix_nano: record.time_unix_nano,
-                    observed_time_unix_nano: record.observed_time_unix_nano,
+                    observed_time_unix_nano: if record.observed_time_unix_nano == 0
+                        && record.time_unix_nano == 0
+                    {
+                        received_unix_nano
+                    } else {
+                        record.observed_time_unix_nano
+                    },
                     severity_number: record.severity_number,
                     severity_text: record.severity_text,
                     body: convert_value(record.body),
@@ -119,5 +131,34 @@ mod tests {
         assert_eq!(converted.records.len(), 2);
         assert!(converted.records.iter().all(|r| r.trace_id.is_none()));
         assert_eq!(converted.rejections.count, 1);
+    }
+
+    #[test]
+    fn a_record_without_any_time_is_observed_at_receipt() {
+        let request = |time: u64, observed: u64| ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![OtlpLogRecord {
+                        time_unix_nano: time,
+                        observed_time_unix_nano: observed,
+                        ..OtlpLogRecord::default()
+                    }],
+                    ..ScopeLogs::default()
+                }],
+                ..ResourceLogs::default()
+            }],
+        };
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let timeless = convert_logs(request(0, 0), &keys()).records.remove(0);
+        assert!(timeless.observed_time_unix_nano >= before);
+        assert_eq!(timeless.time_unix_nano, 0);
+        let timed = convert_logs(request(7, 0), &keys()).records.remove(0);
+        assert_eq!(
+            timed.observed_time_unix_nano, 0,
+            "a record with an event time keeps its fields"
+        );
     }
 }

@@ -147,6 +147,15 @@ impl LogStore {
         });
     }
 
+    /// The highest WAL position any partition's last commit reached.
+    pub fn max_committed_lsn(&self) -> Lsn {
+        self.partitions()
+            .values()
+            .map(|partition| partition.committed_lsn.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Whether a commit is due: the buffer is big or old enough, or a failed commit waits
     /// for its retry.
     pub fn is_due(&self, max_bytes: usize, max_age: Duration) -> bool {

@@ -167,7 +167,12 @@ pub fn open_all(
                     partitions.insert(key, Arc::new(partition));
                 }
                 Err(err) => {
-                    warn!(dir = %entry.path().display(), error = %err, "unreadable log partition skipped");
+                    // Kept for inspection, out of the way: new records of the day start a
+                    // fresh index instead of failing every commit.
+                    let aside = entry.path().with_extension("damaged");
+                    warn!(dir = %entry.path().display(), error = %err, renamed_to = %aside.display(), "unreadable log partition set aside");
+                    std::fs::rename(entry.path(), &aside)
+                        .map_err(|err| StorageError::io(&aside, err))?;
                 }
             }
         }

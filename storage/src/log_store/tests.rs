@@ -2,9 +2,9 @@
 //! them, retention, first-format indexes and replay after a commit.
 
 use super::search::newest_matching;
-use crate::logs::{LogIndex, LogQuery};
 use super::*;
 use crate::logs::test_records::{BASE_UNIX_NANO, fixture};
+use crate::logs::{LogIndex, LogQuery};
 
 #[test]
 fn newest_matching_keeps_the_newest_matches_only() {

@@ -199,8 +199,15 @@ impl LogIndex {
     /// retry adds each record once).
     pub fn rollback(&mut self) -> Result<(), LogIndexError> {
         if let Some(writer) = self.writer.as_mut() {
-            let opstamp = writer.rollback()?;
-            debug!(opstamp, "rolled back uncommitted log records");
+            match writer.rollback() {
+                Ok(opstamp) => debug!(opstamp, "rolled back uncommitted log records"),
+                Err(err) => {
+                    // A writer that could not roll back may still hold the added records:
+                    // drop it (its uncommitted records go with it); the next add opens anew.
+                    self.writer = None;
+                    return Err(err.into());
+                }
+            }
         }
         Ok(())
     }

@@ -78,9 +78,10 @@ impl Sink {
             .map_err(|_| StorageError::ScanAbandoned)
     }
 
-    /// Ends the stream with an error (the consumer may be gone: then nobody needs it).
-    pub(super) fn fail(self, err: StorageError) {
-        if self.sender.try_send(Err(err)).is_err() {
+    /// Ends the stream with an error, waiting for room like any batch: a consumer must never
+    /// take a cut-short answer for a complete one. (If it is gone, nobody needs the error.)
+    pub(super) async fn fail(self, err: StorageError) {
+        if self.sender.send(Err(err)).await.is_err() {
             tracing::debug!("scan ended by an error its consumer no longer waits for");
         }
     }

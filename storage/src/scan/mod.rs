@@ -169,7 +169,7 @@ impl Storage {
             });
             match scanned {
                 Ok(()) | Err(StorageError::ScanAbandoned) => {}
-                Err(err) => sink.fail(err),
+                Err(err) => runtime.block_on(sink.fail(err)),
             }
         });
         Ok(ScanStream { receiver })

@@ -234,7 +234,7 @@ pub(super) fn spawn_compactor(
     std::thread::Builder::new()
         .name("skewer-compactor".to_owned())
         .spawn(move || {
-            crate::maintenance::lower_thread_priority();
+            crate::maintenance::mark_compactor_thread();
             let mut pause = config.interval;
             loop {
                 let stopped = runtime.block_on(async {

@@ -72,15 +72,17 @@ pub(super) async fn replay(
         }
     }
     let stats = reader.stats();
-    // Never hand out an LSN a checkpoint already covers (a segment cut to nothing could
+    // Never hand out an LSN a checkpoint, a manifest or a log commit already covers (a
+    // segment cut to nothing, or a restored backup whose files are newer than its WAL, could
     // otherwise lower the next LSN), or new records would be skipped on the next replay.
-    let next_lsn = stats.next_lsn.max(
-        checkpoint
-            .traces
-            .max(checkpoint.logs)
-            .max(checkpoint.metrics)
-            + 1,
-    );
+    let covered = checkpoint
+        .traces
+        .max(checkpoint.logs)
+        .max(checkpoint.metrics)
+        .max(stores.spans.max_flushed_lsn())
+        .max(stores.metrics.max_flushed_lsn())
+        .max(stores.logs.max_committed_lsn());
+    let next_lsn = stats.next_lsn.max(covered + 1);
     info!(
         records_replayed = replayed,
         segments_repaired = stats.segments_repaired,

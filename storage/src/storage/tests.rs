@@ -125,3 +125,73 @@ async fn a_second_server_on_the_same_directory_is_refused() {
     assert!(matches!(second, Err(crate::StorageError::DataDirInUse(_))));
     storage.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_past_its_limit_ends_with_the_error_even_for_a_slow_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(config(dir.path()), Arc::new(SeedDecoder))
+        .await
+        .unwrap();
+    for seed in 0..10 {
+        write(&storage, Signal::Traces, seed, 300).await;
+        storage.stores.spans.flush().await.unwrap();
+    }
+    let request = crate::scan::ScanRequest {
+        tenant: TenantId::default_tenant(),
+        signal: Signal::Traces,
+        time_range: crate::scan::TimeRange::ALL,
+        columns: Some(vec!["trace_id".into()]),
+        predicate: crate::scan::Predicate::All,
+        limits: crate::scan::ScanLimits {
+            max_rows: 2_000,
+            ..crate::scan::ScanLimits::default()
+        },
+    };
+    let mut stream = storage.scan(request).unwrap();
+    let mut rows = 0;
+    let mut last = None;
+    while let Some(batch) = stream.next().await {
+        // A slow reader: the scan fills the channel and hits its limit meanwhile.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        match batch {
+            Ok(batch) => rows += batch.num_rows(),
+            Err(err) => last = Some(err),
+        }
+    }
+    assert!(rows <= 2_000);
+    assert!(
+        matches!(last, Some(crate::StorageError::LimitExceeded { .. })),
+        "the answer must end with the limit error, not look complete: {last:?}"
+    );
+    storage.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_records_never_reuse_a_position_the_files_already_cover() {
+    // A restored backup can hold files newer than its WAL: here, the WAL is gone entirely.
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(config(dir.path()), Arc::new(SeedDecoder))
+        .await
+        .unwrap();
+    for seed in 0..5 {
+        write(&storage, Signal::Traces, seed, 10).await;
+    }
+    storage.stores.spans.flush().await.unwrap();
+    storage.crash().await;
+    std::fs::remove_dir_all(dir.path().join("wal")).unwrap();
+
+    let storage = Storage::open(config(dir.path()), Arc::new(SeedDecoder))
+        .await
+        .unwrap();
+    write(&storage, Signal::Traces, 99, 10).await;
+    storage.crash().await;
+    let storage = Storage::open(config(dir.path()), Arc::new(SeedDecoder))
+        .await
+        .unwrap();
+    assert_eq!(
+        storage.stores.spans.buffered().0,
+        10,
+        "the record written after the restore is replayed, not taken for one already in files"
+    );
+    storage.shutdown().await.unwrap();
+}

@@ -44,29 +44,76 @@ impl<S: TableSignal> TableStore<S> {
             .table_files(tenant)
             .map(|table| table.manifest)
             .unwrap_or_else(|| Arc::new(Manifest::empty(&table)));
-        let next = Arc::new(
-            self.catalog
-                .commit(&table, &base, &change)
-                .await
-                .map_err(StorageError::from)?,
-        );
+        let (next, landed) = match self.catalog.commit(&table, &base, &change).await {
+            Ok(next) => (next, true),
+            Err(err) => {
+                // The outcome may be unknown (the version may be stored although an error came
+                // back) or another writer moved the table on: read what the catalog holds now,
+                // so the files are never deleted under a manifest that lists them and later
+                // commits start from the current version.
+                let current = match self.catalog.load(&table).await {
+                    Ok(current) => current,
+                    Err(reload) => {
+                        return Err(StorageError::CommitOutcomeUnknown {
+                            table: table.to_string(),
+                            reason: format!("{err}; reading the manifest back: {reload}"),
+                        });
+                    }
+                };
+                match current {
+                    Some(current) if current.version > base.version => {
+                        let landed = change_applied(&current, &change);
+                        if !landed {
+                            self.publish(tenant, Arc::new(current), delete_grace, |_| {});
+                            return Err(err.into());
+                        }
+                        (current, true)
+                    }
+                    _ => return Err(err.into()),
+                }
+            }
+        };
+        debug_assert!(landed);
+        let next = Arc::new(next);
+        self.publish(tenant, Arc::clone(&next), delete_grace, on_commit);
+        Ok(next)
+    }
+
+    /// Makes `manifest` what readers of `tenant` see (reusing the entries of files that stay
+    /// live), and queues the files it no longer lists for deletion.
+    fn publish(
+        &self,
+        tenant: &TenantId,
+        manifest: Arc<Manifest>,
+        delete_grace: Duration,
+        on_commit: impl FnOnce(&mut FrozenView<'_>),
+    ) {
         let mut state = self.lock();
         let previous: Vec<Arc<LiveFile>> = state
             .tables
             .get(tenant)
             .map(|table| table.files.iter().cloned().collect())
             .unwrap_or_default();
-        let removed: HashSet<&str> = change.remove.iter().map(String::as_str).collect();
-        let (gone, mut kept): (Vec<_>, Vec<_>) = previous
+        let live: HashSet<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+        let (kept, gone): (Vec<_>, Vec<_>) = previous
             .into_iter()
-            .partition(|file| removed.contains(file.meta.path.as_str()));
-        kept.extend(change.add.iter().cloned().map(LiveFile::new));
-        kept.sort_by_key(|file| file.meta.min_time_unix_nano);
+            .partition(|file| live.contains(file.meta.path.as_str()));
+        let kept_paths: HashSet<String> = kept.iter().map(|f| f.meta.path.clone()).collect();
+        let mut files = kept;
+        files.extend(
+            manifest
+                .files
+                .iter()
+                .filter(|meta| !kept_paths.contains(&meta.path))
+                .cloned()
+                .map(LiveFile::new),
+        );
+        files.sort_by_key(|file| file.meta.min_time_unix_nano);
         state.tables.insert(
             tenant.clone(),
             TableFiles {
-                manifest: Arc::clone(&next),
-                files: Arc::new(kept),
+                manifest,
+                files: Arc::new(files),
             },
         );
         on_commit(&mut FrozenView {
@@ -85,7 +132,6 @@ impl<S: TableSignal> TableStore<S> {
                     .map(|file| PendingDelete { file, not_before }),
             );
         }
-        Ok(next)
     }
 
     /// Deletes removed files that no reader holds any more and whose grace is over; returns
@@ -144,6 +190,19 @@ impl<S: TableSignal> TableStore<S> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .len()
     }
+}
+
+/// Whether `manifest` holds `change`: every added file listed, every removed one gone.
+fn change_applied(manifest: &Manifest, change: &ManifestChange) -> bool {
+    let live: HashSet<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+    change
+        .add
+        .iter()
+        .all(|file| live.contains(file.path.as_str()))
+        && change
+            .remove
+            .iter()
+            .all(|path| !live.contains(path.as_str()))
 }
 
 /// What a commit's `on_commit` may change: whether the frozen buffer still shows a tenant.

@@ -96,6 +96,13 @@ impl<S: TableSignal> TableStore<S> {
         tenants.sort();
         let mut num_files = 0;
         for tenant in tenants {
+            if self.flushed_lsn(&tenant) >= frozen.last_lsn {
+                // An earlier attempt's commit landed although it reported an error.
+                if let Some(frozen) = self.lock().frozen.as_mut() {
+                    frozen.committed.insert(tenant.clone());
+                }
+                continue;
+            }
             let to_encode = Arc::clone(frozen);
             let encoding_tenant = tenant.clone();
             let encoded = tokio::task::spawn_blocking(move || {
@@ -116,6 +123,13 @@ impl<S: TableSignal> TableStore<S> {
         encoded: Vec<EncodedTableFile>,
         last_lsn: Lsn,
     ) -> Result<(), StorageError> {
+        if self.table_files(tenant).is_none() {
+            // A new table gets its (empty) manifest before its first files: files found later
+            // under a table without a manifest are then always from before manifests existed
+            // (adopted at start), never a first flush cut short (whose records the WAL holds).
+            self.commit(tenant, ManifestChange::default(), Duration::ZERO, |_| {})
+                .await?;
+        }
         let mut written: Vec<ObjectPath> = Vec::new();
         let mut metas = Vec::with_capacity(encoded.len());
         let mut result = Ok(());
@@ -162,7 +176,7 @@ impl<S: TableSignal> TableStore<S> {
                 .await
                 .map(|_| ());
         }
-        if result.is_err() {
+        if result.is_err() && !matches!(result, Err(StorageError::CommitOutcomeUnknown { .. })) {
             // Undo this attempt's files so the retry does not duplicate rows.
             for path in written {
                 if let Err(err) = self.objects.delete(&path).await {

@@ -143,7 +143,9 @@ impl<S: TableSignal> TableStore<S> {
             }
             Err(err) => Err(err),
         };
-        if committed.is_err() {
+        if committed.is_err()
+            && !matches!(committed, Err(StorageError::CommitOutcomeUnknown { .. }))
+        {
             for path in written {
                 if let Err(err) = self.objects.delete(&path).await {
                     warn!(path = %path, error = %err, "could not remove an output of a failed merge");
@@ -196,6 +198,8 @@ impl<S: TableSignal> TableStore<S> {
         let Some(schema) = schema else {
             return Ok(Vec::new());
         };
+        // From here on: decode, merge, encode, write. No lock ingest needs is taken.
+        let _idle = crate::maintenance::IdleWhileMerging::enter();
         let expected_rows: u64 = inputs.iter().map(|file| file.meta.num_rows).sum();
         let filter_capacity: u64 = inputs
             .iter()

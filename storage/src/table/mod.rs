@@ -250,6 +250,16 @@ impl<S: TableSignal> TableStore<S> {
             .map_or(0, |table| table.manifest.flushed_lsn)
     }
 
+    /// The highest WAL position any tenant's manifest says is in files.
+    pub fn max_flushed_lsn(&self) -> Lsn {
+        self.lock()
+            .tables
+            .values()
+            .map(|table| table.manifest.flushed_lsn)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// (records, bytes) held in memory.
     pub fn buffered(&self) -> (usize, usize) {
         let state = self.lock();

@@ -57,6 +57,62 @@ impl Catalog for FailingCatalog {
     }
 }
 
+/// Stores every commit, then reports it failed: the outcome a client sees when the write
+/// landed but the acknowledgement was lost.
+struct LandedButFailingCatalog {
+    inner: ObjectCatalog,
+}
+
+#[async_trait]
+impl Catalog for LandedButFailingCatalog {
+    async fn list_tables(&self) -> Result<Vec<TableKey>, CatalogError> {
+        self.inner.list_tables().await
+    }
+    async fn load(&self, table: &TableKey) -> Result<Option<Manifest>, CatalogError> {
+        self.inner.load(table).await
+    }
+    async fn commit(
+        &self,
+        table: &TableKey,
+        base: &Manifest,
+        change: &ManifestChange,
+    ) -> Result<Manifest, CatalogError> {
+        self.inner.commit(table, base, change).await?;
+        Err(CatalogError::Conflict {
+            table: table.to_string(),
+            version: base.version,
+            reason: "acknowledgement lost".into(),
+        })
+    }
+    async fn overwrite(&self, table: &TableKey, manifest: &Manifest) -> Result<(), CatalogError> {
+        self.inner.overwrite(table, manifest).await
+    }
+}
+
+#[tokio::test]
+async fn a_commit_that_landed_despite_an_error_keeps_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = Objects::local(dir.path()).unwrap();
+    let catalog = Arc::new(LandedButFailingCatalog {
+        inner: ObjectCatalog::new(objects.clone()),
+    });
+    let store = SpanStore::open(objects, catalog, footers()).await.unwrap();
+    let a = spans(8);
+    apply(&store, 1, "a", a.clone());
+    assert_eq!(
+        store.flush().await.unwrap(),
+        1,
+        "the commits landed: the flush succeeded"
+    );
+    assert_eq!(store.files().0, 2);
+    let id = a[0].trace_id;
+    assert_eq!(spans_of(&store, "a", id).await, expected(&a, id));
+    // The next flush starts from the version that landed, not a stale one.
+    apply(&store, 2, "a", spans(9));
+    store.flush().await.unwrap();
+    assert_eq!(store.files().0, 4);
+}
+
 fn footers() -> Arc<FooterCache> {
     Arc::new(FooterCache::new(64 << 20))
 }
@@ -107,7 +163,10 @@ async fn flushes_commit_manifests_that_a_reopened_store_reads() {
     assert_eq!(store.files().0, 4, "one file per tenant and hour");
     assert_eq!(store.flushed_lsn(&tenant("a")), 6);
     let manifest = store.table_files(&tenant("a")).unwrap().manifest;
-    assert_eq!(manifest.version, 1);
+    assert_eq!(
+        manifest.version, 2,
+        "an empty first version, then the flush"
+    );
     assert!(
         manifest.files.iter().all(|f| f.trace_id_filter.is_some()),
         "span files carry a trace-id filter"
@@ -229,7 +288,7 @@ async fn a_flush_failing_for_one_tenant_is_retried_without_duplicates() {
     );
     assert_eq!(store.flush().await.unwrap(), 2);
     assert_eq!(store.files().0, 4);
-    assert_eq!(store.table_files(&tenant("a")).unwrap().manifest.version, 1);
+    assert_eq!(store.table_files(&tenant("a")).unwrap().manifest.version, 2);
     for (name, spans) in [("a", &a), ("b", &b)] {
         let id = spans[3].trace_id;
         assert_eq!(
