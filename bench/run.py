@@ -140,14 +140,15 @@ def loadgen(binary, server, signal_name, transport, seconds, extra=(), ids_out=N
     return result
 
 
-def throughput(binary, work, signal_name, transport, seconds, runs, extra=()):
-    """Records acknowledged per server CPU-second: median and spread over fresh servers."""
+def throughput(binary, work, signal_name, transport, seconds, runs, extra=(), generator=None):
+    """Records acknowledged per server CPU-second: median and spread over fresh servers.
+    `generator` is the binary whose `loadgen` drives the server (default: the server's)."""
     figures = []
     for run in range(runs):
         data = work / f"{signal_name}-{transport}-{run}"
         server = Server(binary, data).start()
         try:
-            result = loadgen(binary, server, signal_name, transport, seconds, extra)
+            result = loadgen(generator or binary, server, signal_name, transport, seconds, extra)
             figures.append(result["records_acked"] / max(result["server_cpu_seconds"], 1e-9))
             print(f"  {signal_name}/{transport} run {run + 1}: {figures[-1]:,.0f} records per server CPU-second "
                   f"({result['records_acked']:,} acked, {result['retryable_answers']} retryable answers, "
@@ -275,7 +276,9 @@ def run_suite(binary, work, args, f):
             for _ in range(n):
                 for label, path in (("candidate", binary), ("baseline", args.baseline)):
                     print(f" {label}:", file=sys.stderr)
-                    runs[label].append(throughput(path, work, signal_name, transport, secs, 1)[0])
+                    # One generator for both servers, so only the servers differ.
+                    runs[label].append(throughput(path, work, signal_name, transport, secs, 1,
+                                                  generator=binary)[0])
             f[key] = tuple(summarize(runs["candidate"]))
             f["baseline_" + key] = tuple(summarize(runs["baseline"]))
         else:

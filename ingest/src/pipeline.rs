@@ -66,7 +66,7 @@ impl Pipeline {
         let available_bytes = budget.available_bytes();
         // No signal may hold more than its share, so one signal's backlog (a slow index
         // commit) cannot starve the others.
-        let signal_share_exceeded = self.storage.signal_stats(signal).buffered_bytes
+        let signal_share_exceeded = self.storage.buffered_bytes(signal)
             > budget.limit_bytes() / SIGNAL_SHARE_DENOMINATOR * SIGNAL_SHARE_NUMERATOR;
         if signal_share_exceeded || available_bytes < expected_bytes.max(floor) {
             SignalCounters::add(&self.stats.signal(signal).requests_retryable, 1);

@@ -269,7 +269,18 @@ impl Storage {
         self.wal.stats()
     }
 
-    /// Memory and flush figures of one signal.
+    /// Estimated bytes one signal holds in memory: cheap, for admission on every request
+    /// (unlike [`Self::signal_stats`], which also sizes the files).
+    pub fn buffered_bytes(&self, signal: Signal) -> usize {
+        match signal {
+            Signal::Traces => self.stores.spans.buffered().1,
+            Signal::Metrics => self.stores.metrics.buffered().1,
+            Signal::Logs => self.stores.logs.buffered().1,
+        }
+    }
+
+    /// Memory, flush, file, compaction and retention figures of one signal (for `/metrics`:
+    /// sizing the log partitions reads their directories).
     pub fn signal_stats(&self, signal: Signal) -> SignalStats {
         let (buffered, stats, files) = match signal {
             Signal::Traces => (
