@@ -216,6 +216,8 @@ def main():
                         "after compaction (the issue's figure uses 3600; 0 skips)")
     parser.add_argument("--compaction-ab", action="store_true",
                         help="measure ingest throughput with compaction busy against compaction off")
+    parser.add_argument("--generator", help="the binary whose `loadgen` fills the store (default: --binary); "
+                        "lets an older server be measured under the same load")
     parser.add_argument("--only-storage-v2", action="store_true",
                         help="only the start-time, compaction and spread trace-by-id figures")
     parser.add_argument("--json", help="write the figures as JSON here")
@@ -287,6 +289,7 @@ def run_suite(binary, work, args, f):
         return
 
     # Storage, query latency, memory and freshness on one long-lived server.
+    gen_binary = args.generator or binary
     data = work / "store"
     server = Server(binary, data).start()
     try:
@@ -298,7 +301,7 @@ def run_suite(binary, work, args, f):
         rss_peak = [0.0]
 
         # Sustained open-loop load: RSS per 1k spans/s, and ack -> queryable with a marker trace.
-        gen = subprocess.Popen([binary, "loadgen", "--signal", "traces", "--transport", "grpc",
+        gen = subprocess.Popen([gen_binary, "loadgen", "--signal", "traces", "--transport", "grpc",
                                 "--otlp-grpc-addr", f"127.0.0.1:{server.grpc}",
                                 "--rate", str(spans_per_second), "--duration", str(sustained),
                                 "--concurrency", "16", "--seed", "7"],
@@ -319,15 +322,15 @@ def run_suite(binary, work, args, f):
         if remaining:
             # Retries like a real exporter, so every id written was stored; a pool larger than a
             # flush keeps replayed content from flattering compression.
-            loadgen(binary, server, "traces", "grpc", 3600, ["--count", str(int(remaining)), "--seed", "11",
+            loadgen(gen_binary, server, "traces", "grpc", 3600, ["--count", str(int(remaining)), "--seed", "11",
                                                                "--pool-size", "512", "--retries", "100",
                                                                "--spread-hours", str(args.spread_hours)],
                     ids_out=ids_file)
         correlation_file = work / "correlation_ids.txt"
-        loadgen(binary, server, "logs", "grpc", 3600, ["--count", str(args.stored_logs), "--seed", "12",
+        loadgen(gen_binary, server, "logs", "grpc", 3600, ["--count", str(args.stored_logs), "--seed", "12",
                                                        "--pool-size", "512", "--retries", "100",
                                                        "--correlation-ids-out", str(correlation_file)])
-        loadgen(binary, server, "metrics", "grpc", min(secs, 10), ["--seed", "13", "--series", "1000",
+        loadgen(gen_binary, server, "metrics", "grpc", min(secs, 10), ["--seed", "13", "--series", "1000",
                                                                   "--pool-size", "256", "--retries", "100"])
         stored_spans = metric(server, 'skewer_ingest_records_accepted_total{signal="traces"}')
         stored_logs = metric(server, 'skewer_ingest_records_accepted_total{signal="logs"}')
