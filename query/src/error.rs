@@ -16,6 +16,9 @@ pub enum QueryError {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Storage answered in a shape the query did not expect (a bug).
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
 impl QueryError {
@@ -24,6 +27,7 @@ impl QueryError {
         match self {
             Self::InvalidParameter { .. } => ErrorKind::InvalidArgument,
             Self::Storage(err) => err.kind(),
+            Self::Internal(_) => ErrorKind::Internal,
         }
     }
 }

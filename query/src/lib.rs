@@ -1,10 +1,11 @@
 //! skewer-query: the read side. Assembles answers from storage reads: a whole trace by id,
-//! log search, metric series. Returns model types and knows no HTTP; API adapters in the
+//! trace search, services and operations, log search, metric series. Returns model types and knows no HTTP; API adapters in the
 //! binary shape them for each wire format.
 
 pub mod error;
 pub mod logs;
 pub mod metrics;
 pub mod trace;
+pub mod trace_search;
 
 pub use error::QueryError;

@@ -1,5 +1,5 @@
-//! The query HTTP API on the query port: native read-back endpoints, the Jaeger-shaped trace
-//! endpoint, health, readiness and self-metrics. Shapes live in the submodules; errors map
+//! The query HTTP API on the query port: native read-back endpoints, the Jaeger query API
+//! (services, operations, search, traces), health, readiness and self-metrics. Shapes live in the submodules; errors map
 //! to statuses here, once.
 
 pub mod jaeger;
@@ -89,8 +89,7 @@ pub fn router(state: AppState) -> Router {
         state.query.max_concurrent,
         Duration::from_secs(state.query.timeout_seconds),
     );
-    let reads = Router::new()
-        .route("/api/traces/{trace_id}", get(jaeger::get_trace))
+    let reads = jaeger::routes()
         .route("/api/logs", get(logs::search))
         .route("/api/metrics/points", get(metric_points::points))
         .layer(axum::middleware::from_fn_with_state(

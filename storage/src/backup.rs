@@ -173,12 +173,7 @@ async fn copy_table(
         };
         let mut copied = (0, 0);
         for file in &manifest.files {
-            let paths = std::iter::once(file.path.as_str()).chain(
-                file.trace_id_filter
-                    .iter()
-                    .map(|filter| filter.path.as_str()),
-            );
-            for path in paths {
+            for path in file.object_paths() {
                 let path = ObjectPath::from(path);
                 let bytes = match objects.get(&path).await {
                     Ok(bytes) => bytes,

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::budget::Reservation;
+use crate::catalog::FileSummary;
 use crate::model::TenantId;
 use crate::wal::Lsn;
 
@@ -29,6 +30,8 @@ pub struct Buffer<R> {
     pub first_record_at: Option<Instant>,
     /// Memory-budget bytes held until the data is in files.
     pub reservation: Reservation,
+    /// What the records of each tenant hold, kept as they arrive (signals with summaries).
+    pub summaries: HashMap<TenantId, FileSummary>,
 }
 
 impl<R> Default for Buffer<R> {
@@ -40,6 +43,7 @@ impl<R> Default for Buffer<R> {
             last_lsn: 0,
             first_record_at: None,
             reservation: Reservation::default(),
+            summaries: HashMap::new(),
         }
     }
 }
@@ -67,6 +71,16 @@ impl<R> Buffer<R> {
             .or_default()
             .0
             .push(Arc::new(records));
+    }
+
+    /// Adds to the summary of `tenant`'s records.
+    pub fn add_summary(&mut self, tenant: &TenantId, summary: &FileSummary) {
+        match self.summaries.get_mut(tenant) {
+            Some(held) => held.merge(summary),
+            None => {
+                self.summaries.insert(tenant.clone(), summary.clone());
+            }
+        }
     }
 
     /// True when no record is held.

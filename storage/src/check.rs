@@ -164,11 +164,28 @@ async fn check_table(
                 Some(_) => None,
             }
         });
-        if let Some(problem) = filter_problem {
+        let summary_problem = file
+            .summary_path
+            .as_ref()
+            .filter(|path| !listed.contains_key(*path))
+            .map(|path| format!("summary {path} missing"));
+        for problem in filter_problem.iter().chain(&summary_problem) {
             report
                 .problems
                 .push(format!("{table}: {}: {problem}", file.path));
-            filterless.push(file.clone());
+        }
+        if filter_problem.is_some() || summary_problem.is_some() {
+            filterless.push(DataFileMeta {
+                trace_id_filter: file
+                    .trace_id_filter
+                    .clone()
+                    .filter(|_| filter_problem.is_none()),
+                summary_path: file
+                    .summary_path
+                    .clone()
+                    .filter(|_| summary_problem.is_none()),
+                ..file.clone()
+            });
         }
     }
     let manifest = if repair && !(broken.is_empty() && filterless.is_empty()) {
@@ -176,13 +193,7 @@ async fn check_table(
         // merge writes a new one). A lost or unreadable data file leaves the manifest.
         let mut remove = broken.clone();
         remove.extend(filterless.iter().map(|file| file.path.clone()));
-        let add = filterless
-            .iter()
-            .map(|file| DataFileMeta {
-                trace_id_filter: None,
-                ..file.clone()
-            })
-            .collect();
+        let add = filterless.clone();
         let change = ManifestChange {
             add,
             remove,
@@ -196,7 +207,7 @@ async fn check_table(
         }
         for file in &filterless {
             report.repairs.push(format!(
-                "{table}: {}: kept without its trace-id filter",
+                "{table}: {}: kept without its lost sidecar (filter or summary)",
                 file.path
             ));
         }

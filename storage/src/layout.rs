@@ -83,6 +83,13 @@ pub fn trace_id_filter_path(data_file: &ObjectPath) -> ObjectPath {
     ObjectPath::from(format!("{stem}.traceids"))
 }
 
+/// The summary sidecar of a data file (services and operations of a span file).
+pub fn summary_path(data_file: &ObjectPath) -> ObjectPath {
+    let text = data_file.as_ref();
+    let stem = text.strip_suffix(".parquet").unwrap_or(text);
+    ObjectPath::from(format!("{stem}.summary.json"))
+}
+
 /// Directory holding every tenant's log index.
 pub fn log_indexes_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("logs")
@@ -163,6 +170,11 @@ mod tests {
             trace_id_filter_path(&path).as_ref(),
             "tenants/acme/traces/2023-11-14/22/01700000000000000000-000000000000002a.traceids"
         );
+        assert_eq!(
+            summary_path(&path).as_ref(),
+            "tenants/acme/traces/2023-11-14/22/01700000000000000000-000000000000002a.summary.json"
+        );
+        assert_eq!(parse_object_path(&summary_path(&path)), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod durability;
 mod fixtures;
 mod harness;
 mod http_ingest;
+mod jaeger_api;
 mod lifecycle;
 mod loadgen;
 mod overload;

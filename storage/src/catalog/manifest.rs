@@ -68,6 +68,26 @@ pub struct DataFileMeta {
     /// The trace-id filter sidecar of a span file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id_filter: Option<IdFilterMeta>,
+    /// Object path of the file's [`super::FileSummary`] sidecar (services and operations of a
+    /// span file); absent for files written before summaries existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_path: Option<String>,
+}
+
+impl DataFileMeta {
+    /// The objects kept beside the data file (its filter and summary), which live and die
+    /// with it.
+    pub fn sidecar_paths(&self) -> impl Iterator<Item = &str> {
+        self.trace_id_filter
+            .iter()
+            .map(|filter| filter.path.as_str())
+            .chain(self.summary_path.as_deref())
+    }
+
+    /// The data file and its sidecars.
+    pub fn object_paths(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.path.as_str()).chain(self.sidecar_paths())
+    }
 }
 
 /// Where a file's trace-id filter is and how to read one block of it.
@@ -163,6 +183,7 @@ pub(crate) fn test_file(path: &str) -> DataFileMeta {
         level: 0,
         created_unix_ms: 0,
         trace_id_filter: None,
+        summary_path: None,
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod manifest;
 mod object_catalog;
+pub mod summary;
 
 use async_trait::async_trait;
 
@@ -19,6 +20,7 @@ pub use manifest::{
     TableKey,
 };
 pub use object_catalog::ObjectCatalog;
+pub use summary::FileSummary;
 
 /// Errors of a catalog.
 #[derive(Debug, thiserror::Error)]

@@ -47,10 +47,22 @@ pub use sort_keys::{
     MetricSortKey, SpanSortKey, metric_sort_keys, metric_time_range, span_sort_keys,
     span_time_range, span_trace_ids,
 };
-pub use spans::{decode_spans, encode_spans, span_writer_properties, spans_batch};
+pub use spans::{
+    decode_spans, encode_spans, span_writer_properties, spans_batch, summarize_span_batch,
+};
 
 /// Span files: the trace id, `FixedSizeBinary(16)`, with a bloom filter per row group.
 pub const TRACE_ID_COLUMN: &str = "trace_id";
+/// Span files: the service name (`Utf8`, from the resource's `service.name`).
+pub const SERVICE_NAME_COLUMN: &str = "service_name";
+/// Span files: the span name, Jaeger's operation (`Utf8`).
+pub const SPAN_NAME_COLUMN: &str = "name";
+/// Span files: the span end, `UInt64` Unix nanoseconds.
+pub const END_TIME_COLUMN: &str = "end_time_unix_nano";
+/// Span files: the span kind (`UInt8`, OTLP numbers).
+pub const SPAN_KIND_COLUMN: &str = "kind";
+/// Span files: the status code (`UInt8`, OTLP numbers).
+pub const STATUS_CODE_COLUMN: &str = "status_code";
 /// Metric files: the metric name (`Utf8`), the first sort key, for row filters by name.
 pub const METRIC_NAME_COLUMN: &str = "metric_name";
 /// Span files: span start, `UInt64` Unix nanoseconds, the second sort key.

@@ -27,15 +27,16 @@ use super::{
     CodecError, EncodedFile, MAX_ROW_GROUP_ROWS, SPANS_FORMAT, START_TIME_COLUMN, TRACE_ID_COLUMN,
     base_properties, write_file,
 };
+use crate::catalog::FileSummary;
 use crate::model::{InstrumentationScope, Resource, Span, SpanId, SpanKind, StatusCode, TraceId};
 
 const SPAN_ID: &str = "span_id";
 const PARENT_SPAN_ID: &str = "parent_span_id";
-pub(super) const END_TIME: &str = "end_time_unix_nano";
-const SERVICE_NAME: &str = "service_name";
-const NAME: &str = "name";
-const KIND: &str = "kind";
-const STATUS_CODE: &str = "status_code";
+pub(super) const END_TIME: &str = super::END_TIME_COLUMN;
+const SERVICE_NAME: &str = super::SERVICE_NAME_COLUMN;
+const NAME: &str = super::SPAN_NAME_COLUMN;
+const KIND: &str = super::SPAN_KIND_COLUMN;
+const STATUS_CODE: &str = super::STATUS_CODE_COLUMN;
 const STATUS_MESSAGE: &str = "status_message";
 const TRACE_STATE: &str = "trace_state";
 const FLAGS: &str = "flags";
@@ -115,6 +116,26 @@ pub fn encode_spans<S: Borrow<Span>>(spans: &mut [S]) -> Result<Option<EncodedFi
         min_time_unix_nano,
         max_time_unix_nano,
     }))
+}
+
+/// Adds the spans of a batch in the span file schema to a summary (a merge's output).
+pub fn summarize_span_batch(
+    batch: &RecordBatch,
+    summary: &mut FileSummary,
+) -> Result<(), CodecError> {
+    let services = column::<StringArray>(batch, SERVICE_NAME)?;
+    let names = column::<StringArray>(batch, NAME)?;
+    let kinds = column::<UInt8Array>(batch, KIND)?;
+    let statuses = column::<UInt8Array>(batch, STATUS_CODE)?;
+    for row in 0..batch.num_rows() {
+        summary.add_span(
+            services.value(row),
+            names.value(row),
+            SpanKind::from_number(i32::from(kinds.value(row))),
+            statuses.value(row) == StatusCode::Error as u8,
+        );
+    }
+    Ok(())
 }
 
 /// Rows per data page. A trace's spans are contiguous (rows are sorted by trace id), so a

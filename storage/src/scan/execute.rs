@@ -1,5 +1,7 @@
 //! Executing a scan over one table store: buffered records first (pre-filtered on the record,
-//! then as Arrow), then the live files, oldest first, with every pushdown the predicate allows.
+//! then as Arrow), then the live files, oldest first, with every pushdown the predicate allows
+//! (time range, trace-id filter and summary per file, statistics per row group, column index
+//! per page, the predicate per row).
 //! Batches go to a [`Sink`] that enforces the limits.
 
 use std::sync::Arc;
@@ -163,6 +165,12 @@ pub(super) async fn scan_table<S: TableSignal>(
             && let Some(Value::Bytes(id)) = predicate.required_value(column)
             && let Ok(id) = <[u8; 16]>::try_from(id.as_slice())
             && !store.may_hold_id(file, &id).await?
+        {
+            continue;
+        }
+        if S::SUMMARIZED
+            && let Some(summary) = file.summary(store.objects()).await
+            && !S::summary_may_match(&summary, &predicate)
         {
             continue;
         }

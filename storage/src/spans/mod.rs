@@ -7,10 +7,14 @@ use parquet::file::properties::WriterProperties;
 
 #[cfg(test)]
 use crate::StorageError;
+use crate::catalog::FileSummary;
 #[cfg(test)]
 use crate::model::TenantId;
 use crate::model::{Signal, Span, TraceId};
-use crate::parquet_codec::{self, CodecError, EncodedFile, SPANS_FORMAT, TRACE_ID_COLUMN};
+use crate::parquet_codec::{
+    self, CodecError, EncodedFile, SERVICE_NAME_COLUMN, SPAN_NAME_COLUMN, SPANS_FORMAT,
+    TRACE_ID_COLUMN,
+};
 use crate::scan::{Predicate, TimeRange, Value};
 use crate::table::{TableSignal, TableStore};
 
@@ -45,7 +49,11 @@ impl TableSignal for SpanTable {
             Some(Value::Bytes(id)) => span.trace_id.as_bytes().as_slice() == id.as_slice(),
             _ => true,
         };
-        trace_matches && time_range.contains(span.start_time_unix_nano)
+        let service_matches = match predicate.required_value(SERVICE_NAME_COLUMN) {
+            Some(Value::Text(service)) => span.resource.service_name() == service,
+            _ => true,
+        };
+        trace_matches && service_matches && time_range.contains(span.start_time_unix_nano)
     }
 
     fn trace_id(span: &Span) -> Option<TraceId> {
@@ -67,7 +75,28 @@ impl TableSignal for SpanTable {
     }
 
     fn needs_rewrite(file: &crate::catalog::DataFileMeta) -> bool {
-        file.trace_id_filter.is_none()
+        file.trace_id_filter.is_none() || file.summary_path.is_none()
+    }
+
+    const SUMMARIZED: bool = true;
+
+    fn summarize<'a>(spans: impl IntoIterator<Item = &'a Span>, summary: &mut FileSummary) {
+        summary.add_spans(spans);
+    }
+
+    fn summarize_batch(batch: &RecordBatch, summary: &mut FileSummary) -> Result<(), CodecError> {
+        parquet_codec::summarize_span_batch(batch, summary)
+    }
+
+    fn summary_may_match(summary: &FileSummary, predicate: &Predicate) -> bool {
+        let Some(Value::Text(service)) = predicate.required_value(SERVICE_NAME_COLUMN) else {
+            return true;
+        };
+        let operation = match predicate.required_value(SPAN_NAME_COLUMN) {
+            Some(Value::Text(operation)) => Some(operation.as_str()),
+            _ => None,
+        };
+        summary.may_hold(service, operation)
     }
 
     fn batch_trace_ids(batch: &RecordBatch) -> Result<Vec<[u8; 16]>, CodecError> {

@@ -264,6 +264,12 @@ impl Storage {
         tokio::task::spawn_blocking(move || stores.logs.search_blocking(&tenant, &query)).await?
     }
 
+    /// The services and operations of a tenant's spans, with span and error counts: every
+    /// live file's summary and the buffers'. Reads no span.
+    pub async fn span_summary(&self, tenant: &TenantId) -> crate::catalog::FileSummary {
+        self.stores.spans.summary(tenant).await
+    }
+
     /// WAL counters.
     pub fn wal_stats(&self) -> &Arc<WalStats> {
         self.wal.stats()

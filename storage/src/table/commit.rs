@@ -108,14 +108,9 @@ impl<S: TableSignal> TableStore<S> {
                 .cloned()
                 .map(LiveFile::new),
         );
-        files.sort_by_key(|file| file.meta.min_time_unix_nano);
-        state.tables.insert(
-            tenant.clone(),
-            TableFiles {
-                manifest,
-                files: Arc::new(files),
-            },
-        );
+        state
+            .tables
+            .insert(tenant.clone(), TableFiles::new(manifest, files));
         on_commit(&mut FrozenView {
             frozen: state.frozen.as_mut().map(|frozen| &mut frozen.committed),
             tenant,
@@ -152,10 +147,11 @@ impl<S: TableSignal> TableStore<S> {
         };
         let mut deleted = 0;
         for file in due {
-            let mut paths = vec![file.path.clone()];
-            if let Some(filter) = &file.meta.trace_id_filter {
-                paths.push(object_store::path::Path::from(filter.path.as_str()));
-            }
+            let paths: Vec<object_store::path::Path> = file
+                .meta
+                .object_paths()
+                .map(object_store::path::Path::from)
+                .collect();
             self.footers.forget(&file.path);
             let mut failed = false;
             for path in &paths {

@@ -19,7 +19,7 @@ use super::id_filter::IdFilter;
 use super::{Frozen, TableSignal, TableStore, file_meta};
 use crate::StorageError;
 use crate::buffer::{Buffer, Chunks};
-use crate::catalog::{IdFilterMeta, ManifestChange};
+use crate::catalog::{FileSummary, IdFilterMeta, ManifestChange};
 use crate::layout;
 use crate::model::TenantId;
 use crate::parquet_codec::EncodedFile;
@@ -29,6 +29,7 @@ use crate::wal::Lsn;
 pub(super) struct EncodedTableFile {
     pub file: EncodedFile,
     pub filter: Option<IdFilter>,
+    pub summary: Option<FileSummary>,
 }
 
 impl<S: TableSignal> TableStore<S> {
@@ -133,7 +134,12 @@ impl<S: TableSignal> TableStore<S> {
         let mut written: Vec<ObjectPath> = Vec::new();
         let mut metas = Vec::with_capacity(encoded.len());
         let mut result = Ok(());
-        for EncodedTableFile { file, filter } in encoded {
+        for EncodedTableFile {
+            file,
+            filter,
+            summary,
+        } in encoded
+        {
             let path = self.new_file_path(tenant, file.min_time_unix_nano);
             let size_bytes = file.bytes.len() as u64;
             let mut meta = file_meta(&path, S::FORMAT, &file, size_bytes, 0);
@@ -158,6 +164,16 @@ impl<S: TableSignal> TableStore<S> {
                     num_blocks: filter.num_blocks(),
                     num_ids: filter.num_ids(),
                 });
+            }
+            if let Some(summary) = summary {
+                written.push(layout::summary_path(&path));
+                match self.put_summary(&path, &summary).await {
+                    Ok(summary_path) => meta.summary_path = Some(summary_path.to_string()),
+                    Err(err) => {
+                        result = Err(err);
+                        break;
+                    }
+                }
             }
             self.stats.files_written.fetch_add(1, Ordering::Relaxed);
             self.stats
@@ -203,7 +219,16 @@ pub(super) fn encode_by_window<S: TableSignal>(
     for (_, mut window_records) in windows {
         if let Some(file) = S::encode(&mut window_records)? {
             let filter = trace_id_filter::<S>(&window_records);
-            files.push(EncodedTableFile { file, filter });
+            let summary = S::SUMMARIZED.then(|| {
+                let mut summary = FileSummary::default();
+                S::summarize(window_records.iter().copied(), &mut summary);
+                summary
+            });
+            files.push(EncodedTableFile {
+                file,
+                filter,
+                summary,
+            });
         }
     }
     Ok(files)

@@ -14,9 +14,10 @@ use object_store::path::Path as ObjectPath;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use parquet::file::metadata::PageIndexPolicy;
+use tracing::warn;
 
 use crate::StorageError;
-use crate::catalog::DataFileMeta;
+use crate::catalog::{DataFileMeta, FileSummary};
 use crate::objects::Objects;
 use crate::parquet_codec::{CodecError, MAX_TIME_METADATA_KEY, MIN_TIME_METADATA_KEY};
 
@@ -27,6 +28,8 @@ pub struct LiveFile {
     pub meta: DataFileMeta,
     /// Its object path.
     pub path: ObjectPath,
+    /// Its summary sidecar, read on first use.
+    summary: tokio::sync::OnceCell<Option<Arc<FileSummary>>>,
 }
 
 impl LiveFile {
@@ -35,7 +38,31 @@ impl LiveFile {
         Arc::new(Self {
             path: ObjectPath::from(meta.path.as_str()),
             meta,
+            summary: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// The file's summary, read once from its sidecar; `None` when it has none (written before
+    /// summaries existed, or the sidecar is unreadable: then nothing is known and every
+    /// question about the file must be answered "maybe").
+    pub async fn summary(&self, objects: &Objects) -> Option<Arc<FileSummary>> {
+        self.summary
+            .get_or_init(|| async {
+                let path = ObjectPath::from(self.meta.summary_path.as_deref()?);
+                let read = async {
+                    let bytes = objects.get(&path).await.map_err(|err| err.to_string())?;
+                    serde_json::from_slice::<FileSummary>(&bytes).map_err(|err| err.to_string())
+                };
+                match read.await {
+                    Ok(summary) => Some(Arc::new(summary)),
+                    Err(err) => {
+                        warn!(path = %path, error = %err, "file summary unreadable; the file is scanned instead");
+                        None
+                    }
+                }
+            })
+            .await
+            .clone()
     }
 
     /// Whether the file's time range meets `[start, end)`.

@@ -29,7 +29,7 @@ use tracing::warn;
 use super::id_filter::IdFilter;
 use super::{LiveFile, TableSignal, TableStore, now_unix_ms};
 use crate::StorageError;
-use crate::catalog::{DataFileMeta, IdFilterMeta, ManifestChange};
+use crate::catalog::{DataFileMeta, FileSummary, IdFilterMeta, ManifestChange};
 use crate::layout;
 use crate::model::TenantId;
 use crate::parquet_codec::{CodecError, time_range_metadata};
@@ -105,6 +105,7 @@ struct Output {
     rows: u64,
     time_range: Option<(u64, u64)>,
     filter: Option<IdFilter>,
+    summary: Option<FileSummary>,
 }
 
 impl<S: TableSignal> TableStore<S> {
@@ -322,6 +323,7 @@ impl<S: TableSignal> TableStore<S> {
                 rows: 0,
                 time_range: None,
                 filter,
+                summary: S::SUMMARIZED.then(FileSummary::default),
             });
         }
         let Some(out) = output.as_mut() else {
@@ -334,6 +336,9 @@ impl<S: TableSignal> TableStore<S> {
                 out.time_range
                     .map_or((min, max), |(lo, hi)| (lo.min(min), hi.max(max))),
             );
+        }
+        if let Some(summary) = &mut out.summary {
+            S::summarize_batch(batch, summary)?;
         }
         if let Some(filter) = &mut out.filter {
             let mut ids = S::batch_trace_ids(batch)?;
@@ -380,6 +385,13 @@ impl<S: TableSignal> TableStore<S> {
             }
             None => None,
         };
+        let summary_path = match &out.summary {
+            Some(summary) => {
+                written.push(layout::summary_path(&out.path));
+                Some(self.put_summary(&out.path, summary).await?.to_string())
+            }
+            None => None,
+        };
         Ok(DataFileMeta {
             path: out.path.to_string(),
             format: S::FORMAT.to_owned(),
@@ -391,6 +403,7 @@ impl<S: TableSignal> TableStore<S> {
             level,
             created_unix_ms: now_unix_ms(),
             trace_id_filter,
+            summary_path,
         })
     }
 }

@@ -85,6 +85,14 @@ async fn merged_spans_keep_every_row_in_order_and_are_found_by_id() {
     let merged = &table.files[0].meta;
     assert_eq!(merged.level, 1);
     assert!(merged.trace_id_filter.is_some());
+    assert!(merged.summary_path.is_some());
+    let mut expected = crate::catalog::FileSummary::default();
+    expected.add_spans(&spans);
+    assert_eq!(
+        store.summary(&tenant()).await,
+        expected,
+        "the merged file's summary adds up its inputs"
+    );
     let rows = file_rows(&store.objects().local_path(&table.files[0].path).unwrap());
     assert_eq!(rows.len(), spans.len());
     assert!(
@@ -176,11 +184,7 @@ async fn a_merge_whose_input_left_the_manifest_leaves_nothing_behind() {
         .unwrap()
         .files
         .iter()
-        .flat_map(|f| {
-            [f.meta.path.clone()]
-                .into_iter()
-                .chain(f.meta.trace_id_filter.iter().map(|t| t.path.clone()))
-        })
+        .flat_map(|f| f.meta.object_paths().map(str::to_owned).collect::<Vec<_>>())
         .collect();
     let on_disk: HashSet<String> = store
         .objects()
@@ -194,8 +198,9 @@ async fn a_merge_whose_input_left_the_manifest_leaves_nothing_behind() {
         .map(|o| o.location.to_string())
         .filter(|p| !p.contains("_manifest"))
         .collect();
-    // The removed input waits for its deletion; no output of the failed merge remains.
-    assert_eq!(on_disk.difference(&live).count(), 2, "{on_disk:?}");
+    // The removed input (data, filter, summary) waits for its deletion; no output of the
+    // failed merge remains.
+    assert_eq!(on_disk.difference(&live).count(), 3, "{on_disk:?}");
     drop(inputs);
     store.delete_unreferenced().await;
 }

@@ -15,6 +15,7 @@ pub mod id_filter;
 pub mod live_file;
 pub mod merge;
 pub mod open;
+mod summaries;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +28,7 @@ use parquet::file::properties::WriterProperties;
 use crate::StorageError;
 use crate::budget::Reservation;
 use crate::buffer::{Buffer, Chunks};
-use crate::catalog::{Catalog, DataFileMeta, Manifest};
+use crate::catalog::{Catalog, DataFileMeta, FileSummary, Manifest};
 use crate::layout;
 use crate::model::{Signal, TenantId, TraceId};
 use crate::objects::Objects;
@@ -85,6 +86,23 @@ pub trait TableSignal: Send + Sync + 'static {
     fn batch_trace_ids(_batch: &RecordBatch) -> Result<Vec<[u8; 16]>, CodecError> {
         Ok(Vec::new())
     }
+    /// Whether files of this signal carry a [`FileSummary`].
+    const SUMMARIZED: bool = false;
+    /// Adds records to a summary (signals that keep one).
+    fn summarize<'a>(
+        _records: impl IntoIterator<Item = &'a Self::Record>,
+        _summary: &mut FileSummary,
+    ) {
+    }
+    /// Adds a batch's rows to a summary (merge outputs).
+    fn summarize_batch(_batch: &RecordBatch, _summary: &mut FileSummary) -> Result<(), CodecError> {
+        Ok(())
+    }
+    /// Whether a file with this summary may hold rows matching `predicate`: `false` only when
+    /// it certainly holds none.
+    fn summary_may_match(_summary: &FileSummary, _predicate: &crate::scan::Predicate) -> bool {
+        true
+    }
 }
 
 /// Counters for self-metrics.
@@ -129,6 +147,20 @@ pub struct TableFiles {
     pub manifest: Arc<Manifest>,
     /// The files, oldest first.
     pub files: Arc<Vec<Arc<LiveFile>>>,
+    /// The summaries of every file added up, built on first use for this version.
+    summary: Arc<tokio::sync::OnceCell<Arc<FileSummary>>>,
+}
+
+impl TableFiles {
+    /// The files of `manifest` at its version, sorted oldest first.
+    pub fn new(manifest: Arc<Manifest>, mut files: Vec<Arc<LiveFile>>) -> Self {
+        files.sort_by_key(|file| file.meta.min_time_unix_nano);
+        Self {
+            manifest,
+            files: Arc::new(files),
+            summary: Arc::default(),
+        }
+    }
 }
 
 struct Frozen<R> {
@@ -217,9 +249,17 @@ impl<S: TableSignal> TableStore<S> {
         bytes: usize,
         reservation: Reservation,
     ) {
-        self.lock()
-            .active
-            .push(lsn, tenant, records, bytes, reservation);
+        // Summarised outside the lock the WAL writer and queries share; merged under it.
+        let summary = S::SUMMARIZED.then(|| {
+            let mut summary = FileSummary::default();
+            S::summarize(&records, &mut summary);
+            summary
+        });
+        let mut state = self.lock();
+        if let Some(summary) = summary {
+            state.active.add_summary(&tenant, &summary);
+        }
+        state.active.push(lsn, tenant, records, bytes, reservation);
     }
 
     /// Whether a flush is due: the active buffer is big or old enough, or a failed flush
@@ -386,6 +426,7 @@ pub fn file_meta(
         level,
         created_unix_ms: now_unix_ms(),
         trace_id_filter: None,
+        summary_path: None,
     }
 }
 

@@ -60,12 +60,8 @@ pub(super) async fn load_tables<S: TableSignal>(
 }
 
 fn table_files(manifest: Manifest) -> TableFiles {
-    let mut files: Vec<Arc<LiveFile>> = manifest.files.iter().cloned().map(LiveFile::new).collect();
-    files.sort_by_key(|file| file.meta.min_time_unix_nano);
-    TableFiles {
-        manifest: Arc::new(manifest),
-        files: Arc::new(files),
-    }
+    let files: Vec<Arc<LiveFile>> = manifest.files.iter().cloned().map(LiveFile::new).collect();
+    TableFiles::new(Arc::new(manifest), files)
 }
 
 /// The manifest of a tenant's files of signal `S` read from their footers, committed as the
@@ -127,6 +123,8 @@ pub async fn files_from_footers(
                 num_blocks: u32::try_from(size / 32).unwrap_or(u32::MAX),
                 num_ids: 0,
             });
+        let summary_path = layout::summary_path(&object.location).to_string();
+        let summary_path = sizes.contains_key(&summary_path).then_some(summary_path);
         match read_footer(objects, &object.location, object.size).await {
             Ok(footer) => {
                 let facts = footer_facts(&footer);
@@ -141,6 +139,7 @@ pub async fn files_from_footers(
                     level: 0,
                     created_unix_ms: now_unix_ms(),
                     trace_id_filter,
+                    summary_path,
                 });
             }
             Err(err) => {
@@ -185,10 +184,7 @@ pub async fn find_orphans(
 ) -> Result<Vec<ObjectPath>, StorageError> {
     let mut referenced: HashSet<&str> = HashSet::new();
     for file in &manifest.files {
-        referenced.insert(file.path.as_str());
-        if let Some(filter) = &file.trace_id_filter {
-            referenced.insert(filter.path.as_str());
-        }
+        referenced.extend(file.object_paths());
     }
     let listed = objects.list(&layout::signal_prefix(tenant, signal)).await?;
     Ok(listed

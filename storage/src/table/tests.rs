@@ -326,3 +326,74 @@ async fn removed_files_are_deleted_only_once_readers_let_go() {
     assert!(!local.exists());
     assert_eq!(store.pending_deletes(), 0);
 }
+
+#[tokio::test]
+async fn summaries_list_buffered_and_flushed_spans_and_reopen_from_sidecars() {
+    use crate::catalog::FileSummary;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let a = spans(1);
+    let mut expected = FileSummary::default();
+    expected.add_spans(&a);
+    assert!(!expected.is_empty());
+    apply(&store, 1, "a", a.clone());
+    assert_eq!(
+        store.summary(&tenant("a")).await,
+        expected,
+        "buffered spans are listed at once"
+    );
+    assert!(store.summary(&tenant("b")).await.is_empty());
+    store.flush().await.unwrap();
+    let manifest = store.table_files(&tenant("a")).unwrap().manifest;
+    assert!(manifest.files.iter().all(|f| f.summary_path.is_some()));
+    assert_eq!(
+        store.summary(&tenant("a")).await,
+        expected,
+        "flushed spans are listed from their files' summaries"
+    );
+    let b = spans(2);
+    expected.add_spans(&b);
+    apply(&store, 2, "a", b);
+    assert_eq!(store.summary(&tenant("a")).await, expected);
+    store.flush().await.unwrap();
+    drop(store);
+    let reopened = open(dir.path()).await;
+    assert_eq!(reopened.summary(&tenant("a")).await, expected);
+}
+
+#[tokio::test]
+async fn a_scan_for_a_service_skips_files_whose_summary_lacks_it() {
+    use crate::parquet_codec::SERVICE_NAME_COLUMN;
+    use crate::scan::{Predicate, ScanLimits, ScanRequest, TimeRange, Value, scan_to_vec};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let a = spans(3);
+    apply(&store, 1, "a", a.clone());
+    store.flush().await.unwrap();
+    let request = |service: &str| ScanRequest {
+        tenant: tenant("a"),
+        signal: crate::model::Signal::Traces,
+        time_range: TimeRange::ALL,
+        columns: None,
+        predicate: Predicate::eq(SERVICE_NAME_COLUMN, Value::Text(service.to_owned())),
+        limits: ScanLimits::default(),
+    };
+    let batches = scan_to_vec(&store, &request("no-such-service"))
+        .await
+        .unwrap();
+    assert!(batches.is_empty());
+    assert_eq!(
+        store.footer_cache().len(),
+        0,
+        "no file was opened: every summary ruled it out"
+    );
+    let service = a[0].resource.service_name().to_owned();
+    let batches = scan_to_vec(&store, &request(&service)).await.unwrap();
+    let found: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let wanted = a
+        .iter()
+        .filter(|s| s.resource.service_name() == service)
+        .count();
+    assert_eq!(found, wanted);
+    assert!(store.footer_cache().len() > 0);
+}

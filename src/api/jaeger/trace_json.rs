@@ -1,12 +1,8 @@
-//! `GET /api/traces/{traceID}` in the Jaeger v1 JSON shape (`data[0].spans`, `processes`,
-//! `warnings`), so Jaeger UI and scripts read skewer's traces unchanged. No time range needed.
+//! Traces in the Jaeger v1 JSON shape (`spans`, `processes`, `warnings`), mapped from OTLP
+//! the way the OpenTelemetry Jaeger translator does it.
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -14,8 +10,6 @@ use skewer_storage::model::{
     Attribute, AttributeValue, InstrumentationScope, Resource, Span, SpanKind,
     StatusCode as SpanStatus, TraceId,
 };
-
-use super::{ApiError, AppState, tenant};
 
 /// A Jaeger trace.
 #[derive(Debug, Serialize)]
@@ -46,55 +40,6 @@ pub struct JaegerSpan {
     #[serde(rename = "processID")]
     process_id: String,
     warnings: Option<Vec<String>>,
-}
-
-/// The Jaeger envelope around results or errors.
-fn envelope(data: Value, errors: Value) -> Value {
-    json!({ "data": data, "total": 0, "limit": 0, "offset": 0, "errors": errors })
-}
-
-fn jaeger_error(status: StatusCode, message: String) -> Response {
-    let body = envelope(
-        Value::Null,
-        json!([{ "code": status.as_u16(), "msg": message }]),
-    );
-    (status, Json(body)).into_response()
-}
-
-/// The handler.
-pub async fn get_trace(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(trace_id): Path<String>,
-) -> Response {
-    let result = async {
-        let tenant = tenant(&headers)?;
-        let trace_id: TraceId =
-            trace_id
-                .parse()
-                .map_err(
-                    |err: skewer_storage::model::IdError| ApiError::BadParameter {
-                        parameter: "traceID",
-                        reason: err.to_string(),
-                    },
-                )?;
-        let storage = state.storage()?;
-        let spans =
-            skewer_query::trace::trace_by_id(storage, &tenant, trace_id, state.scan_limits())
-                .await?;
-        Ok::<_, ApiError>((trace_id, spans))
-    }
-    .await;
-    match result {
-        Ok((_, spans)) if spans.is_empty() => {
-            jaeger_error(StatusCode::NOT_FOUND, "trace not found".to_owned())
-        }
-        Ok((trace_id, spans)) => {
-            let trace = to_jaeger_trace(trace_id, &spans);
-            Json(envelope(json!([trace]), Value::Null)).into_response()
-        }
-        Err(err) => jaeger_error(err.status(), err.client_message()),
-    }
 }
 
 /// Converts a trace's spans (start-ordered) to Jaeger's shape.
@@ -216,6 +161,10 @@ fn tag(attribute: &Attribute) -> Value {
     let (kind, value) = match &attribute.value {
         AttributeValue::String(text) => ("string", json!(text)),
         AttributeValue::Bool(value) => ("bool", json!(value)),
+        // JavaScript reads numbers as doubles: beyond 2^53 an int64 goes as text, exact.
+        AttributeValue::Int(value) if value.unsigned_abs() > 1 << 53 => {
+            ("int64", json!(value.to_string()))
+        }
         AttributeValue::Int(value) => ("int64", json!(value)),
         AttributeValue::Double(value) => ("float64", json!(value)),
         AttributeValue::Bytes(bytes) => (

@@ -1,0 +1,268 @@
+//! The Jaeger query API on the query port, so Grafana's Jaeger data source, the Jaeger UI and
+//! scripts read skewer unchanged: v1 JSON at the root (`/api/services`, `/api/operations`,
+//! `/api/traces`...) in Jaeger's envelope (`data`, `total`, `limit`, `offset`, `errors`), and
+//! the api_v3 listings (`/api/v3/services`, `/api/v3/operations`). Errors use the same
+//! envelope with the status of their kind: a bad parameter is a 400, never a 500.
+
+mod search_params;
+pub mod trace_json;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use skewer_query::trace_search::{self, Operation};
+use skewer_storage::model::{SpanKind, TraceId};
+
+use super::{ApiError, AppState, tenant};
+pub use trace_json::to_jaeger_trace;
+
+/// The Jaeger routes (v1 and api_v3 listings).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/services", get(services))
+        .route(
+            "/api/services/{service}/operations",
+            get(service_operations),
+        )
+        .route("/api/operations", get(operations))
+        .route("/api/traces", get(search))
+        .route("/api/traces/{trace_id}", get(get_trace))
+        .route("/api/v3/services", get(services_v3))
+        .route("/api/v3/operations", get(operations_v3))
+}
+
+/// Jaeger's envelope around results (`total` counts them for listings, as Jaeger does).
+fn envelope(data: Value, total: usize, errors: Value) -> Value {
+    json!({ "data": data, "total": total, "limit": 0, "offset": 0, "errors": errors })
+}
+
+fn jaeger_error(err: ApiError) -> Response {
+    let status = err.status();
+    let body = envelope(
+        Value::Null,
+        0,
+        json!([{ "code": status.as_u16(), "msg": err.client_message() }]),
+    );
+    (status, Json(body)).into_response()
+}
+
+/// `{"error": {...}}`, the api_v3 error shape (grpc-gateway's).
+fn v3_error(err: ApiError) -> Response {
+    let status = err.status();
+    let body = json!({ "error": {
+        "httpCode": status.as_u16(),
+        "httpStatus": status.canonical_reason().unwrap_or_default(),
+        "message": err.client_message(),
+    }});
+    (status, Json(body)).into_response()
+}
+
+/// `GET /api/services`: every service with spans, sorted.
+async fn services(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match service_names(&state, &headers).await {
+        Ok(names) => {
+            let total = names.len();
+            Json(envelope(json!(names), total, Value::Null)).into_response()
+        }
+        Err(err) => jaeger_error(err),
+    }
+}
+
+/// `GET /api/v3/services`.
+async fn services_v3(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match service_names(&state, &headers).await {
+        Ok(names) => Json(json!({ "services": names })).into_response(),
+        Err(err) => v3_error(err),
+    }
+}
+
+async fn service_names(state: &AppState, headers: &HeaderMap) -> Result<Vec<String>, ApiError> {
+    let tenant = tenant(headers)?;
+    Ok(trace_search::services(state.storage()?, &tenant).await)
+}
+
+/// `GET /api/services/{service}/operations`: the service's operation names, sorted, once each.
+async fn service_operations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(service): Path<String>,
+) -> Response {
+    match operations_of(&state, &headers, &service, None).await {
+        Ok(operations) => {
+            let mut names: Vec<String> = operations.into_iter().map(|op| op.name).collect();
+            names.dedup();
+            let total = names.len();
+            Json(envelope(json!(names), total, Value::Null)).into_response()
+        }
+        Err(err) => jaeger_error(err),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct OperationsParams {
+    service: Option<String>,
+    #[serde(rename = "spanKind")]
+    span_kind: Option<String>,
+}
+
+/// `GET /api/operations?service=&spanKind=`: `[{"name", "spanKind"}]`.
+async fn operations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<OperationsParams>,
+) -> Response {
+    match operation_list(&state, &headers, &params).await {
+        Ok(operations) => {
+            let total = operations.len();
+            Json(envelope(json!(operations), total, Value::Null)).into_response()
+        }
+        Err(err) => jaeger_error(err),
+    }
+}
+
+/// `GET /api/v3/operations?service=&spanKind=`: `{"operations": [{"name", "spanKind"}]}`.
+async fn operations_v3(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<OperationsParams>,
+) -> Response {
+    match operation_list(&state, &headers, &params).await {
+        Ok(operations) => Json(json!({ "operations": operations })).into_response(),
+        Err(err) => v3_error(err),
+    }
+}
+
+async fn operation_list(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &OperationsParams,
+) -> Result<Vec<Value>, ApiError> {
+    let service =
+        params
+            .service
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or(ApiError::BadParameter {
+                parameter: "service",
+                reason: "required".to_owned(),
+            })?;
+    let kind = params
+        .span_kind
+        .as_deref()
+        .filter(|k| !k.is_empty())
+        .map(search_params::parse_span_kind)
+        .transpose()?;
+    let operations = operations_of(state, headers, service, kind).await?;
+    Ok(operations
+        .into_iter()
+        .map(|op| json!({ "name": op.name, "spanKind": kind_name(op.kind) }))
+        .collect())
+}
+
+async fn operations_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    service: &str,
+    kind: Option<SpanKind>,
+) -> Result<Vec<Operation>, ApiError> {
+    let tenant = tenant(headers)?;
+    Ok(trace_search::operations(state.storage()?, &tenant, service, kind).await)
+}
+
+/// Jaeger's name of a span kind: empty for unspecified.
+fn kind_name(kind: SpanKind) -> &'static str {
+    match kind {
+        SpanKind::Unspecified => "",
+        other => other.name(),
+    }
+}
+
+/// `GET /api/traces`: search (`service`, `operation`, `tag`, `tags`, `minDuration`,
+/// `maxDuration`, `start`, `end`, `lookback`, `limit`) or multi-get (repeated `traceID`).
+async fn search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let result = async {
+        let tenant = tenant(&headers)?;
+        let storage = state.storage()?;
+        let request = search_params::parse(&pairs, super::params::now_unix_nano())?;
+        let (ids, asked_ids) = match request {
+            search_params::TracesRequest::ByIds(ids) => (ids.clone(), ids),
+            search_params::TracesRequest::Search(search) => {
+                let ids =
+                    trace_search::search_trace_ids(storage, &tenant, &search, state.scan_limits())
+                        .await?;
+                (ids, Vec::new())
+            }
+        };
+        let traces =
+            trace_search::find_traces(storage, &tenant, &ids, || state.scan_limits()).await?;
+        Ok::<_, ApiError>((traces, asked_ids))
+    }
+    .await;
+    match result {
+        Ok((traces, asked_ids)) => {
+            let errors: Vec<Value> = asked_ids
+                .iter()
+                .filter(|id| !traces.iter().any(|(found, _)| found == *id))
+                .map(|id| json!({ "code": 404, "msg": "trace not found", "traceID": id.to_string() }))
+                .collect();
+            let data: Vec<_> = traces
+                .iter()
+                .map(|(id, spans)| to_jaeger_trace(*id, spans))
+                .collect();
+            let errors = if errors.is_empty() {
+                Value::Null
+            } else {
+                json!(errors)
+            };
+            Json(envelope(json!(data), 0, errors)).into_response()
+        }
+        Err(err) => jaeger_error(err),
+    }
+}
+
+/// `GET /api/traces/{traceID}`: one whole trace; 404 in the envelope when unknown.
+async fn get_trace(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(trace_id): Path<String>,
+) -> Response {
+    let result = async {
+        let tenant = tenant(&headers)?;
+        let trace_id = search_params::parse_trace_id(&trace_id)?;
+        let storage = state.storage()?;
+        let spans =
+            skewer_query::trace::trace_by_id(storage, &tenant, trace_id, state.scan_limits())
+                .await?;
+        Ok::<_, ApiError>((trace_id, spans))
+    }
+    .await;
+    match result {
+        Ok((_, spans)) if spans.is_empty() => {
+            let body = envelope(
+                Value::Null,
+                0,
+                json!([{ "code": 404, "msg": "trace not found" }]),
+            );
+            (StatusCode::NOT_FOUND, Json(body)).into_response()
+        }
+        Ok((trace_id, spans)) => {
+            let trace: TraceId = trace_id;
+            Json(envelope(
+                json!([to_jaeger_trace(trace, &spans)]),
+                0,
+                Value::Null,
+            ))
+            .into_response()
+        }
+        Err(err) => jaeger_error(err),
+    }
+}

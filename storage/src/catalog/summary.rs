@@ -1,0 +1,223 @@
+//! Per-file summaries: what a data file holds, small enough to read before the file, so
+//! listings (services, operations) answer without touching data and scans skip files that
+//! cannot match. A span file's summary names its services with their span and error counts and
+//! each service's operations with the span kinds seen.
+//!
+//! Summaries are built as records are buffered (so unflushed data lists too), written beside
+//! each file as a sidecar object the manifest entry points to, and merged by addition: the
+//! summary of a merged file is the sum of its inputs'. Pure: no I/O.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Span, SpanKind, StatusCode};
+
+/// Operations kept per service and file; past it the summary says the list is incomplete
+/// (a span name holding ids or URLs must not grow summaries without bound).
+pub const MAX_OPERATIONS_PER_SERVICE: usize = 2_000;
+
+/// Facts about the records of one file (or of a buffer).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileSummary {
+    /// Services of a span file, by `service.name`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub services: BTreeMap<String, ServiceSummary>,
+}
+
+/// One service's spans in a file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceSummary {
+    /// Spans.
+    pub spans: u64,
+    /// Spans with status `ERROR`.
+    pub error_spans: u64,
+    /// Operations (span names) and what was seen of them.
+    pub operations: BTreeMap<String, OperationSummary>,
+    /// Some operations were left out ([`MAX_OPERATIONS_PER_SERVICE`]): a missing name proves
+    /// nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub operations_truncated: bool,
+}
+
+impl ServiceSummary {
+    /// Adds spans of one operation; a new operation past the cap only marks the list
+    /// incomplete.
+    fn add_operation(&mut self, operation: &str, counts: OperationSummary) {
+        if let Some(found) = self.operations.get_mut(operation) {
+            found.spans += counts.spans;
+            found.kinds |= counts.kinds;
+        } else if self.operations.len() < MAX_OPERATIONS_PER_SERVICE {
+            self.operations.insert(operation.to_owned(), counts);
+        } else {
+            self.operations_truncated = true;
+        }
+    }
+}
+
+/// One operation of one service in a file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationSummary {
+    /// Spans.
+    pub spans: u64,
+    /// The span kinds seen, one bit per OTLP kind number.
+    pub kinds: u8,
+}
+
+impl OperationSummary {
+    /// The span kinds seen, in kind-number order.
+    pub fn kinds(&self) -> impl Iterator<Item = SpanKind> + '_ {
+        (0..=5u8)
+            .filter(|bit| self.kinds & (1 << bit) != 0)
+            .map(|bit| SpanKind::from_number(i32::from(bit)))
+    }
+}
+
+impl FileSummary {
+    /// Counts some spans.
+    pub fn add_spans<'a>(&mut self, spans: impl IntoIterator<Item = &'a Span>) {
+        for span in spans {
+            self.add_span(
+                span.resource.service_name(),
+                &span.name,
+                span.kind,
+                span.status_code == StatusCode::Error,
+            );
+        }
+    }
+
+    /// Counts one span. Allocates only for a service or operation not seen before.
+    pub fn add_span(&mut self, service: &str, operation: &str, kind: SpanKind, error: bool) {
+        let service = match self.services.get_mut(service) {
+            Some(found) => found,
+            None => self.services.entry(service.to_owned()).or_default(),
+        };
+        service.spans += 1;
+        service.error_spans += u64::from(error);
+        service.add_operation(
+            operation,
+            OperationSummary {
+                spans: 1,
+                kinds: 1 << (kind as u8),
+            },
+        );
+    }
+
+    /// Adds another summary's counts to this one.
+    pub fn merge(&mut self, other: &FileSummary) {
+        for (name, theirs) in &other.services {
+            let ours = match self.services.get_mut(name) {
+                Some(found) => found,
+                None => self.services.entry(name.clone()).or_default(),
+            };
+            ours.spans += theirs.spans;
+            ours.error_spans += theirs.error_spans;
+            ours.operations_truncated |= theirs.operations_truncated;
+            for (operation, counts) in &theirs.operations {
+                ours.add_operation(operation, *counts);
+            }
+        }
+    }
+
+    /// Whether the summarised records may hold a span of `service` (and of `operation`, when
+    /// given): `false` only when they certainly do not.
+    pub fn may_hold(&self, service: &str, operation: Option<&str>) -> bool {
+        let Some(found) = self.services.get(service) else {
+            return false;
+        };
+        match operation {
+            Some(operation) => {
+                found.operations_truncated || found.operations.contains_key(operation)
+            }
+            None => true,
+        }
+    }
+
+    /// True when nothing was summarised.
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(spans: &[(&str, &str, SpanKind, bool)]) -> FileSummary {
+        let mut summary = FileSummary::default();
+        for (service, operation, kind, error) in spans {
+            summary.add_span(service, operation, *kind, *error);
+        }
+        summary
+    }
+
+    #[test]
+    fn counts_spans_errors_and_kinds_per_service_and_operation() {
+        let s = summary(&[
+            ("api", "GET /", SpanKind::Server, false),
+            ("api", "GET /", SpanKind::Client, true),
+            ("db", "query", SpanKind::Client, false),
+        ]);
+        let api = &s.services["api"];
+        assert_eq!((api.spans, api.error_spans), (2, 1));
+        let get = api.operations["GET /"];
+        assert_eq!(get.spans, 2);
+        assert_eq!(
+            get.kinds().collect::<Vec<_>>(),
+            vec![SpanKind::Server, SpanKind::Client]
+        );
+        assert_eq!(s.services["db"].operations["query"].spans, 1);
+        assert!(s.may_hold("api", Some("GET /")));
+        assert!(!s.may_hold("api", Some("POST /")));
+        assert!(!s.may_hold("web", None));
+    }
+
+    #[test]
+    fn merging_adds_counts_and_unites_operations() {
+        let mut a = summary(&[("api", "GET /", SpanKind::Server, true)]);
+        let b = summary(&[
+            ("api", "GET /", SpanKind::Internal, false),
+            ("api", "POST /", SpanKind::Server, false),
+            ("db", "query", SpanKind::Client, false),
+        ]);
+        a.merge(&b);
+        let both = summary(&[
+            ("api", "GET /", SpanKind::Server, true),
+            ("api", "GET /", SpanKind::Internal, false),
+            ("api", "POST /", SpanKind::Server, false),
+            ("db", "query", SpanKind::Client, false),
+        ]);
+        assert_eq!(a, both, "merging equals summarising everything at once");
+    }
+
+    #[test]
+    fn operations_beyond_the_cap_mark_the_list_incomplete() {
+        let mut s = FileSummary::default();
+        for i in 0..=MAX_OPERATIONS_PER_SERVICE {
+            s.add_span("api", &format!("GET /user/{i}"), SpanKind::Server, false);
+        }
+        let api = &s.services["api"];
+        assert_eq!(api.operations.len(), MAX_OPERATIONS_PER_SERVICE);
+        assert!(api.operations_truncated);
+        assert_eq!(api.spans, MAX_OPERATIONS_PER_SERVICE as u64 + 1);
+        assert!(
+            s.may_hold("api", Some("never seen")),
+            "an incomplete list proves nothing"
+        );
+    }
+
+    #[test]
+    fn serialises_compactly_and_reads_back() {
+        let s = summary(&[("api", "GET /", SpanKind::Server, false)]);
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(
+            text,
+            r#"{"services":{"api":{"spans":1,"error_spans":0,"operations":{"GET /":{"spans":1,"kinds":4}}}}}"#
+        );
+        assert_eq!(serde_json::from_str::<FileSummary>(&text).unwrap(), s);
+        assert_eq!(
+            serde_json::from_str::<FileSummary>("{}").unwrap(),
+            FileSummary::default()
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! File summaries of a table store: written beside each new file, read back once per live
+//! file, added up per manifest version, and joined with the buffers' summaries so a listing
+//! sees acknowledged data at once.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::path::Path as ObjectPath;
+
+use super::{TableFiles, TableSignal, TableStore};
+use crate::StorageError;
+use crate::catalog::FileSummary;
+use crate::layout;
+use crate::model::TenantId;
+use crate::objects::Objects;
+use crate::parquet_codec::CodecError;
+
+impl TableFiles {
+    /// Every file's summary added up, built once per manifest version. Files without one add
+    /// nothing (they are rewritten with one by the next compaction pass).
+    pub async fn summary(&self, objects: &Objects) -> Arc<FileSummary> {
+        let files = Arc::clone(&self.files);
+        self.summary
+            .get_or_init(|| async move {
+                let mut total = FileSummary::default();
+                for file in files.iter() {
+                    if let Some(summary) = file.summary(objects).await {
+                        total.merge(&summary);
+                    }
+                }
+                Arc::new(total)
+            })
+            .await
+            .clone()
+    }
+}
+
+impl<S: TableSignal> TableStore<S> {
+    /// What one tenant's data holds: every live file's summary and the buffers'. Empty for a
+    /// signal without summaries.
+    pub async fn summary(&self, tenant: &TenantId) -> FileSummary {
+        let (files, buffered) = {
+            let state = self.lock();
+            let mut buffered = FileSummary::default();
+            if let Some(summary) = state.active.summaries.get(tenant) {
+                buffered.merge(summary);
+            }
+            if let Some(frozen) = &state.frozen
+                && !frozen.committed.contains(tenant)
+                && let Some(summary) = frozen.buffer.summaries.get(tenant)
+            {
+                buffered.merge(summary);
+            }
+            (state.tables.get(tenant).cloned(), buffered)
+        };
+        let mut total = match files {
+            Some(files) => FileSummary::clone(&*files.summary(&self.objects).await),
+            None => FileSummary::default(),
+        };
+        total.merge(&buffered);
+        total
+    }
+
+    /// Writes the summary sidecar of the data file at `data_path` durably; returns its path.
+    pub(super) async fn put_summary(
+        &self,
+        data_path: &ObjectPath,
+        summary: &FileSummary,
+    ) -> Result<ObjectPath, StorageError> {
+        let path = layout::summary_path(data_path);
+        let bytes = serde_json::to_vec(summary).map_err(|source| CodecError::Json {
+            column: "summary".to_owned(),
+            source,
+        })?;
+        self.objects.put(&path, Bytes::from(bytes)).await?;
+        Ok(path)
+    }
+}
