@@ -7,5 +7,6 @@ pub mod logs;
 pub mod metrics;
 pub mod trace;
 pub mod trace_search;
+pub mod trace_summary;
 
 pub use error::QueryError;

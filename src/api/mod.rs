@@ -6,6 +6,7 @@ pub mod jaeger;
 pub mod logs;
 pub mod metric_points;
 pub mod middleware;
+pub mod otlp_json;
 pub mod params;
 pub mod status;
 

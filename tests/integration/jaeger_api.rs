@@ -1,6 +1,7 @@
 //! The Jaeger query API through the binary, called the way Grafana's Jaeger data source and
-//! the Jaeger UI call it: services, operations (v1 and api_v3), trace search with every
-//! parameter, multi-get, trace by id, and the error envelope. Each answer is checked while
+//! the Jaeger UI call it: services, operations, trace search with every parameter, multi-get,
+//! trace by id and the error envelope in v1 JSON; traces, searches and trace summaries in
+//! api_v3's OTLP/JSON. Each answer is checked while
 //! the spans are buffered and again once they are in files.
 
 use std::time::Duration;
@@ -186,6 +187,119 @@ async fn check_answers(server: &Server) {
     assert_eq!(trace["spans"].as_array().unwrap().len(), 2);
     assert_eq!(trace["processes"]["p1"]["serviceName"], "frontend");
     assert_eq!(trace["warnings"], Value::Null);
+    check_v3_answers(server).await;
+}
+
+fn rfc3339(unix_nano: u64) -> String {
+    chrono::DateTime::from_timestamp_nanos(unix_nano as i64)
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// OTLP/JSON spans of a `{"result": TracesData}` answer, as (trace id, span id) pairs.
+fn otlp_span_ids(body: &Value) -> Vec<(String, String)> {
+    let mut ids = Vec::new();
+    for resource in body["result"]["resourceSpans"].as_array().unwrap() {
+        for scope in resource["scopeSpans"].as_array().unwrap() {
+            for span in scope["spans"].as_array().unwrap() {
+                ids.push((
+                    span["traceId"].as_str().unwrap().to_owned(),
+                    span["spanId"].as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+    }
+    ids.sort();
+    ids
+}
+
+/// api_v3: traces as OTLP/JSON, searches and trace summaries, the same spans as v1.
+async fn check_v3_answers(server: &Server) {
+    let (status, body) = server
+        .get_json(&format!("/api/v3/traces/{}", trace_hex(1)))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let resource = &body["result"]["resourceSpans"][0];
+    assert_eq!(
+        resource["resource"]["attributes"][0],
+        json!({"key": "service.name", "value": {"stringValue": "frontend"}})
+    );
+    let span = &resource["scopeSpans"][0]["spans"][0];
+    assert_eq!(span["traceId"], trace_hex(1));
+    assert_eq!(span["name"], "GET /checkout");
+    assert_eq!(span["kind"], 2);
+    assert_eq!(span["startTimeUnixNano"], (t0() + 1_000_000).to_string());
+    assert_eq!(span["status"]["code"], 2);
+    assert_eq!(resource["scopeSpans"][0]["scope"]["name"], "skewer-tests");
+
+    let window = format!(
+        "query.startTimeMin={}&query.startTimeMax={}",
+        rfc3339(t0()),
+        rfc3339(t0() + 3_600_000_000_000)
+    );
+    let (status, v3) = server
+        .get_json(&format!(
+            "/api/v3/traces?query.serviceName=frontend&{window}"
+        ))
+        .await;
+    assert_eq!(status, 200, "{v3}");
+    let (_, v1) = server
+        .get_json(&format!(
+            "/api/traces?service=frontend&start={}&end={}",
+            micros(t0()),
+            micros(t0() + 3_600_000_000_000)
+        ))
+        .await;
+    let mut v1_ids: Vec<(String, String)> = v1["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|trace| trace["spans"].as_array().unwrap().clone())
+        .map(|span| {
+            (
+                span["traceID"].as_str().unwrap().to_owned(),
+                span["spanID"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    v1_ids.sort();
+    assert_eq!(
+        otlp_span_ids(&v3),
+        v1_ids,
+        "v1 and v3 return the same spans"
+    );
+    assert_eq!(v1_ids.len(), 4);
+
+    let (status, body) = server
+        .get_json(&format!(
+            "/api/v3/trace-summaries?query.service_name=frontend&{window}&query.attributes=%7B%22db.system%22%3A%22postgresql%22%7D"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["summaries"][0],
+        json!({
+            "traceId": trace_hex(2),
+            "rootServiceName": "frontend",
+            "rootOperationName": "GET /checkout",
+            "minStartTimeUnixNano": (t0() + 2_000_000).to_string(),
+            "maxEndTimeUnixNano": (t0() + 2_000_000 + 250_000_000).to_string(),
+            "spanCount": 2,
+            "errorSpanCount": 1,
+            "orphanSpanCount": 0,
+            "services": [{"name": "frontend", "spanCount": 2, "errorSpanCount": 1}],
+        })
+    );
+    assert_eq!(body["summaries"][1]["traceId"], trace_hex(1));
+
+    let (status, body) = server
+        .get_json(&format!("/api/v3/traces?query.serviceName=nobody&{window}"))
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["httpCode"], 404, "{body}");
+    let (status, _) = server
+        .get_json(&format!("/api/v3/traces/{}", trace_hex(77)))
+        .await;
+    assert_eq!(status, 404);
 }
 
 #[tokio::test]
@@ -240,11 +354,17 @@ async fn bad_jaeger_parameters_get_400_in_the_envelope() {
                 .contains("invalid")
         );
     }
-    let (status, body) = server
-        .get_json("/api/v3/operations?service=a&spanKind=sideways")
-        .await;
-    assert_eq!(status, 400);
-    assert_eq!(body["error"]["httpCode"], 400, "{body}");
+    for path in [
+        "/api/v3/operations?service=a&spanKind=sideways",
+        "/api/v3/traces?query.serviceName=a",
+        "/api/v3/traces?query.serviceName=a&query.startTimeMin=yesterday&query.startTimeMax=now",
+        "/api/v3/trace-summaries?query.startTimeMin=2023-11-14T22:00:00Z&query.startTimeMax=2023-11-14T23:00:00Z",
+        "/api/v3/traces/not-hex",
+    ] {
+        let (status, body) = server.get_json(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"]["httpCode"], 400, "{path}: {body}");
+    }
     let (status, body) = server
         .get_json(&format!("/api/traces/{}", trace_hex(5)))
         .await;

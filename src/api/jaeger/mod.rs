@@ -1,7 +1,8 @@
 //! The Jaeger query API on the query port, so Grafana's Jaeger data source, the Jaeger UI and
 //! scripts read skewer unchanged: v1 JSON at the root (`/api/services`, `/api/operations`,
 //! `/api/traces`...) in Jaeger's envelope (`data`, `total`, `limit`, `offset`, `errors`), and
-//! the api_v3 listings (`/api/v3/services`, `/api/v3/operations`). Errors use the same
+//! api_v3 over HTTP (`/api/v3/services`, `/api/v3/operations`, `/api/v3/traces`,
+//! `/api/v3/trace-summaries`) with traces as OTLP/JSON and `{"error": {...}}` on failure. Errors use the same
 //! envelope with the status of their kind: a bad parameter is a 400, never a 500.
 
 mod search_params;
@@ -16,6 +17,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use skewer_query::trace_search::{self, Operation};
+use skewer_query::trace_summary::TraceSummary;
 use skewer_storage::model::{SpanKind, TraceId};
 
 use super::{ApiError, AppState, tenant};
@@ -34,6 +36,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/traces/{trace_id}", get(get_trace))
         .route("/api/v3/services", get(services_v3))
         .route("/api/v3/operations", get(operations_v3))
+        .route("/api/v3/traces", get(search_v3))
+        .route("/api/v3/traces/{trace_id}", get(get_trace_v3))
+        .route("/api/v3/trace-summaries", get(trace_summaries_v3))
 }
 
 /// Jaeger's envelope around results (`total` counts them for listings, as Jaeger does).
@@ -106,7 +111,8 @@ async fn service_operations(
 #[derive(Debug, Deserialize)]
 struct OperationsParams {
     service: Option<String>,
-    #[serde(rename = "spanKind")]
+    /// `spanKind`, or api_v3's older `span_kind`.
+    #[serde(rename = "spanKind", alias = "span_kind")]
     span_kind: Option<String>,
 }
 
@@ -265,4 +271,107 @@ async fn get_trace(
         }
         Err(err) => jaeger_error(err),
     }
+}
+
+/// `{"result": TracesData}`: OTLP/JSON of the given traces' spans.
+fn v3_traces(traces: &[(TraceId, Vec<skewer_storage::model::Span>)]) -> Response {
+    let data = super::otlp_json::traces_data(traces.iter().flat_map(|(_, spans)| spans));
+    Json(json!({ "result": data })).into_response()
+}
+
+fn v3_not_found(message: &str) -> Response {
+    let body =
+        json!({ "error": { "httpCode": 404, "httpStatus": "Not Found", "message": message } });
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
+}
+
+/// `GET /api/v3/traces/{trace_id}`: one whole trace as OTLP/JSON.
+async fn get_trace_v3(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(trace_id): Path<String>,
+) -> Response {
+    let result = async {
+        let tenant = tenant(&headers)?;
+        let trace_id = search_params::parse_trace_id(&trace_id)?;
+        let storage = state.storage()?;
+        Ok::<_, ApiError>(
+            trace_search::find_traces(storage, &tenant, &[trace_id], || state.scan_limits())
+                .await?,
+        )
+    }
+    .await;
+    match result {
+        Ok(traces) if traces.is_empty() => v3_not_found("trace not found"),
+        Ok(traces) => v3_traces(&traces),
+        Err(err) => v3_error(err),
+    }
+}
+
+/// The traces an api_v3 search finds, newest first.
+async fn find_v3(
+    state: &AppState,
+    headers: &HeaderMap,
+    pairs: &[(String, String)],
+) -> Result<Vec<(TraceId, Vec<skewer_storage::model::Span>)>, ApiError> {
+    let tenant = tenant(headers)?;
+    let search = search_params::parse_v3(pairs)?;
+    let storage = state.storage()?;
+    let ids =
+        trace_search::search_trace_ids(storage, &tenant, &search, state.scan_limits()).await?;
+    Ok(trace_search::find_traces(storage, &tenant, &ids, || state.scan_limits()).await?)
+}
+
+/// `GET /api/v3/traces?query.*`: the spans of every trace found, as OTLP/JSON; 404 when none
+/// is (as Jaeger answers).
+async fn search_v3(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    match find_v3(&state, &headers, &pairs).await {
+        Ok(traces) if traces.is_empty() => v3_not_found("No traces found"),
+        Ok(traces) => v3_traces(&traces),
+        Err(err) => v3_error(err),
+    }
+}
+
+/// `GET /api/v3/trace-summaries?query.*`: `{"summaries": [...]}`, newest first.
+async fn trace_summaries_v3(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    match find_v3(&state, &headers, &pairs).await {
+        Ok(traces) => {
+            let summaries: Vec<Value> = traces
+                .iter()
+                .map(|(id, spans)| summary_json(&TraceSummary::of(*id, spans)))
+                .collect();
+            Json(json!({ "summaries": summaries })).into_response()
+        }
+        Err(err) => v3_error(err),
+    }
+}
+
+/// A trace summary in Jaeger's JSON (times as decimal strings, as OTLP/JSON writes them).
+fn summary_json(summary: &TraceSummary) -> Value {
+    let services: Vec<Value> = summary
+        .services
+        .iter()
+        .map(|(name, (spans, errors))| {
+            json!({ "name": name, "spanCount": spans, "errorSpanCount": errors })
+        })
+        .collect();
+    json!({
+        "traceId": summary.trace_id.to_string(),
+        "rootServiceName": summary.root_service,
+        "rootOperationName": summary.root_operation,
+        "minStartTimeUnixNano": summary.start_unix_nano.to_string(),
+        "maxEndTimeUnixNano": summary.end_unix_nano.to_string(),
+        "spanCount": summary.spans,
+        "errorSpanCount": summary.error_spans,
+        "orphanSpanCount": summary.orphan_spans,
+        "services": services,
+    })
 }

@@ -95,6 +95,79 @@ pub fn parse(pairs: &[(String, String)], now_unix_nano: u64) -> Result<TracesReq
     }))
 }
 
+/// Traces an api_v3 search returns when `query.searchDepth` is absent (Jaeger's default).
+pub const DEFAULT_SEARCH_DEPTH: usize = 100;
+
+/// Parses an api_v3 search (`/api/v3/traces`, `/api/v3/trace-summaries`): the canonical
+/// camelCase parameters or their snake_case aliases, RFC 3339 times (both required), Go
+/// durations, `query.attributes` as a JSON map, `query.searchDepth` (or `query.num_traces`).
+pub fn parse_v3(pairs: &[(String, String)]) -> Result<TraceSearch, ApiError> {
+    let get = |canonical: &str, alias: &str| {
+        [canonical, alias].into_iter().find_map(|name| {
+            pairs
+                .iter()
+                .find(|(key, value)| key == name && !value.is_empty())
+                .map(|(_, value)| value.as_str())
+        })
+    };
+    let service = get("query.serviceName", "query.service_name")
+        .ok_or_else(|| bad("query.serviceName", "required"))?;
+    let time = |canonical: &'static str, alias: &str| {
+        let text = get(canonical, alias).ok_or_else(|| bad(canonical, "required (RFC 3339)"))?;
+        chrono::DateTime::parse_from_rfc3339(text)
+            .ok()
+            .and_then(|time| time.timestamp_nanos_opt())
+            .and_then(|nanos| u64::try_from(nanos).ok())
+            .ok_or_else(|| bad(canonical, format!("{text:?} is not an RFC 3339 time")))
+    };
+    let start = time("query.startTimeMin", "query.start_time_min")?;
+    let end = time("query.startTimeMax", "query.start_time_max")?;
+    if start >= end {
+        return Err(bad("query.startTimeMin", "not before query.startTimeMax"));
+    }
+    let duration = |canonical: &'static str, alias: &str| {
+        get(canonical, alias)
+            .map(|text| parse_duration(text, canonical, false))
+            .transpose()
+    };
+    let min_duration = duration("query.durationMin", "query.duration_min")?;
+    let max_duration = duration("query.durationMax", "query.duration_max")?;
+    let limit = match get("query.searchDepth", "query.search_depth").or(get("query.num_traces", ""))
+    {
+        Some(text) => text.parse::<usize>().map_err(|_| {
+            bad(
+                "query.searchDepth",
+                format!("{text:?} is not a non-negative integer"),
+            )
+        })?,
+        None => DEFAULT_SEARCH_DEPTH,
+    };
+    let tags = match get("query.attributes", "") {
+        Some(text) => serde_json::from_str::<BTreeMap<String, String>>(text)
+            .map_err(|err| {
+                bad(
+                    "query.attributes",
+                    format!("not a JSON map of strings: {err}"),
+                )
+            })?
+            .into_iter()
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(TraceSearch {
+        service: service.to_owned(),
+        operation: get("query.operationName", "query.operation_name").map(str::to_owned),
+        tags,
+        min_duration_nanos: min_duration,
+        max_duration_nanos: max_duration,
+        time_range: TimeRange {
+            start_unix_nano: start,
+            end_unix_nano: end,
+        },
+        limit,
+    })
+}
+
 /// `tag=key:value` (repeated) and `tags={"key":"value"}`, later ones winning on a key.
 fn parse_tags(pairs: &[(String, String)]) -> Result<Vec<(String, String)>, ApiError> {
     let mut tags = BTreeMap::new();
@@ -322,6 +395,70 @@ mod tests {
             error(&[("service", "a"), ("start", "20"), ("end", "10")]),
             "start"
         );
+    }
+
+    #[test]
+    fn v3_searches_take_camel_case_or_snake_case() {
+        let camel = parse_v3(&pairs(&[
+            ("query.serviceName", "api"),
+            ("query.operationName", "GET /"),
+            ("query.startTimeMin", "2023-11-14T22:00:00Z"),
+            ("query.startTimeMax", "2023-11-14T23:00:00.5Z"),
+            ("query.durationMin", "1ms"),
+            ("query.durationMax", "2s"),
+            ("query.searchDepth", "7"),
+            ("query.attributes", r#"{"http.status_code":"500"}"#),
+        ]))
+        .unwrap();
+        let snake = parse_v3(&pairs(&[
+            ("query.service_name", "api"),
+            ("query.operation_name", "GET /"),
+            ("query.start_time_min", "2023-11-14T22:00:00Z"),
+            ("query.start_time_max", "2023-11-14T23:00:00.5Z"),
+            ("query.duration_min", "1ms"),
+            ("query.duration_max", "2s"),
+            ("query.num_traces", "7"),
+            ("query.attributes", r#"{"http.status_code":"500"}"#),
+        ]))
+        .unwrap();
+        assert_eq!(camel, snake);
+        assert_eq!(camel.time_range.start_unix_nano, NOW - 800_000_000_000);
+        assert_eq!(camel.time_range.end_unix_nano, NOW + 2_800_500_000_000);
+        assert_eq!(camel.limit, 7);
+        assert_eq!(
+            camel.tags,
+            vec![("http.status_code".to_owned(), "500".to_owned())]
+        );
+        let defaults = parse_v3(&pairs(&[
+            ("query.serviceName", "api"),
+            ("query.startTimeMin", "2023-11-14T22:00:00Z"),
+            ("query.startTimeMax", "2023-11-14T23:00:00Z"),
+        ]))
+        .unwrap();
+        assert_eq!(defaults.limit, DEFAULT_SEARCH_DEPTH);
+        for (bad_pairs, parameter) in [
+            (vec![("query.serviceName", "api")], "query.startTimeMin"),
+            (
+                vec![
+                    ("query.serviceName", "api"),
+                    ("query.startTimeMin", "2023-11-14T23:00:00Z"),
+                    ("query.startTimeMax", "2023-11-14T22:00:00Z"),
+                ],
+                "query.startTimeMin",
+            ),
+            (
+                vec![
+                    ("query.startTimeMin", "2023-11-14T22:00:00Z"),
+                    ("query.startTimeMax", "2023-11-14T23:00:00Z"),
+                ],
+                "query.serviceName",
+            ),
+        ] {
+            match parse_v3(&pairs(&bad_pairs)) {
+                Err(ApiError::BadParameter { parameter: p, .. }) => assert_eq!(p, parameter),
+                other => panic!("expected an error, got {other:?}"),
+            }
+        }
     }
 
     #[test]
