@@ -211,6 +211,46 @@ pub async fn services(storage: &Storage, tenant: &TenantId) -> Vec<String> {
         .collect()
 }
 
+/// Calls from one service to another in a time range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    /// The calling service.
+    pub parent: String,
+    /// The called service (or uninstrumented peer).
+    pub child: String,
+    /// Calls.
+    pub calls: u64,
+    /// Failed calls.
+    pub errors: u64,
+    /// Mean call duration, ns.
+    pub mean_duration_nanos: u64,
+    /// Longest call, ns.
+    pub max_duration_nanos: u64,
+}
+
+/// The calls between services whose spans were stored in `range`, by caller and callee.
+pub async fn dependencies(
+    storage: &Storage,
+    tenant: &TenantId,
+    range: TimeRange,
+) -> Vec<Dependency> {
+    let summary = storage.span_dependencies(tenant, range).await;
+    let mut dependencies = Vec::new();
+    for (parent, children) in summary.dependencies {
+        for (child, edge) in children {
+            dependencies.push(Dependency {
+                parent: parent.clone(),
+                child,
+                calls: edge.calls,
+                errors: edge.errors,
+                mean_duration_nanos: edge.duration_sum_nanos / edge.calls.max(1),
+                max_duration_nanos: edge.duration_max_nanos,
+            });
+        }
+    }
+    dependencies
+}
+
 /// One operation of a service with one span kind it was seen with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operation {

@@ -371,3 +371,141 @@ async fn bad_jaeger_parameters_get_400_in_the_envelope() {
     assert_eq!(status, 404);
     assert_eq!(body["errors"][0]["code"], 404);
 }
+
+/// One export of `service` holding `spans`.
+fn export(
+    service: &str,
+    spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>,
+) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+    opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: crate::fixtures::resource(service),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn span(
+    trace: u64,
+    id: u64,
+    parent: Option<u64>,
+    kind: i32,
+    millis: u64,
+    error: bool,
+    attributes: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>,
+) -> opentelemetry_proto::tonic::trace::v1::Span {
+    use crate::fixtures::span_id;
+    use opentelemetry_proto::tonic::trace::v1::Status;
+    opentelemetry_proto::tonic::trace::v1::Span {
+        trace_id: trace_id(trace),
+        span_id: span_id(id),
+        parent_span_id: parent.map(span_id).unwrap_or_default(),
+        name: format!("op-{id}"),
+        kind,
+        start_time_unix_nano: t0() + trace * 1_000_000,
+        end_time_unix_nano: t0() + trace * 1_000_000 + millis * 1_000_000,
+        attributes,
+        status: error.then(|| Status {
+            code: 2,
+            ..Status::default()
+        }),
+        ..opentelemetry_proto::tonic::trace::v1::Span::default()
+    }
+}
+
+#[tokio::test]
+async fn dependencies_count_calls_between_services_and_to_uninstrumented_peers() {
+    use crate::fixtures::string;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--flush-interval-seconds", "1"]).await;
+    let mut client = server.trace_client().await;
+    // Two requests: gateway (server 1, client 2 naming orders) calls orders (server 3,
+    // failing in the first request), which calls the uninstrumented payments.example
+    // (client 4) and an internal step of its own (5). The callee's spans arrive first, in
+    // an export of their own, as they do when the callee finishes before its caller.
+    for (trace, failing) in [(10u64, true), (11, false)] {
+        let base = trace * 100;
+        client
+            .export(export(
+                "orders",
+                vec![
+                    span(trace, base + 3, Some(base + 2), 2, 40, failing, vec![]),
+                    span(
+                        trace,
+                        base + 4,
+                        Some(base + 3),
+                        3,
+                        20,
+                        false,
+                        vec![string("server.address", "payments.example")],
+                    ),
+                    span(trace, base + 5, Some(base + 3), 1, 5, false, vec![]),
+                ],
+            ))
+            .await
+            .unwrap();
+        client
+            .export(export(
+                "gateway",
+                vec![
+                    span(trace, base + 1, None, 2, 60, false, vec![]),
+                    span(
+                        trace,
+                        base + 2,
+                        Some(base + 1),
+                        3,
+                        50,
+                        false,
+                        vec![string("peer.service", "orders")],
+                    ),
+                ],
+            ))
+            .await
+            .unwrap();
+    }
+    server
+        .wait_for("span files", Duration::from_secs(30), || async {
+            server
+                .metric("skewer_storage_files{signal=\"traces\"}")
+                .await
+                > 0.0
+                && server
+                    .metric("skewer_buffered_records{signal=\"traces\"}")
+                    .await
+                    == 0.0
+        })
+        .await;
+    let end_ms = (t0() + 3_600_000_000_000) / 1_000_000;
+    let (status, body) = server
+        .get_json(&format!(
+            "/api/dependencies?endTs={end_ms}&lookback=7200000"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"],
+        json!([
+            {"parent": "gateway", "child": "orders", "callCount": 2, "errorCount": 1,
+             "meanDurationMicros": 40_000, "maxDurationMicros": 40_000},
+            {"parent": "orders", "child": "payments.example", "callCount": 2, "errorCount": 0,
+             "meanDurationMicros": 20_000, "maxDurationMicros": 20_000},
+        ])
+    );
+    assert_eq!(body["total"], 2);
+    // A window before the spans holds no calls.
+    let (_, body) = server
+        .get_json(&format!(
+            "/api/dependencies?endTs={}&lookback=60000",
+            t0() / 1_000_000 - 7_200_000
+        ))
+        .await;
+    assert_eq!(body["data"], json!([]));
+    let (status, _) = server.get_json("/api/dependencies?endTs=soon").await;
+    assert_eq!(status, 400);
+}

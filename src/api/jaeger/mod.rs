@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/operations", get(operations))
         .route("/api/traces", get(search))
         .route("/api/traces/{trace_id}", get(get_trace))
+        .route("/api/dependencies", get(dependencies))
         .route("/api/v3/services", get(services_v3))
         .route("/api/v3/operations", get(operations_v3))
         .route("/api/v3/traces", get(search_v3))
@@ -230,6 +231,53 @@ async fn search(
                 json!(errors)
             };
             Json(envelope(json!(data), 0, errors)).into_response()
+        }
+        Err(err) => jaeger_error(err),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct DependenciesParams {
+    #[serde(rename = "endTs")]
+    end_ts: Option<String>,
+    lookback: Option<String>,
+}
+
+/// `GET /api/dependencies?endTs=&lookback=` (Unix ms, ms; default: the last 24 h):
+/// `[{"parent", "child", "callCount"}]` as Jaeger answers, with `errorCount`,
+/// `meanDurationMicros` and `maxDurationMicros` beside.
+async fn dependencies(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<DependenciesParams>,
+) -> Response {
+    let result = async {
+        let tenant = tenant(&headers)?;
+        let range = search_params::dependencies_range(
+            params.end_ts.as_deref(),
+            params.lookback.as_deref(),
+            super::params::now_unix_nano(),
+        )?;
+        Ok::<_, ApiError>(trace_search::dependencies(state.storage()?, &tenant, range).await)
+    }
+    .await;
+    match result {
+        Ok(dependencies) => {
+            let links: Vec<Value> = dependencies
+                .iter()
+                .map(|d| {
+                    json!({
+                        "parent": d.parent,
+                        "child": d.child,
+                        "callCount": d.calls,
+                        "errorCount": d.errors,
+                        "meanDurationMicros": d.mean_duration_nanos / 1_000,
+                        "maxDurationMicros": d.max_duration_nanos / 1_000,
+                    })
+                })
+                .collect();
+            let total = links.len();
+            Json(envelope(json!(links), total, Value::Null)).into_response()
         }
         Err(err) => jaeger_error(err),
     }

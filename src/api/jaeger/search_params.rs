@@ -168,6 +168,37 @@ pub fn parse_v3(pairs: &[(String, String)]) -> Result<TraceSearch, ApiError> {
     })
 }
 
+/// Lookback of `/api/dependencies` without one (Jaeger's default: a day).
+const DEFAULT_DEPENDENCY_LOOKBACK_MS: u64 = 24 * 3_600 * 1_000;
+
+/// The range of `/api/dependencies`: `endTs` in Unix ms (default now), `lookback` in ms.
+pub fn dependencies_range(
+    end_ts: Option<&str>,
+    lookback: Option<&str>,
+    now_unix_nano: u64,
+) -> Result<TimeRange, ApiError> {
+    let millis = |text: &str, parameter: &'static str| {
+        text.parse::<u64>().map_err(|_| {
+            bad(
+                parameter,
+                format!("{text:?} is not a count of milliseconds"),
+            )
+        })
+    };
+    let end = match end_ts.filter(|t| !t.is_empty()) {
+        Some(text) => millis(text, "endTs")?.saturating_mul(1_000_000),
+        None => now_unix_nano,
+    };
+    let lookback = match lookback.filter(|t| !t.is_empty()) {
+        Some(text) => millis(text, "lookback")?,
+        None => DEFAULT_DEPENDENCY_LOOKBACK_MS,
+    };
+    Ok(TimeRange {
+        start_unix_nano: end.saturating_sub(lookback.saturating_mul(1_000_000)),
+        end_unix_nano: end.saturating_add(1),
+    })
+}
+
 /// `tag=key:value` (repeated) and `tags={"key":"value"}`, later ones winning on a key.
 fn parse_tags(pairs: &[(String, String)]) -> Result<Vec<(String, String)>, ApiError> {
     let mut tags = BTreeMap::new();
@@ -459,6 +490,17 @@ mod tests {
                 other => panic!("expected an error, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn dependency_ranges_are_in_milliseconds() {
+        let range = dependencies_range(Some("1700000000000"), Some("3600000"), 0).unwrap();
+        assert_eq!(range.start_unix_nano, NOW - 3_600_000_000_000);
+        assert_eq!(range.end_unix_nano, NOW + 1);
+        let default = dependencies_range(None, None, NOW).unwrap();
+        assert_eq!(default.start_unix_nano, NOW - 86_400_000_000_000);
+        assert!(dependencies_range(Some("soon"), None, NOW).is_err());
+        assert!(dependencies_range(None, Some("1h"), NOW).is_err());
     }
 
     #[test]

@@ -23,6 +23,39 @@ pub struct FileSummary {
     /// Services of a span file, by `service.name`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub services: BTreeMap<String, ServiceSummary>,
+    /// Calls between services seen in a span file: caller → callee → counts. A callee is
+    /// the service of a child span, or for a client or producer span without an instrumented
+    /// child, the `peer.service` (or `server.address`, or database system) it names.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dependencies: BTreeMap<String, BTreeMap<String, EdgeSummary>>,
+}
+
+/// Callees kept per caller and file; calls to further ones are not counted (a `server.address`
+/// holding client-specific names must not grow summaries without bound).
+pub const MAX_CALLEES_PER_CALLER: usize = 1_000;
+
+/// Calls from one service to another.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeSummary {
+    /// Calls.
+    pub calls: u64,
+    /// Calls whose callee span (or client span, for an uninstrumented callee) failed.
+    pub errors: u64,
+    /// Sum of the calls' durations, ns (the mean is this over `calls`).
+    pub duration_sum_nanos: u64,
+    /// The longest call, ns.
+    pub duration_max_nanos: u64,
+}
+
+impl EdgeSummary {
+    fn add(&mut self, other: &EdgeSummary) {
+        self.calls += other.calls;
+        self.errors += other.errors;
+        self.duration_sum_nanos = self
+            .duration_sum_nanos
+            .saturating_add(other.duration_sum_nanos);
+        self.duration_max_nanos = self.duration_max_nanos.max(other.duration_max_nanos);
+    }
 }
 
 /// One service's spans in a file.
@@ -103,8 +136,39 @@ impl FileSummary {
         );
     }
 
+    /// Counts one call from `caller` to `callee`.
+    pub fn add_call(&mut self, caller: &str, callee: &str, error: bool, duration_nanos: u64) {
+        self.add_edge(
+            caller,
+            callee,
+            &EdgeSummary {
+                calls: 1,
+                errors: u64::from(error),
+                duration_sum_nanos: duration_nanos,
+                duration_max_nanos: duration_nanos,
+            },
+        );
+    }
+
+    fn add_edge(&mut self, caller: &str, callee: &str, edge: &EdgeSummary) {
+        let callees = match self.dependencies.get_mut(caller) {
+            Some(found) => found,
+            None => self.dependencies.entry(caller.to_owned()).or_default(),
+        };
+        if let Some(found) = callees.get_mut(callee) {
+            found.add(edge);
+        } else if callees.len() < MAX_CALLEES_PER_CALLER {
+            callees.insert(callee.to_owned(), *edge);
+        }
+    }
+
     /// Adds another summary's counts to this one.
     pub fn merge(&mut self, other: &FileSummary) {
+        for (caller, callees) in &other.dependencies {
+            for (callee, edge) in callees {
+                self.add_edge(caller, callee, edge);
+            }
+        }
         for (name, theirs) in &other.services {
             let ours = match self.services.get_mut(name) {
                 Some(found) => found,
@@ -135,7 +199,7 @@ impl FileSummary {
 
     /// True when nothing was summarised.
     pub fn is_empty(&self) -> bool {
-        self.services.is_empty()
+        self.services.is_empty() && self.dependencies.is_empty()
     }
 }
 
@@ -180,14 +244,30 @@ mod tests {
             ("api", "POST /", SpanKind::Server, false),
             ("db", "query", SpanKind::Client, false),
         ]);
+        a.add_call("api", "db", false, 10);
+        let mut b = b;
+        b.add_call("api", "db", true, 30);
+        b.add_call("api", "cache", false, 5);
         a.merge(&b);
-        let both = summary(&[
+        let mut both = summary(&[
             ("api", "GET /", SpanKind::Server, true),
             ("api", "GET /", SpanKind::Internal, false),
             ("api", "POST /", SpanKind::Server, false),
             ("db", "query", SpanKind::Client, false),
         ]);
+        both.add_call("api", "db", false, 10);
+        both.add_call("api", "db", true, 30);
+        both.add_call("api", "cache", false, 5);
         assert_eq!(a, both, "merging equals summarising everything at once");
+        assert_eq!(
+            a.dependencies["api"]["db"],
+            EdgeSummary {
+                calls: 2,
+                errors: 1,
+                duration_sum_nanos: 40,
+                duration_max_nanos: 30
+            }
+        );
     }
 
     #[test]

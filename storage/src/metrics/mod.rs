@@ -45,6 +45,8 @@ impl TableSignal for MetricTable {
         parquet_codec::metric_writer_properties()
     }
 
+    type Summarizer = ();
+
     type SortKey = parquet_codec::MetricSortKey;
 
     fn sort_keys(batch: &RecordBatch) -> Result<Vec<Self::SortKey>, CodecError> {

@@ -222,6 +222,17 @@ impl<'a> AttributesReader<'a> {
             .collect()
     }
 
+    /// The text value of the first of `keys` (in their order) that row `row` holds as a
+    /// string attribute.
+    pub(crate) fn find_string(&self, row: usize, keys: &[&str]) -> Option<&'a str> {
+        keys.iter().find_map(|key| {
+            list_range(self.list, row).find_map(|item| {
+                let is_text = self.types.value(item) == TYPE_STRING && !self.strings.is_null(item);
+                (is_text && self.keys.value(item) == *key).then(|| self.strings.value(item))
+            })
+        })
+    }
+
     fn value(&self, item: usize) -> Result<AttributeValue, CodecError> {
         let absent = |array: &dyn Array| array.is_null(item);
         let missing = || missing_value(self.path, item);

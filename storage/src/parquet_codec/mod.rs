@@ -19,8 +19,8 @@
 //!
 //! This module does no I/O and knows nothing of object stores, tenants or catalogs.
 
-mod attributes;
-mod columns;
+pub(crate) mod attributes;
+pub(crate) mod columns;
 mod exemplars;
 mod json;
 mod metric_values;
@@ -47,9 +47,7 @@ pub use sort_keys::{
     MetricSortKey, SpanSortKey, metric_sort_keys, metric_time_range, span_sort_keys,
     span_time_range, span_trace_ids,
 };
-pub use spans::{
-    decode_spans, encode_spans, span_writer_properties, spans_batch, summarize_span_batch,
-};
+pub use spans::{decode_spans, encode_spans, span_writer_properties, spans_batch};
 
 /// Span files: the trace id, `FixedSizeBinary(16)`, with a bloom filter per row group.
 pub const TRACE_ID_COLUMN: &str = "trace_id";

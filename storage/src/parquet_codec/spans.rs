@@ -27,7 +27,6 @@ use super::{
     CodecError, EncodedFile, MAX_ROW_GROUP_ROWS, SPANS_FORMAT, START_TIME_COLUMN, TRACE_ID_COLUMN,
     base_properties, write_file,
 };
-use crate::catalog::FileSummary;
 use crate::model::{InstrumentationScope, Resource, Span, SpanId, SpanKind, StatusCode, TraceId};
 
 const SPAN_ID: &str = "span_id";
@@ -116,26 +115,6 @@ pub fn encode_spans<S: Borrow<Span>>(spans: &mut [S]) -> Result<Option<EncodedFi
         min_time_unix_nano,
         max_time_unix_nano,
     }))
-}
-
-/// Adds the spans of a batch in the span file schema to a summary (a merge's output).
-pub fn summarize_span_batch(
-    batch: &RecordBatch,
-    summary: &mut FileSummary,
-) -> Result<(), CodecError> {
-    let services = column::<StringArray>(batch, SERVICE_NAME)?;
-    let names = column::<StringArray>(batch, NAME)?;
-    let kinds = column::<UInt8Array>(batch, KIND)?;
-    let statuses = column::<UInt8Array>(batch, STATUS_CODE)?;
-    for row in 0..batch.num_rows() {
-        summary.add_span(
-            services.value(row),
-            names.value(row),
-            SpanKind::from_number(i32::from(kinds.value(row))),
-            statuses.value(row) == StatusCode::Error as u8,
-        );
-    }
-    Ok(())
 }
 
 /// Rows per data page. A trace's spans are contiguous (rows are sorted by trace id), so a

@@ -2,6 +2,8 @@
 //! trace-id filter (one 32-byte read per file) and the row groups' trace-id statistics (files
 //! are sorted by trace id).
 
+mod summarizer;
+
 use arrow_array::RecordBatch;
 use parquet::file::properties::WriterProperties;
 
@@ -84,9 +86,7 @@ impl TableSignal for SpanTable {
         summary.add_spans(spans);
     }
 
-    fn summarize_batch(batch: &RecordBatch, summary: &mut FileSummary) -> Result<(), CodecError> {
-        parquet_codec::summarize_span_batch(batch, summary)
-    }
+    type Summarizer = summarizer::SpanFileSummarizer;
 
     fn summary_may_match(summary: &FileSummary, predicate: &Predicate) -> bool {
         let Some(Value::Text(service)) = predicate.required_value(SERVICE_NAME_COLUMN) else {

@@ -270,6 +270,16 @@ impl Storage {
         self.stores.spans.summary(tenant).await
     }
 
+    /// The calls between a tenant's services in the span files of a time range (hour
+    /// granularity: a file counts when its time range meets the range).
+    pub async fn span_dependencies(
+        &self,
+        tenant: &TenantId,
+        range: crate::scan::TimeRange,
+    ) -> crate::catalog::FileSummary {
+        self.stores.spans.files_summary_in(tenant, range).await
+    }
+
     /// WAL counters.
     pub fn wal_stats(&self) -> &Arc<WalStats> {
         self.wal.stats()

@@ -16,7 +16,7 @@ use object_store::path::Path as ObjectPath;
 use tracing::{info, warn};
 
 use super::id_filter::IdFilter;
-use super::{Frozen, TableSignal, TableStore, file_meta};
+use super::{Frozen, Summarizer, TableSignal, TableStore, file_meta};
 use crate::StorageError;
 use crate::buffer::{Buffer, Chunks};
 use crate::catalog::{FileSummary, IdFilterMeta, ManifestChange};
@@ -219,11 +219,10 @@ pub(super) fn encode_by_window<S: TableSignal>(
     for (_, mut window_records) in windows {
         if let Some(file) = S::encode(&mut window_records)? {
             let filter = trace_id_filter::<S>(&window_records);
-            let summary = S::SUMMARIZED.then(|| {
-                let mut summary = FileSummary::default();
-                S::summarize(window_records.iter().copied(), &mut summary);
-                summary
-            });
+            // Sorted as the file is (encoding sorted them).
+            let mut summarizer = S::Summarizer::default();
+            summarizer.add_records(&window_records);
+            let summary = summarizer.finish();
             files.push(EncodedTableFile {
                 file,
                 filter,

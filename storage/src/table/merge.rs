@@ -27,9 +27,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::id_filter::IdFilter;
-use super::{LiveFile, TableSignal, TableStore, now_unix_ms};
+use super::{LiveFile, Summarizer, TableSignal, TableStore, now_unix_ms};
 use crate::StorageError;
-use crate::catalog::{DataFileMeta, FileSummary, IdFilterMeta, ManifestChange};
+use crate::catalog::{DataFileMeta, IdFilterMeta, ManifestChange};
 use crate::layout;
 use crate::model::TenantId;
 use crate::parquet_codec::{CodecError, time_range_metadata};
@@ -99,13 +99,13 @@ struct NewOutput {
 }
 
 /// One output file being written.
-struct Output {
+struct Output<M> {
     path: ObjectPath,
     writer: AsyncArrowWriter<ParquetObjectWriter>,
     rows: u64,
     time_range: Option<(u64, u64)>,
     filter: Option<IdFilter>,
-    summary: Option<FileSummary>,
+    summarizer: M,
 }
 
 impl<S: TableSignal> TableStore<S> {
@@ -236,7 +236,7 @@ impl<S: TableSignal> TableStore<S> {
         };
         let mut sources: Vec<RecordBatch> = Vec::new();
         let mut pending: Vec<(usize, usize)> = Vec::with_capacity(OUTPUT_BATCH_ROWS);
-        let mut output: Option<Output> = None;
+        let mut output: Option<Output<S::Summarizer>> = None;
         let mut finished: Vec<DataFileMeta> = Vec::new();
         while let Some(Reverse((_, index))) = heap.pop() {
             let cursor = &mut cursors[index];
@@ -300,7 +300,7 @@ impl<S: TableSignal> TableStore<S> {
     /// Writes a merged batch, starting an output file first when none is open.
     async fn write_output(
         &self,
-        output: &mut Option<Output>,
+        output: &mut Option<Output<S::Summarizer>>,
         batch: &RecordBatch,
         new: &NewOutput,
         written: &mut Vec<ObjectPath>,
@@ -323,7 +323,7 @@ impl<S: TableSignal> TableStore<S> {
                 rows: 0,
                 time_range: None,
                 filter,
-                summary: S::SUMMARIZED.then(FileSummary::default),
+                summarizer: S::Summarizer::default(),
             });
         }
         let Some(out) = output.as_mut() else {
@@ -337,9 +337,7 @@ impl<S: TableSignal> TableStore<S> {
                     .map_or((min, max), |(lo, hi)| (lo.min(min), hi.max(max))),
             );
         }
-        if let Some(summary) = &mut out.summary {
-            S::summarize_batch(batch, summary)?;
-        }
+        out.summarizer.add_batch(batch)?;
         if let Some(filter) = &mut out.filter {
             let mut ids = S::batch_trace_ids(batch)?;
             ids.dedup(); // rows are sorted by trace id: repeats are adjacent
@@ -352,7 +350,7 @@ impl<S: TableSignal> TableStore<S> {
 
     async fn finish_output(
         &self,
-        mut out: Output,
+        mut out: Output<S::Summarizer>,
         level: u32,
         partition_hour: u64,
         written: &mut Vec<ObjectPath>,
@@ -385,10 +383,10 @@ impl<S: TableSignal> TableStore<S> {
             }
             None => None,
         };
-        let summary_path = match &out.summary {
+        let summary_path = match out.summarizer.finish() {
             Some(summary) => {
                 written.push(layout::summary_path(&out.path));
-                Some(self.put_summary(&out.path, summary).await?.to_string())
+                Some(self.put_summary(&out.path, &summary).await?.to_string())
             }
             None => None,
         };

@@ -94,14 +94,34 @@ pub trait TableSignal: Send + Sync + 'static {
         _summary: &mut FileSummary,
     ) {
     }
-    /// Adds a batch's rows to a summary (merge outputs).
-    fn summarize_batch(_batch: &RecordBatch, _summary: &mut FileSummary) -> Result<(), CodecError> {
-        Ok(())
-    }
+    /// Builds the summary of a file from its rows in file order (flushes and merges).
+    type Summarizer: Summarizer<Self::Record>;
     /// Whether a file with this summary may hold rows matching `predicate`: `false` only when
     /// it certainly holds none.
     fn summary_may_match(_summary: &FileSummary, _predicate: &crate::scan::Predicate) -> bool {
         true
+    }
+}
+
+/// Builds a file's [`FileSummary`] from its rows in file order: records for a flush, Arrow
+/// batches for a merge.
+pub trait Summarizer<R>: Default + Send {
+    /// Adds records (sorted as the file is).
+    fn add_records(&mut self, records: &[&R]);
+    /// Adds rows read back from files (sorted as the file is).
+    fn add_batch(&mut self, batch: &RecordBatch) -> Result<(), CodecError>;
+    /// The summary; `None` for a signal without summaries.
+    fn finish(self) -> Option<FileSummary>;
+}
+
+/// The summarizer of a signal without summaries.
+impl<R> Summarizer<R> for () {
+    fn add_records(&mut self, _records: &[&R]) {}
+    fn add_batch(&mut self, _batch: &RecordBatch) -> Result<(), CodecError> {
+        Ok(())
+    }
+    fn finish(self) -> Option<FileSummary> {
+        None
     }
 }
 

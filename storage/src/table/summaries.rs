@@ -61,6 +61,25 @@ impl<S: TableSignal> TableStore<S> {
         total
     }
 
+    /// The summaries of one tenant's live files whose time range meets `range`, added up
+    /// (files only: buffered spans count once flushed).
+    pub async fn files_summary_in(
+        &self,
+        tenant: &TenantId,
+        range: crate::scan::TimeRange,
+    ) -> FileSummary {
+        let files = self.lock().tables.get(tenant).map(|t| Arc::clone(&t.files));
+        let mut total = FileSummary::default();
+        for file in files.iter().flat_map(|files| files.iter()) {
+            if file.overlaps(range.start_unix_nano, range.end_unix_nano)
+                && let Some(summary) = file.summary(&self.objects).await
+            {
+                total.merge(&summary);
+            }
+        }
+        total
+    }
+
     /// Writes the summary sidecar of the data file at `data_path` durably; returns its path.
     pub(super) async fn put_summary(
         &self,

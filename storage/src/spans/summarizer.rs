@@ -1,0 +1,308 @@
+//! The summary of a span file, built from its rows in file order (sorted by trace id) by a
+//! flush or a merge: services and operations, and the calls between services.
+//!
+//! Calls are found per trace, the way Jaeger's dependency job finds them: a span whose parent
+//! belongs to another service is a call from the parent's service to its own. A client or
+//! producer span with no child in another service called something uninstrumented, named by
+//! its `peer.service`, `server.address` or database system. A trace split across files counts
+//! its calls where parent and child meet: after the flush that holds both, or once compaction
+//! merges the hour (the merged file's summary is rebuilt from its rows).
+
+use std::collections::HashMap;
+
+use arrow_array::{FixedSizeBinaryArray, ListArray, RecordBatch, StringArray, UInt8Array};
+
+use crate::catalog::FileSummary;
+use crate::model::{Span, SpanId, SpanKind, StatusCode, TraceId};
+use crate::parquet_codec::{
+    CodecError, END_TIME_COLUMN, SERVICE_NAME_COLUMN, SPAN_KIND_COLUMN, SPAN_NAME_COLUMN,
+    START_TIME_COLUMN, STATUS_CODE_COLUMN, TRACE_ID_COLUMN,
+};
+use crate::table::Summarizer;
+
+/// Attributes naming what a client span called, most specific first.
+pub const PEER_KEYS: [&str; 4] = [
+    "peer.service",
+    "server.address",
+    "db.system.name",
+    "db.system",
+];
+
+/// One span as call matching needs it.
+struct GroupSpan {
+    span_id: SpanId,
+    parent: Option<SpanId>,
+    service: u32,
+    kind: SpanKind,
+    error: bool,
+    duration_nanos: u64,
+    peer: Option<String>,
+}
+
+/// Builds a span file's [`FileSummary`] from rows sorted by trace id.
+#[derive(Default)]
+pub struct SpanFileSummarizer {
+    summary: FileSummary,
+    services: Vec<String>,
+    service_ids: HashMap<String, u32>,
+    trace: Option<TraceId>,
+    group: Vec<GroupSpan>,
+}
+
+impl SpanFileSummarizer {
+    fn service_id(&mut self, service: &str) -> u32 {
+        if let Some(&id) = self.service_ids.get(service) {
+            return id;
+        }
+        let id = u32::try_from(self.services.len()).unwrap_or(u32::MAX);
+        self.services.push(service.to_owned());
+        self.service_ids.insert(service.to_owned(), id);
+        id
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        trace_id: TraceId,
+        span_id: SpanId,
+        parent: Option<SpanId>,
+        service: &str,
+        operation: &str,
+        kind: SpanKind,
+        error: bool,
+        duration_nanos: u64,
+        peer: Option<&str>,
+    ) {
+        self.summary.add_span(service, operation, kind, error);
+        if self.trace != Some(trace_id) {
+            self.close_trace();
+            self.trace = Some(trace_id);
+        }
+        let service = self.service_id(service);
+        self.group.push(GroupSpan {
+            span_id,
+            parent,
+            service,
+            kind,
+            error,
+            duration_nanos,
+            peer: peer.map(str::to_owned),
+        });
+    }
+
+    /// Counts the calls of the trace whose spans were gathered.
+    fn close_trace(&mut self) {
+        let positions: HashMap<SpanId, usize> = self
+            .group
+            .iter()
+            .enumerate()
+            .map(|(position, span)| (span.span_id, position))
+            .collect();
+        let mut called_remotely = vec![false; self.group.len()];
+        for span in &self.group {
+            let Some(parent) = span.parent.and_then(|id| positions.get(&id)) else {
+                continue;
+            };
+            let caller = &self.group[*parent];
+            if caller.service != span.service {
+                called_remotely[*parent] = true;
+                self.summary.add_call(
+                    &self.services[caller.service as usize],
+                    &self.services[span.service as usize],
+                    span.error,
+                    span.duration_nanos,
+                );
+            }
+        }
+        for (span, called) in self.group.iter().zip(called_remotely) {
+            let calls_out = matches!(span.kind, SpanKind::Client | SpanKind::Producer);
+            let caller = &self.services[span.service as usize];
+            if let Some(peer) = &span.peer
+                && calls_out
+                && !called
+                && peer != caller
+            {
+                self.summary
+                    .add_call(caller, peer, span.error, span.duration_nanos);
+            }
+        }
+        self.group.clear();
+    }
+}
+
+fn peer_of(span: &Span) -> Option<&str> {
+    if !matches!(span.kind, SpanKind::Client | SpanKind::Producer) {
+        return None;
+    }
+    PEER_KEYS.iter().find_map(|key| {
+        span.attributes.iter().find_map(|a| match &a.value {
+            crate::model::AttributeValue::String(text) if a.key == *key => Some(text.as_str()),
+            _ => None,
+        })
+    })
+}
+
+impl Summarizer<Span> for SpanFileSummarizer {
+    fn add_records(&mut self, spans: &[&Span]) {
+        for span in spans {
+            self.add(
+                span.trace_id,
+                span.span_id,
+                span.parent_span_id,
+                span.resource.service_name(),
+                &span.name,
+                span.kind,
+                span.status_code == StatusCode::Error,
+                span.end_time_unix_nano
+                    .saturating_sub(span.start_time_unix_nano),
+                peer_of(span),
+            );
+        }
+    }
+
+    fn add_batch(&mut self, batch: &RecordBatch) -> Result<(), CodecError> {
+        use crate::parquet_codec::columns::{column, optional_id, required_id};
+        let trace_ids = column::<FixedSizeBinaryArray>(batch, TRACE_ID_COLUMN)?;
+        let span_ids = column::<FixedSizeBinaryArray>(batch, "span_id")?;
+        let parents = column::<FixedSizeBinaryArray>(batch, "parent_span_id")?;
+        let services = column::<StringArray>(batch, SERVICE_NAME_COLUMN)?;
+        let names = column::<StringArray>(batch, SPAN_NAME_COLUMN)?;
+        let kinds = column::<UInt8Array>(batch, SPAN_KIND_COLUMN)?;
+        let statuses = column::<UInt8Array>(batch, STATUS_CODE_COLUMN)?;
+        let starts = column::<arrow_array::UInt64Array>(batch, START_TIME_COLUMN)?;
+        let ends = column::<arrow_array::UInt64Array>(batch, END_TIME_COLUMN)?;
+        let attributes = column::<ListArray>(batch, "attributes")?;
+        let attributes =
+            crate::parquet_codec::attributes::AttributesReader::new(attributes, "attributes")?;
+        for row in 0..batch.num_rows() {
+            let kind = SpanKind::from_number(i32::from(kinds.value(row)));
+            let peer = matches!(kind, SpanKind::Client | SpanKind::Producer)
+                .then(|| attributes.find_string(row, &PEER_KEYS))
+                .flatten();
+            self.add(
+                TraceId(required_id(trace_ids, row, TRACE_ID_COLUMN)?),
+                SpanId(required_id(span_ids, row, "span_id")?),
+                optional_id(parents, row, "parent_span_id")?.map(SpanId),
+                services.value(row),
+                names.value(row),
+                kind,
+                statuses.value(row) == StatusCode::Error as u8,
+                ends.value(row).saturating_sub(starts.value(row)),
+                peer,
+            );
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Option<FileSummary> {
+        self.close_trace();
+        Some(self.summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::catalog::summary::EdgeSummary;
+    use crate::model::{Attribute, Resource};
+    use crate::parquet_codec::spans_batch;
+
+    fn span(trace: u8, id: u8, parent: Option<u8>, service: &str, kind: SpanKind) -> Span {
+        Span {
+            resource: Arc::new(Resource {
+                attributes: vec![Attribute::string("service.name", service)],
+                ..Resource::default()
+            }),
+            scope: Arc::default(),
+            trace_id: TraceId([trace; 16]),
+            span_id: SpanId([id; 8]),
+            parent_span_id: parent.map(|p| SpanId([p; 8])),
+            trace_state: String::new(),
+            flags: 0,
+            name: format!("op{id}"),
+            kind,
+            start_time_unix_nano: 1_000,
+            end_time_unix_nano: 1_000 + u64::from(id) * 100,
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: Vec::new(),
+            dropped_events_count: 0,
+            links: Vec::new(),
+            dropped_links_count: 0,
+            status_code: StatusCode::Unset,
+            status_message: String::new(),
+        }
+    }
+
+    /// Two traces: web → api (client span 2 → server span 3, which fails), api → the
+    /// uninstrumented `postgres` (client span 4 naming it); in trace 2 web calls api again
+    /// and a producer names `queue` through `peer.service`.
+    fn spans() -> Vec<Span> {
+        let mut failing = span(1, 3, Some(2), "api", SpanKind::Server);
+        failing.status_code = StatusCode::Error;
+        let mut db = span(1, 4, Some(3), "api", SpanKind::Client);
+        db.attributes = vec![Attribute::string("db.system", "postgres")];
+        let mut producer = span(2, 9, Some(6), "web", SpanKind::Producer);
+        producer.attributes = vec![
+            Attribute::string("server.address", "10.0.0.1"),
+            Attribute::string("peer.service", "queue"),
+        ];
+        vec![
+            span(1, 1, None, "web", SpanKind::Server),
+            span(1, 2, Some(1), "web", SpanKind::Client),
+            failing,
+            db,
+            span(2, 6, None, "web", SpanKind::Client),
+            span(2, 7, Some(6), "api", SpanKind::Server),
+            producer,
+        ]
+    }
+
+    fn edge(calls: u64, errors: u64, sum: u64, max: u64) -> EdgeSummary {
+        EdgeSummary {
+            calls,
+            errors,
+            duration_sum_nanos: sum,
+            duration_max_nanos: max,
+        }
+    }
+
+    fn check(summary: &FileSummary) {
+        let deps = &summary.dependencies;
+        assert_eq!(deps["web"]["api"], edge(2, 1, 300 + 700, 700));
+        assert_eq!(deps["api"]["postgres"], edge(1, 0, 400, 400));
+        assert_eq!(deps["web"]["queue"], edge(1, 0, 900, 900));
+        assert_eq!(deps.len(), 2, "{deps:?}");
+        assert_eq!(
+            deps["web"].len(),
+            2,
+            "a client with an instrumented child is no peer call"
+        );
+        assert_eq!(summary.services["api"].spans, 3);
+    }
+
+    #[test]
+    fn calls_between_services_and_to_uninstrumented_peers_from_records() {
+        let spans = spans();
+        let mut summarizer = SpanFileSummarizer::default();
+        summarizer.add_records(&spans.iter().collect::<Vec<_>>());
+        check(&summarizer.finish().unwrap());
+    }
+
+    #[test]
+    fn batches_summarise_like_records_across_batch_boundaries() {
+        let spans = spans();
+        let refs: Vec<&Span> = spans.iter().collect();
+        let mut summarizer = SpanFileSummarizer::default();
+        // Trace 1 split across two batches.
+        summarizer
+            .add_batch(&spans_batch(&refs[..2]).unwrap())
+            .unwrap();
+        summarizer
+            .add_batch(&spans_batch(&refs[2..]).unwrap())
+            .unwrap();
+        check(&summarizer.finish().unwrap());
+    }
+}
