@@ -367,6 +367,7 @@ def run_suite(binary, work, args, f):
         logs_warm, log_misses = timed_queries(server, [f"/api/logs?correlation_id={c}" for c in sample])
         f["logs_by_correlation_ms"] = {"warm_p50": percentile(logs_warm, 0.5), "warm_p99": percentile(logs_warm, 0.99),
                                        "queries": len(sample), "misses": log_misses}
+        f["jaeger_ms"] = jaeger_query_figures(server, args)
     finally:
         server.stop()
 
@@ -377,6 +378,40 @@ def run_suite(binary, work, args, f):
     f["bytes_per_point"] = dir_bytes(objects / "metrics") / max(stored_points, 1)
     f["log_bytes_ratio"] = dir_bytes(data / "logs") / max(log_protobuf_bytes, 1)
 
+
+
+def jaeger_query_figures(server, args):
+    """The Jaeger query API over everything stored: listings, searches in the last hour of the
+    load (the stored spans span --spread-hours up to now), summaries and dependencies."""
+    repeats = 5 if args.smoke else 50
+    end_us = int(time.time() * 1e6)
+    start_us = end_us - 3600 * 1_000_000
+    services = json.loads(http_get(server.api("/api/services"))[1])["data"]
+    service = services[0] if services else "frontend"
+    rng = random.Random(8)
+    iso = lambda us: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(us / 1e6)) + "Z"
+    window = f"start={start_us}&end={end_us}"
+    v3_window = f"query.startTimeMin={iso(start_us)}&query.startTimeMax={iso(end_us)}"
+    suites = {
+        "services": ["/api/services"] * repeats,
+        "operations": [f"/api/operations?service={service}"] * repeats,
+        "search_service": [f"/api/traces?service={service}&{window}&limit=20"] * max(repeats // 5, 3),
+        "search_service_tag": [f"/api/traces?service={service}&{window}&limit=20&tag=http.response.status_code:500"]
+                              * max(repeats // 5, 3),
+        "search_needle_tag": [f"/api/traces?service={service}&{window}&limit=20&tag=user.id:user-{rng.randrange(100_000)}"
+                              for _ in range(max(repeats // 5, 3))],
+        "summaries_20": [f"/api/v3/trace-summaries?query.serviceName={service}&{v3_window}&query.searchDepth=20"]
+                        * max(repeats // 5, 3),
+        "dependencies_24h": [f"/api/dependencies?endTs={end_us // 1000}&lookback=86400000"] * repeats,
+    }
+    figures = {"service": service}
+    for name, paths in suites.items():
+        timed_queries(server, paths[:1])  # warm
+        latencies, failures = timed_queries(server, paths)
+        figures[name] = {"p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
+                         "queries": len(paths), "failures": failures}
+    print(f"  jaeger queries: {figures}", file=sys.stderr)
+    return figures
 
 
 def files_per_hour(data, signal_name, tenant="default"):
@@ -621,6 +656,24 @@ def print_table(f, args):
         ("ack → queryable, marker trace, ms (median / max)", "≤ 10 s", "≤ 2 s",
          f"{f['ack_to_queryable_ms'][0]:.1f} / {f['ack_to_queryable_ms'][1]:.1f}"),
     ]
+    if "jaeger_ms" in f:
+        j = f["jaeger_ms"]
+        def q(name):
+            x = j[name]
+            failed = f", {x['failures']} failed" if x["failures"] else ""
+            return f"{x['p99']:.1f} (p50 {x['p50']:.1f}; {x['queries']} queries{failed})"
+        spans = f"{f['stored_spans']:,.0f} spans"
+        rows += [
+            (f"Jaeger `services`, p99 ms ({spans})", "≤ 5", "", q("services")),
+            (f"Jaeger `operations` of {j['service']}, p99 ms", "≤ 5", "", q("operations")),
+            (f"search {j['service']}, last hour, 20 traces, p99 ms", "≤ 200", "≤ 50", q("search_service")),
+            (f"search {j['service']} + tag http.response.status_code:500, last hour, p99 ms", "≤ 200", "≤ 50",
+             q("search_service_tag")),
+            (f"search {j['service']} + tag user.id (one user's traces), last hour, p99 ms", "≤ 200", "≤ 50",
+             q("search_needle_tag")),
+            ("api_v3 trace summaries, 20 results, p99 ms", "≤ 50", "", q("summaries_20")),
+            ("dependencies over 24 h, p99 ms", "≤ 50", "", q("dependencies_24h")),
+        ]
     rows += storage_v2_rows(f)
     print("| measure | first bar | moonshot | measured |")
     print("|---|---|---|---|")

@@ -21,7 +21,7 @@ use skewer_storage::parquet_codec::{
 use skewer_storage::scan::{Predicate, ScanLimits, ScanRequest, TimeRange, Value};
 
 use crate::QueryError;
-use crate::trace::trace_by_id;
+use crate::trace::assemble_trace;
 
 /// What a trace search asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,6 +115,13 @@ pub async fn search_trace_ids(
             .map(str::to_owned)
             .to_vec()
     });
+    // The scan's rows are examined, not returned: what is kept is one entry per matching
+    // trace, so only the deadline bounds a search (row and byte limits bound answers).
+    let limits = ScanLimits {
+        max_rows: u64::MAX,
+        max_bytes: u64::MAX,
+        deadline: limits.deadline,
+    };
     let request = ScanRequest {
         tenant: tenant.clone(),
         signal: skewer_storage::model::Signal::Traces,
@@ -184,21 +191,38 @@ fn id_times(batch: &arrow_array::RecordBatch) -> Result<Vec<(TraceId, u64, u64)>
     Ok(rows)
 }
 
-/// Traces by id, in the order asked, each whole; unknown ids are left out.
+/// Traces by id, in the order asked, each whole; unknown ids are left out. One scan for all
+/// of them: each file's id filter and page index are consulted once for the set.
 pub async fn find_traces(
     storage: &Storage,
     tenant: &TenantId,
     trace_ids: &[TraceId],
-    limits: impl Fn() -> ScanLimits,
+    limits: ScanLimits,
 ) -> Result<Vec<(TraceId, Vec<Span>)>, QueryError> {
-    let mut traces = Vec::with_capacity(trace_ids.len());
-    for &trace_id in trace_ids {
-        let spans = trace_by_id(storage, tenant, trace_id, limits()).await?;
-        if !spans.is_empty() {
-            traces.push((trace_id, spans));
+    let mut unique: Vec<TraceId> = Vec::with_capacity(trace_ids.len());
+    for id in trace_ids {
+        if !unique.contains(id) {
+            unique.push(*id);
         }
     }
-    Ok(traces)
+    if unique.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut stream = storage.scan(ScanRequest::traces(tenant.clone(), &unique, limits))?;
+    let mut by_trace: HashMap<TraceId, Vec<Span>> = HashMap::with_capacity(unique.len());
+    while let Some(batch) = stream.next().await {
+        for span in decode_spans(&batch?).map_err(skewer_storage::StorageError::from)? {
+            by_trace.entry(span.trace_id).or_default().push(span);
+        }
+    }
+    Ok(unique
+        .into_iter()
+        .filter_map(|id| {
+            by_trace
+                .remove(&id)
+                .map(|spans| (id, assemble_trace(spans)))
+        })
+        .collect())
 }
 
 /// The services with spans stored or buffered, sorted.

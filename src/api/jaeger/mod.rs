@@ -209,8 +209,7 @@ async fn search(
                 (ids, Vec::new())
             }
         };
-        let traces =
-            trace_search::find_traces(storage, &tenant, &ids, || state.scan_limits()).await?;
+        let traces = trace_search::find_traces(storage, &tenant, &ids, state.scan_limits()).await?;
         Ok::<_, ApiError>((traces, asked_ids))
     }
     .await;
@@ -344,8 +343,7 @@ async fn get_trace_v3(
         let trace_id = search_params::parse_trace_id(&trace_id)?;
         let storage = state.storage()?;
         Ok::<_, ApiError>(
-            trace_search::find_traces(storage, &tenant, &[trace_id], || state.scan_limits())
-                .await?,
+            trace_search::find_traces(storage, &tenant, &[trace_id], state.scan_limits()).await?,
         )
     }
     .await;
@@ -367,7 +365,7 @@ async fn find_v3(
     let storage = state.storage()?;
     let ids =
         trace_search::search_trace_ids(storage, &tenant, &search, state.scan_limits()).await?;
-    Ok(trace_search::find_traces(storage, &tenant, &ids, || state.scan_limits()).await?)
+    Ok(trace_search::find_traces(storage, &tenant, &ids, state.scan_limits()).await?)
 }
 
 /// `GET /api/v3/traces?query.*`: the spans of every trace found, as OTLP/JSON; 404 when none

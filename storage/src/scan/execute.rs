@@ -162,9 +162,8 @@ pub(super) async fn scan_table<S: TableSignal>(
             continue;
         }
         if let Some(column) = S::ID_FILTER_COLUMN
-            && let Some(Value::Bytes(id)) = predicate.required_value(column)
-            && let Ok(id) = <[u8; 16]>::try_from(id.as_slice())
-            && !store.may_hold_id(file, &id).await?
+            && let Some(ids) = predicate.required_values(column)
+            && !may_hold_any_id(store, file, &ids).await?
         {
             continue;
         }
@@ -177,6 +176,27 @@ pub(super) async fn scan_table<S: TableSignal>(
         scan_file(store, file, request, &predicate, sink).await?;
     }
     Ok(())
+}
+
+/// Whether a file's id filter admits one of `ids` (values that are no 16-byte id prove
+/// nothing, so they admit the file).
+async fn may_hold_any_id<S: TableSignal>(
+    store: &TableStore<S>,
+    file: &LiveFile,
+    ids: &[&Value],
+) -> Result<bool, StorageError> {
+    for value in ids {
+        let Value::Bytes(bytes) = value else {
+            return Ok(true);
+        };
+        let Ok(id) = <[u8; 16]>::try_from(bytes.as_slice()) else {
+            return Ok(true);
+        };
+        if store.may_hold_id(file, &id).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn invalid(err: super::PredicateError) -> StorageError {
@@ -256,23 +276,30 @@ fn prune(
     Vec<usize>,
     Option<parquet::arrow::arrow_reader::RowSelection>,
 ) {
-    let required: Vec<(&str, &[u8])> = predicate
+    let required: Vec<(&str, Vec<&[u8]>)> = predicate
         .columns()
         .into_iter()
-        .filter_map(|column| match predicate.required_value(column) {
-            Some(Value::Bytes(bytes)) => Some((column, bytes.as_slice())),
-            Some(Value::Text(text)) => Some((column, text.as_bytes())),
-            _ => None,
+        .filter_map(|column| {
+            let values = predicate.required_values(column)?;
+            let bytes: Option<Vec<&[u8]>> = values
+                .into_iter()
+                .map(|value| match value {
+                    Value::Bytes(bytes) => Some(bytes.as_slice()),
+                    Value::Text(text) => Some(text.as_bytes()),
+                    _ => None,
+                })
+                .collect();
+            Some((column, bytes?))
         })
         .collect();
     let mut row_groups: Vec<usize> = (0..footer.metadata().num_row_groups()).collect();
-    for (column, value) in &required {
-        let holding = row_groups_holding(footer, column, value);
+    for (column, values) in &required {
+        let holding = row_groups_holding(footer, column, values);
         row_groups.retain(|row_group| holding.contains(row_group));
     }
-    // The first equality on a column with a column index picks the pages.
+    // The first required column with a column index picks the pages.
     let selection = required
         .iter()
-        .find_map(|(column, value)| pages_holding(footer, &row_groups, column, value));
+        .find_map(|(column, values)| pages_holding(footer, &row_groups, column, values));
     (row_groups, selection)
 }

@@ -99,6 +99,28 @@ impl ScanRequest {
         }
     }
 
+    /// Every span of several traces, with no time range (one pass however many ids).
+    pub fn traces(
+        tenant: TenantId,
+        trace_ids: &[crate::model::TraceId],
+        limits: ScanLimits,
+    ) -> Self {
+        Self {
+            tenant,
+            signal: Signal::Traces,
+            time_range: TimeRange::ALL,
+            columns: None,
+            predicate: Predicate::In(
+                crate::parquet_codec::TRACE_ID_COLUMN.to_owned(),
+                trace_ids
+                    .iter()
+                    .map(|id| Value::Bytes(id.0.to_vec()))
+                    .collect(),
+            ),
+            limits,
+        }
+    }
+
     /// The points of one metric in a time range.
     pub fn metric(tenant: TenantId, name: &str, time_range: TimeRange, limits: ScanLimits) -> Self {
         Self {

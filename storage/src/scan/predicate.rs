@@ -107,6 +107,17 @@ impl Predicate {
         }
     }
 
+    /// The values one of which `column` must equal for any row to match (a top-level
+    /// equality or set membership), which the planner pushes down like a single value.
+    pub fn required_values(&self, column: &str) -> Option<Vec<&Value>> {
+        match self {
+            Self::Eq(name, value) if name == column => Some(vec![value]),
+            Self::In(name, values) if name == column => Some(values.iter().collect()),
+            Self::And(parts) => parts.iter().find_map(|part| part.required_values(column)),
+            _ => None,
+        }
+    }
+
     /// Every column the predicate reads.
     pub fn columns(&self) -> BTreeSet<&str> {
         let mut columns = BTreeSet::new();

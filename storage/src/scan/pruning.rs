@@ -19,11 +19,11 @@ fn leaf_index(metadata: &ParquetMetaData, column_name: &str) -> Option<usize> {
 }
 
 /// Row groups whose min/max statistics of `column_name` (a binary or text column) may hold
-/// `value`; every row group when the column has no statistics.
+/// one of `values`; every row group when the column has no statistics.
 pub fn row_groups_holding(
     footer: &ArrowReaderMetadata,
     column_name: &str,
-    value: &[u8],
+    values: &[&[u8]],
 ) -> Vec<usize> {
     let metadata = footer.metadata();
     let column = leaf_index(metadata, column_name);
@@ -40,19 +40,20 @@ pub fn row_groups_holding(
                 }
                 _ => None,
             };
-            bounds.is_none_or(|(min, max)| min <= value && value <= max)
+            bounds
+                .is_none_or(|(min, max)| values.iter().any(|value| min <= *value && *value <= max))
         })
         .collect()
 }
 
 /// The rows of `row_groups` (in order, numbered as the reader sees them) on pages whose
-/// column-index min/max of `column_name` may hold `value`; `None` when the file has no column
-/// index for it (then every row is read).
+/// column-index min/max of `column_name` may hold one of `values`; `None` when the file has
+/// no column index for it (then every row is read).
 pub fn pages_holding(
     footer: &ArrowReaderMetadata,
     row_groups: &[usize],
     column_name: &str,
-    value: &[u8],
+    values: &[&[u8]],
 ) -> Option<RowSelection> {
     let metadata = footer.metadata();
     let column = leaf_index(metadata, column_name)?;
@@ -75,7 +76,7 @@ pub fn pages_holding(
                 None => num_rows,
             };
             let may_hold = match (index.min_value(page), index.max_value(page)) {
-                (Some(min), Some(max)) => min <= value && value <= max,
+                (Some(min), Some(max)) => values.iter().any(|value| min <= *value && *value <= max),
                 _ => true,
             };
             if may_hold {

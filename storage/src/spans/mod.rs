@@ -47,10 +47,14 @@ impl TableSignal for SpanTable {
     }
 
     fn record_may_match(span: &Span, predicate: &Predicate, time_range: TimeRange) -> bool {
-        let trace_matches = match predicate.required_value(TRACE_ID_COLUMN) {
-            Some(Value::Bytes(id)) => span.trace_id.as_bytes().as_slice() == id.as_slice(),
-            _ => true,
-        };
+        let trace_matches = predicate
+            .required_values(TRACE_ID_COLUMN)
+            .is_none_or(|ids| {
+                ids.iter().any(|id| match id {
+                    Value::Bytes(id) => span.trace_id.as_bytes().as_slice() == id.as_slice(),
+                    _ => true,
+                })
+            });
         let service_matches = match predicate.required_value(SERVICE_NAME_COLUMN) {
             Some(Value::Text(service)) => span.resource.service_name() == service,
             _ => true,

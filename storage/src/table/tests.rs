@@ -405,3 +405,33 @@ async fn a_scan_for_a_service_skips_files_whose_summary_lacks_it() {
     assert_eq!(found, wanted);
     assert!(store.footer_cache().len() > 0);
 }
+
+#[tokio::test]
+async fn one_scan_finds_several_traces_in_buffers_and_files() {
+    use crate::scan::{ScanLimits, ScanRequest, scan_to_vec};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let flushed = spans(4);
+    apply(&store, 1, "a", flushed.clone());
+    store.flush().await.unwrap();
+    let buffered = spans(5);
+    apply(&store, 2, "a", buffered.clone());
+    let wanted = [
+        flushed[0].trace_id,
+        buffered[0].trace_id,
+        TraceId([0xee; 16]),
+    ];
+    let request = ScanRequest::traces(tenant("a"), &wanted, ScanLimits::default());
+    let mut found = Vec::new();
+    for batch in scan_to_vec(&store, &request).await.unwrap() {
+        found.extend(SpanTable::decode(&batch).unwrap());
+    }
+    let expected: usize = flushed
+        .iter()
+        .chain(&buffered)
+        .filter(|s| wanted.contains(&s.trace_id))
+        .count();
+    assert!(expected > 2);
+    assert_eq!(found.len(), expected);
+    assert!(found.iter().all(|s| wanted.contains(&s.trace_id)));
+}
