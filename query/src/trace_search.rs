@@ -23,6 +23,9 @@ use skewer_storage::scan::{Predicate, ScanLimits, ScanRequest, TimeRange, Value}
 use crate::QueryError;
 use crate::trace::assemble_trace;
 
+/// The windows a search scans one at a time, newest first (the span files' partition).
+const WINDOW_NANOS: u64 = 3_600 * 1_000_000_000;
+
 /// What a trace search asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceSearch {
@@ -122,37 +125,45 @@ pub async fn search_trace_ids(
         max_bytes: u64::MAX,
         deadline: limits.deadline,
     };
-    let request = ScanRequest {
-        tenant: tenant.clone(),
-        signal: skewer_storage::model::Signal::Traces,
-        time_range: search.time_range,
-        columns: columns.clone(),
-        predicate,
-        limits,
-    };
-    let mut stream = storage.scan(request)?;
+    // Hour by hour, newest first: every span of an older window starts before any of a newer
+    // one, so once `limit` traces are found the rest cannot rank among them.
     let mut latest: HashMap<TraceId, u64> = HashMap::new();
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        if columns.is_some() {
-            for (trace_id, start, end) in id_times(&batch)? {
-                let span_matches = search
-                    .min_duration_nanos
-                    .is_none_or(|min| end.saturating_sub(start) >= min)
-                    && search
-                        .max_duration_nanos
-                        .is_none_or(|max| end.saturating_sub(start) <= max);
-                if span_matches {
-                    note_latest(&mut latest, trace_id, start);
+    let mut window_end = search.time_range.end_unix_nano;
+    while window_end > search.time_range.start_unix_nano && latest.len() < search.limit {
+        let window_start =
+            ((window_end - 1) / WINDOW_NANOS * WINDOW_NANOS).max(search.time_range.start_unix_nano);
+        let request = ScanRequest {
+            tenant: tenant.clone(),
+            signal: skewer_storage::model::Signal::Traces,
+            time_range: TimeRange {
+                start_unix_nano: window_start,
+                end_unix_nano: window_end,
+            },
+            columns: columns.clone(),
+            predicate: predicate.clone(),
+            limits,
+        };
+        let mut stream = storage.scan(request)?;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            if columns.is_some() {
+                for (trace_id, start, end) in id_times(&batch)? {
+                    let duration = end.saturating_sub(start);
+                    let span_matches = search.min_duration_nanos.is_none_or(|min| duration >= min)
+                        && search.max_duration_nanos.is_none_or(|max| duration <= max);
+                    if span_matches {
+                        note_latest(&mut latest, trace_id, start);
+                    }
                 }
-            }
-        } else {
-            for span in decode_spans(&batch).map_err(skewer_storage::StorageError::from)? {
-                if search.span_matches(&span) {
-                    note_latest(&mut latest, span.trace_id, span.start_time_unix_nano);
+            } else {
+                for span in decode_spans(&batch).map_err(skewer_storage::StorageError::from)? {
+                    if search.span_matches(&span) {
+                        note_latest(&mut latest, span.trace_id, span.start_time_unix_nano);
+                    }
                 }
             }
         }
+        window_end = window_start;
     }
     let mut found: Vec<(TraceId, u64)> = latest.into_iter().collect();
     found.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::fixtures::{hex, t0, trace_id, trace_request};
+use crate::fixtures::{hex, t0, trace_id, trace_request, trace_request_at};
 use crate::harness::Server;
 
 fn ids(body: &Value) -> Vec<String> {
@@ -150,6 +150,16 @@ async fn check_answers(server: &Server) {
         )
         .await
         .is_empty()
+    );
+    // Across hours, newest first: trace 4 is an hour older than the others.
+    let two_hours = format!("start={}&end={end}", micros(t0() - 7_200_000_000_000));
+    assert_eq!(
+        search(server, &format!("service=frontend&{two_hours}")).await,
+        [trace_hex(2), trace_hex(1), trace_hex(4)]
+    );
+    assert_eq!(
+        search(server, &format!("service=frontend&{two_hours}&limit=2")).await,
+        [trace_hex(2), trace_hex(1)]
     );
     // Time bounds: only trace 1's root starts in [t0, t0 + 1.5 ms].
     let early = format!("start={start}&end={}", micros(t0() + 1_500_000));
@@ -310,6 +320,10 @@ async fn jaeger_listings_and_search_answer_from_buffers_and_from_files() {
     traces.export(trace_request(1, "frontend")).await.unwrap();
     traces.export(trace_request(2, "frontend")).await.unwrap();
     traces.export(trace_request(3, "billing")).await.unwrap();
+    traces
+        .export(trace_request_at(4, "frontend", t0() - 3_600_000_000_000))
+        .await
+        .unwrap();
     check_answers(&server).await;
     server
         .wait_for("span files", Duration::from_secs(30), || async {
