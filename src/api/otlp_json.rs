@@ -68,6 +68,33 @@ pub fn traces_data<'a>(spans: impl IntoIterator<Item = &'a Span>) -> TracesData 
     }
 }
 
+/// [`traces_data`] as OTLP/JSON, a root span's empty `parentSpanId` left out as OTLP/JSON
+/// writers do (clients validate it as 16 hex digits when present).
+pub fn traces_json<'a>(spans: impl IntoIterator<Item = &'a Span>) -> serde_json::Value {
+    let mut json = serde_json::to_value(traces_data(spans)).unwrap_or_default();
+    let resource_spans = json
+        .get_mut("resourceSpans")
+        .and_then(serde_json::Value::as_array_mut);
+    for resource in resource_spans.into_iter().flatten() {
+        let scope_spans = resource
+            .get_mut("scopeSpans")
+            .and_then(serde_json::Value::as_array_mut);
+        for scope in scope_spans.into_iter().flatten() {
+            let spans = scope
+                .get_mut("spans")
+                .and_then(serde_json::Value::as_array_mut);
+            for span in spans.into_iter().flatten() {
+                if let Some(object) = span.as_object_mut()
+                    && object.get("parentSpanId").and_then(|v| v.as_str()) == Some("")
+                {
+                    object.remove("parentSpanId");
+                }
+            }
+        }
+    }
+    json
+}
+
 fn otlp_span(span: &Span) -> OtlpSpan {
     OtlpSpan {
         trace_id: span.trace_id.0.to_vec(),

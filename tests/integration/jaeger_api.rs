@@ -183,10 +183,14 @@ async fn check_answers(server: &Server) {
         body["errors"],
         json!([{"code": 404, "msg": "trace not found", "traceID": trace_hex(99)}])
     );
-    // Search, multi-get and trace by id return the same trace.
+    // Search, multi-get and trace by id return the same trace (also as "View JSON" asks).
     let (_, by_id) = server
         .get_json(&format!("/api/traces/{}", trace_hex(1)))
         .await;
+    let (_, pretty) = server
+        .get_json(&format!("/api/traces/{}?prettyPrint=true", trace_hex(1)))
+        .await;
+    assert_eq!(pretty, by_id);
     assert_eq!(by_id["data"][0], body["data"][1]);
     let found = server
         .get_json(&format!("/api/traces?service=frontend&{early}"))
@@ -300,6 +304,39 @@ async fn check_v3_answers(server: &Server) {
         })
     );
     assert_eq!(body["summaries"][1]["traceId"], trace_hex(1));
+
+    // Exactly as the Jaeger UI's search page asks (times with milliseconds, searchDepth 20,
+    // the form's durations, attributes as a JSON map).
+    let ui_time = |nanos: u64| {
+        chrono::DateTime::from_timestamp_nanos(nanos as i64)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .replace(':', "%3A")
+    };
+    let (status, body) = server
+        .get_json(&format!(
+            "/api/v3/trace-summaries?query.serviceName=frontend&query.operationName=SELECT+orders\
+             &query.startTimeMin={}&query.startTimeMax={}&query.searchDepth=20\
+             &query.durationMin=10+ms&query.durationMax=1s\
+             &query.attributes=%7B%22db.system%22%3A%22postgresql%22%7D",
+            ui_time(t0()),
+            ui_time(t0() + 3_600_000_000_000)
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let found: Vec<&str> = body["summaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["traceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, [trace_hex(2), trace_hex(1)]);
+    // A root span carries no parentSpanId; a child its parent's.
+    let (_, body) = server
+        .get_json(&format!("/api/v3/traces/{}", trace_hex(1)))
+        .await;
+    let spans = &body["result"]["resourceSpans"][0]["scopeSpans"][0]["spans"];
+    assert!(spans[0].get("parentSpanId").is_none(), "{}", spans[0]);
+    assert_eq!(spans[1]["parentSpanId"], spans[0]["spanId"]);
 
     let (status, body) = server
         .get_json(&format!("/api/v3/traces?query.serviceName=nobody&{window}"))

@@ -11,7 +11,7 @@ pub mod trace_json;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -282,11 +282,20 @@ async fn dependencies(
     }
 }
 
-/// `GET /api/traces/{traceID}`: one whole trace; 404 in the envelope when unknown.
+#[derive(Debug, Deserialize)]
+struct TraceParams {
+    /// The Jaeger UI's "View JSON" asks for indented JSON.
+    #[serde(rename = "prettyPrint", default)]
+    pretty_print: bool,
+}
+
+/// `GET /api/traces/{traceID}[?prettyPrint=true]`: one whole trace; 404 in the envelope when
+/// unknown.
 async fn get_trace(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(trace_id): Path<String>,
+    Query(params): Query<TraceParams>,
 ) -> Response {
     let result = async {
         let tenant = tenant(&headers)?;
@@ -308,13 +317,13 @@ async fn get_trace(
             (StatusCode::NOT_FOUND, Json(body)).into_response()
         }
         Ok((trace_id, spans)) => {
-            let trace: TraceId = trace_id;
-            Json(envelope(
-                json!([to_jaeger_trace(trace, &spans)]),
-                0,
-                Value::Null,
-            ))
-            .into_response()
+            let body = envelope(json!([to_jaeger_trace(trace_id, &spans)]), 0, Value::Null);
+            if params.pretty_print {
+                let text = serde_json::to_string_pretty(&body).unwrap_or_default();
+                ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+            } else {
+                Json(body).into_response()
+            }
         }
         Err(err) => jaeger_error(err),
     }
@@ -322,7 +331,7 @@ async fn get_trace(
 
 /// `{"result": TracesData}`: OTLP/JSON of the given traces' spans.
 fn v3_traces(traces: &[(TraceId, Vec<skewer_storage::model::Span>)]) -> Response {
-    let data = super::otlp_json::traces_data(traces.iter().flat_map(|(_, spans)| spans));
+    let data = super::otlp_json::traces_json(traces.iter().flat_map(|(_, spans)| spans));
     Json(json!({ "result": data })).into_response()
 }
 

@@ -261,7 +261,9 @@ pub fn parse_duration(text: &str, parameter: &'static str, days: bool) -> Result
             format!("{text:?} is not a duration like 1.5s or 300ms"),
         )
     };
-    let mut rest = text;
+    // The Jaeger UI's form accepts `10 ms` and sends it as typed.
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut rest = compact.as_str();
     let mut total = 0f64;
     if rest.is_empty() {
         return Err(invalid());
@@ -329,7 +331,8 @@ mod tests {
             parse_duration("2d", "d", true).unwrap(),
             172_800 * 1_000_000_000
         );
-        for bad in ["", "2d", "10", "ms", "1.2.3s", "5 s", "-1s"] {
+        assert_eq!(parse_duration("10 ms", "d", false).unwrap(), 10_000_000);
+        for bad in ["", " ", "2d", "10", "ms", "1.2.3s", "-1s"] {
             assert!(parse_duration(bad, "d", false).is_err(), "{bad:?}");
         }
     }
