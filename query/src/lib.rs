@@ -6,6 +6,7 @@ pub mod error;
 pub mod logs;
 pub mod metrics;
 pub mod trace;
+pub mod trace_filter;
 pub mod trace_search;
 pub mod trace_summary;
 

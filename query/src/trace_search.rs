@@ -2,10 +2,7 @@
 //! tag and duration filters, newest first, and the services and operations to search by.
 //!
 //! A span matches when it belongs to the service (and operation), starts in the range, lasts
-//! within the duration bounds, and carries every tag asked for: tags are its attributes, its
-//! resource's attributes, its events' fields and the fields Jaeger derives from OTLP
-//! (`span.kind`, `error`, `otel.status_code`, `otel.status_description`, `otel.scope.name`,
-//! `otel.scope.version`, `w3c.tracestate`), compared as text. Storage prunes by time range,
+//! within the duration bounds, and meets every tag filter ([`crate::trace_filter`]). Storage prunes by time range,
 //! by each file's summary (files without the service are never opened) and by the service
 //! and operation columns inside the Parquet reader; tags and durations are checked here.
 
@@ -13,15 +10,16 @@ use std::collections::HashMap;
 
 use skewer_storage::Storage;
 use skewer_storage::catalog::FileSummary;
-use skewer_storage::model::{Attribute, Span, SpanKind, StatusCode, TenantId, TraceId};
+use skewer_storage::model::{Span, SpanKind, StatusCode, TenantId, TraceId};
 use skewer_storage::parquet_codec::{
-    END_TIME_COLUMN, SERVICE_NAME_COLUMN, SPAN_NAME_COLUMN, START_TIME_COLUMN, TRACE_ID_COLUMN,
-    decode_spans,
+    END_TIME_COLUMN, SERVICE_NAME_COLUMN, SPAN_NAME_COLUMN, START_TIME_COLUMN, STATUS_CODE_COLUMN,
+    TRACE_ID_COLUMN, decode_spans,
 };
 use skewer_storage::scan::{Predicate, ScanLimits, ScanRequest, TimeRange, Value};
 
 use crate::QueryError;
 use crate::trace::assemble_trace;
+use crate::trace_filter::TagFilter;
 
 /// The windows a search scans one at a time, newest first (the span files' partition).
 const WINDOW_NANOS: u64 = 3_600 * 1_000_000_000;
@@ -33,8 +31,8 @@ pub struct TraceSearch {
     pub service: String,
     /// Its operation (span name), when given.
     pub operation: Option<String>,
-    /// Tags a matching span carries, all of them (key, value as text).
-    pub tags: Vec<(String, String)>,
+    /// Conditions a matching span meets, all of them (Jaeger's tags are equalities).
+    pub filters: Vec<TagFilter>,
     /// Shortest matching span duration, ns.
     pub min_duration_nanos: Option<u64>,
     /// Longest matching span duration, ns.
@@ -54,44 +52,8 @@ impl TraceSearch {
             .saturating_sub(span.start_time_unix_nano);
         self.min_duration_nanos.is_none_or(|min| duration >= min)
             && self.max_duration_nanos.is_none_or(|max| duration <= max)
-            && self
-                .tags
-                .iter()
-                .all(|(key, value)| span_has_tag(span, key, value))
+            && self.filters.iter().all(|filter| filter.matches(span))
     }
-}
-
-/// Whether `span` carries tag `key` with `value` (as text), the way Jaeger shows its tags.
-pub fn span_has_tag(span: &Span, key: &str, value: &str) -> bool {
-    let in_attributes = |attributes: &[Attribute]| {
-        attributes
-            .iter()
-            .any(|a| a.key == key && a.value.to_text() == value)
-    };
-    let derived = match key {
-        "span.kind" => span.kind != SpanKind::Unspecified && span.kind.name() == value,
-        "error" => span.status_code == StatusCode::Error && value == "true",
-        "otel.status_code" => match span.status_code {
-            StatusCode::Error => value == "ERROR",
-            StatusCode::Ok => value == "OK",
-            StatusCode::Unset => false,
-        },
-        "otel.status_description" => {
-            !span.status_message.is_empty() && span.status_message == value
-        }
-        "otel.scope.name" => !span.scope.name.is_empty() && span.scope.name == value,
-        "otel.scope.version" => !span.scope.version.is_empty() && span.scope.version == value,
-        "w3c.tracestate" => !span.trace_state.is_empty() && span.trace_state == value,
-        "event" => span.events.iter().any(|event| event.name == value),
-        _ => false,
-    };
-    derived
-        || in_attributes(&span.attributes)
-        || in_attributes(&span.resource.attributes)
-        || span
-            .events
-            .iter()
-            .any(|event| in_attributes(&event.attributes))
 }
 
 /// The ids of the traces with a matching span, the one with the latest matching span first,
@@ -105,26 +67,6 @@ pub async fn search_trace_ids(
     if search.limit == 0 {
         return Ok(Vec::new());
     }
-    let mut predicate = Predicate::eq(SERVICE_NAME_COLUMN, Value::Text(search.service.clone()));
-    if let Some(operation) = &search.operation {
-        predicate = predicate.and(Predicate::eq(
-            SPAN_NAME_COLUMN,
-            Value::Text(operation.clone()),
-        ));
-    }
-    // Without tags only ids and times are needed; tags need whole spans.
-    let columns = search.tags.is_empty().then(|| {
-        [TRACE_ID_COLUMN, START_TIME_COLUMN, END_TIME_COLUMN]
-            .map(str::to_owned)
-            .to_vec()
-    });
-    // The scan's rows are examined, not returned: what is kept is one entry per matching
-    // trace, so only the deadline bounds a search (row and byte limits bound answers).
-    let limits = ScanLimits {
-        max_rows: u64::MAX,
-        max_bytes: u64::MAX,
-        deadline: limits.deadline,
-    };
     // Hour by hour, newest first: every span of an older window starts before any of a newer
     // one, so once `limit` traces are found the rest cannot rank among them.
     let mut latest: HashMap<TraceId, u64> = HashMap::new();
@@ -132,37 +74,14 @@ pub async fn search_trace_ids(
     while window_end > search.time_range.start_unix_nano && latest.len() < search.limit {
         let window_start =
             ((window_end - 1) / WINDOW_NANOS * WINDOW_NANOS).max(search.time_range.start_unix_nano);
-        let request = ScanRequest {
-            tenant: tenant.clone(),
-            signal: skewer_storage::model::Signal::Traces,
-            time_range: TimeRange {
-                start_unix_nano: window_start,
-                end_unix_nano: window_end,
-            },
-            columns: columns.clone(),
-            predicate: predicate.clone(),
-            limits,
+        let window = TimeRange {
+            start_unix_nano: window_start,
+            end_unix_nano: window_end,
         };
-        let mut stream = storage.scan(request)?;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            if columns.is_some() {
-                for (trace_id, start, end) in id_times(&batch)? {
-                    let duration = end.saturating_sub(start);
-                    let span_matches = search.min_duration_nanos.is_none_or(|min| duration >= min)
-                        && search.max_duration_nanos.is_none_or(|max| duration <= max);
-                    if span_matches {
-                        note_latest(&mut latest, trace_id, start);
-                    }
-                }
-            } else {
-                for span in decode_spans(&batch).map_err(skewer_storage::StorageError::from)? {
-                    if search.span_matches(&span) {
-                        note_latest(&mut latest, span.trace_id, span.start_time_unix_nano);
-                    }
-                }
-            }
-        }
+        visit_matches(storage, tenant, search, window, limits, |span| {
+            note_latest(&mut latest, span.trace_id, span.start_unix_nano);
+        })
+        .await?;
         window_end = window_start;
     }
     let mut found: Vec<(TraceId, u64)> = latest.into_iter().collect();
@@ -171,14 +90,152 @@ pub async fn search_trace_ids(
     Ok(found.into_iter().map(|(id, _)| id).collect())
 }
 
+/// What a search needs of a matching span.
+#[derive(Debug, Clone, Copy)]
+struct MatchedSpan {
+    trace_id: TraceId,
+    start_unix_nano: u64,
+    duration_nanos: u64,
+    error: bool,
+}
+
+/// Calls `visit` for every span matching `search` that starts in `range`.
+async fn visit_matches(
+    storage: &Storage,
+    tenant: &TenantId,
+    search: &TraceSearch,
+    range: TimeRange,
+    limits: ScanLimits,
+    mut visit: impl FnMut(MatchedSpan),
+) -> Result<(), QueryError> {
+    let mut predicate = Predicate::eq(SERVICE_NAME_COLUMN, Value::Text(search.service.clone()));
+    if let Some(operation) = &search.operation {
+        predicate = predicate.and(Predicate::eq(
+            SPAN_NAME_COLUMN,
+            Value::Text(operation.clone()),
+        ));
+    }
+    // Without tag filters only ids, times and status are needed; filters need whole spans.
+    let columns = search.filters.is_empty().then(|| {
+        [
+            TRACE_ID_COLUMN,
+            START_TIME_COLUMN,
+            END_TIME_COLUMN,
+            STATUS_CODE_COLUMN,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    });
+    // The scan's rows are examined, not returned: a search keeps one entry per trace (or one
+    // duration per span), so only the deadline bounds it (row and byte limits bound answers).
+    let limits = ScanLimits {
+        max_rows: u64::MAX,
+        max_bytes: u64::MAX,
+        deadline: limits.deadline,
+    };
+    let request = ScanRequest {
+        tenant: tenant.clone(),
+        signal: skewer_storage::model::Signal::Traces,
+        time_range: range,
+        columns: columns.clone(),
+        predicate,
+        limits,
+    };
+    let in_bounds = |duration: u64| {
+        search.min_duration_nanos.is_none_or(|min| duration >= min)
+            && search.max_duration_nanos.is_none_or(|max| duration <= max)
+    };
+    let mut stream = storage.scan(request)?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        if columns.is_some() {
+            for span in projected_spans(&batch)? {
+                if in_bounds(span.duration_nanos) {
+                    visit(span);
+                }
+            }
+        } else {
+            for span in decode_spans(&batch).map_err(skewer_storage::StorageError::from)? {
+                if search.span_matches(&span) {
+                    visit(MatchedSpan {
+                        trace_id: span.trace_id,
+                        start_unix_nano: span.start_time_unix_nano,
+                        duration_nanos: span
+                            .end_time_unix_nano
+                            .saturating_sub(span.start_time_unix_nano),
+                        error: span.status_code == StatusCode::Error,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How long the matching spans lasted: the spread a latency alert or a UI chart needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DurationStats {
+    /// Matching spans.
+    pub spans: u64,
+    /// Of them, spans with status `ERROR`.
+    pub error_spans: u64,
+    /// Median duration, ns (0 without spans).
+    pub p50_nanos: u64,
+    /// 90th percentile, ns.
+    pub p90_nanos: u64,
+    /// 99th percentile, ns.
+    pub p99_nanos: u64,
+    /// Longest, ns.
+    pub max_nanos: u64,
+}
+
+impl DurationStats {
+    /// The statistics of some durations (sorted here) with `error_spans` failures.
+    pub fn of(mut durations: Vec<u64>, error_spans: u64) -> Self {
+        durations.sort_unstable();
+        // Nearest rank: the smallest duration at or above the fraction of spans.
+        let rank = |q: f64| {
+            let n = durations.len();
+            let index = ((q * n as f64).ceil() as usize).clamp(1, n.max(1)) - 1;
+            durations.get(index).copied().unwrap_or(0)
+        };
+        Self {
+            spans: durations.len() as u64,
+            error_spans,
+            p50_nanos: rank(0.5),
+            p90_nanos: rank(0.9),
+            p99_nanos: rank(0.99),
+            max_nanos: durations.last().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// Duration percentiles and the error count of the spans matching `search` (its `limit` is
+/// ignored: every matching span counts).
+pub async fn duration_stats(
+    storage: &Storage,
+    tenant: &TenantId,
+    search: &TraceSearch,
+    limits: ScanLimits,
+) -> Result<DurationStats, QueryError> {
+    let mut durations = Vec::new();
+    let mut errors = 0;
+    visit_matches(storage, tenant, search, search.time_range, limits, |span| {
+        durations.push(span.duration_nanos);
+        errors += u64::from(span.error);
+    })
+    .await?;
+    Ok(DurationStats::of(durations, errors))
+}
+
 fn note_latest(latest: &mut HashMap<TraceId, u64>, trace_id: TraceId, start: u64) {
     let entry = latest.entry(trace_id).or_insert(start);
     *entry = (*entry).max(start);
 }
 
-/// (trace id, start, end) of every row of a batch projected to those three columns.
-fn id_times(batch: &arrow_array::RecordBatch) -> Result<Vec<(TraceId, u64, u64)>, QueryError> {
-    use arrow_array::{Array, FixedSizeBinaryArray, UInt64Array};
+/// The spans of a batch projected to trace id, start, end and status.
+fn projected_spans(batch: &arrow_array::RecordBatch) -> Result<Vec<MatchedSpan>, QueryError> {
+    use arrow_array::{Array, FixedSizeBinaryArray, UInt8Array, UInt64Array};
     let malformed = |column: &str| QueryError::Internal(format!("scan returned no {column}"));
     let ids = batch
         .column_by_name(TRACE_ID_COLUMN)
@@ -191,13 +248,22 @@ fn id_times(batch: &arrow_array::RecordBatch) -> Result<Vec<(TraceId, u64, u64)>
             .ok_or_else(|| malformed(name))
     };
     let (starts, ends) = (times(START_TIME_COLUMN)?, times(END_TIME_COLUMN)?);
+    let statuses = batch
+        .column_by_name(STATUS_CODE_COLUMN)
+        .and_then(|c| c.as_any().downcast_ref::<UInt8Array>())
+        .ok_or_else(|| malformed(STATUS_CODE_COLUMN))?;
     let mut rows = Vec::with_capacity(batch.num_rows());
     for row in 0..ids.len() {
         let id: [u8; 16] = ids
             .value(row)
             .try_into()
             .map_err(|_| malformed(TRACE_ID_COLUMN))?;
-        rows.push((TraceId(id), starts.value(row), ends.value(row)));
+        rows.push(MatchedSpan {
+            trace_id: TraceId(id),
+            start_unix_nano: starts.value(row),
+            duration_nanos: ends.value(row).saturating_sub(starts.value(row)),
+            error: statuses.value(row) == StatusCode::Error as u8,
+        });
     }
     Ok(rows)
 }
@@ -323,99 +389,16 @@ pub async fn operations(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use skewer_storage::model::{
-        AttributeValue, InstrumentationScope, Resource, SpanEvent, SpanId,
-    };
-
     use super::*;
-
-    fn span() -> Span {
-        Span {
-            resource: Arc::new(Resource {
-                attributes: vec![
-                    Attribute::string("service.name", "api"),
-                    Attribute::string("host.name", "h1"),
-                ],
-                ..Resource::default()
-            }),
-            scope: Arc::new(InstrumentationScope {
-                name: "lib".into(),
-                ..InstrumentationScope::default()
-            }),
-            trace_id: TraceId([1; 16]),
-            span_id: SpanId([2; 8]),
-            parent_span_id: None,
-            trace_state: String::new(),
-            flags: 0,
-            name: "GET /".into(),
-            kind: SpanKind::Server,
-            start_time_unix_nano: 1_000,
-            end_time_unix_nano: 5_000,
-            attributes: vec![
-                Attribute {
-                    key: "http.status_code".into(),
-                    value: AttributeValue::Int(500),
-                },
-                Attribute {
-                    key: "retry".into(),
-                    value: AttributeValue::Bool(true),
-                },
-            ],
-            dropped_attributes_count: 0,
-            events: vec![SpanEvent {
-                time_unix_nano: 2_000,
-                name: "exception".into(),
-                attributes: vec![Attribute::string("exception.type", "Timeout")],
-                dropped_attributes_count: 0,
-            }],
-            dropped_events_count: 0,
-            links: Vec::new(),
-            dropped_links_count: 0,
-            status_code: StatusCode::Error,
-            status_message: "boom".into(),
-        }
-    }
+    use crate::trace_filter::tests::span;
 
     #[test]
-    fn tags_match_attributes_resource_events_and_derived_fields_as_text() {
-        let span = span();
-        for (key, value) in [
-            ("http.status_code", "500"),
-            ("retry", "true"),
-            ("host.name", "h1"),
-            ("exception.type", "Timeout"),
-            ("event", "exception"),
-            ("span.kind", "server"),
-            ("error", "true"),
-            ("otel.status_code", "ERROR"),
-            ("otel.status_description", "boom"),
-            ("otel.scope.name", "lib"),
-        ] {
-            assert!(span_has_tag(&span, key, value), "{key}={value}");
-        }
-        for (key, value) in [
-            ("http.status_code", "200"),
-            ("span.kind", "client"),
-            ("error", "false"),
-            ("otel.scope.version", ""),
-            ("missing", "x"),
-        ] {
-            assert!(!span_has_tag(&span, key, value), "{key}={value}");
-        }
-    }
-
-    #[test]
-    fn duration_bounds_are_inclusive_and_tags_are_anded() {
+    fn duration_bounds_are_inclusive_and_filters_are_anded() {
         let span = span(); // lasts 4,000 ns
-        let search = |min, max, tags: &[(&str, &str)]| TraceSearch {
+        let search = |min, max, filters: &[&str]| TraceSearch {
             service: "api".into(),
             operation: None,
-            tags: tags
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            filters: filters.iter().map(|f| f.parse().unwrap()).collect(),
             min_duration_nanos: min,
             max_duration_nanos: max,
             time_range: TimeRange::ALL,
@@ -424,7 +407,25 @@ mod tests {
         assert!(search(Some(4_000), Some(4_000), &[]).span_matches(&span));
         assert!(!search(Some(4_001), None, &[]).span_matches(&span));
         assert!(!search(None, Some(3_999), &[]).span_matches(&span));
-        assert!(search(None, None, &[("retry", "true"), ("error", "true")]).span_matches(&span));
-        assert!(!search(None, None, &[("retry", "true"), ("error", "false")]).span_matches(&span));
+        assert!(search(None, None, &["retry=true", "error=true"]).span_matches(&span));
+        assert!(!search(None, None, &["retry=true", "error=false"]).span_matches(&span));
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let stats = DurationStats::of((1..=100).rev().collect(), 3);
+        assert_eq!(
+            stats,
+            DurationStats {
+                spans: 100,
+                error_spans: 3,
+                p50_nanos: 50,
+                p90_nanos: 90,
+                p99_nanos: 99,
+                max_nanos: 100
+            }
+        );
+        assert_eq!(DurationStats::of(vec![7], 0).p99_nanos, 7);
+        assert_eq!(DurationStats::of(Vec::new(), 0), DurationStats::default());
     }
 }

@@ -9,6 +9,7 @@ pub mod middleware;
 pub mod otlp_json;
 pub mod params;
 pub mod status;
+pub mod trace_search;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -91,6 +92,8 @@ pub fn router(state: AppState) -> Router {
         Duration::from_secs(state.query.timeout_seconds),
     );
     let reads = jaeger::routes()
+        .route("/api/search/traces", get(trace_search::traces))
+        .route("/api/search/durations", get(trace_search::durations))
         .route("/api/logs", get(logs::search))
         .route("/api/metrics/points", get(metric_points::points))
         .layer(axum::middleware::from_fn_with_state(

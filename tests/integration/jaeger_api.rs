@@ -202,6 +202,92 @@ async fn check_answers(server: &Server) {
     assert_eq!(trace["processes"]["p1"]["serviceName"], "frontend");
     assert_eq!(trace["warnings"], Value::Null);
     check_v3_answers(server).await;
+    check_native_search(server).await;
+}
+
+/// The native search: conditions Jaeger cannot express, duration percentiles.
+async fn check_native_search(server: &Server) {
+    let range = format!("start={}&end={}", t0(), t0() + 3_600_000_000_000);
+    let traces = |body: &Value| -> Vec<String> {
+        body["traces"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .iter()
+            .map(|t| t["trace_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (conditions, expected) in [
+        (
+            "where=db.system%3D~post.*",
+            vec![trace_hex(2), trace_hex(1)],
+        ),
+        (
+            "where=error%3Dtrue&where=http.response.status_code%3D~5%5Cd%5Cd",
+            vec![trace_hex(2), trace_hex(1)],
+        ),
+        ("where=http.request.method!%3DGET&where=!db.system", vec![]),
+        (
+            "where=!db.system&where=http.request.method",
+            vec![trace_hex(2), trace_hex(1)],
+        ),
+        ("where=db.system!~post.*&where=db.system", vec![]),
+    ] {
+        let (status, body) = server
+            .get_json(&format!(
+                "/api/search/traces?service=frontend&{range}&{conditions}"
+            ))
+            .await;
+        assert_eq!(status, 200, "{conditions}: {body}");
+        assert_eq!(traces(&body), expected, "{conditions}");
+        assert_eq!(body["count"], expected.len());
+    }
+    let (_, body) = server
+        .get_json(&format!(
+            "/api/search/traces?service=frontend&{range}&limit=1"
+        ))
+        .await;
+    assert_eq!(
+        body["traces"][0],
+        json!({
+            "trace_id": trace_hex(2),
+            "root_service": "frontend",
+            "root_operation": "GET /checkout",
+            "start": chrono::DateTime::from_timestamp_nanos((t0() + 2_000_000) as i64)
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            "start_unix_nano": (t0() + 2_000_000).to_string(),
+            "duration_ns": 250_000_000,
+            "span_count": 2,
+            "error_span_count": 1,
+            "orphan_span_count": 0,
+            "services": [{"name": "frontend", "span_count": 2, "error_span_count": 1}],
+        })
+    );
+    // Two traces of a 250 ms failing root and a 50 ms child each.
+    let (status, body) = server
+        .get_json(&format!("/api/search/durations?service=frontend&{range}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"spans": 4, "error_spans": 2, "p50_ns": 50_000_000, "p90_ns": 250_000_000,
+               "p99_ns": 250_000_000, "max_ns": 250_000_000})
+    );
+    let (_, body) = server
+        .get_json(&format!(
+            "/api/search/durations?service=frontend&{range}&operation=SELECT%20orders&where=attempt%3D2"
+        ))
+        .await;
+    assert_eq!(
+        (&body["spans"], &body["p99_ns"]),
+        (&json!(2), &json!(50_000_000))
+    );
+    let (status, body) = server
+        .get_json(&format!(
+            "/api/search/traces?service=frontend&{range}&where=k%3D~("
+        ))
+        .await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("where"), "{body}");
 }
 
 fn rfc3339(unix_nano: u64) -> String {

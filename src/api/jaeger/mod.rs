@@ -5,7 +5,7 @@
 //! `/api/v3/trace-summaries`) with traces as OTLP/JSON and `{"error": {...}}` on failure. Errors use the same
 //! envelope with the status of their kind: a bad parameter is a 400, never a 500.
 
-mod search_params;
+pub mod search_params;
 pub mod trace_json;
 
 use axum::Json;

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use skewer_query::trace_filter::TagFilter;
 use skewer_query::trace_search::TraceSearch;
 use skewer_storage::model::{SpanKind, TraceId};
 use skewer_storage::scan::TimeRange;
@@ -83,7 +84,7 @@ pub fn parse(pairs: &[(String, String)], now_unix_nano: u64) -> Result<TracesReq
     Ok(TracesRequest::Search(TraceSearch {
         service: service.to_owned(),
         operation: first("operation").map(str::to_owned),
-        tags: parse_tags(pairs)?,
+        filters: parse_tags(pairs)?,
         min_duration_nanos: min_duration,
         max_duration_nanos: max_duration,
         // `end` is inclusive in Jaeger.
@@ -142,7 +143,7 @@ pub fn parse_v3(pairs: &[(String, String)]) -> Result<TraceSearch, ApiError> {
         })?,
         None => DEFAULT_SEARCH_DEPTH,
     };
-    let tags = match get("query.attributes", "") {
+    let filters = match get("query.attributes", "") {
         Some(text) => serde_json::from_str::<BTreeMap<String, String>>(text)
             .map_err(|err| {
                 bad(
@@ -151,13 +152,14 @@ pub fn parse_v3(pairs: &[(String, String)]) -> Result<TraceSearch, ApiError> {
                 )
             })?
             .into_iter()
+            .map(|(key, value)| TagFilter::Equals(key, value))
             .collect(),
         None => Vec::new(),
     };
     Ok(TraceSearch {
         service: service.to_owned(),
         operation: get("query.operationName", "query.operation_name").map(str::to_owned),
-        tags,
+        filters,
         min_duration_nanos: min_duration,
         max_duration_nanos: max_duration,
         time_range: TimeRange {
@@ -199,8 +201,9 @@ pub fn dependencies_range(
     })
 }
 
-/// `tag=key:value` (repeated) and `tags={"key":"value"}`, later ones winning on a key.
-fn parse_tags(pairs: &[(String, String)]) -> Result<Vec<(String, String)>, ApiError> {
+/// `tag=key:value` (repeated) and `tags={"key":"value"}`, later ones winning on a key: each an
+/// equality.
+fn parse_tags(pairs: &[(String, String)]) -> Result<Vec<TagFilter>, ApiError> {
     let mut tags = BTreeMap::new();
     for (key, value) in pairs {
         match key.as_str() {
@@ -218,7 +221,10 @@ fn parse_tags(pairs: &[(String, String)]) -> Result<Vec<(String, String)>, ApiEr
             _ => {}
         }
     }
-    Ok(tags.into_iter().collect())
+    Ok(tags
+        .into_iter()
+        .map(|(key, value)| TagFilter::Equals(key, value))
+        .collect())
 }
 
 fn micros(text: &str, parameter: &'static str) -> Result<u64, ApiError> {
@@ -354,12 +360,9 @@ mod tests {
         assert_eq!(s.service, "api");
         assert_eq!(s.operation.as_deref(), Some("GET /"));
         assert_eq!(
-            s.tags,
-            vec![
-                ("error".to_owned(), "true".to_owned()),
-                ("http.status_code".to_owned(), "500".to_owned()),
-                ("url".to_owned(), "http://x:8080/".to_owned()),
-            ]
+            s.filters,
+            ["error=true", "http.status_code=500", "url=http://x:8080/"]
+                .map(|f| f.parse::<TagFilter>().unwrap())
         );
         assert_eq!(s.min_duration_nanos, Some(10_000_000));
         assert_eq!(s.max_duration_nanos, Some(1_500_000_000));
@@ -460,8 +463,8 @@ mod tests {
         assert_eq!(camel.time_range.end_unix_nano, NOW + 2_800_500_000_000);
         assert_eq!(camel.limit, 7);
         assert_eq!(
-            camel.tags,
-            vec![("http.status_code".to_owned(), "500".to_owned())]
+            camel.filters,
+            ["http.status_code=500".parse::<TagFilter>().unwrap()]
         );
         let defaults = parse_v3(&pairs(&[
             ("query.serviceName", "api"),
