@@ -40,6 +40,15 @@ pub fn format_time(unix_nano: u64) -> String {
     DateTime::from_timestamp_nanos(nanos).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
+/// Query pairs from literals (tests).
+#[cfg(test)]
+pub fn query_pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
+    query
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -176,13 +176,7 @@ fn summary_json(summary: &TraceSummary) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
-        query
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::api::params::query_pairs as pairs;
 
     #[test]
     fn where_conditions_times_and_limits_parse() {

@@ -305,13 +305,7 @@ pub fn parse_duration(text: &str, parameter: &'static str, days: bool) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
-        query
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::api::params::query_pairs as pairs;
 
     const NOW: u64 = 1_700_000_000_000_000_000;
 
