@@ -646,3 +646,50 @@ async fn dependencies_count_calls_between_services_and_to_uninstrumented_peers()
     let (status, _) = server.get_json("/api/dependencies?endTs=soon").await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn a_trace_of_ten_thousand_spans_comes_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--flush-interval-seconds", "1"]).await;
+    let mut client = server.trace_client().await;
+    const SPANS: u64 = 10_000;
+    // A root and a fan-out of children, sent as a busy service would: many exports.
+    for chunk in 0..10u64 {
+        let spans = (chunk * SPANS / 10..(chunk + 1) * SPANS / 10)
+            .map(|id| span(20, id, id.checked_sub(1).map(|_| 0), 1, 1, false, vec![]))
+            .collect();
+        client.export(export("batch", spans)).await.unwrap();
+    }
+    let check = |body: Value| {
+        let trace = &body["data"][0];
+        assert_eq!(
+            trace["spans"].as_array().map(Vec::len),
+            Some(SPANS as usize)
+        );
+    };
+    let (status, body) = server
+        .get_json(&format!("/api/traces/{}", trace_hex(20)))
+        .await;
+    assert_eq!(status, 200);
+    check(body);
+    server
+        .wait_for("span files", Duration::from_secs(30), || async {
+            server
+                .metric("skewer_buffered_records{signal=\"traces\"}")
+                .await
+                == 0.0
+        })
+        .await;
+    let (status, body) = server
+        .get_json(&format!("/api/traces/{}", trace_hex(20)))
+        .await;
+    assert_eq!(status, 200);
+    check(body);
+    let (_, body) = server
+        .get_json(&format!("/api/v3/traces/{}", trace_hex(20)))
+        .await;
+    let spans = body["result"]["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .map(Vec::len);
+    assert_eq!(spans, Some(SPANS as usize));
+}
