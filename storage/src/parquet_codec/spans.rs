@@ -118,9 +118,11 @@ pub fn encode_spans<S: Borrow<Span>>(spans: &mut [S]) -> Result<Option<EncodedFi
 }
 
 /// Rows per data page. A trace's spans are contiguous (rows are sorted by trace id), so a
-/// lookup reads one or two pages of each column, not the whole row group: small pages make a
-/// lookup cheap and cost a little compression.
-const SPAN_PAGE_ROWS: usize = 8192;
+/// lookup decodes one or two pages of each column, not the whole row group: small pages make a
+/// lookup cheap and cost a little compression. Measured on 1.4M spans (flush files): 8192
+/// rows gave 30.8 bytes a span and 90 ms for 20 traces by id in one request, 2048 rows 32.4
+/// bytes and 60 ms, 1024 rows 33.9 bytes and 60 ms.
+const SPAN_PAGE_ROWS: usize = 2048;
 
 /// Writer settings of a span file of about `num_spans` rows whose time range is not known yet
 /// (compaction appends it with [`super::time_range_metadata`] when the file is finished).
@@ -506,15 +508,19 @@ mod tests {
             .metadata()
             .offset_index()
             .expect("offset index written");
-        // Every column of the one row group is cut into pages of at most SPAN_PAGE_ROWS rows.
+        // Every column of the one row group is cut into pages of about SPAN_PAGE_ROWS rows (the
+        // writer cuts between its mini-batches of levels, so a nested column's page may run a
+        // few rows over).
         for column in &offsets[0] {
             let pages = column.page_locations();
             assert!(pages.len() >= 3, "{} pages", pages.len());
-            assert!(
-                pages
-                    .windows(2)
-                    .all(|w| w[1].first_row_index - w[0].first_row_index <= SPAN_PAGE_ROWS as i64)
-            );
+            let sizes: Vec<i64> = pages
+                .windows(2)
+                .map(|w| w[1].first_row_index - w[0].first_row_index)
+                .collect();
+            // The writer's default mini-batch is 1,024 levels.
+            let most = (SPAN_PAGE_ROWS + 1024) as i64;
+            assert!(sizes.iter().all(|&rows| rows <= most), "{sizes:?}");
         }
     }
 

@@ -161,42 +161,53 @@ pub(super) async fn scan_table<S: TableSignal>(
         ) {
             continue;
         }
+        // Ids asked for: only those the file's filter admits are looked for in it, so its
+        // pages are pruned for them alone.
+        let mut file_predicate = None;
         if let Some(column) = S::ID_FILTER_COLUMN
             && let Some(ids) = predicate.required_values(column)
-            && !may_hold_any_id(store, file, &ids).await?
         {
-            continue;
+            let admitted = ids_admitted(store, file, &ids).await?;
+            if admitted.is_empty() {
+                continue;
+            }
+            if admitted.len() < ids.len() {
+                file_predicate = Some(predicate.narrowed(column, admitted));
+            }
         }
+        let file_predicate = file_predicate.as_ref().unwrap_or(&predicate);
         if S::SUMMARIZED
             && let Some(summary) = file.summary(store.objects()).await
-            && !S::summary_may_match(&summary, &predicate)
+            && !S::summary_may_match(&summary, file_predicate)
         {
             continue;
         }
-        scan_file(store, file, request, &predicate, sink).await?;
+        scan_file(store, file, request, file_predicate, sink).await?;
     }
     Ok(())
 }
 
-/// Whether a file's id filter admits one of `ids` (values that are no 16-byte id prove
-/// nothing, so they admit the file).
-async fn may_hold_any_id<S: TableSignal>(
+/// The `ids` a file's id filter admits (values that are no 16-byte id prove nothing, so they
+/// are admitted).
+async fn ids_admitted<S: TableSignal>(
     store: &TableStore<S>,
     file: &LiveFile,
     ids: &[&Value],
-) -> Result<bool, StorageError> {
+) -> Result<Vec<Value>, StorageError> {
+    let mut admitted = Vec::new();
     for value in ids {
-        let Value::Bytes(bytes) = value else {
-            return Ok(true);
+        let may_hold = match value {
+            Value::Bytes(bytes) => match <[u8; 16]>::try_from(bytes.as_slice()) {
+                Ok(id) => store.may_hold_id(file, &id).await?,
+                Err(_) => true,
+            },
+            _ => true,
         };
-        let Ok(id) = <[u8; 16]>::try_from(bytes.as_slice()) else {
-            return Ok(true);
-        };
-        if store.may_hold_id(file, &id).await? {
-            return Ok(true);
+        if may_hold {
+            admitted.push((*value).clone());
         }
     }
-    Ok(false)
+    Ok(admitted)
 }
 
 fn invalid(err: super::PredicateError) -> StorageError {

@@ -118,6 +118,33 @@ impl Predicate {
         }
     }
 
+    /// This predicate with its top-level requirement on `column` (what
+    /// [`Self::required_values`] finds) narrowed to membership in `values`: for a file known
+    /// to hold only some of the values asked for.
+    pub fn narrowed(&self, column: &str, values: Vec<Value>) -> Predicate {
+        match self {
+            Self::Eq(name, _) | Self::In(name, _) if name == column => {
+                Self::In(name.clone(), values)
+            }
+            Self::And(parts) => {
+                let mut values = Some(values);
+                Self::And(
+                    parts
+                        .iter()
+                        .map(|part| match part.required_values(column) {
+                            Some(_) => match values.take() {
+                                Some(values) => part.narrowed(column, values),
+                                None => part.clone(),
+                            },
+                            None => part.clone(),
+                        })
+                        .collect(),
+                )
+            }
+            other => other.clone(),
+        }
+    }
+
     /// Every column the predicate reads.
     pub fn columns(&self) -> BTreeSet<&str> {
         let mut columns = BTreeSet::new();
@@ -365,5 +392,23 @@ mod tests {
             unknown.evaluate(&batch()),
             Err(PredicateError::UnknownColumn(_))
         ));
+    }
+
+    #[test]
+    fn narrowing_replaces_the_required_set_only() {
+        let wide = Predicate::In(
+            "id".into(),
+            vec![Value::UInt(1), Value::UInt(2), Value::UInt(3)],
+        )
+        .and(Predicate::eq("service", Value::Text("api".into())));
+        let narrow = wide.narrowed("id", vec![Value::UInt(2)]);
+        assert_eq!(
+            narrow,
+            Predicate::In("id".into(), vec![Value::UInt(2)])
+                .and(Predicate::eq("service", Value::Text("api".into())))
+        );
+        assert_eq!(narrow.required_values("id"), Some(vec![&Value::UInt(2)]));
+        let other = Predicate::eq("service", Value::Text("api".into()));
+        assert_eq!(other.narrowed("id", vec![]), other);
     }
 }
