@@ -28,6 +28,9 @@ pub const PEER_KEYS: [&str; 4] = [
     "db.system",
 ];
 
+/// Traces up to this many spans find parents by scanning the group; bigger ones by a table.
+const SMALL_TRACE_SPANS: usize = 32;
+
 /// One span as call matching needs it.
 struct GroupSpan {
     span_id: SpanId,
@@ -36,17 +39,24 @@ struct GroupSpan {
     kind: SpanKind,
     error: bool,
     duration_nanos: u64,
-    peer: Option<String>,
+    /// What a client or producer span names as its callee, interned like services.
+    peer: Option<u32>,
 }
 
-/// Builds a span file's [`FileSummary`] from rows sorted by trace id.
+/// Builds a span file's [`FileSummary`] from rows sorted by trace id. Allocates per new name,
+/// not per span or trace: names are interned and the per-trace tables are reused.
 #[derive(Default)]
 pub struct SpanFileSummarizer {
     summary: FileSummary,
+    /// Service and peer names by id.
     services: Vec<String>,
     service_ids: HashMap<String, u32>,
     trace: Option<TraceId>,
     group: Vec<GroupSpan>,
+    /// Position of each span of the group by id (reused across traces).
+    positions: HashMap<SpanId, usize>,
+    /// Whether each span of the group has a child in another service (reused).
+    called_remotely: Vec<bool>,
 }
 
 impl SpanFileSummarizer {
@@ -79,6 +89,7 @@ impl SpanFileSummarizer {
             self.trace = Some(trace_id);
         }
         let service = self.service_id(service);
+        let peer = peer.map(|peer| self.service_id(peer));
         self.group.push(GroupSpan {
             span_id,
             parent,
@@ -86,26 +97,39 @@ impl SpanFileSummarizer {
             kind,
             error,
             duration_nanos,
-            peer: peer.map(str::to_owned),
+            peer,
         });
+    }
+
+    /// Where the span `id` is in the group: a scan for a small trace, a table for a big one.
+    fn position_of(&self, id: SpanId) -> Option<usize> {
+        if self.group.len() <= SMALL_TRACE_SPANS {
+            self.group.iter().position(|span| span.span_id == id)
+        } else {
+            self.positions.get(&id).copied()
+        }
     }
 
     /// Counts the calls of the trace whose spans were gathered.
     fn close_trace(&mut self) {
-        let positions: HashMap<SpanId, usize> = self
-            .group
-            .iter()
-            .enumerate()
-            .map(|(position, span)| (span.span_id, position))
-            .collect();
-        let mut called_remotely = vec![false; self.group.len()];
+        if self.group.len() > SMALL_TRACE_SPANS {
+            self.positions.clear();
+            self.positions.extend(
+                self.group
+                    .iter()
+                    .enumerate()
+                    .map(|(position, span)| (span.span_id, position)),
+            );
+        }
+        self.called_remotely.clear();
+        self.called_remotely.resize(self.group.len(), false);
         for span in &self.group {
-            let Some(parent) = span.parent.and_then(|id| positions.get(&id)) else {
+            let Some(parent) = span.parent.and_then(|id| self.position_of(id)) else {
                 continue;
             };
-            let caller = &self.group[*parent];
+            let caller = &self.group[parent];
             if caller.service != span.service {
-                called_remotely[*parent] = true;
+                self.called_remotely[parent] = true;
                 self.summary.add_call(
                     &self.services[caller.service as usize],
                     &self.services[span.service as usize],
@@ -114,16 +138,19 @@ impl SpanFileSummarizer {
                 );
             }
         }
-        for (span, called) in self.group.iter().zip(called_remotely) {
+        for (span, called) in self.group.iter().zip(&self.called_remotely) {
             let calls_out = matches!(span.kind, SpanKind::Client | SpanKind::Producer);
-            let caller = &self.services[span.service as usize];
-            if let Some(peer) = &span.peer
+            if let Some(peer) = span.peer
                 && calls_out
                 && !called
-                && peer != caller
+                && peer != span.service
             {
-                self.summary
-                    .add_call(caller, peer, span.error, span.duration_nanos);
+                self.summary.add_call(
+                    &self.services[span.service as usize],
+                    &self.services[peer as usize],
+                    span.error,
+                    span.duration_nanos,
+                );
             }
         }
         self.group.clear();
@@ -134,12 +161,17 @@ fn peer_of(span: &Span) -> Option<&str> {
     if !matches!(span.kind, SpanKind::Client | SpanKind::Producer) {
         return None;
     }
-    PEER_KEYS.iter().find_map(|key| {
-        span.attributes.iter().find_map(|a| match &a.value {
-            crate::model::AttributeValue::String(text) if a.key == *key => Some(text.as_str()),
-            _ => None,
-        })
-    })
+    // One pass over the attributes, keeping the most specific key seen.
+    let mut best: Option<(usize, &str)> = None;
+    for attribute in &span.attributes {
+        if let crate::model::AttributeValue::String(text) = &attribute.value
+            && let Some(rank) = PEER_KEYS.iter().position(|key| *key == attribute.key)
+            && best.is_none_or(|(best_rank, _)| rank < best_rank)
+        {
+            best = Some((rank, text));
+        }
+    }
+    best.map(|(_, text)| text)
 }
 
 impl Summarizer<Span> for SpanFileSummarizer {
@@ -289,6 +321,17 @@ mod tests {
         let mut summarizer = SpanFileSummarizer::default();
         summarizer.add_records(&spans.iter().collect::<Vec<_>>());
         check(&summarizer.finish().unwrap());
+    }
+
+    #[test]
+    fn a_big_trace_finds_parents_through_its_table() {
+        let mut spans = vec![span(9, 0, None, "web", SpanKind::Client)];
+        spans.extend((1..=40).map(|id| span(9, id, Some(0), "api", SpanKind::Server)));
+        let mut summarizer = SpanFileSummarizer::default();
+        summarizer.add_records(&spans.iter().collect::<Vec<_>>());
+        let summary = summarizer.finish().unwrap();
+        assert_eq!(summary.dependencies["web"]["api"].calls, 40);
+        assert_eq!(summary.dependencies.len(), 1);
     }
 
     #[test]
