@@ -403,7 +403,7 @@ async fn a_scan_for_a_service_skips_files_whose_summary_lacks_it() {
         .filter(|s| s.resource.service_name() == service)
         .count();
     assert_eq!(found, wanted);
-    assert!(store.footer_cache().len() > 0);
+    assert!(!store.footer_cache().is_empty());
 }
 
 #[tokio::test]
