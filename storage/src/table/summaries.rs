@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
 
-use super::{TableFiles, TableSignal, TableStore};
+use super::{LiveFile, TableFiles, TableSignal, TableStore};
 use crate::StorageError;
 use crate::catalog::FileSummary;
 use crate::layout;
@@ -21,15 +21,7 @@ impl TableFiles {
     pub async fn summary(&self, objects: &Objects) -> Arc<FileSummary> {
         let files = Arc::clone(&self.files);
         self.summary
-            .get_or_init(|| async move {
-                let mut total = FileSummary::default();
-                for file in files.iter() {
-                    if let Some(summary) = file.summary(objects).await {
-                        total.merge(&summary);
-                    }
-                }
-                Arc::new(total)
-            })
+            .get_or_init(|| async move { Arc::new(add_up(files.iter(), objects).await) })
             .await
             .clone()
     }
@@ -69,15 +61,11 @@ impl<S: TableSignal> TableStore<S> {
         range: crate::scan::TimeRange,
     ) -> FileSummary {
         let files = self.lock().tables.get(tenant).map(|t| Arc::clone(&t.files));
-        let mut total = FileSummary::default();
-        for file in files.iter().flat_map(|files| files.iter()) {
-            if file.overlaps(range.start_unix_nano, range.end_unix_nano)
-                && let Some(summary) = file.summary(&self.objects).await
-            {
-                total.merge(&summary);
-            }
-        }
-        total
+        let in_range = files
+            .iter()
+            .flat_map(|files| files.iter())
+            .filter(|file| file.overlaps(range.start_unix_nano, range.end_unix_nano));
+        add_up(in_range, &self.objects).await
     }
 
     /// Writes the summary sidecar of the data file at `data_path` durably; returns its path.
@@ -94,4 +82,18 @@ impl<S: TableSignal> TableStore<S> {
         self.objects.put(&path, Bytes::from(bytes)).await?;
         Ok(path)
     }
+}
+
+/// The summaries of `files` added up; a file without one adds nothing.
+async fn add_up<'a>(
+    files: impl Iterator<Item = &'a Arc<LiveFile>>,
+    objects: &Objects,
+) -> FileSummary {
+    let mut total = FileSummary::default();
+    for file in files {
+        if let Some(summary) = file.summary(objects).await {
+            total.merge(&summary);
+        }
+    }
+    total
 }
