@@ -139,6 +139,11 @@ pub struct LoadgenArgs {
     /// hourly partitions; 1 keeps everything at the present.
     #[arg(long, default_value_t = 1, value_name = "HOURS")]
     pub spread_hours: u64,
+    /// Date the pool's requests (traces and logs) evenly over this many past seconds, as
+    /// steady traffic would be, instead of all at the present: a search of the last hour then
+    /// finds an hour of data, not a burst. Replays keep their request's times.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub spread_seconds: u64,
     /// Resend an export refused with a retryable answer up to this many times, 100 ms apart,
     /// as OTLP exporters do (closed loop). Every answer is counted.
     #[arg(long, default_value_t = 0)]
@@ -200,9 +205,14 @@ fn encode<M: Message + serde::Serialize>(
 }
 
 /// The base time of pool request `index` when requests are spread over `hours` past hours.
-fn spread_base(now: u64, index: usize, hours: u64) -> u64 {
+fn spread_base(now: u64, index: usize, args: &LoadgenArgs) -> u64 {
     const HOUR: u64 = 3_600_000_000_000;
-    now.saturating_sub((index as u64 % hours.max(1)) * HOUR)
+    let hours_back = (index as u64 % args.spread_hours.max(1)) * HOUR;
+    // Evenly over the spread, the first request oldest.
+    let pool_size = args.pool_size.max(1) as u64;
+    let spread_nanos = args.spread_seconds.saturating_mul(1_000_000_000);
+    let seconds_back = spread_nanos / pool_size * (pool_size - 1 - index as u64 % pool_size);
+    now.saturating_sub(hours_back).saturating_sub(seconds_back)
 }
 
 /// Generates and encodes the pool; returns it with the time step between replays.
@@ -221,7 +231,7 @@ fn build_pool(args: &LoadgenArgs, rng: &mut Random) -> Result<(Vec<Prepared>, u6
                 error_rate: args.error_rate,
             };
             for index in 0..pool_size {
-                let base = spread_base(base, index, args.spread_hours);
+                let base = spread_base(base, index, args);
                 let (request, ids) = traces::traces_request(rng, &shape, args.batch_size, base);
                 let records = request
                     .resource_spans
@@ -243,7 +253,7 @@ fn build_pool(args: &LoadgenArgs, rng: &mut Random) -> Result<(Vec<Prepared>, u6
         }
         Signal::Logs => {
             for index in 0..pool_size {
-                let base = spread_base(base, index, args.spread_hours);
+                let base = spread_base(base, index, args);
                 let (request, ids) = logs::logs_request(rng, &services, args.batch_size, base);
                 let span_ids = logs::span_ids(&request);
                 pool.push(Prepared::new(

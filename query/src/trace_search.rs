@@ -12,8 +12,8 @@ use skewer_storage::Storage;
 use skewer_storage::catalog::FileSummary;
 use skewer_storage::model::{Span, SpanKind, StatusCode, TenantId, TraceId};
 use skewer_storage::parquet_codec::{
-    END_TIME_COLUMN, SERVICE_NAME_COLUMN, SPAN_NAME_COLUMN, START_TIME_COLUMN, STATUS_CODE_COLUMN,
-    TRACE_ID_COLUMN, decode_spans,
+    END_TIME_COLUMN, SERVICE_NAME_COLUMN, SPAN_NAME_COLUMN, SPAN_SLICE_NANOS, START_TIME_COLUMN,
+    STATUS_CODE_COLUMN, TRACE_ID_COLUMN, decode_spans,
 };
 use skewer_storage::scan::{Predicate, ScanLimits, ScanRequest, TimeRange, Value};
 
@@ -21,8 +21,12 @@ use crate::QueryError;
 use crate::trace::assemble_trace;
 use crate::trace_filter::TagFilter;
 
-/// The windows a search scans one at a time, newest first (the span files' partition).
-const WINDOW_NANOS: u64 = 3_600 * 1_000_000_000;
+/// The first window a search scans, newest first: one slice of the span files, so it reads
+/// only the pages of that slice. Each window without enough traces doubles the next, up to
+/// [`MAX_WINDOW_NANOS`], so a sparse range takes few scans.
+const FIRST_WINDOW_NANOS: u64 = SPAN_SLICE_NANOS;
+/// The longest window (a span file's partition).
+const MAX_WINDOW_NANOS: u64 = 3_600 * 1_000_000_000;
 
 /// What a trace search asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,13 +71,18 @@ pub async fn search_trace_ids(
     if search.limit == 0 {
         return Ok(Vec::new());
     }
-    // Hour by hour, newest first: every span of an older window starts before any of a newer
-    // one, so once `limit` traces are found the rest cannot rank among them.
+    // Window by window, newest first: every span of an older window starts before any of a
+    // newer one, so once `limit` traces are found the rest cannot rank among them.
     let mut latest: HashMap<TraceId, u64> = HashMap::new();
     let mut window_end = search.time_range.end_unix_nano;
+    let mut window_nanos = FIRST_WINDOW_NANOS;
     while window_end > search.time_range.start_unix_nano && latest.len() < search.limit {
-        let window_start =
-            ((window_end - 1) / WINDOW_NANOS * WINDOW_NANOS).max(search.time_range.start_unix_nano);
+        // Aligned to slices, so a window reads whole slices.
+        let aligned_end = (window_end - 1) / FIRST_WINDOW_NANOS * FIRST_WINDOW_NANOS;
+        let window_start = aligned_end
+            .saturating_sub(window_nanos - FIRST_WINDOW_NANOS)
+            .max(search.time_range.start_unix_nano);
+        window_nanos = (window_nanos * 2).min(MAX_WINDOW_NANOS);
         let window = TimeRange {
             start_unix_nano: window_start,
             end_unix_nano: window_end,

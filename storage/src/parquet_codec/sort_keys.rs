@@ -10,8 +10,8 @@ use super::{
     CodecError, METRIC_NAME_COLUMN, POINT_TIME_COLUMN, START_TIME_COLUMN, TRACE_ID_COLUMN,
 };
 
-/// A span file's sort key: (trace id, start time).
-pub type SpanSortKey = ([u8; 16], u64);
+/// A span file's sort key: (time slice, trace id, start time).
+pub type SpanSortKey = (u64, [u8; 16], u64);
 /// A metric file's sort key: (metric name, series id, time).
 pub type MetricSortKey = (String, u64, u64);
 
@@ -24,7 +24,10 @@ pub fn span_sort_keys(batch: &RecordBatch) -> Result<Vec<SpanSortKey>, CodecErro
     let ids = column::<FixedSizeBinaryArray>(batch, TRACE_ID_COLUMN)?;
     let starts = column::<UInt64Array>(batch, START_TIME_COLUMN)?;
     Ok((0..batch.num_rows())
-        .map(|row| (trace_id_at(ids, row), starts.value(row)))
+        .map(|row| {
+            let start = starts.value(row);
+            (super::span_slice(start), trace_id_at(ids, row), start)
+        })
         .collect())
 }
 

@@ -16,7 +16,7 @@ use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStream
 use tokio::sync::mpsc;
 
 use super::predicate::{Predicate, Value};
-use super::pruning::{pages_holding, row_groups_holding};
+use super::pruning::{pages_holding, pages_in_range, row_groups_holding, row_groups_in_range};
 use super::{ScanLimits, ScanRequest};
 use crate::StorageError;
 use crate::parquet_codec::CodecError;
@@ -222,16 +222,30 @@ async fn scan_file<S: TableSignal>(
     sink: &mut Sink,
 ) -> Result<(), StorageError> {
     let footer = store.footer(file).await?;
-    let (row_groups, selection) = prune(&footer, predicate);
+    let required = required_bytes(predicate);
+    let mut row_groups = prune_row_groups(&footer, predicate, &required);
     if row_groups.is_empty() {
         return Ok(());
     }
+    let reader = ParquetObjectReader::new(Arc::clone(store.objects().store()), file.path.clone())
+        .with_file_size(file.meta.size_bytes);
+    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, (*footer).clone());
+    // Ids asked for: a row group of several slices may pass its statistics without holding
+    // them; its bloom filter says.
+    if let Some(column) = S::ID_FILTER_COLUMN
+        && row_groups.len() > 1
+        && let Some((_, ids)) = required.iter().find(|(name, _)| *name == column)
+    {
+        row_groups = bloom_admitted(&mut builder, row_groups, column, ids).await?;
+        if row_groups.is_empty() {
+            return Ok(());
+        }
+    }
+    let selection = select_pages(&footer, &row_groups, predicate, &required);
     let schema = footer.schema();
     let indices = projection(schema, request.columns.as_deref())?;
     let parquet_schema = footer.metadata().file_metadata().schema_descr();
-    let reader = ParquetObjectReader::new(Arc::clone(store.objects().store()), file.path.clone())
-        .with_file_size(file.meta.size_bytes);
-    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, (*footer).clone())
+    builder = builder
         .with_batch_size(FILE_BATCH_ROWS)
         .with_projection(ProjectionMask::roots(
             parquet_schema,
@@ -278,16 +292,10 @@ async fn scan_file<S: TableSignal>(
     Ok(())
 }
 
-/// Row groups whose statistics admit every required equality of the predicate, and the pages
-/// of them whose column index does.
-fn prune(
-    footer: &ArrowReaderMetadata,
-    predicate: &Predicate,
-) -> (
-    Vec<usize>,
-    Option<parquet::arrow::arrow_reader::RowSelection>,
-) {
-    let required: Vec<(&str, Vec<&[u8]>)> = predicate
+/// The values each column must equal (one of), as bytes, for the columns the predicate
+/// requires binary or text values of.
+fn required_bytes(predicate: &Predicate) -> Vec<(&str, Vec<&[u8]>)> {
+    predicate
         .columns()
         .into_iter()
         .filter_map(|column| {
@@ -302,15 +310,77 @@ fn prune(
                 .collect();
             Some((column, bytes?))
         })
-        .collect();
+        .collect()
+}
+
+/// Row groups whose statistics admit every required equality and range of the predicate.
+fn prune_row_groups(
+    footer: &ArrowReaderMetadata,
+    predicate: &Predicate,
+    required: &[(&str, Vec<&[u8]>)],
+) -> Vec<usize> {
     let mut row_groups: Vec<usize> = (0..footer.metadata().num_row_groups()).collect();
-    for (column, values) in &required {
+    for (column, values) in required {
         let holding = row_groups_holding(footer, column, values);
         row_groups.retain(|row_group| holding.contains(row_group));
     }
-    // The first required column with a column index picks the pages.
-    let selection = required
+    for column in predicate.columns() {
+        if let Some(range) = predicate.required_range(column) {
+            row_groups = row_groups_in_range(footer, &row_groups, column, range);
+        }
+    }
+    row_groups
+}
+
+/// Of `row_groups`, those whose bloom filter on `column` may hold one of `values` (a row
+/// group without one is kept).
+async fn bloom_admitted(
+    builder: &mut ParquetRecordBatchStreamBuilder<ParquetObjectReader>,
+    row_groups: Vec<usize>,
+    column: &str,
+    values: &[&[u8]],
+) -> Result<Vec<usize>, StorageError> {
+    let Some(leaf) = builder
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .columns()
         .iter()
-        .find_map(|(column, values)| pages_holding(footer, &row_groups, column, values));
-    (row_groups, selection)
+        .position(|leaf| leaf.path().string() == column)
+    else {
+        return Ok(row_groups);
+    };
+    let mut admitted = Vec::with_capacity(row_groups.len());
+    for row_group in row_groups {
+        let bloom = builder
+            .get_row_group_column_bloom_filter(row_group, leaf)
+            .await
+            .map_err(codec)?;
+        if bloom.is_none_or(|bloom| values.iter().any(|value| bloom.check(*value))) {
+            admitted.push(row_group);
+        }
+    }
+    Ok(admitted)
+}
+
+/// The pages of `row_groups` whose column index admits the required equalities (the first
+/// column that has an index) and ranges of the predicate; `None` to read every row.
+fn select_pages(
+    footer: &ArrowReaderMetadata,
+    row_groups: &[usize],
+    predicate: &Predicate,
+    required: &[(&str, Vec<&[u8]>)],
+) -> Option<parquet::arrow::arrow_reader::RowSelection> {
+    let by_value = required
+        .iter()
+        .find_map(|(column, values)| pages_holding(footer, row_groups, column, values));
+    predicate
+        .columns()
+        .into_iter()
+        .filter_map(|column| {
+            let range = predicate.required_range(column)?;
+            pages_in_range(footer, row_groups, column, range)
+        })
+        .chain(by_value)
+        .reduce(|a, b| a.intersection(&b))
 }

@@ -118,6 +118,36 @@ impl Predicate {
         }
     }
 
+    /// The bounds every matching row's `column` lies within, from top-level unsigned ranges
+    /// (several are intersected); `None` when there is none.
+    pub fn required_range(&self, column: &str) -> Option<(Option<u64>, Option<u64>)> {
+        let uint = |value: &Option<Value>| match value {
+            Some(Value::UInt(value)) => Some(Some(*value)),
+            None => Some(None),
+            _ => None,
+        };
+        match self {
+            Self::Range {
+                column: name,
+                min,
+                max,
+            } if name == column => Some((uint(min)?, uint(max)?)),
+            Self::And(parts) => parts
+                .iter()
+                .filter_map(|part| part.required_range(column))
+                .reduce(|(min_a, max_a), (min_b, max_b)| {
+                    (
+                        min_a.max(min_b),
+                        match (max_a, max_b) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        },
+                    )
+                }),
+            _ => None,
+        }
+    }
+
     /// This predicate with its top-level requirement on `column` (what
     /// [`Self::required_values`] finds) narrowed to membership in `values`: for a file known
     /// to hold only some of the values asked for.

@@ -308,3 +308,46 @@ async fn scans_racing_flushes_and_merges_see_every_span_once() {
     .await;
     assert_eq!(last.len(), expected);
 }
+
+#[tokio::test]
+async fn a_time_range_reads_its_slices_and_a_trace_across_slices_comes_back_whole() {
+    use crate::parquet_codec::SPAN_SLICE_NANOS;
+    let dir = tempfile::tempdir().unwrap();
+    let store: SpanStore = open(dir.path()).await;
+    // Three slices of one hour, traces in each; one trace straddles the first boundary.
+    let mut spans = realistic_spans(3000, 4);
+    let base = 7 * 12 * SPAN_SLICE_NANOS; // the start of an hour
+    for (index, span) in spans.iter_mut().enumerate() {
+        let offset = (index as u64 % 3) * SPAN_SLICE_NANOS + 1_000 * index as u64;
+        span.start_time_unix_nano = base + offset;
+        span.end_time_unix_nano = base + offset + 500;
+    }
+    let straddling = spans[0].trace_id;
+    let mut last = spans[1].clone();
+    last.trace_id = straddling;
+    last.span_id = crate::model::SpanId([0xee; 8]);
+    last.start_time_unix_nano = base + SPAN_SLICE_NANOS + 1;
+    spans.push(last);
+    store.apply(1, tenant(), spans.clone(), 1, Reservation::default());
+    store.flush().await.unwrap();
+
+    let middle = TimeRange {
+        start_unix_nano: base + SPAN_SLICE_NANOS,
+        end_unix_nano: base + 2 * SPAN_SLICE_NANOS,
+    };
+    let mut ranged = request(Signal::Traces, Predicate::All);
+    ranged.time_range = middle;
+    let found = spans_scanned(&store, &ranged).await;
+    let mut expected: Vec<Span> = spans
+        .iter()
+        .filter(|s| middle.contains(s.start_time_unix_nano))
+        .cloned()
+        .collect();
+    expected.sort_by_key(|s| (s.trace_id, s.span_id));
+    assert_eq!(found.len(), expected.len());
+    assert_eq!(found, expected);
+
+    let whole = spans_scanned(&store, &request(Signal::Traces, trace_predicate(&spans[0]))).await;
+    assert_eq!(whole, by_trace(&spans, straddling));
+    assert!(whole.len() >= 2, "the trace lies in two slices");
+}

@@ -1,5 +1,5 @@
-//! The summary of a span file, built from its rows in file order (sorted by trace id) by a
-//! flush or a merge: services and operations, and the calls between services.
+//! The summary of a span file, built from its rows in file order (sorted by time slice, then
+//! trace id) by a flush or a merge: services and operations, and the calls between services.
 //!
 //! Calls are found per trace, the way Jaeger's dependency job finds them: a span whose parent
 //! belongs to another service is a call from the parent's service to its own. A client or
@@ -7,6 +7,11 @@
 //! its `peer.service`, `server.address` or database system. A trace split across files counts
 //! its calls where parent and child meet: after the flush that holds both, or once compaction
 //! merges the hour (the merged file's summary is rebuilt from its rows).
+//!
+//! A trace that crosses a slice boundary comes in two groups of rows, one per slice. A group
+//! that may continue (a span whose parent it lacks, or a client span without a child that
+//! ends past the slice) is carried to the next slice and matched with the trace's rows there;
+//! what is still unmatched after that slice is counted as above.
 
 use std::collections::HashMap;
 
@@ -16,7 +21,7 @@ use crate::catalog::FileSummary;
 use crate::model::{Span, SpanId, SpanKind, StatusCode, TraceId};
 use crate::parquet_codec::{
     CodecError, END_TIME_COLUMN, SERVICE_NAME_COLUMN, SPAN_KIND_COLUMN, SPAN_NAME_COLUMN,
-    START_TIME_COLUMN, STATUS_CODE_COLUMN, TRACE_ID_COLUMN,
+    SPAN_SLICE_NANOS, START_TIME_COLUMN, STATUS_CODE_COLUMN, TRACE_ID_COLUMN, span_slice,
 };
 use crate::table::Summarizer;
 
@@ -30,6 +35,9 @@ pub const PEER_KEYS: [&str; 4] = [
 
 /// Traces up to this many spans find parents by scanning the group; bigger ones by a table.
 const SMALL_TRACE_SPANS: usize = 32;
+/// Spans carried to the next slice at most (memory bound); beyond it groups are counted
+/// where they are.
+const MAX_CARRIED_SPANS: usize = 65_536;
 
 /// One span as call matching needs it.
 struct GroupSpan {
@@ -41,6 +49,13 @@ struct GroupSpan {
     duration_nanos: u64,
     /// What a client or producer span names as its callee, interned like services.
     peer: Option<u32>,
+    end_unix_nano: u64,
+}
+
+/// A group carried to the next slice.
+struct Carried {
+    slice: u64,
+    spans: Vec<GroupSpan>,
 }
 
 /// Builds a span file's [`FileSummary`] from rows sorted by trace id. Allocates per new name,
@@ -52,7 +67,12 @@ pub struct SpanFileSummarizer {
     services: Vec<String>,
     service_ids: HashMap<String, u32>,
     trace: Option<TraceId>,
+    /// The slice of the group's rows.
+    slice: u64,
     group: Vec<GroupSpan>,
+    /// Groups that may continue in the next slice, by trace.
+    carried: HashMap<TraceId, Carried>,
+    carried_spans: usize,
     /// Position of each span of the group by id (reused across traces).
     positions: HashMap<SpanId, usize>,
     /// Whether each span of the group has a child in another service (reused).
@@ -80,13 +100,22 @@ impl SpanFileSummarizer {
         operation: &str,
         kind: SpanKind,
         error: bool,
-        duration_nanos: u64,
+        (start_unix_nano, end_unix_nano): (u64, u64),
         peer: Option<&str>,
     ) {
         self.summary.add_span(service, operation, kind, error);
-        if self.trace != Some(trace_id) {
+        let slice = span_slice(start_unix_nano);
+        if self.trace != Some(trace_id) || self.slice != slice {
             self.close_trace();
+            if slice != self.slice {
+                self.count_carried_before(slice.saturating_sub(1));
+                self.slice = slice;
+            }
             self.trace = Some(trace_id);
+            if let Some(carried) = self.carried.remove(&trace_id) {
+                self.carried_spans -= carried.spans.len();
+                self.group.extend(carried.spans);
+            }
         }
         let service = self.service_id(service);
         let peer = peer.map(|peer| self.service_id(peer));
@@ -96,9 +125,30 @@ impl SpanFileSummarizer {
             service,
             kind,
             error,
-            duration_nanos,
+            duration_nanos: end_unix_nano.saturating_sub(start_unix_nano),
             peer,
+            end_unix_nano,
         });
+    }
+
+    /// Counts the carried groups of slices before `slice`: their traces did not continue.
+    fn count_carried_before(&mut self, slice: u64) {
+        if self.carried.is_empty() {
+            return;
+        }
+        let done: Vec<TraceId> = self
+            .carried
+            .iter()
+            .filter(|(_, carried)| carried.slice < slice)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            if let Some(carried) = self.carried.remove(&id) {
+                self.carried_spans -= carried.spans.len();
+                self.group = carried.spans;
+                self.count_calls();
+            }
+        }
     }
 
     /// Where the span `id` is in the group: a scan for a small trace, a table for a big one.
@@ -110,8 +160,49 @@ impl SpanFileSummarizer {
         }
     }
 
-    /// Counts the calls of the trace whose spans were gathered.
+    /// Counts the calls of the group gathered, or carries it to the next slice when the trace
+    /// may go on there.
     fn close_trace(&mut self) {
+        let Some(trace) = self.trace.take() else {
+            return;
+        };
+        if self.group.is_empty() {
+            return;
+        }
+        if self.carried_spans + self.group.len() <= MAX_CARRIED_SPANS && self.may_continue() {
+            self.carried_spans += self.group.len();
+            self.carried.insert(
+                trace,
+                Carried {
+                    slice: self.slice,
+                    spans: std::mem::take(&mut self.group),
+                },
+            );
+            return;
+        }
+        self.count_calls();
+    }
+
+    /// Whether the group lacks a parent, or has a client span without a child that ends
+    /// after its slice: then the rest of the trace may be in the next slice.
+    fn may_continue(&mut self) -> bool {
+        let parents_missing = self.mark_remote_calls();
+        let slice_end = (self.slice + 1).saturating_mul(SPAN_SLICE_NANOS);
+        parents_missing
+            || self
+                .group
+                .iter()
+                .zip(&self.called_remotely)
+                .any(|(span, called)| {
+                    matches!(span.kind, SpanKind::Client | SpanKind::Producer)
+                        && !called
+                        && span.end_unix_nano >= slice_end
+                })
+    }
+
+    /// Marks in `called_remotely` the spans of the group with a child in another service;
+    /// true when some span's parent is not in the group.
+    fn mark_remote_calls(&mut self) -> bool {
         if self.group.len() > SMALL_TRACE_SPANS {
             self.positions.clear();
             self.positions.extend(
@@ -123,13 +214,32 @@ impl SpanFileSummarizer {
         }
         self.called_remotely.clear();
         self.called_remotely.resize(self.group.len(), false);
+        let mut parents_missing = false;
+        for span in &self.group {
+            let Some(parent_id) = span.parent else {
+                continue;
+            };
+            match self.position_of(parent_id) {
+                Some(parent) => {
+                    if self.group[parent].service != span.service {
+                        self.called_remotely[parent] = true;
+                    }
+                }
+                None => parents_missing = true,
+            }
+        }
+        parents_missing
+    }
+
+    /// Counts the calls of the group gathered.
+    fn count_calls(&mut self) {
+        self.mark_remote_calls();
         for span in &self.group {
             let Some(parent) = span.parent.and_then(|id| self.position_of(id)) else {
                 continue;
             };
             let caller = &self.group[parent];
             if caller.service != span.service {
-                self.called_remotely[parent] = true;
                 self.summary.add_call(
                     &self.services[caller.service as usize],
                     &self.services[span.service as usize],
@@ -185,8 +295,7 @@ impl Summarizer<Span> for SpanFileSummarizer {
                 &span.name,
                 span.kind,
                 span.status_code == StatusCode::Error,
-                span.end_time_unix_nano
-                    .saturating_sub(span.start_time_unix_nano),
+                (span.start_time_unix_nano, span.end_time_unix_nano),
                 peer_of(span),
             );
         }
@@ -219,7 +328,7 @@ impl Summarizer<Span> for SpanFileSummarizer {
                 names.value(row),
                 kind,
                 statuses.value(row) == StatusCode::Error as u8,
-                ends.value(row).saturating_sub(starts.value(row)),
+                (starts.value(row), ends.value(row)),
                 peer,
             );
         }
@@ -228,6 +337,7 @@ impl Summarizer<Span> for SpanFileSummarizer {
 
     fn finish(mut self) -> Option<FileSummary> {
         self.close_trace();
+        self.count_carried_before(u64::MAX);
         Some(self.summary)
     }
 }
@@ -332,6 +442,44 @@ mod tests {
         let summary = summarizer.finish().unwrap();
         assert_eq!(summary.dependencies["web"]["api"].calls, 40);
         assert_eq!(summary.dependencies.len(), 1);
+    }
+
+    #[test]
+    fn a_trace_across_a_slice_boundary_counts_its_call_once() {
+        let boundary = SPAN_SLICE_NANOS;
+        let mut client = span(5, 1, None, "web", SpanKind::Client);
+        client.attributes = vec![Attribute::string("server.address", "api.internal")];
+        (client.start_time_unix_nano, client.end_time_unix_nano) = (boundary - 100, boundary + 900);
+        let mut other = span(3, 7, None, "web", SpanKind::Server);
+        (other.start_time_unix_nano, other.end_time_unix_nano) = (boundary + 5, boundary + 50);
+        let mut server = span(5, 2, Some(1), "api", SpanKind::Server);
+        (server.start_time_unix_nano, server.end_time_unix_nano) = (boundary + 10, boundary + 800);
+        // File order: slice 0, then slice 1 sorted by trace id.
+        let mut summarizer = SpanFileSummarizer::default();
+        summarizer.add_records(&[&client, &other, &server]);
+        let summary = summarizer.finish().unwrap();
+        assert_eq!(summary.dependencies["web"]["api"], edge(1, 0, 790, 790));
+        assert_eq!(summary.dependencies["web"].len(), 1, "{summary:?}");
+    }
+
+    #[test]
+    fn a_carried_call_that_does_not_continue_is_counted_to_its_peer() {
+        let boundary = SPAN_SLICE_NANOS;
+        let mut client = span(5, 1, None, "web", SpanKind::Client);
+        client.attributes = vec![Attribute::string("db.system", "postgres")];
+        (client.start_time_unix_nano, client.end_time_unix_nano) = (boundary - 100, boundary + 900);
+        let mut later = span(6, 2, None, "web", SpanKind::Server);
+        (later.start_time_unix_nano, later.end_time_unix_nano) = (3 * boundary, 3 * boundary + 10);
+        let mut summarizer = SpanFileSummarizer::default();
+        summarizer.add_records(&[&client, &later]);
+        let summary = summarizer.finish().unwrap();
+        assert_eq!(summary.dependencies["web"]["postgres"].calls, 1);
+        let mut alone = SpanFileSummarizer::default();
+        alone.add_records(&[&client]);
+        assert_eq!(
+            alone.finish().unwrap().dependencies["web"]["postgres"].calls,
+            1
+        );
     }
 
     #[test]

@@ -340,7 +340,9 @@ impl<S: TableSignal> TableStore<S> {
         out.summarizer.add_batch(batch)?;
         if let Some(filter) = &mut out.filter {
             let mut ids = S::batch_trace_ids(batch)?;
-            ids.dedup(); // rows are sorted by trace id: repeats are adjacent
+            // Sorted by trace id within a slice: a batch may hold two slices.
+            ids.sort_unstable();
+            ids.dedup();
             for id in &ids {
                 filter.insert(id);
             }
