@@ -8,6 +8,7 @@
 
 use regex::Regex;
 use skewer_storage::model::{Attribute, Span, SpanKind, StatusCode};
+use skewer_storage::scan::Predicate;
 
 use crate::QueryError;
 
@@ -96,7 +97,33 @@ impl std::str::FromStr for TagFilter {
     }
 }
 
+/// Tags Jaeger derives from span fields rather than attributes ([`tag_values`]).
+const DERIVED_TAGS: [&str; 8] = [
+    "span.kind",
+    "error",
+    "otel.status_code",
+    "otel.status_description",
+    "otel.scope.name",
+    "otel.scope.version",
+    "w3c.tracestate",
+    "event",
+];
+
 impl TagFilter {
+    /// What storage can check of this condition without decoding spans: a condition every
+    /// matching span meets (`None` when there is none, e.g. for derived tags or negations).
+    pub fn pushdown(&self) -> Option<Predicate> {
+        let (key, value) = match self {
+            Self::Equals(key, value) => (key, Some(value.clone())),
+            Self::Exists(key) => (key, None),
+            _ => return None,
+        };
+        (!DERIVED_TAGS.contains(&key.as_str())).then(|| Predicate::Tag {
+            key: key.clone(),
+            value,
+        })
+    }
+
     /// Whether `span` satisfies the condition.
     pub fn matches(&self, span: &Span) -> bool {
         match self {
@@ -260,6 +287,38 @@ pub(crate) mod tests {
             "missing=x",
         ] {
             assert!(!filter(text).matches(&span), "{text}");
+        }
+    }
+
+    #[test]
+    fn what_storage_checks_agrees_with_the_span_check() {
+        let span = span();
+        let batch = skewer_storage::parquet_codec::spans_batch(&[&span]).unwrap();
+        for text in [
+            "http.status_code=500",
+            "http.status_code=200",
+            "retry=true",
+            "host.name=h1",
+            "host.name=h2",
+            "exception.type=Timeout",
+            "missing=x",
+            "retry",
+            "missing",
+        ] {
+            let filter = filter(text);
+            let pushed = filter.pushdown().expect(text);
+            let mask = pushed.evaluate(&batch).unwrap();
+            assert_eq!(mask.value(0), filter.matches(&span), "{text}");
+        }
+        for text in [
+            "span.kind=server",
+            "error=true",
+            "event=exception",
+            "a!=b",
+            "a=~b",
+            "!a",
+        ] {
+            assert!(filter(text).pushdown().is_none(), "{text}");
         }
     }
 

@@ -12,21 +12,14 @@ use skewer_storage::Storage;
 use skewer_storage::catalog::FileSummary;
 use skewer_storage::model::{Span, SpanKind, StatusCode, TenantId, TraceId};
 use skewer_storage::parquet_codec::{
-    END_TIME_COLUMN, SERVICE_NAME_COLUMN, SPAN_NAME_COLUMN, SPAN_SLICE_NANOS, START_TIME_COLUMN,
-    STATUS_CODE_COLUMN, TRACE_ID_COLUMN, decode_spans,
+    END_TIME_COLUMN, SERVICE_NAME_COLUMN, SPAN_NAME_COLUMN, START_TIME_COLUMN, STATUS_CODE_COLUMN,
+    TRACE_ID_COLUMN, decode_spans,
 };
-use skewer_storage::scan::{Predicate, ScanLimits, ScanRequest, TimeRange, Value};
+use skewer_storage::scan::{Predicate, ScanLimits, ScanOrder, ScanRequest, TimeRange, Value};
 
 use crate::QueryError;
 use crate::trace::assemble_trace;
 use crate::trace_filter::TagFilter;
-
-/// The first window a search scans, newest first: one slice of the span files, so it reads
-/// only the pages of that slice. Each window without enough traces doubles the next, up to
-/// [`MAX_WINDOW_NANOS`], so a sparse range takes few scans.
-const FIRST_WINDOW_NANOS: u64 = SPAN_SLICE_NANOS;
-/// The longest window (a span file's partition).
-const MAX_WINDOW_NANOS: u64 = 3_600 * 1_000_000_000;
 
 /// What a trace search asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,29 +64,16 @@ pub async fn search_trace_ids(
     if search.limit == 0 {
         return Ok(Vec::new());
     }
-    // Window by window, newest first: every span of an older window starts before any of a
-    // newer one, so once `limit` traces are found the rest cannot rank among them.
-    let mut latest: HashMap<TraceId, u64> = HashMap::new();
-    let mut window_end = search.time_range.end_unix_nano;
-    let mut window_nanos = FIRST_WINDOW_NANOS;
-    while window_end > search.time_range.start_unix_nano && latest.len() < search.limit {
-        // Aligned to slices, so a window reads whole slices.
-        let aligned_end = (window_end - 1) / FIRST_WINDOW_NANOS * FIRST_WINDOW_NANOS;
-        let window_start = aligned_end
-            .saturating_sub(window_nanos - FIRST_WINDOW_NANOS)
-            .max(search.time_range.start_unix_nano);
-        window_nanos = (window_nanos * 2).min(MAX_WINDOW_NANOS);
-        let window = TimeRange {
-            start_unix_nano: window_start,
-            end_unix_nano: window_end,
-        };
-        visit_matches(storage, tenant, search, window, limits, |span| {
-            note_latest(&mut latest, span.trace_id, span.start_unix_nano);
-        })
-        .await?;
-        window_end = window_start;
-    }
-    let mut found: Vec<(TraceId, u64)> = latest.into_iter().collect();
+    // Newest row groups first: once `limit` traces have a matching span newer than anything
+    // still to come, the rest cannot rank among them.
+    let mut newest = NewestTraces {
+        latest: HashMap::new(),
+        limit: search.limit,
+        checked_bound: u64::MAX,
+    };
+    let scan = (search.time_range, ScanOrder::NewestFirst, limits);
+    visit_matches(storage, tenant, search, scan, &mut newest).await?;
+    let mut found: Vec<(TraceId, u64)> = newest.latest.into_iter().collect();
     found.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     found.truncate(search.limit);
     Ok(found.into_iter().map(|(id, _)| id).collect())
@@ -108,14 +88,69 @@ struct MatchedSpan {
     error: bool,
 }
 
-/// Calls `visit` for every span matching `search` that starts in `range`.
+/// What a search does with the matching spans it reads.
+trait SpanVisitor {
+    /// Takes one matching span.
+    fn visit(&mut self, span: MatchedSpan);
+
+    /// Whether to stop reading, given the newest time a span still to come can start at.
+    fn enough(&mut self, _time_bound: u64) -> bool {
+        false
+    }
+}
+
+/// The latest matching start of each trace, until `limit` traces are newer than anything
+/// still to come.
+struct NewestTraces {
+    latest: HashMap<TraceId, u64>,
+    limit: usize,
+    /// The bound `enough` last looked at (it looks again only when the bound drops).
+    checked_bound: u64,
+}
+
+impl SpanVisitor for NewestTraces {
+    fn visit(&mut self, span: MatchedSpan) {
+        let entry = self
+            .latest
+            .entry(span.trace_id)
+            .or_insert(span.start_unix_nano);
+        *entry = (*entry).max(span.start_unix_nano);
+    }
+
+    fn enough(&mut self, time_bound: u64) -> bool {
+        if self.limit == 0 || self.latest.len() < self.limit || time_bound >= self.checked_bound {
+            return false;
+        }
+        self.checked_bound = time_bound;
+        let mut starts: Vec<u64> = self.latest.values().copied().collect();
+        let (_, kth, _) = starts.select_nth_unstable_by(self.limit - 1, |a, b| b.cmp(a));
+        // Strictly newer: a span at the bound could tie and outrank by trace id.
+        *kth > time_bound
+    }
+}
+
+/// Durations and errors of every matching span.
+#[derive(Default)]
+struct Durations {
+    durations: Vec<u64>,
+    errors: u64,
+}
+
+impl SpanVisitor for Durations {
+    fn visit(&mut self, span: MatchedSpan) {
+        self.durations.push(span.duration_nanos);
+        self.errors += u64::from(span.error);
+    }
+}
+
+/// Hands every span matching `search` that starts in `range`, read in `order`, to `visitor`
+/// until it has enough.
 async fn visit_matches(
     storage: &Storage,
     tenant: &TenantId,
     search: &TraceSearch,
-    range: TimeRange,
-    limits: ScanLimits,
-    mut visit: impl FnMut(MatchedSpan),
+    (range, order, limits): (TimeRange, ScanOrder, ScanLimits),
+    visitor: &mut impl SpanVisitor,
 ) -> Result<(), QueryError> {
     let mut predicate = Predicate::eq(SERVICE_NAME_COLUMN, Value::Text(search.service.clone()));
     if let Some(operation) = &search.operation {
@@ -123,6 +158,10 @@ async fn visit_matches(
             SPAN_NAME_COLUMN,
             Value::Text(operation.clone()),
         ));
+    }
+    // Tags storage can check on the columns go first; the whole span is checked below.
+    for pushed in search.filters.iter().filter_map(TagFilter::pushdown) {
+        predicate = predicate.and(pushed);
     }
     // Without tag filters only ids, times and status are needed; filters need whole spans.
     let columns = search.filters.is_empty().then(|| {
@@ -149,6 +188,7 @@ async fn visit_matches(
         columns: columns.clone(),
         predicate,
         limits,
+        order,
     };
     let in_bounds = |duration: u64| {
         search.min_duration_nanos.is_none_or(|min| duration >= min)
@@ -160,13 +200,13 @@ async fn visit_matches(
         if columns.is_some() {
             for span in projected_spans(&batch)? {
                 if in_bounds(span.duration_nanos) {
-                    visit(span);
+                    visitor.visit(span);
                 }
             }
         } else {
             for span in decode_spans(&batch).map_err(skewer_storage::StorageError::from)? {
                 if search.span_matches(&span) {
-                    visit(MatchedSpan {
+                    visitor.visit(MatchedSpan {
                         trace_id: span.trace_id,
                         start_unix_nano: span.start_time_unix_nano,
                         duration_nanos: span
@@ -176,6 +216,9 @@ async fn visit_matches(
                     });
                 }
             }
+        }
+        if visitor.enough(stream.time_bound()) {
+            break;
         }
     }
     Ok(())
@@ -227,19 +270,10 @@ pub async fn duration_stats(
     search: &TraceSearch,
     limits: ScanLimits,
 ) -> Result<DurationStats, QueryError> {
-    let mut durations = Vec::new();
-    let mut errors = 0;
-    visit_matches(storage, tenant, search, search.time_range, limits, |span| {
-        durations.push(span.duration_nanos);
-        errors += u64::from(span.error);
-    })
-    .await?;
-    Ok(DurationStats::of(durations, errors))
-}
-
-fn note_latest(latest: &mut HashMap<TraceId, u64>, trace_id: TraceId, start: u64) {
-    let entry = latest.entry(trace_id).or_insert(start);
-    *entry = (*entry).max(start);
+    let mut durations = Durations::default();
+    let scan = (search.time_range, ScanOrder::Any, limits);
+    visit_matches(storage, tenant, search, scan, &mut durations).await?;
+    Ok(DurationStats::of(durations.durations, durations.errors))
 }
 
 /// The spans of a batch projected to trace id, start, end and status.

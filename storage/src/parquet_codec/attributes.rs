@@ -222,6 +222,31 @@ impl<'a> AttributesReader<'a> {
             .collect()
     }
 
+    /// Whether row `row` holds attribute `key` (with `value` as text, when given).
+    pub(crate) fn has(
+        &self,
+        row: usize,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<bool, CodecError> {
+        for item in list_range(self.list, row) {
+            if self.keys.value(item) != key {
+                continue;
+            }
+            let Some(value) = value else {
+                return Ok(true);
+            };
+            let matched = match self.types.value(item) {
+                TYPE_STRING if !self.strings.is_null(item) => self.strings.value(item) == value,
+                _ => self.value(item)?.to_text() == value,
+            };
+            if matched {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The text value of the first of `keys` (in their order) that row `row` holds as a
     /// string attribute.
     pub(crate) fn find_string(&self, row: usize, keys: &[&str]) -> Option<&'a str> {

@@ -28,6 +28,7 @@ mod metric_values;
 mod metrics;
 mod sort_keys;
 mod span_nested;
+mod span_tags;
 mod spans;
 #[cfg(test)]
 pub(crate) mod test_fixtures;
@@ -48,6 +49,8 @@ pub use sort_keys::{
     MetricSortKey, SpanSortKey, metric_sort_keys, metric_time_range, span_sort_keys,
     span_time_range, span_trace_ids,
 };
+pub use span_tags::TAG_COLUMNS;
+pub(crate) use span_tags::tag_mask;
 pub use spans::{decode_spans, encode_spans, span_writer_properties, spans_batch};
 
 /// Span files: the trace id, `FixedSizeBinary(16)`, with a bloom filter per row group.

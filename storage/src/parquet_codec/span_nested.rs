@@ -142,6 +142,22 @@ impl<'a> EventsReader<'a> {
         })
     }
 
+    /// Whether an event of span row `row` holds attribute `key` (with `value` as text, when
+    /// given).
+    pub(crate) fn any_attribute(
+        &self,
+        row: usize,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<bool, CodecError> {
+        for item in list_range(self.list, row) {
+            if self.attributes.has(item, key, value)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The events of span row `row`.
     pub(crate) fn read(&self, row: usize) -> Result<Vec<SpanEvent>, CodecError> {
         list_range(self.list, row)

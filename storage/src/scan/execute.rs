@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::predicate::{Predicate, Value};
 use super::pruning::{pages_holding, pages_in_range, row_groups_holding, row_groups_in_range};
-use super::{ScanLimits, ScanRequest};
+use super::{BoundedBatch, ScanLimits, ScanOrder, ScanRequest};
 use crate::StorageError;
 use crate::parquet_codec::CodecError;
 use crate::table::{LiveFile, TableSignal, TableStore};
@@ -29,15 +29,17 @@ const FILE_BATCH_ROWS: usize = 8192;
 
 /// Where a scan's batches go: counts them against the limits, then hands them on.
 pub(super) struct Sink {
-    sender: mpsc::Sender<Result<RecordBatch, StorageError>>,
+    sender: mpsc::Sender<Result<BoundedBatch, StorageError>>,
     limits: ScanLimits,
     rows: u64,
     bytes: u64,
+    /// The newest time a row sent from now on can have (newest-first scans).
+    time_bound: u64,
 }
 
 impl Sink {
     pub(super) fn new(
-        sender: mpsc::Sender<Result<RecordBatch, StorageError>>,
+        sender: mpsc::Sender<Result<BoundedBatch, StorageError>>,
         limits: ScanLimits,
     ) -> Self {
         Self {
@@ -45,6 +47,7 @@ impl Sink {
             limits,
             rows: 0,
             bytes: 0,
+            time_bound: u64::MAX,
         }
     }
 
@@ -75,7 +78,18 @@ impl Sink {
             });
         }
         self.sender
-            .send(Ok(batch))
+            .send(Ok((batch, self.time_bound)))
+            .await
+            .map_err(|_| StorageError::ScanAbandoned)
+    }
+
+    /// Tells the consumer that no row from now on is newer than `bound` (an empty batch of
+    /// the scan's schema carries it).
+    async fn announce(&mut self, empty: &RecordBatch, bound: u64) -> Result<(), StorageError> {
+        self.check_deadline()?;
+        self.time_bound = bound;
+        self.sender
+            .send(Ok((empty.clone(), bound)))
             .await
             .map_err(|_| StorageError::ScanAbandoned)
     }
@@ -153,36 +167,36 @@ pub(super) async fn scan_table<S: TableSignal>(
     }
     drop(survivors);
 
+    let mut units: Vec<(u64, usize, Arc<FilePlan>)> = Vec::new();
     for file in snapshot.files.iter() {
         sink.check_deadline()?;
-        if !file.overlaps(
-            request.time_range.start_unix_nano,
-            request.time_range.end_unix_nano,
-        ) {
+        let Some(plan) = plan_file(store, file, request, &predicate).await? else {
             continue;
-        }
-        // Ids asked for: only those the file's filter admits are looked for in it, so its
-        // pages are pruned for them alone.
-        let mut file_predicate = None;
-        if let Some(column) = S::ID_FILTER_COLUMN
-            && let Some(ids) = predicate.required_values(column)
-        {
-            let admitted = ids_admitted(store, file, &ids).await?;
-            if admitted.is_empty() {
-                continue;
+        };
+        match request.order {
+            ScanOrder::Any => {
+                read_row_groups(store, &plan, &plan.row_groups, request, sink).await?
             }
-            if admitted.len() < ids.len() {
-                file_predicate = Some(predicate.narrowed(column, admitted));
+            ScanOrder::NewestFirst => {
+                let plan = Arc::new(plan);
+                for &row_group in &plan.row_groups {
+                    let newest = newest_time::<S>(&plan, row_group);
+                    units.push((newest, row_group, Arc::clone(&plan)));
+                }
             }
         }
-        let file_predicate = file_predicate.as_ref().unwrap_or(&predicate);
-        if S::SUMMARIZED
-            && let Some(summary) = file.summary(store.objects()).await
-            && !S::summary_may_match(&summary, file_predicate)
-        {
-            continue;
-        }
-        scan_file(store, file, request, file_predicate, sink).await?;
+    }
+    // Newest first: every row of a row group is at most its newest time, so after one is
+    // read nothing newer than the next one's can come.
+    units.sort_by_key(|unit| std::cmp::Reverse(unit.0));
+    let empty = S::to_batch(&[])?;
+    let empty = empty
+        .project(&projection(&empty.schema(), request.columns.as_deref())?)
+        .map_err(codec)?;
+    for (newest, row_group, plan) in &units {
+        // Said even when the last row group left no rows: the consumer may stop here.
+        sink.announce(&empty, *newest).await?;
+        read_row_groups(store, plan, &[*row_group], request, sink).await?;
     }
     Ok(())
 }
@@ -214,34 +228,114 @@ fn invalid(err: super::PredicateError) -> StorageError {
     StorageError::InvalidQuery(err.to_string())
 }
 
-async fn scan_file<S: TableSignal>(
+/// What a scan reads of one file: its footer, the predicate for it and the row groups that
+/// pruning left.
+struct FilePlan<'a> {
+    file: &'a LiveFile,
+    footer: Arc<ArrowReaderMetadata>,
+    predicate: Predicate,
+    row_groups: Vec<usize>,
+}
+
+/// The row groups of `file` the scan must read (`None` when none): the file's time range,
+/// trace-id filter and summary, then row-group statistics and trace-id bloom filters.
+async fn plan_file<'a, S: TableSignal>(
     store: &TableStore<S>,
-    file: &LiveFile,
+    file: &'a LiveFile,
     request: &ScanRequest,
     predicate: &Predicate,
-    sink: &mut Sink,
-) -> Result<(), StorageError> {
-    let footer = store.footer(file).await?;
-    let required = required_bytes(predicate);
-    let mut row_groups = prune_row_groups(&footer, predicate, &required);
-    if row_groups.is_empty() {
-        return Ok(());
+) -> Result<Option<FilePlan<'a>>, StorageError> {
+    if !file.overlaps(
+        request.time_range.start_unix_nano,
+        request.time_range.end_unix_nano,
+    ) {
+        return Ok(None);
     }
-    let reader = ParquetObjectReader::new(Arc::clone(store.objects().store()), file.path.clone())
-        .with_file_size(file.meta.size_bytes);
-    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, (*footer).clone());
+    // Ids asked for: only those the file's filter admits are looked for in it, so its
+    // pages are pruned for them alone.
+    let mut file_predicate = predicate.clone();
+    if let Some(column) = S::ID_FILTER_COLUMN
+        && let Some(ids) = predicate.required_values(column)
+    {
+        let admitted = ids_admitted(store, file, &ids).await?;
+        if admitted.is_empty() {
+            return Ok(None);
+        }
+        if admitted.len() < ids.len() {
+            file_predicate = predicate.narrowed(column, admitted);
+        }
+    }
+    if S::SUMMARIZED
+        && let Some(summary) = file.summary(store.objects()).await
+        && !S::summary_may_match(&summary, &file_predicate)
+    {
+        return Ok(None);
+    }
+    let footer = store.footer(file).await?;
+    let required = required_bytes(&file_predicate);
+    let mut row_groups = prune_row_groups(&footer, &file_predicate, &required);
     // Ids asked for: a row group of several slices may pass its statistics without holding
     // them; its bloom filter says.
     if let Some(column) = S::ID_FILTER_COLUMN
         && row_groups.len() > 1
         && let Some((_, ids)) = required.iter().find(|(name, _)| *name == column)
     {
+        let reader =
+            ParquetObjectReader::new(Arc::clone(store.objects().store()), file.path.clone())
+                .with_file_size(file.meta.size_bytes);
+        let mut builder =
+            ParquetRecordBatchStreamBuilder::new_with_metadata(reader, (*footer).clone());
         row_groups = bloom_admitted(&mut builder, row_groups, column, ids).await?;
-        if row_groups.is_empty() {
-            return Ok(());
-        }
     }
-    let selection = select_pages(&footer, &row_groups, predicate, &required);
+    drop(required);
+    if row_groups.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(FilePlan {
+        file,
+        footer,
+        predicate: file_predicate,
+        row_groups,
+    }))
+}
+
+/// The newest time a row of `row_group` can have: its time column's statistics, else the
+/// file's.
+fn newest_time<S: TableSignal>(plan: &FilePlan<'_>, row_group: usize) -> u64 {
+    let metadata = plan.footer.metadata();
+    let file_newest = plan.file.meta.max_time_unix_nano;
+    metadata
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|column| column.path().string() == S::TIME_COLUMN)
+        .and_then(|column| metadata.row_group(row_group).column(column).statistics())
+        .and_then(|statistics| match statistics {
+            parquet::file::statistics::Statistics::Int64(stats) => stats.max_opt().copied(),
+            _ => None,
+        })
+        .map_or(file_newest, |newest| newest as u64)
+}
+
+/// Reads `row_groups` of a planned file into the sink: pages by the column index, rows by
+/// the predicate inside the reader.
+async fn read_row_groups<S: TableSignal>(
+    store: &TableStore<S>,
+    plan: &FilePlan<'_>,
+    row_groups: &[usize],
+    request: &ScanRequest,
+    sink: &mut Sink,
+) -> Result<(), StorageError> {
+    let (footer, predicate) = (&plan.footer, &plan.predicate);
+    let required = required_bytes(predicate);
+    let selection = select_pages(footer, row_groups, predicate, &required);
+    let reader =
+        ParquetObjectReader::new(Arc::clone(store.objects().store()), plan.file.path.clone())
+            .with_file_size(plan.file.meta.size_bytes);
+    let mut builder =
+        ParquetRecordBatchStreamBuilder::new_with_metadata(reader, (**footer).clone())
+            .with_row_groups(row_groups.to_vec());
     let schema = footer.schema();
     let indices = projection(schema, request.columns.as_deref())?;
     let parquet_schema = footer.metadata().file_metadata().schema_descr();
@@ -250,32 +344,13 @@ async fn scan_file<S: TableSignal>(
         .with_projection(ProjectionMask::roots(
             parquet_schema,
             indices.iter().copied(),
-        ))
-        .with_row_groups(row_groups);
+        ));
     if let Some(selection) = selection {
         builder = builder.with_row_selection(selection);
     }
-    if *predicate != Predicate::All {
-        let columns = predicate
-            .columns()
-            .into_iter()
-            .map(|name| {
-                schema
-                    .index_of(name)
-                    .map_err(|_| StorageError::InvalidQuery(format!("no column {name}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let owned = predicate.clone();
-        let filter = ArrowPredicateFn::new(
-            ProjectionMask::roots(parquet_schema, columns),
-            move |batch: RecordBatch| {
-                let mask = owned
-                    .evaluate(&batch)
-                    .map_err(|err| arrow_schema::ArrowError::ComputeError(err.to_string()))?;
-                Ok(BooleanArray::new(mask, None))
-            },
-        );
-        builder = builder.with_row_filter(RowFilter::new(vec![Box::new(filter)]));
+    let filters = row_filters(predicate, schema, parquet_schema)?;
+    if !filters.is_empty() {
+        builder = builder.with_row_filter(RowFilter::new(filters));
     }
     let mut stream = builder.build().map_err(codec)?;
     while let Some(batch) = stream.next().await {
@@ -290,6 +365,45 @@ async fn scan_file<S: TableSignal>(
         sink.send(batch.project(&ordered).map_err(codec)?).await?;
     }
     Ok(())
+}
+
+/// The predicate as row filters the reader applies in turn, each decoding its columns only
+/// for the rows the ones before kept: the parts of a conjunction, cheap ones first.
+fn row_filters(
+    predicate: &Predicate,
+    schema: &SchemaRef,
+    parquet_schema: &parquet::schema::types::SchemaDescriptor,
+) -> Result<Vec<Box<dyn parquet::arrow::arrow_reader::ArrowPredicate>>, StorageError> {
+    let mut parts: Vec<Predicate> = match predicate {
+        Predicate::All => Vec::new(),
+        Predicate::And(parts) => parts.clone(),
+        other => vec![other.clone()],
+    };
+    parts.sort_by_key(Predicate::is_costly);
+    parts
+        .into_iter()
+        .map(|part| {
+            let columns = part
+                .columns()
+                .into_iter()
+                .map(|name| {
+                    schema
+                        .index_of(name)
+                        .map_err(|_| StorageError::InvalidQuery(format!("no column {name}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let filter = ArrowPredicateFn::new(
+                ProjectionMask::roots(parquet_schema, columns),
+                move |batch: RecordBatch| {
+                    let mask = part
+                        .evaluate(&batch)
+                        .map_err(|err| arrow_schema::ArrowError::ComputeError(err.to_string()))?;
+                    Ok(BooleanArray::new(mask, None))
+                },
+            );
+            Ok(Box::new(filter) as Box<dyn parquet::arrow::arrow_reader::ArrowPredicate>)
+        })
+        .collect()
 }
 
 /// The values each column must equal (one of), as bytes, for the columns the predicate

@@ -81,6 +81,20 @@ pub struct ScanRequest {
     pub predicate: Predicate,
     /// Bounds.
     pub limits: ScanLimits,
+    /// In which order the data is read.
+    pub order: ScanOrder,
+}
+
+/// The order a scan reads its data in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScanOrder {
+    /// Whatever is cheapest: buffers, then files oldest first.
+    #[default]
+    Any,
+    /// Buffers, then the row groups of every file by their newest time, newest first; the
+    /// stream's [`ScanStream::time_bound`] says how new the rows still to come can be, so a
+    /// consumer that wants the newest matches stops when it has enough.
+    NewestFirst,
 }
 
 impl ScanRequest {
@@ -96,6 +110,7 @@ impl ScanRequest {
                 Value::Bytes(trace_id.0.to_vec()),
             ),
             limits,
+            order: ScanOrder::Any,
         }
     }
 
@@ -118,6 +133,7 @@ impl ScanRequest {
                     .collect(),
             ),
             limits,
+            order: ScanOrder::Any,
         }
     }
 
@@ -133,14 +149,19 @@ impl ScanRequest {
                 Value::Text(name.to_owned()),
             ),
             limits,
+            order: ScanOrder::Any,
         }
     }
 }
 
 /// Batches of a running scan. Dropping it stops the scan.
 pub struct ScanStream {
-    receiver: mpsc::Receiver<Result<RecordBatch, StorageError>>,
+    receiver: mpsc::Receiver<Result<BoundedBatch, StorageError>>,
+    time_bound: u64,
 }
+
+/// A batch and the newest time any row after it can have.
+pub(crate) type BoundedBatch = (RecordBatch, u64);
 
 /// Batches in flight between the scan and its consumer.
 const STREAM_CAPACITY: usize = 4;
@@ -148,7 +169,18 @@ const STREAM_CAPACITY: usize = 4;
 impl ScanStream {
     /// The next batch; `None` when the scan is complete.
     pub async fn next(&mut self) -> Option<Result<RecordBatch, StorageError>> {
-        self.receiver.recv().await
+        let (batch, bound) = match self.receiver.recv().await? {
+            Ok(bounded) => bounded,
+            Err(err) => return Some(Err(err)),
+        };
+        self.time_bound = bound;
+        Some(Ok(batch))
+    }
+
+    /// After the batch last returned, the newest time (span start, point time) a row still
+    /// to come can have: exact for [`ScanOrder::NewestFirst`], `u64::MAX` otherwise.
+    pub fn time_bound(&self) -> u64 {
+        self.time_bound
     }
 
     /// Every remaining batch.
@@ -194,7 +226,10 @@ impl Storage {
                 Err(err) => runtime.block_on(sink.fail(err)),
             }
         });
-        Ok(ScanStream { receiver })
+        Ok(ScanStream {
+            receiver,
+            time_bound: u64::MAX,
+        })
     }
 }
 
@@ -204,6 +239,16 @@ pub(crate) async fn scan_to_vec<S: crate::table::TableSignal>(
     store: &crate::table::TableStore<S>,
     request: &ScanRequest,
 ) -> Result<Vec<RecordBatch>, StorageError> {
+    let batches = scan_with_bounds(store, request).await?;
+    Ok(batches.into_iter().map(|(batch, _)| batch).collect())
+}
+
+/// Runs a scan to completion, each batch with its time bound (tests).
+#[cfg(test)]
+pub(crate) async fn scan_with_bounds<S: crate::table::TableSignal>(
+    store: &crate::table::TableStore<S>,
+    request: &ScanRequest,
+) -> Result<Vec<BoundedBatch>, StorageError> {
     let (sender, mut receiver) = mpsc::channel(1024);
     let mut sink = execute::Sink::new(sender, request.limits);
     execute::scan_table(store, request, &mut sink).await?;

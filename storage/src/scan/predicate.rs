@@ -52,6 +52,16 @@ pub enum Predicate {
     Or(Vec<Predicate>),
     /// The part does not hold.
     Not(Box<Predicate>),
+    /// A span carries a tag: some attribute of the span, of its resource or of one of its
+    /// events has `key` and, when given, `value` as text. Spans only (it reads the columns
+    /// [`crate::parquet_codec::TAG_COLUMNS`]); evaluated without decoding the spans, so it
+    /// is the cheap first cut of a tag search.
+    Tag {
+        /// The attribute key.
+        key: String,
+        /// The value as text; `None` for any value.
+        value: Option<String>,
+    },
 }
 
 /// Why a predicate cannot be evaluated on a batch.
@@ -73,6 +83,9 @@ pub enum PredicateError {
     /// Arrow failed.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    /// A column did not hold what its format says.
+    #[error("{0}")]
+    Codec(String),
 }
 
 impl Predicate {
@@ -194,6 +207,18 @@ impl Predicate {
                 }
             }
             Self::Not(part) => part.collect_columns(columns),
+            Self::Tag { .. } => columns.extend(crate::parquet_codec::TAG_COLUMNS),
+        }
+    }
+
+    /// Whether evaluating this predicate decodes nested columns (so a scan evaluates it
+    /// last, on the rows the cheap parts left).
+    pub fn is_costly(&self) -> bool {
+        match self {
+            Self::Tag { .. } => true,
+            Self::And(parts) | Self::Or(parts) => parts.iter().any(Self::is_costly),
+            Self::Not(part) => part.is_costly(),
+            _ => false,
         }
     }
 
@@ -235,6 +260,16 @@ impl Predicate {
                 mask
             }
             Self::Not(part) => !&part.evaluate(batch)?,
+            Self::Tag { key, value } => {
+                crate::parquet_codec::tag_mask(batch, key, value.as_deref()).map_err(|err| {
+                    match err {
+                        crate::parquet_codec::CodecError::MissingColumn { column } => {
+                            PredicateError::UnknownColumn(column)
+                        }
+                        other => PredicateError::Codec(other.to_string()),
+                    }
+                })?
+            }
         })
     }
 }

@@ -146,6 +146,7 @@ async fn a_scan_past_its_limit_ends_with_the_error_even_for_a_slow_reader() {
             max_rows: 2_000,
             ..crate::scan::ScanLimits::default()
         },
+        order: crate::scan::ScanOrder::Any,
     };
     let mut stream = storage.scan(request).unwrap();
     let mut rows = 0;

@@ -385,6 +385,7 @@ async fn a_scan_for_a_service_skips_files_whose_summary_lacks_it() {
         columns: None,
         predicate: Predicate::eq(SERVICE_NAME_COLUMN, Value::Text(service.to_owned())),
         limits: ScanLimits::default(),
+        order: crate::scan::ScanOrder::Any,
     };
     let batches = scan_to_vec(&store, &request("no-such-service"))
         .await
