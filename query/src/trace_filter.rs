@@ -121,6 +121,7 @@ impl TagFilter {
         (!DERIVED_TAGS.contains(&key.as_str())).then(|| Predicate::Tag {
             key: key.clone(),
             value,
+            span_attributes_only: false,
         })
     }
 

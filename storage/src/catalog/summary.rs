@@ -7,7 +7,7 @@
 //! each file as a sidecar object the manifest entry points to, and merged by addition: the
 //! summary of a merged file is the sum of its inputs'. Pure: no I/O.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +28,15 @@ pub struct FileSummary {
     /// child, the `peer.service` (or `server.address`, or database system) it names.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dependencies: BTreeMap<String, BTreeMap<String, EdgeSummary>>,
+    /// The attribute keys of a span file's resources and events: a tag whose key is in
+    /// neither is looked for in span attributes alone. `None` when unknown (summaries written
+    /// before they were kept, or more keys than [`MAX_NESTED_KEYS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nested_keys: Option<BTreeSet<String>>,
 }
+
+/// Resource and event attribute keys kept per file; past it they are unknown.
+pub const MAX_NESTED_KEYS: usize = 512;
 
 /// Callees kept per caller and file; calls to further ones are not counted (a `server.address`
 /// holding client-specific names must not grow summaries without bound).
@@ -162,8 +170,44 @@ impl FileSummary {
         }
     }
 
+    /// Notes attribute keys of a resource or an event (see [`Self::nested_keys`]); a summary
+    /// starts knowing none.
+    pub fn add_nested_keys<'a>(&mut self, keys: impl IntoIterator<Item = &'a str>) {
+        let Some(known) = &mut self.nested_keys else {
+            return;
+        };
+        for key in keys {
+            if !known.contains(key) {
+                if known.len() >= MAX_NESTED_KEYS {
+                    self.nested_keys = None;
+                    return;
+                }
+                known.insert(key.to_owned());
+            }
+        }
+    }
+
+    /// Whether `key` may be a resource or event attribute of the summarised spans.
+    pub fn may_nest(&self, key: &str) -> bool {
+        self.nested_keys
+            .as_ref()
+            .is_none_or(|known| known.contains(key))
+    }
+
+    /// A summary that tracks resource and event keys from the start (a new file's).
+    pub fn tracking_nested_keys() -> Self {
+        Self {
+            nested_keys: Some(BTreeSet::new()),
+            ..Self::default()
+        }
+    }
+
     /// Adds another summary's counts to this one.
     pub fn merge(&mut self, other: &FileSummary) {
+        match &other.nested_keys {
+            Some(keys) => self.add_nested_keys(keys.iter().map(String::as_str)),
+            None => self.nested_keys = None,
+        }
         for (caller, callees) in &other.dependencies {
             for (callee, edge) in callees {
                 self.add_edge(caller, callee, edge);

@@ -222,6 +222,13 @@ impl<'a> AttributesReader<'a> {
             .collect()
     }
 
+    /// Calls `visit` with the key of every attribute of row `row`.
+    pub(crate) fn visit_keys(&self, row: usize, visit: &mut impl FnMut(&str)) {
+        for item in list_range(self.list, row) {
+            visit(self.keys.value(item));
+        }
+    }
+
     /// Whether row `row` holds attribute `key` (with `value` as text, when given).
     pub(crate) fn has(
         &self,

@@ -42,6 +42,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 
+pub(crate) use json::SharedJsonReader;
 pub use metrics::{
     decode_metric_points, encode_metric_points, metric_points_batch, metric_writer_properties,
 };
@@ -49,9 +50,12 @@ pub use sort_keys::{
     MetricSortKey, SpanSortKey, metric_sort_keys, metric_time_range, span_sort_keys,
     span_time_range, span_trace_ids,
 };
+pub(crate) use span_nested::EventsReader;
 pub use span_tags::TAG_COLUMNS;
 pub(crate) use span_tags::tag_mask;
-pub use spans::{decode_spans, encode_spans, span_writer_properties, spans_batch};
+pub use spans::{
+    ATTRIBUTE_TEXT_LEAF, decode_spans, encode_spans, span_writer_properties, spans_batch,
+};
 
 /// Span files: the trace id, `FixedSizeBinary(16)`, with a bloom filter per row group.
 pub const TRACE_ID_COLUMN: &str = "trace_id";

@@ -158,6 +158,13 @@ impl<'a> EventsReader<'a> {
         Ok(false)
     }
 
+    /// Calls `visit` with the attribute keys of the events of span row `row`.
+    pub(crate) fn visit_attribute_keys(&self, row: usize, mut visit: impl FnMut(&str)) {
+        for item in list_range(self.list, row) {
+            self.attributes.visit_keys(item, &mut visit);
+        }
+    }
+
     /// The events of span row `row`.
     pub(crate) fn read(&self, row: usize) -> Result<Vec<SpanEvent>, CodecError> {
         list_range(self.list, row)

@@ -18,14 +18,22 @@ use crate::model::Resource;
 /// The span columns a tag is looked for in.
 pub const TAG_COLUMNS: [&str; 3] = ["attributes", "resource", "events"];
 
-/// Which rows of a span batch carry `key` (with `value` as text, when given).
+/// Which rows of a span batch carry `key` (with `value` as text, when given); in span
+/// attributes alone when `span_attributes_only` (then only that column is read).
 pub(crate) fn tag_mask(
     batch: &RecordBatch,
     key: &str,
     value: Option<&str>,
+    span_attributes_only: bool,
 ) -> Result<BooleanBuffer, CodecError> {
     let attributes =
         AttributesReader::new(column::<ListArray>(batch, "attributes")?, "attributes")?;
+    if span_attributes_only {
+        let mask: Result<Vec<bool>, CodecError> = (0..batch.num_rows())
+            .map(|row| attributes.has(row, key, value))
+            .collect();
+        return Ok(BooleanBuffer::from(mask?));
+    }
     let events = EventsReader::new(column::<ListArray>(batch, "events")?)?;
     let mut resources = SharedJsonReader::<Resource>::new(batch, "resource")?;
     // Resources repeat: each distinct one is checked once.

@@ -267,9 +267,11 @@ async fn plan_file<'a, S: TableSignal>(
     }
     if S::SUMMARIZED
         && let Some(summary) = file.summary(store.objects()).await
-        && !S::summary_may_match(&summary, &file_predicate)
     {
-        return Ok(None);
+        if !S::summary_may_match(&summary, &file_predicate) {
+            return Ok(None);
+        }
+        file_predicate = file_predicate.tags_narrowed(&|key| summary.may_nest(key));
     }
     let footer = store.footer(file).await?;
     let required = required_bytes(&file_predicate);
@@ -288,6 +290,26 @@ async fn plan_file<'a, S: TableSignal>(
         row_groups = bloom_admitted(&mut builder, row_groups, column, ids).await?;
     }
     drop(required);
+    // Text a span attribute must hold: row groups whose value filter lacks it are skipped.
+    let texts: Vec<&[u8]> = file_predicate
+        .required_attribute_texts()
+        .into_iter()
+        .filter(|text| surely_text(text))
+        .map(str::as_bytes)
+        .collect();
+    if let Some(leaf) = S::ATTRIBUTE_TEXT_LEAF
+        && !texts.is_empty()
+        && !row_groups.is_empty()
+    {
+        let reader =
+            ParquetObjectReader::new(Arc::clone(store.objects().store()), file.path.clone())
+                .with_file_size(file.meta.size_bytes);
+        let mut builder =
+            ParquetRecordBatchStreamBuilder::new_with_metadata(reader, (*footer).clone());
+        for text in texts {
+            row_groups = bloom_admitted(&mut builder, row_groups, leaf, &[text]).await?;
+        }
+    }
     if row_groups.is_empty() {
         return Ok(None);
     }
@@ -444,6 +466,20 @@ fn prune_row_groups(
         }
     }
     row_groups
+}
+
+/// Whether a tag value can only be a text attribute: numbers, booleans, hex (bytes) and
+/// JSON (arrays, maps) are stored in other leaves or forms, which the text filter does not
+/// hold.
+fn surely_text(value: &str) -> bool {
+    let hex = !value.is_empty()
+        && value.len().is_multiple_of(2)
+        && value.bytes().all(|b| b.is_ascii_hexdigit());
+    !(value.is_empty()
+        || hex
+        || value.parse::<f64>().is_ok()
+        || matches!(value, "true" | "false")
+        || value.starts_with(['[', '{']))
 }
 
 /// Of `row_groups`, those whose bloom filter on `column` may hold one of `values` (a row

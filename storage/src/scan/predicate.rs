@@ -61,6 +61,9 @@ pub enum Predicate {
         key: String,
         /// The value as text; `None` for any value.
         value: Option<String>,
+        /// Look in span attributes alone (the file's summary says no resource or event
+        /// has the key).
+        span_attributes_only: bool,
     },
 }
 
@@ -207,7 +210,56 @@ impl Predicate {
                 }
             }
             Self::Not(part) => part.collect_columns(columns),
+            Self::Tag {
+                span_attributes_only: true,
+                ..
+            } => {
+                columns.insert(crate::parquet_codec::TAG_COLUMNS[0]);
+            }
             Self::Tag { .. } => columns.extend(crate::parquet_codec::TAG_COLUMNS),
+        }
+    }
+
+    /// This predicate with each top-level tag whose key `may_nest` says no resource or event
+    /// has looked for in span attributes alone.
+    pub fn tags_narrowed(self, may_nest: &impl Fn(&str) -> bool) -> Predicate {
+        match self {
+            Self::Tag {
+                key,
+                value,
+                span_attributes_only,
+            } => {
+                let span_attributes_only = span_attributes_only || !may_nest(&key);
+                Self::Tag {
+                    key,
+                    value,
+                    span_attributes_only,
+                }
+            }
+            Self::And(parts) => Self::And(
+                parts
+                    .into_iter()
+                    .map(|part| part.tags_narrowed(may_nest))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
+    /// The text values top-level tags require of span attributes alone (what an attribute
+    /// value bloom filter can rule out).
+    pub fn required_attribute_texts(&self) -> Vec<&str> {
+        match self {
+            Self::Tag {
+                value: Some(value),
+                span_attributes_only: true,
+                ..
+            } => vec![value.as_str()],
+            Self::And(parts) => parts
+                .iter()
+                .flat_map(Self::required_attribute_texts)
+                .collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -260,15 +312,18 @@ impl Predicate {
                 mask
             }
             Self::Not(part) => !&part.evaluate(batch)?,
-            Self::Tag { key, value } => {
-                crate::parquet_codec::tag_mask(batch, key, value.as_deref()).map_err(|err| {
-                    match err {
+            Self::Tag {
+                key,
+                value,
+                span_attributes_only,
+            } => {
+                crate::parquet_codec::tag_mask(batch, key, value.as_deref(), *span_attributes_only)
+                    .map_err(|err| match err {
                         crate::parquet_codec::CodecError::MissingColumn { column } => {
                             PredicateError::UnknownColumn(column)
                         }
                         other => PredicateError::Codec(other.to_string()),
-                    }
-                })?
+                    })?
             }
         })
     }

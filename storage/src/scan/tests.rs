@@ -404,3 +404,50 @@ async fn newest_first_reads_newer_row_groups_first_and_bounds_what_is_still_to_c
             .all(|s| s.start_time_unix_nano >= base + 2 * SPAN_SLICE_NANOS)
     );
 }
+
+#[tokio::test]
+async fn tags_are_found_in_span_attributes_resources_and_events_of_files() {
+    use crate::model::{Attribute, SpanEvent};
+    let dir = tempfile::tempdir().unwrap();
+    let store: SpanStore = open(dir.path()).await;
+    let mut spans = realistic_spans(3000, 21);
+    spans[7]
+        .attributes
+        .push(Attribute::string("user.id", "needle-7"));
+    let event_time = spans[9].start_time_unix_nano;
+    spans[9].events.push(SpanEvent {
+        time_unix_nano: event_time,
+        name: "retry".into(),
+        attributes: vec![Attribute::string("retry.reason", "needle-9")],
+        dropped_attributes_count: 0,
+    });
+    store.apply(1, tenant(), spans.clone(), 1, Reservation::default());
+    store.flush().await.unwrap();
+    let tag = |key: &str, value: &str| Predicate::Tag {
+        key: key.into(),
+        value: Some(value.into()),
+        span_attributes_only: false,
+    };
+    let ids = |found: Vec<Span>| found.iter().map(|s| s.span_id).collect::<Vec<_>>();
+    let found = spans_scanned(&store, &request(Signal::Traces, tag("user.id", "needle-7"))).await;
+    assert_eq!(ids(found), [spans[7].span_id]);
+    let found = spans_scanned(
+        &store,
+        &request(Signal::Traces, tag("retry.reason", "needle-9")),
+    )
+    .await;
+    assert_eq!(ids(found), [spans[9].span_id]);
+    let absent = spans_scanned(&store, &request(Signal::Traces, tag("user.id", "needle-8"))).await;
+    assert!(absent.is_empty());
+    let service = spans[0].resource.service_name().to_owned();
+    let found = spans_scanned(
+        &store,
+        &request(Signal::Traces, tag("service.name", &service)),
+    )
+    .await;
+    let expected = spans
+        .iter()
+        .filter(|s| s.resource.service_name() == service)
+        .count();
+    assert_eq!(found.len(), expected);
+}

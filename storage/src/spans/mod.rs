@@ -29,6 +29,7 @@ impl TableSignal for SpanTable {
     const FORMAT: &'static str = SPANS_FORMAT;
     const TIME_COLUMN: &'static str = parquet_codec::START_TIME_COLUMN;
     const ID_FILTER_COLUMN: Option<&'static str> = Some(TRACE_ID_COLUMN);
+    const ATTRIBUTE_TEXT_LEAF: Option<&'static str> = Some(parquet_codec::ATTRIBUTE_TEXT_LEAF);
 
     fn encode(records: &mut [&Span]) -> Result<Option<EncodedFile>, CodecError> {
         parquet_codec::encode_spans(records)

@@ -14,11 +14,12 @@
 //! what is still unmatched after that slice is counted as above.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow_array::{FixedSizeBinaryArray, ListArray, RecordBatch, StringArray, UInt8Array};
 
 use crate::catalog::FileSummary;
-use crate::model::{Span, SpanId, SpanKind, StatusCode, TraceId};
+use crate::model::{Resource, Span, SpanId, SpanKind, StatusCode, TraceId};
 use crate::parquet_codec::{
     CodecError, END_TIME_COLUMN, SERVICE_NAME_COLUMN, SPAN_KIND_COLUMN, SPAN_NAME_COLUMN,
     SPAN_SLICE_NANOS, START_TIME_COLUMN, STATUS_CODE_COLUMN, TRACE_ID_COLUMN, span_slice,
@@ -58,11 +59,12 @@ struct Carried {
     spans: Vec<GroupSpan>,
 }
 
-/// Builds a span file's [`FileSummary`] from rows sorted by trace id. Allocates per new name,
-/// not per span or trace: names are interned and the per-trace tables are reused.
-#[derive(Default)]
+/// Builds a span file's [`FileSummary`] from rows sorted by slice and trace id. Allocates per
+/// new name, not per span or trace: names are interned and the per-trace tables are reused.
 pub struct SpanFileSummarizer {
     summary: FileSummary,
+    /// The resource whose keys were noted last (rows share resources).
+    last_resource: Option<Arc<Resource>>,
     /// Service and peer names by id.
     services: Vec<String>,
     service_ids: HashMap<String, u32>,
@@ -79,7 +81,39 @@ pub struct SpanFileSummarizer {
     called_remotely: Vec<bool>,
 }
 
+impl Default for SpanFileSummarizer {
+    fn default() -> Self {
+        Self {
+            summary: FileSummary::tracking_nested_keys(),
+            last_resource: None,
+            services: Vec::new(),
+            service_ids: HashMap::new(),
+            trace: None,
+            slice: 0,
+            group: Vec::new(),
+            carried: HashMap::new(),
+            carried_spans: 0,
+            positions: HashMap::new(),
+            called_remotely: Vec::new(),
+        }
+    }
+}
+
 impl SpanFileSummarizer {
+    /// Notes the attribute keys of a span's resource, once per distinct resource in a row.
+    fn note_resource(&mut self, resource: &Arc<Resource>) {
+        if self
+            .last_resource
+            .as_ref()
+            .is_some_and(|last| Arc::ptr_eq(last, resource))
+        {
+            return;
+        }
+        self.summary
+            .add_nested_keys(resource.attributes.iter().map(|a| a.key.as_str()));
+        self.last_resource = Some(Arc::clone(resource));
+    }
+
     fn service_id(&mut self, service: &str) -> u32 {
         if let Some(&id) = self.service_ids.get(service) {
             return id;
@@ -287,6 +321,11 @@ fn peer_of(span: &Span) -> Option<&str> {
 impl Summarizer<Span> for SpanFileSummarizer {
     fn add_records(&mut self, spans: &[&Span]) {
         for span in spans {
+            self.note_resource(&span.resource);
+            for event in &span.events {
+                self.summary
+                    .add_nested_keys(event.attributes.iter().map(|a| a.key.as_str()));
+            }
             self.add(
                 span.trace_id,
                 span.span_id,
@@ -315,7 +354,14 @@ impl Summarizer<Span> for SpanFileSummarizer {
         let attributes = column::<ListArray>(batch, "attributes")?;
         let attributes =
             crate::parquet_codec::attributes::AttributesReader::new(attributes, "attributes")?;
+        let mut resources =
+            crate::parquet_codec::SharedJsonReader::<Resource>::new(batch, "resource")?;
+        let events =
+            crate::parquet_codec::EventsReader::new(column::<ListArray>(batch, "events")?)?;
         for row in 0..batch.num_rows() {
+            let resource = resources.get(row)?;
+            self.note_resource(&resource);
+            events.visit_attribute_keys(row, |key| self.summary.add_nested_keys([key]));
             let kind = SpanKind::from_number(i32::from(kinds.value(row)));
             let peer = matches!(kind, SpanKind::Client | SpanKind::Producer)
                 .then(|| attributes.find_string(row, &PEER_KEYS))
@@ -431,6 +477,30 @@ mod tests {
         let mut summarizer = SpanFileSummarizer::default();
         summarizer.add_records(&spans.iter().collect::<Vec<_>>());
         check(&summarizer.finish().unwrap());
+    }
+
+    #[test]
+    fn resource_and_event_keys_are_noted_from_records_and_batches() {
+        let mut spans = spans();
+        spans[0].events.push(crate::model::SpanEvent {
+            time_unix_nano: 1,
+            name: "exception".into(),
+            attributes: vec![Attribute::string("exception.type", "Timeout")],
+            dropped_attributes_count: 0,
+        });
+        let refs: Vec<&Span> = spans.iter().collect();
+        let mut from_records = SpanFileSummarizer::default();
+        from_records.add_records(&refs);
+        let mut from_batch = SpanFileSummarizer::default();
+        from_batch.add_batch(&spans_batch(&refs).unwrap()).unwrap();
+        for summary in [from_records.finish().unwrap(), from_batch.finish().unwrap()] {
+            let keys = summary.nested_keys.clone().unwrap();
+            assert_eq!(
+                keys.into_iter().collect::<Vec<_>>(),
+                ["exception.type", "service.name"]
+            );
+            assert!(summary.may_nest("service.name") && !summary.may_nest("db.system"));
+        }
     }
 
     #[test]

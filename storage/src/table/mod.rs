@@ -49,6 +49,8 @@ pub trait TableSignal: Send + Sync + 'static {
     const TIME_COLUMN: &'static str;
     /// The id column files keep a per-file filter of (spans: the trace id).
     const ID_FILTER_COLUMN: Option<&'static str> = None;
+    /// The Parquet leaf of attribute text values with a bloom filter per row group (spans).
+    const ATTRIBUTE_TEXT_LEAF: Option<&'static str> = None;
     /// Sorts and encodes records into one Parquet file.
     fn encode(records: &mut [&Self::Record]) -> Result<Option<EncodedFile>, CodecError>;
     /// Records as one Arrow batch of the file schema, in the given order (buffered records
