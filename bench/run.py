@@ -324,7 +324,8 @@ def run_suite(binary, work, args, f):
             # flush keeps replayed content from flattering compression.
             loadgen(gen_binary, server, "traces", "grpc", 3600, ["--count", str(int(remaining)), "--seed", "11",
                                                                "--pool-size", "512", "--retries", "100",
-                                                               "--spread-hours", str(args.spread_hours)],
+                                                               "--spread-hours", str(args.spread_hours),
+                                                               "--spread-seconds", "3600"],
                     ids_out=ids_file)
         correlation_file = work / "correlation_ids.txt"
         loadgen(gen_binary, server, "logs", "grpc", 3600, ["--count", str(args.stored_logs), "--seed", "12",
