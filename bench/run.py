@@ -381,6 +381,34 @@ def run_suite(binary, work, args, f):
 
 
 
+def post_big_trace(server, spans=10_000):
+    """Posts one trace of `spans` spans (a root and its children over two services, in
+    exports of 1,000 spans) over OTLP/HTTP JSON; returns its id once it is flushed."""
+    trace_id = "%032x" % random.getrandbits(128)
+    now = time.time_ns() - 60 * 10**9
+    for chunk in range(0, spans, 1000):
+        items = []
+        for i in range(chunk, min(chunk + 1000, spans)):
+            item = {"traceId": trace_id, "spanId": "%016x" % (i + 1), "name": f"step {i % 50}",
+                    "kind": 2 if i == 0 else 3, "startTimeUnixNano": str(now + i * 1000),
+                    "endTimeUnixNano": str(now + i * 1000 + 500_000),
+                    "attributes": [{"key": "step", "value": {"intValue": str(i)}}]}
+            if i:
+                item["parentSpanId"] = "%016x" % 1
+            items.append(item)
+        service = "big-frontend" if chunk == 0 else "big-worker"
+        body = json.dumps({"resourceSpans": [{"resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": service}}]},
+            "scopeSpans": [{"spans": items}]}]}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{server.otlp_http}/v1/traces", data=body,
+                                         headers={"content-type": "application/json"})
+        urllib.request.urlopen(request, timeout=30).read()
+    deadline = time.time() + 120
+    while metric(server, 'skewer_buffered_records{signal="traces"}') > 0 and time.time() < deadline:
+        time.sleep(0.25)
+    return trace_id
+
+
 def jaeger_query_figures(server, args):
     """The Jaeger query API over everything stored: listings, searches in the last hour of the
     load (the stored spans span --spread-hours up to now), summaries and dependencies."""
@@ -404,6 +432,7 @@ def jaeger_query_figures(server, args):
         "summaries_20": [f"/api/v3/trace-summaries?query.serviceName={service}&{v3_window}&query.searchDepth=20"]
                         * max(repeats // 5, 3),
         "dependencies_24h": [f"/api/dependencies?endTs={end_us // 1000}&lookback=86400000"] * repeats,
+        "trace_10k_spans": [f"/api/traces/{post_big_trace(server)}"] * max(repeats // 5, 3),
     }
     figures = {"service": service}
     for name, paths in suites.items():
@@ -674,6 +703,7 @@ def print_table(f, args):
              q("search_needle_tag")),
             ("api_v3 trace summaries, 20 results, p99 ms", "≤ 50", "", q("summaries_20")),
             ("dependencies over 24 h, p99 ms", "≤ 50", "", q("dependencies_24h")),
+            ("one trace of 10,000 spans by id (Jaeger JSON), p99 ms", "report", "", q("trace_10k_spans")),
         ]
     rows += storage_v2_rows(f)
     print("| measure | first bar | moonshot | measured |")
