@@ -62,6 +62,27 @@ pub fn pages_holding(
     column_name: &str,
     values: &[&[u8]],
 ) -> Option<RowSelection> {
+    pages_where(footer, row_groups, column_name, |index, page| match index {
+        ColumnIndexMetaData::BYTE_ARRAY(index)
+        | ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(index) => {
+            Some(match (index.min_value(page), index.max_value(page)) {
+                (Some(min), Some(max)) => values.iter().any(|value| min <= *value && *value <= max),
+                _ => true,
+            })
+        }
+        _ => None,
+    })
+}
+
+/// The rows of `row_groups` on pages `may_hold` admits, given the column index of
+/// `column_name` and a page number (`None` from it: an index of another kind, so every row
+/// is read).
+fn pages_where(
+    footer: &ArrowReaderMetadata,
+    row_groups: &[usize],
+    column_name: &str,
+    may_hold: impl Fn(&ColumnIndexMetaData, usize) -> Option<bool>,
+) -> Option<RowSelection> {
     let metadata = footer.metadata();
     let column = leaf_index(metadata, column_name)?;
     let column_index = metadata.column_index()?;
@@ -71,22 +92,14 @@ pub fn pages_holding(
     for &row_group in row_groups {
         let num_rows = usize::try_from(metadata.row_group(row_group).num_rows()).ok()?;
         let pages = offset_index.get(row_group)?.get(column)?.page_locations();
-        let index = match column_index.get(row_group)?.get(column)? {
-            ColumnIndexMetaData::BYTE_ARRAY(index)
-            | ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(index) => index,
-            _ => return None,
-        };
+        let index = column_index.get(row_group)?.get(column)?;
         for (page, location) in pages.iter().enumerate() {
             let start = usize::try_from(location.first_row_index).ok()?;
             let end = match pages.get(page + 1) {
                 Some(next) => usize::try_from(next.first_row_index).ok()?,
                 None => num_rows,
             };
-            let may_hold = match (index.min_value(page), index.max_value(page)) {
-                (Some(min), Some(max)) => values.iter().any(|value| min <= *value && *value <= max),
-                _ => true,
-            };
-            if may_hold {
+            if may_hold(index, page)? {
                 ranges.push(first_row + start..first_row + end);
             }
         }
@@ -134,36 +147,13 @@ pub fn pages_in_range(
     column_name: &str,
     range: UIntRange,
 ) -> Option<RowSelection> {
-    let metadata = footer.metadata();
-    let column = leaf_index(metadata, column_name)?;
-    let column_index = metadata.column_index()?;
-    let offset_index = metadata.offset_index()?;
-    let mut ranges: Vec<Range<usize>> = Vec::new();
-    let mut first_row = 0usize;
-    for &row_group in row_groups {
-        let num_rows = usize::try_from(metadata.row_group(row_group).num_rows()).ok()?;
-        let pages = offset_index.get(row_group)?.get(column)?.page_locations();
-        let ColumnIndexMetaData::INT64(index) = column_index.get(row_group)?.get(column)? else {
-            return None;
-        };
-        for (page, location) in pages.iter().enumerate() {
-            let start = usize::try_from(location.first_row_index).ok()?;
-            let end = match pages.get(page + 1) {
-                Some(next) => usize::try_from(next.first_row_index).ok()?,
-                None => num_rows,
-            };
-            let may_hold = match (index.min_value(page), index.max_value(page)) {
+    pages_where(footer, row_groups, column_name, |index, page| match index {
+        ColumnIndexMetaData::INT64(index) => {
+            Some(match (index.min_value(page), index.max_value(page)) {
                 (Some(&low), Some(&high)) => overlaps(range, low as u64, high as u64),
                 _ => true,
-            };
-            if may_hold {
-                ranges.push(first_row + start..first_row + end);
-            }
+            })
         }
-        first_row += num_rows;
-    }
-    Some(RowSelection::from_consecutive_ranges(
-        ranges.into_iter(),
-        first_row,
-    ))
+        _ => None,
+    })
 }
