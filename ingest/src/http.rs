@@ -90,8 +90,15 @@ async fn export_metrics(State(state): State<HttpState>, request: Request) -> Res
 fn encode_message<M: Message + serde::Serialize>(format: PayloadFormat, message: &M) -> Vec<u8> {
     match format {
         PayloadFormat::Protobuf => message.encode_to_vec(),
-        // Serializing generated structs to a Vec cannot fail.
-        PayloadFormat::Json => serde_json::to_vec(message).unwrap_or_else(|_| b"{}".to_vec()),
+        // Absent fields are left out (`{}` for a full success), not written as `null`.
+        // Serializing generated structs cannot fail.
+        PayloadFormat::Json => match serde_json::to_value(message) {
+            Ok(serde_json::Value::Object(mut fields)) => {
+                fields.retain(|_, value| !value.is_null());
+                serde_json::to_vec(&fields).unwrap_or_else(|_| b"{}".to_vec())
+            }
+            _ => b"{}".to_vec(),
+        },
     }
 }
 

@@ -77,7 +77,7 @@ pub struct DecodedExport {
 
 fn parse<M>(format: PayloadFormat, body: &[u8]) -> Result<M, IngestError>
 where
-    M: Message + Default + serde::de::DeserializeOwned,
+    M: Message + Default + PartialEq + serde::de::DeserializeOwned,
 {
     let malformed = |reason: String| IngestError::Malformed {
         format: format.name(),
@@ -86,7 +86,17 @@ where
     match format {
         PayloadFormat::Protobuf => M::decode(body).map_err(|err| malformed(err.to_string())),
         PayloadFormat::Json => {
-            serde_json::from_slice(body).map_err(|err| malformed(err.to_string()))
+            let message: M =
+                serde_json::from_slice(body).map_err(|err| malformed(err.to_string()))?;
+            // Nothing known in it: written with proto field names? (Checked only then, so
+            // ordinary bodies pay nothing.)
+            if message != M::default() || !crate::json_names::has_snake_case_key(body) {
+                return Ok(message);
+            }
+            let mut value: serde_json::Value =
+                serde_json::from_slice(body).map_err(|err| malformed(err.to_string()))?;
+            crate::json_names::camel_case_keys(&mut value);
+            serde_json::from_value(value).map_err(|err| malformed(err.to_string()))
         }
     }
 }
@@ -186,6 +196,27 @@ mod tests {
             spans[0].attributes[0].value,
             skewer_storage::model::AttributeValue::Int(42)
         );
+    }
+
+    #[test]
+    fn otlp_json_with_proto_field_names_decodes_like_lower_camel_case() {
+        let camel = br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"cart"}}]},
+            "scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
+            "name":"GET","startTimeUnixNano":"1700000000000000000","endTimeUnixNano":"1700000000500000000"}]}]}]}"#;
+        let snake = br#"{"resource_spans":[{"resource":{"attributes":[{"key":"service.name","value":{"string_value":"cart"}}]},
+            "scope_spans":[{"spans":[{"trace_id":"5b8efff798038103d269b633813fc60c","span_id":"eee19b7ec3c1b174",
+            "name":"GET","start_time_unix_nano":"1700000000000000000","end_time_unix_nano":"1700000000500000000"}]}]}]}"#;
+        let spans = |body: &[u8]| {
+            let decoded =
+                decode_export(Signal::Traces, PayloadFormat::Json, body, &options()).unwrap();
+            let SignalBatch::Spans(spans) = decoded.batch else {
+                panic!("not spans")
+            };
+            spans
+        };
+        let (camel, snake) = (spans(camel), spans(snake));
+        assert_eq!(snake.len(), 1);
+        assert_eq!(snake, camel);
     }
 
     #[test]

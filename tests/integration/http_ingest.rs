@@ -89,7 +89,26 @@ async fn protobuf_json_and_gzip_bodies_are_accepted_and_answered_in_kind() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     let answer: Value = response.json().await.unwrap();
-    assert!(answer["partialSuccess"].is_null(), "full success: {answer}");
+    assert_eq!(answer, json!({}), "a full success is an empty message");
+    // The proto field names (snake_case) are accepted as the protobuf JSON mapping says.
+    let snake = json_trace(5)
+        .to_string()
+        .replace("resourceSpans", "resource_spans")
+        .replace("scopeSpans", "scope_spans")
+        .replace("traceId", "trace_id")
+        .replace("spanId", "span_id")
+        .replace("startTimeUnixNano", "start_time_unix_nano")
+        .replace("endTimeUnixNano", "end_time_unix_nano")
+        .replace("stringValue", "string_value");
+    let response = post(
+        &server,
+        "/v1/traces",
+        "application/json",
+        None,
+        snake.into_bytes(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
 
     let response = post(
         &server,
@@ -119,6 +138,11 @@ async fn protobuf_json_and_gzip_bodies_are_accepted_and_answered_in_kind() {
     .await;
     assert_eq!(response.status(), 200);
 
+    let (status, body) = server
+        .get_json(&format!("/api/traces/{}", hex(&trace_id(5))))
+        .await;
+    assert_eq!(status, 200, "the snake_case export was stored: {body}");
+    assert_eq!(body["data"][0]["spans"][0]["operationName"], "json span");
     let (status, body) = server
         .get_json(&format!("/api/traces/{}", hex(&trace_id(2))))
         .await;
