@@ -2,7 +2,7 @@
 //! time range; newest first, every field.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use skewer_storage::logs::LogQuery;
@@ -10,7 +10,7 @@ use skewer_storage::model::{
     Attribute, AttributeValue, InstrumentationScope, LogRecord, Resource, SpanId, TraceId,
 };
 
-use super::params::{format_time, optional_time};
+use super::params::{QueryParams, format_time, optional_time, parse_severity};
 use super::{ApiError, AppState, tenant};
 
 /// Query parameters.
@@ -24,7 +24,7 @@ pub struct LogParams {
     q: Option<String>,
     start: Option<String>,
     end: Option<String>,
-    min_severity: Option<i32>,
+    min_severity: Option<String>,
     limit: Option<usize>,
 }
 
@@ -92,7 +92,7 @@ fn parse_id<T: std::str::FromStr<Err = skewer_storage::model::IdError>>(
 pub async fn search(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<LogParams>,
+    QueryParams(params): QueryParams<LogParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let tenant = tenant(&headers)?;
     let query = LogQuery {
@@ -103,8 +103,20 @@ pub async fn search(
         text: params.q.filter(|q| !q.trim().is_empty()),
         start_unix_nano: optional_time("start", params.start.as_deref())?,
         end_unix_nano: optional_time("end", params.end.as_deref())?,
-        min_severity_number: params.min_severity,
-        limit: params.limit.unwrap_or(0),
+        min_severity_number: params
+            .min_severity
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_severity("min_severity", &s))
+            .transpose()?,
+        limit: match params.limit {
+            Some(0) => {
+                return Err(ApiError::BadParameter {
+                    parameter: "limit",
+                    reason: "must be at least 1 (leave it out for 100)".to_owned(),
+                });
+            }
+            limit => limit.unwrap_or(0),
+        },
     };
     let storage = state.storage()?;
     let records = skewer_query::logs::search_logs(storage, &tenant, query).await?;

@@ -1,14 +1,14 @@
 //! `GET /api/metrics/points?name=&start=&end=`: the series of one metric and their points.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use skewer_storage::model::{
     Attribute, Exemplar, InstrumentationScope, MetricPoint, PointValue, Resource,
 };
 
-use super::params::{now_unix_nano, optional_time};
+use super::params::{QueryParams, now_unix_nano, optional_time};
 use super::{ApiError, AppState, tenant};
 
 /// Query parameters; `end` defaults to now and `start` to the default range before `end`.
@@ -59,7 +59,7 @@ fn point_view(point: &MetricPoint) -> PointView<'_> {
 pub async fn points(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<PointParams>,
+    QueryParams(params): QueryParams<PointParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let tenant = tenant(&headers)?;
     let name = params.name.unwrap_or_default();

@@ -121,6 +121,32 @@ async fn check_logs(server: &Server) {
     let (_, no_match) = server.get_json("/api/logs?q=declined%20inventory").await;
     assert_eq!(no_match["count"], 0, "terms are ANDed: {no_match}");
 
+    // Severity by number or by name; errors of the native API in one JSON shape.
+    for severity in ["17", "ERROR", "error", "ERROR1"] {
+        let (status, errors) = server
+            .get_json(&format!(
+                "/api/logs?service=checkout&min_severity={severity}"
+            ))
+            .await;
+        assert_eq!(status, 200, "{severity}: {errors}");
+        assert_eq!(errors["count"], 1, "{severity}: {errors}");
+    }
+    let (_, warnings) = server
+        .get_json("/api/logs?service=checkout&min_severity=warn")
+        .await;
+    assert_eq!(warnings["count"], 1, "INFO is below WARN: {warnings}");
+    for bad in [
+        "min_severity=LOUD",
+        "min_severity=25",
+        "limit=0",
+        "limit=-1",
+        "colour=red",
+    ] {
+        let (status, body) = server.get_json(&format!("/api/logs?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body["error"].is_string(), "{bad}: {body}");
+    }
+
     let (_, by_service) = server.get_json("/api/logs?service=checkout").await;
     assert_eq!(by_service["count"], 2);
     assert_eq!(
