@@ -29,6 +29,36 @@ pub struct RunLimits {
     pub retries: u32,
 }
 
+/// Which exports (by dispense index) were acknowledged whole: one bit each.
+#[derive(Debug, Default)]
+pub struct Acknowledged(std::sync::Mutex<Vec<u64>>);
+
+impl Acknowledged {
+    fn mark(&self, index: u64) {
+        let (word, bit) = ((index / 64) as usize, index % 64);
+        if let Ok(mut bits) = self.0.lock() {
+            if bits.len() <= word {
+                bits.resize(word + 1, 0);
+            }
+            bits[word] |= 1 << bit;
+        }
+    }
+
+    /// Whether export `index` was acknowledged with nothing rejected.
+    pub fn contains(&self, index: u64) -> bool {
+        let (word, bit) = ((index / 64) as usize, index % 64);
+        self.0
+            .lock()
+            .is_ok_and(|bits| bits.get(word).is_some_and(|w| w & (1 << bit) != 0))
+    }
+
+    fn note(&self, index: u64, outcome: &Outcome) {
+        if *outcome == (Outcome::Accepted { rejected: 0 }) {
+            self.mark(index);
+        }
+    }
+}
+
 /// Backoff between resends of a refused export.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -44,7 +74,7 @@ struct Dispenser {
 }
 
 impl Dispenser {
-    fn next(&self) -> Option<(bytes::Bytes, usize)> {
+    fn next(&self) -> Option<(u64, bytes::Bytes, usize)> {
         let index = self.next.fetch_add(1, Ordering::Relaxed);
         let prepared = &self.pool[(index % self.pool.len() as u64) as usize];
         let claimed = self
@@ -56,21 +86,33 @@ impl Dispenser {
         let cycle = index / self.pool.len() as u64;
         self.dispensed.fetch_add(1, Ordering::Relaxed);
         Some((
+            index,
             prepared.materialize(cycle, self.time_step_nanos),
             prepared.records,
         ))
     }
 }
 
-/// Runs until a limit is hit; returns the wall-clock time taken and the number of distinct
-/// exports sent (retries not counted), in pool order from the first.
+/// What a run did beyond its counters.
+#[derive(Debug)]
+pub struct RunEnd {
+    /// Wall-clock time taken.
+    pub elapsed: Duration,
+    /// Distinct exports sent (retries not counted), in pool order from the first.
+    pub exports_sent: u64,
+    /// Which of them were acknowledged whole.
+    pub acknowledged: Arc<Acknowledged>,
+}
+
+/// Runs until a limit is hit.
 pub async fn run(
     pool: Vec<Prepared>,
     senders: Vec<Sender>,
     limits: RunLimits,
     counters: Arc<Counters>,
     progress_label: String,
-) -> (Duration, u64) {
+) -> RunEnd {
+    let acknowledged = Arc::new(Acknowledged::default());
     let dispenser = Arc::new(Dispenser {
         pool: Arc::new(pool),
         next: AtomicU64::new(0),
@@ -88,15 +130,24 @@ pub async fn run(
         progress_label,
     ));
     match limits.rate_records_per_second {
-        None => closed_loop(&dispenser, senders, deadline, limits.retries, &counters).await,
+        None => {
+            let retries = limits.retries;
+            closed_loop(
+                &dispenser,
+                senders,
+                (deadline, retries),
+                &counters,
+                &acknowledged,
+            )
+            .await
+        }
         Some(rate) => {
             open_loop(
                 &dispenser,
                 senders,
-                deadline,
-                rate,
-                limits.concurrency,
+                (deadline, rate, limits.concurrency),
                 &counters,
+                &acknowledged,
             )
             .await
         }
@@ -104,32 +155,35 @@ pub async fn run(
     stop.store(true, Ordering::Relaxed);
     // The progress line is cosmetic; its end needs no handling.
     let _ = progress.await;
-    (
-        started.elapsed(),
-        dispenser.dispensed.load(Ordering::Relaxed),
-    )
+    RunEnd {
+        elapsed: started.elapsed(),
+        exports_sent: dispenser.dispensed.load(Ordering::Relaxed),
+        acknowledged,
+    }
 }
 
 async fn closed_loop(
     dispenser: &Arc<Dispenser>,
     senders: Vec<Sender>,
-    deadline: Instant,
-    retries: u32,
+    (deadline, retries): (Instant, u32),
     counters: &Arc<Counters>,
+    acknowledged: &Arc<Acknowledged>,
 ) {
     let mut tasks = Vec::with_capacity(senders.len());
     for mut sender in senders {
         let dispenser = Arc::clone(dispenser);
         let counters = Arc::clone(counters);
+        let acknowledged = Arc::clone(acknowledged);
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
-                let Some((body, records)) = dispenser.next() else {
+                let Some((index, body, records)) = dispenser.next() else {
                     break;
                 };
                 for attempt in 0..=retries {
                     let started = Instant::now();
                     let outcome = sender.send(body.clone()).await;
                     counters.record(records, started.elapsed(), &outcome);
+                    acknowledged.note(index, &outcome);
                     if outcome != Outcome::Retryable
                         || attempt == retries
                         || Instant::now() >= deadline
@@ -149,10 +203,9 @@ async fn closed_loop(
 async fn open_loop(
     dispenser: &Arc<Dispenser>,
     senders: Vec<Sender>,
-    deadline: Instant,
-    rate_records_per_second: f64,
-    max_in_flight: usize,
+    (deadline, rate_records_per_second, max_in_flight): (Instant, f64, usize),
     counters: &Arc<Counters>,
+    acknowledged: &Arc<Acknowledged>,
 ) {
     let records_per_export = dispenser.pool.iter().map(|p| p.records).sum::<usize>() as f64
         / dispenser.pool.len().max(1) as f64;
@@ -166,7 +219,7 @@ async fn open_loop(
             break;
         }
         tokio::time::sleep_until(scheduled).await;
-        let Some((body, records)) = dispenser.next() else {
+        let Some((index, body, records)) = dispenser.next() else {
             break;
         };
         let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
@@ -174,9 +227,11 @@ async fn open_loop(
         };
         let mut sender = senders[(i as usize) % senders.len()].clone();
         let counters = Arc::clone(counters);
+        let acknowledged = Arc::clone(acknowledged);
         tasks.push(tokio::spawn(async move {
             let outcome = sender.send(body).await;
             counters.record(records, scheduled.elapsed(), &outcome);
+            acknowledged.note(index, &outcome);
             drop(permit);
         }));
         if tasks.len() >= 4096 {
@@ -205,5 +260,22 @@ async fn progress(counters: Arc<Counters>, stop: Arc<AtomicBool>, label: String)
             counters.retryable.load(Ordering::Relaxed),
             counters.failed.load(Ordering::Relaxed),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_whole_acknowledgements_are_marked() {
+        let acknowledged = Acknowledged::default();
+        acknowledged.note(3, &Outcome::Accepted { rejected: 0 });
+        acknowledged.note(130, &Outcome::Accepted { rejected: 0 });
+        acknowledged.note(4, &Outcome::Accepted { rejected: 1 });
+        acknowledged.note(5, &Outcome::Retryable);
+        acknowledged.note(6, &Outcome::Failed("x".into()));
+        let marked: Vec<u64> = (0..200).filter(|&i| acknowledged.contains(i)).collect();
+        assert_eq!(marked, [3, 130]);
     }
 }

@@ -325,9 +325,8 @@ pub async fn run(args: LoadgenArgs) -> Result<(), LoadgenError> {
     } else {
         Vec::new()
     };
-    let (elapsed, exports_sent) =
-        drive::run(pool, senders, limits, Arc::clone(&counters), label.clone()).await;
-    let summary = counters.summary(label, elapsed);
+    let end = drive::run(pool, senders, limits, Arc::clone(&counters), label.clone()).await;
+    let summary = counters.summary(label, end.elapsed);
     println!("{summary}");
     if let Some(path) = &args.summary_json {
         std::fs::write(path, serde_json::to_vec_pretty(&summary)?).map_err(|source| {
@@ -338,7 +337,7 @@ pub async fn run(args: LoadgenArgs) -> Result<(), LoadgenError> {
         })?;
     }
     if let Some(path) = &args.trace_ids_out {
-        write_sampled_ids(path, &pool_for_ids, exports_sent, |prepared, cycle| {
+        write_sampled_ids(path, &pool_for_ids, &end, |prepared, cycle| {
             prepared
                 .trace_ids(cycle)
                 .iter()
@@ -347,7 +346,7 @@ pub async fn run(args: LoadgenArgs) -> Result<(), LoadgenError> {
         })?;
     }
     if let Some(path) = &args.correlation_ids_out {
-        write_sampled_ids(path, &pool_for_ids, exports_sent, Prepared::request_ids)?;
+        write_sampled_ids(path, &pool_for_ids, &end, Prepared::request_ids)?;
     }
     if summary.records_acked == 0 {
         return Err(LoadgenError::NothingAcknowledged);
@@ -355,21 +354,30 @@ pub async fn run(args: LoadgenArgs) -> Result<(), LoadgenError> {
     Ok(())
 }
 
-/// Writes up to 10,000 ids (up to 8 per export) of the exports sent, evenly sampled.
+/// Writes up to 10,000 ids (up to 8 per export) of the exports acknowledged whole, evenly
+/// sampled (an export refused or partly rejected may not be stored, so its ids are not).
 fn write_sampled_ids(
     path: &std::path::Path,
     pool: &[Prepared],
-    exports_sent: u64,
+    end: &drive::RunEnd,
     ids_of: impl Fn(&Prepared, u64) -> Vec<String>,
 ) -> Result<(), LoadgenError> {
     const MAX_IDS: usize = 10_000;
+    let exports_sent = end.exports_sent;
     let mut ids = Vec::new();
     let stride = (exports_sent / (MAX_IDS as u64 / 8).max(1)).max(1);
     let mut index = 0;
     while index < exports_sent && ids.len() < MAX_IDS && !pool.is_empty() {
-        let prepared = &pool[(index % pool.len() as u64) as usize];
+        // The first acknowledged export of this stride.
+        let Some(acked) =
+            (index..(index + stride).min(exports_sent)).find(|&i| end.acknowledged.contains(i))
+        else {
+            index += stride;
+            continue;
+        };
+        let prepared = &pool[(acked % pool.len() as u64) as usize];
         ids.extend(
-            ids_of(prepared, index / pool.len() as u64)
+            ids_of(prepared, acked / pool.len() as u64)
                 .into_iter()
                 .take(8),
         );

@@ -141,6 +141,13 @@ impl Sender {
                         ),
                     },
                     Err(status) => match status.code() {
+                        // No connection (a transport error behind the status) is a failure:
+                        // the server did not answer, it did not ask to retry.
+                        tonic::Code::Unavailable
+                            if std::error::Error::source(&status).is_some() =>
+                        {
+                            Outcome::Failed(format!("server unreachable: {}", status.message()))
+                        }
                         tonic::Code::Unavailable | tonic::Code::ResourceExhausted => {
                             Outcome::Retryable
                         }
@@ -174,6 +181,9 @@ impl Sender {
                             429 | 502 | 503 | 504 => Outcome::Retryable,
                             other => Outcome::Failed(format!("HTTP {other}")),
                         }
+                    }
+                    Err(err) if err.is_connect() => {
+                        Outcome::Failed(format!("server unreachable: {err}"))
                     }
                     Err(err) => Outcome::Failed(err.to_string()),
                 }

@@ -123,3 +123,44 @@ async fn demo_scenario_tells_a_story_with_skew_and_errors() {
         .await;
     assert!(!series["series"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_failure_and_no_id_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for transport in ["grpc", "http-json"] {
+        let summary = dir.path().join(format!("{transport}.json"));
+        let ids = dir.path().join(format!("{transport}.ids"));
+        let output = Command::new(env!("CARGO_BIN_EXE_skewer"))
+            .args(["loadgen", "--signal", "traces", "--transport", transport])
+            .args(["--otlp-grpc-addr", &port.to_string()])
+            .args(["--otlp-http-addr", &port.to_string()])
+            .args(["--count", "300", "--batch-size", "100", "--retries", "2"])
+            .arg("--summary-json")
+            .arg(&summary)
+            .arg("--trace-ids-out")
+            .arg(&ids)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "nothing was acknowledged");
+        if transport == "grpc" {
+            // gRPC connects before the run: it stops there and says why.
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains("cannot connect"), "{stderr}");
+            continue;
+        }
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+        assert_eq!(report["records_acked"], 0, "{report}");
+        assert_eq!(report["retryable_answers"], 0, "{transport}: {report}");
+        assert!(report["failed_requests"].as_u64().unwrap() >= 1, "{report}");
+        let first = report["first_error"].as_str().unwrap_or_default();
+        assert!(first.contains("unreachable"), "{transport}: {first}");
+        let written = std::fs::read_to_string(&ids).unwrap_or_default();
+        assert!(written.trim().is_empty(), "{transport}: {written}");
+    }
+}
