@@ -152,7 +152,8 @@ pub async fn run(
     );
     if let Some(trace_id) = example_trace {
         println!(
-            "demo: look at one: curl http://127.0.0.1:8080/api/traces/{}",
+            "demo: look at one: curl {}/api/traces/{}",
+            args.query_url(),
             hex(&trace_id)
         );
     }

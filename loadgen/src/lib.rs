@@ -58,6 +58,20 @@ impl Signal {
     }
 }
 
+impl LoadgenArgs {
+    /// Where skewer's query API is, for printed links.
+    pub fn query_url(&self) -> String {
+        let url = self.query_url.clone().unwrap_or_else(|| {
+            let addr = std::env::var("SKEWER_HTTP_ADDR")
+                .ok()
+                .filter(|addr| !addr.is_empty())
+                .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+            format!("http://{addr}")
+        });
+        url.trim_end_matches('/').to_owned()
+    }
+}
+
 /// A canned scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
@@ -84,6 +98,10 @@ pub struct LoadgenArgs {
     /// OTLP/HTTP address of the target.
     #[arg(long, default_value = "127.0.0.1:4318", value_name = "ADDR")]
     pub otlp_http_addr: SocketAddr,
+    /// skewer's query API, for the links printed; default `http://` and the server's
+    /// `SKEWER_HTTP_ADDR` when set, else `http://127.0.0.1:8080`.
+    #[arg(long, value_name = "URL")]
+    pub query_url: Option<String>,
     /// Extra request header, `Name: value` (repeatable), e.g. `X-Scope-OrgID: team-a`.
     #[arg(long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,

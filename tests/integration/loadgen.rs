@@ -90,9 +90,14 @@ async fn demo_scenario_tells_a_story_with_skew_and_errors() {
             "30",
         ])
         .args(["--otlp-grpc-addr", &server.grpc.to_string()])
+        .env("SKEWER_HTTP_ADDR", server.http.to_string())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("curl http://{}/api/traces/", server.http)),
+        "the link names the query port: {stdout}"
+    );
     assert!(
         output.status.success(),
         "{stdout}\n{}",
