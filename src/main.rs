@@ -23,20 +23,45 @@ use crate::config::Config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("SKEWER_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info,tantivy=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("skewer: error: {err:#}");
+            eprintln!("skewer: error: {}", error_chain(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr, filtered by `SKEWER_LOG`; colours only on a terminal; one JSON object a
+/// line when `SKEWER_LOG_FORMAT=json` (for log shippers).
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = EnvFilter::try_from_env("SKEWER_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,tantivy=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let json = std::env::var("SKEWER_LOG_FORMAT").is_ok_and(|format| format == "json");
+    if json {
+        builder.json().with_ansi(false).init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
+/// An error and its causes, each said once (a message that already includes its cause's
+/// text does not repeat it).
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

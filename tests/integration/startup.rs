@@ -75,3 +75,58 @@ fn a_config_file_with_an_unknown_key_is_refused() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("data_dri"));
 }
+
+#[test]
+fn errors_say_their_cause_once_and_logs_are_plain_or_json_off_a_terminal() {
+    let missing = serve(&["--config", "/nonexistent/skewer.toml"]);
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (data_dir, taken_addr) = (
+        dir.path().join("d"),
+        taken.local_addr().unwrap().to_string(),
+    );
+    // An empty config file: the server logs that it loaded it, then fails on the port.
+    let config = dir.path().join("skewer.toml");
+    std::fs::write(&config, "").unwrap();
+    let args = [
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--otlp-grpc-addr",
+        &taken_addr,
+    ];
+    let run = |format: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_skewer"));
+        command.args(args).env("SKEWER_LOG", "info");
+        if let Some(format) = format {
+            command.env("SKEWER_LOG_FORMAT", format);
+        }
+        String::from_utf8_lossy(&command.output().expect("run skewer").stderr).into_owned()
+    };
+    let plain = run(None);
+    assert!(plain.contains(" INFO "), "some log lines: {plain}");
+    assert!(
+        !plain.contains('\u{1b}'),
+        "no colour codes off a terminal: {plain:?}"
+    );
+    let json = run(Some("json"));
+    let log_lines: Vec<&str> = json
+        .lines()
+        .filter(|line| !line.starts_with("skewer: error:"))
+        .collect();
+    assert!(!log_lines.is_empty(), "{json}");
+    for line in log_lines {
+        let parsed: serde_json::Value = serde_json::from_str(line).expect(line);
+        assert!(parsed["level"].is_string(), "{line}");
+    }
+}
