@@ -1,6 +1,8 @@
 //! The command line: `skewer serve` and its flags, each also readable from a `SKEWER_*` env var.
 
 use std::net::SocketAddr;
+
+use crate::config::units::{parse_addr, parse_size, parse_size_usize};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -75,25 +77,25 @@ pub struct ServeArgs {
     #[arg(long, env = "SKEWER_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// OTLP/gRPC listen address [default: 127.0.0.1:4317]
-    #[arg(long, env = "SKEWER_OTLP_GRPC_ADDR", value_name = "ADDR")]
+    #[arg(long, env = "SKEWER_OTLP_GRPC_ADDR", value_name = "ADDR", value_parser = parse_addr)]
     pub otlp_grpc_addr: Option<SocketAddr>,
     /// OTLP/HTTP listen address [default: 127.0.0.1:4318]
-    #[arg(long, env = "SKEWER_OTLP_HTTP_ADDR", value_name = "ADDR")]
+    #[arg(long, env = "SKEWER_OTLP_HTTP_ADDR", value_name = "ADDR", value_parser = parse_addr)]
     pub otlp_http_addr: Option<SocketAddr>,
     /// Query API listen address [default: 127.0.0.1:8080]
-    #[arg(long, env = "SKEWER_HTTP_ADDR", value_name = "ADDR")]
+    #[arg(long, env = "SKEWER_HTTP_ADDR", value_name = "ADDR", value_parser = parse_addr)]
     pub http_addr: Option<SocketAddr>,
     /// Largest OTLP request in bytes, also after decompression [default: 16 MiB]
-    #[arg(long, env = "SKEWER_MAX_REQUEST_BYTES", value_name = "BYTES")]
+    #[arg(long, env = "SKEWER_MAX_REQUEST_BYTES", value_name = "BYTES", value_parser = parse_size_usize)]
     pub max_request_bytes: Option<usize>,
     /// Memory budget for unflushed data in bytes; past it exports are told to retry [default: 512 MiB]
-    #[arg(long, env = "SKEWER_MAX_BUFFERED_BYTES", value_name = "BYTES")]
+    #[arg(long, env = "SKEWER_MAX_BUFFERED_BYTES", value_name = "BYTES", value_parser = parse_size_usize)]
     pub max_buffered_bytes: Option<usize>,
     /// Write spans and metrics to Parquet at least this often [default: 30]
     #[arg(long, env = "SKEWER_FLUSH_INTERVAL_SECONDS", value_name = "SECONDS")]
     pub flush_interval_seconds: Option<u64>,
     /// Flush a signal early once its buffer holds this many bytes [default: 48 MiB]
-    #[arg(long, env = "SKEWER_FLUSH_MAX_BYTES", value_name = "BYTES")]
+    #[arg(long, env = "SKEWER_FLUSH_MAX_BYTES", value_name = "BYTES", value_parser = parse_size_usize)]
     pub flush_max_bytes: Option<usize>,
     /// Commit logs to the full-text index at least this often [default: 5]
     #[arg(
@@ -103,7 +105,7 @@ pub struct ServeArgs {
     )]
     pub log_commit_interval_seconds: Option<u64>,
     /// Close a WAL segment past this size [default: 64 MiB]
-    #[arg(long, env = "SKEWER_WAL_SEGMENT_MAX_BYTES", value_name = "BYTES")]
+    #[arg(long, env = "SKEWER_WAL_SEGMENT_MAX_BYTES", value_name = "BYTES", value_parser = parse_size)]
     pub wal_segment_max_bytes: Option<u64>,
     /// Log attribute keys tried in order for the correlation id (comma-separated)
     #[arg(
@@ -136,7 +138,8 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "SKEWER_COMPACTION_TARGET_FILE_BYTES",
-        value_name = "BYTES"
+        value_name = "BYTES",
+        value_parser = parse_size
     )]
     pub compaction_target_file_bytes: Option<u64>,
     /// Pause between compaction passes [default: 30]
@@ -207,6 +210,12 @@ mod tests {
             "127.0.0.1:9999",
             "--correlation-id-attributes",
             "a,b",
+            "--max-request-bytes",
+            "32MiB",
+            "--wal-segment-max-bytes",
+            "128 MiB",
+            "--otlp-grpc-addr",
+            "localhost:4317",
         ]);
         let Command::Serve(args) = cli.command else {
             panic!("serve expected")
@@ -218,5 +227,13 @@ mod tests {
             overrides.correlation_id_attributes,
             Some(vec!["a".into(), "b".into()])
         );
+        assert_eq!(overrides.max_request_bytes, Some(32 << 20));
+        assert_eq!(overrides.wal_segment_max_bytes, Some(128 << 20));
+        assert!(
+            overrides
+                .otlp_grpc_addr
+                .is_some_and(|a| a.ip().is_loopback())
+        );
+        assert!(Cli::try_parse_from(["skewer", "serve", "--max-buffered-bytes", "lots"]).is_err());
     }
 }

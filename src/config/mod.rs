@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use skewer_storage::config::StorageConfig;
 
+pub mod units;
+
 pub use sections::{CompactionSection, QuerySection, RetentionSection};
 
 /// Everything `serve` needs.
@@ -22,22 +24,29 @@ pub struct Config {
     /// Root of the WAL, data files and indexes.
     pub data_dir: PathBuf,
     /// OTLP/gRPC listen address.
+    #[serde(deserialize_with = "units::addr")]
     pub otlp_grpc_addr: SocketAddr,
     /// OTLP/HTTP listen address.
+    #[serde(deserialize_with = "units::addr")]
     pub otlp_http_addr: SocketAddr,
     /// Query API (and UI) listen address.
+    #[serde(deserialize_with = "units::addr")]
     pub http_addr: SocketAddr,
     /// Largest OTLP request: gRPC message or HTTP body, before and after decompression.
+    #[serde(deserialize_with = "units::size_usize")]
     pub max_request_bytes: usize,
     /// Memory budget for data in flight and in buffers; past it exports get a retryable answer.
+    #[serde(deserialize_with = "units::size_usize")]
     pub max_buffered_bytes: usize,
     /// Spans and metrics are written to Parquet at least this often.
     pub flush_interval_seconds: u64,
     /// A signal's buffer is flushed early past this size.
+    #[serde(deserialize_with = "units::size_usize")]
     pub flush_max_bytes: usize,
     /// Logs are committed to the full-text index at least this often.
     pub log_commit_interval_seconds: u64,
     /// A WAL segment is closed past this size.
+    #[serde(deserialize_with = "units::size_u64")]
     pub wal_segment_max_bytes: u64,
     /// Log attribute keys tried in order for a record's correlation id.
     pub correlation_id_attributes: Vec<String>,

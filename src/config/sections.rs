@@ -118,6 +118,7 @@ pub struct CompactionSection {
     /// Whether compaction runs.
     pub enabled: bool,
     /// Largest file a merge writes, bytes.
+    #[serde(deserialize_with = "super::units::size_u64")]
     pub target_file_bytes: u64,
     /// Pause between compaction passes.
     pub interval_seconds: u64,
@@ -170,6 +171,7 @@ pub struct QuerySection {
     /// Rows one query may read before it is answered 422.
     pub max_rows: u64,
     /// Bytes (decoded, in memory) one query may read before it is answered 422.
+    #[serde(deserialize_with = "super::units::size_u64")]
     pub max_bytes: u64,
     /// The time range of a metric query that names none ends now and lasts this long.
     pub default_range_hours: u64,
