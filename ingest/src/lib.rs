@@ -6,6 +6,7 @@ pub mod convert;
 pub mod error;
 pub mod grpc;
 pub mod http;
+mod json_floats;
 mod json_names;
 pub mod payload;
 pub mod pipeline;

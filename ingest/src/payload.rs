@@ -77,7 +77,11 @@ pub struct DecodedExport {
 
 fn parse<M>(format: PayloadFormat, body: &[u8]) -> Result<M, IngestError>
 where
-    M: Message + Default + PartialEq + serde::de::DeserializeOwned,
+    M: Message
+        + Default
+        + PartialEq
+        + serde::de::DeserializeOwned
+        + crate::json_floats::UnmarkFloats,
 {
     let malformed = |reason: String| IngestError::Malformed {
         format: format.name(),
@@ -85,6 +89,10 @@ where
     };
     match format {
         PayloadFormat::Protobuf => M::decode(body).map_err(|err| malformed(err.to_string())),
+        // Doubles written as "NaN" / "Infinity" (the JSON mapping allows them).
+        PayloadFormat::Json if crate::json_floats::may_hold_special_floats(body) => {
+            decode_json_value(body, &malformed)
+        }
         PayloadFormat::Json => {
             let message: M =
                 serde_json::from_slice(body).map_err(|err| malformed(err.to_string()))?;
@@ -93,12 +101,27 @@ where
             if message != M::default() || !crate::json_names::has_snake_case_key(body) {
                 return Ok(message);
             }
-            let mut value: serde_json::Value =
-                serde_json::from_slice(body).map_err(|err| malformed(err.to_string()))?;
-            crate::json_names::camel_case_keys(&mut value);
-            serde_json::from_value(value).map_err(|err| malformed(err.to_string()))
+            decode_json_value(body, &malformed)
         }
     }
+}
+
+/// Decodes OTLP/JSON the slow way: as a JSON value with proto field names rewritten to
+/// lowerCamelCase and `"NaN"` / `"Infinity"` doubles marked, then the markers restored.
+fn decode_json_value<M>(
+    body: &[u8],
+    malformed: &impl Fn(String) -> IngestError,
+) -> Result<M, IngestError>
+where
+    M: serde::de::DeserializeOwned + crate::json_floats::UnmarkFloats,
+{
+    let mut value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|err| malformed(err.to_string()))?;
+    crate::json_names::camel_case_keys(&mut value);
+    crate::json_floats::mark_special_floats(&mut value);
+    let mut message: M = serde_json::from_value(value).map_err(|err| malformed(err.to_string()))?;
+    message.unmark_floats();
+    Ok(message)
 }
 
 /// Decodes and converts a body of `signal` in `format`.
@@ -217,6 +240,49 @@ mod tests {
         let (camel, snake) = (spans(camel), spans(snake));
         assert_eq!(snake.len(), 1);
         assert_eq!(snake, camel);
+    }
+
+    #[test]
+    fn doubles_written_as_nan_and_infinity_decode() {
+        use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+        use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point};
+        let body = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[
+            {"name":"g","gauge":{"dataPoints":[{"timeUnixNano":"1","asDouble":"NaN"}]}},
+            {"name":"h","histogram":{"aggregationTemporality":2,"dataPoints":[{"timeUnixNano":"1",
+              "count":"2","sum":"Infinity","min":"-Infinity","bucketCounts":["1","1"],
+              "explicitBounds":[1.5],"attributes":[{"key":"ratio","value":{"doubleValue":"NaN"}},
+              {"key":"word","value":{"stringValue":"NaN"}}]}]}}]}]}]}"#;
+        let request: ExportMetricsServiceRequest = parse(PayloadFormat::Json, body).unwrap();
+        let metrics = &request.resource_metrics[0].scope_metrics[0].metrics;
+        let Some(Data::Gauge(gauge)) = &metrics[0].data else {
+            panic!("gauge")
+        };
+        let gauge_value = gauge.data_points[0].value;
+        assert!(
+            matches!(gauge_value, Some(number_data_point::Value::AsDouble(v)) if v.is_nan()),
+            "{gauge_value:?}"
+        );
+        let Some(Data::Histogram(histogram)) = &metrics[1].data else {
+            panic!("histogram")
+        };
+        let point = &histogram.data_points[0];
+        assert_eq!(point.sum, Some(f64::INFINITY));
+        assert_eq!(point.min, Some(f64::NEG_INFINITY));
+        assert_eq!(point.explicit_bounds, [1.5]);
+        let value = |i: usize| {
+            point.attributes[i]
+                .value
+                .as_ref()
+                .and_then(|v| v.value.clone())
+        };
+        assert!(matches!(value(0), Some(Any::DoubleValue(v)) if v.is_nan()));
+        assert_eq!(
+            value(1),
+            Some(Any::StringValue("NaN".into())),
+            "text stays text"
+        );
+        // The whole export is kept, so nothing else in it is lost.
+        assert!(decode_export(Signal::Metrics, PayloadFormat::Json, body, &options()).is_ok());
     }
 
     #[test]

@@ -179,6 +179,30 @@ async fn protobuf_json_and_gzip_bodies_are_accepted_and_answered_in_kind() {
         json!([1, 2, 3])
     );
 
+    // Doubles written as "NaN" / "Infinity" (the protobuf JSON mapping) are kept, with the
+    // rest of the export.
+    let special = json!({"resourceMetrics": [{"scopeMetrics": [{"metrics": [
+        {"name": "json.special", "gauge": {"dataPoints": [
+            {"timeUnixNano": t0().to_string(), "asDouble": "NaN"},
+            {"timeUnixNano": (t0() + 1).to_string(), "asDouble": "Infinity"},
+            {"timeUnixNano": (t0() + 2).to_string(), "asDouble": 2.5}]}}]}]}]});
+    let response = post(
+        &server,
+        "/v1/metrics",
+        "application/json",
+        None,
+        special.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer, json!({}), "nothing rejected");
+    let (_, points) = server
+        .get_json("/api/metrics/points?name=json.special")
+        .await;
+    let stored = points["series"][0]["points"].as_array().map(Vec::len);
+    assert_eq!(stored, Some(3), "{points}");
+
     let response = post(&server, "/v1/traces", "application/json", None, b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"00\",\"spanId\":\"1111111111111111\"}]}]}]}".to_vec()).await;
     assert_eq!(response.status(), 200);
     let partial: Value = response.json().await.unwrap();
