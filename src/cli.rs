@@ -76,7 +76,7 @@ pub struct ServeArgs {
     /// Root of the WAL, data files and indexes [default: ./skewer-data]
     #[arg(long, env = "SKEWER_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// OTLP/gRPC listen address [default: 127.0.0.1:4317]
+    /// OTLP/gRPC listen address, ip:port or host:port [default: 127.0.0.1:4317]
     #[arg(long, env = "SKEWER_OTLP_GRPC_ADDR", value_name = "ADDR", value_parser = parse_addr)]
     pub otlp_grpc_addr: Option<SocketAddr>,
     /// OTLP/HTTP listen address [default: 127.0.0.1:4318]
@@ -85,16 +85,16 @@ pub struct ServeArgs {
     /// Query API listen address [default: 127.0.0.1:8080]
     #[arg(long, env = "SKEWER_HTTP_ADDR", value_name = "ADDR", value_parser = parse_addr)]
     pub http_addr: Option<SocketAddr>,
-    /// Largest OTLP request in bytes, also after decompression [default: 16 MiB]
+    /// Largest OTLP request, also after decompression (bytes, or with a unit: 16MiB) [default: 16 MiB]
     #[arg(long, env = "SKEWER_MAX_REQUEST_BYTES", value_name = "BYTES", value_parser = parse_size_usize)]
     pub max_request_bytes: Option<usize>,
-    /// Memory budget for unflushed data in bytes; past it exports are told to retry [default: 512 MiB]
+    /// Memory budget for unflushed data (bytes or 512MiB); past it exports are told to retry [default: 512 MiB]
     #[arg(long, env = "SKEWER_MAX_BUFFERED_BYTES", value_name = "BYTES", value_parser = parse_size_usize)]
     pub max_buffered_bytes: Option<usize>,
     /// Write spans and metrics to Parquet at least this often [default: 30]
     #[arg(long, env = "SKEWER_FLUSH_INTERVAL_SECONDS", value_name = "SECONDS")]
     pub flush_interval_seconds: Option<u64>,
-    /// Flush a signal early once its buffer holds this many bytes [default: 48 MiB]
+    /// Flush a signal early once its buffer holds this much (bytes or 48MiB) [default: 48 MiB]
     #[arg(long, env = "SKEWER_FLUSH_MAX_BYTES", value_name = "BYTES", value_parser = parse_size_usize)]
     pub flush_max_bytes: Option<usize>,
     /// Commit logs to the full-text index at least this often [default: 5]
@@ -104,7 +104,7 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub log_commit_interval_seconds: Option<u64>,
-    /// Close a WAL segment past this size [default: 64 MiB]
+    /// Close a WAL segment past this size (bytes or 64MiB) [default: 64 MiB]
     #[arg(long, env = "SKEWER_WAL_SEGMENT_MAX_BYTES", value_name = "BYTES", value_parser = parse_size)]
     pub wal_segment_max_bytes: Option<u64>,
     /// Log attribute keys tried in order for the correlation id (comma-separated)
@@ -134,7 +134,7 @@ pub struct ServeArgs {
     /// Merge small files into large ones [default: true]
     #[arg(long, env = "SKEWER_COMPACTION_ENABLED", value_name = "BOOL")]
     pub compaction_enabled: Option<bool>,
-    /// Largest file compaction writes, bytes [default: 2 GiB]
+    /// Largest file compaction writes (bytes or 2GiB) [default: 2 GiB]
     #[arg(
         long,
         env = "SKEWER_COMPACTION_TARGET_FILE_BYTES",

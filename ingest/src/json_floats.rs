@@ -165,33 +165,33 @@ impl UnmarkFloats for ExportMetricsServiceRequest {
     }
 }
 
+/// What both histogram kinds share: sum, min and max, exemplars, attributes.
+fn unmark_histogram(
+    stats: [&mut Option<f64>; 3],
+    exemplars: &mut [Exemplar],
+    attributes: &mut [KeyValue],
+) {
+    stats.into_iter().flatten().for_each(unmark);
+    unmark_exemplars(exemplars);
+    unmark_attributes(attributes);
+}
+
 fn unmark_metric(data: Option<&mut metric::Data>) {
-    let unmark_optional = |value: &mut Option<f64>| {
-        if let Some(value) = value {
-            unmark(value);
-        }
-    };
     match data {
         Some(metric::Data::Gauge(gauge)) => unmark_numbers(&mut gauge.data_points),
         Some(metric::Data::Sum(sum)) => unmark_numbers(&mut sum.data_points),
         Some(metric::Data::Histogram(histogram)) => {
             for point in &mut histogram.data_points {
-                unmark_optional(&mut point.sum);
-                unmark_optional(&mut point.min);
-                unmark_optional(&mut point.max);
+                let stats = [&mut point.sum, &mut point.min, &mut point.max];
+                unmark_histogram(stats, &mut point.exemplars, &mut point.attributes);
                 point.explicit_bounds.iter_mut().for_each(unmark);
-                unmark_exemplars(&mut point.exemplars);
-                unmark_attributes(&mut point.attributes);
             }
         }
         Some(metric::Data::ExponentialHistogram(histogram)) => {
             for point in &mut histogram.data_points {
-                unmark_optional(&mut point.sum);
-                unmark_optional(&mut point.min);
-                unmark_optional(&mut point.max);
+                let stats = [&mut point.sum, &mut point.min, &mut point.max];
+                unmark_histogram(stats, &mut point.exemplars, &mut point.attributes);
                 unmark(&mut point.zero_threshold);
-                unmark_exemplars(&mut point.exemplars);
-                unmark_attributes(&mut point.attributes);
             }
         }
         Some(metric::Data::Summary(summary)) => {

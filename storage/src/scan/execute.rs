@@ -282,11 +282,7 @@ async fn plan_file<'a, S: TableSignal>(
         && row_groups.len() > 1
         && let Some((_, ids)) = required.iter().find(|(name, _)| *name == column)
     {
-        let reader =
-            ParquetObjectReader::new(Arc::clone(store.objects().store()), file.path.clone())
-                .with_file_size(file.meta.size_bytes);
-        let mut builder =
-            ParquetRecordBatchStreamBuilder::new_with_metadata(reader, (*footer).clone());
+        let mut builder = file_reader(store, file, &footer);
         row_groups = bloom_admitted(&mut builder, row_groups, column, ids).await?;
     }
     drop(required);
@@ -301,11 +297,7 @@ async fn plan_file<'a, S: TableSignal>(
         && !texts.is_empty()
         && !row_groups.is_empty()
     {
-        let reader =
-            ParquetObjectReader::new(Arc::clone(store.objects().store()), file.path.clone())
-                .with_file_size(file.meta.size_bytes);
-        let mut builder =
-            ParquetRecordBatchStreamBuilder::new_with_metadata(reader, (*footer).clone());
+        let mut builder = file_reader(store, file, &footer);
         for text in texts {
             row_groups = bloom_admitted(&mut builder, row_groups, leaf, &[text]).await?;
         }
@@ -319,6 +311,17 @@ async fn plan_file<'a, S: TableSignal>(
         predicate: file_predicate,
         row_groups,
     }))
+}
+
+/// A reader of `file` over its cached footer (no I/O until something is read).
+fn file_reader<S: TableSignal>(
+    store: &TableStore<S>,
+    file: &LiveFile,
+    footer: &ArrowReaderMetadata,
+) -> ParquetRecordBatchStreamBuilder<ParquetObjectReader> {
+    let reader = ParquetObjectReader::new(Arc::clone(store.objects().store()), file.path.clone())
+        .with_file_size(file.meta.size_bytes);
+    ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer.clone())
 }
 
 /// The newest time a row of `row_group` can have: its time column's statistics, else the
@@ -352,12 +355,7 @@ async fn read_row_groups<S: TableSignal>(
     let (footer, predicate) = (&plan.footer, &plan.predicate);
     let required = required_bytes(predicate);
     let selection = select_pages(footer, row_groups, predicate, &required);
-    let reader =
-        ParquetObjectReader::new(Arc::clone(store.objects().store()), plan.file.path.clone())
-            .with_file_size(plan.file.meta.size_bytes);
-    let mut builder =
-        ParquetRecordBatchStreamBuilder::new_with_metadata(reader, (**footer).clone())
-            .with_row_groups(row_groups.to_vec());
+    let mut builder = file_reader(store, plan.file, footer).with_row_groups(row_groups.to_vec());
     let schema = footer.schema();
     let indices = projection(schema, request.columns.as_deref())?;
     let parquet_schema = footer.metadata().file_metadata().schema_descr();

@@ -203,7 +203,11 @@ impl SpanFileSummarizer {
         if self.group.is_empty() {
             return;
         }
-        if self.carried_spans + self.group.len() <= MAX_CARRIED_SPANS && self.may_continue() {
+        // Marked once here; counting below reuses the marks.
+        let parents_missing = self.mark_remote_calls();
+        if self.carried_spans + self.group.len() <= MAX_CARRIED_SPANS
+            && self.may_continue(parents_missing)
+        {
             self.carried_spans += self.group.len();
             self.carried.insert(
                 trace,
@@ -214,13 +218,13 @@ impl SpanFileSummarizer {
             );
             return;
         }
-        self.count_calls();
+        self.count_marked_calls();
     }
 
     /// Whether the group lacks a parent, or has a client span without a child that ends
-    /// after its slice: then the rest of the trace may be in the next slice.
-    fn may_continue(&mut self) -> bool {
-        let parents_missing = self.mark_remote_calls();
+    /// after its slice: then the rest of the trace may be in the next slice. Needs the
+    /// group's remote calls marked.
+    fn may_continue(&self, parents_missing: bool) -> bool {
         let slice_end = (self.slice + 1).saturating_mul(SPAN_SLICE_NANOS);
         parents_missing
             || self
@@ -268,6 +272,11 @@ impl SpanFileSummarizer {
     /// Counts the calls of the group gathered.
     fn count_calls(&mut self) {
         self.mark_remote_calls();
+        self.count_marked_calls();
+    }
+
+    /// Counts the calls of the group gathered, its remote calls already marked.
+    fn count_marked_calls(&mut self) {
         for span in &self.group {
             let Some(parent) = span.parent.and_then(|id| self.position_of(id)) else {
                 continue;
