@@ -25,6 +25,32 @@ pub enum IngestError {
     /// Content encoding other than gzip or identity.
     #[error("unsupported content encoding {0:?}: use gzip or none")]
     UnsupportedContentEncoding(String),
+    /// A remote write content type other than 1.0's protobuf (2.0's `proto=` messages among
+    /// them: read as 1.0 they would decode as empty).
+    #[error(
+        "unsupported remote write content type {0:?}: use application/x-protobuf (remote write 1.0, prometheus.WriteRequest)"
+    )]
+    UnsupportedRemoteWriteType(String),
+    /// A remote write content encoding other than snappy.
+    #[error("unsupported remote write content encoding {0:?}: use snappy")]
+    UnsupportedRemoteWriteEncoding(String),
+    /// Every record of a request was refused (for protocols with no partial answer, such as
+    /// remote write, where the sender must hear that nothing was kept).
+    #[error("no valid record in the request: {rejected} refused, the first because {reason}")]
+    NoValidRecords {
+        /// Records refused.
+        rejected: u64,
+        /// Why the first was refused.
+        reason: String,
+    },
+    /// A payload format that cannot carry this signal (remote write carries metrics only).
+    #[error("{format} payloads carry no {signal}")]
+    SignalNotInFormat {
+        /// The payload format's name.
+        format: &'static str,
+        /// The signal asked for.
+        signal: &'static str,
+    },
     /// The tenant header is not a valid tenant id.
     #[error(transparent)]
     BadTenant(#[from] skewer_storage::model::IdError),
@@ -43,6 +69,10 @@ impl IngestError {
             Self::Malformed { .. }
             | Self::UnsupportedContentType(_)
             | Self::UnsupportedContentEncoding(_)
+            | Self::UnsupportedRemoteWriteType(_)
+            | Self::UnsupportedRemoteWriteEncoding(_)
+            | Self::NoValidRecords { .. }
+            | Self::SignalNotInFormat { .. }
             | Self::BadTenant(_) => ErrorKind::InvalidArgument,
             Self::TooLarge { .. } => ErrorKind::InvalidArgument,
             Self::Storage(err) => err.kind(),

@@ -1,5 +1,7 @@
 //! OTLP/HTTP receivers: `POST /v1/traces`, `/v1/logs`, `/v1/metrics` in protobuf or JSON,
 //! optionally gzip-compressed; answers in the request's encoding, errors as `google.rpc.Status`.
+//! The same listener takes Prometheus remote write (`POST /api/v1/write`, see
+//! [`crate::remote_write`]), which shares the body reading here.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -35,13 +37,14 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
 }
 
+/// What every handler on the ingest listener shares.
 #[derive(Clone)]
-struct HttpState {
-    pipeline: Arc<Pipeline>,
-    max_body_bytes: usize,
+pub(crate) struct HttpState {
+    pub(crate) pipeline: Arc<Pipeline>,
+    pub(crate) max_body_bytes: usize,
 }
 
-/// The OTLP/HTTP routes.
+/// The OTLP/HTTP routes, and Prometheus remote write's.
 pub fn otlp_http_router(pipeline: Arc<Pipeline>, config: &HttpConfig) -> Router {
     let state = HttpState {
         pipeline,
@@ -51,6 +54,10 @@ pub fn otlp_http_router(pipeline: Arc<Pipeline>, config: &HttpConfig) -> Router 
         .route("/v1/traces", post(export_traces))
         .route("/v1/logs", post(export_logs))
         .route("/v1/metrics", post(export_metrics))
+        .route(
+            crate::remote_write::REMOTE_WRITE_PATH,
+            post(crate::remote_write::receiver::remote_write),
+        )
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .with_state(state)
 }
@@ -89,7 +96,9 @@ async fn export_metrics(State(state): State<HttpState>, request: Request) -> Res
 
 fn encode_message<M: Message + serde::Serialize>(format: PayloadFormat, message: &M) -> Vec<u8> {
     match format {
-        PayloadFormat::Protobuf => message.encode_to_vec(),
+        // Never asked for remote write, whose answers carry no OTLP message
+        // (`remote_write::receiver`).
+        PayloadFormat::Protobuf | PayloadFormat::RemoteWrite => message.encode_to_vec(),
         // Absent fields are left out (`{}` for a full success), not written as `null`.
         // Serializing generated structs cannot fail.
         PayloadFormat::Json => match serde_json::to_value(message) {
@@ -118,11 +127,7 @@ async fn export(
     let result = async {
         let tenant = tenant_from_header(headers.get(TENANT_HEADER).map(HeaderValue::as_bytes))?;
         // Refuse an overloaded export before reading its body, not after decoding it.
-        let declared_len = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok())
-            .map(|len| len.min(state.max_body_bytes));
+        let declared_len = declared_body_len(&headers, state.max_body_bytes);
         state.pipeline.admit_early(
             signal,
             format.decoded_size_estimate(declared_len.unwrap_or(0)),
@@ -154,12 +159,22 @@ async fn export(
     }
 }
 
+/// The body length `Content-Length` declares, capped at `max_body_bytes` (a longer body is
+/// refused as it arrives).
+pub(crate) fn declared_body_len(headers: &HeaderMap, max_body_bytes: usize) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .map(|len| len.min(max_body_bytes))
+}
+
 /// Smallest step by which the reservation of a body without a declared length grows.
 const BODY_RESERVATION_STEP_BYTES: usize = 64 * 1024;
 
 /// Reads a body of at most `max_body_bytes`, holding memory budget for it while it arrives:
 /// its declared length up front (many slow uploads cannot pile up), else as it grows.
-async fn read_body(
+pub(crate) async fn read_body(
     state: &HttpState,
     signal: Signal,
     body: axum::body::Body,
@@ -264,12 +279,17 @@ fn error_response(format: PayloadFormat, err: &IngestError) -> Response {
             message: err.client_message(),
         },
     );
-    let mut response = (
+    let response = (
         status,
         [(header::CONTENT_TYPE, format.content_type())],
         body,
     )
         .into_response();
+    with_retry_after(response, err)
+}
+
+/// `response` with `Retry-After` when `err` is worth retrying (overload, not ready).
+pub(crate) fn with_retry_after(mut response: Response, err: &IngestError) -> Response {
     if err.kind().is_retryable() {
         response
             .headers_mut()

@@ -1,6 +1,7 @@
 //! skewer-ingest: OTLP in. gRPC ([`grpc`]) and HTTP ([`http`]) receivers decode exports
 //! ([`payload`], [`convert`]), admit them against the memory budget and hand them to the WAL
-//! ([`pipeline`]). Protocol shapes stop here: storage only sees model types and opaque bytes.
+//! ([`pipeline`]); Prometheus remote write ([`remote_write`]) comes in on the HTTP listener
+//! the same way. Protocol shapes stop here: storage only sees model types and opaque bytes.
 
 pub mod convert;
 pub mod error;
@@ -11,6 +12,7 @@ mod json_names;
 pub mod payload;
 pub mod pipeline;
 pub mod raw_codec;
+pub mod remote_write;
 pub mod responses;
 pub mod stats;
 

@@ -1,5 +1,5 @@
-//! OTLP payloads: the two encodings, decoding a body of either into model records, and the
-//! WAL decoder that does the same on replay.
+//! Export payloads: the two OTLP encodings and Prometheus remote write, decoding a body of
+//! any of them into model records, and the WAL decoder that does the same on replay.
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use skewer_storage::wal::WalEntry;
 use crate::IngestError;
 use crate::convert::{Rejections, convert_logs, convert_metrics, convert_traces};
 
-/// How an OTLP body is encoded. The number is what the WAL stores.
+/// How an export body is encoded. The number is what the WAL stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum PayloadFormat {
@@ -22,6 +22,9 @@ pub enum PayloadFormat {
     Protobuf = 1,
     /// OTLP JSON (`application/json`).
     Json = 2,
+    /// Prometheus remote write 1.0: an uncompressed `prometheus.WriteRequest` protobuf
+    /// (received snappy-compressed, stored decompressed). Metrics only.
+    RemoteWrite = 3,
 }
 
 impl PayloadFormat {
@@ -30,22 +33,24 @@ impl PayloadFormat {
         match number {
             1 => Some(Self::Protobuf),
             2 => Some(Self::Json),
+            3 => Some(Self::RemoteWrite),
             _ => None,
         }
     }
 
-    /// `protobuf` or `json`, for messages.
+    /// `protobuf`, `json` or `remote write`, for messages.
     pub fn name(self) -> &'static str {
         match self {
             Self::Protobuf => "protobuf",
             Self::Json => "json",
+            Self::RemoteWrite => "remote write",
         }
     }
 
     /// The MIME type of this encoding.
     pub fn content_type(self) -> &'static str {
         match self {
-            Self::Protobuf => "application/x-protobuf",
+            Self::Protobuf | Self::RemoteWrite => "application/x-protobuf",
             Self::Json => "application/json",
         }
     }
@@ -55,6 +60,10 @@ impl PayloadFormat {
         match self {
             Self::Protobuf => body_len.saturating_mul(3),
             Self::Json => body_len.saturating_mul(3) / 2,
+            // Every sample becomes a whole point with its series' labels copied: a typical
+            // Prometheus batch (one or two samples per series) grows about six-fold, plus
+            // the decoded message alongside.
+            Self::RemoteWrite => body_len.saturating_mul(8),
         }
     }
 }
@@ -89,6 +98,8 @@ where
     };
     match format {
         PayloadFormat::Protobuf => M::decode(body).map_err(|err| malformed(err.to_string())),
+        // Not OTLP: `decode_export` routes it elsewhere.
+        PayloadFormat::RemoteWrite => Err(malformed("not an OTLP message".to_owned())),
         // Doubles written as "NaN" / "Infinity" (the JSON mapping allows them).
         PayloadFormat::Json if crate::json_floats::may_hold_special_floats(body) => {
             decode_json_value(body, &malformed)
@@ -131,10 +142,28 @@ pub fn decode_export(
     body: &[u8],
     options: &DecodeOptions,
 ) -> Result<DecodedExport, IngestError> {
+    if format == PayloadFormat::RemoteWrite {
+        return match signal {
+            Signal::Metrics => decoded_remote_write(body),
+            other => Err(IngestError::SignalNotInFormat {
+                format: format.name(),
+                signal: other.name(),
+            }),
+        };
+    }
     Ok(match signal {
         Signal::Traces => decoded_traces(parse(format, body)?),
         Signal::Logs => decoded_logs(parse(format, body)?, options),
         Signal::Metrics => decoded_metrics(parse(format, body)?),
+    })
+}
+
+/// Decodes and converts a remote write body.
+fn decoded_remote_write(body: &[u8]) -> Result<DecodedExport, IngestError> {
+    let converted = crate::remote_write::decode(body)?;
+    Ok(DecodedExport {
+        batch: SignalBatch::Metrics(converted.records),
+        rejections: converted.rejections,
     })
 }
 

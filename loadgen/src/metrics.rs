@@ -158,20 +158,16 @@ impl MetricSeriesGenerator {
                     })
                 }
             };
-            let name = match series % 10 {
-                0..=3 => "http.server.request.count",
-                4..=6 => "system.cpu.utilization",
-                7..=8 => "http.server.request.duration",
-                _ => "http.server.response.body.size",
+            let (name, unit) = match series % 10 {
+                0..=3 => ("http.server.request.count", "{request}"),
+                4..=6 => ("system.cpu.utilization", "1"),
+                7..=8 => ("http.server.request.duration", "s"),
+                _ => ("http.server.response.body.size", "By"),
             };
             by_service[service].push(Metric {
                 name: name.into(),
                 description: String::new(),
-                unit: if series % 10 >= 7 {
-                    "s".into()
-                } else {
-                    "1".into()
-                },
+                unit: unit.into(),
                 data: Some(data),
                 ..Metric::default()
             });

@@ -5,6 +5,8 @@
 pub mod error;
 pub mod logs;
 pub mod metrics;
+pub mod prometheus;
+pub mod promql;
 pub mod trace;
 pub mod trace_filter;
 pub mod trace_search;

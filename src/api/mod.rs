@@ -8,6 +8,7 @@ pub mod metric_points;
 pub mod middleware;
 pub mod otlp_json;
 pub mod params;
+pub mod prometheus;
 pub mod status;
 pub mod trace_search;
 
@@ -96,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/search/durations", get(trace_search::durations))
         .route("/api/logs", get(logs::search))
         .route("/api/metrics/points", get(metric_points::points))
+        .merge(prometheus::routes())
         .layer(axum::middleware::from_fn_with_state(
             gate,
             middleware::limit_queries,

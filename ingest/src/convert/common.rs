@@ -93,7 +93,15 @@ pub struct Rejections {
 impl Rejections {
     /// Records one refused record.
     pub fn reject(&mut self, reason: impl FnOnce() -> String) {
-        self.count += 1;
+        self.reject_many(1, reason);
+    }
+
+    /// Records `count` records refused for one reason (nothing when `count` is 0).
+    pub fn reject_many(&mut self, count: u64, reason: impl FnOnce() -> String) {
+        if count == 0 {
+            return;
+        }
+        self.count += count;
         if self.first_message.is_none() {
             self.first_message = Some(reason());
         }

@@ -152,6 +152,21 @@ impl ScanRequest {
             order: ScanOrder::Any,
         }
     }
+
+    /// The points of every metric in a time range: for readers that cannot name the
+    /// stored metric up front (a PromQL selector names the Prometheus name, which the OTLP
+    /// name does not map back to).
+    pub fn metrics(tenant: TenantId, time_range: TimeRange, limits: ScanLimits) -> Self {
+        Self {
+            tenant,
+            signal: Signal::Metrics,
+            time_range,
+            columns: None,
+            predicate: Predicate::All,
+            limits,
+            order: ScanOrder::Any,
+        }
+    }
 }
 
 /// Batches of a running scan. Dropping it stops the scan.

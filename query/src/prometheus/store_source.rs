@@ -1,0 +1,311 @@
+//! The stored metric points of one tenant as Prometheus series: PromQL's [`SeriesSource`]
+//! over storage, and the listings the Prometheus HTTP API serves (`/api/v1/series`,
+//! `/api/v1/labels`, `/api/v1/label/{name}/values`, `/api/v1/metadata`).
+//!
+//! A Prometheus name does not map back to one OTLP name (sanitising loses characters and
+//! the unit suffix may or may not have been in the name), so a read scans every metric point
+//! in the time range. Each batch is cut down before any grouping or conversion: the OTLP
+//! metrics whose Prometheus names (the family name, with `_bucket`, `_sum`, `_count` where
+//! the kind has them) no `__name__` matcher accepts are dropped, deciding once per
+//! descriptor. The rest are grouped into OTLP series, converted ([`super::convert`]), merged
+//! where two OTLP series give the same labels, matched, and cut to the time range.
+//! Resources with attributes beyond `job` and `instance` add a `target_info` series
+//! (value 1) with a sample at each time one of their points has.
+//!
+//! Delta series accumulate from the start of the read window (see [`super::convert`]).
+//! Knows no HTTP: the API adapter shapes these answers.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use promql_parser::label::Matcher;
+use skewer_storage::model::{MetricDescriptor, MetricPoint, TenantId};
+use skewer_storage::parquet_codec::decode_metric_points;
+use skewer_storage::scan::{ScanLimits, ScanRequest, TimeRange};
+use skewer_storage::{Storage, StorageError};
+
+use super::convert::{convert_series, is_no_recorded_value, timestamp_ms};
+use super::labels::{TARGET_INFO, target_info_labels};
+use super::naming::{PrometheusType, family_metric_names, family_name, prometheus_unit};
+use crate::QueryError;
+use crate::metrics::group_into_series;
+use crate::promql::{Labels, METRIC_NAME_LABEL, Sample, Selection, Series, SeriesSource};
+
+/// The `HELP` text of `target_info`, as Prometheus's OTLP receiver writes it.
+const TARGET_INFO_HELP: &str = "Target metadata";
+
+/// One tenant's stored metrics, read as Prometheus series.
+#[derive(Clone)]
+pub struct StoreSource<'a> {
+    storage: &'a Storage,
+    tenant: TenantId,
+    limits: ScanLimits,
+}
+
+/// What `/api/v1/metadata` says of one metric family.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MetricMetadata {
+    /// The family name (`http_server_request_duration_seconds`).
+    pub family: String,
+    /// Its type.
+    pub metric_type: PrometheusType,
+    /// The OTLP description.
+    pub help: String,
+    /// The unit, spelled out (`seconds`); empty when none.
+    pub unit: String,
+}
+
+impl<'a> StoreSource<'a> {
+    /// Reads `tenant`'s metrics from `storage`; every scan is bounded by `limits`.
+    pub fn new(storage: &'a Storage, tenant: TenantId, limits: ScanLimits) -> Self {
+        Self {
+            storage,
+            tenant,
+            limits,
+        }
+    }
+
+    /// The label sets of the series with a sample in `[start_ms, end_ms]` that all matchers
+    /// of at least one set accept (every series when there is no set), sorted, each once:
+    /// `/api/v1/series`, and the ground of the label listings.
+    pub async fn series_labels(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Labels>, QueryError> {
+        let filter = NameFilter::any_of(matcher_sets);
+        let series = self.read(&filter, start_ms, end_ms).await?;
+        Ok(series
+            .into_iter()
+            .filter(|s| matcher_sets.is_empty() || matcher_sets.iter().any(|m| s.labels.matches(m)))
+            .map(|s| s.labels)
+            .collect())
+    }
+
+    /// The label names of those series, sorted (`/api/v1/labels`).
+    pub async fn label_names(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<String>, QueryError> {
+        let series = self.series_labels(matcher_sets, start_ms, end_ms).await?;
+        let names: BTreeSet<&str> = series
+            .iter()
+            .flat_map(|labels| labels.iter().map(|(name, _)| name))
+            .collect();
+        Ok(names.into_iter().map(str::to_owned).collect())
+    }
+
+    /// The values of label `name` on those series, sorted (`/api/v1/label/{name}/values`).
+    pub async fn label_values(
+        &self,
+        name: &str,
+        matcher_sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<String>, QueryError> {
+        let series = self.series_labels(matcher_sets, start_ms, end_ms).await?;
+        let values: BTreeSet<&str> = series
+            .iter()
+            .map(|labels| labels.get(name))
+            .filter(|value| !value.is_empty())
+            .collect();
+        Ok(values.into_iter().map(str::to_owned).collect())
+    }
+
+    /// Type, help and unit of every family with a point in `[start_ms, end_ms]`, sorted by
+    /// family; a family the senders described differently appears once per description
+    /// (`/api/v1/metadata`).
+    pub async fn metadata(
+        &self,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<MetricMetadata>, QueryError> {
+        let mut found: BTreeSet<MetricMetadata> = BTreeSet::new();
+        let mut has_target_info = false;
+        self.scan(start_ms, end_ms, |points| {
+            // Descriptors and resources are shared within a batch: look at each once.
+            let mut seen_descriptors: HashSet<usize> = HashSet::new();
+            let mut seen_resources: HashSet<usize> = HashSet::new();
+            for point in &points {
+                if seen_descriptors.insert(Arc::as_ptr(&point.metric) as usize) {
+                    found.extend(metadata_of(&point.metric));
+                }
+                if !has_target_info && seen_resources.insert(Arc::as_ptr(&point.resource) as usize)
+                {
+                    has_target_info = target_info_labels(&point.resource).is_some();
+                }
+            }
+        })
+        .await?;
+        if has_target_info {
+            found.insert(MetricMetadata {
+                family: TARGET_INFO.to_owned(),
+                metric_type: PrometheusType::Gauge,
+                help: TARGET_INFO_HELP.to_owned(),
+                unit: String::new(),
+            });
+        }
+        Ok(found.into_iter().collect())
+    }
+
+    /// Every series `filter` may want with its samples in `[start_ms, end_ms]`, merged by
+    /// labels and sorted by them; matchers other than on the name are not applied.
+    async fn read(
+        &self,
+        filter: &NameFilter<'_>,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Series>, QueryError> {
+        let wants_target_info = filter.accepts(TARGET_INFO);
+        let mut kept: Vec<MetricPoint> = Vec::new();
+        let mut targets: BTreeMap<Labels, BTreeSet<i64>> = BTreeMap::new();
+        self.scan(start_ms, end_ms, |points| {
+            // Descriptors and resources are shared within a batch: decide once for each.
+            let mut accepted: HashMap<usize, bool> = HashMap::new();
+            let mut target_labels: HashMap<usize, Option<Labels>> = HashMap::new();
+            for point in points {
+                if wants_target_info && !is_no_recorded_value(&point) {
+                    let labels = target_labels
+                        .entry(Arc::as_ptr(&point.resource) as usize)
+                        .or_insert_with(|| target_info_labels(&point.resource));
+                    if let Some(labels) = labels {
+                        targets
+                            .entry(labels.clone())
+                            .or_default()
+                            .insert(timestamp_ms(&point));
+                    }
+                }
+                let wanted = *accepted
+                    .entry(Arc::as_ptr(&point.metric) as usize)
+                    .or_insert_with(|| filter.accepts_metric(&point.metric));
+                if wanted {
+                    kept.push(point);
+                }
+            }
+        })
+        .await?;
+        let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+        for otlp_series in group_into_series(kept) {
+            for series in convert_series(&otlp_series.points) {
+                merged
+                    .entry(series.labels)
+                    .or_default()
+                    .extend(series.samples);
+            }
+        }
+        for (labels, times) in targets {
+            let ones = times.into_iter().map(|timestamp_ms| Sample {
+                timestamp_ms,
+                value: 1.0,
+            });
+            merged.entry(labels).or_default().extend(ones);
+        }
+        Ok(merged
+            .into_iter()
+            .filter_map(|(labels, mut samples)| {
+                samples.retain(|s| (start_ms..=end_ms).contains(&s.timestamp_ms));
+                samples.sort_by_key(|s| s.timestamp_ms);
+                samples.dedup_by_key(|s| s.timestamp_ms);
+                (!samples.is_empty()).then_some(Series { labels, samples })
+            })
+            .collect())
+    }
+
+    /// Scans every metric point with a time in `[start_ms, end_ms]`, one decoded batch at a
+    /// time.
+    async fn scan(
+        &self,
+        start_ms: i64,
+        end_ms: i64,
+        mut each_batch: impl FnMut(Vec<MetricPoint>) + Send,
+    ) -> Result<(), QueryError> {
+        let Some(range) = nano_range(start_ms, end_ms) else {
+            return Ok(());
+        };
+        let request = ScanRequest::metrics(self.tenant.clone(), range, self.limits);
+        let mut stream = self.storage.scan(request)?;
+        while let Some(batch) = stream.next().await {
+            each_batch(decode_metric_points(&batch?).map_err(StorageError::from)?);
+        }
+        Ok(())
+    }
+}
+
+impl SeriesSource for StoreSource<'_> {
+    async fn select(&self, selection: &Selection) -> Result<Vec<Series>, QueryError> {
+        let filter = NameFilter::any_of(std::slice::from_ref(&selection.matchers));
+        let mut series = self
+            .read(&filter, selection.start_ms, selection.end_ms)
+            .await?;
+        series.retain(|s| s.labels.matches(&selection.matchers));
+        Ok(series)
+    }
+}
+
+/// The metadata entries of one OTLP metric: none when it has no Prometheus name.
+fn metadata_of(descriptor: &MetricDescriptor) -> Option<MetricMetadata> {
+    Some(MetricMetadata {
+        family: family_name(descriptor)?,
+        metric_type: PrometheusType::of(descriptor),
+        help: descriptor.description.clone(),
+        unit: prometheus_unit(descriptor),
+    })
+}
+
+/// `[start_ms, end_ms]` as the scan's half-open nanosecond range; `None` when empty.
+fn nano_range(start_ms: i64, end_ms: i64) -> Option<TimeRange> {
+    if end_ms < start_ms || end_ms < 0 {
+        return None;
+    }
+    let start = u64::try_from(start_ms.max(0))
+        .ok()?
+        .saturating_mul(1_000_000);
+    let end = u64::try_from(end_ms)
+        .ok()?
+        .saturating_add(1)
+        .saturating_mul(1_000_000);
+    (start < end).then_some(TimeRange {
+        start_unix_nano: start,
+        end_unix_nano: end,
+    })
+}
+
+/// Which metric names a read wants: those all `__name__` matchers of at least one set
+/// accept (a set without any accepts every name).
+struct NameFilter<'m> {
+    sets: Vec<Vec<&'m Matcher>>,
+}
+
+impl<'m> NameFilter<'m> {
+    /// The names any of `matcher_sets` may select; every name when there is no set.
+    fn any_of(matcher_sets: &'m [Vec<Matcher>]) -> Self {
+        let sets = if matcher_sets.is_empty() {
+            vec![Vec::new()]
+        } else {
+            matcher_sets
+                .iter()
+                .map(|set| set.iter().filter(|m| m.name == METRIC_NAME_LABEL).collect())
+                .collect()
+        };
+        Self { sets }
+    }
+
+    /// Whether a series named `name` may be selected.
+    fn accepts(&self, name: &str) -> bool {
+        self.sets
+            .iter()
+            .any(|set| set.iter().all(|matcher| matcher.is_match(name)))
+    }
+
+    /// Whether any series of the family an OTLP metric becomes may be selected.
+    fn accepts_metric(&self, descriptor: &MetricDescriptor) -> bool {
+        family_name(descriptor).is_some_and(|family| {
+            family_metric_names(&family, descriptor.kind)
+                .iter()
+                .any(|name| self.accepts(name))
+        })
+    }
+}

@@ -1,0 +1,40 @@
+//! PromQL: parse with `promql-parser`, evaluate over a [`SeriesSource`] with Prometheus's
+//! semantics (lookback and staleness, `rate` extrapolation, vector matching, aggregation).
+//!
+//! Evaluation has two phases: every selector's series are fetched first (each over the time
+//! span the whole query needs of it), then the expression is evaluated in memory, all steps
+//! of a range query at once, series by series.
+
+mod aggregate;
+mod binary;
+#[cfg(test)]
+mod corpus;
+mod error;
+mod eval;
+mod format;
+mod functions;
+mod histogram;
+mod numeric;
+mod plan;
+mod series;
+mod time;
+mod value;
+
+pub use error::PromqlError;
+pub use eval::{QueryOptions, instant_query, range_query};
+pub use format::{format_value, label_float};
+pub use series::{
+    Labels, METRIC_NAME_LABEL, MemorySource, STALE_NAN_BITS, Sample, Selection, Series,
+    SeriesSource, is_stale, stale_nan,
+};
+pub use value::{InstantSample, QueryValue};
+
+/// Parses a series selector such as `up{job="api"}` (the `match[]` parameter) into matchers.
+pub fn parse_selector(selector: &str) -> Result<Vec<promql_parser::label::Matcher>, PromqlError> {
+    match promql_parser::parser::parse(selector).map_err(PromqlError::Parse)? {
+        promql_parser::parser::Expr::VectorSelector(vs) => Ok(plan::selector_matchers(&vs)),
+        _ => Err(PromqlError::Parse(format!(
+            "{selector:?} is not a series selector"
+        ))),
+    }
+}
