@@ -24,6 +24,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from promql import promql_figures
+
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -218,6 +220,8 @@ def main():
                         help="measure ingest throughput with compaction busy against compaction off")
     parser.add_argument("--generator", help="the binary whose `loadgen` fills the store (default: --binary); "
                         "lets an older server be measured under the same load")
+    parser.add_argument("--only-promql", action="store_true",
+                        help="only the PromQL figures (remote write in, Prometheus API out)")
     parser.add_argument("--only-storage-v2", action="store_true",
                         help="only the start-time, compaction and spread trace-by-id figures")
     parser.add_argument("--json", help="write the figures as JSON here")
@@ -257,7 +261,37 @@ THROUGHPUT = [
 ]
 
 
+def run_promql(binary, work, args, f):
+    data = work / "promql"
+    server = Server(binary, data).start()
+    try:
+        f["promql"] = promql_figures(server, args, cpu_seconds, percentile, timed_queries, metric)
+    finally:
+        server.stop()
+
+
+def promql_rows(f):
+    if "promql" not in f:
+        return []
+    p = f["promql"]
+
+    def q(x):
+        failed = f", {x['failures']} failed" if x["failures"] else ""
+        return f"{x['p99']:.1f} (p50 {x['p50']:.1f}; {x['queries']} queries{failed})"
+    return [
+        (f"remote write samples per server CPU-second ({p['samples_written']:,} samples)", "≥ 250k", "≥ 500k",
+         f"{p['remote_write_per_cpu_second']:,.0f}"),
+        ("`query_range` of one series over 24 h at 10 s (step 60 s), p99 ms", "≤ 20", "", q(p["range_24h"])),
+        (f"`sum by (service) (rate(x[5m]))` over {p['counters']:,} series and 1 h (step 60 s), p99 ms", "≤ 100", "",
+         q(p["sum_rate_1000"])),
+        (f"`/api/v1/series` with a selector over {p['many_series']:,} series, p99 ms", "≤ 50", "", q(p["series_100k"])),
+    ]
+
+
 def run_suite(binary, work, args, f):
+    if args.only_promql:
+        run_promql(binary, work, args, f)
+        return
     n, secs = args.runs, args.seconds
     if args.startup_files:
         f["startup"] = startup_figures(binary, args.baseline, work, args)
@@ -287,6 +321,7 @@ def run_suite(binary, work, args, f):
             f[key] = throughput(binary, work, signal_name, transport, secs, n)
     if args.only_throughput:
         return
+    run_promql(binary, work, args, f)
 
     # Storage, query latency, memory and freshness on one long-lived server.
     gen_binary = args.generator or binary
@@ -643,6 +678,12 @@ def storage_v2_rows(f):
 
 
 def print_table(f, args):
+    if args.only_promql:
+        print("| measure | first bar | moonshot | measured |")
+        print("|---|---|---|---|")
+        for row in promql_rows(f):
+            print("| " + " | ".join(row) + " |")
+        return
     if args.only_storage_v2:
         print("| measure | bar | | measured |")
         print("|---|---|---|---|")
@@ -706,6 +747,7 @@ def print_table(f, args):
             ("one trace of 10,000 spans by id (Jaeger JSON), p99 ms", "report", "", q("trace_10k_spans")),
         ]
     rows += storage_v2_rows(f)
+    rows += promql_rows(f)
     print("| measure | first bar | moonshot | measured |")
     print("|---|---|---|---|")
     for row in rows:

@@ -118,6 +118,17 @@ pub fn target_info_labels(resource: &Resource) -> Option<Labels> {
     Some(Labels::from_pairs(pairs))
 }
 
+/// Whether resources with these attribute keys (gathered over many resources) may make a
+/// `target_info` series: some key beyond the three that make `job` and `instance`, and one
+/// of those that make them.
+pub fn may_have_target_info(keys: &std::collections::BTreeSet<String>) -> bool {
+    let identity = [SERVICE_NAME, SERVICE_INSTANCE_ID];
+    keys.iter().any(|k| identity.contains(&k.as_str()))
+        && keys
+            .iter()
+            .any(|k| ![SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_INSTANCE_ID].contains(&k.as_str()))
+}
+
 /// `job` and `instance` of a resource, those it has.
 fn identity_labels(resource: &Resource) -> Vec<(String, String)> {
     [

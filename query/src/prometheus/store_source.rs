@@ -3,11 +3,14 @@
 //! `/api/v1/labels`, `/api/v1/label/{name}/values`, `/api/v1/metadata`).
 //!
 //! A Prometheus name does not map back to one OTLP name (sanitising loses characters and
-//! the unit suffix may or may not have been in the name), so a read scans every metric point
-//! in the time range. Each batch is cut down before any grouping or conversion: the OTLP
-//! metrics whose Prometheus names (the family name, with `_bucket`, `_sum`, `_count` where
-//! the kind has them) no `__name__` matcher accepts are dropped, deciding once per
-//! descriptor. The rest are grouped into OTLP series, converted ([`super::convert`]), merged
+//! the unit suffix may or may not have been in the name), so a read first asks storage's
+//! metric catalog (the OTLP metrics of the time range, from file summaries kept at ingest)
+//! which OTLP metrics have a Prometheus name the `__name__` matchers accept, and scans those
+//! alone; metadata answers from the catalog without reading a point. Without a complete
+//! catalog (files written before it) a read scans every metric point in the range. Each batch
+//! is cut down before any grouping or conversion: the OTLP metrics whose Prometheus names
+//! (the family name, with `_bucket`, `_sum`, `_count` where the kind has them) no `__name__`
+//! matcher accepts are dropped, deciding once per descriptor. The rest are grouped into OTLP series, converted ([`super::convert`]), merged
 //! where two OTLP series give the same labels, matched, and cut to the time range.
 //! Resources with attributes beyond `job` and `instance` add a `target_info` series
 //! (value 1) with a sample at each time one of their points has.
@@ -15,20 +18,21 @@
 //! Delta series accumulate from the start of the read window (see [`super::convert`]).
 //! Knows no HTTP: the API adapter shapes these answers.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use promql_parser::label::Matcher;
+use skewer_storage::catalog::MetricCatalog;
 use skewer_storage::model::{MetricDescriptor, MetricPoint, TenantId};
-use skewer_storage::parquet_codec::decode_metric_points;
+use skewer_storage::parquet_codec::{SeriesRun, decode_metric_series_runs, metric_series_columns};
 use skewer_storage::scan::{ScanLimits, ScanRequest, TimeRange};
 use skewer_storage::{Storage, StorageError};
 
 use super::convert::{convert_series, is_no_recorded_value, timestamp_ms};
-use super::labels::{TARGET_INFO, target_info_labels};
+use super::labels::{TARGET_INFO, may_have_target_info, target_info_labels};
 use super::naming::{PrometheusType, family_metric_names, family_name, prometheus_unit};
 use crate::QueryError;
-use crate::metrics::group_into_series;
 use crate::promql::{Labels, METRIC_NAME_LABEL, Sample, Selection, Series, SeriesSource};
 
 /// The `HELP` text of `target_info`, as Prometheus's OTLP receiver writes it.
@@ -125,21 +129,18 @@ impl<'a> StoreSource<'a> {
     ) -> Result<Vec<MetricMetadata>, QueryError> {
         let mut found: BTreeSet<MetricMetadata> = BTreeSet::new();
         let mut has_target_info = false;
-        self.scan(start_ms, end_ms, |points| {
-            // Descriptors and resources are shared within a batch: look at each once.
-            let mut seen_descriptors: HashSet<usize> = HashSet::new();
-            let mut seen_resources: HashSet<usize> = HashSet::new();
-            for point in &points {
-                if seen_descriptors.insert(Arc::as_ptr(&point.metric) as usize) {
-                    found.extend(metadata_of(&point.metric));
-                }
-                if !has_target_info && seen_resources.insert(Arc::as_ptr(&point.resource) as usize)
-                {
-                    has_target_info = target_info_labels(&point.resource).is_some();
+        if let Some(catalog) = self.catalog(start_ms, end_ms).await {
+            for (name, families) in &catalog.names {
+                for family in families {
+                    found.extend(metadata_of(&family.descriptor(name)));
                 }
             }
-        })
-        .await?;
+            has_target_info =
+                may_have_target_info(&catalog.resource_keys) || catalog.resource_keys_truncated;
+        } else {
+            self.scan_metadata(start_ms, end_ms, &mut found, &mut has_target_info)
+                .await?;
+        }
         if has_target_info {
             found.insert(MetricMetadata {
                 family: TARGET_INFO.to_owned(),
@@ -151,6 +152,44 @@ impl<'a> StoreSource<'a> {
         Ok(found.into_iter().collect())
     }
 
+    /// The metric catalog of `[start_ms, end_ms]` when complete (every file summarised, no
+    /// name left out).
+    async fn catalog(&self, start_ms: i64, end_ms: i64) -> Option<MetricCatalog> {
+        let range = nano_range(start_ms, end_ms)?;
+        self.storage
+            .metric_catalog(&self.tenant, range)
+            .await
+            .filter(|catalog| !catalog.truncated)
+    }
+
+    /// Metadata by reading every point (files written before metric summaries).
+    async fn scan_metadata(
+        &self,
+        start_ms: i64,
+        end_ms: i64,
+        found: &mut BTreeSet<MetricMetadata>,
+        has_target_info: &mut bool,
+    ) -> Result<(), QueryError> {
+        let everything = NameFilter::any_of(&[]);
+        self.scan(start_ms, end_ms, &everything, |runs| {
+            let points: Vec<&MetricPoint> =
+                runs.iter().filter_map(|run| run.points.first()).collect();
+            // Descriptors and resources are shared within a batch: look at each once.
+            let mut seen_descriptors: HashSet<usize> = HashSet::new();
+            let mut seen_resources: HashSet<usize> = HashSet::new();
+            for point in points {
+                if seen_descriptors.insert(Arc::as_ptr(&point.metric) as usize) {
+                    found.extend(metadata_of(&point.metric));
+                }
+                if !*has_target_info && seen_resources.insert(Arc::as_ptr(&point.resource) as usize)
+                {
+                    *has_target_info = target_info_labels(&point.resource).is_some();
+                }
+            }
+        })
+        .await
+    }
+
     /// Every series `filter` may want with its samples in `[start_ms, end_ms]`, merged by
     /// labels and sorted by them; matchers other than on the name are not applied.
     async fn read(
@@ -160,36 +199,54 @@ impl<'a> StoreSource<'a> {
         end_ms: i64,
     ) -> Result<Vec<Series>, QueryError> {
         let wants_target_info = filter.accepts(TARGET_INFO);
-        let mut kept: Vec<MetricPoint> = Vec::new();
+        // Points by stored series id; a series' first point carries its identity.
+        let mut kept: HashMap<u64, Vec<MetricPoint>> = HashMap::new();
         let mut targets: BTreeMap<Labels, BTreeSet<i64>> = BTreeMap::new();
-        self.scan(start_ms, end_ms, |points| {
+        self.scan(start_ms, end_ms, filter, |runs| {
             // Descriptors and resources are shared within a batch: decide once for each.
             let mut accepted: HashMap<usize, bool> = HashMap::new();
             let mut target_labels: HashMap<usize, Option<Labels>> = HashMap::new();
-            for point in points {
-                if wants_target_info && !is_no_recorded_value(&point) {
+            for run in runs {
+                let Some(first) = run.points.first() else {
+                    continue;
+                };
+                if wants_target_info {
                     let labels = target_labels
-                        .entry(Arc::as_ptr(&point.resource) as usize)
-                        .or_insert_with(|| target_info_labels(&point.resource));
+                        .entry(Arc::as_ptr(&first.resource) as usize)
+                        .or_insert_with(|| target_info_labels(&first.resource));
                     if let Some(labels) = labels {
-                        targets
-                            .entry(labels.clone())
-                            .or_default()
-                            .insert(timestamp_ms(&point));
+                        let times = targets.entry(labels.clone()).or_default();
+                        times.extend(
+                            run.points
+                                .iter()
+                                .filter(|p| !is_no_recorded_value(p))
+                                .map(timestamp_ms),
+                        );
                     }
                 }
                 let wanted = *accepted
-                    .entry(Arc::as_ptr(&point.metric) as usize)
-                    .or_insert_with(|| filter.accepts_metric(&point.metric));
+                    .entry(Arc::as_ptr(&first.metric) as usize)
+                    .or_insert_with(|| filter.accepts_metric(&first.metric));
                 if wanted {
-                    kept.push(point);
+                    match kept.entry(run.series_id) {
+                        Entry::Occupied(mut points) => points.get_mut().extend(run.points),
+                        Entry::Vacant(slot) => {
+                            slot.insert(run.points);
+                        }
+                    }
                 }
             }
         })
         .await?;
         let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
-        for otlp_series in group_into_series(kept) {
-            for series in convert_series(&otlp_series.points) {
+        for (_, mut points) in kept {
+            // Runs of one series from several files: time order, each time once. Only the
+            // first point read carries the attributes; they go to the first point in time.
+            let identity = std::mem::take(&mut points[0].attributes);
+            points.sort_by_key(|p| (p.time_unix_nano, p.start_time_unix_nano));
+            points.dedup_by_key(|p| (p.time_unix_nano, p.start_time_unix_nano));
+            points[0].attributes = identity;
+            for series in convert_series(&points) {
                 merged
                     .entry(series.labels)
                     .or_default()
@@ -214,21 +271,44 @@ impl<'a> StoreSource<'a> {
             .collect())
     }
 
-    /// Scans every metric point with a time in `[start_ms, end_ms]`, one decoded batch at a
-    /// time.
+    /// Scans the metric points with a time in `[start_ms, end_ms]` that `filter` may want,
+    /// one decoded batch at a time: when the metric catalog is complete, only the OTLP
+    /// metrics whose Prometheus names the filter accepts are read; otherwise (or for
+    /// `target_info`, which any point's resource may make) every point.
     async fn scan(
         &self,
         start_ms: i64,
         end_ms: i64,
-        mut each_batch: impl FnMut(Vec<MetricPoint>) + Send,
+        filter: &NameFilter<'_>,
+        mut each_batch: impl FnMut(Vec<SeriesRun>) + Send,
     ) -> Result<(), QueryError> {
         let Some(range) = nano_range(start_ms, end_ms) else {
             return Ok(());
         };
-        let request = ScanRequest::metrics(self.tenant.clone(), range, self.limits);
+        let mut names = None;
+        if !filter.accepts(TARGET_INFO)
+            && let Some(catalog) = self.catalog(start_ms, end_ms).await
+        {
+            let wanted: Vec<String> = catalog
+                .names
+                .iter()
+                .filter(|(name, families)| {
+                    families
+                        .iter()
+                        .any(|family| filter.accepts_metric(&family.descriptor(name)))
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            if wanted.is_empty() {
+                return Ok(());
+            }
+            names = Some(wanted);
+        }
+        let mut request = ScanRequest::metrics(self.tenant.clone(), names, range, self.limits);
+        request.columns = Some(metric_series_columns());
         let mut stream = self.storage.scan(request)?;
         while let Some(batch) = stream.next().await {
-            each_batch(decode_metric_points(&batch?).map_err(StorageError::from)?);
+            each_batch(decode_metric_series_runs(&batch?).map_err(StorageError::from)?);
         }
         Ok(())
     }

@@ -319,3 +319,61 @@ async fn store_source_lists_series_labels_and_metadata() {
     );
     storage.shutdown().await.unwrap();
 }
+
+/// Every `*.summary.json` sidecar under `dir`, recursively.
+fn summary_sidecars(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(summary_sidecars(&path));
+        } else if path.to_string_lossy().ends_with(".summary.json") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_without_a_readable_summary_are_read_in_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = storage_with_points(dir.path()).await;
+    storage.shutdown().await.unwrap();
+    drop(storage);
+    let sidecars = summary_sidecars(dir.path());
+    assert!(!sidecars.is_empty(), "flushed metric files have summaries");
+    for sidecar in sidecars {
+        std::fs::remove_file(sidecar).unwrap();
+    }
+    let storage = open(dir.path()).await;
+    let range = skewer_storage::scan::TimeRange::ALL;
+    assert!(
+        storage
+            .metric_catalog(&TenantId::default_tenant(), range)
+            .await
+            .is_none(),
+        "without summaries the catalog is unknown, not empty"
+    );
+    let source = StoreSource::new(&storage, TenantId::default_tenant(), ScanLimits::default());
+    let counter = source
+        .select(&selection(
+            vec![name_is("http_server_requests_total")],
+            0,
+            20,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(counter.len(), 1, "{counter:?}");
+    assert_eq!(values(&counter[0]), [(0, 0.0), (10, 10.0), (20, 20.0)]);
+    let families: Vec<String> = source
+        .metadata(BASE_MS, BASE_MS + 20_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.family)
+        .collect();
+    assert!(
+        families.contains(&"process_memory_usage_bytes".to_owned()),
+        "{families:?}"
+    );
+}

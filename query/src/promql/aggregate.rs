@@ -12,8 +12,8 @@ use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use super::error::PromqlError;
 use super::eval::{Evaluator, StepSeries, Value};
-use super::format::label_float;
-use super::numeric::{kahan_add, mean, quantile};
+use super::format::{format_value, label_float};
+use super::numeric::{keeps_infinite_mean, quantile};
 use super::series::{Labels, METRIC_NAME_LABEL};
 
 /// Evaluates `agg` at `times`.
@@ -41,7 +41,7 @@ pub(super) fn evaluate(
     let out = match op {
         T_TOPK | T_BOTTOMK => {
             let k = scalar_param(param, "k")?;
-            select_k(input, &groups, &k, op == T_TOPK)
+            select_k(input, &groups, &k, op == T_TOPK)?
         }
         T_COUNT_VALUES => {
             let label = match param {
@@ -52,7 +52,7 @@ pub(super) fn evaluate(
                     ));
                 }
             };
-            count_values(&input, &groups, &label, steps)?
+            count_values(&input, agg.modifier.as_ref(), &label, steps)?
         }
         _ => {
             let phi = if op == T_QUANTILE {
@@ -75,7 +75,7 @@ pub(super) fn evaluate(
                             }
                             Ok(Some(match op {
                                 T_SUM => sum(&present),
-                                T_AVG => mean(present.iter().copied()),
+                                T_AVG => mean(&present),
                                 T_COUNT => present.len() as f64,
                                 T_GROUP => 1.0,
                                 T_MIN => extreme(&present, |v, best| v < best),
@@ -113,16 +113,7 @@ fn group(input: &[StepSeries], modifier: Option<&LabelModifier>) -> Vec<Group> {
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut groups: Vec<Group> = Vec::new();
     for (member, series) in input.iter().enumerate() {
-        let mut labels = series.labels.clone();
-        match modifier {
-            None => labels = Labels::default(),
-            Some(LabelModifier::Include(by)) => {
-                labels.retain(|name| by.labels.iter().any(|l| l == name));
-            }
-            Some(LabelModifier::Exclude(without)) => labels.retain(|name| {
-                name != METRIC_NAME_LABEL && !without.labels.iter().any(|l| l == name)
-            }),
-        }
+        let labels = group_labels(&series.labels, modifier, None);
         match index.get(&labels) {
             Some(&at) => groups[at].members.push(member),
             None => {
@@ -137,6 +128,25 @@ fn group(input: &[StepSeries], modifier: Option<&LabelModifier>) -> Vec<Group> {
     groups
 }
 
+/// The labels of the group `labels` falls in: those `by` keeps (and `also_kept`, when
+/// given), or all but those `without` leaves out and the metric name.
+fn group_labels(
+    labels: &Labels,
+    modifier: Option<&LabelModifier>,
+    also_kept: Option<&str>,
+) -> Labels {
+    let mut labels = labels.clone();
+    match modifier {
+        Some(LabelModifier::Exclude(without)) => labels
+            .retain(|name| name != METRIC_NAME_LABEL && !without.labels.iter().any(|l| l == name)),
+        Some(LabelModifier::Include(by)) => {
+            labels.retain(|name| also_kept == Some(name) || by.labels.iter().any(|l| l == name))
+        }
+        None => labels.retain(|name| also_kept == Some(name)),
+    }
+    labels
+}
+
 fn scalar_param(param: Option<Value>, what: &str) -> Result<Vec<f64>, PromqlError> {
     match param {
         Some(Value::Scalar(values)) => Ok(values),
@@ -146,16 +156,22 @@ fn scalar_param(param: Option<Value>, what: &str) -> Result<Vec<f64>, PromqlErro
     }
 }
 
+/// A plain running sum, as Prometheus 2.42's `sum` adds (uncompensated).
 fn sum(values: &[f64]) -> f64 {
-    let (mut sum, mut compensation) = (0.0, 0.0);
-    for &v in values {
-        (sum, compensation) = kahan_add(v, sum, compensation);
+    values[1..].iter().fold(values[0], |sum, v| sum + v)
+}
+
+/// The mean as Prometheus 2.42's `avg` computes it: incrementally, an infinite mean kept.
+fn mean(values: &[f64]) -> f64 {
+    let (mut mean, mut seen) = (values[0], 1.0);
+    for &v in &values[1..] {
+        seen += 1.0;
+        if keeps_infinite_mean(mean, v) {
+            continue;
+        }
+        mean += v / seen - mean / seen;
     }
-    if sum.is_infinite() {
-        sum
-    } else {
-        sum + compensation
-    }
+    mean
 }
 
 /// The minimum or maximum; NaN only when every value is NaN.
@@ -169,10 +185,10 @@ fn extreme(values: &[f64], better: impl Fn(f64, f64) -> bool) -> f64 {
     best
 }
 
-/// Population variance, by Welford's method.
+/// Population variance, by Welford's method from the first value (as Prometheus 2.42).
 fn variance(values: &[f64]) -> f64 {
-    let (mut count, mut mean, mut m2) = (0.0, 0.0, 0.0);
-    for &v in values {
+    let (mut count, mut mean, mut m2) = (1.0, values[0], 0.0);
+    for &v in &values[1..] {
         count += 1.0;
         let delta = v - mean;
         mean += delta / count;
@@ -182,51 +198,74 @@ fn variance(values: &[f64]) -> f64 {
 }
 
 /// `topk`/`bottomk`: per step and group, the `k` largest (smallest) series keep their value.
-/// NaN counts as the smallest for `topk` and the largest for `bottomk`.
-fn select_k(input: Vec<StepSeries>, groups: &[Group], k: &[f64], top: bool) -> Vec<StepSeries> {
+/// NaN counts as the smallest for `topk` and the largest for `bottomk`. An instant query
+/// lists the groups in order of appearance, each best first, as Prometheus does.
+fn select_k(
+    input: Vec<StepSeries>,
+    groups: &[Group],
+    k: &[f64],
+    top: bool,
+) -> Result<Vec<StepSeries>, PromqlError> {
     let steps = k.len();
     let mut keep = vec![vec![false; steps]; input.len()];
-    for group in groups {
-        for (step, &k) in k.iter().enumerate() {
-            if k.is_nan() || k < 1.0 {
-                continue;
-            }
-            let k = if k >= usize::MAX as f64 {
-                usize::MAX
-            } else {
-                k as usize
-            };
+    // Where each series selected at the first step is listed: its group, then its rank.
+    let mut place = vec![(usize::MAX, usize::MAX); input.len()];
+    for (step, &k) in k.iter().enumerate() {
+        let k = k_count(k)?;
+        for (group_index, group) in groups.iter().enumerate() {
             let mut present: Vec<(usize, f64)> = group
                 .members
                 .iter()
                 .filter_map(|&m| input[m].values[step].map(|v| (m, v)))
                 .collect();
             present.sort_by(|a, b| rank(a.1, b.1, top));
-            for &(member, _) in present.iter().take(k) {
+            for (position, &(member, _)) in present.iter().take(k).enumerate() {
                 keep[member][step] = true;
+                if step == 0 {
+                    place[member] = (group_index, position);
+                }
             }
         }
     }
-    let mut out: Vec<StepSeries> = input
+    let mut out: Vec<(usize, StepSeries)> = input
         .into_iter()
         .zip(keep)
-        .filter_map(|(mut series, keep)| {
+        .enumerate()
+        .filter_map(|(member, (mut series, keep))| {
             for (value, keep) in series.values.iter_mut().zip(keep) {
                 if !keep {
                     *value = None;
                 }
             }
-            series.values.iter().any(Option::is_some).then_some(series)
+            series
+                .values
+                .iter()
+                .any(Option::is_some)
+                .then_some((member, series))
         })
         .collect();
-    // An instant query shows the selection in rank order.
     if steps == 1 {
-        out.sort_by(|a, b| match (a.values[0], b.values[0]) {
-            (Some(x), Some(y)) => rank(x, y, top),
-            _ => Ordering::Equal,
-        });
+        out.sort_by_key(|(member, _)| place[*member]);
     }
-    out
+    Ok(out.into_iter().map(|(_, series)| series).collect())
+}
+
+/// How many series `k` selects, as Prometheus takes it: truncated toward zero, none below
+/// one, an error when it is NaN or beyond int64.
+fn k_count(k: f64) -> Result<usize, PromqlError> {
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    if !(-TWO_POW_63..=TWO_POW_63).contains(&k) {
+        return Err(PromqlError::Execution(format!(
+            "Scalar value {} overflows int64",
+            format_value(k)
+        )));
+    }
+    // Go's int64(2^63) wraps to the minimum, so that k selects nothing too.
+    Ok(if (1.0..TWO_POW_63).contains(&k) {
+        k as usize
+    } else {
+        0
+    })
 }
 
 /// Orders best first: larger for top, smaller for bottom, NaN last.
@@ -240,9 +279,11 @@ fn rank(a: f64, b: f64, top: bool) -> Ordering {
     }
 }
 
+/// `count_values`: per step, how many series have each value. As in Prometheus, the value
+/// label is set on each series before grouping, so `by` keeps it and `without` may drop it.
 fn count_values(
     input: &[StepSeries],
-    groups: &[Group],
+    modifier: Option<&LabelModifier>,
     label: &str,
     steps: usize,
 ) -> Result<Vec<StepSeries>, PromqlError> {
@@ -253,24 +294,23 @@ fn count_values(
     }
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut out: Vec<StepSeries> = Vec::new();
-    for group in groups {
-        for step in 0..steps {
-            for &member in &group.members {
-                let Some(value) = input[member].values[step] else {
-                    continue;
-                };
-                let mut labels = group.labels.clone();
-                labels.set(label, &label_float(value));
-                let at = *index.entry(labels.clone()).or_insert_with(|| {
-                    out.push(StepSeries {
-                        labels,
-                        values: vec![None; steps],
-                    });
-                    out.len() - 1
+    for step in 0..steps {
+        for series in input {
+            let Some(value) = series.values[step] else {
+                continue;
+            };
+            let mut labels = series.labels.clone();
+            labels.set(label, &label_float(value));
+            let labels = group_labels(&labels, modifier, Some(label));
+            let at = *index.entry(labels.clone()).or_insert_with(|| {
+                out.push(StepSeries {
+                    labels,
+                    values: vec![None; steps],
                 });
-                let slot = &mut out[at].values[step];
-                *slot = Some(slot.unwrap_or(0.0) + 1.0);
-            }
+                out.len() - 1
+            });
+            let slot = &mut out[at].values[step];
+            *slot = Some(slot.unwrap_or(0.0) + 1.0);
         }
     }
     Ok(out)

@@ -53,7 +53,7 @@ pub(super) fn evaluate(bin: &BinaryExpr, lhs: Value, rhs: Value) -> Result<Value
             match op {
                 T_LAND => Ok(Value::Vector(and_unless(l, &r, &modifier, true))),
                 T_LUNLESS => Ok(Value::Vector(and_unless(l, &r, &modifier, false))),
-                T_LOR => Ok(Value::Vector(or(l, r, &modifier))),
+                T_LOR => or(l, r, &modifier).map(Value::Vector),
                 _ => vector_vector(op, l, r, &modifier).map(Value::Vector),
             }
         }
@@ -69,9 +69,10 @@ fn is_comparison(op: TokenId) -> bool {
     matches!(op, T_EQLC | T_NEQ | T_GTR | T_LSS | T_GTE | T_LTE)
 }
 
-/// Arithmetic drops the metric name, as does a comparison with `bool`.
+/// Arithmetic drops the metric name, as does a comparison with `bool`; `atan2` keeps it
+/// (Prometheus 2.x leaves it out of its name-dropping operators).
 fn drops_name(op: TokenId, return_bool: bool) -> bool {
-    !is_comparison(op) || return_bool
+    (!is_comparison(op) && op != T_ATAN2) || return_bool
 }
 
 /// `l op r`: the value and, for comparisons, whether the pair is kept.
@@ -187,7 +188,11 @@ fn and_unless(
         .collect()
 }
 
-fn or(lhs: Vec<StepSeries>, rhs: Vec<StepSeries>, modifier: &BinModifier) -> Vec<StepSeries> {
+fn or(
+    lhs: Vec<StepSeries>,
+    rhs: Vec<StepSeries>,
+    modifier: &BinModifier,
+) -> Result<Vec<StepSeries>, PromqlError> {
     let matching = modifier.matching.as_ref();
     let steps = lhs
         .first()
@@ -216,7 +221,9 @@ fn or(lhs: Vec<StepSeries>, rhs: Vec<StepSeries>, modifier: &BinModifier) -> Vec
             out.push(series);
         }
     }
-    out
+    // A right-hand series with the labels of a left-hand one (kept where the left has no
+    // value) is the same series in the result, as Prometheus assembles it.
+    merge_same_labels(out)
 }
 
 fn vector_vector(
@@ -254,12 +261,20 @@ fn vector_vector(
         .iter()
         .map(|series| signature(&series.labels, matching))
         .collect();
+    // Steps at which both sides have a value; at the others nothing matches and, as in
+    // Prometheus, nothing is checked.
+    let active: Vec<bool> = (0..steps)
+        .map(|step| {
+            let has = |side: &[StepSeries]| side.iter().any(|s| s.values[step].is_some());
+            has(&many) && has(&one)
+        })
+        .collect();
     // The "one" side must hold one series per signature at each step.
     for (sig, members) in &one_by_signature {
         if members.len() < 2 {
             continue;
         }
-        for step in 0..steps {
+        for step in (0..steps).filter(|&step| active[step]) {
             let present = members.iter().filter(|&&i| one[i].values[step].is_some());
             if present.count() > 1 {
                 return Err(PromqlError::Execution(format!(
@@ -288,17 +303,6 @@ fn vector_vector(
             else {
                 continue;
             };
-            if one_to_one {
-                let taken = matched_steps
-                    .entry(&many_signatures[many_index])
-                    .or_insert_with(|| vec![false; steps]);
-                if taken[step] {
-                    return Err(PromqlError::Execution(
-                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
-                    ));
-                }
-                taken[step] = true;
-            }
             let (l, r) = if swapped {
                 (one_value, many_value)
             } else {
@@ -311,6 +315,18 @@ fn vector_vector(
                 (true, false) if keep => value,
                 (true, false) => continue,
             };
+            // Only a kept pair counts as a match (a filtered comparison does not).
+            if one_to_one {
+                let taken = matched_steps
+                    .entry(&many_signatures[many_index])
+                    .or_insert_with(|| vec![false; steps]);
+                if taken[step] {
+                    return Err(PromqlError::Execution(
+                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
+                    ));
+                }
+                taken[step] = true;
+            }
             let labels = result_labels(
                 &many_series.labels,
                 &one[one_index].labels,

@@ -6,7 +6,7 @@
 //! `[t - lookback, t]` unless it is a staleness marker; a range selector `[r]` takes the
 //! samples in `[t - r, t]` without staleness markers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use promql_parser::parser::{
@@ -18,7 +18,7 @@ use super::plan::{FetchPlan, PlanContext, SelectorKey, duration_millis, selector
 use super::series::{Labels, Sample, Series, SeriesSource, is_stale};
 use super::time::{at_millis, offset_millis};
 use super::value::{InstantSample, QueryValue};
-use super::{aggregate, binary, functions};
+use super::{aggregate, binary, dialect, functions};
 
 /// Bounds and settings of one evaluation.
 #[derive(Debug, Clone)]
@@ -55,7 +55,7 @@ pub async fn instant_query<S: SeriesSource>(
     time_ms: i64,
     options: &QueryOptions,
 ) -> Result<QueryValue, PromqlError> {
-    let expr = promql_parser::parser::parse(query).map_err(PromqlError::Parse)?;
+    let expr = dialect::parse(query)?;
     let evaluator = Evaluator::prepare(source, &expr, time_ms, time_ms, options).await?;
     match evaluator.eval(&expr, &[time_ms])? {
         Value::Scalar(values) => Ok(QueryValue::Scalar {
@@ -122,7 +122,7 @@ pub async fn range_query<S: SeriesSource>(
         )));
     }
     let times: Vec<i64> = (0..steps).map(|i| start_ms + i * step_ms).collect();
-    let expr = promql_parser::parser::parse(query).map_err(PromqlError::Parse)?;
+    let expr = dialect::parse(query)?;
     let evaluator = Evaluator::prepare(source, &expr, start_ms, end_ms, options).await?;
     let series = match evaluator.eval(&expr, &times)? {
         Value::Scalar(values) => vec![Series {
@@ -252,7 +252,10 @@ impl Evaluator {
         let mut data = HashMap::with_capacity(plan.selections.len());
         let mut held = 0usize;
         for (key, selection) in plan.selections {
-            let series = source.select(&selection).await?;
+            let mut series = source.select(&selection).await?;
+            // Prometheus's storage selects series sorted by labels, which sets the order of
+            // an instant query's answer.
+            series.sort_by(|a, b| a.labels.cmp(&b.labels));
             held += series.iter().map(|s| s.samples.len()).sum::<usize>();
             if held > options.max_samples {
                 return Err(PromqlError::TooManySamples("query loading"));
@@ -474,7 +477,7 @@ impl Evaluator {
                         values: series.values.into_iter().map(|v| v.map(|v| -v)).collect(),
                     })
                     .collect();
-                Ok(Value::Vector(merge_same_labels(negated)?))
+                Ok(Value::Vector(distinct_labels(negated)?))
             }
             other => Err(PromqlError::Execution(format!(
                 "unary expression only allowed on expressions of type scalar or instant vector, got {}",
@@ -482,6 +485,23 @@ impl Evaluator {
             ))),
         }
     }
+}
+
+/// Fails when two series with a value share labels, at any steps: Prometheus checks the
+/// whole result of a range-vector function and of unary minus this way (other operations
+/// step by step, see [`merge_same_labels`]).
+pub(super) fn distinct_labels(series: Vec<StepSeries>) -> Result<Vec<StepSeries>, PromqlError> {
+    let mut seen: HashSet<&Labels> = HashSet::with_capacity(series.len());
+    let duplicate = series
+        .iter()
+        .filter(|one| one.values.iter().any(Option::is_some))
+        .any(|one| !seen.insert(&one.labels));
+    if duplicate {
+        return Err(PromqlError::Execution(
+            "vector cannot contain metrics with the same labelset".into(),
+        ));
+    }
+    Ok(series)
 }
 
 /// Joins series that share labels (after a name was dropped, say) into one; two values at

@@ -6,15 +6,14 @@ use regex::Regex;
 
 use super::aggregate::valid_label_name;
 use super::error::PromqlError;
-use super::eval::{Evaluator, RangeVector, StepSeries, Value, merge_same_labels};
+use super::eval::{Evaluator, RangeVector, StepSeries, Value, distinct_labels, merge_same_labels};
 use super::histogram::histogram_quantile;
 use super::numeric::{
-    extrapolated_rate, extreme, go_max, go_min, holt_winters, instant_rate, kahan_sum,
-    linear_regression, mean, quantile, variance,
+    extrapolated_rate, extreme, go_max, go_min, holt_winters, instant_rate, kahan_mean, kahan_sum,
+    kahan_variance, linear_regression, quantile,
 };
-use super::plan::selector_matchers;
 use super::series::{Labels, METRIC_NAME_LABEL, Sample};
-use super::time::{civil, days_in_month};
+use super::time::{civil, days_in_month, go_seconds};
 
 /// Evaluates the function call `call` at `times`.
 pub(super) fn call(ev: &Evaluator, call: &Call, times: &[i64]) -> Result<Value, PromqlError> {
@@ -128,15 +127,8 @@ pub(super) fn call(ev: &Evaluator, call: &Call, times: &[i64]) -> Result<Value, 
         }
         "year" | "month" | "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month"
         | "hour" | "minute" => {
-            let input = match args.first() {
-                Some(expr) => vector(ev, expr, times)?,
-                None => vec![StepSeries {
-                    labels: Labels::default(),
-                    values: times.iter().map(|&t| Some(t as f64 / 1000.0)).collect(),
-                }],
-            };
-            let field = |v: f64| {
-                let c = civil(v);
+            let field = |seconds: i64| {
+                let c = civil(seconds);
                 f64::from(match name {
                     "year" => return c.year as f64,
                     "month" => c.month,
@@ -148,9 +140,17 @@ pub(super) fn call(ev: &Evaluator, call: &Call, times: &[i64]) -> Result<Value, 
                     _ => c.minute,
                 })
             };
-            drop_names(map_values(input, |v, _| {
-                Some(if v.is_finite() { field(v) } else { v })
-            }))
+            match args.first() {
+                Some(expr) => {
+                    let input = vector(ev, expr, times)?;
+                    drop_names(map_values(input, |v, _| Some(field(go_seconds(v)))))
+                }
+                // The evaluation time in whole seconds, truncated as Prometheus does.
+                None => Ok(Value::Vector(vec![StepSeries {
+                    labels: Labels::default(),
+                    values: times.iter().map(|&t| Some(field(t / 1000))).collect(),
+                }])),
+            }
         }
         "sort" | "sort_desc" => {
             let mut input = vector(ev, arg(&args, 0)?, times)?;
@@ -237,7 +237,7 @@ pub(super) fn call(ev: &Evaluator, call: &Call, times: &[i64]) -> Result<Value, 
             )
         }),
         "avg_over_time" => over_range(ev, &args, times, false, |w, _, _, _| {
-            nonempty(w).map(|w| mean(w.iter().map(|s| s.value)))
+            nonempty(w).map(|w| kahan_mean(w.iter().map(|s| s.value)))
         }),
         "sum_over_time" => over_range(ev, &args, times, false, |w, _, _, _| {
             nonempty(w).map(|w| kahan_sum(w.iter().map(|s| s.value)))
@@ -258,10 +258,10 @@ pub(super) fn call(ev: &Evaluator, call: &Call, times: &[i64]) -> Result<Value, 
             nonempty(w).map(|_| 1.0)
         }),
         "stdvar_over_time" => over_range(ev, &args, times, false, |w, _, _, _| {
-            nonempty(w).map(|w| variance(w.iter().map(|s| s.value)))
+            nonempty(w).map(|w| kahan_variance(w.iter().map(|s| s.value)))
         }),
         "stddev_over_time" => over_range(ev, &args, times, false, |w, _, _, _| {
-            nonempty(w).map(|w| variance(w.iter().map(|s| s.value)).sqrt())
+            nonempty(w).map(|w| kahan_variance(w.iter().map(|s| s.value)).sqrt())
         }),
         "quantile_over_time" => {
             let phi = scalar(ev, arg(&args, 0)?, times)?;
@@ -270,21 +270,26 @@ pub(super) fn call(ev: &Evaluator, call: &Call, times: &[i64]) -> Result<Value, 
                 nonempty(w).map(|w| quantile(phi[step], w.iter().map(|s| s.value).collect()))
             })
         }
-        "holt_winters" | "double_exponential_smoothing" => {
+        "holt_winters" => {
             let smoothing = scalar(ev, arg(&args, 1)?, times)?;
             let trend = scalar(ev, arg(&args, 2)?, times)?;
-            for step in 0..steps {
-                for (what, value) in [("smoothing", smoothing[step]), ("trend", trend[step])] {
-                    if !(value > 0.0 && value < 1.0) {
-                        return Err(PromqlError::Execution(format!(
-                            "invalid {what} factor. Expected: 0 < sf < 1, got: {value}"
-                        )));
-                    }
-                }
-            }
-            over_range(ev, &args, times, false, |w, _, _, step| {
+            let range = matrix(ev, arg(&args, 0)?, times)?;
+            check_holt_winters_factors(&range, &smoothing, &trend)?;
+            apply_over_range(ev, &range, times, false, |w, _, _, step| {
                 holt_winters(w, smoothing[step], trend[step])
             })
+        }
+        // Native-histogram functions: Prometheus skips float samples, so on classic series
+        // (all this store holds) they answer nothing.
+        "histogram_count" | "histogram_sum" => {
+            vector(ev, arg(&args, 0)?, times)?;
+            Ok(Value::Vector(Vec::new()))
+        }
+        "histogram_fraction" => {
+            scalar(ev, arg(&args, 0)?, times)?;
+            scalar(ev, arg(&args, 1)?, times)?;
+            vector(ev, arg(&args, 2)?, times)?;
+            Ok(Value::Vector(Vec::new()))
         }
         other => Err(PromqlError::Execution(format!(
             "function {other}() is not supported"
@@ -394,6 +399,18 @@ fn over_range(
     f: impl Fn(&[Sample], i64, i64, usize) -> Option<f64>,
 ) -> Result<Value, PromqlError> {
     let range = matrix(ev, arg(args, 0)?, times)?;
+    apply_over_range(ev, &range, times, keep_name, f)
+}
+
+/// [`over_range`] on an evaluated range vector. Windows without samples give nothing; two
+/// results with like labels are an error even at different steps, as in Prometheus.
+fn apply_over_range(
+    ev: &Evaluator,
+    range: &RangeVector,
+    times: &[i64],
+    keep_name: bool,
+    f: impl Fn(&[Sample], i64, i64, usize) -> Option<f64>,
+) -> Result<Value, PromqlError> {
     ev.check_size(range.series.len(), times.len())?;
     let mut out = Vec::with_capacity(range.series.len());
     for series in &range.series {
@@ -416,11 +433,33 @@ fn over_range(
             out.push(StepSeries { labels, values });
         }
     }
-    if keep_name {
-        Ok(Value::Vector(out))
-    } else {
-        merge_same_labels(out).map(Value::Vector)
+    distinct_labels(out).map(Value::Vector)
+}
+
+/// `holt_winters`'s factors must lie in (0, 1) at every step where some series has a
+/// sample in its window (Prometheus checks them there only, and lets NaN pass).
+fn check_holt_winters_factors(
+    range: &RangeVector,
+    smoothing: &[f64],
+    trend: &[f64],
+) -> Result<(), PromqlError> {
+    for step in 0..range.ends.len() {
+        if range
+            .series
+            .iter()
+            .all(|s| range.window(s, step).is_empty())
+        {
+            continue;
+        }
+        for (what, value) in [("smoothing", smoothing[step]), ("trend", trend[step])] {
+            if value <= 0.0 || value >= 1.0 {
+                return Err(PromqlError::Execution(format!(
+                    "invalid {what} factor. Expected: 0 < sf < 1, got: {value:.6}"
+                )));
+            }
+        }
     }
+    Ok(())
 }
 
 fn nonempty(window: &[Sample]) -> Option<&[Sample]> {
@@ -435,23 +474,27 @@ fn absent(missing: impl Iterator<Item = bool>, labels: Labels) -> Value {
     Value::Vector(vec![StepSeries { labels, values }])
 }
 
-/// The labels `absent()` answers with: the selector's equality matchers, but a name
-/// matched more than once, and the metric name, are left out.
+/// The labels `absent()` answers with, as Prometheus takes them from the selector's
+/// matchers in order: a name's first equality matcher sets it, any later matcher of that
+/// name (or an earlier one of another kind) removes it; the metric name is left out.
 fn absent_labels(expr: &Expr) -> Labels {
     let selector = match unwrap_parens(expr) {
         Expr::VectorSelector(vs) => vs,
         Expr::MatrixSelector(ms) => &ms.vs,
         _ => return Labels::default(),
     };
-    let matchers = selector_matchers(selector);
     let mut labels = Labels::default();
-    for matcher in &matchers {
+    let mut set: Vec<&str> = Vec::new();
+    for matcher in &selector.matchers.matchers {
         if matcher.name == METRIC_NAME_LABEL {
             continue;
         }
-        let repeated = matchers.iter().filter(|m| m.name == matcher.name).count() > 1;
-        if !repeated && matches!(matcher.op, promql_parser::label::MatchOp::Equal) {
+        let equal = matches!(matcher.op, promql_parser::label::MatchOp::Equal);
+        if equal && !set.contains(&matcher.name.as_str()) {
             labels.set(&matcher.name, &matcher.value);
+            set.push(&matcher.name);
+        } else {
+            labels.set(&matcher.name, "");
         }
     }
     labels
@@ -463,7 +506,8 @@ fn label_replace(ev: &Evaluator, args: &[&Expr], times: &[i64]) -> Result<Value,
     let replacement = string(ev, arg(args, 2)?, times)?;
     let source = string(ev, arg(args, 3)?, times)?;
     let pattern = string(ev, arg(args, 4)?, times)?;
-    let regex = Regex::new(&format!("^(?s:{pattern})$")).map_err(|err| {
+    // Anchored as Prometheus 2.42 compiles it: `.` does not match a newline.
+    let regex = Regex::new(&format!("^(?:{pattern})$")).map_err(|err| {
         PromqlError::Execution(format!(
             "invalid regular expression in label_replace(): {pattern}: {err}"
         ))
@@ -495,6 +539,11 @@ fn label_join(ev: &Evaluator, args: &[&Expr], times: &[i64]) -> Result<Value, Pr
         .iter()
         .map(|expr| string(ev, expr, times))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(source) = sources.iter().find(|s| !valid_label_name(s)) {
+        return Err(PromqlError::Execution(format!(
+            "invalid source label name in label_join(): {source}"
+        )));
+    }
     if !valid_label_name(&destination) {
         return Err(PromqlError::Execution(format!(
             "invalid destination label name in label_join(): {destination}"

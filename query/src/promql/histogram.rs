@@ -72,7 +72,8 @@ fn bucket_quantile(phi: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
     if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
         return f64::NAN;
     }
-    // Buckets with the same bound are summed; counts are made monotonic.
+    // Buckets with the same bound are summed; counts are made monotonic (a NaN count
+    // is left alone, and one at the start stops all corrections, as in Prometheus).
     buckets.dedup_by(|later, kept| {
         if later.0 == kept.0 {
             kept.1 += later.1;
@@ -81,23 +82,23 @@ fn bucket_quantile(phi: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
             false
         }
     });
-    let mut max = f64::NEG_INFINITY;
-    for bucket in buckets.iter_mut() {
-        if bucket.1 < max {
-            bucket.1 = max;
-        } else {
+    let mut max = buckets[0].1;
+    for bucket in buckets.iter_mut().skip(1) {
+        if bucket.1 > max {
             max = bucket.1;
+        } else if bucket.1 < max {
+            bucket.1 = max;
         }
     }
     if buckets.len() < 2 {
         return f64::NAN;
     }
     let observations = buckets[buckets.len() - 1].1;
-    if observations == 0.0 || observations.is_nan() {
+    if observations == 0.0 {
         return f64::NAN;
     }
     let mut rank = phi * observations;
-    let b = buckets[..buckets.len() - 1].partition_point(|bucket| bucket.1 < rank);
+    let b = go_search(buckets.len() - 1, |i| buckets[i].1 >= rank);
     if b == buckets.len() - 1 {
         return buckets[buckets.len() - 2].0;
     }
@@ -114,6 +115,22 @@ fn bucket_quantile(phi: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
         0.0
     };
     start + (end - start) * (rank / count)
+}
+
+/// Go's `sort.Search`: bisects `0..n` for the first `i` where `found(i)` holds (`n` when
+/// none), assuming `found` is monotonic; where a NaN count breaks that, the answer is the
+/// one Prometheus gets.
+fn go_search(n: usize, found: impl Fn(usize) -> bool) -> usize {
+    let (mut low, mut high) = (0, n);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if found(middle) {
+            high = middle;
+        } else {
+            low = middle + 1;
+        }
+    }
+    low
 }
 
 #[cfg(test)]

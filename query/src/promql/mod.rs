@@ -1,5 +1,6 @@
-//! PromQL: parse with `promql-parser`, evaluate over a [`SeriesSource`] with Prometheus's
-//! semantics (lookback and staleness, `rate` extrapolation, vector matching, aggregation).
+//! PromQL: parse with `promql-parser` (held to Prometheus 2.42's dialect), evaluate over a
+//! [`SeriesSource`] with Prometheus 2.42's semantics (lookback and staleness, `rate`
+//! extrapolation, vector matching, aggregation).
 //!
 //! Evaluation has two phases: every selector's series are fetched first (each over the time
 //! span the whole query needs of it), then the expression is evaluated in memory, all steps
@@ -9,6 +10,7 @@ mod aggregate;
 mod binary;
 #[cfg(test)]
 mod corpus;
+mod dialect;
 mod error;
 mod eval;
 mod format;
@@ -31,7 +33,7 @@ pub use value::{InstantSample, QueryValue};
 
 /// Parses a series selector such as `up{job="api"}` (the `match[]` parameter) into matchers.
 pub fn parse_selector(selector: &str) -> Result<Vec<promql_parser::label::Matcher>, PromqlError> {
-    match promql_parser::parser::parse(selector).map_err(PromqlError::Parse)? {
+    match dialect::parse(selector)? {
         promql_parser::parser::Expr::VectorSelector(vs) => Ok(plan::selector_matchers(&vs)),
         _ => Err(PromqlError::Parse(format!(
             "{selector:?} is not a series selector"

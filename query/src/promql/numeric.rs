@@ -4,12 +4,11 @@
 
 use super::series::Sample;
 
-/// Neumaier's compensated addition, as Prometheus sums: the new sum and compensation.
+/// Neumaier's compensated addition, as Prometheus 2.42 sums: the new sum and compensation
+/// (NaN once the sum is infinite, as there).
 pub(super) fn kahan_add(value: f64, sum: f64, compensation: f64) -> (f64, f64) {
     let total = sum + value;
-    let compensation = if total.is_infinite() {
-        0.0
-    } else if sum.abs() >= value.abs() {
+    let compensation = if sum.abs() >= value.abs() {
         compensation + ((sum - total) + value)
     } else {
         compensation + ((value - total) + sum)
@@ -29,20 +28,28 @@ pub(super) fn kahan_sum(values: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
-/// The mean as Prometheus computes it: a compensated sum divided by the count, or, where
-/// that sum overflows, an incremental mean (so the mean of huge values stays finite).
-pub(super) fn mean(values: impl Iterator<Item = f64> + Clone) -> f64 {
-    let count = values.clone().count() as f64;
-    let sum = kahan_sum(values.clone());
-    if sum.is_finite() || values.clone().any(|v| !v.is_finite()) {
-        return sum / count;
+/// Whether a running mean that is already infinite stays as it is on `value` (an infinity
+/// of its sign, or a finite value), as Prometheus's incremental means skip such updates.
+pub(super) fn keeps_infinite_mean(mean: f64, value: f64) -> bool {
+    mean.is_infinite()
+        && (value.is_finite() || (value.is_infinite() && (mean > 0.0) == (value > 0.0)))
+}
+
+/// `avg_over_time` as Prometheus 2.42 computes it: an incremental mean, compensated.
+pub(super) fn kahan_mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut mean, mut compensation, mut count) = (0.0, 0.0, 0.0);
+    for value in values {
+        count += 1.0;
+        if keeps_infinite_mean(mean, value) {
+            continue;
+        }
+        (mean, compensation) = kahan_add(value / count - mean / count, mean, compensation);
     }
-    let (mut mean, mut seen) = (0.0, 0.0);
-    for v in values {
-        seen += 1.0;
-        mean += v / seen - mean / seen;
+    if mean.is_infinite() {
+        mean
+    } else {
+        mean + compensation
     }
-    mean
 }
 
 /// The larger of two values, NaN when either is (Go's `math.Max`, which PromQL follows).
@@ -73,15 +80,17 @@ pub(super) fn extreme(window: &[Sample], better: impl Fn(f64, f64) -> bool) -> f
     best
 }
 
-pub(super) fn variance(values: impl Iterator<Item = f64>) -> f64 {
-    let (mut count, mut mean, mut m2) = (0.0, 0.0, 0.0);
+/// Population variance as `stdvar_over_time` computes it in Prometheus 2.42: Welford's
+/// method with compensated sums.
+pub(super) fn kahan_variance(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut count, mut mean, mut mean_c, mut m2, mut m2_c) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for v in values {
         count += 1.0;
-        let delta = v - mean;
-        mean += delta / count;
-        m2 += delta * (v - mean);
+        let delta = v - (mean + mean_c);
+        (mean, mean_c) = kahan_add(delta / count, mean, mean_c);
+        (m2, m2_c) = kahan_add(delta * (v - (mean + mean_c)), m2, m2_c);
     }
-    m2 / count
+    (m2 + m2_c) / count
 }
 
 /// The `phi` quantile of `values` by linear interpolation between closest ranks, as
@@ -96,7 +105,13 @@ pub(super) fn quantile(phi: f64, mut values: Vec<f64>) -> f64 {
     if phi > 1.0 {
         return f64::INFINITY;
     }
-    values.sort_by(f64::total_cmp);
+    // NaN sorts first, as Prometheus orders values for quantiles.
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+    });
     let n = values.len() as f64;
     let rank = phi * (n - 1.0);
     let lower = rank.floor().max(0.0) as usize;

@@ -56,11 +56,30 @@ pub struct Civil {
     pub day_of_year: u32,
 }
 
-/// Calendar fields of `seconds` since the epoch (fractions truncated toward the past).
-pub fn civil(seconds: f64) -> Civil {
-    let secs = seconds.floor() as i64;
-    let days = secs.div_euclid(86_400);
-    let in_day = secs.rem_euclid(86_400);
+/// A sample value as whole seconds the way Prometheus's date functions take it, Go's
+/// `int64(v)` on amd64: truncated toward zero; NaN and values beyond int64 become its
+/// minimum.
+pub fn go_seconds(value: f64) -> i64 {
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    if value.is_nan() || !(-TWO_POW_63..TWO_POW_63).contains(&value) {
+        i64::MIN
+    } else {
+        value as i64
+    }
+}
+
+/// Calendar fields of `seconds` since the epoch, as Go's `time.Unix(seconds, 0).UTC()`
+/// gives them: times before Go's absolute zero year (about -292e9) wrap around 2^64 s.
+pub fn civil(seconds: i64) -> Civil {
+    // Seconds from Go's absolute zero year to the epoch.
+    const UNIX_TO_ABSOLUTE: i64 = 9_223_372_028_715_321_600;
+    let mut secs = i128::from(seconds);
+    if seconds < -UNIX_TO_ABSOLUTE {
+        secs += 1_i128 << 64;
+    }
+    // |secs| < 2^65, so the day count fits an i64 with room to spare.
+    let days = secs.div_euclid(86_400) as i64;
+    let in_day = secs.rem_euclid(86_400) as i64;
     let (year, month, day) = civil_from_days(days);
     let day_of_year = (days - days_from_civil(year, 1, 1) + 1) as u32;
     Civil {
@@ -116,18 +135,18 @@ mod tests {
     #[test]
     fn civil_fields_of_known_times() {
         // 2026-12-02T12:23:58Z, a Wednesday, day 336.
-        let c = civil(1_796_214_238.0);
+        let c = civil(1_796_214_238);
         assert_eq!(
             (c.year, c.month, c.day, c.hour, c.minute),
             (2026, 12, 2, 12, 23)
         );
         assert_eq!((c.weekday, c.day_of_year), (3, 336));
-        let epoch = civil(0.0);
+        let epoch = civil(0);
         assert_eq!(
             (epoch.year, epoch.month, epoch.day, epoch.weekday),
             (1970, 1, 1, 4)
         );
-        let before = civil(-1.0);
+        let before = civil(-1);
         assert_eq!(
             (before.year, before.month, before.day, before.hour),
             (1969, 12, 31, 23)

@@ -10,6 +10,7 @@
 //! retention removes, each through [`Catalog::commit`].
 
 pub mod manifest;
+pub mod metric_summary;
 mod object_catalog;
 pub mod summary;
 
@@ -19,6 +20,7 @@ pub use manifest::{
     DataFileMeta, IdFilterMeta, MANIFEST_FORMAT, Manifest, ManifestChange, ManifestConflict,
     TableKey,
 };
+pub use metric_summary::{MetricCatalog, MetricFamily};
 pub use object_catalog::ObjectCatalog;
 pub use summary::FileSummary;
 

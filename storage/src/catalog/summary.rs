@@ -1,7 +1,8 @@
 //! Per-file summaries: what a data file holds, small enough to read before the file, so
 //! listings (services, operations) answer without touching data and scans skip files that
 //! cannot match. A span file's summary names its services with their span and error counts and
-//! each service's operations with the span kinds seen.
+//! each service's operations with the span kinds seen; a metric file's, its metrics by name
+//! ([`MetricCatalog`]).
 //!
 //! Summaries are built as records are buffered (so unflushed data lists too), written beside
 //! each file as a sidecar object the manifest entry points to, and merged by addition: the
@@ -11,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::metric_summary::MetricCatalog;
 use crate::model::{Span, SpanKind, StatusCode};
 
 /// Operations kept per service and file; past it the summary says the list is incomplete
@@ -33,6 +35,9 @@ pub struct FileSummary {
     /// before they were kept, or more keys than [`MAX_NESTED_KEYS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nested_keys: Option<BTreeSet<String>>,
+    /// The metrics of a metric file, by OTLP name.
+    #[serde(default, skip_serializing_if = "MetricCatalog::is_empty")]
+    pub metrics: MetricCatalog,
 }
 
 /// Resource and event attribute keys kept per file; past it they are unknown.
@@ -204,6 +209,7 @@ impl FileSummary {
 
     /// Adds another summary's counts to this one.
     pub fn merge(&mut self, other: &FileSummary) {
+        self.metrics.merge(&other.metrics);
         match &other.nested_keys {
             Some(keys) => self.add_nested_keys(keys.iter().map(String::as_str)),
             None => self.nested_keys = None,
@@ -243,7 +249,7 @@ impl FileSummary {
 
     /// True when nothing was summarised.
     pub fn is_empty(&self) -> bool {
-        self.services.is_empty() && self.dependencies.is_empty()
+        self.services.is_empty() && self.dependencies.is_empty() && self.metrics.is_empty()
     }
 }
 

@@ -3,10 +3,11 @@
 use arrow_array::RecordBatch;
 use parquet::file::properties::WriterProperties;
 
+use crate::catalog::FileSummary;
 use crate::model::{MetricPoint, Signal};
 use crate::parquet_codec::{self, CodecError, EncodedFile, METRIC_NAME_COLUMN, METRICS_FORMAT};
 use crate::scan::{Predicate, TimeRange, Value};
-use crate::table::{TableSignal, TableStore};
+use crate::table::{Summarizer, TableSignal, TableStore};
 
 /// Metric points as a [`TableSignal`].
 pub struct MetricTable;
@@ -45,7 +46,29 @@ impl TableSignal for MetricTable {
         parquet_codec::metric_writer_properties()
     }
 
-    type Summarizer = ();
+    fn needs_rewrite(file: &crate::catalog::DataFileMeta) -> bool {
+        // Files written before metric summaries: rewritten so listings and name lookups
+        // need no point.
+        file.summary_path.is_none()
+    }
+
+    const SUMMARIZED: bool = true;
+
+    fn summarize<'a>(points: impl IntoIterator<Item = &'a MetricPoint>, summary: &mut FileSummary) {
+        summary.add_metric_points(points);
+    }
+
+    type Summarizer = MetricFileSummarizer;
+
+    fn summary_may_match(summary: &FileSummary, predicate: &Predicate) -> bool {
+        match predicate.required_values(METRIC_NAME_COLUMN) {
+            Some(names) => names.iter().any(|name| match name {
+                Value::Text(name) => summary.metrics.may_hold(name),
+                _ => true,
+            }),
+            None => true,
+        }
+    }
 
     type SortKey = parquet_codec::MetricSortKey;
 
@@ -55,6 +78,26 @@ impl TableSignal for MetricTable {
 
     fn batch_time_range(batch: &RecordBatch) -> Result<Option<(u64, u64)>, CodecError> {
         parquet_codec::metric_time_range(batch)
+    }
+}
+
+/// Builds a metric file's summary: its metrics by name.
+#[derive(Debug, Default)]
+pub struct MetricFileSummarizer {
+    summary: FileSummary,
+}
+
+impl Summarizer<MetricPoint> for MetricFileSummarizer {
+    fn add_records(&mut self, points: &[&MetricPoint]) {
+        self.summary.add_metric_points(points.iter().copied());
+    }
+
+    fn add_batch(&mut self, batch: &RecordBatch) -> Result<(), CodecError> {
+        parquet_codec::add_metric_rows_to_catalog(batch, &mut self.summary.metrics)
+    }
+
+    fn finish(self) -> Option<FileSummary> {
+        Some(self.summary)
     }
 }
 

@@ -50,6 +50,17 @@ const QUANTILES: &str = "quantiles";
 const QUANTILE: &str = "quantile";
 const QUANTILE_VALUE: &str = "value";
 
+/// Value columns that stay small whatever the points (a type tag, histogram scalars that are
+/// null on other kinds): stored uncompressed.
+pub(crate) const SMALL_COLUMNS: [&str; 6] = [
+    VALUE_TYPE,
+    SCALE,
+    ZERO_COUNT,
+    ZERO_THRESHOLD,
+    POSITIVE_OFFSET,
+    NEGATIVE_OFFSET,
+];
+
 const TYPE_NUMBER: u8 = 0;
 const TYPE_HISTOGRAM: u8 = 1;
 const TYPE_EXPONENTIAL_HISTOGRAM: u8 = 2;

@@ -14,7 +14,7 @@ use arrow_array::{
     UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use parquet::basic::Encoding;
+use parquet::basic::{Compression, Encoding};
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
 
@@ -27,6 +27,7 @@ use super::{
     CodecError, EncodedFile, METRIC_NAME_COLUMN, METRICS_FORMAT, POINT_TIME_COLUMN,
     apply_permutation, base_properties, write_file,
 };
+use crate::catalog::MetricCatalog;
 use crate::model::{
     InstrumentationScope, MetricDescriptor, MetricKind, MetricPoint, Resource, SeriesIdCache,
     Temporality,
@@ -45,6 +46,17 @@ const ATTRIBUTES: &str = "attributes";
 const EXEMPLARS: &str = "exemplars";
 const RESOURCE: &str = "resource";
 const SCOPE: &str = "scope";
+
+/// Top-level columns stored uncompressed (see [`metric_properties`]).
+const SMALL_COLUMNS: [&str; 7] = [
+    METRIC_NAME_COLUMN,
+    SERVICE_NAME,
+    DESCRIPTION,
+    UNIT,
+    KIND,
+    TEMPORALITY,
+    FLAGS,
+];
 
 /// ZSTD level for metric files.
 const METRIC_ZSTD_LEVEL: i32 = 3;
@@ -196,6 +208,18 @@ fn metric_properties(time_range: Option<(u64, u64)>) -> Result<WriterProperties,
             .set_column_dictionary_enabled(ColumnPath::from(name), false)
             .set_column_encoding(ColumnPath::from(name), Encoding::BYTE_STREAM_SPLIT);
     }
+    // Columns that hold a few hundred bytes per row group (dictionary indices of a handful of
+    // values, run-length encoded) are stored uncompressed: ZSTD gains nothing on them, and
+    // parquet-rs builds a ZSTD compression and decompression context for every compressed
+    // column chunk it reads, which cost more than the read itself on a query touching many
+    // small files.
+    for name in SMALL_COLUMNS
+        .iter()
+        .chain(metric_values::SMALL_COLUMNS.iter())
+    {
+        builder =
+            builder.set_column_compression(ColumnPath::from(*name), Compression::UNCOMPRESSED);
+    }
     Ok(builder.build())
 }
 
@@ -300,9 +324,130 @@ impl<'a> DescriptorInterner<'a> {
     }
 }
 
+/// Counts the rows of a batch of the metric schema into `catalog` (a merge's summary), from
+/// the descriptor and service columns alone; runs of like rows are counted at once.
+pub fn add_metric_rows_to_catalog(
+    batch: &RecordBatch,
+    catalog: &mut MetricCatalog,
+) -> Result<(), CodecError> {
+    let names = column::<StringArray>(batch, METRIC_NAME_COLUMN)?;
+    let descriptions = column::<StringArray>(batch, DESCRIPTION)?;
+    let units = column::<StringArray>(batch, UNIT)?;
+    let kinds = column::<UInt8Array>(batch, KIND)?;
+    let temporalities = column::<UInt8Array>(batch, TEMPORALITY)?;
+    let monotonic = column::<BooleanArray>(batch, IS_MONOTONIC)?;
+    let services = column::<StringArray>(batch, SERVICE_NAME)?;
+    let mut resources = SharedJsonReader::<Resource>::new(batch, RESOURCE)?;
+    let mut last_resource: Option<Arc<Resource>> = None;
+    let same = |a: usize, b: usize| {
+        names.value(a) == names.value(b)
+            && services.value(a) == services.value(b)
+            && kinds.value(a) == kinds.value(b)
+            && units.value(a) == units.value(b)
+            && temporalities.value(a) == temporalities.value(b)
+            && monotonic.value(a) == monotonic.value(b)
+            && descriptions.value(a) == descriptions.value(b)
+    };
+    let mut start = 0;
+    while start < batch.num_rows() {
+        let mut end = start + 1;
+        while end < batch.num_rows() && same(start, end) {
+            end += 1;
+        }
+        let kind = MetricKind::from_number(kinds.value(start)).ok_or_else(|| {
+            CodecError::InvalidValue {
+                column: KIND.to_owned(),
+                row: start,
+                reason: format!("unknown metric kind {}", kinds.value(start)),
+            }
+        })?;
+        let descriptor = MetricDescriptor {
+            name: names.value(start).to_owned(),
+            description: descriptions.value(start).to_owned(),
+            unit: units.value(start).to_owned(),
+            kind,
+            temporality: Temporality::from_number(i32::from(temporalities.value(start))),
+            is_monotonic: monotonic.value(start),
+        };
+        catalog.add(&descriptor, services.value(start), (end - start) as u64);
+        for row in start..end {
+            // Rows of one resource share its decoded value: note its keys once.
+            let resource = resources.get(row)?;
+            if last_resource
+                .as_ref()
+                .is_none_or(|last| !Arc::ptr_eq(last, &resource))
+            {
+                catalog.add_resource_keys(resource.attributes.iter().map(|a| a.key.as_str()));
+                last_resource = Some(resource);
+            }
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// The points of one series that follow each other in a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesRun {
+    /// The stored series id (a hash of the series' identity).
+    pub series_id: u64,
+    /// The points, in file order. Only the first carries the series' attributes; the others
+    /// share its descriptor, resource and scope and leave attributes and exemplars empty.
+    pub points: Vec<MetricPoint>,
+}
+
+/// The top-level columns [`decode_metric_series_runs`] reads (every one but the exemplars),
+/// for a scan's projection: fewer column chunks to decompress.
+pub fn metric_series_columns() -> Vec<String> {
+    METRIC_SCHEMA
+        .fields()
+        .iter()
+        .map(|field| field.name().clone())
+        .filter(|name| name != EXEMPLARS)
+        .collect()
+}
+
+/// Decodes a batch of the metric schema as runs of one series each, decoding a series'
+/// attributes once per run instead of once per point (what readers that group points by
+/// series need; exemplars are left out). Rows are sorted by series in metric files, so a
+/// batch holds few runs.
+pub fn decode_metric_series_runs(batch: &RecordBatch) -> Result<Vec<SeriesRun>, CodecError> {
+    let series_ids = column::<UInt64Array>(batch, SERIES_ID)?;
+    let mut runs: Vec<SeriesRun> = Vec::new();
+    decode_rows(
+        batch,
+        false,
+        |row, point| {
+            let series_id = series_ids.value(row);
+            match runs.last_mut() {
+                Some(run) if run.series_id == series_id => run.points.push(point),
+                _ => runs.push(SeriesRun {
+                    series_id,
+                    points: vec![point],
+                }),
+            }
+        },
+        |row| row == 0 || series_ids.value(row) != series_ids.value(row - 1),
+    )?;
+    Ok(runs)
+}
+
 /// Decodes every row of a batch read from a metric file (any projection-free batch of the
 /// metric schema).
 pub fn decode_metric_points(batch: &RecordBatch) -> Result<Vec<MetricPoint>, CodecError> {
+    let mut points = Vec::with_capacity(batch.num_rows());
+    decode_rows(batch, true, |_, point| points.push(point), |_| true)?;
+    Ok(points)
+}
+
+/// Decodes each row of a batch into a point handed to `each`; attributes (and, with
+/// `exemplars`, exemplars) only for rows where `identity_at` is true.
+fn decode_rows(
+    batch: &RecordBatch,
+    with_exemplars: bool,
+    mut each: impl FnMut(usize, MetricPoint),
+    identity_at: impl Fn(usize) -> bool,
+) -> Result<(), CodecError> {
     let names = column::<StringArray>(batch, METRIC_NAME_COLUMN)?;
     let times = column::<UInt64Array>(batch, POINT_TIME_COLUMN)?;
     let start_times = column::<UInt64Array>(batch, START_TIME)?;
@@ -314,12 +459,18 @@ pub fn decode_metric_points(batch: &RecordBatch) -> Result<Vec<MetricPoint>, Cod
     let flags = column::<UInt32Array>(batch, FLAGS)?;
     let attributes = AttributesReader::new(column::<ListArray>(batch, ATTRIBUTES)?, ATTRIBUTES)?;
     let values = PointValuesReader::new(batch)?;
-    let exemplars = ExemplarsReader::new(column::<ListArray>(batch, EXEMPLARS)?)?;
+    let exemplars = if with_exemplars {
+        Some(ExemplarsReader::new(column::<ListArray>(
+            batch, EXEMPLARS,
+        )?)?)
+    } else {
+        None
+    };
     let mut resources = SharedJsonReader::<Resource>::new(batch, RESOURCE)?;
     let mut scopes = SharedJsonReader::<InstrumentationScope>::new(batch, SCOPE)?;
     let mut descriptors = DescriptorInterner::default();
-    (0..batch.num_rows())
-        .map(|row| {
+    for row in 0..batch.num_rows() {
+        let point = {
             let kind = MetricKind::from_number(kinds.value(row)).ok_or_else(|| {
                 CodecError::InvalidValue {
                     column: KIND.to_owned(),
@@ -335,19 +486,29 @@ pub fn decode_metric_points(batch: &RecordBatch) -> Result<Vec<MetricPoint>, Cod
                 Temporality::from_number(i32::from(temporalities.value(row))),
                 monotonic.value(row),
             );
-            Ok(MetricPoint {
+            let identity = identity_at(row);
+            MetricPoint {
                 resource: resources.get(row)?,
                 scope: scopes.get(row)?,
                 metric,
-                attributes: attributes.read(row)?,
+                attributes: if identity {
+                    attributes.read(row)?
+                } else {
+                    Vec::new()
+                },
                 start_time_unix_nano: start_times.value(row),
                 time_unix_nano: times.value(row),
                 flags: flags.value(row),
                 value: values.read(row)?,
-                exemplars: exemplars.read(row)?,
-            })
-        })
-        .collect()
+                exemplars: match &exemplars {
+                    Some(exemplars) if identity => exemplars.read(row)?,
+                    _ => Vec::new(),
+                },
+            }
+        };
+        each(row, point);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

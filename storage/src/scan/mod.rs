@@ -153,16 +153,27 @@ impl ScanRequest {
         }
     }
 
-    /// The points of every metric in a time range: for readers that cannot name the
-    /// stored metric up front (a PromQL selector names the Prometheus name, which the OTLP
-    /// name does not map back to).
-    pub fn metrics(tenant: TenantId, time_range: TimeRange, limits: ScanLimits) -> Self {
+    /// The points of the metrics named in `names` (every metric when `None`) in a time range:
+    /// for readers that work out the stored names from the metric catalog, or cannot.
+    pub fn metrics(
+        tenant: TenantId,
+        names: Option<Vec<String>>,
+        time_range: TimeRange,
+        limits: ScanLimits,
+    ) -> Self {
+        let predicate = match names {
+            None => Predicate::All,
+            Some(names) => Predicate::In(
+                crate::parquet_codec::METRIC_NAME_COLUMN.to_owned(),
+                names.into_iter().map(Value::Text).collect(),
+            ),
+        };
         Self {
             tenant,
             signal: Signal::Metrics,
             time_range,
             columns: None,
-            predicate: Predicate::All,
+            predicate,
             limits,
             order: ScanOrder::Any,
         }

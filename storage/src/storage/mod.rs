@@ -280,6 +280,21 @@ impl Storage {
         self.stores.spans.files_summary_in(tenant, range).await
     }
 
+    /// The metrics a tenant's points in `range` may hold, by OTLP name, from file summaries
+    /// and the buffers (reads no point). `None` while some file in the range predates metric
+    /// summaries (compaction rewrites such files): then only a scan can tell.
+    pub async fn metric_catalog(
+        &self,
+        tenant: &TenantId,
+        range: crate::scan::TimeRange,
+    ) -> Option<crate::catalog::MetricCatalog> {
+        self.stores
+            .metrics
+            .summary_in(tenant, range)
+            .await
+            .map(|summary| summary.metrics)
+    }
+
     /// WAL counters.
     pub fn wal_stats(&self) -> &Arc<WalStats> {
         self.wal.stats()

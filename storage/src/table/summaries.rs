@@ -33,17 +33,10 @@ impl<S: TableSignal> TableStore<S> {
     pub async fn summary(&self, tenant: &TenantId) -> FileSummary {
         let (files, buffered) = {
             let state = self.lock();
-            let mut buffered = FileSummary::default();
-            if let Some(summary) = state.active.summaries.get(tenant) {
-                buffered.merge(summary);
-            }
-            if let Some(frozen) = &state.frozen
-                && !frozen.committed.contains(tenant)
-                && let Some(summary) = frozen.buffer.summaries.get(tenant)
-            {
-                buffered.merge(summary);
-            }
-            (state.tables.get(tenant).cloned(), buffered)
+            (
+                state.tables.get(tenant).cloned(),
+                buffered_summary(&state, tenant),
+            )
         };
         let mut total = match files {
             Some(files) => FileSummary::clone(&*files.summary(&self.objects).await),
@@ -51,6 +44,29 @@ impl<S: TableSignal> TableStore<S> {
         };
         total.merge(&buffered);
         total
+    }
+
+    /// What one tenant's records in `range` may hold: the summaries of the live files whose
+    /// time range meets it and the buffers' (whatever their times: a superset). `None` when a
+    /// file in the range has no summary, so its contents are unknown.
+    pub async fn summary_in(
+        &self,
+        tenant: &TenantId,
+        range: crate::scan::TimeRange,
+    ) -> Option<FileSummary> {
+        let (files, mut total) = {
+            let state = self.lock();
+            let files = state.tables.get(tenant).map(|t| Arc::clone(&t.files));
+            (files, buffered_summary(&state, tenant))
+        };
+        let in_range = files
+            .iter()
+            .flat_map(|files| files.iter())
+            .filter(|file| file.overlaps(range.start_unix_nano, range.end_unix_nano));
+        for file in in_range {
+            total.merge(&*file.summary(&self.objects).await?);
+        }
+        Some(total)
     }
 
     /// The summaries of one tenant's live files whose time range meets `range`, added up
@@ -82,6 +98,22 @@ impl<S: TableSignal> TableStore<S> {
         self.objects.put(&path, Bytes::from(bytes)).await?;
         Ok(path)
     }
+}
+
+/// The summary of what `tenant` holds in memory: the active buffer and a frozen one whose
+/// flush has not committed yet.
+fn buffered_summary<R>(state: &super::State<R>, tenant: &TenantId) -> FileSummary {
+    let mut buffered = FileSummary::default();
+    if let Some(summary) = state.active.summaries.get(tenant) {
+        buffered.merge(summary);
+    }
+    if let Some(frozen) = &state.frozen
+        && !frozen.committed.contains(tenant)
+        && let Some(summary) = frozen.buffer.summaries.get(tenant)
+    {
+        buffered.merge(summary);
+    }
+    buffered
 }
 
 /// The summaries of `files` added up; a file without one adds nothing.
