@@ -5,6 +5,7 @@
 //! metric skips files that never held it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -202,34 +203,53 @@ impl MetricCatalog {
 }
 
 impl FileSummary {
-    /// Counts some metric points.
+    /// Counts some metric points, a run of points of one family and service at a time: the
+    /// points of a series follow each other in a flush, and the points of one metric in an
+    /// export, so most points only extend the run before them.
     pub fn add_metric_points<'a>(&mut self, points: impl IntoIterator<Item = &'a MetricPoint>) {
-        // Points of one export share their descriptor and resource: count runs at once.
         let mut run: Option<(&MetricPoint, u64)> = None;
+        let mut keys_noted: Option<&MetricPoint> = None;
         for point in points {
-            match &mut run {
-                Some((first, count))
-                    if std::sync::Arc::ptr_eq(&first.metric, &point.metric)
-                        && std::sync::Arc::ptr_eq(&first.resource, &point.resource) =>
-                {
-                    *count += 1;
-                }
-                _ => {
-                    if let Some((first, count)) = run.take() {
-                        self.metrics
-                            .add(&first.metric, first.resource.service_name(), count);
-                    }
-                    let keys = point.resource.attributes.iter().map(|a| a.key.as_str());
-                    self.metrics.add_resource_keys(keys);
-                    run = Some((point, 1));
-                }
+            if let Some((first, count)) = &mut run
+                && same_family(first, point)
+            {
+                *count += 1;
+                continue;
             }
+            if let Some((first, count)) = run.take() {
+                self.metrics
+                    .add(&first.metric, first.resource.service_name(), count);
+            }
+            if keys_noted.is_none_or(|noted| !same_resource_keys(noted, point)) {
+                let keys = point.resource.attributes.iter().map(|a| a.key.as_str());
+                self.metrics.add_resource_keys(keys);
+                keys_noted = Some(point);
+            }
+            run = Some((point, 1));
         }
         if let Some((first, count)) = run {
             self.metrics
                 .add(&first.metric, first.resource.service_name(), count);
         }
     }
+}
+
+/// Whether two points count toward one catalog entry: one descriptor and one service.
+fn same_family(a: &MetricPoint, b: &MetricPoint) -> bool {
+    let same_metric = Arc::ptr_eq(&a.metric, &b.metric) || *a.metric == *b.metric;
+    let same_service = Arc::ptr_eq(&a.resource, &b.resource)
+        || a.resource.service_name() == b.resource.service_name();
+    same_metric && same_service
+}
+
+/// Whether two points' resources have the same attribute keys.
+fn same_resource_keys(a: &MetricPoint, b: &MetricPoint) -> bool {
+    Arc::ptr_eq(&a.resource, &b.resource)
+        || a.resource.attributes.iter().map(|x| &x.key).eq(b
+            .resource
+            .attributes
+            .iter()
+            .map(|x| &x.key))
 }
 
 #[cfg(test)]
