@@ -1,8 +1,10 @@
-//! Metric points grouped into series: one per (name, resource, attributes), points in time order.
+//! Metric points grouped into series: one per (name, resource, attributes), points in time
+//! order; and the catalog of the metrics stored in a time range.
 
 use std::collections::BTreeMap;
 
 use skewer_storage::Storage;
+use skewer_storage::catalog::{FileSummary, MetricCatalog};
 use skewer_storage::model::{MetricPoint, TenantId};
 use skewer_storage::parquet_codec::decode_metric_points;
 use skewer_storage::scan::{ScanLimits, ScanRequest, TimeRange};
@@ -65,4 +67,35 @@ pub fn group_into_series(points: Vec<MetricPoint>) -> Vec<Series> {
             Series { series_id, points }
         })
         .collect()
+}
+
+/// The metrics of a tenant with points in `[start, end)`, by OTLP name: from file summaries
+/// and buffers when every file in the range has one, else by reading every point.
+pub async fn metric_catalog(
+    storage: &Storage,
+    tenant: &TenantId,
+    start_unix_nano: u64,
+    end_unix_nano: u64,
+    limits: ScanLimits,
+) -> Result<MetricCatalog, QueryError> {
+    if start_unix_nano >= end_unix_nano {
+        return Err(QueryError::InvalidParameter {
+            parameter: "start",
+            reason: format!("start {start_unix_nano} is not before end {end_unix_nano}"),
+        });
+    }
+    let range = TimeRange {
+        start_unix_nano,
+        end_unix_nano,
+    };
+    if let Some(catalog) = storage.metric_catalog(tenant, range).await {
+        return Ok(catalog);
+    }
+    let mut summary = FileSummary::default();
+    let mut stream = storage.scan(ScanRequest::metrics(tenant.clone(), None, range, limits))?;
+    while let Some(batch) = stream.next().await {
+        let points = decode_metric_points(&batch?).map_err(skewer_storage::StorageError::from)?;
+        summary.add_metric_points(&points);
+    }
+    Ok(summary.metrics)
 }

@@ -4,6 +4,7 @@
 
 pub mod jaeger;
 pub mod logs;
+pub mod metric_names;
 pub mod metric_points;
 pub mod middleware;
 pub mod otlp_json;
@@ -96,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/search/traces", get(trace_search::traces))
         .route("/api/search/durations", get(trace_search::durations))
         .route("/api/logs", get(logs::search))
+        .route("/api/metrics", get(metric_names::names))
         .route("/api/metrics/points", get(metric_points::points))
         .merge(prometheus::routes())
         .layer(axum::middleware::from_fn_with_state(

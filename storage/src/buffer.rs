@@ -32,6 +32,8 @@ pub struct Buffer<R> {
     pub reservation: Reservation,
     /// What the records of each tenant hold, kept as they arrive (signals with summaries).
     pub summaries: HashMap<TenantId, FileSummary>,
+    /// The first and last record time of each tenant's summarised records, ns.
+    pub summary_times: HashMap<TenantId, (u64, u64)>,
 }
 
 impl<R> Default for Buffer<R> {
@@ -44,6 +46,7 @@ impl<R> Default for Buffer<R> {
             first_record_at: None,
             reservation: Reservation::default(),
             summaries: HashMap::new(),
+            summary_times: HashMap::new(),
         }
     }
 }
@@ -73,8 +76,13 @@ impl<R> Buffer<R> {
             .push(Arc::new(records));
     }
 
-    /// Adds to the summary of `tenant`'s records.
-    pub fn add_summary(&mut self, tenant: &TenantId, summary: &FileSummary) {
+    /// Adds to the summary of `tenant`'s records, whose times lie in `times`.
+    pub fn add_summary(&mut self, tenant: &TenantId, summary: &FileSummary, times: (u64, u64)) {
+        let (first, last) = times;
+        self.summary_times
+            .entry(tenant.clone())
+            .and_modify(|held| *held = (held.0.min(first), held.1.max(last)))
+            .or_insert(times);
         match self.summaries.get_mut(tenant) {
             Some(held) => held.merge(summary),
             None => {

@@ -54,3 +54,42 @@ async fn responses_are_compressed_and_carry_a_request_id() {
     let plain = client.get(server.api("/healthz")).send().await.unwrap();
     assert_eq!(plain.headers()["x-request-id"].len(), 16);
 }
+
+#[tokio::test]
+async fn stored_metrics_are_listed_with_kind_unit_and_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]).await;
+    let mut client = server.metrics_client().await;
+    client.export(metrics_request("listed.", 0)).await.unwrap();
+    let (status, body) = server.get_json("/api/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["complete"], true);
+    let metrics = body["metrics"].as_array().unwrap();
+    let names: Vec<&str> = metrics
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "listed.gauge",
+            "listed.latency",
+            "listed.requests",
+            "listed.rpc",
+            "listed.sizes"
+        ]
+    );
+    let requests = &metrics[2];
+    assert_eq!(requests["kind"], "sum");
+    assert_eq!(requests["unit"], "1");
+    assert_eq!(requests["is_monotonic"], true);
+    assert_eq!(requests["temporality"], "cumulative");
+    assert_eq!(requests["services"], serde_json::json!(["metrics-svc"]));
+    assert_eq!(requests["points"], 1);
+    assert_eq!(metrics[1]["kind"], "histogram");
+    // Outside the range asked for: nothing.
+    let (_, body) = server.get_json("/api/metrics?start=1&end=2").await;
+    assert_eq!(body["metrics"], serde_json::json!([]), "{body}");
+    let (status, _) = server.get_json("/api/metrics?start=5&end=2").await;
+    assert_eq!(status, 400);
+}

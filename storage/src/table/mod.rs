@@ -275,11 +275,14 @@ impl<S: TableSignal> TableStore<S> {
         let summary = S::SUMMARIZED.then(|| {
             let mut summary = FileSummary::default();
             S::summarize(&records, &mut summary);
-            summary
+            let times = records.iter().map(S::time_unix_nano);
+            let first = times.clone().min().unwrap_or(0);
+            let last = times.max().unwrap_or(0);
+            (summary, (first, last))
         });
         let mut state = self.lock();
-        if let Some(summary) = summary {
-            state.active.add_summary(&tenant, &summary);
+        if let Some((summary, times)) = summary {
+            state.active.add_summary(&tenant, &summary, times);
         }
         state.active.push(lsn, tenant, records, bytes, reservation);
     }

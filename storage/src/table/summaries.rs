@@ -35,7 +35,7 @@ impl<S: TableSignal> TableStore<S> {
             let state = self.lock();
             (
                 state.tables.get(tenant).cloned(),
-                buffered_summary(&state, tenant),
+                buffered_summary(&state, tenant, None),
             )
         };
         let mut total = match files {
@@ -46,8 +46,9 @@ impl<S: TableSignal> TableStore<S> {
         total
     }
 
-    /// What one tenant's records in `range` may hold: the summaries of the live files whose
-    /// time range meets it and the buffers' (whatever their times: a superset). `None` when a
+    /// What one tenant's records in `range` may hold: the summaries of the live files and the
+    /// buffers whose time span meets it (a superset: a span meeting the range may hold
+    /// records outside it). `None` when a
     /// file in the range has no summary, so its contents are unknown.
     pub async fn summary_in(
         &self,
@@ -57,7 +58,7 @@ impl<S: TableSignal> TableStore<S> {
         let (files, mut total) = {
             let state = self.lock();
             let files = state.tables.get(tenant).map(|t| Arc::clone(&t.files));
-            (files, buffered_summary(&state, tenant))
+            (files, buffered_summary(&state, tenant, Some(range)))
         };
         let in_range = files
             .iter()
@@ -102,14 +103,28 @@ impl<S: TableSignal> TableStore<S> {
 
 /// The summary of what `tenant` holds in memory: the active buffer and a frozen one whose
 /// flush has not committed yet.
-fn buffered_summary<R>(state: &super::State<R>, tenant: &TenantId) -> FileSummary {
+fn buffered_summary<R>(
+    state: &super::State<R>,
+    tenant: &TenantId,
+    range: Option<crate::scan::TimeRange>,
+) -> FileSummary {
+    let meets = |buffer: &crate::buffer::Buffer<R>| match (range, buffer.summary_times.get(tenant))
+    {
+        (Some(range), Some(&(first, last))) => {
+            first < range.end_unix_nano && last >= range.start_unix_nano
+        }
+        _ => true,
+    };
     let mut buffered = FileSummary::default();
-    if let Some(summary) = state.active.summaries.get(tenant) {
+    if let Some(summary) = state.active.summaries.get(tenant)
+        && meets(&state.active)
+    {
         buffered.merge(summary);
     }
     if let Some(frozen) = &state.frozen
         && !frozen.committed.contains(tenant)
         && let Some(summary) = frozen.buffer.summaries.get(tenant)
+        && meets(&frozen.buffer)
     {
         buffered.merge(summary);
     }
