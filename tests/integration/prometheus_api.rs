@@ -270,6 +270,8 @@ async fn series_labels_and_metadata_list_what_is_stored() {
 
     let (_, body) = server.get_json("/api/v1/status/buildinfo").await;
     assert_eq!(body["status"], "success");
+    // The Prometheus whose semantics PromQL follows (Grafana picks features by it).
+    assert_eq!(body["data"]["version"], "2.42.0");
 }
 
 #[tokio::test]

@@ -250,7 +250,7 @@ async fn metadata(req: Request) -> Response {
 /// `/api/v1/status/buildinfo`: Grafana reads the version to pick its query features.
 async fn buildinfo() -> Response {
     success(json!({
-        "version": "2.53.0",
+        "version": "2.42.0",
         "revision": env!("CARGO_PKG_VERSION"),
         "branch": "skewer",
         "buildUser": "skewer",
