@@ -35,16 +35,7 @@ pub async fn metric_series(
             reason: "a metric name is required".to_owned(),
         });
     }
-    if start_unix_nano >= end_unix_nano {
-        return Err(QueryError::InvalidParameter {
-            parameter: "start",
-            reason: format!("start {start_unix_nano} is not before end {end_unix_nano}"),
-        });
-    }
-    let range = TimeRange {
-        start_unix_nano,
-        end_unix_nano,
-    };
+    let range = time_range(start_unix_nano, end_unix_nano)?;
     let mut stream = storage.scan(ScanRequest::metric(tenant.clone(), name, range, limits))?;
     let mut points = Vec::new();
     while let Some(batch) = stream.next().await {
@@ -78,16 +69,7 @@ pub async fn metric_catalog(
     end_unix_nano: u64,
     limits: ScanLimits,
 ) -> Result<MetricCatalog, QueryError> {
-    if start_unix_nano >= end_unix_nano {
-        return Err(QueryError::InvalidParameter {
-            parameter: "start",
-            reason: format!("start {start_unix_nano} is not before end {end_unix_nano}"),
-        });
-    }
-    let range = TimeRange {
-        start_unix_nano,
-        end_unix_nano,
-    };
+    let range = time_range(start_unix_nano, end_unix_nano)?;
     if let Some(catalog) = storage.metric_catalog(tenant, range).await {
         return Ok(catalog);
     }
@@ -98,4 +80,18 @@ pub async fn metric_catalog(
         summary.add_metric_points(&points);
     }
     Ok(summary.metrics)
+}
+
+/// `[start, end)` as a scan range; an empty range is the caller's mistake.
+fn time_range(start_unix_nano: u64, end_unix_nano: u64) -> Result<TimeRange, QueryError> {
+    if start_unix_nano >= end_unix_nano {
+        return Err(QueryError::InvalidParameter {
+            parameter: "start",
+            reason: format!("start {start_unix_nano} is not before end {end_unix_nano}"),
+        });
+    }
+    Ok(TimeRange {
+        start_unix_nano,
+        end_unix_nano,
+    })
 }

@@ -125,17 +125,7 @@ pub async fn range_query<S: SeriesSource>(
     let expr = dialect::parse(query)?;
     let evaluator = Evaluator::prepare(source, &expr, start_ms, end_ms, options).await?;
     let series = match evaluator.eval(&expr, &times)? {
-        Value::Scalar(values) => vec![Series {
-            labels: Labels::default(),
-            samples: times
-                .iter()
-                .zip(values)
-                .map(|(&timestamp_ms, value)| Sample {
-                    timestamp_ms,
-                    value,
-                })
-                .collect(),
-        }],
+        Value::Scalar(values) => vec![scalar_series(&times, values)],
         Value::Vector(vector) => vector
             .into_iter()
             .map(|series| Series {
@@ -441,17 +431,7 @@ impl Evaluator {
                     labels: series.labels,
                 })
                 .collect(),
-            Value::Scalar(values) => vec![Series {
-                labels: Labels::default(),
-                samples: inner_times
-                    .iter()
-                    .zip(values)
-                    .map(|(&timestamp_ms, value)| Sample {
-                        timestamp_ms,
-                        value,
-                    })
-                    .collect(),
-            }],
+            Value::Scalar(values) => vec![scalar_series(&inner_times, values)],
             other => {
                 return Err(PromqlError::Execution(format!(
                     "subquery is only allowed on instant vector, got {} instead",
@@ -502,6 +482,21 @@ pub(super) fn distinct_labels(series: Vec<StepSeries>) -> Result<Vec<StepSeries>
         ));
     }
     Ok(series)
+}
+
+/// A scalar's value at each of `times` as one series without labels.
+fn scalar_series(times: &[i64], values: Vec<f64>) -> Series {
+    Series {
+        labels: Labels::default(),
+        samples: times
+            .iter()
+            .zip(values)
+            .map(|(&timestamp_ms, value)| Sample {
+                timestamp_ms,
+                value,
+            })
+            .collect(),
+    }
 }
 
 /// Joins series that share labels (after a name was dropped, say) into one; two values at
