@@ -54,6 +54,8 @@ pub fn parse_day_name(name: &str) -> Option<u64> {
 
 /// One day, the unit log indexes are partitioned by.
 pub const DAY_NANOS: u64 = 86_400 * 1_000_000_000;
+/// Nanoseconds in an hour.
+pub const HOUR_NANOS: u64 = 3_600 * 1_000_000_000;
 
 /// Prefix of the manifest versions of one table.
 pub fn manifest_prefix(tenant: &TenantId, signal: Signal) -> ObjectPath {

@@ -13,7 +13,9 @@
 //! crash between the commit and the WAL checkpoint skips what is already indexed.
 
 pub mod partitions;
+mod scan;
 mod search;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -35,6 +37,7 @@ use crate::retention::{RetentionPolicy, partition_expired};
 use crate::table::TableStats;
 use crate::wal::Lsn;
 use partitions::{Partition, PartitionId, PartitionKey, commit_payload};
+pub use scan::ScanDirection;
 
 /// A partition's writer is closed (its arena and merge thread freed) after this long without
 /// records; the next record reopens it.

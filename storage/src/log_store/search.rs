@@ -1,15 +1,12 @@
 //! Searching the log store: the tenant's partitions (read-locked in key order, newest first,
 //! skipping those that cannot contribute) and both buffers, with one meaning.
 
+use super::LogStore;
+use crate::StorageError;
+use crate::logs::LogQuery;
+use crate::model::{LogRecord, TenantId};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::{Arc, RwLockReadGuard};
-
-use super::partitions::{Partition, PartitionId, PartitionKey};
-use super::{CommitStep, LogStore};
-use crate::StorageError;
-use crate::logs::{LogIndex, LogQuery};
-use crate::model::{LogRecord, TenantId};
 
 impl LogStore {
     /// Searches committed and buffered records of a tenant; newest first, at most
@@ -23,55 +20,21 @@ impl LogStore {
     ) -> Result<Vec<LogRecord>, StorageError> {
         // Parse the query once; a bad query is an error even before the tenant has an index.
         let matcher = query.matcher()?;
-        let start = query.start_unix_nano.unwrap_or(0);
-        let end = query.end_unix_nano.unwrap_or(u64::MAX);
+        let range = (
+            query.start_unix_nano.unwrap_or(0),
+            query.end_unix_nano.unwrap_or(u64::MAX),
+        );
         let partitions = self.tenant_partitions(tenant);
-        let known: Vec<PartitionKey> = partitions.iter().map(|p| p.key.clone()).collect();
-        let guards: Vec<(&Arc<Partition>, RwLockReadGuard<'_, LogIndex>)> = partitions
-            .iter()
-            .filter(|partition| partition.overlaps(start, end))
-            .map(|partition| {
-                let guard = partition.index.read().unwrap_or_else(|p| p.into_inner());
-                (partition, guard)
-            })
-            .collect();
-        // Only the newest `limit` matches of each part can make the answer: the buffers are
-        // matched keeping that many (no clone of every match), the active one under the state
-        // lock, the frozen one after it (it is immutable, and retired only under the write
-        // locks of its partitions, which this search holds where they exist).
-        let mut keep = |record: &LogRecord| matcher.matches(record);
-        let (mut records, frozen, indexed) = {
-            let state = self.lock();
-            let active = state.active.records_by_tenant.get(tenant);
-            let found = newest_matching(
-                active.into_iter().flat_map(|chunks| chunks.iter()),
-                &mut keep,
-                query.limit,
-            );
-            let indexed: Vec<PartitionId> = state
-                .frozen_progress
-                .iter()
-                .filter(|(key, step)| &key.0 == tenant && **step == CommitStep::Reload)
-                .map(|(key, _)| key.1)
-                .collect();
-            (found, state.frozen.as_ref().map(Arc::clone), indexed)
+        // Only the newest `limit` matches of each buffer can make the answer: they are matched
+        // keeping that many (no clone of every match).
+        let mut take = |records: &mut dyn Iterator<Item = &LogRecord>| {
+            newest_matching(records, &mut |record| matcher.matches(record), query.limit)
         };
-        if let Some(frozen) = frozen {
-            let buffered = frozen.records_by_tenant.get(tenant);
-            let not_indexed = |record: &&LogRecord| {
-                !indexed.contains(&PartitionId::of_time(record.effective_time_unix_nano()))
-            };
-            records.extend(newest_matching(
-                buffered
-                    .into_iter()
-                    .flat_map(|chunks| chunks.iter())
-                    .filter(not_indexed),
-                &mut keep,
-                query.limit,
-            ));
-        }
-        let mut newest_first: Vec<&(&Arc<Partition>, RwLockReadGuard<'_, LogIndex>)> =
-            guards.iter().collect();
+        let Some(snapshot) = self.snapshot(tenant, &partitions, range, &mut take) else {
+            return self.search_blocking(tenant, query);
+        };
+        let mut records = snapshot.buffered;
+        let mut newest_first: Vec<_> = snapshot.partitions.iter().collect();
         newest_first.sort_by_key(|(partition, _)| Reverse(partition.max_time_unix_nano()));
         for (partition, index) in newest_first {
             if records.len() >= query.limit {
@@ -86,17 +49,6 @@ impl LogStore {
             }
             records.extend(index.search(query)?);
         }
-        drop(guards);
-        let now_known: Vec<PartitionKey> = self
-            .tenant_partitions(tenant)
-            .iter()
-            .map(|p| p.key.clone())
-            .collect();
-        if now_known.iter().any(|key| !known.contains(key)) {
-            // A commit created a partition between the partition lookup and the buffer read:
-            // its records may be in neither view. Search again, now with it.
-            return self.search_blocking(tenant, query);
-        }
         records.sort_by_key(|record| Reverse(record.effective_time_unix_nano()));
         records.truncate(query.limit);
         Ok(records)
@@ -105,8 +57,8 @@ impl LogStore {
 
 /// Clones of the newest `limit` records that `keep` accepts, in arrival order.
 pub(super) fn newest_matching<'a>(
-    records: impl Iterator<Item = &'a LogRecord>,
-    keep: &mut impl FnMut(&LogRecord) -> bool,
+    records: &mut dyn Iterator<Item = &'a LogRecord>,
+    keep: &mut dyn FnMut(&LogRecord) -> bool,
     limit: usize,
 ) -> Vec<LogRecord> {
     if limit == 0 {

@@ -22,6 +22,7 @@ use tracing::debug;
 
 use super::query::LogQuery;
 use super::schema::{LogFields, TIMESTAMP};
+use super::timed_matches::{TimedDocs, TimedMatches};
 use super::{LogIndexConfig, LogIndexError, stored_record};
 use crate::model::LogRecord;
 
@@ -231,6 +232,19 @@ impl LogIndex {
                 self.read_record(&document)
             })
             .collect()
+    }
+
+    /// Every committed record `query` matches (its limit ignored), as (time, address) pairs
+    /// in no particular order, with the searcher to load them from.
+    pub fn timed_matches(&self, query: &LogQuery) -> Result<TimedMatches, LogIndexError> {
+        let tantivy_query = self.to_tantivy_query(query)?;
+        let searcher = self.reader.searcher();
+        let hits = searcher.search(&tantivy_query, &TimedDocs)?;
+        Ok(TimedMatches {
+            searcher,
+            record_field: self.fields.record,
+            hits,
+        })
     }
 
     /// Number of committed documents (for tests/metrics).

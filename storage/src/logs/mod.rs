@@ -40,9 +40,11 @@ mod stored_record;
 #[cfg(test)]
 pub(crate) mod test_records;
 mod text_match;
+mod timed_matches;
 
 pub use index::LogIndex;
 pub use query::{LogMatcher, LogQuery, matches_in_memory};
+pub use timed_matches::{TimedHit, TimedMatches};
 
 /// Errors of the log index.
 #[derive(Debug, thiserror::Error)]

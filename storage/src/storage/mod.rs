@@ -264,6 +264,29 @@ impl Storage {
         tokio::task::spawn_blocking(move || stores.logs.search_blocking(&tenant, &query)).await?
     }
 
+    /// Visits every record of `tenant` that `query` matches (its limit ignored) in time
+    /// order, until `visit` breaks; `visit` runs on a blocking thread.
+    pub async fn scan_logs<V>(
+        &self,
+        tenant: &TenantId,
+        query: LogQuery,
+        direction: crate::log_store::ScanDirection,
+        mut visit: V,
+    ) -> Result<V, StorageError>
+    where
+        V: FnMut(&LogRecord) -> std::ops::ControlFlow<()> + Send + 'static,
+    {
+        let stores = Arc::clone(&self.stores);
+        let tenant = tenant.clone();
+        tokio::task::spawn_blocking(move || {
+            stores
+                .logs
+                .scan_blocking(&tenant, &query, direction, &mut visit)
+                .map(|()| visit)
+        })
+        .await?
+    }
+
     /// The services and operations of a tenant's spans, with span and error counts: every
     /// live file's summary and the buffers'. Reads no span.
     pub async fn span_summary(&self, tenant: &TenantId) -> crate::catalog::FileSummary {

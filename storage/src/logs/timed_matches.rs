@@ -1,0 +1,89 @@
+//! Every committed record a query matches, as (time, address) pairs read from the timestamp
+//! column, for scans that visit matches in time order and load each record only when reached.
+//!
+//! The collector reads one fast-field value per match and nothing else; records are decoded
+//! from the document store one by one by [`TimedMatches::record`], so a scan that stops early
+//! (a page of a log query) loads only what it returns.
+
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::Column;
+use tantivy::schema::{Field, Value};
+use tantivy::{DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument};
+
+use super::schema::TIMESTAMP;
+use super::{LogIndexError, stored_record};
+use crate::model::LogRecord;
+
+/// One matching record: its effective time and where it is stored.
+pub type TimedHit = (u64, DocAddress);
+
+/// The matches of one query against one searcher (the index as of the search), unordered.
+pub struct TimedMatches {
+    pub(super) searcher: Searcher,
+    pub(super) record_field: Field,
+    /// The matches, in the order segments were visited.
+    pub hits: Vec<TimedHit>,
+}
+
+impl TimedMatches {
+    /// Loads and decodes the record at `address` (one of [`Self::hits`]).
+    pub fn record(&self, address: DocAddress) -> Result<LogRecord, LogIndexError> {
+        let document: TantivyDocument = self.searcher.doc(address)?;
+        let bytes = document
+            .get_first(self.record_field)
+            .and_then(|value| value.as_bytes())
+            .ok_or_else(|| LogIndexError::CorruptRecord {
+                reason: "the document has no record bytes".to_string(),
+            })?;
+        stored_record::decode(bytes)
+    }
+}
+
+/// Collects (timestamp, address) for every matching document.
+pub(super) struct TimedDocs;
+
+impl Collector for TimedDocs {
+    type Fruit = Vec<TimedHit>;
+    type Child = TimedSegmentDocs;
+
+    fn for_segment(
+        &self,
+        segment_ord: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<TimedSegmentDocs> {
+        Ok(TimedSegmentDocs {
+            segment_ord,
+            times: segment.fast_fields().u64(TIMESTAMP)?,
+            hits: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<TimedHit>>) -> tantivy::Result<Vec<TimedHit>> {
+        Ok(fruits.concat())
+    }
+}
+
+pub(super) struct TimedSegmentDocs {
+    segment_ord: SegmentOrdinal,
+    times: Column<u64>,
+    hits: Vec<TimedHit>,
+}
+
+impl SegmentCollector for TimedSegmentDocs {
+    type Fruit = Vec<TimedHit>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        // Every document has a timestamp; a missing one sorts first rather than vanishing.
+        let time = self.times.first(doc).unwrap_or(0);
+        self.hits
+            .push((time, DocAddress::new(self.segment_ord, doc)));
+    }
+
+    fn harvest(self) -> Vec<TimedHit> {
+        self.hits
+    }
+}
