@@ -13,6 +13,9 @@ pub enum QueryError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A LogQL query is invalid or cannot be evaluated as asked.
+    #[error(transparent)]
+    Logql(#[from] crate::logql::LogqlError),
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -25,7 +28,7 @@ impl QueryError {
     /// The kind that decides the status code.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::InvalidParameter { .. } => ErrorKind::InvalidArgument,
+            Self::InvalidParameter { .. } | Self::Logql(_) => ErrorKind::InvalidArgument,
             Self::Storage(err) => err.kind(),
             Self::Internal(_) => ErrorKind::Internal,
         }

@@ -37,7 +37,7 @@ use crate::retention::{RetentionPolicy, partition_expired};
 use crate::table::TableStats;
 use crate::wal::Lsn;
 use partitions::{Partition, PartitionId, PartitionKey, commit_payload};
-pub use scan::ScanDirection;
+pub use scan::{LogVisitor, ScanDirection};
 
 /// A partition's writer is closed (its arena and merge thread freed) after this long without
 /// records; the next record reopens it.

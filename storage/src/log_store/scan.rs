@@ -26,6 +26,12 @@ pub enum ScanDirection {
     Backward,
 }
 
+/// What a scan hands records to, on a blocking thread, until it breaks.
+pub trait LogVisitor: Send + 'static {
+    /// Takes one record; `Break` ends the scan.
+    fn visit(&mut self, record: &LogRecord) -> ControlFlow<()>;
+}
+
 /// Where one match of a window is.
 #[derive(Debug, Clone, Copy)]
 enum Found {

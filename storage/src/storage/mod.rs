@@ -265,24 +265,23 @@ impl Storage {
     }
 
     /// Visits every record of `tenant` that `query` matches (its limit ignored) in time
-    /// order, until `visit` breaks; `visit` runs on a blocking thread.
-    pub async fn scan_logs<V>(
+    /// order, until the visitor breaks; it runs on a blocking thread and is handed back.
+    pub async fn scan_logs<V: crate::log_store::LogVisitor>(
         &self,
         tenant: &TenantId,
         query: LogQuery,
         direction: crate::log_store::ScanDirection,
-        mut visit: V,
-    ) -> Result<V, StorageError>
-    where
-        V: FnMut(&LogRecord) -> std::ops::ControlFlow<()> + Send + 'static,
-    {
+        mut visitor: V,
+    ) -> Result<V, StorageError> {
         let stores = Arc::clone(&self.stores);
         let tenant = tenant.clone();
         tokio::task::spawn_blocking(move || {
             stores
                 .logs
-                .scan_blocking(&tenant, &query, direction, &mut visit)
-                .map(|()| visit)
+                .scan_blocking(&tenant, &query, direction, &mut |record| {
+                    visitor.visit(record)
+                })
+                .map(|()| visitor)
         })
         .await?
     }

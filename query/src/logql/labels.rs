@@ -1,0 +1,306 @@
+//! A log record as LogQL sees it: its line, its stream labels, its structured metadata, and
+//! the labels a parser extracted.
+//!
+//! The mapping follows Loki's for OpenTelemetry logs, so queries written for Loki read the
+//! same here: the resource attributes Loki indexes by default (`service.name`,
+//! `service.namespace`, `deployment.environment`, `k8s.*`…) are stream labels with dots turned
+//! into underscores (`service_name` is always present, `unknown_service` when unset); trace
+//! and span ids, severity, `detected_level`, scope name and version, the record's attributes
+//! and the other resource attributes are structured metadata. The line is the body: a string
+//! as it is, anything else as JSON.
+
+use skewer_storage::model::{AttributeValue, LogRecord};
+
+/// Resource attributes that become stream labels (Loki's default index labels for OTLP).
+pub const STREAM_LABEL_ATTRIBUTES: [&str; 18] = [
+    "service.name",
+    "service.namespace",
+    "service.instance.id",
+    "deployment.environment",
+    "deployment.environment.name",
+    "cloud.region",
+    "cloud.availability_zone",
+    "k8s.cluster.name",
+    "k8s.namespace.name",
+    "k8s.pod.name",
+    "k8s.container.name",
+    "container.name",
+    "k8s.replicaset.name",
+    "k8s.deployment.name",
+    "k8s.statefulset.name",
+    "k8s.daemonset.name",
+    "k8s.cronjob.name",
+    "k8s.job.name",
+];
+
+/// The label a pipeline error is reported in.
+pub const ERROR_LABEL: &str = "__error__";
+/// The label with the error's details.
+pub const ERROR_DETAILS_LABEL: &str = "__error_details__";
+
+/// Labels sorted by name, names unique.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    /// Labels from pairs in any order; a repeated name keeps its last value.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut labels = Self::default();
+        for (name, value) in pairs {
+            labels.insert(name, value);
+        }
+        labels
+    }
+
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// Sets `name` to `value`.
+    pub fn insert(&mut self, name: String, value: String) {
+        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(&name)) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (name, value)),
+        }
+    }
+
+    /// Removes `name`.
+    pub fn remove(&mut self, name: &str) {
+        if let Ok(i) = self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            self.0.remove(i);
+        }
+    }
+
+    /// Keeps only the labels `keep` accepts.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.0.retain(|(name, _)| keep(name));
+    }
+
+    /// Whether `name` is set.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// The pairs, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// These labels and `other`'s (other's win on a clash).
+    pub fn merged(&self, other: &Labels) -> Labels {
+        let mut merged = self.clone();
+        for (name, value) in other.iter() {
+            merged.insert(name.to_owned(), value.to_owned());
+        }
+        merged
+    }
+
+    /// `{a="b", c="d"}`, as Loki prints a label set.
+    pub fn to_selector(&self) -> String {
+        let pairs: Vec<String> = self
+            .iter()
+            .map(|(name, value)| format!("{name}={value:?}"))
+            .collect();
+        format!("{{{}}}", pairs.join(", "))
+    }
+}
+
+/// One log line on its way through a pipeline.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Effective time, Unix ns.
+    pub time_unix_nano: u64,
+    /// The line.
+    pub line: String,
+    /// Stream labels.
+    pub stream: Labels,
+    /// Structured metadata.
+    pub metadata: Labels,
+    /// Labels extracted by parsers.
+    pub parsed: Labels,
+}
+
+impl Entry {
+    /// The entry of a stored record.
+    pub fn from_record(record: &LogRecord) -> Self {
+        let mut stream = Labels::default();
+        let mut metadata = Labels::default();
+        for attribute in &record.resource.attributes {
+            let Some(value) = label_value(&attribute.value) else {
+                continue;
+            };
+            let name = sanitize_label_name(&attribute.key);
+            if STREAM_LABEL_ATTRIBUTES.contains(&attribute.key.as_str()) {
+                stream.insert(name, value);
+            } else {
+                metadata.insert(name, value);
+            }
+        }
+        stream.insert(
+            "service_name".to_owned(),
+            record.resource.service_name().to_owned(),
+        );
+        for attribute in &record.attributes {
+            if let Some(value) = label_value(&attribute.value) {
+                metadata.insert(sanitize_label_name(&attribute.key), value);
+            }
+        }
+        if !record.scope.name.is_empty() {
+            metadata.insert("scope_name".to_owned(), record.scope.name.clone());
+        }
+        if !record.scope.version.is_empty() {
+            metadata.insert("scope_version".to_owned(), record.scope.version.clone());
+        }
+        if let Some(trace_id) = record.trace_id {
+            metadata.insert("trace_id".to_owned(), trace_id.to_string());
+        }
+        if let Some(span_id) = record.span_id {
+            metadata.insert("span_id".to_owned(), span_id.to_string());
+        }
+        if !record.severity_text.is_empty() {
+            metadata.insert("severity_text".to_owned(), record.severity_text.clone());
+        }
+        if record.severity_number != 0 {
+            metadata.insert(
+                "severity_number".to_owned(),
+                record.severity_number.to_string(),
+            );
+        }
+        metadata.insert(
+            "detected_level".to_owned(),
+            detected_level(record.severity_number, &record.severity_text).to_owned(),
+        );
+        Self {
+            time_unix_nano: record.effective_time_unix_nano(),
+            line: line_of(&record.body),
+            stream,
+            metadata,
+            parsed: Labels::default(),
+        }
+    }
+
+    /// The value of a label: stream, then structured metadata, then parsed.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.stream
+            .get(name)
+            .or_else(|| self.metadata.get(name))
+            .or_else(|| self.parsed.get(name))
+    }
+
+    /// Whether any category holds `name`.
+    pub fn has_label(&self, name: &str) -> bool {
+        self.label(name).is_some()
+    }
+
+    /// Every label in one set (what Loki returns as the stream of an uncategorised answer).
+    pub fn all_labels(&self) -> Labels {
+        self.stream.merged(&self.metadata).merged(&self.parsed)
+    }
+
+    /// Removes `name` from every category.
+    pub fn remove_label(&mut self, name: &str) {
+        self.stream.remove(name);
+        self.metadata.remove(name);
+        self.parsed.remove(name);
+    }
+
+    /// Keeps only the labels `keep` accepts, in every category.
+    pub fn retain_labels(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.stream.retain(&mut keep);
+        self.metadata.retain(&mut keep);
+        self.parsed.retain(&mut keep);
+    }
+}
+
+/// The line of a body: a string as it is, anything else as compact JSON.
+pub fn line_of(body: &AttributeValue) -> String {
+    match body {
+        AttributeValue::String(text) => text.clone(),
+        AttributeValue::Empty => String::new(),
+        other => other.to_plain_json().to_string(),
+    }
+}
+
+/// A label value for an attribute value; none for empty values.
+fn label_value(value: &AttributeValue) -> Option<String> {
+    match value {
+        AttributeValue::Empty => None,
+        other => Some(other.to_text()),
+    }
+}
+
+/// A label name from an attribute key: characters other than ASCII letters, digits and `_`
+/// become `_`, and a leading digit gets a `_` before it.
+pub fn sanitize_label_name(key: &str) -> String {
+    let mut name: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        name.insert(0, '_');
+    }
+    name
+}
+
+/// The level Grafana colours a line by: from the severity number, else the severity text.
+pub fn detected_level(severity_number: i32, severity_text: &str) -> &'static str {
+    match severity_number {
+        1..=4 => "trace",
+        5..=8 => "debug",
+        9..=12 => "info",
+        13..=16 => "warn",
+        17..=20 => "error",
+        21..=24 => "fatal",
+        _ => match severity_text.to_ascii_lowercase().as_str() {
+            "trace" => "trace",
+            "debug" => "debug",
+            "info" | "information" | "informational" | "notice" => "info",
+            "warn" | "warning" => "warn",
+            "error" | "err" => "error",
+            "fatal" | "critical" | "crit" | "panic" | "emergency" | "alert" => "fatal",
+            _ => "unknown",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_stay_sorted_and_unique() {
+        let mut labels = Labels::from_pairs([
+            ("b".to_owned(), "1".to_owned()),
+            ("a".to_owned(), "2".to_owned()),
+            ("b".to_owned(), "3".to_owned()),
+        ]);
+        assert_eq!(labels.to_selector(), r#"{a="2", b="3"}"#);
+        labels.remove("a");
+        assert_eq!(labels.get("b"), Some("3"));
+        assert!(!labels.contains("a"));
+    }
+
+    #[test]
+    fn names_are_sanitised_and_levels_detected() {
+        assert_eq!(sanitize_label_name("http.status-code"), "http_status_code");
+        assert_eq!(sanitize_label_name("3d.model"), "_3d_model");
+        assert_eq!(detected_level(17, ""), "error");
+        assert_eq!(detected_level(0, "WARNING"), "warn");
+        assert_eq!(detected_level(0, "chatty"), "unknown");
+    }
+}
