@@ -2,8 +2,10 @@
 //! (services, operations, search, traces), health, readiness and self-metrics. Shapes live in the submodules; errors map
 //! to statuses here, once.
 
+pub mod form;
 pub mod jaeger;
 pub mod logs;
+pub mod loki;
 pub mod metric_names;
 pub mod metric_points;
 pub mod middleware;
@@ -100,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/metrics", get(metric_names::names))
         .route("/api/metrics/points", get(metric_points::points))
         .merge(prometheus::routes())
+        .merge(loki::routes())
         .layer(axum::middleware::from_fn_with_state(
             gate,
             middleware::limit_queries,

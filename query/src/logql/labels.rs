@@ -9,7 +9,7 @@
 //! and the other resource attributes are structured metadata. The line is the body: a string
 //! as it is, anything else as JSON.
 
-use skewer_storage::model::{AttributeValue, LogRecord};
+use skewer_storage::model::{AttributeValue, LogRecord, Resource};
 
 /// Resource attributes that become stream labels (Loki's default index labels for OTLP).
 pub const STREAM_LABEL_ATTRIBUTES: [&str; 18] = [
@@ -132,23 +132,7 @@ pub struct Entry {
 impl Entry {
     /// The entry of a stored record.
     pub fn from_record(record: &LogRecord) -> Self {
-        let mut stream = Labels::default();
-        let mut metadata = Labels::default();
-        for attribute in &record.resource.attributes {
-            let Some(value) = label_value(&attribute.value) else {
-                continue;
-            };
-            let name = sanitize_label_name(&attribute.key);
-            if STREAM_LABEL_ATTRIBUTES.contains(&attribute.key.as_str()) {
-                stream.insert(name, value);
-            } else {
-                metadata.insert(name, value);
-            }
-        }
-        stream.insert(
-            "service_name".to_owned(),
-            record.resource.service_name().to_owned(),
-        );
+        let (stream, mut metadata) = resource_labels(&record.resource);
         for attribute in &record.attributes {
             if let Some(value) = label_value(&attribute.value) {
                 metadata.insert(sanitize_label_name(&attribute.key), value);
@@ -219,6 +203,28 @@ impl Entry {
         self.metadata.retain(&mut keep);
         self.parsed.retain(&mut keep);
     }
+}
+
+/// The stream labels and the structured metadata a resource gives its records.
+pub fn resource_labels(resource: &Resource) -> (Labels, Labels) {
+    let mut stream = Labels::default();
+    let mut metadata = Labels::default();
+    for attribute in &resource.attributes {
+        let Some(value) = label_value(&attribute.value) else {
+            continue;
+        };
+        let name = sanitize_label_name(&attribute.key);
+        if STREAM_LABEL_ATTRIBUTES.contains(&attribute.key.as_str()) {
+            stream.insert(name, value);
+        } else {
+            metadata.insert(name, value);
+        }
+    }
+    stream.insert(
+        "service_name".to_owned(),
+        resource.service_name().to_owned(),
+    );
+    (stream, metadata)
 }
 
 /// The line of a body: a string as it is, anything else as compact JSON.

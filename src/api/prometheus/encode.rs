@@ -44,7 +44,7 @@ pub fn labels(labels: &Labels) -> Value {
 }
 
 /// `[seconds, "value"]`.
-fn point(timestamp_ms: i64, value: &str) -> Value {
+pub fn point(timestamp_ms: i64, value: &str) -> Value {
     json!([timestamp_ms as f64 / 1000.0, value])
 }
 

@@ -2,7 +2,7 @@
 //! source and scripts work unchanged: instant and range queries in PromQL, series, label
 //! names and values, metadata and build information. GET and form POST alike.
 
-mod encode;
+pub(crate) mod encode;
 mod params;
 
 use std::sync::Arc;

@@ -3,45 +3,13 @@
 //! durations or seconds, and repeated `match[]` selectors.
 
 use axum::body::Bytes;
-use axum::http::Uri;
 use chrono::DateTime;
 use promql_parser::label::Matcher;
 use skewer_query::promql::{PromqlError, parse_selector};
 
-/// The parameters of one request, in arrival order.
-#[derive(Debug, Default)]
-pub struct Params {
-    pairs: Vec<(String, String)>,
-}
+pub use crate::api::form::Params;
 
 impl Params {
-    /// Parameters of the query string of `uri` and of a form-encoded `body`.
-    pub fn parse(uri: &Uri, body: &[u8]) -> Self {
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        if let Some(query) = uri.query() {
-            pairs.extend(form_urlencoded::parse(query.as_bytes()).into_owned());
-        }
-        pairs.extend(form_urlencoded::parse(body).into_owned());
-        Self { pairs }
-    }
-
-    /// The last value of `name`, if given and not empty.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(key, value)| key == name && !value.is_empty())
-            .map(|(_, value)| value.as_str())
-    }
-
-    /// Every value of `name`, in order.
-    pub fn all(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.pairs
-            .iter()
-            .filter(move |(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-
     /// A required parameter.
     pub fn required(&self, name: &str) -> Result<&str, PromqlError> {
         self.get(name)
@@ -133,6 +101,7 @@ fn seconds_to_ms(seconds: f64) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::Uri;
 
     #[test]
     fn times_are_seconds_or_rfc3339() {
