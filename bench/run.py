@@ -24,6 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from logql import logql_figures, logql_rows
 from promql import promql_figures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,6 +223,10 @@ def main():
                         "lets an older server be measured under the same load")
     parser.add_argument("--only-promql", action="store_true",
                         help="only the PromQL figures (remote write in, Prometheus API out)")
+    parser.add_argument("--only-logql", action="store_true",
+                        help="only the LogQL figures (OTLP logs in, Loki API out)")
+    parser.add_argument("--logql-records", type=int, default=1_000_000,
+                        help="log records spread over the last hour before timing LogQL queries")
     parser.add_argument("--only-storage-v2", action="store_true",
                         help="only the start-time, compaction and spread trace-by-id figures")
     parser.add_argument("--json", help="write the figures as JSON here")
@@ -270,6 +275,15 @@ def run_promql(binary, work, args, f):
         server.stop()
 
 
+def run_logql(binary, work, args, f):
+    data = work / "logql"
+    server = Server(binary, data).start()
+    try:
+        f["logql"] = logql_figures(server, args, loadgen, args.generator or binary, percentile, timed_queries, work)
+    finally:
+        server.stop()
+
+
 def promql_rows(f):
     if "promql" not in f:
         return []
@@ -291,6 +305,9 @@ def promql_rows(f):
 def run_suite(binary, work, args, f):
     if args.only_promql:
         run_promql(binary, work, args, f)
+        return
+    if args.only_logql:
+        run_logql(binary, work, args, f)
         return
     n, secs = args.runs, args.seconds
     if args.startup_files:
@@ -322,6 +339,7 @@ def run_suite(binary, work, args, f):
     if args.only_throughput:
         return
     run_promql(binary, work, args, f)
+    run_logql(binary, work, args, f)
 
     # Storage, query latency, memory and freshness on one long-lived server.
     gen_binary = args.generator or binary
@@ -678,6 +696,12 @@ def storage_v2_rows(f):
 
 
 def print_table(f, args):
+    if args.only_logql:
+        print("| measure | bar | measured |")
+        print("|---|---|---|")
+        for row in logql_rows(f):
+            print("| " + " | ".join(row) + " |")
+        return
     if args.only_promql:
         print("| measure | first bar | moonshot | measured |")
         print("|---|---|---|---|")
@@ -748,6 +772,7 @@ def print_table(f, args):
         ]
     rows += storage_v2_rows(f)
     rows += promql_rows(f)
+    rows += [(measure, bar, "", value) for measure, bar, value in logql_rows(f)]
     print("| measure | first bar | moonshot | measured |")
     print("|---|---|---|---|")
     for row in rows:

@@ -10,7 +10,8 @@
 //!    is in them; anything flushed after is in both places, and replay skips what a manifest
 //!    says is flushed. A file a merge replaced meanwhile (after its grace period) makes the
 //!    table's copy start over from its newer manifest.
-//! 3. **Then each log partition**: its `meta.json` and exactly the segment files it names,
+//! 3. **Then each log partition**: its `meta.json` and exactly the segment files it names
+//!    (and its stream catalog),
 //!    opened before copying; a merge that removed one meanwhile makes the partition's copy
 //!    start over. Each commit records the WAL position it reached, so replay skips what the
 //!    copied partition holds.
@@ -28,6 +29,7 @@ use tracing::info;
 use crate::StorageError;
 use crate::catalog::{Catalog, ObjectCatalog};
 use crate::layout;
+use crate::logs::streams::CATALOG_FILE as STREAM_CATALOG_FILE;
 use crate::objects::{Objects, sync_path};
 
 /// How often a table or partition copy starts over when files vanish under it.
@@ -226,7 +228,8 @@ fn copy_log_partitions(data_dir: &Path, target: &Path) -> Result<(u64, u64), Bac
     Ok(copied)
 }
 
-/// Copies one tantivy index as of one `meta.json`; returns the bytes copied.
+/// Copies one tantivy index as of one `meta.json`, with its stream catalog; returns the bytes
+/// copied.
 fn copy_partition(source: &Path, destination: &Path) -> Result<u64, BackupError> {
     for _ in 0..ATTEMPTS {
         let meta_path = source.join("meta.json");
@@ -261,6 +264,19 @@ fn copy_partition(source: &Path, destination: &Path) -> Result<u64, BackupError>
         let mut bytes = 0;
         for (name, mut file) in open {
             bytes += copy_open(&mut file, &destination.join(name))?;
+        }
+        // The stream catalog, read after `meta.json`: ids only grow, so it names every stream
+        // id of the segments copied.
+        let catalog = source.join(STREAM_CATALOG_FILE);
+        match std::fs::read(&catalog) {
+            Ok(content) => {
+                let target_catalog = destination.join(STREAM_CATALOG_FILE);
+                std::fs::write(&target_catalog, &content).map_err(io(&target_catalog))?;
+                sync_path(&target_catalog)?;
+                bytes += content.len() as u64;
+            }
+            Err(err) if err.kind() == IoErrorKind::NotFound => {}
+            Err(err) => return Err(StorageError::io(&catalog, err).into()),
         }
         let target_meta = destination.join("meta.json");
         std::fs::write(&target_meta, &meta).map_err(io(&target_meta))?;

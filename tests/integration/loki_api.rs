@@ -82,16 +82,41 @@ fn traffic() -> ExportLogsServiceRequest {
     }
 }
 
-async fn started() -> (tempfile::TempDir, Server) {
+/// A server holding [`traffic`]: committed to the index (read through its columns and
+/// stream catalog), or still in the buffer.
+async fn started_with(committed: bool) -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]).await;
+    let commit_interval = if committed { "1" } else { "3600" };
+    let server = Server::start(
+        dir.path(),
+        &["--log-commit-interval-seconds", commit_interval],
+    )
+    .await;
     server
         .logs_client()
         .await
         .export(traffic())
         .await
         .expect("logs accepted");
+    if committed {
+        server
+            .wait_for(
+                "logs committed",
+                std::time::Duration::from_secs(30),
+                || async {
+                    server
+                        .metric(r#"skewer_buffered_records{signal="logs"}"#)
+                        .await
+                        == 0.0
+                },
+            )
+            .await;
+    }
     (dir, server)
+}
+
+async fn started() -> (tempfile::TempDir, Server) {
+    started_with(true).await
 }
 
 /// A Loki API path with the query URL-encoded and times around the traffic.
@@ -228,7 +253,13 @@ async fn categorized_labels_keep_streams_by_their_stream_labels() {
 
 #[tokio::test]
 async fn metric_queries_answer_matrices_and_vectors() {
-    let (_dir, server) = started().await;
+    for committed in [true, false] {
+        metric_queries_answer(committed).await;
+    }
+}
+
+async fn metric_queries_answer(committed: bool) {
+    let (_dir, server) = started_with(committed).await;
     let query = r#"sum by (service_name) (count_over_time({service_name=~".+"}[30s]))"#;
     let extra = "&step=30";
     let range = format!(
@@ -277,7 +308,13 @@ async fn metric_queries_answer_matrices_and_vectors() {
 
 #[tokio::test]
 async fn labels_values_and_series_list_the_streams_of_a_range() {
-    let (_dir, server) = started().await;
+    for committed in [true, false] {
+        labels_values_and_series(committed).await;
+    }
+}
+
+async fn labels_values_and_series(committed: bool) {
+    let (_dir, server) = started_with(committed).await;
     let range = format!("start={}&end={}", t0(), t0() + 120 * SECOND);
     let (status, body) = get(&server, &format!("/loki/api/v1/labels?{range}"), &[]).await;
     assert_eq!(status, 200, "{body}");

@@ -9,29 +9,10 @@
 //! and the other resource attributes are structured metadata. The line is the body: a string
 //! as it is, anything else as JSON.
 
-use skewer_storage::model::{AttributeValue, LogRecord, Resource};
-
-/// Resource attributes that become stream labels (Loki's default index labels for OTLP).
-pub const STREAM_LABEL_ATTRIBUTES: [&str; 18] = [
-    "service.name",
-    "service.namespace",
-    "service.instance.id",
-    "deployment.environment",
-    "deployment.environment.name",
-    "cloud.region",
-    "cloud.availability_zone",
-    "k8s.cluster.name",
-    "k8s.namespace.name",
-    "k8s.pod.name",
-    "k8s.container.name",
-    "container.name",
-    "k8s.replicaset.name",
-    "k8s.deployment.name",
-    "k8s.statefulset.name",
-    "k8s.daemonset.name",
-    "k8s.cronjob.name",
-    "k8s.job.name",
-];
+use skewer_storage::logs::streams::{
+    STREAM_LABEL_ATTRIBUTES, StreamLabels, label_value, line_of, sanitize_label_name, stream_labels,
+};
+use skewer_storage::model::{LogRecord, Resource};
 
 /// The label a pipeline error is reported in.
 pub const ERROR_LABEL: &str = "__error__";
@@ -83,6 +64,11 @@ impl Labels {
     /// Whether `name` is set.
     pub fn contains(&self, name: &str) -> bool {
         self.get(name).is_some()
+    }
+
+    /// Labels already sorted by name with unique names (a stream's).
+    pub fn from_sorted(pairs: StreamLabels) -> Self {
+        Self(pairs)
     }
 
     /// The pairs, sorted by name.
@@ -207,60 +193,18 @@ impl Entry {
 
 /// The stream labels and the structured metadata a resource gives its records.
 pub fn resource_labels(resource: &Resource) -> (Labels, Labels) {
-    let mut stream = Labels::default();
-    let mut metadata = Labels::default();
-    for attribute in &resource.attributes {
-        let Some(value) = label_value(&attribute.value) else {
-            continue;
-        };
-        let name = sanitize_label_name(&attribute.key);
-        if STREAM_LABEL_ATTRIBUTES.contains(&attribute.key.as_str()) {
-            stream.insert(name, value);
-        } else {
-            metadata.insert(name, value);
-        }
-    }
-    stream.insert(
-        "service_name".to_owned(),
-        resource.service_name().to_owned(),
+    let stream = Labels::from_sorted(stream_labels(resource));
+    let metadata = Labels::from_pairs(
+        resource
+            .attributes
+            .iter()
+            .filter(|attribute| !STREAM_LABEL_ATTRIBUTES.contains(&attribute.key.as_str()))
+            .filter_map(|attribute| {
+                label_value(&attribute.value)
+                    .map(|value| (sanitize_label_name(&attribute.key), value))
+            }),
     );
     (stream, metadata)
-}
-
-/// The line of a body: a string as it is, anything else as compact JSON.
-pub fn line_of(body: &AttributeValue) -> String {
-    match body {
-        AttributeValue::String(text) => text.clone(),
-        AttributeValue::Empty => String::new(),
-        other => other.to_plain_json().to_string(),
-    }
-}
-
-/// A label value for an attribute value; none for empty values.
-fn label_value(value: &AttributeValue) -> Option<String> {
-    match value {
-        AttributeValue::Empty => None,
-        other => Some(other.to_text()),
-    }
-}
-
-/// A label name from an attribute key: characters other than ASCII letters, digits and `_`
-/// become `_`, and a leading digit gets a `_` before it.
-pub fn sanitize_label_name(key: &str) -> String {
-    let mut name: String = key
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if name.starts_with(|c: char| c.is_ascii_digit()) {
-        name.insert(0, '_');
-    }
-    name
 }
 
 /// The level Grafana colours a line by: from the severity number, else the severity text.

@@ -13,7 +13,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use skewer_storage::Storage;
-use skewer_storage::log_store::{LogVisitor, ScanDirection};
+use skewer_storage::log_store::{LogVisitor, ScanDirection, StreamSampleVisitor};
+use skewer_storage::logs::streams::is_stream_label;
 use skewer_storage::model::{LogRecord, TenantId};
 
 use super::LogqlLimits;
@@ -79,15 +80,20 @@ pub async fn run_metric_query(
     for node in ranges {
         let (start, end) = node.scan_range(first, last);
         let query = store_query(node.log, start, end);
-        let visitor = storage
-            .scan_logs(
-                tenant,
-                query,
-                ScanDirection::Forward,
-                RangeVisitor::new(&node, limits),
-            )
-            .await?;
-        data.insert(node.address, visitor.finish()?);
+        let samples = if let Some(grouping) = node.stream_level_grouping() {
+            let visitor = StreamRangeVisitor::new(&node, grouping, limits);
+            storage
+                .scan_log_stream_samples(tenant, query, visitor)
+                .await?
+                .finish()?
+        } else {
+            let visitor = RangeVisitor::new(&node, limits);
+            storage
+                .scan_logs(tenant, query, ScanDirection::Forward, visitor)
+                .await?
+                .finish()?
+        };
+        data.insert(node.address, samples);
     }
     Ok(evaluate(expr, request.instant, &steps, &data, limits)?)
 }
@@ -313,6 +319,31 @@ impl LogVisitor for RangeVisitor {
 }
 
 impl RangeNode<'_> {
+    /// The grouping of the node's series when they depend on stream labels alone, so the
+    /// store's stream-level scan (index columns, no record loaded) can feed it: a function
+    /// of line counts or lengths, no pipeline, grouped by stream labels only. `absent_over_time`
+    /// needs only whether lines exist, so one group does.
+    fn stream_level_grouping(&self) -> Option<Grouping> {
+        if !self.log.pipeline.is_empty() || self.unwrap.is_some() {
+            return None;
+        }
+        if self.op == RangeOp::AbsentOverTime {
+            return Some(Grouping {
+                without: false,
+                labels: Vec::new(),
+            });
+        }
+        let counts_lines = matches!(
+            self.op,
+            RangeOp::CountOverTime | RangeOp::Rate | RangeOp::BytesOverTime | RangeOp::BytesRate
+        );
+        let grouping = self.grouping.as_ref()?;
+        (counts_lines
+            && !grouping.without
+            && grouping.labels.iter().all(|label| is_stream_label(label)))
+        .then(|| grouping.clone())
+    }
+
     /// The span of all steps' windows, `(first - offset - range, last - offset]`, as a
     /// half-open `[start, end)` of Unix ns.
     fn scan_range(&self, first_step: u64, last_step: u64) -> (u64, u64) {
@@ -348,6 +379,109 @@ impl RangeVisitor {
         let mut series: SeriesSamples = self.series.into_iter().collect();
         series.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(series)
+    }
+}
+
+/// Reads a stream-level range function's samples: one (time, 1 or line bytes) per line,
+/// grouped by the stream labels the grouping keeps.
+struct StreamRangeVisitor {
+    selector: Vec<super::ast::Matcher>,
+    grouping: Grouping,
+    bytes: bool,
+    max_series: usize,
+    /// Per stream seen (by its shared labels, kept alive so the address stays unique): the
+    /// index of its series, or `None` when the selector rejects it.
+    by_stream: HashMap<
+        usize,
+        (
+            Arc<skewer_storage::logs::streams::StreamLabels>,
+            Option<usize>,
+        ),
+    >,
+    series: Vec<(Labels, Vec<(u64, f64)>)>,
+    positions: HashMap<Labels, usize>,
+    error: Option<LogqlError>,
+}
+
+impl StreamRangeVisitor {
+    fn new(node: &RangeNode<'_>, grouping: Grouping, limits: &LogqlLimits) -> Self {
+        Self {
+            selector: node.log.selector.clone(),
+            grouping,
+            bytes: matches!(node.op, RangeOp::BytesOverTime | RangeOp::BytesRate),
+            max_series: limits.max_series,
+            by_stream: HashMap::new(),
+            series: Vec::new(),
+            positions: HashMap::new(),
+            error: None,
+        }
+    }
+
+    /// The series of `stream`, `None` if the selector rejects it or the series limit is hit.
+    fn series_of(
+        &mut self,
+        stream: &Arc<skewer_storage::logs::streams::StreamLabels>,
+    ) -> Option<usize> {
+        let key = Arc::as_ptr(stream) as usize;
+        if let Some((_, position)) = self.by_stream.get(&key) {
+            return *position;
+        }
+        let labels = Labels::from_sorted(stream.as_ref().clone());
+        let admitted = self
+            .selector
+            .iter()
+            .all(|matcher| matcher.matches(labels.get(&matcher.name).unwrap_or("")));
+        let position = if admitted {
+            let grouped = group_labels(&labels, Some(&self.grouping));
+            match self.positions.get(&grouped) {
+                Some(&position) => Some(position),
+                None if self.series.len() >= self.max_series => {
+                    self.error.get_or_insert_with(|| {
+                        LogqlError::Execution(format!(
+                            "maximum of series ({}) reached for a single query",
+                            self.max_series
+                        ))
+                    });
+                    None
+                }
+                None => {
+                    self.series.push((grouped.clone(), Vec::new()));
+                    self.positions.insert(grouped, self.series.len() - 1);
+                    Some(self.series.len() - 1)
+                }
+            }
+        } else {
+            None
+        };
+        self.by_stream.insert(key, (Arc::clone(stream), position));
+        position
+    }
+
+    /// The series read, each in time order, sorted by labels.
+    fn finish(self) -> Result<SeriesSamples, LogqlError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let mut series = self.series;
+        for (_, samples) in &mut series {
+            samples.sort_unstable_by_key(|&(time, _)| time);
+        }
+        series.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(series)
+    }
+}
+
+impl StreamSampleVisitor for StreamRangeVisitor {
+    fn visit(
+        &mut self,
+        stream: &Arc<skewer_storage::logs::streams::StreamLabels>,
+        time_unix_nano: u64,
+        line_bytes: u64,
+    ) {
+        if let Some(position) = self.series_of(stream) {
+            let value = if self.bytes { line_bytes as f64 } else { 1.0 };
+            self.series[position].1.push((time_unix_nano, value));
+        }
     }
 }
 
@@ -709,6 +843,7 @@ fn unique_signatures(
 mod tests {
     use std::sync::Arc;
 
+    use skewer_storage::logs::streams::{line_bytes, stream_labels};
     use skewer_storage::model::{Attribute, AttributeValue, InstrumentationScope, Resource};
 
     use super::*;
@@ -774,14 +909,32 @@ mod tests {
         let mut data = HashMap::new();
         for node in ranges {
             let (from, to) = node.scan_range(steps[0], *steps.last().unwrap());
-            let mut visitor = RangeVisitor::new(&node, limits);
-            for record in records {
+            let in_range = records.iter().filter(|record| {
                 let time = record.effective_time_unix_nano();
-                if time >= from && time < to && visitor.visit(record).is_break() {
-                    break;
+                time >= from && time < to
+            });
+            // The path the store would take: stream-level when the node allows it.
+            let samples = if let Some(grouping) = node.stream_level_grouping() {
+                let mut visitor = StreamRangeVisitor::new(&node, grouping, limits);
+                let mut streams = HashMap::new();
+                for record in in_range {
+                    let stream = streams
+                        .entry(Arc::as_ptr(&record.resource) as usize)
+                        .or_insert_with(|| Arc::new(stream_labels(&record.resource)));
+                    let time = record.effective_time_unix_nano();
+                    visitor.visit(stream, time, line_bytes(&record.body));
                 }
-            }
-            data.insert(node.address, visitor.finish()?);
+                visitor.finish()?
+            } else {
+                let mut visitor = RangeVisitor::new(&node, limits);
+                for record in in_range {
+                    if visitor.visit(record).is_break() {
+                        break;
+                    }
+                }
+                visitor.finish()?
+            };
+            data.insert(node.address, samples);
         }
         evaluate(&expr, instant, &steps, &data, limits)
     }
@@ -902,6 +1055,39 @@ mod tests {
         assert_eq!(instant("vector(1) + vector(1)", 30), ["{} => 2"]);
         assert_eq!(instant("2 * 3 + 1", 30), ["scalar 7"]);
         assert_eq!(instant(&format!("count({by_service})"), 30), ["{} => 2"]);
+    }
+
+    #[test]
+    fn line_counts_by_stream_labels_read_the_stream_level_scan() {
+        let stream_level = |query: &str| {
+            let Expr::Metric(expr) = parse(query).unwrap() else {
+                panic!("not a metric query");
+            };
+            let mut ranges = Vec::new();
+            collect_ranges(&expr, None, &mut ranges);
+            ranges[0].stream_level_grouping().is_some()
+        };
+        assert!(stream_level(
+            r#"sum by (service_name) (rate({service_name=~".+"}[1m]))"#
+        ));
+        assert!(stream_level(
+            r#"sum(bytes_over_time({k8s_pod_name="p"}[1m]))"#
+        ));
+        assert!(stream_level(r#"absent_over_time({service_name="x"}[1m])"#));
+        // Anything that needs a record's line or metadata reads the records.
+        assert!(!stream_level(
+            r#"sum by (detected_level) (count_over_time({a="b"}[1m]))"#
+        ));
+        assert!(!stream_level(
+            r#"sum(count_over_time({a="b"} |= "x" [1m]))"#
+        ));
+        assert!(!stream_level(
+            r#"max by (service_name) (count_over_time({a="b"}[1m]))"#
+        ));
+        assert!(!stream_level(r#"count_over_time({a="b"}[1m])"#));
+        assert!(!stream_level(
+            r#"sum without (x) (count_over_time({a="b"}[1m]))"#
+        ));
     }
 
     #[test]

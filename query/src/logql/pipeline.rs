@@ -5,8 +5,9 @@
 use regex::Regex;
 
 use super::ast::{LabelFilter, LineParser, LogExpr, NumberKind, Stage, Unwrap};
-use super::labels::{ERROR_DETAILS_LABEL, ERROR_LABEL, Entry, sanitize_label_name};
+use super::labels::{ERROR_DETAILS_LABEL, ERROR_LABEL, Entry};
 use super::lexer::{parse_bytes, parse_duration};
+use skewer_storage::logs::streams::sanitize_label_name;
 
 /// Whether the entry's stream labels satisfy the selector.
 pub fn selector_matches(log: &LogExpr, entry: &Entry) -> bool {

@@ -1,44 +1,22 @@
 //! The streams of a time range: the stream label sets of the records in it, optionally only
-//! those a selector matches (what Loki's `labels`, `label/{name}/values` and `series` list).
-
-use std::collections::BTreeSet;
-use std::ops::ControlFlow;
+//! those a selector matches (what Loki's `labels`, `label/{name}/values` and `series` list),
+//! read from the partitions' stream catalogs.
 
 use skewer_storage::Storage;
-use skewer_storage::log_store::{LogVisitor, ScanDirection};
-use skewer_storage::logs::LogQuery;
-use skewer_storage::model::{LogRecord, TenantId};
+use skewer_storage::model::TenantId;
 
 use super::ast::Matcher;
-use super::labels::{Labels, resource_labels};
+use super::labels::Labels;
 use crate::QueryError;
 
-/// Collects distinct stream label sets.
-struct StreamSets {
-    selectors: Vec<Vec<Matcher>>,
-    found: BTreeSet<Labels>,
-}
-
-impl LogVisitor for StreamSets {
-    fn visit(&mut self, record: &LogRecord) -> ControlFlow<()> {
-        let (stream, _) = resource_labels(&record.resource);
-        if !self.found.contains(&stream) && self.admits(&stream) {
-            self.found.insert(stream);
-        }
-        ControlFlow::Continue(())
-    }
-}
-
-impl StreamSets {
-    /// Whether any selector matches (no selector: all streams).
-    fn admits(&self, stream: &Labels) -> bool {
-        self.selectors.is_empty()
-            || self.selectors.iter().any(|selector| {
-                selector
-                    .iter()
-                    .all(|matcher| matcher.matches(stream.get(&matcher.name).unwrap_or("")))
-            })
-    }
+/// Whether any selector matches `stream` (no selector: every stream does).
+pub fn any_selector_matches(selectors: &[Vec<Matcher>], stream: &Labels) -> bool {
+    selectors.is_empty()
+        || selectors.iter().any(|selector| {
+            selector
+                .iter()
+                .all(|matcher| matcher.matches(stream.get(&matcher.name).unwrap_or("")))
+        })
 }
 
 /// The distinct streams with records in `[start, end)` that any of `selectors` matches (all
@@ -46,21 +24,15 @@ impl StreamSets {
 pub async fn list_streams(
     storage: &Storage,
     tenant: &TenantId,
-    selectors: Vec<Vec<Matcher>>,
+    selectors: &[Vec<Matcher>],
     start_unix_nano: u64,
     end_unix_nano: u64,
 ) -> Result<Vec<Labels>, QueryError> {
-    let query = LogQuery {
-        start_unix_nano: Some(start_unix_nano),
-        end_unix_nano: Some(end_unix_nano),
-        ..LogQuery::default()
-    };
-    let visitor = StreamSets {
-        selectors,
-        found: BTreeSet::new(),
-    };
-    let visitor = storage
-        .scan_logs(tenant, query, ScanDirection::Forward, visitor)
-        .await?;
-    Ok(visitor.found.into_iter().collect())
+    Ok(storage
+        .log_streams(tenant, start_unix_nano, end_unix_nano)
+        .await?
+        .into_iter()
+        .map(Labels::from_sorted)
+        .filter(|stream| any_selector_matches(selectors, stream))
+        .collect())
 }

@@ -159,7 +159,7 @@ impl Request {
         Ok(list_streams(
             &self.storage,
             &self.tenant,
-            selectors,
+            &selectors,
             start,
             end.saturating_add(1),
         )

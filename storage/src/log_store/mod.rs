@@ -16,6 +16,7 @@ pub mod partitions;
 mod scan;
 mod search;
 mod snapshot;
+mod streams;
 #[cfg(test)]
 mod tests;
 
@@ -38,6 +39,7 @@ use crate::table::TableStats;
 use crate::wal::Lsn;
 use partitions::{Partition, PartitionId, PartitionKey, commit_payload};
 pub use scan::{LogVisitor, ScanDirection};
+pub use streams::StreamSampleVisitor;
 
 /// A partition's writer is closed (its arena and merge thread freed) after this long without
 /// records; the next record reopens it.
@@ -275,8 +277,9 @@ impl LogStore {
                 continue;
             }
             if done.is_none() {
+                let stream_ids = partition.intern_streams(records)?;
                 let added = index
-                    .add(records.iter().copied())
+                    .add(records.iter().copied().zip(stream_ids))
                     .and_then(|()| self.injected_failure(&key.0, CommitStep::Write));
                 if let Err(err) = added.and_then(|()| index.commit_writes(&payload)) {
                     // Drop what this attempt added, so the retry adds every record exactly once.

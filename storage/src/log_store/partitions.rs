@@ -7,7 +7,7 @@
 //! `legacy` partition: searched with the time range its records span, never written again,
 //! and dropped once all of it has expired.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -16,8 +16,10 @@ use tracing::{info, warn};
 
 use crate::StorageError;
 use crate::layout::{self, DAY_NANOS};
+use crate::logs::streams::StreamCatalog;
+use crate::logs::streams::stream_labels;
 use crate::logs::{LogIndex, LogIndexConfig};
-use crate::model::TenantId;
+use crate::model::{LogRecord, TenantId};
 use crate::wal::Lsn;
 
 /// Which slice of a tenant's logs a partition holds.
@@ -62,6 +64,8 @@ pub struct Partition {
     pub committed_lsn: std::sync::atomic::AtomicU64,
     /// When records were last added (idle writers are closed).
     pub last_write: std::sync::Mutex<Option<Instant>>,
+    /// The streams of the partition, by id (what the index's `stream_id` values name).
+    pub streams: std::sync::Mutex<StreamCatalog>,
     /// Time range for pruning: a day's bounds, or what the legacy index holds.
     time_range: (u64, u64),
 }
@@ -82,9 +86,16 @@ impl Partition {
             PartitionId::Day(day) => (day * DAY_NANOS, (day + 1) * DAY_NANOS - 1),
             PartitionId::Legacy => index.time_range().unwrap_or((0, 0)),
         };
+        // A partition without a catalog has one started now: complete only if the index is
+        // new (every record it will hold gets interned).
+        let streams = match StreamCatalog::load(&dir)? {
+            Some(catalog) => catalog,
+            None => StreamCatalog::new(index.format() >= 2 && index.num_docs() == 0),
+        };
         Ok(Self {
             key,
             dir,
+            streams: std::sync::Mutex::new(streams),
             index: RwLock::new(index),
             committed_lsn: std::sync::atomic::AtomicU64::new(committed_lsn),
             last_write: std::sync::Mutex::new(None),
@@ -100,6 +111,37 @@ impl Partition {
     /// Whether the partition may hold records in `[start, end)`.
     pub fn overlaps(&self, start_unix_nano: u64, end_unix_nano: u64) -> bool {
         self.time_range.0 < end_unix_nano && self.time_range.1 >= start_unix_nano
+    }
+
+    /// The catalog, locked.
+    pub fn streams(&self) -> std::sync::MutexGuard<'_, StreamCatalog> {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Interns the streams of `records` (their time bounds widened) and saves the catalog if
+    /// it changed, before the commit that uses the ids; the id of each record, in order.
+    pub fn intern_streams(&self, records: &[&LogRecord]) -> Result<Vec<u32>, StorageError> {
+        let mut catalog = self.streams();
+        // Records of one export share their resource: label it once.
+        let mut by_resource: HashMap<usize, u32> = HashMap::new();
+        let mut bounds: HashMap<u32, (u64, u64)> = HashMap::new();
+        let ids = records
+            .iter()
+            .map(|record| {
+                let time = record.effective_time_unix_nano();
+                let id = *by_resource
+                    .entry(Arc::as_ptr(&record.resource) as usize)
+                    .or_insert_with(|| catalog.intern(&stream_labels(&record.resource), time));
+                let bound = bounds.entry(id).or_insert((time, time));
+                *bound = (bound.0.min(time), bound.1.max(time));
+                id
+            })
+            .collect();
+        for (id, (first, last)) in bounds {
+            catalog.widen(id, first, last);
+        }
+        catalog.save_if_changed(&self.dir)?;
+        Ok(ids)
     }
 
     /// Bytes of the index on disk.

@@ -22,7 +22,7 @@ use tracing::debug;
 
 use super::query::LogQuery;
 use super::schema::{LogFields, TIMESTAMP};
-use super::timed_matches::{TimedDocs, TimedMatches};
+use super::timed_matches::{StreamDocs, StreamHit, TimedDocs, TimedMatches};
 use super::{LogIndexConfig, LogIndexError, stored_record};
 use crate::model::LogRecord;
 
@@ -65,7 +65,6 @@ impl LogIndex {
             path: dir.to_path_buf(),
             source,
         })?;
-        let fields = LogFields::new();
         let settings = IndexSettings {
             docstore_compression: Compressor::Zstd(ZstdCompressor {
                 compression_level: Some(DOCSTORE_ZSTD_LEVEL),
@@ -73,10 +72,13 @@ impl LogIndex {
             docstore_blocksize: DOCSTORE_BLOCK_BYTES,
             ..IndexSettings::default()
         };
-        let index = Index::builder()
-            .schema(fields.schema.clone())
-            .settings(settings)
-            .open_or_create(directory)?;
+        // An existing index keeps its schema (format 1 or 2); a new one gets the current.
+        let index = if Index::exists(&directory).map_err(tantivy::TantivyError::from)? {
+            Index::open(directory)?
+        } else {
+            Index::create(directory, LogFields::new().schema, settings)?
+        };
+        let fields = LogFields::from_schema(index.schema())?;
         if config.writer_memory_bytes < MIN_WRITER_MEMORY_BYTES {
             return Err(tantivy::TantivyError::InvalidArgument(format!(
                 "log index writer memory {} is below tantivy's minimum of {MIN_WRITER_MEMORY_BYTES}",
@@ -137,21 +139,27 @@ impl LogIndex {
         Ok(())
     }
 
-    /// Adds records (not yet visible). Records carry `correlation_id` already filled in.
+    /// Adds records with their stream ids (not yet visible; a format 1 index keeps no
+    /// stream id). Records carry `correlation_id` already filled in.
     pub fn add<'a>(
         &mut self,
-        records: impl IntoIterator<Item = &'a LogRecord>,
+        records: impl IntoIterator<Item = (&'a LogRecord, u32)>,
     ) -> Result<(), LogIndexError> {
         self.writer()?;
         let (fields, Some(writer)) = (&self.fields, self.writer.as_mut()) else {
             return Ok(());
         };
         let mut scratch = Vec::new();
-        for record in records {
-            let document = fields.to_document(record, &mut scratch)?;
+        for (record, stream_id) in records {
+            let document = fields.to_document(record, stream_id, &mut scratch)?;
             writer.add_document(document)?;
         }
         Ok(())
+    }
+
+    /// The index's format: 2 keeps stream ids and line lengths per record, 1 does not.
+    pub fn format(&self) -> u32 {
+        self.fields.format()
     }
 
     /// Commits durably and reloads the reader so committed records are searchable on return.
@@ -245,6 +253,18 @@ impl LogIndex {
             record_field: self.fields.record,
             hits,
         })
+    }
+
+    /// (time, stream id, line bytes) of every committed record `query` matches, from the
+    /// index columns alone; `None` for a format 1 index, which keeps no stream ids.
+    pub fn stream_hits(&self, query: &LogQuery) -> Result<Option<Vec<StreamHit>>, LogIndexError> {
+        if self.format() < 2 {
+            return Ok(None);
+        }
+        let tantivy_query = self.to_tantivy_query(query)?;
+        Ok(Some(
+            self.reader.searcher().search(&tantivy_query, &StreamDocs)?,
+        ))
     }
 
     /// Number of committed documents (for tests/metrics).
@@ -360,9 +380,9 @@ mod tests {
     fn indexed_fixture(dir: &Path) -> LogIndex {
         let records = fixture();
         let mut index = LogIndex::open(dir, &LogIndexConfig::default()).unwrap();
-        index.add(&records[..5]).unwrap();
+        index.add(records[..5].iter().map(|r| (r, 0))).unwrap();
         index.commit().unwrap();
-        index.add(&records[5..]).unwrap();
+        index.add(records[5..].iter().map(|r| (r, 0))).unwrap();
         index.commit().unwrap();
         index
     }
@@ -388,7 +408,7 @@ mod tests {
     fn added_records_are_invisible_until_commit() {
         let dir = tempfile::tempdir().unwrap();
         let mut index = LogIndex::open(dir.path(), &LogIndexConfig::default()).unwrap();
-        index.add(&fixture()).unwrap();
+        index.add(fixture().iter().map(|r| (r, 0))).unwrap();
         assert_eq!(index.num_docs(), 0);
         assert!(index.search(&all()).unwrap().is_empty());
         index.commit().unwrap();

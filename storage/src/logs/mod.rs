@@ -37,6 +37,7 @@ mod index;
 mod query;
 mod schema;
 mod stored_record;
+pub mod streams;
 #[cfg(test)]
 pub(crate) mod test_records;
 mod text_match;
@@ -44,7 +45,7 @@ mod timed_matches;
 
 pub use index::LogIndex;
 pub use query::{LogMatcher, LogQuery, matches_in_memory};
-pub use timed_matches::{TimedHit, TimedMatches};
+pub use timed_matches::{StreamHit, TimedHit, TimedMatches};
 
 /// Errors of the log index.
 #[derive(Debug, thiserror::Error)]

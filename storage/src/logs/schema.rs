@@ -10,6 +10,7 @@ use tantivy::schema::{
     TextFieldIndexing, TextOptions,
 };
 
+use super::streams::line_bytes;
 use super::{LogIndexError, stored_record};
 use crate::model::{Attribute, AttributeValue, LogRecord};
 
@@ -33,6 +34,10 @@ pub(crate) const BODY: &str = "body";
 pub(crate) const ATTRIBUTES: &str = "attributes";
 /// The whole record in its stored form ([`super::stored_record`]): the only stored field.
 pub(crate) const RECORD: &str = "record";
+/// The record's stream id in its partition's stream catalog, u64; indexed and fast (format 2).
+pub(crate) const STREAM_ID: &str = "stream_id";
+/// The length of the record's line (its body as LogQL reads it), u64; fast (format 2).
+pub(crate) const LINE_BYTES: &str = "line_bytes";
 
 /// The raw tokenizer tantivy registers by default: the whole value is one token.
 const RAW_TOKENIZER: &str = "raw";
@@ -54,6 +59,10 @@ pub(crate) struct LogFields {
     pub(crate) body: Field,
     pub(crate) attributes: Field,
     pub(crate) record: Field,
+    /// Format 2 only: indexes of format 1 have no stream ids.
+    pub(crate) stream_id: Option<Field>,
+    /// Format 2 only.
+    pub(crate) line_bytes: Option<Field>,
 }
 
 impl LogFields {
@@ -95,6 +104,11 @@ impl LogFields {
         let body = builder.add_text_field(BODY, body);
         let attributes = builder.add_json_field(ATTRIBUTES, attributes);
         let record = builder.add_bytes_field(RECORD, STORED);
+        let stream_id = builder.add_u64_field(
+            STREAM_ID,
+            NumericOptions::default().set_indexed().set_fast(),
+        );
+        let line_bytes = builder.add_u64_field(LINE_BYTES, NumericOptions::default().set_fast());
         Self {
             schema: builder.build(),
             timestamp,
@@ -107,7 +121,34 @@ impl LogFields {
             body,
             attributes,
             record,
+            stream_id: Some(stream_id),
+            line_bytes: Some(line_bytes),
         }
+    }
+
+    /// The fields of an existing index's schema: format 2, or format 1 (no stream ids).
+    pub(crate) fn from_schema(schema: Schema) -> Result<Self, LogIndexError> {
+        let field = |name: &str| schema.get_field(name).map_err(LogIndexError::from);
+        Ok(Self {
+            timestamp: field(TIMESTAMP)?,
+            severity_number: field(SEVERITY_NUMBER)?,
+            severity_text: field(SEVERITY_TEXT)?,
+            service_name: field(SERVICE_NAME)?,
+            trace_id: field(TRACE_ID)?,
+            span_id: field(SPAN_ID)?,
+            correlation_id: field(CORRELATION_ID)?,
+            body: field(BODY)?,
+            attributes: field(ATTRIBUTES)?,
+            record: field(RECORD)?,
+            stream_id: schema.get_field(STREAM_ID).ok(),
+            line_bytes: schema.get_field(LINE_BYTES).ok(),
+            schema,
+        })
+    }
+
+    /// The format of the index these fields belong to: 2 with stream ids, else 1.
+    pub(crate) fn format(&self) -> u32 {
+        if self.stream_id.is_some() { 2 } else { 1 }
     }
 
     /// Turns one record into one document: the indexed projections plus the stored JSON.
@@ -115,9 +156,14 @@ impl LogFields {
     pub(crate) fn to_document(
         &self,
         record: &LogRecord,
+        stream_id: u32,
         scratch: &mut Vec<u8>,
     ) -> Result<TantivyDocument, LogIndexError> {
         let mut document = TantivyDocument::new();
+        if let (Some(stream_field), Some(bytes_field)) = (self.stream_id, self.line_bytes) {
+            document.add_u64(stream_field, u64::from(stream_id));
+            document.add_u64(bytes_field, line_bytes(&record.body));
+        }
         document.add_u64(self.timestamp, record.effective_time_unix_nano());
         document.add_i64(self.severity_number, i64::from(record.severity_number));
         if !record.severity_text.is_empty() {
@@ -228,7 +274,7 @@ mod tests {
             assert_eq!(entry.is_stored(), name == RECORD, "{name}");
             assert_eq!(
                 entry.is_fast(),
-                name == TIMESTAMP || name == SEVERITY_NUMBER,
+                [TIMESTAMP, SEVERITY_NUMBER, STREAM_ID, LINE_BYTES].contains(&name),
                 "{name}"
             );
         }

@@ -262,7 +262,7 @@ mod tests {
             let protobuf_bytes: usize = records.iter().map(otlp_protobuf_bytes).sum();
             let dir = tempfile::tempdir().unwrap();
             let mut index = LogIndex::open(dir.path(), &LogIndexConfig::default()).unwrap();
-            index.add(&records).unwrap();
+            index.add(records.iter().map(|r| (r, 0))).unwrap();
             index.commit().unwrap();
             assert_eq!(index.num_docs(), NUM_RECORDS);
 

@@ -10,7 +10,7 @@ use tantivy::columnar::Column;
 use tantivy::schema::{Field, Value};
 use tantivy::{DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument};
 
-use super::schema::TIMESTAMP;
+use super::schema::{LINE_BYTES, STREAM_ID, TIMESTAMP};
 use super::{LogIndexError, stored_record};
 use crate::model::LogRecord;
 
@@ -84,6 +84,63 @@ impl SegmentCollector for TimedSegmentDocs {
     }
 
     fn harvest(self) -> Vec<TimedHit> {
+        self.hits
+    }
+}
+
+/// One matching record as the stream-level readers see it: (time, stream id, line bytes).
+pub type StreamHit = (u64, u64, u64);
+
+/// Collects (timestamp, stream id, line bytes) of every matching document of a format 2
+/// index: three fast-field reads per match, no record loaded.
+pub(super) struct StreamDocs;
+
+impl Collector for StreamDocs {
+    type Fruit = Vec<StreamHit>;
+    type Child = StreamSegmentDocs;
+
+    fn for_segment(
+        &self,
+        _segment_ord: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<StreamSegmentDocs> {
+        let fast = segment.fast_fields();
+        Ok(StreamSegmentDocs {
+            times: fast.u64(TIMESTAMP)?,
+            streams: fast.u64(STREAM_ID)?,
+            bytes: fast.u64(LINE_BYTES)?,
+            hits: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<StreamHit>>) -> tantivy::Result<Vec<StreamHit>> {
+        Ok(fruits.concat())
+    }
+}
+
+pub(super) struct StreamSegmentDocs {
+    times: Column<u64>,
+    streams: Column<u64>,
+    bytes: Column<u64>,
+    hits: Vec<StreamHit>,
+}
+
+impl SegmentCollector for StreamSegmentDocs {
+    type Fruit = Vec<StreamHit>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        self.hits.push((
+            self.times.first(doc).unwrap_or(0),
+            self.streams.first(doc).unwrap_or(u64::MAX),
+            self.bytes.first(doc).unwrap_or(0),
+        ));
+    }
+
+    fn harvest(self) -> Vec<StreamHit> {
         self.hits
     }
 }

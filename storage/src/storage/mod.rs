@@ -286,6 +286,45 @@ impl Storage {
         .await?
     }
 
+    /// Hands the visitor the stream, time and line length of every record of `tenant` that
+    /// `query` matches (its limit ignored), in no particular order, reading index columns
+    /// where partitions keep stream ids; the visitor runs on a blocking thread.
+    pub async fn scan_log_stream_samples<V: crate::log_store::StreamSampleVisitor>(
+        &self,
+        tenant: &TenantId,
+        query: LogQuery,
+        mut visitor: V,
+    ) -> Result<V, StorageError> {
+        let stores = Arc::clone(&self.stores);
+        let tenant = tenant.clone();
+        tokio::task::spawn_blocking(move || {
+            stores
+                .logs
+                .scan_stream_samples_blocking(&tenant, &query, &mut |stream, time, bytes| {
+                    visitor.visit(stream, time, bytes)
+                })
+                .map(|()| visitor)
+        })
+        .await?
+    }
+
+    /// The distinct log streams of `tenant` with records in `[start, end)`, sorted.
+    pub async fn log_streams(
+        &self,
+        tenant: &TenantId,
+        start_unix_nano: u64,
+        end_unix_nano: u64,
+    ) -> Result<Vec<crate::logs::streams::StreamLabels>, StorageError> {
+        let stores = Arc::clone(&self.stores);
+        let tenant = tenant.clone();
+        tokio::task::spawn_blocking(move || {
+            stores
+                .logs
+                .streams_blocking(&tenant, start_unix_nano, end_unix_nano)
+        })
+        .await?
+    }
+
     /// The services and operations of a tenant's spans, with span and error counts: every
     /// live file's summary and the buffers'. Reads no span.
     pub async fn span_summary(&self, tenant: &TenantId) -> crate::catalog::FileSummary {

@@ -1,0 +1,89 @@
+"""LogQL figures of the benchmark suite: an hour of log records (the load generator's, every
+record with a fresh request id, spread evenly over the last hour) sent over OTLP/gRPC, then
+the Loki API timed:
+
+- `sum by (service_name) (count_over_time({service_name=~".+"}[1m]))` over the hour (step 60 s);
+- the newest 100 lines of one service (Grafana's logs panel);
+- the newest 100 lines of every service holding a word (a line filter);
+- the newest 100 lines with a given trace id (`| trace_id="…"`, answered by the index);
+- `labels` and `label/service_name/values` over the hour.
+"""
+
+import json
+import time
+import urllib.request
+from urllib.parse import quote
+
+
+def logql_figures(server, args, loadgen_fn, binary, percentile, timed_queries, work):
+    records = 20_000 if args.smoke else args.logql_records
+    ids_file = work / "logql_trace_ids.txt"
+    loadgen_fn(binary, server, "logs", "grpc", 3600,
+               ["--count", str(records), "--seed", "21", "--pool-size", "512", "--retries", "100",
+                "--spread-seconds", "3600"], ids_out=ids_file)
+    # Let the last commit land, so the figures read the index as well as the buffers.
+    time.sleep(6)
+    end = time.time()
+    start = end - 3600
+    queries = 10 if args.smoke else 50
+    trace_ids = [line.strip() for line in ids_file.read_text().splitlines() if line.strip()] \
+        if ids_file.exists() else []
+
+    def get(path):
+        with urllib.request.urlopen(server.api(path), timeout=120) as response:
+            return json.loads(response.read())
+
+    def timed(paths):
+        timed_queries(server, paths[:3])
+        latencies, misses = timed_queries(server, paths)
+        return {"p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
+                "queries": len(latencies), "failures": misses}
+
+    window = f"&start={start:.3f}&end={end:.3f}"
+    services = get(f"/loki/api/v1/label/service_name/values?{window[1:]}")["data"]
+    service = services[0] if services else "unknown_service"
+    by_service_text = 'sum by (service_name) (count_over_time({service_name=~".+"}[1m]))'
+    counted = get(f"/loki/api/v1/query_range?query={quote(by_service_text)}{window}&step=60")
+    counted_lines = sum(float(v[1]) for s in counted["data"]["result"] for v in s["values"])
+    def range_query(query, extra=""):
+        return f"/loki/api/v1/query_range?query={quote(query)}{window}{extra}"
+
+    of_service = '{service_name="%s"}' % service
+    with_word = '{service_name=~".+"} |= "timeout"'
+    return {
+        "records": records,
+        "services": len(services),
+        # Windows of a minute every minute: each line counted once if the store holds them all.
+        "lines_counted": counted_lines,
+        "count_by_service_1h": timed([range_query(by_service_text, "&step=60")] * queries),
+        "newest_100_of_service": timed([range_query(of_service, "&limit=100")] * queries),
+        "newest_100_with_word": timed([range_query(with_word, "&limit=100")] * queries),
+        "by_trace_id": timed([range_query('{service_name=~".+"} | trace_id="%s"' % t) for t in trace_ids[:queries]])
+        if trace_ids else None,
+        "labels": timed([f"/loki/api/v1/labels?{window[1:]}"] * queries),
+        "service_values": timed([f"/loki/api/v1/label/service_name/values?{window[1:]}"] * queries),
+    }
+
+
+def logql_rows(f):
+    if "logql" not in f:
+        return []
+    p = f["logql"]
+
+    def q(x):
+        if x is None:
+            return "not measured"
+        failed = f", {x['failures']} failed" if x["failures"] else ""
+        return f"{x['p99']:.1f} (p50 {x['p50']:.1f}; {x['queries']} queries{failed})"
+    n = f"{p['records']:,}"
+    return [
+        (f"`sum by (service_name) (count_over_time(…[1m]))` over 1 h of {n} records (step 60 s), p99 ms",
+         "≤ 500", q(p["count_by_service_1h"])),
+        (f"newest 100 lines of one service over 1 h of {n} records, p99 ms", "", q(p["newest_100_of_service"])),
+        (f"newest 100 lines with `|= \"timeout\"` over 1 h of {n} records, p99 ms", "",
+         q(p["newest_100_with_word"])),
+        (f"lines of one trace id (`| trace_id=\"…\"`) over 1 h of {n} records, p99 ms", "", q(p["by_trace_id"])),
+        ("`/loki/api/v1/labels` over 1 h, p99 ms", "", q(p["labels"])),
+        ("`/loki/api/v1/label/service_name/values` over 1 h, p99 ms", "", q(p["service_values"])),
+        (f"lines counted by the range query (of {n} sent)", "all", f"{p['lines_counted']:,.0f}"),
+    ]
