@@ -10,7 +10,8 @@
 //! as it is, anything else as JSON.
 
 use skewer_storage::logs::streams::{
-    STREAM_LABEL_ATTRIBUTES, StreamLabels, label_value, line_of, sanitize_label_name, stream_labels,
+    LEVEL_LABEL, STREAM_LABEL_ATTRIBUTES, StreamLabels, label_value, level_code, level_name,
+    line_of, sanitize_label_name, stream_labels,
 };
 use skewer_storage::model::{LogRecord, Resource};
 
@@ -146,8 +147,12 @@ impl Entry {
             );
         }
         metadata.insert(
-            "detected_level".to_owned(),
-            detected_level(record.severity_number, &record.severity_text).to_owned(),
+            LEVEL_LABEL.to_owned(),
+            level_name(u64::from(level_code(
+                record.severity_number,
+                &record.severity_text,
+            )))
+            .to_owned(),
         );
         Self {
             time_unix_nano: record.effective_time_unix_nano(),
@@ -207,27 +212,6 @@ pub fn resource_labels(resource: &Resource) -> (Labels, Labels) {
     (stream, metadata)
 }
 
-/// The level Grafana colours a line by: from the severity number, else the severity text.
-pub fn detected_level(severity_number: i32, severity_text: &str) -> &'static str {
-    match severity_number {
-        1..=4 => "trace",
-        5..=8 => "debug",
-        9..=12 => "info",
-        13..=16 => "warn",
-        17..=20 => "error",
-        21..=24 => "fatal",
-        _ => match severity_text.to_ascii_lowercase().as_str() {
-            "trace" => "trace",
-            "debug" => "debug",
-            "info" | "information" | "informational" | "notice" => "info",
-            "warn" | "warning" => "warn",
-            "error" | "err" => "error",
-            "fatal" | "critical" | "crit" | "panic" | "emergency" | "alert" => "fatal",
-            _ => "unknown",
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,14 +227,5 @@ mod tests {
         labels.remove("a");
         assert_eq!(labels.get("b"), Some("3"));
         assert!(!labels.contains("a"));
-    }
-
-    #[test]
-    fn names_are_sanitised_and_levels_detected() {
-        assert_eq!(sanitize_label_name("http.status-code"), "http_status_code");
-        assert_eq!(sanitize_label_name("3d.model"), "_3d_model");
-        assert_eq!(detected_level(17, ""), "error");
-        assert_eq!(detected_level(0, "WARNING"), "warn");
-        assert_eq!(detected_level(0, "chatty"), "unknown");
     }
 }

@@ -14,12 +14,13 @@ use std::sync::Arc;
 
 use skewer_storage::Storage;
 use skewer_storage::log_store::{LogVisitor, ScanDirection, StreamSampleVisitor};
-use skewer_storage::logs::streams::is_stream_label;
+use skewer_storage::logs::streams::{LEVEL_LABEL, StreamLabels, is_stream_label};
 use skewer_storage::model::{LogRecord, TenantId};
 
 use super::LogqlLimits;
 use super::ast::{
-    BinaryOp, Grouping, LogExpr, MatchOp, MetricExpr, RangeOp, Unwrap, VectorMatching, VectorOp,
+    BinaryOp, Grouping, LogExpr, MatchOp, MetricExpr, RangeOp, Stage, Unwrap, VectorMatching,
+    VectorOp,
 };
 use super::error::LogqlError;
 use super::labels::{ERROR_DETAILS_LABEL, ERROR_LABEL, Entry, Labels};
@@ -324,7 +325,16 @@ impl RangeNode<'_> {
     /// of line counts or lengths, no pipeline, grouped by stream labels only. `absent_over_time`
     /// needs only whether lines exist, so one group does.
     fn stream_level_grouping(&self) -> Option<Grouping> {
-        if !self.log.pipeline.is_empty() || self.unwrap.is_some() {
+        // `| drop` of labels the grouping does not keep changes nothing here (Grafana's log
+        // volume query drops `__error__`).
+        let harmless = |stage: &Stage| match stage {
+            Stage::Drop(names) => self
+                .grouping
+                .as_ref()
+                .is_none_or(|grouping| !names.iter().any(|name| grouping.labels.contains(name))),
+            _ => false,
+        };
+        if !self.log.pipeline.iter().all(harmless) || self.unwrap.is_some() {
             return None;
         }
         if self.op == RangeOp::AbsentOverTime {
@@ -340,7 +350,10 @@ impl RangeNode<'_> {
         let grouping = self.grouping.as_ref()?;
         (counts_lines
             && !grouping.without
-            && grouping.labels.iter().all(|label| is_stream_label(label)))
+            && grouping
+                .labels
+                .iter()
+                .all(|label| is_stream_label(label) || label == LEVEL_LABEL))
         .then(|| grouping.clone())
     }
 
@@ -382,6 +395,9 @@ impl RangeVisitor {
     }
 }
 
+/// A stream (by the address of its shared labels) and a level.
+type StreamLevel = (usize, &'static str);
+
 /// Reads a stream-level range function's samples: one (time, 1 or line bytes) per line,
 /// grouped by the stream labels the grouping keeps.
 struct StreamRangeVisitor {
@@ -389,15 +405,9 @@ struct StreamRangeVisitor {
     grouping: Grouping,
     bytes: bool,
     max_series: usize,
-    /// Per stream seen (by its shared labels, kept alive so the address stays unique): the
-    /// index of its series, or `None` when the selector rejects it.
-    by_stream: HashMap<
-        usize,
-        (
-            Arc<skewer_storage::logs::streams::StreamLabels>,
-            Option<usize>,
-        ),
-    >,
+    /// Per stream and level seen (by the stream's shared labels, kept alive so the address
+    /// stays unique): the index of its series, or `None` when the selector rejects it.
+    by_stream: HashMap<StreamLevel, (Arc<StreamLabels>, Option<usize>)>,
     series: Vec<(Labels, Vec<(u64, f64)>)>,
     positions: HashMap<Labels, usize>,
     error: Option<LogqlError>,
@@ -418,20 +428,18 @@ impl StreamRangeVisitor {
     }
 
     /// The series of `stream`, `None` if the selector rejects it or the series limit is hit.
-    fn series_of(
-        &mut self,
-        stream: &Arc<skewer_storage::logs::streams::StreamLabels>,
-    ) -> Option<usize> {
-        let key = Arc::as_ptr(stream) as usize;
+    fn series_of(&mut self, stream: &Arc<StreamLabels>, level: &'static str) -> Option<usize> {
+        let key = (Arc::as_ptr(stream) as usize, level);
         if let Some((_, position)) = self.by_stream.get(&key) {
             return *position;
         }
-        let labels = Labels::from_sorted(stream.as_ref().clone());
+        let mut labels = Labels::from_sorted(stream.as_ref().clone());
         let admitted = self
             .selector
             .iter()
             .all(|matcher| matcher.matches(labels.get(&matcher.name).unwrap_or("")));
         let position = if admitted {
+            labels.insert(LEVEL_LABEL.to_owned(), level.to_owned());
             let grouped = group_labels(&labels, Some(&self.grouping));
             match self.positions.get(&grouped) {
                 Some(&position) => Some(position),
@@ -474,11 +482,12 @@ impl StreamRangeVisitor {
 impl StreamSampleVisitor for StreamRangeVisitor {
     fn visit(
         &mut self,
-        stream: &Arc<skewer_storage::logs::streams::StreamLabels>,
+        stream: &Arc<StreamLabels>,
         time_unix_nano: u64,
         line_bytes: u64,
+        level: &'static str,
     ) {
-        if let Some(position) = self.series_of(stream) {
+        if let Some(position) = self.series_of(stream, level) {
             let value = if self.bytes { line_bytes as f64 } else { 1.0 };
             self.series[position].1.push((time_unix_nano, value));
         }
@@ -843,7 +852,7 @@ fn unique_signatures(
 mod tests {
     use std::sync::Arc;
 
-    use skewer_storage::logs::streams::{line_bytes, stream_labels};
+    use skewer_storage::logs::streams::{level_code, level_name, line_bytes, stream_labels};
     use skewer_storage::model::{Attribute, AttributeValue, InstrumentationScope, Resource};
 
     use super::*;
@@ -922,7 +931,11 @@ mod tests {
                         .entry(Arc::as_ptr(&record.resource) as usize)
                         .or_insert_with(|| Arc::new(stream_labels(&record.resource)));
                     let time = record.effective_time_unix_nano();
-                    visitor.visit(stream, time, line_bytes(&record.body));
+                    let level = level_name(u64::from(level_code(
+                        record.severity_number,
+                        &record.severity_text,
+                    )));
+                    visitor.visit(stream, time, line_bytes(&record.body), level);
                 }
                 visitor.finish()?
             } else {
@@ -1052,6 +1065,16 @@ mod tests {
             instant(&format!("{by_service} unless {by_service} < 3"), 30),
             [r#"{service_name="api"} => 3"#]
         );
+        assert_eq!(
+            instant(
+                r#"sum by (detected_level) (count_over_time({service_name="api"} | drop __error__ [1m]))"#,
+                30
+            ),
+            [
+                r#"{detected_level="error"} => 1"#,
+                r#"{detected_level="info"} => 2"#
+            ]
+        );
         assert_eq!(instant("vector(1) + vector(1)", 30), ["{} => 2"]);
         assert_eq!(instant("2 * 3 + 1", 30), ["scalar 7"]);
         assert_eq!(instant(&format!("count({by_service})"), 30), ["{} => 2"]);
@@ -1074,9 +1097,16 @@ mod tests {
             r#"sum(bytes_over_time({k8s_pod_name="p"}[1m]))"#
         ));
         assert!(stream_level(r#"absent_over_time({service_name="x"}[1m])"#));
+        // Grafana's log volume query: levels are a column too.
+        assert!(stream_level(
+            r#"sum by (detected_level) (count_over_time({a="b"} | drop __error__ [1m]))"#
+        ));
         // Anything that needs a record's line or metadata reads the records.
         assert!(!stream_level(
-            r#"sum by (detected_level) (count_over_time({a="b"}[1m]))"#
+            r#"sum by (trace_id) (count_over_time({a="b"}[1m]))"#
+        ));
+        assert!(!stream_level(
+            r#"sum by (detected_level) (count_over_time({a="b"} | drop detected_level [1m]))"#
         ));
         assert!(!stream_level(
             r#"sum(count_over_time({a="b"} |= "x" [1m]))"#

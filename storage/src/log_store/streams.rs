@@ -9,7 +9,8 @@ use std::sync::Arc;
 use super::LogStore;
 use crate::StorageError;
 use crate::logs::LogQuery;
-use crate::logs::streams::{StreamLabels, line_bytes, stream_labels};
+use crate::logs::StreamHit;
+use crate::logs::streams::{StreamLabels, level_code, level_name, line_bytes, stream_labels};
 use crate::model::{LogRecord, TenantId};
 
 /// Labels of records' resources, computed once per resource.
@@ -29,8 +30,25 @@ impl ResourceStreams {
 /// What a stream-level scan hands each record's stream, time and line length to.
 pub trait StreamSampleVisitor: Send + 'static {
     /// Takes one record.
-    /// `stream` is shared: records of one stream in one partition pass the same `Arc`.
-    fn visit(&mut self, stream: &Arc<StreamLabels>, time_unix_nano: u64, line_bytes: u64);
+    /// `stream` is shared: records of one stream in one partition pass the same `Arc`;
+    /// `level` is the record's `detected_level`.
+    fn visit(
+        &mut self,
+        stream: &Arc<StreamLabels>,
+        time_unix_nano: u64,
+        line_bytes: u64,
+        level: &'static str,
+    );
+}
+
+/// A closure taking (stream, time, line bytes, level) of each record.
+pub type StreamSampleFn<'a> = dyn FnMut(&Arc<StreamLabels>, u64, u64, &'static str) + 'a;
+
+fn level_of(record: &LogRecord) -> &'static str {
+    level_name(u64::from(level_code(
+        record.severity_number,
+        &record.severity_text,
+    )))
 }
 
 impl LogStore {
@@ -40,7 +58,7 @@ impl LogStore {
         &self,
         tenant: &TenantId,
         query: &LogQuery,
-        visit: &mut dyn FnMut(&Arc<StreamLabels>, u64, u64),
+        visit: &mut StreamSampleFn<'_>,
     ) -> Result<(), StorageError> {
         let matcher = query.matcher()?;
         let range = (
@@ -74,14 +92,14 @@ impl LogStore {
             } else {
                 None
             };
-            let known = |hits: &Vec<_>| {
+            let known = |hits: &Vec<StreamHit>| {
                 hits.iter()
-                    .all(|&(_, id, _): &(u64, u64, u64)| (id as usize) < streams.len())
+                    .all(|&(_, id, _, _)| usize::try_from(id).is_ok_and(|id| id < streams.len()))
             };
             match hits {
                 Some(hits) if known(&hits) => {
-                    for (time, stream_id, bytes) in hits {
-                        visit(&streams[stream_id as usize], time, bytes);
+                    for (time, stream_id, bytes, level) in hits {
+                        visit(&streams[stream_id as usize], time, bytes, level_name(level));
                     }
                 }
                 _ => {
@@ -89,7 +107,12 @@ impl LogStore {
                     let mut labels = ResourceStreams::default();
                     for &(time, address) in &matches.hits {
                         let record = matches.record(address)?;
-                        visit(&labels.of(&record), time, line_bytes(&record.body));
+                        visit(
+                            &labels.of(&record),
+                            time,
+                            line_bytes(&record.body),
+                            level_of(&record),
+                        );
                     }
                 }
             }
@@ -100,6 +123,7 @@ impl LogStore {
                 &labels.of(record),
                 record.effective_time_unix_nano(),
                 line_bytes(&record.body),
+                level_of(record),
             );
         }
         Ok(())

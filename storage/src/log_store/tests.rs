@@ -356,10 +356,16 @@ fn install_fixture(name: &str, dir: &std::path::Path) {
 fn stream_samples(store: &LogStore) -> Vec<(String, u64, u64)> {
     let mut found = Vec::new();
     store
-        .scan_stream_samples_blocking(&tenant("a"), &everything(), &mut |stream, time, bytes| {
-            let labels: Vec<String> = stream.iter().map(|(n, v)| format!("{n}={v}")).collect();
-            found.push((labels.join(","), time, bytes));
-        })
+        .scan_stream_samples_blocking(
+            &tenant("a"),
+            &everything(),
+            &mut |stream, time, bytes, level| {
+                let mut labels: Vec<String> =
+                    stream.iter().map(|(n, v)| format!("{n}={v}")).collect();
+                labels.push(format!("level={level}"));
+                found.push((labels.join(","), time, bytes));
+            },
+        )
         .unwrap();
     found.sort();
     found

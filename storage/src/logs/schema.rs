@@ -10,7 +10,7 @@ use tantivy::schema::{
     TextFieldIndexing, TextOptions,
 };
 
-use super::streams::line_bytes;
+use super::streams::{level_code, line_bytes};
 use super::{LogIndexError, stored_record};
 use crate::model::{Attribute, AttributeValue, LogRecord};
 
@@ -38,6 +38,8 @@ pub(crate) const RECORD: &str = "record";
 pub(crate) const STREAM_ID: &str = "stream_id";
 /// The length of the record's line (its body as LogQL reads it), u64; fast (format 2).
 pub(crate) const LINE_BYTES: &str = "line_bytes";
+/// The record's level code (`streams::LEVELS`), u64; fast (format 2).
+pub(crate) const LEVEL: &str = "level";
 
 /// The raw tokenizer tantivy registers by default: the whole value is one token.
 const RAW_TOKENIZER: &str = "raw";
@@ -63,6 +65,8 @@ pub(crate) struct LogFields {
     pub(crate) stream_id: Option<Field>,
     /// Format 2 only.
     pub(crate) line_bytes: Option<Field>,
+    /// Format 2 only.
+    pub(crate) level: Option<Field>,
 }
 
 impl LogFields {
@@ -109,6 +113,7 @@ impl LogFields {
             NumericOptions::default().set_indexed().set_fast(),
         );
         let line_bytes = builder.add_u64_field(LINE_BYTES, NumericOptions::default().set_fast());
+        let level = builder.add_u64_field(LEVEL, NumericOptions::default().set_fast());
         Self {
             schema: builder.build(),
             timestamp,
@@ -123,6 +128,7 @@ impl LogFields {
             record,
             stream_id: Some(stream_id),
             line_bytes: Some(line_bytes),
+            level: Some(level),
         }
     }
 
@@ -142,6 +148,7 @@ impl LogFields {
             record: field(RECORD)?,
             stream_id: schema.get_field(STREAM_ID).ok(),
             line_bytes: schema.get_field(LINE_BYTES).ok(),
+            level: schema.get_field(LEVEL).ok(),
             schema,
         })
     }
@@ -160,9 +167,13 @@ impl LogFields {
         scratch: &mut Vec<u8>,
     ) -> Result<TantivyDocument, LogIndexError> {
         let mut document = TantivyDocument::new();
-        if let (Some(stream_field), Some(bytes_field)) = (self.stream_id, self.line_bytes) {
+        if let (Some(stream_field), Some(bytes_field), Some(level_field)) =
+            (self.stream_id, self.line_bytes, self.level)
+        {
             document.add_u64(stream_field, u64::from(stream_id));
             document.add_u64(bytes_field, line_bytes(&record.body));
+            let level = level_code(record.severity_number, &record.severity_text);
+            document.add_u64(level_field, u64::from(level));
         }
         document.add_u64(self.timestamp, record.effective_time_unix_nano());
         document.add_i64(self.severity_number, i64::from(record.severity_number));
@@ -274,7 +285,7 @@ mod tests {
             assert_eq!(entry.is_stored(), name == RECORD, "{name}");
             assert_eq!(
                 entry.is_fast(),
-                [TIMESTAMP, SEVERITY_NUMBER, STREAM_ID, LINE_BYTES].contains(&name),
+                [TIMESTAMP, SEVERITY_NUMBER, STREAM_ID, LINE_BYTES, LEVEL].contains(&name),
                 "{name}"
             );
         }

@@ -124,6 +124,44 @@ pub fn line_bytes(body: &AttributeValue) -> u64 {
     }
 }
 
+/// The levels Grafana colours lines by, by code: what `detected_level` holds.
+pub const LEVELS: [&str; 7] = [
+    "unknown", "trace", "debug", "info", "warn", "error", "fatal",
+];
+
+/// The label holding a record's level.
+pub const LEVEL_LABEL: &str = "detected_level";
+
+/// The level code ([`LEVELS`]) of a record: from its severity number, else its text.
+pub fn level_code(severity_number: i32, severity_text: &str) -> u8 {
+    match severity_number {
+        1..=4 => 1,
+        5..=8 => 2,
+        9..=12 => 3,
+        13..=16 => 4,
+        17..=20 => 5,
+        21..=24 => 6,
+        _ => match severity_text.to_ascii_lowercase().as_str() {
+            "trace" => 1,
+            "debug" => 2,
+            "info" | "information" | "informational" | "notice" => 3,
+            "warn" | "warning" => 4,
+            "error" | "err" => 5,
+            "fatal" | "critical" | "crit" | "panic" | "emergency" | "alert" => 6,
+            _ => 0,
+        },
+    }
+}
+
+/// The level name of a code (`unknown` for codes out of range).
+pub fn level_name(code: u64) -> &'static str {
+    usize::try_from(code)
+        .ok()
+        .and_then(|code| LEVELS.get(code))
+        .copied()
+        .unwrap_or(LEVELS[0])
+}
+
 /// One stream of a partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamInfo {
@@ -273,6 +311,10 @@ mod tests {
         assert!(is_stream_label("k8s_pod_name") && is_stream_label("service_name"));
         assert!(!is_stream_label("host_name") && !is_stream_label("k8s.pod.name"));
         assert_eq!(sanitize_label_name("3d.model-x"), "_3d_model_x");
+        assert_eq!(level_name(u64::from(level_code(17, ""))), "error");
+        assert_eq!(level_name(u64::from(level_code(0, "WARNING"))), "warn");
+        assert_eq!(level_name(u64::from(level_code(0, "chatty"))), "unknown");
+        assert_eq!(level_name(99), "unknown");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tantivy::columnar::Column;
 use tantivy::schema::{Field, Value};
 use tantivy::{DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument};
 
-use super::schema::{LINE_BYTES, STREAM_ID, TIMESTAMP};
+use super::schema::{LEVEL, LINE_BYTES, STREAM_ID, TIMESTAMP};
 use super::{LogIndexError, stored_record};
 use crate::model::LogRecord;
 
@@ -88,11 +88,12 @@ impl SegmentCollector for TimedSegmentDocs {
     }
 }
 
-/// One matching record as the stream-level readers see it: (time, stream id, line bytes).
-pub type StreamHit = (u64, u64, u64);
+/// One matching record as the stream-level readers see it: (time, stream id, line bytes,
+/// level code).
+pub type StreamHit = (u64, u64, u64, u64);
 
-/// Collects (timestamp, stream id, line bytes) of every matching document of a format 2
-/// index: three fast-field reads per match, no record loaded.
+/// Collects (timestamp, stream id, line bytes, level) of every matching document of a format
+/// 2 index: four fast-field reads per match, no record loaded.
 pub(super) struct StreamDocs;
 
 impl Collector for StreamDocs {
@@ -109,6 +110,7 @@ impl Collector for StreamDocs {
             times: fast.u64(TIMESTAMP)?,
             streams: fast.u64(STREAM_ID)?,
             bytes: fast.u64(LINE_BYTES)?,
+            levels: fast.u64(LEVEL)?,
             hits: Vec::new(),
         })
     }
@@ -126,6 +128,7 @@ pub(super) struct StreamSegmentDocs {
     times: Column<u64>,
     streams: Column<u64>,
     bytes: Column<u64>,
+    levels: Column<u64>,
     hits: Vec<StreamHit>,
 }
 
@@ -137,6 +140,7 @@ impl SegmentCollector for StreamSegmentDocs {
             self.times.first(doc).unwrap_or(0),
             self.streams.first(doc).unwrap_or(u64::MAX),
             self.bytes.first(doc).unwrap_or(0),
+            self.levels.first(doc).unwrap_or(0),
         ));
     }
 

@@ -300,8 +300,8 @@ impl Storage {
         tokio::task::spawn_blocking(move || {
             stores
                 .logs
-                .scan_stream_samples_blocking(&tenant, &query, &mut |stream, time, bytes| {
-                    visitor.visit(stream, time, bytes)
+                .scan_stream_samples_blocking(&tenant, &query, &mut |stream, time, bytes, level| {
+                    visitor.visit(stream, time, bytes, level)
                 })
                 .map(|()| visitor)
         })
