@@ -13,17 +13,38 @@ use crate::logs::StreamHit;
 use crate::logs::streams::{StreamLabels, level_code, level_name, line_bytes, stream_labels};
 use crate::model::{LogRecord, TenantId};
 
-/// Labels of records' resources, computed once per resource.
+/// Stream labels of buffered records, computed once per shared resource. Keyed by the
+/// resource's address: only for records that outlive the cache (an address is unique while
+/// its resource lives).
 #[derive(Default)]
-struct ResourceStreams(HashMap<usize, Arc<StreamLabels>>);
+struct BufferedStreams(HashMap<usize, Arc<StreamLabels>>);
 
-impl ResourceStreams {
+impl BufferedStreams {
     fn of(&mut self, record: &LogRecord) -> Arc<StreamLabels> {
         Arc::clone(
             self.0
                 .entry(Arc::as_ptr(&record.resource) as usize)
                 .or_insert_with(|| Arc::new(stream_labels(&record.resource))),
         )
+    }
+}
+
+/// Stream labels of records decoded one at a time (each with its own resource, dropped after
+/// it), shared by content.
+#[derive(Default)]
+struct DecodedStreams(HashMap<StreamLabels, Arc<StreamLabels>>);
+
+impl DecodedStreams {
+    fn of(&mut self, record: &LogRecord) -> Arc<StreamLabels> {
+        let labels = stream_labels(&record.resource);
+        match self.0.get(&labels) {
+            Some(shared) => Arc::clone(shared),
+            None => {
+                let shared = Arc::new(labels.clone());
+                self.0.insert(labels, Arc::clone(&shared));
+                shared
+            }
+        }
     }
 }
 
@@ -104,7 +125,7 @@ impl LogStore {
                 }
                 _ => {
                     let matches = index.timed_matches(query)?;
-                    let mut labels = ResourceStreams::default();
+                    let mut labels = DecodedStreams::default();
                     for &(time, address) in &matches.hits {
                         let record = matches.record(address)?;
                         visit(
@@ -117,7 +138,7 @@ impl LogStore {
                 }
             }
         }
-        let mut labels = ResourceStreams::default();
+        let mut labels = BufferedStreams::default();
         for record in &snapshot.buffered {
             visit(
                 &labels.of(record),
