@@ -15,14 +15,40 @@ import urllib.request
 from urllib.parse import quote
 
 
-def logql_figures(server, args, loadgen_fn, binary, percentile, timed_queries, work):
+def load_hour(server, args, loadgen_fn, binary, work):
+    """Sends an hour of log records over OTLP/gRPC; returns the load generator's summary (with
+    the server CPU it took until everything was committed) and the file of trace ids."""
     records = 20_000 if args.smoke else args.logql_records
-    ids_file = work / "logql_trace_ids.txt"
-    loadgen_fn(binary, server, "logs", "grpc", 3600,
-               ["--count", str(records), "--seed", "21", "--pool-size", "512", "--retries", "100",
-                "--spread-seconds", "3600"], ids_out=ids_file)
-    # Let the last commit land, so the figures read the index as well as the buffers.
-    time.sleep(6)
+    ids_file = work / f"logql_trace_ids_{server.http}.txt"
+    result = loadgen_fn(binary, server, "logs", "grpc", 3600,
+                        ["--count", str(records), "--seed", "21", "--pool-size", "512", "--retries", "100",
+                         "--spread-seconds", "3600"], ids_out=ids_file)
+    return result, ids_file
+
+
+def storage_figures(server, result, dir_bytes, metric):
+    """Records per server CPU-second of the load, and stored bytes over OTLP protobuf bytes
+    once the index has settled (merges done: its size unchanged for 5 s, at most 120 s)."""
+    logs = server.data_dir / "logs"
+    last, stable_since, deadline = -1, time.time(), time.time() + 120
+    while time.time() < deadline:
+        size = dir_bytes(logs)
+        if size != last:
+            last, stable_since = size, time.time()
+        elif time.time() - stable_since >= 5:
+            break
+        time.sleep(0.5)
+    received = metric(server, 'skewer_ingest_received_bytes_total{signal="logs"}')
+    return {
+        "records_acked": result["records_acked"],
+        "records_per_cpu_second": result["records_acked"] / max(result["server_cpu_seconds"], 1e-9),
+        "bytes_ratio": last / max(received, 1),
+    }
+
+
+def logql_figures(server, args, loadgen_fn, binary, percentile, timed_queries, work, dir_bytes, metric):
+    result, ids_file = load_hour(server, args, loadgen_fn, binary, work)
+    records = result["records_acked"]
     end = time.time()
     start = end - 3600
     queries = 10 if args.smoke else 50
@@ -62,6 +88,7 @@ def logql_figures(server, args, loadgen_fn, binary, percentile, timed_queries, w
         if trace_ids else None,
         "labels": timed([f"/loki/api/v1/labels?{window[1:]}"] * queries),
         "service_values": timed([f"/loki/api/v1/label/service_name/values?{window[1:]}"] * queries),
+        "storage": storage_figures(server, result, dir_bytes, metric),
     }
 
 
@@ -85,5 +112,21 @@ def logql_rows(f):
         (f"lines of one trace id (`| trace_id=\"…\"`) over 1 h of {n} records, p99 ms", "", q(p["by_trace_id"])),
         ("`/loki/api/v1/labels` over 1 h, p99 ms", "", q(p["labels"])),
         ("`/loki/api/v1/label/service_name/values` over 1 h, p99 ms", "", q(p["service_values"])),
-        (f"lines counted by the range query (of {n} sent)", "all", f"{p['lines_counted']:,.0f}"),
+        (f"lines counted by the range query (of {n} acknowledged)", "all", f"{p['lines_counted']:,.0f}"),
+    ] + storage_rows(f)
+
+
+def storage_rows(f):
+    p = f["logql"]["storage"]
+    base = f.get("logql_baseline")
+
+    def versus(key, fmt):
+        text = fmt.format(p[key])
+        if base:
+            text += f"; baseline {fmt.format(base[key])}, ×{p[key] / base[key]:.2f}"
+        return text
+    return [
+        ("log records per server CPU-second, OTLP/gRPC, until committed (this load)", "≥ 35k",
+         versus("records_per_cpu_second", "{:,.0f}")),
+        ("stored log bytes / OTLP protobuf bytes, index settled", "≤ 0.4", versus("bytes_ratio", "{:.3f}")),
     ]

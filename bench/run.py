@@ -24,7 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from logql import logql_figures, logql_rows
+from logql import load_hour, logql_figures, logql_rows, storage_figures
 from promql import promql_figures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -276,10 +276,19 @@ def run_promql(binary, work, args, f):
 
 
 def run_logql(binary, work, args, f):
-    data = work / "logql"
-    server = Server(binary, data).start()
+    generator = args.generator or binary
+    if args.baseline:
+        # The same load into the baseline binary first: ingest cost and bytes at rest.
+        server = Server(args.baseline, work / "logql-baseline").start()
+        try:
+            result, _ = load_hour(server, args, loadgen, generator, work)
+            f["logql_baseline"] = storage_figures(server, result, dir_bytes, metric)
+        finally:
+            server.stop()
+    server = Server(binary, work / "logql").start()
     try:
-        f["logql"] = logql_figures(server, args, loadgen, args.generator or binary, percentile, timed_queries, work)
+        f["logql"] = logql_figures(server, args, loadgen, generator, percentile, timed_queries, work,
+                                   dir_bytes, metric)
     finally:
         server.stop()
 
