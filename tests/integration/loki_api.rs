@@ -339,6 +339,18 @@ async fn labels_values_and_series(committed: bool) {
         body["data"],
         json!([{ "deployment_environment": "prod", "service_name": "checkout" }])
     );
+    // What a selector covers, as Grafana asks before running a query.
+    let (status, body) = get(
+        &server,
+        &format!("/loki/api/v1/index/stats?{range}&query=%7Bservice_name%3D%22checkout%22%7D"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({ "streams": 1, "chunks": 1, "entries": 6, "bytes": 3 * 55 + 3 * 38 })
+    );
     // Outside the range, nothing.
     let before = format!(
         "start={}&end={}",

@@ -420,7 +420,27 @@ pub enum MetricExpr {
     Vector1(f64),
 }
 
+impl Expr {
+    /// The first log expression of the query (the query itself, or the first range function's).
+    pub fn first_log(&self) -> Option<&LogExpr> {
+        match self {
+            Self::Log(log) => Some(log),
+            Self::Metric(metric) => metric.first_log(),
+        }
+    }
+}
+
 impl MetricExpr {
+    /// The log expression of the first range function, left to right.
+    pub fn first_log(&self) -> Option<&LogExpr> {
+        match self {
+            Self::Range { log, .. } => Some(log),
+            Self::Vector { inner, .. } => inner.first_log(),
+            Self::Binary { lhs, rhs, .. } => lhs.first_log().or_else(|| rhs.first_log()),
+            Self::Literal(_) | Self::Vector1(_) => None,
+        }
+    }
+
     /// Whether the expression is a number only (no series anywhere in it).
     pub fn is_scalar(&self) -> bool {
         match self {

@@ -18,6 +18,7 @@ pub mod metric;
 pub mod parser;
 pub mod pipeline;
 mod pushdown;
+pub mod stats;
 pub mod streams;
 
 pub use error::LogqlError;

@@ -12,11 +12,12 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::{FromRequest, Path};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use skewer_query::QueryError;
 use skewer_query::logql::ast::{Expr, Matcher};
+use skewer_query::logql::stats::index_stats;
 use skewer_query::logql::streams::list_streams;
 use skewer_query::logql::{
     LogQueryRequest, LogqlError, LogqlLimits, MetricRequest, parse, parse_selector, run_log_query,
@@ -52,6 +53,10 @@ pub fn routes() -> Router<AppState> {
             get(label_values).post(label_values),
         )
         .route("/loki/api/v1/series", get(series).post(series))
+        .route(
+            "/loki/api/v1/index/stats",
+            get(index_stats_route).post(index_stats_route),
+        )
 }
 
 /// Why a Loki API request failed.
@@ -305,4 +310,30 @@ async fn series(req: Request) -> Response {
         }
         .await,
     )
+}
+
+/// `/loki/api/v1/index/stats?query=&start=&end=`: the streams, lines and bytes the query's
+/// selector covers (Grafana shows it as the query's size). skewer keeps no chunks: `chunks` is
+/// the number of streams.
+async fn index_stats_route(req: Request) -> Response {
+    let result = async {
+        let expr = parse(req.query_text()?)?;
+        let log = expr
+            .first_log()
+            .ok_or_else(|| LokiError::BadRequest("the query has no stream selector".to_owned()))?;
+        let (start, end) = params::range_ns(&req.params, now_ns(), DEFAULT_QUERY_SINCE_NS)?;
+        let stats = index_stats(&req.storage, &req.tenant, log, start, end).await?;
+        Ok::<_, LokiError>(stats)
+    }
+    .await;
+    match result {
+        Ok(stats) => axum::Json(json!({
+            "streams": stats.streams,
+            "chunks": stats.streams,
+            "bytes": stats.bytes,
+            "entries": stats.entries,
+        }))
+        .into_response(),
+        Err(err) => failure(&err),
+    }
 }

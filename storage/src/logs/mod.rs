@@ -19,7 +19,11 @@
 //! | `body`           | text      | `default` tokenizer, freqs + positions (phrases), no norms, not stored |
 //! | `attributes`     | JSON      | raw string values, dots in keys expanded, doc ids only, not stored |
 //! | `record`         | bytes     | STORED only: the whole [`LogRecord`], postcard (see `stored_record`) |
+//! | `stream_id`      | u64       | FAST only (format 2): the record's stream in the partition's catalog |
+//! | `line_bytes`     | u64       | FAST only (format 2): the length of the body as LogQL's line |
+//! | `level`          | u64       | FAST only (format 2): `detected_level` as a code (`streams::LEVELS`) |
 //!
+//! Indexes of format 1 (before stream ids) lack the last three fields and stay readable.
 //! The timestamp has no inverted index: tantivy 0.27 answers a `RangeQuery` on a fast numeric
 //! field from the column, and sorts by it, so terms would only cost space. No norms anywhere:
 //! results are ordered by time, never by score. Structured bodies are indexed as their words

@@ -34,7 +34,9 @@ pub(crate) const BODY: &str = "body";
 pub(crate) const ATTRIBUTES: &str = "attributes";
 /// The whole record in its stored form ([`super::stored_record`]): the only stored field.
 pub(crate) const RECORD: &str = "record";
-/// The record's stream id in its partition's stream catalog, u64; indexed and fast (format 2).
+/// The record's stream id in its partition's stream catalog, u64; fast only (format 2): an
+/// inverted index of it cost ingest time and no query needs it (selectors on stream labels
+/// resolve to ids through the catalog).
 pub(crate) const STREAM_ID: &str = "stream_id";
 /// The length of the record's line (its body as LogQL reads it), u64; fast (format 2).
 pub(crate) const LINE_BYTES: &str = "line_bytes";
@@ -108,10 +110,7 @@ impl LogFields {
         let body = builder.add_text_field(BODY, body);
         let attributes = builder.add_json_field(ATTRIBUTES, attributes);
         let record = builder.add_bytes_field(RECORD, STORED);
-        let stream_id = builder.add_u64_field(
-            STREAM_ID,
-            NumericOptions::default().set_indexed().set_fast(),
-        );
+        let stream_id = builder.add_u64_field(STREAM_ID, NumericOptions::default().set_fast());
         let line_bytes = builder.add_u64_field(LINE_BYTES, NumericOptions::default().set_fast());
         let level = builder.add_u64_field(LEVEL, NumericOptions::default().set_fast());
         Self {
