@@ -3,6 +3,7 @@
 //! binary shape them for each wire format.
 
 pub mod error;
+pub mod log_facets;
 pub mod logql;
 pub mod logs;
 pub mod metrics;

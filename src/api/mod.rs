@@ -99,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/search/traces", get(trace_search::traces))
         .route("/api/search/durations", get(trace_search::durations))
         .route("/api/logs", get(logs::search))
+        .route("/api/logs/services", get(logs::services))
         .route("/api/metrics", get(metric_names::names))
         .route("/api/metrics/points", get(metric_points::points))
         .merge(prometheus::routes())

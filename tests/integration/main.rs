@@ -14,6 +14,7 @@ mod http_ingest;
 mod jaeger_api;
 mod lifecycle;
 mod loadgen;
+mod log_search;
 mod loki_api;
 mod overload;
 mod prometheus_api;

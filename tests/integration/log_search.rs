@@ -1,0 +1,172 @@
+//! The native log search through the binary: pages after a cursor in either direction, the
+//! counts of every match per level, service and time bucket, and the services listing, over
+//! committed and buffered records alike.
+
+use serde_json::{Value, json};
+
+use crate::fixtures::{logs_request, t0};
+use crate::harness::Server;
+
+/// Ten exports (an ERROR and an INFO record each), alternately from `checkout` and `cart`;
+/// committed to the index, or held in the buffer.
+async fn started(committed: bool) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let interval = if committed { "1" } else { "3600" };
+    let server = Server::start(dir.path(), &["--log-commit-interval-seconds", interval]).await;
+    let mut logs = server.logs_client().await;
+    for n in 0..10 {
+        let service = if n % 2 == 0 { "checkout" } else { "cart" };
+        logs.export(logs_request(n, service, &format!("corr-{n}")))
+            .await
+            .expect("logs accepted");
+    }
+    if committed {
+        server
+            .wait_for(
+                "logs committed",
+                std::time::Duration::from_secs(30),
+                || async {
+                    server
+                        .metric(r#"skewer_buffered_records{signal="logs"}"#)
+                        .await
+                        == 0.0
+                },
+            )
+            .await;
+    }
+    (dir, server)
+}
+
+/// Every page of `path` (which has no cursor yet), following `next_cursor`: the record times
+/// in answer order.
+async fn all_pages(server: &Server, path: &str) -> Vec<u64> {
+    let mut times = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..20 {
+        let page = match &cursor {
+            Some(cursor) => format!("{path}&cursor={cursor}"),
+            None => path.to_owned(),
+        };
+        let (status, body) = server.get_json(&page).await;
+        assert_eq!(status, 200, "{page}: {body}");
+        times.extend(body["records"].as_array().unwrap().iter().map(|r| {
+            r["time_unix_nano"]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        }));
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return times,
+        }
+    }
+    panic!("more than 20 pages for {path}");
+}
+
+#[tokio::test]
+async fn pages_follow_cursors_in_both_directions_without_repeats_or_gaps() {
+    for committed in [true, false] {
+        let (_dir, server) = started(committed).await;
+        let mut expected: Vec<u64> = (0..10u64)
+            .flat_map(|n| {
+                [
+                    t0() + n * 1_000_000 + 30_000_000,
+                    t0() + n * 1_000_000 + 40_000_000,
+                ]
+            })
+            .collect();
+        expected.sort_unstable();
+        let forward = all_pages(&server, "/api/logs?direction=forward&limit=7").await;
+        assert_eq!(forward, expected, "committed: {committed}");
+        expected.reverse();
+        let backward = all_pages(&server, "/api/logs?limit=6").await;
+        assert_eq!(backward, expected, "committed: {committed}");
+        // A page that holds everything has no cursor.
+        let (_, body) = server.get_json("/api/logs?limit=20").await;
+        assert!(body.get("next_cursor").is_none(), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn facets_count_every_match_per_level_service_and_bucket() {
+    for committed in [true, false] {
+        let (_dir, server) = started(committed).await;
+        let (status, body) = server
+            .get_json("/api/logs?facets=true&step=1s&limit=1")
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["count"], 1);
+        let facets = &body["facets"];
+        assert_eq!(facets["total"], 20, "{body}");
+        assert_eq!(facets["levels"], json!({ "error": 10, "info": 10 }));
+        assert_eq!(facets["services"][0]["name"], "cart");
+        assert_eq!(facets["services"][0]["records"], 10);
+        assert_eq!(
+            facets["services"][0]["levels"],
+            json!({ "error": 5, "info": 5 })
+        );
+        assert_eq!(facets["services"][1]["name"], "checkout");
+        // Every record falls in the second after t0 (an hour boundary).
+        assert_eq!(
+            facets["histogram"],
+            json!([{
+                "start": chrono_like(t0()),
+                "start_unix_nano": t0().to_string(),
+                "levels": { "error": 10, "info": 10 },
+            }])
+        );
+        // Filters narrow the counts as they narrow the records.
+        let (_, body) = server
+            .get_json("/api/logs?service=cart&min_severity=ERROR&facets=true")
+            .await;
+        assert_eq!(body["facets"]["total"], 5, "{body}");
+        assert_eq!(body["count"], 5);
+        let (_, body) = server.get_json("/api/logs?q=inventory&facets=true").await;
+        assert_eq!(body["facets"]["levels"], json!({ "info": 10 }), "{body}");
+    }
+}
+
+/// RFC 3339 with nanoseconds, as the API writes times.
+fn chrono_like(unix_nano: u64) -> String {
+    chrono::DateTime::from_timestamp_nanos(unix_nano as i64)
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+#[tokio::test]
+async fn services_are_listed_with_their_levels_and_bad_paging_is_refused() {
+    let (_dir, server) = started(true).await;
+    let range = format!("start={}&end={}", t0(), t0() + 60_000_000_000);
+    let (status, body) = server
+        .get_json(&format!("/api/logs/services?{range}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "total": 20,
+            "levels": { "error": 10, "info": 10 },
+            "services": [
+                { "name": "cart", "records": 10, "bytes": body["services"][0]["bytes"], "levels": { "error": 5, "info": 5 } },
+                { "name": "checkout", "records": 10, "bytes": body["services"][1]["bytes"], "levels": { "error": 5, "info": 5 } },
+            ],
+        })
+    );
+    assert!(body["services"][0]["bytes"].as_u64().unwrap() > 0);
+    let (_, before) = server
+        .get_json(&format!("/api/logs/services?start=1&end={}", t0()))
+        .await;
+    assert_eq!(before["services"], json!([]));
+    for (path, parameter) in [
+        ("/api/logs?cursor=yesterday", "cursor"),
+        ("/api/logs?direction=sideways", "direction"),
+        ("/api/logs?facets=true&step=0s", "step"),
+    ] {
+        let (status, body): (u16, Value) = server.get_json(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(parameter),
+            "{body}"
+        );
+    }
+}
