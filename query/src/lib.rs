@@ -9,6 +9,8 @@ pub mod logs;
 pub mod metrics;
 pub mod prometheus;
 pub mod promql;
+pub mod skew;
+pub mod stitch;
 pub mod trace;
 pub mod trace_filter;
 pub mod trace_search;

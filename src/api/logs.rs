@@ -63,7 +63,7 @@ pub struct LogView<'a> {
 }
 
 impl<'a> LogView<'a> {
-    fn new(record: &'a LogRecord) -> Self {
+    pub(crate) fn new(record: &'a LogRecord) -> Self {
         Self {
             time: format_time(record.effective_time_unix_nano()),
             time_unix_nano: record.time_unix_nano.to_string(),

@@ -13,6 +13,7 @@ pub mod otlp_json;
 pub mod params;
 pub mod prometheus;
 pub mod status;
+pub mod stitch;
 pub mod trace_search;
 
 use std::sync::{Arc, OnceLock};
@@ -100,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/search/durations", get(trace_search::durations))
         .route("/api/logs", get(logs::search))
         .route("/api/logs/services", get(logs::services))
+        .route("/api/stitch/{id}", get(stitch::request))
         .route("/api/metrics", get(metric_names::names))
         .route("/api/metrics/points", get(metric_points::points))
         .merge(prometheus::routes())
@@ -135,6 +137,9 @@ pub enum ApiError {
     /// Storage is still opening (WAL replay).
     #[error("not ready: replaying the write-ahead log")]
     NotReady,
+    /// Nothing matches what was asked for.
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl ApiError {
@@ -144,6 +149,7 @@ impl ApiError {
             Self::BadParameter { .. } => ErrorKind::InvalidArgument,
             Self::Query(err) => err.kind(),
             Self::NotReady => ErrorKind::Unavailable,
+            Self::NotFound(_) => ErrorKind::NotFound,
         };
         StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }

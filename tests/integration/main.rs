@@ -24,3 +24,4 @@ mod query_api;
 mod remote_write;
 mod round_trip;
 mod startup;
+mod stitch;

@@ -1,0 +1,274 @@
+//! Clock skew within one trace: spans whose host clock disagrees with their parent's are
+//! found, explained and (optionally) moved, the way Jaeger's adjuster does and better.
+//!
+//! A span's host is its resource's `host.id`, else `host.ip`, `host.name`,
+//! `service.instance.id`, `service.name`. Walking each tree from its roots, a span on the same
+//! host as its parent takes the parent's delta; a span on another host is compared with its
+//! parent *as already adjusted*:
+//! - a synchronous child (the parent is not a producer and the child not a consumer) must lie
+//!   within its parent: when it does not, it is centred in the parent (network time split
+//!   evenly between request and response); a child longer than its parent only has its start
+//!   clamped to the parent's;
+//! - an asynchronous child (of a producer, or a consumer) only must not start before its
+//!   parent: its start is clamped, and it is never squeezed into the parent.
+//!
+//! Every span that moves, or would, carries a finding with the reason; a delta past the
+//! maximum, or any delta when adjusting is off, is reported and withheld. Pure: spans in,
+//! findings out.
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+
+use skewer_storage::model::{AttributeValue, Resource, Span, SpanId, SpanKind, find_attribute};
+
+/// How skew is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SkewOptions {
+    /// Move spans (true) or only report what would move.
+    pub adjust: bool,
+    /// The largest delta applied; larger ones are reported and withheld.
+    pub max_adjust_nanos: u64,
+}
+
+impl Default for SkewOptions {
+    fn default() -> Self {
+        Self {
+            adjust: true,
+            max_adjust_nanos: 60 * 1_000_000_000,
+        }
+    }
+}
+
+/// Why and how much one span was (or would have been) moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkewFinding {
+    /// The parent it was compared with (for an inherited delta, the span it came from).
+    pub relative_to: SpanId,
+    /// This span's host.
+    pub host: String,
+    /// The other span's host.
+    pub other_host: String,
+    /// Nanoseconds added to start and end (applied or not).
+    pub delta_nanos: i64,
+    /// Whether the delta was applied.
+    pub applied: bool,
+    /// The explanation, fit to show the user.
+    pub reason: String,
+}
+
+/// A span's times after adjustment, and its finding if it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpanTiming {
+    /// Adjusted start (the raw one when nothing applied).
+    pub start_unix_nano: u64,
+    /// Adjusted end.
+    pub end_unix_nano: u64,
+    /// Present when the span's clock was found off.
+    pub finding: Option<SkewFinding>,
+}
+
+/// The host a span's clock belongs to.
+pub fn host_of(resource: &Resource) -> String {
+    const KEYS: [&str; 5] = [
+        "host.id",
+        "host.ip",
+        "host.name",
+        "service.instance.id",
+        "service.name",
+    ];
+    KEYS.iter()
+        .find_map(|key| match find_attribute(&resource.attributes, key) {
+            Some(AttributeValue::String(value)) if !value.is_empty() => Some(value.clone()),
+            Some(AttributeValue::Array(values)) => values.iter().find_map(|v| match v {
+                AttributeValue::String(value) if !value.is_empty() => Some(value.clone()),
+                _ => None,
+            }),
+            _ => None,
+        })
+        .unwrap_or_else(|| resource.service_name().to_owned())
+}
+
+fn shifted(time: u64, delta: i64) -> u64 {
+    time.saturating_add_signed(delta)
+}
+
+fn format_ms(nanos: i64) -> String {
+    format!("{:+.3} ms", nanos as f64 / 1e6)
+}
+
+/// What a crossing to another host asks of the child: a delta and why, or nothing.
+fn crossing_delta(
+    child: &Span,
+    parent: &Span,
+    parent_start: u64,
+    parent_end: u64,
+) -> Option<(i64, String)> {
+    let (child_start, child_end) = (child.start_time_unix_nano, child.end_time_unix_nano);
+    let child_duration = child_end.saturating_sub(child_start);
+    let parent_duration = parent_end.saturating_sub(parent_start);
+    let asynchronous = parent.kind == SpanKind::Producer || child.kind == SpanKind::Consumer;
+    let diff = |a: u64, b: u64| {
+        (i128::from(a) - i128::from(b)).clamp(i64::MIN.into(), i64::MAX.into()) as i64
+    };
+    if asynchronous {
+        return (child_start < parent_start).then(|| {
+            (
+                diff(parent_start, child_start),
+                "asynchronous child starts before its parent: start clamped to the parent's"
+                    .to_owned(),
+            )
+        });
+    }
+    if child_start >= parent_start && child_end <= parent_end {
+        return None;
+    }
+    if child_duration > parent_duration {
+        return (child_start < parent_start).then(|| {
+            (
+                diff(parent_start, child_start),
+                "child is longer than its parent and starts before it: start clamped to the parent's"
+                    .to_owned(),
+            )
+        });
+    }
+    // Network time split evenly between request and response: centre the child.
+    let latency = (parent_duration - child_duration) / 2;
+    Some((
+        diff(parent_start.saturating_add(latency), child_start),
+        "child on another host is not within its parent: centred in the parent".to_owned(),
+    ))
+}
+
+/// The timing of every span of one trace (same order as `spans`).
+pub fn adjust_trace(spans: &[Span], options: &SkewOptions) -> Vec<SpanTiming> {
+    let mut timings: Vec<SpanTiming> = spans
+        .iter()
+        .map(|span| SpanTiming {
+            start_unix_nano: span.start_time_unix_nano,
+            end_unix_nano: span.end_time_unix_nano,
+            finding: None,
+        })
+        .collect();
+    let hosts: Vec<String> = spans.iter().map(|span| host_of(&span.resource)).collect();
+    let by_id: HashMap<SpanId, usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, span)| (span.span_id, i))
+        .collect();
+    let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut roots = Vec::new();
+    for (i, span) in spans.iter().enumerate() {
+        match span.parent_span_id.and_then(|parent| by_id.get(&parent)) {
+            Some(&parent) if parent != i => children.entry(parent).or_default().push(i),
+            _ => roots.push(i),
+        }
+    }
+    // Depth first from each root, carrying the delta applied to the parent and where it
+    // came from; `visited` guards against parent cycles.
+    let mut visited: HashSet<usize> = HashSet::new();
+    let mut stack: Vec<(usize, Option<usize>, i64, Option<usize>)> = roots
+        .iter()
+        .rev()
+        .map(|&root| (root, None, 0, None))
+        .collect();
+    while let Some((index, parent, inherited, source)) = stack.pop() {
+        if !visited.insert(index) {
+            continue;
+        }
+        let span = &spans[index];
+        let (delta, origin) = match parent {
+            Some(parent) if hosts[parent] != hosts[index] => {
+                let parent_timing = &timings[parent];
+                match crossing_delta(
+                    span,
+                    &spans[parent],
+                    parent_timing.start_unix_nano,
+                    parent_timing.end_unix_nano,
+                ) {
+                    Some((delta, why)) if delta != 0 => {
+                        let applied =
+                            options.adjust && delta.unsigned_abs() <= options.max_adjust_nanos;
+                        let reason = if applied {
+                            format!(
+                                "{why}; moved {} (host {} vs {})",
+                                format_ms(delta),
+                                hosts[index],
+                                hosts[parent]
+                            )
+                        } else if !options.adjust {
+                            format!(
+                                "{why}; would move {} (host {} vs {}); adjusting is off",
+                                format_ms(delta),
+                                hosts[index],
+                                hosts[parent]
+                            )
+                        } else {
+                            format!(
+                                "{why}; {} exceeds the maximum adjustment of {} ms (host {} vs {}): not moved",
+                                format_ms(delta),
+                                options.max_adjust_nanos / 1_000_000,
+                                hosts[index],
+                                hosts[parent]
+                            )
+                        };
+                        timings[index].finding = Some(SkewFinding {
+                            relative_to: spans[parent].span_id,
+                            host: hosts[index].clone(),
+                            other_host: hosts[parent].clone(),
+                            delta_nanos: delta,
+                            applied,
+                            reason,
+                        });
+                        (if applied { delta } else { 0 }, Some(index))
+                    }
+                    _ => (0, None),
+                }
+            }
+            Some(parent) => {
+                // Same host: the parent's delta carries over.
+                if inherited != 0
+                    && let Some(source) = source
+                {
+                    timings[index].finding = Some(SkewFinding {
+                        relative_to: spans[source].span_id,
+                        host: hosts[index].clone(),
+                        other_host: hosts[parent].clone(),
+                        delta_nanos: inherited,
+                        applied: true,
+                        reason: format!(
+                            "same host as its parent: moved {} with span {}",
+                            format_ms(inherited),
+                            spans[source].span_id
+                        ),
+                    });
+                }
+                (inherited, source)
+            }
+            None => (0, None),
+        };
+        timings[index].start_unix_nano = shifted(span.start_time_unix_nano, delta);
+        timings[index].end_unix_nano = shifted(span.end_time_unix_nano, delta);
+        if let Some(kids) = children.get(&index) {
+            for &child in kids.iter().rev() {
+                stack.push((child, Some(index), delta, origin));
+            }
+        }
+    }
+    timings
+}
+
+/// The delta applied to each host in one trace (hosts with none left out), for moving the
+/// host's log records with its spans.
+pub fn host_deltas(spans: &[Span], timings: &[SpanTiming]) -> HashMap<String, i64> {
+    let mut deltas = HashMap::new();
+    for (span, timing) in spans.iter().zip(timings) {
+        if let Some(finding) = timing.finding.as_ref().filter(|f| f.applied) {
+            deltas
+                .entry(host_of(&span.resource))
+                .or_insert(finding.delta_nanos);
+        }
+    }
+    deltas
+}

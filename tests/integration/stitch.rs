@@ -1,0 +1,320 @@
+//! Request stitching through the binary: a request across three services (and a retry trace
+//! and a linked async trace), with logs that carry only a correlation id and one service's
+//! clock 250 ms ahead, sent over OTLP/gRPC and read back whole from `/api/stitch/{id}`.
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value as OtlpValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::Link;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use serde_json::Value;
+
+use crate::fixtures::{hex, scope, span_id, string, t0, trace_id};
+use crate::harness::Server;
+
+const MS: u64 = 1_000_000;
+/// payment's clock runs this far ahead.
+const SKEW: u64 = 250 * MS;
+
+fn resource(service: &str) -> Option<Resource> {
+    Some(Resource {
+        attributes: vec![
+            string("service.name", service),
+            string("host.name", &format!("{service}-host")),
+        ],
+        ..Resource::default()
+    })
+}
+
+fn span(
+    trace: u64,
+    id: u64,
+    parent: Option<u64>,
+    name: &str,
+    kind: i32,
+    start_ms: u64,
+    end_ms: u64,
+) -> Span {
+    Span {
+        trace_id: trace_id(trace),
+        span_id: span_id(id),
+        parent_span_id: parent.map(span_id).unwrap_or_default(),
+        name: name.into(),
+        kind,
+        start_time_unix_nano: t0() + start_ms * MS,
+        end_time_unix_nano: t0() + end_ms * MS,
+        ..Span::default()
+    }
+}
+
+fn spans_of(service: &str, spans: Vec<Span>) -> ResourceSpans {
+    ResourceSpans {
+        resource: resource(service),
+        scope_spans: vec![ScopeSpans {
+            scope: scope(),
+            spans,
+            ..ScopeSpans::default()
+        }],
+        ..ResourceSpans::default()
+    }
+}
+
+/// Trace 1: frontend → checkout → payment (payment's times 250 ms ahead); checkout's server
+/// span links to trace 3 (an email sent later); trace 2: checkout's retry.
+fn traces() -> ExportTraceServiceRequest {
+    let mut checkout_server = span(1, 20, Some(11), "POST /checkout", 2, 20, 280);
+    checkout_server.links = vec![Link {
+        trace_id: trace_id(3),
+        span_id: span_id(40),
+        ..Link::default()
+    }];
+    ExportTraceServiceRequest {
+        resource_spans: vec![
+            spans_of(
+                "frontend",
+                vec![
+                    span(1, 10, None, "GET /buy", 2, 0, 300),
+                    span(1, 11, Some(10), "POST checkout", 3, 10, 290),
+                ],
+            ),
+            spans_of(
+                "checkout",
+                vec![
+                    checkout_server,
+                    span(1, 21, Some(20), "POST payment", 3, 30, 270),
+                    span(2, 30, None, "retry POST /checkout", 2, 500, 600),
+                ],
+            ),
+            spans_of(
+                "payment",
+                vec![span(
+                    1,
+                    22,
+                    Some(21),
+                    "POST /pay",
+                    2,
+                    40 + SKEW / MS,
+                    260 + SKEW / MS,
+                )],
+            ),
+            spans_of(
+                "email",
+                vec![span(3, 40, None, "send receipt", 5, 700, 800)],
+            ),
+        ],
+    }
+}
+
+fn log(text: &str, at_ms: u64, trace: Option<u64>, request_id: Option<&str>) -> LogRecord {
+    LogRecord {
+        time_unix_nano: t0() + at_ms * MS,
+        severity_number: 9,
+        body: Some(AnyValue {
+            value: Some(OtlpValue::StringValue(text.to_owned())),
+        }),
+        attributes: request_id
+            .map(|id| string("request.id", id))
+            .into_iter()
+            .collect(),
+        trace_id: trace.map(trace_id).unwrap_or_default(),
+        ..LogRecord::default()
+    }
+}
+
+fn logs_of(service: &str, records: Vec<LogRecord>) -> ResourceLogs {
+    ResourceLogs {
+        resource: resource(service),
+        scope_logs: vec![ScopeLogs {
+            scope: scope(),
+            log_records: records,
+            ..ScopeLogs::default()
+        }],
+        ..ResourceLogs::default()
+    }
+}
+
+fn logs() -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![
+            logs_of("frontend", vec![log("buy clicked", 5, Some(1), None)]),
+            logs_of(
+                "checkout",
+                vec![
+                    log("cart validated", 25, None, Some("req-1")),
+                    log("retrying checkout", 510, Some(2), Some("req-1")),
+                ],
+            ),
+            logs_of(
+                "payment",
+                vec![
+                    log("card charged", 60 + SKEW / MS, Some(1), Some("req-1")),
+                    log("receipt queued", 150 + SKEW / MS, None, Some("req-1")),
+                ],
+            ),
+            // Another request's line: not part of the answer.
+            logs_of(
+                "checkout",
+                vec![log("other request", 30, None, Some("req-2"))],
+            ),
+        ],
+    }
+}
+
+async fn started() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    server.trace_client().await.export(traces()).await.unwrap();
+    server.logs_client().await.export(logs()).await.unwrap();
+    (dir, server)
+}
+
+fn texts(body: &Value) -> Vec<String> {
+    body["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|log| log["body"]["value"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_trace_id_brings_the_whole_request_with_skew_found_and_corrected() {
+    let (_dir, server) = started().await;
+    let (status, body) = server
+        .get_json(&format!("/api/stitch/{}", hex(&trace_id(1))))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id_kind"], "trace_id");
+    let traces: Vec<(&str, bool)> = body["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["trace_id"].as_str().unwrap(),
+                t["linked"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let (one, two, three) = (hex(&trace_id(1)), hex(&trace_id(2)), hex(&trace_id(3)));
+    assert_eq!(traces.len(), 3, "{traces:?}");
+    assert!(traces.contains(&(one.as_str(), false)));
+    assert!(
+        traces.contains(&(two.as_str(), false)),
+        "the retry, through req-1"
+    );
+    assert!(
+        traces.contains(&(three.as_str(), true)),
+        "the linked email trace"
+    );
+    assert_eq!(body["correlation_ids"], serde_json::json!(["req-1"]));
+    // Every line of the request, none of another, ordered by adjusted time: payment's lines
+    // moved back 250 ms with its clock.
+    assert_eq!(
+        texts(&body),
+        [
+            "buy clicked",
+            "cart validated",
+            "card charged",
+            "receipt queued",
+            "retrying checkout"
+        ]
+    );
+    let card = &body["logs"][2];
+    assert_eq!(card["skew_delta_ns"], (-(SKEW as i64)).to_string());
+    assert_eq!(
+        card["adjusted_time_unix_nano"],
+        (t0() + 60 * MS).to_string()
+    );
+    // The payment span is flagged and centred in its client; nothing else is.
+    let flagged: Vec<&Value> = body["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| !s["skew"].is_null())
+        .collect();
+    assert_eq!(flagged.len(), 1, "{body}");
+    let pay = flagged[0];
+    assert_eq!(pay["name"], "POST /pay");
+    assert_eq!(pay["skew"]["applied"], true);
+    assert_eq!(pay["skew"]["delta_ns"], (-(SKEW as i64)).to_string());
+    assert_eq!(pay["skew"]["host"], "payment-host");
+    assert_eq!(pay["skew"]["other_host"], "checkout-host");
+    assert_eq!(pay["start_unix_nano"], (t0() + 40 * MS).to_string());
+    assert_eq!(
+        pay["raw_start_unix_nano"],
+        (t0() + (40 * MS + SKEW)).to_string()
+    );
+    assert_eq!(body["skew"]["spans_flagged"], 1);
+    assert_eq!(
+        body["skew"]["hosts"],
+        serde_json::json!([{ "host": "payment-host", "delta_ns": (-(SKEW as i64)).to_string() }])
+    );
+    let services: Vec<(&str, u64, u64)> = body["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap(),
+                s["spans"].as_u64().unwrap(),
+                s["logs"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        services,
+        [
+            ("checkout", 3, 2),
+            ("email", 1, 0),
+            ("frontend", 2, 1),
+            ("payment", 1, 2)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_correlation_id_brings_the_same_request_and_raw_moves_nothing() {
+    let (_dir, server) = started().await;
+    let (status, body) = server.get_json("/api/stitch/req-1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id_kind"], "correlation_id");
+    assert_eq!(body["traces"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        texts(&body),
+        [
+            "buy clicked",
+            "cart validated",
+            "card charged",
+            "receipt queued",
+            "retrying checkout"
+        ]
+    );
+    let (_, raw) = server.get_json("/api/stitch/req-1?raw=true").await;
+    let pay = raw["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "POST /pay")
+        .unwrap();
+    assert_eq!(pay["skew"]["applied"], false);
+    assert_eq!(pay["start_unix_nano"], pay["raw_start_unix_nano"]);
+    assert!(
+        pay["skew"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("adjusting is off")
+    );
+    assert_eq!(raw["skew"]["spans_adjusted"], 0);
+    // Unknown ids are 404 with the reason.
+    let (status, body) = server.get_json("/api/stitch/nothing-like-this").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing-like-this")
+    );
+}
