@@ -318,3 +318,44 @@ async fn a_correlation_id_brings_the_same_request_and_raw_moves_nothing() {
             .contains("nothing-like-this")
     );
 }
+
+#[tokio::test]
+async fn jaeger_traces_are_corrected_with_warnings_unless_raw() {
+    let (_dir, server) = started().await;
+    let pay_of = |body: &Value| {
+        body["data"][0]["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["operationName"] == "POST /pay")
+            .cloned()
+            .unwrap()
+    };
+    let (status, body) = server
+        .get_json(&format!("/api/traces/{}", hex(&trace_id(1))))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let pay = pay_of(&body);
+    assert_eq!(pay["startTime"], (t0() + 40 * MS) / 1_000);
+    let warning = pay["warnings"][0].as_str().unwrap();
+    assert!(warning.starts_with("clock skew: "), "{warning}");
+    assert!(warning.contains("-250.000 ms"), "{warning}");
+    let unflagged = body["data"][0]["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["warnings"].is_null())
+        .count();
+    assert_eq!(unflagged, 4);
+    let (_, raw) = server
+        .get_json(&format!("/api/traces/{}?raw=true", hex(&trace_id(1))))
+        .await;
+    let pay = pay_of(&raw);
+    assert_eq!(pay["startTime"], (t0() + 40 * MS + SKEW) / 1_000);
+    assert!(
+        pay["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("adjusting is off")
+    );
+}

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use skewer_query::skew::SkewOptions;
 use skewer_query::trace_search::{self, Operation};
 use skewer_query::trace_summary::TraceSummary;
 use skewer_storage::model::{SpanKind, TraceId};
@@ -222,7 +223,7 @@ async fn search(
                 .collect();
             let data: Vec<_> = traces
                 .iter()
-                .map(|(id, spans)| to_jaeger_trace(*id, spans))
+                .map(|(id, spans)| to_jaeger_trace(*id, spans, &SkewOptions::default()))
                 .collect();
             let errors = if errors.is_empty() {
                 Value::Null
@@ -287,10 +288,13 @@ struct TraceParams {
     /// The Jaeger UI's "View JSON" asks for indented JSON.
     #[serde(rename = "prettyPrint", default)]
     pretty_print: bool,
+    /// Times as stored: clock skew is reported in span warnings, not corrected.
+    #[serde(default)]
+    raw: bool,
 }
 
-/// `GET /api/traces/{traceID}[?prettyPrint=true]`: one whole trace; 404 in the envelope when
-/// unknown.
+/// `GET /api/traces/{traceID}[?prettyPrint=true][&raw=true]`: one whole trace, clock skew
+/// corrected unless `raw`; 404 in the envelope when unknown.
 async fn get_trace(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -317,7 +321,15 @@ async fn get_trace(
             (StatusCode::NOT_FOUND, Json(body)).into_response()
         }
         Ok((trace_id, spans)) => {
-            let body = envelope(json!([to_jaeger_trace(trace_id, &spans)]), 0, Value::Null);
+            let skew = SkewOptions {
+                adjust: !params.raw,
+                ..SkewOptions::default()
+            };
+            let body = envelope(
+                json!([to_jaeger_trace(trace_id, &spans, &skew)]),
+                0,
+                Value::Null,
+            );
             if params.pretty_print {
                 let text = serde_json::to_string_pretty(&body).unwrap_or_default();
                 ([(header::CONTENT_TYPE, "application/json")], text).into_response()

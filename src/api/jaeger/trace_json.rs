@@ -6,6 +6,7 @@ use std::sync::Arc;
 use base64::Engine;
 use serde::Serialize;
 use serde_json::{Value, json};
+use skewer_query::skew::{SkewOptions, adjust_trace};
 use skewer_storage::model::{
     Attribute, AttributeValue, InstrumentationScope, Resource, Span, SpanKind,
     StatusCode as SpanStatus, TraceId,
@@ -42,11 +43,14 @@ pub struct JaegerSpan {
     warnings: Option<Vec<String>>,
 }
 
-/// Converts a trace's spans (start-ordered) to Jaeger's shape.
-pub fn to_jaeger_trace(trace_id: TraceId, spans: &[Span]) -> JaegerTrace {
+/// Converts a trace's spans (start-ordered) to Jaeger's shape, their times adjusted for clock
+/// skew as `skew` says; each span whose clock was found off carries the finding in `warnings`
+/// (as Jaeger's adjuster reports it), applied or not.
+pub fn to_jaeger_trace(trace_id: TraceId, spans: &[Span], skew: &SkewOptions) -> JaegerTrace {
+    let timings = adjust_trace(spans, skew);
     let mut processes: Vec<Arc<Resource>> = Vec::new();
     let mut jaeger_spans = Vec::with_capacity(spans.len());
-    for span in spans {
+    for (span, timing) in spans.iter().zip(&timings) {
         let process_index = match processes.iter().position(|p| **p == *span.resource) {
             Some(index) => index,
             None => {
@@ -54,7 +58,12 @@ pub fn to_jaeger_trace(trace_id: TraceId, spans: &[Span]) -> JaegerTrace {
                 processes.len() - 1
             }
         };
-        jaeger_spans.push(to_jaeger_span(span, format!("p{}", process_index + 1)));
+        let mut jaeger_span = to_jaeger_span(span, format!("p{}", process_index + 1));
+        jaeger_span.start_time = timing.start_unix_nano / 1_000;
+        if let Some(finding) = &timing.finding {
+            jaeger_span.warnings = Some(vec![format!("clock skew: {}", finding.reason)]);
+        }
+        jaeger_spans.push(jaeger_span);
     }
     let processes = processes
         .iter()
