@@ -431,6 +431,7 @@ def run_suite(binary, work, args, f):
         f["logs_by_correlation_ms"] = {"warm_p50": percentile(logs_warm, 0.5), "warm_p99": percentile(logs_warm, 0.99),
                                        "queries": len(sample), "misses": log_misses}
         f["jaeger_ms"] = jaeger_query_figures(server, args)
+        f["stitch_ms"] = stitch_figures(server, args)
     finally:
         server.stop()
 
@@ -469,6 +470,64 @@ def post_big_trace(server, spans=10_000):
     while metric(server, 'skewer_buffered_records{signal="traces"}') > 0 and time.time() < deadline:
         time.sleep(0.25)
     return trace_id
+
+
+def post_request(server, logs=50):
+    """Posts one request across three services (frontend -> checkout -> payment, payment's
+    clock 250 ms ahead) with `logs` log lines carrying its trace id or only its correlation id,
+    over OTLP/HTTP JSON; returns (trace id, correlation id) once both are committed."""
+    trace_id = "%032x" % random.getrandbits(128)
+    correlation = "bench-req-%016x" % random.getrandbits(64)
+    now = time.time_ns() - 60 * 10**9
+    ms = 1_000_000
+    chain = [("frontend", 0, 300, None, 2), ("frontend", 10, 290, 1, 3), ("checkout", 20, 280, 2, 2),
+             ("checkout", 30, 270, 3, 3), ("payment", 290, 510, 4, 2)]
+
+    def post(path, body):
+        request = urllib.request.Request(f"http://127.0.0.1:{server.otlp_http}{path}",
+                                         data=json.dumps(body).encode(),
+                                         headers={"content-type": "application/json"})
+        urllib.request.urlopen(request, timeout=30).read()
+
+    def resource(service):
+        return {"attributes": [{"key": "service.name", "value": {"stringValue": service}},
+                               {"key": "host.name", "value": {"stringValue": service + "-host"}}]}
+    for service in ("frontend", "checkout", "payment"):
+        spans = [{"traceId": trace_id, "spanId": "%016x" % (i + 1), "name": f"{service} step {i}",
+                  "kind": kind, "startTimeUnixNano": str(now + start * ms), "endTimeUnixNano": str(now + end * ms),
+                  **({"parentSpanId": "%016x" % parent} if parent else {})}
+                 for i, (owner, start, end, parent, kind) in enumerate(chain) if owner == service]
+        post("/v1/traces", {"resourceSpans": [{"resource": resource(service), "scopeSpans": [{"spans": spans}]}]})
+        lines = [{"timeUnixNano": str(now + (i * 5 + (250 if service == "payment" else 0)) * ms),
+                  "severityNumber": 9, "body": {"stringValue": f"{service} line {i}"},
+                  "attributes": [{"key": "request.id", "value": {"stringValue": correlation}}],
+                  **({"traceId": trace_id} if i % 2 == 0 else {})}
+                 for i in range(logs // 3 + (1 if service != "payment" else 0))]
+        post("/v1/logs", {"resourceLogs": [{"resource": resource(service), "scopeLogs": [{"logRecords": lines}]}]})
+    deadline = time.time() + 120
+    while (metric(server, 'skewer_buffered_records{signal="traces"}') > 0
+           or metric(server, 'skewer_buffered_records{signal="logs"}') > 0) and time.time() < deadline:
+        time.sleep(0.25)
+    return trace_id, correlation
+
+
+def stitch_figures(server, args):
+    """`/api/stitch/{id}` for one three-service request with 50 log lines, by trace id and by
+    correlation id, over everything stored."""
+    trace_id, correlation = post_request(server)
+    queries = 20 if args.smoke else 200
+    figures = {}
+    for name, path in [("by_trace_id", f"/api/stitch/{trace_id}"), ("by_correlation_id", f"/api/stitch/{correlation}")]:
+        timed_queries(server, [path] * 3)
+        latencies, misses = timed_queries(server, [path] * queries)
+        figures[name] = {"p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
+                         "queries": len(latencies), "failures": misses}
+    _, body = http_get(server.api(f"/api/stitch/{trace_id}"))
+    answer = json.loads(body)
+    figures["logs"] = len(answer["logs"])
+    figures["services"] = len(answer["services"])
+    figures["flagged"] = answer["skew"]["spans_flagged"]
+    return figures
 
 
 def jaeger_query_figures(server, args):
@@ -778,6 +837,17 @@ def print_table(f, args):
             ("api_v3 trace summaries, 20 results, p99 ms", "≤ 50", "", q("summaries_20")),
             ("dependencies over 24 h, p99 ms", "≤ 50", "", q("dependencies_24h")),
             ("one trace of 10,000 spans by id (Jaeger JSON), p99 ms", "report", "", q("trace_10k_spans")),
+        ]
+    if "stitch_ms" in f:
+        st = f["stitch_ms"]
+        def sq(x):
+            failed = f", {x['failures']} failed" if x["failures"] else ""
+            return f"{x['p99']:.1f} (p50 {x['p50']:.1f}; {x['queries']} queries{failed})"
+        over = f"{f['stored_spans']:,.0f} spans and {f['stored_logs']:,.0f} log records"
+        rows += [
+            (f"`/api/stitch/{{trace id}}`, 3 services, {st['logs']} log lines, {st['flagged']} span flagged, over {over}, p99 ms",
+             "≤ 50", "", sq(st["by_trace_id"])),
+            (f"`/api/stitch/{{correlation id}}`, the same request, p99 ms", "≤ 50", "", sq(st["by_correlation_id"])),
         ]
     rows += storage_v2_rows(f)
     rows += promql_rows(f)
