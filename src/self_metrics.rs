@@ -53,6 +53,8 @@ pub const RETENTION_REMOVED_FILES_TOTAL: &str = "skewer_retention_removed_files_
 pub const RETENTION_REMOVED_BYTES_TOTAL: &str = "skewer_retention_removed_bytes_total";
 /// Bytes of parsed Parquet footers cached for reads.
 pub const FOOTER_CACHE_BYTES: &str = "skewer_footer_cache_bytes";
+/// Estimated clock offset of a server host against a client host, seconds.
+pub const CLOCK_SKEW_SECONDS: &str = "skewer_clock_skew_seconds";
 
 /// A per-signal ingest counter: name, help, reader.
 type IngestSeries = (&'static str, &'static str, fn(&SignalCounters) -> u64);
@@ -272,5 +274,32 @@ pub fn render(ingest: &IngestStats, storage: Option<&Storage>) -> String {
         "Bytes of parsed Parquet footers cached for reads.",
     );
     let _ = writeln!(out, "{FOOTER_CACHE_BYTES} {}", storage.footer_cache_bytes());
+    header(
+        &mut out,
+        CLOCK_SKEW_SECONDS,
+        "gauge",
+        "How far the server host's clock is ahead of the client host's, estimated from client/server span pairs.",
+    );
+    for (tenant, estimate) in storage.all_clock_skew() {
+        let pair = &estimate.pair;
+        let _ = writeln!(
+            out,
+            "{CLOCK_SKEW_SECONDS}{{tenant=\"{}\",client_service=\"{}\",client_host=\"{}\",server_service=\"{}\",server_host=\"{}\"}} {}",
+            escape_label(tenant.as_str()),
+            escape_label(&pair.client_service),
+            escape_label(&pair.client_host),
+            escape_label(&pair.server_service),
+            escape_label(&pair.server_host),
+            estimate.offset_nanos as f64 / 1e9
+        );
+    }
     out
+}
+
+/// A label value escaped for the Prometheus text format.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -18,7 +18,7 @@ use skewer_storage::scan::ScanLimits;
 
 use crate::QueryError;
 use crate::logs::{MAX_LOG_LIMIT, search_logs};
-use crate::skew::{SkewOptions, SpanTiming, adjust_trace, host_deltas, host_of};
+use crate::skew::{SkewOptions, SpanTiming, adjust_trace, host_deltas, host_of, known_offsets};
 use crate::trace::trace_by_id;
 
 /// Bounds of one stitch.
@@ -110,6 +110,7 @@ pub async fn stitch(
     let mut traces: Vec<StitchedTrace> = Vec::new();
     let mut records: Vec<LogRecord> = Vec::new();
     let mut truncated = false;
+    let known = known_offsets(&storage.clock_skew(tenant));
     let logs_of = |query: LogQuery| async move {
         let limited = LogQuery {
             limit: MAX_LOG_LIMIT,
@@ -158,7 +159,7 @@ pub async fn stitch(
             pending_correlations.extend(found.iter().filter_map(|r| r.correlation_id.clone()));
             records.extend(found);
             if !spans.is_empty() {
-                let timings = adjust_trace(&spans, options);
+                let timings = adjust_trace(&spans, options, &known);
                 traces.push(StitchedTrace {
                     trace_id,
                     linked,

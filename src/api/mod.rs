@@ -12,6 +12,7 @@ pub mod middleware;
 pub mod otlp_json;
 pub mod params;
 pub mod prometheus;
+pub mod skew;
 pub mod status;
 pub mod stitch;
 pub mod trace_search;
@@ -102,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/logs", get(logs::search))
         .route("/api/logs/services", get(logs::services))
         .route("/api/stitch/{id}", get(stitch::request))
+        .route("/api/skew", get(skew::pairs))
         .route("/api/metrics", get(metric_names::names))
         .route("/api/metrics/points", get(metric_points::points))
         .merge(prometheus::routes())

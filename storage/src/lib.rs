@@ -26,6 +26,7 @@ pub mod objects;
 pub mod parquet_codec;
 pub mod retention;
 pub mod scan;
+pub mod skew;
 pub mod spans;
 pub mod storage;
 pub mod table;

@@ -359,3 +359,95 @@ async fn jaeger_traces_are_corrected_with_warnings_unless_raw() {
             .contains("adjusting is off")
     );
 }
+
+/// Sends `count` generated spans into `tenant` with `service`'s clock shifted `skew_ms`.
+fn skewed_load(server: &Server, tenant: &str, service: &str, skew_ms: i64, ids: &std::path::Path) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_skewer"))
+        .args(["loadgen", "--signal", "traces", "--count", "3000"])
+        .args(["--otlp-grpc-addr", &server.grpc.to_string()])
+        .args(["--skew-service", service, "--skew-ms", &skew_ms.to_string()])
+        .args(["--header", &format!("X-Scope-OrgID: {tenant}")])
+        .args(["--seed", "5", "--pool-size", "8"])
+        .arg("--trace-ids-out")
+        .arg(ids)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn offsets_between_hosts_are_estimated_across_traces_within_ten_percent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]).await;
+    for (tenant, skew_ms) in [("ahead", 250i64), ("behind", -40)] {
+        let ids = dir.path().join(format!("{tenant}.ids"));
+        skewed_load(&server, tenant, "payment", skew_ms, &ids);
+        let (status, body) = server.get_json_as("/api/skew", Some(tenant)).await;
+        assert_eq!(status, 200, "{body}");
+        let pairs = body["pairs"].as_array().unwrap();
+        let tolerance = (skew_ms.abs() as f64 * 0.1).max(1.0);
+        let mut checked = 0;
+        for pair in pairs {
+            let offset = pair["offset_ms"].as_f64().unwrap();
+            let samples = pair["samples"].as_u64().unwrap();
+            let expected = match (
+                pair["client_service"].as_str(),
+                pair["server_service"].as_str(),
+            ) {
+                (Some("payment"), Some("payment")) => 0.0,
+                (_, Some("payment")) => skew_ms as f64,
+                (Some("payment"), _) => -skew_ms as f64,
+                _ => 0.0,
+            };
+            assert!(
+                (offset - expected).abs() <= tolerance,
+                "{tenant}: {pair} (expected {expected} ms)"
+            );
+            if expected != 0.0 && samples >= 20 {
+                checked += 1;
+            }
+        }
+        assert!(
+            checked > 0,
+            "{tenant}: no payment pair with 20 exchanges: {body}"
+        );
+        // The estimate is a metric too.
+        let metrics = server.self_metrics().await;
+        assert!(
+            metrics.contains(&format!("skewer_clock_skew_seconds{{tenant=\"{tenant}\"")),
+            "{metrics}"
+        );
+        // And the trace view moves payment's spans by it, saying so.
+        let trace = std::fs::read_to_string(&ids).unwrap();
+        let flagged = {
+            let mut flagged = 0;
+            for id in trace.lines().take(30) {
+                let (_, stitched) = server
+                    .get_json_as(&format!("/api/stitch/{id}"), Some(tenant))
+                    .await;
+                for span in stitched["spans"].as_array().unwrap() {
+                    if let Some(reason) = span["skew"]["reason"].as_str() {
+                        // Payment's spans only: moved by the estimate where they cross from
+                        // another host, with it below.
+                        assert_eq!(span["service_name"], "payment", "{span}");
+                        assert!(
+                            reason.contains("estimated across traces")
+                                || reason.starts_with("same host as its parent"),
+                            "{reason}"
+                        );
+                        flagged += usize::from(reason.contains("estimated across traces"));
+                    }
+                }
+            }
+            flagged
+        };
+        assert!(
+            flagged > 0,
+            "{tenant}: no payment span flagged in 30 traces"
+        );
+    }
+}

@@ -21,7 +21,7 @@ mod tests;
 
 use std::collections::{HashMap, HashSet};
 
-use skewer_storage::model::{AttributeValue, Resource, Span, SpanId, SpanKind, find_attribute};
+use skewer_storage::model::{Resource, Span, SpanId, SpanKind};
 
 /// How skew is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,25 +69,33 @@ pub struct SpanTiming {
     pub finding: Option<SkewFinding>,
 }
 
-/// The host a span's clock belongs to.
-pub fn host_of(resource: &Resource) -> String {
-    const KEYS: [&str; 5] = [
-        "host.id",
-        "host.ip",
-        "host.name",
-        "service.instance.id",
-        "service.name",
-    ];
-    KEYS.iter()
-        .find_map(|key| match find_attribute(&resource.attributes, key) {
-            Some(AttributeValue::String(value)) if !value.is_empty() => Some(value.clone()),
-            Some(AttributeValue::Array(values)) => values.iter().find_map(|v| match v {
-                AttributeValue::String(value) if !value.is_empty() => Some(value.clone()),
-                _ => None,
-            }),
-            _ => None,
+/// Clock offsets known across traces: (client host, server host) → how far the server's
+/// clock is ahead, ns, with the exchanges it rests on.
+pub type KnownOffsets = HashMap<(String, String), (i64, usize)>;
+
+/// Exchanges an estimate needs before it replaces centring.
+pub const MIN_EXCHANGES: usize = 5;
+
+/// The estimates of the store as [`KnownOffsets`] (those with enough exchanges).
+pub fn known_offsets(estimates: &[skewer_storage::skew::SkewEstimate]) -> KnownOffsets {
+    estimates
+        .iter()
+        .filter(|estimate| estimate.samples >= MIN_EXCHANGES)
+        .map(|estimate| {
+            (
+                (
+                    estimate.pair.client_host.clone(),
+                    estimate.pair.server_host.clone(),
+                ),
+                (estimate.offset_nanos, estimate.samples),
+            )
         })
-        .unwrap_or_else(|| resource.service_name().to_owned())
+        .collect()
+}
+
+/// The host a span's clock belongs to (see [`Resource::clock_host`]).
+pub fn host_of(resource: &Resource) -> String {
+    resource.clock_host().to_owned()
 }
 
 fn shifted(time: u64, delta: i64) -> u64 {
@@ -102,8 +110,8 @@ fn format_ms(nanos: i64) -> String {
 fn crossing_delta(
     child: &Span,
     parent: &Span,
-    parent_start: u64,
-    parent_end: u64,
+    (parent_start, parent_end): (u64, u64),
+    known: Option<(i64, usize)>,
 ) -> Option<(i64, String)> {
     let (child_start, child_end) = (child.start_time_unix_nano, child.end_time_unix_nano);
     let child_duration = child_end.saturating_sub(child_start);
@@ -133,6 +141,15 @@ fn crossing_delta(
             )
         });
     }
+    if let Some((offset, exchanges)) = known {
+        return Some((
+            -offset,
+            format!(
+                "child on another host is not within its parent: moved by the offset estimated across traces ({} from {exchanges} exchanges)",
+                format_ms(offset)
+            ),
+        ));
+    }
     // Network time split evenly between request and response: centre the child.
     let latency = (parent_duration - child_duration) / 2;
     Some((
@@ -141,8 +158,13 @@ fn crossing_delta(
     ))
 }
 
-/// The timing of every span of one trace (same order as `spans`).
-pub fn adjust_trace(spans: &[Span], options: &SkewOptions) -> Vec<SpanTiming> {
+/// The timing of every span of one trace (same order as `spans`); `known` offsets between
+/// hosts replace centring where a child must move.
+pub fn adjust_trace(
+    spans: &[Span],
+    options: &SkewOptions,
+    known: &KnownOffsets,
+) -> Vec<SpanTiming> {
     let mut timings: Vec<SpanTiming> = spans
         .iter()
         .map(|span| SpanTiming {
@@ -181,11 +203,14 @@ pub fn adjust_trace(spans: &[Span], options: &SkewOptions) -> Vec<SpanTiming> {
         let (delta, origin) = match parent {
             Some(parent) if hosts[parent] != hosts[index] => {
                 let parent_timing = &timings[parent];
+                let known_offset = known
+                    .get(&(hosts[parent].clone(), hosts[index].clone()))
+                    .copied();
                 match crossing_delta(
                     span,
                     &spans[parent],
-                    parent_timing.start_unix_nano,
-                    parent_timing.end_unix_nano,
+                    (parent_timing.start_unix_nano, parent_timing.end_unix_nano),
+                    known_offset,
                 ) {
                     Some((delta, why)) if delta != 0 => {
                         let applied =

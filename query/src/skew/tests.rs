@@ -49,7 +49,7 @@ use SpanKind::{Client, Consumer, Internal, Producer, Server};
 type Expected = Vec<(i64, i64, Option<(f64, bool)>)>;
 
 fn check(name: &str, spans: &[Span], options: SkewOptions, expected: Expected) {
-    let timings = adjust_trace(spans, &options);
+    let timings = adjust_trace(spans, &options, &KnownOffsets::new());
     let found: Expected = timings
         .iter()
         .map(|t| {
@@ -205,7 +205,7 @@ fn duplicate_ids_and_cycles_do_not_loop() {
         span(3, 4, "c", Server, 0, 10),
         span(4, 3, "c", Server, 0, 10),
     ];
-    let timings = adjust_trace(&spans, &SkewOptions::default());
+    let timings = adjust_trace(&spans, &SkewOptions::default(), &KnownOffsets::new());
     assert_eq!(timings.len(), 5);
     assert!(timings.iter().all(|t| t.finding.is_none()));
 }
@@ -216,7 +216,7 @@ fn findings_explain_themselves_and_hosts_fall_back_to_the_service() {
         span(1, 0, "a", Client, 0, 100),
         span(2, 1, "b", Server, 270, 330),
     ];
-    let timings = adjust_trace(&spans, &SkewOptions::default());
+    let timings = adjust_trace(&spans, &SkewOptions::default(), &KnownOffsets::new());
     let finding = timings[1].finding.as_ref().unwrap();
     assert_eq!(finding.host, "b");
     assert_eq!(finding.other_host, "a");
@@ -244,4 +244,29 @@ fn findings_explain_themselves_and_hosts_fall_back_to_the_service() {
         ..Resource::default()
     };
     assert_eq!(host_of(&with_id), "i-1");
+}
+
+#[test]
+fn an_offset_known_across_traces_replaces_centring() {
+    // b is 250 ms ahead, known from 40 exchanges; this call's server work sits late in the
+    // client span, which centring would have got wrong by 20 ms.
+    let spans = vec![
+        span(1, 0, "a", Client, 0, 100),
+        span(2, 1, "b", Server, 310, 340),
+    ];
+    let known: KnownOffsets = [(("a".to_owned(), "b".to_owned()), (250 * MS as i64, 40))]
+        .into_iter()
+        .collect();
+    let timings = adjust_trace(&spans, &SkewOptions::default(), &known);
+    assert_eq!(timings[1].start_unix_nano, T0 + 60 * MS);
+    let finding = timings[1].finding.as_ref().unwrap();
+    assert_eq!(finding.delta_nanos, -250 * MS as i64);
+    assert!(
+        finding.reason.contains("40 exchanges"),
+        "{}",
+        finding.reason
+    );
+    // Without it: centred.
+    let centred = adjust_trace(&spans, &SkewOptions::default(), &KnownOffsets::new());
+    assert_eq!(centred[1].start_unix_nano, T0 + 35 * MS);
 }

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use skewer_query::skew::SkewOptions;
+use skewer_query::skew::{SkewOptions, known_offsets};
 use skewer_query::trace_search::{self, Operation};
 use skewer_query::trace_summary::TraceSummary;
 use skewer_storage::model::{SpanKind, TraceId};
@@ -211,11 +211,12 @@ async fn search(
             }
         };
         let traces = trace_search::find_traces(storage, &tenant, &ids, state.scan_limits()).await?;
-        Ok::<_, ApiError>((traces, asked_ids))
+        let known = known_offsets(&storage.clock_skew(&tenant));
+        Ok::<_, ApiError>((traces, asked_ids, known))
     }
     .await;
     match result {
-        Ok((traces, asked_ids)) => {
+        Ok((traces, asked_ids, known)) => {
             let errors: Vec<Value> = asked_ids
                 .iter()
                 .filter(|id| !traces.iter().any(|(found, _)| found == *id))
@@ -223,7 +224,7 @@ async fn search(
                 .collect();
             let data: Vec<_> = traces
                 .iter()
-                .map(|(id, spans)| to_jaeger_trace(*id, spans, &SkewOptions::default()))
+                .map(|(id, spans)| to_jaeger_trace(*id, spans, &SkewOptions::default(), &known))
                 .collect();
             let errors = if errors.is_empty() {
                 Value::Null
@@ -308,11 +309,12 @@ async fn get_trace(
         let spans =
             skewer_query::trace::trace_by_id(storage, &tenant, trace_id, state.scan_limits())
                 .await?;
-        Ok::<_, ApiError>((trace_id, spans))
+        let known = known_offsets(&storage.clock_skew(&tenant));
+        Ok::<_, ApiError>((trace_id, spans, known))
     }
     .await;
     match result {
-        Ok((_, spans)) if spans.is_empty() => {
+        Ok((_, spans, _)) if spans.is_empty() => {
             let body = envelope(
                 Value::Null,
                 0,
@@ -320,13 +322,13 @@ async fn get_trace(
             );
             (StatusCode::NOT_FOUND, Json(body)).into_response()
         }
-        Ok((trace_id, spans)) => {
+        Ok((trace_id, spans, known)) => {
             let skew = SkewOptions {
                 adjust: !params.raw,
                 ..SkewOptions::default()
             };
             let body = envelope(
-                json!([to_jaeger_trace(trace_id, &spans, &skew)]),
+                json!([to_jaeger_trace(trace_id, &spans, &skew, &known)]),
                 0,
                 Value::Null,
             );

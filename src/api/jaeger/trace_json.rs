@@ -6,7 +6,7 @@ use std::sync::Arc;
 use base64::Engine;
 use serde::Serialize;
 use serde_json::{Value, json};
-use skewer_query::skew::{SkewOptions, adjust_trace};
+use skewer_query::skew::{KnownOffsets, SkewOptions, adjust_trace};
 use skewer_storage::model::{
     Attribute, AttributeValue, InstrumentationScope, Resource, Span, SpanKind,
     StatusCode as SpanStatus, TraceId,
@@ -46,8 +46,13 @@ pub struct JaegerSpan {
 /// Converts a trace's spans (start-ordered) to Jaeger's shape, their times adjusted for clock
 /// skew as `skew` says; each span whose clock was found off carries the finding in `warnings`
 /// (as Jaeger's adjuster reports it), applied or not.
-pub fn to_jaeger_trace(trace_id: TraceId, spans: &[Span], skew: &SkewOptions) -> JaegerTrace {
-    let timings = adjust_trace(spans, skew);
+pub fn to_jaeger_trace(
+    trace_id: TraceId,
+    spans: &[Span],
+    skew: &SkewOptions,
+    known: &KnownOffsets,
+) -> JaegerTrace {
+    let timings = adjust_trace(spans, skew, known);
     let mut processes: Vec<Arc<Resource>> = Vec::new();
     let mut jaeger_spans = Vec::with_capacity(spans.len());
     for (span, timing) in spans.iter().zip(&timings) {

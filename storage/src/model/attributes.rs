@@ -159,6 +159,22 @@ impl Resource {
     /// The attribute key that names a service.
     pub const SERVICE_NAME: &'static str = "service.name";
 
+    /// The host whose clock stamps this resource's telemetry: `host.id`, else `host.ip` (its
+    /// first address), `host.name`, `service.instance.id`, `service.name`.
+    pub fn clock_host(&self) -> &str {
+        const KEYS: [&str; 4] = ["host.id", "host.ip", "host.name", "service.instance.id"];
+        KEYS.iter()
+            .find_map(|key| match find_attribute(&self.attributes, key) {
+                Some(AttributeValue::String(value)) if !value.is_empty() => Some(value.as_str()),
+                Some(AttributeValue::Array(values)) => values.iter().find_map(|v| match v {
+                    AttributeValue::String(value) if !value.is_empty() => Some(value.as_str()),
+                    _ => None,
+                }),
+                _ => None,
+            })
+            .unwrap_or_else(|| self.service_name())
+    }
+
     /// `service.name`, or `unknown_service` as the OpenTelemetry spec prescribes.
     pub fn service_name(&self) -> &str {
         match find_attribute(&self.attributes, Self::SERVICE_NAME) {

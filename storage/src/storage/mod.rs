@@ -48,6 +48,8 @@ pub(crate) struct Stores {
     pub(crate) spans: SpanStore,
     pub(crate) metrics: MetricStore,
     pub(crate) logs: Arc<LogStore>,
+    /// Clock offsets between hosts, learnt from client/server spans as they are applied.
+    pub(crate) skew: crate::skew::SkewEstimator,
 }
 
 impl Stores {
@@ -80,7 +82,10 @@ impl Stores {
         // The reservation was sized to the records' estimated bytes by the writer.
         let bytes = reservation.bytes();
         match batch {
-            SignalBatch::Spans(spans) => self.spans.apply(lsn, tenant, spans, bytes, reservation),
+            SignalBatch::Spans(spans) => {
+                self.skew.observe(&tenant, &spans);
+                self.spans.apply(lsn, tenant, spans, bytes, reservation)
+            }
             SignalBatch::Logs(logs) => self.logs.apply(lsn, tenant, logs, bytes, reservation),
             SignalBatch::Metrics(points) => {
                 self.metrics.apply(lsn, tenant, points, bytes, reservation)
@@ -162,6 +167,7 @@ impl Storage {
                 tokio::task::spawn_blocking(move || LogStore::open(logs_dir, index_config))
                     .await??,
             ),
+            skew: crate::skew::SkewEstimator::default(),
         });
         let budget = MemoryBudget::new(config.max_buffered_bytes);
         let mut checkpoint = Checkpoint::load(&wal_dir)?;
@@ -306,6 +312,16 @@ impl Storage {
                 .map(|()| visitor)
         })
         .await?
+    }
+
+    /// The clock offset estimated for every host pair of `tenant` seen calling each other.
+    pub fn clock_skew(&self, tenant: &TenantId) -> Vec<crate::skew::SkewEstimate> {
+        self.stores.skew.estimates(tenant)
+    }
+
+    /// Every tenant's clock offset estimates (self-metrics).
+    pub fn all_clock_skew(&self) -> Vec<(TenantId, crate::skew::SkewEstimate)> {
+        self.stores.skew.all_estimates()
     }
 
     /// The distinct log streams of `tenant` with records in `[start, end)`, sorted.
