@@ -236,6 +236,16 @@ impl Server {
         }
     }
 
+    /// Waits until no log record waits in memory: every one is in the index.
+    pub async fn wait_logs_committed(&self) {
+        self.wait_for("logs committed", Duration::from_secs(30), || async {
+            self.metric(r#"skewer_buffered_records{signal="logs"}"#)
+                .await
+                == 0.0
+        })
+        .await;
+    }
+
     /// GETs a query API path as JSON, returning the status and body.
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         self.get_json_as(path, None).await

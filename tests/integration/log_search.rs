@@ -21,18 +21,7 @@ async fn started(committed: bool) -> (tempfile::TempDir, Server) {
             .expect("logs accepted");
     }
     if committed {
-        server
-            .wait_for(
-                "logs committed",
-                std::time::Duration::from_secs(30),
-                || async {
-                    server
-                        .metric(r#"skewer_buffered_records{signal="logs"}"#)
-                        .await
-                        == 0.0
-                },
-            )
-            .await;
+        server.wait_logs_committed().await;
     }
     (dir, server)
 }
