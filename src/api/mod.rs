@@ -64,6 +64,11 @@ impl AppState {
         }
     }
 
+    /// How trace views handle clock skew, as configured.
+    pub fn skew_options(&self) -> skewer_query::skew::SkewOptions {
+        self.query.skew_options()
+    }
+
     /// The time range a metric query covers when it names none.
     pub fn default_range(&self) -> Duration {
         Duration::from_secs(self.query.default_range_hours * 3600)

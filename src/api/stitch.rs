@@ -27,7 +27,7 @@ const MAX_TRACES: usize = 20;
 pub struct StitchParams {
     /// Untouched times: findings are reported, nothing is moved.
     raw: Option<bool>,
-    /// The largest adjustment applied, ms (default 60,000).
+    /// The largest adjustment applied, ms (default `[query] max_clock_skew_adjustment_ms`).
     max_adjust_ms: Option<u64>,
 }
 
@@ -46,11 +46,12 @@ pub async fn request(
             reason: "give a trace id or a correlation id".to_owned(),
         });
     }
+    let configured = state.skew_options();
     let options = SkewOptions {
-        adjust: !params.raw.unwrap_or(false),
+        adjust: configured.adjust && !params.raw.unwrap_or(false),
         max_adjust_nanos: params
             .max_adjust_ms
-            .map_or(SkewOptions::default().max_adjust_nanos, |ms| {
+            .map_or(configured.max_adjust_nanos, |ms| {
                 ms.saturating_mul(1_000_000)
             }),
     };

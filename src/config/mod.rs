@@ -330,6 +330,26 @@ mod tests {
     }
 
     #[test]
+    fn clock_skew_handling_is_configured_under_query() {
+        let default = Config::from_toml("", Path::new("t.toml")).unwrap();
+        assert!(default.query.skew_options().adjust);
+        assert_eq!(
+            default.query.skew_options().max_adjust_nanos,
+            60_000_000_000
+        );
+        let warn = Config::from_toml(
+            "[query]\nclock_skew = \"warn\"\nmax_clock_skew_adjustment_ms = 500\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert!(!warn.query.skew_options().adjust);
+        assert_eq!(warn.query.skew_options().max_adjust_nanos, 500_000_000);
+        let err =
+            Config::from_toml("[query]\nclock_skew = \"fix\"\n", Path::new("t.toml")).unwrap_err();
+        assert!(err.to_string().contains("fix"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let err = Config::from_toml("data_dri = \"x\"", Path::new("t.toml")).unwrap_err();
         assert!(err.to_string().contains("data_dri"));

@@ -175,6 +175,32 @@ pub struct QuerySection {
     pub max_bytes: u64,
     /// The time range of a metric query that names none ends now and lasts this long.
     pub default_range_hours: u64,
+    /// What trace views do with a span whose host clock disagrees with its parent's: move it
+    /// (`adjust`) or only say so (`warn`). `raw=true` on a request always only says so.
+    pub clock_skew: ClockSkewMode,
+    /// The largest clock-skew adjustment applied, ms; larger ones are reported only.
+    pub max_clock_skew_adjustment_ms: u64,
+}
+
+/// `[query] clock_skew`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockSkewMode {
+    /// Move skewed spans (and their host's log records), saying why.
+    #[default]
+    Adjust,
+    /// Leave times as stored, reporting what would move.
+    Warn,
+}
+
+impl QuerySection {
+    /// How trace views handle clock skew.
+    pub fn skew_options(&self) -> skewer_query::skew::SkewOptions {
+        skewer_query::skew::SkewOptions {
+            adjust: self.clock_skew == ClockSkewMode::Adjust,
+            max_adjust_nanos: self.max_clock_skew_adjustment_ms.saturating_mul(1_000_000),
+        }
+    }
 }
 
 impl Default for QuerySection {
@@ -186,6 +212,8 @@ impl Default for QuerySection {
             max_rows: limits.max_rows,
             max_bytes: limits.max_bytes,
             default_range_hours: 24,
+            clock_skew: ClockSkewMode::Adjust,
+            max_clock_skew_adjustment_ms: 60_000,
         }
     }
 }

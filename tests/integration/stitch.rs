@@ -451,3 +451,23 @@ async fn offsets_between_hosts_are_estimated_across_traces_within_ten_percent() 
         );
     }
 }
+
+#[tokio::test]
+async fn warn_only_is_a_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("skewer.toml");
+    std::fs::write(&config, "[query]\nclock_skew = \"warn\"\n").unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    server.trace_client().await.export(traces()).await.unwrap();
+    let (status, body) = server
+        .get_json(&format!("/api/stitch/{}", hex(&trace_id(1))))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["skew"]["adjusting"], false);
+    assert_eq!(body["skew"]["spans_flagged"], 1);
+    assert_eq!(body["skew"]["spans_adjusted"], 0);
+}

@@ -224,7 +224,7 @@ async fn search(
                 .collect();
             let data: Vec<_> = traces
                 .iter()
-                .map(|(id, spans)| to_jaeger_trace(*id, spans, &SkewOptions::default(), &known))
+                .map(|(id, spans)| to_jaeger_trace(*id, spans, &state.skew_options(), &known))
                 .collect();
             let errors = if errors.is_empty() {
                 Value::Null
@@ -323,9 +323,10 @@ async fn get_trace(
             (StatusCode::NOT_FOUND, Json(body)).into_response()
         }
         Ok((trace_id, spans, known)) => {
+            let configured = state.skew_options();
             let skew = SkewOptions {
-                adjust: !params.raw,
-                ..SkewOptions::default()
+                adjust: configured.adjust && !params.raw,
+                ..configured
             };
             let body = envelope(
                 json!([to_jaeger_trace(trace_id, &spans, &skew, &known)]),
