@@ -347,6 +347,30 @@ async fn jaeger_traces_are_corrected_with_warnings_unless_raw() {
         .filter(|s| s["warnings"].is_null())
         .count();
     assert_eq!(unflagged, 4);
+    // api_v3 carries the finding in the `@jaeger@warnings` attribute.
+    let (status, v3) = server
+        .get_json(&format!("/api/v3/traces/{}", hex(&trace_id(1))))
+        .await;
+    assert_eq!(status, 200, "{v3}");
+    let v3_pay = v3["result"]["resourceSpans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["scopeSpans"].as_array().unwrap().clone())
+        .flat_map(|s| s["spans"].as_array().unwrap().clone())
+        .find(|s| s["name"] == "POST /pay")
+        .unwrap();
+    assert_eq!(v3_pay["startTimeUnixNano"], (t0() + 40 * MS).to_string());
+    let warnings = v3_pay["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["key"] == "@jaeger@warnings")
+        .unwrap();
+    let text = warnings["value"]["arrayValue"]["values"][0]["stringValue"]
+        .as_str()
+        .unwrap();
+    assert!(text.starts_with("clock skew: "), "{text}");
     let (_, raw) = server
         .get_json(&format!("/api/traces/{}?raw=true", hex(&trace_id(1))))
         .await;

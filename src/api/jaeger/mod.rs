@@ -16,9 +16,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use skewer_query::skew::{SkewOptions, known_offsets};
+use skewer_query::skew::{KnownOffsets, SkewOptions, adjust_trace, known_offsets};
 use skewer_query::trace_search::{self, Operation};
 use skewer_query::trace_summary::TraceSummary;
+use skewer_storage::model::{Attribute, AttributeValue};
 use skewer_storage::model::{SpanKind, TraceId};
 
 use super::{ApiError, AppState, tenant};
@@ -344,10 +345,51 @@ async fn get_trace(
     }
 }
 
-/// `{"result": TracesData}`: OTLP/JSON of the given traces' spans.
-fn v3_traces(traces: &[(TraceId, Vec<skewer_storage::model::Span>)]) -> Response {
-    let data = super::otlp_json::traces_json(traces.iter().flat_map(|(_, spans)| spans));
+/// `{"result": TracesData}`: OTLP/JSON of the given traces' spans, clock skew handled as
+/// configured: times adjusted, and each finding in the span's `@jaeger@warnings` attribute (as
+/// Jaeger's api_v3 carries warnings).
+fn v3_traces(
+    traces: &[(TraceId, Vec<skewer_storage::model::Span>)],
+    skew: &SkewOptions,
+    known: &KnownOffsets,
+) -> Response {
+    let adjusted: Vec<skewer_storage::model::Span> = traces
+        .iter()
+        .flat_map(|(_, spans)| with_skew_warnings(spans, skew, known))
+        .collect();
+    let data = super::otlp_json::traces_json(&adjusted);
     Json(json!({ "result": data })).into_response()
+}
+
+/// The attribute api_v3 spans carry Jaeger's warnings in.
+const WARNINGS_ATTRIBUTE: &str = "@jaeger@warnings";
+
+/// A trace's spans with adjusted times and their skew findings as warnings.
+fn with_skew_warnings(
+    spans: &[skewer_storage::model::Span],
+    skew: &SkewOptions,
+    known: &KnownOffsets,
+) -> Vec<skewer_storage::model::Span> {
+    let timings = adjust_trace(spans, skew, known);
+    spans
+        .iter()
+        .zip(timings)
+        .map(|(span, timing)| {
+            let mut span = span.clone();
+            span.start_time_unix_nano = timing.start_unix_nano;
+            span.end_time_unix_nano = timing.end_unix_nano;
+            if let Some(finding) = timing.finding {
+                span.attributes.push(Attribute {
+                    key: WARNINGS_ATTRIBUTE.to_owned(),
+                    value: AttributeValue::Array(vec![AttributeValue::String(format!(
+                        "clock skew: {}",
+                        finding.reason
+                    ))]),
+                });
+            }
+            span
+        })
+        .collect()
 }
 
 fn v3_not_found(message: &str) -> Response {
@@ -366,14 +408,14 @@ async fn get_trace_v3(
         let tenant = tenant(&headers)?;
         let trace_id = search_params::parse_trace_id(&trace_id)?;
         let storage = state.storage()?;
-        Ok::<_, ApiError>(
-            trace_search::find_traces(storage, &tenant, &[trace_id], state.scan_limits()).await?,
-        )
+        let traces =
+            trace_search::find_traces(storage, &tenant, &[trace_id], state.scan_limits()).await?;
+        Ok::<_, ApiError>((traces, known_offsets(&storage.clock_skew(&tenant))))
     }
     .await;
     match result {
-        Ok(traces) if traces.is_empty() => v3_not_found("trace not found"),
-        Ok(traces) => v3_traces(&traces),
+        Ok((traces, _)) if traces.is_empty() => v3_not_found("trace not found"),
+        Ok((traces, known)) => v3_traces(&traces, &state.skew_options(), &known),
         Err(err) => v3_error(err),
     }
 }
@@ -392,6 +434,14 @@ async fn find_v3(
     Ok(trace_search::find_traces(storage, &tenant, &ids, state.scan_limits()).await?)
 }
 
+/// The clock offsets known for the caller's tenant (none when storage is not ready).
+fn known_for(state: &AppState, headers: &HeaderMap) -> KnownOffsets {
+    match (tenant(headers), state.storage()) {
+        (Ok(tenant), Ok(storage)) => known_offsets(&storage.clock_skew(&tenant)),
+        _ => KnownOffsets::new(),
+    }
+}
+
 /// `GET /api/v3/traces?query.*`: the spans of every trace found, as OTLP/JSON; 404 when none
 /// is (as Jaeger answers).
 async fn search_v3(
@@ -401,7 +451,7 @@ async fn search_v3(
 ) -> Response {
     match find_v3(&state, &headers, &pairs).await {
         Ok(traces) if traces.is_empty() => v3_not_found("No traces found"),
-        Ok(traces) => v3_traces(&traces),
+        Ok(traces) => v3_traces(&traces, &state.skew_options(), &known_for(&state, &headers)),
         Err(err) => v3_error(err),
     }
 }
