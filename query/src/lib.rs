@@ -2,6 +2,7 @@
 //! trace search, services and operations, log search, metric series. Returns model types and knows no HTTP; API adapters in the
 //! binary shape them for each wire format.
 
+pub mod critical_path;
 pub mod error;
 pub mod log_facets;
 pub mod logql;

@@ -3,16 +3,17 @@
 //! of it (also those with no trace context) moved with its host's clock, and the services
 //! involved.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use skewer_query::critical_path::{PathSegment, critical_path};
 use skewer_query::skew::{SkewOptions, SpanTiming, host_of};
 use skewer_query::stitch::{StitchLimits, Stitched, StitchedBy, stitch};
-use skewer_storage::model::{Span, StatusCode};
+use skewer_storage::model::{Span, SpanId, StatusCode, TraceId};
 
 use super::logs::LogView;
 use super::params::{QueryParams, format_time};
@@ -76,7 +77,7 @@ fn status_name(code: StatusCode) -> &'static str {
     }
 }
 
-fn span_view(span: &Span, timing: &SpanTiming) -> Value {
+fn span_view(span: &Span, timing: &SpanTiming, on_critical_path: bool) -> Value {
     let skew = timing.finding.as_ref().map(|finding| {
         json!({
             "relative_to_span_id": finding.relative_to,
@@ -124,6 +125,7 @@ fn span_view(span: &Span, timing: &SpanTiming) -> Value {
         "events": events,
         "links": links,
         "skew": skew,
+        "on_critical_path": on_critical_path,
     })
 }
 
@@ -137,6 +139,21 @@ struct ServiceCounts {
 
 fn view(id: &str, stitched: &Stitched, options: &SkewOptions) -> Value {
     let mut services: BTreeMap<String, ServiceCounts> = BTreeMap::new();
+    // Each trace's critical path, on adjusted times.
+    let paths: Vec<Vec<PathSegment>> = stitched
+        .traces
+        .iter()
+        .map(|trace| critical_path(&trace.spans, &trace.timings))
+        .collect();
+    let on_path: HashSet<(TraceId, SpanId)> = stitched
+        .traces
+        .iter()
+        .zip(&paths)
+        .flat_map(|(trace, path)| {
+            path.iter()
+                .map(|segment| (trace.trace_id, trace.spans[segment.span].span_id))
+        })
+        .collect();
     // Spans of every trace, by adjusted start.
     let mut spans: Vec<(&Span, &SpanTiming)> = stitched
         .traces
@@ -196,14 +213,24 @@ fn view(id: &str, stitched: &Stitched, options: &SkewOptions) -> Value {
             StitchedBy::TraceId => "trace_id",
             StitchedBy::CorrelationId => "correlation_id",
         },
-        "traces": stitched.traces.iter().map(|trace| json!({
+        "traces": stitched.traces.iter().zip(&paths).map(|(trace, path)| json!({
             "trace_id": trace.trace_id,
             "linked": trace.linked,
             "spans": trace.spans.len(),
+            "critical_path": path.iter().map(|segment| json!({
+                "span_id": trace.spans[segment.span].span_id,
+                "start_unix_nano": segment.start_unix_nano.to_string(),
+                "end_unix_nano": segment.end_unix_nano.to_string(),
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "correlation_ids": stitched.correlation_ids,
         "services": services,
-        "spans": spans.iter().map(|(span, timing)| span_view(span, timing)).collect::<Vec<_>>(),
+        "spans": spans
+            .iter()
+            .map(|(span, timing)| {
+                span_view(span, timing, on_path.contains(&(span.trace_id, span.span_id)))
+            })
+            .collect::<Vec<_>>(),
         "logs": logs,
         "skew": {
             "adjusting": options.adjust,

@@ -248,6 +248,25 @@ async fn a_trace_id_brings_the_whole_request_with_skew_found_and_corrected() {
         (t0() + (40 * MS + SKEW)).to_string()
     );
     assert_eq!(body["skew"]["spans_flagged"], 1);
+    // The critical path runs frontend → checkout → payment and back, on adjusted times.
+    let trace_one = body["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["trace_id"] == one.as_str())
+        .unwrap();
+    let path: Vec<&str> = trace_one["critical_path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|segment| segment["span_id"].as_str().unwrap())
+        .collect();
+    let ids: Vec<String> = [10u64, 11, 20, 21, 22, 21, 20, 11, 10]
+        .iter()
+        .map(|n| hex(&span_id(*n)))
+        .collect();
+    assert_eq!(path, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(pay["on_critical_path"], true);
     assert_eq!(
         body["skew"]["hosts"],
         serde_json::json!([{ "host": "payment-host", "delta_ns": (-(SKEW as i64)).to_string() }])
