@@ -150,6 +150,10 @@ async fn services_are_listed_with_their_levels_and_bad_paging_is_refused() {
         ("/api/logs?cursor=yesterday", "cursor"),
         ("/api/logs?direction=sideways", "direction"),
         ("/api/logs?facets=true&step=0s", "step"),
+        (
+            "/api/logs?q=timeout%20(retry",
+            "syntax error at character 15: expected ')'",
+        ),
     ] {
         let (status, body): (u16, Value) = server.get_json(path).await;
         assert_eq!(status, 400, "{path}: {body}");

@@ -98,10 +98,24 @@ enum ExactField {
     CorrelationId,
 }
 
+/// Where and why `text` is not valid query syntax, from the grammar's lenient parse (the
+/// strict one says only that it failed): "syntax error at character N: …".
+fn syntax_error(text: &str) -> String {
+    let (_, errors) = query_grammar::parse_query_lenient(text);
+    match errors.first() {
+        Some(error) => {
+            let at = error.pos.min(text.len());
+            let column = text.get(..at).map_or(at, |before| before.chars().count()) + 1;
+            format!("syntax error at character {column}: {}", error.message)
+        }
+        None => "syntax error".to_string(),
+    }
+}
+
 impl TextMatcher {
     /// Parses `text`; the error is a reason fit to show the user.
     pub(crate) fn parse(text: &str) -> Result<Self, String> {
-        let ast = query_grammar::parse_query(text).map_err(|_| "syntax error".to_string())?;
+        let ast = query_grammar::parse_query(text).map_err(|_| syntax_error(text))?;
         let root = compile(ast)?;
         let is_empty = matches!(&root, Node::Clause(children) if children.is_empty());
         if !is_empty && all_negative(&root) {
@@ -438,6 +452,20 @@ mod tests {
         ] {
             assert!(TextMatcher::parse(text).is_err(), "{text}");
         }
+    }
+
+    #[test]
+    fn syntax_errors_say_where() {
+        let error = TextMatcher::parse("timeout AND (retry").unwrap_err();
+        assert!(error.starts_with("syntax error at character "), "{error}");
+        let column: usize = error
+            .trim_start_matches("syntax error at character ")
+            .split(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((13..=19).contains(&column), "{error}");
     }
 
     #[test]
