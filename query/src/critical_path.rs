@@ -7,9 +7,10 @@
 
 use std::collections::HashMap;
 
-use skewer_storage::model::{Span, SpanId};
+use skewer_storage::model::Span;
 
 use crate::skew::SpanTiming;
+use crate::span_tree::SpanTree;
 
 /// One stretch of the path: a span and the part of its time on the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,19 +26,7 @@ pub struct PathSegment {
 /// The critical path of one trace (its spans and their timings, same order), in time order;
 /// from the root that ends last. Empty for an empty trace.
 pub fn critical_path(spans: &[Span], timings: &[SpanTiming]) -> Vec<PathSegment> {
-    let by_id: HashMap<SpanId, usize> = spans
-        .iter()
-        .enumerate()
-        .map(|(i, span)| (span.span_id, i))
-        .collect();
-    let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
-    let mut roots = Vec::new();
-    for (i, span) in spans.iter().enumerate() {
-        match span.parent_span_id.and_then(|p| by_id.get(&p)) {
-            Some(&parent) if parent != i => children.entry(parent).or_default().push(i),
-            _ => roots.push(i),
-        }
-    }
+    let SpanTree { children, roots } = SpanTree::new(spans);
     let Some(&root) = roots.iter().max_by_key(|&&i| timings[i].end_unix_nano) else {
         return Vec::new();
     };
@@ -103,7 +92,9 @@ fn walk(
 mod tests {
     use std::sync::Arc;
 
-    use skewer_storage::model::{InstrumentationScope, Resource, SpanKind, StatusCode, TraceId};
+    use skewer_storage::model::{
+        InstrumentationScope, Resource, SpanId, SpanKind, StatusCode, TraceId,
+    };
 
     use super::*;
 

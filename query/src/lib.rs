@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod prometheus;
 pub mod promql;
 pub mod skew;
+pub mod span_tree;
 pub mod stitch;
 pub mod trace;
 pub mod trace_filter;

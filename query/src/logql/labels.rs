@@ -10,8 +10,8 @@
 //! as it is, anything else as JSON.
 
 use skewer_storage::logs::streams::{
-    LEVEL_LABEL, STREAM_LABEL_ATTRIBUTES, StreamLabels, label_value, level_code, level_name,
-    line_of, sanitize_label_name, stream_labels,
+    LEVEL_LABEL, STREAM_LABEL_ATTRIBUTES, StreamLabels, detected_level, label_value, line_of,
+    sanitize_label_name, stream_labels,
 };
 use skewer_storage::model::{LogRecord, Resource};
 
@@ -148,11 +148,7 @@ impl Entry {
         }
         metadata.insert(
             LEVEL_LABEL.to_owned(),
-            level_name(u64::from(level_code(
-                record.severity_number,
-                &record.severity_text,
-            )))
-            .to_owned(),
+            detected_level(record.severity_number, &record.severity_text).to_owned(),
         );
         Self {
             time_unix_nano: record.effective_time_unix_nano(),

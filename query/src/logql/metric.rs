@@ -852,7 +852,7 @@ fn unique_signatures(
 mod tests {
     use std::sync::Arc;
 
-    use skewer_storage::logs::streams::{level_code, level_name, line_bytes, stream_labels};
+    use skewer_storage::logs::streams::{detected_level, line_bytes, stream_labels};
     use skewer_storage::model::{Attribute, AttributeValue, InstrumentationScope, Resource};
 
     use super::*;
@@ -931,10 +931,7 @@ mod tests {
                         .entry(Arc::as_ptr(&record.resource) as usize)
                         .or_insert_with(|| Arc::new(stream_labels(&record.resource)));
                     let time = record.effective_time_unix_nano();
-                    let level = level_name(u64::from(level_code(
-                        record.severity_number,
-                        &record.severity_text,
-                    )));
+                    let level = detected_level(record.severity_number, &record.severity_text);
                     visitor.visit(stream, time, line_bytes(&record.body), level);
                 }
                 visitor.finish()?

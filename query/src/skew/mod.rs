@@ -23,6 +23,8 @@ use std::collections::{HashMap, HashSet};
 
 use skewer_storage::model::{Resource, Span, SpanId, SpanKind};
 
+use crate::span_tree::SpanTree;
+
 /// How skew is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SkewOptions {
@@ -174,19 +176,7 @@ pub fn adjust_trace(
         })
         .collect();
     let hosts: Vec<String> = spans.iter().map(|span| host_of(&span.resource)).collect();
-    let by_id: HashMap<SpanId, usize> = spans
-        .iter()
-        .enumerate()
-        .map(|(i, span)| (span.span_id, i))
-        .collect();
-    let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
-    let mut roots = Vec::new();
-    for (i, span) in spans.iter().enumerate() {
-        match span.parent_span_id.and_then(|parent| by_id.get(&parent)) {
-            Some(&parent) if parent != i => children.entry(parent).or_default().push(i),
-            _ => roots.push(i),
-        }
-    }
+    let SpanTree { children, roots } = SpanTree::new(spans);
     // Depth first from each root, carrying the delta applied to the parent and where it
     // came from; `visited` guards against parent cycles.
     let mut visited: HashSet<usize> = HashSet::new();

@@ -10,7 +10,7 @@ use super::LogStore;
 use crate::StorageError;
 use crate::logs::LogQuery;
 use crate::logs::StreamHit;
-use crate::logs::streams::{StreamLabels, level_code, level_name, line_bytes, stream_labels};
+use crate::logs::streams::{StreamLabels, detected_level, level_name, line_bytes, stream_labels};
 use crate::model::{LogRecord, TenantId};
 
 /// Stream labels of buffered records, computed once per shared resource. Keyed by the
@@ -66,10 +66,7 @@ pub trait StreamSampleVisitor: Send + 'static {
 pub type StreamSampleFn<'a> = dyn FnMut(&Arc<StreamLabels>, u64, u64, &'static str) + 'a;
 
 fn level_of(record: &LogRecord) -> &'static str {
-    level_name(u64::from(level_code(
-        record.severity_number,
-        &record.severity_text,
-    )))
+    detected_level(record.severity_number, &record.severity_text)
 }
 
 impl LogStore {

@@ -162,6 +162,11 @@ pub fn level_name(code: u64) -> &'static str {
         .unwrap_or(LEVELS[0])
 }
 
+/// A record's `detected_level` name: [`level_name`] of [`level_code`].
+pub fn detected_level(severity_number: i32, severity_text: &str) -> &'static str {
+    level_name(u64::from(level_code(severity_number, severity_text)))
+}
+
 /// One stream of a partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamInfo {
@@ -311,9 +316,9 @@ mod tests {
         assert!(is_stream_label("k8s_pod_name") && is_stream_label("service_name"));
         assert!(!is_stream_label("host_name") && !is_stream_label("k8s.pod.name"));
         assert_eq!(sanitize_label_name("3d.model-x"), "_3d_model_x");
-        assert_eq!(level_name(u64::from(level_code(17, ""))), "error");
-        assert_eq!(level_name(u64::from(level_code(0, "WARNING"))), "warn");
-        assert_eq!(level_name(u64::from(level_code(0, "chatty"))), "unknown");
+        assert_eq!(detected_level(17, ""), "error");
+        assert_eq!(detected_level(0, "WARNING"), "warn");
+        assert_eq!(detected_level(0, "chatty"), "unknown");
         assert_eq!(level_name(99), "unknown");
     }
 
