@@ -148,8 +148,10 @@ impl TraceBuilder<'_> {
             });
         }
         if fails_here {
+            // On the service's own clock, as the span's times are.
+            let midpoint = span.start_time_unix_nano + duration / 2;
             span.events.push(Event {
-                time_unix_nano: start + duration / 2,
+                time_unix_nano: midpoint,
                 name: "exception".into(),
                 attributes: vec![
                     string("exception.type", "TimeoutError"),

@@ -16,6 +16,7 @@ pub mod skew;
 pub mod status;
 pub mod stitch;
 pub mod trace_search;
+pub mod web;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -122,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(status::healthz))
         .route("/readyz", get(status::readyz))
         .route("/metrics", get(status::metrics))
+        .merge(web::routes())
         .with_state(state)
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(axum::middleware::from_fn(middleware::request_id))
