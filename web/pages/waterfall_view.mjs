@@ -26,8 +26,10 @@ export function createWaterfall({ onSelect }) {
     scroller);
 
   let frame = 0;
+  /** The rows in the DOM by position. */
+  const drawn = new Map();
   scroller.addEventListener("scroll", () => {
-    if (!frame) frame = requestAnimationFrame(() => { frame = 0; drawRows(); });
+    if (!frame) frame = requestAnimationFrame(() => { frame = 0; drawRows(false); });
   });
   const onResize = () => drawRows();
   window.addEventListener("resize", onResize);
@@ -67,13 +69,32 @@ export function createWaterfall({ onSelect }) {
     replace(axis, ticks.map((tick) => h("span", { className: "wf-tick", style: { left: `${(tick / state.bounds.total) * 100}%` } }, formatDuration(tick))));
   }
 
-  /** Draws the rows in view; the row holding keyboard focus keeps it across redraws. */
-  function drawRows() {
+  /**
+   * Draws the rows in view. Scrolling keeps the rows still in view and builds only those
+   * coming in (a few a frame); `full` rebuilds all after the rows or their look changed. The
+   * row holding keyboard focus keeps it.
+   */
+  function drawRows(full = true) {
     const { first, last } = visibleSlice(scroller.scrollTop, scroller.clientHeight || 600, ROW_HEIGHT, state.rows.length);
     const focused = inner.contains(document.activeElement) ? document.activeElement.closest(".wf-row")?.dataset.index : undefined;
-    const nodes = [];
-    for (let position = first; position < last; position++) nodes.push(rowNode(state.rows[position], position));
-    inner.replaceChildren(...nodes);
+    if (full) {
+      drawn.clear();
+      inner.replaceChildren();
+    }
+    for (const [position, node] of drawn) {
+      if (position < first || position >= last) {
+        node.remove();
+        drawn.delete(position);
+      }
+    }
+    const fresh = [];
+    for (let position = first; position < last; position++) {
+      if (drawn.has(position)) continue;
+      const node = rowNode(state.rows[position], position);
+      drawn.set(position, node);
+      fresh.push(node);
+    }
+    inner.append(...fresh);
     inner.setAttribute("aria-rowcount", String(state.rows.length));
     if (focused !== undefined) inner.querySelector(`.wf-row[data-index="${focused}"]`)?.focus({ preventScroll: true });
   }
