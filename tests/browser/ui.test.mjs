@@ -277,12 +277,22 @@ test("the UI loads under 400 KB, from this host only, and is cached by validator
     if (path === "/" || path.startsWith("/ui/")) sizes.set(path, response.body().then((body) => body.length));
   });
   // One load, then every page: the UI's files are fetched once and cached by the browser.
-  for (const hash of ["#/search?service=frontend", `#/request/${demoTraceId}`, "#/logs", "#/metrics?query=up", "#/map"]) {
+  const pages = [
+    ["#/search?service=frontend", '[data-testid="trace-item"]'],
+    [`#/request/${demoTraceId}`, '[data-testid="span-row"]'],
+    ["#/logs", '[data-testid="log-row"]'],
+    ["#/metrics?query=up", 'link[href$="uPlot.min.css"]'],
+    ["#/map", '[data-testid="map-node"]'],
+  ];
+  for (const [hash, shown] of pages) {
     await page.goto(`${server.base}/${hash}`);
+    await page.waitForSelector(shown, { state: "attached" });
     await page.waitForLoadState("networkidle");
   }
   const total = (await Promise.all(sizes.values())).reduce((sum, size) => sum + size, 0);
-  assert.ok(sizes.has("/ui/vendor/uplot/uPlot.esm.js"), "the metrics page loaded its chart library");
+  for (const file of ["/ui/vendor/uplot/uPlot.esm.js", "/ui/vendor/uplot/uPlot.min.css"]) {
+    assert.ok(sizes.has(file), `the metrics page loaded ${file}`);
+  }
   figures.ui_bytes = total;
   assert.ok(total > 10_000 && total <= 400 * 1024, `the UI weighs ${total} bytes`);
   const first = await fetch(`${server.base}/ui/app.mjs`);
