@@ -1,5 +1,5 @@
-//! Embeds the web UI: lists every file under `web/` into a table of (path, content type, bytes)
-//! that `src/web.rs` serves, so the binary needs no files beside it. Uses no system tools.
+//! Embeds the web UI: lists every file under `web/` into a table of (path, bytes) that
+//! `src/api/web.rs` serves, so the binary needs no files beside it. Uses no system tools.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -12,8 +12,8 @@ fn main() {
     collect(&web_dir, &mut files);
     files.sort();
     let mut table = String::from(
-        "/// Every file of the web UI: its path under `web/`, content type and bytes.\n\
-         pub static ASSETS: &[(&str, &str, &[u8])] = &[\n",
+        "/// Every file of the web UI: its path under `web/` and its bytes.\n\
+         pub static ASSETS: &[(&str, &[u8])] = &[\n",
     );
     for file in &files {
         let Ok(relative) = file.strip_prefix(&web_dir) else {
@@ -26,8 +26,7 @@ fn main() {
         println!("cargo:rerun-if-changed=web/{relative}");
         let _ = writeln!(
             table,
-            "    ({relative:?}, {:?}, include_bytes!({:?})),",
-            content_type(&relative),
+            "    ({relative:?}, include_bytes!({:?})),",
             file.display().to_string()
         );
     }
@@ -53,17 +52,5 @@ fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
         } else {
             files.push(path);
         }
-    }
-}
-
-fn content_type(path: &str) -> &'static str {
-    match path.rsplit('.').next().unwrap_or_default() {
-        "html" => "text/html; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "json" => "application/json",
-        _ => "text/plain; charset=utf-8",
     }
 }

@@ -107,12 +107,12 @@ fn embedded_asset(path: &str) -> Option<&'static Asset> {
     let table = TABLE.get_or_init(|| {
         embedded::ASSETS
             .iter()
-            .map(|&(path, content_type, bytes)| {
+            .map(|&(path, bytes)| {
                 let etag = format!("\"{:016x}\"", fnv1a(bytes));
                 (
                     path,
                     Asset {
-                        content_type,
+                        content_type: content_type(path),
                         bytes,
                         etag,
                     },
@@ -124,6 +124,19 @@ fn embedded_asset(path: &str) -> Option<&'static Asset> {
         .iter()
         .find(|(asset_path, _)| *asset_path == path)
         .map(|(_, asset)| asset)
+}
+
+/// The content type of a UI file, by its extension.
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit('.').next().unwrap_or_default() {
+        "html" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "json" => "application/json",
+        _ => "text/plain; charset=utf-8",
+    }
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -149,14 +162,8 @@ fn serve_from_disk(dir: &Path, path: &str) -> Response {
     }
     match std::fs::read(dir.join(relative)) {
         Ok(bytes) => {
-            let content_type = embedded::ASSETS
-                .iter()
-                .find(|(asset_path, _, _)| asset_path.rsplit('.').next() == path.rsplit('.').next())
-                .map_or("application/octet-stream", |(_, content_type, _)| {
-                    content_type
-                });
             let mut response = (StatusCode::OK, bytes).into_response();
-            set_common_headers(response.headers_mut(), content_type);
+            set_common_headers(response.headers_mut(), content_type(path));
             response
         }
         Err(_) => not_found(path),

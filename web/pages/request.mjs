@@ -5,7 +5,7 @@
 
 import { h, replace, notice } from "../lib/dom.mjs";
 import { getJson } from "../lib/api.mjs";
-import { routeHash, navigate } from "../lib/route.mjs";
+import { routeHash, navigate, parseRoute } from "../lib/route.mjs";
 import { serviceChip, attributeTable, valueText } from "../lib/controls.mjs";
 import { formatDuration, formatDateTime, formatClock, toBigNs } from "../lib/time.mjs";
 import { logTime } from "../lib/severity.mjs";
@@ -107,7 +107,7 @@ function criticalStretches(data, spanIndex) {
 }
 
 function setRoute(view, changes) {
-  const params = new URLSearchParams(location.hash.split("?")[1] ?? "");
+  const { params } = parseRoute(location.hash);
   for (const [key, value] of Object.entries(changes)) {
     if (value) params.set(key, value);
     else params.delete(key);

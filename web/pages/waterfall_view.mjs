@@ -57,8 +57,7 @@ export function createWaterfall({ onSelect }) {
   function relayout() {
     state.tree = buildTree(state.spans, state.mode);
     state.bounds = timeBounds(state.spans, state.mode, state.extraTimes);
-    state.rows = visibleRows(state.tree, state.collapsed);
-    inner.style.height = `${state.rows.length * ROW_HEIGHT}px`;
+    refreshRows();
     scroller.style.height = `${Math.min(Math.max(state.rows.length, 3) * ROW_HEIGHT + 2, Math.max(240, window.innerHeight * 0.62))}px`;
     drawAxis();
     drawRows();
@@ -149,11 +148,16 @@ export function createWaterfall({ onSelect }) {
     return barGeometry(span, state.bounds, "raw");
   }
 
+  /** Recomputes the visible rows after a subtree opened or closed. */
+  function refreshRows() {
+    state.rows = visibleRows(state.tree, state.collapsed);
+    inner.style.height = `${state.rows.length * ROW_HEIGHT}px`;
+  }
+
   function toggle(index) {
     if (state.collapsed.has(index)) state.collapsed.delete(index);
     else state.collapsed.add(index);
-    state.rows = visibleRows(state.tree, state.collapsed);
-    inner.style.height = `${state.rows.length * ROW_HEIGHT}px`;
+    refreshRows();
     drawRows();
     inner.querySelector(`.wf-row[data-index="${index}"]`)?.focus();
   }
@@ -202,10 +206,7 @@ export function createWaterfall({ onSelect }) {
     reveal(index) {
       let changed = false;
       for (const parent of ancestors(state.spans, index)) changed = state.collapsed.delete(parent) || changed;
-      if (changed) {
-        state.rows = visibleRows(state.tree, state.collapsed);
-        inner.style.height = `${state.rows.length * ROW_HEIGHT}px`;
-      }
+      if (changed) refreshRows();
       const position = state.rows.findIndex((row) => row.index === index);
       if (position >= 0) scrollToPosition(position);
       drawRows();
