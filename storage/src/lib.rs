@@ -7,6 +7,7 @@
 //! the WAL carries opaque payloads that a caller-supplied decoder turns back into
 //! [`model::SignalBatch`]es on replay.
 
+pub mod auth;
 pub mod backup;
 pub mod budget;
 pub mod buffer;
