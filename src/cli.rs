@@ -4,8 +4,11 @@ use std::net::SocketAddr;
 
 use crate::config::units::{parse_addr, parse_size, parse_size_usize};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use skewer_storage::auth::{Scope, TenantGrant};
+use skewer_storage::retention::parse_retention;
 
 use crate::config::Overrides;
 
@@ -31,6 +34,67 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Verify a data directory against its manifests; --repair fixes what can be fixed.
     Check(CheckArgs),
+    /// Create, list and revoke API keys (a running server picks changes up within seconds).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `skewer keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a key and print it once (the last line of output is the key and nothing else).
+    Create(KeysCreateArgs),
+    /// List every key: id, name, tenant, scopes, status, created, expires.
+    List(KeysDirArgs),
+    /// Revoke a key by its id; a running server refuses it within 5 seconds.
+    Revoke(KeysRevokeArgs),
+}
+
+/// The data directory whose keys are meant.
+#[derive(Debug, Args)]
+pub struct KeysDirArgs {
+    /// The data directory the server runs on
+    #[arg(
+        long,
+        env = "SKEWER_DATA_DIR",
+        value_name = "DIR",
+        default_value = "skewer-data"
+    )]
+    pub data_dir: PathBuf,
+}
+
+/// Flags of `keys create`.
+#[derive(Debug, Args)]
+pub struct KeysCreateArgs {
+    #[command(flatten)]
+    pub dir: KeysDirArgs,
+    /// The tenant the key acts for, or '*' for every tenant (required for admin keys)
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: TenantGrant,
+    /// What the key may do: ingest, query, admin (comma-separated or repeated)
+    #[arg(long, value_name = "SCOPES", value_delimiter = ',', required = true)]
+    pub scope: Vec<Scope>,
+    /// A label for people ("checkout exporter")
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub name: String,
+    /// How long the key works ("90d", "12h"; default: until revoked)
+    #[arg(long, value_name = "DURATION", value_parser = parse_expiry)]
+    pub expires: Option<Duration>,
+}
+
+/// Flags of `keys revoke`.
+#[derive(Debug, Args)]
+pub struct KeysRevokeArgs {
+    #[command(flatten)]
+    pub dir: KeysDirArgs,
+    /// The key's id, as `keys list` shows it (the part after `skw_`)
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
+fn parse_expiry(text: &str) -> Result<Duration, String> {
+    parse_retention(text)?
+        .ok_or_else(|| format!("{text:?}: a key's lifetime must be longer than 0"))
 }
 
 /// Flags of `backup`.
@@ -158,6 +222,9 @@ pub struct ServeArgs {
     /// Rows one query may read before it is answered 422 [default: 1000000]
     #[arg(long, env = "SKEWER_QUERY_MAX_ROWS", value_name = "N")]
     pub query_max_rows: Option<u64>,
+    /// Listen on non-loopback addresses without API keys or TLS (only on a network you trust)
+    #[arg(long, env = "SKEWER_INSECURE")]
+    pub insecure: bool,
 }
 
 impl ServeArgs {
@@ -185,6 +252,7 @@ impl ServeArgs {
             query_timeout_seconds: self.query_timeout_seconds,
             query_max_concurrent: self.query_max_concurrent,
             query_max_rows: self.query_max_rows,
+            insecure: self.insecure.then_some(true),
         }
     }
 }
@@ -235,5 +303,37 @@ mod tests {
                 .is_some_and(|a| a.ip().is_loopback())
         );
         assert!(Cli::try_parse_from(["skewer", "serve", "--max-buffered-bytes", "lots"]).is_err());
+    }
+
+    #[test]
+    fn keys_create_parses_scopes_tenant_and_expiry() {
+        let cli = Cli::parse_from([
+            "skewer",
+            "keys",
+            "create",
+            "--data-dir",
+            "/d",
+            "--tenant",
+            "shop",
+            "--scope",
+            "ingest,query",
+            "--expires",
+            "90d",
+        ]);
+        let Command::Keys(KeysCommand::Create(args)) = cli.command else {
+            panic!("keys create expected")
+        };
+        assert_eq!(args.scope, vec![Scope::Ingest, Scope::Query]);
+        assert_eq!(args.tenant.to_string(), "shop");
+        assert_eq!(args.expires, Some(Duration::from_secs(90 * 86_400)));
+        for bad in [
+            vec!["--tenant", "shop", "--scope", "root"],
+            vec!["--tenant", "../x", "--scope", "query"],
+            vec!["--tenant", "shop"],
+            vec!["--tenant", "shop", "--scope", "query", "--expires", "0"],
+        ] {
+            let args = ["skewer", "keys", "create"].into_iter().chain(bad.clone());
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?} accepted");
+        }
     }
 }

@@ -4,6 +4,8 @@ mod admin;
 mod api;
 mod cli;
 mod config;
+mod exposure;
+mod keys;
 mod self_metrics;
 mod server;
 
@@ -80,6 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => admin::backup(&args),
         Command::Restore(args) => admin::restore(&args),
         Command::Check(args) => admin::check(&args),
+        Command::Keys(command) => keys::run(&command),
         Command::Loadgen(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

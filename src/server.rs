@@ -3,6 +3,7 @@
 //! accepting, drain in-flight exports, flush every store, checkpoint, stop the query port.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use skewer_ingest::Pipeline;
@@ -11,12 +12,14 @@ use skewer_ingest::http::{HttpConfig, otlp_http_router};
 use skewer_ingest::payload::{DecodeOptions, OtlpWalDecoder};
 use skewer_ingest::stats::IngestStats;
 use skewer_storage::Storage;
+use skewer_storage::auth::KeyRing;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::exposure::check_exposure;
 use crate::self_metrics::SelfMetrics;
 
 async fn bind(addr: std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
@@ -62,9 +65,50 @@ async fn shutdown_signal() {
     }
 }
 
+/// How often the key file is looked at: a revoked key stops working within this (plus the
+/// time one look takes), well inside the promised 5 seconds.
+const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Re-reads the key file when it changes, until `stop`.
+async fn refresh_keys(keys: Arc<KeyRing>, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(KEY_REFRESH_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let keys = Arc::clone(&keys);
+        match tokio::task::spawn_blocking(move || keys.refresh()).await {
+            Ok(Ok(true)) => info!("API keys reloaded"),
+            Ok(Ok(false)) => {}
+            Ok(Err(err)) => {
+                warn!(error = %err, "API keys not reloaded; the previous keys stay in force")
+            }
+            Err(err) => warn!(error = %err, "API key refresh task failed"),
+        }
+    }
+}
+
 /// Runs the server until a shutdown signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     check_data_dir(&config)?;
+    let keys = Arc::new(KeyRing::open(&config.data_dir).context("cannot load API keys")?);
+    check_exposure(
+        &[
+            ("otlp_grpc_addr", config.otlp_grpc_addr),
+            ("otlp_http_addr", config.otlp_http_addr),
+            ("http_addr", config.http_addr),
+        ],
+        keys.keys_required(),
+        false,
+        config.insecure,
+    )?;
+    if !keys.keys_required() {
+        info!(
+            "no API keys in the data directory: requests need none (`skewer keys create` adds one)"
+        );
+    }
     let grpc_listener = bind(config.otlp_grpc_addr, "otlp_grpc_addr").await?;
     let otlp_http_listener = bind(config.otlp_http_addr, "otlp_http_addr").await?;
     let http_listener = bind(config.http_addr, "http_addr").await?;
@@ -73,9 +117,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::new(
         Arc::new(SelfMetrics::new(Arc::clone(&ingest_stats))),
         config.query.clone(),
+        Arc::clone(&keys),
     );
     let stop_ingest = CancellationToken::new();
     let stop_query = CancellationToken::new();
+    tokio::spawn(refresh_keys(Arc::clone(&keys), stop_query.clone()));
     {
         let stop_ingest = stop_ingest.clone();
         tokio::spawn(async move {
@@ -115,6 +161,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let grpc_server = {
         let config = GrpcConfig {
             max_message_bytes: config.max_request_bytes,
+            keys: Arc::clone(&keys),
             ..GrpcConfig::default()
         };
         tokio::spawn(serve_grpc(
@@ -129,6 +176,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             Arc::clone(&pipeline),
             &HttpConfig {
                 max_body_bytes: config.max_request_bytes,
+                keys: Arc::clone(&keys),
             },
         );
         let stop = stop_ingest.clone();

@@ -54,6 +54,9 @@ pub enum IngestError {
     /// The tenant header is not a valid tenant id.
     #[error(transparent)]
     BadTenant(#[from] skewer_storage::model::IdError),
+    /// No key, a bad key, or a key without the ingest scope or for another tenant.
+    #[error(transparent)]
+    Auth(#[from] skewer_storage::auth::AuthError),
     /// Storage refused or failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -76,6 +79,7 @@ impl IngestError {
             | Self::BadTenant(_) => ErrorKind::InvalidArgument,
             Self::TooLarge { .. } => ErrorKind::InvalidArgument,
             Self::Storage(err) => err.kind(),
+            Self::Auth(err) => err.kind(),
             Self::NotReady => ErrorKind::Unavailable,
         }
     }

@@ -14,16 +14,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector;
 use prost::Message;
+use skewer_storage::auth::{AUTHORIZATION_HEADER, KeyRing, Scope};
 use skewer_storage::budget::Reservation;
 use skewer_storage::model::{Signal, TenantId};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
 use tonic::codegen::{BoxFuture, Service, http};
+use tonic::metadata::MetadataValue;
 use tonic::server::{NamedService, UnaryService};
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
+use crate::IngestError;
 use crate::payload::PayloadFormat;
 use crate::pipeline::{ExportOutcome, Pipeline};
 use crate::raw_codec::RawCodec;
@@ -41,6 +44,8 @@ pub struct GrpcConfig {
     pub connection_window_bytes: u32,
     /// Concurrent streams per connection.
     pub max_concurrent_streams: u32,
+    /// The API keys exports must present (none needed while it holds none).
+    pub keys: Arc<KeyRing>,
 }
 
 impl Default for GrpcConfig {
@@ -50,6 +55,7 @@ impl Default for GrpcConfig {
             stream_window_bytes: 4 * 1024 * 1024,
             connection_window_bytes: 16 * 1024 * 1024,
             max_concurrent_streams: 256,
+            keys: Arc::new(KeyRing::open_access()),
         }
     }
 }
@@ -174,6 +180,23 @@ impl<K: OtlpService> UnaryService<Bytes> for Export<K> {
     }
 }
 
+/// Checks the call's key for the ingest scope and names its tenant in the metadata, where
+/// [`tenant_of`] reads it.
+fn authorize(keys: &KeyRing, request: &mut Request<()>) -> Result<(), Status> {
+    let metadata = request.metadata();
+    let access = keys
+        .authorize(
+            metadata.get(AUTHORIZATION_HEADER).map(|v| v.as_bytes()),
+            metadata.get(TENANT_HEADER).map(|v| v.as_bytes()),
+            Scope::Ingest,
+        )
+        .map_err(|err| IngestError::from(err).to_status())?;
+    let tenant = MetadataValue::try_from(access.tenant.as_str())
+        .map_err(|err| Status::internal(err.to_string()))?;
+    request.metadata_mut().insert(TENANT_HEADER, tenant);
+    Ok(())
+}
+
 fn tenant_of<T>(request: &Request<T>) -> Result<TenantId, Status> {
     let value = request.metadata().get(TENANT_HEADER).map(|v| v.as_bytes());
     tenant_from_header(value).map_err(|err| Status::invalid_argument(err.to_string()))
@@ -199,10 +222,13 @@ pub async fn serve_grpc(
     config: GrpcConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    // Overloaded exports are refused on their metadata, before the body is read or decoded.
+    // Exports without a valid ingest key, and overloaded ones, are refused on their metadata,
+    // before the body is read or decoded.
     let admit = |signal: Signal| {
         let pipeline = Arc::clone(&pipeline);
-        move |request: Request<()>| {
+        let keys = Arc::clone(&config.keys);
+        move |mut request: Request<()>| {
+            authorize(&keys, &mut request)?;
             pipeline
                 .admit_early(signal, 0)
                 .map(|()| request)

@@ -16,13 +16,14 @@ use bytes::BytesMut;
 use http_body_util::BodyExt;
 use prost::Message;
 use skewer_storage::budget::Reservation;
-use skewer_storage::model::Signal;
+use skewer_storage::model::{Signal, TenantId};
 
 use crate::IngestError;
 use crate::payload::PayloadFormat;
 use crate::pipeline::{ExportOutcome, Pipeline};
 use crate::responses::{logs_response, metrics_response, trace_response};
-use skewer_storage::model::tenant::{TENANT_HEADER, tenant_from_header};
+use skewer_storage::auth::{KeyRing, Scope};
+use skewer_storage::model::tenant::TENANT_HEADER;
 
 /// Compressed bodies above this size are inflated on a blocking thread.
 const INLINE_DECOMPRESS_MAX_BYTES: usize = 64 * 1024;
@@ -35,6 +36,8 @@ pub const RETRY_AFTER_SECONDS: u32 = 1;
 pub struct HttpConfig {
     /// Largest accepted body, compressed and decompressed alike.
     pub max_body_bytes: usize,
+    /// The API keys exports must present (none needed while it holds none).
+    pub keys: Arc<KeyRing>,
 }
 
 /// What every handler on the ingest listener shares.
@@ -42,6 +45,22 @@ pub struct HttpConfig {
 pub(crate) struct HttpState {
     pub(crate) pipeline: Arc<Pipeline>,
     pub(crate) max_body_bytes: usize,
+    pub(crate) keys: Arc<KeyRing>,
+}
+
+impl HttpState {
+    /// The tenant an export writes to: its key's, checked for the ingest scope before any
+    /// of the body is read.
+    pub(crate) fn authorize(&self, headers: &HeaderMap) -> Result<TenantId, IngestError> {
+        let access = self.keys.authorize(
+            headers
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes),
+            headers.get(TENANT_HEADER).map(HeaderValue::as_bytes),
+            Scope::Ingest,
+        )?;
+        Ok(access.tenant)
+    }
 }
 
 /// The OTLP/HTTP routes, and Prometheus remote write's.
@@ -49,6 +68,7 @@ pub fn otlp_http_router(pipeline: Arc<Pipeline>, config: &HttpConfig) -> Router 
     let state = HttpState {
         pipeline,
         max_body_bytes: config.max_body_bytes,
+        keys: Arc::clone(&config.keys),
     };
     Router::new()
         .route("/v1/traces", post(export_traces))
@@ -119,13 +139,18 @@ async fn export(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
-    let format = match payload_format(&headers) {
+    let format = payload_format(&headers);
+    // Who is asking is settled first; the answer to an unknown content type is JSON,
+    // readable by anyone.
+    let tenant = match state.authorize(&headers) {
+        Ok(tenant) => tenant,
+        Err(err) => return error_response(*format.as_ref().unwrap_or(&PayloadFormat::Json), &err),
+    };
+    let format = match format {
         Ok(format) => format,
-        // The answer to an unknown content type is JSON, readable by anyone.
         Err(err) => return error_response(PayloadFormat::Json, &err),
     };
     let result = async {
-        let tenant = tenant_from_header(headers.get(TENANT_HEADER).map(HeaderValue::as_bytes))?;
         // Refuse an overloaded export before reading its body, not after decoding it.
         let declared_len = declared_body_len(&headers, state.max_body_bytes);
         state.pipeline.admit_early(
@@ -288,12 +313,20 @@ fn error_response(format: PayloadFormat, err: &IngestError) -> Response {
     with_retry_after(response, err)
 }
 
-/// `response` with `Retry-After` when `err` is worth retrying (overload, not ready).
+/// `response` with `Retry-After` when `err` is worth retrying (overload, not ready), and
+/// with the challenge HTTP clients expect when a key is missing or invalid.
 pub(crate) fn with_retry_after(mut response: Response, err: &IngestError) -> Response {
-    if err.kind().is_retryable() {
+    let kind = err.kind();
+    if kind.is_retryable() {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    }
+    if kind == skewer_storage::ErrorKind::Unauthenticated {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(skewer_storage::auth::BEARER_CHALLENGE),
+        );
     }
     response
 }

@@ -2,6 +2,7 @@
 //! (services, operations, search, traces), health, readiness and self-metrics. Shapes live in the submodules; errors map
 //! to statuses here, once.
 
+pub mod auth;
 pub mod form;
 pub mod jaeger;
 pub mod logs;
@@ -28,6 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use skewer_query::QueryError;
+use skewer_storage::auth::KeyRing;
 use skewer_storage::model::TenantId;
 use skewer_storage::model::tenant::{TENANT_HEADER, tenant_from_header};
 use skewer_storage::scan::ScanLimits;
@@ -43,16 +45,19 @@ pub struct AppState {
     self_metrics: Arc<SelfMetrics>,
     ready: Arc<std::sync::atomic::AtomicBool>,
     query: QuerySection,
+    keys: Arc<KeyRing>,
 }
 
 impl AppState {
-    /// State that reports `self_metrics` and bounds queries by `query`.
-    pub fn new(self_metrics: Arc<SelfMetrics>, query: QuerySection) -> Self {
+    /// State that reports `self_metrics`, bounds queries by `query` and lets in requests
+    /// whose key `keys` accepts.
+    pub fn new(self_metrics: Arc<SelfMetrics>, query: QuerySection, keys: Arc<KeyRing>) -> Self {
         Self {
             storage: Arc::default(),
             self_metrics,
             ready: Arc::default(),
             query,
+            keys,
         }
     }
 
@@ -96,9 +101,12 @@ impl AppState {
     }
 }
 
-/// The query API routes: the read APIs behind the query gate (concurrency limit, timeout),
-/// health and self-metrics beside it; request ids and gzip responses for all.
+/// The query API routes: the read APIs behind the key check and the query gate (concurrency
+/// limit, timeout), the UI and self-metrics behind the key check, health open; request ids
+/// and gzip responses for all.
 pub fn router(state: AppState) -> Router {
+    let keys = Arc::clone(&state.keys);
+    let guard = |guard: auth::Guard| axum::middleware::from_fn_with_state(guard, auth::require_key);
     let gate = middleware::QueryGate::new(
         state.query.max_concurrent,
         Duration::from_secs(state.query.timeout_seconds),
@@ -117,13 +125,18 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             gate,
             middleware::limit_queries,
-        ));
+        ))
+        .layer(guard(auth::Guard::query(&keys)));
+    let operator = Router::new()
+        .route("/metrics", get(status::metrics))
+        .layer(guard(auth::Guard::operator(&keys)));
+    let ui = web::routes().layer(guard(auth::Guard::browser(&keys)));
     Router::new()
         .merge(reads)
+        .merge(operator)
+        .merge(ui)
         .route("/healthz", get(status::healthz))
         .route("/readyz", get(status::readyz))
-        .route("/metrics", get(status::metrics))
-        .merge(web::routes())
         .with_state(state)
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(axum::middleware::from_fn(middleware::request_id))

@@ -56,6 +56,9 @@ pub struct Config {
     pub compaction: CompactionSection,
     /// `[query]`.
     pub query: QuerySection,
+    /// Serve on non-loopback addresses without API keys or TLS (the operator says the network
+    /// is trusted).
+    pub insecure: bool,
 }
 
 impl Default for Config {
@@ -75,6 +78,7 @@ impl Default for Config {
             retention: RetentionSection::default(),
             compaction: CompactionSection::default(),
             query: QuerySection::default(),
+            insecure: false,
             correlation_id_attributes: [
                 "correlation_id",
                 "correlation.id",
@@ -175,6 +179,8 @@ pub struct Overrides {
     pub query_max_concurrent: Option<usize>,
     /// `--query-max-rows`.
     pub query_max_rows: Option<u64>,
+    /// `--insecure`.
+    pub insecure: Option<bool>,
 }
 
 impl Config {
@@ -236,7 +242,8 @@ impl Config {
             flush_max_bytes,
             log_commit_interval_seconds,
             wal_segment_max_bytes,
-            correlation_id_attributes
+            correlation_id_attributes,
+            insecure
         );
         macro_rules! take_into {
             ($($field:ident => $section:ident . $key:ident),*) => {

@@ -130,3 +130,30 @@ fn errors_say_their_cause_once_and_logs_are_plain_or_json_off_a_terminal() {
         assert!(parsed["level"].is_string(), "{line}");
     }
 }
+
+#[test]
+fn a_non_loopback_listener_without_keys_and_tls_is_refused_before_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("d");
+    let port = free_addr().port();
+    let exposed = format!("0.0.0.0:{port}");
+    let output = serve(&[
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--http-addr",
+        &exposed,
+        "--otlp-grpc-addr",
+        &free_addr().to_string(),
+        "--otlp-http-addr",
+        &free_addr().to_string(),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "refusing to listen on {exposed} (http_addr) without API keys and TLS"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--insecure"), "{stderr}");
+}

@@ -6,9 +6,8 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use skewer_storage::model::tenant::{TENANT_HEADER, tenant_from_header};
 use skewer_storage::model::{Signal, TenantId};
 use tracing::warn;
 
@@ -59,9 +58,9 @@ async fn receive(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(TenantId, ExportOutcome), IngestError> {
+    let tenant = state.authorize(headers)?;
     check_content_type(headers)?;
     check_content_encoding(headers)?;
-    let tenant = tenant_from_header(headers.get(TENANT_HEADER).map(HeaderValue::as_bytes))?;
     let format = PayloadFormat::RemoteWrite;
     // Refuse an overloaded export before reading its body, not after decoding it.
     let declared_len = declared_body_len(headers, state.max_body_bytes);
@@ -163,6 +162,7 @@ fn error_response(err: &IngestError) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
     use skewer_storage::StorageError;
 
     fn headers(name: header::HeaderName, value: &str) -> HeaderMap {

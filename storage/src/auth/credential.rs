@@ -9,6 +9,12 @@ use super::AuthError;
 /// The header (and gRPC metadata key) carrying credentials.
 pub const AUTHORIZATION_HEADER: &str = "authorization";
 
+/// The `WWW-Authenticate` challenge of API clients (OTLP, Prometheus, Loki, Jaeger).
+pub const BEARER_CHALLENGE: &str = "Bearer realm=\"skewer\"";
+
+/// The `WWW-Authenticate` challenge that makes a browser ask for the key (as the password).
+pub const BASIC_CHALLENGE: &str = "Basic realm=\"skewer\", charset=\"UTF-8\"";
+
 /// Longest `Authorization` value read: keys are short, a huge header is not one.
 const MAX_AUTHORIZATION_BYTES: usize = 1024;
 

@@ -133,7 +133,7 @@ impl KeyRing {
             .stamp
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        if *seen == stamp && stamp.is_some() {
+        if *seen == stamp {
             return Ok(false);
         }
         let set = KeySet::from_records(&path, &store.load()?)?;

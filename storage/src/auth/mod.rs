@@ -17,7 +17,9 @@ mod keyring;
 mod scope;
 mod store;
 
-pub use credential::{AUTHORIZATION_HEADER, token_from_authorization};
+pub use credential::{
+    AUTHORIZATION_HEADER, BASIC_CHALLENGE, BEARER_CHALLENGE, token_from_authorization,
+};
 pub use error::AuthError;
 pub use key::{KeyHash, KeyId, NewKey};
 pub use keyring::{Access, KeyRing};

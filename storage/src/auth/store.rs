@@ -42,6 +42,11 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
+    /// The scopes as `skewer keys` spells them: `ingest,query`.
+    pub fn scopes_text(&self) -> String {
+        self.scopes.iter().copied().collect::<Scopes>().to_string()
+    }
+
     /// `active`, `revoked` or `expired` at `now` (Unix seconds).
     pub fn status(&self, now: u64) -> &'static str {
         if self.revoked_unix_seconds.is_some() {
