@@ -225,6 +225,15 @@ pub struct ServeArgs {
     /// Listen on non-loopback addresses without API keys or TLS (only on a network you trust)
     #[arg(long, env = "SKEWER_INSECURE")]
     pub insecure: bool,
+    /// PEM certificate chain: TLS on every listener (reloaded when the file changes)
+    #[arg(long, env = "SKEWER_TLS_CERT_FILE", value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file
+    #[arg(long, env = "SKEWER_TLS_KEY_FILE", value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates: clients must present a certificate they signed (mTLS)
+    #[arg(long, env = "SKEWER_TLS_CLIENT_CA_FILE", value_name = "FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -253,6 +262,9 @@ impl ServeArgs {
             query_max_concurrent: self.query_max_concurrent,
             query_max_rows: self.query_max_rows,
             insecure: self.insecure.then_some(true),
+            tls_cert_file: self.tls_cert_file.clone(),
+            tls_key_file: self.tls_key_file.clone(),
+            tls_client_ca_file: self.tls_client_ca_file.clone(),
         }
     }
 }

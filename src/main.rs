@@ -8,6 +8,7 @@ mod exposure;
 mod keys;
 mod self_metrics;
 mod server;
+mod tls;
 
 use std::process::ExitCode;
 

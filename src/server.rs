@@ -14,6 +14,7 @@ use skewer_ingest::stats::IngestStats;
 use skewer_storage::Storage;
 use skewer_storage::auth::KeyRing;
 use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -21,6 +22,7 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::exposure::check_exposure;
 use crate::self_metrics::SelfMetrics;
+use crate::tls::{TlsListener, TlsReloader};
 
 async fn bind(addr: std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
@@ -65,35 +67,91 @@ async fn shutdown_signal() {
     }
 }
 
-/// How often the key file is looked at: a revoked key stops working within this (plus the
-/// time one look takes), well inside the promised 5 seconds.
-const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the key file and the TLS files are looked at: a revoked key stops working within
+/// this (plus the time one look takes), well inside the promised 5 seconds.
+const CREDENTIAL_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Re-reads the key file when it changes, until `stop`.
-async fn refresh_keys(keys: Arc<KeyRing>, stop: CancellationToken) {
-    let mut ticks = tokio::time::interval(KEY_REFRESH_INTERVAL);
+/// Re-reads the key file and the TLS files when they change, until `stop`. A file that cannot
+/// be used is logged once per distinct error, and the previous keys or certificate stay.
+async fn refresh_credentials(
+    keys: Arc<KeyRing>,
+    tls: Option<Arc<TlsReloader>>,
+    stop: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(CREDENTIAL_REFRESH_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_errors: [Option<String>; 2] = [None, None];
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             () = stop.cancelled() => return,
         }
-        let keys = Arc::clone(&keys);
-        match tokio::task::spawn_blocking(move || keys.refresh()).await {
-            Ok(Ok(true)) => info!("API keys reloaded"),
-            Ok(Ok(false)) => {}
-            Ok(Err(err)) => {
-                warn!(error = %err, "API keys not reloaded; the previous keys stay in force")
+        let (keys, tls) = (Arc::clone(&keys), tls.clone());
+        let looked = tokio::task::spawn_blocking(move || {
+            let keys = keys.refresh().map_err(|err| err.to_string());
+            let tls = tls.map(|tls| tls.refresh().map_err(|err| err.to_string()));
+            (keys, tls.unwrap_or(Ok(false)))
+        })
+        .await;
+        let Ok((keys, tls)) = looked else {
+            warn!("credential refresh task failed");
+            continue;
+        };
+        for ((what, outcome), last_error) in [("API keys", keys), ("TLS certificate", tls)]
+            .into_iter()
+            .zip(&mut last_errors)
+        {
+            match outcome {
+                Ok(true) => {
+                    info!("{what} reloaded");
+                    *last_error = None;
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    if last_error.as_deref() != Some(err.as_str()) {
+                        warn!(error = %err, "{what} not reloaded; the previous ones stay in force");
+                    }
+                    *last_error = Some(err);
+                }
             }
-            Err(err) => warn!(error = %err, "API key refresh task failed"),
         }
     }
+}
+
+/// Serves `app` on `listener`, TLS-terminated when `tls` is set, until `stop`.
+fn serve_http(
+    listener: TcpListener,
+    app: axum::Router,
+    tls: Option<&Arc<TlsReloader>>,
+    stop: CancellationToken,
+) -> std::io::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    Ok(match tls {
+        Some(tls) => {
+            let listener = TlsListener::spawn(listener, Arc::clone(tls), stop.clone())?;
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            })
+        }
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        }),
+    })
 }
 
 /// Runs the server until a shutdown signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     check_data_dir(&config)?;
     let keys = Arc::new(KeyRing::open(&config.data_dir).context("cannot load API keys")?);
+    let tls = match config.tls.files() {
+        Some(files) => Some(Arc::new(
+            TlsReloader::open(files).context("cannot set up TLS")?,
+        )),
+        None => None,
+    };
     check_exposure(
         &[
             ("otlp_grpc_addr", config.otlp_grpc_addr),
@@ -101,7 +159,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             ("http_addr", config.http_addr),
         ],
         keys.keys_required(),
-        false,
+        tls.is_some(),
         config.insecure,
     )?;
     if !keys.keys_required() {
@@ -121,7 +179,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let stop_ingest = CancellationToken::new();
     let stop_query = CancellationToken::new();
-    tokio::spawn(refresh_keys(Arc::clone(&keys), stop_query.clone()));
+    tokio::spawn(refresh_credentials(
+        Arc::clone(&keys),
+        tls.clone(),
+        stop_query.clone(),
+    ));
     {
         let stop_ingest = stop_ingest.clone();
         tokio::spawn(async move {
@@ -131,15 +193,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
 
-    let query_server = {
-        let app = api::router(state.clone());
-        let stop = stop_query.clone();
-        tokio::spawn(async move {
-            axum::serve(http_listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        })
-    };
+    let query_server = serve_http(
+        http_listener,
+        api::router(state.clone()),
+        tls.as_ref(),
+        stop_query.clone(),
+    )?;
     info!(addr = %config.http_addr, "query API listening (not ready until the WAL is replayed)");
 
     let options = DecodeOptions {
@@ -164,34 +223,45 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             keys: Arc::clone(&keys),
             ..GrpcConfig::default()
         };
-        tokio::spawn(serve_grpc(
-            grpc_listener,
-            Arc::clone(&pipeline),
-            config,
-            stop_ingest.clone().cancelled_owned(),
-        ))
+        let stop = stop_ingest.clone();
+        match &tls {
+            Some(tls) => {
+                let incoming = TlsListener::spawn(grpc_listener, Arc::clone(tls), stop.clone())?;
+                tokio::spawn(serve_grpc(
+                    incoming.into_stream(),
+                    Arc::clone(&pipeline),
+                    config,
+                    stop.cancelled_owned(),
+                ))
+            }
+            None => tokio::spawn(serve_grpc(
+                TcpListenerStream::new(grpc_listener),
+                Arc::clone(&pipeline),
+                config,
+                stop.cancelled_owned(),
+            )),
+        }
     };
-    let otlp_http_server = {
-        let app = otlp_http_router(
+    let otlp_http_server = serve_http(
+        otlp_http_listener,
+        otlp_http_router(
             Arc::clone(&pipeline),
             &HttpConfig {
                 max_body_bytes: config.max_request_bytes,
                 keys: Arc::clone(&keys),
             },
-        );
-        let stop = stop_ingest.clone();
-        tokio::spawn(async move {
-            axum::serve(otlp_http_listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        })
-    };
+        ),
+        tls.as_ref(),
+        stop_ingest.clone(),
+    )?;
     state.set_ready(true);
     info!(
         otlp_grpc = %config.otlp_grpc_addr,
         otlp_http = %config.otlp_http_addr,
         http = %config.http_addr,
         data_dir = %config.data_dir.display(),
+        tls = tls.is_some(),
+        api_keys = keys.keys_required(),
         "skewer ready"
     );
 

@@ -17,13 +17,12 @@ use prost::Message;
 use skewer_storage::auth::{AUTHORIZATION_HEADER, KeyRing, Scope};
 use skewer_storage::budget::Reservation;
 use skewer_storage::model::{Signal, TenantId};
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
 use tonic::codegen::{BoxFuture, Service, http};
 use tonic::metadata::MetadataValue;
 use tonic::server::{NamedService, UnaryService};
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status};
 
 use crate::IngestError;
@@ -215,13 +214,20 @@ fn export_server<K: OtlpService, F>(
     InterceptedService::new(server, admit)
 }
 
-/// Serves OTLP/gRPC on `listener` until `shutdown` completes; in-flight exports finish first.
-pub async fn serve_grpc(
-    listener: TcpListener,
+/// Serves OTLP/gRPC on the connections of `incoming` (plain TCP, or TLS-terminated) until
+/// `shutdown` completes; in-flight exports finish first.
+pub async fn serve_grpc<I, IO, IE>(
+    incoming: I,
     pipeline: Arc<Pipeline>,
     config: GrpcConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), tonic::transport::Error>
+where
+    I: tokio_stream::Stream<Item = Result<IO, IE>>,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Connected + Unpin + Send + 'static,
+    IO::ConnectInfo: Clone + Send + Sync + 'static,
+    IE: Into<tonic::codegen::StdError>,
+{
     // Exports without a valid ingest key, and overloaded ones, are refused on their metadata,
     // before the body is read or decoded.
     let admit = |signal: Signal| {
@@ -256,6 +262,6 @@ pub async fn serve_grpc(
             max,
             admit(Signal::Metrics),
         ))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

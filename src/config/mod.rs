@@ -15,7 +15,7 @@ use skewer_storage::config::StorageConfig;
 
 pub mod units;
 
-pub use sections::{CompactionSection, QuerySection, RetentionSection};
+pub use sections::{CompactionSection, QuerySection, RetentionSection, TlsSection};
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -56,6 +56,8 @@ pub struct Config {
     pub compaction: CompactionSection,
     /// `[query]`.
     pub query: QuerySection,
+    /// `[tls]`.
+    pub tls: TlsSection,
     /// Serve on non-loopback addresses without API keys or TLS (the operator says the network
     /// is trusted).
     pub insecure: bool,
@@ -78,6 +80,7 @@ impl Default for Config {
             retention: RetentionSection::default(),
             compaction: CompactionSection::default(),
             query: QuerySection::default(),
+            tls: TlsSection::default(),
             insecure: false,
             correlation_id_attributes: [
                 "correlation_id",
@@ -181,6 +184,12 @@ pub struct Overrides {
     pub query_max_rows: Option<u64>,
     /// `--insecure`.
     pub insecure: Option<bool>,
+    /// `--tls-cert-file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// `--tls-key-file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// `--tls-client-ca-file`.
+    pub tls_client_ca_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -262,6 +271,16 @@ impl Config {
             query_max_concurrent => query.max_concurrent,
             query_max_rows => query.max_rows
         );
+        macro_rules! take_some_into {
+            ($($field:ident => $section:ident . $key:ident),*) => {
+                $( if let Some(value) = o.$field { self.$section.$key = Some(value); } )*
+            };
+        }
+        take_some_into!(
+            tls_cert_file => tls.cert_file,
+            tls_key_file => tls.key_file,
+            tls_client_ca_file => tls.client_ca_file
+        );
     }
 
     /// Rejects values that cannot work.
@@ -287,6 +306,7 @@ impl Config {
         self.retention.policy()?;
         self.compaction.config()?;
         self.query.validate()?;
+        self.tls.validate()?;
         Ok(())
     }
 

@@ -1,7 +1,8 @@
-//! The configuration's sections (`[retention]`, `[compaction]`): their file shape, defaults
+//! The configuration's sections (`[retention]`, `[compaction]`, `[query]`, `[tls]`): their file shape, defaults
 //! taken from storage's own, validation, and conversion into storage settings.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -263,5 +264,49 @@ mod tests {
             ..RetentionSection::default()
         };
         assert!(section.policy().is_err());
+    }
+}
+
+/// `[tls]`: one certificate for every listener (gRPC, OTLP/HTTP, query API), reloaded when its
+/// files change; with `client_ca_file`, clients must present a certificate that CA signed.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// PEM CA certificates that sign client certificates (mTLS); none: no client certificate asked.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl TlsSection {
+    /// The files TLS is built from, when it is on.
+    pub fn files(&self) -> Option<crate::tls::TlsFiles> {
+        Some(crate::tls::TlsFiles {
+            cert_file: self.cert_file.clone()?,
+            key_file: self.key_file.clone()?,
+            client_ca_file: self.client_ca_file.clone(),
+        })
+    }
+
+    /// Rejects half a configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.to_owned(),
+        };
+        match (&self.cert_file, &self.key_file) {
+            (Some(_), None) => Err(invalid("tls.key_file", "tls.cert_file needs its key")),
+            (None, Some(_)) => Err(invalid(
+                "tls.cert_file",
+                "tls.key_file needs its certificate",
+            )),
+            (None, None) if self.client_ca_file.is_some() => Err(invalid(
+                "tls.client_ca_file",
+                "client certificates need TLS: set tls.cert_file and tls.key_file",
+            )),
+            _ => Ok(()),
+        }
     }
 }

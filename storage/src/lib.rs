@@ -16,6 +16,7 @@ pub mod check;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod file_stamp;
 pub mod layout;
 pub mod lock;
 pub mod log_store;

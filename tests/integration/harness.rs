@@ -29,11 +29,26 @@ pub struct Server {
     pub data_dir: PathBuf,
     log_path: PathBuf,
     extra_args: Vec<String>,
+    /// `http`, or `https` for a server with TLS.
+    scheme: &'static str,
+    /// The client readiness, `/metrics` and `get_json` use (one trusting the test CA for TLS).
+    client: reqwest::Client,
 }
 
 impl Server {
     /// Starts a server on `data_dir` and waits until `/readyz` answers 200.
     pub async fn start(data_dir: &Path, extra_args: &[&str]) -> Self {
+        Self::start_with_client(data_dir, extra_args, "http", reqwest::Client::new()).await
+    }
+
+    /// [`Server::start`] for a server spoken to as `scheme` with `client` (TLS: `https` and a
+    /// client that trusts the server's certificate, with a client certificate for mTLS).
+    pub async fn start_with_client(
+        data_dir: &Path,
+        extra_args: &[&str],
+        scheme: &'static str,
+        client: reqwest::Client,
+    ) -> Self {
         let mut server = Self {
             child: None,
             grpc: free_addr(),
@@ -42,6 +57,8 @@ impl Server {
             data_dir: data_dir.to_path_buf(),
             log_path: PathBuf::new(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            scheme,
+            client,
         };
         // A port picked by `free_addr` can be taken again (by another test's client) before
         // the server binds it: then start over on fresh ports.
@@ -94,11 +111,10 @@ impl Server {
 
     /// Waits for `/readyz`; `Err(log)` if the process exited first.
     async fn wait_ready(&mut self) -> Result<(), String> {
-        let url = format!("http://{}/readyz", self.http);
-        let client = reqwest::Client::new();
+        let url = self.api("/readyz");
         let start = Instant::now();
         loop {
-            if let Ok(response) = client.get(&url).send().await
+            if let Ok(response) = self.client.get(&url).send().await
                 && response.status() == 200
             {
                 return Ok(());
@@ -164,12 +180,12 @@ impl Server {
 
     /// Base URL of the query API.
     pub fn api(&self, path: &str) -> String {
-        format!("http://{}{}", self.http, path)
+        format!("{}://{}{}", self.scheme, self.http, path)
     }
 
     /// URL of an OTLP/HTTP endpoint.
     pub fn otlp_url(&self, path: &str) -> String {
-        format!("http://{}{}", self.otlp_http, path)
+        format!("{}://{}{}", self.scheme, self.otlp_http, path)
     }
 
     /// Address of the OTLP/HTTP listener, for raw-socket clients.
@@ -202,7 +218,9 @@ impl Server {
 
     /// The server's `/metrics` text.
     pub async fn self_metrics(&self) -> String {
-        reqwest::get(self.api("/metrics"))
+        self.client
+            .get(self.api("/metrics"))
+            .send()
             .await
             .expect("query API reachable")
             .text()
@@ -253,7 +271,7 @@ impl Server {
 
     /// GETs a query API path as JSON for a tenant.
     pub async fn get_json_as(&self, path: &str, tenant: Option<&str>) -> (u16, serde_json::Value) {
-        let mut request = reqwest::Client::new().get(self.api(path));
+        let mut request = self.client.get(self.api(path));
         if let Some(tenant) = tenant {
             request = request.header("X-Scope-OrgID", tenant);
         }

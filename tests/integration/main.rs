@@ -26,3 +26,4 @@ mod remote_write;
 mod round_trip;
 mod startup;
 mod stitch;
+mod tls;

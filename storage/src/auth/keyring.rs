@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
 
 use super::AuthError;
 use super::credential::token_from_authorization;
 use super::key::{KeyHash, KeyId, key_id_of};
 use super::scope::{Scope, Scopes, TenantGrant};
 use super::store::{KeyRecord, KeyStore, record_hash, unix_now};
+use crate::file_stamp::FileStamp;
 use crate::model::TenantId;
 use crate::model::tenant::tenant_from_header;
 
@@ -67,27 +67,6 @@ impl KeySet {
         Ok(Self {
             required: !records.is_empty(),
             active,
-        })
-    }
-}
-
-/// Identity of the key file's current version: a rewrite renames a new file into place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    #[cfg(unix)]
-    inode: u64,
-}
-
-impl FileStamp {
-    fn of(path: &Path) -> Option<Self> {
-        let metadata = std::fs::metadata(path).ok()?;
-        Some(Self {
-            modified: metadata.modified().ok(),
-            len: metadata.len(),
-            #[cfg(unix)]
-            inode: std::os::unix::fs::MetadataExt::ino(&metadata),
         })
     }
 }
