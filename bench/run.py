@@ -26,6 +26,7 @@ from pathlib import Path
 
 from logql import load_hour, logql_figures, logql_rows, storage_figures
 from promql import promql_figures
+from security import security_figures, security_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -66,10 +67,21 @@ def http_get(url, timeout=30):
 
 
 class Server:
-    def __init__(self, binary, data_dir, extra=()):
+    """`skewer serve` on loopback ports. `api_key` is sent with the suite's own requests (a
+    server with keys); `tls_context` (an `ssl.SSLContext` trusting the server's CA) makes them
+    https."""
+
+    def __init__(self, binary, data_dir, extra=(), api_key=None, tls_context=None):
         self.binary, self.data_dir, self.extra = binary, Path(data_dir), list(extra)
         self.grpc, self.otlp_http, self.http = free_port(), free_port(), free_port()
         self.proc = None
+        self.api_key, self.tls_context = api_key, tls_context
+
+    def get(self, path, timeout=30):
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        request = urllib.request.Request(self.api(path), headers=headers)
+        with urllib.request.urlopen(request, timeout=timeout, context=self.tls_context) as response:
+            return response.status, response.read()
 
     def start(self):
         log = open(self.data_dir.with_suffix(".log"), "ab")
@@ -82,7 +94,7 @@ class Server:
         deadline = time.time() + 120
         while time.time() < deadline:
             try:
-                if http_get(f"http://127.0.0.1:{self.http}/readyz", 1)[0] == 200:
+                if self.get("/readyz", 1)[0] == 200:
                     return self
             except OSError:
                 pass
@@ -101,11 +113,12 @@ class Server:
                 self.proc.wait()
 
     def api(self, path):
-        return f"http://127.0.0.1:{self.http}{path}"
+        scheme = "https" if self.tls_context else "http"
+        return f"{scheme}://127.0.0.1:{self.http}{path}"
 
 
 def metric(server, name):
-    _, body = http_get(server.api("/metrics"))
+    _, body = server.get("/metrics")
     total = 0.0
     for line in body.decode().splitlines():
         if line.startswith(name):
@@ -227,6 +240,8 @@ def main():
                         help="only the LogQL figures (OTLP logs in, Loki API out)")
     parser.add_argument("--logql-records", type=int, default=1_000_000,
                         help="log records spread over the last hour before timing LogQL queries")
+    parser.add_argument("--only-security", action="store_true",
+                        help="only the security figures: span ingest with no keys, with keys, with keys and TLS")
     parser.add_argument("--only-storage-v2", action="store_true",
                         help="only the start-time, compaction and spread trace-by-id figures")
     parser.add_argument("--json", help="write the figures as JSON here")
@@ -317,6 +332,9 @@ def run_suite(binary, work, args, f):
         return
     if args.only_logql:
         run_logql(binary, work, args, f)
+        return
+    if args.only_security:
+        f["security"] = security_figures(binary, work, args, Server, loadgen)
         return
     n, secs = args.runs, args.seconds
     if args.startup_files:
@@ -768,6 +786,12 @@ def print_table(f, args):
         print("| measure | bar | measured |")
         print("|---|---|---|")
         for row in logql_rows(f):
+            print("| " + " | ".join(row) + " |")
+        return
+    if args.only_security:
+        print("| measure | bar | measured |")
+        print("|---|---|---|")
+        for row in security_rows(f):
             print("| " + " | ".join(row) + " |")
         return
     if args.only_promql:

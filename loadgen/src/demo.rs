@@ -14,16 +14,13 @@ use super::logs::log_record;
 use super::metrics::MetricSeriesGenerator;
 use super::rng::Random;
 use super::traces::{Service, TraceShape, generate_trace, hex};
-use super::transport::{Outcome, Sender};
+use super::transport::{Endpoints, Outcome, Sender};
 use super::{LoadgenArgs, Signal, encode, now_unix_nano};
 
 const DEMO_SERVICES: [&str; 4] = ["frontend", "checkout", "payment", "inventory"];
 
 /// Sends the story until `--duration` (or `--count` traces) is reached.
-pub async fn run(
-    args: &LoadgenArgs,
-    headers: Vec<(String, String)>,
-) -> Result<(), crate::LoadgenError> {
+pub async fn run(args: &LoadgenArgs, endpoints: &Endpoints) -> Result<(), crate::LoadgenError> {
     let mut rng = Random::new(args.seed);
     let mut services: Vec<Service> = DEMO_SERVICES
         .iter()
@@ -44,15 +41,7 @@ pub async fn run(
         error_rate: 0.1,
     };
     let encoding = args.transport.encoding();
-    let connect = |signal| {
-        Sender::connect(
-            args.transport,
-            signal,
-            args.otlp_grpc_addr,
-            args.otlp_http_addr,
-            headers.clone(),
-        )
-    };
+    let connect = |signal| Sender::connect(args.transport, signal, endpoints);
     let mut trace_sender = connect(Signal::Traces).await?;
     let mut log_sender = connect(Signal::Logs).await?;
     let mut metric_sender = connect(Signal::Metrics).await?;

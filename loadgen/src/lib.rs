@@ -31,8 +31,8 @@ use self::pool::{Encoding, Prepared};
 use self::report::Counters;
 use self::rng::Random;
 use self::traces::{Service, TraceShape};
-use self::transport::Sender;
 pub use self::transport::TransportKind;
+use self::transport::{Endpoints, Sender};
 use self::vocabulary::SERVICES;
 pub use error::LoadgenError;
 
@@ -105,6 +105,9 @@ pub struct LoadgenArgs {
     /// Extra request header, `Name: value` (repeatable), e.g. `X-Scope-OrgID: team-a`.
     #[arg(long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,
+    /// PEM CA certificate(s) of a server that speaks TLS: exports go over https / TLS gRPC
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca_file: Option<PathBuf>,
     /// PRNG seed: the same seed generates the same data.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -182,6 +185,23 @@ fn now_unix_nano() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+/// The addresses, headers and TLS trust `args` ask for.
+fn endpoints(args: &LoadgenArgs) -> Result<Endpoints, LoadgenError> {
+    let tls_ca_pem = match &args.tls_ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|source| LoadgenError::Read {
+            path: path.clone(),
+            source,
+        })?),
+        None => None,
+    };
+    Ok(Endpoints {
+        grpc_addr: args.otlp_grpc_addr,
+        http_addr: args.otlp_http_addr,
+        headers: parse_headers(&args.headers)?,
+        tls_ca_pem,
+    })
 }
 
 fn parse_headers(headers: &[String]) -> Result<Vec<(String, String)>, LoadgenError> {
@@ -309,25 +329,16 @@ fn build_pool(args: &LoadgenArgs, rng: &mut Random) -> Result<(Vec<Prepared>, u6
 
 /// Runs `skewer loadgen`.
 pub async fn run(args: LoadgenArgs) -> Result<(), LoadgenError> {
-    let headers = parse_headers(&args.headers)?;
+    let endpoints = endpoints(&args)?;
     if let Some(Scenario::Demo) = args.scenario {
-        return demo::run(&args, headers).await;
+        return demo::run(&args, &endpoints).await;
     }
     let mut rng = Random::new(args.seed);
     let (pool, time_step_nanos) = build_pool(&args, &mut rng)?;
     let label = format!("{} over {:?}", args.signal.path(), args.transport);
     let mut senders = Vec::with_capacity(args.concurrency.max(1));
     for _ in 0..args.concurrency.max(1) {
-        senders.push(
-            Sender::connect(
-                args.transport,
-                args.signal,
-                args.otlp_grpc_addr,
-                args.otlp_http_addr,
-                headers.clone(),
-            )
-            .await?,
-        );
+        senders.push(Sender::connect(args.transport, args.signal, &endpoints).await?);
     }
     let counters = Arc::new(Counters::default());
     let limits = RunLimits {

@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResp
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use skewer_ingest::raw_codec::RawCodec;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use super::Signal;
 use super::pool::Encoding;
@@ -50,6 +50,30 @@ pub enum Outcome {
     Failed(String),
 }
 
+/// Where exports go and how: the server's addresses, extra headers, and the CA that signs
+/// its certificate when it speaks TLS.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// OTLP/gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// OTLP/HTTP address.
+    pub http_addr: SocketAddr,
+    /// Extra request headers (`authorization`, `x-scope-orgid`…).
+    pub headers: Vec<(String, String)>,
+    /// PEM CA certificates to trust: TLS (`https`) on both transports when set.
+    pub tls_ca_pem: Option<Vec<u8>>,
+}
+
+impl Endpoints {
+    fn scheme(&self) -> &'static str {
+        if self.tls_ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
 /// One connection's worth of sending.
 #[derive(Clone)]
 pub struct Sender {
@@ -74,18 +98,26 @@ impl Sender {
     pub async fn connect(
         kind: TransportKind,
         signal: Signal,
-        grpc_addr: SocketAddr,
-        http_addr: SocketAddr,
-        headers: Vec<(String, String)>,
+        endpoints: &Endpoints,
     ) -> Result<Self, crate::LoadgenError> {
+        let (grpc_addr, http_addr) = (endpoints.grpc_addr, endpoints.http_addr);
+        let scheme = endpoints.scheme();
         let grpc = match kind {
             TransportKind::Grpc => {
                 let connect_error = |reason: String| crate::LoadgenError::Connect {
                     address: grpc_addr.to_string(),
                     reason,
                 };
-                let channel = Endpoint::from_shared(format!("http://{grpc_addr}"))
-                    .map_err(|err| connect_error(err.to_string()))?
+                let mut endpoint = Endpoint::from_shared(format!("{scheme}://{grpc_addr}"))
+                    .map_err(|err| connect_error(err.to_string()))?;
+                if let Some(ca) = &endpoints.tls_ca_pem {
+                    endpoint = endpoint
+                        .tls_config(
+                            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)),
+                        )
+                        .map_err(|err| connect_error(err.to_string()))?;
+                }
+                let channel = endpoint
                     .initial_stream_window_size(Some(4 * 1024 * 1024))
                     .initial_connection_window_size(Some(16 * 1024 * 1024))
                     .connect_timeout(Duration::from_secs(5))
@@ -97,18 +129,23 @@ impl Sender {
             }
             _ => None,
         };
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(64)
-            .build()?;
-        let url = format!("http://{http_addr}/v1/{}", signal.path());
+            .pool_max_idle_per_host(64);
+        if let Some(ca) = &endpoints.tls_ca_pem {
+            for certificate in reqwest::Certificate::from_pem_bundle(ca)? {
+                http = http.add_root_certificate(certificate);
+            }
+        }
+        let http = http.build()?;
+        let url = format!("{scheme}://{http_addr}/v1/{}", signal.path());
         Ok(Self {
             kind,
             signal,
             grpc,
             http,
             url,
-            headers,
+            headers: endpoints.headers.clone(),
         })
     }
 
