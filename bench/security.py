@@ -3,9 +3,12 @@ servers, interleaved run by run so drift hits all alike:
 
 - `plain`: no API keys, no TLS (the loopback quick start);
 - `keys`: an ingest key required, sent by the load generator as `authorization: Bearer`;
-- `tls`: the same key, and TLS on every port (a certificate from a CA made here with openssl).
+- `tls`: the same key, and TLS on every port (a certificate from a CA made here with openssl);
+- `redact`: no key, no TLS, and four redaction rules (two by attribute key, a card-number and a
+  bearer-token pattern over every string value), as a careful operator would configure.
 
-The key check's cost is `keys` against `plain`; TLS's is `tls` against `keys`.
+The key check's cost is `keys` against `plain`; TLS's is `tls` against `keys`; redaction's is
+`redact` against `plain`.
 """
 
 import ssl
@@ -13,7 +16,25 @@ import statistics
 import subprocess
 import sys
 
-VARIANTS = ("plain", "keys", "tls")
+VARIANTS = ("plain", "keys", "tls", "redact")
+
+REDACTION_RULES = """
+[[redaction.rules]]
+attributes = ["*.password", "http.request.header.authorization"]
+action = "drop"
+
+[[redaction.rules]]
+attributes = ["enduser.id"]
+action = "hash"
+
+[[redaction.rules]]
+pattern = '\\b\\d{4}(?:[ -]?\\d{4}){3}\\b'
+action = "mask"
+
+[[redaction.rules]]
+pattern = '(?i)bearer\\s+[A-Za-z0-9._~+/-]+=*'
+action = "mask"
+"""
 
 
 def make_pki(work):
@@ -53,6 +74,10 @@ def security_figures(binary, work, args, server_class, loadgen_fn):
                 data.mkdir(parents=True, exist_ok=True)
                 api_key = create_key(binary, data)
                 load_extra += ["--header", f"authorization: Bearer {api_key}"]
+            if variant == "redact":
+                rules = work / "redaction.toml"
+                rules.write_text(REDACTION_RULES)
+                server_extra += ["--config", str(rules)]
             if variant == "tls":
                 server_extra += ["--tls-cert-file", str(cert), "--tls-key-file", str(key_file)]
                 load_extra += ["--tls-ca-file", str(ca)]
@@ -89,4 +114,5 @@ def security_rows(f):
         ("same with an API key checked on every export", "≥ ×0.98 of no keys",
          f"{text('keys')}; {ratio('keys', 'plain')}"),
         ("same over TLS (key checked too)", "reported", f"{text('tls')}; {ratio('tls', 'keys')} of keys alone"),
+        ("no keys, no TLS, four redaction rules", "reported", f"{text('redact')}; {ratio('redact', 'plain')}"),
     ]

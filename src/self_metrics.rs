@@ -2,12 +2,19 @@
 
 use std::fmt::Write;
 
+use skewer_ingest::limits::TenantGate;
 use skewer_ingest::stats::{IngestStats, SignalCounters};
 use skewer_storage::Storage;
 use skewer_storage::model::Signal;
 
 /// Export requests by signal and outcome (accepted, invalid, retryable, failed).
 pub const INGEST_REQUESTS_TOTAL: &str = "skewer_ingest_requests_total";
+/// Records accepted, by tenant.
+pub const TENANT_RECORDS_TOTAL: &str = "skewer_tenant_ingest_records_total";
+/// Request bytes accepted, by tenant.
+pub const TENANT_BYTES_TOTAL: &str = "skewer_tenant_ingest_bytes_total";
+/// Export requests refused by a per-tenant limit, by tenant and limit.
+pub const TENANT_LIMITED_TOTAL: &str = "skewer_tenant_limited_requests_total";
 /// Records made durable, by signal.
 pub const INGEST_RECORDS_ACCEPTED_TOTAL: &str = "skewer_ingest_records_accepted_total";
 /// Records refused one by one (partial success), by signal.
@@ -73,17 +80,70 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 /// The sources of skewer's own metrics that exist before storage opens.
 pub struct SelfMetrics {
     ingest: std::sync::Arc<IngestStats>,
+    tenants: std::sync::Arc<TenantGate>,
 }
 
 impl SelfMetrics {
-    /// Metrics reading the ingest counters `ingest`.
-    pub fn new(ingest: std::sync::Arc<IngestStats>) -> Self {
-        Self { ingest }
+    /// Metrics reading the ingest counters `ingest` and the per-tenant figures of `tenants`.
+    pub fn new(ingest: std::sync::Arc<IngestStats>, tenants: std::sync::Arc<TenantGate>) -> Self {
+        Self { ingest, tenants }
     }
 
     /// Prometheus text of every metric; storage figures once storage is open.
     pub fn render(&self, storage: Option<&Storage>) -> String {
-        render(&self.ingest, storage)
+        let mut out = render(&self.ingest, storage);
+        render_tenants(&mut out, &self.tenants);
+        out
+    }
+}
+
+/// Per-tenant ingest figures: what each tenant sent, and how often a limit held it back.
+fn render_tenants(out: &mut String, tenants: &TenantGate) {
+    let figures = tenants.figures();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    header(
+        out,
+        TENANT_RECORDS_TOTAL,
+        "counter",
+        "Records accepted, by tenant.",
+    );
+    for (tenant, f) in &figures {
+        let _ = writeln!(
+            out,
+            "{TENANT_RECORDS_TOTAL}{{tenant=\"{tenant}\"}} {}",
+            load(&f.records)
+        );
+    }
+    header(
+        out,
+        TENANT_BYTES_TOTAL,
+        "counter",
+        "Request bytes accepted (decompressed), by tenant.",
+    );
+    for (tenant, f) in &figures {
+        let _ = writeln!(
+            out,
+            "{TENANT_BYTES_TOTAL}{{tenant=\"{tenant}\"}} {}",
+            load(&f.bytes)
+        );
+    }
+    header(
+        out,
+        TENANT_LIMITED_TOTAL,
+        "counter",
+        "Export requests refused by a per-tenant limit, by tenant and limit.",
+    );
+    for (tenant, f) in &figures {
+        for (limit, counter) in [
+            ("ingest_records_per_second", &f.limited_records),
+            ("ingest_bytes_per_second", &f.limited_bytes),
+        ] {
+            let _ = writeln!(
+                out,
+                "{TENANT_LIMITED_TOTAL}{{tenant=\"{tenant}\",limit=\"{limit}\"}} {}",
+                load(counter)
+            );
+        }
     }
 }
 

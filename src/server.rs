@@ -9,10 +9,13 @@ use anyhow::Context;
 use skewer_ingest::Pipeline;
 use skewer_ingest::grpc::{GrpcConfig, serve_grpc};
 use skewer_ingest::http::{HttpConfig, otlp_http_router};
+use skewer_ingest::limits::TenantGate;
 use skewer_ingest::payload::{DecodeOptions, OtlpWalDecoder};
+use skewer_ingest::redact::{Redactor, load_or_create_hash_key};
 use skewer_ingest::stats::IngestStats;
 use skewer_storage::Storage;
 use skewer_storage::auth::KeyRing;
+use skewer_storage::layout::{REDACTION_KEY_FILE, tenants_on_disk};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
@@ -118,6 +121,29 @@ async fn refresh_credentials(
     }
 }
 
+/// The redaction rules of `config`, with their hash key (the configured file, else one made
+/// once in the data directory); `None` without rules.
+fn redactor(config: &Config) -> anyhow::Result<Option<Arc<Redactor>>> {
+    let redaction = &config.redaction;
+    let hash_key = if redaction.needs_hash_key() {
+        let key = match &redaction.hash_key_file {
+            Some(path) => load_or_create_hash_key(path, false)?,
+            None => load_or_create_hash_key(&config.data_dir.join(REDACTION_KEY_FILE), true)?,
+        };
+        Some(key)
+    } else {
+        None
+    };
+    let redactor = Redactor::new(redaction, hash_key)?;
+    if redactor.is_some() {
+        info!(
+            rules = redaction.rules.len(),
+            "redaction rules applied to every export before the WAL"
+        );
+    }
+    Ok(redactor.map(Arc::new))
+}
+
 /// Serves `app` on `listener`, TLS-terminated when `tls` is set, until `stop`.
 fn serve_http(
     listener: TcpListener,
@@ -172,8 +198,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let http_listener = bind(config.http_addr, "http_addr").await?;
 
     let ingest_stats = Arc::new(IngestStats::default());
+    let tenants = Arc::new(TenantGate::new(
+        config.limits.clone(),
+        tenants_on_disk(&config.data_dir),
+    ));
     let state = AppState::new(
-        Arc::new(SelfMetrics::new(Arc::clone(&ingest_stats))),
+        Arc::new(SelfMetrics::new(
+            Arc::clone(&ingest_stats),
+            Arc::clone(&tenants),
+        )),
         config.query.clone(),
         Arc::clone(&keys),
     );
@@ -203,6 +236,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let options = DecodeOptions {
         correlation_keys: Arc::from(config.correlation_id_attributes.clone()),
+        redactor: redactor(&config).context("cannot set up redaction")?,
     };
     let storage_config = config.storage_config()?;
     let storage = tokio::select! {
@@ -215,7 +249,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     };
     state.set_storage(Arc::clone(&storage));
-    let pipeline = Arc::new(Pipeline::new(Arc::clone(&storage), options, ingest_stats));
+    let pipeline = Arc::new(Pipeline::new(
+        Arc::clone(&storage),
+        options,
+        ingest_stats,
+        tenants,
+    ));
 
     let grpc_server = {
         let config = GrpcConfig {

@@ -54,6 +54,9 @@ pub enum IngestError {
     /// The tenant header is not a valid tenant id.
     #[error(transparent)]
     BadTenant(#[from] skewer_storage::model::IdError),
+    /// The tenant is over one of its limits (or a new tenant past the cap).
+    #[error(transparent)]
+    TenantLimit(#[from] crate::limits::LimitExceeded),
     /// No key, a bad key, or a key without the ingest scope or for another tenant.
     #[error(transparent)]
     Auth(#[from] skewer_storage::auth::AuthError),
@@ -80,12 +83,16 @@ impl IngestError {
             Self::TooLarge { .. } => ErrorKind::InvalidArgument,
             Self::Storage(err) => err.kind(),
             Self::Auth(err) => err.kind(),
+            Self::TenantLimit(_) => ErrorKind::ResourceExhausted,
             Self::NotReady => ErrorKind::Unavailable,
         }
     }
 
     /// Text safe to show a client: internal failures are not described.
     pub fn client_message(&self) -> String {
+        if let Self::TenantLimit(limit) = self {
+            return limit.to_string();
+        }
         match self.kind() {
             ErrorKind::Internal => "internal error".to_owned(),
             ErrorKind::ResourceExhausted => {
@@ -93,6 +100,15 @@ impl IngestError {
             }
             ErrorKind::Unavailable => "server unavailable, retry later".to_owned(),
             _ => self.to_string(),
+        }
+    }
+
+    /// Seconds a client should wait before retrying, when retrying can help.
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            Self::TenantLimit(limit) => Some(limit.retry_after_seconds),
+            _ if self.kind().is_retryable() => Some(u64::from(crate::http::RETRY_AFTER_SECONDS)),
+            _ => None,
         }
     }
 

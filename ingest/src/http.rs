@@ -151,6 +151,7 @@ async fn export(
         Err(err) => return error_response(PayloadFormat::Json, &err),
     };
     let result = async {
+        state.pipeline.admit_tenant(signal, &tenant)?;
         // Refuse an overloaded export before reading its body, not after decoding it.
         let declared_len = declared_body_len(&headers, state.max_body_bytes);
         state.pipeline.admit_early(
@@ -317,10 +318,10 @@ fn error_response(format: PayloadFormat, err: &IngestError) -> Response {
 /// with the challenge HTTP clients expect when a key is missing or invalid.
 pub(crate) fn with_retry_after(mut response: Response, err: &IngestError) -> Response {
     let kind = err.kind();
-    if kind.is_retryable() {
+    if let Some(seconds) = err.retry_after_seconds() {
         response
             .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     if kind == skewer_storage::ErrorKind::Unauthenticated {
         response.headers_mut().insert(

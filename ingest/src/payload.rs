@@ -13,6 +13,7 @@ use skewer_storage::wal::WalEntry;
 
 use crate::IngestError;
 use crate::convert::{Rejections, convert_logs, convert_metrics, convert_traces};
+use crate::redact::Redactor;
 
 /// How an export body is encoded. The number is what the WAL stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +74,9 @@ impl PayloadFormat {
 pub struct DecodeOptions {
     /// Log attribute keys tried in order for the correlation id.
     pub correlation_keys: Arc<[String]>,
+    /// Redaction rules applied to live exports (never to WAL replay: the WAL holds the
+    /// redacted export already).
+    pub redactor: Option<Arc<Redactor>>,
 }
 
 /// Records decoded from one export, with what was refused.
@@ -82,6 +86,9 @@ pub struct DecodedExport {
     pub batch: SignalBatch,
     /// The records refused.
     pub rejections: Rejections,
+    /// The export as protobuf after redaction changed it: what the WAL keeps instead of the
+    /// body received.
+    pub redacted_body: Option<Vec<u8>>,
 }
 
 fn parse<M>(format: PayloadFormat, body: &[u8]) -> Result<M, IngestError>
@@ -151,11 +158,41 @@ pub fn decode_export(
             }),
         };
     }
+    let redactor = options.redactor.as_deref();
     Ok(match signal {
-        Signal::Traces => decoded_traces(parse(format, body)?),
-        Signal::Logs => decoded_logs(parse(format, body)?, options),
-        Signal::Metrics => decoded_metrics(parse(format, body)?),
+        Signal::Traces => {
+            let mut request = parse(format, body)?;
+            let redacted = redacted(redactor, &mut request, Redactor::traces);
+            decoded_traces(request).with_redacted_body(redacted)
+        }
+        Signal::Logs => {
+            let mut request = parse(format, body)?;
+            let redacted = redacted(redactor, &mut request, Redactor::logs);
+            decoded_logs(request, options).with_redacted_body(redacted)
+        }
+        Signal::Metrics => {
+            let mut request = parse(format, body)?;
+            let redacted = redacted(redactor, &mut request, Redactor::metrics);
+            decoded_metrics(request).with_redacted_body(redacted)
+        }
     })
+}
+
+/// Applies `redact` when there are rules; the redacted export as protobuf when it changed.
+fn redacted<M: Message>(
+    redactor: Option<&Redactor>,
+    request: &mut M,
+    redact: fn(&Redactor, &mut M) -> bool,
+) -> Option<Vec<u8>> {
+    let redactor = redactor?;
+    redact(redactor, request).then(|| request.encode_to_vec())
+}
+
+impl DecodedExport {
+    fn with_redacted_body(mut self, redacted_body: Option<Vec<u8>>) -> Self {
+        self.redacted_body = redacted_body;
+        self
+    }
 }
 
 /// Decodes and converts a remote write body.
@@ -164,6 +201,7 @@ fn decoded_remote_write(body: &[u8]) -> Result<DecodedExport, IngestError> {
     Ok(DecodedExport {
         batch: SignalBatch::Metrics(converted.records),
         rejections: converted.rejections,
+        redacted_body: None,
     })
 }
 
@@ -173,6 +211,7 @@ fn decoded_traces(request: ExportTraceServiceRequest) -> DecodedExport {
     DecodedExport {
         batch: SignalBatch::Spans(converted.records),
         rejections: converted.rejections,
+        redacted_body: None,
     }
 }
 
@@ -182,6 +221,7 @@ fn decoded_logs(request: ExportLogsServiceRequest, options: &DecodeOptions) -> D
     DecodedExport {
         batch: SignalBatch::Logs(converted.records),
         rejections: converted.rejections,
+        redacted_body: None,
     }
 }
 
@@ -191,6 +231,7 @@ fn decoded_metrics(request: ExportMetricsServiceRequest) -> DecodedExport {
     DecodedExport {
         batch: SignalBatch::Metrics(converted.records),
         rejections: converted.rejections,
+        redacted_body: None,
     }
 }
 
@@ -200,9 +241,15 @@ pub struct OtlpWalDecoder {
 }
 
 impl OtlpWalDecoder {
-    /// A decoder using the same options as live ingest.
+    /// A decoder using the same options as live ingest, less redaction (replayed entries
+    /// were redacted before they were written).
     pub fn new(options: DecodeOptions) -> Self {
-        Self { options }
+        Self {
+            options: DecodeOptions {
+                redactor: None,
+                ..options
+            },
+        }
     }
 }
 
@@ -223,6 +270,7 @@ mod tests {
     fn options() -> DecodeOptions {
         DecodeOptions {
             correlation_keys: Arc::from(vec!["request.id".to_owned()]),
+            redactor: None,
         }
     }
 

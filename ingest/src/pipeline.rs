@@ -11,6 +11,7 @@ use skewer_storage::{ErrorKind, Storage, StorageError};
 use tracing::warn;
 
 use crate::IngestError;
+use crate::limits::TenantGate;
 use crate::payload::{DecodeOptions, DecodedExport, PayloadFormat, decode_export};
 use crate::stats::{IngestStats, SignalCounters};
 
@@ -40,16 +41,32 @@ pub struct Pipeline {
     storage: Arc<Storage>,
     options: DecodeOptions,
     stats: Arc<IngestStats>,
+    tenants: Arc<TenantGate>,
 }
 
 impl Pipeline {
-    /// A pipeline writing to `storage`.
-    pub fn new(storage: Arc<Storage>, options: DecodeOptions, stats: Arc<IngestStats>) -> Self {
+    /// A pipeline writing to `storage`, holding each tenant to the limits of `tenants`.
+    pub fn new(
+        storage: Arc<Storage>,
+        options: DecodeOptions,
+        stats: Arc<IngestStats>,
+        tenants: Arc<TenantGate>,
+    ) -> Self {
         Self {
             storage,
             options,
             stats,
+            tenants,
         }
+    }
+
+    /// Refuses (as retryable, naming the limit) an export of a tenant over one of its limits,
+    /// or of a new tenant past the cap. Cheap: called before a body is read.
+    pub fn admit_tenant(&self, signal: Signal, tenant: &TenantId) -> Result<(), IngestError> {
+        self.tenants.admit(tenant).map_err(|limit| {
+            SignalCounters::add(&self.stats.signal(signal).requests_retryable, 1);
+            IngestError::TenantLimit(limit)
+        })
     }
 
     /// Counters for self-metrics.
@@ -104,6 +121,7 @@ impl Pipeline {
         body: Bytes,
         held: Reservation,
     ) -> Result<ExportOutcome, IngestError> {
+        self.admit_tenant(signal, &tenant)?;
         let reservation = self.reserve(format.decoded_size_estimate(body.len()), held)?;
         let decoded = if body.len() <= INLINE_DECODE_MAX_BYTES {
             decode_export(signal, format, &body, &self.options)?
@@ -114,8 +132,13 @@ impl Pipeline {
                 .await
                 .map_err(|err| IngestError::Storage(StorageError::from(err)))??
         };
-        self.persist(signal, tenant, format, body, decoded, reservation)
-            .await
+        let body_len = body.len() as u64;
+        let charged_to = tenant.clone();
+        let outcome = self
+            .persist(signal, tenant, format, body, decoded, reservation)
+            .await?;
+        self.tenants.charge(&charged_to, outcome.accepted, body_len);
+        Ok(outcome)
     }
 
     /// Reserves budget for (part of) an HTTP body being received, so bodies in flight count
@@ -165,6 +188,11 @@ impl Pipeline {
         if decoded.batch.is_empty() {
             return Ok(outcome);
         }
+        // Redaction rewrote the export: the WAL keeps only the redacted one.
+        let (format, body) = match decoded.redacted_body {
+            Some(redacted) => (PayloadFormat::Protobuf, Bytes::from(redacted)),
+            None => (format, body),
+        };
         let entry = WalEntry {
             signal,
             payload_format: format as u8,

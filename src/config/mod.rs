@@ -58,6 +58,10 @@ pub struct Config {
     pub query: QuerySection,
     /// `[tls]`.
     pub tls: TlsSection,
+    /// `[limits]`: the tenant cap and per-tenant ingest rates.
+    pub limits: skewer_ingest::limits::LimitsConfig,
+    /// `[redaction]`: rules applied to every export before it is written.
+    pub redaction: skewer_ingest::redact::RedactionConfig,
     /// Serve on non-loopback addresses without API keys or TLS (the operator says the network
     /// is trusted).
     pub insecure: bool,
@@ -81,6 +85,8 @@ impl Default for Config {
             compaction: CompactionSection::default(),
             query: QuerySection::default(),
             tls: TlsSection::default(),
+            redaction: skewer_ingest::redact::RedactionConfig::default(),
+            limits: skewer_ingest::limits::LimitsConfig::default(),
             insecure: false,
             correlation_id_attributes: [
                 "correlation_id",
@@ -345,7 +351,7 @@ mod tests {
         let parsed = Config::from_toml(text, Path::new("skewer.example.toml")).unwrap();
         assert_eq!(parsed, Config::default());
         let table: toml::Table = text.parse().unwrap();
-        assert_eq!(table.len(), 14, "every key of Config is in the example");
+        assert_eq!(table.len(), 18, "every key of Config is in the example");
         assert_eq!(table["query"].as_table().unwrap().len(), 5);
         let retention = table["retention"].as_table().unwrap();
         assert_eq!(
@@ -444,5 +450,30 @@ mod tests {
         let path = dir.path().join("empty.toml");
         std::fs::write(&path, "").unwrap();
         assert!(Config::load(Some(&path), overrides).is_err());
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_flags_fill_them_in() {
+        let half = "[tls]\ncert_file = \"a.crt\"\n";
+        let parsed = Config::from_toml(half, Path::new("x.toml")).unwrap();
+        let err = parsed.validate().unwrap_err().to_string();
+        assert!(err.contains("tls.key_file"), "{err}");
+        let ca_only =
+            Config::from_toml("[tls]\nclient_ca_file = \"ca.crt\"\n", Path::new("x.toml")).unwrap();
+        assert!(ca_only.validate().is_err());
+
+        let mut config = Config::default();
+        config.apply(Overrides {
+            tls_cert_file: Some(PathBuf::from("a.crt")),
+            tls_key_file: Some(PathBuf::from("a.key")),
+            insecure: Some(true),
+            ..Overrides::default()
+        });
+        config.validate().unwrap();
+        let files = config.tls.files().unwrap();
+        assert_eq!(files.cert_file, PathBuf::from("a.crt"));
+        assert_eq!(files.client_ca_file, None);
+        assert!(config.insecure);
+        assert!(Config::default().tls.files().is_none());
     }
 }

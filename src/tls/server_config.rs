@@ -92,3 +92,65 @@ impl TlsFiles {
         Ok(Arc::new(config))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let (cert_path, key_path) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert_path, key_path)
+    }
+
+    fn files(cert_file: PathBuf, key_file: PathBuf) -> TlsFiles {
+        TlsFiles {
+            cert_file,
+            key_file,
+            client_ca_file: None,
+        }
+    }
+
+    #[test]
+    fn a_matching_pair_loads_and_speaks_h2_and_http1() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = self_signed(dir.path(), "a");
+        let config = files(cert, key).server_config().unwrap();
+        assert_eq!(
+            config.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+    }
+
+    #[test]
+    fn unusable_files_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_a, key_a) = self_signed(dir.path(), "a");
+        let (_, key_b) = self_signed(dir.path(), "b");
+        let mismatched = files(cert_a.clone(), key_b).server_config().unwrap_err();
+        assert!(matches!(mismatched, TlsError::Rustls(_)), "{mismatched}");
+
+        let missing = files(dir.path().join("nope.crt"), key_a.clone())
+            .server_config()
+            .unwrap_err();
+        assert!(missing.to_string().contains("tls.cert_file"), "{missing}");
+
+        std::fs::write(dir.path().join("empty.crt"), "not pem").unwrap();
+        let empty = files(dir.path().join("empty.crt"), key_a.clone())
+            .server_config()
+            .unwrap_err();
+        assert!(empty.to_string().contains("no PEM certificate"), "{empty}");
+
+        let no_key = files(cert_a.clone(), cert_a).server_config().unwrap_err();
+        assert!(no_key.to_string().contains("tls.key_file"), "{no_key}");
+    }
+}

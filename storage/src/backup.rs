@@ -130,9 +130,37 @@ pub async fn backup(data_dir: &Path, target: &Path) -> Result<CopySummary, Backu
         .map_err(StorageError::from)??;
     summary.log_partitions = logs.0;
     summary.bytes += logs.1;
+    for name in layout::OWNER_ONLY_FILES {
+        summary.bytes += copy_owner_only_file(data_dir, target, name)?;
+    }
     sync_path(target)?;
     info!(?summary, target = %target.display(), "backup complete");
     Ok(summary)
+}
+
+/// A secret file (the API key hashes, the redaction key) travels with the data, readable by
+/// its owner only; each is replaced whole when it changes, so one read is one version.
+fn copy_owner_only_file(data_dir: &Path, target: &Path, name: &str) -> Result<u64, StorageError> {
+    let source = data_dir.join(name);
+    let mut file = match std::fs::File::open(&source) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(err) => return Err(StorageError::io(&source, err)),
+    };
+    let destination = target.join(name);
+    let bytes = copy_open(&mut file, &destination)?;
+    owner_only(&destination)?;
+    Ok(bytes)
+}
+
+/// Makes `path` readable and writable by its owner only.
+fn owner_only(path: &Path) -> Result<(), StorageError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))?;
+    }
+    Ok(())
 }
 
 /// Step 1: the checkpoint, then every segment.
@@ -316,6 +344,12 @@ pub fn restore(backup_dir: &Path, data_dir: &Path) -> Result<CopySummary, Backup
     ensure_empty(data_dir)?;
     let mut summary = CopySummary::default();
     copy_tree(backup_dir, data_dir, &mut summary)?;
+    for name in layout::OWNER_ONLY_FILES {
+        let path = data_dir.join(name);
+        if path.is_file() {
+            owner_only(&path)?;
+        }
+    }
     sync_path(data_dir)?;
     Ok(summary)
 }

@@ -52,6 +52,13 @@ pub fn parse_day_name(name: &str) -> Option<u64> {
     u64::try_from(seconds / 86_400).ok()
 }
 
+/// The HMAC key of redaction `hash` rules, made in the data directory when none is configured.
+pub const REDACTION_KEY_FILE: &str = "redaction.key";
+
+/// Files at the data directory's root that hold secrets (API key hashes, the redaction key):
+/// readable by their owner only, carried by backups.
+pub const OWNER_ONLY_FILES: [&str; 2] = [crate::auth::KEYS_FILE, REDACTION_KEY_FILE];
+
 /// One day, the unit log indexes are partitioned by.
 pub const DAY_NANOS: u64 = 86_400 * 1_000_000_000;
 /// Nanoseconds in an hour.
@@ -95,6 +102,25 @@ pub fn summary_path(data_file: &ObjectPath) -> ObjectPath {
 /// Directory holding every tenant's log index.
 pub fn log_indexes_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("logs")
+}
+
+/// The tenants with data in `data_dir` (span or metric files, or log indexes), sorted; read
+/// from directory names, so it works before storage is opened.
+pub fn tenants_on_disk(data_dir: &Path) -> Vec<TenantId> {
+    let mut tenants: Vec<TenantId> = [
+        objects_dir(data_dir).join("tenants"),
+        log_indexes_dir(data_dir),
+    ]
+    .iter()
+    .filter_map(|dir| std::fs::read_dir(dir).ok())
+    .flatten()
+    .flatten()
+    .filter(|entry| entry.path().is_dir())
+    .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+    .collect();
+    tenants.sort();
+    tenants.dedup();
+    tenants
 }
 
 /// Prefix of all objects of one signal of one tenant.

@@ -485,4 +485,43 @@ async fn revoked_keys_stop_and_new_keys_start_working_without_a_restart() {
         .find(|line| line.starts_with(key_id(&keys.query_a)))
         .unwrap();
     assert!(revoked_line.contains("revoked"), "{list}");
+
+    // Backup and restore carry the keys (hashes only), owner-readable only.
+    let backup = dir.path().join("backup");
+    let restored = dir.path().join("restored");
+    for args in [
+        vec![
+            "backup",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--to",
+            backup.to_str().unwrap(),
+        ],
+        vec![
+            "restore",
+            "--from",
+            backup.to_str().unwrap(),
+            "--data-dir",
+            restored.to_str().unwrap(),
+        ],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_skewer"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(keys_command(&restored, &["list"]), list);
+    for copy in [&backup, &restored] {
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(copy.join("keys.json"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "{}", copy.display());
+    }
 }

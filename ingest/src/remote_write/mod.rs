@@ -79,6 +79,7 @@ mod tests {
     fn options() -> DecodeOptions {
         DecodeOptions {
             correlation_keys: std::sync::Arc::from(Vec::<String>::new()),
+            redactor: None,
         }
     }
 

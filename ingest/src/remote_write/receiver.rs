@@ -59,6 +59,7 @@ async fn receive(
     body: Body,
 ) -> Result<(TenantId, ExportOutcome), IngestError> {
     let tenant = state.authorize(headers)?;
+    state.pipeline.admit_tenant(Signal::Metrics, &tenant)?;
     check_content_type(headers)?;
     check_content_encoding(headers)?;
     let format = PayloadFormat::RemoteWrite;

@@ -1,0 +1,42 @@
+//! `[limits]` as the config file spells it.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// One tenant's own rates (unset: the defaults of `[limits]`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantLimitOverrides {
+    /// Records (spans, log records, metric points) per second.
+    pub ingest_records_per_second: Option<u64>,
+    /// Request bytes (after decompression) per second.
+    pub ingest_bytes_per_second: Option<u64>,
+}
+
+/// `[limits]`: 0 means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Tenants that may exist; exports for a new tenant past it are refused.
+    pub max_tenants: usize,
+    /// Records per second each tenant may send.
+    pub ingest_records_per_second: u64,
+    /// Request bytes per second each tenant may send.
+    pub ingest_bytes_per_second: u64,
+    /// `[limits.tenants.NAME]`: a tenant's own rates.
+    pub tenants: BTreeMap<String, TenantLimitOverrides>,
+}
+
+impl LimitsConfig {
+    /// The (records, bytes) per second of `tenant`.
+    pub fn rates_of(&self, tenant: &str) -> (u64, u64) {
+        let own = self.tenants.get(tenant);
+        (
+            own.and_then(|o| o.ingest_records_per_second)
+                .unwrap_or(self.ingest_records_per_second),
+            own.and_then(|o| o.ingest_bytes_per_second)
+                .unwrap_or(self.ingest_bytes_per_second),
+        )
+    }
+}

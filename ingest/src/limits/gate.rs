@@ -1,0 +1,228 @@
+//! The per-tenant state: known tenants (for the cap), their buckets and their figures.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use skewer_storage::model::TenantId;
+
+use super::bucket::Bucket;
+use super::config::LimitsConfig;
+
+/// A request refused by a tenant limit: which limit, its value, when to retry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("tenant {tenant} is over its limit {limit} = {value}; retry in {retry_after_seconds} s")]
+pub struct LimitExceeded {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The limit's config key (`max_tenants`, `ingest_records_per_second`…).
+    pub limit: &'static str,
+    /// Its configured value.
+    pub value: u64,
+    /// Seconds until a retry may pass.
+    pub retry_after_seconds: u64,
+}
+
+/// What one tenant sent and how often it was held back, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct TenantFigures {
+    /// Records accepted.
+    pub records: AtomicU64,
+    /// Request bytes accepted (after decompression).
+    pub bytes: AtomicU64,
+    /// Requests refused by `ingest_records_per_second`.
+    pub limited_records: AtomicU64,
+    /// Requests refused by `ingest_bytes_per_second`.
+    pub limited_bytes: AtomicU64,
+}
+
+#[derive(Debug)]
+struct TenantState {
+    records: Option<(u64, Mutex<Bucket>)>,
+    bytes: Option<(u64, Mutex<Bucket>)>,
+    figures: Arc<TenantFigures>,
+}
+
+impl TenantState {
+    fn new(config: &LimitsConfig, tenant: &TenantId, now: Instant) -> Self {
+        let (records, bytes) = config.rates_of(tenant.as_str());
+        let bucket = |rate: u64| (rate > 0).then(|| (rate, Mutex::new(Bucket::new(rate, now))));
+        Self {
+            records: bucket(records),
+            bytes: bucket(bytes),
+            figures: Arc::default(),
+        }
+    }
+}
+
+/// The tenants ingest has seen and their limits.
+#[derive(Debug)]
+pub struct TenantGate {
+    config: LimitsConfig,
+    tenants: Mutex<HashMap<TenantId, Arc<TenantState>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+impl TenantGate {
+    /// Limits as configured; `existing` tenants (found on disk) count toward the cap.
+    pub fn new(config: LimitsConfig, existing: impl IntoIterator<Item = TenantId>) -> Self {
+        let now = Instant::now();
+        let tenants = existing
+            .into_iter()
+            .map(|tenant| {
+                let state = Arc::new(TenantState::new(&config, &tenant, now));
+                (tenant, state)
+            })
+            .collect();
+        Self {
+            config,
+            tenants: Mutex::new(tenants),
+        }
+    }
+
+    /// No limits at all (tools and tests).
+    pub fn unlimited() -> Self {
+        Self::new(LimitsConfig::default(), [])
+    }
+
+    fn state(&self, tenant: &TenantId) -> Result<Arc<TenantState>, LimitExceeded> {
+        let mut tenants = lock(&self.tenants);
+        if let Some(state) = tenants.get(tenant) {
+            return Ok(Arc::clone(state));
+        }
+        let cap = self.config.max_tenants;
+        if cap > 0 && tenants.len() >= cap {
+            return Err(LimitExceeded {
+                tenant: tenant.clone(),
+                limit: "max_tenants",
+                value: cap as u64,
+                // A tenant slot frees only when an operator acts: ask for patience.
+                retry_after_seconds: 60,
+            });
+        }
+        let state = Arc::new(TenantState::new(&self.config, tenant, Instant::now()));
+        tenants.insert(tenant.clone(), Arc::clone(&state));
+        Ok(state)
+    }
+
+    /// Whether `tenant` may send now: it exists or fits under the cap, and its buckets are not
+    /// in debt. Cheap; called before a body is read.
+    pub fn admit(&self, tenant: &TenantId) -> Result<(), LimitExceeded> {
+        let state = self.state(tenant)?;
+        let now = Instant::now();
+        for (limit, bucket, refused) in [
+            (
+                "ingest_records_per_second",
+                &state.records,
+                &state.figures.limited_records,
+            ),
+            (
+                "ingest_bytes_per_second",
+                &state.bytes,
+                &state.figures.limited_bytes,
+            ),
+        ] {
+            let Some((value, bucket)) = bucket else {
+                continue;
+            };
+            let wait = lock(bucket).wait_seconds(now);
+            if wait > 0.0 {
+                refused.fetch_add(1, Ordering::Relaxed);
+                return Err(LimitExceeded {
+                    tenant: tenant.clone(),
+                    limit,
+                    value: *value,
+                    retry_after_seconds: wait.ceil().max(1.0) as u64,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Charges an accepted export to `tenant`.
+    pub fn charge(&self, tenant: &TenantId, records: u64, bytes: u64) {
+        let Ok(state) = self.state(tenant) else {
+            return;
+        };
+        let now = Instant::now();
+        if let Some((_, bucket)) = &state.records {
+            lock(bucket).take(records, now);
+        }
+        if let Some((_, bucket)) = &state.bytes {
+            lock(bucket).take(bytes, now);
+        }
+        state.figures.records.fetch_add(records, Ordering::Relaxed);
+        state.figures.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Every known tenant's figures, sorted by tenant.
+    pub fn figures(&self) -> Vec<(TenantId, Arc<TenantFigures>)> {
+        let mut figures: Vec<_> = lock(&self.tenants)
+            .iter()
+            .map(|(tenant, state)| (tenant.clone(), Arc::clone(&state.figures)))
+            .collect();
+        figures.sort_by(|a, b| a.0.cmp(&b.0));
+        figures
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::TenantLimitOverrides;
+
+    fn tenant(name: &str) -> TenantId {
+        name.parse().unwrap()
+    }
+
+    #[test]
+    fn the_cap_counts_existing_tenants_and_refuses_new_ones_only() {
+        let config = LimitsConfig {
+            max_tenants: 2,
+            ..LimitsConfig::default()
+        };
+        let gate = TenantGate::new(config, [tenant("a")]);
+        gate.admit(&tenant("b")).unwrap();
+        let refused = gate.admit(&tenant("c")).unwrap_err();
+        assert_eq!(refused.limit, "max_tenants");
+        assert_eq!(refused.value, 2);
+        gate.admit(&tenant("a")).unwrap();
+        gate.admit(&tenant("b")).unwrap();
+    }
+
+    #[test]
+    fn a_tenant_over_its_rate_waits_and_others_do_not() {
+        let mut tenants = std::collections::BTreeMap::new();
+        tenants.insert(
+            "big".to_owned(),
+            TenantLimitOverrides {
+                ingest_records_per_second: Some(1_000_000),
+                ingest_bytes_per_second: None,
+            },
+        );
+        let config = LimitsConfig {
+            ingest_records_per_second: 100,
+            tenants,
+            ..LimitsConfig::default()
+        };
+        let gate = TenantGate::new(config, []);
+        let (small, big) = (tenant("small"), tenant("big"));
+        gate.admit(&small).unwrap();
+        gate.charge(&small, 250, 10);
+        let refused = gate.admit(&small).unwrap_err();
+        assert_eq!(refused.limit, "ingest_records_per_second");
+        assert_eq!(refused.retry_after_seconds, 2);
+        for _ in 0..10 {
+            gate.admit(&big).unwrap();
+            gate.charge(&big, 1000, 10);
+        }
+        let figures = gate.figures();
+        assert_eq!(figures[0].0, big);
+        assert_eq!(figures[0].1.records.load(Ordering::Relaxed), 10_000);
+        assert_eq!(figures[1].1.limited_records.load(Ordering::Relaxed), 1);
+    }
+}
