@@ -181,7 +181,7 @@ impl<K: OtlpService> UnaryService<Bytes> for Export<K> {
 
 /// Checks the call's key for the ingest scope and names its tenant in the metadata, where
 /// [`tenant_of`] reads it.
-fn authorize(keys: &KeyRing, request: &mut Request<()>) -> Result<(), Status> {
+fn authorize(keys: &KeyRing, request: &mut Request<()>) -> Result<TenantId, Status> {
     let metadata = request.metadata();
     let access = keys
         .authorize(
@@ -193,7 +193,7 @@ fn authorize(keys: &KeyRing, request: &mut Request<()>) -> Result<(), Status> {
     let tenant = MetadataValue::try_from(access.tenant.as_str())
         .map_err(|err| Status::internal(err.to_string()))?;
     request.metadata_mut().insert(TENANT_HEADER, tenant);
-    Ok(())
+    Ok(access.tenant)
 }
 
 fn tenant_of<T>(request: &Request<T>) -> Result<TenantId, Status> {
@@ -234,7 +234,10 @@ where
         let pipeline = Arc::clone(&pipeline);
         let keys = Arc::clone(&config.keys);
         move |mut request: Request<()>| {
-            authorize(&keys, &mut request)?;
+            let tenant = authorize(&keys, &mut request)?;
+            pipeline
+                .admit_tenant(signal, &tenant)
+                .map_err(|err| err.to_status())?;
             pipeline
                 .admit_early(signal, 0)
                 .map(|()| request)

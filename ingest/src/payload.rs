@@ -86,8 +86,8 @@ pub struct DecodedExport {
     pub batch: SignalBatch,
     /// The records refused.
     pub rejections: Rejections,
-    /// The export as protobuf after redaction changed it: what the WAL keeps instead of the
-    /// body received.
+    /// The export as protobuf after redaction: what the WAL keeps instead of the body
+    /// received.
     pub redacted_body: Option<Vec<u8>>,
 }
 
@@ -178,14 +178,17 @@ pub fn decode_export(
     })
 }
 
-/// Applies `redact` when there are rules; the redacted export as protobuf when it changed.
+/// Applies `redact` when there are rules, and returns the export as protobuf: with rules the
+/// WAL always keeps the re-encoded export, never the body received (which may hold fields the
+/// decoder does not know and the rules never saw).
 fn redacted<M: Message>(
     redactor: Option<&Redactor>,
     request: &mut M,
     redact: fn(&Redactor, &mut M) -> bool,
 ) -> Option<Vec<u8>> {
     let redactor = redactor?;
-    redact(redactor, request).then(|| request.encode_to_vec())
+    redact(redactor, request);
+    Some(request.encode_to_vec())
 }
 
 impl DecodedExport {

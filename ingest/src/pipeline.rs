@@ -121,7 +121,8 @@ impl Pipeline {
         body: Bytes,
         held: Reservation,
     ) -> Result<ExportOutcome, IngestError> {
-        self.admit_tenant(signal, &tenant)?;
+        // Counted as retryable by `count`, not here.
+        self.tenants.admit(&tenant)?;
         let reservation = self.reserve(format.decoded_size_estimate(body.len()), held)?;
         let decoded = if body.len() <= INLINE_DECODE_MAX_BYTES {
             decode_export(signal, format, &body, &self.options)?

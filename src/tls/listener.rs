@@ -22,9 +22,9 @@ use tracing::debug;
 use super::TlsReloader;
 
 /// A handshake not finished within this is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Handshakes in progress at once per listener; past it, new connections wait in the backlog.
-const MAX_HANDSHAKES: usize = 256;
+const MAX_HANDSHAKES: usize = 1024;
 /// Finished connections waiting for the server to take them.
 const READY_QUEUE: usize = 64;
 

@@ -92,12 +92,23 @@ fn ensure_empty(dir: &Path) -> Result<(), BackupError> {
     }
 }
 
-/// Copies an open file to `target` and fsyncs it; returns the bytes copied.
+/// Copies an open file to `target` and fsyncs it; returns the bytes copied. Secret files
+/// (`layout::OWNER_ONLY_FILES`) are created readable by their owner only from the start.
 fn copy_open(source: &mut std::fs::File, target: &Path) -> Result<u64, StorageError> {
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
-    let mut out = std::fs::File::create(target).map_err(io(target))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if target
+        .file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| layout::OWNER_ONLY_FILES.contains(&name))
+    {
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    }
+    let mut out = options.open(target).map_err(io(target))?;
     let bytes = std::io::copy(source, &mut out).map_err(io(target))?;
     out.sync_all().map_err(io(target))?;
     Ok(bytes)

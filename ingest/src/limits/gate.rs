@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use skewer_storage::model::TenantId;
@@ -60,7 +60,8 @@ impl TenantState {
 #[derive(Debug)]
 pub struct TenantGate {
     config: LimitsConfig,
-    tenants: Mutex<HashMap<TenantId, Arc<TenantState>>>,
+    /// Read-locked on every export; write-locked only when a tenant is first charged.
+    tenants: RwLock<HashMap<TenantId, Arc<TenantState>>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -80,7 +81,7 @@ impl TenantGate {
             .collect();
         Self {
             config,
-            tenants: Mutex::new(tenants),
+            tenants: RwLock::new(tenants),
         }
     }
 
@@ -89,10 +90,15 @@ impl TenantGate {
         Self::new(LimitsConfig::default(), [])
     }
 
-    fn state(&self, tenant: &TenantId) -> Result<Arc<TenantState>, LimitExceeded> {
-        let mut tenants = lock(&self.tenants);
+    /// A known tenant's state; for a new one, whether the cap leaves room (it is registered
+    /// only when its first export is charged, so refused or malformed requests take no slot).
+    fn known(&self, tenant: &TenantId) -> Result<Option<Arc<TenantState>>, LimitExceeded> {
+        let tenants = self
+            .tenants
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
         if let Some(state) = tenants.get(tenant) {
-            return Ok(Arc::clone(state));
+            return Ok(Some(Arc::clone(state)));
         }
         let cap = self.config.max_tenants;
         if cap > 0 && tenants.len() >= cap {
@@ -104,15 +110,15 @@ impl TenantGate {
                 retry_after_seconds: 60,
             });
         }
-        let state = Arc::new(TenantState::new(&self.config, tenant, Instant::now()));
-        tenants.insert(tenant.clone(), Arc::clone(&state));
-        Ok(state)
+        Ok(None)
     }
 
     /// Whether `tenant` may send now: it exists or fits under the cap, and its buckets are not
     /// in debt. Cheap; called before a body is read.
     pub fn admit(&self, tenant: &TenantId) -> Result<(), LimitExceeded> {
-        let state = self.state(tenant)?;
+        let Some(state) = self.known(tenant)? else {
+            return Ok(());
+        };
         let now = Instant::now();
         for (limit, bucket, refused) in [
             (
@@ -143,10 +149,21 @@ impl TenantGate {
         Ok(())
     }
 
-    /// Charges an accepted export to `tenant`.
+    /// Charges an accepted export to `tenant`, registering it on its first.
     pub fn charge(&self, tenant: &TenantId, records: u64, bytes: u64) {
-        let Ok(state) = self.state(tenant) else {
-            return;
+        let state = match self.known(tenant) {
+            Ok(Some(state)) => state,
+            // Admitted while there was room: its data is written, so it is a tenant now.
+            Ok(None) | Err(_) => {
+                let mut tenants = self
+                    .tenants
+                    .write()
+                    .unwrap_or_else(|poison| poison.into_inner());
+                let state = tenants.entry(tenant.clone()).or_insert_with(|| {
+                    Arc::new(TenantState::new(&self.config, tenant, Instant::now()))
+                });
+                Arc::clone(state)
+            }
         };
         let now = Instant::now();
         if let Some((_, bucket)) = &state.records {
@@ -161,7 +178,10 @@ impl TenantGate {
 
     /// Every known tenant's figures, sorted by tenant.
     pub fn figures(&self) -> Vec<(TenantId, Arc<TenantFigures>)> {
-        let mut figures: Vec<_> = lock(&self.tenants)
+        let mut figures: Vec<_> = self
+            .tenants
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
             .iter()
             .map(|(tenant, state)| (tenant.clone(), Arc::clone(&state.figures)))
             .collect();
@@ -187,6 +207,8 @@ mod tests {
         };
         let gate = TenantGate::new(config, [tenant("a")]);
         gate.admit(&tenant("b")).unwrap();
+        gate.admit(&tenant("c")).unwrap();
+        gate.charge(&tenant("b"), 1, 1);
         let refused = gate.admit(&tenant("c")).unwrap_err();
         assert_eq!(refused.limit, "max_tenants");
         assert_eq!(refused.value, 2);
@@ -213,6 +235,7 @@ mod tests {
         let (small, big) = (tenant("small"), tenant("big"));
         gate.admit(&small).unwrap();
         gate.charge(&small, 250, 10);
+        assert_eq!(gate.figures().len(), 1, "registered on its first charge");
         let refused = gate.admit(&small).unwrap_err();
         assert_eq!(refused.limit, "ingest_records_per_second");
         assert_eq!(refused.retry_after_seconds, 2);

@@ -23,8 +23,14 @@ impl Redactor {
             for scope_spans in &mut resource_spans.scope_spans {
                 changed |= self.scope(scope_spans.scope.as_mut());
                 for span in &mut scope_spans.spans {
+                    // Names and messages carry URLs and errors: patterns apply to them too.
+                    changed |= self.redact_in_place(&mut span.name);
+                    if let Some(status) = span.status.as_mut() {
+                        changed |= self.redact_in_place(&mut status.message);
+                    }
                     changed |= self.attributes(&mut span.attributes);
                     for event in &mut span.events {
+                        changed |= self.redact_in_place(&mut event.name);
                         changed |= self.attributes(&mut event.attributes);
                     }
                     for link in &mut span.links {
@@ -44,6 +50,7 @@ impl Redactor {
             for scope_logs in &mut resource_logs.scope_logs {
                 changed |= self.scope(scope_logs.scope.as_mut());
                 for record in &mut scope_logs.log_records {
+                    changed |= self.redact_in_place(&mut record.event_name);
                     changed |= self.attributes(&mut record.attributes);
                     if let Some(body) = record.body.as_mut() {
                         changed |= self.value(body);
@@ -160,13 +167,7 @@ impl Redactor {
     /// Patterns inside a value: strings, array items and (with key rules) nested key-value lists.
     fn value(&self, value: &mut AnyValue) -> bool {
         match value.value.as_mut() {
-            Some(Value::StringValue(text)) => match self.redact_text(text) {
-                Some(redacted) => {
-                    *text = redacted;
-                    true
-                }
-                None => false,
-            },
+            Some(Value::StringValue(text)) => self.redact_in_place(text),
             Some(Value::ArrayValue(array)) => array
                 .values
                 .iter_mut()

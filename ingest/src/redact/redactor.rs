@@ -41,10 +41,10 @@ pub struct Redactor {
     hash_key: Vec<u8>,
 }
 
-/// `*` globs as an anchored regular expression.
+/// `*` globs as an anchored, case-insensitive regular expression.
 fn glob_regex(glob: &str) -> Result<Regex, regex::Error> {
     let parts: Vec<String> = glob.split('*').map(regex::escape).collect();
-    Regex::new(&format!("^{}$", parts.join(".*")))
+    Regex::new(&format!("(?i)^{}$", parts.join(".*")))
 }
 
 impl Redactor {
@@ -108,6 +108,17 @@ impl Redactor {
             .iter()
             .find(|(regex, _)| regex.is_match(key))
             .map(|(_, action)| *action)
+    }
+
+    /// Redacts `text` in place; true when a pattern matched.
+    pub fn redact_in_place(&self, text: &mut String) -> bool {
+        match self.redact_text(text) {
+            Some(redacted) => {
+                *text = redacted;
+                true
+            }
+            None => false,
+        }
     }
 
     /// `text` with every pattern's matches redacted; `None` when nothing matched.
@@ -189,6 +200,10 @@ mod tests {
             Some(RedactionAction::Drop)
         );
         assert_eq!(r.attribute_action("user.id"), Some(RedactionAction::Mask));
+        assert_eq!(
+            r.attribute_action("DB.Password"),
+            Some(RedactionAction::Drop)
+        );
         assert_eq!(r.attribute_action("user"), None);
         assert_eq!(r.attribute_action("xuser.email"), None);
         assert_eq!(r.attribute_action("password"), None);

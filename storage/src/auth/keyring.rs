@@ -116,6 +116,17 @@ impl KeyRing {
             return Ok(false);
         }
         let set = KeySet::from_records(&path, &store.load()?)?;
+        // Fail closed: a key file that vanished (or lists nothing) while keys were required
+        // must not open the server; serving without keys takes a restart, which checks again
+        // whether the listeners may be exposed.
+        if self.current().required && !set.required {
+            return Err(AuthError::Corrupt {
+                path,
+                reason: "it is gone or lists no key; the previous keys stay in force (restart to \
+                         serve without keys)"
+                    .to_owned(),
+            });
+        }
         *self
             .keys
             .write()
@@ -294,6 +305,12 @@ mod tests {
         assert!(
             ring.keys_required(),
             "a damaged file keeps the previous keys"
+        );
+        std::fs::remove_file(store.path()).unwrap();
+        assert!(ring.refresh().is_err(), "a vanished file is an error");
+        assert!(
+            ring.authorize(None, None, Scope::Query).is_err(),
+            "a vanished file does not open the server"
         );
     }
 

@@ -215,10 +215,17 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<KeyRecord>, AuthError> {
     Ok(file.keys)
 }
 
-/// Writes `bytes` to a new file only its owner can read, and syncs it.
+/// Writes `bytes` to a new file only its owner can read, and syncs it. A leftover file of a
+/// crashed run is removed first, so the new one is created (never opened through a link, never
+/// with looser permissions).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AuthError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(AuthError::io(path, err)),
+    }
     let mut options = File::options();
-    options.create(true).truncate(true).write(true);
+    options.create_new(true).write(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
