@@ -209,7 +209,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         )),
         config.query.clone(),
         Arc::clone(&keys),
-    );
+    )
+    .with_tenant_limits(config.limits.clone());
     let stop_ingest = CancellationToken::new();
     let stop_query = CancellationToken::new();
     tokio::spawn(refresh_credentials(

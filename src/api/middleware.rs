@@ -12,7 +12,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tokio::sync::Semaphore;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use skewer_ingest::limits::LimitsConfig;
+use skewer_storage::model::TenantId;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::tenant;
 use tracing::Instrument;
 
 /// The header carrying a request's id, in and out.
@@ -23,6 +30,41 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub struct QueryGate {
     permits: Arc<Semaphore>,
     timeout: Duration,
+    tenants: Option<Arc<TenantQueries>>,
+}
+
+/// Per-tenant query concurrency: one semaphore per tenant with a limit, made on its first query.
+struct TenantQueries {
+    limits: LimitsConfig,
+    permits: Mutex<HashMap<TenantId, Arc<Semaphore>>>,
+}
+
+/// Semaphores kept before idle ones are dropped (tenant names come from requests).
+const MAX_TENANT_SEMAPHORES: usize = 10_000;
+
+impl TenantQueries {
+    /// `Some(permit)`, `None` when `tenant` has no limit; `Err(limit)` when it is at it.
+    fn try_acquire(&self, tenant: &TenantId) -> Result<Option<OwnedSemaphorePermit>, usize> {
+        let limit = self.limits.query_concurrency_of(tenant.as_str());
+        if limit == 0 {
+            return Ok(None);
+        }
+        let semaphore = {
+            let mut permits = self
+                .permits
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            if permits.len() >= MAX_TENANT_SEMAPHORES {
+                permits.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
+            }
+            Arc::clone(
+                permits
+                    .entry(tenant.clone())
+                    .or_insert_with(|| Arc::new(Semaphore::new(limit))),
+            )
+        };
+        semaphore.try_acquire_owned().map(Some).map_err(|_| limit)
+    }
 }
 
 impl QueryGate {
@@ -31,7 +73,17 @@ impl QueryGate {
         Self {
             permits: Arc::new(Semaphore::new(max_concurrent)),
             timeout,
+            tenants: None,
         }
+    }
+
+    /// Also at most `[limits] query_max_concurrent` queries of one tenant at once.
+    pub fn with_tenant_limits(mut self, limits: LimitsConfig) -> Self {
+        self.tenants = Some(Arc::new(TenantQueries {
+            limits,
+            permits: Mutex::default(),
+        }));
+        self
     }
 }
 
@@ -45,6 +97,26 @@ pub async fn limit_queries(
     request: Request,
     next: Next,
 ) -> Response {
+    let tenant_permit = match (&gate.tenants, tenant(request.headers())) {
+        (Some(tenants), Ok(tenant)) => match tenants.try_acquire(&tenant) {
+            Ok(permit) => permit,
+            Err(limit) => {
+                let mut response = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!(
+                        "tenant {tenant} is over its limit query_max_concurrent = {limit}; retry shortly"
+                    ),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+        },
+        // No per-tenant limits, or a bad tenant header the handler will refuse.
+        _ => None,
+    };
+    let _tenant_permit = tenant_permit;
     let Ok(_permit) = Arc::clone(&gate.permits).try_acquire_owned() else {
         let mut response = error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -166,6 +238,60 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         release.notify_one();
         assert_eq!(third.await.unwrap().status(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_tenant_at_its_query_limit_does_not_block_another() {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let mut tenants = std::collections::BTreeMap::new();
+        tenants.insert(
+            "busy".to_owned(),
+            skewer_ingest::limits::TenantLimitOverrides {
+                query_max_concurrent: Some(1),
+                ..Default::default()
+            },
+        );
+        let limits = LimitsConfig {
+            tenants,
+            ..LimitsConfig::default()
+        };
+        let gate = QueryGate::new(8, Duration::from_secs(10)).with_tenant_limits(limits);
+        let base = serve(slow_router(gate, Arc::clone(&release))).await;
+        let client = reqwest::Client::new();
+        let get = |tenant: &'static str| {
+            let client = client.clone();
+            let url = format!("{base}/slow");
+            async move {
+                client
+                    .get(url)
+                    .header("x-scope-orgid", tenant)
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        let first = tokio::spawn(get("busy"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let refused = get("busy").await;
+        assert_eq!(refused.status(), 429);
+        assert_eq!(refused.headers()["retry-after"], "1");
+        let body: serde_json::Value = refused.json().await.unwrap();
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("query_max_concurrent = 1"),
+            "{body}"
+        );
+        let other = tokio::spawn(get("calm"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        release.notify_waiters();
+        assert_eq!(first.await.unwrap().status(), 200);
+        assert_eq!(
+            other.await.unwrap().status(),
+            200,
+            "another tenant is not held back"
+        );
     }
 
     #[tokio::test]

@@ -28,6 +28,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
+use skewer_ingest::limits::LimitsConfig;
 use skewer_query::QueryError;
 use skewer_storage::auth::KeyRing;
 use skewer_storage::model::TenantId;
@@ -46,6 +47,7 @@ pub struct AppState {
     ready: Arc<std::sync::atomic::AtomicBool>,
     query: QuerySection,
     keys: Arc<KeyRing>,
+    limits: LimitsConfig,
 }
 
 impl AppState {
@@ -58,7 +60,14 @@ impl AppState {
             ready: Arc::default(),
             query,
             keys,
+            limits: LimitsConfig::default(),
         }
+    }
+
+    /// Holds each tenant to `limits` (`query_max_concurrent`).
+    pub fn with_tenant_limits(mut self, limits: LimitsConfig) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The bounds of one query starting now.
@@ -110,7 +119,8 @@ pub fn router(state: AppState) -> Router {
     let gate = middleware::QueryGate::new(
         state.query.max_concurrent,
         Duration::from_secs(state.query.timeout_seconds),
-    );
+    )
+    .with_tenant_limits(state.limits.clone());
     let reads = jaeger::routes()
         .route("/api/search/traces", get(trace_search::traces))
         .route("/api/search/durations", get(trace_search::durations))

@@ -12,6 +12,8 @@ pub struct TenantLimitOverrides {
     pub ingest_records_per_second: Option<u64>,
     /// Request bytes (after decompression) per second.
     pub ingest_bytes_per_second: Option<u64>,
+    /// Queries running at once.
+    pub query_max_concurrent: Option<usize>,
 }
 
 /// `[limits]`: 0 means unlimited.
@@ -24,11 +26,21 @@ pub struct LimitsConfig {
     pub ingest_records_per_second: u64,
     /// Request bytes per second each tenant may send.
     pub ingest_bytes_per_second: u64,
+    /// Queries each tenant may run at once (within the server-wide `[query] max_concurrent`).
+    pub query_max_concurrent: usize,
     /// `[limits.tenants.NAME]`: a tenant's own rates.
     pub tenants: BTreeMap<String, TenantLimitOverrides>,
 }
 
 impl LimitsConfig {
+    /// The queries `tenant` may run at once; 0 is unlimited.
+    pub fn query_concurrency_of(&self, tenant: &str) -> usize {
+        self.tenants
+            .get(tenant)
+            .and_then(|own| own.query_max_concurrent)
+            .unwrap_or(self.query_max_concurrent)
+    }
+
     /// The (records, bytes) per second of `tenant`.
     pub fn rates_of(&self, tenant: &str) -> (u64, u64) {
         let own = self.tenants.get(tenant);

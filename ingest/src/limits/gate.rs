@@ -223,7 +223,7 @@ mod tests {
             "big".to_owned(),
             TenantLimitOverrides {
                 ingest_records_per_second: Some(1_000_000),
-                ingest_bytes_per_second: None,
+                ..TenantLimitOverrides::default()
             },
         );
         let config = LimitsConfig {
