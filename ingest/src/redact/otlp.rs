@@ -83,30 +83,21 @@ impl Redactor {
                 self.attributes(&mut exemplar.filtered_attributes) | changed
             })
         };
+        // Every point kind but summaries has attributes and exemplars.
+        macro_rules! points_with_exemplars {
+            ($points:expr) => {
+                for point in $points {
+                    changed |=
+                        self.attributes(&mut point.attributes) | exemplars(&mut point.exemplars);
+                }
+            };
+        }
         match metric.data.as_mut() {
-            Some(Data::Gauge(gauge)) => {
-                for point in &mut gauge.data_points {
-                    changed |=
-                        self.attributes(&mut point.attributes) | exemplars(&mut point.exemplars);
-                }
-            }
-            Some(Data::Sum(sum)) => {
-                for point in &mut sum.data_points {
-                    changed |=
-                        self.attributes(&mut point.attributes) | exemplars(&mut point.exemplars);
-                }
-            }
-            Some(Data::Histogram(histogram)) => {
-                for point in &mut histogram.data_points {
-                    changed |=
-                        self.attributes(&mut point.attributes) | exemplars(&mut point.exemplars);
-                }
-            }
+            Some(Data::Gauge(gauge)) => points_with_exemplars!(&mut gauge.data_points),
+            Some(Data::Sum(sum)) => points_with_exemplars!(&mut sum.data_points),
+            Some(Data::Histogram(histogram)) => points_with_exemplars!(&mut histogram.data_points),
             Some(Data::ExponentialHistogram(histogram)) => {
-                for point in &mut histogram.data_points {
-                    changed |=
-                        self.attributes(&mut point.attributes) | exemplars(&mut point.exemplars);
-                }
+                points_with_exemplars!(&mut histogram.data_points)
             }
             Some(Data::Summary(summary)) => {
                 for point in &mut summary.data_points {
