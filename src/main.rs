@@ -24,7 +24,23 @@ use crate::cli::{Cli, Command};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::config::Config;
 
+/// mimalloc's `mi_option_purge_delay` (its position in `mi_option_e`, mimalloc.h; the Rust
+/// bindings name only some options).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Freed memory goes back to the system at once. mimalloc's default keeps it a second, and
+/// only purges when the thread that freed it allocates again: an idle blocking thread after a
+/// big decode kept its memory for good, and resident memory grew past the memory budget
+/// (tests/integration/hostile.rs). `MIMALLOC_PURGE_DELAY` in the environment still decides.
+fn return_freed_memory_promptly() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets an allocator option; mimalloc allows it at any time from any thread.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    }
+}
+
 fn main() -> ExitCode {
+    return_freed_memory_promptly();
     let cli = Cli::parse();
     init_logging();
     match run(cli) {

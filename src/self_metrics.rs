@@ -19,6 +19,9 @@ pub const TENANT_LIMITED_TOTAL: &str = "skewer_tenant_limited_requests_total";
 pub const INGEST_RECORDS_ACCEPTED_TOTAL: &str = "skewer_ingest_records_accepted_total";
 /// Records refused one by one (partial success), by signal.
 pub const INGEST_RECORDS_REJECTED_TOTAL: &str = "skewer_ingest_records_rejected_total";
+/// What the record limits dropped or cut, by signal and by what (`attributes`, `events`,
+/// `links`, `values`).
+pub const INGEST_LIMITED_TOTAL: &str = "skewer_ingest_limited_total";
 /// Request bytes received (decompressed), by signal.
 pub const INGEST_BYTES_TOTAL: &str = "skewer_ingest_received_bytes_total";
 /// Bytes appended to the WAL.
@@ -197,6 +200,28 @@ pub fn render(ingest: &IngestStats, storage: Option<&Storage>) -> String {
                 "{name}{{signal=\"{}\"}} {}",
                 signal.name(),
                 read(ingest.signal(signal))
+            );
+        }
+    }
+    header(
+        &mut out,
+        INGEST_LIMITED_TOTAL,
+        "counter",
+        "Attributes, span events and links dropped, and values cut, by the record limits.",
+    );
+    for signal in Signal::ALL {
+        let c = ingest.signal(signal);
+        for (what, counter) in [
+            ("attributes", &c.limited_attributes),
+            ("events", &c.limited_events),
+            ("links", &c.limited_links),
+            ("values", &c.limited_values),
+        ] {
+            let _ = writeln!(
+                out,
+                "{INGEST_LIMITED_TOTAL}{{signal=\"{}\",what=\"{what}\"}} {}",
+                signal.name(),
+                SignalCounters::get(counter)
             );
         }
     }

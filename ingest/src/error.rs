@@ -19,6 +19,17 @@ pub enum IngestError {
         /// The cap.
         max_bytes: usize,
     },
+    /// Decoding the body would take more memory than the whole budget holds: however small
+    /// the body, it can never be accepted as it is.
+    #[error(
+        "export would take {needed_bytes} bytes of memory once decoded, more than the whole memory budget ({budget_bytes} bytes): send it in smaller parts"
+    )]
+    TooCostly {
+        /// What decoding it would hold.
+        needed_bytes: usize,
+        /// The budget (`max_buffered_bytes`).
+        budget_bytes: usize,
+    },
     /// Content type other than protobuf or JSON.
     #[error("unsupported content type {0:?}: use application/x-protobuf or application/json")]
     UnsupportedContentType(String),
@@ -80,7 +91,7 @@ impl IngestError {
             | Self::NoValidRecords { .. }
             | Self::SignalNotInFormat { .. }
             | Self::BadTenant(_) => ErrorKind::InvalidArgument,
-            Self::TooLarge { .. } => ErrorKind::InvalidArgument,
+            Self::TooLarge { .. } | Self::TooCostly { .. } => ErrorKind::InvalidArgument,
             Self::Storage(err) => err.kind(),
             Self::Auth(err) => err.kind(),
             Self::TenantLimit(_) => ErrorKind::ResourceExhausted,

@@ -146,9 +146,34 @@ impl<K: OtlpService> Service<http::Request<tonic::body::Body>> for ExportServer<
         let mut grpc = tonic::server::Grpc::new(RawCodec)
             .apply_compression_config(accept, EnabledCompressionEncodings::default())
             .apply_max_message_size_config(Some(self.max_message_bytes), None);
-        Box::pin(async move { Ok(grpc.unary(export, request).await) })
+        Box::pin(async move { Ok(size_errors_not_retryable(grpc.unary(export, request).await)) })
     }
 }
+
+/// tonic answers a message over the size limit `OUT_OF_RANGE` (`RESOURCE_EXHAUSTED` when it
+/// grows past it decompressing), and OTLP exporters retry both: a request that can never
+/// succeed would be sent again and again. skewer's own answers use neither code (overload is
+/// `UNAVAILABLE`), so both become `INVALID_ARGUMENT`, which exporters drop.
+fn size_errors_not_retryable(
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let headers = response.headers_mut();
+    let code = headers
+        .get(GRPC_STATUS_HEADER)
+        .map(|value| value.as_bytes());
+    let out_of_range = (tonic::Code::OutOfRange as i32).to_string();
+    let exhausted = (tonic::Code::ResourceExhausted as i32).to_string();
+    if code.is_some_and(|code| code == out_of_range.as_bytes() || code == exhausted.as_bytes()) {
+        let invalid = (tonic::Code::InvalidArgument as i32).to_string();
+        if let Ok(value) = http::HeaderValue::from_str(&invalid) {
+            headers.insert(GRPC_STATUS_HEADER, value);
+        }
+    }
+    response
+}
+
+/// Where a trailers-only gRPC answer carries its status code.
+const GRPC_STATUS_HEADER: &str = "grpc-status";
 
 /// One `Export` call: the raw request into the pipeline, the outcome back as a response.
 struct Export<K> {

@@ -289,7 +289,9 @@ fn error_response(format: PayloadFormat, err: &IngestError) -> Response {
     let kind = err.kind();
     let (status, grpc_code) = match err {
         // gRPC answers an oversized message RESOURCE_EXHAUSTED; not retried over HTTP (413).
-        IngestError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, 8),
+        IngestError::TooLarge { .. } | IngestError::TooCostly { .. } => {
+            (StatusCode::PAYLOAD_TOO_LARGE, 8)
+        }
         IngestError::UnsupportedContentType(_) => {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, kind.grpc_code())
         }

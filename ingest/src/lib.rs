@@ -4,6 +4,7 @@
 //! the same way. Protocol shapes stop here: storage only sees model types and opaque bytes.
 
 pub mod convert;
+pub mod decoded_size;
 pub mod error;
 pub mod grpc;
 pub mod http;
@@ -13,6 +14,7 @@ pub mod limits;
 pub mod payload;
 pub mod pipeline;
 pub mod raw_codec;
+pub mod record_limits;
 pub mod redact;
 pub mod remote_write;
 pub mod responses;

@@ -13,6 +13,7 @@ use skewer_storage::wal::WalEntry;
 
 use crate::IngestError;
 use crate::convert::{Rejections, convert_logs, convert_metrics, convert_traces};
+use crate::record_limits::{LimitedCounts, RecordLimits};
 use crate::redact::Redactor;
 
 /// How an export body is encoded. The number is what the WAL stores.
@@ -56,7 +57,9 @@ impl PayloadFormat {
         }
     }
 
-    /// Bytes of memory a decoded body of `body_len` bytes may need (reserved before decoding).
+    /// Bytes of memory a typical decoded body of `body_len` bytes needs: to refuse early, before
+    /// a body is read (what a body really costs is read from it, see
+    /// [`crate::decoded_size::decoding_cost_bytes`]).
     pub fn decoded_size_estimate(self, body_len: usize) -> usize {
         match self {
             Self::Protobuf => body_len.saturating_mul(3),
@@ -77,6 +80,9 @@ pub struct DecodeOptions {
     /// Redaction rules applied to live exports (never to WAL replay: the WAL holds the
     /// redacted export already).
     pub redactor: Option<Arc<Redactor>>,
+    /// Per-record limits applied to live exports (never to WAL replay: the WAL holds the
+    /// limited export already, and replay must not cut more if the limits were lowered).
+    pub record_limits: Option<Arc<RecordLimits>>,
 }
 
 /// Records decoded from one export, with what was refused.
@@ -86,9 +92,11 @@ pub struct DecodedExport {
     pub batch: SignalBatch,
     /// The records refused.
     pub rejections: Rejections,
-    /// The export as protobuf after redaction: what the WAL keeps instead of the body
-    /// received.
-    pub redacted_body: Option<Vec<u8>>,
+    /// What the record limits dropped or cut.
+    pub limited: LimitedCounts,
+    /// The export as protobuf after limits and redaction changed it: what the WAL keeps
+    /// instead of the body received.
+    pub rewritten_body: Option<Vec<u8>>,
 }
 
 fn parse<M>(format: PayloadFormat, body: &[u8]) -> Result<M, IngestError>
@@ -158,42 +166,63 @@ pub fn decode_export(
             }),
         };
     }
-    let redactor = options.redactor.as_deref();
     Ok(match signal {
         Signal::Traces => {
             let mut request = parse(format, body)?;
-            let redacted = redacted(redactor, &mut request, Redactor::traces);
-            decoded_traces(request).with_redacted_body(redacted)
+            let rewritten = rewrite(
+                options,
+                &mut request,
+                RecordLimits::traces,
+                Redactor::traces,
+            );
+            decoded_traces(request).with_rewrite(rewritten)
         }
         Signal::Logs => {
             let mut request = parse(format, body)?;
-            let redacted = redacted(redactor, &mut request, Redactor::logs);
-            decoded_logs(request, options).with_redacted_body(redacted)
+            let rewritten = rewrite(options, &mut request, RecordLimits::logs, Redactor::logs);
+            decoded_logs(request, options).with_rewrite(rewritten)
         }
         Signal::Metrics => {
             let mut request = parse(format, body)?;
-            let redacted = redacted(redactor, &mut request, Redactor::metrics);
-            decoded_metrics(request).with_redacted_body(redacted)
+            let rewritten = rewrite(
+                options,
+                &mut request,
+                RecordLimits::metrics,
+                Redactor::metrics,
+            );
+            decoded_metrics(request).with_rewrite(rewritten)
         }
     })
 }
 
-/// Applies `redact` when there are rules, and returns the export as protobuf: with rules the
-/// WAL always keeps the re-encoded export, never the body received (which may hold fields the
-/// decoder does not know and the rules never saw).
-fn redacted<M: Message>(
-    redactor: Option<&Redactor>,
+/// Applies the record limits, then the redaction rules, and returns what the limits cut with
+/// the export as protobuf when the WAL must keep it instead of the body received: whenever a
+/// limit cut something, and always with redaction rules (the body may hold fields the decoder
+/// does not know and the rules never saw).
+fn rewrite<M: Message>(
+    options: &DecodeOptions,
     request: &mut M,
+    limit: fn(&RecordLimits, &mut M) -> LimitedCounts,
     redact: fn(&Redactor, &mut M) -> bool,
-) -> Option<Vec<u8>> {
-    let redactor = redactor?;
-    redact(redactor, request);
-    Some(request.encode_to_vec())
+) -> (LimitedCounts, Option<Vec<u8>>) {
+    let limited = options
+        .record_limits
+        .as_deref()
+        .map(|limits| limit(limits, request))
+        .unwrap_or_default();
+    let redacted = options
+        .redactor
+        .as_deref()
+        .map(|redactor| redact(redactor, request))
+        .is_some();
+    let rewritten = (limited.any() || redacted).then(|| request.encode_to_vec());
+    (limited, rewritten)
 }
 
 impl DecodedExport {
-    fn with_redacted_body(mut self, redacted_body: Option<Vec<u8>>) -> Self {
-        self.redacted_body = redacted_body;
+    fn with_rewrite(mut self, (limited, rewritten_body): (LimitedCounts, Option<Vec<u8>>)) -> Self {
+        self.limited = limited;
+        self.rewritten_body = rewritten_body;
         self
     }
 }
@@ -204,7 +233,8 @@ fn decoded_remote_write(body: &[u8]) -> Result<DecodedExport, IngestError> {
     Ok(DecodedExport {
         batch: SignalBatch::Metrics(converted.records),
         rejections: converted.rejections,
-        redacted_body: None,
+        limited: LimitedCounts::default(),
+        rewritten_body: None,
     })
 }
 
@@ -214,7 +244,8 @@ fn decoded_traces(request: ExportTraceServiceRequest) -> DecodedExport {
     DecodedExport {
         batch: SignalBatch::Spans(converted.records),
         rejections: converted.rejections,
-        redacted_body: None,
+        limited: LimitedCounts::default(),
+        rewritten_body: None,
     }
 }
 
@@ -224,7 +255,8 @@ fn decoded_logs(request: ExportLogsServiceRequest, options: &DecodeOptions) -> D
     DecodedExport {
         batch: SignalBatch::Logs(converted.records),
         rejections: converted.rejections,
-        redacted_body: None,
+        limited: LimitedCounts::default(),
+        rewritten_body: None,
     }
 }
 
@@ -234,7 +266,8 @@ fn decoded_metrics(request: ExportMetricsServiceRequest) -> DecodedExport {
     DecodedExport {
         batch: SignalBatch::Metrics(converted.records),
         rejections: converted.rejections,
-        redacted_body: None,
+        limited: LimitedCounts::default(),
+        rewritten_body: None,
     }
 }
 
@@ -244,12 +277,13 @@ pub struct OtlpWalDecoder {
 }
 
 impl OtlpWalDecoder {
-    /// A decoder using the same options as live ingest, less redaction (replayed entries
-    /// were redacted before they were written).
+    /// A decoder using the same options as live ingest, less redaction and limits (replayed
+    /// entries were redacted and limited before they were written).
     pub fn new(options: DecodeOptions) -> Self {
         Self {
             options: DecodeOptions {
                 redactor: None,
+                record_limits: None,
                 ..options
             },
         }
@@ -274,6 +308,7 @@ mod tests {
         DecodeOptions {
             correlation_keys: Arc::from(vec!["request.id".to_owned()]),
             redactor: None,
+            record_limits: Some(Arc::new(RecordLimits::default())),
         }
     }
 

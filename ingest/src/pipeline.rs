@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use skewer_storage::budget::Reservation;
+use skewer_storage::budget::{MemoryBudget, Reservation};
 use skewer_storage::model::{Signal, TenantId};
 use skewer_storage::wal::WalEntry;
 use skewer_storage::{ErrorKind, Storage, StorageError};
 use tracing::warn;
 
 use crate::IngestError;
+use crate::decoded_size::decoding_cost_bytes;
 use crate::limits::TenantGate;
 use crate::payload::{DecodeOptions, DecodedExport, PayloadFormat, decode_export};
 use crate::stats::{IngestStats, SignalCounters};
@@ -123,16 +124,20 @@ impl Pipeline {
     ) -> Result<ExportOutcome, IngestError> {
         // Counted as retryable by `count`, not here.
         self.tenants.admit(&tenant)?;
-        let reservation = self.reserve(format.decoded_size_estimate(body.len()), held)?;
-        let decoded = if body.len() <= INLINE_DECODE_MAX_BYTES {
-            decode_export(signal, format, &body, &self.options)?
-        } else {
+        let decode = {
+            let budget = Arc::clone(self.storage.budget());
             let options = self.options.clone();
-            let to_decode = body.clone();
-            tokio::task::spawn_blocking(move || decode_export(signal, format, &to_decode, &options))
+            let body = body.clone();
+            move || decode_within_budget(&budget, signal, format, &body, &options, held)
+        };
+        let (decoded, reservation) = if body.len() <= INLINE_DECODE_MAX_BYTES {
+            decode()?
+        } else {
+            tokio::task::spawn_blocking(decode)
                 .await
                 .map_err(|err| IngestError::Storage(StorageError::from(err)))??
         };
+        self.stats.signal(signal).count_limited(&decoded.limited);
         let body_len = body.len() as u64;
         let charged_to = tenant.clone();
         let outcome = self
@@ -159,17 +164,8 @@ impl Pipeline {
             })
     }
 
-    /// Tops `held` up to `bytes`; a request that could never fit the whole budget is refused
-    /// for good (retrying it would loop forever), any other shortfall is retryable.
-    fn reserve(&self, bytes: usize, mut held: Reservation) -> Result<Reservation, IngestError> {
-        let budget = self.storage.budget();
-        if bytes > budget.limit_bytes() {
-            return Err(IngestError::TooLarge {
-                max_bytes: budget.limit_bytes() / 3,
-            });
-        }
-        held.merge(budget.try_reserve(bytes.saturating_sub(held.bytes()))?);
-        Ok(held)
+    fn reserve(&self, bytes: usize, held: Reservation) -> Result<Reservation, IngestError> {
+        reserve(self.storage.budget(), bytes, held)
     }
 
     async fn persist(
@@ -189,8 +185,8 @@ impl Pipeline {
         if decoded.batch.is_empty() {
             return Ok(outcome);
         }
-        // Redaction rewrote the export: the WAL keeps only the redacted one.
-        let (format, body) = match decoded.redacted_body {
+        // Limits or redaction rewrote the export: the WAL keeps only the redacted one.
+        let (format, body) = match decoded.rewritten_body {
             Some(redacted) => (PayloadFormat::Protobuf, Bytes::from(redacted)),
             None => (format, body),
         };
@@ -227,4 +223,42 @@ impl Pipeline {
             },
         }
     }
+}
+
+/// Tops `held` up to `bytes`; a request that could never fit the whole budget is refused for
+/// good (retrying it would loop forever), any other shortfall is retryable.
+fn reserve(
+    budget: &Arc<MemoryBudget>,
+    bytes: usize,
+    mut held: Reservation,
+) -> Result<Reservation, IngestError> {
+    if bytes > budget.limit_bytes() {
+        return Err(IngestError::TooCostly {
+            needed_bytes: bytes,
+            budget_bytes: budget.limit_bytes(),
+        });
+    }
+    held.merge(budget.try_reserve(bytes.saturating_sub(held.bytes()))?);
+    Ok(held)
+}
+
+/// Reads what decoding `body` will cost from its encoded form, holds that (with the body) in
+/// the budget, then decodes: the budget is charged what decoding really takes, however small
+/// the body that asks for it.
+fn decode_within_budget(
+    budget: &Arc<MemoryBudget>,
+    signal: Signal,
+    format: PayloadFormat,
+    body: &[u8],
+    options: &DecodeOptions,
+    held: Reservation,
+) -> Result<(DecodedExport, Reservation), IngestError> {
+    let decoding_bytes =
+        decoding_cost_bytes(signal, format, body).map_err(|err| IngestError::Malformed {
+            format: format.name(),
+            reason: err.to_string(),
+        })?;
+    let reservation = reserve(budget, body.len().saturating_add(decoding_bytes), held)?;
+    let decoded = decode_export(signal, format, body, options)?;
+    Ok((decoded, reservation))
 }

@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use skewer_storage::model::Signal;
 
+use crate::record_limits::LimitedCounts;
+
 /// Counters of one signal.
 #[derive(Debug, Default)]
 pub struct SignalCounters {
@@ -21,6 +23,14 @@ pub struct SignalCounters {
     pub records_rejected: AtomicU64,
     /// Request body bytes received (after decompression).
     pub bytes_received: AtomicU64,
+    /// Attributes dropped by the record limits.
+    pub limited_attributes: AtomicU64,
+    /// Span events dropped by the record limits.
+    pub limited_events: AtomicU64,
+    /// Span links dropped by the record limits.
+    pub limited_links: AtomicU64,
+    /// Values cut by the record limits.
+    pub limited_values: AtomicU64,
 }
 
 /// Counters of all signals.
@@ -46,6 +56,17 @@ impl SignalCounters {
     /// Adds `value` to `counter`.
     pub fn add(counter: &AtomicU64, value: u64) {
         counter.fetch_add(value, Ordering::Relaxed);
+    }
+
+    /// Counts what the record limits dropped or cut in one export.
+    pub fn count_limited(&self, limited: &LimitedCounts) {
+        if !limited.any() {
+            return;
+        }
+        Self::add(&self.limited_attributes, limited.attributes);
+        Self::add(&self.limited_events, limited.events);
+        Self::add(&self.limited_links, limited.links);
+        Self::add(&self.limited_values, limited.values);
     }
 
     /// Reads a counter.

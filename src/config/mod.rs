@@ -62,6 +62,8 @@ pub struct Config {
     pub limits: skewer_ingest::limits::LimitsConfig,
     /// `[redaction]`: rules applied to every export before it is written.
     pub redaction: skewer_ingest::redact::RedactionConfig,
+    /// `[record_limits]`: what one span, log record or data point may carry.
+    pub record_limits: skewer_ingest::record_limits::RecordLimits,
     /// Serve on non-loopback addresses without API keys or TLS (the operator says the network
     /// is trusted).
     pub insecure: bool,
@@ -87,6 +89,7 @@ impl Default for Config {
             tls: TlsSection::default(),
             redaction: skewer_ingest::redact::RedactionConfig::default(),
             limits: skewer_ingest::limits::LimitsConfig::default(),
+            record_limits: skewer_ingest::record_limits::RecordLimits::default(),
             insecure: false,
             correlation_id_attributes: [
                 "correlation_id",
@@ -351,7 +354,7 @@ mod tests {
         let parsed = Config::from_toml(text, Path::new("skewer.example.toml")).unwrap();
         assert_eq!(parsed, Config::default());
         let table: toml::Table = text.parse().unwrap();
-        assert_eq!(table.len(), 18, "every key of Config is in the example");
+        assert_eq!(table.len(), 19, "every key of Config is in the example");
         assert_eq!(table["query"].as_table().unwrap().len(), 5);
         let retention = table["retention"].as_table().unwrap();
         assert_eq!(

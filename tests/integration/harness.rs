@@ -135,6 +135,22 @@ impl Server {
         }
     }
 
+    /// The server's resident memory now and at its peak (`VmRSS`, `VmHWM`), in bytes.
+    pub fn memory_bytes(&self) -> (u64, u64) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|kib| kib.parse::<u64>().ok())
+                .map(|kib| kib * 1024)
+                .expect("memory field")
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
     /// `kill -9`: no flush, no goodbye.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -11,6 +11,7 @@ mod disk_full;
 mod durability;
 mod fixtures;
 mod harness;
+mod hostile;
 mod http_ingest;
 mod jaeger_api;
 mod lifecycle;

@@ -80,6 +80,7 @@ mod tests {
         DecodeOptions {
             correlation_keys: std::sync::Arc::from(Vec::<String>::new()),
             redactor: None,
+            record_limits: None,
         }
     }
 
