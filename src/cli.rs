@@ -222,6 +222,9 @@ pub struct ServeArgs {
     /// Rows one query may read before it is answered 422 [default: 1000000]
     #[arg(long, env = "SKEWER_QUERY_MAX_ROWS", value_name = "N")]
     pub query_max_rows: Option<u64>,
+    /// On SIGTERM, requests in flight get this long before they are cut [default: 20]
+    #[arg(long, env = "SKEWER_SHUTDOWN_GRACE_SECONDS", value_name = "SECONDS")]
+    pub shutdown_grace_seconds: Option<u64>,
     /// Listen on non-loopback addresses without API keys or TLS (only on a network you trust)
     #[arg(long, env = "SKEWER_INSECURE")]
     pub insecure: bool,
@@ -261,6 +264,7 @@ impl ServeArgs {
             query_timeout_seconds: self.query_timeout_seconds,
             query_max_concurrent: self.query_max_concurrent,
             query_max_rows: self.query_max_rows,
+            shutdown_grace_seconds: self.shutdown_grace_seconds,
             insecure: self.insecure.then_some(true),
             tls_cert_file: self.tls_cert_file.clone(),
             tls_key_file: self.tls_key_file.clone(),

@@ -4,7 +4,9 @@ mod admin;
 mod api;
 mod cli;
 mod config;
+mod connection_cap;
 mod exposure;
+mod http_serve;
 mod keys;
 mod self_metrics;
 mod server;
@@ -24,23 +26,19 @@ use crate::cli::{Cli, Command};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::config::Config;
 
-/// mimalloc's `mi_option_purge_delay` (its position in `mi_option_e`, mimalloc.h; the Rust
-/// bindings name only some options).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Freed memory goes back to the system at once. mimalloc's default keeps it a second, and
-/// only purges when the thread that freed it allocates again: an idle blocking thread after a
-/// big decode kept its memory for good, and resident memory grew past the memory budget
-/// (tests/integration/hostile.rs). `MIMALLOC_PURGE_DELAY` in the environment still decides.
-fn return_freed_memory_promptly() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets an allocator option; mimalloc allows it at any time from any thread.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
-    }
+/// Gives memory freed by this thread back to the system now, program-wide. mimalloc otherwise
+/// keeps freed memory for seconds (purging it at once costs ~18% of ingest throughput,
+/// measured), so after a big decode resident memory stayed past the memory budget
+/// (tests/integration/hostile.rs). Called only after decodes that big.
+pub fn release_freed_memory() {
+    // SAFETY: a collection of this thread's allocator state; allowed at any time.
+    unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
+/// How long tasks left at exit get to stop.
+const RUNTIME_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn main() -> ExitCode {
-    return_freed_memory_promptly();
     let cli = Cli::parse();
     init_logging();
     match run(cli) {
@@ -94,7 +92,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .thread_name("skewer")
                 .build()?;
-            runtime.block_on(server::serve(config))
+            let served = runtime.block_on(server::serve(config));
+            // A flush cut short at shutdown may still run on a blocking thread: it is not
+            // waited for (the WAL keeps its data).
+            runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+            served
         }
         Command::Backup(args) => admin::backup(&args),
         Command::Restore(args) => admin::restore(&args),

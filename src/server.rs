@@ -23,7 +23,9 @@ use tracing::{error, info, warn};
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::connection_cap::capped;
 use crate::exposure::check_exposure;
+use crate::http_serve::{self, ServeLimits};
 use crate::self_metrics::SelfMetrics;
 use crate::tls::{TlsListener, TlsReloader};
 
@@ -144,29 +146,31 @@ fn redactor(config: &Config) -> anyhow::Result<Option<Arc<Redactor>>> {
     Ok(redactor.map(Arc::new))
 }
 
-/// Serves `app` on `listener`, TLS-terminated when `tls` is set, until `stop`.
+/// Serves `app` on `listener`, TLS-terminated when `tls` is set, until `stop` (then within
+/// the grace period of `limits`).
 fn serve_http(
     listener: TcpListener,
     app: axum::Router,
     tls: Option<&Arc<TlsReloader>>,
+    limits: ServeLimits,
     stop: CancellationToken,
-) -> std::io::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     Ok(match tls {
         Some(tls) => {
             let listener = TlsListener::spawn(listener, Arc::clone(tls), stop.clone())?;
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-            })
+            tokio::spawn(http_serve::serve(listener, app, limits, stop))
         }
-        None => tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        }),
+        None => tokio::spawn(http_serve::serve(listener, app, limits, stop)),
     })
 }
+
+/// What the final flush may take after ingest stopped: past it the process exits and the WAL
+/// keeps what was not flushed (replayed at the next start), so that with the default 20 s
+/// grace a shutdown under full load ends within Kubernetes' 30 s.
+const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// How long queries in flight get once ingest is flushed.
+const QUERY_SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// Runs the server until a shutdown signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -227,10 +231,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
 
+    let connections = &config.connections;
+    let limits = ServeLimits {
+        max_connections: connections.max_connections,
+        header_read_timeout: Duration::from_secs(connections.header_read_timeout_seconds),
+        shutdown_grace: Duration::from_secs(config.shutdown_grace_seconds),
+    };
     let query_server = serve_http(
         http_listener,
         api::router(state.clone()),
         tls.as_ref(),
+        ServeLimits {
+            shutdown_grace: QUERY_SHUTDOWN_GRACE,
+            ..limits
+        },
         stop_query.clone(),
     )?;
     info!(addr = %config.http_addr, "query API listening (not ready until the WAL is replayed)");
@@ -251,32 +265,32 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     };
     state.set_storage(Arc::clone(&storage));
-    let pipeline = Arc::new(Pipeline::new(
-        Arc::clone(&storage),
-        options,
-        ingest_stats,
-        tenants,
-    ));
+    let pipeline = Arc::new(
+        Pipeline::new(Arc::clone(&storage), options, ingest_stats, tenants)
+            .with_memory_release(crate::release_freed_memory),
+    );
 
     let grpc_server = {
         let config = GrpcConfig {
             max_message_bytes: config.max_request_bytes,
             keys: Arc::clone(&keys),
+            body_limits: config.connections.body_limits(),
             ..GrpcConfig::default()
         };
         let stop = stop_ingest.clone();
+        let max_connections = limits.max_connections;
         match &tls {
             Some(tls) => {
                 let incoming = TlsListener::spawn(grpc_listener, Arc::clone(tls), stop.clone())?;
                 tokio::spawn(serve_grpc(
-                    incoming.into_stream(),
+                    capped(incoming.into_stream(), max_connections),
                     Arc::clone(&pipeline),
                     config,
                     stop.cancelled_owned(),
                 ))
             }
             None => tokio::spawn(serve_grpc(
-                TcpListenerStream::new(grpc_listener),
+                capped(TcpListenerStream::new(grpc_listener), max_connections),
                 Arc::clone(&pipeline),
                 config,
                 stop.cancelled_owned(),
@@ -290,9 +304,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             &HttpConfig {
                 max_body_bytes: config.max_request_bytes,
                 keys: Arc::clone(&keys),
+                body_limits: config.connections.body_limits(),
             },
         ),
         tls.as_ref(),
+        limits,
         stop_ingest.clone(),
     )?;
     state.set_ready(true);
@@ -308,21 +324,35 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     stop_ingest.cancelled().await;
     state.set_ready(false);
-    match grpc_server.await {
-        Ok(Err(err)) => error!(error = %err, "OTLP/gRPC server failed"),
-        Err(err) => error!(error = %err, "OTLP/gRPC server task failed"),
-        Ok(Ok(())) => {}
+    // Both ingest servers stopped accepting at once; requests in flight share one grace period.
+    let grace_ends = tokio::time::Instant::now() + limits.shutdown_grace;
+    let mut grpc_server = grpc_server;
+    match tokio::time::timeout_at(grace_ends, &mut grpc_server).await {
+        Ok(Ok(Err(err))) => error!(error = %err, "OTLP/gRPC server failed"),
+        Ok(Err(err)) => error!(error = %err, "OTLP/gRPC server task failed"),
+        Ok(Ok(Ok(()))) => {}
+        Err(_) => {
+            warn!("OTLP/gRPC calls still open after the shutdown grace period: cut");
+            grpc_server.abort();
+        }
     }
-    match otlp_http_server.await {
-        Ok(Err(err)) => error!(error = %err, "OTLP/HTTP server failed"),
-        Err(err) => error!(error = %err, "OTLP/HTTP server task failed"),
-        Ok(Ok(())) => {}
+    if let Err(err) = otlp_http_server.await {
+        error!(error = %err, "OTLP/HTTP server task failed");
     }
     info!("ingest stopped; flushing");
-    let flushed = storage.shutdown().await;
+    let flushed = match tokio::time::timeout(SHUTDOWN_FLUSH_TIMEOUT, storage.shutdown()).await {
+        Ok(flushed) => flushed,
+        Err(_) => {
+            warn!(
+                timeout_seconds = SHUTDOWN_FLUSH_TIMEOUT.as_secs(),
+                "final flush unfinished; the WAL keeps the rest for the next start"
+            );
+            Ok(())
+        }
+    };
     stop_query.cancel();
-    if let Ok(Err(err)) = query_server.await {
-        error!(error = %err, "query server failed");
+    if let Err(err) = query_server.await {
+        error!(error = %err, "query server task failed");
     }
     flushed.context("final flush failed; the WAL keeps the data for the next start")?;
     info!("shutdown complete");

@@ -30,6 +30,9 @@ pub enum IngestError {
         /// The budget (`max_buffered_bytes`).
         budget_bytes: usize,
     },
+    /// The body came too slowly, or not whole within its deadline.
+    #[error("request body too slow: {0}")]
+    BodyTooSlow(String),
     /// Content type other than protobuf or JSON.
     #[error("unsupported content type {0:?}: use application/x-protobuf or application/json")]
     UnsupportedContentType(String),
@@ -95,7 +98,7 @@ impl IngestError {
             Self::Storage(err) => err.kind(),
             Self::Auth(err) => err.kind(),
             Self::TenantLimit(_) => ErrorKind::ResourceExhausted,
-            Self::NotReady => ErrorKind::Unavailable,
+            Self::NotReady | Self::BodyTooSlow(_) => ErrorKind::Unavailable,
         }
     }
 
@@ -109,6 +112,7 @@ impl IngestError {
             ErrorKind::ResourceExhausted => {
                 "server overloaded: memory budget exhausted, retry later".to_owned()
             }
+            ErrorKind::Unavailable if matches!(self, Self::BodyTooSlow(_)) => self.to_string(),
             ErrorKind::Unavailable => "server unavailable, retry later".to_owned(),
             _ => self.to_string(),
         }
@@ -118,6 +122,7 @@ impl IngestError {
     pub fn retry_after_seconds(&self) -> Option<u64> {
         match self {
             Self::TenantLimit(limit) => Some(limit.retry_after_seconds),
+            Self::BodyTooSlow(_) => None,
             _ if self.kind().is_retryable() => Some(u64::from(crate::http::RETRY_AFTER_SECONDS)),
             _ => None,
         }
@@ -126,6 +131,9 @@ impl IngestError {
     /// The gRPC status; overload and unavailability are `UNAVAILABLE`, which OTLP exporters retry.
     pub fn to_status(&self) -> tonic::Status {
         let message = self.client_message();
+        if let Self::BodyTooSlow(_) = self {
+            return tonic::Status::deadline_exceeded(message);
+        }
         match self.kind() {
             // OTLP exporters retry UNAVAILABLE; RESOURCE_EXHAUSTED only with retry info.
             ErrorKind::ResourceExhausted => tonic::Status::unavailable(message),

@@ -12,10 +12,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use opentelemetry_proto::tonic::collector;
 use prost::Message;
 use skewer_storage::auth::{AUTHORIZATION_HEADER, KeyRing, Scope};
-use skewer_storage::budget::Reservation;
 use skewer_storage::model::{Signal, TenantId};
 use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
 use tonic::codegen::{BoxFuture, Service, http};
@@ -26,11 +26,14 @@ use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status};
 
 use crate::IngestError;
+use crate::body_guard::{BodyLimits, GuardedBody, HeldBudget};
 use crate::payload::PayloadFormat;
 use crate::pipeline::{ExportOutcome, Pipeline};
 use crate::raw_codec::RawCodec;
 use crate::responses::{logs_response, metrics_response, trace_response};
+use crate::stats::SignalCounters;
 use skewer_storage::model::tenant::{TENANT_HEADER, tenant_from_header};
+use tokio::sync::Semaphore;
 
 /// gRPC server settings.
 #[derive(Debug, Clone)]
@@ -43,8 +46,12 @@ pub struct GrpcConfig {
     pub connection_window_bytes: u32,
     /// Concurrent streams per connection.
     pub max_concurrent_streams: u32,
+    /// Export calls in flight over all connections; past it, calls are answered `UNAVAILABLE`.
+    pub max_concurrent_calls: usize,
     /// The API keys exports must present (none needed while it holds none).
     pub keys: Arc<KeyRing>,
+    /// How long a message may take to arrive, and how slowly.
+    pub body_limits: BodyLimits,
 }
 
 impl Default for GrpcConfig {
@@ -54,7 +61,9 @@ impl Default for GrpcConfig {
             stream_window_bytes: 4 * 1024 * 1024,
             connection_window_bytes: 16 * 1024 * 1024,
             max_concurrent_streams: 256,
+            max_concurrent_calls: 1024,
             keys: Arc::new(KeyRing::open_access()),
+            body_limits: BodyLimits::default(),
         }
     }
 }
@@ -101,6 +110,9 @@ impl OtlpService for Metrics {
 struct ExportServer<K> {
     pipeline: Arc<Pipeline>,
     max_message_bytes: usize,
+    body_limits: BodyLimits,
+    /// One permit per call in flight, shared by the three services.
+    calls: Arc<Semaphore>,
     kind: PhantomData<fn() -> K>,
 }
 
@@ -109,6 +121,8 @@ impl<K> Clone for ExportServer<K> {
         Self {
             pipeline: Arc::clone(&self.pipeline),
             max_message_bytes: self.max_message_bytes,
+            body_limits: self.body_limits,
+            calls: Arc::clone(&self.calls),
             kind: PhantomData,
         }
     }
@@ -137,16 +151,31 @@ impl<K: OtlpService> Service<http::Request<tonic::body::Body>> for ExportServer<
             let status = Status::unimplemented(format!("{} has no such method", K::NAME));
             return Box::pin(async move { Ok(status.into_http()) });
         }
+        let Ok(call) = Arc::clone(&self.calls).try_acquire_owned() else {
+            SignalCounters::add(
+                &self.pipeline.stats().signal(K::SIGNAL).requests_retryable,
+                1,
+            );
+            let status = Status::unavailable(
+                "server overloaded: too many export calls at once, retry later",
+            );
+            return Box::pin(async move { Ok(status.into_http()) });
+        };
         let export = Export::<K> {
             pipeline: Arc::clone(&self.pipeline),
             kind: PhantomData,
         };
+        let request = self.guarded(request);
         let mut accept = EnabledCompressionEncodings::default();
         accept.enable(CompressionEncoding::Gzip);
         let mut grpc = tonic::server::Grpc::new(RawCodec)
             .apply_compression_config(accept, EnabledCompressionEncodings::default())
             .apply_max_message_size_config(Some(self.max_message_bytes), None);
-        Box::pin(async move { Ok(size_errors_not_retryable(grpc.unary(export, request).await)) })
+        Box::pin(async move {
+            let response = grpc.unary(export, request).await;
+            drop(call);
+            Ok(size_errors_not_retryable(response))
+        })
     }
 }
 
@@ -175,6 +204,29 @@ fn size_errors_not_retryable(
 /// Where a trailers-only gRPC answer carries its status code.
 const GRPC_STATUS_HEADER: &str = "grpc-status";
 
+impl<K: OtlpService> ExportServer<K> {
+    /// The request with its body charged to the budget frame by frame as it arrives (a stalled
+    /// stream holds only what it sent) and cut when too slow; the budget it holds travels in
+    /// its extensions to [`Export`].
+    fn guarded(
+        &self,
+        request: http::Request<tonic::body::Body>,
+    ) -> http::Request<tonic::body::Body> {
+        let held = HeldBudget::default();
+        let (mut parts, body) = request.into_parts();
+        parts.extensions.insert(held.clone());
+        let pipeline = Arc::clone(&self.pipeline);
+        let body = GuardedBody::new(
+            body,
+            Arc::clone(self.pipeline.budget()),
+            held,
+            self.body_limits,
+        )
+        .map_err(move |err| pipeline.body_error(K::SIGNAL, err).to_status());
+        http::Request::from_parts(parts, tonic::body::Body::new(body))
+    }
+}
+
 /// One `Export` call: the raw request into the pipeline, the outcome back as a response.
 struct Export<K> {
     pipeline: Arc<Pipeline>,
@@ -189,13 +241,18 @@ impl<K: OtlpService> UnaryService<Bytes> for Export<K> {
         let pipeline = Arc::clone(&self.pipeline);
         Box::pin(async move {
             let tenant = tenant_of(&request)?;
+            let held = request
+                .extensions()
+                .get::<HeldBudget>()
+                .map(HeldBudget::take)
+                .unwrap_or_default();
             let outcome = pipeline
                 .export_body(
                     K::SIGNAL,
                     tenant,
                     PayloadFormat::Protobuf,
                     request.into_inner(),
-                    Reservation::default(),
+                    held,
                 )
                 .await
                 .map_err(|err| err.to_status())?;
@@ -228,12 +285,15 @@ fn tenant_of<T>(request: &Request<T>) -> Result<TenantId, Status> {
 
 fn export_server<K: OtlpService, F>(
     pipeline: &Arc<Pipeline>,
-    max_message_bytes: usize,
+    config: &GrpcConfig,
+    calls: &Arc<Semaphore>,
     admit: F,
 ) -> InterceptedService<ExportServer<K>, F> {
     let server = ExportServer {
         pipeline: Arc::clone(pipeline),
-        max_message_bytes,
+        max_message_bytes: config.max_message_bytes,
+        body_limits: config.body_limits,
+        calls: Arc::clone(calls),
         kind: PhantomData,
     };
     InterceptedService::new(server, admit)
@@ -269,7 +329,7 @@ where
                 .map_err(|err| err.to_status())
         }
     };
-    let max = config.max_message_bytes;
+    let calls = Arc::new(Semaphore::new(config.max_concurrent_calls));
     tonic::transport::Server::builder()
         .initial_stream_window_size(Some(config.stream_window_bytes))
         .initial_connection_window_size(Some(config.connection_window_bytes))
@@ -277,17 +337,20 @@ where
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(export_server::<Traces, _>(
             &pipeline,
-            max,
+            &config,
+            &calls,
             admit(Signal::Traces),
         ))
         .add_service(export_server::<Logs, _>(
             &pipeline,
-            max,
+            &config,
+            &calls,
             admit(Signal::Logs),
         ))
         .add_service(export_server::<Metrics, _>(
             &pipeline,
-            max,
+            &config,
+            &calls,
             admit(Signal::Metrics),
         ))
         .serve_with_incoming_shutdown(incoming, shutdown)

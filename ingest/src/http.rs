@@ -19,6 +19,7 @@ use skewer_storage::budget::Reservation;
 use skewer_storage::model::{Signal, TenantId};
 
 use crate::IngestError;
+use crate::body_guard::{BodyLimits, GuardedBody, HeldBudget};
 use crate::payload::PayloadFormat;
 use crate::pipeline::{ExportOutcome, Pipeline};
 use crate::responses::{logs_response, metrics_response, trace_response};
@@ -38,6 +39,8 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// The API keys exports must present (none needed while it holds none).
     pub keys: Arc<KeyRing>,
+    /// How long a body may take to arrive, and how slowly.
+    pub body_limits: BodyLimits,
 }
 
 /// What every handler on the ingest listener shares.
@@ -46,6 +49,7 @@ pub(crate) struct HttpState {
     pub(crate) pipeline: Arc<Pipeline>,
     pub(crate) max_body_bytes: usize,
     pub(crate) keys: Arc<KeyRing>,
+    pub(crate) body_limits: BodyLimits,
 }
 
 impl HttpState {
@@ -69,6 +73,7 @@ pub fn otlp_http_router(pipeline: Arc<Pipeline>, config: &HttpConfig) -> Router 
         pipeline,
         max_body_bytes: config.max_body_bytes,
         keys: Arc::clone(&config.keys),
+        body_limits: config.body_limits,
     };
     Router::new()
         .route("/v1/traces", post(export_traces))
@@ -195,11 +200,12 @@ pub(crate) fn declared_body_len(headers: &HeaderMap, max_body_bytes: usize) -> O
         .map(|len| len.min(max_body_bytes))
 }
 
-/// Smallest step by which the reservation of a body without a declared length grows.
-const BODY_RESERVATION_STEP_BYTES: usize = 64 * 1024;
+/// The most of a declared length allocated before the bytes arrive (a body grows its buffer
+/// as it comes, so a declared length alone takes no memory).
+const INITIAL_BODY_CAPACITY_BYTES: usize = 1024 * 1024;
 
-/// Reads a body of at most `max_body_bytes`, holding memory budget for it while it arrives:
-/// its declared length up front (many slow uploads cannot pile up), else as it grows.
+/// Reads a body of at most `max_body_bytes`, holding memory budget for what has arrived (never
+/// for what was declared), within the body deadline and rate of [`BodyLimits`].
 pub(crate) async fn read_body(
     state: &HttpState,
     signal: Signal,
@@ -207,30 +213,26 @@ pub(crate) async fn read_body(
     declared_len: Option<usize>,
 ) -> Result<(Bytes, Reservation), IngestError> {
     let max_bytes = state.max_body_bytes;
-    let mut reservation = state
-        .pipeline
-        .reserve_body(signal, declared_len.unwrap_or(0))?;
-    let mut received = BytesMut::with_capacity(reservation.bytes());
-    let mut body = body;
+    let held = HeldBudget::default();
+    let mut body = GuardedBody::new(
+        body,
+        Arc::clone(state.pipeline.budget()),
+        held.clone(),
+        state.body_limits,
+    );
+    let mut received =
+        BytesMut::with_capacity(declared_len.unwrap_or(0).min(INITIAL_BODY_CAPACITY_BYTES));
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|err| IngestError::Malformed {
-            format: "body",
-            reason: err.to_string(),
-        })?;
+        let frame = frame.map_err(|err| state.pipeline.body_error(signal, err))?;
         let Ok(data) = frame.into_data() else {
             continue; // trailers
         };
-        let len = received.len() + data.len();
-        if len > max_bytes {
+        if received.len() + data.len() > max_bytes {
             return Err(IngestError::TooLarge { max_bytes });
-        }
-        if len > reservation.bytes() {
-            let step = (len - reservation.bytes()).max(BODY_RESERVATION_STEP_BYTES);
-            reservation.merge(state.pipeline.reserve_body(signal, step)?);
         }
         received.extend_from_slice(&data);
     }
-    Ok((received.freeze(), reservation))
+    Ok((received.freeze(), held.take()))
 }
 
 fn payload_format(headers: &HeaderMap) -> Result<PayloadFormat, IngestError> {
@@ -292,6 +294,8 @@ fn error_response(format: PayloadFormat, err: &IngestError) -> Response {
         IngestError::TooLarge { .. } | IngestError::TooCostly { .. } => {
             (StatusCode::PAYLOAD_TOO_LARGE, 8)
         }
+        // Not retried: a client this slow is on a broken link (the limits are generous).
+        IngestError::BodyTooSlow(_) => (StatusCode::REQUEST_TIMEOUT, kind.grpc_code()),
         IngestError::UnsupportedContentType(_) => {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, kind.grpc_code())
         }

@@ -3,6 +3,7 @@
 //! ([`pipeline`]); Prometheus remote write ([`remote_write`]) comes in on the HTTP listener
 //! the same way. Protocol shapes stop here: storage only sees model types and opaque bytes.
 
+pub mod body_guard;
 pub mod convert;
 pub mod decoded_size;
 pub mod error;

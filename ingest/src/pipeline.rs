@@ -11,6 +11,7 @@ use skewer_storage::{ErrorKind, Storage, StorageError};
 use tracing::warn;
 
 use crate::IngestError;
+use crate::body_guard::BodyError;
 use crate::decoded_size::decoding_cost_bytes;
 use crate::limits::TenantGate;
 use crate::payload::{DecodeOptions, DecodedExport, PayloadFormat, decode_export};
@@ -25,6 +26,10 @@ const EARLY_REFUSAL_FRACTION: usize = 32;
 
 /// Bodies above this size are decoded on a blocking thread, so big decodes never stall the runtime.
 const INLINE_DECODE_MAX_BYTES: usize = 64 * 1024;
+
+/// Decodes that take more memory than this hand it back to the system once done (see
+/// [`Pipeline::with_memory_release`]).
+const RELEASE_AFTER_DECODING_BYTES: usize = 8 * 1024 * 1024;
 
 /// What happened to an accepted export, for OTLP's `partial_success`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,6 +48,7 @@ pub struct Pipeline {
     options: DecodeOptions,
     stats: Arc<IngestStats>,
     tenants: Arc<TenantGate>,
+    release_memory: Option<fn()>,
 }
 
 impl Pipeline {
@@ -58,7 +64,17 @@ impl Pipeline {
             options,
             stats,
             tenants,
+            release_memory: None,
         }
+    }
+
+    /// Calls `release` (on the decoding thread) after every decode that took more than a few
+    /// MiB: the allocator may keep freed memory for a while, and resident memory must not
+    /// stay past the budget the decode was charged to. The binary, which owns the allocator,
+    /// says how.
+    pub fn with_memory_release(mut self, release: fn()) -> Self {
+        self.release_memory = Some(release);
+        self
     }
 
     /// Refuses (as retryable, naming the limit) an export of a tenant over one of its limits,
@@ -68,6 +84,27 @@ impl Pipeline {
             SignalCounters::add(&self.stats.signal(signal).requests_retryable, 1);
             IngestError::TenantLimit(limit)
         })
+    }
+
+    /// The memory budget exports are admitted against.
+    pub fn budget(&self) -> &Arc<MemoryBudget> {
+        self.storage.budget()
+    }
+
+    /// The export error for a body cut while it arrived; a budget too full for its next frame
+    /// counts as a retryable answer.
+    pub fn body_error(&self, signal: Signal, err: BodyError) -> IngestError {
+        match err {
+            BodyError::TooSlow { .. } => IngestError::BodyTooSlow(err.to_string()),
+            BodyError::Budget(err) => {
+                SignalCounters::add(&self.stats.signal(signal).requests_retryable, 1);
+                IngestError::Storage(err)
+            }
+            BodyError::Transport(reason) => IngestError::Malformed {
+                format: "body",
+                reason,
+            },
+        }
     }
 
     /// Counters for self-metrics.
@@ -128,7 +165,18 @@ impl Pipeline {
             let budget = Arc::clone(self.storage.budget());
             let options = self.options.clone();
             let body = body.clone();
-            move || decode_within_budget(&budget, signal, format, &body, &options, held)
+            let release_memory = self.release_memory;
+            move || {
+                decode_within_budget(
+                    &budget,
+                    signal,
+                    format,
+                    &body,
+                    &options,
+                    held,
+                    release_memory,
+                )
+            }
         };
         let (decoded, reservation) = if body.len() <= INLINE_DECODE_MAX_BYTES {
             decode()?
@@ -252,6 +300,7 @@ fn decode_within_budget(
     body: &[u8],
     options: &DecodeOptions,
     held: Reservation,
+    release_memory: Option<fn()>,
 ) -> Result<(DecodedExport, Reservation), IngestError> {
     let decoding_bytes =
         decoding_cost_bytes(signal, format, body).map_err(|err| IngestError::Malformed {
@@ -259,6 +308,11 @@ fn decode_within_budget(
             reason: err.to_string(),
         })?;
     let reservation = reserve(budget, body.len().saturating_add(decoding_bytes), held)?;
-    let decoded = decode_export(signal, format, body, options)?;
-    Ok((decoded, reservation))
+    let decoded = decode_export(signal, format, body, options);
+    if decoding_bytes > RELEASE_AFTER_DECODING_BYTES
+        && let Some(release) = release_memory
+    {
+        release();
+    }
+    Ok((decoded?, reservation))
 }

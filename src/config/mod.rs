@@ -15,7 +15,9 @@ use skewer_storage::config::StorageConfig;
 
 pub mod units;
 
-pub use sections::{CompactionSection, QuerySection, RetentionSection, TlsSection};
+pub use sections::{
+    CompactionSection, ConnectionsSection, QuerySection, RetentionSection, TlsSection,
+};
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -64,6 +66,10 @@ pub struct Config {
     pub redaction: skewer_ingest::redact::RedactionConfig,
     /// `[record_limits]`: what one span, log record or data point may carry.
     pub record_limits: skewer_ingest::record_limits::RecordLimits,
+    /// `[connections]`: bounds on client connections and request bodies.
+    pub connections: ConnectionsSection,
+    /// On SIGTERM, requests in flight get this long to finish before they are cut.
+    pub shutdown_grace_seconds: u64,
     /// Serve on non-loopback addresses without API keys or TLS (the operator says the network
     /// is trusted).
     pub insecure: bool,
@@ -90,6 +96,8 @@ impl Default for Config {
             redaction: skewer_ingest::redact::RedactionConfig::default(),
             limits: skewer_ingest::limits::LimitsConfig::default(),
             record_limits: skewer_ingest::record_limits::RecordLimits::default(),
+            connections: ConnectionsSection::default(),
+            shutdown_grace_seconds: 20,
             insecure: false,
             correlation_id_attributes: [
                 "correlation_id",
@@ -191,6 +199,8 @@ pub struct Overrides {
     pub query_max_concurrent: Option<usize>,
     /// `--query-max-rows`.
     pub query_max_rows: Option<u64>,
+    /// `--shutdown-grace-seconds`.
+    pub shutdown_grace_seconds: Option<u64>,
     /// `--insecure`.
     pub insecure: Option<bool>,
     /// `--tls-cert-file`.
@@ -261,6 +271,7 @@ impl Config {
             log_commit_interval_seconds,
             wal_segment_max_bytes,
             correlation_id_attributes,
+            shutdown_grace_seconds,
             insecure
         );
         macro_rules! take_into {
@@ -316,6 +327,7 @@ impl Config {
         self.compaction.config()?;
         self.query.validate()?;
         self.tls.validate()?;
+        self.connections.validate()?;
         Ok(())
     }
 
@@ -354,7 +366,7 @@ mod tests {
         let parsed = Config::from_toml(text, Path::new("skewer.example.toml")).unwrap();
         assert_eq!(parsed, Config::default());
         let table: toml::Table = text.parse().unwrap();
-        assert_eq!(table.len(), 19, "every key of Config is in the example");
+        assert_eq!(table.len(), 21, "every key of Config is in the example");
         assert_eq!(table["query"].as_table().unwrap().len(), 5);
         let retention = table["retention"].as_table().unwrap();
         assert_eq!(

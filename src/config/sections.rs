@@ -1,4 +1,5 @@
-//! The configuration's sections (`[retention]`, `[compaction]`, `[query]`, `[tls]`): their file shape, defaults
+//! The configuration's sections (`[retention]`, `[compaction]`, `[query]`, `[tls]`,
+//! `[connections]`): their file shape, defaults
 //! taken from storage's own, validation, and conversion into storage settings.
 
 use std::collections::BTreeMap;
@@ -307,6 +308,58 @@ impl TlsSection {
                 "client certificates need TLS: set tls.cert_file and tls.key_file",
             )),
             _ => Ok(()),
+        }
+    }
+}
+
+/// `[connections]`: the bounds every client connection and request body runs within, so a
+/// slow or stalled client holds neither memory nor a connection for long.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionsSection {
+    /// Open connections per listener; past it, new ones wait to be accepted.
+    pub max_connections: usize,
+    /// An HTTP/1 client must send its request headers within this.
+    pub header_read_timeout_seconds: u64,
+    /// A request body (an OTLP/gRPC message) must arrive whole within this.
+    pub body_timeout_seconds: u64,
+    /// Past its first five seconds, a body arriving slower than this on average is cut.
+    pub min_body_bytes_per_second: u64,
+}
+
+impl Default for ConnectionsSection {
+    fn default() -> Self {
+        let body = skewer_ingest::body_guard::BodyLimits::default();
+        Self {
+            max_connections: 4096,
+            header_read_timeout_seconds: 10,
+            body_timeout_seconds: body.deadline.as_secs(),
+            min_body_bytes_per_second: body.min_bytes_per_second,
+        }
+    }
+}
+
+impl ConnectionsSection {
+    /// Rejects bounds that would refuse every client.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        positive("connections.max_connections", self.max_connections as u64)?;
+        positive(
+            "connections.header_read_timeout_seconds",
+            self.header_read_timeout_seconds,
+        )?;
+        positive(
+            "connections.body_timeout_seconds",
+            self.body_timeout_seconds,
+        )?;
+        Ok(())
+    }
+
+    /// The body bounds ingest applies.
+    pub fn body_limits(&self) -> skewer_ingest::body_guard::BodyLimits {
+        skewer_ingest::body_guard::BodyLimits {
+            deadline: Duration::from_secs(self.body_timeout_seconds),
+            min_bytes_per_second: self.min_body_bytes_per_second,
+            ..skewer_ingest::body_guard::BodyLimits::default()
         }
     }
 }

@@ -121,8 +121,9 @@ async fn many_amplified_exports_at_once_stay_within_the_memory_budget() {
     let budget_bytes = 64u64 << 20;
     let budget = budget_bytes.to_string();
     let server = Server::start(&dir.path().join("data"), &["--max-buffered-bytes", &budget]).await;
-    // Each: 800 kB that decode into ~30 MB; twelve at once would hold ~360 MB unbudgeted.
-    let body = amplified_trace(1, 400_000).encode_to_vec();
+    // Each: 400 kB that decode into ~15 MB (~30 MB at the peak of growing); twelve at once
+    // would hold ~360 MB unbudgeted.
+    let body = amplified_trace(1, 200_000).encode_to_vec();
     let (rss_before, _) = server.memory_bytes();
     let mut accepted = 0;
     for _round in 0..3 {
@@ -154,4 +155,140 @@ async fn many_amplified_exports_at_once_stay_within_the_memory_budget() {
         growth >> 20,
         budget_bytes >> 20
     );
+}
+
+/// A config file with `text`, in `dir`.
+fn config_file(dir: &std::path::Path, text: &str) -> String {
+    let path = dir.join("skewer.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// A raw connection to `addr` that sent `bytes` and then nothing more.
+async fn stalled(addr: std::net::SocketAddr, bytes: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    stream
+}
+
+/// Waits for the server to close `stream` (end of stream or reset) within `within`.
+async fn closed_within(mut stream: tokio::net::TcpStream, within: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut rest = Vec::new();
+    tokio::time::timeout(within, stream.read_to_end(&mut rest))
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn clients_that_send_headers_slowly_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(
+        dir.path(),
+        "[connections]\nheader_read_timeout_seconds = 1\n",
+    );
+    let server = Server::start(&dir.path().join("data"), &["--config", &config]).await;
+    let started = std::time::Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        slow.push(
+            stalled(
+                server.otlp_http_addr(),
+                b"POST /v1/traces HTTP/1.1\r\nhost: s",
+            )
+            .await,
+        );
+    }
+    for stream in slow {
+        assert!(
+            closed_within(stream, std::time::Duration::from_secs(5)).await,
+            "a connection that never finished its headers is still open"
+        );
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // The port still serves.
+    let response = post_protobuf(&server, trace_request(1, "after").encode_to_vec()).await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn past_the_connection_cap_new_connections_wait_and_none_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(dir.path(), "[connections]\nmax_connections = 4\n");
+    let server = Server::start(&dir.path().join("data"), &["--config", &config]).await;
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        open.push(stalled(server.otlp_http_addr(), b"").await);
+    }
+    let body = trace_request(1, "waiting").encode_to_vec();
+    let waiting = tokio::spawn(post_protobuf_owned(server.otlp_url("/v1/traces"), body));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "a fifth connection is not served");
+    drop(open.pop());
+    let response = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        .await
+        .expect("served once a connection closed")
+        .unwrap();
+    assert_eq!(response, 200);
+}
+
+async fn post_protobuf_owned(url: String, body: Vec<u8>) -> u16 {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn shutdown_cuts_requests_still_in_flight_after_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    // No rate floor and a long body deadline: only the grace period ends these uploads.
+    let config = config_file(
+        dir.path(),
+        "shutdown_grace_seconds = 2\n[connections]\nmin_body_bytes_per_second = 0\nbody_timeout_seconds = 600\n",
+    );
+    let mut server = Server::start(&dir.path().join("data"), &["--config", &config]).await;
+    server
+        .trace_client()
+        .await
+        .export(trace_request(1, "before"))
+        .await
+        .unwrap();
+    let mut half_sent = Vec::new();
+    for _ in 0..50 {
+        half_sent.push(
+            stalled(
+                server.otlp_http_addr(),
+                b"POST /v1/traces HTTP/1.1\r\nhost: s\r\ncontent-type: application/x-protobuf\r\ncontent-length: 100000\r\n\r\n\x0a",
+            )
+            .await,
+        );
+    }
+    let started = std::time::Instant::now();
+    let status = server.terminate().await;
+    let took = started.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(
+        took < std::time::Duration::from_secs(6),
+        "shutdown took {took:?} with a 2 s grace period"
+    );
+    assert!(
+        server.log().contains("shutdown grace period"),
+        "{}",
+        server.log()
+    );
+    drop(half_sent);
+
+    // What was acknowledged before is there after a restart.
+    server.restart().await;
+    let (status, body) = server
+        .get_json(&format!("/api/traces/{}", hex(&trace_id(1))))
+        .await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -27,8 +27,9 @@ pub(crate) struct DecodedCost {
     pub records: usize,
     /// Bytes of one converted record.
     pub record_bytes: usize,
-    /// Bytes of the largest `Vec` of the message: while it grows the last time, its old
-    /// half and its new whole are both held.
+    /// Bytes of the largest `Vec` of the message: while it grows, it leaves behind blocks
+    /// of half, a quarter… its final size, which the allocator may not hand back or reuse
+    /// before the decode ends (about its size again).
     pub largest_vec_bytes: usize,
 }
 
@@ -50,11 +51,11 @@ impl DecodedCost {
     }
 
     /// The peak while decoding and converting: the decoded message and the records' `Vec`
-    /// are both alive (the records' text is moved out of the message, not copied), and the
-    /// largest of their `Vec`s held its old half while growing.
+    /// are both alive (the records' text is moved out of the message, not copied), with the
+    /// blocks the largest `Vec` left behind as it grew.
     fn peak_bytes(&self) -> usize {
         let records_bytes = schema::vec_capacity(self.records).saturating_mul(self.record_bytes);
-        let growing_bytes = self.largest_vec_bytes.max(records_bytes) / 2;
+        let growing_bytes = self.largest_vec_bytes.max(records_bytes);
         self.decoded_bytes
             .saturating_add(records_bytes)
             .saturating_add(growing_bytes)

@@ -1,0 +1,95 @@
+//! Serving an HTTP listener (the query API and UI, OTLP/HTTP) within bounds: a cap on open
+//! connections (past it, new ones wait in the accept queue; an accepted one is never dropped
+//! for it), HTTP/1 request headers within a timeout (clients that send headers slowly are
+//! closed), HTTP/2 keepalive pings; on stop, accepting ends at once and connections in flight
+//! get a grace period to finish before they are cut. It does not route or authorize.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::serve::Listener;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+/// How often an idle HTTP/2 connection is pinged, and how long the answer may take.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The bounds of one listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// An HTTP/1 request's headers must arrive within this.
+    pub header_read_timeout: Duration,
+    /// After stop, connections in flight get this long before they are cut.
+    pub shutdown_grace: Duration,
+}
+
+/// Serves `app` on `listener` until `stop`, then lets connections finish within the grace
+/// period and cuts the rest.
+pub async fn serve<L>(mut listener: L, app: Router, limits: ServeLimits, stop: CancellationToken)
+where
+    L: Listener,
+    L::Io: Unpin,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+        .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot,
+            () = stop.cancelled() => break,
+        };
+        let Ok(slot) = slot else { break };
+        let (io, _remote) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stop.cancelled() => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder
+            .serve_connection(TokioIo::new(io), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        connections.spawn(async move {
+            if let Err(err) = connection.await {
+                debug!(error = %err, "connection ended with an error");
+            }
+            drop(slot);
+        });
+        // Finished connections are reaped as new ones come, so the set stays small.
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let open = connections.len();
+    if open > 0
+        && tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+            .await
+            .is_err()
+    {
+        warn!(
+            open = connections.len(),
+            grace_seconds = limits.shutdown_grace.as_secs(),
+            "connections still open after the shutdown grace period: cut"
+        );
+    }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+}
