@@ -144,25 +144,14 @@ async fn export(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
-    let format = payload_format(&headers);
-    // Who is asking is settled first; the answer to an unknown content type is JSON,
-    // readable by anyone.
-    let tenant = match state.authorize(&headers) {
-        Ok(tenant) => tenant,
-        Err(err) => return error_response(*format.as_ref().unwrap_or(&PayloadFormat::Json), &err),
-    };
-    let format = match format {
-        Ok(format) => format,
-        Err(err) => return error_response(PayloadFormat::Json, &err),
+    let (tenant, format) = match admit(&state, signal, &headers) {
+        Ok(admitted) => admitted,
+        Err((format, err)) => {
+            return drained(body, state.max_body_bytes, error_response(format, &err)).await;
+        }
     };
     let result = async {
-        state.pipeline.admit_tenant(signal, &tenant)?;
-        // Refuse an overloaded export before reading its body, not after decoding it.
         let declared_len = declared_body_len(&headers, state.max_body_bytes);
-        state.pipeline.admit_early(
-            signal,
-            format.decoded_size_estimate(declared_len.unwrap_or(0)),
-        )?;
         let (body, receiving) = read_body(&state, signal, body, declared_len).await?;
         let body = if body.len() <= INLINE_DECOMPRESS_MAX_BYTES {
             decompress(&headers, body, state.max_body_bytes)?
@@ -188,6 +177,61 @@ async fn export(
             .into_response(),
         Err(err) => error_response(format, &err),
     }
+}
+
+/// Who is asking, in what format, and whether the export may come in at all: settled on the
+/// headers, before the body is read. A refusal carries the format to answer in (JSON, readable
+/// by anyone, for an unknown content type).
+fn admit(
+    state: &HttpState,
+    signal: Signal,
+    headers: &HeaderMap,
+) -> Result<(TenantId, PayloadFormat), (PayloadFormat, IngestError)> {
+    let format = payload_format(headers);
+    let answer_format = *format.as_ref().unwrap_or(&PayloadFormat::Json);
+    let tenant = state
+        .authorize(headers)
+        .map_err(|err| (answer_format, err))?;
+    let format = format.map_err(|err| (PayloadFormat::Json, err))?;
+    state
+        .pipeline
+        .admit_tenant(signal, &tenant)
+        .map_err(|err| (format, err))?;
+    // Refuse an overloaded export before reading its body, not after decoding it.
+    let declared_len = declared_body_len(headers, state.max_body_bytes);
+    state
+        .pipeline
+        .admit_early(
+            signal,
+            format.decoded_size_estimate(declared_len.unwrap_or(0)),
+        )
+        .map_err(|err| (format, err))?;
+    Ok((tenant, format))
+}
+
+/// How long reading an unneeded body (to throw it away) may take before a refusal is sent.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `response`, sent once what is left of `body` was read and thrown away (at most
+/// `max_bytes`, within [`DRAIN_TIMEOUT`]; nothing is kept): a client still sending its body
+/// then reads the answer (a `429` it retries) instead of a connection reset under its feet.
+pub(crate) async fn drained(
+    body: axum::body::Body,
+    max_bytes: usize,
+    response: Response,
+) -> Response {
+    let discard = async {
+        let mut body = body;
+        let mut seen = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, Bytes::len);
+            if seen > max_bytes {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, discard).await;
+    response
 }
 
 /// The body length `Content-Length` declares, capped at `max_body_bytes` (a longer body is

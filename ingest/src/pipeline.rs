@@ -12,7 +12,7 @@ use tracing::warn;
 
 use crate::IngestError;
 use crate::body_guard::BodyError;
-use crate::decoded_size::decoding_cost_bytes;
+use crate::decoded_size::decoding_cost;
 use crate::limits::TenantGate;
 use crate::payload::{DecodeOptions, DecodedExport, PayloadFormat, decode_export};
 use crate::stats::{IngestStats, SignalCounters};
@@ -28,8 +28,9 @@ const EARLY_REFUSAL_FRACTION: usize = 32;
 const INLINE_DECODE_MAX_BYTES: usize = 64 * 1024;
 
 /// Decodes that take more memory than this hand it back to the system once done (see
-/// [`Pipeline::with_memory_release`]).
+/// [`Pipeline::with_memory_release`]), at most once a [`RELEASE_INTERVAL`].
 const RELEASE_AFTER_DECODING_BYTES: usize = 8 * 1024 * 1024;
+const RELEASE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What happened to an accepted export, for OTLP's `partial_success`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,7 +49,33 @@ pub struct Pipeline {
     options: DecodeOptions,
     stats: Arc<IngestStats>,
     tenants: Arc<TenantGate>,
-    release_memory: Option<fn()>,
+    release_memory: Option<Arc<MemoryRelease>>,
+}
+
+/// The binary's way to hand freed memory back, called at most once an interval.
+struct MemoryRelease {
+    release: fn(),
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl MemoryRelease {
+    /// Releases unless it did within the interval (a forced purge costs page faults after it).
+    fn release_now(&self) {
+        let now = std::time::Instant::now();
+        let due = match self.last.lock() {
+            Ok(mut last) => {
+                let due = last.is_none_or(|at| now.duration_since(at) >= RELEASE_INTERVAL);
+                if due {
+                    *last = Some(now);
+                }
+                due
+            }
+            Err(_) => false,
+        };
+        if due {
+            (self.release)();
+        }
+    }
 }
 
 impl Pipeline {
@@ -73,7 +100,10 @@ impl Pipeline {
     /// stay past the budget the decode was charged to. The binary, which owns the allocator,
     /// says how.
     pub fn with_memory_release(mut self, release: fn()) -> Self {
-        self.release_memory = Some(release);
+        self.release_memory = Some(Arc::new(MemoryRelease {
+            release,
+            last: std::sync::Mutex::new(None),
+        }));
         self
     }
 
@@ -165,7 +195,7 @@ impl Pipeline {
             let budget = Arc::clone(self.storage.budget());
             let options = self.options.clone();
             let body = body.clone();
-            let release_memory = self.release_memory;
+            let release_memory = self.release_memory.clone();
             move || {
                 decode_within_budget(
                     &budget,
@@ -300,19 +330,31 @@ fn decode_within_budget(
     body: &[u8],
     options: &DecodeOptions,
     held: Reservation,
-    release_memory: Option<fn()>,
+    release_memory: Option<Arc<MemoryRelease>>,
 ) -> Result<(DecodedExport, Reservation), IngestError> {
-    let decoding_bytes =
-        decoding_cost_bytes(signal, format, body).map_err(|err| IngestError::Malformed {
-            format: format.name(),
-            reason: err.to_string(),
-        })?;
-    let reservation = reserve(budget, body.len().saturating_add(decoding_bytes), held)?;
-    let decoded = decode_export(signal, format, body, options);
-    if decoding_bytes > RELEASE_AFTER_DECODING_BYTES
+    let cost = decoding_cost(signal, format, body).map_err(|err| IngestError::Malformed {
+        format: format.name(),
+        reason: err.to_string(),
+    })?;
+    let reservation = reserve(budget, body.len().saturating_add(cost.bytes), held)?;
+    // An export the scan shows within every record limit is not walked by them.
+    let within_limits = match (&options.record_limits, cost.shape) {
+        (Some(limits), Some(shape)) => !limits.may_cut(&shape),
+        _ => false,
+    };
+    let decoded = if within_limits {
+        let options = DecodeOptions {
+            record_limits: None,
+            ..options.clone()
+        };
+        decode_export(signal, format, body, &options)
+    } else {
+        decode_export(signal, format, body, options)
+    };
+    if cost.bytes > RELEASE_AFTER_DECODING_BYTES
         && let Some(release) = release_memory
     {
-        release();
+        release.release_now();
     }
     Ok((decoded?, reservation))
 }

@@ -292,3 +292,71 @@ async fn shutdown_cuts_requests_still_in_flight_after_the_grace_period() {
         .await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn stalled_grpc_streams_hold_what_they_sent_in_the_budget_and_are_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(dir.path(), "[connections]\nbody_timeout_seconds = 3\n");
+    let server = Server::start(&dir.path().join("data"), &["--config", &config]).await;
+    let used_before = server.metric("skewer_memory_budget_used_bytes").await;
+    // 2 connections × 20 streams, each declaring a 16 MiB message, sending 1 MiB of it, then
+    // nothing more.
+    let sent_per_stream = 1 << 20;
+    let mut streams = Vec::new();
+    let mut connections = Vec::new();
+    for _ in 0..2 {
+        let tcp = tokio::net::TcpStream::connect(server.grpc).await.unwrap();
+        let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+        connections.push(tokio::spawn(connection));
+        for _ in 0..20 {
+            client = client.ready().await.unwrap();
+            let request = http::Request::post(format!(
+                "http://{}/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                server.grpc
+            ))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .unwrap();
+            let (response, mut body) = client.send_request(request, false).unwrap();
+            let mut message = vec![0u8];
+            message.extend_from_slice(&(16u32 << 20).to_be_bytes());
+            message.extend(std::iter::repeat_n(0x0a, sent_per_stream));
+            body.reserve_capacity(message.len());
+            body.send_data(message.into(), false).unwrap();
+            streams.push((response, body));
+        }
+    }
+    // What they sent is in the budget (visible, bounded), not held off the books.
+    server
+        .wait_for(
+            "stalled streams charged",
+            std::time::Duration::from_secs(10),
+            || async {
+                let used = server.metric("skewer_memory_budget_used_bytes").await - used_before;
+                used >= 30.0 * f64::from(1 << 20)
+            },
+        )
+        .await;
+    // Ordinary exports go on meanwhile.
+    server
+        .trace_client()
+        .await
+        .export(trace_request(1, "during"))
+        .await
+        .unwrap();
+    // Past the body deadline each is answered DEADLINE_EXCEEDED and lets go of its budget.
+    for (response, _body) in streams {
+        let response = tokio::time::timeout(std::time::Duration::from_secs(10), response)
+            .await
+            .expect("a stalled stream must be answered")
+            .unwrap();
+        let status = response
+            .headers()
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(status.as_deref(), Some("4"), "{response:?}");
+    }
+    let used = server.metric("skewer_memory_budget_used_bytes").await - used_before;
+    assert!(used < f64::from(1 << 20), "{used} bytes still held");
+}

@@ -152,3 +152,58 @@ async fn slow_uploads_hold_only_what_they_sent_and_are_cut_while_exports_go_on()
     let used = budget_used(&server).await;
     assert!(used < 100_000, "{used} bytes still held");
 }
+
+#[tokio::test]
+async fn overload_is_always_answered_never_a_dropped_connection() {
+    const BUDGET: u64 = 32 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let budget = BUDGET.to_string();
+    let server = Server::start(&dir.path().join("data"), &["--max-buffered-bytes", &budget]).await;
+    // 2 MiB exports, sixteen at a time: most are refused before their body is read.
+    let mut request = trace_request(1, "big");
+    let spans = &mut request.resource_spans[0].scope_spans[0].spans;
+    let span = spans[0].clone();
+    spans.extend(std::iter::repeat_n(span, 8000));
+    let body = request.encode_to_vec();
+    assert!(body.len() > 2 << 20, "{}", body.len());
+    // A connection per request: what is checked is the answer to a refusal sent while the body
+    // is still on its way, not how a client reuses connections.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let mut sends = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (client, url, body) = (client.clone(), server.otlp_url("/v1/traces"), body.clone());
+        sends.spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..6 {
+                let sent = client
+                    .post(&url)
+                    .header("content-type", "application/x-protobuf")
+                    .body(body.clone())
+                    .send()
+                    .await;
+                statuses.push(
+                    sent.map(|response| response.status().as_u16())
+                        .map_err(|err| format!("{err:?}")),
+                );
+            }
+            statuses
+        });
+    }
+    let (mut accepted, mut refused) = (0, 0);
+    while let Some(statuses) = sends.join_next().await {
+        for status in statuses.unwrap() {
+            match status {
+                Ok(200) => accepted += 1,
+                Ok(429) => refused += 1,
+                other => panic!("an overloaded export got {other:?}"),
+            }
+        }
+    }
+    assert!(
+        accepted > 0 && refused > 0,
+        "{accepted} accepted, {refused} refused"
+    );
+}

@@ -31,15 +31,34 @@ pub(crate) struct DecodedCost {
     /// of half, a quarter… its final size, which the allocator may not hand back or reuse
     /// before the decode ends (about its size again).
     pub largest_vec_bytes: usize,
+    /// The extremes the record limits bound.
+    pub shape: ValueShape,
+}
+
+/// The largest lists and values of an export: when none reaches a record limit, the limits
+/// need not walk the decoded export at all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ValueShape {
+    /// The most attributes, events, links, array or list elements in one list.
+    pub longest_list: usize,
+    /// The most bytes of one string or bytes value.
+    pub longest_value_bytes: usize,
+    /// The deepest array or key-value list value (1 for one that is an attribute's value).
+    pub deepest_value: usize,
+}
+
+/// What decoding an export will take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodingCost {
+    /// Bytes of memory at the peak of decoding and converting (the body not included).
+    pub bytes: usize,
+    /// The export's extremes, when the scan reads them (protobuf); `None` means unknown.
+    pub shape: Option<ValueShape>,
 }
 
 impl DecodedCost {
     fn add_vec(&mut self, vec_bytes: usize) {
         self.largest_vec_bytes = self.largest_vec_bytes.max(vec_bytes);
-    }
-
-    fn add_record(&mut self, kind: MessageKind) {
-        self.add_records(kind, 1);
     }
 
     fn add_records(&mut self, kind: MessageKind, records: usize) {
@@ -64,25 +83,45 @@ impl DecodedCost {
     }
 }
 
-/// Bytes of memory decoding `body` and converting it into records may hold at its peak (the
-/// body itself not included). An error means the body is not protobuf at all.
-pub fn decoding_cost_bytes(
+/// What decoding `body` and converting it into records may hold at its peak (the body itself
+/// not included), with the export's extremes when they are read. An error means the body is
+/// not protobuf at all.
+pub fn decoding_cost(
     signal: Signal,
     format: PayloadFormat,
     body: &[u8],
-) -> Result<usize, WireError> {
+) -> Result<DecodingCost, WireError> {
     Ok(match format {
         PayloadFormat::Protobuf => {
-            protobuf::decoded_cost(MessageKind::request(signal), body)?.peak_bytes()
+            let cost = protobuf::decoded_cost(MessageKind::request(signal), body)?;
+            DecodingCost {
+                bytes: cost.peak_bytes(),
+                shape: Some(cost.shape),
+            }
         }
         PayloadFormat::Json => {
             let cost = json::json_cost(body);
             let slow_path = crate::json_floats::may_hold_special_floats(body)
                 || crate::json_names::has_snake_case_key(body);
             let value_tree_bytes = if slow_path { cost.value_tree_bytes } else { 0 };
-            cost.decoded.peak_bytes().saturating_add(value_tree_bytes)
+            DecodingCost {
+                bytes: cost.decoded.peak_bytes().saturating_add(value_tree_bytes),
+                shape: None,
+            }
         }
         // Measured on Prometheus batches; not scanned (yet).
-        PayloadFormat::RemoteWrite => format.decoded_size_estimate(body.len()),
+        PayloadFormat::RemoteWrite => DecodingCost {
+            bytes: format.decoded_size_estimate(body.len()),
+            shape: None,
+        },
     })
+}
+
+/// [`decoding_cost`] in bytes.
+pub fn decoding_cost_bytes(
+    signal: Signal,
+    format: PayloadFormat,
+    body: &[u8],
+) -> Result<usize, WireError> {
+    decoding_cost(signal, format, body).map(|cost| cost.bytes)
 }

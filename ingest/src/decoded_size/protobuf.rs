@@ -66,27 +66,33 @@ fn heap_bytes(
                 take(&mut body, 4)?;
             }
             2 => {
-                let len = usize::try_from(read_varint(&mut body)?).unwrap_or(usize::MAX);
-                let value = take(&mut body, len)?;
+                let value = take_delimited(&mut body)?;
                 heap = heap.saturating_add(match field {
+                    // Attributes and values: most messages of an export, on a lean path.
+                    FieldKind::Repeated(MessageKind::KeyValue) => {
+                        repeated.add(number, 1, MessageKind::KeyValue);
+                        key_value_heap(value, depth + 1, 1, cost)?
+                    }
+                    FieldKind::Inline(MessageKind::AnyValue) => {
+                        any_value_heap(value, depth + 1, 1, cost)?
+                    }
                     FieldKind::Inline(child) => heap_bytes(child, value, depth + 1, cost)?,
                     FieldKind::Repeated(child) => {
-                        repeated.add(number, 1, child.decoded_bytes());
-                        cost.add_record(child);
+                        repeated.add(number, 1, child);
                         heap_bytes(child, value, depth + 1, cost)?
                     }
-                    FieldKind::Text => len,
+                    FieldKind::Text => value.len(),
                     FieldKind::RepeatedText => {
-                        repeated.add(number, 1, size_of::<String>());
-                        len
+                        repeated.add_slots(number, 1, size_of::<String>());
+                        value.len()
                     }
                     FieldKind::RepeatedScalar { varint } => {
                         let elements = if varint {
                             value.iter().filter(|&&byte| byte < 0x80).count()
                         } else {
-                            len / 8
+                            value.len() / 8
                         };
-                        repeated.add(number, elements, 8);
+                        repeated.add_slots(number, elements, 8);
                         0
                     }
                     FieldKind::Other => 0,
@@ -95,18 +101,105 @@ fn heap_bytes(
             other => return Err(WireError::WireType(other)),
         }
     }
-    let (vecs_bytes, largest_vec_bytes) = repeated.heap_bytes();
-    cost.add_vec(largest_vec_bytes);
-    Ok(heap.saturating_add(vecs_bytes))
+    Ok(heap.saturating_add(repeated.finish(cost)))
+}
+
+/// A `KeyValue` (key 1, value 2), whose value sits `value_depth` deep in an attribute.
+fn key_value_heap(
+    mut body: &[u8],
+    depth: u32,
+    value_depth: usize,
+    cost: &mut DecodedCost,
+) -> Result<usize, WireError> {
+    let mut heap = 0usize;
+    while !body.is_empty() {
+        let key = read_varint(&mut body)?;
+        heap = heap.saturating_add(match key {
+            0x0a => take_delimited(&mut body)?.len(),
+            0x12 => any_value_heap(take_delimited(&mut body)?, depth + 1, value_depth, cost)?,
+            _ => skip_field(key, &mut body)?,
+        });
+    }
+    Ok(heap)
+}
+
+/// An `AnyValue` `value_depth` deep: text (1) and bytes (7), or an array (5) or key-value list
+/// (6) whose elements sit one deeper.
+fn any_value_heap(
+    mut body: &[u8],
+    depth: u32,
+    value_depth: usize,
+    cost: &mut DecodedCost,
+) -> Result<usize, WireError> {
+    if depth > MAX_DEPTH {
+        return Err(WireError::TooDeep);
+    }
+    let mut heap = 0usize;
+    while !body.is_empty() {
+        let key = read_varint(&mut body)?;
+        heap = heap.saturating_add(match key {
+            0x0a | 0x3a => {
+                let text = take_delimited(&mut body)?;
+                cost.shape.longest_value_bytes = cost.shape.longest_value_bytes.max(text.len());
+                text.len()
+            }
+            0x2a | 0x32 => {
+                cost.shape.deepest_value = cost.shape.deepest_value.max(value_depth);
+                let (element, element_heap): (MessageKind, ElementHeap) = if key == 0x2a {
+                    (MessageKind::AnyValue, any_value_heap)
+                } else {
+                    (MessageKind::KeyValue, key_value_heap)
+                };
+                let mut elements_body = take_delimited(&mut body)?;
+                let mut elements = 0usize;
+                let mut elements_heap = 0usize;
+                while !elements_body.is_empty() {
+                    let key = read_varint(&mut elements_body)?;
+                    if key == 0x0a {
+                        let element_body = take_delimited(&mut elements_body)?;
+                        elements += 1;
+                        elements_heap = elements_heap.saturating_add(element_heap(
+                            element_body,
+                            depth + 2,
+                            value_depth + 1,
+                            cost,
+                        )?);
+                    } else {
+                        skip_field(key, &mut elements_body)?;
+                    }
+                }
+                cost.shape.longest_list = cost.shape.longest_list.max(elements);
+                let vec_bytes = vec_capacity(elements).saturating_mul(element.decoded_bytes());
+                cost.add_vec(vec_bytes);
+                elements_heap.saturating_add(vec_bytes)
+            }
+            _ => skip_field(key, &mut body)?,
+        });
+    }
+    Ok(heap)
+}
+
+type ElementHeap = fn(&[u8], u32, usize, &mut DecodedCost) -> Result<usize, WireError>;
+
+/// Skips a field the lean paths do not look into; its heap is nothing (scalars, unknown
+/// fields) or counted by the caller.
+fn skip_field(key: u64, body: &mut &[u8]) -> Result<usize, WireError> {
+    match key & 7 {
+        0 => read_varint(body).map(|_| 0),
+        1 => take(body, 8).map(|_| 0),
+        2 => take_delimited(body).map(|_| 0),
+        5 => take(body, 4).map(|_| 0),
+        other => Err(WireError::WireType(other)),
+    }
 }
 
 /// Elements of the repeated fields of one message, so each `Vec` is charged the capacity it
 /// grows to rather than its length.
 #[derive(Default)]
 struct RepeatedFields {
-    /// (field number, elements, bytes per element); no OTLP message has more than four
-    /// repeated fields.
-    fields: [(u32, usize, usize); 4],
+    /// (field number, elements, bytes per element, what the elements are); no OTLP message
+    /// has more than four repeated fields.
+    fields: [(u32, usize, usize, Option<MessageKind>); 4],
     /// Bytes of fields past the fourth, charged at twice their length.
     overflow_bytes: usize,
 }
@@ -114,16 +207,28 @@ struct RepeatedFields {
 impl RepeatedFields {
     fn count_scalar(&mut self, number: u32, field: FieldKind, elements: usize) {
         if matches!(field, FieldKind::RepeatedScalar { .. }) {
-            self.add(number, elements, 8);
+            self.add_slots(number, elements, 8);
         }
     }
 
-    fn add(&mut self, number: u32, elements: usize, element_bytes: usize) {
+    fn add(&mut self, number: u32, elements: usize, kind: MessageKind) {
+        self.add_slot(number, elements, kind.decoded_bytes(), Some(kind));
+    }
+
+    fn add_slots(&mut self, number: u32, elements: usize, element_bytes: usize) {
+        self.add_slot(number, elements, element_bytes, None);
+    }
+
+    fn add_slot(
+        &mut self,
+        number: u32,
+        elements: usize,
+        element_bytes: usize,
+        kind: Option<MessageKind>,
+    ) {
         for slot in &mut self.fields {
             if slot.0 == number || slot.1 == 0 {
-                slot.0 = number;
-                slot.1 = slot.1.saturating_add(elements);
-                slot.2 = element_bytes;
+                *slot = (number, slot.1.saturating_add(elements), element_bytes, kind);
                 return;
             }
         }
@@ -132,21 +237,36 @@ impl RepeatedFields {
             .saturating_add(elements.saturating_mul(element_bytes).saturating_mul(2));
     }
 
-    /// Bytes of all the `Vec`s, and of the largest.
-    fn heap_bytes(&self) -> (usize, usize) {
-        self.fields
-            .iter()
-            .map(|&(_, elements, element_bytes)| {
-                vec_capacity(elements).saturating_mul(element_bytes)
-            })
-            .fold(
-                (self.overflow_bytes, self.overflow_bytes),
-                |(sum, largest), bytes| (sum.saturating_add(bytes), largest.max(bytes)),
-            )
+    /// Bytes of all the `Vec`s; the records, the longest list and the largest `Vec` go to
+    /// `cost`.
+    fn finish(&self, cost: &mut DecodedCost) -> usize {
+        let mut total = self.overflow_bytes;
+        for &(_, elements, element_bytes, kind) in &self.fields {
+            if elements == 0 {
+                continue;
+            }
+            let vec_bytes = vec_capacity(elements).saturating_mul(element_bytes);
+            total = total.saturating_add(vec_bytes);
+            cost.add_vec(vec_bytes);
+            if let Some(kind) = kind {
+                cost.add_records(kind, elements);
+                if kind.is_limited_list() {
+                    cost.shape.longest_list = cost.shape.longest_list.max(elements);
+                }
+            }
+        }
+        total
     }
 }
 
 fn read_varint(body: &mut &[u8]) -> Result<u64, WireError> {
+    // Tags and most lengths are one byte.
+    if let Some((&byte, rest)) = body.split_first()
+        && byte < 0x80
+    {
+        *body = rest;
+        return Ok(u64::from(byte));
+    }
     let mut value = 0u64;
     for (index, &byte) in body.iter().enumerate().take(10) {
         value |= u64::from(byte & 0x7f) << (7 * index);
@@ -160,6 +280,12 @@ fn read_varint(body: &mut &[u8]) -> Result<u64, WireError> {
     } else {
         WireError::Truncated
     })
+}
+
+/// A length-delimited field's bytes.
+fn take_delimited<'a>(body: &mut &'a [u8]) -> Result<&'a [u8], WireError> {
+    let len = usize::try_from(read_varint(body)?).unwrap_or(usize::MAX);
+    take(body, len)
 }
 
 fn take<'a>(body: &mut &'a [u8], len: usize) -> Result<&'a [u8], WireError> {
@@ -191,6 +317,79 @@ mod tests {
         for body in [&[0x0a, 0x05, 0x01][..], &[0x0b][..], &[0x0a][..]] {
             assert!(decoded_cost(MessageKind::TraceRequest, body).is_err());
         }
+    }
+
+    fn spans_with(attributes: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>) -> Vec<u8> {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        use prost::Message;
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        attributes,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    fn text(key: &str, value: &str) -> opentelemetry_proto::tonic::common::v1::KeyValue {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+        KeyValue {
+            key: key.to_owned(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(value.to_owned())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_scan_reads_the_longest_list_value_and_nesting() {
+        use opentelemetry_proto::tonic::common::v1::{
+            AnyValue, ArrayValue, KeyValue, KeyValueList, any_value::Value,
+        };
+        let many: Vec<_> = (0..200).map(|i| text(&format!("k{i}"), "v")).collect();
+        let nested = KeyValue {
+            key: "nested".into(),
+            value: Some(AnyValue {
+                value: Some(Value::ArrayValue(ArrayValue {
+                    values: vec![AnyValue {
+                        value: Some(Value::KvlistValue(KeyValueList {
+                            values: vec![text("inner", &"x".repeat(70_000))],
+                        })),
+                    }],
+                })),
+            }),
+            ..Default::default()
+        };
+        let shape = |attributes| {
+            decoded_cost(MessageKind::TraceRequest, &spans_with(attributes))
+                .unwrap()
+                .shape
+        };
+        let plain = shape(vec![text("a", "abc")]);
+        assert_eq!(
+            (
+                plain.longest_list,
+                plain.longest_value_bytes,
+                plain.deepest_value
+            ),
+            (1, 3, 0)
+        );
+        assert_eq!(shape(many).longest_list, 200);
+        let deep = shape(vec![nested]);
+        // The array is an attribute's value (1), the list inside it 2 deep.
+        assert_eq!((deep.deepest_value, deep.longest_value_bytes), (2, 70_000));
+
+        let limits = crate::record_limits::RecordLimits::default();
+        assert!(!limits.may_cut(&plain));
+        assert!(limits.may_cut(&deep), "the 70 kB value is over 64 KiB");
     }
 
     proptest::proptest! {

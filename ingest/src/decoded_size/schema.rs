@@ -144,6 +144,11 @@ impl MessageKind {
         }
     }
 
+    /// Whether a list of these is one the record limits bound (attributes, events, links).
+    pub(super) fn is_limited_list(self) -> bool {
+        matches!(self, Self::KeyValue | Self::SpanEvent | Self::SpanLink)
+    }
+
     /// The field numbered `number` of this message, as the OTLP `.proto` files define it.
     pub(super) fn field(self, number: u32) -> FieldKind {
         use FieldKind::{Inline, Other, Repeated, RepeatedScalar, RepeatedText, Text};

@@ -23,6 +23,21 @@ pub struct RecordLimits {
     pub max_value_elements: usize,
 }
 
+impl RecordLimits {
+    /// Whether an export of this shape may hold something these limits cut (when not, the
+    /// limits need not walk it).
+    pub fn may_cut(&self, shape: &crate::decoded_size::ValueShape) -> bool {
+        let shortest_list_limit = self
+            .max_attributes
+            .min(self.max_events_per_span)
+            .min(self.max_links_per_span)
+            .min(self.max_value_elements);
+        shape.longest_list > shortest_list_limit
+            || shape.longest_value_bytes > self.max_attribute_value_bytes
+            || shape.deepest_value >= self.max_value_depth
+    }
+}
+
 impl Default for RecordLimits {
     fn default() -> Self {
         Self {

@@ -13,7 +13,7 @@ use tracing::warn;
 
 use super::snappy;
 use crate::IngestError;
-use crate::http::{HttpState, declared_body_len, read_body, with_retry_after};
+use crate::http::{HttpState, declared_body_len, drained, read_body, with_retry_after};
 use crate::payload::PayloadFormat;
 use crate::pipeline::ExportOutcome;
 
@@ -29,7 +29,11 @@ const WRITE_REQUEST_MESSAGE: &str = "prometheus.WriteRequest";
 /// `POST /api/v1/write`.
 pub(crate) async fn remote_write(State(state): State<HttpState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    match receive(&state, &parts.headers, body).await {
+    let tenant = match admit(&state, &parts.headers) {
+        Ok(tenant) => tenant,
+        Err(err) => return drained(body, state.max_body_bytes, error_response(&err)).await,
+    };
+    match receive(&state, &parts.headers, tenant, body).await {
         Ok((tenant, outcome)) => {
             if outcome.rejected > 0 {
                 // Prometheus hears nothing of these (there is no partial answer): say it here.
@@ -52,23 +56,31 @@ pub(crate) async fn remote_write(State(state): State<HttpState>, request: Reques
     }
 }
 
-/// Checks, admits, reads, decompresses and exports one request.
-async fn receive(
-    state: &HttpState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(TenantId, ExportOutcome), IngestError> {
+/// Checks the key, the tenant's limits, the content type and encoding, and the budget, on the
+/// headers alone.
+fn admit(state: &HttpState, headers: &HeaderMap) -> Result<TenantId, IngestError> {
     let tenant = state.authorize(headers)?;
     state.pipeline.admit_tenant(Signal::Metrics, &tenant)?;
     check_content_type(headers)?;
     check_content_encoding(headers)?;
-    let format = PayloadFormat::RemoteWrite;
     // Refuse an overloaded export before reading its body, not after decoding it.
     let declared_len = declared_body_len(headers, state.max_body_bytes);
     state.pipeline.admit_early(
         Signal::Metrics,
-        format.decoded_size_estimate(declared_len.unwrap_or(0)),
+        PayloadFormat::RemoteWrite.decoded_size_estimate(declared_len.unwrap_or(0)),
     )?;
+    Ok(tenant)
+}
+
+/// Reads, decompresses and exports one admitted request.
+async fn receive(
+    state: &HttpState,
+    headers: &HeaderMap,
+    tenant: TenantId,
+    body: Body,
+) -> Result<(TenantId, ExportOutcome), IngestError> {
+    let format = PayloadFormat::RemoteWrite;
+    let declared_len = declared_body_len(headers, state.max_body_bytes);
     let (compressed, mut reservation) =
         read_body(state, Signal::Metrics, body, declared_len).await?;
     let max_bytes = state.max_body_bytes;

@@ -1,0 +1,207 @@
+"""Hostile and broken clients against a release binary with default settings (512 MiB budget):
+peak resident memory of the server under each attack, whether ordinary exports still get
+through during it, and how long shutdown takes with requests left half-sent.
+
+    python3 bench/hostile.py [--binary target/release/skewer] [--baseline OTHER_BINARY]
+
+Attacks (each on a fresh server):
+- `amplified`: four 16 MiB protobuf exports at once, each one valid span followed by ~8.4M
+  empty attributes (`4a 00`): decoded without bounds, ~470 MB each;
+- `amplified-small`: sixteen 4 MiB such exports at once (~120 MB each decoded), which a
+  decoded-size estimate admits one or two at a time;
+- `slow-uploads`: 120 connections declaring 5 MiB bodies and sending a byte a second;
+- `slow-headers`: 500 connections sending their request headers a byte a second;
+- `shutdown`: SIGTERM with 50 requests half-sent; seconds until the process exits.
+"""
+
+import argparse
+import socket
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import ROOT, Server  # noqa: E402
+
+
+def rss_mib(pid):
+    """(VmRSS, VmHWM) of `pid`, MiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def field(number, payload):
+    return bytes([number << 3 | 2]) + varint(len(payload)) + payload
+
+
+def amplified_export(total_bytes, trace_byte):
+    """An ExportTraceServiceRequest of about `total_bytes`: one span with empty attributes."""
+    span = field(1, bytes([trace_byte]) * 16) + field(2, b"\x01" * 8) + field(5, b"amplified")
+    span += bytes([0x39]) + (1_700_000_000_000_000_000).to_bytes(8, "little")  # start, fixed64
+    span += bytes([0x41]) + (1_700_000_000_100_000_000).to_bytes(8, "little")  # end
+    span += b"\x4a\x00" * ((total_bytes - len(span) - 32) // 2)
+    return field(1, field(2, field(2, span)))
+
+
+def post(server, path, body, content_type="application/x-protobuf", timeout=120):
+    request = urllib.request.Request(f"http://127.0.0.1:{server.otlp_http}{path}", data=body,
+                                     headers={"content-type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+    except OSError as err:
+        return f"error: {err}"
+
+
+def ordinary_export(server, n):
+    """One ordinary export: a valid span, JSON over HTTP."""
+    trace = f"{n:032x}"
+    body = ('{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"%s","spanId":"00000000000000%02x",'
+            '"name":"ordinary","startTimeUnixNano":"1700000000000000000","endTimeUnixNano":"1700000000100000000"}]}]}]}'
+            % (trace, n % 256)).encode()
+    return post(server, "/v1/traces", body, "application/json", timeout=30)
+
+
+def sample_peak(server, stop, peak):
+    while not stop.is_set():
+        try:
+            peak[0] = max(peak[0], rss_mib(server.proc.pid)[1])
+        except OSError:
+            return
+        time.sleep(0.05)
+
+
+def attack(binary, work, name, run):
+    """Runs `run(server)` on a fresh server; returns the figures."""
+    server = Server(binary, work / name).start()
+    try:
+        rss_before, _ = rss_mib(server.proc.pid)
+        figures = run(server)
+        figures["rss_before_mib"] = rss_before
+        figures["peak_rss_mib"] = rss_mib(server.proc.pid)[1]
+        return figures
+    finally:
+        server.stop()
+
+
+def concurrent_posts(server, bodies):
+    results = [None] * len(bodies)
+
+    def send(i):
+        results[i] = post(server, "/v1/traces", bodies[i])
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    ordinary = [ordinary_export(server, 1000 + n) for n in range(5)]
+    for t in threads:
+        t.join()
+    return {"answers": sorted(map(str, results)), "ordinary_during": ordinary}
+
+
+def amplified(server, count, size):
+    return concurrent_posts(server, [amplified_export(size, i + 1) for i in range(count)])
+
+
+def slow(server, connections, first_bytes, seconds=12):
+    """`connections` sockets that send `first_bytes` then a byte a second; ordinary exports
+    meanwhile; how many the server closed."""
+    socks = []
+    for _ in range(connections):
+        s = socket.create_connection(("127.0.0.1", server.otlp_http))
+        s.sendall(first_bytes)
+        s.setblocking(False)
+        socks.append(s)
+    ordinary, closed = [], set()
+    for second in range(seconds):
+        for i, s in enumerate(socks):
+            if i in closed:
+                continue
+            try:
+                s.recv(4096)  # an answer (408) or the end: the server let go of it
+                closed.add(i)
+                continue
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed.add(i)
+                continue
+            try:
+                s.send(b"x")
+            except OSError:
+                closed.add(i)
+        if second in (1, 3):
+            ordinary.append(ordinary_export(server, 2000 + second))
+        time.sleep(1)
+    for s in socks:
+        s.close()
+    return {"ordinary_during": ordinary, "closed_by_server": len(closed), "connections": connections}
+
+
+def shutdown_seconds(binary, work):
+    server = Server(binary, work / "shutdown").start()
+    socks = []
+    for _ in range(50):
+        s = socket.create_connection(("127.0.0.1", server.otlp_http))
+        s.sendall(b"POST /v1/traces HTTP/1.1\r\nhost: s\r\ncontent-type: application/x-protobuf\r\n"
+                  b"content-length: 1000000\r\n\r\n\x0a")
+        socks.append(s)
+    started = time.time()
+    server.proc.send_signal(15)
+    try:
+        server.proc.wait(timeout=120)
+    except Exception:
+        server.proc.kill()
+    took = time.time() - started
+    for s in socks:
+        s.close()
+    return took
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--binary", default=str(ROOT / "target/release/skewer"))
+    parser.add_argument("--baseline", help="another binary to run the same attacks against")
+    args = parser.parse_args()
+    binaries = [("candidate", args.binary)] + ([("baseline", args.baseline)] if args.baseline else [])
+    for label, binary in binaries:
+        with tempfile.TemporaryDirectory(prefix="skewer-hostile-") as tmp:
+            work = Path(tmp)
+            print(f"== {label}: {binary}")
+            for name, run in [
+                ("amplified", lambda s: amplified(s, 4, 16 << 20)),
+                ("amplified-small", lambda s: amplified(s, 16, 4 << 20)),
+                ("slow-uploads", lambda s: slow(s, 120, b"POST /v1/traces HTTP/1.1\r\nhost: s\r\n"
+                                                     b"content-type: application/x-protobuf\r\n"
+                                                     b"content-length: 5242880\r\n\r\n\x0a")),
+                ("slow-headers", lambda s: slow(s, 500, b"POST /v1/traces HTTP/1.1\r\n")),
+            ]:
+                figures = attack(binary, work, name, run)
+                print(f"{name}: peak RSS {figures['peak_rss_mib']:.0f} MiB "
+                      f"(at rest {figures['rss_before_mib']:.0f} MiB); {figures}", flush=True)
+            print(f"shutdown with 50 half-sent requests: {shutdown_seconds(binary, work):.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
