@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from promql import length_delimited  # noqa: E402
 from run import ROOT, Server  # noqa: E402
 
 
@@ -37,20 +38,8 @@ def rss_mib(pid):
     return fields["VmRSS"], fields["VmHWM"]
 
 
-def varint(n):
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def field(number, payload):
-    return bytes([number << 3 | 2]) + varint(len(payload)) + payload
+    return length_delimited(number, payload)
 
 
 def amplified_export(total_bytes, trace_byte):

@@ -20,6 +20,9 @@ pub(super) struct JsonCost {
     pub decoded: DecodedCost,
     /// Bytes a `serde_json::Value` tree of the whole text would take.
     pub value_tree_bytes: usize,
+    /// Whether the text may take the decoder's slow path, through such a tree: a key with an
+    /// underscore (a proto field name) or a `"NaN"` / `"Infinity"` string (a double).
+    pub may_need_value_tree: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -62,8 +65,10 @@ pub(super) fn json_cost(body: &[u8]) -> JsonCost {
                 if expect_key {
                     expect_key = false;
                     last_key = json_field(text);
+                    cost.may_need_value_tree |= memchr::memchr(b'_', text).is_some();
                     continue;
                 }
+                cost.may_need_value_tree |= matches!(text, b"NaN" | b"Infinity" | b"-Infinity");
                 let element = match top(&mut stack, depth) {
                     Some(Frame::Array { element, .. }) => *element,
                     _ => FieldKind::Other,
@@ -213,6 +218,14 @@ mod tests {
         ] {
             let _ = json_cost(cut);
         }
+    }
+
+    #[test]
+    fn proto_field_names_and_special_doubles_are_noticed() {
+        assert!(!json_cost(br#"{"resourceSpans":[{"name":"a_b"}]}"#).may_need_value_tree);
+        assert!(json_cost(br#"{"resource_spans":[]}"#).may_need_value_tree);
+        assert!(json_cost(br#"{"asDouble":"NaN"}"#).may_need_value_tree);
+        assert!(json_cost(br#"{"sum":"-Infinity"}"#).may_need_value_tree);
     }
 
     #[test]

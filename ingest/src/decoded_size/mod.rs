@@ -101,9 +101,11 @@ pub fn decoding_cost(
         }
         PayloadFormat::Json => {
             let cost = json::json_cost(body);
-            let slow_path = crate::json_floats::may_hold_special_floats(body)
-                || crate::json_names::has_snake_case_key(body);
-            let value_tree_bytes = if slow_path { cost.value_tree_bytes } else { 0 };
+            let value_tree_bytes = if cost.may_need_value_tree {
+                cost.value_tree_bytes
+            } else {
+                0
+            };
             DecodingCost {
                 bytes: cost.decoded.peak_bytes().saturating_add(value_tree_bytes),
                 shape: None,

@@ -176,31 +176,17 @@ impl RecordLimits {
                 counts.values += 1;
             }
             Some(Value::ArrayValue(array)) => {
-                if depth >= self.max_value_depth && !array.values.is_empty() {
-                    array.values.clear();
-                    counts.values += 1;
+                if !self.container(&mut array.values, depth, counts) {
                     return;
                 }
-                cut(
-                    &mut array.values,
-                    self.max_value_elements,
-                    &mut counts.values,
-                );
                 for item in &mut array.values {
                     self.value(item, depth + 1, role, counts);
                 }
             }
             Some(Value::KvlistValue(list)) => {
-                if depth >= self.max_value_depth && !list.values.is_empty() {
-                    list.values.clear();
-                    counts.values += 1;
+                if !self.container(&mut list.values, depth, counts) {
                     return;
                 }
-                cut(
-                    &mut list.values,
-                    self.max_value_elements,
-                    &mut counts.values,
-                );
                 for entry in &mut list.values {
                     if let Some(value) = entry.value.as_mut() {
                         self.value(value, depth + 1, role, counts);
@@ -209,6 +195,27 @@ impl RecordLimits {
             }
             _ => {}
         }
+    }
+}
+
+impl RecordLimits {
+    /// Bounds an array or key-value list value at `depth`: emptied at the depth limit (then
+    /// false: nothing left to look into), else cut to `max_value_elements`.
+    fn container<T>(
+        &self,
+        elements: &mut Vec<T>,
+        depth: usize,
+        counts: &mut LimitedCounts,
+    ) -> bool {
+        if depth >= self.max_value_depth {
+            if !elements.is_empty() {
+                elements.clear();
+                counts.values += 1;
+            }
+            return false;
+        }
+        cut(elements, self.max_value_elements, &mut counts.values);
+        true
     }
 }
 
