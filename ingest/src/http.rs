@@ -244,9 +244,10 @@ pub(crate) fn declared_body_len(headers: &HeaderMap, max_body_bytes: usize) -> O
         .map(|len| len.min(max_body_bytes))
 }
 
-/// The most of a declared length allocated before the bytes arrive (a body grows its buffer
-/// as it comes, so a declared length alone takes no memory).
-const INITIAL_BODY_CAPACITY_BYTES: usize = 1024 * 1024;
+/// The most of a declared length allocated before the bytes arrive: a body grows its buffer
+/// as it comes, so a declared length alone takes next to no memory (120 stalled uploads
+/// declaring 5 MiB took 120 MiB of resident memory outside the budget with 1 MiB here).
+const INITIAL_BODY_CAPACITY_BYTES: usize = 64 * 1024;
 
 /// Reads a body of at most `max_body_bytes`, holding memory budget for what has arrived (never
 /// for what was declared), within the body deadline and rate of [`BodyLimits`].

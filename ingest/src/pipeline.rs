@@ -28,9 +28,11 @@ const EARLY_REFUSAL_FRACTION: usize = 32;
 const INLINE_DECODE_MAX_BYTES: usize = 64 * 1024;
 
 /// Decodes that take more memory than this hand it back to the system once done (see
-/// [`Pipeline::with_memory_release`]), at most once a [`RELEASE_INTERVAL`].
+/// [`Pipeline::with_memory_release`]), at most once a [`RELEASE_INTERVAL`] unless they took
+/// more than [`RELEASE_ALWAYS_AFTER_DECODING_BYTES`].
 const RELEASE_AFTER_DECODING_BYTES: usize = 8 * 1024 * 1024;
 const RELEASE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+const RELEASE_ALWAYS_AFTER_DECODING_BYTES: usize = 32 * 1024 * 1024;
 
 /// What happened to an accepted export, for OTLP's `partial_success`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,12 +61,14 @@ struct MemoryRelease {
 }
 
 impl MemoryRelease {
-    /// Releases unless it did within the interval (a forced purge costs page faults after it).
-    fn release_now(&self) {
+    /// Releases after a decode of `decoded_bytes`, unless it did within the interval and the
+    /// decode was not that big (a forced purge costs page faults after it).
+    fn release_after(&self, decoded_bytes: usize) {
         let now = std::time::Instant::now();
         let due = match self.last.lock() {
             Ok(mut last) => {
-                let due = last.is_none_or(|at| now.duration_since(at) >= RELEASE_INTERVAL);
+                let due = decoded_bytes >= RELEASE_ALWAYS_AFTER_DECODING_BYTES
+                    || last.is_none_or(|at| now.duration_since(at) >= RELEASE_INTERVAL);
                 if due {
                     *last = Some(now);
                 }
@@ -354,7 +358,7 @@ fn decode_within_budget(
     if cost.bytes > RELEASE_AFTER_DECODING_BYTES
         && let Some(release) = release_memory
     {
-        release.release_now();
+        release.release_after(cost.bytes);
     }
     Ok((decoded?, reservation))
 }

@@ -149,6 +149,7 @@ async fn many_amplified_exports_at_once_stay_within_the_memory_budget() {
     let growth = peak.saturating_sub(rss_before);
     // The budget, plus the bodies being received and the runtime's own working memory.
     let allowed = budget_bytes + (24 << 20);
+    eprintln!("peak RSS grew by {} MiB", growth >> 20);
     assert!(
         growth <= allowed,
         "peak RSS grew by {} MiB, past the {} MiB budget plus 24 MiB",
