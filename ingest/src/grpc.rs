@@ -189,20 +189,23 @@ fn size_errors_not_retryable(
     let headers = response.headers_mut();
     let code = headers
         .get(GRPC_STATUS_HEADER)
-        .map(|value| value.as_bytes());
-    let out_of_range = (tonic::Code::OutOfRange as i32).to_string();
-    let exhausted = (tonic::Code::ResourceExhausted as i32).to_string();
-    if code.is_some_and(|code| code == out_of_range.as_bytes() || code == exhausted.as_bytes()) {
-        let invalid = (tonic::Code::InvalidArgument as i32).to_string();
-        if let Ok(value) = http::HeaderValue::from_str(&invalid) {
-            headers.insert(GRPC_STATUS_HEADER, value);
-        }
+        .map(|value| tonic::Code::from_bytes(value.as_bytes()));
+    if matches!(
+        code,
+        Some(tonic::Code::OutOfRange | tonic::Code::ResourceExhausted)
+    ) {
+        headers.insert(
+            GRPC_STATUS_HEADER,
+            http::HeaderValue::from_static(INVALID_ARGUMENT_CODE),
+        );
     }
     response
 }
 
 /// Where a trailers-only gRPC answer carries its status code.
 const GRPC_STATUS_HEADER: &str = "grpc-status";
+/// `INVALID_ARGUMENT` as `grpc-status` writes it.
+const INVALID_ARGUMENT_CODE: &str = "3";
 
 impl<K: OtlpService> ExportServer<K> {
     /// The request with its body charged to the budget frame by frame as it arrives (a stalled
@@ -355,4 +358,17 @@ where
         ))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_invalid_argument_header_value_is_that_code() {
+        assert_eq!(
+            tonic::Code::from_bytes(INVALID_ARGUMENT_CODE.as_bytes()),
+            tonic::Code::InvalidArgument
+        );
+    }
 }

@@ -59,7 +59,7 @@ impl PayloadFormat {
 
     /// Bytes of memory a typical decoded body of `body_len` bytes needs: to refuse early, before
     /// a body is read (what a body really costs is read from it, see
-    /// [`crate::decoded_size::decoding_cost_bytes`]).
+    /// [`crate::decoded_size::decoding_cost`]).
     pub fn decoded_size_estimate(self, body_len: usize) -> usize {
         match self {
             Self::Protobuf => body_len.saturating_mul(3),

@@ -22,7 +22,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span::Event};
 use prost::Message;
-use skewer_ingest::decoded_size::decoding_cost_bytes;
+use skewer_ingest::decoded_size::decoding_cost;
 use skewer_ingest::payload::{DecodeOptions, PayloadFormat, decode_export};
 use skewer_storage::model::Signal;
 
@@ -365,7 +365,9 @@ fn the_estimate_covers_the_real_peak_and_overstates_ordinary_exports_little() {
     let mut report = Vec::new();
     let mut failures = Vec::new();
     for case in cases() {
-        let estimate = decoding_cost_bytes(case.signal, case.format, &case.body).unwrap();
+        let estimate = decoding_cost(case.signal, case.format, &case.body)
+            .unwrap()
+            .bytes;
         let measured = measured_peak_bytes(case.signal, case.format, &case.body);
         let ratio = estimate as f64 / measured as f64;
         let name = format!("{} {}", case.name, case.format.name());

@@ -118,12 +118,3 @@ pub fn decoding_cost(
         },
     })
 }
-
-/// [`decoding_cost`] in bytes.
-pub fn decoding_cost_bytes(
-    signal: Signal,
-    format: PayloadFormat,
-    body: &[u8],
-) -> Result<usize, WireError> {
-    decoding_cost(signal, format, body).map(|cost| cost.bytes)
-}
