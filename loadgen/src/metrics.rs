@@ -14,7 +14,7 @@ use super::traces::Service;
 use super::vocabulary::{METHODS, ROUTES};
 
 /// Histogram bucket bounds, seconds (the OpenTelemetry HTTP defaults).
-const BOUNDS: &[f64] = &[
+pub const BOUNDS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 

@@ -5,7 +5,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use skewer_storage::model::{
-    Attribute, Exemplar, InstrumentationScope, MetricPoint, PointValue, Resource,
+    Attribute, Exemplar, InstrumentationScope, MetricPoint, NumberValue, PointValue, Resource,
+    SpanId, TraceId,
 };
 
 use super::params::{QueryParams, now_unix_nano, optional_time};
@@ -42,7 +43,27 @@ struct PointView<'a> {
     time_unix_nano: String,
     flags: u32,
     value: &'a PointValue,
-    exemplars: &'a [Exemplar],
+    exemplars: Vec<ExemplarView<'a>>,
+}
+
+/// An exemplar, its time as Unix ns text like every time of the native API.
+#[derive(Debug, Serialize)]
+struct ExemplarView<'a> {
+    time_unix_nano: String,
+    value: NumberValue,
+    filtered_attributes: &'a [Attribute],
+    trace_id: Option<TraceId>,
+    span_id: Option<SpanId>,
+}
+
+fn exemplar_view(exemplar: &Exemplar) -> ExemplarView<'_> {
+    ExemplarView {
+        time_unix_nano: exemplar.time_unix_nano.to_string(),
+        value: exemplar.value,
+        filtered_attributes: &exemplar.filtered_attributes,
+        trace_id: exemplar.trace_id,
+        span_id: exemplar.span_id,
+    }
 }
 
 fn point_view(point: &MetricPoint) -> PointView<'_> {
@@ -51,7 +72,7 @@ fn point_view(point: &MetricPoint) -> PointView<'_> {
         time_unix_nano: point.time_unix_nano.to_string(),
         flags: point.flags,
         value: &point.value,
-        exemplars: &point.exemplars,
+        exemplars: point.exemplars.iter().map(exemplar_view).collect(),
     }
 }
 

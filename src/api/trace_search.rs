@@ -143,10 +143,10 @@ pub async fn durations(
     Ok(Json(json!({
         "spans": stats.spans,
         "error_spans": stats.error_spans,
-        "p50_ns": stats.p50_nanos,
-        "p90_ns": stats.p90_nanos,
-        "p99_ns": stats.p99_nanos,
-        "max_ns": stats.max_nanos,
+        "p50_ns": stats.p50_nanos.to_string(),
+        "p90_ns": stats.p90_nanos.to_string(),
+        "p99_ns": stats.p99_nanos.to_string(),
+        "max_ns": stats.max_nanos.to_string(),
     })))
 }
 
@@ -165,7 +165,7 @@ fn summary_json(summary: &TraceSummary) -> Value {
         "root_operation": summary.root_operation,
         "start": format_time(summary.start_unix_nano),
         "start_unix_nano": summary.start_unix_nano.to_string(),
-        "duration_ns": summary.end_unix_nano.saturating_sub(summary.start_unix_nano),
+        "duration_ns": summary.end_unix_nano.saturating_sub(summary.start_unix_nano).to_string(),
         "span_count": summary.spans,
         "error_span_count": summary.error_spans,
         "orphan_span_count": summary.orphan_spans,

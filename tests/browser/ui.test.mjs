@@ -232,7 +232,7 @@ test("a bad log query shows the server's message", async () => {
 });
 
 test("a PromQL chart renders the demo's metrics, with a table view", async () => {
-  const query = encodeURIComponent("sum by (job) (rate(http_server_request_count_total[1m]))");
+  const query = encodeURIComponent("sum by (job) (rate(http_server_request_duration_seconds_count[1m]))");
   const page = await open(`#/metrics?query=${query}&range=15m`);
   await page.waitForSelector('[data-testid="metric-chart"] canvas');
   figures.metric_series = await timing(page, "metricSeries");

@@ -260,7 +260,7 @@ async fn check_native_search(server: &Server) {
             "start": chrono::DateTime::from_timestamp_nanos((t0() + 2_000_000) as i64)
                 .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             "start_unix_nano": (t0() + 2_000_000).to_string(),
-            "duration_ns": 250_000_000,
+            "duration_ns": "250000000",
             "span_count": 2,
             "error_span_count": 1,
             "orphan_span_count": 0,
@@ -274,8 +274,8 @@ async fn check_native_search(server: &Server) {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
-        json!({"spans": 4, "error_spans": 2, "p50_ns": 50_000_000, "p90_ns": 250_000_000,
-               "p99_ns": 250_000_000, "max_ns": 250_000_000})
+        json!({"spans": 4, "error_spans": 2, "p50_ns": "50000000", "p90_ns": "250000000",
+               "p99_ns": "250000000", "max_ns": "250000000"})
     );
     let (_, body) = server
         .get_json(&format!(
@@ -284,7 +284,7 @@ async fn check_native_search(server: &Server) {
         .await;
     assert_eq!(
         (&body["spans"], &body["p99_ns"]),
-        (&json!(2), &json!(50_000_000))
+        (&json!(2), &json!("50000000"))
     );
     let (status, body) = server
         .get_json(&format!(

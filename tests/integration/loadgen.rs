@@ -123,10 +123,87 @@ async fn demo_scenario_tells_a_story_with_skew_and_errors() {
     );
     let (_, logs) = server.get_json("/api/logs?service=payment&limit=100").await;
     assert!(logs["count"].as_u64().unwrap() > 0, "payment logs: {logs}");
+
+    // The printed request, stitched by its request id: every service, one request id on every
+    // record (the warehouse's confirmation has no trace context), each call answered by the
+    // service and route it names.
+    let request_id = stdout
+        .lines()
+        .find_map(|l| l.split("/api/stitch/").nth(1))
+        .expect("the demo names a request id")
+        .trim();
+    let (status, stitched) = server.get_json(&format!("/api/stitch/{request_id}")).await;
+    assert_eq!(status, 200, "{stitched}");
+    assert_eq!(stitched["id_kind"], "correlation_id", "{stitched}");
+    let names = |items: &serde_json::Value| -> std::collections::BTreeSet<String> {
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["service_name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all: std::collections::BTreeSet<String> = ["checkout", "frontend", "inventory", "payment"]
+        .map(String::from)
+        .into();
+    assert_eq!(names(&stitched["spans"]), all);
+    assert_eq!(names(&stitched["logs"]), all);
+    let logs = stitched["logs"].as_array().unwrap();
+    assert!(
+        logs.iter().all(|l| l["correlation_id"] == request_id),
+        "{stitched}"
+    );
+    assert!(
+        logs.iter().any(|l| l["trace_id"].is_null()),
+        "an untraced record"
+    );
+    let spans = stitched["spans"].as_array().unwrap();
+    let attribute = |span: &serde_json::Value, key: &str| -> Option<String> {
+        span["attributes"]
+            .as_array()?
+            .iter()
+            .find(|a| a["key"] == key)
+            .and_then(|a| a["value"]["value"].as_str().map(str::to_owned))
+    };
+    let mut calls = 0;
+    for client in spans
+        .iter()
+        .filter(|s| attribute(s, "url.template").is_some())
+    {
+        let server_span = spans
+            .iter()
+            .find(|s| s["parent_span_id"] == client["span_id"])
+            .expect("every call is answered");
+        assert_eq!(
+            Some(server_span["service_name"].as_str().unwrap().to_owned()),
+            attribute(client, "server.address")
+        );
+        assert_eq!(
+            attribute(server_span, "http.route"),
+            attribute(client, "url.template")
+        );
+        calls += 1;
+    }
+    assert!(
+        calls >= 3,
+        "frontend → checkout → inventory and payment: {calls}"
+    );
+
     let (_, series) = server
-        .get_json("/api/metrics/points?name=http.server.request.count")
+        .get_json("/api/metrics/points?name=http.server.request.duration")
         .await;
-    assert!(!series["series"].as_array().unwrap().is_empty());
+    assert!(!series["series"].as_array().unwrap().is_empty(), "{series}");
+    let (_, process) = server
+        .get_json("/api/metrics/points?name=process.cpu.utilization")
+        .await;
+    let process = process["series"].as_array().unwrap();
+    assert_eq!(process.len(), 4, "one per service");
+    assert!(
+        process
+            .iter()
+            .all(|s| s["attributes"].as_array().unwrap().is_empty()),
+        "resource metrics carry no request attributes"
+    );
 }
 
 #[tokio::test]

@@ -193,6 +193,10 @@ async fn check_metrics(server: &Server) {
         json!({"kind": "number", "value": {"type": "int", "value": 42}})
     );
     assert_eq!(point["exemplars"][0]["trace_id"], hex(&trace_id(1)));
+    assert_eq!(
+        point["exemplars"][0]["time_unix_nano"], point["time_unix_nano"],
+        "exemplar and point times in one encoding (Unix ns text)"
+    );
     assert_eq!(point["exemplars"][0]["span_id"], hex(&span_id(10)));
     assert_eq!(
         point["exemplars"][0]["value"],
