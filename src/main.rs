@@ -12,6 +12,7 @@ mod self_metrics;
 mod server;
 mod tls;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -44,7 +45,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("skewer: error: {}", error_chain(&err));
+            let _ = writeln!(std::io::stderr(), "skewer: error: {}", error_chain(&err));
             ExitCode::FAILURE
         }
     }
@@ -56,9 +57,12 @@ fn init_logging() {
     use std::io::IsTerminal;
     let filter = EnvFilter::try_from_env("SKEWER_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,tantivy=warn"));
+    // A closed stderr (`skewer serve | head`, a log shipper gone) drops log lines: the default
+    // reports each failed write with eprintln!, which panics on that same stderr.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let json = std::env::var("SKEWER_LOG_FORMAT").is_ok_and(|format| format == "json");
     if json {
         builder.json().with_ansi(false).init();

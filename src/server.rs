@@ -200,6 +200,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let grpc_listener = bind(config.otlp_grpc_addr, "otlp_grpc_addr").await?;
     let otlp_http_listener = bind(config.otlp_http_addr, "otlp_http_addr").await?;
     let http_listener = bind(config.http_addr, "http_addr").await?;
+    // The addresses really bound (a port of 0 in the config picks a free one).
+    let bound = |listener: &TcpListener, configured: std::net::SocketAddr| {
+        listener.local_addr().unwrap_or(configured)
+    };
+    let grpc_addr = bound(&grpc_listener, config.otlp_grpc_addr);
+    let otlp_http_addr = bound(&otlp_http_listener, config.otlp_http_addr);
+    let http_addr = bound(&http_listener, config.http_addr);
 
     let ingest_stats = Arc::new(IngestStats::default());
     let tenants = Arc::new(TenantGate::new(
@@ -247,7 +254,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         },
         stop_query.clone(),
     )?;
-    info!(addr = %config.http_addr, "query API listening (not ready until the WAL is replayed)");
+    info!(addr = %http_addr, "query API listening (not ready until the WAL is replayed)");
 
     let options = DecodeOptions {
         correlation_keys: Arc::from(config.correlation_id_attributes.clone()),
@@ -313,9 +320,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )?;
     state.set_ready(true);
     info!(
-        otlp_grpc = %config.otlp_grpc_addr,
-        otlp_http = %config.otlp_http_addr,
-        http = %config.http_addr,
+        otlp_grpc = %grpc_addr,
+        otlp_http = %otlp_http_addr,
+        http = %http_addr,
         data_dir = %config.data_dir.display(),
         tls = tls.is_some(),
         api_keys = keys.keys_required(),

@@ -157,3 +157,60 @@ fn a_non_loopback_listener_without_keys_and_tls_is_refused_before_binding() {
     );
     assert!(stderr.contains("--insecure"), "{stderr}");
 }
+
+/// A log consumer that goes away (`skewer serve | head`, a shipper that died) must not take the
+/// server with it: log lines to a closed stderr are dropped, SIGTERM still shuts down cleanly.
+#[tokio::test]
+async fn a_closed_stderr_neither_crashes_the_server_nor_stops_its_shutdown() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let http = free_addr();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skewer"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--otlp-grpc-addr", &free_addr().to_string()])
+        .args(["--otlp-http-addr", &free_addr().to_string()])
+        .args(["--http-addr", &http.to_string()])
+        .env("SKEWER_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("skewer ready") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "skewer exited before it was ready"
+        );
+    }
+    drop(stderr);
+    // Requests log (each with its request id); the server keeps answering.
+    for _ in 0..3 {
+        let response = reqwest::get(format!("http://{http}/api/services"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = std::time::Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("no shutdown within 30 s of SIGTERM with stderr closed");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit}");
+}
