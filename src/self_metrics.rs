@@ -15,6 +15,10 @@ pub const TENANT_RECORDS_TOTAL: &str = "skewer_tenant_ingest_records_total";
 pub const TENANT_BYTES_TOTAL: &str = "skewer_tenant_ingest_bytes_total";
 /// Export requests refused by a per-tenant limit, by tenant and limit.
 pub const TENANT_LIMITED_TOTAL: &str = "skewer_tenant_limited_requests_total";
+/// Metric series with a point in the last hour, by tenant (tenants with a series limit).
+pub const TENANT_ACTIVE_SERIES: &str = "skewer_tenant_active_series";
+/// Points of new series refused by a tenant's series limit, by tenant.
+pub const TENANT_SERIES_REFUSED_TOTAL: &str = "skewer_tenant_series_limited_points_total";
 /// Records made durable, by signal.
 pub const INGEST_RECORDS_ACCEPTED_TOTAL: &str = "skewer_ingest_records_accepted_total";
 /// Records refused one by one (partial success), by signal.
@@ -147,6 +151,33 @@ fn render_tenants(out: &mut String, tenants: &TenantGate) {
                 load(counter)
             );
         }
+    }
+    let series = tenants.series_figures();
+    header(
+        out,
+        TENANT_ACTIVE_SERIES,
+        "gauge",
+        "Metric series with a point in the last hour, by tenant (tenants with max_active_series).",
+    );
+    for (tenant, active) in &series {
+        let _ = writeln!(
+            out,
+            "{TENANT_ACTIVE_SERIES}{{tenant=\"{tenant}\"}} {}",
+            active.len()
+        );
+    }
+    header(
+        out,
+        TENANT_SERIES_REFUSED_TOTAL,
+        "counter",
+        "Points of new series refused by a tenant's max_active_series, by tenant.",
+    );
+    for (tenant, active) in &series {
+        let _ = writeln!(
+            out,
+            "{TENANT_SERIES_REFUSED_TOTAL}{{tenant=\"{tenant}\"}} {}",
+            active.refused_points()
+        );
     }
 }
 

@@ -260,6 +260,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         correlation_keys: Arc::from(config.correlation_id_attributes.clone()),
         redactor: redactor(&config).context("cannot set up redaction")?,
         record_limits: Some(Arc::new(config.record_limits.clone())),
+        active_series: None,
     };
     let storage_config = config.storage_config()?;
     let storage = tokio::select! {

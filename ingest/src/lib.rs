@@ -19,6 +19,7 @@ pub mod record_limits;
 pub mod redact;
 pub mod remote_write;
 pub mod responses;
+mod series_limit;
 pub mod stats;
 
 pub use error::IngestError;

@@ -2,6 +2,7 @@
 //! any of them into model records, and the WAL decoder that does the same on replay.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -13,6 +14,7 @@ use skewer_storage::wal::WalEntry;
 
 use crate::IngestError;
 use crate::convert::{Rejections, convert_logs, convert_metrics, convert_traces};
+use crate::limits::ActiveSeries;
 use crate::record_limits::{LimitedCounts, RecordLimits};
 use crate::redact::Redactor;
 
@@ -73,7 +75,7 @@ impl PayloadFormat {
 }
 
 /// Settings that shape decoding.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct DecodeOptions {
     /// Log attribute keys tried in order for the correlation id.
     pub correlation_keys: Arc<[String]>,
@@ -83,6 +85,9 @@ pub struct DecodeOptions {
     /// Per-record limits applied to live exports (never to WAL replay: the WAL holds the
     /// limited export already, and replay must not cut more if the limits were lowered).
     pub record_limits: Option<Arc<RecordLimits>>,
+    /// The exporting tenant's active series when it has a series limit (live metric exports
+    /// only; never on replay, the WAL holds what was accepted).
+    pub active_series: Option<Arc<ActiveSeries>>,
 }
 
 /// Records decoded from one export, with what was refused.
@@ -159,7 +164,7 @@ pub fn decode_export(
 ) -> Result<DecodedExport, IngestError> {
     if format == PayloadFormat::RemoteWrite {
         return match signal {
-            Signal::Metrics => decoded_remote_write(body),
+            Signal::Metrics => decoded_remote_write(body, options.active_series.as_deref()),
             other => Err(IngestError::SignalNotInFormat {
                 format: format.name(),
                 signal: other.name(),
@@ -184,13 +189,22 @@ pub fn decode_export(
         }
         Signal::Metrics => {
             let mut request = parse(format, body)?;
-            let rewritten = rewrite(
+            let (limited, mut rewritten) = rewrite(
                 options,
                 &mut request,
                 RecordLimits::metrics,
                 Redactor::metrics,
             );
-            decoded_metrics(request).with_rewrite(rewritten)
+            let refused = options.active_series.as_deref().and_then(|active| {
+                let refused = crate::series_limit::limit_otlp(&mut request, active, Instant::now());
+                (refused > 0).then(|| (refused, active.refusal(refused)))
+            });
+            if refused.is_some() {
+                rewritten = Some(request.encode_to_vec());
+            }
+            decoded_metrics(request)
+                .with_rewrite((limited, rewritten))
+                .with_series_refused(refused, options.active_series.as_deref())?
         }
     })
 }
@@ -220,6 +234,27 @@ fn rewrite<M: Message>(
 }
 
 impl DecodedExport {
+    /// Counts the points a series limit removed among the refused records (OTLP's partial
+    /// success: the export's active series go on, retrying cannot bring the rest in); an
+    /// export left with nothing is refused whole as the other tenant limits are (`429` /
+    /// `UNAVAILABLE` naming the limit).
+    fn with_series_refused(
+        mut self,
+        refused: Option<(u64, String)>,
+        active: Option<&ActiveSeries>,
+    ) -> Result<Self, IngestError> {
+        if let Some((count, message)) = refused {
+            if self.batch.is_empty()
+                && let Some(active) = active
+            {
+                return Err(IngestError::TenantLimit(active.exceeded()));
+            }
+            self.rejections.count += count;
+            self.rejections.first_message.get_or_insert(message);
+        }
+        Ok(self)
+    }
+
     fn with_rewrite(mut self, (limited, rewritten_body): (LimitedCounts, Option<Vec<u8>>)) -> Self {
         self.limited = limited;
         self.rewritten_body = rewritten_body;
@@ -228,14 +263,40 @@ impl DecodedExport {
 }
 
 /// Decodes and converts a remote write body.
-fn decoded_remote_write(body: &[u8]) -> Result<DecodedExport, IngestError> {
-    let converted = crate::remote_write::decode(body)?;
-    Ok(DecodedExport {
+fn decoded_remote_write(
+    body: &[u8],
+    active: Option<&ActiveSeries>,
+) -> Result<DecodedExport, IngestError> {
+    let Some(active) = active else {
+        return Ok(remote_write_export(
+            crate::remote_write::decode(body)?,
+            None,
+        ));
+    };
+    let mut request = crate::remote_write::parse(body)?;
+    let refused = crate::series_limit::limit_remote_write(&mut request, active, Instant::now());
+    if refused == 0 {
+        return Ok(remote_write_export(
+            crate::remote_write::convert(request)?,
+            None,
+        ));
+    }
+    let rewritten = request.encode_to_vec();
+    let message = active.refusal(refused);
+    remote_write_export(crate::remote_write::convert(request)?, Some(rewritten))
+        .with_series_refused(Some((refused, message)), Some(active))
+}
+
+fn remote_write_export(
+    converted: crate::convert::Converted<skewer_storage::model::MetricPoint>,
+    rewritten_body: Option<Vec<u8>>,
+) -> DecodedExport {
+    DecodedExport {
         batch: SignalBatch::Metrics(converted.records),
         rejections: converted.rejections,
         limited: LimitedCounts::default(),
-        rewritten_body: None,
-    })
+        rewritten_body,
+    }
 }
 
 /// Converts a decoded trace export.
@@ -284,6 +345,7 @@ impl OtlpWalDecoder {
             options: DecodeOptions {
                 redactor: None,
                 record_limits: None,
+                active_series: None,
                 ..options
             },
         }
@@ -309,6 +371,7 @@ mod tests {
             correlation_keys: Arc::from(vec!["request.id".to_owned()]),
             redactor: None,
             record_limits: Some(Arc::new(RecordLimits::default())),
+            active_series: None,
         }
     }
 

@@ -197,7 +197,13 @@ impl Pipeline {
         self.tenants.admit(&tenant)?;
         let decode = {
             let budget = Arc::clone(self.storage.budget());
-            let options = self.options.clone();
+            let options = match signal {
+                Signal::Metrics => DecodeOptions {
+                    active_series: self.tenants.active_series(&tenant),
+                    ..self.options.clone()
+                },
+                Signal::Traces | Signal::Logs => self.options.clone(),
+            };
             let body = body.clone();
             let release_memory = self.release_memory.clone();
             move || {
@@ -267,9 +273,16 @@ impl Pipeline {
         if decoded.batch.is_empty() {
             return Ok(outcome);
         }
-        // Limits or redaction rewrote the export: the WAL keeps only the redacted one.
+        // Limits or redaction rewrote the export: the WAL keeps only the rewritten one, as
+        // protobuf (remote write stays remote write).
         let (format, body) = match decoded.rewritten_body {
-            Some(redacted) => (PayloadFormat::Protobuf, Bytes::from(redacted)),
+            Some(rewritten) => {
+                let format = match format {
+                    PayloadFormat::RemoteWrite => PayloadFormat::RemoteWrite,
+                    PayloadFormat::Protobuf | PayloadFormat::Json => PayloadFormat::Protobuf,
+                };
+                (format, Bytes::from(rewritten))
+            }
             None => (format, body),
         };
         let entry = WalEntry {

@@ -73,6 +73,7 @@ fn measured_peak_bytes(signal: Signal, format: PayloadFormat, body: &[u8]) -> us
         correlation_keys: Arc::from(vec!["request.id".to_owned()]),
         redactor: None,
         record_limits: None,
+        active_series: None,
     };
     let before = LIVE.with(Cell::get);
     PEAK.with(|peak| peak.set(before));

@@ -1,7 +1,8 @@
 //! Per-tenant limits through the binary: a tenant over its record rate gets `429` naming the
 //! limit (with `Retry-After`) while another tenant sending at the same time gets every export
 //! in; a new tenant past the cap is refused over HTTP and gRPC alike, existing ones are not;
-//! `/metrics` counts each tenant's records and refusals.
+//! `/metrics` counts each tenant's records and refusals; a tenant at its active-series limit
+//! keeps its active series while points of new ones are refused (and never reach the WAL).
 
 use std::time::{Duration, Instant};
 
@@ -116,4 +117,182 @@ async fn a_tenant_at_its_limits_does_not_hold_back_another() {
         .metric(r#"skewer_tenant_ingest_records_total{tenant="quiet"}"#)
         .await;
     assert_eq!(quiet_records, f64::from(quiet.0 + 1) * 2.0);
+}
+
+/// A gauge `temp` with one point per room, at `t0`.
+fn rooms(
+    rooms: &[&str],
+) -> opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+    };
+    let points = rooms
+        .iter()
+        .map(|room| NumberDataPoint {
+            attributes: vec![KeyValue {
+                key: "room".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue((*room).into())),
+                }),
+                ..KeyValue::default()
+            }],
+            time_unix_nano: crate::fixtures::t0(),
+            value: Some(number_data_point::Value::AsDouble(21.5)),
+            ..NumberDataPoint::default()
+        })
+        .collect();
+    opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "temp".into(),
+                    data: Some(metric::Data::Gauge(Gauge {
+                        data_points: points,
+                    })),
+                    ..Metric::default()
+                }],
+                ..ScopeMetrics::default()
+            }],
+            ..ResourceMetrics::default()
+        }],
+    }
+}
+
+async fn temp_series(server: &Server, tenant: &str) -> usize {
+    let hour = 3_600_000_000_000;
+    let t0 = crate::fixtures::t0();
+    let (status, body) = server
+        .get_json_as(
+            &format!(
+                "/api/metrics/points?name=temp&start={}&end={}",
+                t0 - hour,
+                t0 + hour
+            ),
+            Some(tenant),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["series"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn a_tenant_at_its_series_limit_keeps_its_active_series_and_others_are_unaffected() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("skewer.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nmax_active_series = 3\n\n[limits.tenants.big]\nmax_active_series = 100\n",
+    )
+    .unwrap();
+    let mut server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    let grpc = |tenant: &'static str, request| {
+        let mut request = tonic::Request::new(request);
+        request
+            .metadata_mut()
+            .insert("x-scope-orgid", MetadataValue::from_static(tenant));
+        request
+    };
+
+    // Five new series, room for three: the first three are kept, the rest refused by name.
+    let answer = server
+        .metrics_client()
+        .await
+        .export(grpc("small", rooms(&["a", "b", "c", "d", "e"])))
+        .await
+        .unwrap()
+        .into_inner();
+    let partial = answer.partial_success.expect("a partial success");
+    assert_eq!(partial.rejected_data_points, 2);
+    assert!(
+        partial.error_message.contains("max_active_series = 3"),
+        "{partial:?}"
+    );
+
+    // Only new series: refused whole, 429 naming the limit; active ones still go in.
+    let refused = reqwest::Client::new()
+        .post(server.otlp_url("/v1/metrics"))
+        .header("content-type", "application/x-protobuf")
+        .header("x-scope-orgid", "small")
+        .body(rooms(&["f", "g"]).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body = String::from_utf8_lossy(&refused.bytes().await.unwrap()).into_owned();
+    assert!(body.contains("max_active_series = 3"), "{body}");
+    let again = server
+        .metrics_client()
+        .await
+        .export(grpc("small", rooms(&["a", "c"])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.partial_success, None, "active series go on");
+
+    // Remote write counts its series against the same limit.
+    let write = skewer_ingest::remote_write::proto::WriteRequest {
+        timeseries: vec![skewer_ingest::remote_write::proto::TimeSeries {
+            labels: vec![skewer_ingest::remote_write::proto::Label {
+                name: "__name__".into(),
+                value: "up".into(),
+            }],
+            samples: vec![skewer_ingest::remote_write::proto::Sample {
+                value: 1.0,
+                timestamp: i64::try_from(crate::fixtures::t0() / 1_000_000).unwrap(),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let written = reqwest::Client::new()
+        .post(server.otlp_url("/api/v1/write"))
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "snappy")
+        .header("x-scope-orgid", "small")
+        .body(
+            snap::raw::Encoder::new()
+                .compress_vec(&write.encode_to_vec())
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(written.status(), 429);
+
+    // Another tenant, with a limit of its own, is not held back.
+    let big = server
+        .metrics_client()
+        .await
+        .export(grpc("big", rooms(&["a", "b", "c", "d", "e"])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(big.partial_success, None);
+
+    assert_eq!(
+        server
+            .metric(r#"skewer_tenant_active_series{tenant="small"}"#)
+            .await,
+        3.0
+    );
+    assert_eq!(
+        server
+            .metric(r#"skewer_tenant_series_limited_points_total{tenant="small"}"#)
+            .await,
+        5.0
+    );
+    assert_eq!(temp_series(&server, "small").await, 3);
+    assert_eq!(temp_series(&server, "big").await, 5);
+
+    // What was refused never reached the WAL: a crash and replay bring back three series.
+    server.kill9();
+    server.restart().await;
+    assert_eq!(temp_series(&server, "small").await, 3);
+    assert_eq!(temp_series(&server, "big").await, 5);
 }

@@ -14,6 +14,8 @@ pub struct TenantLimitOverrides {
     pub ingest_bytes_per_second: Option<u64>,
     /// Queries running at once.
     pub query_max_concurrent: Option<usize>,
+    /// Metric series with a point in the last hour.
+    pub max_active_series: Option<u64>,
 }
 
 /// `[limits]`: 0 means unlimited.
@@ -28,6 +30,9 @@ pub struct LimitsConfig {
     pub ingest_bytes_per_second: u64,
     /// Queries each tenant may run at once (within the server-wide `[query] max_concurrent`).
     pub query_max_concurrent: usize,
+    /// Metric series each tenant may have active (a point in the last hour); points of
+    /// further new series are refused, those of active series still accepted.
+    pub max_active_series: u64,
     /// `[limits.tenants.NAME]`: a tenant's own rates.
     pub tenants: BTreeMap<String, TenantLimitOverrides>,
 }
@@ -39,6 +44,14 @@ impl LimitsConfig {
             .get(tenant)
             .and_then(|own| own.query_max_concurrent)
             .unwrap_or(self.query_max_concurrent)
+    }
+
+    /// The active series `tenant` may have; 0 is unlimited.
+    pub fn max_active_series_of(&self, tenant: &str) -> u64 {
+        self.tenants
+            .get(tenant)
+            .and_then(|own| own.max_active_series)
+            .unwrap_or(self.max_active_series)
     }
 
     /// The (records, bytes) per second of `tenant`.

@@ -9,6 +9,7 @@ use skewer_storage::model::TenantId;
 
 use super::bucket::Bucket;
 use super::config::LimitsConfig;
+use super::series::ActiveSeries;
 
 /// A request refused by a tenant limit: which limit, its value, when to retry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +63,9 @@ pub struct TenantGate {
     config: LimitsConfig,
     /// Read-locked on every export; write-locked only when a tenant is first charged.
     tenants: RwLock<HashMap<TenantId, Arc<TenantState>>>,
+    /// The active series of tenants with a series limit (none without one).
+    series: Mutex<HashMap<TenantId, Arc<ActiveSeries>>>,
+    epoch: Instant,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -82,7 +86,32 @@ impl TenantGate {
         Self {
             config,
             tenants: RwLock::new(tenants),
+            series: Mutex::default(),
+            epoch: now,
         }
+    }
+
+    /// The active series of `tenant` when it has a series limit.
+    pub fn active_series(&self, tenant: &TenantId) -> Option<Arc<ActiveSeries>> {
+        let limit = self.config.max_active_series_of(tenant.as_str());
+        if limit == 0 {
+            return None;
+        }
+        let mut series = lock(&self.series);
+        let tracked = series
+            .entry(tenant.clone())
+            .or_insert_with(|| Arc::new(ActiveSeries::new(tenant.clone(), limit, self.epoch)));
+        Some(Arc::clone(tracked))
+    }
+
+    /// Active series of each tenant with a series limit, sorted by tenant.
+    pub fn series_figures(&self) -> Vec<(TenantId, Arc<ActiveSeries>)> {
+        let mut figures: Vec<_> = lock(&self.series)
+            .iter()
+            .map(|(tenant, series)| (tenant.clone(), Arc::clone(series)))
+            .collect();
+        figures.sort_by(|a, b| a.0.cmp(&b.0));
+        figures
     }
 
     /// No limits at all (tools and tests).

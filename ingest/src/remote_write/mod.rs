@@ -27,10 +27,19 @@ pub const REMOTE_WRITE_PATH: &str = "/api/v1/write";
 /// refused is [`IngestError::NoValidRecords`]. A request with nothing in it (metadata only)
 /// is fine.
 pub fn decode(body: &[u8]) -> Result<Converted<MetricPoint>, IngestError> {
-    let request = proto::WriteRequest::decode(body).map_err(|err| IngestError::Malformed {
+    convert(parse(body)?)
+}
+
+/// Parses a decompressed remote write body.
+pub fn parse(body: &[u8]) -> Result<proto::WriteRequest, IngestError> {
+    proto::WriteRequest::decode(body).map_err(|err| IngestError::Malformed {
         format: "remote write protobuf",
         reason: err.to_string(),
-    })?;
+    })
+}
+
+/// Converts a parsed write request; one without any valid sample is refused.
+pub fn convert(request: proto::WriteRequest) -> Result<Converted<MetricPoint>, IngestError> {
     let converted = convert::convert_write_request(request);
     if converted.records.is_empty() && converted.rejections.count > 0 {
         return Err(IngestError::NoValidRecords {
@@ -81,6 +90,7 @@ mod tests {
             correlation_keys: std::sync::Arc::from(Vec::<String>::new()),
             redactor: None,
             record_limits: None,
+            active_series: None,
         }
     }
 
