@@ -179,7 +179,7 @@ async fn visit_matches(
     let limits = ScanLimits {
         max_rows: u64::MAX,
         max_bytes: u64::MAX,
-        deadline: limits.deadline,
+        ..limits
     };
     let request = ScanRequest {
         tenant: tenant.clone(),

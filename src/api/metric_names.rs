@@ -60,9 +60,14 @@ pub async fn names(
     let default_start = end.saturating_sub(state.default_range().as_nanos() as u64);
     let start = optional_time("start", params.start.as_deref())?.unwrap_or(default_start);
     let storage = state.storage()?;
-    let catalog =
-        skewer_query::metrics::metric_catalog(storage, &tenant, start, end, state.scan_limits())
-            .await?;
+    let catalog = skewer_query::metrics::metric_catalog(
+        storage,
+        &tenant,
+        start,
+        end,
+        state.scan_limits(&tenant),
+    )
+    .await?;
     let metrics: Vec<MetricView<'_>> = catalog
         .names
         .iter()

@@ -94,7 +94,7 @@ pub async fn points(
         &name,
         start,
         end,
-        state.scan_limits(),
+        state.scan_limits(&tenant),
     )
     .await?;
     let views: Vec<SeriesView<'_>> = series

@@ -70,12 +70,20 @@ impl AppState {
         self
     }
 
-    /// The bounds of one query starting now.
-    pub fn scan_limits(&self) -> ScanLimits {
+    /// The bounds of one query of `tenant` starting now: the server-wide ones, rows bounded
+    /// by the tenant's own `query_max_rows` where that is lower.
+    pub fn scan_limits(&self, tenant: &TenantId) -> ScanLimits {
+        let tenants_rows = self.limits.query_max_rows_of(tenant.as_str());
+        let tenants = tenants_rows > 0 && tenants_rows < self.query.max_rows;
         ScanLimits {
-            max_rows: self.query.max_rows,
+            max_rows: if tenants {
+                tenants_rows
+            } else {
+                self.query.max_rows
+            },
             max_bytes: self.query.max_bytes,
             deadline: Some(Instant::now() + Duration::from_secs(self.query.timeout_seconds)),
+            max_rows_is_tenants: tenants,
         }
     }
 

@@ -117,9 +117,10 @@ pub async fn traces(
     let tenant = tenant(&headers)?;
     let search = parse(&pairs, now_unix_nano())?;
     let storage = state.storage()?;
-    let ids =
-        trace_search::search_trace_ids(storage, &tenant, &search, state.scan_limits()).await?;
-    let traces = trace_search::find_traces(storage, &tenant, &ids, state.scan_limits()).await?;
+    let ids = trace_search::search_trace_ids(storage, &tenant, &search, state.scan_limits(&tenant))
+        .await?;
+    let traces =
+        trace_search::find_traces(storage, &tenant, &ids, state.scan_limits(&tenant)).await?;
     let summaries: Vec<Value> = traces
         .iter()
         .map(|(id, spans)| summary_json(&TraceSummary::of(*id, spans)))
@@ -137,9 +138,13 @@ pub async fn durations(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = tenant(&headers)?;
     let search = parse(&pairs, now_unix_nano())?;
-    let stats =
-        trace_search::duration_stats(state.storage()?, &tenant, &search, state.scan_limits())
-            .await?;
+    let stats = trace_search::duration_stats(
+        state.storage()?,
+        &tenant,
+        &search,
+        state.scan_limits(&tenant),
+    )
+    .await?;
     Ok(Json(json!({
         "spans": stats.spans,
         "error_spans": stats.error_spans,

@@ -122,6 +122,16 @@ pub enum StorageError {
         /// The limit.
         limit: u64,
     },
+    /// A query would pass one of its tenant's own query limits.
+    #[error(
+        "the query is over this tenant's limit {limit} = {value}: narrow the time range or add filters"
+    )]
+    TenantQueryLimit {
+        /// The limit's config key.
+        limit: &'static str,
+        /// Its value.
+        value: u64,
+    },
     /// A query ran past its deadline.
     #[error("the query did not finish in time: narrow the time range or add filters")]
     DeadlineExceeded,
@@ -144,6 +154,7 @@ impl StorageError {
             }
             Self::InvalidQuery(_) => ErrorKind::InvalidArgument,
             Self::LimitExceeded { .. } => ErrorKind::LimitExceeded,
+            Self::TenantQueryLimit { .. } => ErrorKind::ResourceExhausted,
             Self::DeadlineExceeded => ErrorKind::DeadlineExceeded,
             Self::ScanAbandoned | Self::DataDirInUse(_) | Self::CommitOutcomeUnknown { .. } => {
                 ErrorKind::Unavailable

@@ -296,3 +296,49 @@ async fn a_tenant_at_its_series_limit_keeps_its_active_series_and_others_are_una
     assert_eq!(temp_series(&server, "small").await, 3);
     assert_eq!(temp_series(&server, "big").await, 5);
 }
+
+#[tokio::test]
+async fn a_tenant_query_over_its_own_row_limit_gets_429_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("skewer.toml");
+    std::fs::write(&config, "[limits.tenants.small]\nquery_max_rows = 3\n").unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    for tenant in ["small", "big"] {
+        let mut request = tonic::Request::new(rooms(&["a", "b", "c", "d", "e"]));
+        request
+            .metadata_mut()
+            .insert("x-scope-orgid", tenant.parse().unwrap());
+        server.metrics_client().await.export(request).await.unwrap();
+    }
+    let hour = 3_600_000_000_000;
+    let t0 = crate::fixtures::t0();
+    let points = format!(
+        "/api/metrics/points?name=temp&start={}&end={}",
+        t0 - hour,
+        t0 + hour
+    );
+    let (status, body) = server.get_json_as(&points, Some("small")).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("query_max_rows = 3"),
+        "{body}"
+    );
+    let (status, body) = server.get_json_as(&points, Some("big")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["series"].as_array().unwrap().len(), 5);
+
+    // PromQL answers in the Prometheus envelope, with the same status.
+    let query = format!("/api/v1/query?query=temp&time={}", t0 / 1_000_000_000);
+    let (status, body) = server.get_json_as(&query, Some("small")).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["status"], "error");
+    let (status, body) = server.get_json_as(&query, Some("big")).await;
+    assert_eq!(status, 200, "{body}");
+}

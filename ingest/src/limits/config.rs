@@ -16,6 +16,8 @@ pub struct TenantLimitOverrides {
     pub query_max_concurrent: Option<usize>,
     /// Metric series with a point in the last hour.
     pub max_active_series: Option<u64>,
+    /// Rows one query may read.
+    pub query_max_rows: Option<u64>,
 }
 
 /// `[limits]`: 0 means unlimited.
@@ -30,6 +32,9 @@ pub struct LimitsConfig {
     pub ingest_bytes_per_second: u64,
     /// Queries each tenant may run at once (within the server-wide `[query] max_concurrent`).
     pub query_max_concurrent: usize,
+    /// Rows one query of each tenant may read (0: the server-wide `[query] max_rows`; a
+    /// tenant's limit above that one changes nothing).
+    pub query_max_rows: u64,
     /// Metric series each tenant may have active (a point in the last hour); points of
     /// further new series are refused, those of active series still accepted.
     pub max_active_series: u64,
@@ -44,6 +49,14 @@ impl LimitsConfig {
             .get(tenant)
             .and_then(|own| own.query_max_concurrent)
             .unwrap_or(self.query_max_concurrent)
+    }
+
+    /// The rows one query of `tenant` may read; 0 is the server-wide bound.
+    pub fn query_max_rows_of(&self, tenant: &str) -> u64 {
+        self.tenants
+            .get(tenant)
+            .and_then(|own| own.query_max_rows)
+            .unwrap_or(self.query_max_rows)
     }
 
     /// The active series `tenant` may have; 0 is unlimited.

@@ -205,13 +205,18 @@ async fn search(
         let (ids, asked_ids) = match request {
             search_params::TracesRequest::ByIds(ids) => (ids.clone(), ids),
             search_params::TracesRequest::Search(search) => {
-                let ids =
-                    trace_search::search_trace_ids(storage, &tenant, &search, state.scan_limits())
-                        .await?;
+                let ids = trace_search::search_trace_ids(
+                    storage,
+                    &tenant,
+                    &search,
+                    state.scan_limits(&tenant),
+                )
+                .await?;
                 (ids, Vec::new())
             }
         };
-        let traces = trace_search::find_traces(storage, &tenant, &ids, state.scan_limits()).await?;
+        let traces =
+            trace_search::find_traces(storage, &tenant, &ids, state.scan_limits(&tenant)).await?;
         let known = known_offsets(&storage.clock_skew(&tenant));
         Ok::<_, ApiError>((traces, asked_ids, known))
     }
@@ -307,9 +312,13 @@ async fn get_trace(
         let tenant = tenant(&headers)?;
         let trace_id = search_params::parse_trace_id(&trace_id)?;
         let storage = state.storage()?;
-        let spans =
-            skewer_query::trace::trace_by_id(storage, &tenant, trace_id, state.scan_limits())
-                .await?;
+        let spans = skewer_query::trace::trace_by_id(
+            storage,
+            &tenant,
+            trace_id,
+            state.scan_limits(&tenant),
+        )
+        .await?;
         let known = known_offsets(&storage.clock_skew(&tenant));
         Ok::<_, ApiError>((trace_id, spans, known))
     }
@@ -409,7 +418,8 @@ async fn get_trace_v3(
         let trace_id = search_params::parse_trace_id(&trace_id)?;
         let storage = state.storage()?;
         let traces =
-            trace_search::find_traces(storage, &tenant, &[trace_id], state.scan_limits()).await?;
+            trace_search::find_traces(storage, &tenant, &[trace_id], state.scan_limits(&tenant))
+                .await?;
         Ok::<_, ApiError>((traces, known_offsets(&storage.clock_skew(&tenant))))
     }
     .await;
@@ -429,9 +439,9 @@ async fn find_v3(
     let tenant = tenant(headers)?;
     let search = search_params::parse_v3(pairs)?;
     let storage = state.storage()?;
-    let ids =
-        trace_search::search_trace_ids(storage, &tenant, &search, state.scan_limits()).await?;
-    Ok(trace_search::find_traces(storage, &tenant, &ids, state.scan_limits()).await?)
+    let ids = trace_search::search_trace_ids(storage, &tenant, &search, state.scan_limits(&tenant))
+        .await?;
+    Ok(trace_search::find_traces(storage, &tenant, &ids, state.scan_limits(&tenant)).await?)
 }
 
 /// The clock offsets known for the caller's tenant (none when storage is not ready).

@@ -15,7 +15,11 @@ pub fn success(data: Value) -> Response {
 /// `{"status":"error","errorType":…,"error":…}` with the status Prometheus answers with.
 pub fn failure(err: &PromqlError) -> Response {
     let error_type = err.error_type();
+    let tenant_limit = matches!(err, PromqlError::Source(source)
+        if source.kind() == skewer_storage::ErrorKind::ResourceExhausted);
     let status = match error_type {
+        // A tenant's own limit, as on every other route.
+        _ if tenant_limit => StatusCode::TOO_MANY_REQUESTS,
         "bad_data" => StatusCode::BAD_REQUEST,
         "execution" => StatusCode::UNPROCESSABLE_ENTITY,
         "timeout" | "unavailable" => StatusCode::SERVICE_UNAVAILABLE,

@@ -77,7 +77,7 @@ impl Request {
         let storage = state
             .storage()
             .map_err(|err| PromqlError::Unavailable(err.to_string()))?;
-        let mut limits = state.scan_limits();
+        let mut limits = state.scan_limits(&tenant);
         if let Some(timeout_ms) = params.duration_ms("timeout")? {
             let asked = Instant::now() + Duration::from_millis(timeout_ms.max(0).unsigned_abs());
             limits.deadline = Some(limits.deadline.map_or(asked, |d| d.min(asked)));

@@ -65,6 +65,12 @@ impl Sink {
         }
         self.rows += batch.num_rows() as u64;
         self.bytes += batch.get_array_memory_size() as u64;
+        if self.rows > self.limits.max_rows && self.limits.max_rows_is_tenants {
+            return Err(StorageError::TenantQueryLimit {
+                limit: "query_max_rows",
+                value: self.limits.max_rows,
+            });
+        }
         if self.rows > self.limits.max_rows {
             return Err(StorageError::LimitExceeded {
                 what: "rows",

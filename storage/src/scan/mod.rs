@@ -54,6 +54,9 @@ pub struct ScanLimits {
     pub max_bytes: u64,
     /// When the scan gives up.
     pub deadline: Option<Instant>,
+    /// Whether `max_rows` is the tenant's own `query_max_rows` (past it: a tenant limit,
+    /// `429`), not the server-wide bound (`422`).
+    pub max_rows_is_tenants: bool,
 }
 
 impl Default for ScanLimits {
@@ -62,6 +65,7 @@ impl Default for ScanLimits {
             max_rows: 1_000_000,
             max_bytes: 512 << 20,
             deadline: None,
+            max_rows_is_tenants: false,
         }
     }
 }
