@@ -45,6 +45,16 @@ impl Guard {
         }
     }
 
+    /// Server-wide operations (keys): an `admin` key, which is bound to every tenant.
+    pub fn admin(keys: &Arc<KeyRing>) -> Self {
+        Self {
+            keys: Arc::clone(keys),
+            scopes: &[Scope::Admin],
+            all_tenants: true,
+            browser: false,
+        }
+    }
+
     /// The server's own `/metrics`: a `query` or `admin` key bound to every tenant.
     pub fn operator(keys: &Arc<KeyRing>) -> Self {
         Self {

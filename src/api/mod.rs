@@ -2,6 +2,7 @@
 //! (services, operations, search, traces), health, readiness and self-metrics. Shapes live in the submodules; errors map
 //! to statuses here, once.
 
+pub mod admin_keys;
 pub mod auth;
 pub mod form;
 pub mod jaeger;
@@ -148,10 +149,12 @@ pub fn router(state: AppState) -> Router {
     let operator = Router::new()
         .route("/metrics", get(status::metrics))
         .layer(guard(auth::Guard::operator(&keys)));
+    let admin = admin_keys::routes().layer(guard(auth::Guard::admin(&keys)));
     let ui = web::routes().layer(guard(auth::Guard::browser(&keys)));
     Router::new()
         .merge(reads)
         .merge(operator)
+        .merge(admin)
         .merge(ui)
         .route("/healthz", get(status::healthz))
         .route("/readyz", get(status::readyz))

@@ -525,3 +525,171 @@ async fn revoked_keys_stop_and_new_keys_start_working_without_a_restart() {
         assert_eq!(mode & 0o777, 0o600, "{}", copy.display());
     }
 }
+
+/// Sends `method path` with an optional JSON body and a bearer key; status and JSON answer.
+async fn admin_call(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    credential: Credential<'_>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new().request(method, server.api(path));
+    if let Some(value) = credential.header() {
+        request = request.header("authorization", value);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("query API reachable");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn admin_routes_manage_keys_with_an_admin_key_only_and_take_effect_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, keys) = start_with_keys(dir.path()).await;
+    let list = |credential| {
+        admin_call(
+            &server,
+            reqwest::Method::GET,
+            "/api/admin/keys",
+            credential,
+            None,
+        )
+    };
+
+    // Only an admin key (bound to every tenant, as admin keys are) gets in.
+    for (what, credential, status) in [
+        ("no key", Credential::None, 401),
+        ("malformed", Credential::Raw("Token abc"), 401),
+        (
+            "query key of a tenant",
+            Credential::Bearer(&keys.query_a),
+            403,
+        ),
+        (
+            "query key of every tenant",
+            Credential::Bearer(&keys.query_all),
+            403,
+        ),
+        ("ingest key", Credential::Bearer(&keys.ingest_a), 403),
+        ("admin key", Credential::Bearer(&keys.admin), 200),
+        ("admin key as Basic", Credential::Basic(&keys.admin), 200),
+    ] {
+        assert_eq!(
+            list(credential).await.0,
+            status,
+            "GET /api/admin/keys, {what}"
+        );
+    }
+    let (_, listed) = list(Credential::Bearer(&keys.admin)).await;
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 5);
+    assert!(
+        !listed.to_string().contains("sha256"),
+        "hashes stay on the server"
+    );
+
+    // A key made over HTTP works at once (no wait for the file watcher).
+    let (status, made) = admin_call(
+        &server,
+        reqwest::Method::POST,
+        "/api/admin/keys",
+        Credential::Bearer(&keys.admin),
+        Some(serde_json::json!({"tenant": "a", "scopes": ["ingest"], "name": "ci", "expires": "30d"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let key = made["key"].as_str().unwrap().to_owned();
+    assert_eq!(made["scopes"], serde_json::json!(["ingest"]));
+    assert!(made["expires"].as_str().is_some());
+    assert_eq!(
+        grpc_codes(&server, 40, Credential::Bearer(&key), None).await,
+        [tonic::Code::Ok; 3]
+    );
+    // And stops at once when revoked.
+    let id = made["id"].as_str().unwrap();
+    let (status, revoked) = admin_call(
+        &server,
+        reqwest::Method::DELETE,
+        &format!("/api/admin/keys/{id}"),
+        Credential::Bearer(&keys.admin),
+        None,
+    )
+    .await;
+    assert_eq!((status, revoked["status"].as_str()), (200, Some("revoked")));
+    assert_eq!(
+        grpc_codes(&server, 41, Credential::Bearer(&key), None).await,
+        [tonic::Code::Unauthenticated; 3]
+    );
+
+    // Bad requests say why; a query key cannot make keys.
+    for (body, status, why) in [
+        (
+            serde_json::json!({"tenant": "a", "scopes": ["root"]}),
+            400,
+            "unknown variant",
+        ),
+        (
+            serde_json::json!({"tenant": "a", "scopes": []}),
+            400,
+            "at least one scope",
+        ),
+        (
+            serde_json::json!({"tenant": "a", "scopes": ["admin"]}),
+            400,
+            "every tenant",
+        ),
+        (
+            serde_json::json!({"tenant": "../x", "scopes": ["query"]}),
+            400,
+            "tenant",
+        ),
+        (
+            serde_json::json!({"tenant": "a", "scopes": ["query"], "expires": "soon"}),
+            400,
+            "expires",
+        ),
+    ] {
+        let (got, answer) = admin_call(
+            &server,
+            reqwest::Method::POST,
+            "/api/admin/keys",
+            Credential::Bearer(&keys.admin),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(got, status, "{body}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(why),
+            "{body}: {answer}"
+        );
+    }
+    let (status, _) = admin_call(
+        &server,
+        reqwest::Method::POST,
+        "/api/admin/keys",
+        Credential::Bearer(&keys.query_all),
+        Some(serde_json::json!({"tenant": "*", "scopes": ["admin"]})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = admin_call(
+        &server,
+        reqwest::Method::DELETE,
+        "/api/admin/keys/0123456789abcdef",
+        Credential::Bearer(&keys.admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // The new key's secret is in no log.
+    assert!(
+        !server.log().contains(&key[21..]),
+        "a key is in the server log"
+    );
+    let key_file = std::fs::read_to_string(server.data_dir.join("keys.json")).unwrap();
+    assert!(!key_file.contains(&key[21..]));
+}

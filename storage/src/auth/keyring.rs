@@ -101,6 +101,11 @@ impl KeyRing {
         }
     }
 
+    /// The key file behind this ring (none for [`Self::open_access`]).
+    pub fn store(&self) -> Option<&KeyStore> {
+        self.store.as_ref()
+    }
+
     /// Re-reads the key file if it changed since the last look; true when it was reloaded.
     pub fn refresh(&self) -> Result<bool, AuthError> {
         let Some(store) = &self.store else {
