@@ -13,6 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use skewer_storage::auth::ConnectionIdentity;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +22,20 @@ use tracing::{debug, warn};
 /// How often an idle HTTP/2 connection is pinged, and how long the answer may take.
 const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What a connection says about its client (a mapped client certificate), handed to every
+/// request on it as an extension.
+pub trait ClientIdentity {
+    /// The identity of the connection's client.
+    fn identity(&self) -> ConnectionIdentity;
+}
+
+/// Plain TCP: no identity beyond the request's keys.
+impl ClientIdentity for tokio::net::TcpStream {
+    fn identity(&self) -> ConnectionIdentity {
+        ConnectionIdentity::default()
+    }
+}
 
 /// The bounds of one listener.
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +53,7 @@ pub struct ServeLimits {
 pub async fn serve<L>(mut listener: L, app: Router, limits: ServeLimits, stop: CancellationToken)
 where
     L: Listener,
-    L::Io: Unpin,
+    L::Io: Unpin + ClientIdentity,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -63,7 +78,14 @@ where
             accepted = listener.accept() => accepted,
             () = stop.cancelled() => break,
         };
-        let service = TowerToHyperService::new(app.clone());
+        let identity = io.identity();
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut request: axum::http::Request<_>| {
+                request.extensions_mut().insert(identity.clone());
+                request
+            },
+        ));
         let connection = builder
             .serve_connection(TokioIo::new(io), service)
             .into_owned();

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use opentelemetry_proto::tonic::collector;
 use prost::Message;
-use skewer_storage::auth::{AUTHORIZATION_HEADER, KeyRing, Scope};
+use skewer_storage::auth::{AUTHORIZATION_HEADER, ConnectionIdentity, KeyRing, Scope};
 use skewer_storage::model::{Signal, TenantId};
 use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
 use tonic::codegen::{BoxFuture, Service, http};
@@ -268,11 +268,17 @@ impl<K: OtlpService> UnaryService<Bytes> for Export<K> {
 /// [`tenant_of`] reads it.
 fn authorize(keys: &KeyRing, request: &mut Request<()>) -> Result<TenantId, Status> {
     let metadata = request.metadata();
+    // A TLS connection's mapped client certificate (tonic's connect info).
+    let certificate = request
+        .extensions()
+        .get::<ConnectionIdentity>()
+        .and_then(|identity| identity.certificate.as_deref());
     let access = keys
-        .authorize(
+        .authorize_with(
             metadata.get(AUTHORIZATION_HEADER).map(|v| v.as_bytes()),
             metadata.get(TENANT_HEADER).map(|v| v.as_bytes()),
             Scope::Ingest,
+            certificate,
         )
         .map_err(|err| IngestError::from(err).to_status())?;
     let tenant = MetadataValue::try_from(access.tenant.as_str())

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -23,7 +24,7 @@ use crate::body_guard::{BodyLimits, GuardedBody, HeldBudget};
 use crate::payload::PayloadFormat;
 use crate::pipeline::{ExportOutcome, Pipeline};
 use crate::responses::{logs_response, metrics_response, trace_response};
-use skewer_storage::auth::{KeyRing, Scope};
+use skewer_storage::auth::{ConnectionIdentity, KeyRing, Scope};
 use skewer_storage::model::tenant::TENANT_HEADER;
 
 /// Compressed bodies above this size are inflated on a blocking thread.
@@ -53,15 +54,21 @@ pub(crate) struct HttpState {
 }
 
 impl HttpState {
-    /// The tenant an export writes to: its key's, checked for the ingest scope before any
-    /// of the body is read.
-    pub(crate) fn authorize(&self, headers: &HeaderMap) -> Result<TenantId, IngestError> {
-        let access = self.keys.authorize(
+    /// The tenant an export writes to: its key's (or its mapped client certificate's),
+    /// checked for the ingest scope before any of the body is read.
+    pub(crate) fn authorize(&self, parts: &Parts) -> Result<TenantId, IngestError> {
+        let headers = &parts.headers;
+        let certificate = parts
+            .extensions
+            .get::<ConnectionIdentity>()
+            .and_then(|identity| identity.certificate.as_deref());
+        let access = self.keys.authorize_with(
             headers
                 .get(header::AUTHORIZATION)
                 .map(HeaderValue::as_bytes),
             headers.get(TENANT_HEADER).map(HeaderValue::as_bytes),
             Scope::Ingest,
+            certificate,
         )?;
         Ok(access.tenant)
     }
@@ -143,13 +150,13 @@ async fn export(
     respond: impl FnOnce(PayloadFormat, ExportOutcome) -> Vec<u8>,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let headers = parts.headers;
-    let (tenant, format) = match admit(&state, signal, &headers) {
+    let (tenant, format) = match admit(&state, signal, &parts) {
         Ok(admitted) => admitted,
         Err((format, err)) => {
             return drained(body, state.max_body_bytes, error_response(format, &err)).await;
         }
     };
+    let headers = parts.headers;
     let result = async {
         let declared_len = declared_body_len(&headers, state.max_body_bytes);
         let (body, receiving) = read_body(&state, signal, body, declared_len).await?;
@@ -185,13 +192,12 @@ async fn export(
 fn admit(
     state: &HttpState,
     signal: Signal,
-    headers: &HeaderMap,
+    parts: &Parts,
 ) -> Result<(TenantId, PayloadFormat), (PayloadFormat, IngestError)> {
+    let headers = &parts.headers;
     let format = payload_format(headers);
     let answer_format = *format.as_ref().unwrap_or(&PayloadFormat::Json);
-    let tenant = state
-        .authorize(headers)
-        .map_err(|err| (answer_format, err))?;
+    let tenant = state.authorize(parts).map_err(|err| (answer_format, err))?;
     let format = format.map_err(|err| (PayloadFormat::Json, err))?;
     state
         .pipeline

@@ -11,7 +11,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use skewer_storage::auth::{Access, AuthError, BASIC_CHALLENGE, BEARER_CHALLENGE, KeyRing, Scope};
+use skewer_storage::auth::{
+    Access, AuthError, BASIC_CHALLENGE, BEARER_CHALLENGE, ConnectionIdentity, KeyRing, Scope,
+};
 use skewer_storage::model::tenant::TENANT_HEADER;
 
 /// What one group of routes asks of a key.
@@ -71,9 +73,16 @@ impl Guard {
             .get(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes);
         let tenant = headers.get(TENANT_HEADER).map(HeaderValue::as_bytes);
+        let certificate = request
+            .extensions()
+            .get::<ConnectionIdentity>()
+            .and_then(|identity| identity.certificate.as_deref());
         let mut first_error = None;
         for scope in self.scopes {
-            match self.keys.authorize(authorization, tenant, *scope) {
+            match self
+                .keys
+                .authorize_with(authorization, tenant, *scope, certificate)
+            {
                 Ok(access) if self.all_tenants && !access.all_tenants => {
                     return Err(AuthError::AllTenantsRequired);
                 }

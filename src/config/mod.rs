@@ -491,4 +491,51 @@ mod tests {
         assert!(config.insecure);
         assert!(Config::default().tls.files().is_none());
     }
+
+    #[test]
+    fn client_certificates_map_to_one_tenant_each_and_need_mtls() {
+        let tls = "[tls]\ncert_file = \"a.crt\"\nkey_file = \"a.key\"\n";
+        let mapping = |common_name: &str, tenant: &str, scopes: &str| {
+            format!(
+                "[[tls.client_tenants]]\ncommon_name = \"{common_name}\"\ntenant = \"{tenant}\"\nscopes = {scopes}\n"
+            )
+        };
+        let error = |text: String| {
+            Config::from_toml(&text, Path::new("x.toml"))
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string()
+        };
+        let no_ca = error(format!("{tls}{}", mapping("c", "shop", "[\"ingest\"]")));
+        assert!(no_ca.contains("client_ca_file"), "{no_ca}");
+        let with_ca = format!("{tls}client_ca_file = \"ca.crt\"\n");
+        for (bad, why) in [
+            (mapping("c", "shop", "[\"admin\"]"), "admin"),
+            (mapping("c", "shop", "[]"), "scope"),
+            (mapping("c", "../x", "[\"query\"]"), "tenant"),
+            (mapping("", "shop", "[\"query\"]"), "common_name"),
+            (
+                format!(
+                    "{}{}",
+                    mapping("c", "a", "[\"query\"]"),
+                    mapping("c", "b", "[\"query\"]")
+                ),
+                "twice",
+            ),
+        ] {
+            let message = error(format!("{with_ca}{bad}"));
+            assert!(message.contains(why), "{why}: {message}");
+        }
+        let good = Config::from_toml(
+            &format!(
+                "{with_ca}{}",
+                mapping("collector", "shop", "[\"ingest\", \"query\"]")
+            ),
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        good.validate().unwrap();
+        assert!(good.tls.files().is_some());
+    }
 }

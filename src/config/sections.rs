@@ -279,6 +279,48 @@ pub struct TlsSection {
     pub key_file: Option<PathBuf>,
     /// PEM CA certificates that sign client certificates (mTLS); none: no client certificate asked.
     pub client_ca_file: Option<PathBuf>,
+    /// `[[tls.client_tenants]]`: client certificates bound to a tenant by subject common name.
+    pub client_tenants: Vec<ClientTenantSection>,
+}
+
+/// One `[[tls.client_tenants]]`: a verified client certificate whose subject common name is
+/// `common_name` acts for `tenant` with `scopes`, as a key bound to that tenant would.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTenantSection {
+    /// The certificate subject's common name (CN), exactly.
+    pub common_name: String,
+    /// The tenant its requests act for, and the only one.
+    pub tenant: String,
+    /// `ingest`, `query` (not `admin`, which acts for every tenant).
+    pub scopes: Vec<skewer_storage::auth::Scope>,
+}
+
+impl ClientTenantSection {
+    fn grant(&self) -> Result<skewer_storage::auth::CertificateGrant, String> {
+        use skewer_storage::auth::Scope;
+        if self.common_name.is_empty() {
+            return Err("common_name must not be empty".to_owned());
+        }
+        let tenant = self
+            .tenant
+            .parse()
+            .map_err(|err| format!("{}: {err}", self.common_name))?;
+        if self.scopes.is_empty() {
+            return Err(format!("{}: give at least one scope", self.common_name));
+        }
+        if self.scopes.contains(&Scope::Admin) {
+            return Err(format!(
+                "{}: admin acts for every tenant; a certificate maps to one (use an admin key)",
+                self.common_name
+            ));
+        }
+        Ok(skewer_storage::auth::CertificateGrant {
+            common_name: self.common_name.clone(),
+            tenant,
+            scopes: self.scopes.iter().copied().collect(),
+        })
+    }
 }
 
 impl TlsSection {
@@ -288,6 +330,12 @@ impl TlsSection {
             cert_file: self.cert_file.clone()?,
             key_file: self.key_file.clone()?,
             client_ca_file: self.client_ca_file.clone(),
+            // Validated at load: every section maps.
+            client_tenants: crate::tls::ClientTenants::new(
+                self.client_tenants
+                    .iter()
+                    .filter_map(|section| section.grant().ok()),
+            ),
         })
     }
 
@@ -308,7 +356,27 @@ impl TlsSection {
                 "client certificates need TLS: set tls.cert_file and tls.key_file",
             )),
             _ => Ok(()),
+        }?;
+        if !self.client_tenants.is_empty() && self.client_ca_file.is_none() {
+            return Err(invalid(
+                "tls.client_tenants",
+                "mapping client certificates needs tls.client_ca_file (mTLS)",
+            ));
         }
+        let mut names = std::collections::HashSet::new();
+        for section in &self.client_tenants {
+            let _grant = section.grant().map_err(|reason| ConfigError::Invalid {
+                key: "tls.client_tenants",
+                reason,
+            })?;
+            if !names.insert(&section.common_name) {
+                return Err(ConfigError::Invalid {
+                    key: "tls.client_tenants",
+                    reason: format!("{} is mapped twice", section.common_name),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

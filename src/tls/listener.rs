@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use skewer_storage::auth::ConnectionIdentity;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
@@ -16,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
 use tracing::debug;
 
 use super::TlsReloader;
@@ -32,7 +33,13 @@ const READY_QUEUE: usize = 64;
 pub struct TlsConnection {
     stream: TlsStream<TcpStream>,
     remote: SocketAddr,
-    local: SocketAddr,
+    identity: ConnectionIdentity,
+}
+
+impl crate::http_serve::ClientIdentity for TlsConnection {
+    fn identity(&self) -> ConnectionIdentity {
+        self.identity.clone()
+    }
 }
 
 /// TLS-terminated connections of one port.
@@ -89,21 +96,21 @@ async fn accept_loop(
                 continue;
             }
         };
-        let local = match tcp.local_addr() {
-            Ok(local) => local,
-            Err(_) => continue,
-        };
         let acceptor = TlsAcceptor::from(tls.current());
         let ready = ready.clone();
+        let tls = Arc::clone(&tls);
         tokio::spawn(async move {
             let _permit = permit;
             let _ = tcp.set_nodelay(true);
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => {
+                    let identity = tls
+                        .client_tenants()
+                        .identity(stream.get_ref().1.peer_certificates());
                     let connection = TlsConnection {
                         stream,
                         remote,
-                        local,
+                        identity,
                     };
                     // The server stopped taking connections: this one is closed.
                     let _ = ready.send(connection).await;
@@ -135,14 +142,13 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
+/// tonic puts the connection's identity in every request's extensions, where the ingest
+/// check reads it.
 impl Connected for TlsConnection {
-    type ConnectInfo = TcpConnectInfo;
+    type ConnectInfo = ConnectionIdentity;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        TcpConnectInfo {
-            local_addr: Some(self.local),
-            remote_addr: Some(self.remote),
-        }
+        self.identity.clone()
     }
 }
 

@@ -32,6 +32,11 @@ impl TlsReloader {
         files.paths().into_iter().map(FileStamp::of).collect()
     }
 
+    /// The tenants client certificates map to.
+    pub fn client_tenants(&self) -> &super::ClientTenants {
+        &self.files.client_tenants
+    }
+
     /// The configuration new handshakes use.
     pub fn current(&self) -> Arc<ServerConfig> {
         Arc::clone(

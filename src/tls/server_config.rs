@@ -20,6 +20,8 @@ pub struct TlsFiles {
     pub key_file: PathBuf,
     /// PEM CA certificates for client certificates (mTLS).
     pub client_ca_file: Option<PathBuf>,
+    /// Client certificates mapped to tenants.
+    pub client_tenants: super::ClientTenants,
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -117,6 +119,7 @@ mod tests {
             cert_file,
             key_file,
             client_ca_file: None,
+            client_tenants: crate::tls::ClientTenants::default(),
         }
     }
 

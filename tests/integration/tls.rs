@@ -1,7 +1,8 @@
 //! TLS and mTLS through the binary, with certificates made here (rcgen): every port speaks
 //! TLS (OTLP over gRPC and HTTP, the query API); clients that do not trust the server's CA, or
 //! see an expired certificate, fail the handshake; a renewed certificate is served without a
-//! restart; with a client CA, only clients holding a valid certificate from it get in.
+//! restart; with a client CA, only clients holding a valid certificate from it get in; a
+//! certificate mapped to a tenant is a credential for that tenant only.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -296,4 +297,140 @@ async fn with_a_client_ca_only_valid_client_certificates_get_in() {
         };
         assert_eq!(export.await.is_ok(), expected, "gRPC with {what}");
     }
+}
+
+#[tokio::test]
+async fn a_client_certificate_mapped_to_a_tenant_acts_for_that_tenant_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new("server CA");
+    let clients_ca = Authority::new("clients CA");
+    let (cert, key) = write_server_files(dir.path(), &ca.server(false));
+    let client_ca_file = dir.path().join("clients-ca.crt");
+    std::fs::write(&client_ca_file, clients_ca.pem()).unwrap();
+    let config = dir.path().join("skewer.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tls]\ncert_file = {cert:?}\nkey_file = {key:?}\nclient_ca_file = {client_ca_file:?}\n\n\
+             [[tls.client_tenants]]\ncommon_name = \"collector\"\ntenant = \"shop\"\nscopes = [\"ingest\"]\n\n\
+             [[tls.client_tenants]]\ncommon_name = \"dashboard\"\ntenant = \"shop\"\nscopes = [\"query\"]\n"
+        ),
+    )
+    .unwrap();
+    // A key exists, so requests need a credential: a key or a mapped certificate.
+    let data_dir = dir.path().join("data");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_skewer"))
+        .args(["keys", "create", "--data-dir", data_dir.to_str().unwrap()])
+        .args(["--tenant", "other", "--scope", "ingest,query"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let other_key = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let collector = clients_ca.client("collector", false);
+    let dashboard = clients_ca.client("dashboard", false);
+    let unmapped = clients_ca.client("checkout", false);
+    let server = Server::start_with_client(
+        &data_dir,
+        &["--config", config.to_str().unwrap()],
+        "https",
+        https_client(&ca.pem(), Some(&dashboard)),
+    )
+    .await;
+
+    // The collector's certificate exports without a key, into its tenant only.
+    let export = |identity: &Leaf, tenant: Option<&'static str>, key: Option<String>, n: u64| {
+        let server = &server;
+        let ca = ca.pem();
+        let identity = Leaf {
+            cert: identity.cert.clone(),
+            key: identity.key.clone(),
+        };
+        async move {
+            let mut request = tonic::Request::new(trace_request(n, "mtls-tenant"));
+            if let Some(tenant) = tenant {
+                request
+                    .metadata_mut()
+                    .insert("x-scope-orgid", tenant.parse().unwrap());
+            }
+            if let Some(key) = key {
+                request
+                    .metadata_mut()
+                    .insert("authorization", format!("Bearer {key}").parse().unwrap());
+            }
+            match grpc_client(server, &ca, Some(&identity))
+                .await
+                .unwrap()
+                .export(request)
+                .await
+            {
+                Ok(_) => tonic::Code::Ok,
+                Err(status) => status.code(),
+            }
+        }
+    };
+    assert_eq!(export(&collector, None, None, 1).await, tonic::Code::Ok);
+    assert_eq!(
+        export(&collector, Some("shop"), None, 2).await,
+        tonic::Code::Ok
+    );
+    assert_eq!(
+        export(&collector, Some("other"), None, 3).await,
+        tonic::Code::PermissionDenied
+    );
+    assert_eq!(
+        export(&collector, None, Some(other_key.clone()), 4).await,
+        tonic::Code::PermissionDenied,
+        "a key of another tenant on a mapped connection"
+    );
+    assert_eq!(
+        export(&unmapped, None, None, 5).await,
+        tonic::Code::Unauthenticated,
+        "an unmapped certificate is no credential"
+    );
+    let https = |identity: &Leaf| https_client(&ca.pem(), Some(identity));
+    let posted = https(&collector)
+        .post(server.otlp_url("/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .body(trace_request(6, "mtls-tenant").encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+
+    // The dashboard's certificate reads that tenant; the collector's does not read.
+    let trace = format!("/api/traces/{}", hex(&trace_id(1)));
+    let status_of = |client: reqwest::Client, tenant: Option<&'static str>| {
+        let url = server.api(&trace);
+        async move {
+            let mut request = client.get(url);
+            if let Some(tenant) = tenant {
+                request = request.header("x-scope-orgid", tenant);
+            }
+            request.send().await.unwrap().status().as_u16()
+        }
+    };
+    let started = Instant::now();
+    while status_of(https(&dashboard), None).await != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "shop's trace never readable"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status_of(https(&dashboard), Some("other")).await, 403);
+    assert_eq!(status_of(https(&collector), None).await, 403);
+    assert_eq!(status_of(https(&unmapped), None).await, 401);
+    // The other tenant's key does not see shop's trace.
+    let with_key = https(&unmapped)
+        .get(server.api(&trace))
+        .bearer_auth(&other_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_key.status(), 404);
 }

@@ -6,6 +6,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use skewer_storage::model::{Signal, TenantId};
@@ -29,7 +30,7 @@ const WRITE_REQUEST_MESSAGE: &str = "prometheus.WriteRequest";
 /// `POST /api/v1/write`.
 pub(crate) async fn remote_write(State(state): State<HttpState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let tenant = match admit(&state, &parts.headers) {
+    let tenant = match admit(&state, &parts) {
         Ok(tenant) => tenant,
         Err(err) => return drained(body, state.max_body_bytes, error_response(&err)).await,
     };
@@ -58,8 +59,9 @@ pub(crate) async fn remote_write(State(state): State<HttpState>, request: Reques
 
 /// Checks the key, the tenant's limits, the content type and encoding, and the budget, on the
 /// headers alone.
-fn admit(state: &HttpState, headers: &HeaderMap) -> Result<TenantId, IngestError> {
-    let tenant = state.authorize(headers)?;
+fn admit(state: &HttpState, parts: &Parts) -> Result<TenantId, IngestError> {
+    let headers = &parts.headers;
+    let tenant = state.authorize(parts)?;
     state.pipeline.admit_tenant(Signal::Metrics, &tenant)?;
     check_content_type(headers)?;
     check_content_encoding(headers)?;

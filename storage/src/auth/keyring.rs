@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::AuthError;
+use super::certificate::CertificateGrant;
 use super::credential::token_from_authorization;
 use super::key::{KeyHash, KeyId, key_id_of};
 use super::scope::{Scope, Scopes, TenantGrant};
@@ -154,6 +155,49 @@ impl KeyRing {
         )
     }
 
+    /// [`Self::authorize`] for a request on a connection whose client certificate is mapped
+    /// to `certificate`: the request acts for the certificate's tenant only (a tenant header
+    /// may only repeat it); without a key, the certificate's scopes decide; with one, the key
+    /// must also be valid for that tenant and scope.
+    pub fn authorize_with(
+        &self,
+        authorization: Option<&[u8]>,
+        tenant_header: Option<&[u8]>,
+        scope: Scope,
+        certificate: Option<&CertificateGrant>,
+    ) -> Result<Access, AuthError> {
+        let Some(certificate) = certificate else {
+            return self.authorize(authorization, tenant_header, scope);
+        };
+        if let Some(asked) = tenant_header
+            .map(|value| tenant_from_header(Some(value)))
+            .transpose()?
+            && asked != certificate.tenant
+        {
+            return Err(AuthError::TenantDenied { asked });
+        }
+        if token_from_authorization(authorization)?.is_none() {
+            if !certificate.scopes.contains(scope) {
+                return Err(AuthError::ScopeDenied { needed: scope });
+            }
+            return Ok(Access {
+                tenant: certificate.tenant.clone(),
+                key: None,
+                all_tenants: false,
+            });
+        }
+        let access = self.authorize(
+            authorization,
+            Some(certificate.tenant.as_str().as_bytes()),
+            scope,
+        )?;
+        Ok(Access {
+            tenant: certificate.tenant.clone(),
+            all_tenants: false,
+            ..access
+        })
+    }
+
     /// Lets a request in for `scope`, or says why not. `authorization` and `tenant_header`
     /// are the raw `Authorization` and `X-Scope-OrgID` values. The tenant is the key's own;
     /// the header may only repeat it, unless the key acts for every tenant.
@@ -232,6 +276,61 @@ mod tests {
         let access = ring.authorize(None, Some(b"team"), Scope::Query).unwrap();
         assert_eq!(access.tenant.as_str(), "team");
         assert!(ring.authorize(None, Some(b"../x"), Scope::Query).is_err());
+    }
+
+    #[test]
+    fn a_mapped_certificate_confines_its_connection_and_grants_its_scopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::new(dir.path());
+        let (_, shop_query) = create(&store, "shop", &[Scope::Query]);
+        let (_, other_query) = create(&store, "other", &[Scope::Query]);
+        let (_, all_query) = create(&store, "*", &[Scope::Query]);
+        let ring = KeyRing::open(dir.path()).unwrap();
+        let certificate = CertificateGrant {
+            common_name: "collector".into(),
+            tenant: "shop".parse().unwrap(),
+            scopes: [Scope::Ingest].into_iter().collect(),
+        };
+        let with = |key: Option<&str>, tenant: Option<&[u8]>, scope| {
+            let key = key.map(bearer);
+            ring.authorize_with(key.as_deref(), tenant, scope, Some(&certificate))
+        };
+        // No key needed for the certificate's scopes, confined to its tenant.
+        let access = with(None, None, Scope::Ingest).unwrap();
+        assert_eq!(
+            (access.tenant.as_str(), access.all_tenants),
+            ("shop", false)
+        );
+        assert!(with(None, Some(b"shop"), Scope::Ingest).is_ok());
+        assert!(matches!(
+            with(None, Some(b"other"), Scope::Ingest),
+            Err(AuthError::TenantDenied { .. })
+        ));
+        assert!(matches!(
+            with(None, None, Scope::Query),
+            Err(AuthError::ScopeDenied { .. })
+        ));
+        // A key adds its scopes for the certificate's tenant only.
+        assert_eq!(
+            with(Some(&shop_query), None, Scope::Query)
+                .unwrap()
+                .tenant
+                .as_str(),
+            "shop"
+        );
+        assert!(matches!(
+            with(Some(&other_query), None, Scope::Query),
+            Err(AuthError::TenantDenied { .. })
+        ));
+        let access = with(Some(&all_query), None, Scope::Query).unwrap();
+        assert_eq!(
+            (access.tenant.as_str(), access.all_tenants),
+            ("shop", false)
+        );
+        assert!(matches!(
+            with(Some("skw_nope"), None, Scope::Ingest),
+            Err(AuthError::InvalidKey)
+        ));
     }
 
     #[test]

@@ -7,9 +7,13 @@
 //! so a new or revoked key takes effect without a restart. While the file lists no key at all,
 //! requests need none (the loopback quick start); once one key exists, every request does.
 //!
+//! With mTLS, a client certificate mapped to a tenant ([`CertificateGrant`]) is a credential
+//! too: it confines its connection to that tenant, and grants its scopes without a key.
+//!
 //! This module knows credentials and tenants, not protocols: HTTP and gRPC adapters hand it
 //! the raw `Authorization` and `X-Scope-OrgID` values and map its errors to their statuses.
 
+mod certificate;
 mod credential;
 mod error;
 mod key;
@@ -17,6 +21,7 @@ mod keyring;
 mod scope;
 mod store;
 
+pub use certificate::{CertificateGrant, ConnectionIdentity};
 pub use credential::{
     AUTHORIZATION_HEADER, BASIC_CHALLENGE, BEARER_CHALLENGE, token_from_authorization,
 };
