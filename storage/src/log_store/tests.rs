@@ -481,3 +481,46 @@ async fn format_2_partitions_answer_stream_reads_from_columns_and_their_catalog(
         streams
     );
 }
+
+#[tokio::test]
+async fn an_idle_tenants_writer_is_closed_and_its_records_stay_searchable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
+    let records = fixture();
+    apply(&store, 1, "idle", &records[..5]);
+    apply(&store, 2, "busy", &records[..5]);
+    store.flush().await.unwrap();
+    let writers = |store: &LogStore| -> Vec<(String, bool)> {
+        let mut writers: Vec<_> = store
+            .partitions()
+            .values()
+            .map(|p| {
+                let has = p.index.read().unwrap().has_writer();
+                (p.key.0.as_str().to_owned(), has)
+            })
+            .collect();
+        writers.sort();
+        writers
+    };
+    assert_eq!(
+        writers(&store),
+        [("busy".to_owned(), true), ("idle".to_owned(), true)]
+    );
+    // "idle" last wrote longer ago than WRITER_IDLE; "busy" just now.
+    for partition in store.partitions().values() {
+        if partition.key.0.as_str() == "idle" {
+            *partition.last_write.lock().unwrap() =
+                Instant::now().checked_sub(WRITER_IDLE + Duration::from_secs(1));
+        }
+    }
+    store.close_idle_writers();
+    assert_eq!(
+        writers(&store),
+        [("busy".to_owned(), true), ("idle".to_owned(), false)]
+    );
+    assert_eq!(found(&store, "idle"), ids(records[..5].iter()));
+    // Its next records open a writer again.
+    apply(&store, 3, "idle", &records[5..]);
+    store.flush().await.unwrap();
+    assert_eq!(found(&store, "idle"), ids(records.iter()));
+}
