@@ -131,6 +131,15 @@ pub async fn search(
             limit => limit.unwrap_or(0),
         },
     };
+    // Without any range a search reaches back as far as it must for its page (a lookup by id);
+    // a ranged one is held to the tenant's query_max_range_hours.
+    if query.start_unix_nano.is_some() || query.end_unix_nano.is_some() {
+        state.check_log_range(
+            &tenant,
+            query.start_unix_nano.unwrap_or(0),
+            query.end_unix_nano.unwrap_or_else(now_unix_nano),
+        )?;
+    }
     let direction = match params.direction.as_deref() {
         None | Some("") | Some("backward") => ScanDirection::Backward,
         Some("forward") => ScanDirection::Forward,
@@ -305,6 +314,7 @@ pub async fn services(
             reason: "must be before end".to_owned(),
         });
     }
+    state.check_log_range(&tenant, start, end)?;
     let query = LogQuery {
         start_unix_nano: Some(start),
         end_unix_nano: Some(end),

@@ -85,7 +85,16 @@ impl AppState {
             max_bytes: self.query.max_bytes,
             deadline: Some(Instant::now() + Duration::from_secs(self.query.timeout_seconds)),
             max_rows_is_tenants: tenants,
+            max_range_nanos: self.limits.query_max_range_nanos_of(tenant.as_str()),
         }
+    }
+
+    /// Refuses a log query of `tenant` over a longer range than its `query_max_range_hours`
+    /// (span and metric scans check their ranges themselves).
+    pub fn check_log_range(&self, tenant: &TenantId, start: u64, end: u64) -> Result<(), ApiError> {
+        let max = self.limits.query_max_range_nanos_of(tenant.as_str());
+        skewer_storage::scan::check_range(max, start, end)
+            .map_err(|err| ApiError::Query(QueryError::from(err)))
     }
 
     /// How trace views handle clock skew, as configured.

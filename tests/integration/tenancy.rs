@@ -342,3 +342,63 @@ async fn a_tenant_query_over_its_own_row_limit_gets_429_naming_it() {
     let (status, body) = server.get_json_as(&query, Some("big")).await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn a_tenant_query_over_its_own_range_limit_gets_429_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("skewer.toml");
+    std::fs::write(
+        &config,
+        "[limits.tenants.small]\nquery_max_range_hours = 1\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let hour = 3_600_000_000_000_u64;
+    let (three_hours, half_hour) = (
+        format!("start={}&end={now}", now - 3 * hour),
+        format!("start={}&end={now}", now - hour / 2),
+    );
+    let seconds = |nanos: u64| nanos / 1_000_000_000;
+    let ranged = [
+        format!("/api/search/traces?service=svc&{three_hours}"),
+        format!("/api/logs?{three_hours}"),
+        format!("/api/metrics/points?name=temp&{three_hours}"),
+        format!(
+            "/api/v1/query_range?query=up&start={}&end={}&step=60",
+            seconds(now - 3 * hour),
+            seconds(now)
+        ),
+        format!("/loki/api/v1/query_range?query=%7Bservice_name%3D%22a%22%7D&{three_hours}"),
+    ];
+    for path in &ranged {
+        let (status, body) = server.get_json_as(path, Some("small")).await;
+        assert_eq!(status, 429, "{path}: {body}");
+        assert!(
+            body.to_string().contains("query_max_range_hours = 1"),
+            "{path}: {body}"
+        );
+        let (status, body) = server.get_json_as(path, Some("big")).await;
+        assert_eq!(status, 200, "another tenant, {path}: {body}");
+    }
+    // Within the range, and lookups by id, go through.
+    for path in [
+        format!("/api/search/traces?service=svc&{half_hour}"),
+        format!("/api/logs?{half_hour}"),
+        "/api/logs?correlation_id=req-1".to_owned(),
+        format!(
+            "/api/traces/{}",
+            crate::fixtures::hex(&crate::fixtures::trace_id(1))
+        ),
+    ] {
+        let (status, body) = server.get_json_as(&path, Some("small")).await;
+        assert!(status == 200 || status == 404, "{path}: {status} {body}");
+    }
+}

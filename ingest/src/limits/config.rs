@@ -18,6 +18,8 @@ pub struct TenantLimitOverrides {
     pub max_active_series: Option<u64>,
     /// Rows one query may read.
     pub query_max_rows: Option<u64>,
+    /// Hours one query's time range may span.
+    pub query_max_range_hours: Option<u64>,
 }
 
 /// `[limits]`: 0 means unlimited.
@@ -35,6 +37,8 @@ pub struct LimitsConfig {
     /// Rows one query of each tenant may read (0: the server-wide `[query] max_rows`; a
     /// tenant's limit above that one changes nothing).
     pub query_max_rows: u64,
+    /// Hours one query of each tenant may span (0: any).
+    pub query_max_range_hours: u64,
     /// Metric series each tenant may have active (a point in the last hour); points of
     /// further new series are refused, those of active series still accepted.
     pub max_active_series: u64,
@@ -57,6 +61,15 @@ impl LimitsConfig {
             .get(tenant)
             .and_then(|own| own.query_max_rows)
             .unwrap_or(self.query_max_rows)
+    }
+
+    /// The time range one query of `tenant` may span, in nanoseconds; 0 is any.
+    pub fn query_max_range_nanos_of(&self, tenant: &str) -> u64 {
+        self.tenants
+            .get(tenant)
+            .and_then(|own| own.query_max_range_hours)
+            .unwrap_or(self.query_max_range_hours)
+            .saturating_mul(3_600_000_000_000)
     }
 
     /// The active series `tenant` may have; 0 is unlimited.

@@ -97,6 +97,8 @@ struct Request {
     tenant: TenantId,
     categorize_labels: bool,
     limits: LogqlLimits,
+    /// The tenant's `query_max_range_hours`, nanoseconds (0: any).
+    max_range_nanos: u64,
 }
 
 impl FromRequest<AppState> for Request {
@@ -135,10 +137,20 @@ impl Request {
         Ok(Self {
             params: Params::parse(uri, &body),
             storage: Arc::clone(storage),
-            tenant,
             categorize_labels,
             limits: LogqlLimits::default(),
+            max_range_nanos: state.limits.query_max_range_nanos_of(tenant.as_str()),
+            tenant,
         })
+    }
+
+    /// The request's `[start, end]` (default the last `default_since`), held to the tenant's
+    /// `query_max_range_hours`.
+    fn range(&self, default_since: u64) -> Result<(u64, u64), LokiError> {
+        let (start, end) = params::range_ns(&self.params, now_ns(), default_since)?;
+        skewer_storage::scan::check_range(self.max_range_nanos, start, end)
+            .map_err(|err| LokiError::Query(err.into()))?;
+        Ok((start, end))
     }
 
     fn query_text(&self) -> Result<&str, LokiError> {
@@ -160,7 +172,7 @@ impl Request {
         &self,
         selectors: Vec<Vec<Matcher>>,
     ) -> Result<Vec<skewer_query::logql::Labels>, LokiError> {
-        let (start, end) = params::range_ns(&self.params, now_ns(), DEFAULT_LISTING_SINCE_NS)?;
+        let (start, end) = self.range(DEFAULT_LISTING_SINCE_NS)?;
         Ok(list_streams(
             &self.storage,
             &self.tenant,
@@ -199,7 +211,7 @@ async fn query_range(req: Request) -> Response {
         async {
             let started = Instant::now();
             let expr = parse(req.query_text()?)?;
-            let (start, end) = params::range_ns(&req.params, now_ns(), DEFAULT_QUERY_SINCE_NS)?;
+            let (start, end) = req.range(DEFAULT_QUERY_SINCE_NS)?;
             match expr {
                 Expr::Log(log) => {
                     let request = LogQueryRequest {
@@ -321,7 +333,7 @@ async fn index_stats_route(req: Request) -> Response {
         let log = expr
             .first_log()
             .ok_or_else(|| LokiError::BadRequest("the query has no stream selector".to_owned()))?;
-        let (start, end) = params::range_ns(&req.params, now_ns(), DEFAULT_QUERY_SINCE_NS)?;
+        let (start, end) = req.range(DEFAULT_QUERY_SINCE_NS)?;
         let stats = index_stats(&req.storage, &req.tenant, log, start, end).await?;
         Ok::<_, LokiError>(stats)
     }

@@ -48,6 +48,9 @@ struct Request {
     tenant: TenantId,
     limits: ScanLimits,
     default_range_ms: i64,
+    /// The tenant's `query_max_range_hours` (nanoseconds, 0: any), held against the range a
+    /// query or listing asks for; its scans reach further back (lookback, range selectors).
+    max_range_nanos: u64,
 }
 
 impl FromRequest<AppState> for Request {
@@ -78,6 +81,7 @@ impl Request {
             .storage()
             .map_err(|err| PromqlError::Unavailable(err.to_string()))?;
         let mut limits = state.scan_limits(&tenant);
+        let max_range_nanos = std::mem::take(&mut limits.max_range_nanos);
         if let Some(timeout_ms) = params.duration_ms("timeout")? {
             let asked = Instant::now() + Duration::from_millis(timeout_ms.max(0).unsigned_abs());
             limits.deadline = Some(limits.deadline.map_or(asked, |d| d.min(asked)));
@@ -88,6 +92,7 @@ impl Request {
             tenant,
             limits,
             default_range_ms: i64::try_from(state.default_range().as_millis()).unwrap_or(i64::MAX),
+            max_range_nanos,
         })
     }
 
@@ -113,7 +118,15 @@ impl Request {
                 "invalid parameter \"end\": end timestamp must not be before start time".into(),
             ));
         }
+        self.check_range(start, end)?;
         Ok((start, end))
+    }
+
+    /// Refuses a range (Unix ms) longer than the tenant's `query_max_range_hours`.
+    fn check_range(&self, start_ms: i64, end_ms: i64) -> Result<(), PromqlError> {
+        let nanos = |ms: i64| u64::try_from(ms).unwrap_or(0).saturating_mul(1_000_000);
+        skewer_storage::scan::check_range(self.max_range_nanos, nanos(start_ms), nanos(end_ms))
+            .map_err(|err| PromqlError::Source(err.into()))
     }
 }
 
@@ -148,6 +161,7 @@ async fn query_range(req: Request) -> Response {
             let query = req.params.required("query")?;
             let start = req.params.required_time_ms("start")?;
             let end = req.params.required_time_ms("end")?;
+            req.check_range(start, end)?;
             let step = req.params.duration_ms("step")?.ok_or_else(|| {
                 PromqlError::BadData("invalid parameter \"step\": missing".into())
             })?;

@@ -57,6 +57,22 @@ pub struct ScanLimits {
     /// Whether `max_rows` is the tenant's own `query_max_rows` (past it: a tenant limit,
     /// `429`), not the server-wide bound (`422`).
     pub max_rows_is_tenants: bool,
+    /// The longest time range the tenant's queries may span (its `query_max_range_hours`),
+    /// nanoseconds; 0 for any.
+    pub max_range_nanos: u64,
+}
+
+/// Refuses a time range longer than a tenant's `query_max_range_hours` (`max_range_nanos`; 0
+/// for any). Lookups by id, over all of time, are not ranged queries and pass.
+pub fn check_range(max_range_nanos: u64, start: u64, end: u64) -> Result<(), StorageError> {
+    let unbounded = start == 0 && end == u64::MAX;
+    if max_range_nanos == 0 || unbounded || end.saturating_sub(start) <= max_range_nanos {
+        return Ok(());
+    }
+    Err(StorageError::TenantQueryLimit {
+        limit: "query_max_range_hours",
+        value: max_range_nanos / 3_600_000_000_000,
+    })
 }
 
 impl Default for ScanLimits {
@@ -66,6 +82,7 @@ impl Default for ScanLimits {
             max_bytes: 512 << 20,
             deadline: None,
             max_rows_is_tenants: false,
+            max_range_nanos: 0,
         }
     }
 }
@@ -237,6 +254,11 @@ impl Storage {
                 request.time_range.start_unix_nano, request.time_range.end_unix_nano
             )));
         }
+        check_range(
+            request.limits.max_range_nanos,
+            request.time_range.start_unix_nano,
+            request.time_range.end_unix_nano,
+        )?;
         let (sender, receiver) = mpsc::channel(STREAM_CAPACITY);
         let stores = self.stores();
         let runtime = tokio::runtime::Handle::current();
