@@ -104,36 +104,38 @@ impl SelfMetrics {
     }
 }
 
+/// One per-tenant metric: its header, then a line per tenant.
+fn per_tenant<'a>(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    values: impl Iterator<Item = (&'a skewer_storage::model::TenantId, u64)>,
+) {
+    header(out, name, kind, help);
+    for (tenant, value) in values {
+        let _ = writeln!(out, "{name}{{tenant=\"{tenant}\"}} {value}");
+    }
+}
+
 /// Per-tenant ingest figures: what each tenant sent, and how often a limit held it back.
 fn render_tenants(out: &mut String, tenants: &TenantGate) {
     let figures = tenants.figures();
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-    header(
+    per_tenant(
         out,
         TENANT_RECORDS_TOTAL,
         "counter",
         "Records accepted, by tenant.",
+        figures.iter().map(|(tenant, f)| (tenant, load(&f.records))),
     );
-    for (tenant, f) in &figures {
-        let _ = writeln!(
-            out,
-            "{TENANT_RECORDS_TOTAL}{{tenant=\"{tenant}\"}} {}",
-            load(&f.records)
-        );
-    }
-    header(
+    per_tenant(
         out,
         TENANT_BYTES_TOTAL,
         "counter",
         "Request bytes accepted (decompressed), by tenant.",
+        figures.iter().map(|(tenant, f)| (tenant, load(&f.bytes))),
     );
-    for (tenant, f) in &figures {
-        let _ = writeln!(
-            out,
-            "{TENANT_BYTES_TOTAL}{{tenant=\"{tenant}\"}} {}",
-            load(&f.bytes)
-        );
-    }
     header(
         out,
         TENANT_LIMITED_TOTAL,
@@ -153,32 +155,22 @@ fn render_tenants(out: &mut String, tenants: &TenantGate) {
         }
     }
     let series = tenants.series_figures();
-    header(
+    per_tenant(
         out,
         TENANT_ACTIVE_SERIES,
         "gauge",
         "Metric series with a point in the last hour, by tenant (tenants with max_active_series).",
+        series.iter().map(|(tenant, active)| (tenant, active.len())),
     );
-    for (tenant, active) in &series {
-        let _ = writeln!(
-            out,
-            "{TENANT_ACTIVE_SERIES}{{tenant=\"{tenant}\"}} {}",
-            active.len()
-        );
-    }
-    header(
+    per_tenant(
         out,
         TENANT_SERIES_REFUSED_TOTAL,
         "counter",
         "Points of new series refused by a tenant's max_active_series, by tenant.",
+        series
+            .iter()
+            .map(|(tenant, active)| (tenant, active.refused_points())),
     );
-    for (tenant, active) in &series {
-        let _ = writeln!(
-            out,
-            "{TENANT_SERIES_REFUSED_TOTAL}{{tenant=\"{tenant}\"}} {}",
-            active.refused_points()
-        );
-    }
 }
 
 /// Renders every metric.

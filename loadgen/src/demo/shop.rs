@@ -198,6 +198,35 @@ fn answered(b: &mut RequestBuilder<'_>, hop: Hop, request: &HttpRequest, status:
     );
 }
 
+/// `from` has inventory change a reservation (`request`): one `statement` on the stock table,
+/// logged as `message`, answered `status`; returns when the answer arrived.
+#[allow(clippy::too_many_arguments)]
+fn update_stock(
+    b: &mut RequestBuilder<'_>,
+    rng: &mut Random,
+    from: Hop,
+    request: &HttpRequest,
+    after: u64,
+    statement: &str,
+    message: String,
+    status: u16,
+) -> u64 {
+    b.call(rng, from, INVENTORY, request, after, |b, rng, hop| {
+        let end = b.query(
+            rng,
+            hop,
+            "postgresql",
+            "UPDATE",
+            "stock",
+            statement,
+            hop.start,
+        );
+        b.log(hop, end, Level::Info, message);
+        Handled::answer(end + between(rng, 0.2, 1.0), status)
+    })
+    .end
+}
+
 fn browse(b: &mut RequestBuilder<'_>, rng: &mut Random, start: u64) {
     let (sku, product, _) = *rng.pick(&PRODUCTS);
     let page = HttpRequest::new("GET", "/api/products/{sku}", format!("/api/products/{sku}"));
@@ -290,21 +319,16 @@ fn checkout(
                 "/api/inventory/reservations",
                 "/api/inventory/reservations",
             );
-            now = b
-                .call(rng, hop, INVENTORY, &reserve, now, |b, rng, hop| {
-                    let end = b.query(
-                        rng,
-                        hop,
-                        "postgresql",
-                        "UPDATE",
-                        "stock",
-                        "UPDATE stock SET reserved = reserved + $2 WHERE sku = $1",
-                        hop.start,
-                    );
-                    b.log(hop, end, Level::Info, format!("reserved {quantity} x {sku} for order {order}"));
-                    Handled::answer(end + between(rng, 0.2, 1.0), 201)
-                })
-                .end;
+            now = update_stock(
+                b,
+                rng,
+                hop,
+                &reserve,
+                now,
+                "UPDATE stock SET reserved = reserved + $2 WHERE sku = $1",
+                format!("reserved {quantity} x {sku} for order {order}"),
+                201,
+            );
             let charge = HttpRequest::new("POST", "/api/payments", "/api/payments");
             let paid = b.call(rng, hop, PAYMENT, &charge, now, |b, rng, hop| {
                 let asked = hop.start + between(rng, 0.3, 1.5);
@@ -374,21 +398,16 @@ fn checkout(
                         "/api/inventory/reservations/{order}",
                         format!("/api/inventory/reservations/{order}"),
                     );
-                    now = b
-                        .call(rng, hop, INVENTORY, &release, now, |b, rng, hop| {
-                            let end = b.query(
-                                rng,
-                                hop,
-                                "postgresql",
-                                "UPDATE",
-                                "stock",
-                                "UPDATE stock SET reserved = reserved - $2 WHERE sku = $1",
-                                hop.start,
-                            );
-                            b.log(hop, end, Level::Info, format!("released {quantity} x {sku} of order {order}"));
-                            Handled::answer(end + between(rng, 0.2, 1.0), 204)
-                        })
-                        .end;
+                    now = update_stock(
+                        b,
+                        rng,
+                        hop,
+                        &release,
+                        now,
+                        "UPDATE stock SET reserved = reserved - $2 WHERE sku = $1",
+                        format!("released {quantity} x {sku} of order {order}"),
+                        204,
+                    );
                     status
                 }
             };
