@@ -81,7 +81,12 @@ async fn create(
     };
     run(Arc::clone(&state.keys), move |store| {
         let (record, key) = store.create(request)?;
-        tracing::info!(key_id = %record.id, tenant = %record.tenant, scopes = %record.scopes_text(), "API key created over the admin API");
+        tracing::info!(
+            key_id = %record.id,
+            tenant = %record.tenant,
+            scopes = %record.scopes_text(),
+            "API key created over the admin API"
+        );
         let now = record.created_unix_seconds;
         let mut answer = view(&record, now);
         answer["key"] = Value::String(key);
@@ -93,7 +98,11 @@ async fn create(
 async fn revoke(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     run(Arc::clone(&state.keys), move |store| {
         let record = store.revoke(&id)?;
-        tracing::info!(key_id = %record.id, tenant = %record.tenant, "API key revoked over the admin API");
+        tracing::info!(
+            key_id = %record.id,
+            tenant = %record.tenant,
+            "API key revoked over the admin API"
+        );
         let now = chrono::Utc::now().timestamp().max(0).unsigned_abs();
         Ok((StatusCode::OK, view(&record, now)))
     })

@@ -255,12 +255,7 @@ async fn shutdown_cuts_requests_still_in_flight_after_the_grace_period() {
         "shutdown_grace_seconds = 2\n[connections]\nmin_body_bytes_per_second = 0\nbody_timeout_seconds = 600\n",
     );
     let mut server = Server::start(&dir.path().join("data"), &["--config", &config]).await;
-    server
-        .trace_client()
-        .await
-        .export(trace_request(1, "before"))
-        .await
-        .unwrap();
+    let used_before = server.metric("skewer_memory_budget_used_bytes").await;
     let mut half_sent = Vec::new();
     for _ in 0..50 {
         half_sent.push(
@@ -271,6 +266,23 @@ async fn shutdown_cuts_requests_still_in_flight_after_the_grace_period() {
             .await,
         );
     }
+    // Every upload is being read (its first byte is in the budget) before the server is told
+    // to stop: on a busy machine accepting them can lag behind the writes.
+    server
+        .wait_for(
+            "the 50 half-sent uploads in flight",
+            std::time::Duration::from_secs(20),
+            || async {
+                server.metric("skewer_memory_budget_used_bytes").await - used_before >= 50.0
+            },
+        )
+        .await;
+    server
+        .trace_client()
+        .await
+        .export(trace_request(1, "before"))
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     let status = server.terminate().await;
     let took = started.elapsed();

@@ -289,6 +289,16 @@ fn cart(b: &mut RequestBuilder<'_>, rng: &mut Random, start: u64, user: &str) {
     });
 }
 
+/// What one checkout buys.
+struct OrderLine {
+    order: String,
+    sku: &'static str,
+    product: &'static str,
+    quantity: u32,
+    /// The total, in euros (`59.90`).
+    amount: String,
+}
+
 fn checkout(
     b: &mut RequestBuilder<'_>,
     rng: &mut Random,
@@ -299,119 +309,19 @@ fn checkout(
     let order = format!("ord-{:08x}", rng.next_u64() as u32);
     let (sku, product, price) = *rng.pick(&PRODUCTS);
     let quantity = 1 + rng.below(3) as u32;
-    let amount = format!("{}.{:02}", price * quantity / 100, price * quantity % 100);
+    let total = price * quantity;
+    let line = OrderLine {
+        order,
+        sku,
+        product,
+        quantity,
+        amount: format!("{}.{:02}", total / 100, total % 100),
+    };
     let request = HttpRequest::new("POST", "/api/checkout", "/api/checkout");
     let mut confirmed_at = None;
     b.serve(rng, FRONTEND, None, &request, start, |b, rng, hop| {
         let reply = b.call(rng, hop, CHECKOUT, &request, hop.start, |b, rng, hop| {
-            let mut now = b.query(
-                rng,
-                hop,
-                "redis",
-                "HGETALL",
-                "carts",
-                &format!("HGETALL cart:{user}"),
-                hop.start,
-            );
-            b.log(hop, now, Level::Info, format!("checking out {user}: {quantity} x {sku} ({product}), order {order}"));
-            let reserve = HttpRequest::new(
-                "POST",
-                "/api/inventory/reservations",
-                "/api/inventory/reservations",
-            );
-            now = update_stock(
-                b,
-                rng,
-                hop,
-                &reserve,
-                now,
-                "UPDATE stock SET reserved = reserved + $2 WHERE sku = $1",
-                format!("reserved {quantity} x {sku} for order {order}"),
-                201,
-            );
-            let charge = HttpRequest::new("POST", "/api/payments", "/api/payments");
-            let paid = b.call(rng, hop, PAYMENT, &charge, now, |b, rng, hop| {
-                let asked = hop.start + between(rng, 0.3, 1.5);
-                b.log(hop, asked, Level::Info, format!("charging {amount} EUR for order {order}"));
-                match outcome {
-                    OrderOutcome::Placed => {
-                        let answer = asked + between(rng, 60.0, 240.0);
-                        b.outside_call(rng, hop, "POST", CARD_NETWORK, "/v1/charges", asked, answer, Some(201));
-                        let end = b.query(
-                            rng,
-                            hop,
-                            "postgresql",
-                            "INSERT",
-                            "payments",
-                            "INSERT INTO payments (order_id, amount, status) VALUES ($1, $2, 'captured')",
-                            answer,
-                        );
-                        b.log(hop, end, Level::Info, format!("payment of {amount} EUR authorized for order {order}"));
-                        Handled::answer(end + between(rng, 0.2, 1.0), 201)
-                    }
-                    OrderOutcome::Declined => {
-                        let answer = asked + between(rng, 40.0, 160.0);
-                        b.outside_call(rng, hop, "POST", CARD_NETWORK, "/v1/charges", asked, answer, Some(402));
-                        b.log(hop, answer, Level::Warn, format!("card declined by issuer (insufficient_funds) for order {order}"));
-                        Handled::answer(answer + between(rng, 0.2, 1.0), 402)
-                    }
-                    OrderOutcome::Failed => {
-                        let gave_up = asked + millis(CARD_TIMEOUT_MS);
-                        b.outside_call(rng, hop, "POST", CARD_NETWORK, "/v1/charges", asked, gave_up, None);
-                        let message = format!(
-                            "card network did not answer within {CARD_TIMEOUT_MS} ms; charge for order {order} abandoned"
-                        );
-                        b.log(hop, gave_up, Level::Error, message.clone());
-                        Handled {
-                            end: gave_up + between(rng, 0.2, 1.0),
-                            status: 504,
-                            exception: Some(("TimeoutError", message)),
-                        }
-                    }
-                }
-            });
-            now = paid.end;
-            let status = match outcome {
-                OrderOutcome::Placed => {
-                    now = b.query(
-                        rng,
-                        hop,
-                        "postgresql",
-                        "INSERT",
-                        "orders",
-                        "INSERT INTO orders (id, user_id, sku, quantity, amount) VALUES ($1, $2, $3, $4, $5)",
-                        now,
-                    );
-                    b.log(hop, now, Level::Info, format!("order {order} placed: {quantity} x {sku}, {amount} EUR"));
-                    201
-                }
-                OrderOutcome::Declined | OrderOutcome::Failed => {
-                    let status = if outcome == OrderOutcome::Declined { 402 } else { 502 };
-                    let why = if status == 402 {
-                        "payment declined".to_owned()
-                    } else {
-                        format!("payment answered {}", paid.status)
-                    };
-                    b.log(hop, now, Level::of_status(status), format!("order {order} not placed: {why}; releasing its reservation"));
-                    let release = HttpRequest::new(
-                        "DELETE",
-                        "/api/inventory/reservations/{order}",
-                        format!("/api/inventory/reservations/{order}"),
-                    );
-                    now = update_stock(
-                        b,
-                        rng,
-                        hop,
-                        &release,
-                        now,
-                        "UPDATE stock SET reserved = reserved - $2 WHERE sku = $1",
-                        format!("released {quantity} x {sku} of order {order}"),
-                        204,
-                    );
-                    status
-                }
-            };
-            Handled::answer(now + between(rng, 0.2, 1.0), status)
+            place_order(b, rng, hop, user, &line, outcome)
         });
         let end = reply.end + between(rng, 1.0, 6.0);
         answered(b, hop, &request, reply.status, end);
@@ -421,12 +331,177 @@ fn checkout(
         Handled::answer(end, reply.status)
     });
     if let Some(time) = confirmed_at {
-        b.log_untraced(
-            INVENTORY,
-            time,
-            Level::Info,
-            format!("warehouse confirmed the reservation of order {order}"),
+        let message = format!(
+            "warehouse confirmed the reservation of order {}",
+            line.order
         );
+        b.log_untraced(INVENTORY, time, Level::Info, message);
+    }
+}
+
+/// checkout's `POST /api/checkout`: the cart, a reservation, the payment, then the order, or
+/// the reservation released.
+fn place_order(
+    b: &mut RequestBuilder<'_>,
+    rng: &mut Random,
+    hop: Hop,
+    user: &str,
+    line: &OrderLine,
+    outcome: OrderOutcome,
+) -> Handled {
+    let OrderLine {
+        order,
+        sku,
+        product,
+        quantity,
+        amount,
+    } = line;
+    let cart = format!("HGETALL cart:{user}");
+    let mut now = b.query(rng, hop, "redis", "HGETALL", "carts", &cart, hop.start);
+    let message = format!("checking out {user}: {quantity} x {sku} ({product}), order {order}");
+    b.log(hop, now, Level::Info, message);
+    let reservations = "/api/inventory/reservations";
+    let reserve = HttpRequest::new("POST", reservations, reservations);
+    now = update_stock(
+        b,
+        rng,
+        hop,
+        &reserve,
+        now,
+        "UPDATE stock SET reserved = reserved + $2 WHERE sku = $1",
+        format!("reserved {quantity} x {sku} for order {order}"),
+        201,
+    );
+    let charge = HttpRequest::new("POST", "/api/payments", "/api/payments");
+    let paid = b.call(rng, hop, PAYMENT, &charge, now, |b, rng, hop| {
+        charge_card(b, rng, hop, line, outcome)
+    });
+    now = paid.end;
+    let status = match outcome {
+        OrderOutcome::Placed => {
+            now = b.query(
+                rng,
+                hop,
+                "postgresql",
+                "INSERT",
+                "orders",
+                "INSERT INTO orders (id, user_id, sku, quantity, amount) VALUES ($1, $2, $3, $4, $5)",
+                now,
+            );
+            let message = format!("order {order} placed: {quantity} x {sku}, {amount} EUR");
+            b.log(hop, now, Level::Info, message);
+            201
+        }
+        OrderOutcome::Declined | OrderOutcome::Failed => {
+            let (status, why) = match outcome {
+                OrderOutcome::Declined => (402, "payment declined".to_owned()),
+                _ => (502, format!("payment answered {}", paid.status)),
+            };
+            let message = format!("order {order} not placed: {why}; releasing its reservation");
+            b.log(hop, now, Level::of_status(status), message);
+            let release = HttpRequest::new(
+                "DELETE",
+                "/api/inventory/reservations/{order}",
+                format!("{reservations}/{order}"),
+            );
+            now = update_stock(
+                b,
+                rng,
+                hop,
+                &release,
+                now,
+                "UPDATE stock SET reserved = reserved - $2 WHERE sku = $1",
+                format!("released {quantity} x {sku} of order {order}"),
+                204,
+            );
+            status
+        }
+    };
+    Handled::answer(now + between(rng, 0.2, 1.0), status)
+}
+
+/// payment's `POST /api/payments`: the card network authorizes, declines, or never answers.
+fn charge_card(
+    b: &mut RequestBuilder<'_>,
+    rng: &mut Random,
+    hop: Hop,
+    line: &OrderLine,
+    outcome: OrderOutcome,
+) -> Handled {
+    let (order, amount) = (&line.order, &line.amount);
+    let asked = hop.start + between(rng, 0.3, 1.5);
+    b.log(
+        hop,
+        asked,
+        Level::Info,
+        format!("charging {amount} EUR for order {order}"),
+    );
+    let charges = "/v1/charges";
+    match outcome {
+        OrderOutcome::Placed => {
+            let answer = asked + between(rng, 60.0, 240.0);
+            b.outside_call(
+                rng,
+                hop,
+                "POST",
+                CARD_NETWORK,
+                charges,
+                asked,
+                answer,
+                Some(201),
+            );
+            let end = b.query(
+                rng,
+                hop,
+                "postgresql",
+                "INSERT",
+                "payments",
+                "INSERT INTO payments (order_id, amount, status) VALUES ($1, $2, 'captured')",
+                answer,
+            );
+            let message = format!("payment of {amount} EUR authorized for order {order}");
+            b.log(hop, end, Level::Info, message);
+            Handled::answer(end + between(rng, 0.2, 1.0), 201)
+        }
+        OrderOutcome::Declined => {
+            let answer = asked + between(rng, 40.0, 160.0);
+            b.outside_call(
+                rng,
+                hop,
+                "POST",
+                CARD_NETWORK,
+                charges,
+                asked,
+                answer,
+                Some(402),
+            );
+            let message = format!("card declined by issuer (insufficient_funds) for order {order}");
+            b.log(hop, answer, Level::Warn, message);
+            Handled::answer(answer + between(rng, 0.2, 1.0), 402)
+        }
+        OrderOutcome::Failed => {
+            let gave_up = asked + millis(CARD_TIMEOUT_MS);
+            b.outside_call(
+                rng,
+                hop,
+                "POST",
+                CARD_NETWORK,
+                charges,
+                asked,
+                gave_up,
+                None,
+            );
+            let message = format!(
+                "card network did not answer within {CARD_TIMEOUT_MS} ms; \
+                 charge for order {order} abandoned"
+            );
+            b.log(hop, gave_up, Level::Error, message.clone());
+            Handled {
+                end: gave_up + between(rng, 0.2, 1.0),
+                status: 504,
+                exception: Some(("TimeoutError", message)),
+            }
+        }
     }
 }
 
