@@ -134,6 +134,32 @@ fn write_server_files(dir: &Path, leaf: &Leaf) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// A server CA and a clients CA, with the server's files and the clients CA's file written.
+struct MtlsFiles {
+    ca: Authority,
+    clients_ca: Authority,
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca_file: PathBuf,
+}
+
+impl MtlsFiles {
+    fn write(dir: &Path) -> Self {
+        let ca = Authority::new("server CA");
+        let clients_ca = Authority::new("clients CA");
+        let (cert, key) = write_server_files(dir, &ca.server(false));
+        let client_ca_file = dir.join("clients-ca.crt");
+        std::fs::write(&client_ca_file, clients_ca.pem()).unwrap();
+        Self {
+            ca,
+            clients_ca,
+            cert,
+            key,
+            client_ca_file,
+        }
+    }
+}
+
 async fn ready(client: &reqwest::Client, server: &Server) -> bool {
     client
         .get(server.api("/readyz"))
@@ -256,11 +282,13 @@ async fn every_port_speaks_tls_and_a_renewed_certificate_is_served_without_a_res
 #[tokio::test]
 async fn with_a_client_ca_only_valid_client_certificates_get_in() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = Authority::new("server CA");
-    let clients_ca = Authority::new("clients CA");
-    let (cert, key) = write_server_files(dir.path(), &ca.server(false));
-    let client_ca_file = dir.path().join("clients-ca.crt");
-    std::fs::write(&client_ca_file, clients_ca.pem()).unwrap();
+    let MtlsFiles {
+        ca,
+        clients_ca,
+        cert,
+        key,
+        client_ca_file,
+    } = MtlsFiles::write(dir.path());
     let good = clients_ca.client("checkout", false);
     let server = Server::start_with_client(
         &dir.path().join("data"),
@@ -302,11 +330,13 @@ async fn with_a_client_ca_only_valid_client_certificates_get_in() {
 #[tokio::test]
 async fn a_client_certificate_mapped_to_a_tenant_acts_for_that_tenant_only() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = Authority::new("server CA");
-    let clients_ca = Authority::new("clients CA");
-    let (cert, key) = write_server_files(dir.path(), &ca.server(false));
-    let client_ca_file = dir.path().join("clients-ca.crt");
-    std::fs::write(&client_ca_file, clients_ca.pem()).unwrap();
+    let MtlsFiles {
+        ca,
+        clients_ca,
+        cert,
+        key,
+        client_ca_file,
+    } = MtlsFiles::write(dir.path());
     let config = dir.path().join("skewer.toml");
     std::fs::write(
         &config,

@@ -13,7 +13,7 @@
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::request::{
-    Handled, Hop, HttpRequest, Level, RequestBuilder, ShopService, between, millis,
+    Handled, Hop, HttpRequest, Level, Reply, RequestBuilder, ShopService, between, millis,
 };
 use crate::common::string;
 use crate::rng::Random;
@@ -184,18 +184,33 @@ impl Shop {
     }
 }
 
-/// The frontend's own line for an answer it gave.
-fn answered(b: &mut RequestBuilder<'_>, hop: Hop, request: &HttpRequest, status: u16, end: u64) {
-    let took = (end - hop.start) / 1_000_000;
-    b.log(
-        hop,
-        end,
-        Level::of_status(status),
-        format!(
-            "{} {} answered {status} in {took} ms",
-            request.method, request.path
-        ),
-    );
+/// A visitor's request: the frontend serves `page` by calling `callee` with `backend` (whose
+/// work `handle` does), logs its answer and answers what the callee did.
+fn through_frontend(
+    b: &mut RequestBuilder<'_>,
+    rng: &mut Random,
+    start: u64,
+    page: &HttpRequest,
+    callee: usize,
+    backend: &HttpRequest,
+    handle: impl FnOnce(&mut RequestBuilder<'_>, &mut Random, Hop) -> Handled,
+) -> Reply {
+    b.serve(rng, FRONTEND, None, page, start, |b, rng, hop| {
+        let reply = b.call(rng, hop, callee, backend, hop.start, handle);
+        let end = reply.end + between(rng, 1.0, 6.0);
+        let took = (end - hop.start) / 1_000_000;
+        let status = reply.status;
+        b.log(
+            hop,
+            end,
+            Level::of_status(status),
+            format!(
+                "{} {} answered {status} in {took} ms",
+                page.method, page.path
+            ),
+        );
+        Handled::answer(end, status)
+    })
 }
 
 /// `from` has inventory change a reservation (`request`): one `statement` on the stock table,
@@ -230,62 +245,41 @@ fn update_stock(
 fn browse(b: &mut RequestBuilder<'_>, rng: &mut Random, start: u64) {
     let (sku, product, _) = *rng.pick(&PRODUCTS);
     let page = HttpRequest::new("GET", "/api/products/{sku}", format!("/api/products/{sku}"));
-    b.serve(rng, FRONTEND, None, &page, start, |b, rng, hop| {
-        let stock = HttpRequest::new(
-            "GET",
-            "/api/inventory/{sku}",
-            format!("/api/inventory/{sku}"),
+    let stock = HttpRequest::new(
+        "GET",
+        "/api/inventory/{sku}",
+        format!("/api/inventory/{sku}"),
+    );
+    through_frontend(b, rng, start, &page, INVENTORY, &stock, |b, rng, hop| {
+        let end = b.query(
+            rng,
+            hop,
+            "postgresql",
+            "SELECT",
+            "stock",
+            "SELECT quantity FROM stock WHERE sku = $1",
+            hop.start,
         );
-        let reply = b.call(rng, hop, INVENTORY, &stock, hop.start, |b, rng, hop| {
-            let end = b.query(
-                rng,
-                hop,
-                "postgresql",
-                "SELECT",
-                "stock",
-                "SELECT quantity FROM stock WHERE sku = $1",
-                hop.start,
-            );
-            let units = rng.below(40);
-            b.log(
-                hop,
-                end,
-                Level::Info,
-                format!("{sku} ({product}): {units} in stock"),
-            );
-            Handled::answer(end + between(rng, 0.2, 1.0), 200)
-        });
-        let end = reply.end + between(rng, 2.0, 12.0);
-        answered(b, hop, &page, reply.status, end);
-        Handled::answer(end, reply.status)
+        let units = rng.below(40);
+        let message = format!("{sku} ({product}): {units} in stock");
+        b.log(hop, end, Level::Info, message);
+        Handled::answer(end + between(rng, 0.2, 1.0), 200)
     });
 }
 
 fn cart(b: &mut RequestBuilder<'_>, rng: &mut Random, start: u64, user: &str) {
     let page = HttpRequest::new("GET", "/api/cart", "/api/cart");
-    b.serve(rng, FRONTEND, None, &page, start, |b, rng, hop| {
-        let reply = b.call(rng, hop, CHECKOUT, &page, hop.start, |b, rng, hop| {
-            let end = b.query(
-                rng,
-                hop,
-                "redis",
-                "HGETALL",
-                "carts",
-                &format!("HGETALL cart:{user}"),
-                hop.start,
-            );
-            let items = rng.below(5);
-            b.log(
-                hop,
-                end,
-                Level::Info,
-                format!("cart of {user}: {items} items"),
-            );
-            Handled::answer(end + between(rng, 0.2, 1.0), 200)
-        });
-        let end = reply.end + between(rng, 1.0, 6.0);
-        answered(b, hop, &page, reply.status, end);
-        Handled::answer(end, reply.status)
+    through_frontend(b, rng, start, &page, CHECKOUT, &page, |b, rng, hop| {
+        let command = format!("HGETALL cart:{user}");
+        let end = b.query(rng, hop, "redis", "HGETALL", "carts", &command, hop.start);
+        let items = rng.below(5);
+        b.log(
+            hop,
+            end,
+            Level::Info,
+            format!("cart of {user}: {items} items"),
+        );
+        Handled::answer(end + between(rng, 0.2, 1.0), 200)
     });
 }
 
@@ -318,19 +312,17 @@ fn checkout(
         amount: format!("{}.{:02}", total / 100, total % 100),
     };
     let request = HttpRequest::new("POST", "/api/checkout", "/api/checkout");
-    let mut confirmed_at = None;
-    b.serve(rng, FRONTEND, None, &request, start, |b, rng, hop| {
-        let reply = b.call(rng, hop, CHECKOUT, &request, hop.start, |b, rng, hop| {
-            place_order(b, rng, hop, user, &line, outcome)
-        });
-        let end = reply.end + between(rng, 1.0, 6.0);
-        answered(b, hop, &request, reply.status, end);
-        if reply.status == 201 {
-            confirmed_at = Some(end + between(rng, 20.0, 80.0));
-        }
-        Handled::answer(end, reply.status)
-    });
-    if let Some(time) = confirmed_at {
+    let reply = through_frontend(
+        b,
+        rng,
+        start,
+        &request,
+        CHECKOUT,
+        &request,
+        |b, rng, hop| place_order(b, rng, hop, user, &line, outcome),
+    );
+    if reply.status == 201 {
+        let time = reply.end + between(rng, 20.0, 80.0);
         let message = format!(
             "warehouse confirmed the reservation of order {}",
             line.order
