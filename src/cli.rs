@@ -237,6 +237,14 @@ pub struct ServeArgs {
     /// PEM CA certificates: clients must present a certificate they signed (mTLS)
     #[arg(long, env = "SKEWER_TLS_CLIENT_CA_FILE", value_name = "FILE")]
     pub tls_client_ca_file: Option<PathBuf>,
+    /// Alerting rule files or globs, comma-separated (Prometheus rule-file format)
+    #[arg(
+        long,
+        env = "SKEWER_ALERTING_RULE_FILES",
+        value_name = "FILES",
+        value_delimiter = ','
+    )]
+    pub alerting_rule_files: Option<Vec<String>>,
 }
 
 impl ServeArgs {
@@ -269,6 +277,7 @@ impl ServeArgs {
             tls_cert_file: self.tls_cert_file.clone(),
             tls_key_file: self.tls_key_file.clone(),
             tls_client_ca_file: self.tls_client_ca_file.clone(),
+            alerting_rule_files: self.alerting_rule_files.clone(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The `skewer` binary: command line, logging setup, and dispatch to the subcommands.
 
 mod admin;
+mod alerting;
 mod api;
 mod cli;
 mod config;

@@ -16,11 +16,14 @@ use skewer_ingest::stats::IngestStats;
 use skewer_storage::Storage;
 use skewer_storage::auth::KeyRing;
 use skewer_storage::layout::{REDACTION_KEY_FILE, tenants_on_disk};
+use skewer_storage::model::TenantId;
+use skewer_storage::scan::ScanLimits;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::alerting::Alerting;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::connection_cap::capped;
@@ -123,6 +126,48 @@ async fn refresh_credentials(
     }
 }
 
+/// Reloads the alerting rules on each SIGHUP until `stop` (a file with errors keeps the
+/// running rules, and says what is wrong in the log).
+async fn reload_rules_on_hangup(alerting: Arc<Alerting>, stop: CancellationToken) {
+    #[cfg(unix)]
+    {
+        let mut hangups =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(stream) => stream,
+                Err(err) => {
+                    warn!(error = %err, "cannot listen for SIGHUP; rules reload over HTTP only");
+                    return;
+                }
+            };
+        loop {
+            tokio::select! {
+                received = hangups.recv() => {
+                    if received.is_none() {
+                        return;
+                    }
+                }
+                () = stop.cancelled() => return,
+            }
+            info!("SIGHUP: reloading alerting rules");
+            let alerting = Arc::clone(&alerting);
+            match tokio::task::spawn_blocking(move || alerting.reload()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => {
+                    for problem in &err.0 {
+                        error!(%problem, "rule file error");
+                    }
+                    warn!("{err}");
+                }
+                Err(err) => error!(error = %err, "rule reload task failed"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (alerting, stop);
+    }
+}
+
 /// The redaction rules of `config`, with their hash key (the configured file, else one made
 /// once in the data directory); `None` without rules.
 fn redactor(config: &Config) -> anyhow::Result<Option<Arc<Redactor>>> {
@@ -208,6 +253,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let otlp_http_addr = bound(&otlp_http_listener, config.otlp_http_addr);
     let http_addr = bound(&http_listener, config.http_addr);
 
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let alerting_settings = config
+        .alerting
+        .settings(&format!("{scheme}://{http_addr}"))?;
+    let alerting =
+        Alerting::open(alerting_settings, &config.data_dir).context("cannot set up alerting")?;
+
     let ingest_stats = Arc::new(IngestStats::default());
     let tenants = Arc::new(TenantGate::new(
         config.limits.clone(),
@@ -221,7 +273,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.query.clone(),
         Arc::clone(&keys),
     )
-    .with_tenant_limits(config.limits.clone());
+    .with_tenant_limits(config.limits.clone())
+    .with_alerting(Arc::clone(&alerting));
     let stop_ingest = CancellationToken::new();
     let stop_query = CancellationToken::new();
     tokio::spawn(refresh_credentials(
@@ -273,6 +326,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     };
     state.set_storage(Arc::clone(&storage));
+    let stop_alerting = CancellationToken::new();
+    let alerting_task = {
+        let limits_state = state.clone();
+        let limits: Arc<dyn Fn(&TenantId) -> ScanLimits + Send + Sync> =
+            Arc::new(move |tenant: &TenantId| limits_state.scan_limits(tenant));
+        tokio::spawn(Arc::clone(&alerting).run(Arc::clone(&storage), limits, stop_alerting.clone()))
+    };
+    tokio::spawn(reload_rules_on_hangup(
+        Arc::clone(&alerting),
+        stop_query.clone(),
+    ));
     let pipeline = Arc::new(
         Pipeline::new(Arc::clone(&storage), options, ingest_stats, tenants)
             .with_memory_release(crate::release_freed_memory),
@@ -346,6 +410,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     if let Err(err) = otlp_http_server.await {
         error!(error = %err, "OTLP/HTTP server task failed");
+    }
+    stop_alerting.cancel();
+    if let Err(err) = alerting_task.await {
+        error!(error = %err, "alerting task failed");
     }
     info!("ingest stopped; flushing");
     let flushed = match tokio::time::timeout(SHUTDOWN_FLUSH_TIMEOUT, storage.shutdown()).await {

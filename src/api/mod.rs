@@ -3,6 +3,7 @@
 //! to statuses here, once.
 
 pub mod admin_keys;
+pub mod alerts;
 pub mod auth;
 pub mod form;
 pub mod jaeger;
@@ -49,6 +50,7 @@ pub struct AppState {
     query: QuerySection,
     keys: Arc<KeyRing>,
     limits: LimitsConfig,
+    alerting: Option<Arc<crate::alerting::Alerting>>,
 }
 
 impl AppState {
@@ -62,7 +64,19 @@ impl AppState {
             query,
             keys,
             limits: LimitsConfig::default(),
+            alerting: None,
         }
+    }
+
+    /// Serves `alerting`'s rules, alerts and silences.
+    pub fn with_alerting(mut self, alerting: Arc<crate::alerting::Alerting>) -> Self {
+        self.alerting = Some(alerting);
+        self
+    }
+
+    /// The alerting engine, when running.
+    pub fn alerting(&self) -> Option<Arc<crate::alerting::Alerting>> {
+        self.alerting.clone()
     }
 
     /// Holds each tenant to `limits` (`query_max_concurrent`).
@@ -149,6 +163,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/metrics", get(metric_names::names))
         .route("/api/metrics/points", get(metric_points::points))
         .merge(prometheus::routes())
+        .merge(alerts::read_routes())
         .merge(loki::routes())
         .layer(axum::middleware::from_fn_with_state(
             gate,
@@ -158,7 +173,9 @@ pub fn router(state: AppState) -> Router {
     let operator = Router::new()
         .route("/metrics", get(status::metrics))
         .layer(guard(auth::Guard::operator(&keys)));
-    let admin = admin_keys::routes().layer(guard(auth::Guard::admin(&keys)));
+    let admin = admin_keys::routes()
+        .merge(alerts::admin_routes())
+        .layer(guard(auth::Guard::admin(&keys)));
     let ui = web::routes().layer(guard(auth::Guard::browser(&keys)));
     Router::new()
         .merge(reads)

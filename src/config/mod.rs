@@ -4,6 +4,7 @@
 //! file are errors, not silent typos. Storage defaults come from storage itself, so they are
 //! stated once.
 
+pub mod alerting;
 mod sections;
 
 use std::net::SocketAddr;
@@ -68,6 +69,8 @@ pub struct Config {
     pub record_limits: skewer_ingest::record_limits::RecordLimits,
     /// `[connections]`: bounds on client connections and request bodies.
     pub connections: ConnectionsSection,
+    /// `[alerting]`: rule files, timing and webhook receivers.
+    pub alerting: alerting::AlertingSection,
     /// On SIGTERM, requests in flight get this long to finish before they are cut.
     pub shutdown_grace_seconds: u64,
     /// Serve on non-loopback addresses without API keys or TLS (the operator says the network
@@ -97,6 +100,7 @@ impl Default for Config {
             limits: skewer_ingest::limits::LimitsConfig::default(),
             record_limits: skewer_ingest::record_limits::RecordLimits::default(),
             connections: ConnectionsSection::default(),
+            alerting: alerting::AlertingSection::default(),
             shutdown_grace_seconds: 20,
             insecure: false,
             correlation_id_attributes: [
@@ -209,6 +213,8 @@ pub struct Overrides {
     pub tls_key_file: Option<PathBuf>,
     /// `--tls-client-ca-file`.
     pub tls_client_ca_file: Option<PathBuf>,
+    /// `--alerting-rule-files` / `SKEWER_ALERTING_RULE_FILES`.
+    pub alerting_rule_files: Option<Vec<String>>,
 }
 
 impl Config {
@@ -252,7 +258,11 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_toml(&text, path)
+        let mut config = Self::from_toml(&text, path)?;
+        // Rule files are named relative to the config file, as Prometheus names them.
+        let dir = path.parent().unwrap_or(Path::new("."));
+        config.alerting.resolve_paths(dir);
+        Ok(config)
     }
 
     fn apply(&mut self, o: Overrides) {
@@ -289,7 +299,8 @@ impl Config {
             compaction_interval_seconds => compaction.interval_seconds,
             query_timeout_seconds => query.timeout_seconds,
             query_max_concurrent => query.max_concurrent,
-            query_max_rows => query.max_rows
+            query_max_rows => query.max_rows,
+            alerting_rule_files => alerting.rule_files
         );
         macro_rules! take_some_into {
             ($($field:ident => $section:ident . $key:ident),*) => {
@@ -328,6 +339,7 @@ impl Config {
         self.query.validate()?;
         self.tls.validate()?;
         self.connections.validate()?;
+        self.alerting.settings("")?;
         Ok(())
     }
 

@@ -31,6 +31,12 @@ pub use series::{
 };
 pub use value::{InstantSample, QueryValue};
 
+/// Checks that `query` parses in the dialect queries are evaluated in (rule files validate
+/// their expressions with it before any evaluation).
+pub fn check_query(query: &str) -> Result<(), PromqlError> {
+    dialect::parse(query).map(drop)
+}
+
 /// Parses a series selector such as `up{job="api"}` (the `match[]` parameter) into matchers.
 pub fn parse_selector(selector: &str) -> Result<Vec<promql_parser::label::Matcher>, PromqlError> {
     match dialect::parse(selector)? {

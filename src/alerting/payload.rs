@@ -1,0 +1,217 @@
+//! The webhook body: Alertmanager's webhook version 4 JSON, field for field, so any receiver
+//! of Alertmanager webhooks takes skewer's unchanged.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::labels::{LabelSet, fingerprint_text};
+
+/// Alertmanager's zero time, the `endsAt` of an alert still firing.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// One alert as a group holds it for notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupAlert {
+    /// Labels.
+    pub labels: LabelSet,
+    /// Annotations.
+    pub annotations: LabelSet,
+    /// When it started firing, Unix ms.
+    pub starts_at_ms: i64,
+    /// When it resolved, Unix ms; `None` while firing.
+    pub ends_at_ms: Option<i64>,
+    /// Link back to the rule in skewer.
+    pub generator_url: String,
+}
+
+impl GroupAlert {
+    /// Whether it still fires.
+    pub fn is_firing(&self) -> bool {
+        self.ends_at_ms.is_none()
+    }
+}
+
+/// Alertmanager's webhook (version 4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookMessage {
+    /// `"4"`.
+    pub version: String,
+    /// The group's key.
+    pub group_key: String,
+    /// Alerts left out (always 0: skewer sends every alert of a group).
+    pub truncated_alerts: u64,
+    /// `firing` when any alert fires, else `resolved`.
+    pub status: String,
+    /// The receiver's name.
+    pub receiver: String,
+    /// The labels the group is made by.
+    pub group_labels: LabelSet,
+    /// Labels every alert has (same value).
+    pub common_labels: LabelSet,
+    /// Annotations every alert has.
+    pub common_annotations: LabelSet,
+    /// Where skewer is reached.
+    #[serde(rename = "externalURL")]
+    pub external_url: String,
+    /// The alerts.
+    pub alerts: Vec<WebhookAlert>,
+}
+
+/// One alert of a webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookAlert {
+    /// `firing` or `resolved`.
+    pub status: String,
+    /// Labels.
+    pub labels: LabelSet,
+    /// Annotations.
+    pub annotations: LabelSet,
+    /// RFC 3339.
+    pub starts_at: String,
+    /// RFC 3339; the zero time while firing.
+    pub ends_at: String,
+    /// Link to the rule.
+    #[serde(rename = "generatorURL")]
+    pub generator_url: String,
+    /// Alertmanager's fingerprint of the labels.
+    pub fingerprint: String,
+}
+
+/// `ms` as RFC 3339 with milliseconds, UTC.
+pub fn rfc3339(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms).map_or_else(
+        || ZERO_TIME.to_owned(),
+        |t| t.to_rfc3339_opts(SecondsFormat::Millis, true),
+    )
+}
+
+fn common(sets: impl Iterator<Item = LabelSet>) -> LabelSet {
+    let mut common: Option<LabelSet> = None;
+    for set in sets {
+        common = Some(match common {
+            None => set,
+            Some(mut kept) => {
+                kept.retain(|name, value| set.get(name) == Some(value));
+                kept
+            }
+        });
+    }
+    common.unwrap_or_default()
+}
+
+/// The message for a group's `alerts` (firing first, then resolved, each by fingerprint).
+pub fn webhook_message(
+    receiver: &str,
+    group_key: &str,
+    group_labels: &LabelSet,
+    external_url: &str,
+    alerts: &[GroupAlert],
+) -> WebhookMessage {
+    let mut sorted: Vec<&GroupAlert> = alerts.iter().collect();
+    sorted.sort_by_key(|alert| (!alert.is_firing(), fingerprint_text(&alert.labels)));
+    let firing = sorted.iter().any(|alert| alert.is_firing());
+    WebhookMessage {
+        version: "4".to_owned(),
+        group_key: group_key.to_owned(),
+        truncated_alerts: 0,
+        status: if firing { "firing" } else { "resolved" }.to_owned(),
+        receiver: receiver.to_owned(),
+        group_labels: group_labels.clone(),
+        common_labels: common(sorted.iter().map(|a| a.labels.clone())),
+        common_annotations: common(sorted.iter().map(|a| a.annotations.clone())),
+        external_url: external_url.to_owned(),
+        alerts: sorted
+            .iter()
+            .map(|alert| WebhookAlert {
+                status: if alert.is_firing() {
+                    "firing"
+                } else {
+                    "resolved"
+                }
+                .to_owned(),
+                labels: alert.labels.clone(),
+                annotations: alert.annotations.clone(),
+                starts_at: rfc3339(alert.starts_at_ms),
+                ends_at: alert
+                    .ends_at_ms
+                    .map_or_else(|| ZERO_TIME.to_owned(), rfc3339),
+                generator_url: alert.generator_url.clone(),
+                fingerprint: fingerprint_text(&alert.labels),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(pairs: &[(&str, &str)]) -> LabelSet {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_message_is_alertmanagers_version_4() {
+        let alerts = [
+            GroupAlert {
+                labels: set(&[("alertname", "Down"), ("instance", "b"), ("team", "x")]),
+                annotations: set(&[("summary", "b down")]),
+                starts_at_ms: 1_700_000_000_000,
+                ends_at_ms: Some(1_700_000_060_000),
+                generator_url: "http://s/#/alerts".into(),
+            },
+            GroupAlert {
+                labels: set(&[("alertname", "Down"), ("instance", "a"), ("team", "x")]),
+                annotations: set(&[("summary", "a down")]),
+                starts_at_ms: 1_700_000_000_500,
+                ends_at_ms: None,
+                generator_url: "http://s/#/alerts".into(),
+            },
+        ];
+        let message = webhook_message(
+            "ops",
+            r#"{}/{tenant="default"}:{alertname="Down"}"#,
+            &set(&[("alertname", "Down")]),
+            "http://s",
+            &alerts,
+        );
+        let json = serde_json::to_value(&message).expect("serializes");
+        let expected = serde_json::json!({
+            "version": "4",
+            "groupKey": "{}/{tenant=\"default\"}:{alertname=\"Down\"}",
+            "truncatedAlerts": 0,
+            "status": "firing",
+            "receiver": "ops",
+            "groupLabels": {"alertname": "Down"},
+            "commonLabels": {"alertname": "Down", "team": "x"},
+            "commonAnnotations": {},
+            "externalURL": "http://s",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {"alertname": "Down", "instance": "a", "team": "x"},
+                    "annotations": {"summary": "a down"},
+                    "startsAt": "2023-11-14T22:13:20.500Z",
+                    "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "http://s/#/alerts",
+                    "fingerprint": fingerprint_text(&alerts[1].labels),
+                },
+                {
+                    "status": "resolved",
+                    "labels": {"alertname": "Down", "instance": "b", "team": "x"},
+                    "annotations": {"summary": "b down"},
+                    "startsAt": "2023-11-14T22:13:20.000Z",
+                    "endsAt": "2023-11-14T22:14:20.000Z",
+                    "generatorURL": "http://s/#/alerts",
+                    "fingerprint": fingerprint_text(&alerts[0].labels),
+                }
+            ]
+        });
+        assert_eq!(json, expected);
+    }
+}

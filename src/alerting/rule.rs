@@ -1,0 +1,248 @@
+//! A loaded rule: its definition and its query ready to run, evaluated at one time over the
+//! tenant's data (PromQL over metrics, LogQL metric queries over logs) into alert candidates
+//! with their labels and annotations made as Prometheus makes them.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use skewer_query::logql::ast::MetricExpr;
+use skewer_query::logql::{LogqlLimits, MetricRequest, MetricResult, run_metric_query};
+use skewer_query::prometheus::StoreSource;
+use skewer_query::promql::{QueryOptions, QueryValue, instant_query};
+use skewer_storage::Storage;
+use skewer_storage::model::TenantId;
+use skewer_storage::scan::ScanLimits;
+
+use super::alert_state::AlertCandidate;
+use super::labels::LabelSet;
+use super::rule_file::{QueryLanguage, RuleDefinition, RuleKind};
+use super::template::TemplateData;
+
+/// The label naming an alert's rule.
+pub const ALERT_NAME_LABEL: &str = "alertname";
+
+enum RuleQuery {
+    Promql(String),
+    Logql(Box<MetricExpr>),
+}
+
+/// A rule ready to evaluate.
+pub struct Rule {
+    /// What the file says.
+    pub definition: RuleDefinition,
+    query: Option<RuleQuery>,
+}
+
+impl Rule {
+    /// Prepares `definition` (already validated by the rule file reader).
+    pub fn new(definition: RuleDefinition) -> Result<Self, String> {
+        let query = match (definition.kind, definition.language) {
+            (RuleKind::Recording, _) => None,
+            (RuleKind::Alerting, QueryLanguage::Promql) => {
+                Some(RuleQuery::Promql(definition.expr.clone()))
+            }
+            (RuleKind::Alerting, QueryLanguage::Logql) => {
+                match skewer_query::logql::parse(&definition.expr).map_err(|e| e.to_string())? {
+                    skewer_query::logql::ast::Expr::Metric(expr) => {
+                        Some(RuleQuery::Logql(Box::new(expr)))
+                    }
+                    skewer_query::logql::ast::Expr::Log(_) => {
+                        return Err("a LogQL rule needs a metric query".to_owned());
+                    }
+                }
+            }
+        };
+        Ok(Self { definition, query })
+    }
+
+    /// Whether the rule is evaluated (recording rules are listed, not run yet).
+    pub fn is_evaluated(&self) -> bool {
+        self.query.is_some()
+    }
+
+    /// The query's samples at `time_ms` over `tenant`'s data: labels and value each.
+    pub async fn samples(
+        &self,
+        storage: &Arc<Storage>,
+        tenant: &TenantId,
+        limits: ScanLimits,
+        time_ms: i64,
+    ) -> Result<Vec<(LabelSet, f64)>, String> {
+        match &self.query {
+            None => Ok(Vec::new()),
+            Some(RuleQuery::Promql(query)) => {
+                let source = StoreSource::new(storage, tenant.clone(), limits);
+                let options = QueryOptions {
+                    deadline: limits.deadline,
+                    ..QueryOptions::default()
+                };
+                let value = instant_query(&source, query, time_ms, &options)
+                    .await
+                    .map_err(|err| err.to_string())?;
+                Ok(match value {
+                    QueryValue::Vector(samples) => samples
+                        .into_iter()
+                        .map(|sample| {
+                            let labels = sample
+                                .labels
+                                .iter()
+                                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                                .collect();
+                            (labels, sample.value)
+                        })
+                        .collect(),
+                    QueryValue::Scalar { value, .. } => vec![(LabelSet::new(), value)],
+                    other => {
+                        return Err(format!(
+                            "an alerting rule needs a vector or a scalar, not {}",
+                            kind_of(&other)
+                        ));
+                    }
+                })
+            }
+            Some(RuleQuery::Logql(expr)) => {
+                let time = u64::try_from(time_ms)
+                    .unwrap_or(0)
+                    .saturating_mul(1_000_000);
+                let request = MetricRequest {
+                    start_unix_nano: time,
+                    end_unix_nano: time,
+                    step_nanos: 0,
+                    instant: true,
+                };
+                let result =
+                    run_metric_query(storage, tenant, expr, &request, &LogqlLimits::default())
+                        .await
+                        .map_err(|err| err.to_string())?;
+                Ok(match result {
+                    MetricResult::Scalar(value) => vec![(LabelSet::new(), value)],
+                    MetricResult::Vector(samples) => samples
+                        .into_iter()
+                        .map(|(labels, value)| {
+                            let labels = labels
+                                .iter()
+                                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                                .collect();
+                            (labels, value)
+                        })
+                        .collect(),
+                    MetricResult::Matrix(_) => {
+                        return Err("an instant LogQL query answered a matrix".to_owned());
+                    }
+                })
+            }
+        }
+    }
+
+    /// The alerts `samples` make: the sample's labels without `__name__`, the rule's labels
+    /// (expanded) and `alertname`; annotations expanded with the sample's labels and value.
+    /// Two samples that end with the same labels are an error, as in Prometheus.
+    pub fn candidates(
+        &self,
+        samples: Vec<(LabelSet, f64)>,
+        external_url: &str,
+    ) -> Result<Vec<AlertCandidate>, String> {
+        let mut seen = HashSet::with_capacity(samples.len());
+        let mut candidates = Vec::with_capacity(samples.len());
+        for (sample_labels, value) in samples {
+            let data = TemplateData {
+                labels: &sample_labels,
+                value,
+                external_url,
+            };
+            let mut labels = sample_labels.clone();
+            labels.remove("__name__");
+            for (name, template) in &self.definition.labels {
+                let expanded = template.expand(&data);
+                if expanded.is_empty() {
+                    labels.remove(name);
+                } else {
+                    labels.insert(name.clone(), expanded);
+                }
+            }
+            labels.insert(ALERT_NAME_LABEL.to_owned(), self.definition.name.clone());
+            let annotations = self
+                .definition
+                .annotations
+                .iter()
+                .map(|(name, template)| (name.clone(), template.expand(&data)))
+                .collect();
+            if !seen.insert(super::labels::fingerprint(&labels)) {
+                return Err(
+                    "the query's result has two series with the same labels once the rule's \
+                     labels are applied"
+                        .to_owned(),
+                );
+            }
+            candidates.push(AlertCandidate {
+                labels,
+                annotations,
+                value,
+            });
+        }
+        Ok(candidates)
+    }
+}
+
+fn kind_of(value: &QueryValue) -> &'static str {
+    match value {
+        QueryValue::Scalar { .. } => "a scalar",
+        QueryValue::String { .. } => "a string",
+        QueryValue::Vector(_) => "a vector",
+        _ => "a matrix",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::alerting::rule_file::parse_file;
+
+    #[test]
+    fn candidates_carry_rule_labels_alertname_and_annotations() {
+        let groups = parse_file(
+            Path::new("r.yml"),
+            r#"groups:
+  - name: g
+    rules:
+      - alert: Slow
+        expr: latency > 1
+        labels: {severity: page, service: "{{ $labels.job }}"}
+        annotations: {summary: "{{ $labels.job }} takes {{ $value }}s"}
+"#,
+        )
+        .expect("valid");
+        let rule = Rule::new(groups[0].rules[0].clone()).expect("compiles");
+        let sample: LabelSet = [("__name__", "latency"), ("job", "api")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let candidates = rule
+            .candidates(vec![(sample.clone(), 2.5)], "http://x")
+            .expect("one");
+        let labels: Vec<(&str, &str)> = candidates[0]
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("alertname", "Slow"),
+                ("job", "api"),
+                ("service", "api"),
+                ("severity", "page")
+            ]
+        );
+        assert_eq!(candidates[0].annotations["summary"], "api takes 2.5s");
+        let mut other = sample.clone();
+        other.insert("__name__".into(), "other_latency".into());
+        let duplicate = rule.candidates(vec![(sample, 1.0), (other, 1.0)], "http://x");
+        assert!(
+            duplicate.is_err(),
+            "two series that differ only in their name make the same alert"
+        );
+    }
+}
