@@ -31,7 +31,8 @@ pub struct ActiveAlert {
     pub annotations: LabelSet,
     /// Pending or firing.
     pub state: AlertState,
-    /// The query's value at the last evaluation.
+    /// The query's value at the last evaluation (saved as text: JSON has no NaN or Inf).
+    #[serde(with = "float_text")]
     pub value: f64,
     /// When the condition first held, Unix ms.
     pub active_at_ms: i64,
@@ -91,6 +92,24 @@ impl RuleAlerts {
         self.alerts.is_empty()
     }
 
+    /// Resolves every firing alert and drops the pending ones (a rule over its group's
+    /// `limit`, as Prometheus discards its alerts).
+    pub fn resolve_all(&mut self, now_ms: i64) -> Vec<ResolvedAlert> {
+        std::mem::take(&mut self.alerts)
+            .into_values()
+            .filter(|alert| alert.state == AlertState::Firing)
+            .map(|alert| ResolvedAlert {
+                alert,
+                resolved_at_ms: now_ms,
+            })
+            .collect()
+    }
+
+    /// How many alerts are held.
+    pub fn len(&self) -> usize {
+        self.alerts.len()
+    }
+
     /// Applies one evaluation at `now_ms`: returns the alerts that resolved.
     pub fn apply(
         &mut self,
@@ -145,6 +164,20 @@ impl RuleAlerts {
     }
 }
 
+/// A float as text (`NaN`, `inf` included), read back exactly.
+mod float_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&value.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +229,26 @@ mod tests {
         assert_eq!(resolved.len(), 1);
         assert_eq!(resolved[0].resolved_at_ms, 3 * MINUTE);
         assert!(alerts.is_empty());
+    }
+
+    #[test]
+    fn saved_alerts_read_back_exactly_even_infinite_ones() {
+        let mut alerts = RuleAlerts::default();
+        let timing = Timing::default();
+        alerts.apply(
+            vec![
+                candidate("a", f64::INFINITY),
+                candidate("b", f64::NAN),
+                candidate("c", 0.1),
+            ],
+            0,
+            timing,
+        );
+        let text = serde_json::to_string(&alerts).expect("saves");
+        let mut back: RuleAlerts = serde_json::from_str(&text).expect("reads back");
+        let values: Vec<String> = back.iter().map(|a| a.value.to_string()).collect();
+        assert_eq!(values, ["inf", "NaN", "0.1"]);
+        assert_eq!(back.resolve_all(5).len(), 3);
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! Delivery to one webhook receiver: its own bounded queue and task (a dead receiver delays no
 //! other), each notification written to the outbox before it is queued and removed once the
-//! receiver took it (at least once across restarts), a stable `Idempotency-Key` per
-//! notification, an optional HMAC-SHA256 signature, a timeout per request, retries with
-//! exponential backoff and full jitter on connection errors, timeouts, 5xx, 408 and 429 (other
-//! 4xx are dropped: the receiver refuses the message itself), and a circuit breaker that stops
-//! calling a receiver after consecutive failures and probes it again after a cool-down.
+//! receiver took it (at least once across restarts), an `Idempotency-Key` derived from what a
+//! notification says (a repeat after a crash carries the same key), an optional HMAC-SHA256
+//! signature, a timeout per request, and retries with exponential backoff and full jitter on
+//! connection errors, timeouts, 5xx, 408 and 429 (other 4xx are dropped: the receiver refuses
+//! the message itself). After consecutive failures a circuit breaker stops calling the
+//! receiver and probes it again after a cool-down. A notification is never given up: it waits
+//! until delivered or replaced by a newer one of its group, which carries its resolutions.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -19,6 +21,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
+
+use super::payload::WebhookMessage;
 
 /// The signature header: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
 pub const SIGNATURE_HEADER: &str = "X-Skewer-Signature";
@@ -47,8 +51,6 @@ pub struct ReceiverSettings {
     pub headers: Vec<(String, String)>,
     /// Per-request timeout.
     pub timeout: Duration,
-    /// Attempts before a notification is given up.
-    pub max_attempts: u32,
     /// Whether resolved alerts are sent.
     pub send_resolved: bool,
     /// Most notifications waiting (one per group at most).
@@ -62,42 +64,73 @@ pub struct ReceiverSettings {
 pub struct Outgoing {
     /// The idempotency key.
     pub key: String,
-    /// The group it is about (a newer one replaces it while undelivered).
-    pub group_key: String,
+    /// When the group was notified before (Unix ms, 0: never): part of the key, so a repeat
+    /// is a new notification and the same flush after a crash is the same one.
+    pub previous_ms: i64,
     /// When it was made, Unix ms.
     pub created_ms: i64,
-    /// The JSON body.
-    pub body: String,
+    /// What it says.
+    pub message: WebhookMessage,
 }
 
 impl Outgoing {
-    /// A notification of `group_key` with `body`, made at `created_ms` for `receiver`; its key
-    /// is derived from all four.
-    pub fn new(receiver: &str, group_key: &str, created_ms: i64, body: String) -> Self {
+    /// A notification of `message`, its key derived from the receiver, the group, the
+    /// previous notification's time and every alert's fingerprint, status and times.
+    pub fn new(previous_ms: i64, created_ms: i64, message: WebhookMessage) -> Self {
+        let mut outgoing = Self {
+            key: String::new(),
+            previous_ms,
+            created_ms,
+            message,
+        };
+        outgoing.key = outgoing.identity();
+        outgoing
+    }
+
+    fn identity(&self) -> String {
         let mut hash = Sha256::new();
-        for part in [
-            receiver.as_bytes(),
-            group_key.as_bytes(),
-            &created_ms.to_le_bytes(),
-            body.as_bytes(),
-        ] {
+        let mut add = |part: &[u8]| {
             hash.update((part.len() as u64).to_le_bytes());
             hash.update(part);
+        };
+        add(self.message.receiver.as_bytes());
+        add(self.message.group_key.as_bytes());
+        add(&self.previous_ms.to_le_bytes());
+        for alert in &self.message.alerts {
+            for part in [
+                &alert.fingerprint,
+                &alert.status,
+                &alert.starts_at,
+                &alert.ends_at,
+            ] {
+                add(part.as_bytes());
+            }
         }
-        Self {
-            key: hex::encode(&hash.finalize()[..16]),
-            group_key: group_key.to_owned(),
-            created_ms,
-            body,
-        }
+        hex::encode(&hash.finalize()[..16])
+    }
+
+    /// The group it is about (a newer one replaces it while undelivered).
+    pub fn group_key(&self) -> &str {
+        &self.message.group_key
+    }
+
+    /// Takes the place of `older`, an undelivered notification of its group: its resolutions
+    /// come along (and the key follows the content).
+    fn replace(&mut self, older: &Outgoing) {
+        self.message.absorb_resolutions(&older.message);
+        self.key = self.identity();
     }
 
     fn file_name(&self) -> String {
-        format!(
-            "{}.json",
-            hex::encode(&Sha256::digest(self.group_key.as_bytes())[..12])
-        )
+        file_name(self.group_key())
     }
+}
+
+fn file_name(group_key: &str) -> String {
+    format!(
+        "{}.json",
+        hex::encode(&Sha256::digest(group_key.as_bytes())[..12])
+    )
 }
 
 /// The signature header's value for `body` at `unix_seconds`.
@@ -136,6 +169,8 @@ pub struct Receiver {
     pub settings: ReceiverSettings,
     /// Counters.
     pub stats: ReceiverStats,
+    /// The queue; its outbox files are written and removed under the same lock, so a file
+    /// always belongs to the queued notification of its group.
     queue: Mutex<VecDeque<Outgoing>>,
     wake: Notify,
     outbox: PathBuf,
@@ -143,20 +178,21 @@ pub struct Receiver {
 
 impl Receiver {
     /// A receiver whose outbox is under `outbox_root`; notifications left there by an earlier
-    /// run are queued again, oldest first.
+    /// run are queued again, oldest first (half-written files are removed).
     pub fn open(settings: ReceiverSettings, outbox_root: &Path) -> std::io::Result<Arc<Self>> {
         let outbox = outbox_root.join(hex::encode(settings.name.as_bytes()));
         std::fs::create_dir_all(&outbox)?;
         let mut left: Vec<Outgoing> = Vec::new();
         for entry in std::fs::read_dir(&outbox)? {
             let path = entry?.path();
-            let parsed = std::fs::read(&path)
-                .ok()
+            let parsed = (path.extension().and_then(|e| e.to_str()) == Some("json"))
+                .then(|| std::fs::read(&path).ok())
+                .flatten()
                 .and_then(|bytes| serde_json::from_slice::<Outgoing>(&bytes).ok());
             match parsed {
                 Some(outgoing) => left.push(outgoing),
                 None => {
-                    warn!(file = %path.display(), "unreadable notification in the outbox: removed");
+                    warn!(file = %path.display(), "unfinished or unreadable notification in the outbox: removed");
                     let _ = std::fs::remove_file(&path);
                 }
             }
@@ -174,74 +210,74 @@ impl Receiver {
         }))
     }
 
-    /// Notifications waiting.
-    pub fn queued(&self) -> usize {
-        self.queue.lock().map_or(0, |q| q.len())
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Outgoing>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Writes `outgoing` to the outbox and queues it, replacing an undelivered one of its
-    /// group; a full queue drops its oldest (counted).
-    pub fn enqueue(&self, outgoing: Outgoing) -> std::io::Result<()> {
-        write_atomically(
-            &self.outbox.join(outgoing.file_name()),
-            &serde_json::to_vec(&outgoing)?,
-        )?;
-        let Ok(mut queue) = self.queue.lock() else {
-            return Ok(());
-        };
-        if let Some(slot) = queue.iter_mut().find(|o| o.group_key == outgoing.group_key) {
-            *slot = outgoing;
+    /// Notifications waiting.
+    pub fn queued(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Queues `outgoing`, replacing an undelivered one of its group (whose resolutions it
+    /// takes along), and writes it to the outbox; a full queue drops its oldest (counted). A
+    /// failed write is returned, the notification queued all the same (sent from memory).
+    pub fn enqueue(&self, mut outgoing: Outgoing) -> std::io::Result<()> {
+        let mut queue = self.lock();
+        if let Some(slot) = queue
+            .iter_mut()
+            .find(|o| o.group_key() == outgoing.group_key())
+        {
+            outgoing.replace(slot);
+            *slot = outgoing.clone();
         } else {
             let full = queue.len() >= self.settings.queue_capacity.max(1);
             if let Some(oldest) = full.then(|| queue.pop_front()).flatten() {
-                self.forget(&oldest);
+                let _ = std::fs::remove_file(self.outbox.join(oldest.file_name()));
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                error!(receiver = %self.settings.name, group = %oldest.group_key, "notification queue full: the oldest was dropped");
+                error!(receiver = %self.settings.name, group = %oldest.group_key(), "notification queue full: the oldest was dropped");
             }
-            queue.push_back(outgoing);
+            queue.push_back(outgoing.clone());
         }
+        let written = serde_json::to_vec(&outgoing)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| write_atomically(&self.outbox.join(outgoing.file_name()), &bytes));
         drop(queue);
         self.wake.notify_one();
-        Ok(())
+        written
     }
 
     fn front(&self) -> Option<Outgoing> {
-        self.queue.lock().ok().and_then(|q| q.front().cloned())
+        self.lock().front().cloned()
     }
 
-    /// Removes `done` (if a newer notification of its group did not replace it meanwhile).
+    /// Removes `done` and its outbox file, unless a newer notification of its group replaced
+    /// it meanwhile (that one is still to send).
     fn finish(&self, done: &Outgoing) {
-        let Ok(mut queue) = self.queue.lock() else {
-            return;
-        };
+        let mut queue = self.lock();
         if queue.front().is_some_and(|o| o.key == done.key) {
             queue.pop_front();
-            drop(queue);
-            self.forget(done);
-        }
-    }
-
-    fn forget(&self, outgoing: &Outgoing) {
-        let path = self.outbox.join(outgoing.file_name());
-        // Only the file of this very notification: a newer one of the group has another key.
-        let same = std::fs::read(&path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<Outgoing>(&bytes).ok())
-            .is_some_and(|stored| stored.key == outgoing.key);
-        if same {
-            let _ = std::fs::remove_file(&path);
+            if let Err(err) = std::fs::remove_file(self.outbox.join(done.file_name())) {
+                warn!(receiver = %self.settings.name, error = %err, "cannot remove a delivered notification from the outbox; it may be sent again after a restart");
+            }
         }
     }
 }
 
-/// Writes `bytes` to `path` through a synced temporary file and a rename.
+/// Writes `bytes` to `path` through a synced temporary file, a rename and a synced directory.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let temporary = path.with_extension("tmp");
     let mut file = std::fs::File::create(&temporary)?;
     file.write_all(bytes)?;
     file.sync_all()?;
-    std::fs::rename(&temporary, path)
+    std::fs::rename(&temporary, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// What one attempt came to.
@@ -268,6 +304,10 @@ pub fn client(settings: &ReceiverSettings) -> Result<reqwest::Client, String> {
 
 async fn attempt(client: &reqwest::Client, receiver: &Receiver, outgoing: &Outgoing) -> Attempt {
     let settings = &receiver.settings;
+    let body = match serde_json::to_string(&outgoing.message) {
+        Ok(body) => body,
+        Err(err) => return Attempt::Refused(format!("cannot encode it: {err}")),
+    };
     let mut request = client
         .post(&settings.url)
         .header("Content-Type", "application/json")
@@ -277,9 +317,9 @@ async fn attempt(client: &reqwest::Client, receiver: &Receiver, outgoing: &Outgo
     }
     if let Some(secret) = &settings.secret {
         let now = chrono::Utc::now().timestamp();
-        request = request.header(SIGNATURE_HEADER, signature(secret, now, &outgoing.body));
+        request = request.header(SIGNATURE_HEADER, signature(secret, now, &body));
     }
-    match request.body(outgoing.body.clone()).send().await {
+    match request.body(body).send().await {
         Ok(response) => {
             let status = response.status();
             if status.is_success() {
@@ -297,12 +337,22 @@ async fn attempt(client: &reqwest::Client, receiver: &Receiver, outgoing: &Outgo
     }
 }
 
+/// Takes `done` off `receiver`'s queue and outbox (file work, off the async threads).
+async fn finish(receiver: &Arc<Receiver>, done: Outgoing) {
+    let receiver = Arc::clone(receiver);
+    if tokio::task::spawn_blocking(move || receiver.finish(&done))
+        .await
+        .is_err()
+    {
+        error!("outbox task failed");
+    }
+}
+
 /// Delivers `receiver`'s notifications until `stop`.
 pub async fn run(receiver: Arc<Receiver>, client: reqwest::Client, stop: CancellationToken) {
     let name = receiver.settings.name.clone();
     let mut consecutive_failures: u32 = 0;
     let mut cool_down = BREAKER_COOL_DOWN;
-    let mut attempts_of: Option<(String, u32)> = None;
     loop {
         let Some(outgoing) = receiver.front() else {
             tokio::select! {
@@ -314,56 +364,40 @@ pub async fn run(receiver: Arc<Receiver>, client: reqwest::Client, stop: Cancell
             outcome = attempt(&client, &receiver, &outgoing) => outcome,
             () = stop.cancelled() => return,
         };
-        let attempts = match &mut attempts_of {
-            Some((key, count)) if *key == outgoing.key => {
-                *count += 1;
-                *count
-            }
-            _ => {
-                attempts_of = Some((outgoing.key.clone(), 1));
-                1
-            }
-        };
-        let wait = match outcome {
+        let reason = match outcome {
             Attempt::Delivered => {
                 receiver.stats.delivered.fetch_add(1, Ordering::Relaxed);
                 receiver.stats.breaker_open.store(0, Ordering::Relaxed);
-                receiver.finish(&outgoing);
                 if consecutive_failures >= BREAKER_FAILURES {
                     info!(receiver = %name, "receiver answers again: breaker closed");
                 }
                 consecutive_failures = 0;
                 cool_down = BREAKER_COOL_DOWN;
+                finish(&receiver, outgoing).await;
                 continue;
             }
             Attempt::Refused(reason) => {
                 receiver.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                error!(receiver = %name, group = %outgoing.group_key, %reason, "receiver refused the notification: dropped");
-                receiver.finish(&outgoing);
+                error!(receiver = %name, group = %outgoing.group_key(), %reason, "receiver refused the notification: dropped");
+                finish(&receiver, outgoing).await;
                 continue;
             }
-            Attempt::Failed(reason) => {
-                receiver
-                    .stats
-                    .failed_attempts
-                    .fetch_add(1, Ordering::Relaxed);
-                consecutive_failures = consecutive_failures.saturating_add(1);
-                if attempts >= receiver.settings.max_attempts.max(1) {
-                    receiver.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    error!(receiver = %name, group = %outgoing.group_key, %reason, attempts, "notification given up");
-                    receiver.finish(&outgoing);
-                }
-                if consecutive_failures >= BREAKER_FAILURES {
-                    receiver.stats.breaker_open.store(1, Ordering::Relaxed);
-                    warn!(receiver = %name, %reason, cool_down_seconds = cool_down.as_secs(), "receiver failing: breaker open");
-                    let wait = cool_down;
-                    cool_down = (cool_down * 2).min(BREAKER_MAX_COOL_DOWN);
-                    wait
-                } else {
-                    warn!(receiver = %name, %reason, attempts, "notification not delivered: will retry");
-                    backoff(attempts)
-                }
-            }
+            Attempt::Failed(reason) => reason,
+        };
+        receiver
+            .stats
+            .failed_attempts
+            .fetch_add(1, Ordering::Relaxed);
+        consecutive_failures = consecutive_failures.saturating_add(1);
+        let wait = if consecutive_failures >= BREAKER_FAILURES {
+            receiver.stats.breaker_open.store(1, Ordering::Relaxed);
+            warn!(receiver = %name, %reason, cool_down_seconds = cool_down.as_secs(), "receiver failing: breaker open, notifications wait");
+            let wait = cool_down;
+            cool_down = (cool_down * 2).min(BREAKER_MAX_COOL_DOWN);
+            wait
+        } else {
+            warn!(receiver = %name, %reason, consecutive_failures, "notification not delivered: will retry");
+            backoff(consecutive_failures)
         };
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
@@ -386,6 +420,8 @@ fn backoff(attempts: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerting::labels::LabelSet;
+    use crate::alerting::payload::{GroupAlert, webhook_message};
 
     fn settings(name: &str, capacity: usize) -> ReceiverSettings {
         ReceiverSettings {
@@ -394,17 +430,32 @@ mod tests {
             secret: None,
             headers: Vec::new(),
             timeout: Duration::from_secs(1),
-            max_attempts: 3,
             send_resolved: true,
             queue_capacity: capacity,
             ca_file: None,
         }
     }
 
+    fn alert(instance: &str, ends_at_ms: Option<i64>) -> GroupAlert {
+        GroupAlert {
+            labels: [("alertname", "Down"), ("instance", instance)]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            annotations: LabelSet::new(),
+            starts_at_ms: 1,
+            ends_at_ms,
+            generator_url: String::new(),
+        }
+    }
+
+    fn outgoing(group: &str, created_ms: i64, alerts: &[GroupAlert]) -> Outgoing {
+        let message = webhook_message("ops", group, &LabelSet::new(), "", alerts);
+        Outgoing::new(0, created_ms, message)
+    }
+
     #[test]
     fn signatures_are_hmac_sha256_over_time_and_body() {
-        // RFC 4231 test case 2 ("what do ya want for nothing?") shifted by our prefix is
-        // checked the other way round: recompute with the same primitive.
         let header = signature(b"key", 1_700_000_000, r#"{"a":1}"#);
         let mut mac = Hmac::<Sha256>::new_from_slice(b"key").expect("any key length");
         mac.update(b"1700000000.{\"a\":1}");
@@ -413,35 +464,60 @@ mod tests {
     }
 
     #[test]
-    fn the_outbox_keeps_one_notification_per_group_across_reopen() {
+    fn keys_follow_content_not_creation_time() {
+        let firing = [alert("a", None)];
+        assert_eq!(outgoing("g", 1, &firing).key, outgoing("g", 2, &firing).key);
+        assert_ne!(outgoing("g", 1, &firing).key, outgoing("h", 1, &firing).key);
+        let message = webhook_message("ops", "g", &LabelSet::new(), "", &firing);
+        assert_ne!(
+            Outgoing::new(0, 1, message.clone()).key,
+            Outgoing::new(5, 1, message).key,
+            "a repeat is a new notification"
+        );
+    }
+
+    #[test]
+    fn the_outbox_keeps_one_notification_per_group_with_its_resolutions() {
         let dir = tempfile::tempdir().expect("tempdir");
         let receiver = Receiver::open(settings("ops", 2), dir.path()).expect("opens");
-        let first = Outgoing::new("ops", "g1", 1, "one".into());
-        let newer = Outgoing::new("ops", "g1", 2, "two".into());
-        assert_ne!(first.key, newer.key);
+        let first = outgoing("g1", 1, &[alert("a", None), alert("x", Some(5))]);
+        let newer = outgoing("g1", 2, &[alert("a", None), alert("b", None)]);
         receiver.enqueue(first.clone()).expect("written");
-        receiver.enqueue(newer.clone()).expect("written");
+        receiver.enqueue(newer).expect("written");
         assert_eq!(receiver.queued(), 1, "the newer replaces the older");
+        let queued = receiver.front().expect("one");
+        let statuses: Vec<(&str, &str)> = queued
+            .message
+            .alerts
+            .iter()
+            .map(|a| (a.labels["instance"].as_str(), a.status.as_str()))
+            .collect();
+        assert_eq!(
+            statuses,
+            [("a", "firing"), ("b", "firing"), ("x", "resolved")],
+            "the older's resolution comes along"
+        );
         receiver
-            .enqueue(Outgoing::new("ops", "g2", 3, "x".into()))
+            .enqueue(outgoing("g2", 3, &[alert("c", None)]))
             .expect("written");
         // Finishing the replaced one removes nothing.
         receiver.finish(&first);
         assert_eq!(receiver.queued(), 2);
         drop(receiver);
+        std::fs::write(dir.path().join(hex::encode("ops")).join("x.tmp"), b"{").expect("tmp");
         let reopened = Receiver::open(settings("ops", 2), dir.path()).expect("reopens");
         assert_eq!(
             reopened.front(),
-            Some(newer.clone()),
+            Some(queued.clone()),
             "oldest first, same key"
         );
-        reopened.finish(&newer);
+        reopened.finish(&queued);
         // A full queue drops its oldest.
         reopened
-            .enqueue(Outgoing::new("ops", "g3", 4, "y".into()))
+            .enqueue(outgoing("g3", 4, &[alert("d", None)]))
             .expect("written");
         reopened
-            .enqueue(Outgoing::new("ops", "g4", 5, "z".into()))
+            .enqueue(outgoing("g4", 5, &[alert("e", None)]))
             .expect("written");
         assert_eq!(reopened.queued(), 2);
         assert_eq!(reopened.stats.dropped.load(Ordering::Relaxed), 1);
@@ -449,7 +525,7 @@ mod tests {
         let files = std::fs::read_dir(dir.path().join(hex::encode("ops")))
             .expect("outbox")
             .count();
-        assert_eq!(files, 2);
+        assert_eq!(files, 2, "one file per queued notification, no leftovers");
     }
 
     #[test]

@@ -56,12 +56,12 @@ struct Group {
 pub struct Notification {
     /// The receiver's name.
     pub receiver: String,
-    /// The group's key (a newer notification of a group replaces an undelivered older one).
-    pub group_key: String,
-    /// The body.
+    /// The body (its `groupKey` names the group).
     pub message: WebhookMessage,
     /// When it was made, Unix ms.
     pub created_ms: i64,
+    /// When the group was notified before, Unix ms (0: never).
+    pub previous_ms: i64,
 }
 
 /// Every group, by receiver and key.
@@ -126,6 +126,13 @@ impl Dispatcher {
         self.groups.values().map(|group| group.next_flush_ms).min()
     }
 
+    /// Drops the groups of receivers no longer configured (their notifications could not be
+    /// sent, and would be made again at every repeat).
+    pub fn retain_receivers(&mut self, names: &[&str]) {
+        self.groups
+            .retain(|_, group| names.contains(&group.receiver.as_str()));
+    }
+
     /// How many groups are held.
     pub fn len(&self) -> usize {
         self.groups.len()
@@ -186,7 +193,7 @@ impl Dispatcher {
                 if !alerts.is_empty() {
                     notifications.push(Notification {
                         receiver: group.receiver.clone(),
-                        group_key: group.group_key.clone(),
+                        previous_ms: group.last.as_ref().map_or(0, |last| last.at_ms),
                         message: webhook_message(
                             &group.receiver,
                             &group.group_key,
@@ -370,7 +377,7 @@ mod tests {
         let keys: Vec<String> = d
             .flush_due(&s, &[], &Silences::default(), "", 30 * SECOND)
             .into_iter()
-            .map(|n| n.group_key)
+            .map(|n| n.message.group_key)
             .collect();
         assert_eq!(
             keys,

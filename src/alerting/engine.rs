@@ -92,8 +92,39 @@ fn group_key(definition: &GroupDefinition) -> String {
     format!("{}\u{0}{}", definition.file.display(), definition.name)
 }
 
-fn rule_key(group: &str, index: usize, name: &str) -> String {
-    format!("{group}\u{0}{index}\u{0}{name}")
+/// Each rule's key: tenant, file, group, name and which rule of that name in the group it is,
+/// so alerts stay with their rule when other rules are added, removed or reordered (and never
+/// cross to another tenant).
+fn rule_keys(definition: &GroupDefinition) -> Vec<String> {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let group = group_key(definition);
+    definition
+        .rules
+        .iter()
+        .map(|rule| {
+            let occurrence = seen.entry(rule.name.as_str()).or_default();
+            *occurrence += 1;
+            format!(
+                "{}\u{0}{group}\u{0}{}\u{0}{occurrence}",
+                definition.tenant, rule.name
+            )
+        })
+        .collect()
+}
+
+/// A rule's alerts and last evaluation, carried from before a reload or a restart.
+struct Carried {
+    tenant: String,
+    alerts: RuleAlerts,
+    evaluation: Option<(Health, String, i64, Duration)>,
+}
+
+/// A group's schedule, carried over a reload (a running evaluation stays the only one).
+struct Schedule {
+    next_due: Instant,
+    running: bool,
+    last_evaluation_ms: i64,
+    evaluation_time: Duration,
 }
 
 /// What is behind the lock.
@@ -111,8 +142,43 @@ pub struct EngineState {
 /// The persisted state.
 #[derive(Serialize, Deserialize, Default)]
 struct Persisted {
-    rules: BTreeMap<String, RuleAlerts>,
+    rules: BTreeMap<String, SavedRule>,
     dispatcher: Dispatcher,
+}
+
+/// One rule's saved alerts.
+#[derive(Serialize, Deserialize)]
+struct SavedRule {
+    tenant: String,
+    alerts: RuleAlerts,
+}
+
+impl Persisted {
+    /// Reads the state file part by part: an entry that does not read is skipped (and said),
+    /// not the whole state.
+    fn read(path: &std::path::Path) -> Self {
+        let Some(value) = read_json::<serde_json::Value>(path) else {
+            return Self::default();
+        };
+        let mut persisted = Self::default();
+        if let Some(rules) = value.get("rules").and_then(serde_json::Value::as_object) {
+            for (key, saved) in rules {
+                match serde_json::from_value::<SavedRule>(saved.clone()) {
+                    Ok(saved) => {
+                        persisted.rules.insert(key.clone(), saved);
+                    }
+                    Err(err) => warn!(error = %err, "a rule's saved alerts do not read: dropped"),
+                }
+            }
+        }
+        if let Some(dispatcher) = value.get("dispatcher") {
+            match serde_json::from_value(dispatcher.clone()) {
+                Ok(dispatcher) => persisted.dispatcher = dispatcher,
+                Err(err) => warn!(error = %err, "saved notification groups do not read: dropped"),
+            }
+        }
+        persisted
+    }
 }
 
 /// Why a reload did not happen.
@@ -145,31 +211,35 @@ pub fn now_ms() -> i64 {
 
 impl Alerting {
     /// Loads the rule files (every error reported), the persisted state and silences under
-    /// `data_dir/alerting`, and opens the receivers' outboxes.
+    /// `data_dir/alerting`, and opens the receivers' outboxes. Saved alerts of rules that are
+    /// gone resolve; notification groups of receivers that are gone are dropped.
     pub fn open(
         settings: AlertingSettings,
         data_dir: &std::path::Path,
     ) -> anyhow::Result<Arc<Self>> {
         let directory = data_dir.join("alerting");
         std::fs::create_dir_all(&directory)?;
-        let definitions = rule_file::load(&settings.rule_files).map_err(|errors| {
-            let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            anyhow::anyhow!("invalid rule files:\n  {}", listed.join("\n  "))
-        })?;
-        let persisted: Persisted = read_json(&directory.join(STATE_FILE)).unwrap_or_default();
+        let compiled = rule_file::load(&settings.rule_files)
+            .and_then(compile)
+            .map_err(|errors| {
+                let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                anyhow::anyhow!("invalid rule files:\n  {}", listed.join("\n  "))
+            })?;
+        let persisted = Persisted::read(&directory.join(STATE_FILE));
         let silences: Vec<Silence> = read_json(&directory.join(SILENCES_FILE)).unwrap_or_default();
         let mut receivers = Vec::new();
         for receiver in &settings.receivers {
             receivers.push(Receiver::open(receiver.clone(), &directory.join("outbox"))?);
         }
-        let mut restored = persisted.rules;
-        let groups = build_groups(definitions, &settings, &mut restored)?;
+        let mut dispatcher = persisted.dispatcher;
+        let names: Vec<&str> = settings.receivers.iter().map(|r| r.name.as_str()).collect();
+        dispatcher.retain_receivers(&names);
         let alerting = Arc::new(Self {
             state: Mutex::new(EngineState {
-                groups,
-                dispatcher: persisted.dispatcher,
+                groups: Vec::new(),
+                dispatcher,
                 silences: Silences::from_list(silences),
-                state_dirty: false,
+                state_dirty: true,
                 silences_dirty: false,
             }),
             settings,
@@ -177,7 +247,22 @@ impl Alerting {
             directory,
             wake: Notify::new(),
         });
-        let loaded = alerting.loaded();
+        let carried = persisted
+            .rules
+            .into_iter()
+            .map(|(key, saved)| {
+                let carried = Carried {
+                    tenant: saved.tenant,
+                    alerts: saved.alerts,
+                    evaluation: None,
+                };
+                (key, carried)
+            })
+            .collect();
+        let loaded = {
+            let mut state = alerting.lock();
+            alerting.install(&mut state, compiled, carried, BTreeMap::new())
+        };
         if loaded.rules > 0 || !alerting.receivers.is_empty() {
             info!(
                 groups = loaded.groups,
@@ -201,88 +286,43 @@ impl Alerting {
         &self.receivers
     }
 
-    /// How many groups and rules are loaded.
-    pub fn loaded(&self) -> Loaded {
-        let state = self.lock();
-        Loaded {
-            groups: state.groups.len(),
-            rules: state.groups.iter().map(|g| g.rules.len()).sum(),
-        }
-    }
-
     /// Reads the rule files again; on any error the running rules stay. Alerts of rules that
     /// remain carry over; firing alerts of removed rules resolve.
     pub fn reload(&self) -> Result<Loaded, ReloadError> {
-        let definitions = rule_file::load(&self.settings.rule_files).map_err(ReloadError)?;
-        let now = now_ms();
+        let compiled = rule_file::load(&self.settings.rule_files)
+            .and_then(compile)
+            .map_err(ReloadError)?;
         let mut state = self.lock();
-        let mut previous: BTreeMap<String, (String, RuleRuntime)> = BTreeMap::new();
+        let mut carried = BTreeMap::new();
+        let mut schedules = BTreeMap::new();
         for group in state.groups.drain(..) {
-            let key = group.key();
+            let keys = rule_keys(&group.definition);
             let tenant = group.definition.tenant.to_string();
-            for (index, runtime) in group.rules.into_iter().enumerate() {
-                let rule = rule_key(&key, index, &runtime.rule.definition.name);
-                previous.insert(rule, (tenant.clone(), runtime));
+            schedules.insert(
+                group.key(),
+                Schedule {
+                    next_due: group.next_due,
+                    running: group.running,
+                    last_evaluation_ms: group.last_evaluation_ms,
+                    evaluation_time: group.evaluation_time,
+                },
+            );
+            for (key, runtime) in keys.into_iter().zip(group.rules) {
+                let evaluation = Some((
+                    runtime.health,
+                    runtime.last_error,
+                    runtime.last_evaluation_ms,
+                    runtime.evaluation_time,
+                ));
+                let carried_rule = Carried {
+                    tenant: tenant.clone(),
+                    alerts: runtime.alerts,
+                    evaluation,
+                };
+                carried.insert(key, carried_rule);
             }
         }
-        let mut groups = Vec::new();
-        for definition in definitions {
-            let key = group_key(&definition);
-            let interval = definition
-                .interval
-                .unwrap_or(self.settings.evaluation_interval);
-            let mut rules = Vec::new();
-            for (index, rule) in definition.rules.iter().enumerate() {
-                let old = previous
-                    .remove(&rule_key(&key, index, &rule.name))
-                    .map(|(_, runtime)| runtime);
-                let rule = Rule::new(rule.clone()).map_err(|message| {
-                    ReloadError(vec![RuleFileError {
-                        file: definition.file.clone(),
-                        line: rule.line,
-                        message,
-                    }])
-                })?;
-                rules.push(match old {
-                    Some(mut old) => {
-                        old.rule = Arc::new(rule);
-                        old
-                    }
-                    None => new_runtime(rule, RuleAlerts::default()),
-                });
-            }
-            groups.push(GroupRuntime {
-                definition,
-                rules,
-                interval,
-                next_due: Instant::now(),
-                running: false,
-                last_evaluation_ms: 0,
-                evaluation_time: Duration::ZERO,
-            });
-        }
-        state.groups = groups;
-        // What was removed resolves.
-        for (tenant, removed) in previous.into_values() {
-            for alert in removed
-                .alerts
-                .iter()
-                .filter(|a| a.state == AlertState::Firing)
-            {
-                if let Some(receiver) = self.receiver_for(&alert.labels) {
-                    let resolved = self.group_alert(alert, Some(now));
-                    let grouping = &self.settings.grouping;
-                    state
-                        .dispatcher
-                        .add(grouping, &receiver, &tenant, resolved, now);
-                }
-            }
-        }
-        state.state_dirty = true;
-        let loaded = Loaded {
-            groups: state.groups.len(),
-            rules: state.groups.iter().map(|g| g.rules.len()).sum(),
-        };
+        let loaded = self.install(&mut state, compiled, carried, schedules);
         drop(state);
         self.wake.notify_one();
         info!(
@@ -291,6 +331,68 @@ impl Alerting {
             "alerting rules reloaded"
         );
         Ok(loaded)
+    }
+
+    /// Puts `compiled` in place, with the alerts and schedules carried over; carried alerts
+    /// of rules that are gone resolve.
+    fn install(
+        &self,
+        state: &mut EngineState,
+        compiled: Vec<(GroupDefinition, Vec<Rule>)>,
+        mut carried: BTreeMap<String, Carried>,
+        mut schedules: BTreeMap<String, Schedule>,
+    ) -> Loaded {
+        let now = now_ms();
+        let mut groups = Vec::with_capacity(compiled.len());
+        for (definition, rules) in compiled {
+            let keys = rule_keys(&definition);
+            let rules = keys
+                .iter()
+                .zip(rules)
+                .map(|(key, rule)| {
+                    let mut runtime = new_runtime(rule);
+                    if let Some(previous) = carried.remove(key) {
+                        runtime.alerts = previous.alerts;
+                        if let Some((health, error, at_ms, took)) = previous.evaluation {
+                            runtime.health = health;
+                            runtime.last_error = error;
+                            runtime.last_evaluation_ms = at_ms;
+                            runtime.evaluation_time = took;
+                        }
+                    }
+                    runtime
+                })
+                .collect();
+            let schedule = schedules.remove(&group_key(&definition));
+            groups.push(GroupRuntime {
+                interval: definition
+                    .interval
+                    .unwrap_or(self.settings.evaluation_interval),
+                rules,
+                next_due: schedule.as_ref().map_or_else(Instant::now, |s| s.next_due),
+                running: schedule.as_ref().is_some_and(|s| s.running),
+                last_evaluation_ms: schedule.as_ref().map_or(0, |s| s.last_evaluation_ms),
+                evaluation_time: schedule.map_or(Duration::ZERO, |s| s.evaluation_time),
+                definition,
+            });
+        }
+        state.groups = groups;
+        for gone in carried.into_values() {
+            for alert in gone.alerts.iter().filter(|a| a.state == AlertState::Firing) {
+                if let Some(receiver) = self.receiver_for(&alert.labels) {
+                    let resolved = self.group_alert(alert, Some(now));
+                    let grouping = &self.settings.grouping;
+                    state
+                        .dispatcher
+                        .add(grouping, &receiver, &gone.tenant, resolved, now);
+                }
+            }
+        }
+        state.state_dirty = true;
+        Loaded {
+            groups: state.groups.len(),
+            rules: state.groups.iter().map(|g| g.rules.len()).sum(),
+        }
     }
 
     /// Adds or replaces a silence.
@@ -411,17 +513,35 @@ impl Alerting {
             let engine = Arc::clone(self);
             let storage = Arc::clone(storage);
             let limits = Arc::clone(limits);
+            let external_url = self.settings.external_url.clone();
+            let key = job.key.clone();
             tokio::spawn(async move {
-                let outcome = job
-                    .evaluate(&storage, limits.as_ref(), &engine.settings.external_url)
-                    .await;
-                engine.apply(outcome);
+                // Its own task, so a panic in a query still frees the group.
+                let evaluation = tokio::spawn(async move {
+                    job.evaluate(&storage, limits.as_ref(), &external_url).await
+                });
+                match evaluation.await {
+                    Ok(outcome) => engine.apply(outcome),
+                    Err(err) => {
+                        error!(group = %key, error = %err, "alerting group evaluation failed");
+                        engine.free_group(&key);
+                    }
+                }
                 engine.wake.notify_one();
             });
         }
     }
 
-    /// Applies a group's evaluation: alert states, then the dispatcher.
+    /// Marks `key`'s group as no longer evaluating.
+    fn free_group(&self, key: &str) {
+        let mut state = self.lock();
+        if let Some(group) = state.groups.iter_mut().find(|g| g.key() == key) {
+            group.running = false;
+        }
+    }
+
+    /// Applies a group's evaluation: alert states, then the dispatcher. Results of rules that
+    /// a reload replaced meanwhile are dropped.
     fn apply(&self, outcome: GroupOutcome) {
         let mut state = self.lock();
         let EngineState {
@@ -442,13 +562,6 @@ impl Alerting {
             runtime.last_evaluation_ms = outcome.time_ms;
             runtime.evaluation_time = result.took;
             let candidates = match result.candidates {
-                Ok(candidates) if limit > 0 && candidates.len() > limit => Err(format!(
-                    "{} alerts exceed the group's limit of {limit}",
-                    candidates.len()
-                )),
-                other => other,
-            };
-            let candidates = match candidates {
                 Ok(candidates) => {
                     runtime.health = Health::Ok;
                     runtime.last_error.clear();
@@ -468,7 +581,18 @@ impl Alerting {
                 hold: definition.hold,
                 keep_firing_for: definition.keep_firing_for,
             };
-            let resolved = runtime.alerts.apply(candidates, outcome.time_ms, timing);
+            let mut resolved = runtime.alerts.apply(candidates, outcome.time_ms, timing);
+            if limit > 0 && runtime.alerts.len() > limit {
+                // As Prometheus: a rule over its group's limit holds no alerts and fails.
+                let error = format!(
+                    "{} alerts exceed the group's limit of {limit}",
+                    runtime.alerts.len()
+                );
+                warn!(rule = %runtime.rule.definition.name, %error, "alerting rule over its limit; its alerts resolve");
+                resolved.extend(runtime.alerts.resolve_all(outcome.time_ms));
+                runtime.health = Health::Err;
+                runtime.last_error = error;
+            }
             for alert in runtime
                 .alerts
                 .iter()
@@ -539,15 +663,19 @@ impl Alerting {
                         .groups
                         .iter()
                         .flat_map(|group| {
-                            let key = group.key();
-                            group.rules.iter().enumerate().map(move |(index, runtime)| {
-                                (
-                                    rule_key(&key, index, &runtime.rule.definition.name),
-                                    runtime.alerts.clone(),
-                                )
-                            })
+                            let tenant = group.definition.tenant.to_string();
+                            rule_keys(&group.definition)
+                                .into_iter()
+                                .zip(&group.rules)
+                                .map(move |(key, runtime)| {
+                                    let saved = SavedRule {
+                                        tenant: tenant.clone(),
+                                        alerts: runtime.alerts.clone(),
+                                    };
+                                    (key, saved)
+                                })
                         })
-                        .filter(|(_, alerts)| !alerts.is_empty())
+                        .filter(|(_, saved)| !saved.alerts.is_empty())
                         .collect(),
                     dispatcher: state.dispatcher.clone(),
                 };
@@ -565,23 +693,18 @@ impl Alerting {
             else {
                 continue;
             };
-            let body = match serde_json::to_string(&notification.message) {
-                Ok(body) => body,
-                Err(err) => {
-                    error!(error = %err, "cannot encode a notification");
-                    continue;
-                }
-            };
             let outgoing = Outgoing::new(
-                &notification.receiver,
-                &notification.group_key,
+                notification.previous_ms,
                 notification.created_ms,
-                body,
+                notification.message,
             );
             let receiver = Arc::clone(receiver);
-            let written = tokio::task::spawn_blocking(move || receiver.enqueue(outgoing)).await;
-            if !matches!(written, Ok(Ok(()))) {
-                error!(receiver = %notification.receiver, "cannot write a notification to the outbox; it is sent from memory only");
+            match tokio::task::spawn_blocking(move || receiver.enqueue(outgoing)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    error!(receiver = %notification.receiver, error = %err, "cannot write a notification to the outbox; it is sent from memory only")
+                }
+                Err(err) => error!(error = %err, "outbox task failed"),
             }
         }
         for (bytes, file) in [(state_bytes, STATE_FILE), (silence_bytes, SILENCES_FILE)] {
@@ -607,10 +730,10 @@ impl Alerting {
     }
 }
 
-fn new_runtime(rule: Rule, alerts: RuleAlerts) -> RuleRuntime {
+fn new_runtime(rule: Rule) -> RuleRuntime {
     RuleRuntime {
         rule: Arc::new(rule),
-        alerts,
+        alerts: RuleAlerts::default(),
         health: Health::Unknown,
         last_error: String::new(),
         last_evaluation_ms: 0,
@@ -618,35 +741,31 @@ fn new_runtime(rule: Rule, alerts: RuleAlerts) -> RuleRuntime {
     }
 }
 
-fn build_groups(
+/// Every rule of `definitions` made ready to run, or every one that cannot be.
+fn compile(
     definitions: Vec<GroupDefinition>,
-    settings: &AlertingSettings,
-    restored: &mut BTreeMap<String, RuleAlerts>,
-) -> anyhow::Result<Vec<GroupRuntime>> {
-    let mut groups = Vec::new();
+) -> Result<Vec<(GroupDefinition, Vec<Rule>)>, Vec<RuleFileError>> {
+    let mut errors = Vec::new();
+    let mut compiled = Vec::with_capacity(definitions.len());
     for definition in definitions {
-        let key = group_key(&definition);
-        let mut rules = Vec::new();
-        for (index, rule) in definition.rules.iter().enumerate() {
-            let alerts = restored
-                .remove(&rule_key(&key, index, &rule.name))
-                .unwrap_or_default();
-            let compiled = Rule::new(rule.clone()).map_err(|message| {
-                anyhow::anyhow!("{}:{}: {message}", definition.file.display(), rule.line)
-            })?;
-            rules.push(new_runtime(compiled, alerts));
+        let mut rules = Vec::with_capacity(definition.rules.len());
+        for rule in &definition.rules {
+            match Rule::new(rule.clone()) {
+                Ok(rule) => rules.push(rule),
+                Err(message) => errors.push(RuleFileError {
+                    file: definition.file.clone(),
+                    line: rule.line,
+                    message,
+                }),
+            }
         }
-        groups.push(GroupRuntime {
-            interval: definition.interval.unwrap_or(settings.evaluation_interval),
-            definition,
-            rules,
-            next_due: Instant::now(),
-            running: false,
-            last_evaluation_ms: 0,
-            evaluation_time: Duration::ZERO,
-        });
+        compiled.push((definition, rules));
     }
-    Ok(groups)
+    if errors.is_empty() {
+        Ok(compiled)
+    } else {
+        Err(errors)
+    }
 }
 
 /// A group's evaluation, run outside the lock.
@@ -691,12 +810,15 @@ impl GroupJob {
                     .map_or(group_deadline, |d| d.min(group_deadline)),
             );
             let candidates = if rule.is_evaluated() {
-                match rule
-                    .samples(storage, &self.tenant, scan_limits, time_ms)
-                    .await
-                {
-                    Ok(samples) => rule.candidates(samples, external_url),
-                    Err(err) => Err(err),
+                let deadline = tokio::time::Instant::from_std(group_deadline);
+                let samples = rule.samples(storage, &self.tenant, scan_limits, time_ms);
+                match tokio::time::timeout_at(deadline, samples).await {
+                    Ok(Ok(samples)) => rule.candidates(samples, external_url),
+                    Ok(Err(err)) => Err(err),
+                    Err(_) => Err(format!(
+                        "the group's evaluation took longer than its interval ({:?})",
+                        self.deadline
+                    )),
                 }
             } else {
                 Err("recording rules are not evaluated by skewer yet".to_owned())
@@ -724,5 +846,34 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &std::path::Path) -> Option<T> 
             warn!(file = %path.display(), error = %err, "unreadable alerting state: starting without it");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn keys(text: &str) -> Vec<String> {
+        let groups = rule_file::parse_file(Path::new("r.yml"), text).expect("valid");
+        rule_keys(&groups[0])
+    }
+
+    #[test]
+    fn rule_keys_survive_insertions_and_name_the_tenant() {
+        let before = keys(
+            "groups:\n  - name: g\n    rules:\n      - {alert: A, expr: up}\n      - {alert: B, expr: up}\n      - {alert: B, expr: up == 0}\n",
+        );
+        let after = keys(
+            "groups:\n  - name: g\n    rules:\n      - {alert: New, expr: up}\n      - {alert: B, expr: up}\n      - {alert: A, expr: up}\n      - {alert: B, expr: up == 0}\n",
+        );
+        assert_eq!(after[2], before[0], "A keeps its key");
+        assert_eq!(&after[1..2], &before[1..2], "the first B keeps its key");
+        assert_eq!(after[3], before[2], "the second B keeps its key");
+        let other_tenant = keys(
+            "groups:\n  - name: g\n    tenant: shop\n    rules:\n      - {alert: A, expr: up}\n",
+        );
+        assert_ne!(other_tenant[0], before[0]);
     }
 }

@@ -109,28 +109,20 @@ pub fn webhook_message(
     external_url: &str,
     alerts: &[GroupAlert],
 ) -> WebhookMessage {
-    let mut sorted: Vec<&GroupAlert> = alerts.iter().collect();
-    sorted.sort_by_key(|alert| (!alert.is_firing(), fingerprint_text(&alert.labels)));
-    let firing = sorted.iter().any(|alert| alert.is_firing());
-    WebhookMessage {
+    let mut message = WebhookMessage {
         version: "4".to_owned(),
         group_key: group_key.to_owned(),
         truncated_alerts: 0,
-        status: if firing { "firing" } else { "resolved" }.to_owned(),
+        status: String::new(),
         receiver: receiver.to_owned(),
         group_labels: group_labels.clone(),
-        common_labels: common(sorted.iter().map(|a| a.labels.clone())),
-        common_annotations: common(sorted.iter().map(|a| a.annotations.clone())),
+        common_labels: LabelSet::new(),
+        common_annotations: LabelSet::new(),
         external_url: external_url.to_owned(),
-        alerts: sorted
+        alerts: alerts
             .iter()
             .map(|alert| WebhookAlert {
-                status: if alert.is_firing() {
-                    "firing"
-                } else {
-                    "resolved"
-                }
-                .to_owned(),
+                status: if alert.is_firing() { FIRING } else { RESOLVED }.to_owned(),
                 labels: alert.labels.clone(),
                 annotations: alert.annotations.clone(),
                 starts_at: rfc3339(alert.starts_at_ms),
@@ -141,6 +133,42 @@ pub fn webhook_message(
                 fingerprint: fingerprint_text(&alert.labels),
             })
             .collect(),
+    };
+    message.summarize();
+    message
+}
+
+const FIRING: &str = "firing";
+const RESOLVED: &str = "resolved";
+
+impl WebhookMessage {
+    /// Adds the resolved alerts of `older` (an undelivered message of the same group this one
+    /// replaces) that this one does not carry, so no resolution is lost to the replacement.
+    pub fn absorb_resolutions(&mut self, older: &WebhookMessage) {
+        let carried: std::collections::HashSet<String> =
+            self.alerts.iter().map(|a| a.fingerprint.clone()).collect();
+        let missing: Vec<WebhookAlert> = older
+            .alerts
+            .iter()
+            .filter(|a| a.status == RESOLVED && !carried.contains(&a.fingerprint))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            self.alerts.extend(missing);
+            self.summarize();
+        }
+    }
+
+    /// Orders the alerts (firing first, each by fingerprint) and derives the status and the
+    /// common labels and annotations from them.
+    fn summarize(&mut self) {
+        self.alerts.sort_by(|a, b| {
+            (a.status != FIRING, &a.fingerprint).cmp(&(b.status != FIRING, &b.fingerprint))
+        });
+        let firing = self.alerts.iter().any(|a| a.status == FIRING);
+        self.status = if firing { FIRING } else { RESOLVED }.to_owned();
+        self.common_labels = common(self.alerts.iter().map(|a| a.labels.clone()));
+        self.common_annotations = common(self.alerts.iter().map(|a| a.annotations.clone()));
     }
 }
 
@@ -213,5 +241,13 @@ mod tests {
             ]
         });
         assert_eq!(json, expected);
+
+        // A replacement that lacks an earlier resolution carries it.
+        let mut newer = webhook_message("ops", "g", &LabelSet::new(), "http://s", &alerts[1..]);
+        assert_eq!(newer.status, "firing");
+        newer.absorb_resolutions(&message);
+        assert_eq!(newer.alerts.len(), 2);
+        assert_eq!(newer.alerts[1].status, "resolved");
+        assert_eq!(newer.common_labels, message.common_labels);
     }
 }

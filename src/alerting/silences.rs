@@ -162,7 +162,9 @@ impl Silences {
             return false;
         };
         if silence.ends_at_ms > now_ms {
-            silence.ends_at_ms = now_ms.max(silence.starts_at_ms);
+            // A silence not started yet ends before it starts.
+            silence.starts_at_ms = silence.starts_at_ms.min(now_ms);
+            silence.ends_at_ms = now_ms;
             silence.updated_at_ms = now_ms;
         }
         true

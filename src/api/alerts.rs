@@ -2,7 +2,8 @@
 //! health, last evaluation and last error), their Prometheus-shaped twins `/api/v1/alerts`
 //! and `/api/v1/rules`, receivers' delivery state (`GET /api/alerts/receivers`), silences
 //! (`GET`/`POST /api/silences`, `DELETE /api/silences/{id}`, bodies in Alertmanager's API v2
-//! shape) and `POST /api/rules/reload`. Everything is the caller's tenant's only.
+//! shape) and `POST /api/rules/reload`. Everything is the caller's tenant's only, but the
+//! receivers' state (server-wide, for operator keys).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,11 +29,15 @@ use crate::alerting::silences::{Silence, SilenceMatcher};
 pub fn read_routes() -> Router<AppState> {
     Router::new()
         .route("/api/alerts", get(alerts))
-        .route("/api/alerts/receivers", get(receivers))
         .route("/api/rules", get(rules))
         .route("/api/v1/alerts", get(prometheus_alerts))
         .route("/api/v1/rules", get(prometheus_rules))
         .route("/api/silences", get(list_silences))
+}
+
+/// Routes about the server rather than a tenant (an operator key, as `/metrics`).
+pub fn operator_routes() -> Router<AppState> {
+    Router::new().route("/api/alerts/receivers", get(receivers))
 }
 
 /// Routes that change alerting (an `admin` key).
@@ -287,8 +292,9 @@ async fn reload(State(state): State<AppState>, headers: HeaderMap) -> Response {
             "rules": loaded.rules,
         }))
         .into_response(),
+        // The request is fine; the files it asks to read are not.
         Ok(Err(err)) => (
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             Json(json!({
                 "error": err.to_string(),
                 "errors": err.0.iter().map(|e| json!({
@@ -372,7 +378,7 @@ async fn create_silence(
     };
     let Json(asked) = match body {
         Ok(body) => body,
-        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+        Err(rejection) => return error(rejection.status(), rejection.body_text()),
     };
     let now = now_ms();
     let starts_at_ms = match asked.starts_at.as_deref() {

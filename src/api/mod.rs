@@ -172,6 +172,7 @@ pub fn router(state: AppState) -> Router {
         .layer(guard(auth::Guard::query(&keys)));
     let operator = Router::new()
         .route("/metrics", get(status::metrics))
+        .merge(alerts::operator_routes())
         .layer(guard(auth::Guard::operator(&keys)));
     let admin = admin_keys::routes()
         .merge(alerts::admin_routes())

@@ -71,9 +71,6 @@ pub struct ReceiverSection {
     /// Per-request timeout.
     #[serde(default = "default_timeout")]
     pub timeout: String,
-    /// Attempts before a notification is given up.
-    #[serde(default = "default_max_attempts")]
-    pub max_attempts: u32,
     /// Whether resolved alerts are sent.
     #[serde(default = "default_true")]
     pub send_resolved: bool,
@@ -87,10 +84,6 @@ pub struct ReceiverSection {
 
 fn default_timeout() -> String {
     "10s".to_owned()
-}
-
-fn default_max_attempts() -> u32 {
-    10
 }
 
 fn default_true() -> bool {
@@ -213,7 +206,6 @@ impl AlertingSection {
                 secret,
                 headers,
                 timeout,
-                max_attempts: receiver.max_attempts.max(1),
                 send_resolved: receiver.send_resolved,
                 queue_capacity: receiver.queue_capacity.max(1),
                 ca_file: receiver.ca_file.clone(),

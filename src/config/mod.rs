@@ -378,7 +378,8 @@ mod tests {
         let parsed = Config::from_toml(text, Path::new("skewer.example.toml")).unwrap();
         assert_eq!(parsed, Config::default());
         let table: toml::Table = text.parse().unwrap();
-        assert_eq!(table.len(), 21, "every key of Config is in the example");
+        assert_eq!(table.len(), 22, "every key of Config is in the example");
+        assert_eq!(table["alerting"].as_table().unwrap().len(), 7);
         assert_eq!(table["query"].as_table().unwrap().len(), 5);
         let retention = table["retention"].as_table().unwrap();
         assert_eq!(

@@ -390,7 +390,7 @@ async fn bad_rule_files_are_refused_with_every_error_and_reloads_keep_the_old_ru
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 400);
+    assert_eq!(response.status(), 422);
     let body: Json = response.json().await.unwrap();
     let lines: Vec<u64> = body["errors"]
         .as_array()
