@@ -10,10 +10,11 @@ import * as request from "./pages/request.mjs";
 import * as logs from "./pages/logs.mjs";
 import * as metrics from "./pages/metrics.mjs";
 import * as map from "./pages/map.mjs";
+import * as alerts from "./pages/alerts.mjs";
 
-const PAGES = { search, request, trace: request, logs, metrics, map };
+const PAGES = { search, request, trace: request, logs, metrics, map, alerts };
 
-const TITLES = { search: "Search", request: "Request", trace: "Request", logs: "Logs", metrics: "Metrics", map: "Service map" };
+const TITLES = { search: "Search", request: "Request", trace: "Request", logs: "Logs", metrics: "Metrics", map: "Service map", alerts: "Alerts" };
 const root = document.getElementById("page");
 let current = null;
 let navigation = null;

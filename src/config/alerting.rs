@@ -101,6 +101,15 @@ fn duration(key: &'static str, text: &str) -> Result<Duration, ConfigError> {
     })
 }
 
+/// [`duration`], `0` (with any unit) allowed.
+fn duration_or_zero(key: &'static str, text: &str) -> Result<Duration, ConfigError> {
+    let number = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if number.parse::<u64>() == Ok(0) {
+        return Ok(Duration::ZERO);
+    }
+    duration(key, text)
+}
+
 fn invalid(key: &'static str, reason: String) -> ConfigError {
     ConfigError::Invalid { key, reason }
 }
@@ -127,7 +136,7 @@ impl AlertingSection {
         }
         let grouping = GroupingSettings {
             group_by: self.group_by.clone(),
-            group_wait: duration("alerting.group_wait", &self.group_wait)?,
+            group_wait: duration_or_zero("alerting.group_wait", &self.group_wait)?,
             group_interval: duration("alerting.group_interval", &self.group_interval)?,
             repeat_interval: duration("alerting.repeat_interval", &self.repeat_interval)?,
         };
@@ -251,6 +260,8 @@ mod tests {
             Duration::from_secs(4 * 3600)
         );
         assert_eq!(settings.external_url, "http://127.0.0.1:8080");
+        let at_once = section("group_wait = \"0s\"").settings("").expect("valid");
+        assert_eq!(at_once.grouping.group_wait, Duration::ZERO);
     }
 
     #[test]

@@ -37,8 +37,8 @@ export async function eventually(check, { timeoutMs = 30_000, what = "condition"
   throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ""}`);
 }
 
-/** A running server: `{ base, otlpHttp, otlpGrpc, loadgen(args), stop() }`. */
-export async function startServer() {
+/** A running server (with `extraArgs` after `serve`): `{ base, otlpHttp, otlpGrpc, loadgen(args), stop() }`. */
+export async function startServer(extraArgs = []) {
   const dataDir = await mkdtemp(join(tmpdir(), "skewer-ui-"));
   const [grpc, otlpHttp, http] = [await freePort(), await freePort(), await freePort()];
   const child = spawn(BINARY, [
@@ -46,6 +46,7 @@ export async function startServer() {
     "--otlp-grpc-addr", `127.0.0.1:${grpc}`,
     "--otlp-http-addr", `127.0.0.1:${otlpHttp}`,
     "--http-addr", `127.0.0.1:${http}`,
+    ...extraArgs,
   ], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, SKEWER_LOG: "warn" } });
   let log = "";
   child.stderr.on("data", (chunk) => { log += chunk; });

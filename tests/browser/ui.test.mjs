@@ -4,7 +4,8 @@
 // `$UI_ARTIFACTS` (default target/ui-artifacts).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { launch } from "./browser.mjs";
 import { startServer, eventually, getJson } from "./server.mjs";
@@ -21,7 +22,22 @@ const figures = {};
 
 before(async () => {
   await mkdir(ARTIFACTS, { recursive: true });
-  server = await startServer();
+  // Two rules over the demo's order counter: one fires at once, one stays pending for an hour.
+  const rules = join(await mkdtemp(join(tmpdir(), "skewer-rules-")), "rules.yml");
+  await writeFile(rules, [
+    "groups:",
+    "  - name: shop",
+    "    interval: 1s",
+    "    rules:",
+    "      - alert: OrdersSeen",
+    "        expr: sum by (order_outcome) (max_over_time(shop_orders_total[1h])) > 0",
+    "        annotations: {summary: '{{ $value }} orders {{ $labels.order_outcome }}'}",
+    "      - alert: OrdersForAnHour",
+    "        expr: sum(max_over_time(shop_orders_total[1h])) > 0",
+    "        for: 1h",
+    "",
+  ].join("\n"));
+  server = await startServer(["--alerting-rule-files", rules]);
   const output = await server.loadgen(["--scenario", "demo", "--duration", "8"]);
   demoTraceId = /\b([0-9a-f]{32})\b/.exec(output)?.[1];
   assert.ok(demoTraceId, `the demo printed no trace id:\n${output}`);
@@ -302,4 +318,17 @@ test("the UI loads under 400 KB, from this host only, and is cached by validator
   assert.equal(again.status, 304);
   assert.equal((await fetch(`${server.base}/ui/../Cargo.toml`)).status, 404);
   await page.close();
+});
+
+test("the alerts page shows firing and pending alerts and every rule's state", async () => {
+  await eventually(async () => (await getJson(server.base, "/api/alerts")).alerts.some((a) => a.state === "firing"), { what: "a firing alert" });
+  const page = await open("#/alerts");
+  await page.waitForSelector('[data-testid="alert-row"][data-alert="OrdersSeen"]');
+  const states = await page.locator('[data-testid="rule-row"]').evaluateAll((rows) =>
+    Object.fromEntries(rows.map((row) => [row.dataset.rule, row.querySelector("[data-state]")?.dataset.state])));
+  assert.deepEqual(states, { OrdersSeen: "firing", OrdersForAnHour: "pending" });
+  const summary = await page.locator('[data-testid="alert-row"][data-alert="OrdersSeen"]').first().textContent();
+  assert.match(summary, /orders (placed|failed|declined)/);
+  assert.match(await page.locator('[data-testid="alerts-summary"]').textContent(), /firing, 1 pending · 2 rules in 1 group$/);
+  await close(page, "alerts");
 });

@@ -457,3 +457,111 @@ async fn bad_rule_files_are_refused_with_every_error_and_reloads_keep_the_old_ru
         .unwrap();
     assert_eq!(response.status(), 400);
 }
+
+/// A receiver that takes connections and never answers.
+async fn hung_receiver() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_hung_receiver_times_out_opens_its_breaker_and_delays_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ops, ops_addr) = Receiver::start(0).await;
+    let hung_addr = hung_receiver().await;
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        r#"
+groups:
+  - name: routes
+    interval: 1s
+    rules:
+      - alert: ToHung
+        expr: queue_depth > 100
+        labels: {receiver: hung}
+      - alert: ToOps
+        expr: queue_depth > 100
+        labels: {receiver: ops}
+"#,
+    )
+    .unwrap();
+    let config = dir.path().join("skewer.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[alerting]
+rule_files = ["rules.yml"]
+group_wait = "0s"
+group_interval = "1s"
+
+[[alerting.receivers]]
+name = "hung"
+url = "http://{hung_addr}/hook"
+timeout = "1s"
+
+[[alerting.receivers]]
+name = "ops"
+url = "http://{ops_addr}/hook"
+"#
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    server
+        .metrics_client()
+        .await
+        .export(queue_depth(150.0))
+        .await
+        .unwrap();
+    server
+        .wait_for(
+            "the healthy receiver's notification",
+            Duration::from_secs(15),
+            || async { !ops.delivered("ToOps", "firing").is_empty() },
+        )
+        .await;
+    assert!(
+        ops.delivered("ToHung", "firing").is_empty(),
+        "each alert goes to the receiver its label names"
+    );
+    let receiver_state = |name: &'static str| {
+        let server = &server;
+        async move {
+            let (status, body) = server.get_json("/api/alerts/receivers").await;
+            assert_eq!(status, 200, "{body}");
+            body["receivers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["name"] == name)
+                .cloned()
+                .unwrap()
+        }
+    };
+    server
+        .wait_for(
+            "the hung receiver's breaker to open",
+            Duration::from_secs(40),
+            || async { receiver_state("hung").await["breakerOpen"] == true },
+        )
+        .await;
+    let hung = receiver_state("hung").await;
+    assert!(hung["failedAttempts"].as_u64().unwrap() >= 5, "{hung}");
+    assert_eq!(hung["queued"], 1, "kept, not given up: {hung}");
+    assert_eq!(hung["delivered"], 0);
+    let healthy = receiver_state("ops").await;
+    assert_eq!(healthy["queued"], 0, "{healthy}");
+    assert_eq!(healthy["breakerOpen"], false);
+}
