@@ -12,6 +12,7 @@ use skewer_ingest::http::{HttpConfig, otlp_http_router};
 use skewer_ingest::limits::TenantGate;
 use skewer_ingest::payload::{DecodeOptions, OtlpWalDecoder};
 use skewer_ingest::redact::{Redactor, load_or_create_hash_key};
+use skewer_ingest::span_metrics::SpanMetrics;
 use skewer_ingest::stats::IngestStats;
 use skewer_storage::Storage;
 use skewer_storage::auth::KeyRing;
@@ -123,6 +124,21 @@ async fn refresh_credentials(
                 }
             }
         }
+    }
+}
+
+/// Writes the span metrics to the metric store every `interval` until `stop`.
+async fn write_span_metrics(pipeline: Arc<Pipeline>, interval: Duration, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let now = u64::try_from(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
+        pipeline.export_span_metrics(now).await;
     }
 }
 
@@ -337,10 +353,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Arc::clone(&alerting),
         stop_query.clone(),
     ));
-    let pipeline = Arc::new(
-        Pipeline::new(Arc::clone(&storage), options, ingest_stats, tenants)
-            .with_memory_release(crate::release_freed_memory),
-    );
+    let mut pipeline = Pipeline::new(Arc::clone(&storage), options, ingest_stats, tenants)
+        .with_memory_release(crate::release_freed_memory);
+    if config.span_metrics.enabled {
+        let started =
+            u64::try_from(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
+        pipeline = pipeline.with_span_metrics(Arc::new(SpanMetrics::new(
+            config.span_metrics.clone(),
+            started,
+        )));
+    }
+    let pipeline = Arc::new(pipeline);
+    if config.span_metrics.enabled {
+        tokio::spawn(write_span_metrics(
+            Arc::clone(&pipeline),
+            Duration::from_secs(config.span_metrics.interval_seconds),
+            stop_ingest.clone(),
+        ));
+    }
 
     let grpc_server = {
         let config = GrpcConfig {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use skewer_storage::budget::{MemoryBudget, Reservation};
-use skewer_storage::model::{Signal, TenantId};
+use skewer_storage::model::{Signal, SignalBatch, TenantId};
 use skewer_storage::wal::WalEntry;
 use skewer_storage::{ErrorKind, Storage, StorageError};
 use tracing::warn;
@@ -15,6 +15,7 @@ use crate::body_guard::BodyError;
 use crate::decoded_size::decoding_cost;
 use crate::limits::TenantGate;
 use crate::payload::{DecodeOptions, DecodedExport, PayloadFormat, decode_export};
+use crate::span_metrics::{SpanMetrics, SpanTally};
 use crate::stats::{IngestStats, SignalCounters};
 
 /// The most of the budget one signal's buffers may hold: 3/5.
@@ -52,6 +53,7 @@ pub struct Pipeline {
     stats: Arc<IngestStats>,
     tenants: Arc<TenantGate>,
     release_memory: Option<Arc<MemoryRelease>>,
+    span_metrics: Option<Arc<SpanMetrics>>,
 }
 
 /// The binary's way to hand freed memory back, called at most once an interval.
@@ -96,7 +98,71 @@ impl Pipeline {
             stats,
             tenants,
             release_memory: None,
+            span_metrics: None,
         }
+    }
+
+    /// Counts every durable span into `span_metrics` ([`Self::export_span_metrics`] writes
+    /// them to the metric store).
+    pub fn with_span_metrics(mut self, span_metrics: Arc<SpanMetrics>) -> Self {
+        self.span_metrics = Some(span_metrics);
+        self
+    }
+
+    /// Writes every tenant's span metrics at `now_unix_nano` to the metric store, as an OTLP
+    /// metrics export of the tenant's (outside its ingest rates and request counters, inside
+    /// the memory budget and its active-series limit). A tenant's export refused (the budget
+    /// is full) is logged; the next interval's totals replace it.
+    pub async fn export_span_metrics(&self, now_unix_nano: u64) {
+        let Some(span_metrics) = &self.span_metrics else {
+            return;
+        };
+        for (tenant, request) in span_metrics.exports(now_unix_nano) {
+            let body = Bytes::from(prost::Message::encode_to_vec(&request));
+            if let Err(err) = self
+                .export_internal(Signal::Metrics, tenant.clone(), body)
+                .await
+            {
+                warn!(%tenant, error = %err, "span metrics not written this interval");
+            }
+        }
+    }
+
+    /// Decodes and persists a body skewer made itself.
+    async fn export_internal(
+        &self,
+        signal: Signal,
+        tenant: TenantId,
+        body: Bytes,
+    ) -> Result<ExportOutcome, IngestError> {
+        let budget = Arc::clone(self.storage.budget());
+        let options = DecodeOptions {
+            active_series: self.tenants.active_series(&tenant),
+            ..self.options.clone()
+        };
+        let decode_body = body.clone();
+        let (decoded, reservation) = tokio::task::spawn_blocking(move || {
+            decode_within_budget(
+                &budget,
+                signal,
+                PayloadFormat::Protobuf,
+                &decode_body,
+                &options,
+                Reservation::default(),
+                None,
+            )
+        })
+        .await
+        .map_err(|err| IngestError::Storage(StorageError::from(err)))??;
+        self.persist(
+            signal,
+            tenant,
+            PayloadFormat::Protobuf,
+            body,
+            decoded,
+            reservation,
+        )
+        .await
     }
 
     /// Calls `release` (on the decoding thread) after every decode that took more than a few
@@ -285,6 +351,11 @@ impl Pipeline {
             }
             None => (format, body),
         };
+        let tally = match (&self.span_metrics, &decoded.batch) {
+            (Some(_), SignalBatch::Spans(spans)) => Some(SpanTally::of(spans)),
+            _ => None,
+        };
+        let counted_tenant = tally.as_ref().map(|_| tenant.clone());
         let entry = WalEntry {
             signal,
             payload_format: format as u8,
@@ -294,6 +365,11 @@ impl Pipeline {
         self.storage
             .write(entry, decoded.batch, reservation)
             .await?;
+        if let (Some(span_metrics), Some(tally), Some(tenant)) =
+            (&self.span_metrics, tally, counted_tenant)
+        {
+            span_metrics.add(&tenant, tally);
+        }
         Ok(outcome)
     }
 

@@ -69,6 +69,8 @@ pub struct Config {
     pub record_limits: skewer_ingest::record_limits::RecordLimits,
     /// `[connections]`: bounds on client connections and request bodies.
     pub connections: ConnectionsSection,
+    /// `[span_metrics]`: calls and durations per operation, kept at ingest.
+    pub span_metrics: skewer_ingest::span_metrics::SpanMetricsConfig,
     /// `[alerting]`: rule files, timing and webhook receivers.
     pub alerting: alerting::AlertingSection,
     /// On SIGTERM, requests in flight get this long to finish before they are cut.
@@ -101,6 +103,7 @@ impl Default for Config {
             record_limits: skewer_ingest::record_limits::RecordLimits::default(),
             connections: ConnectionsSection::default(),
             alerting: alerting::AlertingSection::default(),
+            span_metrics: skewer_ingest::span_metrics::SpanMetricsConfig::default(),
             shutdown_grace_seconds: 20,
             insecure: false,
             correlation_id_attributes: [
@@ -340,6 +343,12 @@ impl Config {
         self.tls.validate()?;
         self.connections.validate()?;
         self.alerting.settings("")?;
+        if self.span_metrics.enabled {
+            positive(
+                "span_metrics.interval_seconds",
+                self.span_metrics.interval_seconds,
+            )?;
+        }
         Ok(())
     }
 
@@ -378,7 +387,7 @@ mod tests {
         let parsed = Config::from_toml(text, Path::new("skewer.example.toml")).unwrap();
         assert_eq!(parsed, Config::default());
         let table: toml::Table = text.parse().unwrap();
-        assert_eq!(table.len(), 22, "every key of Config is in the example");
+        assert_eq!(table.len(), 23, "every key of Config is in the example");
         assert_eq!(table["alerting"].as_table().unwrap().len(), 7);
         assert_eq!(table["query"].as_table().unwrap().len(), 5);
         let retention = table["retention"].as_table().unwrap();

@@ -14,10 +14,14 @@ use axum::routing::post;
 use hmac::{Hmac, Mac};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
     Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+};
+use opentelemetry_proto::tonic::trace::v1::{
+    ResourceSpans, ScopeSpans, Span, Status, span, status,
 };
 use serde_json::Value as Json;
 use sha2::Sha256;
@@ -564,4 +568,115 @@ url = "http://{ops_addr}/hook"
     let healthy = receiver_state("ops").await;
     assert_eq!(healthy["queued"], 0, "{healthy}");
     assert_eq!(healthy["breakerOpen"], false);
+}
+
+fn checkout_spans(errors: usize, successes: usize) -> ExportTraceServiceRequest {
+    let now = now_nanos();
+    let spans = (0..errors + successes)
+        .map(|n| Span {
+            trace_id: vec![n as u8 + 1; 16],
+            span_id: vec![n as u8 + 1; 8],
+            name: "POST /api/checkout".into(),
+            kind: span::SpanKind::Server as i32,
+            start_time_unix_nano: now - 80_000_000,
+            end_time_unix_nano: now,
+            status: Some(Status {
+                code: if n < errors {
+                    status::StatusCode::Error as i32
+                } else {
+                    status::StatusCode::Unset as i32
+                },
+                ..Status::default()
+            }),
+            ..Span::default()
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: resource("checkout"),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+}
+
+#[tokio::test]
+async fn a_trace_rule_over_span_metrics_fires_with_the_error_ratio() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, addr) = Receiver::start(0).await;
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        r#"
+groups:
+  - name: traces
+    interval: 1s
+    rules:
+      - alert: CheckoutErrorRatio
+        # Calls since start, so the ratio is exact whichever evaluation sees the counts first
+        # (`increase` over a window extrapolates).
+        expr: >
+          sum by (job) (traces_span_metrics_calls_total{job="checkout", span_kind="SPAN_KIND_SERVER", status_code="STATUS_CODE_ERROR"})
+          / sum by (job) (traces_span_metrics_calls_total{job="checkout", span_kind="SPAN_KIND_SERVER"}) > 0.2
+        annotations:
+          summary: "{{ $labels.job }} fails {{ $value | humanizePercentage }} of its calls"
+"#,
+    )
+    .unwrap();
+    let config = dir.path().join("skewer.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[span_metrics]
+interval_seconds = 1
+
+[alerting]
+rule_files = ["rules.yml"]
+group_wait = "1s"
+
+[[alerting.receivers]]
+name = "ops"
+url = "http://{addr}/hook"
+"#
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    server
+        .trace_client()
+        .await
+        .export(checkout_spans(2, 2))
+        .await
+        .unwrap();
+    server
+        .wait_for(
+            "the trace rule's notification",
+            Duration::from_secs(30),
+            || async {
+                !receiver
+                    .delivered("CheckoutErrorRatio", "firing")
+                    .is_empty()
+            },
+        )
+        .await;
+    let notification = receiver.delivered("CheckoutErrorRatio", "firing").remove(0);
+    let alert = &notification.json["alerts"][0];
+    assert_eq!(alert["labels"]["job"], "checkout");
+    assert_eq!(
+        alert["annotations"]["summary"],
+        "checkout fails 50% of its calls"
+    );
+    // The span metrics are ordinary series: the Prometheus API shows their buckets.
+    let (status, body) = server
+        .get_json("/api/v1/query?query=sum(traces_span_metrics_duration_seconds_bucket{job=%22checkout%22,le=%220.1%22})")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["result"][0]["value"][1], "4", "{body}");
 }
