@@ -3,12 +3,13 @@
 //! receivers, and the loop that drives them. Reloads swap the rules in whole or not at all: a
 //! rule file with any error leaves the running rules as they were.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use skewer_query::prometheus::StoreSource;
 use skewer_storage::Storage;
 use skewer_storage::model::TenantId;
 use skewer_storage::scan::ScanLimits;
@@ -22,8 +23,9 @@ use super::delivery::{self, Outgoing, Receiver, write_atomically};
 use super::dispatch::{Dispatcher, ReceiverView};
 use super::labels::LabelSet;
 use super::payload::GroupAlert;
-use super::rule::Rule;
+use super::rule::{EXEMPLAR_TRACE_ANNOTATION, Rule};
 use super::rule_file::{self, GroupDefinition, RuleFileError};
+use super::shared_reads::{SharedReads, SharedSource};
 use super::silences::{Silence, Silences};
 
 /// The label a rule names its receiver with.
@@ -202,6 +204,7 @@ pub struct Alerting {
     receivers: Vec<Arc<Receiver>>,
     directory: PathBuf,
     wake: Notify,
+    shared_reads: Arc<SharedReads>,
 }
 
 /// Current time, Unix ms.
@@ -246,6 +249,7 @@ impl Alerting {
             receivers,
             directory,
             wake: Notify::new(),
+            shared_reads: Arc::default(),
         });
         let carried = persisted
             .rules
@@ -493,32 +497,49 @@ impl Alerting {
         limits: &Arc<dyn Fn(&TenantId) -> ScanLimits + Send + Sync>,
     ) {
         let now = Instant::now();
+        let wall_ms = now_ms();
         let mut state = self.lock();
+        let mut longest = Duration::ZERO;
         for group in &mut state.groups {
+            longest = longest.max(group.interval);
             if group.running || group.next_due > now {
                 continue;
             }
+            // Evaluated at the interval's boundary (groups of one interval share it, and
+            // their reads with it), next at the following one.
+            let interval_ms = i64::try_from(group.interval.as_millis())
+                .unwrap_or(i64::MAX)
+                .max(1);
+            let time_ms = wall_ms - wall_ms.rem_euclid(interval_ms);
+            let until_next = u64::try_from(time_ms + interval_ms - wall_ms).unwrap_or(0);
+            group.next_due = now + Duration::from_millis(until_next);
             if group.rules.iter().all(|r| !r.rule.is_evaluated()) {
-                group.next_due = now + group.interval;
                 continue;
             }
             group.running = true;
-            group.next_due = now + group.interval;
             let job = GroupJob {
+                time_ms,
                 key: group.key(),
                 tenant: group.definition.tenant.clone(),
                 rules: group.rules.iter().map(|r| Arc::clone(&r.rule)).collect(),
+                known_examples: group
+                    .rules
+                    .iter()
+                    .map(|r| known_examples(&r.alerts))
+                    .collect(),
                 deadline: group.interval,
             };
             let engine = Arc::clone(self);
             let storage = Arc::clone(storage);
             let limits = Arc::clone(limits);
+            let shared = Arc::clone(&self.shared_reads);
             let external_url = self.settings.external_url.clone();
             let key = job.key.clone();
             tokio::spawn(async move {
                 // Its own task, so a panic in a query still frees the group.
                 let evaluation = tokio::spawn(async move {
-                    job.evaluate(&storage, limits.as_ref(), &external_url).await
+                    job.evaluate(&storage, limits.as_ref(), &shared, &external_url)
+                        .await
                 });
                 match evaluation.await {
                     Ok(outcome) => engine.apply(outcome),
@@ -530,6 +551,11 @@ impl Alerting {
                 engine.wake.notify_one();
             });
         }
+        drop(state);
+        // Reads of rounds older than the longest interval are no one's any more.
+        let keep_ms = i64::try_from(longest.as_millis().saturating_mul(2)).unwrap_or(i64::MAX);
+        self.shared_reads
+            .forget_before(wall_ms.saturating_sub(keep_ms));
     }
 
     /// Marks `key`'s group as no longer evaluating.
@@ -771,8 +797,12 @@ fn compile(
 /// A group's evaluation, run outside the lock.
 struct GroupJob {
     key: String,
+    /// The evaluation time: the interval boundary the group was due at.
+    time_ms: i64,
     tenant: TenantId,
     rules: Vec<Arc<Rule>>,
+    /// Per rule, the example traces its alerts already name (by fingerprint).
+    known_examples: Vec<HashMap<u64, String>>,
     deadline: Duration,
 }
 
@@ -794,12 +824,13 @@ impl GroupJob {
         self,
         storage: &Arc<Storage>,
         limits: &(dyn Fn(&TenantId) -> ScanLimits + Send + Sync),
+        shared: &SharedReads,
         external_url: &str,
     ) -> GroupOutcome {
         let started = Instant::now();
-        let time_ms = now_ms();
+        let time_ms = self.time_ms;
         let mut results = Vec::with_capacity(self.rules.len());
-        for rule in self.rules {
+        for (index, rule) in self.rules.into_iter().enumerate() {
             let rule_started = Instant::now();
             let mut scan_limits = limits(&self.tenant);
             // A group's evaluation must end before it is due again.
@@ -811,9 +842,28 @@ impl GroupJob {
             );
             let candidates = if rule.is_evaluated() {
                 let deadline = tokio::time::Instant::from_std(group_deadline);
-                let samples = rule.samples(storage, &self.tenant, scan_limits, time_ms);
+                let store = StoreSource::new(storage, self.tenant.clone(), scan_limits);
+                let series = SharedSource::new(store, self.tenant.clone(), shared);
+                let samples = rule.samples(&series, storage, &self.tenant, scan_limits, time_ms);
                 match tokio::time::timeout_at(deadline, samples).await {
-                    Ok(Ok(samples)) => rule.candidates(samples, external_url),
+                    Ok(Ok(samples)) => match rule.candidates(samples, external_url) {
+                        Ok(mut candidates) if !candidates.is_empty() => {
+                            let source =
+                                StoreSource::new(storage, self.tenant.clone(), scan_limits);
+                            let known = self.known_examples.get(index).cloned().unwrap_or_default();
+                            let lookup = rule.name_example_traces(
+                                &mut candidates,
+                                &known,
+                                &source,
+                                time_ms,
+                                external_url,
+                            );
+                            // An example is a nicety: past the deadline the alerts go without.
+                            let _ = tokio::time::timeout_at(deadline, lookup).await;
+                            Ok(candidates)
+                        }
+                        other => other,
+                    },
                     Ok(Err(err)) => Err(err),
                     Err(_) => Err(format!(
                         "the group's evaluation took longer than its interval ({:?})",
@@ -836,6 +886,17 @@ impl GroupJob {
             results,
         }
     }
+}
+
+/// The example trace each alert of a rule names, by fingerprint.
+fn known_examples(alerts: &RuleAlerts) -> HashMap<u64, String> {
+    alerts
+        .iter()
+        .filter_map(|alert| {
+            let trace_id = alert.annotations.get(EXEMPLAR_TRACE_ANNOTATION)?;
+            Some((super::labels::fingerprint(&alert.labels), trace_id.clone()))
+        })
+        .collect()
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &std::path::Path) -> Option<T> {

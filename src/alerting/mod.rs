@@ -19,6 +19,7 @@ pub mod labels;
 pub mod payload;
 pub mod rule;
 pub mod rule_file;
+pub mod shared_reads;
 pub mod silences;
 pub mod template;
 pub mod yaml;

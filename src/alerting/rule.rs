@@ -5,10 +5,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use promql_parser::label::Matcher;
 use skewer_query::logql::ast::MetricExpr;
 use skewer_query::logql::{LogqlLimits, MetricRequest, MetricResult, run_metric_query};
 use skewer_query::prometheus::StoreSource;
-use skewer_query::promql::{QueryOptions, QueryValue, instant_query};
+use skewer_query::promql::{QueryOptions, QueryValue, SeriesSource, instant_query};
 use skewer_storage::Storage;
 use skewer_storage::model::TenantId;
 use skewer_storage::scan::ScanLimits;
@@ -22,9 +23,18 @@ use super::template::TemplateData;
 pub const ALERT_NAME_LABEL: &str = "alertname";
 
 enum RuleQuery {
-    Promql(String),
+    /// The expression and its selectors (where exemplars are looked for).
+    Promql(String, Vec<Vec<Matcher>>),
     Logql(Box<MetricExpr>),
 }
+
+/// The annotation naming an example trace of an alert (an exemplar of its series).
+pub const EXEMPLAR_TRACE_ANNOTATION: &str = "exemplar_trace_id";
+/// The annotation linking that trace in skewer's UI.
+pub const EXEMPLAR_URL_ANNOTATION: &str = "exemplar_trace_url";
+
+/// How far back exemplars are looked for.
+const EXEMPLAR_LOOKBACK_MS: i64 = 5 * 60 * 1000;
 
 /// A rule ready to evaluate.
 pub struct Rule {
@@ -39,7 +49,9 @@ impl Rule {
         let query = match (definition.kind, definition.language) {
             (RuleKind::Recording, _) => None,
             (RuleKind::Alerting, QueryLanguage::Promql) => {
-                Some(RuleQuery::Promql(definition.expr.clone()))
+                let selectors = skewer_query::promql::query_selectors(&definition.expr)
+                    .map_err(|err| err.to_string())?;
+                Some(RuleQuery::Promql(definition.expr.clone(), selectors))
             }
             (RuleKind::Alerting, QueryLanguage::Logql) => {
                 match skewer_query::logql::parse(&definition.expr).map_err(|e| e.to_string())? {
@@ -63,6 +75,7 @@ impl Rule {
     /// The query's samples at `time_ms` over `tenant`'s data: labels and value each.
     pub async fn samples(
         &self,
+        series: &impl SeriesSource,
         storage: &Arc<Storage>,
         tenant: &TenantId,
         limits: ScanLimits,
@@ -70,13 +83,12 @@ impl Rule {
     ) -> Result<Vec<(LabelSet, f64)>, String> {
         match &self.query {
             None => Ok(Vec::new()),
-            Some(RuleQuery::Promql(query)) => {
-                let source = StoreSource::new(storage, tenant.clone(), limits);
+            Some(RuleQuery::Promql(query, _)) => {
                 let options = QueryOptions {
                     deadline: limits.deadline,
                     ..QueryOptions::default()
                 };
-                let value = instant_query(&source, query, time_ms, &options)
+                let value = instant_query(series, query, time_ms, &options)
                     .await
                     .map_err(|err| err.to_string())?;
                 Ok(match value {
@@ -134,6 +146,65 @@ impl Rule {
         }
     }
 
+    /// Names an example trace on each candidate without one: the newest exemplar, recorded
+    /// in the 5 minutes before `time_ms`, of a series the rule's selectors select whose labels
+    /// agree with the candidate's (a label the series lacks, aggregated away, agrees). `known`
+    /// holds the trace ids alerts already carry (by fingerprint); the store is read only when
+    /// a candidate has none. PromQL rules only.
+    pub async fn name_example_traces(
+        &self,
+        candidates: &mut [AlertCandidate],
+        known: &std::collections::HashMap<u64, String>,
+        source: &StoreSource<'_>,
+        time_ms: i64,
+        external_url: &str,
+    ) {
+        let Some(RuleQuery::Promql(_, selectors)) = &self.query else {
+            return;
+        };
+        if self
+            .definition
+            .annotations
+            .contains_key(EXEMPLAR_TRACE_ANNOTATION)
+        {
+            return;
+        }
+        let mut unknown = Vec::new();
+        for (index, candidate) in candidates.iter_mut().enumerate() {
+            match known.get(&super::labels::fingerprint(&candidate.labels)) {
+                Some(trace_id) => set_example(candidate, trace_id, external_url),
+                None => unknown.push(index),
+            }
+        }
+        if unknown.is_empty() {
+            return;
+        }
+        let Ok(found) = source
+            .exemplars(selectors, time_ms - EXEMPLAR_LOOKBACK_MS, time_ms)
+            .await
+        else {
+            return;
+        };
+        for index in unknown {
+            let candidate = &mut candidates[index];
+            let newest = found
+                .iter()
+                .filter(|(series, _)| {
+                    candidate.labels.iter().all(|(name, value)| {
+                        let theirs = series.get(name);
+                        theirs.is_empty() || theirs == value
+                    })
+                })
+                .flat_map(|(_, exemplars)| exemplars.iter())
+                .filter(|exemplar| exemplar.trace_id().is_some())
+                .max_by(|a, b| a.timestamp_ms.total_cmp(&b.timestamp_ms));
+            if let Some(trace_id) = newest.and_then(|e| e.trace_id()) {
+                let trace_id = trace_id.to_owned();
+                set_example(candidate, &trace_id, external_url);
+            }
+        }
+    }
+
     /// The alerts `samples` make: the sample's labels without `__name__`, the rule's labels
     /// (expanded) and `alertname`; annotations expanded with the sample's labels and value.
     /// Two samples that end with the same labels are an error, as in Prometheus.
@@ -182,6 +253,16 @@ impl Rule {
         }
         Ok(candidates)
     }
+}
+
+fn set_example(candidate: &mut AlertCandidate, trace_id: &str, external_url: &str) {
+    candidate
+        .annotations
+        .insert(EXEMPLAR_TRACE_ANNOTATION.to_owned(), trace_id.to_owned());
+    candidate.annotations.insert(
+        EXEMPLAR_URL_ANNOTATION.to_owned(),
+        format!("{external_url}/#/request/{trace_id}"),
+    );
 }
 
 fn kind_of(value: &QueryValue) -> &'static str {

@@ -426,6 +426,23 @@ async fn bad_rule_files_are_refused_with_every_error_and_reloads_keep_the_old_ru
     let (_, rules) = server.get_json("/api/rules").await;
     assert_eq!(rules["groups"][0]["name"], "fixed");
 
+    // SIGHUP reads the files again too.
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: after-hangup\n    rules:\n      - alert: B\n        expr: up == 0\n",
+    )
+    .unwrap();
+    server.signal("HUP");
+    server
+        .wait_for(
+            "the rules reloaded on SIGHUP",
+            Duration::from_secs(10),
+            || async {
+                server.get_json("/api/rules").await.1["groups"][0]["name"] == "after-hangup"
+            },
+        )
+        .await;
+
     // Silences: made, listed, expired.
     let response = client
         .post(server.api("/api/silences"))
@@ -622,6 +639,8 @@ groups:
           / sum by (job) (traces_span_metrics_calls_total{job="checkout", span_kind="SPAN_KIND_SERVER"}) > 0.2
         annotations:
           summary: "{{ $labels.job }} fails {{ $value | humanizePercentage }} of its calls"
+      - alert: CheckoutSlow
+        expr: histogram_quantile(0.9, sum by (le, job) (traces_span_metrics_duration_seconds_bucket{job="checkout"})) > 0.01
 "#,
     )
     .unwrap();
@@ -673,6 +692,38 @@ url = "http://{addr}/hook"
         alert["annotations"]["summary"],
         "checkout fails 50% of its calls"
     );
+    // A rule over the duration histogram names an example trace: one of the spans'.
+    server
+        .wait_for(
+            "the latency rule's notification",
+            Duration::from_secs(30),
+            || async { !receiver.delivered("CheckoutSlow", "firing").is_empty() },
+        )
+        .await;
+    let slow = receiver.delivered("CheckoutSlow", "firing").remove(0);
+    let annotations = &slow.json["alerts"][0]["annotations"];
+    let trace_id = annotations["exemplar_trace_id"]
+        .as_str()
+        .unwrap_or_default();
+    let sent: Vec<String> = (1..=4u8).map(|n| hex::encode([n; 16])).collect();
+    assert!(sent.contains(&trace_id.to_owned()), "{annotations}");
+    assert_eq!(
+        annotations["exemplar_trace_url"],
+        format!("http://{}/#/request/{trace_id}", server.http)
+    );
+    // Grafana's exemplar query finds the same traces.
+    let (status, body) = server
+        .get_json("/api/v1/query_exemplars?query=traces_span_metrics_duration_seconds_bucket%7Bjob%3D%22checkout%22%7D")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let series = body["data"].as_array().unwrap();
+    assert_eq!(series.len(), 2, "an error and a success series: {body}");
+    for entry in series {
+        assert!(entry["seriesLabels"]["le"].is_string(), "{entry}");
+        let exemplar = &entry["exemplars"][0];
+        assert!(sent.contains(&exemplar["labels"]["trace_id"].as_str().unwrap().to_owned()));
+        assert_eq!(exemplar["value"], "0.08");
+    }
     // The span metrics are ordinary series: the Prometheus API shows their buckets.
     let (status, body) = server
         .get_json("/api/v1/query?query=sum(traces_span_metrics_duration_seconds_bucket{job=%22checkout%22,le=%220.1%22})")

@@ -159,6 +159,17 @@ impl Server {
         }
     }
 
+    /// Sends `signal` (`HUP`…) to the running server.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("send a signal");
+        assert!(status.success());
+    }
+
     /// SIGTERM and wait for exit, letting this test's runtime run meanwhile (its clients must
     /// be able to answer the server's goodbye).
     pub async fn terminate(&mut self) -> ExitStatus {

@@ -142,7 +142,7 @@ fn identity_labels(resource: &Resource) -> Vec<(String, String)> {
 
 /// Attributes as label pairs: sanitised names, values as text; values of keys that
 /// sanitise to the same name are joined with `;`, ordered by original key.
-fn attribute_labels(attributes: &[Attribute]) -> Vec<(String, String)> {
+pub(super) fn attribute_labels(attributes: &[Attribute]) -> Vec<(String, String)> {
     let mut named: Vec<(String, &str, String)> = attributes
         .iter()
         .filter_map(|a| {

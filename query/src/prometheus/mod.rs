@@ -8,6 +8,7 @@
 //! Prometheus. It knows no HTTP: the API adapter in the binary shapes the answers.
 
 pub mod convert;
+pub mod exemplars;
 mod exponential;
 mod histogram;
 pub mod labels;

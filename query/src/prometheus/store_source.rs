@@ -25,11 +25,14 @@ use std::sync::Arc;
 use promql_parser::label::Matcher;
 use skewer_storage::catalog::MetricCatalog;
 use skewer_storage::model::{MetricDescriptor, MetricPoint, TenantId};
-use skewer_storage::parquet_codec::{SeriesRun, decode_metric_series_runs, metric_series_columns};
+use skewer_storage::parquet_codec::{
+    SeriesRun, decode_metric_points, decode_metric_series_runs, metric_series_columns,
+};
 use skewer_storage::scan::{ScanLimits, ScanRequest, TimeRange};
 use skewer_storage::{Storage, StorageError};
 
 use super::convert::{convert_series, is_no_recorded_value, timestamp_ms};
+use super::exemplars::{ExemplarSample, point_exemplars};
 use super::labels::{TARGET_INFO, may_have_target_info, target_info_labels};
 use super::naming::{PrometheusType, family_metric_names, family_name, prometheus_unit};
 use crate::QueryError;
@@ -282,9 +285,27 @@ impl<'a> StoreSource<'a> {
         filter: &NameFilter<'_>,
         mut each_batch: impl FnMut(Vec<SeriesRun>) + Send,
     ) -> Result<(), QueryError> {
-        let Some(range) = nano_range(start_ms, end_ms) else {
+        let Some(mut request) = self.scan_request(start_ms, end_ms, filter).await else {
             return Ok(());
         };
+        request.columns = Some(metric_series_columns());
+        let mut stream = self.storage.scan(request)?;
+        while let Some(batch) = stream.next().await {
+            each_batch(decode_metric_series_runs(&batch?).map_err(StorageError::from)?);
+        }
+        Ok(())
+    }
+
+    /// The scan of the points in `[start_ms, end_ms]` that `filter` may want: only the OTLP
+    /// metrics it accepts when the catalog is complete (and `target_info` is not wanted),
+    /// else every one; `None` when nothing can match.
+    async fn scan_request(
+        &self,
+        start_ms: i64,
+        end_ms: i64,
+        filter: &NameFilter<'_>,
+    ) -> Option<ScanRequest> {
+        let range = nano_range(start_ms, end_ms)?;
         let mut names = None;
         if !filter.accepts(TARGET_INFO)
             && let Some(catalog) = self.catalog(start_ms, end_ms).await
@@ -300,17 +321,72 @@ impl<'a> StoreSource<'a> {
                 .map(|(name, _)| name.clone())
                 .collect();
             if wanted.is_empty() {
-                return Ok(());
+                return None;
             }
             names = Some(wanted);
         }
-        let mut request = ScanRequest::metrics(self.tenant.clone(), names, range, self.limits);
-        request.columns = Some(metric_series_columns());
+        Some(ScanRequest::metrics(
+            self.tenant.clone(),
+            names,
+            range,
+            self.limits,
+        ))
+    }
+
+    /// The exemplars recorded in `[start_ms, end_ms]` on the series any of `matcher_sets`
+    /// selects, by series (sorted by labels), each series' exemplars in time order.
+    pub async fn exemplars(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<(Labels, Vec<ExemplarSample>)>, QueryError> {
+        let filter = NameFilter::any_of(matcher_sets);
+        let Some(request) = self.scan_request(start_ms, end_ms, &filter).await else {
+            return Ok(Vec::new());
+        };
+        let window = start_ms as f64..=(end_ms as f64 + 1.0);
+        let mut found: BTreeMap<Labels, Vec<ExemplarSample>> = BTreeMap::new();
         let mut stream = self.storage.scan(request)?;
         while let Some(batch) = stream.next().await {
-            each_batch(decode_metric_series_runs(&batch?).map_err(StorageError::from)?);
+            let points = decode_metric_points(&batch?).map_err(StorageError::from)?;
+            for point in points.iter().filter(|p| !p.exemplars.is_empty()) {
+                if !filter.accepts_metric(&point.metric) {
+                    continue;
+                }
+                for (labels, sample) in point_exemplars(point) {
+                    let selected = matcher_sets.is_empty()
+                        || matcher_sets.iter().any(|set| labels.matches(set));
+                    if selected && window.contains(&sample.timestamp_ms) {
+                        found.entry(labels).or_default().push(sample);
+                    }
+                }
+            }
         }
-        Ok(())
+        Ok(found
+            .into_iter()
+            .map(|(labels, mut samples)| {
+                samples.sort_by(|a, b| a.timestamp_ms.total_cmp(&b.timestamp_ms));
+                samples.dedup_by(|a, b| a.timestamp_ms == b.timestamp_ms && a.labels == b.labels);
+                (labels, samples)
+            })
+            .collect())
+    }
+}
+
+impl StoreSource<'_> {
+    /// Every series in `[start_ms, end_ms]` whose name the `__name__` matchers among
+    /// `matchers` accept, the other matchers not applied: what selections with the same name
+    /// matchers and range can share (alert rules evaluated at one time).
+    pub async fn select_by_name(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Series>, QueryError> {
+        let sets = [matchers.to_vec()];
+        self.read(&NameFilter::any_of(&sets), start_ms, end_ms)
+            .await
     }
 }
 

@@ -37,6 +37,24 @@ pub fn check_query(query: &str) -> Result<(), PromqlError> {
     dialect::parse(query).map(drop)
 }
 
+/// The matchers of every selector in `query` (what `/api/v1/query_exemplars` reads).
+pub fn query_selectors(
+    query: &str,
+) -> Result<Vec<Vec<promql_parser::label::Matcher>>, PromqlError> {
+    let expr = dialect::parse(query)?;
+    let context = plan::PlanContext {
+        query_start: 0,
+        query_end: 0,
+        lookback_ms: 0,
+    };
+    let plan = plan::FetchPlan::of(&expr, context)?;
+    Ok(plan
+        .selections
+        .into_values()
+        .map(|selection| selection.matchers)
+        .collect())
+}
+
 /// Parses a series selector such as `up{job="api"}` (the `match[]` parameter) into matchers.
 pub fn parse_selector(selector: &str) -> Result<Vec<promql_parser::label::Matcher>, PromqlError> {
     match dialect::parse(selector)? {

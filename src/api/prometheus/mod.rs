@@ -37,6 +37,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/labels", get(labels).post(labels))
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/metadata", get(metadata))
+        .route(
+            "/api/v1/query_exemplars",
+            get(query_exemplars).post(query_exemplars),
+        )
         .route("/api/v1/status/buildinfo", get(buildinfo))
 }
 
@@ -167,6 +171,35 @@ async fn query_range(req: Request) -> Response {
             })?;
             let value = range_query(&req.source(), query, start, end, step, &req.options()).await?;
             Ok(encode::query_data(&value))
+        }
+        .await,
+    )
+}
+
+/// `/api/v1/query_exemplars?query=&start=&end=`: the exemplars on the series the query's
+/// selectors select (Grafana draws them on charts and links them to their traces).
+async fn query_exemplars(req: Request) -> Response {
+    answer(
+        async {
+            let query = req.params.required("query")?;
+            let selectors = skewer_query::promql::query_selectors(query)?;
+            let (start, end) = req.listing_range()?;
+            let found = req.source().exemplars(&selectors, start, end).await?;
+            Ok(Value::Array(
+                found
+                    .iter()
+                    .map(|(labels, exemplars)| {
+                        json!({
+                            "seriesLabels": encode::labels(labels),
+                            "exemplars": exemplars.iter().map(|e| json!({
+                                "labels": encode::labels(&e.labels),
+                                "value": skewer_query::promql::format_value(e.value),
+                                "timestamp": e.timestamp_ms / 1000.0,
+                            })).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect(),
+            ))
         }
         .await,
     )
