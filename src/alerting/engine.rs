@@ -3,7 +3,7 @@
 //! receivers, and the loop that drives them. Reloads swap the rules in whole or not at all: a
 //! rule file with any error leaves the running rules as they were.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ use super::delivery::{self, Outgoing, Receiver, write_atomically};
 use super::dispatch::{Dispatcher, ReceiverView};
 use super::labels::LabelSet;
 use super::payload::GroupAlert;
-use super::rule::{EXEMPLAR_TRACE_ANNOTATION, Rule};
+use super::rule::{ExampleTraces, Rule};
 use super::rule_file::{self, GroupDefinition, RuleFileError};
 use super::shared_reads::{SharedReads, SharedSource};
 use super::silences::{Silence, Silences};
@@ -64,6 +64,8 @@ pub struct RuleRuntime {
     pub last_evaluation_ms: i64,
     /// How long that took.
     pub evaluation_time: Duration,
+    /// The example traces looked up for its alerts.
+    examples: ExampleTraces,
 }
 
 /// One group of rules.
@@ -522,11 +524,7 @@ impl Alerting {
                 key: group.key(),
                 tenant: group.definition.tenant.clone(),
                 rules: group.rules.iter().map(|r| Arc::clone(&r.rule)).collect(),
-                known_examples: group
-                    .rules
-                    .iter()
-                    .map(|r| known_examples(&r.alerts))
-                    .collect(),
+                known_examples: group.rules.iter().map(|r| r.examples.clone()).collect(),
                 deadline: group.interval,
             };
             let engine = Arc::clone(self);
@@ -587,6 +585,7 @@ impl Alerting {
             }
             runtime.last_evaluation_ms = outcome.time_ms;
             runtime.evaluation_time = result.took;
+            runtime.examples = result.examples;
             let candidates = match result.candidates {
                 Ok(candidates) => {
                     runtime.health = Health::Ok;
@@ -608,6 +607,12 @@ impl Alerting {
                 keep_firing_for: definition.keep_firing_for,
             };
             let mut resolved = runtime.alerts.apply(candidates, outcome.time_ms, timing);
+            let current: HashSet<u64> = runtime
+                .alerts
+                .iter()
+                .map(|alert| super::labels::fingerprint(&alert.labels))
+                .collect();
+            runtime.examples.retain(|key, _| current.contains(key));
             if limit > 0 && runtime.alerts.len() > limit {
                 // As Prometheus: a rule over its group's limit holds no alerts and fails.
                 let error = format!(
@@ -764,6 +769,7 @@ fn new_runtime(rule: Rule) -> RuleRuntime {
         last_error: String::new(),
         last_evaluation_ms: 0,
         evaluation_time: Duration::ZERO,
+        examples: ExampleTraces::new(),
     }
 }
 
@@ -802,13 +808,14 @@ struct GroupJob {
     tenant: TenantId,
     rules: Vec<Arc<Rule>>,
     /// Per rule, the example traces its alerts already name (by fingerprint).
-    known_examples: Vec<HashMap<u64, String>>,
+    known_examples: Vec<ExampleTraces>,
     deadline: Duration,
 }
 
 struct RuleOutcome {
     rule: Arc<Rule>,
     candidates: Result<Vec<super::alert_state::AlertCandidate>, String>,
+    examples: ExampleTraces,
     took: Duration,
 }
 
@@ -840,6 +847,7 @@ impl GroupJob {
                     .deadline
                     .map_or(group_deadline, |d| d.min(group_deadline)),
             );
+            let mut examples = self.known_examples.get(index).cloned().unwrap_or_default();
             let candidates = if rule.is_evaluated() {
                 let deadline = tokio::time::Instant::from_std(group_deadline);
                 let store = StoreSource::new(storage, self.tenant.clone(), scan_limits);
@@ -850,10 +858,9 @@ impl GroupJob {
                         Ok(mut candidates) if !candidates.is_empty() => {
                             let source =
                                 StoreSource::new(storage, self.tenant.clone(), scan_limits);
-                            let known = self.known_examples.get(index).cloned().unwrap_or_default();
                             let lookup = rule.name_example_traces(
                                 &mut candidates,
-                                &known,
+                                &mut examples,
                                 &source,
                                 time_ms,
                                 external_url,
@@ -876,6 +883,7 @@ impl GroupJob {
             results.push(RuleOutcome {
                 rule,
                 candidates,
+                examples,
                 took: rule_started.elapsed(),
             });
         }
@@ -886,17 +894,6 @@ impl GroupJob {
             results,
         }
     }
-}
-
-/// The example trace each alert of a rule names, by fingerprint.
-fn known_examples(alerts: &RuleAlerts) -> HashMap<u64, String> {
-    alerts
-        .iter()
-        .filter_map(|alert| {
-            let trace_id = alert.annotations.get(EXEMPLAR_TRACE_ANNOTATION)?;
-            Some((super::labels::fingerprint(&alert.labels), trace_id.clone()))
-        })
-        .collect()
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &std::path::Path) -> Option<T> {

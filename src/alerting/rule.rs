@@ -33,6 +33,10 @@ pub const EXEMPLAR_TRACE_ANNOTATION: &str = "exemplar_trace_id";
 /// The annotation linking that trace in skewer's UI.
 pub const EXEMPLAR_URL_ANNOTATION: &str = "exemplar_trace_url";
 
+/// The example trace of each alert looked up so far, by fingerprint (`None`: looked for,
+/// none found; not looked for again).
+pub type ExampleTraces = std::collections::HashMap<u64, Option<String>>;
+
 /// How far back exemplars are looked for.
 const EXEMPLAR_LOOKBACK_MS: i64 = 5 * 60 * 1000;
 
@@ -154,7 +158,7 @@ impl Rule {
     pub async fn name_example_traces(
         &self,
         candidates: &mut [AlertCandidate],
-        known: &std::collections::HashMap<u64, String>,
+        known: &mut ExampleTraces,
         source: &StoreSource<'_>,
         time_ms: i64,
         external_url: &str,
@@ -172,18 +176,21 @@ impl Rule {
         let mut unknown = Vec::new();
         for (index, candidate) in candidates.iter_mut().enumerate() {
             match known.get(&super::labels::fingerprint(&candidate.labels)) {
-                Some(trace_id) => set_example(candidate, trace_id, external_url),
+                Some(Some(trace_id)) => set_example(candidate, trace_id, external_url),
+                Some(None) => {}
                 None => unknown.push(index),
             }
         }
         if unknown.is_empty() {
             return;
         }
-        let Ok(found) = source
+        let found = match source
             .exemplars(selectors, time_ms - EXEMPLAR_LOOKBACK_MS, time_ms)
             .await
-        else {
-            return;
+        {
+            Ok(found) => found,
+            // Tried again at the next evaluation.
+            Err(_) => return,
         };
         for index in unknown {
             let candidate = &mut candidates[index];
@@ -198,10 +205,11 @@ impl Rule {
                 .flat_map(|(_, exemplars)| exemplars.iter())
                 .filter(|exemplar| exemplar.trace_id().is_some())
                 .max_by(|a, b| a.timestamp_ms.total_cmp(&b.timestamp_ms));
-            if let Some(trace_id) = newest.and_then(|e| e.trace_id()) {
-                let trace_id = trace_id.to_owned();
-                set_example(candidate, &trace_id, external_url);
+            let trace_id = newest.and_then(|e| e.trace_id()).map(str::to_owned);
+            if let Some(trace_id) = &trace_id {
+                set_example(candidate, trace_id, external_url);
             }
+            known.insert(super::labels::fingerprint(&candidate.labels), trace_id);
         }
     }
 
