@@ -127,8 +127,13 @@ async fn refresh_credentials(
     }
 }
 
-/// Writes the span metrics to the metric store every `interval` until `stop`.
-async fn write_span_metrics(pipeline: Arc<Pipeline>, interval: Duration, stop: CancellationToken) {
+/// Writes the span metrics and clock-skew estimates to the metric store every `interval`
+/// until `stop`.
+async fn write_derived_metrics(
+    pipeline: Arc<Pipeline>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
@@ -138,7 +143,7 @@ async fn write_span_metrics(pipeline: Arc<Pipeline>, interval: Duration, stop: C
             () = stop.cancelled() => return,
         }
         let now = u64::try_from(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
-        pipeline.export_span_metrics(now).await;
+        pipeline.export_derived_metrics(now).await;
     }
 }
 
@@ -364,13 +369,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         )));
     }
     let pipeline = Arc::new(pipeline);
-    if config.span_metrics.enabled {
-        tokio::spawn(write_span_metrics(
-            Arc::clone(&pipeline),
-            Duration::from_secs(config.span_metrics.interval_seconds),
-            stop_ingest.clone(),
-        ));
-    }
+    tokio::spawn(write_derived_metrics(
+        Arc::clone(&pipeline),
+        Duration::from_secs(config.span_metrics.interval_seconds),
+        stop_ingest.clone(),
+    ));
 
     let grpc_server = {
         let config = GrpcConfig {

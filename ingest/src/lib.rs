@@ -20,6 +20,7 @@ pub mod redact;
 pub mod remote_write;
 pub mod responses;
 mod series_limit;
+pub mod skew_metrics;
 pub mod span_metrics;
 pub mod stats;
 

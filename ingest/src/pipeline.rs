@@ -15,6 +15,7 @@ use crate::body_guard::BodyError;
 use crate::decoded_size::decoding_cost;
 use crate::limits::TenantGate;
 use crate::payload::{DecodeOptions, DecodedExport, PayloadFormat, decode_export};
+use crate::skew_metrics::clock_skew_export;
 use crate::span_metrics::{SpanMetrics, SpanTally};
 use crate::stats::{IngestStats, SignalCounters};
 
@@ -109,21 +110,31 @@ impl Pipeline {
         self
     }
 
-    /// Writes every tenant's span metrics at `now_unix_nano` to the metric store, as an OTLP
-    /// metrics export of the tenant's (outside its ingest rates and request counters, inside
-    /// the memory budget and its active-series limit). A tenant's export refused (the budget
-    /// is full) is logged; the next interval's totals replace it.
-    pub async fn export_span_metrics(&self, now_unix_nano: u64) {
-        let Some(span_metrics) = &self.span_metrics else {
-            return;
-        };
-        for (tenant, request) in span_metrics.exports(now_unix_nano) {
+    /// Writes the metrics skewer derives at `now_unix_nano` to the metric store: every
+    /// tenant's span metrics (when kept) and clock-skew estimates, each as an OTLP metrics
+    /// export of the tenant's (outside its ingest rates and request counters, inside the
+    /// memory budget and its active-series limit). An export refused (the budget is full) is
+    /// logged; the next interval's values replace it.
+    pub async fn export_derived_metrics(&self, now_unix_nano: u64) {
+        let mut exports = self
+            .span_metrics
+            .as_ref()
+            .map(|span_metrics| span_metrics.exports(now_unix_nano))
+            .unwrap_or_default();
+        let mut skew: std::collections::BTreeMap<TenantId, Vec<_>> = Default::default();
+        for (tenant, estimate) in self.storage.all_clock_skew() {
+            skew.entry(tenant).or_default().push(estimate);
+        }
+        exports.extend(skew.into_iter().filter_map(|(tenant, estimates)| {
+            clock_skew_export(&estimates, now_unix_nano).map(|request| (tenant, request))
+        }));
+        for (tenant, request) in exports {
             let body = Bytes::from(prost::Message::encode_to_vec(&request));
             if let Err(err) = self
                 .export_internal(Signal::Metrics, tenant.clone(), body)
                 .await
             {
-                warn!(%tenant, error = %err, "span metrics not written this interval");
+                warn!(%tenant, error = %err, "derived metrics not written this interval");
             }
         }
     }

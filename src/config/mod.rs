@@ -343,12 +343,10 @@ impl Config {
         self.tls.validate()?;
         self.connections.validate()?;
         self.alerting.settings("")?;
-        if self.span_metrics.enabled {
-            positive(
-                "span_metrics.interval_seconds",
-                self.span_metrics.interval_seconds,
-            )?;
-        }
+        positive(
+            "span_metrics.interval_seconds",
+            self.span_metrics.interval_seconds,
+        )?;
         Ok(())
     }
 

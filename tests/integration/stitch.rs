@@ -514,3 +514,37 @@ async fn warn_only_is_a_configuration() {
     assert_eq!(body["skew"]["spans_flagged"], 1);
     assert_eq!(body["skew"]["spans_adjusted"], 0);
 }
+
+#[tokio::test]
+async fn clock_skew_estimates_are_series_promql_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("skewer.toml");
+    std::fs::write(&config, "[span_metrics]\ninterval_seconds = 1\n").unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    skewed_load(&server, "ahead", "payment", 250, &dir.path().join("ids"));
+    let query = "/api/v1/query?query=max(skewer_clock_skew_seconds%7Bserver_service%3D%22payment%22%2Cclient_service!%3D%22payment%22%7D)";
+    let read = || async {
+        let (_, body) = server.get_json_as(query, Some("ahead")).await;
+        body["data"]["result"][0]["value"][1]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    server
+        .wait_for(
+            "the skew gauge in the metric store",
+            std::time::Duration::from_secs(20),
+            || async { !read().await.is_empty() },
+        )
+        .await;
+    let value = read().await;
+    let seconds: f64 = value.parse().unwrap();
+    assert!((seconds - 0.25).abs() <= 0.025, "{seconds}");
+    // Another tenant's store has none.
+    let (_, other) = server.get_json_as(query, Some("behind")).await;
+    assert_eq!(other["data"]["result"], serde_json::json!([]));
+}
