@@ -5,27 +5,19 @@
 //! `skewer.clock.skew.exchanges` (the exchanges an estimate is taken from).
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::metrics::v1::{
     Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use skewer_storage::skew::SkewEstimate;
 
+use crate::span_metrics::string;
+
 /// The offset gauge.
 pub const SKEW_METRIC: &str = "skewer.clock.skew";
 /// The exchanges gauge.
 pub const EXCHANGES_METRIC: &str = "skewer.clock.skew.exchanges";
-
-fn string(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.to_owned())),
-        }),
-        ..KeyValue::default()
-    }
-}
 
 /// One tenant's estimates as an export at `now_unix_nano`; `None` when there is none.
 pub fn clock_skew_export(

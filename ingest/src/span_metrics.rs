@@ -249,7 +249,8 @@ impl SpanMetrics {
     }
 }
 
-fn string(key: &str, value: &str) -> KeyValue {
+/// A string attribute.
+pub(crate) fn string(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.to_owned(),
         value: Some(AnyValue {

@@ -177,13 +177,10 @@ groups:
           summary: "{{ $labels.service_name }} timed out {{ $value }} times"
 "#;
 
-fn config(dir: &std::path::Path, receiver: SocketAddr) -> String {
-    std::fs::write(dir.join("rules.yml"), RULES).unwrap();
-    let config = dir.join("skewer.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
+/// The config of the first tests: fast grouping, one signing receiver at `receiver`.
+fn signed_receiver_config(receiver: SocketAddr) -> String {
+    format!(
+        r#"
 log_commit_interval_seconds = 1
 
 [alerting]
@@ -198,10 +195,16 @@ url = "http://{receiver}/hook"
 secret = "{SECRET}"
 timeout = "2s"
 "#
-        ),
     )
-    .unwrap();
-    config.to_string_lossy().into_owned()
+}
+
+/// Writes `rules` as `rules.yml` and `config` as `skewer.toml` into `dir`, and starts a
+/// server with that config on `dir/data`.
+async fn start_with(dir: &std::path::Path, rules: &str, config: &str) -> Server {
+    std::fs::write(dir.join("rules.yml"), rules).unwrap();
+    let path = dir.join("skewer.toml");
+    std::fs::write(&path, config).unwrap();
+    Server::start(&dir.join("data"), &["--config", path.to_str().unwrap()]).await
 }
 
 fn check_signature(received: &Received) {
@@ -226,8 +229,7 @@ async fn metric_and_log_rules_fire_and_resolve_into_a_signed_webhook_across_a_re
     let dir = tempfile::tempdir().unwrap();
     // The first delivery fails: it is retried with the same idempotency key.
     let (receiver, addr) = Receiver::start(1).await;
-    let config = config(dir.path(), addr);
-    let mut server = Server::start(&dir.path().join("data"), &["--config", &config]).await;
+    let mut server = start_with(dir.path(), RULES, &signed_receiver_config(addr)).await;
 
     server
         .metrics_client()
@@ -380,8 +382,7 @@ async fn metric_and_log_rules_fire_and_resolve_into_a_signed_webhook_across_a_re
 async fn bad_rule_files_are_refused_with_every_error_and_reloads_keep_the_old_rules() {
     let dir = tempfile::tempdir().unwrap();
     let (_receiver, addr) = Receiver::start(0).await;
-    let config = config(dir.path(), addr);
-    let server = Server::start(&dir.path().join("data"), &["--config", &config]).await;
+    let server = start_with(dir.path(), RULES, &signed_receiver_config(addr)).await;
     let client = reqwest::Client::new();
 
     std::fs::write(
@@ -497,8 +498,8 @@ async fn a_hung_receiver_times_out_opens_its_breaker_and_delays_no_other() {
     let dir = tempfile::tempdir().unwrap();
     let (ops, ops_addr) = Receiver::start(0).await;
     let hung_addr = hung_receiver().await;
-    std::fs::write(
-        dir.path().join("rules.yml"),
+    let server = start_with(
+        dir.path(),
         r#"
 groups:
   - name: routes
@@ -511,12 +512,7 @@ groups:
         expr: queue_depth > 100
         labels: {receiver: ops}
 "#,
-    )
-    .unwrap();
-    let config = dir.path().join("skewer.toml");
-    std::fs::write(
-        &config,
-        format!(
+        &format!(
             r#"
 [alerting]
 rule_files = ["rules.yml"]
@@ -533,11 +529,6 @@ name = "ops"
 url = "http://{ops_addr}/hook"
 "#
         ),
-    )
-    .unwrap();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &["--config", config.to_str().unwrap()],
     )
     .await;
     server
@@ -624,8 +615,8 @@ fn checkout_spans(errors: usize, successes: usize) -> ExportTraceServiceRequest 
 async fn a_trace_rule_over_span_metrics_fires_with_the_error_ratio() {
     let dir = tempfile::tempdir().unwrap();
     let (receiver, addr) = Receiver::start(0).await;
-    std::fs::write(
-        dir.path().join("rules.yml"),
+    let server = start_with(
+        dir.path(),
         r#"
 groups:
   - name: traces
@@ -642,12 +633,7 @@ groups:
       - alert: CheckoutSlow
         expr: histogram_quantile(0.9, sum by (le, job) (traces_span_metrics_duration_seconds_bucket{job="checkout"})) > 0.01
 "#,
-    )
-    .unwrap();
-    let config = dir.path().join("skewer.toml");
-    std::fs::write(
-        &config,
-        format!(
+        &format!(
             r#"
 [span_metrics]
 interval_seconds = 1
@@ -661,11 +647,6 @@ name = "ops"
 url = "http://{addr}/hook"
 "#
         ),
-    )
-    .unwrap();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &["--config", config.to_str().unwrap()],
     )
     .await;
     server
