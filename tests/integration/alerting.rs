@@ -641,10 +641,12 @@ interval_seconds = 1
 [alerting]
 rule_files = ["rules.yml"]
 group_wait = "1s"
+group_interval = "1s"
 
 [[alerting.receivers]]
 name = "ops"
 url = "http://{addr}/hook"
+secret = "{SECRET}"
 "#
         ),
     )
@@ -711,4 +713,26 @@ url = "http://{addr}/hook"
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["result"][0]["value"][1], "4", "{body}");
+
+    // Ten calls that succeed bring the error ratio to 2 in 14: the alert resolves, signed.
+    server
+        .trace_client()
+        .await
+        .export(checkout_spans(0, 10))
+        .await
+        .unwrap();
+    server
+        .wait_for(
+            "the trace rule's resolution",
+            Duration::from_secs(30),
+            || async {
+                !receiver
+                    .delivered("CheckoutErrorRatio", "resolved")
+                    .is_empty()
+            },
+        )
+        .await;
+    for received in receiver.all() {
+        check_signature(&received);
+    }
 }
