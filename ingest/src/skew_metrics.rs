@@ -19,11 +19,19 @@ pub const SKEW_METRIC: &str = "skewer.clock.skew";
 /// The exchanges gauge.
 pub const EXCHANGES_METRIC: &str = "skewer.clock.skew.exchanges";
 
-/// One tenant's estimates as an export at `now_unix_nano`; `None` when there is none.
+/// Pairs whose last exchange is older than this are no longer written (the hosts are gone).
+pub const FRESH_NANOS: u64 = 10 * 60 * 1_000_000_000;
+
+/// One tenant's estimates with an exchange in the last [`FRESH_NANOS`] as an export at
+/// `now_unix_nano`; `None` when there is none.
 pub fn clock_skew_export(
     estimates: &[SkewEstimate],
     now_unix_nano: u64,
 ) -> Option<ExportMetricsServiceRequest> {
+    let estimates: Vec<&SkewEstimate> = estimates
+        .iter()
+        .filter(|e| now_unix_nano.saturating_sub(e.last_seen_unix_nano) <= FRESH_NANOS)
+        .collect();
     if estimates.is_empty() {
         return None;
     }
@@ -109,6 +117,10 @@ mod tests {
             samples: 12,
             last_seen_unix_nano: 5,
         };
+        assert!(
+            clock_skew_export(std::slice::from_ref(&estimate), 5 + FRESH_NANOS + 1).is_none(),
+            "a pair not seen for long is not written"
+        );
         let request = clock_skew_export(&[estimate], 9).expect("one pair");
         let metrics = &request.resource_metrics[0].scope_metrics[0].metrics;
         let Some(metric::Data::Gauge(gauge)) = &metrics[0].data else {

@@ -11,9 +11,11 @@
 //!
 //! with the resource's `service.name` (Prometheus's `job`) and the attributes `span.name`,
 //! `span.kind` (`SPAN_KIND_SERVER`…) and `status.code` (`STATUS_CODE_ERROR`…). A tenant's
-//! series past `max_series_per_tenant` are counted in one overflow series per service whose
-//! only attribute is `otel.metric.overflow = true`, as the connector does. Counters live in
-//! memory: a restart starts them again from zero (a counter reset, which `rate` handles).
+//! series past `max_series_per_tenant` are counted in one overflow series (no service) whose
+//! only attribute is `otel.metric.overflow = true`, as the connector does; a series that
+//! counted nothing for 10 minutes is dropped. Counters live in memory: a restart starts them
+//! again from zero (a counter reset, which `rate` handles). The calls carry the interval's
+//! best example too (value 1), so error-ratio alerts name a trace.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -101,6 +103,10 @@ struct Counts {
     born_unix_nano: u64,
     /// Whether the series was written (with its zero point) already.
     written: bool,
+    /// Calls when last written, and since when unchanged (Unix ns): a series idle for
+    /// [`SERIES_EXPIRY_NANOS`] is dropped.
+    written_calls: u64,
+    idle_since_unix_nano: u64,
 }
 
 impl Default for Counts {
@@ -112,6 +118,8 @@ impl Default for Counts {
             example: None,
             born_unix_nano: u64::MAX,
             written: false,
+            written_calls: 0,
+            idle_since_unix_nano: 0,
         }
     }
 }
@@ -123,8 +131,10 @@ impl Counts {
         for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
             *mine += theirs;
         }
-        if let Some(example) = other.example {
-            // The newest export's example replaces the kept one: exemplars should be recent.
+        if let Some(example) = other.example
+            && self.example.is_none_or(|kept| example.better_than(&kept))
+        {
+            // The best of the interval (cleared at each write, so examples stay recent).
             self.example = Some(example);
         }
         self.born_unix_nano = self.born_unix_nano.min(other.born_unix_nano);
@@ -191,8 +201,19 @@ impl SpanTally {
 pub struct SpanMetrics {
     config: SpanMetricsConfig,
     start_unix_nano: u64,
-    tenants: Mutex<HashMap<TenantId, HashMap<SeriesKey, Counts>>>,
+    tenants: Mutex<Tenants>,
 }
+
+/// Every tenant's series, and when they were last written.
+#[derive(Default)]
+struct Tenants {
+    series: HashMap<TenantId, HashMap<SeriesKey, Counts>>,
+    last_written_unix_nano: u64,
+}
+
+/// A series that counted no call for this long is no longer written (its operation is gone,
+/// or was renamed), freeing its place under the cap.
+pub const SERIES_EXPIRY_NANOS: u64 = 10 * 60 * 1_000_000_000;
 
 impl SpanMetrics {
     /// Span metrics counted from `start_unix_nano` on.
@@ -200,7 +221,7 @@ impl SpanMetrics {
         Self {
             config,
             start_unix_nano,
-            tenants: Mutex::new(HashMap::new()),
+            tenants: Mutex::new(Tenants::default()),
         }
     }
 
@@ -214,12 +235,12 @@ impl SpanMetrics {
         let Ok(mut tenants) = self.tenants.lock() else {
             return;
         };
-        let series = tenants.entry(tenant.clone()).or_default();
+        let series = tenants.series.entry(tenant.clone()).or_default();
         for (key, counts) in tally.series {
             let full = series.len() >= self.config.max_series_per_tenant;
             let key = if full && !series.contains_key(&key) {
                 SeriesKey {
-                    service: key.service,
+                    service: String::new(),
                     operation: None,
                 }
             } else {
@@ -235,13 +256,33 @@ impl SpanMetrics {
         let Ok(mut tenants) = self.tenants.lock() else {
             return Vec::new();
         };
+        // A new series' zero point: after the last write (it did not exist then), before now.
+        let zero_after = tenants.last_written_unix_nano.max(self.start_unix_nano);
+        tenants.last_written_unix_nano = now_unix_nano;
+        let times = Times {
+            start: self.start_unix_nano,
+            zero_after,
+            now: now_unix_nano,
+        };
+        for series in tenants.series.values_mut() {
+            series.retain(|_, counts| {
+                if counts.calls != counts.written_calls || !counts.written {
+                    counts.written_calls = counts.calls;
+                    counts.idle_since_unix_nano = now_unix_nano;
+                    return true;
+                }
+                now_unix_nano.saturating_sub(counts.idle_since_unix_nano) < SERIES_EXPIRY_NANOS
+            });
+        }
+        tenants.series.retain(|_, series| !series.is_empty());
         tenants
+            .series
             .iter_mut()
-            .filter(|(_, series)| !series.is_empty())
             .map(|(tenant, series)| {
-                let request = export(series, self.start_unix_nano, now_unix_nano);
+                let request = export(series, times);
                 for counts in series.values_mut() {
                     counts.written = true;
+                    counts.example = None;
                 }
                 (tenant.clone(), request)
             })
@@ -297,11 +338,31 @@ fn attributes(key: &SeriesKey) -> Vec<KeyValue> {
 }
 
 /// One tenant's series as an export: a resource per service, both metrics under it.
-fn export(
-    series: &HashMap<SeriesKey, Counts>,
-    start_unix_nano: u64,
-    now_unix_nano: u64,
-) -> ExportMetricsServiceRequest {
+/// The series' example as an exemplar, its value as `value` makes it.
+fn exemplars(counts: &Counts, value: impl Fn(&Example) -> exemplar::Value) -> Vec<Exemplar> {
+    counts
+        .example
+        .map(|example| Exemplar {
+            time_unix_nano: example.time_unix_nano,
+            trace_id: example.trace_id.to_vec(),
+            span_id: example.span_id.to_vec(),
+            value: Some(value(&example)),
+            ..Exemplar::default()
+        })
+        .into_iter()
+        .collect()
+}
+
+/// The times of one write, Unix ns: the counters' start, the last write, now.
+#[derive(Clone, Copy)]
+struct Times {
+    start: u64,
+    zero_after: u64,
+    now: u64,
+}
+
+fn export(series: &HashMap<SeriesKey, Counts>, times: Times) -> ExportMetricsServiceRequest {
+    let (start_unix_nano, now_unix_nano) = (times.start, times.now);
     let mut by_service: HashMap<&str, Vec<(&SeriesKey, &Counts)>> = HashMap::new();
     for (key, counts) in series {
         by_service
@@ -318,8 +379,8 @@ fn export(
                 (!counts.written).then(|| {
                     counts
                         .born_unix_nano
-                        .max(start_unix_nano)
-                        .min(now_unix_nano.saturating_sub(1))
+                        .max(times.zero_after)
+                        .min(now_unix_nano.saturating_sub(1_000_000))
                 })
             };
             let calls = series
@@ -335,7 +396,10 @@ fn export(
                         ..NumberDataPoint::default()
                     };
                     let zero = zero_time(counts).map(|time| point(time, 0));
-                    zero.into_iter().chain([point(now_unix_nano, counts.calls)])
+                    let mut current = point(now_unix_nano, counts.calls);
+                    // The example on the calls too: error-ratio alerts name a trace.
+                    current.exemplars = exemplars(counts, |_| exemplar::Value::AsInt(1));
+                    zero.into_iter().chain([current])
                 })
                 .collect();
             let zero_durations = series.iter().filter_map(|(key, counts)| {
@@ -351,28 +415,18 @@ fn export(
                 })
             });
             let durations = zero_durations
-                .chain(series.iter().map(|(key, counts)| {
-                    HistogramDataPoint {
-                        attributes: attributes(key),
-                        start_time_unix_nano: start_unix_nano,
-                        time_unix_nano: now_unix_nano,
-                        count: counts.calls,
-                        sum: Some(counts.seconds_sum),
-                        bucket_counts: counts.buckets.to_vec(),
-                        explicit_bounds: DURATION_BOUNDS_SECONDS.to_vec(),
-                        exemplars: counts
-                            .example
-                            .map(|example| Exemplar {
-                                time_unix_nano: example.time_unix_nano,
-                                trace_id: example.trace_id.to_vec(),
-                                span_id: example.span_id.to_vec(),
-                                value: Some(exemplar::Value::AsDouble(example.seconds)),
-                                ..Exemplar::default()
-                            })
-                            .into_iter()
-                            .collect(),
-                        ..HistogramDataPoint::default()
-                    }
+                .chain(series.iter().map(|(key, counts)| HistogramDataPoint {
+                    attributes: attributes(key),
+                    start_time_unix_nano: start_unix_nano,
+                    time_unix_nano: now_unix_nano,
+                    count: counts.calls,
+                    sum: Some(counts.seconds_sum),
+                    bucket_counts: counts.buckets.to_vec(),
+                    explicit_bounds: DURATION_BOUNDS_SECONDS.to_vec(),
+                    exemplars: exemplars(counts, |example| {
+                        exemplar::Value::AsDouble(example.seconds)
+                    }),
+                    ..HistogramDataPoint::default()
                 }))
                 .collect();
             ResourceMetrics {
@@ -508,7 +562,8 @@ mod tests {
             &tenant,
             SpanTally::of(&[span("cart", "GET /cart", 1, StatusCode::Unset, 5)]),
         );
-        let exports = metrics.exports(99);
+        const NOW: u64 = 10_000_000_000;
+        let exports = metrics.exports(NOW);
         assert_eq!(exports.len(), 1);
         let request = &exports[0].1;
         assert_eq!(
@@ -539,21 +594,35 @@ mod tests {
             .filter(|p| p.count == 0)
             .map(|p| p.time_unix_nano)
             .collect();
-        assert_eq!(zeros, [98, 98], "new series start from zero, before now");
+        assert_eq!(
+            zeros,
+            [1_000, 1_000],
+            "new series start from zero at their first span"
+        );
         // Written once: the next export has no zero points.
-        let again = metrics.exports(200);
+        let again = metrics.exports(2 * NOW);
         let Some(metric::Data::Sum(sum)) =
             &again[0].1.resource_metrics[0].scope_metrics[0].metrics[0].data
         else {
             panic!("calls")
         };
-        assert!(sum.data_points.iter().all(|p| p.time_unix_nano == 200));
+        assert!(sum.data_points.iter().all(|p| p.time_unix_nano == 2 * NOW));
+        assert!(
+            sum.data_points.iter().all(|p| p.exemplars.is_empty()),
+            "examples are the interval's"
+        );
+        // Idle past the expiry: no longer written.
+        assert!(
+            metrics
+                .exports(2 * NOW + SERIES_EXPIRY_NANOS + 1)
+                .is_empty()
+        );
         assert_eq!(unset.bucket_counts[1], 1, "3 ms in (2 ms, 4 ms]");
         assert_eq!(unset.bucket_counts[9], 1, "700 ms in (400 ms, 800 ms]");
         assert!((unset.sum.expect("sum") - 0.703).abs() < 1e-9);
         assert_eq!(unset.exemplars[0].span_id, vec![2; 8], "the slowest");
         assert_eq!(unset.start_time_unix_nano, 5);
-        assert_eq!(unset.time_unix_nano, 99);
+        assert_eq!(unset.time_unix_nano, NOW);
     }
 
     fn points_of(resource: &ResourceMetrics) -> usize {
@@ -564,7 +633,7 @@ mod tests {
     }
 
     #[test]
-    fn series_past_the_cap_overflow_into_one_per_service() {
+    fn series_past_the_cap_overflow_into_one_per_tenant() {
         let config = SpanMetricsConfig {
             max_series_per_tenant: 2,
             ..SpanMetricsConfig::default()
@@ -585,9 +654,9 @@ mod tests {
         assert_eq!(
             points(&exports[0].1),
             [
+                (String::new(), "overflow".into(), 2),
                 ("svc".into(), "a".into(), 2),
                 ("svc".into(), "b".into(), 1),
-                ("svc".into(), "overflow".into(), 2),
             ]
         );
     }

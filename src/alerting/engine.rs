@@ -3,7 +3,7 @@
 //! receivers, and the loop that drives them. Reloads swap the rules in whole or not at all: a
 //! rule file with any error leaves the running rules as they were.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -35,6 +35,9 @@ pub const RECEIVER_LABEL: &str = "receiver";
 const STATE_FILE: &str = "state.json";
 /// The silences file.
 const SILENCES_FILE: &str = "silences.json";
+/// How far past its boundary a group's first evaluation may start; later, it waits for the
+/// next boundary.
+const LATE_START_MS: i64 = 2_000;
 /// Longest sleep of the loop (it also wakes on reloads and finished evaluations).
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
@@ -206,7 +209,8 @@ pub struct Alerting {
     receivers: Vec<Arc<Receiver>>,
     directory: PathBuf,
     wake: Notify,
-    shared_reads: Arc<SharedReads>,
+    /// Each running round's shared reads, by evaluation time.
+    rounds: Mutex<HashMap<i64, std::sync::Weak<SharedReads>>>,
 }
 
 /// Current time, Unix ms.
@@ -251,7 +255,7 @@ impl Alerting {
             receivers,
             directory,
             wake: Notify::new(),
-            shared_reads: Arc::default(),
+            rounds: Mutex::default(),
         });
         let carried = persisted
             .rules
@@ -501,9 +505,7 @@ impl Alerting {
         let now = Instant::now();
         let wall_ms = now_ms();
         let mut state = self.lock();
-        let mut longest = Duration::ZERO;
         for group in &mut state.groups {
-            longest = longest.max(group.interval);
             if group.running || group.next_due > now {
                 continue;
             }
@@ -515,7 +517,13 @@ impl Alerting {
             let time_ms = wall_ms - wall_ms.rem_euclid(interval_ms);
             let until_next = u64::try_from(time_ms + interval_ms - wall_ms).unwrap_or(0);
             group.next_due = now + Duration::from_millis(until_next);
-            if group.rules.iter().all(|r| !r.rule.is_evaluated()) {
+            // A group first scheduled (start, reload) well past a boundary waits for the next
+            // one rather than evaluate an old time; a time already evaluated is not again.
+            let late = group.last_evaluation_ms == 0 && wall_ms - time_ms > LATE_START_MS;
+            if late
+                || time_ms <= group.last_evaluation_ms
+                || group.rules.iter().all(|r| !r.rule.is_evaluated())
+            {
                 continue;
             }
             group.running = true;
@@ -530,7 +538,7 @@ impl Alerting {
             let engine = Arc::clone(self);
             let storage = Arc::clone(storage);
             let limits = Arc::clone(limits);
-            let shared = Arc::clone(&self.shared_reads);
+            let shared = self.round_reads(time_ms);
             let external_url = self.settings.external_url.clone();
             let key = job.key.clone();
             tokio::spawn(async move {
@@ -549,11 +557,22 @@ impl Alerting {
                 engine.wake.notify_one();
             });
         }
-        drop(state);
-        // Reads of rounds older than the longest interval are no one's any more.
-        let keep_ms = i64::try_from(longest.as_millis().saturating_mul(2)).unwrap_or(i64::MAX);
-        self.shared_reads
-            .forget_before(wall_ms.saturating_sub(keep_ms));
+    }
+
+    /// The shared reads of the round evaluated at `time_ms`: held by that round's jobs only,
+    /// freed when the last of them ends.
+    fn round_reads(&self, time_ms: i64) -> Arc<SharedReads> {
+        let mut rounds = self
+            .rounds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        rounds.retain(|_, reads| reads.strong_count() > 0);
+        if let Some(reads) = rounds.get(&time_ms).and_then(std::sync::Weak::upgrade) {
+            return reads;
+        }
+        let reads = Arc::new(SharedReads::default());
+        rounds.insert(time_ms, Arc::downgrade(&reads));
+        reads
     }
 
     /// Marks `key`'s group as no longer evaluating.
@@ -858,15 +877,19 @@ impl GroupJob {
                         Ok(mut candidates) if !candidates.is_empty() => {
                             let source =
                                 StoreSource::new(storage, self.tenant.clone(), scan_limits);
-                            let lookup = rule.name_example_traces(
+                            // An example is a nicety: a tenth of the interval at most, so the
+                            // group's other rules keep their time.
+                            let lookup_deadline =
+                                deadline.min(tokio::time::Instant::now() + self.deadline / 10);
+                            rule.name_example_traces(
                                 &mut candidates,
                                 &mut examples,
                                 &source,
                                 time_ms,
+                                lookup_deadline,
                                 external_url,
-                            );
-                            // An example is a nicety: past the deadline the alerts go without.
-                            let _ = tokio::time::timeout_at(deadline, lookup).await;
+                            )
+                            .await;
                             Ok(candidates)
                         }
                         other => other,

@@ -161,6 +161,7 @@ impl Rule {
         known: &mut ExampleTraces,
         source: &StoreSource<'_>,
         time_ms: i64,
+        deadline: tokio::time::Instant,
         external_url: &str,
     ) {
         let Some(RuleQuery::Promql(_, selectors)) = &self.query else {
@@ -181,16 +182,16 @@ impl Rule {
                 None => unknown.push(index),
             }
         }
-        if unknown.is_empty() {
+        if unknown.is_empty() || selectors.is_empty() {
             return;
         }
-        let found = match source
-            .exemplars(selectors, time_ms - EXEMPLAR_LOOKBACK_MS, time_ms)
-            .await
-        {
-            Ok(found) => found,
-            // Tried again at the next evaluation.
-            Err(_) => return,
+        let lookup = source.exemplars(selectors, time_ms - EXEMPLAR_LOOKBACK_MS, time_ms);
+        let Ok(Ok(found)) = tokio::time::timeout_at(deadline, lookup).await else {
+            // Too slow or failed: these alerts go without, and are not looked up again.
+            for index in unknown {
+                known.insert(super::labels::fingerprint(&candidates[index].labels), None);
+            }
+            return;
         };
         for index in unknown {
             let candidate = &mut candidates[index];

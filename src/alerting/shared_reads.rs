@@ -3,7 +3,7 @@
 //! each (tenant, metric-name matchers, span) is read from the store once, by whichever rule
 //! asks first (the others wait for it), and every selector takes its series from that read
 //! with its own label matchers. A thousand rules over a few metrics cost a few reads a round,
-//! not a thousand. Entries of past rounds are dropped.
+//! not a thousand. One `SharedReads` serves one round and is dropped with it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -40,11 +40,6 @@ impl SharedReads {
 
     fn cell(&self, key: ReadKey) -> Cell {
         Arc::clone(self.lock().entry(key).or_default())
-    }
-
-    /// Drops the reads of spans ending before `min_end_ms` (rounds that are over).
-    pub fn forget_before(&self, min_end_ms: i64) {
-        self.lock().retain(|key, _| key.end_ms >= min_end_ms);
     }
 }
 

@@ -341,6 +341,10 @@ impl<'a> StoreSource<'a> {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<(Labels, Vec<ExemplarSample>)>, QueryError> {
+        // A query without selectors (`vector(1)`) has no series, so no exemplars.
+        if matcher_sets.is_empty() {
+            return Ok(Vec::new());
+        }
         let filter = NameFilter::any_of(matcher_sets);
         let Some(request) = self.scan_request(start_ms, end_ms, &filter).await else {
             return Ok(Vec::new());
@@ -355,8 +359,7 @@ impl<'a> StoreSource<'a> {
                     continue;
                 }
                 for (labels, sample) in point_exemplars(point) {
-                    let selected = matcher_sets.is_empty()
-                        || matcher_sets.iter().any(|set| labels.matches(set));
+                    let selected = matcher_sets.iter().any(|set| labels.matches(set));
                     if selected && window.contains(&sample.timestamp_ms) {
                         found.entry(labels).or_default().push(sample);
                     }
