@@ -421,7 +421,7 @@ fn backoff(attempts: u32) -> Duration {
 mod tests {
     use super::*;
     use crate::alerting::labels::LabelSet;
-    use crate::alerting::payload::{GroupAlert, webhook_message};
+    use crate::alerting::payload::{GroupAlert, down_alert, webhook_message};
 
     fn settings(name: &str, capacity: usize) -> ReceiverSettings {
         ReceiverSettings {
@@ -433,19 +433,6 @@ mod tests {
             send_resolved: true,
             queue_capacity: capacity,
             ca_file: None,
-        }
-    }
-
-    fn alert(instance: &str, ends_at_ms: Option<i64>) -> GroupAlert {
-        GroupAlert {
-            labels: [("alertname", "Down"), ("instance", instance)]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-            annotations: LabelSet::new(),
-            starts_at_ms: 1,
-            ends_at_ms,
-            generator_url: String::new(),
         }
     }
 
@@ -465,7 +452,7 @@ mod tests {
 
     #[test]
     fn keys_follow_content_not_creation_time() {
-        let firing = [alert("a", None)];
+        let firing = [down_alert("a", None)];
         assert_eq!(outgoing("g", 1, &firing).key, outgoing("g", 2, &firing).key);
         assert_ne!(outgoing("g", 1, &firing).key, outgoing("h", 1, &firing).key);
         let message = webhook_message("ops", "g", &LabelSet::new(), "", &firing);
@@ -480,8 +467,8 @@ mod tests {
     fn the_outbox_keeps_one_notification_per_group_with_its_resolutions() {
         let dir = tempfile::tempdir().expect("tempdir");
         let receiver = Receiver::open(settings("ops", 2), dir.path()).expect("opens");
-        let first = outgoing("g1", 1, &[alert("a", None), alert("x", Some(5))]);
-        let newer = outgoing("g1", 2, &[alert("a", None), alert("b", None)]);
+        let first = outgoing("g1", 1, &[down_alert("a", None), down_alert("x", Some(5))]);
+        let newer = outgoing("g1", 2, &[down_alert("a", None), down_alert("b", None)]);
         receiver.enqueue(first.clone()).expect("written");
         receiver.enqueue(newer).expect("written");
         assert_eq!(receiver.queued(), 1, "the newer replaces the older");
@@ -498,7 +485,7 @@ mod tests {
             "the older's resolution comes along"
         );
         receiver
-            .enqueue(outgoing("g2", 3, &[alert("c", None)]))
+            .enqueue(outgoing("g2", 3, &[down_alert("c", None)]))
             .expect("written");
         // Finishing the replaced one removes nothing.
         receiver.finish(&first);
@@ -514,10 +501,10 @@ mod tests {
         reopened.finish(&queued);
         // A full queue drops its oldest.
         reopened
-            .enqueue(outgoing("g3", 4, &[alert("d", None)]))
+            .enqueue(outgoing("g3", 4, &[down_alert("d", None)]))
             .expect("written");
         reopened
-            .enqueue(outgoing("g4", 5, &[alert("e", None)]))
+            .enqueue(outgoing("g4", 5, &[down_alert("e", None)]))
             .expect("written");
         assert_eq!(reopened.queued(), 2);
         assert_eq!(reopened.stats.dropped.load(Ordering::Relaxed), 1);

@@ -246,6 +246,7 @@ fn needs_update(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerting::payload::down_alert;
     use crate::alerting::silences::{Silence, SilenceMatcher};
 
     const SECOND: i64 = 1_000;
@@ -256,19 +257,6 @@ mod tests {
             group_wait: Duration::from_secs(30),
             group_interval: Duration::from_secs(300),
             repeat_interval: Duration::from_secs(3_600),
-        }
-    }
-
-    fn alert(instance: &str, ends_at_ms: Option<i64>) -> GroupAlert {
-        GroupAlert {
-            labels: [("alertname", "Down"), ("instance", instance)]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-            annotations: LabelSet::new(),
-            starts_at_ms: 0,
-            ends_at_ms,
-            generator_url: String::new(),
         }
     }
 
@@ -294,22 +282,22 @@ mod tests {
     fn groups_wait_gather_and_notify_on_change_or_repeat() {
         let (s, none) = (settings(), Silences::default());
         let mut d = Dispatcher::default();
-        d.add(&s, "ops", "default", alert("a", None), 0);
-        d.add(&s, "ops", "default", alert("b", None), 10 * SECOND);
+        d.add(&s, "ops", "default", down_alert("a", None), 0);
+        d.add(&s, "ops", "default", down_alert("b", None), 10 * SECOND);
         assert!(flush(&mut d, &none, 29 * SECOND).is_empty(), "group_wait");
         assert_eq!(
             flush(&mut d, &none, 30 * SECOND),
             [["a:firing", "b:firing"]]
         );
         // Same alerts, one group_interval later: nothing new, no repeat yet.
-        d.add(&s, "ops", "default", alert("a", None), 60 * SECOND);
+        d.add(&s, "ops", "default", down_alert("a", None), 60 * SECOND);
         assert!(flush(&mut d, &none, 330 * SECOND).is_empty());
         // `b` resolves: told at the next interval, then forgotten.
         d.add(
             &s,
             "ops",
             "default",
-            alert("b", Some(400 * SECOND)),
+            down_alert("b", Some(400 * SECOND)),
             400 * SECOND,
         );
         assert!(flush(&mut d, &none, 500 * SECOND).is_empty(), "not due yet");
@@ -326,7 +314,7 @@ mod tests {
             &s,
             "ops",
             "default",
-            alert("a", Some(4_600 * SECOND)),
+            down_alert("a", Some(4_600 * SECOND)),
             4_600 * SECOND,
         );
         assert_eq!(flush(&mut d, &none, 4_829 * SECOND), [["a:resolved"]]);
@@ -355,8 +343,8 @@ mod tests {
             })
             .expect("valid");
         let mut d = Dispatcher::default();
-        d.add(&s, "ops", "default", alert("a", None), 0);
-        d.add(&s, "ops", "default", alert("b", None), 0);
+        d.add(&s, "ops", "default", down_alert("a", None), 0);
+        d.add(&s, "ops", "default", down_alert("b", None), 0);
         assert_eq!(flush(&mut d, &silences, 30 * SECOND), [["a:firing"]]);
         assert_eq!(
             flush(&mut d, &silences, 330 * SECOND),
@@ -368,9 +356,9 @@ mod tests {
     fn groups_are_per_tenant_and_grouping_label() {
         let s = settings();
         let mut d = Dispatcher::default();
-        d.add(&s, "ops", "default", alert("a", None), 0);
-        d.add(&s, "ops", "shop", alert("a", None), 0);
-        let mut other = alert("a", None);
+        d.add(&s, "ops", "default", down_alert("a", None), 0);
+        d.add(&s, "ops", "shop", down_alert("a", None), 0);
+        let mut other = down_alert("a", None);
         other.labels.insert("alertname".into(), "Slow".into());
         d.add(&s, "ops", "default", other, 0);
         assert_eq!(d.len(), 3);
@@ -393,12 +381,12 @@ mod tests {
     fn an_alert_that_fired_and_resolved_unheard_is_not_told() {
         let s = settings();
         let mut d = Dispatcher::default();
-        d.add(&s, "ops", "default", alert("a", None), 0);
+        d.add(&s, "ops", "default", down_alert("a", None), 0);
         d.add(
             &s,
             "ops",
             "default",
-            alert("a", Some(5 * SECOND)),
+            down_alert("a", Some(5 * SECOND)),
             5 * SECOND,
         );
         assert!(flush(&mut d, &Silences::default(), 30 * SECOND).is_empty());

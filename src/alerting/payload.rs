@@ -172,6 +172,21 @@ impl WebhookMessage {
     }
 }
 
+/// A firing (`ends_at_ms: None`) or resolved `Down` alert of `instance`, for tests.
+#[cfg(test)]
+pub(crate) fn down_alert(instance: &str, ends_at_ms: Option<i64>) -> GroupAlert {
+    GroupAlert {
+        labels: [("alertname", "Down"), ("instance", instance)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        annotations: LabelSet::new(),
+        starts_at_ms: 0,
+        ends_at_ms,
+        generator_url: String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

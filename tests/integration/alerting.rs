@@ -207,6 +207,15 @@ async fn start_with(dir: &std::path::Path, rules: &str, config: &str) -> Server 
     Server::start(&dir.join("data"), &["--config", path.to_str().unwrap()]).await
 }
 
+/// `POST /api/rules/reload`.
+async fn reload(client: &reqwest::Client, server: &Server) -> reqwest::Response {
+    client
+        .post(server.api("/api/rules/reload"))
+        .send()
+        .await
+        .unwrap()
+}
+
 fn check_signature(received: &Received) {
     let (t, v1) = received
         .signature
@@ -390,11 +399,7 @@ async fn bad_rule_files_are_refused_with_every_error_and_reloads_keep_the_old_ru
         "groups:\n  - name: broken\n    rules:\n      - alert: A\n        expr: sum(\n      - alert: B\n        expr: up\n        for: later\n",
     )
     .unwrap();
-    let response = client
-        .post(server.api("/api/rules/reload"))
-        .send()
-        .await
-        .unwrap();
+    let response = reload(&client, &server).await;
     assert_eq!(response.status(), 422);
     let body: Json = response.json().await.unwrap();
     let lines: Vec<u64> = body["errors"]
@@ -418,11 +423,7 @@ async fn bad_rule_files_are_refused_with_every_error_and_reloads_keep_the_old_ru
         "groups:\n  - name: fixed\n    rules:\n      - alert: A\n        expr: up == 0\n",
     )
     .unwrap();
-    let response = client
-        .post(server.api("/api/rules/reload"))
-        .send()
-        .await
-        .unwrap();
+    let response = reload(&client, &server).await;
     assert_eq!(response.status(), 200);
     let (_, rules) = server.get_json("/api/rules").await;
     assert_eq!(rules["groups"][0]["name"], "fixed");
