@@ -140,7 +140,9 @@ pub async fn stitch(
                 truncated = true;
                 continue;
             }
-            let spans = trace_by_id(storage, tenant, trace_id, limits.scan).await?;
+            let read = trace_by_id(storage, tenant, trace_id, limits.scan).await?;
+            truncated |= read.truncated.is_some();
+            let spans = read.spans;
             if !linked {
                 // Links are followed one hop: from the request's own traces only.
                 pending_traces.extend(

@@ -15,7 +15,9 @@ use skewer_storage::parquet_codec::{
     END_TIME_COLUMN, SERVICE_NAME_COLUMN, SPAN_NAME_COLUMN, START_TIME_COLUMN, STATUS_CODE_COLUMN,
     TRACE_ID_COLUMN, decode_spans,
 };
-use skewer_storage::scan::{Predicate, ScanLimits, ScanOrder, ScanRequest, TimeRange, Value};
+use skewer_storage::scan::{
+    Predicate, ScanLimits, ScanOrder, ScanRequest, TimeRange, Truncation, Value,
+};
 
 use crate::QueryError;
 use crate::trace::assemble_trace;
@@ -311,14 +313,24 @@ fn projected_spans(batch: &arrow_array::RecordBatch) -> Result<Vec<MatchedSpan>,
     Ok(rows)
 }
 
-/// Traces by id, in the order asked, each whole; unknown ids are left out. One scan for all
-/// of them: each file's id filter and page index are consulted once for the set.
+/// Traces found by id, in the order asked.
+#[derive(Debug, Clone, Default)]
+pub struct FoundTraces {
+    /// Each trace with its start-ordered spans.
+    pub traces: Vec<(TraceId, Vec<Span>)>,
+    /// Set when a truncating read stopped at a limit: any trace may miss spans.
+    pub truncated: Option<Truncation>,
+}
+
+/// Traces by id, in the order asked, each whole (or as much of them as truncating `limits`
+/// let through, together); unknown ids are left out. One scan for all of them: each file's id
+/// filter and page index are consulted once for the set.
 pub async fn find_traces(
     storage: &Storage,
     tenant: &TenantId,
     trace_ids: &[TraceId],
     limits: ScanLimits,
-) -> Result<Vec<(TraceId, Vec<Span>)>, QueryError> {
+) -> Result<FoundTraces, QueryError> {
     let mut unique: Vec<TraceId> = Vec::with_capacity(trace_ids.len());
     for id in trace_ids {
         if !unique.contains(id) {
@@ -326,7 +338,7 @@ pub async fn find_traces(
         }
     }
     if unique.is_empty() {
-        return Ok(Vec::new());
+        return Ok(FoundTraces::default());
     }
     let mut stream = storage.scan(ScanRequest::traces(tenant.clone(), &unique, limits))?;
     let mut by_trace: HashMap<TraceId, Vec<Span>> = HashMap::with_capacity(unique.len());
@@ -335,14 +347,18 @@ pub async fn find_traces(
             by_trace.entry(span.trace_id).or_default().push(span);
         }
     }
-    Ok(unique
+    let traces = unique
         .into_iter()
         .filter_map(|id| {
             by_trace
                 .remove(&id)
                 .map(|spans| (id, assemble_trace(spans)))
         })
-        .collect())
+        .collect();
+    Ok(FoundTraces {
+        traces,
+        truncated: stream.truncated(),
+    })
 }
 
 /// The services with spans stored or buffered, sorted.

@@ -100,7 +100,37 @@ impl AppState {
             deadline: Some(Instant::now() + Duration::from_secs(self.query.timeout_seconds)),
             max_rows_is_tenants: tenants,
             max_range_nanos: self.limits.query_max_range_nanos_of(tenant.as_str()),
+            truncate: false,
         }
+    }
+
+    /// The bounds of one trace view of `tenant` (traces by id, search results, a stitched
+    /// request): at most `trace_max_spans` spans and `trace_max_bytes` bytes, or the tenant's
+    /// `query_max_rows` where lower; past them the view is cut, not refused.
+    pub fn trace_limits(&self, tenant: &TenantId) -> ScanLimits {
+        let query = self.scan_limits(tenant);
+        ScanLimits {
+            max_rows: query.max_rows.min(self.query.trace_max_spans),
+            max_bytes: self.query.trace_max_bytes,
+            truncate: true,
+            ..query
+        }
+    }
+
+    /// What a cut trace view says, naming the setting that cut it.
+    pub fn truncation_warning(&self, truncation: skewer_storage::scan::Truncation) -> String {
+        let (count, setting) = if truncation.what == "rows" {
+            (
+                "spans",
+                "query.trace_max_spans (or the tenant's query_max_rows)",
+            )
+        } else {
+            ("bytes", "query.trace_max_bytes")
+        };
+        format!(
+            "trace truncated: the read stopped at {} {count} ({setting}); spans past it are not shown",
+            truncation.limit
+        )
     }
 
     /// Refuses a log query of `tenant` over a longer range than its `query_max_range_hours`

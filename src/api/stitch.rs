@@ -58,7 +58,7 @@ pub async fn request(
     };
     let limits = StitchLimits {
         max_traces: MAX_TRACES,
-        scan: state.scan_limits(&tenant),
+        scan: state.trace_limits(&tenant),
     };
     let stitched = stitch(state.storage()?, &tenant, id, &options, &limits).await?;
     if stitched.is_empty() {

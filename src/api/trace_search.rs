@@ -119,9 +119,11 @@ pub async fn traces(
     let storage = state.storage()?;
     let ids = trace_search::search_trace_ids(storage, &tenant, &search, state.scan_limits(&tenant))
         .await?;
-    let traces =
+    // Summaries count whole traces: a read past the limits is refused, not cut.
+    let found =
         trace_search::find_traces(storage, &tenant, &ids, state.scan_limits(&tenant)).await?;
-    let summaries: Vec<Value> = traces
+    let summaries: Vec<Value> = found
+        .traces
         .iter()
         .map(|(id, spans)| summary_json(&TraceSummary::of(*id, spans)))
         .collect();

@@ -387,7 +387,7 @@ mod tests {
         let table: toml::Table = text.parse().unwrap();
         assert_eq!(table.len(), 23, "every key of Config is in the example");
         assert_eq!(table["alerting"].as_table().unwrap().len(), 7);
-        assert_eq!(table["query"].as_table().unwrap().len(), 5);
+        assert_eq!(table["query"].as_table().unwrap().len(), 9);
         let retention = table["retention"].as_table().unwrap();
         assert_eq!(
             retention.len(),

@@ -177,6 +177,12 @@ pub struct QuerySection {
     pub max_bytes: u64,
     /// The time range of a metric query that names none ends now and lasts this long.
     pub default_range_hours: u64,
+    /// A trace view (by id, search results, a stitched request) shows at most this many
+    /// spans; past it the view is cut and says so.
+    pub trace_max_spans: u64,
+    /// ... and at most this many bytes of spans (decoded, in memory), cut the same way.
+    #[serde(deserialize_with = "super::units::size_u64")]
+    pub trace_max_bytes: u64,
     /// What trace views do with a span whose host clock disagrees with its parent's: move it
     /// (`adjust`) or only say so (`warn`). `raw=true` on a request always only says so.
     pub clock_skew: ClockSkewMode,
@@ -214,6 +220,8 @@ impl Default for QuerySection {
             max_rows: limits.max_rows,
             max_bytes: limits.max_bytes,
             default_range_hours: 24,
+            trace_max_spans: 50_000,
+            trace_max_bytes: 128 << 20,
             clock_skew: ClockSkewMode::Adjust,
             max_clock_skew_adjustment_ms: 60_000,
         }
@@ -228,6 +236,8 @@ impl QuerySection {
         positive("query.max_rows", self.max_rows)?;
         positive("query.max_bytes", self.max_bytes)?;
         positive("query.default_range_hours", self.default_range_hours)?;
+        positive("query.trace_max_spans", self.trace_max_spans)?;
+        positive("query.trace_max_bytes", self.trace_max_bytes)?;
         Ok(())
     }
 }

@@ -135,6 +135,9 @@ pub enum StorageError {
     /// A query ran past its deadline.
     #[error("the query did not finish in time: narrow the time range or add filters")]
     DeadlineExceeded,
+    /// A truncating scan reached a limit (internal: ends its stream, which says so).
+    #[error("scan {0}")]
+    Truncated(crate::scan::Truncation),
     /// The consumer of a scan went away (internal: ends the scan quietly).
     #[error("scan abandoned by its consumer")]
     ScanAbandoned,
@@ -153,7 +156,7 @@ impl StorageError {
                 ErrorKind::Unavailable
             }
             Self::InvalidQuery(_) => ErrorKind::InvalidArgument,
-            Self::LimitExceeded { .. } => ErrorKind::LimitExceeded,
+            Self::LimitExceeded { .. } | Self::Truncated(_) => ErrorKind::LimitExceeded,
             Self::TenantQueryLimit { .. } => ErrorKind::ResourceExhausted,
             Self::DeadlineExceeded => ErrorKind::DeadlineExceeded,
             Self::ScanAbandoned | Self::DataDirInUse(_) | Self::CommitOutcomeUnknown { .. } => {

@@ -373,3 +373,79 @@ async fn stalled_grpc_streams_hold_what_they_sent_in_the_budget_and_are_cut() {
     let used = server.metric("skewer_memory_budget_used_bytes").await - used_before;
     assert!(used < f64::from(1 << 20), "{used} bytes still held");
 }
+
+/// Trace `n` with `count` client spans under its root.
+fn wide_trace(n: u64, count: u64) -> ExportTraceServiceRequest {
+    let mut request = trace_request(n, "wide");
+    let spans = &mut request.resource_spans[0].scope_spans[0].spans;
+    let child = spans[1].clone();
+    spans.extend((2..count).map(|i| {
+        let mut span = child.clone();
+        span.span_id = crate::fixtures::span_id(n * 10_000 + i);
+        span.start_time_unix_nano += i;
+        span
+    }));
+    request
+}
+
+#[tokio::test]
+async fn a_trace_past_the_view_limits_is_cut_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(dir.path(), "[query]\ntrace_max_spans = 100\n");
+    let server = Server::start(&dir.path().join("data"), &["--config", &config]).await;
+    let mut client = server.trace_client().await;
+    client.export(wide_trace(1, 300)).await.unwrap();
+    client.export(trace_request(2, "small")).await.unwrap();
+    let id = hex(&trace_id(1));
+
+    let (status, body) = server.get_json(&format!("/api/traces/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    let trace = &body["data"][0];
+    assert_eq!(trace["spans"].as_array().unwrap().len(), 100);
+    let warning = trace["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.contains("trace truncated") && warning.contains("trace_max_spans"),
+        "{warning}"
+    );
+    let (status, body) = server
+        .get_json(&format!("/api/traces/{}", hex(&trace_id(2))))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"][0]["warnings"],
+        serde_json::Value::Null,
+        "a whole trace"
+    );
+
+    let (status, body) = server.get_json(&format!("/api/v3/traces/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    let spans = body["result"]["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .unwrap();
+    assert_eq!(spans.len(), 100);
+    let warned = spans.iter().any(|span| {
+        span["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|attribute| {
+                attribute["key"] == "@jaeger@warnings"
+                    && attribute.to_string().contains("trace truncated")
+            })
+    });
+    assert!(warned, "api_v3 carries the cut in @jaeger@warnings");
+
+    let (status, body) = server.get_json(&format!("/api/stitch/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["truncated"], true);
+
+    // Summaries count whole traces: past the limits they are refused, not miscounted.
+    let (status, body) = server
+        .get_json(
+            "/api/v3/trace-summaries?query.service_name=wide&query.num_traces=5\
+             &query.start_time_min=2000-01-01T00:00:00Z&query.start_time_max=2100-01-01T00:00:00Z",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["summaries"][0]["spanCount"], 300);
+}

@@ -1,23 +1,37 @@
 //! The query API's bounds and manners through the binary: a query past its row limit is
-//! answered 422 with a clear message, responses are gzipped when asked, every response carries
-//! a request id, and a metric query without a time range covers the recent past.
+//! answered 422 with a clear message (a trace view is cut instead), responses are gzipped when
+//! asked, every response carries a request id, and a metric query without a time range covers
+//! the recent past.
 
 use crate::fixtures::{hex, metrics_request, trace_id, trace_request};
 use crate::harness::Server;
 
 #[tokio::test]
-async fn a_query_past_its_row_limit_is_answered_422() {
+async fn a_query_past_its_row_limit_is_answered_422_and_a_trace_view_cut() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &["--query-max-rows", "1"]).await;
     let mut traces = server.trace_client().await;
     traces.export(trace_request(1, "limits")).await.unwrap();
     let (status, body) = server
-        .get_json(&format!("/api/traces/{}", hex(&trace_id(1))))
+        .get_json(
+            "/api/v3/trace-summaries?query.service_name=limits\
+             &query.start_time_min=2000-01-01T00:00:00Z&query.start_time_max=2100-01-01T00:00:00Z",
+        )
         .await;
     assert_eq!(status, 422, "{body}");
-    let message = body["errors"][0]["msg"].as_str().unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("more than 1 rows"), "{message}");
-    assert_eq!(body["errors"][0]["code"], 422);
+    // A trace view shows what fits and says why the rest is missing.
+    let (status, body) = server
+        .get_json(&format!("/api/traces/{}", hex(&trace_id(1))))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][0]["spans"].as_array().unwrap().len(), 1);
+    let warning = body["data"][0]["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.contains("stopped at 1 spans") && warning.contains("max_rows"),
+        "{warning}"
+    );
 }
 
 #[tokio::test]

@@ -78,7 +78,7 @@ function build(root, view, id) {
   replace(root,
     h("h1", {}, data.id_kind === "correlation_id" ? "Request " : "Trace ", h("span", { className: "mono" }, id)),
     view.summary,
-    data.truncated ? notice("warn", "Request truncated", "More traces carry this id than one view holds; the first are shown.") : null,
+    data.truncated ? notice("warn", "Request truncated", "This request holds more traces, spans or log lines than one view shows; the first are shown.") : null,
     h("div", { className: "toolbar" },
       h("span", { className: "segmented", role: "group", "aria-label": "Times" }, view.modeButtons.adjusted, view.modeButtons.raw),
       h("span", { className: "legend" },

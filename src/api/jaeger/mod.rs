@@ -17,10 +17,12 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use skewer_query::skew::{KnownOffsets, SkewOptions, adjust_trace, known_offsets};
-use skewer_query::trace_search::{self, Operation};
+use skewer_query::trace::TraceRead;
+use skewer_query::trace_search::{self, FoundTraces, Operation};
 use skewer_query::trace_summary::TraceSummary;
+use skewer_storage::model::SpanKind;
 use skewer_storage::model::{Attribute, AttributeValue};
-use skewer_storage::model::{SpanKind, TraceId};
+use skewer_storage::scan::Truncation;
 
 use super::{ApiError, AppState, tenant};
 pub use trace_json::to_jaeger_trace;
@@ -215,14 +217,16 @@ async fn search(
                 (ids, Vec::new())
             }
         };
-        let traces =
-            trace_search::find_traces(storage, &tenant, &ids, state.scan_limits(&tenant)).await?;
+        let found =
+            trace_search::find_traces(storage, &tenant, &ids, state.trace_limits(&tenant)).await?;
         let known = known_offsets(&storage.clock_skew(&tenant));
-        Ok::<_, ApiError>((traces, asked_ids, known))
+        Ok::<_, ApiError>((found, asked_ids, known))
     }
     .await;
     match result {
-        Ok((traces, asked_ids, known)) => {
+        Ok((found, asked_ids, known)) => {
+            let warning = found.truncated.map(|cut| state.truncation_warning(cut));
+            let traces = found.traces;
             let errors: Vec<Value> = asked_ids
                 .iter()
                 .filter(|id| !traces.iter().any(|(found, _)| found == *id))
@@ -230,7 +234,10 @@ async fn search(
                 .collect();
             let data: Vec<_> = traces
                 .iter()
-                .map(|(id, spans)| to_jaeger_trace(*id, spans, &state.skew_options(), &known))
+                .map(|(id, spans)| {
+                    to_jaeger_trace(*id, spans, &state.skew_options(), &known)
+                        .with_warning(warning.clone())
+                })
                 .collect();
             let errors = if errors.is_empty() {
                 Value::Null
@@ -312,19 +319,28 @@ async fn get_trace(
         let tenant = tenant(&headers)?;
         let trace_id = search_params::parse_trace_id(&trace_id)?;
         let storage = state.storage()?;
-        let spans = skewer_query::trace::trace_by_id(
+        let read = skewer_query::trace::trace_by_id(
             storage,
             &tenant,
             trace_id,
-            state.scan_limits(&tenant),
+            state.trace_limits(&tenant),
         )
         .await?;
         let known = known_offsets(&storage.clock_skew(&tenant));
-        Ok::<_, ApiError>((trace_id, spans, known))
+        Ok::<_, ApiError>((trace_id, read, known))
     }
     .await;
     match result {
-        Ok((_, spans, _)) if spans.is_empty() => {
+        // Not one span fits: nothing to show, so the limit is the answer.
+        Ok((
+            _,
+            TraceRead {
+                spans,
+                truncated: Some(cut),
+            },
+            _,
+        )) if spans.is_empty() => jaeger_error(not_one_span_fits(cut)),
+        Ok((_, read, _)) if read.spans.is_empty() => {
             let body = envelope(
                 Value::Null,
                 0,
@@ -332,17 +348,15 @@ async fn get_trace(
             );
             (StatusCode::NOT_FOUND, Json(body)).into_response()
         }
-        Ok((trace_id, spans, known)) => {
+        Ok((trace_id, read, known)) => {
             let configured = state.skew_options();
             let skew = SkewOptions {
                 adjust: configured.adjust && !params.raw,
                 ..configured
             };
-            let body = envelope(
-                json!([to_jaeger_trace(trace_id, &spans, &skew, &known)]),
-                0,
-                Value::Null,
-            );
+            let warning = read.truncated.map(|cut| state.truncation_warning(cut));
+            let trace = to_jaeger_trace(trace_id, &read.spans, &skew, &known).with_warning(warning);
+            let body = envelope(json!([trace]), 0, Value::Null);
             if params.pretty_print {
                 let text = serde_json::to_string_pretty(&body).unwrap_or_default();
                 ([(header::CONTENT_TYPE, "application/json")], text).into_response()
@@ -356,18 +370,45 @@ async fn get_trace(
 
 /// `{"result": TracesData}`: OTLP/JSON of the given traces' spans, clock skew handled as
 /// configured: times adjusted, and each finding in the span's `@jaeger@warnings` attribute (as
-/// Jaeger's api_v3 carries warnings).
+/// Jaeger's api_v3 carries warnings); a cut answer says so in the first span of each trace.
 fn v3_traces(
-    traces: &[(TraceId, Vec<skewer_storage::model::Span>)],
+    found: &FoundTraces,
+    truncated: Option<String>,
     skew: &SkewOptions,
     known: &KnownOffsets,
 ) -> Response {
-    let adjusted: Vec<skewer_storage::model::Span> = traces
+    let adjusted: Vec<skewer_storage::model::Span> = found
+        .traces
         .iter()
-        .flat_map(|(_, spans)| with_skew_warnings(spans, skew, known))
+        .flat_map(|(_, spans)| {
+            let mut spans = with_skew_warnings(spans, skew, known);
+            if let (Some(first), Some(warning)) = (spans.first_mut(), &truncated) {
+                add_warning(first, warning.clone());
+            }
+            spans
+        })
         .collect();
     let data = super::otlp_json::traces_json(&adjusted);
     Json(json!({ "result": data })).into_response()
+}
+
+/// Adds `warning` to the span's `@jaeger@warnings`.
+fn add_warning(span: &mut skewer_storage::model::Span, warning: String) {
+    let warning = AttributeValue::String(warning);
+    match span
+        .attributes
+        .iter_mut()
+        .find(|attribute| attribute.key == WARNINGS_ATTRIBUTE)
+    {
+        Some(Attribute {
+            value: AttributeValue::Array(warnings),
+            ..
+        }) => warnings.push(warning),
+        _ => span.attributes.push(Attribute {
+            key: WARNINGS_ATTRIBUTE.to_owned(),
+            value: AttributeValue::Array(vec![warning]),
+        }),
+    }
 }
 
 /// The attribute api_v3 spans carry Jaeger's warnings in.
@@ -388,13 +429,7 @@ fn with_skew_warnings(
             span.start_time_unix_nano = timing.start_unix_nano;
             span.end_time_unix_nano = timing.end_unix_nano;
             if let Some(finding) = timing.finding {
-                span.attributes.push(Attribute {
-                    key: WARNINGS_ATTRIBUTE.to_owned(),
-                    value: AttributeValue::Array(vec![AttributeValue::String(format!(
-                        "clock skew: {}",
-                        finding.reason
-                    ))]),
-                });
+                add_warning(&mut span, format!("clock skew: {}", finding.reason));
             }
             span
         })
@@ -417,17 +452,29 @@ async fn get_trace_v3(
         let tenant = tenant(&headers)?;
         let trace_id = search_params::parse_trace_id(&trace_id)?;
         let storage = state.storage()?;
-        let traces =
-            trace_search::find_traces(storage, &tenant, &[trace_id], state.scan_limits(&tenant))
+        let found =
+            trace_search::find_traces(storage, &tenant, &[trace_id], state.trace_limits(&tenant))
                 .await?;
-        Ok::<_, ApiError>((traces, known_offsets(&storage.clock_skew(&tenant))))
+        Ok::<_, ApiError>((found, known_offsets(&storage.clock_skew(&tenant))))
     }
     .await;
     match result {
-        Ok((traces, _)) if traces.is_empty() => v3_not_found("trace not found"),
-        Ok((traces, known)) => v3_traces(&traces, &state.skew_options(), &known),
+        Ok((found, _)) if found.traces.is_empty() => match found.truncated {
+            Some(cut) => v3_error(not_one_span_fits(cut)),
+            None => v3_not_found("trace not found"),
+        },
+        Ok((found, known)) => v3_answer(&state, &found, &known),
         Err(err) => v3_error(err),
     }
+}
+
+/// What an api_v3 search reads its traces for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum V3Read {
+    /// To show them: cut at the trace view's limits.
+    View,
+    /// To summarise them: whole or refused (a cut trace would miscount).
+    Summaries,
 }
 
 /// The traces an api_v3 search finds, newest first.
@@ -435,13 +482,34 @@ async fn find_v3(
     state: &AppState,
     headers: &HeaderMap,
     pairs: &[(String, String)],
-) -> Result<Vec<(TraceId, Vec<skewer_storage::model::Span>)>, ApiError> {
+    read: V3Read,
+) -> Result<FoundTraces, ApiError> {
     let tenant = tenant(headers)?;
     let search = search_params::parse_v3(pairs)?;
     let storage = state.storage()?;
     let ids = trace_search::search_trace_ids(storage, &tenant, &search, state.scan_limits(&tenant))
         .await?;
-    Ok(trace_search::find_traces(storage, &tenant, &ids, state.scan_limits(&tenant)).await?)
+    let limits = match read {
+        V3Read::View => state.trace_limits(&tenant),
+        V3Read::Summaries => state.scan_limits(&tenant),
+    };
+    Ok(trace_search::find_traces(storage, &tenant, &ids, limits).await?)
+}
+
+/// A trace view of `found`, a cut one saying so.
+fn v3_answer(state: &AppState, found: &FoundTraces, known: &KnownOffsets) -> Response {
+    let warning = found.truncated.map(|cut| state.truncation_warning(cut));
+    v3_traces(found, warning, &state.skew_options(), known)
+}
+
+/// The answer for a trace of which not one span fits its view's limits.
+fn not_one_span_fits(cut: Truncation) -> ApiError {
+    ApiError::Query(skewer_query::QueryError::from(
+        skewer_storage::StorageError::LimitExceeded {
+            what: cut.what,
+            limit: cut.limit,
+        },
+    ))
 }
 
 /// The clock offsets known for the caller's tenant (none when storage is not ready).
@@ -459,9 +527,12 @@ async fn search_v3(
     headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    match find_v3(&state, &headers, &pairs).await {
-        Ok(traces) if traces.is_empty() => v3_not_found("No traces found"),
-        Ok(traces) => v3_traces(&traces, &state.skew_options(), &known_for(&state, &headers)),
+    match find_v3(&state, &headers, &pairs, V3Read::View).await {
+        Ok(found) if found.traces.is_empty() => match found.truncated {
+            Some(cut) => v3_error(not_one_span_fits(cut)),
+            None => v3_not_found("No traces found"),
+        },
+        Ok(found) => v3_answer(&state, &found, &known_for(&state, &headers)),
         Err(err) => v3_error(err),
     }
 }
@@ -472,9 +543,10 @@ async fn trace_summaries_v3(
     headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    match find_v3(&state, &headers, &pairs).await {
-        Ok(traces) => {
-            let summaries: Vec<Value> = traces
+    match find_v3(&state, &headers, &pairs, V3Read::Summaries).await {
+        Ok(found) => {
+            let summaries: Vec<Value> = found
+                .traces
                 .iter()
                 .map(|(id, spans)| summary_json(&TraceSummary::of(*id, spans)))
                 .collect();

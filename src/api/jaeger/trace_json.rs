@@ -43,6 +43,16 @@ pub struct JaegerSpan {
     warnings: Option<Vec<String>>,
 }
 
+impl JaegerTrace {
+    /// Adds a trace-level warning (a cut trace says so), if any.
+    pub fn with_warning(mut self, warning: Option<String>) -> Self {
+        if let Some(warning) = warning {
+            self.warnings.get_or_insert_with(Vec::new).push(warning);
+        }
+        self
+    }
+}
+
 /// Converts a trace's spans (start-ordered) to Jaeger's shape, their times adjusted for clock
 /// skew as `skew` says; each span whose clock was found off carries the finding in `warnings`
 /// (as Jaeger's adjuster reports it), applied or not.

@@ -27,6 +27,17 @@ const BUFFER_BATCH_ROWS: usize = 8192;
 /// Rows per batch read from files.
 const FILE_BATCH_ROWS: usize = 8192;
 
+/// Rows per batch read from files: a truncating scan reads no more rows at once than its
+/// limit lets through.
+fn batch_rows(limits: &ScanLimits) -> usize {
+    if limits.truncate {
+        let rows = usize::try_from(limits.max_rows.saturating_add(1)).unwrap_or(FILE_BATCH_ROWS);
+        rows.min(FILE_BATCH_ROWS)
+    } else {
+        FILE_BATCH_ROWS
+    }
+}
+
 /// Where a scan's batches go: counts them against the limits, then hands them on.
 pub(super) struct Sink {
     sender: mpsc::Sender<Result<BoundedBatch, StorageError>>,
@@ -63,8 +74,13 @@ impl Sink {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        self.rows += batch.num_rows() as u64;
-        self.bytes += batch.get_array_memory_size() as u64;
+        let rows = batch.num_rows() as u64;
+        let bytes = batch.get_array_memory_size() as u64;
+        if self.limits.truncate {
+            return self.send_truncating(batch, rows, bytes).await;
+        }
+        self.rows += rows;
+        self.bytes += bytes;
         if self.rows > self.limits.max_rows && self.limits.max_rows_is_tenants {
             return Err(StorageError::TenantQueryLimit {
                 limit: "query_max_rows",
@@ -83,6 +99,40 @@ impl Sink {
                 limit: self.limits.max_bytes,
             });
         }
+        self.forward(batch).await
+    }
+
+    /// Sends what of `batch` fits the limits; past them, ends the scan as truncated. Bytes
+    /// are shared out evenly over the batch's rows.
+    async fn send_truncating(
+        &mut self,
+        batch: RecordBatch,
+        rows: u64,
+        bytes: u64,
+    ) -> Result<(), StorageError> {
+        let rows_left = self.limits.max_rows.saturating_sub(self.rows);
+        let bytes_left = self.limits.max_bytes.saturating_sub(self.bytes);
+        if rows <= rows_left && bytes <= bytes_left {
+            self.rows += rows;
+            self.bytes += bytes;
+            return self.forward(batch).await;
+        }
+        let row_bytes = bytes.div_ceil(rows).max(1);
+        let (keep, what, limit) = if rows_left.saturating_mul(row_bytes) <= bytes_left {
+            (rows_left, "rows", self.limits.max_rows)
+        } else {
+            (bytes_left / row_bytes, "bytes", self.limits.max_bytes)
+        };
+        if keep > 0 {
+            self.rows += keep;
+            self.bytes += keep * row_bytes;
+            // `keep` < `rows`, a usize.
+            self.forward(batch.slice(0, keep as usize)).await?;
+        }
+        Err(StorageError::Truncated(super::Truncation { what, limit }))
+    }
+
+    async fn forward(&mut self, batch: RecordBatch) -> Result<(), StorageError> {
         self.sender
             .send(Ok((batch, self.time_bound)))
             .await
@@ -366,7 +416,7 @@ async fn read_row_groups<S: TableSignal>(
     let indices = projection(schema, request.columns.as_deref())?;
     let parquet_schema = footer.metadata().file_metadata().schema_descr();
     builder = builder
-        .with_batch_size(FILE_BATCH_ROWS)
+        .with_batch_size(batch_rows(&request.limits))
         .with_projection(ProjectionMask::roots(
             parquet_schema,
             indices.iter().copied(),

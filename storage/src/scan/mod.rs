@@ -60,6 +60,25 @@ pub struct ScanLimits {
     /// The longest time range the tenant's queries may span (its `query_max_range_hours`),
     /// nanoseconds; 0 for any.
     pub max_range_nanos: u64,
+    /// Past `max_rows` or `max_bytes`, end the scan with what fits and say so
+    /// ([`ScanStream::truncated`]) instead of failing: for reads whose first part is an
+    /// answer (a trace too large to show whole).
+    pub truncate: bool,
+}
+
+/// Why a truncating scan stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Truncation {
+    /// `rows` or `bytes`.
+    pub what: &'static str,
+    /// The limit reached.
+    pub limit: u64,
+}
+
+impl std::fmt::Display for Truncation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stopped at the limit of {} {}", self.limit, self.what)
+    }
 }
 
 /// Refuses a time range longer than a tenant's `query_max_range_hours` (`max_range_nanos`; 0
@@ -83,6 +102,7 @@ impl Default for ScanLimits {
             deadline: None,
             max_rows_is_tenants: false,
             max_range_nanos: 0,
+            truncate: false,
         }
     }
 }
@@ -205,6 +225,7 @@ impl ScanRequest {
 pub struct ScanStream {
     receiver: mpsc::Receiver<Result<BoundedBatch, StorageError>>,
     time_bound: u64,
+    truncated: Option<Truncation>,
 }
 
 /// A batch and the newest time any row after it can have.
@@ -218,6 +239,10 @@ impl ScanStream {
     pub async fn next(&mut self) -> Option<Result<RecordBatch, StorageError>> {
         let (batch, bound) = match self.receiver.recv().await? {
             Ok(bounded) => bounded,
+            Err(StorageError::Truncated(truncation)) => {
+                self.truncated = Some(truncation);
+                return None;
+            }
             Err(err) => return Some(Err(err)),
         };
         self.time_bound = bound;
@@ -228,6 +253,11 @@ impl ScanStream {
     /// to come can have: exact for [`ScanOrder::NewestFirst`], `u64::MAX` otherwise.
     pub fn time_bound(&self) -> u64 {
         self.time_bound
+    }
+
+    /// After the stream ended: whether a truncating scan stopped at a limit, and which.
+    pub fn truncated(&self) -> Option<Truncation> {
+        self.truncated
     }
 
     /// Every remaining batch.
@@ -281,6 +311,7 @@ impl Storage {
         Ok(ScanStream {
             receiver,
             time_bound: u64::MAX,
+            truncated: None,
         })
     }
 }

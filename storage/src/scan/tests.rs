@@ -220,6 +220,80 @@ async fn limits_stop_a_scan_with_a_clear_error() {
     assert_eq!(error.kind().http_status(), 504);
 }
 
+/// A truncating scan of `request`: the rows it let through and why it stopped.
+async fn scan_truncating(
+    store: &SpanStore,
+    request: &ScanRequest,
+) -> (u64, Option<super::Truncation>) {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(1024);
+    let mut sink = super::execute::Sink::new(sender, request.limits);
+    let ended = super::execute::scan_table(store, request, &mut sink).await;
+    drop(sink);
+    let mut rows = 0;
+    while let Some(batch) = receiver.recv().await {
+        rows += batch.unwrap().0.num_rows() as u64;
+    }
+    match ended {
+        Ok(()) => (rows, None),
+        Err(StorageError::Truncated(cut)) => (rows, Some(cut)),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn truncating_scans_end_at_their_limits_with_what_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: SpanStore = open(dir.path()).await;
+    store.apply(
+        1,
+        tenant(),
+        realistic_spans(1000, 5),
+        1,
+        Reservation::default(),
+    );
+    store.flush().await.unwrap();
+    store.apply(
+        2,
+        tenant(),
+        realistic_spans(50, 5),
+        2,
+        Reservation::default(),
+    );
+    let mut rows = request(Signal::Traces, Predicate::All);
+    rows.limits.truncate = true;
+    rows.limits.max_rows = 120;
+    let (kept, cut) = scan_truncating(&store, &rows).await;
+    assert_eq!(kept, 120);
+    assert_eq!(
+        cut,
+        Some(super::Truncation {
+            what: "rows",
+            limit: 120
+        })
+    );
+
+    let mut whole = rows.clone();
+    whole.limits.max_rows = 1050;
+    assert_eq!(scan_truncating(&store, &whole).await, (1050, None));
+
+    let all_bytes: u64 = scan(&store, &request(Signal::Traces, Predicate::All))
+        .await
+        .unwrap()
+        .iter()
+        .map(|batch| batch.get_array_memory_size() as u64)
+        .sum();
+    let mut bytes = request(Signal::Traces, Predicate::All);
+    bytes.limits.truncate = true;
+    bytes.limits.max_bytes = all_bytes / 4;
+    let (kept, cut) = scan_truncating(&store, &bytes).await;
+    assert_eq!(cut.map(|cut| cut.what), Some("bytes"));
+    assert!(kept > 0 && kept < 1050, "{kept} rows kept");
+
+    // Not even one row fits: nothing is sent, the scan says why.
+    bytes.limits.max_bytes = 1;
+    assert_eq!(scan_truncating(&store, &bytes).await.0, 0);
+}
+
 #[tokio::test]
 async fn a_missing_trace_reads_no_footer_and_a_bad_predicate_is_refused() {
     let dir = tempfile::tempdir().unwrap();
