@@ -1,6 +1,7 @@
 //! Serving an HTTP listener (the query API and UI, OTLP/HTTP) within bounds: a cap on open
 //! connections (past it, new ones wait in the accept queue; an accepted one is never dropped
-//! for it), HTTP/1 request headers within a timeout (clients that send headers slowly are
+//! for it) and on those of one client address (past that, closed at once), HTTP/1 request
+//! headers (and the next request on an idle keep-alive connection) within a timeout (clients that send headers slowly are
 //! closed), HTTP/2 keepalive pings; on stop, accepting ends at once and connections in flight
 //! get a grace period to finish before they are cut. It does not route or authorize.
 
@@ -18,6 +19,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
+
+use crate::per_address::{PeerAddress, PerAddress};
 
 /// How often an idle HTTP/2 connection is pinged, and how long the answer may take.
 const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -42,6 +45,8 @@ impl ClientIdentity for tokio::net::TcpStream {
 pub struct ServeLimits {
     /// Open connections at most.
     pub max_connections: usize,
+    /// Open connections of one client address at most (0: no cap).
+    pub max_connections_per_address: usize,
     /// An HTTP/1 request's headers must arrive within this.
     pub header_read_timeout: Duration,
     /// After stop, connections in flight get this long before they are cut.
@@ -53,7 +58,7 @@ pub struct ServeLimits {
 pub async fn serve<L>(mut listener: L, app: Router, limits: ServeLimits, stop: CancellationToken)
 where
     L: Listener,
-    L::Io: Unpin + ClientIdentity,
+    L::Io: Unpin + ClientIdentity + PeerAddress,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -66,6 +71,7 @@ where
         .keep_alive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = PerAddress::new(limits.max_connections_per_address);
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     loop {
@@ -74,9 +80,20 @@ where
             () = stop.cancelled() => break,
         };
         let Ok(slot) = slot else { break };
-        let (io, _remote) = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = stop.cancelled() => break,
+        // The slot is kept for the next connection while one is refused by its address.
+        let accepted = loop {
+            let (io, _remote) = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = stop.cancelled() => break None,
+            };
+            let ip = io.peer_ip();
+            match per_address.try_take(ip) {
+                Some(address_slot) => break Some((io, address_slot)),
+                None => debug!(?ip, "connection closed: its address holds its share"),
+            }
+        };
+        let Some((io, address_slot)) = accepted else {
+            break;
         };
         let identity = io.identity();
         let service = TowerToHyperService::new(tower::ServiceExt::map_request(
@@ -94,7 +111,7 @@ where
             if let Err(err) = connection.await {
                 debug!(error = %err, "connection ended with an error");
             }
-            drop(slot);
+            drop((slot, address_slot));
         });
         // Finished connections are reaped as new ones come, so the set stays small.
         while connections.try_join_next().is_some() {}

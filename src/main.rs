@@ -9,6 +9,7 @@ mod connection_cap;
 mod exposure;
 mod http_serve;
 mod keys;
+mod per_address;
 mod self_metrics;
 mod server;
 mod tls;

@@ -30,6 +30,7 @@ use crate::config::Config;
 use crate::connection_cap::capped;
 use crate::exposure::check_exposure;
 use crate::http_serve::{self, ServeLimits};
+use crate::per_address::PerAddress;
 use crate::self_metrics::SelfMetrics;
 use crate::tls::{TlsListener, TlsReloader};
 
@@ -223,17 +224,14 @@ fn serve_http(
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     Ok(match tls {
         Some(tls) => {
-            let listener = TlsListener::spawn(listener, Arc::clone(tls), stop.clone())?;
+            let per_address = PerAddress::new(limits.max_connections_per_address);
+            let listener =
+                TlsListener::spawn(listener, Arc::clone(tls), per_address, stop.clone())?;
             tokio::spawn(http_serve::serve(listener, app, limits, stop))
         }
         None => tokio::spawn(http_serve::serve(listener, app, limits, stop)),
     })
 }
-
-/// What the final flush may take after ingest stopped: past it the process exits and the WAL
-/// keeps what was not flushed (replayed at the next start), so that with the default 20 s
-/// grace a shutdown under full load ends within Kubernetes' 30 s.
-const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// How long queries in flight get once ingest is flushed.
 const QUERY_SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -315,6 +313,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let connections = &config.connections;
     let limits = ServeLimits {
         max_connections: connections.max_connections,
+        max_connections_per_address: connections.max_connections_per_address,
         header_read_timeout: Duration::from_secs(connections.header_read_timeout_seconds),
         shutdown_grace: Duration::from_secs(config.shutdown_grace_seconds),
     };
@@ -380,22 +379,32 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             max_message_bytes: config.max_request_bytes,
             keys: Arc::clone(&keys),
             body_limits: config.connections.body_limits(),
+            max_connection_age: Duration::from_secs(
+                config.connections.grpc_max_connection_age_seconds,
+            ),
             ..GrpcConfig::default()
         };
         let stop = stop_ingest.clone();
         let max_connections = limits.max_connections;
+        let per_address = PerAddress::new(limits.max_connections_per_address);
         match &tls {
             Some(tls) => {
-                let incoming = TlsListener::spawn(grpc_listener, Arc::clone(tls), stop.clone())?;
+                let incoming =
+                    TlsListener::spawn(grpc_listener, Arc::clone(tls), per_address, stop.clone())?;
                 tokio::spawn(serve_grpc(
-                    capped(incoming.into_stream(), max_connections),
+                    // Counted per address before the handshake.
+                    capped(incoming.into_stream(), max_connections, PerAddress::new(0)),
                     Arc::clone(&pipeline),
                     config,
                     stop.cancelled_owned(),
                 ))
             }
             None => tokio::spawn(serve_grpc(
-                capped(TcpListenerStream::new(grpc_listener), max_connections),
+                capped(
+                    TcpListenerStream::new(grpc_listener),
+                    max_connections,
+                    per_address,
+                ),
                 Arc::clone(&pipeline),
                 config,
                 stop.cancelled_owned(),
@@ -449,11 +458,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         error!(error = %err, "alerting task failed");
     }
     info!("ingest stopped; flushing");
-    let flushed = match tokio::time::timeout(SHUTDOWN_FLUSH_TIMEOUT, storage.shutdown()).await {
+    // Bounded, so that with the default 20 s grace a shutdown under full load (a long log
+    // commit in flight) ends within Kubernetes' 30 s; the WAL keeps what was not written.
+    let flush_timeout = Duration::from_secs(config.shutdown_flush_timeout_seconds);
+    let flushed = match tokio::time::timeout(flush_timeout, storage.shutdown()).await {
         Ok(flushed) => flushed,
         Err(_) => {
             warn!(
-                timeout_seconds = SHUTDOWN_FLUSH_TIMEOUT.as_secs(),
+                timeout_seconds = flush_timeout.as_secs(),
                 "final flush unfinished; the WAL keeps the rest for the next start"
             );
             Ok(())

@@ -52,6 +52,9 @@ pub struct GrpcConfig {
     pub keys: Arc<KeyRing>,
     /// How long a message may take to arrive, and how slowly.
     pub body_limits: BodyLimits,
+    /// A connection is asked to go away (GOAWAY) after this long, and closes once its calls in
+    /// flight are answered (each bounded by `body_limits` and the pipeline).
+    pub max_connection_age: Duration,
 }
 
 impl Default for GrpcConfig {
@@ -64,6 +67,7 @@ impl Default for GrpcConfig {
             max_concurrent_calls: 1024,
             keys: Arc::new(KeyRing::open_access()),
             body_limits: BodyLimits::default(),
+            max_connection_age: Duration::from_secs(900),
         }
     }
 }
@@ -344,6 +348,8 @@ where
         .initial_connection_window_size(Some(config.connection_window_bytes))
         .max_concurrent_streams(Some(config.max_concurrent_streams))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // No forced close after a grace: tonic would then skip the GOAWAY and cut calls.
+        .max_connection_age(config.max_connection_age)
         .add_service(export_server::<Traces, _>(
             &pipeline,
             &config,

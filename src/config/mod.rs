@@ -75,6 +75,9 @@ pub struct Config {
     pub alerting: alerting::AlertingSection,
     /// On SIGTERM, requests in flight get this long to finish before they are cut.
     pub shutdown_grace_seconds: u64,
+    /// Then the final flush gets this long; what it has not written by then stays in the WAL
+    /// for the next start.
+    pub shutdown_flush_timeout_seconds: u64,
     /// Serve on non-loopback addresses without API keys or TLS (the operator says the network
     /// is trusted).
     pub insecure: bool,
@@ -105,6 +108,7 @@ impl Default for Config {
             alerting: alerting::AlertingSection::default(),
             span_metrics: skewer_ingest::span_metrics::SpanMetricsConfig::default(),
             shutdown_grace_seconds: 20,
+            shutdown_flush_timeout_seconds: 8,
             insecure: false,
             correlation_id_attributes: [
                 "correlation_id",
@@ -385,7 +389,7 @@ mod tests {
         let parsed = Config::from_toml(text, Path::new("skewer.example.toml")).unwrap();
         assert_eq!(parsed, Config::default());
         let table: toml::Table = text.parse().unwrap();
-        assert_eq!(table.len(), 23, "every key of Config is in the example");
+        assert_eq!(table.len(), 24, "every key of Config is in the example");
         assert_eq!(table["alerting"].as_table().unwrap().len(), 7);
         assert_eq!(table["query"].as_table().unwrap().len(), 9);
         let retention = table["retention"].as_table().unwrap();

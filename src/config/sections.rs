@@ -397,6 +397,13 @@ impl TlsSection {
 pub struct ConnectionsSection {
     /// Open connections per listener; past it, new ones wait to be accepted.
     pub max_connections: usize,
+    /// Open connections per listener from one client address (IPv6: one /64); past it, its new
+    /// connections are closed at once. 0: no cap (behind a proxy that hides client addresses).
+    pub max_connections_per_address: usize,
+    /// An OTLP/gRPC connection is asked to go away (HTTP/2 GOAWAY; clients reconnect) after
+    /// this long and closes once its calls in flight are answered: idle connections do not
+    /// live forever.
+    pub grpc_max_connection_age_seconds: u64,
     /// An HTTP/1 client must send its request headers within this.
     pub header_read_timeout_seconds: u64,
     /// A request body (an OTLP/gRPC message) must arrive whole within this.
@@ -410,6 +417,8 @@ impl Default for ConnectionsSection {
         let body = skewer_ingest::body_guard::BodyLimits::default();
         Self {
             max_connections: 4096,
+            max_connections_per_address: 256,
+            grpc_max_connection_age_seconds: 900,
             header_read_timeout_seconds: 10,
             body_timeout_seconds: body.deadline.as_secs(),
             min_body_bytes_per_second: body.min_bytes_per_second,
@@ -421,6 +430,10 @@ impl ConnectionsSection {
     /// Rejects bounds that would refuse every client.
     pub fn validate(&self) -> Result<(), ConfigError> {
         positive("connections.max_connections", self.max_connections as u64)?;
+        positive(
+            "connections.grpc_max_connection_age_seconds",
+            self.grpc_max_connection_age_seconds,
+        )?;
         positive(
             "connections.header_read_timeout_seconds",
             self.header_read_timeout_seconds,

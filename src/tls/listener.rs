@@ -1,6 +1,8 @@
 //! A TCP listener whose connections come out TLS-terminated. One task accepts; each handshake
-//! runs in its own task, bounded in number and in time, and hands the finished connection over
-//! a bounded channel. Serves axum as a [`Listener`] and tonic as a stream of connections.
+//! runs in its own task, bounded in number (per listener and per client address) and in time,
+//! and hands the finished connection over a bounded channel. A client address past its share of
+//! open connections is closed before any handshake. Serves axum as a [`Listener`] and tonic as
+//! a stream of connections.
 
 use std::io;
 use std::net::SocketAddr;
@@ -21,11 +23,15 @@ use tonic::transport::server::Connected;
 use tracing::debug;
 
 use super::TlsReloader;
+use crate::per_address::{AddressSlot, PeerAddress, PerAddress};
 
 /// A handshake not finished within this is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Handshakes in progress at once per listener; past it, new connections wait in the backlog.
 const MAX_HANDSHAKES: usize = 1024;
+/// Handshakes in progress at once per client address; past it, its new connections are closed
+/// (one host cannot hold the listener's handshake slots).
+const MAX_HANDSHAKES_PER_ADDRESS: usize = 32;
 /// Finished connections waiting for the server to take them.
 const READY_QUEUE: usize = 64;
 
@@ -34,6 +40,14 @@ pub struct TlsConnection {
     stream: TlsStream<TcpStream>,
     remote: SocketAddr,
     identity: ConnectionIdentity,
+    _address_slot: AddressSlot,
+}
+
+/// Its address was counted before the handshake.
+impl PeerAddress for TlsConnection {
+    fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        None
+    }
 }
 
 impl crate::http_serve::ClientIdentity for TlsConnection {
@@ -50,15 +64,17 @@ pub struct TlsListener {
 
 impl TlsListener {
     /// Starts accepting on `listener` with the configuration `tls` holds at each handshake,
-    /// until `stop` is cancelled.
+    /// at most `per_address` open connections from one client address, until `stop` is
+    /// cancelled.
     pub fn spawn(
         listener: TcpListener,
         tls: Arc<TlsReloader>,
+        per_address: PerAddress,
         stop: CancellationToken,
     ) -> io::Result<Self> {
         let local_addr = listener.local_addr()?;
         let (sender, ready) = mpsc::channel(READY_QUEUE);
-        tokio::spawn(accept_loop(listener, tls, sender, stop));
+        tokio::spawn(accept_loop(listener, tls, per_address, sender, stop));
         Ok(Self { ready, local_addr })
     }
 
@@ -71,10 +87,12 @@ impl TlsListener {
 async fn accept_loop(
     listener: TcpListener,
     tls: Arc<TlsReloader>,
+    per_address: PerAddress,
     ready: mpsc::Sender<TlsConnection>,
     stop: CancellationToken,
 ) {
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+    let handshakes_per_address = PerAddress::new(MAX_HANDSHAKES_PER_ADDRESS);
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&handshakes).acquire_owned() => match permit {
@@ -96,11 +114,19 @@ async fn accept_loop(
                 continue;
             }
         };
+        let ip = Some(remote.ip());
+        let (Some(address_slot), Some(handshake_slot)) = (
+            per_address.try_take(ip),
+            handshakes_per_address.try_take(ip),
+        ) else {
+            debug!(%remote, "connection closed: its address holds its share");
+            continue;
+        };
         let acceptor = TlsAcceptor::from(tls.current());
         let ready = ready.clone();
         let tls = Arc::clone(&tls);
         tokio::spawn(async move {
-            let _permit = permit;
+            let _permits = (permit, handshake_slot);
             let _ = tcp.set_nodelay(true);
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => {
@@ -111,6 +137,7 @@ async fn accept_loop(
                         stream,
                         remote,
                         identity,
+                        _address_slot: address_slot,
                     };
                     // The server stopped taking connections: this one is closed.
                     let _ = ready.send(connection).await;

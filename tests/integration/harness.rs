@@ -317,3 +317,11 @@ impl Drop for Server {
         }
     }
 }
+
+/// A raw connection to `addr` from the loopback address `from` (every 127/8 address reaches
+/// the server's 127.0.0.1, each counted as its own client).
+pub async fn connect_from(from: [u8; 4], addr: SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((from, 0))).unwrap();
+    socket.connect(addr).await.unwrap()
+}

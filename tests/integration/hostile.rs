@@ -3,12 +3,13 @@
 //! when even decoding them would not fit the budget, and many at once never push the
 //! server's memory past its budget.
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use prost::Message;
 
-use crate::fixtures::{hex, trace_id, trace_request};
-use crate::harness::Server;
+use crate::fixtures::{hex, logs_request, t0, trace_id, trace_request};
+use crate::harness::{Server, connect_from};
 
 /// Trace `n` whose root span carries `count` empty attributes: two bytes each on the wire
 /// (`4a 00`), a whole attribute once decoded.
@@ -448,4 +449,137 @@ async fn a_trace_past_the_view_limits_is_cut_and_says_so() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["summaries"][0]["spanCount"], 300);
+}
+
+#[tokio::test]
+async fn one_address_past_its_share_of_connections_is_closed_and_others_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(
+        dir.path(),
+        "[connections]\nmax_connections_per_address = 3\n",
+    );
+    let server = Server::start(&dir.path().join("data"), &["--config", &config]).await;
+    let hoarder = [127, 0, 0, 2];
+    for addr in [server.otlp_http_addr(), server.grpc] {
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(connect_from(hoarder, addr).await);
+        }
+        let one_more = connect_from(hoarder, addr).await;
+        assert!(
+            closed_within(one_more, std::time::Duration::from_secs(2)).await,
+            "a fourth connection from one address is closed ({addr})"
+        );
+        for stream in held.drain(1..) {
+            drop(stream);
+        }
+        // Closed ones give their share back (the server notices the close first).
+        server
+            .wait_for(
+                "a freed share",
+                std::time::Duration::from_secs(5),
+                || async {
+                    let stream = connect_from(hoarder, addr).await;
+                    !closed_within(stream, std::time::Duration::from_millis(300)).await
+                },
+            )
+            .await;
+    }
+    // Hoarding every share of one address: other clients are served over HTTP and gRPC.
+    let mut held = Vec::new();
+    for addr in [server.otlp_http_addr(), server.grpc] {
+        for _ in 0..3 {
+            held.push(connect_from(hoarder, addr).await);
+        }
+    }
+    let response = post_protobuf(&server, trace_request(1, "other").encode_to_vec()).await;
+    assert_eq!(response.status(), 200);
+    server
+        .trace_client()
+        .await
+        .export(trace_request(2, "other"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn grpc_connections_past_their_age_are_asked_to_go_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(
+        dir.path(),
+        "[connections]\ngrpc_max_connection_age_seconds = 1\n",
+    );
+    let server = Server::start(&dir.path().join("data"), &["--config", &config]).await;
+    // An idle HTTP/2 connection is closed after its age (GOAWAY, nothing in flight).
+    let tcp = tokio::net::TcpStream::connect(server.grpc).await.unwrap();
+    let (_client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), connection).await;
+    assert!(ended.is_ok(), "an idle connection outlived its age");
+    // A client keeps exporting across the reconnects.
+    let mut client = server.trace_client().await;
+    for n in 0..4 {
+        client.export(trace_request(n, "aging")).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    }
+}
+
+/// `count` log records of `service` in one export (pairs from [`logs_request`]), from `first`.
+fn many_logs(service: &str, first: u64, count: u64) -> ExportLogsServiceRequest {
+    let mut request = logs_request(first, service, "bulk");
+    let records = &mut request.resource_logs[0].scope_logs[0].log_records;
+    records.clear();
+    for n in (first..first + count).step_by(2) {
+        let more = logs_request(n, service, &format!("bulk-{n}"));
+        records.extend(more.resource_logs[0].scope_logs[0].log_records.clone());
+    }
+    request
+}
+
+#[tokio::test]
+async fn shutdown_under_load_ends_within_its_bounds_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    // Logs stay in memory until shutdown, whose final commit of them is far longer than the
+    // 1 s it gets: the process exits anyway and the WAL brings them back.
+    let config = config_file(
+        dir.path(),
+        "shutdown_grace_seconds = 1\nshutdown_flush_timeout_seconds = 1\n\
+         log_commit_interval_seconds = 3600\n",
+    );
+    let mut server = Server::start(&dir.path().join("data"), &["--config", &config]).await;
+    let mut client = server.logs_client().await;
+    let (exports, per_export) = (60, 1000);
+    for n in 0..exports {
+        client
+            .export(many_logs("bulk", n * per_export, per_export))
+            .await
+            .unwrap();
+    }
+    let started = std::time::Instant::now();
+    let status = server.terminate().await;
+    let took = started.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "shutdown took {took:?} with 1 s of grace and 1 s of flush"
+    );
+    assert!(
+        server.log().contains("final flush unfinished"),
+        "the commit was cut short:\n{}",
+        server.log()
+    );
+
+    // Replayed from the WAL at start (searchable from memory).
+    server.restart().await;
+    let (start, end) = (t0(), t0() + 3_600_000_000_000);
+    let (status, body) = server
+        .get_json(&format!(
+            "/api/logs?service=bulk&facets=true&limit=1&start={start}&end={end}"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["facets"]["total"],
+        exports * per_export,
+        "every acknowledged record"
+    );
 }

@@ -19,7 +19,7 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::fixtures::{hex, trace_id, trace_request};
-use crate::harness::Server;
+use crate::harness::{Server, connect_from};
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 
@@ -463,4 +463,54 @@ async fn a_client_certificate_mapped_to_a_tenant_acts_for_that_tenant_only() {
         .await
         .unwrap();
     assert_eq!(with_key.status(), 404);
+}
+
+#[tokio::test]
+async fn one_host_cannot_hold_the_handshake_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new("skewer test CA");
+    let (cert, key) = write_server_files(dir.path(), &ca.server(false));
+    let config = dir.path().join("skewer.toml");
+    std::fs::write(&config, "[connections]\nmax_connections_per_address = 3\n").unwrap();
+    let trusted = https_client(&ca.pem(), None);
+    let server = Server::start_with_client(
+        &dir.path().join("data"),
+        &[
+            "--tls-cert-file",
+            cert.to_str().unwrap(),
+            "--tls-key-file",
+            key.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        "https",
+        trusted.clone(),
+    )
+    .await;
+    // One host opens 40 connections and never says hello: three wait in their handshake, the
+    // rest are closed at once.
+    let mut silent = Vec::new();
+    for _ in 0..40 {
+        silent.push(connect_from([127, 0, 0, 2], server.otlp_http_addr()).await);
+    }
+    let mut closed = 0;
+    for mut stream in silent.drain(3..) {
+        use tokio::io::AsyncReadExt;
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut byte)).await;
+        closed += usize::from(matches!(read, Ok(Ok(0) | Err(_))));
+    }
+    assert_eq!(
+        closed, 37,
+        "past its share, a host's connections are closed"
+    );
+    // Another client is served meanwhile.
+    let response = trusted
+        .post(server.otlp_url("/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .body(trace_request(1, "tls-other").encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
 }
