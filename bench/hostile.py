@@ -11,6 +11,8 @@ Attacks (each on a fresh server):
   decoded-size estimate admits one or two at a time;
 - `slow-uploads`: 120 connections declaring 5 MiB bodies and sending a byte a second;
 - `slow-headers`: 500 connections sending their request headers a byte a second;
+- `stalled-grpc`: 2 gRPC connections × 50 streams, each declaring a 16 MiB message, sending
+  300 kB of it and then nothing (raw HTTP/2 frames);
 - `shutdown`: SIGTERM with 50 requests half-sent; seconds until the process exits.
 """
 
@@ -148,6 +150,55 @@ def slow(server, connections, first_bytes, seconds=12):
     return {"ordinary_during": ordinary, "closed_by_server": len(closed), "connections": connections}
 
 
+def h2_frame(kind, flags, stream, payload):
+    """One HTTP/2 frame."""
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def hpack_literal(name, value):
+    """A header as an HPACK literal without indexing, new name, no Huffman coding (short ones)."""
+    return bytes([0x00, len(name)]) + name + bytes([len(value)]) + value
+
+
+def stalled_grpc(server, connections=2, streams=50, sent=300_000, seconds=12):
+    """Streams that declare a 16 MiB gRPC message, send `sent` bytes of it and stall; ordinary
+    exports meanwhile; how many connections the server ended."""
+    socks = []
+    headers = b"".join(hpack_literal(name, value) for name, value in [
+        (b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"127.0.0.1"),
+        (b":path", b"/opentelemetry.proto.collector.trace.v1.TraceService/Export"),
+        (b"content-type", b"application/grpc"), (b"te", b"trailers")])
+    message = b"\x00" + (16 << 20).to_bytes(4, "big") + b"\x0a" * sent
+    for _ in range(connections):
+        s = socket.create_connection(("127.0.0.1", server.grpc))
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0, b""))
+        time.sleep(0.3)  # the server's SETTINGS and window updates (4 MiB streams, 16 MiB in all)
+        s.sendall(h2_frame(4, 1, 0, b""))  # SETTINGS ACK
+        for n in range(streams):
+            stream = 2 * n + 1
+            s.sendall(h2_frame(1, 4, stream, headers))  # HEADERS, END_HEADERS
+            for start in range(0, len(message), 16_384):
+                s.sendall(h2_frame(0, 0, stream, message[start:start + 16_384]))
+        s.setblocking(False)
+        socks.append(s)
+    ordinary, ended = [], set()
+    for second in range(seconds):
+        for i, s in enumerate(socks):
+            try:
+                if s.recv(65536) == b"":
+                    ended.add(i)
+            except BlockingIOError:
+                pass
+            except OSError:
+                ended.add(i)
+        if second in (1, 3):
+            ordinary.append(ordinary_export(server, 3000 + second))
+        time.sleep(1)
+    for s in socks:
+        s.close()
+    return {"ordinary_during": ordinary, "connections_ended": len(ended), "streams": connections * streams}
+
+
 def shutdown_seconds(binary, work):
     server = Server(binary, work / "shutdown").start()
     socks = []
@@ -185,6 +236,7 @@ def main():
                                                      b"content-type: application/x-protobuf\r\n"
                                                      b"content-length: 5242880\r\n\r\n\x0a")),
                 ("slow-headers", lambda s: slow(s, 500, b"POST /v1/traces HTTP/1.1\r\n")),
+                ("stalled-grpc", stalled_grpc),
             ]:
                 figures = attack(binary, work, name, run)
                 print(f"{name}: peak RSS {figures['peak_rss_mib']:.0f} MiB "

@@ -424,6 +424,10 @@ fn reserve(
     Ok(held)
 }
 
+/// Past this decoded size, an export whose lists the record limits may cut is cut on the wire
+/// before it is decoded (below it, decoding first costs less than the extra pass).
+const CUT_ON_WIRE_ABOVE_BYTES: usize = 32 << 20;
+
 /// Reads what decoding `body` will cost from its encoded form, holds that (with the body) in
 /// the budget, then decodes: the budget is charged what decoding really takes, however small
 /// the body that asks for it.
@@ -436,10 +440,25 @@ fn decode_within_budget(
     held: Reservation,
     release_memory: Option<Arc<MemoryRelease>>,
 ) -> Result<(DecodedExport, Reservation), IngestError> {
-    let cost = decoding_cost(signal, format, body).map_err(|err| IngestError::Malformed {
+    let malformed = |err: crate::decoded_size::WireError| IngestError::Malformed {
         format: format.name(),
         reason: err.to_string(),
-    })?;
+    };
+    let mut cost = decoding_cost(signal, format, body).map_err(malformed)?;
+    let received_cost_bytes = cost.bytes;
+    // An export that decodes large only for lists past the record limits (millions of empty
+    // attributes) is cut on the wire first: it decodes as small as the limits leave it.
+    let mut cut_on_wire = None;
+    if let (Some(limits), Some(shape)) = (&options.record_limits, cost.shape)
+        && cost.bytes > CUT_ON_WIRE_ABOVE_BYTES
+        && limits.may_cut(&shape)
+    {
+        let (cut, counts) =
+            crate::decoded_size::cut_lists(signal, body, limits).map_err(malformed)?;
+        cost = decoding_cost(signal, format, &cut).map_err(malformed)?;
+        cut_on_wire = Some((cut, counts));
+    }
+    let body = cut_on_wire.as_ref().map_or(body, |(cut, _)| cut.as_slice());
     let reservation = reserve(budget, body.len().saturating_add(cost.bytes), held)?;
     // An export the scan shows within every record limit is not walked by them.
     let within_limits = match (&options.record_limits, cost.shape) {
@@ -455,10 +474,18 @@ fn decode_within_budget(
     } else {
         decode_export(signal, format, body, options)
     };
-    if cost.bytes > RELEASE_AFTER_DECODING_BYTES
+    // (A cut export is released after as the export it was: its body and cut copy are gone.)
+    let released_bytes = cost.bytes.max(received_cost_bytes);
+    if released_bytes > RELEASE_AFTER_DECODING_BYTES
         && let Some(release) = release_memory
     {
-        release.release_after(cost.bytes);
+        release.release_after(released_bytes);
     }
-    Ok((decoded?, reservation))
+    let mut decoded = decoded?;
+    if let Some((cut, counts)) = cut_on_wire {
+        // The WAL keeps the export as cut (or as the limits and redaction rewrote it after).
+        decoded.rewritten_body.get_or_insert(cut);
+        decoded.limited.add(counts);
+    }
+    Ok((decoded, reservation))
 }

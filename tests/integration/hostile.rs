@@ -75,25 +75,53 @@ async fn attributes_past_the_record_limit_are_dropped_and_counted_not_refused() 
 }
 
 #[tokio::test]
-async fn an_export_whose_decoding_would_not_fit_the_budget_is_refused_for_good() {
+async fn an_export_whose_decoding_would_not_fit_the_budget_is_cut_to_the_limits_or_refused() {
     let dir = tempfile::tempdir().unwrap();
     let budget = (64u64 << 20).to_string();
     let server = Server::start(&dir.path().join("data"), &["--max-buffered-bytes", &budget]).await;
-    // 4 MB of protobuf that decodes into ~120 MB of attributes.
-    let request = amplified_trace(1, 2_000_000);
-    let response = post_protobuf(&server, request.encode_to_vec()).await;
+    // 4 MB of protobuf that would decode into ~120 MB of attributes: cut on the wire to the
+    // record limits, then accepted, over HTTP and gRPC.
+    let extra = 2_000_000;
+    let response = post_protobuf(&server, amplified_trace(1, extra).encode_to_vec()).await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    server
+        .trace_client()
+        .await
+        .export(amplified_trace(2, extra))
+        .await
+        .unwrap();
+    let typed = trace_request(1, "x").resource_spans[0].scope_spans[0].spans[0]
+        .attributes
+        .len();
+    for n in [1, 2] {
+        let (status, body) = server
+            .get_json(&format!("/api/v3/traces/{}", hex(&trace_id(n))))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let spans = &body["result"]["resourceSpans"][0]["scopeSpans"][0]["spans"];
+        let root = spans
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|span| span["name"] == "GET /checkout")
+            .expect("root span");
+        assert_eq!(root["attributes"].as_array().unwrap().len(), 128);
+        assert_eq!(root["droppedAttributesCount"], (typed + extra - 128) as u64);
+    }
+    let dropped = server
+        .metric("skewer_ingest_limited_total{signal=\"traces\",what=\"attributes\"}")
+        .await;
+    assert_eq!(dropped as usize, 2 * (typed + extra - 128));
+
+    // 4 MB of empty spans (`12 00`): nothing to cut, two million records that would not fit:
+    // refused for good, never retried.
+    let mut empty_spans = vec![0x0a, 0x85, 0x92, 0xf4, 0x01, 0x12, 0x80, 0x92, 0xf4, 0x01];
+    empty_spans.extend([0x12, 0x00].repeat(2_000_000));
+    let response = post_protobuf(&server, empty_spans).await;
     assert_eq!(response.status(), 413);
     assert!(response.headers().get("retry-after").is_none());
     let text = response.text().await.unwrap();
     assert!(text.contains("smaller parts"), "{text}");
-
-    let status = server
-        .trace_client()
-        .await
-        .export(request)
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status}");
 
     // 300 kB of JSON `{}` spans: each a whole span once decoded.
     let spans = vec!["{}"; 150_000].join(",");
@@ -122,8 +150,9 @@ async fn many_amplified_exports_at_once_stay_within_the_memory_budget() {
     let budget_bytes = 64u64 << 20;
     let budget = budget_bytes.to_string();
     let server = Server::start(&dir.path().join("data"), &["--max-buffered-bytes", &budget]).await;
-    // Each: 400 kB that decode into ~15 MB (~30 MB at the peak of growing); twelve at once
-    // would hold ~360 MB unbudgeted.
+    // Each: 400 kB that would decode into ~15 MB (~30 MB at the peak of growing); twelve at
+    // once would hold ~360 MB unbudgeted. Cut on the wire to the record limits, each decodes
+    // small: all are taken.
     let body = amplified_trace(1, 200_000).encode_to_vec();
     let (rss_before, _) = server.memory_bytes();
     let mut accepted = 0;
@@ -145,7 +174,7 @@ async fn many_amplified_exports_at_once_stay_within_the_memory_budget() {
             }
         }
     }
-    assert!(accepted > 0, "one at a time fits the budget");
+    assert_eq!(accepted, 36, "cut on the wire, every one fits the budget");
     let (_, peak) = server.memory_bytes();
     let growth = peak.saturating_sub(rss_before);
     // The budget, plus the bodies being received and the runtime's own working memory.

@@ -6,8 +6,10 @@
 mod json;
 mod protobuf;
 mod schema;
+mod wire_cut;
 
 pub use protobuf::WireError;
+pub use wire_cut::cut_lists;
 
 use skewer_storage::model::Signal;
 

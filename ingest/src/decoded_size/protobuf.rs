@@ -9,7 +9,7 @@ use super::schema::{FieldKind, MessageKind, vec_capacity};
 
 /// The nesting prost accepts (its recursion limit); deeper input is refused by the decoder
 /// anyway, so the scan stops there too.
-const MAX_DEPTH: u32 = 100;
+pub(super) const MAX_DEPTH: u32 = 100;
 
 /// Why the wire format cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -183,7 +183,7 @@ type ElementHeap = fn(&[u8], u32, usize, &mut DecodedCost) -> Result<usize, Wire
 
 /// Skips a field the lean paths do not look into; its heap is nothing (scalars, unknown
 /// fields) or counted by the caller.
-fn skip_field(key: u64, body: &mut &[u8]) -> Result<usize, WireError> {
+pub(super) fn skip_field(key: u64, body: &mut &[u8]) -> Result<usize, WireError> {
     match key & 7 {
         0 => read_varint(body).map(|_| 0),
         1 => take(body, 8).map(|_| 0),
@@ -259,7 +259,7 @@ impl RepeatedFields {
     }
 }
 
-fn read_varint(body: &mut &[u8]) -> Result<u64, WireError> {
+pub(super) fn read_varint(body: &mut &[u8]) -> Result<u64, WireError> {
     // Tags and most lengths are one byte.
     if let Some((&byte, rest)) = body.split_first()
         && byte < 0x80
@@ -283,7 +283,7 @@ fn read_varint(body: &mut &[u8]) -> Result<u64, WireError> {
 }
 
 /// A length-delimited field's bytes.
-fn take_delimited<'a>(body: &mut &'a [u8]) -> Result<&'a [u8], WireError> {
+pub(super) fn take_delimited<'a>(body: &mut &'a [u8]) -> Result<&'a [u8], WireError> {
     let len = usize::try_from(read_varint(body)?).unwrap_or(usize::MAX);
     take(body, len)
 }

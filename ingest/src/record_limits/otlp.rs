@@ -30,6 +30,14 @@ impl LimitedCounts {
     pub fn any(&self) -> bool {
         *self != Self::default()
     }
+
+    /// Adds what another pass over the same export dropped or cut.
+    pub fn add(&mut self, other: LimitedCounts) {
+        self.attributes += other.attributes;
+        self.events += other.events;
+        self.links += other.links;
+        self.values += other.values;
+    }
 }
 
 /// How a value may be cut: attribute values have a byte limit, log bodies do not.
