@@ -115,12 +115,17 @@ def amplified(server, count, size):
     return concurrent_posts(server, [amplified_export(size, i + 1) for i in range(count)])
 
 
+# The attacker's address: every 127/8 address reaches the server's 127.0.0.1, each counted as
+# its own client (the ordinary exports come from 127.0.0.1).
+ATTACKER = ("127.0.0.2", 0)
+
+
 def slow(server, connections, first_bytes, seconds=12):
     """`connections` sockets that send `first_bytes` then a byte a second; ordinary exports
     meanwhile; how many the server closed."""
     socks = []
     for _ in range(connections):
-        s = socket.create_connection(("127.0.0.1", server.otlp_http))
+        s = socket.create_connection(("127.0.0.1", server.otlp_http), source_address=ATTACKER)
         s.sendall(first_bytes)
         s.setblocking(False)
         socks.append(s)
@@ -150,6 +155,15 @@ def slow(server, connections, first_bytes, seconds=12):
     return {"ordinary_during": ordinary, "closed_by_server": len(closed), "connections": connections}
 
 
+def budget_used_mib(server):
+    """The server's memory budget in use, MiB, from its /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.http}/metrics", timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("skewer_memory_budget_used_bytes "):
+                return round(float(line.split()[1]) / (1 << 20), 1)
+    return None
+
+
 def h2_frame(kind, flags, stream, payload):
     """One HTTP/2 frame."""
     return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
@@ -170,7 +184,7 @@ def stalled_grpc(server, connections=2, streams=50, sent=300_000, seconds=12):
         (b"content-type", b"application/grpc"), (b"te", b"trailers")])
     message = b"\x00" + (16 << 20).to_bytes(4, "big") + b"\x0a" * sent
     for _ in range(connections):
-        s = socket.create_connection(("127.0.0.1", server.grpc))
+        s = socket.create_connection(("127.0.0.1", server.grpc), source_address=ATTACKER)
         s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0, b""))
         time.sleep(0.3)  # the server's SETTINGS and window updates (4 MiB streams, 16 MiB in all)
         s.sendall(h2_frame(4, 1, 0, b""))  # SETTINGS ACK
@@ -181,22 +195,21 @@ def stalled_grpc(server, connections=2, streams=50, sent=300_000, seconds=12):
                 s.sendall(h2_frame(0, 0, stream, message[start:start + 16_384]))
         s.setblocking(False)
         socks.append(s)
-    ordinary, ended = [], set()
+    ordinary, budget_used = [], None
     for second in range(seconds):
-        for i, s in enumerate(socks):
+        for s in socks:
             try:
-                if s.recv(65536) == b"":
-                    ended.add(i)
-            except BlockingIOError:
+                s.recv(65536)  # window updates, answers: read so the server is never blocked
+            except (BlockingIOError, OSError):
                 pass
-            except OSError:
-                ended.add(i)
         if second in (1, 3):
             ordinary.append(ordinary_export(server, 3000 + second))
+        if second == 2:
+            budget_used = budget_used_mib(server)
         time.sleep(1)
     for s in socks:
         s.close()
-    return {"ordinary_during": ordinary, "connections_ended": len(ended), "streams": connections * streams}
+    return {"ordinary_during": ordinary, "budget_used_mib": budget_used, "streams": connections * streams}
 
 
 def shutdown_seconds(binary, work):

@@ -32,6 +32,7 @@ use crate::pipeline::{ExportOutcome, Pipeline};
 use crate::raw_codec::RawCodec;
 use crate::responses::{logs_response, metrics_response, trace_response};
 use crate::stats::SignalCounters;
+use crate::whole_body::WholeBody;
 use skewer_storage::model::tenant::{TENANT_HEADER, tenant_from_header};
 use tokio::sync::Semaphore;
 
@@ -223,12 +224,13 @@ impl<K: OtlpService> ExportServer<K> {
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(held.clone());
         let pipeline = Arc::clone(&self.pipeline);
-        let body = GuardedBody::new(
+        // Charged as it arrives, handed to tonic only whole (see `WholeBody`).
+        let body = WholeBody::new(GuardedBody::new(
             body,
             Arc::clone(self.pipeline.budget()),
             held,
             self.body_limits,
-        )
+        ))
         .map_err(move |err| pipeline.body_error(K::SIGNAL, err).to_status());
         http::Request::from_parts(parts, tonic::body::Body::new(body))
     }

@@ -23,6 +23,7 @@ mod series_limit;
 pub mod skew_metrics;
 pub mod span_metrics;
 pub mod stats;
+mod whole_body;
 
 pub use error::IngestError;
 pub use pipeline::{ExportOutcome, Pipeline};
