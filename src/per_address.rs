@@ -37,6 +37,11 @@ impl PerAddress {
         }
     }
 
+    /// The slots per address; 0 when there is no cap.
+    pub fn max(&self) -> usize {
+        self.inner.as_ref().map_or(0, |slots| slots.max)
+    }
+
     /// A slot for a client at `ip` (`None`: an address this cap does not apply to), or `None`
     /// when that address holds all of its slots.
     pub fn try_take(&self, ip: Option<IpAddr>) -> Option<AddressSlot> {
@@ -148,6 +153,7 @@ mod tests {
     #[test]
     fn no_cap_and_unknown_addresses_always_get_a_slot() {
         let none = PerAddress::new(0);
+        assert_eq!((none.max(), PerAddress::new(7).max()), (0, 7));
         let held: Vec<_> = (0..100).map(|_| none.try_take(ip("10.0.0.1"))).collect();
         assert!(held.iter().all(Option::is_some));
         let one = PerAddress::new(1);

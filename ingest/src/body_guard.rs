@@ -50,6 +50,12 @@ pub enum BodyError {
         /// Time since it started.
         elapsed_ms: u128,
     },
+    /// More arrived than the one message the body may carry.
+    #[error("request body larger than {max_bytes} bytes: send it in smaller parts")]
+    TooLarge {
+        /// The cap.
+        max_bytes: usize,
+    },
     /// The budget could not take the next frame.
     #[error(transparent)]
     Budget(#[from] StorageError),

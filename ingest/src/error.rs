@@ -14,7 +14,7 @@ pub enum IngestError {
         reason: String,
     },
     /// The body (or its decompressed form) exceeds the configured cap.
-    #[error("body of more than {max_bytes} bytes")]
+    #[error("request too large: body of more than {max_bytes} bytes")]
     TooLarge {
         /// The cap.
         max_bytes: usize,

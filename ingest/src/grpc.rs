@@ -207,6 +207,9 @@ fn size_errors_not_retryable(
     response
 }
 
+/// A gRPC message's prefix: a compression flag and a 4-byte length.
+const GRPC_MESSAGE_PREFIX_BYTES: usize = 5;
+
 /// Where a trailers-only gRPC answer carries its status code.
 const GRPC_STATUS_HEADER: &str = "grpc-status";
 /// `INVALID_ARGUMENT` as `grpc-status` writes it.
@@ -224,13 +227,18 @@ impl<K: OtlpService> ExportServer<K> {
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(held.clone());
         let pipeline = Arc::clone(&self.pipeline);
-        // Charged as it arrives, handed to tonic only whole (see `WholeBody`).
-        let body = WholeBody::new(GuardedBody::new(
-            body,
-            Arc::clone(self.pipeline.budget()),
-            held,
-            self.body_limits,
-        ))
+        // Charged as it arrives, handed to tonic only whole (see `WholeBody`), and never more
+        // than one message of at most `max_message_bytes` with its 5-byte prefix.
+        let body = WholeBody::new(
+            GuardedBody::new(
+                body,
+                Arc::clone(self.pipeline.budget()),
+                held,
+                self.body_limits,
+            ),
+            self.max_message_bytes
+                .saturating_add(GRPC_MESSAGE_PREFIX_BYTES),
+        )
         .map_err(move |err| pipeline.body_error(K::SIGNAL, err).to_status());
         http::Request::from_parts(parts, tonic::body::Body::new(body))
     }

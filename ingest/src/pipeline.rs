@@ -207,6 +207,7 @@ impl Pipeline {
     pub fn body_error(&self, signal: Signal, err: BodyError) -> IngestError {
         match err {
             BodyError::TooSlow { .. } => IngestError::BodyTooSlow(err.to_string()),
+            BodyError::TooLarge { max_bytes } => IngestError::TooLarge { max_bytes },
             BodyError::Budget(err) => {
                 SignalCounters::add(&self.stats.signal(signal).requests_retryable, 1);
                 IngestError::Storage(err)
@@ -449,13 +450,18 @@ fn decode_within_budget(
     // An export that decodes large only for lists past the record limits (millions of empty
     // attributes) is cut on the wire first: it decodes as small as the limits leave it.
     let mut cut_on_wire = None;
+    let mut held = held;
     if let (Some(limits), Some(shape)) = (&options.record_limits, cost.shape)
-        && cost.bytes > CUT_ON_WIRE_ABOVE_BYTES
+        && cost.bytes > CUT_ON_WIRE_ABOVE_BYTES.min(budget.limit_bytes() / 2)
         && limits.may_cut(&shape)
     {
+        // The copy is never longer than the body (its buffer grows to at most twice that).
+        held = reserve(budget, body.len().saturating_mul(3), held)?;
         let (cut, counts) =
             crate::decoded_size::cut_lists(signal, body, limits).map_err(malformed)?;
         cost = decoding_cost(signal, format, &cut).map_err(malformed)?;
+        // The body received stays alive beside its cut copy until the export is persisted.
+        cost.bytes = cost.bytes.saturating_add(body.len());
         cut_on_wire = Some((cut, counts));
     }
     let body = cut_on_wire.as_ref().map_or(body, |(cut, _)| cut.as_slice());

@@ -105,13 +105,14 @@ impl AppState {
     }
 
     /// The bounds of one trace view of `tenant` (traces by id, search results, a stitched
-    /// request): at most `trace_max_spans` spans and `trace_max_bytes` bytes, or the tenant's
-    /// `query_max_rows` where lower; past them the view is cut, not refused.
+    /// request): at most `trace_max_spans` spans and `trace_max_bytes` bytes, or the query
+    /// bounds (`max_rows`, `max_bytes`, the tenant's `query_max_rows`) where lower; past them the
+    /// view is cut, not refused.
     pub fn trace_limits(&self, tenant: &TenantId) -> ScanLimits {
         let query = self.scan_limits(tenant);
         ScanLimits {
             max_rows: query.max_rows.min(self.query.trace_max_spans),
-            max_bytes: self.query.trace_max_bytes,
+            max_bytes: query.max_bytes.min(self.query.trace_max_bytes),
             truncate: true,
             ..query
         }
@@ -125,7 +126,10 @@ impl AppState {
                 "query.trace_max_spans (or the tenant's query_max_rows)",
             )
         } else {
-            ("bytes", "query.trace_max_bytes")
+            (
+                "bytes",
+                "the lower of [query] trace_max_bytes and max_bytes",
+            )
         };
         format!(
             "trace truncated: the read stopped at {} {count} ({setting}); spans past it are not shown",

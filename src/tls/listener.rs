@@ -29,8 +29,9 @@ use crate::per_address::{AddressSlot, PeerAddress, PerAddress};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Handshakes in progress at once per listener; past it, new connections wait in the backlog.
 const MAX_HANDSHAKES: usize = 1024;
-/// Handshakes in progress at once per client address; past it, its new connections are closed
-/// (one host cannot hold the listener's handshake slots).
+/// Handshakes in progress at once per client address (or the per-address connection cap, when
+/// lower; none without one); past it, its new connections are closed: one host cannot hold the
+/// listener's handshake slots.
 const MAX_HANDSHAKES_PER_ADDRESS: usize = 32;
 /// Finished connections waiting for the server to take them.
 const READY_QUEUE: usize = 64;
@@ -92,7 +93,7 @@ async fn accept_loop(
     stop: CancellationToken,
 ) {
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-    let handshakes_per_address = PerAddress::new(MAX_HANDSHAKES_PER_ADDRESS);
+    let handshakes_per_address = PerAddress::new(per_address.max().min(MAX_HANDSHAKES_PER_ADDRESS));
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&handshakes).acquire_owned() => match permit {
