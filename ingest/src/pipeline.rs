@@ -466,11 +466,13 @@ fn decode_within_budget(
     }
     let body = cut_on_wire.as_ref().map_or(body, |(cut, _)| cut.as_slice());
     let reservation = reserve(budget, body.len().saturating_add(cost.bytes), held)?;
-    // An export the scan shows within every record limit is not walked by them.
-    let within_limits = match (&options.record_limits, cost.shape) {
-        (Some(limits), Some(shape)) => !limits.may_cut(&shape),
-        _ => false,
-    };
+    // An export the scan shows within every record limit is not walked by them (a cut one
+    // always is: what the cut saw per occurrence, the decoder may have merged).
+    let within_limits = cut_on_wire.is_none()
+        && match (&options.record_limits, cost.shape) {
+            (Some(limits), Some(shape)) => !limits.may_cut(&shape),
+            _ => false,
+        };
     let decoded = if within_limits {
         let options = DecodeOptions {
             record_limits: None,

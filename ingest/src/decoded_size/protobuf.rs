@@ -49,6 +49,7 @@ fn heap_bytes(
     }
     let mut heap = 0usize;
     let mut repeated = RepeatedFields::default();
+    let mut inline_seen = 0u64;
     while !body.is_empty() {
         let key = read_varint(&mut body)?;
         let number = u32::try_from(key >> 3).unwrap_or(u32::MAX);
@@ -74,9 +75,13 @@ fn heap_bytes(
                         key_value_heap(value, depth + 1, 1, cost)?
                     }
                     FieldKind::Inline(MessageKind::AnyValue) => {
+                        note_inline(&mut inline_seen, number, cost);
                         any_value_heap(value, depth + 1, 1, cost)?
                     }
-                    FieldKind::Inline(child) => heap_bytes(child, value, depth + 1, cost)?,
+                    FieldKind::Inline(child) => {
+                        note_inline(&mut inline_seen, number, cost);
+                        heap_bytes(child, value, depth + 1, cost)?
+                    }
                     FieldKind::Repeated(child) => {
                         repeated.add(number, 1, child);
                         heap_bytes(child, value, depth + 1, cost)?
@@ -104,6 +109,17 @@ fn heap_bytes(
     Ok(heap.saturating_add(repeated.finish(cost)))
 }
 
+/// Notes a singular message field; seen twice in one message, the decoder merges the two
+/// (their lists joined), which no per-occurrence count sees: the export's shape then says
+/// its lists may be past any limit, so the record limits walk it after decoding.
+fn note_inline(seen: &mut u64, number: u32, cost: &mut DecodedCost) {
+    let bit = 1u64 << number.min(63);
+    if *seen & bit != 0 {
+        cost.shape.longest_list = usize::MAX;
+    }
+    *seen |= bit;
+}
+
 /// A `KeyValue` (key 1, value 2), whose value sits `value_depth` deep in an attribute.
 fn key_value_heap(
     mut body: &[u8],
@@ -112,11 +128,15 @@ fn key_value_heap(
     cost: &mut DecodedCost,
 ) -> Result<usize, WireError> {
     let mut heap = 0usize;
+    let mut values_seen = 0u64;
     while !body.is_empty() {
         let key = read_varint(&mut body)?;
         heap = heap.saturating_add(match key {
             0x0a => take_delimited(&mut body)?.len(),
-            0x12 => any_value_heap(take_delimited(&mut body)?, depth + 1, value_depth, cost)?,
+            0x12 => {
+                note_inline(&mut values_seen, 2, cost);
+                any_value_heap(take_delimited(&mut body)?, depth + 1, value_depth, cost)?
+            }
             _ => skip_field(key, &mut body)?,
         });
     }
@@ -135,6 +155,8 @@ fn any_value_heap(
         return Err(WireError::TooDeep);
     }
     let mut heap = 0usize;
+    // An array (5) or list (6) given twice: the decoder merges them.
+    let mut containers_seen = 0u64;
     while !body.is_empty() {
         let key = read_varint(&mut body)?;
         heap = heap.saturating_add(match key {
@@ -144,6 +166,7 @@ fn any_value_heap(
                 text.len()
             }
             0x2a | 0x32 => {
+                note_inline(&mut containers_seen, 5, cost);
                 cost.shape.deepest_value = cost.shape.deepest_value.max(value_depth);
                 let (element, element_heap): (MessageKind, ElementHeap) = if key == 0x2a {
                     (MessageKind::AnyValue, any_value_heap)
@@ -317,6 +340,70 @@ mod tests {
         for body in [&[0x0a, 0x05, 0x01][..], &[0x0b][..], &[0x0a][..]] {
             assert!(decoded_cost(MessageKind::TraceRequest, body).is_err());
         }
+    }
+
+    #[test]
+    fn a_singular_message_given_twice_may_hold_any_list() {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue};
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        use prost::Message;
+        let resource = Resource {
+            attributes: vec![KeyValue::default(); 3],
+            ..Resource::default()
+        }
+        .encode_to_vec();
+        // ResourceSpans { resource, resource }: merged into six attributes.
+        let request_with = |times: usize| {
+            let mut resource_spans = Vec::new();
+            for _ in 0..times {
+                resource_spans.push(0x0a);
+                resource_spans.push(resource.len() as u8);
+                resource_spans.extend_from_slice(&resource);
+            }
+            let mut request = vec![0x0a, resource_spans.len() as u8];
+            request.extend_from_slice(&resource_spans);
+            request
+        };
+        let shape = |times| {
+            decoded_cost(MessageKind::TraceRequest, &request_with(times))
+                .unwrap()
+                .shape
+        };
+        assert_eq!(shape(1).longest_list, 3);
+        assert_eq!(shape(2).longest_list, usize::MAX);
+
+        // An attribute value holding two arrays: merged as well.
+        let array = AnyValue {
+            value: Some(
+                opentelemetry_proto::tonic::common::v1::any_value::Value::ArrayValue(ArrayValue {
+                    values: vec![AnyValue::default(); 2],
+                }),
+            ),
+        }
+        .encode_to_vec();
+        let mut value = array.clone();
+        value.extend_from_slice(&array);
+        let attribute = KeyValue {
+            key: "k".into(),
+            value: Some(AnyValue::decode(value.as_slice()).unwrap()),
+            ..KeyValue::default()
+        };
+        let shape = decoded_cost(MessageKind::TraceRequest, &spans_with(vec![attribute]))
+            .unwrap()
+            .shape;
+        assert!(
+            shape.longest_list < usize::MAX,
+            "re-encoded, the arrays are one"
+        );
+        let mut kv = vec![0x0a, 0x01, b'k', 0x12, value.len() as u8];
+        kv.extend_from_slice(&value);
+        let mut cost = DecodedCost::default();
+        key_value_heap(&kv, 0, 1, &mut cost).unwrap();
+        assert_eq!(
+            cost.shape.longest_list,
+            usize::MAX,
+            "two arrays in one value"
+        );
     }
 
     fn spans_with(attributes: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>) -> Vec<u8> {
