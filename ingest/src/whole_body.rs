@@ -91,13 +91,26 @@ mod tests {
     use super::*;
     use http_body_util::{BodyExt, StreamBody};
 
+    type Fed = StreamBody<tokio_stream::wrappers::ReceiverStream<Result<Frame<Bytes>, BodyError>>>;
+
+    /// A whole body of at most `max_bytes` over frames the test sends.
+    fn fed_body(
+        max_bytes: usize,
+    ) -> (
+        tokio::sync::mpsc::Sender<Result<Frame<Bytes>, BodyError>>,
+        WholeBody<Fed>,
+    ) {
+        let (send, receive) = tokio::sync::mpsc::channel(4);
+        let body = WholeBody::new(
+            StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(receive)),
+            max_bytes,
+        );
+        (send, body)
+    }
+
     #[tokio::test]
     async fn nothing_comes_out_before_the_last_frame_then_everything_in_order() {
-        let (send, receive) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BodyError>>(4);
-        let mut body = WholeBody::new(
-            StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(receive)),
-            5,
-        );
+        let (send, mut body) = fed_body(5);
         send.send(Ok(Frame::data(Bytes::from_static(b"ab"))))
             .await
             .unwrap();
@@ -131,11 +144,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_past_its_cap_is_cut_before_it_ends() {
-        let (send, receive) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BodyError>>(4);
-        let mut body = WholeBody::new(
-            StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(receive)),
-            3,
-        );
+        let (send, mut body) = fed_body(3);
         send.send(Ok(Frame::data(Bytes::from_static(b"ab"))))
             .await
             .unwrap();

@@ -163,6 +163,23 @@ async fn many_amplified_exports_at_once_stay_within_the_memory_budget() {
     );
 }
 
+/// SIGTERMs `server` and checks it exits cleanly within `seconds`, having logged `logged`.
+async fn terminates_within(server: &mut Server, seconds: u64, logged: &str) {
+    let started = std::time::Instant::now();
+    let status = server.terminate().await;
+    let took = started.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(
+        took < std::time::Duration::from_secs(seconds),
+        "shutdown took {took:?}, more than {seconds} s"
+    );
+    assert!(
+        server.log().contains(logged),
+        "{logged:?} not logged:\n{}",
+        server.log()
+    );
+}
+
 /// A config file with `text`, in `dir`.
 fn config_file(dir: &std::path::Path, text: &str) -> String {
     let path = dir.join("skewer.toml");
@@ -288,19 +305,7 @@ async fn shutdown_cuts_requests_still_in_flight_after_the_grace_period() {
         .export(trace_request(1, "before"))
         .await
         .unwrap();
-    let started = std::time::Instant::now();
-    let status = server.terminate().await;
-    let took = started.elapsed();
-    assert!(status.success(), "{status}");
-    assert!(
-        took < std::time::Duration::from_secs(6),
-        "shutdown took {took:?} with a 2 s grace period"
-    );
-    assert!(
-        server.log().contains("shutdown grace period"),
-        "{}",
-        server.log()
-    );
+    terminates_within(&mut server, 6, "shutdown grace period").await;
     drop(half_sent);
 
     // What was acknowledged before is there after a restart.
@@ -568,19 +573,8 @@ async fn shutdown_under_load_ends_within_its_bounds_and_loses_nothing_acknowledg
             .await
             .unwrap();
     }
-    let started = std::time::Instant::now();
-    let status = server.terminate().await;
-    let took = started.elapsed();
-    assert!(status.success(), "{status}");
-    assert!(
-        took < std::time::Duration::from_secs(5),
-        "shutdown took {took:?} with 1 s of grace and 1 s of flush"
-    );
-    assert!(
-        server.log().contains("final flush unfinished"),
-        "the commit was cut short:\n{}",
-        server.log()
-    );
+    // The commit is cut short.
+    terminates_within(&mut server, 5, "final flush unfinished").await;
 
     // Replayed from the WAL at start (searchable from memory).
     server.restart().await;
