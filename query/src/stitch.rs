@@ -2,7 +2,9 @@
 //! clock skew found and (optionally) corrected.
 //!
 //! The id is a trace id or a correlation / request id. From it the request grows in rounds:
-//! a trace brings its spans, the traces its spans link to (one hop) and its log records; log
+//! a trace brings its spans, the traces its spans link to and the traces whose spans link to
+//! it (one hop each way: a consumer's trace pointing back at its producer's, found in file
+//! summaries within [`INCOMING_LINK_WINDOW_NANOS`] of the trace) and its log records; log
 //! records bring their correlation ids, and a correlation id brings every record that carries
 //! it (also records with no trace context) and the traces those records belong to (a retry
 //! that started a new trace, work carried through a queue). Bounded: at most
@@ -20,6 +22,13 @@ use crate::QueryError;
 use crate::logs::{MAX_LOG_LIMIT, search_logs};
 use crate::skew::{SkewOptions, SpanTiming, adjust_trace, host_deltas, host_of, known_offsets};
 use crate::trace::trace_by_id;
+
+/// How far past a trace's last span a trace linking to it is looked for (and
+/// [`INCOMING_LINK_LEAD_NANOS`] before its first): work queued by a request usually runs
+/// within the hour.
+pub const INCOMING_LINK_WINDOW_NANOS: u64 = 3_600 * 1_000_000_000;
+/// How far before a trace's first span a trace linking to it is looked for (clocks differ).
+pub const INCOMING_LINK_LEAD_NANOS: u64 = 300 * 1_000_000_000;
 
 /// Bounds of one stitch.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +85,9 @@ pub struct Stitched {
     pub host_deltas: HashMap<String, i64>,
     /// Whether a bound left part of the request out.
     pub truncated: bool,
+    /// Whether every trace linking to the request's traces could be looked for (not when
+    /// some file's links are unknown: written before links were kept, or too many).
+    pub incoming_links_complete: bool,
 }
 
 impl Stitched {
@@ -110,6 +122,7 @@ pub async fn stitch(
     let mut traces: Vec<StitchedTrace> = Vec::new();
     let mut records: Vec<LogRecord> = Vec::new();
     let mut truncated = false;
+    let mut incoming_links_complete = true;
     let known = known_offsets(&storage.clock_skew(tenant));
     let logs_of = |query: LogQuery| async move {
         let limited = LogQuery {
@@ -144,13 +157,19 @@ pub async fn stitch(
             truncated |= read.truncated.is_some();
             let spans = read.spans;
             if !linked {
-                // Links are followed one hop: from the request's own traces only.
+                // Links are followed one hop, both ways: from the request's own traces only.
                 pending_traces.extend(
                     spans
                         .iter()
                         .flat_map(|span| &span.links)
                         .map(|link| (link.trace_id, true)),
                 );
+                if let Some(range) = incoming_link_range(&spans) {
+                    let (linking, complete) =
+                        storage.traces_linking_to(tenant, trace_id, range).await;
+                    incoming_links_complete &= complete;
+                    pending_traces.extend(linking.into_iter().map(|id| (id, true)));
+                }
             }
             let found = logs_of(LogQuery {
                 trace_id: Some(trace_id),
@@ -189,6 +208,17 @@ pub async fn stitch(
         logs,
         host_deltas: deltas,
         truncated,
+        incoming_links_complete,
+    })
+}
+
+/// Where traces linking to a trace of these spans are looked for.
+fn incoming_link_range(spans: &[Span]) -> Option<skewer_storage::scan::TimeRange> {
+    let first = spans.iter().map(|span| span.start_time_unix_nano).min()?;
+    let last = spans.iter().map(|span| span.end_time_unix_nano).max()?;
+    Some(skewer_storage::scan::TimeRange {
+        start_unix_nano: first.saturating_sub(INCOMING_LINK_LEAD_NANOS),
+        end_unix_nano: last.max(first).saturating_add(INCOMING_LINK_WINDOW_NANOS),
     })
 }
 

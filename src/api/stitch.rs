@@ -240,5 +240,6 @@ fn view(id: &str, stitched: &Stitched, options: &SkewOptions) -> Value {
             "hosts": hosts.iter().map(|(host, delta)| json!({ "host": host, "delta_ns": delta.to_string() })).collect::<Vec<_>>(),
         },
         "truncated": stitched.truncated,
+        "incoming_links_complete": stitched.incoming_links_complete,
     })
 }

@@ -10,7 +10,10 @@
 //!   evenly between request and response); a child longer than its parent only has its start
 //!   clamped to the parent's;
 //! - an asynchronous child (of a producer, or a consumer) only must not start before its
-//!   parent: its start is clamped, and it is never squeezed into the parent.
+//!   parent: its start is clamped, and it is never squeezed into the parent;
+//! - where an offset between the two hosts is known across traces, it replaces centring, and
+//!   moves a child even within its parent once it is 1 ms or more (a clock a few ms off hides
+//!   inside its parent's margins, but is off all the same).
 //!
 //! Every span that moves, or would, carries a finding with the reason; a delta past the
 //! maximum, or any delta when adjusting is off, is reported and withheld. Pure: spans in,
@@ -108,11 +111,18 @@ fn format_ms(nanos: i64) -> String {
     format!("{:+.3} ms", nanos as f64 / 1e6)
 }
 
+/// An offset estimated across traces moves a child that lies within its parent only when it
+/// is at least this large: below it, it cannot be told from noise (the accuracy the
+/// estimates are held to is ±1 ms), and clocks in sync must not be flagged.
+pub const MIN_ESTIMATED_OFFSET_NANOS: u64 = 1_000_000;
+
 /// What a crossing to another host asks of the child: a delta and why, or nothing.
+/// `parent_delta` is what the parent was moved by (the known offsets are between raw clocks).
 fn crossing_delta(
     child: &Span,
     parent: &Span,
     (parent_start, parent_end): (u64, u64),
+    parent_delta: i64,
     known: Option<(i64, usize)>,
 ) -> Option<(i64, String)> {
     let (child_start, child_end) = (child.start_time_unix_nano, child.end_time_unix_nano);
@@ -131,7 +141,35 @@ fn crossing_delta(
             )
         });
     }
-    if child_start >= parent_start && child_end <= parent_end {
+    let contained = child_start >= parent_start && child_end <= parent_end;
+    if let Some((offset, exchanges)) = known
+        && child_duration <= parent_duration
+    {
+        // The child's clock is `offset` ahead of the parent's raw clock, which was moved by
+        // `parent_delta`: that much brings the child onto the parent's adjusted times. A
+        // child within its parent moves only by a significant estimate.
+        let delta = parent_delta.saturating_sub(offset);
+        let estimated = format!(
+            "the offset estimated across traces ({} from {exchanges} exchanges)",
+            format_ms(offset)
+        );
+        return if !contained {
+            Some((
+                delta,
+                format!("child on another host is not within its parent: moved by {estimated}"),
+            ))
+        } else if delta.unsigned_abs() >= MIN_ESTIMATED_OFFSET_NANOS {
+            Some((
+                delta,
+                format!(
+                    "child on another host is within its parent, but its clock is off by {estimated}"
+                ),
+            ))
+        } else {
+            None
+        };
+    }
+    if contained {
         return None;
     }
     if child_duration > parent_duration {
@@ -142,15 +180,6 @@ fn crossing_delta(
                     .to_owned(),
             )
         });
-    }
-    if let Some((offset, exchanges)) = known {
-        return Some((
-            -offset,
-            format!(
-                "child on another host is not within its parent: moved by the offset estimated across traces ({} from {exchanges} exchanges)",
-                format_ms(offset)
-            ),
-        ));
     }
     // Network time split evenly between request and response: centre the child.
     let latency = (parent_duration - child_duration) / 2;
@@ -196,10 +225,14 @@ pub fn adjust_trace(
                 let known_offset = known
                     .get(&(hosts[parent].clone(), hosts[index].clone()))
                     .copied();
+                let parent_delta = (i128::from(parent_timing.start_unix_nano)
+                    - i128::from(spans[parent].start_time_unix_nano))
+                .clamp(i64::MIN.into(), i64::MAX.into()) as i64;
                 match crossing_delta(
                     span,
                     &spans[parent],
                     (parent_timing.start_unix_nano, parent_timing.end_unix_nano),
+                    parent_delta,
                     known_offset,
                 ) {
                     Some((delta, why)) if delta != 0 => {

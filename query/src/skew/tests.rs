@@ -270,3 +270,40 @@ fn an_offset_known_across_traces_replaces_centring() {
     let centred = adjust_trace(&spans, &SkewOptions::default(), &KnownOffsets::new());
     assert_eq!(centred[1].start_unix_nano, T0 + 35 * MS);
 }
+
+#[test]
+fn a_known_offset_moves_a_child_within_its_parent_and_is_relative_to_the_moved_parent() {
+    // b is 3 ms ahead: its server span still fits in a's client span, yet it is moved by the
+    // estimate; c (in sync with a) called from b's client span stays where it is, though b's
+    // spans moved; a second call to c from a, in sync, is not touched.
+    let spans = vec![
+        span(1, 0, "a", Client, 0, 100),
+        span(2, 1, "b", Server, 13, 93),
+        span(3, 2, "b", Client, 23, 83),
+        span(4, 3, "c", Server, 22, 78),
+        span(5, 1, "c", Server, 40, 60),
+    ];
+    let known: KnownOffsets = [
+        (("a".to_owned(), "b".to_owned()), (3 * MS as i64, 30)),
+        (("b".to_owned(), "c".to_owned()), (-3 * MS as i64, 30)),
+        (("a".to_owned(), "c".to_owned()), (0, 30)),
+    ]
+    .into_iter()
+    .collect();
+    let timings = adjust_trace(&spans, &SkewOptions::default(), &known);
+    let starts: Vec<u64> = timings.iter().map(|t| t.start_unix_nano - T0).collect();
+    assert_eq!(starts, [0, 10 * MS, 20 * MS, 22 * MS, 40 * MS]);
+    let flagged: Vec<bool> = timings.iter().map(|t| t.finding.is_some()).collect();
+    assert_eq!(flagged, [false, true, true, false, false]);
+    let reason = &timings[1].finding.as_ref().unwrap().reason;
+    assert!(
+        reason.contains("within its parent, but its clock is off"),
+        "{reason}"
+    );
+    // Below a millisecond an estimate is noise: nothing moves.
+    let slight: KnownOffsets = [(("a".to_owned(), "b".to_owned()), (MS as i64 / 2, 30))]
+        .into_iter()
+        .collect();
+    let timings = adjust_trace(&spans[..2], &SkewOptions::default(), &slight);
+    assert!(timings.iter().all(|t| t.finding.is_none()));
+}

@@ -204,6 +204,7 @@ async fn search(
         let tenant = tenant(&headers)?;
         let storage = state.storage()?;
         let request = search_params::parse(&pairs, super::params::now_unix_nano())?;
+        let raw = search_params::flag(&pairs, &["raw"])?;
         let (ids, asked_ids) = match request {
             search_params::TracesRequest::ByIds(ids) => (ids.clone(), ids),
             search_params::TracesRequest::Search(search) => {
@@ -220,11 +221,11 @@ async fn search(
         let found =
             trace_search::find_traces(storage, &tenant, &ids, state.trace_limits(&tenant)).await?;
         let known = known_offsets(&storage.clock_skew(&tenant));
-        Ok::<_, ApiError>((found, asked_ids, known))
+        Ok::<_, ApiError>((found, asked_ids, known, skew_options(&state, raw)))
     }
     .await;
     match result {
-        Ok((found, asked_ids, known)) => {
+        Ok((found, asked_ids, known, skew)) => {
             let warning = found.truncated.map(|cut| state.truncation_warning(cut));
             let traces = found.traces;
             let errors: Vec<Value> = asked_ids
@@ -235,8 +236,7 @@ async fn search(
             let data: Vec<_> = traces
                 .iter()
                 .map(|(id, spans)| {
-                    to_jaeger_trace(*id, spans, &state.skew_options(), &known)
-                        .with_warning(warning.clone())
+                    to_jaeger_trace(*id, spans, &skew, &known).with_warning(warning.clone())
                 })
                 .collect();
             let errors = if errors.is_empty() {
@@ -349,11 +349,7 @@ async fn get_trace(
             (StatusCode::NOT_FOUND, Json(body)).into_response()
         }
         Ok((trace_id, read, known)) => {
-            let configured = state.skew_options();
-            let skew = SkewOptions {
-                adjust: configured.adjust && !params.raw,
-                ..configured
-            };
+            let skew = skew_options(&state, params.raw);
             let warning = read.truncated.map(|cut| state.truncation_warning(cut));
             let trace = to_jaeger_trace(trace_id, &read.spans, &skew, &known).with_warning(warning);
             let body = envelope(json!([trace]), 0, Value::Null);
@@ -442,12 +438,27 @@ fn v3_not_found(message: &str) -> Response {
     (StatusCode::NOT_FOUND, Json(body)).into_response()
 }
 
-/// `GET /api/v3/traces/{trace_id}`: one whole trace as OTLP/JSON.
+/// The configured clock-skew handling, with nothing moved when `raw` (times as stored; the
+/// findings still reported).
+fn skew_options(state: &AppState, raw: bool) -> SkewOptions {
+    let configured = state.skew_options();
+    SkewOptions {
+        adjust: configured.adjust && !raw,
+        ..configured
+    }
+}
+
+/// `GET /api/v3/traces/{trace_id}[?raw_traces=true]`: one whole trace as OTLP/JSON.
 async fn get_trace_v3(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(trace_id): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
+    let raw = match search_params::flag(&pairs, &["raw_traces", "rawTraces"]) {
+        Ok(raw) => raw,
+        Err(err) => return v3_error(err),
+    };
     let result = async {
         let tenant = tenant(&headers)?;
         let trace_id = search_params::parse_trace_id(&trace_id)?;
@@ -463,7 +474,7 @@ async fn get_trace_v3(
             Some(cut) => v3_error(not_one_span_fits(cut)),
             None => v3_not_found("trace not found"),
         },
-        Ok((found, known)) => v3_answer(&state, &found, &known),
+        Ok((found, known)) => v3_answer(&found, &known, skew_options(&state, raw), &state),
         Err(err) => v3_error(err),
     }
 }
@@ -497,9 +508,14 @@ async fn find_v3(
 }
 
 /// A trace view of `found`, a cut one saying so.
-fn v3_answer(state: &AppState, found: &FoundTraces, known: &KnownOffsets) -> Response {
+fn v3_answer(
+    found: &FoundTraces,
+    known: &KnownOffsets,
+    skew: SkewOptions,
+    state: &AppState,
+) -> Response {
     let warning = found.truncated.map(|cut| state.truncation_warning(cut));
-    v3_traces(found, warning, &state.skew_options(), known)
+    v3_traces(found, warning, &skew, known)
 }
 
 /// The answer for a trace of which not one span fits its view's limits.
@@ -520,19 +536,28 @@ fn known_for(state: &AppState, headers: &HeaderMap) -> KnownOffsets {
     }
 }
 
-/// `GET /api/v3/traces?query.*`: the spans of every trace found, as OTLP/JSON; 404 when none
-/// is (as Jaeger answers).
+/// `GET /api/v3/traces?query.*`: the spans of every trace found, as OTLP/JSON (times as
+/// stored with `query.raw_traces=true`); 404 when none is (as Jaeger answers).
 async fn search_v3(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
+    let raw = match search_params::flag(&pairs, &["query.raw_traces", "query.rawTraces"]) {
+        Ok(raw) => raw,
+        Err(err) => return v3_error(err),
+    };
     match find_v3(&state, &headers, &pairs, V3Read::View).await {
         Ok(found) if found.traces.is_empty() => match found.truncated {
             Some(cut) => v3_error(not_one_span_fits(cut)),
             None => v3_not_found("No traces found"),
         },
-        Ok(found) => v3_answer(&state, &found, &known_for(&state, &headers)),
+        Ok(found) => v3_answer(
+            &found,
+            &known_for(&state, &headers),
+            skew_options(&state, raw),
+            &state,
+        ),
         Err(err) => v3_error(err),
     }
 }

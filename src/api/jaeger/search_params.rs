@@ -96,6 +96,25 @@ pub fn parse(pairs: &[(String, String)], now_unix_nano: u64) -> Result<TracesReq
     }))
 }
 
+/// Whether the flag named `names` (the first given) is set, read as Go's `strconv.ParseBool`
+/// reads it (as Jaeger does): `1 t T TRUE true True` or `0 f F FALSE false False`; absent is
+/// false.
+pub fn flag(pairs: &[(String, String)], names: &[&'static str]) -> Result<bool, ApiError> {
+    let Some((name, value)) = names.iter().find_map(|name| {
+        pairs
+            .iter()
+            .find(|(key, value)| key == name && !value.is_empty())
+            .map(|(_, value)| (*name, value.as_str()))
+    }) else {
+        return Ok(false);
+    };
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        other => Err(bad(name, format!("{other:?} is not a boolean"))),
+    }
+}
+
 /// Traces an api_v3 search returns when `query.searchDepth` is absent (Jaeger's default).
 pub const DEFAULT_SEARCH_DEPTH: usize = 100;
 
@@ -314,6 +333,29 @@ mod tests {
             TracesRequest::Search(search) => search,
             other => panic!("not a search: {other:?}"),
         }
+    }
+
+    #[test]
+    fn flags_read_as_go_parses_booleans() {
+        let pairs = |items: &[(&str, &str)]| -> Vec<(String, String)> {
+            items
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(!flag(&pairs(&[]), &["raw"]).unwrap());
+        assert!(flag(&pairs(&[("raw", "true")]), &["raw"]).unwrap());
+        assert!(flag(&pairs(&[("raw", "1")]), &["raw"]).unwrap());
+        assert!(!flag(&pairs(&[("raw", "False")]), &["raw"]).unwrap());
+        assert!(
+            flag(
+                &pairs(&[("query.rawTraces", "T")]),
+                &["query.raw_traces", "query.rawTraces"]
+            )
+            .unwrap()
+        );
+        let err = flag(&pairs(&[("raw", "yes")]), &["raw"]).unwrap_err();
+        assert!(err.to_string().contains("not a boolean"), "{err}");
     }
 
     #[test]

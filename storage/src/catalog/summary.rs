@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::metric_summary::MetricCatalog;
-use crate::model::{Span, SpanKind, StatusCode};
+use crate::model::{Span, SpanKind, StatusCode, TraceId};
 
 /// Operations kept per service and file; past it the summary says the list is incomplete
 /// (a span name holding ids or URLs must not grow summaries without bound).
@@ -38,7 +38,22 @@ pub struct FileSummary {
     /// The metrics of a metric file, by OTLP name.
     #[serde(default, skip_serializing_if = "MetricCatalog::is_empty")]
     pub metrics: MetricCatalog,
+    /// Links between traces in a span file: a linked trace → the traces holding a span that
+    /// links to it (a consumer's trace pointing back at its producer's), so a request is
+    /// followed into the traces that link to it without reading spans. `None` when unknown
+    /// (summaries written before links were kept, or more linked traces than
+    /// [`MAX_LINKED_TRACES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<BTreeMap<TraceId, BTreeSet<TraceId>>>,
 }
+
+/// Linked traces kept per file; past it the file's links are unknown (a load in which most
+/// spans link elsewhere must not grow summaries without bound).
+pub const MAX_LINKED_TRACES: usize = 1_024;
+
+/// Linking traces kept per linked trace; more are not listed (a stitched answer holds fewer
+/// traces than this).
+pub const MAX_LINKING_TRACES: usize = 64;
 
 /// Resource and event attribute keys kept per file; past it they are unknown.
 pub const MAX_NESTED_KEYS: usize = 512;
@@ -120,7 +135,7 @@ impl OperationSummary {
 }
 
 impl FileSummary {
-    /// Counts some spans.
+    /// Counts some spans and notes their links.
     pub fn add_spans<'a>(&mut self, spans: impl IntoIterator<Item = &'a Span>) {
         for span in spans {
             self.add_span(
@@ -129,7 +144,52 @@ impl FileSummary {
                 span.kind,
                 span.status_code == StatusCode::Error,
             );
+            for link in &span.links {
+                self.add_link(link.trace_id, span.trace_id);
+            }
         }
+    }
+
+    /// A summary that keeps links from the start (of new spans; see [`Self::links`]).
+    pub fn keeping_links() -> Self {
+        Self {
+            links: Some(BTreeMap::new()),
+            ..Self::default()
+        }
+    }
+
+    /// Notes that a span of trace `from` links to trace `to` (links within a trace are not
+    /// kept).
+    pub fn add_link(&mut self, to: TraceId, from: TraceId) {
+        if to == from {
+            return;
+        }
+        let Some(links) = &mut self.links else {
+            return;
+        };
+        let full = links.len() >= MAX_LINKED_TRACES;
+        match links.get_mut(&to) {
+            Some(linking) => {
+                if linking.len() < MAX_LINKING_TRACES {
+                    linking.insert(from);
+                }
+            }
+            None if !full => {
+                links.insert(to, BTreeSet::from([from]));
+            }
+            None => self.links = None,
+        }
+    }
+
+    /// The traces holding a span that links to `trace`; `None` when the links are unknown.
+    pub fn traces_linking_to(&self, trace: TraceId) -> Option<Vec<TraceId>> {
+        let links = self.links.as_ref()?;
+        Some(
+            links
+                .get(&trace)
+                .map(|linking| linking.iter().copied().collect())
+                .unwrap_or_default(),
+        )
     }
 
     /// Counts one span. Allocates only for a service or operation not seen before.
@@ -199,17 +259,30 @@ impl FileSummary {
             .is_none_or(|known| known.contains(key))
     }
 
-    /// A summary that tracks resource and event keys from the start (a new file's).
+    /// A summary that tracks resource and event keys and links from the start (a new
+    /// file's).
     pub fn tracking_nested_keys() -> Self {
         Self {
             nested_keys: Some(BTreeSet::new()),
-            ..Self::default()
+            ..Self::keeping_links()
         }
     }
 
     /// Adds another summary's counts to this one.
     pub fn merge(&mut self, other: &FileSummary) {
         self.metrics.merge(&other.metrics);
+        if self.links.is_some() {
+            match &other.links {
+                Some(links) => {
+                    for (to, linking) in links {
+                        for from in linking {
+                            self.add_link(*to, *from);
+                        }
+                    }
+                }
+                None => self.links = None,
+            }
+        }
         match &other.nested_keys {
             Some(keys) => self.add_nested_keys(keys.iter().map(String::as_str)),
             None => self.nested_keys = None,
@@ -334,6 +407,67 @@ mod tests {
             s.may_hold("api", Some("never seen")),
             "an incomplete list proves nothing"
         );
+    }
+
+    fn trace(n: u8) -> TraceId {
+        TraceId([n; 16])
+    }
+
+    #[test]
+    fn links_are_kept_by_linked_trace_until_the_cap_makes_them_unknown() {
+        let mut s = FileSummary::keeping_links();
+        s.add_link(trace(1), trace(2));
+        s.add_link(trace(1), trace(3));
+        s.add_link(trace(1), trace(2));
+        s.add_link(trace(4), trace(4));
+        assert_eq!(
+            s.traces_linking_to(trace(1)),
+            Some(vec![trace(2), trace(3)])
+        );
+        assert_eq!(
+            s.traces_linking_to(trace(4)),
+            Some(vec![]),
+            "within a trace"
+        );
+        // Merging unites; an unknown side makes the whole unknown.
+        let mut other = FileSummary::keeping_links();
+        other.add_link(trace(1), trace(5));
+        s.merge(&other);
+        assert_eq!(
+            s.traces_linking_to(trace(1)),
+            Some(vec![trace(2), trace(3), trace(5)])
+        );
+        let mut unknown = s.clone();
+        unknown.merge(&FileSummary::default());
+        assert_eq!(unknown.traces_linking_to(trace(1)), None);
+        // Summaries written before links were kept read as unknown.
+        let old: FileSummary = serde_json::from_str("{}").unwrap();
+        assert_eq!(old.traces_linking_to(trace(1)), None);
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(
+            text.contains(&format!("\"{}\":[\"{}\"", trace(1), trace(2))),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<FileSummary>(&text).unwrap(), s);
+        // Linking traces past their cap are left out; past the cap of linked traces nothing is
+        // known.
+        let mut full = FileSummary::keeping_links();
+        for n in 0..=MAX_LINKING_TRACES as u32 {
+            let mut id = [7u8; 16];
+            id[..4].copy_from_slice(&n.to_be_bytes());
+            full.add_link(TraceId([9; 16]), TraceId(id));
+        }
+        for n in 1..MAX_LINKED_TRACES as u32 {
+            let mut id = [9u8; 16];
+            id[..4].copy_from_slice(&n.to_be_bytes());
+            full.add_link(TraceId(id), trace(1));
+        }
+        assert_eq!(
+            full.traces_linking_to(TraceId([9; 16])).map(|t| t.len()),
+            Some(MAX_LINKING_TRACES)
+        );
+        full.add_link(trace(2), trace(1));
+        assert_eq!(full.traces_linking_to(trace(2)), None);
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub use sort_keys::{
     MetricSortKey, SpanSortKey, metric_sort_keys, metric_time_range, span_sort_keys,
     span_time_range, span_trace_ids,
 };
-pub(crate) use span_nested::EventsReader;
+pub(crate) use span_nested::{EventsReader, LinksReader};
 pub use span_tags::TAG_COLUMNS;
 pub(crate) use span_tags::tag_mask;
 pub use spans::{

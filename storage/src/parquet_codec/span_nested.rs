@@ -266,6 +266,22 @@ impl<'a> LinksReader<'a> {
         })
     }
 
+    /// Hands the trace id of each link of span row `row` to `visit`.
+    pub(crate) fn visit_trace_ids(
+        &self,
+        row: usize,
+        mut visit: impl FnMut(TraceId),
+    ) -> Result<(), CodecError> {
+        for item in list_range(self.list, row) {
+            visit(TraceId(required_id(
+                self.trace_ids,
+                item,
+                "links.trace_id",
+            )?));
+        }
+        Ok(())
+    }
+
     /// The links of span row `row`.
     pub(crate) fn read(&self, row: usize) -> Result<Vec<SpanLink>, CodecError> {
         list_range(self.list, row)

@@ -335,6 +335,9 @@ impl Summarizer<Span> for SpanFileSummarizer {
                 self.summary
                     .add_nested_keys(event.attributes.iter().map(|a| a.key.as_str()));
             }
+            for link in &span.links {
+                self.summary.add_link(link.trace_id, span.trace_id);
+            }
             self.add(
                 span.trace_id,
                 span.span_id,
@@ -367,16 +370,19 @@ impl Summarizer<Span> for SpanFileSummarizer {
             crate::parquet_codec::SharedJsonReader::<Resource>::new(batch, "resource")?;
         let events =
             crate::parquet_codec::EventsReader::new(column::<ListArray>(batch, "events")?)?;
+        let links = crate::parquet_codec::LinksReader::new(column::<ListArray>(batch, "links")?)?;
         for row in 0..batch.num_rows() {
             let resource = resources.get(row)?;
             self.note_resource(&resource);
             events.visit_attribute_keys(row, |key| self.summary.add_nested_keys([key]));
+            let trace_id = TraceId(required_id(trace_ids, row, TRACE_ID_COLUMN)?);
+            links.visit_trace_ids(row, |linked| self.summary.add_link(linked, trace_id))?;
             let kind = SpanKind::from_number(i32::from(kinds.value(row)));
             let peer = matches!(kind, SpanKind::Client | SpanKind::Producer)
                 .then(|| attributes.find_string(row, &PEER_KEYS))
                 .flatten();
             self.add(
-                TraceId(required_id(trace_ids, row, TRACE_ID_COLUMN)?),
+                trace_id,
                 SpanId(required_id(span_ids, row, "span_id")?),
                 optional_id(parents, row, "parent_span_id")?.map(SpanId),
                 services.value(row),

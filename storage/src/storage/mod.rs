@@ -347,6 +347,20 @@ impl Storage {
         self.stores.spans.summary(tenant).await
     }
 
+    /// The traces holding a span that links to `trace_id` among a tenant's spans in `range`
+    /// (from file summaries and the buffers; reads no span), and whether that is all of them.
+    pub async fn traces_linking_to(
+        &self,
+        tenant: &TenantId,
+        trace_id: crate::model::TraceId,
+        range: crate::scan::TimeRange,
+    ) -> (std::collections::BTreeSet<crate::model::TraceId>, bool) {
+        self.stores
+            .spans
+            .traces_linking_to(tenant, trace_id, range)
+            .await
+    }
+
     /// The calls between a tenant's services in the span files of a time range (hour
     /// granularity: a file counts when its time range meets the range).
     pub async fn span_dependencies(

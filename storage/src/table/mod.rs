@@ -273,7 +273,7 @@ impl<S: TableSignal> TableStore<S> {
     ) {
         // Summarised outside the lock the WAL writer and queries share; merged under it.
         let summary = S::SUMMARIZED.then(|| {
-            let mut summary = FileSummary::default();
+            let mut summary = FileSummary::keeping_links();
             S::summarize(&records, &mut summary);
             let times = records.iter().map(S::time_unix_nano);
             let first = times.clone().min().unwrap_or(0);

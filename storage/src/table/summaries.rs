@@ -2,6 +2,7 @@
 //! file, added up per manifest version, and joined with the buffers' summaries so a listing
 //! sees acknowledged data at once.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use super::{LiveFile, TableFiles, TableSignal, TableStore};
 use crate::StorageError;
 use crate::catalog::FileSummary;
 use crate::layout;
-use crate::model::TenantId;
+use crate::model::{TenantId, TraceId};
 use crate::objects::Objects;
 use crate::parquet_codec::CodecError;
 
@@ -68,6 +69,38 @@ impl<S: TableSignal> TableStore<S> {
             total.merge(&*file.summary(&self.objects).await?);
         }
         Some(total)
+    }
+
+    /// The traces holding a span that links to `trace_id`, among one tenant's live files and
+    /// buffers whose time span meets `range`, and whether that is all of them (not when a
+    /// file's links are unknown: written before links were kept, or too many).
+    pub async fn traces_linking_to(
+        &self,
+        tenant: &TenantId,
+        trace_id: TraceId,
+        range: crate::scan::TimeRange,
+    ) -> (BTreeSet<TraceId>, bool) {
+        let (files, buffered) = {
+            let state = self.lock();
+            let files = state.tables.get(tenant).map(|t| Arc::clone(&t.files));
+            (files, buffered_linking(&state, tenant, trace_id, range))
+        };
+        let (mut found, mut complete) = buffered;
+        let in_range = files
+            .iter()
+            .flat_map(|files| files.iter())
+            .filter(|file| file.overlaps(range.start_unix_nano, range.end_unix_nano));
+        for file in in_range {
+            match file
+                .summary(&self.objects)
+                .await
+                .and_then(|summary| summary.traces_linking_to(trace_id))
+            {
+                Some(linking) => found.extend(linking),
+                None => complete = false,
+            }
+        }
+        (found, complete)
     }
 
     /// The summaries of one tenant's live files whose time range meets `range`, added up
@@ -129,6 +162,45 @@ fn buffered_summary<R>(
         buffered.merge(summary);
     }
     buffered
+}
+
+/// [`TableStore::traces_linking_to`] over what `tenant` holds in memory.
+fn buffered_linking<R>(
+    state: &super::State<R>,
+    tenant: &TenantId,
+    trace_id: TraceId,
+    range: crate::scan::TimeRange,
+) -> (BTreeSet<TraceId>, bool) {
+    let meets = |buffer: &crate::buffer::Buffer<R>| {
+        buffer
+            .summary_times
+            .get(tenant)
+            .is_some_and(|&(first, last)| {
+                first < range.end_unix_nano && last >= range.start_unix_nano
+            })
+    };
+    let frozen = state
+        .frozen
+        .as_ref()
+        .filter(|frozen| !frozen.committed.contains(tenant))
+        .map(|frozen| &*frozen.buffer);
+    let mut found = BTreeSet::new();
+    let mut complete = true;
+    for buffer in std::iter::once(&state.active).chain(frozen) {
+        if !meets(buffer) {
+            continue;
+        }
+        match buffer
+            .summaries
+            .get(tenant)
+            .map(|summary| summary.traces_linking_to(trace_id))
+        {
+            Some(Some(linking)) => found.extend(linking),
+            Some(None) => complete = false,
+            None => {}
+        }
+    }
+    (found, complete)
 }
 
 /// The summaries of `files` added up; a file without one adds nothing.
