@@ -1,4 +1,4 @@
-//! Trace search: the traces of one service (and operation) in a time range whose spans match
+//! Trace search: the traces of one service (or any) and operation in a time range whose spans match
 //! tag and duration filters, newest first, and the services and operations to search by.
 //!
 //! A span matches when it belongs to the service (and operation), starts in the range, lasts
@@ -26,8 +26,8 @@ use crate::trace_filter::TagFilter;
 /// What a trace search asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceSearch {
-    /// The service a matching span belongs to.
-    pub service: String,
+    /// The service a matching span belongs to; any service when `None`.
+    pub service: Option<String>,
     /// Its operation (span name), when given.
     pub operation: Option<String>,
     /// Conditions a matching span meets, all of them (Jaeger's tags are equalities).
@@ -154,7 +154,10 @@ async fn visit_matches(
     (range, order, limits): (TimeRange, ScanOrder, ScanLimits),
     visitor: &mut impl SpanVisitor,
 ) -> Result<(), QueryError> {
-    let mut predicate = Predicate::eq(SERVICE_NAME_COLUMN, Value::Text(search.service.clone()));
+    let mut predicate = match &search.service {
+        Some(service) => Predicate::eq(SERVICE_NAME_COLUMN, Value::Text(service.clone())),
+        None => Predicate::All,
+    };
     if let Some(operation) = &search.operation {
         predicate = predicate.and(Predicate::eq(
             SPAN_NAME_COLUMN,
@@ -455,7 +458,7 @@ mod tests {
     fn duration_bounds_are_inclusive_and_filters_are_anded() {
         let span = span(); // lasts 4,000 ns
         let search = |min, max, filters: &[&str]| TraceSearch {
-            service: "api".into(),
+            service: Some("api".into()),
             operation: None,
             filters: filters.iter().map(|f| f.parse().unwrap()).collect(),
             min_duration_nanos: min,

@@ -1,5 +1,5 @@
-//! `GET /api/logs`: log records by trace id, span id, correlation id, service, full text and
-//! time range; newest first (or oldest first), a page at a time, every field; optionally the
+//! `GET /api/logs`: log records by trace id, span id, correlation id, service, full text,
+//! exact attribute values and time range; newest first (or oldest first), a page at a time, every field; optionally the
 //! counts of all matches per level and service and over time (`facets`).
 //! `GET /api/logs/services`: the services with logs in a range, with their counts per level.
 
@@ -19,6 +19,7 @@ use skewer_query::logs::{
 use skewer_storage::log_store::ScanDirection;
 use skewer_storage::logs::streams::LEVELS;
 
+use super::log_attribute_filter::with_attribute_filters;
 use super::params::{QueryParams, format_time, now_unix_nano, optional_time, parse_severity};
 use super::{ApiError, AppState, tenant};
 
@@ -31,6 +32,7 @@ pub struct LogParams {
     correlation_id: Option<String>,
     service: Option<String>,
     q: Option<String>,
+    attributes: Option<String>,
     start: Option<String>,
     end: Option<String>,
     min_severity: Option<String>,
@@ -113,7 +115,12 @@ pub async fn search(
         span_id: parse_id("span_id", params.span_id)?,
         correlation_id: params.correlation_id.filter(|c| !c.is_empty()),
         service_name: params.service.filter(|s| !s.is_empty()),
-        text: params.q.filter(|q| !q.trim().is_empty()),
+        text: with_attribute_filters(params.q, params.attributes.as_deref())
+            .map_err(|reason| ApiError::BadParameter {
+                parameter: "attributes",
+                reason,
+            })?
+            .filter(|q| !q.trim().is_empty()),
         start_unix_nano: optional_time("start", params.start.as_deref())?,
         end_unix_nano: optional_time("end", params.end.as_deref())?,
         min_severity_number: params

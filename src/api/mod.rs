@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod auth;
 pub mod form;
 pub mod jaeger;
+pub mod log_attribute_filter;
 pub mod logs;
 pub mod loki;
 pub mod metric_names;

@@ -61,7 +61,6 @@ fn parse(pairs: &[(String, String)], now: u64) -> Result<TraceSearch, ApiError> 
             .find(|(key, value)| key == name && !value.is_empty())
             .map(|(_, value)| value.as_str())
     };
-    let service = first("service").ok_or_else(|| bad("service", "required"))?;
     let end = optional_time("end", first("end"))?.unwrap_or(now);
     let start =
         optional_time("start", first("start"))?.unwrap_or(end.saturating_sub(DEFAULT_RANGE_NANOS));
@@ -95,7 +94,10 @@ fn parse(pairs: &[(String, String)], now: u64) -> Result<TraceSearch, ApiError> 
         None => DEFAULT_LIMIT,
     };
     Ok(TraceSearch {
-        service: service.to_owned(),
+        // Any service when none is named (`*` says so in a URL).
+        service: first("service")
+            .filter(|service| *service != "*")
+            .map(str::to_owned),
         operation: first("operation").map(str::to_owned),
         filters,
         min_duration_nanos: duration("min_duration")?,
@@ -214,6 +216,15 @@ mod tests {
         let defaults = parse(&pairs(&[("service", "api")]), 10 * DEFAULT_RANGE_NANOS).unwrap();
         assert_eq!(defaults.time_range.start_unix_nano, 9 * DEFAULT_RANGE_NANOS);
         assert_eq!(defaults.limit, DEFAULT_LIMIT);
+        // No service, or `*`: any.
+        for any in [&[][..], &[("service", "*")][..]] {
+            assert_eq!(
+                parse(&pairs(any), 10 * DEFAULT_RANGE_NANOS)
+                    .unwrap()
+                    .service,
+                None
+            );
+        }
     }
 
     #[test]
@@ -222,7 +233,6 @@ mod tests {
             Err(ApiError::BadParameter { parameter, .. }) => parameter,
             other => panic!("expected an error, got {other:?}"),
         };
-        assert_eq!(error(&[]), "service");
         assert_eq!(error(&[("service", "a"), ("where", "k=~(")]), "where");
         assert_eq!(error(&[("service", "a"), ("limit", "0")]), "limit");
         assert_eq!(error(&[("service", "a"), ("limit", "5000")]), "limit");

@@ -115,6 +115,16 @@ test("search finds the demo's traces, draws them, and opens one", async () => {
   await page.waitForSelector('[data-testid="search-tags"]');
   assert.equal(await page.inputValue('[data-testid="search-tags"]'), "error");
   assert.equal(await page.inputValue('[data-testid="search-service"]'), "checkout");
+
+  // Every service at once: traces of more than one root service, operations not narrowed.
+  await page.evaluate(() => { window.__skewer.searchRenderedMs = 0; });
+  await page.selectOption('[data-testid="search-service"]', "*");
+  await page.fill('[data-testid="search-tags"]', "");
+  await page.click('[data-testid="search-submit"]');
+  await page.waitForFunction(() => /service=(\*|%2A)/.test(location.hash));
+  await timing(page, "searchRenderedMs");
+  assert.ok(await page.locator('[data-testid="trace-item"]').count() > 0, "traces of every service");
+  assert.equal(await page.locator('[data-testid="search-operation"] option').count(), 1);
   await close(page, "search");
 });
 

@@ -247,6 +247,18 @@ async fn check_native_search(server: &Server) {
         assert_eq!(traces(&body), expected, "{conditions}");
         assert_eq!(body["count"], expected.len());
     }
+    // Any service: none named, or `*`.
+    for any in ["", "service=*&", "service=%2A&"] {
+        let (status, body) = server
+            .get_json(&format!("/api/search/traces?{any}{range}&where=!db.system"))
+            .await;
+        assert_eq!(status, 200, "{any}: {body}");
+        let mut found = traces(&body);
+        found.sort();
+        let mut all = vec![trace_hex(1), trace_hex(2), trace_hex(3)];
+        all.sort();
+        assert_eq!(found, all, "{any}");
+    }
     let (_, body) = server
         .get_json(&format!(
             "/api/search/traces?service=frontend&{range}&limit=1"

@@ -163,3 +163,81 @@ async fn services_are_listed_with_their_levels_and_bad_paging_is_refused() {
         );
     }
 }
+
+/// The records of `path`: their bodies.
+async fn bodies(server: &Server, path: &str) -> Vec<String> {
+    let (status, body) = server.get_json(path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["body"]["value"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn attribute_filters_are_exact_and_hold_beside_the_text() {
+    let encoded = |json: &str| form_urlencoded::byte_serialize(json.as_bytes()).collect::<String>();
+    for committed in [true, false] {
+        let (_dir, server) = started(committed).await;
+        let search = |attributes: &str, q: &str| {
+            format!("/api/logs?limit=1000&attributes={}{q}", encoded(attributes))
+        };
+        // A string and an integer, both exact.
+        assert_eq!(
+            bodies(
+                &server,
+                &search(r#"{"order.id":"order-4","retry.count":3}"#, "")
+            )
+            .await,
+            ["payment declined for order 4 by upstream gateway"],
+            "committed: {committed}"
+        );
+        assert_eq!(
+            bodies(&server, &search(r#"{"retry.count":"3"}"#, ""))
+                .await
+                .len(),
+            10,
+            "committed: {committed}"
+        );
+        assert!(
+            bodies(&server, &search(r#"{"order.id":"order"}"#, ""))
+                .await
+                .is_empty(),
+            "exact, not a word of the value"
+        );
+        // Beside the text, both must hold.
+        assert_eq!(
+            bodies(
+                &server,
+                &search(r#"{"request.id":"corr-3"}"#, "&q=inventory")
+            )
+            .await,
+            ["inventory reserved"]
+        );
+        assert!(
+            bodies(
+                &server,
+                &search(r#"{"request.id":"corr-3"}"#, "&q=declined")
+            )
+            .await
+            .is_empty()
+        );
+        // Reserved characters in keys and values are taken literally.
+        assert!(
+            bodies(
+                &server,
+                &search(r#"{"we:ird (key)":"say \"hi\" \\o/"}"#, "")
+            )
+            .await
+            .is_empty()
+        );
+        // Filters that cannot be are refused, naming the parameter.
+        for bad in ["[1]", r#"{"a":{"b":1}}"#, r#"{"-a":"x"}"#] {
+            let (status, body) = server.get_json(&search(bad, "")).await;
+            assert_eq!(status, 400, "{bad}: {body}");
+            assert!(body.to_string().contains("attributes"), "{body}");
+        }
+    }
+}

@@ -11,6 +11,8 @@ import { formatDuration, formatDateTime, formatAgo, formatClock, niceTicks, pars
 import { serviceColor } from "../lib/colors.mjs";
 
 const LIMITS = [20, 50, 100, 500];
+/** The service choice that searches every service (the API reads `*` as any). */
+const ALL_SERVICES = "*";
 const SORTS = { newest: "Newest first", longest: "Longest first", errors: "Most errors first" };
 
 /** Sets up the page's lasting state. */
@@ -65,9 +67,14 @@ export async function show(root, route, view) {
 
 function buildForm(form, params, services, service, view) {
   const serviceSelect = h("select", { name: "service", "data-testid": "search-service" },
+    h("option", { value: ALL_SERVICES, selected: service === ALL_SERVICES }, "All services"),
     services.map((name) => h("option", { value: name, selected: name === service }, name)));
   const operation = h("select", { name: "operation", "data-testid": "search-operation" }, h("option", { value: "" }, "All operations"));
   const fillOperations = async (name, chosen) => {
+    if (name === ALL_SERVICES) {
+      replace(operation, h("option", { value: "" }, "All operations"));
+      return;
+    }
     try {
       if (!view.operations.has(name)) {
         const answer = await getJson("/api/v3/operations", { service: name });

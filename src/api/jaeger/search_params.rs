@@ -82,7 +82,7 @@ pub fn parse(pairs: &[(String, String)], now_unix_nano: u64) -> Result<TracesReq
         None => DEFAULT_LIMIT,
     };
     Ok(TracesRequest::Search(TraceSearch {
-        service: service.to_owned(),
+        service: Some(service.to_owned()),
         operation: first("operation").map(str::to_owned),
         filters: parse_tags(pairs)?,
         min_duration_nanos: min_duration,
@@ -176,7 +176,7 @@ pub fn parse_v3(pairs: &[(String, String)]) -> Result<TraceSearch, ApiError> {
         None => Vec::new(),
     };
     Ok(TraceSearch {
-        service: service.to_owned(),
+        service: Some(service.to_owned()),
         operation: get("query.operationName", "query.operation_name").map(str::to_owned),
         filters,
         min_duration_nanos: min_duration,
@@ -393,7 +393,7 @@ mod tests {
             ("end", "1700000000000000"),
             ("limit", "5"),
         ]);
-        assert_eq!(s.service, "api");
+        assert_eq!(s.service.as_deref(), Some("api"));
         assert_eq!(s.operation.as_deref(), Some("GET /"));
         assert_eq!(
             s.filters,
@@ -490,11 +490,23 @@ mod tests {
             ("query.start_time_max", "2023-11-14T23:00:00.5Z"),
             ("query.duration_min", "1ms"),
             ("query.duration_max", "2s"),
-            ("query.num_traces", "7"),
+            ("query.search_depth", "7"),
             ("query.attributes", r#"{"http.status_code":"500"}"#),
         ]))
         .unwrap();
         assert_eq!(camel, snake);
+        let older = parse_v3(&pairs(&[
+            ("query.service_name", "api"),
+            ("query.operation_name", "GET /"),
+            ("query.start_time_min", "2023-11-14T22:00:00Z"),
+            ("query.start_time_max", "2023-11-14T23:00:00.5Z"),
+            ("query.duration_min", "1ms"),
+            ("query.duration_max", "2s"),
+            ("query.num_traces", "7"),
+            ("query.attributes", r#"{"http.status_code":"500"}"#),
+        ]))
+        .unwrap();
+        assert_eq!(camel, older, "num_traces, the older name of the depth");
         assert_eq!(camel.time_range.start_unix_nano, NOW - 800_000_000_000);
         assert_eq!(camel.time_range.end_unix_nano, NOW + 2_800_500_000_000);
         assert_eq!(camel.limit, 7);
