@@ -459,6 +459,23 @@ async fn a_trace_past_the_view_limits_is_cut_and_says_so() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["truncated"], true);
 
+    // A multi-get cut short cannot say an id it did not reach is unknown.
+    let (status, body) = server
+        .get_json(&format!(
+            "/api/traces?traceID={id}&traceID={}",
+            hex(&trace_id(99))
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][0]["spans"].as_array().unwrap().len(), 100);
+    assert_eq!(body["errors"][0]["code"], 422, "{body}");
+    let message = body["errors"][0]["msg"].as_str().unwrap();
+    assert!(
+        message.contains("not read once the answer reached its limit")
+            && message.contains("trace_max_spans"),
+        "{message}"
+    );
+
     // Summaries count whole traces: past the limits they are refused, not miscounted.
     let (status, body) = server
         .get_json(

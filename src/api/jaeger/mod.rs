@@ -21,7 +21,7 @@ use skewer_query::trace::TraceRead;
 use skewer_query::trace_search::{self, FoundTraces, Operation};
 use skewer_query::trace_summary::TraceSummary;
 use skewer_storage::model::SpanKind;
-use skewer_storage::model::{Attribute, AttributeValue};
+use skewer_storage::model::{Attribute, AttributeValue, TraceId};
 use skewer_storage::scan::Truncation;
 
 use super::{ApiError, AppState, tenant};
@@ -228,10 +228,19 @@ async fn search(
         Ok((found, asked_ids, known, skew)) => {
             let warning = found.truncated.map(|cut| state.truncation_warning(cut));
             let traces = found.traces;
+            // Once the answer reached its limit, an id not in it may exist all the same.
+            let missing = |id: &TraceId| match &warning {
+                Some(cut) => json!({
+                    "code": 422,
+                    "msg": format!("trace not found, or not read once the answer reached its limit: {cut}"),
+                    "traceID": id.to_string(),
+                }),
+                None => json!({ "code": 404, "msg": "trace not found", "traceID": id.to_string() }),
+            };
             let errors: Vec<Value> = asked_ids
                 .iter()
                 .filter(|id| !traces.iter().any(|(found, _)| found == *id))
-                .map(|id| json!({ "code": 404, "msg": "trace not found", "traceID": id.to_string() }))
+                .map(missing)
                 .collect();
             let data: Vec<_> = traces
                 .iter()
