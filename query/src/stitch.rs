@@ -145,7 +145,11 @@ pub async fn stitch(
             pending_traces.extend(found.iter().filter_map(|r| r.trace_id).map(|t| (t, false)));
             records.extend(found);
         }
-        for (trace_id, linked) in std::mem::take(&mut pending_traces) {
+        // The request's own traces first: traces reached through links must not crowd them
+        // out of the bound.
+        let mut round = std::mem::take(&mut pending_traces);
+        round.sort_by_key(|(_, linked)| *linked);
+        for (trace_id, linked) in round {
             if !seen_traces.insert(trace_id) {
                 continue;
             }
@@ -177,7 +181,11 @@ pub async fn stitch(
             })
             .await?;
             truncated |= found.len() >= MAX_LOG_LIMIT;
-            pending_correlations.extend(found.iter().filter_map(|r| r.correlation_id.clone()));
+            if !linked {
+                // A linked trace's own correlation ids name other requests (a batch consumer
+                // serves many): they are not followed.
+                pending_correlations.extend(found.iter().filter_map(|r| r.correlation_id.clone()));
+            }
             records.extend(found);
             if !spans.is_empty() {
                 let timings = adjust_trace(&spans, options, &known);

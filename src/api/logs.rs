@@ -19,7 +19,7 @@ use skewer_query::logs::{
 use skewer_storage::log_store::ScanDirection;
 use skewer_storage::logs::streams::LEVELS;
 
-use super::log_attribute_filter::with_attribute_filters;
+use super::log_attribute_filter::attribute_filters;
 use super::params::{QueryParams, format_time, now_unix_nano, optional_time, parse_severity};
 use super::{ApiError, AppState, tenant};
 
@@ -115,12 +115,13 @@ pub async fn search(
         span_id: parse_id("span_id", params.span_id)?,
         correlation_id: params.correlation_id.filter(|c| !c.is_empty()),
         service_name: params.service.filter(|s| !s.is_empty()),
-        text: with_attribute_filters(params.q, params.attributes.as_deref())
-            .map_err(|reason| ApiError::BadParameter {
+        text: params.q.filter(|q| !q.trim().is_empty()),
+        attributes: attribute_filters(params.attributes.as_deref()).map_err(|reason| {
+            ApiError::BadParameter {
                 parameter: "attributes",
                 reason,
-            })?
-            .filter(|q| !q.trim().is_empty()),
+            }
+        })?,
         start_unix_nano: optional_time("start", params.start.as_deref())?,
         end_unix_nano: optional_time("end", params.end.as_deref())?,
         min_severity_number: params

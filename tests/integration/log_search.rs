@@ -224,6 +224,16 @@ async fn attribute_filters_are_exact_and_hold_beside_the_text() {
             .await
             .is_empty()
         );
+        // A text of exclusions only is refused as without filters, not turned into nothing.
+        let (status, body) = server
+            .get_json(&search(r#"{"retry.count":3}"#, "&q=-declined"))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        // Text that would close a group opened around it is the text's own error.
+        let (status, body) = server
+            .get_json(&search(r#"{"retry.count":3}"#, "&q=a%29%20OR%20%28b"))
+            .await;
+        assert_eq!(status, 400, "{body}");
         // Reserved characters in keys and values are taken literally.
         assert!(
             bodies(
@@ -234,7 +244,7 @@ async fn attribute_filters_are_exact_and_hold_beside_the_text() {
             .is_empty()
         );
         // Filters that cannot be are refused, naming the parameter.
-        for bad in ["[1]", r#"{"a":{"b":1}}"#, r#"{"-a":"x"}"#] {
+        for bad in ["[1]", r#"{"a":{"b":1}}"#, r#"{"":"x"}"#] {
             let (status, body) = server.get_json(&search(bad, "")).await;
             assert_eq!(status, 400, "{bad}: {body}");
             assert!(body.to_string().contains("attributes"), "{body}");

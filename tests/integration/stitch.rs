@@ -459,6 +459,18 @@ async fn jaeger_traces_are_corrected_with_warnings_unless_raw() {
         .await;
     let pay = pay_of(&raw);
     assert_eq!(pay["startTime"], (t0() + 40 * MS + SKEW) / 1_000);
+    // Go booleans, as Jaeger reads them.
+    let (_, raw_one) = server
+        .get_json(&format!("/api/traces/{}?raw=1", hex(&trace_id(1))))
+        .await;
+    assert_eq!(
+        pay_of(&raw_one)["startTime"],
+        (t0() + 40 * MS + SKEW) / 1_000
+    );
+    let (status, _) = server
+        .get_json(&format!("/api/traces/{}?raw=maybe", hex(&trace_id(1))))
+        .await;
+    assert_eq!(status, 400);
     // Searches answer the same way: corrected, or as stored with `raw`, in v1 and api_v3.
     let range = format!(
         "start={}&end={}",

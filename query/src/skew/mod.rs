@@ -11,9 +11,14 @@
 //!   clamped to the parent's;
 //! - an asynchronous child (of a producer, or a consumer) only must not start before its
 //!   parent: its start is clamped, and it is never squeezed into the parent;
-//! - where an offset between the two hosts is known across traces, it replaces centring, and
-//!   moves a child even within its parent once it is 1 ms or more (a clock a few ms off hides
-//!   inside its parent's margins, but is off all the same).
+//! - where an offset of 1 ms or more between the two hosts is known across traces, it moves
+//!   the child instead of centring, even one within its parent (a clock a few ms off hides
+//!   inside its parent's margins, but is off all the same), and an asynchronous or longer
+//!   child before its start is clamped; a smaller estimate says the clocks agree, so a child
+//!   outside its parent by less is not a clock problem.
+//!
+//! Children are placed against where their parent belongs (its intended move), whether that
+//! move was applied or only reported, so a host in sync is never flagged for its parent's.
 //!
 //! Every span that moves, or would, carries a finding with the reason; a delta past the
 //! maximum, or any delta when adjusting is off, is reported and withheld. Pure: spans in,
@@ -117,7 +122,9 @@ fn format_ms(nanos: i64) -> String {
 pub const MIN_ESTIMATED_OFFSET_NANOS: u64 = 1_000_000;
 
 /// What a crossing to another host asks of the child: a delta and why, or nothing.
-/// `parent_delta` is what the parent was moved by (the known offsets are between raw clocks).
+/// `(parent_start, parent_end)` are the parent's times as it would be placed and
+/// `parent_delta` what it would be moved by (the known offsets are between raw clocks, so a
+/// child's delta from one is relative to its parent's).
 fn crossing_delta(
     child: &Span,
     parent: &Span,
@@ -132,54 +139,63 @@ fn crossing_delta(
     let diff = |a: u64, b: u64| {
         (i128::from(a) - i128::from(b)).clamp(i64::MIN.into(), i64::MAX.into()) as i64
     };
-    if asynchronous {
-        return (child_start < parent_start).then(|| {
-            (
-                diff(parent_start, child_start),
-                "asynchronous child starts before its parent: start clamped to the parent's"
-                    .to_owned(),
-            )
-        });
-    }
-    let contained = child_start >= parent_start && child_end <= parent_end;
-    if let Some((offset, exchanges)) = known
-        && child_duration <= parent_duration
-    {
-        // The child's clock is `offset` ahead of the parent's raw clock, which was moved by
-        // `parent_delta`: that much brings the child onto the parent's adjusted times. A
-        // child within its parent moves only by a significant estimate.
+    // A significant estimate says how far off the child's clock is, wherever the child lies
+    // (below 1 ms an estimate is noise: clocks in sync must not be flagged).
+    let estimate = known.and_then(|(offset, exchanges)| {
         let delta = parent_delta.saturating_sub(offset);
-        let estimated = format!(
-            "the offset estimated across traces ({} from {exchanges} exchanges)",
-            format_ms(offset)
-        );
-        return if !contained {
-            Some((
-                delta,
-                format!("child on another host is not within its parent: moved by {estimated}"),
-            ))
-        } else if delta.unsigned_abs() >= MIN_ESTIMATED_OFFSET_NANOS {
-            Some((
+        (delta.unsigned_abs() >= MIN_ESTIMATED_OFFSET_NANOS).then(|| {
+            (
                 delta,
                 format!(
-                    "child on another host is within its parent, but its clock is off by {estimated}"
+                    "its clock is off by the offset estimated across traces ({} from {exchanges} exchanges)",
+                    format_ms(offset)
                 ),
-            ))
-        } else {
-            None
-        };
-    }
-    if contained {
-        return None;
-    }
-    if child_duration > parent_duration {
-        return (child_start < parent_start).then(|| {
-            (
-                diff(parent_start, child_start),
-                "child is longer than its parent and starts before it: start clamped to the parent's"
-                    .to_owned(),
             )
-        });
+        })
+    });
+    if asynchronous || child_duration > parent_duration {
+        // Only the start is bound: moved by the estimate, then kept from starting before
+        // its parent.
+        let (moved, why) = estimate.unwrap_or((0, String::new()));
+        let start = child_start.saturating_add_signed(moved);
+        let clamp = if start < parent_start {
+            diff(parent_start, start)
+        } else {
+            0
+        };
+        let what = if asynchronous {
+            "asynchronous child"
+        } else {
+            "child longer than its parent"
+        };
+        let reason = match (moved != 0, clamp != 0) {
+            (false, false) => return None,
+            (true, false) => format!("{what} on another host: {why}"),
+            (false, true) => {
+                format!("{what} starts before its parent: start clamped to the parent's")
+            }
+            (true, true) => format!(
+                "{what} on another host: {why}, and it still starts before its parent: start clamped to the parent's"
+            ),
+        };
+        return Some((moved.saturating_add(clamp), reason));
+    }
+    let contained = child_start >= parent_start && child_end <= parent_end;
+    if let Some((delta, why)) = estimate {
+        let place = if contained {
+            "within its parent"
+        } else {
+            "not within its parent"
+        };
+        return Some((
+            delta,
+            format!("child on another host is {place}, but {why}"),
+        ));
+    }
+    if contained || known.is_some() {
+        // Within its parent, or outside it by less than the clocks are known to disagree:
+        // not a clock problem.
+        return None;
     }
     // Network time split evenly between request and response: centre the child.
     let latency = (parent_duration - child_duration) / 2;
@@ -206,6 +222,10 @@ pub fn adjust_trace(
         .collect();
     let hosts: Vec<String> = spans.iter().map(|span| host_of(&span.resource)).collect();
     let SpanTree { children, roots } = SpanTree::new(spans);
+    // What each span would be moved by were adjusting on and unbounded: children are placed
+    // against where their parent belongs, whether its move was applied or only reported (so
+    // a host in sync under a withheld move is not flagged).
+    let mut intended = vec![0i64; spans.len()];
     // Depth first from each root, carrying the delta applied to the parent and where it
     // came from; `visited` guards against parent cycles.
     let mut visited: HashSet<usize> = HashSet::new();
@@ -221,21 +241,17 @@ pub fn adjust_trace(
         let span = &spans[index];
         let (delta, origin) = match parent {
             Some(parent) if hosts[parent] != hosts[index] => {
-                let parent_timing = &timings[parent];
                 let known_offset = known
                     .get(&(hosts[parent].clone(), hosts[index].clone()))
                     .copied();
-                let parent_delta = (i128::from(parent_timing.start_unix_nano)
-                    - i128::from(spans[parent].start_time_unix_nano))
-                .clamp(i64::MIN.into(), i64::MAX.into()) as i64;
-                match crossing_delta(
-                    span,
-                    &spans[parent],
-                    (parent_timing.start_unix_nano, parent_timing.end_unix_nano),
-                    parent_delta,
-                    known_offset,
-                ) {
+                let parent_delta = intended[parent];
+                let placed = (
+                    shifted(spans[parent].start_time_unix_nano, parent_delta),
+                    shifted(spans[parent].end_time_unix_nano, parent_delta),
+                );
+                match crossing_delta(span, &spans[parent], placed, parent_delta, known_offset) {
                     Some((delta, why)) if delta != 0 => {
+                        intended[index] = delta;
                         let applied =
                             options.adjust && delta.unsigned_abs() <= options.max_adjust_nanos;
                         let reason = if applied {
@@ -276,6 +292,7 @@ pub fn adjust_trace(
             }
             Some(parent) => {
                 // Same host: the parent's delta carries over.
+                intended[index] = intended[parent];
                 if inherited != 0
                     && let Some(source) = source
                 {

@@ -300,10 +300,60 @@ fn a_known_offset_moves_a_child_within_its_parent_and_is_relative_to_the_moved_p
         reason.contains("within its parent, but its clock is off"),
         "{reason}"
     );
+    // Adjusting off: b is reported ("would move"), and c, placed against where b belongs,
+    // is not.
+    let warn_only = SkewOptions {
+        adjust: false,
+        ..SkewOptions::default()
+    };
+    let reported = adjust_trace(&spans, &warn_only, &known);
+    let flagged: Vec<bool> = reported.iter().map(|t| t.finding.is_some()).collect();
+    assert_eq!(flagged, [false, true, false, false, false]);
+    assert!(reported.iter().all(|t| t.start_unix_nano >= T0));
+    assert_eq!(reported[1].start_unix_nano, T0 + 13 * MS, "nothing moved");
     // Below a millisecond an estimate is noise: nothing moves.
     let slight: KnownOffsets = [(("a".to_owned(), "b".to_owned()), (MS as i64 / 2, 30))]
         .into_iter()
         .collect();
     let timings = adjust_trace(&spans[..2], &SkewOptions::default(), &slight);
     assert!(timings.iter().all(|t| t.finding.is_none()));
+}
+
+#[test]
+fn a_consumer_on_a_skewed_host_is_moved_by_the_estimate_and_its_callee_left_alone() {
+    // The consumer's host (b) is 3 ms ahead: it starts after its producer all the same, so
+    // only the estimate can tell; the in-sync callee (c) of b's client span stays put.
+    let spans = vec![
+        span(1, 0, "a", Producer, 0, 10),
+        span(2, 1, "b", Consumer, 53, 153),
+        span(3, 2, "b", Client, 63, 103),
+        span(4, 3, "c", Server, 61, 99),
+    ];
+    let known: KnownOffsets = [
+        (("a".to_owned(), "b".to_owned()), (3 * MS as i64, 30)),
+        (("b".to_owned(), "c".to_owned()), (-3 * MS as i64, 30)),
+    ]
+    .into_iter()
+    .collect();
+    let timings = adjust_trace(&spans, &SkewOptions::default(), &known);
+    let starts: Vec<u64> = timings.iter().map(|t| t.start_unix_nano - T0).collect();
+    assert_eq!(starts, [0, 50 * MS, 60 * MS, 61 * MS]);
+    let flagged: Vec<bool> = timings.iter().map(|t| t.finding.is_some()).collect();
+    assert_eq!(flagged, [false, true, true, false]);
+    let reason = &timings[1].finding.as_ref().unwrap().reason;
+    assert!(
+        reason.starts_with("asynchronous child on another host"),
+        "{reason}"
+    );
+    // A consumer on a host known 5 ms behind that still starts 2 ms before its producer:
+    // moved by the estimate, nothing left to clamp.
+    let behind = vec![
+        span(1, 0, "a", Producer, 10, 20),
+        span(2, 1, "b", Consumer, 8, 40),
+    ];
+    let known: KnownOffsets = [(("a".to_owned(), "b".to_owned()), (-5 * MS as i64, 30))]
+        .into_iter()
+        .collect();
+    let timings = adjust_trace(&behind, &SkewOptions::default(), &known);
+    assert_eq!(timings[1].start_unix_nano, T0 + 13 * MS);
 }

@@ -311,9 +311,10 @@ struct TraceParams {
     /// The Jaeger UI's "View JSON" asks for indented JSON.
     #[serde(rename = "prettyPrint", default)]
     pretty_print: bool,
-    /// Times as stored: clock skew is reported in span warnings, not corrected.
+    /// Times as stored: clock skew is reported in span warnings, not corrected (a Go boolean,
+    /// as Jaeger reads it).
     #[serde(default)]
-    raw: bool,
+    raw: Option<String>,
 }
 
 /// `GET /api/traces/{traceID}[?prettyPrint=true][&raw=true]`: one whole trace, clock skew
@@ -324,6 +325,13 @@ async fn get_trace(
     Path(trace_id): Path<String>,
     Query(params): Query<TraceParams>,
 ) -> Response {
+    let raw = match params.raw.as_deref().filter(|raw| !raw.is_empty()) {
+        Some(raw) => match search_params::parse_flag("raw", raw) {
+            Ok(raw) => raw,
+            Err(err) => return jaeger_error(err),
+        },
+        None => false,
+    };
     let result = async {
         let tenant = tenant(&headers)?;
         let trace_id = search_params::parse_trace_id(&trace_id)?;
@@ -358,7 +366,7 @@ async fn get_trace(
             (StatusCode::NOT_FOUND, Json(body)).into_response()
         }
         Ok((trace_id, read, known)) => {
-            let skew = skew_options(&state, params.raw);
+            let skew = skew_options(&state, raw);
             let warning = read.truncated.map(|cut| state.truncation_warning(cut));
             let trace = to_jaeger_trace(trace_id, &read.spans, &skew, &known).with_warning(warning);
             let body = envelope(json!([trace]), 0, Value::Null);
@@ -483,7 +491,7 @@ async fn get_trace_v3(
             Some(cut) => v3_error(not_one_span_fits(cut)),
             None => v3_not_found("trace not found"),
         },
-        Ok((found, known)) => v3_answer(&found, &known, skew_options(&state, raw), &state),
+        Ok((found, known)) => v3_answer(&state, &found, &known, skew_options(&state, raw)),
         Err(err) => v3_error(err),
     }
 }
@@ -518,10 +526,10 @@ async fn find_v3(
 
 /// A trace view of `found`, a cut one saying so.
 fn v3_answer(
+    state: &AppState,
     found: &FoundTraces,
     known: &KnownOffsets,
     skew: SkewOptions,
-    state: &AppState,
 ) -> Response {
     let warning = found.truncated.map(|cut| state.truncation_warning(cut));
     v3_traces(found, warning, &skew, known)
@@ -562,10 +570,10 @@ async fn search_v3(
             None => v3_not_found("No traces found"),
         },
         Ok(found) => v3_answer(
+            &state,
             &found,
             &known_for(&state, &headers),
             skew_options(&state, raw),
-            &state,
         ),
         Err(err) => v3_error(err),
     }

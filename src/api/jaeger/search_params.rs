@@ -100,14 +100,19 @@ pub fn parse(pairs: &[(String, String)], now_unix_nano: u64) -> Result<TracesReq
 /// reads it (as Jaeger does): `1 t T TRUE true True` or `0 f F FALSE false False`; absent is
 /// false.
 pub fn flag(pairs: &[(String, String)], names: &[&'static str]) -> Result<bool, ApiError> {
-    let Some((name, value)) = names.iter().find_map(|name| {
+    match names.iter().find_map(|name| {
         pairs
             .iter()
             .find(|(key, value)| key == name && !value.is_empty())
             .map(|(_, value)| (*name, value.as_str()))
-    }) else {
-        return Ok(false);
-    };
+    }) {
+        Some((name, value)) => parse_flag(name, value),
+        None => Ok(false),
+    }
+}
+
+/// One flag's value, read as Go's `strconv.ParseBool` reads it.
+pub fn parse_flag(name: &'static str, value: &str) -> Result<bool, ApiError> {
     match value {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),

@@ -41,18 +41,21 @@ pub struct FileSummary {
     /// Links between traces in a span file: a linked trace → the traces holding a span that
     /// links to it (a consumer's trace pointing back at its producer's), so a request is
     /// followed into the traces that link to it without reading spans. `None` when unknown
-    /// (summaries written before links were kept, or more linked traces than
-    /// [`MAX_LINKED_TRACES`]).
+    /// (summaries written before links were kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links: Option<BTreeMap<TraceId, BTreeSet<TraceId>>>,
+    /// Some links were left out ([`MAX_LINKED_TRACES`], [`MAX_LINKING_TRACES`]): a trace
+    /// missing from `links` may still be linked to.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub links_truncated: bool,
 }
 
-/// Linked traces kept per file; past it the file's links are unknown (a load in which most
-/// spans link elsewhere must not grow summaries without bound).
+/// Linked traces kept per file; links to further ones are left out and the summary says so (a
+/// load in which most spans link elsewhere must not grow summaries without bound).
 pub const MAX_LINKED_TRACES: usize = 1_024;
 
-/// Linking traces kept per linked trace; more are not listed (a stitched answer holds fewer
-/// traces than this).
+/// Linking traces kept per linked trace; more are left out and the summary says so (a
+/// stitched answer holds fewer traces than this).
 pub const MAX_LINKING_TRACES: usize = 64;
 
 /// Resource and event attribute keys kept per file; past it they are unknown.
@@ -169,27 +172,27 @@ impl FileSummary {
         };
         let full = links.len() >= MAX_LINKED_TRACES;
         match links.get_mut(&to) {
-            Some(linking) => {
-                if linking.len() < MAX_LINKING_TRACES {
-                    linking.insert(from);
-                }
+            Some(linking) if linking.len() < MAX_LINKING_TRACES || linking.contains(&from) => {
+                linking.insert(from);
             }
             None if !full => {
                 links.insert(to, BTreeSet::from([from]));
             }
-            None => self.links = None,
+            _ => self.links_truncated = true,
         }
     }
 
-    /// The traces holding a span that links to `trace`; `None` when the links are unknown.
-    pub fn traces_linking_to(&self, trace: TraceId) -> Option<Vec<TraceId>> {
-        let links = self.links.as_ref()?;
-        Some(
-            links
-                .get(&trace)
-                .map(|linking| linking.iter().copied().collect())
-                .unwrap_or_default(),
-        )
+    /// The traces holding a span that links to `trace`, and whether that is all of them (not
+    /// when the links are unknown or some were left out).
+    pub fn traces_linking_to(&self, trace: TraceId) -> (Vec<TraceId>, bool) {
+        let Some(links) = &self.links else {
+            return (Vec::new(), false);
+        };
+        let found = links
+            .get(&trace)
+            .map(|linking| linking.iter().copied().collect())
+            .unwrap_or_default();
+        (found, !self.links_truncated)
     }
 
     /// Counts one span. Allocates only for a service or operation not seen before.
@@ -272,6 +275,7 @@ impl FileSummary {
     pub fn merge(&mut self, other: &FileSummary) {
         self.metrics.merge(&other.metrics);
         if self.links.is_some() {
+            self.links_truncated |= other.links_truncated;
             match &other.links {
                 Some(links) => {
                     for (to, linking) in links {
@@ -414,7 +418,7 @@ mod tests {
     }
 
     #[test]
-    fn links_are_kept_by_linked_trace_until_the_cap_makes_them_unknown() {
+    fn links_are_kept_by_linked_trace_and_past_the_caps_the_summary_says_so() {
         let mut s = FileSummary::keeping_links();
         s.add_link(trace(1), trace(2));
         s.add_link(trace(1), trace(3));
@@ -422,11 +426,11 @@ mod tests {
         s.add_link(trace(4), trace(4));
         assert_eq!(
             s.traces_linking_to(trace(1)),
-            Some(vec![trace(2), trace(3)])
+            (vec![trace(2), trace(3)], true)
         );
         assert_eq!(
             s.traces_linking_to(trace(4)),
-            Some(vec![]),
+            (vec![], true),
             "within a trace"
         );
         // Merging unites; an unknown side makes the whole unknown.
@@ -435,39 +439,44 @@ mod tests {
         s.merge(&other);
         assert_eq!(
             s.traces_linking_to(trace(1)),
-            Some(vec![trace(2), trace(3), trace(5)])
+            (vec![trace(2), trace(3), trace(5)], true)
         );
         let mut unknown = s.clone();
         unknown.merge(&FileSummary::default());
-        assert_eq!(unknown.traces_linking_to(trace(1)), None);
+        assert_eq!(unknown.traces_linking_to(trace(1)), (vec![], false));
         // Summaries written before links were kept read as unknown.
         let old: FileSummary = serde_json::from_str("{}").unwrap();
-        assert_eq!(old.traces_linking_to(trace(1)), None);
+        assert_eq!(old.traces_linking_to(trace(1)), (vec![], false));
         let text = serde_json::to_string(&s).unwrap();
         assert!(
             text.contains(&format!("\"{}\":[\"{}\"", trace(1), trace(2))),
             "{text}"
         );
         assert_eq!(serde_json::from_str::<FileSummary>(&text).unwrap(), s);
-        // Linking traces past their cap are left out; past the cap of linked traces nothing is
-        // known.
+        // Past either cap the links kept stay, and the summary says some were left out.
         let mut full = FileSummary::keeping_links();
         for n in 0..=MAX_LINKING_TRACES as u32 {
             let mut id = [7u8; 16];
             id[..4].copy_from_slice(&n.to_be_bytes());
             full.add_link(TraceId([9; 16]), TraceId(id));
         }
-        for n in 1..MAX_LINKED_TRACES as u32 {
+        let (linking, complete) = full.traces_linking_to(TraceId([9; 16]));
+        assert_eq!((linking.len(), complete), (MAX_LINKING_TRACES, false));
+        let mut wide = FileSummary::keeping_links();
+        for n in 0..=MAX_LINKED_TRACES as u32 {
             let mut id = [9u8; 16];
             id[..4].copy_from_slice(&n.to_be_bytes());
-            full.add_link(TraceId(id), trace(1));
+            wide.add_link(TraceId(id), trace(1));
         }
+        let mut first = [9u8; 16];
+        first[..4].copy_from_slice(&0u32.to_be_bytes());
         assert_eq!(
-            full.traces_linking_to(TraceId([9; 16])).map(|t| t.len()),
-            Some(MAX_LINKING_TRACES)
+            wide.traces_linking_to(TraceId(first)),
+            (vec![trace(1)], false)
         );
-        full.add_link(trace(2), trace(1));
-        assert_eq!(full.traces_linking_to(trace(2)), None);
+        let mut merged = FileSummary::keeping_links();
+        merged.merge(&wide);
+        assert!(merged.links_truncated, "merging keeps the mark");
     }
 
     #[test]

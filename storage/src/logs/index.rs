@@ -309,7 +309,13 @@ impl LogIndex {
             let range = RangeQuery::new(Bound::Included(lower), Bound::Unbounded);
             clauses.push((Occur::Must, Box::new(range)));
         }
-        if let Some(text) = query.text_filter() {
+        // The text and each attribute filter are parsed on their own, each a required clause.
+        let attribute_clauses = query.attribute_clauses()?;
+        for text in query
+            .text_filter()
+            .into_iter()
+            .chain(attribute_clauses.iter().map(String::as_str))
+        {
             let parsed = self.query_parser.parse_query(text).map_err(|error| {
                 LogIndexError::InvalidQuery {
                     text: text.to_string(),

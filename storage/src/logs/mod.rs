@@ -37,6 +37,7 @@
 //! field and AND as the default operator, so `timeout "connection reset" -retry`,
 //! `severity_text:ERROR` and `attributes.http.method:GET` all work.
 
+mod attribute_clause;
 mod index;
 mod query;
 mod schema;
@@ -47,6 +48,7 @@ pub(crate) mod test_records;
 mod text_match;
 mod timed_matches;
 
+pub use attribute_clause::attribute_clause;
 pub use index::LogIndex;
 pub use query::{LogMatcher, LogQuery, matches_in_memory};
 pub use timed_matches::{StreamHit, TimedHit, TimedMatches};

@@ -20,6 +20,9 @@ pub struct LogQuery {
     pub service_name: Option<String>,
     /// Full-text query over the body (tantivy query syntax; terms ANDed by default).
     pub text: Option<String>,
+    /// Exact record attribute values (key, value), all required; keys with dots are paths
+    /// ([`super::attribute_clause`]).
+    pub attributes: Vec<(String, String)>,
     /// Inclusive lower bound on effective time, Unix nanoseconds.
     pub start_unix_nano: Option<u64>,
     /// Exclusive upper bound on effective time, Unix nanoseconds.
@@ -39,21 +42,37 @@ impl LogQuery {
             .filter(|text| !text.is_empty())
     }
 
+    /// The clauses of the attribute filters in the query syntax.
+    pub(crate) fn attribute_clauses(&self) -> Result<Vec<String>, LogIndexError> {
+        self.attributes
+            .iter()
+            .map(|(key, value)| {
+                super::attribute_clause(key, value).map_err(|reason| LogIndexError::InvalidQuery {
+                    text: key.clone(),
+                    reason,
+                })
+            })
+            .collect()
+    }
+
     /// Compiles the query for matching many records in memory; fails on invalid text.
     pub fn matcher(&self) -> Result<LogMatcher, LogIndexError> {
-        let text =
-            match self.text_filter() {
-                Some(text) => Some(TextMatcher::parse(text).map_err(|reason| {
-                    LogIndexError::InvalidQuery {
-                        text: text.to_string(),
-                        reason,
-                    }
-                })?),
-                None => None,
-            };
+        let compile = |text: &str| {
+            TextMatcher::parse(text).map_err(|reason| LogIndexError::InvalidQuery {
+                text: text.to_string(),
+                reason,
+            })
+        };
+        let text = self.text_filter().map(compile).transpose()?;
+        let attributes = self
+            .attribute_clauses()?
+            .iter()
+            .map(|clause| compile(clause))
+            .collect::<Result<_, _>>()?;
         Ok(LogMatcher {
             query: self.clone(),
             text,
+            attributes,
         })
     }
 }
@@ -63,6 +82,7 @@ impl LogQuery {
 pub struct LogMatcher {
     query: LogQuery,
     text: Option<TextMatcher>,
+    attributes: Vec<TextMatcher>,
 }
 
 impl LogMatcher {
@@ -86,6 +106,7 @@ impl LogMatcher {
                 .min_severity_number
                 .is_none_or(|min| record.severity_number >= min)
             && self.text.as_ref().is_none_or(|text| text.matches(record))
+            && self.attributes.iter().all(|clause| clause.matches(record))
     }
 }
 
@@ -121,6 +142,10 @@ mod tests {
             correlation_id: Some("req-3".into()),
             service_name: Some("checkout".into()),
             text: Some("declined".into()),
+            attributes: vec![
+                ("http.method".into(), "GET".into()),
+                ("http.status_code".into(), "200".into()),
+            ],
             start_unix_nano: Some(BASE_UNIX_NANO + 3_000_000_000),
             end_unix_nano: Some(BASE_UNIX_NANO + 3_000_000_001),
             min_severity_number: Some(9),
@@ -146,6 +171,14 @@ mod tests {
             },
             LogQuery {
                 text: Some("accepted".into()),
+                ..matching.clone()
+            },
+            LogQuery {
+                attributes: vec![("http.method".into(), "POST".into())],
+                ..matching.clone()
+            },
+            LogQuery {
+                attributes: vec![("http.status_code".into(), "500".into())],
                 ..matching.clone()
             },
             LogQuery {

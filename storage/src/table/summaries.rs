@@ -91,12 +91,12 @@ impl<S: TableSignal> TableStore<S> {
             .flat_map(|files| files.iter())
             .filter(|file| file.overlaps(range.start_unix_nano, range.end_unix_nano));
         for file in in_range {
-            match file
-                .summary(&self.objects)
-                .await
-                .and_then(|summary| summary.traces_linking_to(trace_id))
-            {
-                Some(linking) => found.extend(linking),
+            match file.summary(&self.objects).await {
+                Some(summary) => {
+                    let (linking, all) = summary.traces_linking_to(trace_id);
+                    found.extend(linking);
+                    complete &= all;
+                }
                 None => complete = false,
             }
         }
@@ -190,14 +190,10 @@ fn buffered_linking<R>(
         if !meets(buffer) {
             continue;
         }
-        match buffer
-            .summaries
-            .get(tenant)
-            .map(|summary| summary.traces_linking_to(trace_id))
-        {
-            Some(Some(linking)) => found.extend(linking),
-            Some(None) => complete = false,
-            None => {}
+        if let Some(summary) = buffer.summaries.get(tenant) {
+            let (linking, all) = summary.traces_linking_to(trace_id);
+            found.extend(linking);
+            complete &= all;
         }
     }
     (found, complete)
