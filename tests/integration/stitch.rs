@@ -49,6 +49,16 @@ fn span(
     }
 }
 
+/// `span` with one link to span `to_span` of trace `to_trace`.
+fn linked(mut span: Span, to_trace: u64, to_span: u64) -> Span {
+    span.links = vec![Link {
+        trace_id: trace_id(to_trace),
+        span_id: span_id(to_span),
+        ..Link::default()
+    }];
+    span
+}
+
 fn spans_of(service: &str, spans: Vec<Span>) -> ResourceSpans {
     ResourceSpans {
         resource: resource(service),
@@ -65,18 +75,8 @@ fn spans_of(service: &str, spans: Vec<Span>) -> ResourceSpans {
 /// span links to trace 3 (an email sent later); trace 2: checkout's retry; trace 4: the
 /// warehouse consuming the order later, its span linking back to checkout's.
 fn traces() -> ExportTraceServiceRequest {
-    let mut checkout_server = span(1, 20, Some(11), "POST /checkout", 2, 20, 280);
-    checkout_server.links = vec![Link {
-        trace_id: trace_id(3),
-        span_id: span_id(40),
-        ..Link::default()
-    }];
-    let mut warehouse = span(4, 50, None, "process order", 5, 1_000, 1_200);
-    warehouse.links = vec![Link {
-        trace_id: trace_id(1),
-        span_id: span_id(20),
-        ..Link::default()
-    }];
+    let checkout_server = linked(span(1, 20, Some(11), "POST /checkout", 2, 20, 280), 3, 40);
+    let warehouse = linked(span(4, 50, None, "process order", 5, 1_000, 1_200), 1, 20);
     ExportTraceServiceRequest {
         resource_spans: vec![
             spans_of(
@@ -688,12 +688,7 @@ async fn offsets_between_hosts_are_estimated_across_traces_within_ten_percent() 
 /// timeout, and a linked trace started later. Nothing in it is a clock problem.
 fn in_sync_with_async_children() -> ExportTraceServiceRequest {
     let (server, client, producer, consumer, internal) = (2, 3, 4, 5, 1);
-    let mut email = span(8, 90, None, "send receipt", consumer, 900, 950);
-    email.links = vec![Link {
-        trace_id: trace_id(7),
-        span_id: span_id(71),
-        ..Link::default()
-    }];
+    let email = linked(span(8, 90, None, "send receipt", consumer, 900, 950), 7, 71);
     ExportTraceServiceRequest {
         resource_spans: vec![
             spans_of(

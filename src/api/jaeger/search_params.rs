@@ -488,30 +488,25 @@ mod tests {
             ("query.attributes", r#"{"http.status_code":"500"}"#),
         ]))
         .unwrap();
-        let snake = parse_v3(&pairs(&[
-            ("query.service_name", "api"),
-            ("query.operation_name", "GET /"),
-            ("query.start_time_min", "2023-11-14T22:00:00Z"),
-            ("query.start_time_max", "2023-11-14T23:00:00.5Z"),
-            ("query.duration_min", "1ms"),
-            ("query.duration_max", "2s"),
-            ("query.search_depth", "7"),
-            ("query.attributes", r#"{"http.status_code":"500"}"#),
-        ]))
-        .unwrap();
-        assert_eq!(camel, snake);
-        let older = parse_v3(&pairs(&[
-            ("query.service_name", "api"),
-            ("query.operation_name", "GET /"),
-            ("query.start_time_min", "2023-11-14T22:00:00Z"),
-            ("query.start_time_max", "2023-11-14T23:00:00.5Z"),
-            ("query.duration_min", "1ms"),
-            ("query.duration_max", "2s"),
-            ("query.num_traces", "7"),
-            ("query.attributes", r#"{"http.status_code":"500"}"#),
-        ]))
-        .unwrap();
-        assert_eq!(camel, older, "num_traces, the older name of the depth");
+        let snake = |depth: &str| {
+            parse_v3(&pairs(&[
+                ("query.service_name", "api"),
+                ("query.operation_name", "GET /"),
+                ("query.start_time_min", "2023-11-14T22:00:00Z"),
+                ("query.start_time_max", "2023-11-14T23:00:00.5Z"),
+                ("query.duration_min", "1ms"),
+                ("query.duration_max", "2s"),
+                (depth, "7"),
+                ("query.attributes", r#"{"http.status_code":"500"}"#),
+            ]))
+            .unwrap()
+        };
+        assert_eq!(camel, snake("query.search_depth"));
+        assert_eq!(
+            camel,
+            snake("query.num_traces"),
+            "num_traces, the older name of the depth"
+        );
         assert_eq!(camel.time_range.start_unix_nano, NOW - 800_000_000_000);
         assert_eq!(camel.time_range.end_unix_nano, NOW + 2_800_500_000_000);
         assert_eq!(camel.limit, 7);
