@@ -243,20 +243,13 @@ mod tests {
             trace_id: TraceId([0xab; 16]),
             span_id: SpanId([id; 8]),
             parent_span_id: (id > 1).then_some(SpanId([1; 8])),
-            trace_state: String::new(),
             flags: 0x301,
             name: format!("op {id}"),
             kind,
             start_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(id) * 1_000,
             end_time_unix_nano: 1_700_000_000_000_500_000 + u64::from(id) * 1_000,
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-            events: Vec::new(),
-            dropped_events_count: 0,
-            links: Vec::new(),
-            dropped_links_count: 0,
             status_code: status,
-            status_message: String::new(),
+            ..Span::default()
         }
     }
 

@@ -113,7 +113,7 @@ pub struct SpanLink {
 }
 
 /// One span as stored: every OTLP field, with the resource and scope of its export group shared.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Span {
     /// The service instance that produced the span.
     pub resource: Arc<Resource>,

@@ -134,31 +134,39 @@ impl<S: TableSignal> TableStore<S> {
     }
 }
 
-/// The summary of what `tenant` holds in memory: the active buffer and a frozen one whose
-/// flush has not committed yet.
+/// The summaries of what `tenant` holds in memory whose time span meets `range` (any, when
+/// `None`): the active buffer and a frozen one whose flush has not committed yet.
+fn buffered_summaries<'a, R>(
+    state: &'a super::State<R>,
+    tenant: &'a TenantId,
+    range: Option<crate::scan::TimeRange>,
+) -> impl Iterator<Item = &'a FileSummary> {
+    let frozen = state
+        .frozen
+        .as_ref()
+        .filter(|frozen| !frozen.committed.contains(tenant))
+        .map(|frozen| &*frozen.buffer);
+    std::iter::once(&state.active)
+        .chain(frozen)
+        .filter(
+            move |buffer| match (range, buffer.summary_times.get(tenant)) {
+                (Some(range), Some(&(first, last))) => {
+                    first < range.end_unix_nano && last >= range.start_unix_nano
+                }
+                _ => true,
+            },
+        )
+        .filter_map(|buffer| buffer.summaries.get(tenant))
+}
+
+/// The summary of what `tenant` holds in memory (see [`buffered_summaries`]), added up.
 fn buffered_summary<R>(
     state: &super::State<R>,
     tenant: &TenantId,
     range: Option<crate::scan::TimeRange>,
 ) -> FileSummary {
-    let meets = |buffer: &crate::buffer::Buffer<R>| match (range, buffer.summary_times.get(tenant))
-    {
-        (Some(range), Some(&(first, last))) => {
-            first < range.end_unix_nano && last >= range.start_unix_nano
-        }
-        _ => true,
-    };
     let mut buffered = FileSummary::default();
-    if let Some(summary) = state.active.summaries.get(tenant)
-        && meets(&state.active)
-    {
-        buffered.merge(summary);
-    }
-    if let Some(frozen) = &state.frozen
-        && !frozen.committed.contains(tenant)
-        && let Some(summary) = frozen.buffer.summaries.get(tenant)
-        && meets(&frozen.buffer)
-    {
+    for summary in buffered_summaries(state, tenant, range) {
         buffered.merge(summary);
     }
     buffered
@@ -171,30 +179,12 @@ fn buffered_linking<R>(
     trace_id: TraceId,
     range: crate::scan::TimeRange,
 ) -> (BTreeSet<TraceId>, bool) {
-    let meets = |buffer: &crate::buffer::Buffer<R>| {
-        buffer
-            .summary_times
-            .get(tenant)
-            .is_some_and(|&(first, last)| {
-                first < range.end_unix_nano && last >= range.start_unix_nano
-            })
-    };
-    let frozen = state
-        .frozen
-        .as_ref()
-        .filter(|frozen| !frozen.committed.contains(tenant))
-        .map(|frozen| &*frozen.buffer);
     let mut found = BTreeSet::new();
     let mut complete = true;
-    for buffer in std::iter::once(&state.active).chain(frozen) {
-        if !meets(buffer) {
-            continue;
-        }
-        if let Some(summary) = buffer.summaries.get(tenant) {
-            let (linking, all) = summary.traces_linking_to(trace_id);
-            found.extend(linking);
-            complete &= all;
-        }
+    for summary in buffered_summaries(state, tenant, Some(range)) {
+        let (linking, all) = summary.traces_linking_to(trace_id);
+        found.extend(linking);
+        complete &= all;
     }
     (found, complete)
 }
