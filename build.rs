@@ -24,10 +24,12 @@ fn main() {
         };
         let relative = relative.replace('\\', "/");
         println!("cargo:rerun-if-changed=web/{relative}");
+        // Relative to the crate being compiled, not to where this script ran: a target
+        // directory shared between checkouts reuses this table without rerunning the script.
         let _ = writeln!(
             table,
-            "    ({relative:?}, include_bytes!({:?})),",
-            file.display().to_string()
+            "    ({relative:?}, include_bytes!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {:?}))),",
+            format!("/web/{relative}")
         );
     }
     table.push_str("];\n");

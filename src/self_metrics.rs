@@ -67,6 +67,8 @@ pub const RETENTION_REMOVED_FILES_TOTAL: &str = "skewer_retention_removed_files_
 pub const RETENTION_REMOVED_BYTES_TOTAL: &str = "skewer_retention_removed_bytes_total";
 /// Bytes of parsed Parquet footers cached for reads.
 pub const FOOTER_CACHE_BYTES: &str = "skewer_footer_cache_bytes";
+/// Bytes of span files' trace-id filters cached for lookups by id.
+pub const ID_FILTER_CACHE_BYTES: &str = "skewer_id_filter_cache_bytes";
 /// Estimated clock offset of a server host against a client host, seconds.
 pub const CLOCK_SKEW_SECONDS: &str = "skewer_clock_skew_seconds";
 
@@ -382,6 +384,17 @@ pub fn render(ingest: &IngestStats, storage: Option<&Storage>) -> String {
         "Bytes of parsed Parquet footers cached for reads.",
     );
     let _ = writeln!(out, "{FOOTER_CACHE_BYTES} {}", storage.footer_cache_bytes());
+    header(
+        &mut out,
+        ID_FILTER_CACHE_BYTES,
+        "gauge",
+        "Bytes of span files' trace-id filters cached for lookups by id.",
+    );
+    let _ = writeln!(
+        out,
+        "{ID_FILTER_CACHE_BYTES} {}",
+        storage.id_filter_cache_bytes()
+    );
     header(
         &mut out,
         CLOCK_SKEW_SECONDS,

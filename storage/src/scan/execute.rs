@@ -258,20 +258,23 @@ pub(super) async fn scan_table<S: TableSignal>(
 }
 
 /// The `ids` a file's id filter admits (values that are no 16-byte id prove nothing, so they
-/// are admitted).
+/// are admitted). One read of the filter for all of them.
 async fn ids_admitted<S: TableSignal>(
     store: &TableStore<S>,
     file: &LiveFile,
     ids: &[&Value],
 ) -> Result<Vec<Value>, StorageError> {
+    let as_id = |value: &Value| match value {
+        Value::Bytes(bytes) => <[u8; 16]>::try_from(bytes.as_slice()).ok(),
+        _ => None,
+    };
+    let checked: Vec<[u8; 16]> = ids.iter().filter_map(|value| as_id(value)).collect();
+    let mut verdicts = store.may_hold_ids(file, &checked).await?.into_iter();
     let mut admitted = Vec::new();
     for value in ids {
-        let may_hold = match value {
-            Value::Bytes(bytes) => match <[u8; 16]>::try_from(bytes.as_slice()) {
-                Ok(id) => store.may_hold_id(file, &id).await?,
-                Err(_) => true,
-            },
-            _ => true,
+        let may_hold = match as_id(value) {
+            Some(_) => verdicts.next().unwrap_or(true),
+            None => true,
         };
         if may_hold {
             admitted.push((*value).clone());

@@ -455,6 +455,11 @@ impl Storage {
         self.stores.spans.footer_cache().bytes()
     }
 
+    /// Bytes of span files' trace-id filters held in memory for lookups by id.
+    pub fn id_filter_cache_bytes(&self) -> usize {
+        self.stores.spans.id_filter_cache_bytes()
+    }
+
     /// Stops everything without flushing or checkpointing, as a crash would (tests).
     #[cfg(test)]
     pub(crate) async fn crash(self: Arc<Self>) {

@@ -153,6 +153,7 @@ impl<S: TableSignal> TableStore<S> {
                 .map(object_store::path::Path::from)
                 .collect();
             self.footers.forget(&file.path);
+            self.id_filters.forget(&file.path);
             let mut failed = false;
             for path in &paths {
                 if let Err(err) = self.objects.delete(path).await {

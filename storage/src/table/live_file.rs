@@ -7,15 +7,15 @@
 //! but in one least-recently-used cache with a byte limit: memory stays flat however much
 //! data accumulates, and a lookup that misses it reads one footer.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use lru::LruCache;
 use object_store::path::Path as ObjectPath;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use parquet::file::metadata::PageIndexPolicy;
 use tracing::warn;
 
+use super::byte_lru::ByteLru;
 use crate::StorageError;
 use crate::catalog::{DataFileMeta, FileSummary};
 use crate::objects::Objects;
@@ -73,32 +73,14 @@ impl LiveFile {
 }
 
 /// Parsed footers of recently read files, bounded in bytes.
-pub struct FooterCache {
-    entries: Mutex<CachedFooters>,
-    limit_bytes: usize,
-}
-
-struct CachedFooters {
-    lru: LruCache<ObjectPath, Arc<ArrowReaderMetadata>>,
-    bytes: usize,
-}
+pub struct FooterCache(ByteLru<Arc<ArrowReaderMetadata>>);
 
 impl FooterCache {
     /// A cache holding at most `limit_bytes` of parsed footers (at least the last one read).
     pub fn new(limit_bytes: usize) -> Self {
-        Self {
-            entries: Mutex::new(CachedFooters {
-                lru: LruCache::unbounded(),
-                bytes: 0,
-            }),
-            limit_bytes,
-        }
-    }
-
-    fn entries(&self) -> std::sync::MutexGuard<'_, CachedFooters> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        Self(ByteLru::new(limit_bytes, |footer| {
+            footer.metadata().memory_size()
+        }))
     }
 
     /// The footer of `file`, from the cache or read and parsed now.
@@ -107,46 +89,32 @@ impl FooterCache {
         objects: &Objects,
         file: &LiveFile,
     ) -> Result<Arc<ArrowReaderMetadata>, StorageError> {
-        if let Some(footer) = self.entries().lru.get(&file.path) {
-            return Ok(Arc::clone(footer));
+        if let Some(footer) = self.0.get(&file.path) {
+            return Ok(footer);
         }
         let footer = Arc::new(read_footer(objects, &file.path, file.meta.size_bytes).await?);
-        let bytes = footer.metadata().memory_size();
-        let mut entries = self.entries();
-        if let Some(previous) = entries.lru.put(file.path.clone(), Arc::clone(&footer)) {
-            entries.bytes -= previous.metadata().memory_size();
-        }
-        entries.bytes += bytes;
-        while entries.bytes > self.limit_bytes && entries.lru.len() > 1 {
-            match entries.lru.pop_lru() {
-                Some((_, evicted)) => entries.bytes -= evicted.metadata().memory_size(),
-                None => break,
-            }
-        }
+        self.0.insert(file.path.clone(), Arc::clone(&footer));
         Ok(footer)
     }
 
     /// Forgets a deleted file's footer.
     pub fn forget(&self, path: &ObjectPath) {
-        let mut entries = self.entries();
-        if let Some(footer) = entries.lru.pop(path) {
-            entries.bytes -= footer.metadata().memory_size();
-        }
+        self.0.forget(path);
     }
 
     /// Bytes of parsed footers held.
     pub fn bytes(&self) -> usize {
-        self.entries().bytes
+        self.0.bytes()
     }
 
     /// Number of footers held.
     pub fn len(&self) -> usize {
-        self.entries().lru.len()
+        self.0.len()
     }
 
     /// True when no footer is held.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.0.is_empty()
     }
 }
 

@@ -8,6 +8,7 @@
 //! compaction replaces them, retention removes them. A removed file is deleted once no reader
 //! snapshot holds it and its grace period is over.
 
+mod byte_lru;
 mod commit;
 pub mod compaction;
 mod flush;
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 use arrow_array::RecordBatch;
 use parquet::file::properties::WriterProperties;
 
+use self::byte_lru::ByteLru;
 use crate::StorageError;
 use crate::budget::Reservation;
 use crate::buffer::{Buffer, Chunks};
@@ -203,10 +205,16 @@ struct PendingDelete {
     not_before: Instant,
 }
 
+/// Memory for trace-id filters kept whole: about 2 bytes per trace, so 64 MiB holds the
+/// filters of some 30M traces and a lookup by id reads no filter from disk.
+const ID_FILTER_CACHE_BYTES: usize = 64 << 20;
+
 /// The buffers and live files of one Parquet-backed signal.
 pub struct TableStore<S: TableSignal> {
     objects: Objects,
     footers: Arc<FooterCache>,
+    /// Trace-id filters of recently read files, whole (files of signals that have them).
+    id_filters: ByteLru<bytes::Bytes>,
     catalog: Arc<dyn Catalog>,
     state: Mutex<State<S::Record>>,
     flush_lock: tokio::sync::Mutex<()>,
@@ -241,6 +249,7 @@ impl<S: TableSignal> TableStore<S> {
         Ok(Self {
             objects,
             footers,
+            id_filters: ByteLru::new(ID_FILTER_CACHE_BYTES, bytes::Bytes::len),
             catalog,
             state: Mutex::new(State {
                 active: Buffer::default(),
@@ -407,16 +416,46 @@ impl<S: TableSignal> TableStore<S> {
         layout::data_file_path(tenant, S::SIGNAL, min_time_unix_nano, file_id)
     }
 
-    /// Whether a file may hold rows with `id` in its filtered id column: its filter says so
-    /// (one 32-byte read), or it has no filter.
-    pub async fn may_hold_id(&self, file: &LiveFile, id: &[u8; 16]) -> Result<bool, StorageError> {
-        let Some(filter) = &file.meta.trace_id_filter else {
-            return Ok(true);
+    /// Whether a file may hold rows with each of `ids` in its filtered id column: its filter
+    /// says so, or it has no filter. The filter is read whole once and kept in a bounded
+    /// cache, so a lookup by id opens no filter it read recently.
+    pub async fn may_hold_ids(
+        &self,
+        file: &LiveFile,
+        ids: &[[u8; 16]],
+    ) -> Result<Vec<bool>, StorageError> {
+        let Some(meta) = &file.meta.trace_id_filter else {
+            return Ok(vec![true; ids.len()]);
         };
-        let range = id_filter::block_range(id, filter.num_blocks);
-        let path = object_store::path::Path::from(filter.path.as_str());
-        let block = self.objects.get_range(&path, range).await?;
-        Ok(id_filter::stored_block_may_contain(&block, id))
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = match self.id_filters.get(&file.path) {
+            Some(filter) => filter,
+            None => {
+                let path = object_store::path::Path::from(meta.path.as_str());
+                let filter = self.objects.get(&path).await?;
+                self.id_filters.insert(file.path.clone(), filter.clone());
+                filter
+            }
+        };
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let range = id_filter::block_range(id, meta.num_blocks);
+                let block = usize::try_from(range.start)
+                    .ok()
+                    .zip(usize::try_from(range.end).ok())
+                    .and_then(|(start, end)| filter.get(start..end));
+                // A block past the end proves nothing: never rule a file out.
+                block.is_none_or(|block| id_filter::stored_block_may_contain(block, id))
+            })
+            .collect())
+    }
+
+    /// Bytes of trace-id filters held in memory.
+    pub fn id_filter_cache_bytes(&self) -> usize {
+        self.id_filters.bytes()
     }
 }
 

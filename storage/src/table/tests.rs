@@ -194,6 +194,13 @@ async fn flushes_commit_manifests_that_a_reopened_store_reads() {
     );
 }
 
+fn filter_bytes(filters: &[crate::catalog::IdFilterMeta]) -> usize {
+    filters
+        .iter()
+        .map(|filter| filter.num_blocks as usize * super::id_filter::BLOCK_BYTES)
+        .sum()
+}
+
 #[tokio::test]
 async fn a_missing_trace_is_ruled_out_by_filters_without_reading_a_footer() {
     let dir = tempfile::tempdir().unwrap();
@@ -203,8 +210,21 @@ async fn a_missing_trace_is_ruled_out_by_filters_without_reading_a_footer() {
     store.flush().await.unwrap();
     assert_eq!(spans_of(&store, "a", TraceId([0xee; 16])).await, 0);
     assert_eq!(store.footer_cache().bytes(), 0);
+    // The filter was read whole once and is kept: the next lookups read it from memory.
+    let filters: Vec<_> = store
+        .table_files(&tenant("a"))
+        .unwrap()
+        .files
+        .iter()
+        .map(|file| file.meta.trace_id_filter.clone().unwrap())
+        .collect();
+    assert_eq!(store.id_filter_cache_bytes(), filter_bytes(&filters));
+    for filter in &filters {
+        std::fs::remove_file(dir.path().join(&filter.path)).unwrap();
+    }
     let present = a[0].trace_id;
     assert_eq!(spans_of(&store, "a", present).await, expected(&a, present));
+    assert_eq!(spans_of(&store, "a", TraceId([0xee; 16])).await, 0);
     assert!(store.footer_cache().bytes() > 0);
 }
 
@@ -308,6 +328,8 @@ async fn removed_files_are_deleted_only_once_readers_let_go() {
     let files = store.table_files(&tenant("a")).unwrap().files;
     let victim = Arc::clone(&files[0]);
     let local = store.objects().local_path(&victim.path).unwrap();
+    let present = spans(7)[0].trace_id;
+    assert!(spans_of(&store, "a", present).await > 0);
     let reader = store.snapshot(&tenant("a"));
     let change = ManifestChange {
         remove: vec![victim.meta.path.clone()],
@@ -322,8 +344,24 @@ async fn removed_files_are_deleted_only_once_readers_let_go() {
     assert_eq!(store.delete_unreferenced().await, 0, "a reader holds it");
     assert!(local.exists());
     drop(reader);
+    assert!(
+        store.id_filter_cache_bytes() > 0,
+        "read by the lookup above"
+    );
     assert_eq!(store.delete_unreferenced().await, 1);
     assert!(!local.exists());
+    let kept: Vec<_> = store
+        .table_files(&tenant("a"))
+        .unwrap()
+        .files
+        .iter()
+        .map(|file| file.meta.trace_id_filter.clone().unwrap())
+        .collect();
+    assert_eq!(
+        store.id_filter_cache_bytes(),
+        filter_bytes(&kept),
+        "a deleted file's filter is forgotten"
+    );
     assert_eq!(store.pending_deletes(), 0);
 }
 
