@@ -110,19 +110,18 @@ const DERIVED_TAGS: [&str; 8] = [
 ];
 
 impl TagFilter {
-    /// What storage can check of this condition without decoding spans: a condition every
-    /// matching span meets (`None` when there is none, e.g. for derived tags or negations).
+    /// The condition as storage can check it without decoding spans, exactly: a span
+    /// matches the predicate if and only if it matches the condition. `None` when storage
+    /// cannot say (regular expressions, and derived tags it has no column for), so the span
+    /// must be decoded and checked with [`TagFilter::matches`].
     pub fn pushdown(&self) -> Option<Predicate> {
-        let (key, value) = match self {
-            Self::Equals(key, value) => (key, Some(value.clone())),
-            Self::Exists(key) => (key, None),
-            _ => return None,
-        };
-        (!DERIVED_TAGS.contains(&key.as_str())).then(|| Predicate::Tag {
-            key: key.clone(),
-            value,
-            span_attributes_only: false,
-        })
+        match self {
+            Self::Equals(key, value) => tag_predicate(key, Some(value)),
+            Self::Exists(key) => tag_predicate(key, None),
+            Self::NotEquals(key, value) => tag_predicate(key, Some(value)).map(negated),
+            Self::Missing(key) => tag_predicate(key, None).map(negated),
+            Self::Matches(..) | Self::NotMatches(..) => None,
+        }
     }
 
     /// Whether `span` satisfies the condition.
@@ -136,6 +135,64 @@ impl TagFilter {
             Self::Missing(key) => tag_values(span, key).next().is_none(),
         }
     }
+}
+
+fn negated(predicate: Predicate) -> Predicate {
+    Predicate::Not(Box::new(predicate))
+}
+
+/// Spans carrying tag `key` (with `value` as text, when given), as storage checks it: an
+/// attribute of the span, its resource or its events, or for the tags Jaeger derives from a
+/// column (`error`, `span.kind`, `otel.status_code`) that column too. `None` for the other
+/// derived tags.
+fn tag_predicate(key: &str, value: Option<&String>) -> Option<Predicate> {
+    use skewer_storage::parquet_codec::{SPAN_KIND_COLUMN, STATUS_CODE_COLUMN};
+    use skewer_storage::scan::Value;
+    let attribute = Predicate::Tag {
+        key: key.to_owned(),
+        value: value.cloned(),
+        span_attributes_only: false,
+    };
+    let number = |column: &str, number: u8| Predicate::eq(column, Value::UInt(u64::from(number)));
+    // The column's values that derive the tag (any but `unset` when no value is asked).
+    let derived = |column: &str, unset: u8, named: &[(&str, u8)]| match value {
+        None => Some(negated(number(column, unset))),
+        Some(value) => named
+            .iter()
+            .find(|(name, _)| name == value)
+            .map(|(_, n)| number(column, *n)),
+    };
+    let from_column = match key {
+        // Only a failed span derives `error`, always as `true`.
+        "error" => value
+            .is_none_or(|value| value == "true")
+            .then(|| number(STATUS_CODE_COLUMN, StatusCode::Error as u8)),
+        "span.kind" => {
+            let kinds = [
+                SpanKind::Internal,
+                SpanKind::Server,
+                SpanKind::Client,
+                SpanKind::Producer,
+                SpanKind::Consumer,
+            ]
+            .map(|kind| (kind.name(), kind as u8));
+            derived(SPAN_KIND_COLUMN, SpanKind::Unspecified as u8, &kinds)
+        }
+        "otel.status_code" => derived(
+            STATUS_CODE_COLUMN,
+            StatusCode::Unset as u8,
+            &[
+                ("ERROR", StatusCode::Error as u8),
+                ("OK", StatusCode::Ok as u8),
+            ],
+        ),
+        key if DERIVED_TAGS.contains(&key) => return None,
+        _ => None,
+    };
+    Some(match from_column {
+        Some(column) => Predicate::Or(vec![column, attribute]),
+        None => attribute,
+    })
 }
 
 /// Every value `span` has for tag `key`, as text.
@@ -293,32 +350,66 @@ pub(crate) mod tests {
 
     #[test]
     fn what_storage_checks_agrees_with_the_span_check() {
-        let span = span();
-        let batch = skewer_storage::parquet_codec::spans_batch(&[&span]).unwrap();
+        // The failed server span, an `ok` client span, and a span of no kind and no status
+        // that carries the derived keys as attributes.
+        let failed = span();
+        let ok_client = Span {
+            kind: SpanKind::Client,
+            status_code: StatusCode::Ok,
+            ..span()
+        };
+        let plain = Span {
+            kind: SpanKind::Unspecified,
+            status_code: StatusCode::Unset,
+            attributes: vec![
+                Attribute::string("error", "yes"),
+                Attribute::string("span.kind", "weird"),
+            ],
+            ..span()
+        };
+        let spans = [&failed, &ok_client, &plain];
+        let batch = skewer_storage::parquet_codec::spans_batch(&spans).unwrap();
         for text in [
             "http.status_code=500",
             "http.status_code=200",
+            "http.status_code!=500",
             "retry=true",
             "host.name=h1",
             "host.name=h2",
+            "host.name!=h1",
             "exception.type=Timeout",
             "missing=x",
+            "missing!=x",
             "retry",
             "missing",
+            "!retry",
+            "!missing",
+            "error=true",
+            "error=false",
+            "error=yes",
+            "error!=true",
+            "error",
+            "!error",
+            "span.kind=server",
+            "span.kind=client",
+            "span.kind=weird",
+            "span.kind!=server",
+            "span.kind",
+            "!span.kind",
+            "otel.status_code=ERROR",
+            "otel.status_code=OK",
+            "otel.status_code!=OK",
+            "otel.status_code",
+            "!otel.status_code",
         ] {
             let filter = filter(text);
             let pushed = filter.pushdown().expect(text);
             let mask = pushed.evaluate(&batch).unwrap();
-            assert_eq!(mask.value(0), filter.matches(&span), "{text}");
+            for (row, span) in spans.iter().enumerate() {
+                assert_eq!(mask.value(row), filter.matches(span), "{text} on row {row}");
+            }
         }
-        for text in [
-            "span.kind=server",
-            "error=true",
-            "event=exception",
-            "a!=b",
-            "a=~b",
-            "!a",
-        ] {
+        for text in ["event=exception", "otel.scope.name=x", "a=~b", "a!~b"] {
             assert!(filter(text).pushdown().is_none(), "{text}");
         }
     }

@@ -164,12 +164,16 @@ async fn visit_matches(
             Value::Text(operation.clone()),
         ));
     }
-    // Tags storage can check on the columns go first; the whole span is checked below.
-    for pushed in search.filters.iter().filter_map(TagFilter::pushdown) {
-        predicate = predicate.and(pushed);
+    // Conditions storage checks exactly need no span decoded: then only ids, times and
+    // status are read. Any other condition needs whole spans, checked below.
+    let mut exact = true;
+    for filter in &search.filters {
+        match filter.pushdown() {
+            Some(pushed) => predicate = predicate.and(pushed),
+            None => exact = false,
+        }
     }
-    // Without tag filters only ids, times and status are needed; filters need whole spans.
-    let columns = search.filters.is_empty().then(|| {
+    let columns = exact.then(|| {
         [
             TRACE_ID_COLUMN,
             START_TIME_COLUMN,

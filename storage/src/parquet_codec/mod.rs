@@ -3,10 +3,12 @@
 //!
 //! One file format per signal, each a flat table with one row per record:
 //!
-//! - **spans** (`spans-v2`), sorted by `(time slice, trace_id, start_time_unix_nano)` (see
+//! - **spans** (`spans-v3`), sorted by `(time slice, trace_id, start_time_unix_nano)` (see
 //!   [`SPAN_SLICE_NANOS`]), with a bloom filter on [`TRACE_ID_COLUMN`] per row group so a trace
-//!   is found by id without a time range. Events and links are nested `List<Struct>` columns.
-//!   (`spans-v1` files, sorted by trace id alone, still read.)
+//!   is found by id without a time range. Events and links are nested `List<Struct>` columns;
+//!   the attributes searched most also have text columns of their own ([`DEDICATED_TAGS`]).
+//!   (`spans-v2` files, without those, and `spans-v1` files, sorted by trace id alone, still
+//!   read.)
 //! - **metric points** (`metrics-v1`), sorted by `(metric_name, series_id, time_unix_nano)`, so a
 //!   series is contiguous and its timestamps delta-encode well.
 //!
@@ -27,6 +29,7 @@ mod json;
 mod metric_values;
 mod metrics;
 mod sort_keys;
+mod span_dedicated;
 mod span_nested;
 mod span_tags;
 mod spans;
@@ -51,6 +54,7 @@ pub use sort_keys::{
     MetricSortKey, SpanSortKey, metric_sort_keys, metric_time_range, span_sort_keys,
     span_time_range, span_trace_ids,
 };
+pub use span_dedicated::{DEDICATED_TAGS, dedicated_column};
 pub(crate) use span_nested::{EventsReader, LinksReader};
 pub use span_tags::TAG_COLUMNS;
 pub(crate) use span_tags::tag_mask;
@@ -84,7 +88,7 @@ pub const MIN_TIME_METADATA_KEY: &str = "skewer.min_time_unix_nano";
 /// Key-value metadata key holding [`EncodedFile::max_time_unix_nano`] as decimal text.
 pub const MAX_TIME_METADATA_KEY: &str = "skewer.max_time_unix_nano";
 /// Value of [`FORMAT_METADATA_KEY`] in span files written by this version.
-pub const SPANS_FORMAT: &str = "spans-v2";
+pub const SPANS_FORMAT: &str = "spans-v3";
 
 /// The time slices span files are sorted by first: rows of one slice (by span start) are
 /// together, sorted by trace id within it. A search for the newest traces reads the newest

@@ -21,6 +21,7 @@ use parquet::schema::types::ColumnPath;
 use super::attributes::{AttributesBuilder, AttributesReader, attributes_type};
 use super::columns::{IdColumnBuilder, column, optional_id, required_id};
 use super::json::{SharedJsonBuilder, SharedJsonReader, shared_json_type};
+use super::span_dedicated::{DedicatedTagsBuilder, dedicated_fields};
 use super::span_nested::{
     EventsBuilder, EventsReader, LinksBuilder, LinksReader, events_type, links_type,
 };
@@ -56,7 +57,7 @@ const SPAN_ZSTD_LEVEL: i32 = 1;
 const TRACE_ID_BLOOM_FPP: f64 = 0.01;
 
 static SPAN_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    Arc::new(Schema::new(vec![
+    let mut fields = vec![
         Field::new(TRACE_ID_COLUMN, IdColumnBuilder::<16>::data_type(), false),
         Field::new(SPAN_ID, IdColumnBuilder::<8>::data_type(), false),
         Field::new(PARENT_SPAN_ID, IdColumnBuilder::<8>::data_type(), true),
@@ -77,7 +78,9 @@ static SPAN_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new(DROPPED_LINKS, DataType::UInt32, false),
         Field::new(RESOURCE, shared_json_type(), false),
         Field::new(SCOPE, shared_json_type(), false),
-    ]))
+    ];
+    fields.extend(dedicated_fields());
+    Arc::new(Schema::new(fields))
 });
 
 /// Sorts by (time slice, trace_id, start time) and encodes. Empty input -> Ok(None).
@@ -209,6 +212,7 @@ pub fn spans_batch<S: Borrow<Span>>(spans: &[S]) -> Result<RecordBatch, CodecErr
     let mut dropped_links = Vec::with_capacity(num_spans);
     let mut resources = SharedJsonBuilder::<Resource>::with_capacity(RESOURCE, num_spans);
     let mut scopes = SharedJsonBuilder::<InstrumentationScope>::with_capacity(SCOPE, num_spans);
+    let mut dedicated = DedicatedTagsBuilder::with_capacity(num_spans);
     for span in spans() {
         trace_ids.append(Some(span.trace_id.as_bytes()));
         span_ids.append(Some(span.span_id.as_bytes()));
@@ -230,8 +234,9 @@ pub fn spans_batch<S: Borrow<Span>>(spans: &[S]) -> Result<RecordBatch, CodecErr
         dropped_links.push(span.dropped_links_count);
         resources.append(&span.resource)?;
         scopes.append(&span.scope)?;
+        dedicated.append(&span.attributes);
     }
-    let columns: Vec<ArrayRef> = vec![
+    let mut columns: Vec<ArrayRef> = vec![
         trace_ids.finish()?,
         span_ids.finish()?,
         parent_span_ids.finish()?,
@@ -253,6 +258,7 @@ pub fn spans_batch<S: Borrow<Span>>(spans: &[S]) -> Result<RecordBatch, CodecErr
         resources.finish()?,
         scopes.finish()?,
     ];
+    columns.extend(dedicated.finish());
     Ok(RecordBatch::try_new(Arc::clone(&SPAN_SCHEMA), columns)?)
 }
 

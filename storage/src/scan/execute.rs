@@ -364,10 +364,12 @@ async fn plan_file<'a, S: TableSignal>(
     if row_groups.is_empty() {
         return Ok(None);
     }
+    // After the pruning above, which uses the tags' text (the attribute value filter).
+    let predicate = S::file_predicate(file_predicate, footer.schema());
     Ok(Some(FilePlan {
         file,
         footer,
-        predicate: file_predicate,
+        predicate,
         row_groups,
     }))
 }

@@ -220,8 +220,8 @@ impl Predicate {
         }
     }
 
-    /// This predicate with each top-level tag whose key `may_nest` says no resource or event
-    /// has looked for in span attributes alone.
+    /// This predicate with each tag whose key `may_nest` says no resource or event has
+    /// looked for in span attributes alone (the same rows match).
     pub fn tags_narrowed(self, may_nest: &impl Fn(&str) -> bool) -> Predicate {
         match self {
             Self::Tag {
@@ -242,6 +242,47 @@ impl Predicate {
                     .map(|part| part.tags_narrowed(may_nest))
                     .collect(),
             ),
+            Self::Or(parts) => Self::Or(
+                parts
+                    .into_iter()
+                    .map(|part| part.tags_narrowed(may_nest))
+                    .collect(),
+            ),
+            Self::Not(part) => Self::Not(Box::new(part.tags_narrowed(may_nest))),
+            other => other,
+        }
+    }
+
+    /// This predicate with each tag on span attributes alone whose key has a column of its
+    /// own (`column_of`) checked on that column: the same rows match, read from one flat
+    /// column instead of every span's attribute list.
+    pub fn tags_as_columns(self, column_of: &impl Fn(&str) -> Option<&'static str>) -> Predicate {
+        match self {
+            Self::Tag {
+                key,
+                value: Some(value),
+                span_attributes_only: true,
+            } => match column_of(&key) {
+                Some(column) => Self::eq(column, Value::Text(value)),
+                None => Self::Tag {
+                    key,
+                    value: Some(value),
+                    span_attributes_only: true,
+                },
+            },
+            Self::And(parts) => Self::And(
+                parts
+                    .into_iter()
+                    .map(|part| part.tags_as_columns(column_of))
+                    .collect(),
+            ),
+            Self::Or(parts) => Self::Or(
+                parts
+                    .into_iter()
+                    .map(|part| part.tags_as_columns(column_of))
+                    .collect(),
+            ),
+            Self::Not(part) => Self::Not(Box::new(part.tags_as_columns(column_of))),
             other => other,
         }
     }
@@ -530,5 +571,30 @@ mod tests {
         assert_eq!(narrow.required_values("id"), Some(vec![&Value::UInt(2)]));
         let other = Predicate::eq("service", Value::Text("api".into()));
         assert_eq!(other.narrowed("id", vec![]), other);
+    }
+
+    #[test]
+    fn tags_are_narrowed_inside_negations_and_alternatives_too() {
+        let tag = |key: &str, span_attributes_only| Predicate::Tag {
+            key: key.into(),
+            value: None,
+            span_attributes_only,
+        };
+        let status = Predicate::eq("status_code", Value::UInt(2));
+        let wide = Predicate::Not(Box::new(tag("a", false))).and(Predicate::Or(vec![
+            status.clone(),
+            tag("nested", false),
+            tag("b", false),
+        ]));
+        let narrow = wide.tags_narrowed(&|key| key == "nested");
+        assert_eq!(
+            narrow,
+            Predicate::Not(Box::new(tag("a", true))).and(Predicate::Or(vec![
+                status,
+                tag("nested", false),
+                tag("b", true),
+            ]))
+        );
+        assert!(narrow.required_attribute_texts().is_empty());
     }
 }

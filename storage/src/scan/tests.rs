@@ -525,3 +525,87 @@ async fn tags_are_found_in_span_attributes_resources_and_events_of_files() {
         .count();
     assert_eq!(found.len(), expected);
 }
+
+#[tokio::test]
+async fn tags_with_a_column_of_their_own_find_what_the_attribute_lists_hold() {
+    use crate::model::{Attribute, AttributeValue, SpanEvent, SpanId};
+    let dir = tempfile::tempdir().unwrap();
+    let store: SpanStore = open(dir.path()).await;
+    let mut spans = realistic_spans(3000, 22);
+    // An http.route in an event: the file's summary says the key nests, so its search
+    // reads the attribute lists (and events) instead of the route column.
+    let event_time = spans[11].start_time_unix_nano;
+    spans[11].events.push(SpanEvent {
+        time_unix_nano: event_time,
+        name: "redirect".into(),
+        attributes: vec![Attribute::string("http.route", "/from-an-event")],
+        dropped_attributes_count: 0,
+    });
+    spans[12].attributes.push(Attribute {
+        key: "rpc.method".into(),
+        value: AttributeValue::Bool(true),
+    });
+    store.apply(1, tenant(), spans.clone(), 1, Reservation::default());
+    store.flush().await.unwrap();
+    let tag = |key: &str, value: &str| Predicate::Tag {
+        key: key.into(),
+        value: Some(value.into()),
+        span_attributes_only: false,
+    };
+    let matching = |key: &str, value: &str| -> Vec<SpanId> {
+        let mut ids: Vec<SpanId> = spans
+            .iter()
+            .filter(|span| {
+                span.attributes
+                    .iter()
+                    .chain(span.events.iter().flat_map(|e| &e.attributes))
+                    .any(|a| a.key == key && a.value.to_text() == value)
+            })
+            .map(|span| span.span_id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    for (key, value) in [
+        ("http.response.status_code", "500"),
+        ("http.request.method", "GET"),
+        ("http.route", "/from-an-event"),
+        ("rpc.method", "true"),
+        ("http.method", "GET"),
+    ] {
+        let mut found: Vec<SpanId> =
+            spans_scanned(&store, &request(Signal::Traces, tag(key, value)))
+                .await
+                .iter()
+                .map(|span| span.span_id)
+                .collect();
+        found.sort();
+        assert_eq!(found, matching(key, value), "{key}={value}");
+    }
+    assert!(!matching("http.response.status_code", "500").is_empty());
+    // A file written before the columns existed keeps the attribute-list check.
+    let narrow = Predicate::Tag {
+        key: "http.route".into(),
+        value: Some("/x".into()),
+        span_attributes_only: true,
+    };
+    let current = crate::parquet_codec::spans_batch::<Span>(&[])
+        .unwrap()
+        .schema();
+    let older = arrow_schema::Schema::new(
+        current
+            .fields()
+            .iter()
+            .filter(|field| !field.name().starts_with("tag_"))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        crate::spans::SpanTable::file_predicate(narrow.clone(), &older),
+        narrow
+    );
+    assert_eq!(
+        crate::spans::SpanTable::file_predicate(narrow, &current),
+        Predicate::eq("tag_http_route", Value::Text("/x".into()))
+    );
+}

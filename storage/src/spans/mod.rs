@@ -107,6 +107,14 @@ impl TableSignal for SpanTable {
     fn batch_trace_ids(batch: &RecordBatch) -> Result<Vec<[u8; 16]>, CodecError> {
         parquet_codec::span_trace_ids(batch)
     }
+
+    /// Tags with a dedicated column in the file are checked on it.
+    fn file_predicate(predicate: Predicate, file_schema: &arrow_schema::Schema) -> Predicate {
+        predicate.tags_as_columns(&|key| {
+            parquet_codec::dedicated_column(key)
+                .filter(|column| file_schema.index_of(column).is_ok())
+        })
+    }
 }
 
 /// The span store.

@@ -105,6 +105,13 @@ pub trait TableSignal: Send + Sync + 'static {
     fn summary_may_match(_summary: &FileSummary, _predicate: &crate::scan::Predicate) -> bool {
         true
     }
+    /// `predicate` as a file of schema `file_schema` checks it best (the same rows match).
+    fn file_predicate(
+        predicate: crate::scan::Predicate,
+        _file_schema: &arrow_schema::Schema,
+    ) -> crate::scan::Predicate {
+        predicate
+    }
 }
 
 /// Builds a file's [`FileSummary`] from its rows in file order: records for a flush, Arrow
