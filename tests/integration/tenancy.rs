@@ -377,6 +377,12 @@ async fn a_tenant_query_over_its_own_range_limit_gets_429_naming_it() {
             seconds(now)
         ),
         format!("/loki/api/v1/query_range?query=%7Bservice_name%3D%22a%22%7D&{three_hours}"),
+        // An instant query whose selector reaches back further than the limit.
+        format!("/api/v1/query?query=rate(up%5B3h%5D)&time={}", seconds(now)),
+        format!(
+            "/api/v1/query?query=max_over_time(up%5B3h%3A1m%5D)&time={}",
+            seconds(now)
+        ),
     ];
     for path in &ranged {
         let (status, body) = server.get_json_as(path, Some("small")).await;
@@ -391,6 +397,10 @@ async fn a_tenant_query_over_its_own_range_limit_gets_429_naming_it() {
     // Within the range, and lookups by id, go through.
     for path in [
         format!("/api/search/traces?service=svc&{half_hour}"),
+        format!(
+            "/api/v1/query?query=rate(up%5B30m%5D)&time={}",
+            seconds(now)
+        ),
         format!("/api/logs?{half_hour}"),
         "/api/logs?correlation_id=req-1".to_owned(),
         format!(

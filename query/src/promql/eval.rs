@@ -34,6 +34,9 @@ pub struct QueryOptions {
     pub max_steps: usize,
     /// When to give up.
     pub deadline: Option<Instant>,
+    /// The longest window a range selector or subquery may span, ms (the tenant's
+    /// `query_max_range_hours`); `None` for any.
+    pub max_range_ms: Option<i64>,
 }
 
 impl Default for QueryOptions {
@@ -44,6 +47,7 @@ impl Default for QueryOptions {
             max_samples: 50_000_000,
             max_steps: 11_000,
             deadline: None,
+            max_range_ms: None,
         }
     }
 }
@@ -237,6 +241,7 @@ impl Evaluator {
                 query_start,
                 query_end,
                 lookback_ms: options.lookback_ms,
+                max_range_ms: options.max_range_ms,
             },
         )?;
         let mut data = HashMap::with_capacity(plan.selections.len());

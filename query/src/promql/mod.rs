@@ -46,6 +46,7 @@ pub fn query_selectors(
         query_start: 0,
         query_end: 0,
         lookback_ms: 0,
+        max_range_ms: None,
     };
     let plan = plan::FetchPlan::of(&expr, context)?;
     Ok(plan

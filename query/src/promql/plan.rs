@@ -37,6 +37,21 @@ pub struct FetchPlan {
     pub selections: HashMap<SelectorKey, Selection>,
 }
 
+/// Refuses a window (a range selector's, a subquery's, the lookback) longer than the
+/// tenant's `query_max_range_hours`: the query's own range is checked against it too, so
+/// what one query reads stays within a few times the limit however it is written.
+fn check_window(window_ms: i64, ctx: &PlanContext) -> Result<(), PromqlError> {
+    match ctx.max_range_ms {
+        Some(max) if window_ms > max => Err(PromqlError::Source(crate::QueryError::from(
+            skewer_storage::StorageError::TenantQueryLimit {
+                limit: "query_max_range_hours",
+                value: u64::try_from(max / 3_600_000).unwrap_or(0),
+            },
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Evaluation times of a subtree: the first and last, ms.
 #[derive(Debug, Clone, Copy)]
 struct Span {
@@ -53,6 +68,9 @@ pub struct PlanContext {
     pub query_end: i64,
     /// Instant selectors' lookback, ms.
     pub lookback_ms: i64,
+    /// The longest window a range selector or subquery may span, ms (the tenant's
+    /// `query_max_range_hours`); `None` for any.
+    pub max_range_ms: Option<i64>,
 }
 
 impl FetchPlan {
@@ -77,8 +95,10 @@ impl FetchPlan {
             }
             Expr::Subquery(sq) => {
                 let span = shift(span, sq.at.as_ref(), sq.offset.as_ref(), ctx)?;
+                let range = duration_millis(&sq.range)?;
+                check_window(range, ctx)?;
                 let inner = Span {
-                    first: span.first - duration_millis(&sq.range)?,
+                    first: span.first - range,
                     last: span.last,
                 };
                 self.visit(&sq.expr, inner, ctx)?;
@@ -123,6 +143,7 @@ impl FetchPlan {
             ));
         }
         let span = shift(span, vs.at.as_ref(), vs.offset.as_ref(), ctx)?;
+        check_window(reach_back_ms, ctx)?;
         let start_ms = span.first.saturating_sub(reach_back_ms);
         let selection = self
             .selections
@@ -163,4 +184,49 @@ fn shift(
 pub fn duration_millis(duration: &std::time::Duration) -> Result<i64, PromqlError> {
     i64::try_from(duration.as_millis())
         .map_err(|_| PromqlError::BadData(format!("duration {duration:?} is too long")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan of `query` over an hour, selectors limited to reading `max_hours`.
+    fn plan(query: &str, max_hours: i64) -> Result<FetchPlan, PromqlError> {
+        let expr = crate::promql::dialect::parse(query).unwrap();
+        let hour = 3_600_000;
+        FetchPlan::of(
+            &expr,
+            PlanContext {
+                query_start: 100 * hour,
+                query_end: 101 * hour,
+                lookback_ms: 300_000,
+                max_range_ms: Some(max_hours * hour),
+            },
+        )
+    }
+
+    #[test]
+    fn selectors_reading_past_the_range_limit_are_refused() {
+        for query in [
+            "rate(x[5m])",
+            "x",
+            "x offset 30d",
+            "x @ 0",
+            "max_over_time(rate(x[5m])[30m:1m])",
+        ] {
+            assert!(plan(query, 1).is_ok(), "{query}");
+        }
+        for query in [
+            "rate(x[2h])",
+            "sum(rate(x[5m])) / sum(rate(y[3h]))",
+            "max_over_time(rate(x[5m])[2h:1m])",
+        ] {
+            let err = plan(query, 1).err().unwrap_or_else(|| panic!("{query}"));
+            assert!(
+                err.to_string().contains("query_max_range_hours"),
+                "{query}: {err}"
+            );
+        }
+        assert!(plan("rate(x[2h])", 3).is_ok());
+    }
 }

@@ -107,6 +107,10 @@ impl Request {
     fn options(&self) -> QueryOptions {
         QueryOptions {
             deadline: self.limits.deadline,
+            // Selector windows within the tenant's range limit too: `rate(x[30d])` reads 30
+            // days whatever the query's own range.
+            max_range_ms: (self.max_range_nanos > 0)
+                .then(|| i64::try_from(self.max_range_nanos / 1_000_000).unwrap_or(i64::MAX)),
             ..QueryOptions::default()
         }
     }

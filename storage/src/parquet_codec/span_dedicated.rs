@@ -17,14 +17,20 @@ use arrow_schema::{DataType, Field};
 use crate::model::{Attribute, AttributeValue};
 
 /// Attribute key → its column. HTTP status, method and route in the current and the older
-/// semantic conventions, and the RPC method.
-pub const DEDICATED_TAGS: [(&str, &str); 6] = [
+/// semantic conventions, the RPC method, and the keys Jaeger also derives from a span's
+/// status and kind (`error=true` is the search Jaeger users run most: it checks the status
+/// column and this one, never the attribute lists; OpenTracing bridges set it as an
+/// attribute, so it must be checked too).
+pub const DEDICATED_TAGS: [(&str, &str); 9] = [
     ("http.response.status_code", "tag_http_response_status_code"),
     ("http.request.method", "tag_http_request_method"),
     ("http.route", "tag_http_route"),
     ("http.status_code", "tag_http_status_code"),
     ("http.method", "tag_http_method"),
     ("rpc.method", "tag_rpc_method"),
+    ("error", "tag_error"),
+    ("span.kind", "tag_span_kind"),
+    ("otel.status_code", "tag_otel_status_code"),
 ];
 
 /// The column holding span attribute `key`, if it has one.

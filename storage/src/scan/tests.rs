@@ -545,6 +545,10 @@ async fn tags_with_a_column_of_their_own_find_what_the_attribute_lists_hold() {
         key: "rpc.method".into(),
         value: AttributeValue::Bool(true),
     });
+    spans[13].attributes.push(Attribute {
+        key: "error".into(),
+        value: AttributeValue::Bool(true),
+    });
     store.apply(1, tenant(), spans.clone(), 1, Reservation::default());
     store.flush().await.unwrap();
     let tag = |key: &str, value: &str| Predicate::Tag {
@@ -572,6 +576,7 @@ async fn tags_with_a_column_of_their_own_find_what_the_attribute_lists_hold() {
         ("http.route", "/from-an-event"),
         ("rpc.method", "true"),
         ("http.method", "GET"),
+        ("error", "true"),
     ] {
         let mut found: Vec<SpanId> =
             spans_scanned(&store, &request(Signal::Traces, tag(key, value)))
