@@ -164,7 +164,7 @@ pub fn decode_export(
 ) -> Result<DecodedExport, IngestError> {
     if format == PayloadFormat::RemoteWrite {
         return match signal {
-            Signal::Metrics => decoded_remote_write(body, options.active_series.as_deref()),
+            Signal::Metrics => decoded_remote_write(body, options),
             other => Err(IngestError::SignalNotInFormat {
                 format: format.name(),
                 signal: other.name(),
@@ -262,29 +262,38 @@ impl DecodedExport {
     }
 }
 
-/// Decodes and converts a remote write body.
+/// Decodes and converts a remote write body: the record limits and redaction rules first (as
+/// for OTLP: labels are the points' attributes), then the active-series limit. The WAL keeps
+/// the request as these left it whenever one changed it, and always with redaction rules.
 fn decoded_remote_write(
     body: &[u8],
-    active: Option<&ActiveSeries>,
+    options: &DecodeOptions,
 ) -> Result<DecodedExport, IngestError> {
-    let Some(active) = active else {
-        return Ok(remote_write_export(
-            crate::remote_write::decode(body)?,
-            None,
-        ));
-    };
     let mut request = crate::remote_write::parse(body)?;
-    let refused = crate::series_limit::limit_remote_write(&mut request, active, Instant::now());
-    if refused == 0 {
-        return Ok(remote_write_export(
-            crate::remote_write::convert(request)?,
-            None,
-        ));
+    let limited = options
+        .record_limits
+        .as_deref()
+        .map(|limits| limits.remote_write(&mut request))
+        .unwrap_or_default();
+    let redacted = options
+        .redactor
+        .as_deref()
+        .map(|redactor| redactor.remote_write(&mut request))
+        .is_some();
+    let active = options.active_series.as_deref();
+    let refused = active.map_or(0, |active| {
+        crate::series_limit::limit_remote_write(&mut request, active, Instant::now())
+    });
+    let rewritten = (limited.any() || redacted || refused > 0).then(|| request.encode_to_vec());
+    let export = remote_write_export(crate::remote_write::convert(request)?, rewritten);
+    let export = DecodedExport { limited, ..export };
+    match active {
+        Some(active) if refused > 0 => {
+            let message = active.refusal(refused);
+            export.with_series_refused(Some((refused, message)), Some(active))
+        }
+        _ => Ok(export),
     }
-    let rewritten = request.encode_to_vec();
-    let message = active.refusal(refused);
-    remote_write_export(crate::remote_write::convert(request)?, Some(rewritten))
-        .with_series_refused(Some((refused, message)), Some(active))
 }
 
 fn remote_write_export(

@@ -23,7 +23,7 @@ const EMAIL: &str = "ann.secret@example.com";
 
 const RULES: &str = r#"
 [[redaction.rules]]
-attributes = ["*.password", "http.request.header.authorization"]
+attributes = ["*.password", "*_password", "http.request.header.authorization"]
 action = "drop"
 
 [[redaction.rules]]
@@ -86,6 +86,46 @@ async fn send_secrets(server: &Server) {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+
+    // Prometheus remote write: labels are the points' attributes.
+    let response = client
+        .post(server.otlp_url("/api/v1/write"))
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "snappy")
+        .body(remote_write_secrets())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+}
+
+/// A remote write request whose series carries a password, a card number and an e-mail
+/// address in its labels, snappy-compressed.
+fn remote_write_secrets() -> Vec<u8> {
+    use skewer_ingest::remote_write::proto::{Label, Sample, TimeSeries, WriteRequest};
+    let label = |name: &str, value: &str| Label {
+        name: name.into(),
+        value: value.into(),
+    };
+    let request = WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: vec![
+                label("__name__", "payments_total"),
+                label("contact", EMAIL),
+                label("note", &format!("card {CARD} charged")),
+                label("smtp_password", PASSWORD),
+            ],
+            samples: vec![Sample {
+                value: 1.0,
+                timestamp: i64::try_from(crate::fixtures::t0() / 1_000_000).unwrap(),
+            }],
+            ..TimeSeries::default()
+        }],
+        ..WriteRequest::default()
+    };
+    snap::raw::Encoder::new()
+        .compress_vec(&request.encode_to_vec())
+        .unwrap()
 }
 
 /// The secrets found in any file under `dir`.
@@ -209,6 +249,26 @@ async fn redacted_values_are_written_nowhere_and_hashes_still_correlate() {
     assert!(
         attributes.contains(span_hash.as_str().unwrap()),
         "the span's hash is not the record's: {attributes}"
+    );
+    // The remote-written series: the password label gone, the card masked, the e-mail
+    // address hashed as the span's was.
+    let seconds = crate::fixtures::t0() / 1_000_000_000;
+    let (status, series) = server
+        .get_json(&format!(
+            "/api/v1/series?match[]=payments_total&start={}&end={}",
+            seconds - 3600,
+            seconds + 3600
+        ))
+        .await;
+    assert_eq!(status, 200, "{series}");
+    assert_eq!(
+        series["data"],
+        serde_json::json!([{
+            "__name__": "payments_total",
+            "contact": span_hash,
+            "note": "card [REDACTED] charged",
+        }]),
+        "{series}"
     );
     let hash_key = server.data_dir.join("redaction.key");
     let mode = std::os::unix::fs::PermissionsExt::mode(

@@ -241,7 +241,7 @@ fn cut<T>(items: &mut Vec<T>, max: usize, counted: &mut u64) -> u32 {
 }
 
 /// The largest index at or below `max` that starts a character of `text`.
-fn char_boundary_at_or_below(text: &str, max: usize) -> usize {
+pub(super) fn char_boundary_at_or_below(text: &str, max: usize) -> usize {
     let mut index = max.min(text.len());
     while !text.is_char_boundary(index) {
         index -= 1;
