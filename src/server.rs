@@ -148,6 +148,18 @@ async fn write_derived_metrics(
     }
 }
 
+/// Writes what recording rules produce until the engine is gone.
+async fn write_recorded_series(
+    pipeline: Arc<Pipeline>,
+    mut recorded: tokio::sync::mpsc::Receiver<crate::alerting::RecordedSeries>,
+) {
+    while let Some((tenant, request)) = recorded.recv().await {
+        if let Err(err) = pipeline.export_recorded(tenant.clone(), &request).await {
+            warn!(%tenant, error = %err, "recorded series not written this evaluation");
+        }
+    }
+}
+
 /// Reloads the alerting rules on each SIGHUP until `stop` (a file with errors keeps the
 /// running rules, and says what is wrong in the log).
 async fn reload_rules_on_hangup(alerting: Arc<Alerting>, stop: CancellationToken) {
@@ -368,6 +380,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         )));
     }
     let pipeline = Arc::new(pipeline);
+    let (recorded, to_write) = tokio::sync::mpsc::channel(crate::alerting::RECORDED_QUEUE);
+    alerting.record_into(recorded);
+    tokio::spawn(write_recorded_series(Arc::clone(&pipeline), to_write));
     tokio::spawn(write_derived_metrics(
         Arc::clone(&pipeline),
         Duration::from_secs(config.span_metrics.interval_seconds),

@@ -131,12 +131,29 @@ impl Pipeline {
         for (tenant, request) in exports {
             let body = Bytes::from(prost::Message::encode_to_vec(&request));
             if let Err(err) = self
-                .export_internal(Signal::Metrics, tenant.clone(), body)
+                .export_internal(
+                    Signal::Metrics,
+                    tenant.clone(),
+                    body,
+                    PayloadFormat::Protobuf,
+                )
                 .await
             {
                 warn!(%tenant, error = %err, "derived metrics not written this interval");
             }
         }
+    }
+
+    /// Writes series skewer computed itself (recording rules' results) to `tenant`'s metrics,
+    /// durably, as a Prometheus remote write request: the labels stay exactly as given.
+    pub async fn export_recorded(
+        &self,
+        tenant: TenantId,
+        request: &crate::remote_write::proto::WriteRequest,
+    ) -> Result<ExportOutcome, IngestError> {
+        let body = Bytes::from(prost::Message::encode_to_vec(request));
+        self.export_internal(Signal::Metrics, tenant, body, PayloadFormat::RemoteWrite)
+            .await
     }
 
     /// Decodes and persists a body skewer made itself.
@@ -145,6 +162,7 @@ impl Pipeline {
         signal: Signal,
         tenant: TenantId,
         body: Bytes,
+        format: PayloadFormat,
     ) -> Result<ExportOutcome, IngestError> {
         let budget = Arc::clone(self.storage.budget());
         let options = DecodeOptions {
@@ -156,7 +174,7 @@ impl Pipeline {
             decode_within_budget(
                 &budget,
                 signal,
-                PayloadFormat::Protobuf,
+                format,
                 &decode_body,
                 &options,
                 Reservation::default(),
@@ -165,15 +183,8 @@ impl Pipeline {
         })
         .await
         .map_err(|err| IngestError::Storage(StorageError::from(err)))??;
-        self.persist(
-            signal,
-            tenant,
-            PayloadFormat::Protobuf,
-            body,
-            decoded,
-            reservation,
-        )
-        .await
+        self.persist(signal, tenant, format, body, decoded, reservation)
+            .await
     }
 
     /// Calls `release` (on the decoding thread) after every decode that took more than a few

@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use skewer_ingest::remote_write::proto::{Label, Sample, TimeSeries, WriteRequest};
 use skewer_query::prometheus::StoreSource;
 use skewer_storage::Storage;
 use skewer_storage::model::TenantId;
 use skewer_storage::scan::ScanLimits;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -211,7 +212,17 @@ pub struct Alerting {
     wake: Notify,
     /// Each running round's shared reads, by evaluation time.
     rounds: Mutex<HashMap<i64, std::sync::Weak<SharedReads>>>,
+    /// Where recording rules' series go to be written ([`Self::record_into`]).
+    recorder: std::sync::OnceLock<mpsc::Sender<RecordedSeries>>,
 }
+
+/// What one group's recording rules produced at one evaluation: a tenant's series as a
+/// Prometheus remote write request (one sample each, at the evaluation time).
+pub type RecordedSeries = (TenantId, WriteRequest);
+
+/// Recorded requests waiting to be written at most; past it an evaluation's are dropped
+/// (logged), as a full budget would refuse them.
+pub const RECORDED_QUEUE: usize = 64;
 
 /// Current time, Unix ms.
 pub fn now_ms() -> i64 {
@@ -256,6 +267,7 @@ impl Alerting {
             directory,
             wake: Notify::new(),
             rounds: Mutex::default(),
+            recorder: std::sync::OnceLock::new(),
         });
         let carried = persisted
             .rules
@@ -447,6 +459,51 @@ impl Alerting {
         }
     }
 
+    /// Sends what recording rules produce to `sender` (the server writes it as remote write
+    /// into the tenant's metrics); without one, recording rules are evaluated but nothing is
+    /// written.
+    pub fn record_into(&self, sender: mpsc::Sender<RecordedSeries>) {
+        if self.recorder.set(sender).is_err() {
+            warn!("recorded series already have a destination");
+        }
+    }
+
+    /// Hands a group's recorded series to the writer (dropped, and logged, when it lags).
+    fn record(&self, outcome: &GroupOutcome) {
+        let timeseries: Vec<TimeSeries> = outcome
+            .results
+            .iter()
+            .flat_map(|result| &result.recorded)
+            .map(|(labels, value)| TimeSeries {
+                labels: labels
+                    .iter()
+                    .map(|(name, value)| Label {
+                        name: name.clone(),
+                        value: value.clone(),
+                    })
+                    .collect(),
+                samples: vec![Sample {
+                    value: *value,
+                    timestamp: outcome.time_ms,
+                }],
+                ..TimeSeries::default()
+            })
+            .collect();
+        if timeseries.is_empty() {
+            return;
+        }
+        let Some(recorder) = self.recorder.get() else {
+            return;
+        };
+        let request = WriteRequest {
+            timeseries,
+            ..WriteRequest::default()
+        };
+        if let Err(err) = recorder.try_send((outcome.tenant.clone(), request)) {
+            warn!(group = %outcome.key, error = %err, "recorded series not written this evaluation");
+        }
+    }
+
     /// Runs evaluations and notifications until `stop`; `limits` bounds each rule's query.
     pub async fn run(
         self: Arc<Self>,
@@ -548,7 +605,10 @@ impl Alerting {
                         .await
                 });
                 match evaluation.await {
-                    Ok(outcome) => engine.apply(outcome),
+                    Ok(outcome) => {
+                        engine.record(&outcome);
+                        engine.apply(outcome);
+                    }
                     Err(err) => {
                         error!(group = %key, error = %err, "alerting group evaluation failed");
                         engine.free_group(&key);
@@ -834,12 +894,15 @@ struct GroupJob {
 struct RuleOutcome {
     rule: Arc<Rule>,
     candidates: Result<Vec<super::alert_state::AlertCandidate>, String>,
+    /// A recording rule's series.
+    recorded: Vec<(LabelSet, f64)>,
     examples: ExampleTraces,
     took: Duration,
 }
 
 struct GroupOutcome {
     key: String,
+    tenant: TenantId,
     time_ms: i64,
     took: Duration,
     results: Vec<RuleOutcome>,
@@ -867,12 +930,19 @@ impl GroupJob {
                     .map_or(group_deadline, |d| d.min(group_deadline)),
             );
             let mut examples = self.known_examples.get(index).cloned().unwrap_or_default();
+            let mut recorded = Vec::new();
             let candidates = if rule.is_evaluated() {
                 let deadline = tokio::time::Instant::from_std(group_deadline);
                 let store = StoreSource::new(storage, self.tenant.clone(), scan_limits);
                 let series = SharedSource::new(store, self.tenant.clone(), shared);
                 let samples = rule.samples(&series, storage, &self.tenant, scan_limits, time_ms);
                 match tokio::time::timeout_at(deadline, samples).await {
+                    Ok(Ok(samples)) if rule.is_recording() => {
+                        rule.recorded_series(samples).map(|series| {
+                            recorded = series;
+                            Vec::new()
+                        })
+                    }
                     Ok(Ok(samples)) => match rule.candidates(samples, external_url) {
                         Ok(mut candidates) if !candidates.is_empty() => {
                             let source =
@@ -901,17 +971,19 @@ impl GroupJob {
                     )),
                 }
             } else {
-                Err("recording rules are not evaluated by skewer yet".to_owned())
+                Err("the rule has no query to evaluate".to_owned())
             };
             results.push(RuleOutcome {
                 rule,
                 candidates,
+                recorded,
                 examples,
                 took: rule_started.elapsed(),
             });
         }
         GroupOutcome {
             key: self.key,
+            tenant: self.tenant,
             time_ms,
             took: started.elapsed(),
             results,

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 pub use delivery::ReceiverSettings;
 pub use dispatch::GroupingSettings;
-pub use engine::Alerting;
+pub use engine::{Alerting, RECORDED_QUEUE, RecordedSeries};
 
 /// Alerting as configured.
 #[derive(Debug, Clone)]

@@ -51,13 +51,12 @@ impl Rule {
     /// Prepares `definition` (already validated by the rule file reader).
     pub fn new(definition: RuleDefinition) -> Result<Self, String> {
         let query = match (definition.kind, definition.language) {
-            (RuleKind::Recording, _) => None,
-            (RuleKind::Alerting, QueryLanguage::Promql) => {
+            (_, QueryLanguage::Promql) => {
                 let selectors = skewer_query::promql::query_selectors(&definition.expr)
                     .map_err(|err| err.to_string())?;
                 Some(RuleQuery::Promql(definition.expr.clone(), selectors))
             }
-            (RuleKind::Alerting, QueryLanguage::Logql) => {
+            (_, QueryLanguage::Logql) => {
                 match skewer_query::logql::parse(&definition.expr).map_err(|e| e.to_string())? {
                     skewer_query::logql::ast::Expr::Metric(expr) => {
                         Some(RuleQuery::Logql(Box::new(expr)))
@@ -71,9 +70,14 @@ impl Rule {
         Ok(Self { definition, query })
     }
 
-    /// Whether the rule is evaluated (recording rules are listed, not run yet).
+    /// Whether the rule is evaluated.
     pub fn is_evaluated(&self) -> bool {
         self.query.is_some()
+    }
+
+    /// Whether the rule records its results as a series instead of alerting on them.
+    pub fn is_recording(&self) -> bool {
+        self.definition.kind == RuleKind::Recording
     }
 
     /// The query's samples at `time_ms` over `tenant`'s data: labels and value each.
@@ -110,7 +114,7 @@ impl Rule {
                     QueryValue::Scalar { value, .. } => vec![(LabelSet::new(), value)],
                     other => {
                         return Err(format!(
-                            "an alerting rule needs a vector or a scalar, not {}",
+                            "a rule needs a vector or a scalar, not {}",
                             kind_of(&other)
                         ));
                     }
@@ -217,6 +221,34 @@ impl Rule {
     /// The alerts `samples` make: the sample's labels without `__name__`, the rule's labels
     /// (expanded) and `alertname`; annotations expanded with the sample's labels and value.
     /// Two samples that end with the same labels are an error, as in Prometheus.
+    /// The series a recording rule writes for its query's samples, labels sorted by name:
+    /// each sample's labels without `__name__`, the rule's labels set (as Prometheus: not
+    /// templated), and `__name__` the rule's name. Two samples ending with the same labels
+    /// are an error, as in Prometheus.
+    pub fn recorded_series(
+        &self,
+        samples: Vec<(LabelSet, f64)>,
+    ) -> Result<Vec<(LabelSet, f64)>, String> {
+        let mut seen = HashSet::with_capacity(samples.len());
+        let mut series = Vec::with_capacity(samples.len());
+        for (mut labels, value) in samples {
+            labels.remove("__name__");
+            for (name, template) in &self.definition.labels {
+                labels.insert(name.clone(), template.source().to_owned());
+            }
+            labels.insert("__name__".to_owned(), self.definition.name.clone());
+            if !seen.insert(super::labels::fingerprint(&labels)) {
+                return Err(
+                    "the query's result has two series with the same labels once the rule's \
+                     labels are applied"
+                        .to_owned(),
+                );
+            }
+            series.push((labels, value));
+        }
+        Ok(series)
+    }
+
     pub fn candidates(
         &self,
         samples: Vec<(LabelSet, f64)>,
@@ -334,5 +366,38 @@ mod tests {
             duplicate.is_err(),
             "two series that differ only in their name make the same alert"
         );
+    }
+
+    #[test]
+    fn recorded_series_take_the_rules_name_and_labels() {
+        let groups = parse_file(
+            Path::new("r.yml"),
+            "groups:\n  - name: g\n    rules:\n      - record: job:errors:rate5m\n        expr: rate(errors[5m])\n        labels: {team: shop}\n",
+        )
+        .expect("valid");
+        let rule = Rule::new(groups[0].rules[0].clone()).unwrap();
+        assert!(rule.is_recording() && rule.is_evaluated());
+        let sample = |job: &str, team: &str| -> LabelSet {
+            [("__name__", "errors"), ("job", job), ("team", team)]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        };
+        let series = rule
+            .recorded_series(vec![(sample("api", "core"), 0.5)])
+            .unwrap();
+        let expected: LabelSet = [
+            ("__name__", "job:errors:rate5m"),
+            ("job", "api"),
+            ("team", "shop"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(series, vec![(expected, 0.5)]);
+        // Two results that the rule's labels make one series: an error, as in Prometheus.
+        let clash =
+            rule.recorded_series(vec![(sample("api", "a"), 1.0), (sample("api", "b"), 2.0)]);
+        assert!(clash.unwrap_err().contains("same labels"));
     }
 }

@@ -83,7 +83,7 @@ pub struct GroupDefinition {
 pub enum RuleKind {
     /// `alert:`.
     Alerting,
-    /// `record:` (validated and listed; recording is not evaluated yet).
+    /// `record:` (its results written as the series of that name).
     Recording,
 }
 

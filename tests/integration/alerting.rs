@@ -737,3 +737,61 @@ secret = "{SECRET}"
         check_signature(&received);
     }
 }
+
+#[tokio::test]
+async fn recording_rules_write_their_series_and_alerts_use_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, addr) = Receiver::start(0).await;
+    // The alert reads the recorded series, as Prometheus users' rule files do.
+    let rules = r#"
+groups:
+  - name: recorded
+    interval: 1s
+    rules:
+      - record: shop:queue_depth:doubled
+        expr: queue_depth * 2
+        labels:
+          source: recording
+      - alert: RecordedQueueTooDeep
+        expr: shop:queue_depth:doubled > 250
+"#;
+    let server = start_with(dir.path(), rules, &signed_receiver_config(addr)).await;
+    server
+        .metrics_client()
+        .await
+        .export(queue_depth(150.0))
+        .await
+        .unwrap();
+    server
+        .wait_for(
+            "the alert on the recorded series",
+            Duration::from_secs(30),
+            || async {
+                !receiver
+                    .delivered("RecordedQueueTooDeep", "firing")
+                    .is_empty()
+            },
+        )
+        .await;
+    let alert = &receiver.delivered("RecordedQueueTooDeep", "firing")[0].json["alerts"][0];
+    assert_eq!(alert["labels"]["source"], "recording", "{alert}");
+    assert_eq!(alert["labels"]["job"], "checkout", "{alert}");
+
+    // The series itself, through the Prometheus API: the rule's name, the query's labels
+    // and the rule's, the query's value.
+    let (status, body) = server
+        .get_json("/api/v1/query?query=shop:queue_depth:doubled")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let result = &body["data"]["result"][0];
+    assert_eq!(
+        result["metric"]["__name__"], "shop:queue_depth:doubled",
+        "{body}"
+    );
+    assert_eq!(result["metric"]["source"], "recording", "{body}");
+    assert_eq!(result["value"][1], "300", "{body}");
+    let (_, rules) = server.get_json("/api/v1/rules").await;
+    let recording = &rules["data"]["groups"][0]["rules"][0];
+    assert_eq!(recording["type"], "recording", "{rules}");
+    assert_eq!(recording["health"], "ok", "{rules}");
+}
