@@ -152,24 +152,7 @@ async fn post_otlp(
 }
 
 fn remote_write_body() -> Vec<u8> {
-    use skewer_ingest::remote_write::proto::{Label, Sample, TimeSeries, WriteRequest};
-    let request = WriteRequest {
-        timeseries: vec![TimeSeries {
-            labels: vec![Label {
-                name: "__name__".into(),
-                value: "auth_test_total".into(),
-            }],
-            samples: vec![Sample {
-                value: 1.0,
-                timestamp: i64::try_from(crate::fixtures::t0() / 1_000_000).unwrap(),
-            }],
-            ..TimeSeries::default()
-        }],
-        ..WriteRequest::default()
-    };
-    snap::raw::Encoder::new()
-        .compress_vec(&request.encode_to_vec())
-        .unwrap()
+    crate::fixtures::remote_write_body(&[("__name__", "auth_test_total")])
 }
 
 fn with_metadata<T>(

@@ -348,3 +348,40 @@ pub fn metrics_request_at(prefix: &str, start: u64, time: u64) -> ExportMetricsS
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A Prometheus remote write series with `labels` and `(value, timestamp ms)` samples.
+pub fn remote_write_series(
+    labels: &[(&str, &str)],
+    samples: &[(f64, i64)],
+) -> skewer_ingest::remote_write::proto::TimeSeries {
+    use skewer_ingest::remote_write::proto::{Label, Sample, TimeSeries};
+    TimeSeries {
+        labels: labels
+            .iter()
+            .map(|(name, value)| Label {
+                name: (*name).into(),
+                value: (*value).into(),
+            })
+            .collect(),
+        samples: samples
+            .iter()
+            .map(|&(value, timestamp)| Sample { value, timestamp })
+            .collect(),
+        ..TimeSeries::default()
+    }
+}
+
+/// A snappy-compressed Prometheus remote write request of one series with `labels` (the
+/// `__name__` among them) and one sample of 1 at [`t0`].
+pub fn remote_write_body(labels: &[(&str, &str)]) -> Vec<u8> {
+    use prost::Message;
+    use skewer_ingest::remote_write::proto::WriteRequest;
+    let at = i64::try_from(t0() / 1_000_000).unwrap();
+    let request = WriteRequest {
+        timeseries: vec![remote_write_series(labels, &[(1.0, at)])],
+        ..WriteRequest::default()
+    };
+    snap::raw::Encoder::new()
+        .compress_vec(&request.encode_to_vec())
+        .unwrap()
+}

@@ -100,32 +100,14 @@ async fn send_secrets(server: &Server) {
 }
 
 /// A remote write request whose series carries a password, a card number and an e-mail
-/// address in its labels, snappy-compressed.
+/// address in its labels.
 fn remote_write_secrets() -> Vec<u8> {
-    use skewer_ingest::remote_write::proto::{Label, Sample, TimeSeries, WriteRequest};
-    let label = |name: &str, value: &str| Label {
-        name: name.into(),
-        value: value.into(),
-    };
-    let request = WriteRequest {
-        timeseries: vec![TimeSeries {
-            labels: vec![
-                label("__name__", "payments_total"),
-                label("contact", EMAIL),
-                label("note", &format!("card {CARD} charged")),
-                label("smtp_password", PASSWORD),
-            ],
-            samples: vec![Sample {
-                value: 1.0,
-                timestamp: i64::try_from(crate::fixtures::t0() / 1_000_000).unwrap(),
-            }],
-            ..TimeSeries::default()
-        }],
-        ..WriteRequest::default()
-    };
-    snap::raw::Encoder::new()
-        .compress_vec(&request.encode_to_vec())
-        .unwrap()
+    crate::fixtures::remote_write_body(&[
+        ("__name__", "payments_total"),
+        ("contact", EMAIL),
+        ("note", &format!("card {CARD} charged")),
+        ("smtp_password", PASSWORD),
+    ])
 }
 
 /// The secrets found in any file under `dir`.

@@ -6,7 +6,7 @@
 use prost::Message;
 use serde_json::{Value, json};
 use skewer_ingest::remote_write::proto::{
-    Label, MetricMetadata, STALE_NAN_BITS, Sample, TimeSeries, WriteRequest,
+    MetricMetadata, STALE_NAN_BITS, TimeSeries, WriteRequest,
 };
 
 use crate::fixtures::t0;
@@ -19,20 +19,7 @@ fn t0_ms() -> i64 {
 }
 
 fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
-    TimeSeries {
-        labels: labels
-            .iter()
-            .map(|(name, value)| Label {
-                name: (*name).into(),
-                value: (*value).into(),
-            })
-            .collect(),
-        samples: samples
-            .iter()
-            .map(|&(value, timestamp)| Sample { value, timestamp })
-            .collect(),
-        ..TimeSeries::default()
-    }
+    crate::fixtures::remote_write_series(labels, samples)
 }
 
 fn snappy(data: &[u8]) -> Vec<u8> {

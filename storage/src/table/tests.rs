@@ -194,6 +194,17 @@ async fn flushes_commit_manifests_that_a_reopened_store_reads() {
     );
 }
 
+/// The trace-id filters of a tenant's live files.
+fn filters_of(store: &SpanStore, tenant_name: &str) -> Vec<crate::catalog::IdFilterMeta> {
+    store
+        .table_files(&tenant(tenant_name))
+        .unwrap()
+        .files
+        .iter()
+        .map(|file| file.meta.trace_id_filter.clone().unwrap())
+        .collect()
+}
+
 fn filter_bytes(filters: &[crate::catalog::IdFilterMeta]) -> usize {
     filters
         .iter()
@@ -211,13 +222,7 @@ async fn a_missing_trace_is_ruled_out_by_filters_without_reading_a_footer() {
     assert_eq!(spans_of(&store, "a", TraceId([0xee; 16])).await, 0);
     assert_eq!(store.footer_cache().bytes(), 0);
     // The filter was read whole once and is kept: the next lookups read it from memory.
-    let filters: Vec<_> = store
-        .table_files(&tenant("a"))
-        .unwrap()
-        .files
-        .iter()
-        .map(|file| file.meta.trace_id_filter.clone().unwrap())
-        .collect();
+    let filters = filters_of(&store, "a");
     assert_eq!(store.id_filter_cache_bytes(), filter_bytes(&filters));
     for filter in &filters {
         std::fs::remove_file(dir.path().join(&filter.path)).unwrap();
@@ -350,16 +355,9 @@ async fn removed_files_are_deleted_only_once_readers_let_go() {
     );
     assert_eq!(store.delete_unreferenced().await, 1);
     assert!(!local.exists());
-    let kept: Vec<_> = store
-        .table_files(&tenant("a"))
-        .unwrap()
-        .files
-        .iter()
-        .map(|file| file.meta.trace_id_filter.clone().unwrap())
-        .collect();
     assert_eq!(
         store.id_filter_cache_bytes(),
-        filter_bytes(&kept),
+        filter_bytes(&filters_of(&store, "a")),
         "a deleted file's filter is forgotten"
     );
     assert_eq!(store.pending_deletes(), 0);
