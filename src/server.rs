@@ -148,12 +148,21 @@ async fn write_derived_metrics(
     }
 }
 
-/// Writes what recording rules produce until the engine is gone.
+/// Writes what recording rules produce until ingest stops (with the rest of ingest, before
+/// storage shuts down).
 async fn write_recorded_series(
     pipeline: Arc<Pipeline>,
     mut recorded: tokio::sync::mpsc::Receiver<crate::alerting::RecordedSeries>,
+    stop: CancellationToken,
 ) {
-    while let Some((tenant, request)) = recorded.recv().await {
+    loop {
+        let (tenant, request) = tokio::select! {
+            next = recorded.recv() => match next {
+                Some(next) => next,
+                None => return,
+            },
+            () = stop.cancelled() => return,
+        };
         if let Err(err) = pipeline.export_recorded(tenant.clone(), &request).await {
             warn!(%tenant, error = %err, "recorded series not written this evaluation");
         }
@@ -382,7 +391,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let pipeline = Arc::new(pipeline);
     let (recorded, to_write) = tokio::sync::mpsc::channel(crate::alerting::RECORDED_QUEUE);
     alerting.record_into(recorded);
-    tokio::spawn(write_recorded_series(Arc::clone(&pipeline), to_write));
+    tokio::spawn(write_recorded_series(
+        Arc::clone(&pipeline),
+        to_write,
+        stop_ingest.clone(),
+    ));
     tokio::spawn(write_derived_metrics(
         Arc::clone(&pipeline),
         Duration::from_secs(config.span_metrics.interval_seconds),

@@ -165,8 +165,12 @@ impl Pipeline {
         format: PayloadFormat,
     ) -> Result<ExportOutcome, IngestError> {
         let budget = Arc::clone(self.storage.budget());
+        // Made from data that was redacted and limited when it came in: a second pass would
+        // hash hashed values again (and so no longer match their source series).
         let options = DecodeOptions {
             active_series: self.tenants.active_series(&tenant),
+            redactor: None,
+            record_limits: None,
             ..self.options.clone()
         };
         let decode_body = body.clone();

@@ -154,6 +154,18 @@ impl Objects {
             .map_err(|source| object_error(path, source))
     }
 
+    /// Several byte ranges of one object, in the order asked (one open of a local file).
+    pub async fn get_ranges(
+        &self,
+        path: &ObjectPath,
+        ranges: &[Range<u64>],
+    ) -> Result<Vec<Bytes>, StorageError> {
+        self.store
+            .get_ranges(path, ranges)
+            .await
+            .map_err(|source| object_error(path, source))
+    }
+
     /// Deletes an object; a missing one is not an error.
     pub async fn delete(&self, path: &ObjectPath) -> Result<(), StorageError> {
         match self.store.delete(path).await {

@@ -38,8 +38,8 @@ pub struct FetchPlan {
 }
 
 /// Refuses a window (a range selector's, a subquery's, the lookback) longer than the
-/// tenant's `query_max_range_hours`: the query's own range is checked against it too, so
-/// what one query reads stays within a few times the limit however it is written.
+/// tenant's `query_max_range_hours` (the query's own range is checked against it too). Each
+/// window is bounded, not their sum: nested subqueries each under the limit still add up.
 fn check_window(window_ms: i64, ctx: &PlanContext) -> Result<(), PromqlError> {
     match ctx.max_range_ms {
         Some(max) if window_ms > max => Err(PromqlError::Source(crate::QueryError::from(

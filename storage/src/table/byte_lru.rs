@@ -60,6 +60,26 @@ impl<V: Clone> ByteLru<V> {
         }
     }
 
+    /// Keeps `value` for `path` only if it fits beside what is held, evicting nothing:
+    /// for values read whole that could also be read in part, so that once more of them
+    /// are in use than fit, the rest are read in part instead of evicting each other on
+    /// every pass. True when kept.
+    pub fn insert_if_room(&self, path: ObjectPath, value: V) -> bool {
+        let weight = (self.weigh)(&value);
+        let mut entries = self.entries();
+        if entries.bytes + weight > self.limit_bytes || entries.lru.contains(&path) {
+            return false;
+        }
+        entries.bytes += weight;
+        entries.lru.put(path, value);
+        true
+    }
+
+    /// Whether `weight` more bytes fit beside what is held.
+    pub fn has_room(&self, weight: usize) -> bool {
+        self.entries().bytes + weight <= self.limit_bytes
+    }
+
     /// Forgets a deleted file's value.
     pub fn forget(&self, path: &ObjectPath) {
         let mut entries = self.entries();
@@ -102,5 +122,19 @@ mod tests {
         cache.forget(&ObjectPath::from("big"));
         assert!(cache.is_empty());
         assert_eq!(cache.bytes(), 0);
+    }
+
+    #[test]
+    fn insertion_if_room_evicts_nothing() {
+        let cache: ByteLru<Vec<u8>> = ByteLru::new(10, Vec::len);
+        assert!(cache.insert_if_room(ObjectPath::from("a"), vec![0; 6]));
+        assert!(cache.has_room(4) && !cache.has_room(5));
+        assert!(!cache.insert_if_room(ObjectPath::from("b"), vec![0; 6]));
+        assert!(cache.get(&ObjectPath::from("a")).is_some());
+        assert!(
+            !cache.insert_if_room(ObjectPath::from("a"), vec![0; 1]),
+            "held already"
+        );
+        assert_eq!((cache.len(), cache.bytes()), (1, 6));
     }
 }

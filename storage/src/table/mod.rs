@@ -213,7 +213,8 @@ struct PendingDelete {
 }
 
 /// Memory for trace-id filters kept whole: about 2 bytes per trace, so 64 MiB holds the
-/// filters of some 30M traces and a lookup by id reads no filter from disk.
+/// filters of some 30M traces and a lookup by id reads no filter from disk. Filters past it
+/// are read a block per id, as without the cache.
 const ID_FILTER_CACHE_BYTES: usize = 64 << 20;
 
 /// The buffers and live files of one Parquet-backed signal.
@@ -424,8 +425,9 @@ impl<S: TableSignal> TableStore<S> {
     }
 
     /// Whether a file may hold rows with each of `ids` in its filtered id column: its filter
-    /// says so, or it has no filter. The filter is read whole once and kept in a bounded
-    /// cache, so a lookup by id opens no filter it read recently.
+    /// says so, or it has no filter. A filter is read whole once and kept while the cache has
+    /// room; past that (more filters in use than fit), the blocks the ids need are read, one
+    /// ranged read of the filter for all of them, as before the cache: never worse.
     pub async fn may_hold_ids(
         &self,
         file: &LiveFile,
@@ -437,27 +439,48 @@ impl<S: TableSignal> TableStore<S> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let filter = match self.id_filters.get(&file.path) {
-            Some(filter) => filter,
-            None => {
-                let path = object_store::path::Path::from(meta.path.as_str());
+        let ranges: Vec<std::ops::Range<u64>> = ids
+            .iter()
+            .map(|id| id_filter::block_range(id, meta.num_blocks))
+            .collect();
+        let path = object_store::path::Path::from(meta.path.as_str());
+        let filter_bytes = meta.num_blocks as usize * id_filter::BLOCK_BYTES;
+        let cached = match self.id_filters.get(&file.path) {
+            Some(filter) => Some(filter),
+            None if self.id_filters.has_room(filter_bytes) => {
                 let filter = self.objects.get(&path).await?;
-                self.id_filters.insert(file.path.clone(), filter.clone());
-                filter
+                self.id_filters
+                    .insert_if_room(file.path.clone(), filter.clone());
+                Some(filter)
             }
+            None => None,
         };
+        let blocks: Vec<bytes::Bytes> = match cached {
+            Some(filter) => ranges
+                .iter()
+                .map(|range| {
+                    usize::try_from(range.start)
+                        .ok()
+                        .zip(usize::try_from(range.end).ok())
+                        .and_then(|(start, end)| filter.get(start..end))
+                        .map_or_else(bytes::Bytes::new, |block| filter.slice_ref(block))
+                })
+                .collect(),
+            None => self.objects.get_ranges(&path, &ranges).await?,
+        };
+        // A block that is missing or short proves nothing: never rule a file out.
         Ok(ids
             .iter()
-            .map(|id| {
-                let range = id_filter::block_range(id, meta.num_blocks);
-                let block = usize::try_from(range.start)
-                    .ok()
-                    .zip(usize::try_from(range.end).ok())
-                    .and_then(|(start, end)| filter.get(start..end));
-                // A block past the end proves nothing: never rule a file out.
-                block.is_none_or(|block| id_filter::stored_block_may_contain(block, id))
-            })
+            .zip(&blocks)
+            .map(|(id, block)| id_filter::stored_block_may_contain(block, id))
             .collect())
+    }
+
+    /// This store with room for `bytes` of trace-id filters (tests).
+    #[cfg(test)]
+    pub(crate) fn with_id_filter_cache_bytes(mut self, bytes: usize) -> Self {
+        self.id_filters = ByteLru::new(bytes, bytes::Bytes::len);
+        self
     }
 
     /// Bytes of trace-id filters held in memory.

@@ -234,6 +234,24 @@ async fn a_missing_trace_is_ruled_out_by_filters_without_reading_a_footer() {
 }
 
 #[tokio::test]
+async fn filters_past_the_cache_are_read_a_block_per_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await.with_id_filter_cache_bytes(0);
+    let a = spans(4);
+    apply(&store, 1, "a", a.clone());
+    store.flush().await.unwrap();
+    assert_eq!(spans_of(&store, "a", TraceId([0xee; 16])).await, 0);
+    assert_eq!(
+        store.footer_cache().bytes(),
+        0,
+        "the missing trace was ruled out by filters alone"
+    );
+    let present = a[0].trace_id;
+    assert_eq!(spans_of(&store, "a", present).await, expected(&a, present));
+    assert_eq!(store.id_filter_cache_bytes(), 0, "nothing kept");
+}
+
+#[tokio::test]
 async fn files_without_a_manifest_get_one_and_orphans_are_removed() {
     let dir = tempfile::tempdir().unwrap();
     let objects = Objects::local(dir.path()).unwrap();
