@@ -38,7 +38,7 @@ pub struct Server {
 impl Server {
     /// Starts a server on `data_dir` and waits until `/readyz` answers 200.
     pub async fn start(data_dir: &Path, extra_args: &[&str]) -> Self {
-        Self::start_with_client(data_dir, extra_args, "http", reqwest::Client::new()).await
+        Self::start_with_client(data_dir, extra_args, "http", client()).await
     }
 
     /// [`Server::start`] for a server spoken to as `scheme` with `client` (TLS: `https` and a
@@ -324,4 +324,14 @@ pub async fn connect_from(from: [u8; 4], addr: SocketAddr) -> tokio::net::TcpStr
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(SocketAddr::from((from, 0))).unwrap();
     socket.connect(addr).await.unwrap()
+}
+
+/// The HTTP client tests talk to a server with. Idle pooled connections are dropped before
+/// the server's `header_read_timeout_seconds` (10 s) closes them: a request sent on one the
+/// server is closing at that moment gets a reset, as with any HTTP/1.1 server.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .expect("an HTTP client")
 }
