@@ -37,9 +37,9 @@ pub struct FetchPlan {
     pub selections: HashMap<SelectorKey, Selection>,
 }
 
-/// Refuses a window (a range selector's, a subquery's, the lookback) longer than the
-/// tenant's `query_max_range_hours` (the query's own range is checked against it too). Each
-/// window is bounded, not their sum: nested subqueries each under the limit still add up.
+/// Refuses a window (a range selector's or subquery's with the subqueries around it, the
+/// lookback) longer than the tenant's `query_max_range_hours` (the query's own range is
+/// checked against it too), so one query reads at most its range plus the limit.
 fn check_window(window_ms: i64, ctx: &PlanContext) -> Result<(), PromqlError> {
     match ctx.max_range_ms {
         Some(max) if window_ms > max => Err(PromqlError::Source(crate::QueryError::from(
@@ -143,7 +143,12 @@ impl FetchPlan {
             ));
         }
         let span = shift(span, vs.at.as_ref(), vs.offset.as_ref(), ctx)?;
-        check_window(reach_back_ms, ctx)?;
+        // How far the enclosing subqueries stretched the evaluation times past the query's
+        // own range, plus this selector's window: all of it within the limit, so nesting
+        // subqueries does not add windows up past it.
+        let stretched = (span.last.saturating_sub(span.first))
+            .saturating_sub(ctx.query_end.saturating_sub(ctx.query_start));
+        check_window(stretched.saturating_add(reach_back_ms), ctx)?;
         let start_ms = span.first.saturating_sub(reach_back_ms);
         let selection = self
             .selections
@@ -220,6 +225,8 @@ mod tests {
             "rate(x[2h])",
             "sum(rate(x[5m])) / sum(rate(y[3h]))",
             "max_over_time(rate(x[5m])[2h:1m])",
+            // Each window under the limit, together past it.
+            "max_over_time(max_over_time(rate(x[5m])[40m:1m])[40m:1m])",
         ] {
             let err = plan(query, 1).err().unwrap_or_else(|| panic!("{query}"));
             assert!(
