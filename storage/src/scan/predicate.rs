@@ -223,66 +223,49 @@ impl Predicate {
     /// This predicate with each tag whose key `may_nest` says no resource or event has
     /// looked for in span attributes alone (the same rows match).
     pub fn tags_narrowed(self, may_nest: &impl Fn(&str) -> bool) -> Predicate {
-        match self {
-            Self::Tag {
-                key,
-                value,
-                span_attributes_only,
-            } => {
-                let span_attributes_only = span_attributes_only || !may_nest(&key);
-                Self::Tag {
-                    key,
-                    value,
-                    span_attributes_only,
-                }
-            }
-            Self::And(parts) => Self::And(
-                parts
-                    .into_iter()
-                    .map(|part| part.tags_narrowed(may_nest))
-                    .collect(),
-            ),
-            Self::Or(parts) => Self::Or(
-                parts
-                    .into_iter()
-                    .map(|part| part.tags_narrowed(may_nest))
-                    .collect(),
-            ),
-            Self::Not(part) => Self::Not(Box::new(part.tags_narrowed(may_nest))),
-            other => other,
-        }
+        self.map_tags(&|key, value, span_attributes_only| Self::Tag {
+            span_attributes_only: span_attributes_only || !may_nest(&key),
+            key,
+            value,
+        })
     }
 
     /// This predicate with each tag on span attributes alone whose key has a column of its
     /// own (`column_of`) checked on that column: the same rows match, read from one flat
     /// column instead of every span's attribute list.
     pub fn tags_as_columns(self, column_of: &impl Fn(&str) -> Option<&'static str>) -> Predicate {
+        self.map_tags(&|key, value, span_attributes_only| match (
+            &value,
+            span_attributes_only,
+            column_of(&key),
+        ) {
+            (Some(text), true, Some(column)) => Self::eq(column, Value::Text(text.clone())),
+            _ => Self::Tag {
+                key,
+                value,
+                span_attributes_only,
+            },
+        })
+    }
+
+    /// This predicate with every tag, wherever it sits, replaced by what `replace` makes of
+    /// its key, value and `span_attributes_only`.
+    fn map_tags(self, replace: &impl Fn(String, Option<String>, bool) -> Predicate) -> Predicate {
+        let map_all = |parts: Vec<Predicate>| -> Vec<Predicate> {
+            parts
+                .into_iter()
+                .map(|part| part.map_tags(replace))
+                .collect()
+        };
         match self {
             Self::Tag {
                 key,
-                value: Some(value),
-                span_attributes_only: true,
-            } => match column_of(&key) {
-                Some(column) => Self::eq(column, Value::Text(value)),
-                None => Self::Tag {
-                    key,
-                    value: Some(value),
-                    span_attributes_only: true,
-                },
-            },
-            Self::And(parts) => Self::And(
-                parts
-                    .into_iter()
-                    .map(|part| part.tags_as_columns(column_of))
-                    .collect(),
-            ),
-            Self::Or(parts) => Self::Or(
-                parts
-                    .into_iter()
-                    .map(|part| part.tags_as_columns(column_of))
-                    .collect(),
-            ),
-            Self::Not(part) => Self::Not(Box::new(part.tags_as_columns(column_of))),
+                value,
+                span_attributes_only,
+            } => replace(key, value, span_attributes_only),
+            Self::And(parts) => Self::And(map_all(parts)),
+            Self::Or(parts) => Self::Or(map_all(parts)),
+            Self::Not(part) => Self::Not(Box::new(part.map_tags(replace))),
             other => other,
         }
     }
