@@ -169,12 +169,18 @@ async fn check_table(
             .as_ref()
             .filter(|path| !listed.contains_key(*path))
             .map(|path| format!("summary {path} missing"));
-        for problem in filter_problem.iter().chain(&summary_problem) {
+        let series_index_problem = file
+            .series_index_path
+            .as_ref()
+            .filter(|path| !listed.contains_key(*path))
+            .map(|path| format!("series index {path} missing"));
+        let sidecar_problems = [&filter_problem, &summary_problem, &series_index_problem];
+        for problem in sidecar_problems.into_iter().flatten() {
             report
                 .problems
                 .push(format!("{table}: {}: {problem}", file.path));
         }
-        if filter_problem.is_some() || summary_problem.is_some() {
+        if sidecar_problems.iter().any(|problem| problem.is_some()) {
             filterless.push(DataFileMeta {
                 trace_id_filter: file
                     .trace_id_filter
@@ -184,6 +190,10 @@ async fn check_table(
                     .summary_path
                     .clone()
                     .filter(|_| summary_problem.is_none()),
+                series_index_path: file
+                    .series_index_path
+                    .clone()
+                    .filter(|_| series_index_problem.is_none()),
                 ..file.clone()
             });
         }

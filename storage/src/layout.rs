@@ -99,6 +99,13 @@ pub fn summary_path(data_file: &ObjectPath) -> ObjectPath {
     ObjectPath::from(format!("{stem}.summary.json"))
 }
 
+/// The series index sidecar of a metric file.
+pub fn series_index_path(data_file: &ObjectPath) -> ObjectPath {
+    let text = data_file.as_ref();
+    let stem = text.strip_suffix(".parquet").unwrap_or(text);
+    ObjectPath::from(format!("{stem}.series"))
+}
+
 /// Directory holding every tenant's log index.
 pub fn log_indexes_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("logs")

@@ -14,6 +14,7 @@ mod histogram;
 pub mod labels;
 pub mod naming;
 mod parts;
+pub mod series_view;
 pub mod store_source;
 
 pub use convert::convert_series;

@@ -35,6 +35,7 @@ use super::convert::{convert_series, is_no_recorded_value, timestamp_ms};
 use super::exemplars::{ExemplarSample, point_exemplars};
 use super::labels::{TARGET_INFO, may_have_target_info, target_info_labels};
 use super::naming::{PrometheusType, family_metric_names, family_name, prometheus_unit};
+use super::series_view::SeriesView;
 use crate::QueryError;
 use crate::promql::{Labels, METRIC_NAME_LABEL, Sample, Selection, Series, SeriesSource};
 
@@ -82,12 +83,68 @@ impl<'a> StoreSource<'a> {
         end_ms: i64,
     ) -> Result<Vec<Labels>, QueryError> {
         let filter = NameFilter::any_of(matcher_sets);
-        let series = self.read(&filter, start_ms, end_ms).await?;
+        if let Some(listed) = self
+            .indexed_series_labels(&filter, matcher_sets, start_ms, end_ms)
+            .await
+        {
+            return Ok(listed);
+        }
+        self.point_series_labels(&filter, matcher_sets, start_ms, end_ms)
+            .await
+    }
+
+    /// [`Self::series_labels`] by reading the points.
+    pub(super) async fn point_series_labels(
+        &self,
+        filter: &NameFilter<'_>,
+        matcher_sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Labels>, QueryError> {
+        let series = self.read(filter, start_ms, end_ms).await?;
         Ok(series
             .into_iter()
             .filter(|s| matcher_sets.is_empty() || matcher_sets.iter().any(|m| s.labels.matches(m)))
             .map(|s| s.labels)
             .collect())
+    }
+
+    /// [`Self::series_labels`] from the series indexes, no point read; `None` when they
+    /// cannot tell (a file without one, or a metric the filter accepts whose series an index
+    /// could not list).
+    pub(super) async fn indexed_series_labels(
+        &self,
+        filter: &NameFilter<'_>,
+        matcher_sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Option<Vec<Labels>> {
+        let range = nano_range(start_ms, end_ms)?;
+        let indexes = self
+            .storage
+            .metric_series_indexes(&self.tenant, range)
+            .await?;
+        let mut found: BTreeSet<&Labels> = BTreeSet::new();
+        let views: Vec<Arc<SeriesView>> = indexes
+            .iter()
+            .map(|shared| {
+                shared
+                    .derived(SeriesView::of)
+                    .unwrap_or_else(|| Arc::new(SeriesView::of(&shared.index)))
+            })
+            .collect();
+        for view in &views {
+            if view.unlisted.iter().any(|m| filter.accepts_metric(m)) {
+                return None;
+            }
+            let selected = view.entries.iter().filter(|entry| {
+                entry.meets(start_ms, end_ms)
+                    && (matcher_sets.is_empty()
+                        || matcher_sets.iter().any(|m| entry.labels.matches(m)))
+            });
+            found.extend(selected.map(|entry| &entry.labels));
+        }
+        Some(found.into_iter().cloned().collect())
     }
 
     /// The label names of those series, sorted (`/api/v1/labels`).
@@ -434,13 +491,13 @@ fn nano_range(start_ms: i64, end_ms: i64) -> Option<TimeRange> {
 
 /// Which metric names a read wants: those all `__name__` matchers of at least one set
 /// accept (a set without any accepts every name).
-struct NameFilter<'m> {
+pub(super) struct NameFilter<'m> {
     sets: Vec<Vec<&'m Matcher>>,
 }
 
 impl<'m> NameFilter<'m> {
     /// The names any of `matcher_sets` may select; every name when there is no set.
-    fn any_of(matcher_sets: &'m [Vec<Matcher>]) -> Self {
+    pub(super) fn any_of(matcher_sets: &'m [Vec<Matcher>]) -> Self {
         let sets = if matcher_sets.is_empty() {
             vec![Vec::new()]
         } else {
@@ -453,7 +510,7 @@ impl<'m> NameFilter<'m> {
     }
 
     /// Whether a series named `name` may be selected.
-    fn accepts(&self, name: &str) -> bool {
+    pub(super) fn accepts(&self, name: &str) -> bool {
         self.sets
             .iter()
             .any(|set| set.iter().all(|matcher| matcher.is_match(name)))

@@ -377,3 +377,119 @@ async fn files_without_a_readable_summary_are_read_in_full() {
         "{families:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_indexes_list_what_the_points_would() {
+    use skewer_storage::model::{ExponentialBuckets, Quantile};
+
+    use super::store_source::NameFilter;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = storage_with_points(dir.path()).await;
+    let summary = descriptor("rpc.latency", "ms", MetricKind::Summary);
+    let mut delta = (*descriptor("jobs.done", "", MetricKind::Sum)).clone();
+    delta.temporality = Temporality::Delta;
+    let delta = Arc::new(delta);
+    let exponential = descriptor("payload.size", "By", MetricKind::ExponentialHistogram);
+    let quantiles = |value: f64| PointValue::Summary {
+        count: 2,
+        sum: value,
+        quantiles: vec![
+            Quantile {
+                quantile: 0.5,
+                value,
+            },
+            Quantile {
+                quantile: 0.99,
+                value,
+            },
+        ],
+    };
+    let mut colliding = point(&delta, 30, number(2.0));
+    colliding.attributes = vec![
+        Attribute::string("a.b", "1"),
+        Attribute::string("a_b", "2"),
+        Attribute::string("9lives", "x"),
+    ];
+    let mut ended = point(&summary, 40, quantiles(0.0));
+    ended.flags = 1;
+    write(
+        &storage,
+        vec![
+            point(&summary, 30, quantiles(3.0)),
+            point(&delta, 30, number(1.0)),
+            colliding,
+            ended,
+        ],
+    )
+    .await;
+    storage.flush_all().await.unwrap();
+    let exponential_point = point(
+        &exponential,
+        50,
+        PointValue::ExponentialHistogram {
+            count: 3,
+            sum: Some(10.0),
+            min: None,
+            max: None,
+            scale: 1,
+            zero_count: 1,
+            zero_threshold: 0.0,
+            positive: ExponentialBuckets {
+                offset: 2,
+                bucket_counts: vec![1, 1],
+            },
+            negative: ExponentialBuckets::default(),
+        },
+    );
+    write(&storage, vec![exponential_point]).await;
+    storage.flush_all().await.unwrap();
+
+    let source = StoreSource::new(&storage, TenantId::default_tenant(), ScanLimits::default());
+    let parse = |selector: &str| crate::promql::parse_selector(selector).unwrap();
+    let matcher_sets = [
+        vec![],
+        vec![parse(r#"{__name__=~"http_.*|rpc_.*|jobs.*"}"#)],
+        vec![parse(r#"{job="shop/api"}"#)],
+        vec![parse("target_info")],
+        vec![parse(r#"{le="+Inf"}"#), parse(r#"{quantile="0.99"}"#)],
+        vec![parse(r#"{a_b="1;2"}"#)],
+        vec![parse(r#"payload_size_bytes_bucket"#)],
+    ];
+    let ranges = [
+        (BASE_MS, BASE_MS + 60_000),
+        (BASE_MS + 5_000, BASE_MS + 15_000),
+        (BASE_MS + 30_000, BASE_MS + 30_000),
+        (0, BASE_MS - 1),
+    ];
+    let mut answered_by_indexes = 0;
+    for sets in &matcher_sets {
+        let filter = NameFilter::any_of(sets);
+        for (start, end) in ranges {
+            let by_points = source
+                .point_series_labels(&filter, sets, start, end)
+                .await
+                .unwrap();
+            let by_indexes = source
+                .indexed_series_labels(&filter, sets, start, end)
+                .await;
+            let accepts_exponential = filter.accepts("payload_size_bytes_bucket");
+            let meets_exponential = end >= BASE_MS + 50_000;
+            match by_indexes {
+                Some(listed) => {
+                    assert_eq!(listed, by_points, "{sets:?} in {start}..={end}");
+                    answered_by_indexes += 1;
+                }
+                None => assert!(
+                    accepts_exponential && meets_exponential,
+                    "only an exponential histogram needs points: {sets:?} in {start}..={end}"
+                ),
+            }
+            assert_eq!(
+                source.series_labels(sets, start, end).await.unwrap(),
+                by_points
+            );
+        }
+    }
+    assert!(answered_by_indexes >= 20, "{answered_by_indexes}");
+    storage.shutdown().await.unwrap();
+}

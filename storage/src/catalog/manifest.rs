@@ -72,6 +72,10 @@ pub struct DataFileMeta {
     /// span file); absent for files written before summaries existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary_path: Option<String>,
+    /// Object path of a metric file's series index sidecar (its distinct series, no point);
+    /// absent for files written before series indexes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series_index_path: Option<String>,
 }
 
 impl DataFileMeta {
@@ -82,6 +86,7 @@ impl DataFileMeta {
             .iter()
             .map(|filter| filter.path.as_str())
             .chain(self.summary_path.as_deref())
+            .chain(self.series_index_path.as_deref())
     }
 
     /// The data file and its sidecars.
@@ -184,6 +189,7 @@ pub(crate) fn test_file(path: &str) -> DataFileMeta {
         created_unix_ms: 0,
         trace_id_filter: None,
         summary_path: None,
+        series_index_path: None,
     }
 }
 

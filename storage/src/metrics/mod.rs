@@ -1,13 +1,20 @@
 //! The metric store: data points in Parquet, read back by metric name and time range.
 
+mod series_index;
+
+pub use series_index::{
+    IndexedSeries, Layout, SeriesGroup, SeriesIndex, SeriesIndexBuilder, SeriesIndexError,
+};
+
 use arrow_array::RecordBatch;
+use bytes::Bytes;
 use parquet::file::properties::WriterProperties;
 
 use crate::catalog::FileSummary;
 use crate::model::{MetricPoint, Signal};
 use crate::parquet_codec::{self, CodecError, EncodedFile, METRIC_NAME_COLUMN, METRICS_FORMAT};
 use crate::scan::{Predicate, TimeRange, Value};
-use crate::table::{Summarizer, TableSignal, TableStore};
+use crate::table::{FileSidecars, Summarizer, TableSignal, TableStore};
 
 /// Metric points as a [`TableSignal`].
 pub struct MetricTable;
@@ -47,9 +54,9 @@ impl TableSignal for MetricTable {
     }
 
     fn needs_rewrite(file: &crate::catalog::DataFileMeta) -> bool {
-        // Files written before metric summaries: rewritten so listings and name lookups
-        // need no point.
-        file.summary_path.is_none()
+        // Files written before metric summaries or series indexes: rewritten so listings and
+        // name lookups need no point.
+        file.summary_path.is_none() || file.series_index_path.is_none()
     }
 
     const SUMMARIZED: bool = true;
@@ -81,23 +88,36 @@ impl TableSignal for MetricTable {
     }
 }
 
-/// Builds a metric file's summary: its metrics by name.
+/// Builds a metric file's summary (its metrics by name) and series index.
 #[derive(Debug, Default)]
 pub struct MetricFileSummarizer {
     summary: FileSummary,
+    series: SeriesIndexBuilder,
 }
 
 impl Summarizer<MetricPoint> for MetricFileSummarizer {
     fn add_records(&mut self, points: &[&MetricPoint]) {
         self.summary.add_metric_points(points.iter().copied());
+        self.series.add_points(points.iter().copied());
     }
 
     fn add_batch(&mut self, batch: &RecordBatch) -> Result<(), CodecError> {
-        parquet_codec::add_metric_rows_to_catalog(batch, &mut self.summary.metrics)
+        parquet_codec::add_metric_rows_to_catalog(batch, &mut self.summary.metrics)?;
+        for run in parquet_codec::decode_metric_series_runs(batch)? {
+            self.series.add_run(run.series_id, &run.points);
+        }
+        Ok(())
     }
 
-    fn finish(self) -> Option<FileSummary> {
-        Some(self.summary)
+    fn finish(self) -> Result<FileSidecars, CodecError> {
+        let series_index = match self.series.is_empty() {
+            true => None,
+            false => Some(Bytes::from(self.series.finish().to_bytes()?)),
+        };
+        Ok(FileSidecars {
+            summary: Some(self.summary),
+            series_index,
+        })
     }
 }
 

@@ -156,6 +156,9 @@ pub enum CodecError {
         #[source]
         source: serde_json::Error,
     },
+    /// A metric file's series index could not be written.
+    #[error(transparent)]
+    SeriesIndex(#[from] crate::metrics::SeriesIndexError),
     /// A batch holds more list items than Arrow's 32-bit offsets can address.
     #[error("too many items in list column {column} for one batch")]
     TooLarge {

@@ -24,7 +24,7 @@ use crate::parquet_codec::{
     CodecError, END_TIME_COLUMN, SERVICE_NAME_COLUMN, SPAN_KIND_COLUMN, SPAN_NAME_COLUMN,
     SPAN_SLICE_NANOS, START_TIME_COLUMN, STATUS_CODE_COLUMN, TRACE_ID_COLUMN, span_slice,
 };
-use crate::table::Summarizer;
+use crate::table::{FileSidecars, Summarizer};
 
 /// Attributes naming what a client span called, most specific first.
 pub const PEER_KEYS: [&str; 4] = [
@@ -396,10 +396,13 @@ impl Summarizer<Span> for SpanFileSummarizer {
         Ok(())
     }
 
-    fn finish(mut self) -> Option<FileSummary> {
+    fn finish(mut self) -> Result<FileSidecars, CodecError> {
         self.close_trace();
         self.count_carried_before(u64::MAX);
-        Some(self.summary)
+        Ok(FileSidecars {
+            summary: Some(self.summary),
+            series_index: None,
+        })
     }
 }
 
@@ -491,7 +494,7 @@ mod tests {
         let spans = spans();
         let mut summarizer = SpanFileSummarizer::default();
         summarizer.add_records(&spans.iter().collect::<Vec<_>>());
-        check(&summarizer.finish().unwrap());
+        check(&summarizer.finish().unwrap().summary.unwrap());
     }
 
     #[test]
@@ -508,7 +511,10 @@ mod tests {
         from_records.add_records(&refs);
         let mut from_batch = SpanFileSummarizer::default();
         from_batch.add_batch(&spans_batch(&refs).unwrap()).unwrap();
-        for summary in [from_records.finish().unwrap(), from_batch.finish().unwrap()] {
+        for summary in [
+            from_records.finish().unwrap().summary.unwrap(),
+            from_batch.finish().unwrap().summary.unwrap(),
+        ] {
             let keys = summary.nested_keys.clone().unwrap();
             assert_eq!(
                 keys.into_iter().collect::<Vec<_>>(),
@@ -524,7 +530,7 @@ mod tests {
         spans.extend((1..=40).map(|id| span(9, id, Some(0), "api", SpanKind::Server)));
         let mut summarizer = SpanFileSummarizer::default();
         summarizer.add_records(&spans.iter().collect::<Vec<_>>());
-        let summary = summarizer.finish().unwrap();
+        let summary = summarizer.finish().unwrap().summary.unwrap();
         assert_eq!(summary.dependencies["web"]["api"].calls, 40);
         assert_eq!(summary.dependencies.len(), 1);
     }
@@ -542,7 +548,7 @@ mod tests {
         // File order: slice 0, then slice 1 sorted by trace id.
         let mut summarizer = SpanFileSummarizer::default();
         summarizer.add_records(&[&client, &other, &server]);
-        let summary = summarizer.finish().unwrap();
+        let summary = summarizer.finish().unwrap().summary.unwrap();
         assert_eq!(summary.dependencies["web"]["api"], edge(1, 0, 790, 790));
         assert_eq!(summary.dependencies["web"].len(), 1, "{summary:?}");
     }
@@ -557,12 +563,12 @@ mod tests {
         (later.start_time_unix_nano, later.end_time_unix_nano) = (3 * boundary, 3 * boundary + 10);
         let mut summarizer = SpanFileSummarizer::default();
         summarizer.add_records(&[&client, &later]);
-        let summary = summarizer.finish().unwrap();
+        let summary = summarizer.finish().unwrap().summary.unwrap();
         assert_eq!(summary.dependencies["web"]["postgres"].calls, 1);
         let mut alone = SpanFileSummarizer::default();
         alone.add_records(&[&client]);
         assert_eq!(
-            alone.finish().unwrap().dependencies["web"]["postgres"].calls,
+            alone.finish().unwrap().summary.unwrap().dependencies["web"]["postgres"].calls,
             1
         );
     }
@@ -579,6 +585,6 @@ mod tests {
         summarizer
             .add_batch(&spans_batch(&refs[2..]).unwrap())
             .unwrap();
-        check(&summarizer.finish().unwrap());
+        check(&summarizer.finish().unwrap().summary.unwrap());
     }
 }

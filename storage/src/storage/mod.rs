@@ -386,6 +386,16 @@ impl Storage {
             .map(|summary| summary.metrics)
     }
 
+    /// The series indexes of one tenant's metrics whose time span meets `range` (files and
+    /// buffers); `None` when a file in it has none, so only its points tell its series.
+    pub async fn metric_series_indexes(
+        &self,
+        tenant: &TenantId,
+        range: crate::scan::TimeRange,
+    ) -> Option<Vec<Arc<crate::table::SharedSeriesIndex>>> {
+        self.stores.metrics.series_indexes_in(tenant, range).await
+    }
+
     /// WAL counters.
     pub fn wal_stats(&self) -> &Arc<WalStats> {
         self.wal.stats()

@@ -154,6 +154,7 @@ impl<S: TableSignal> TableStore<S> {
                 .collect();
             self.footers.forget(&file.path);
             self.id_filters.forget(&file.path);
+            self.series_indexes.forget(&file.path);
             let mut failed = false;
             for path in &paths {
                 if let Err(err) = self.objects.delete(path).await {

@@ -16,10 +16,10 @@ use object_store::path::Path as ObjectPath;
 use tracing::{info, warn};
 
 use super::id_filter::IdFilter;
-use super::{Frozen, Summarizer, TableSignal, TableStore, file_meta};
+use super::{FileSidecars, Frozen, Summarizer, TableSignal, TableStore, file_meta};
 use crate::StorageError;
 use crate::buffer::{Buffer, Chunks};
-use crate::catalog::{FileSummary, IdFilterMeta, ManifestChange};
+use crate::catalog::{IdFilterMeta, ManifestChange};
 use crate::layout;
 use crate::model::TenantId;
 use crate::parquet_codec::EncodedFile;
@@ -29,7 +29,7 @@ use crate::wal::Lsn;
 pub(super) struct EncodedTableFile {
     pub file: EncodedFile,
     pub filter: Option<IdFilter>,
-    pub summary: Option<FileSummary>,
+    pub sidecars: FileSidecars,
 }
 
 impl<S: TableSignal> TableStore<S> {
@@ -137,7 +137,7 @@ impl<S: TableSignal> TableStore<S> {
         for EncodedTableFile {
             file,
             filter,
-            summary,
+            sidecars,
         } in encoded
         {
             let path = self.new_file_path(tenant, file.min_time_unix_nano);
@@ -165,15 +165,12 @@ impl<S: TableSignal> TableStore<S> {
                     num_ids: filter.num_ids(),
                 });
             }
-            if let Some(summary) = summary {
-                written.push(layout::summary_path(&path));
-                match self.put_summary(&path, &summary).await {
-                    Ok(summary_path) => meta.summary_path = Some(summary_path.to_string()),
-                    Err(err) => {
-                        result = Err(err);
-                        break;
-                    }
-                }
+            if let Err(err) = self
+                .put_sidecars(&path, sidecars, &mut meta, &mut written)
+                .await
+            {
+                result = Err(err);
+                break;
             }
             self.stats.files_written.fetch_add(1, Ordering::Relaxed);
             self.stats
@@ -222,11 +219,10 @@ pub(super) fn encode_by_window<S: TableSignal>(
             // Sorted as the file is (encoding sorted them).
             let mut summarizer = S::Summarizer::default();
             summarizer.add_records(&window_records);
-            let summary = summarizer.finish();
             files.push(EncodedTableFile {
                 file,
                 filter,
-                summary,
+                sidecars: summarizer.finish()?,
             });
         }
     }

@@ -385,14 +385,7 @@ impl<S: TableSignal> TableStore<S> {
             }
             None => None,
         };
-        let summary_path = match out.summarizer.finish() {
-            Some(summary) => {
-                written.push(layout::summary_path(&out.path));
-                Some(self.put_summary(&out.path, &summary).await?.to_string())
-            }
-            None => None,
-        };
-        Ok(DataFileMeta {
+        let mut meta = DataFileMeta {
             path: out.path.to_string(),
             format: S::FORMAT.to_owned(),
             size_bytes,
@@ -403,8 +396,13 @@ impl<S: TableSignal> TableStore<S> {
             level,
             created_unix_ms: now_unix_ms(),
             trace_id_filter,
-            summary_path,
-        })
+            summary_path: None,
+            series_index_path: None,
+        };
+        let sidecars = out.summarizer.finish()?;
+        self.put_sidecars(&out.path, sidecars, &mut meta, written)
+            .await?;
+        Ok(meta)
     }
 }
 

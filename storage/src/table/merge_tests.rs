@@ -101,6 +101,8 @@ async fn merged_spans_keep_every_row_in_order_and_are_found_by_id() {
         merged_summary.dependencies,
         crate::table::Summarizer::finish(summarizer)
             .unwrap()
+            .summary
+            .unwrap()
             .dependencies,
         "calls are counted from the merged rows, as if flushed at once"
     );
@@ -287,5 +289,93 @@ async fn a_scan_for_a_metric_skips_files_whose_summary_lacks_it() {
     assert_eq!(
         found,
         points.iter().filter(|p| p.metric.name == name).count()
+    );
+}
+
+/// The series of some indexes as (series id, attributes, points, first, last), sorted.
+fn series_facts(
+    indexes: &[std::sync::Arc<crate::table::SharedSeriesIndex>],
+) -> Vec<(u64, String, u64, u64, u64)> {
+    let mut facts: Vec<_> = indexes
+        .iter()
+        .flat_map(|shared| &shared.index.series)
+        .map(|s| {
+            (
+                s.series_id,
+                format!("{:?}", s.attributes),
+                s.points,
+                s.first_time_unix_nano,
+                s.last_time_unix_nano,
+            )
+        })
+        .collect();
+    facts.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    facts
+}
+
+#[tokio::test]
+async fn series_indexes_cover_buffers_flushed_and_merged_files() {
+    use crate::metrics::SeriesIndexBuilder;
+    use crate::scan::TimeRange;
+    let dir = tempfile::tempdir().unwrap();
+    let store: MetricStore = open(dir.path()).await;
+    let points = realistic_points(600, 5);
+    let mut expected = SeriesIndexBuilder::default();
+    expected.add_points(&points);
+    let expected_facts = series_facts(&[crate::table::SharedSeriesIndex::for_tests(
+        expected.finish(),
+    )]);
+    assert!(expected_facts.len() > 10, "{}", expected_facts.len());
+    let (first_half, second_half) = points.split_at(300);
+    store.apply(1, tenant(), first_half.to_vec(), 1, Reservation::default());
+    let buffered = store
+        .series_indexes_in(&tenant(), TimeRange::ALL)
+        .await
+        .unwrap();
+    assert_eq!(buffered.len(), 1, "built from the buffer");
+    store.flush().await.unwrap();
+    store.apply(2, tenant(), second_half.to_vec(), 1, Reservation::default());
+    store.flush().await.unwrap();
+    let files = store.table_files(&tenant()).unwrap();
+    assert!(
+        files
+            .manifest
+            .files
+            .iter()
+            .all(|f| f.series_index_path.is_some())
+    );
+    let inputs = files.files;
+    store
+        .merge(
+            &tenant(),
+            &inputs,
+            1 << 30,
+            Duration::ZERO,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    let merged = store
+        .series_indexes_in(&tenant(), TimeRange::ALL)
+        .await
+        .unwrap();
+    assert_eq!(merged.len(), 1, "one merged file, nothing buffered");
+    assert_eq!(
+        series_facts(&merged),
+        expected_facts,
+        "the merged file's index, rebuilt from its rows, equals indexing the points at once"
+    );
+    assert!(store.series_index_cache_bytes() > 0);
+    let nothing = TimeRange {
+        start_unix_nano: 0,
+        end_unix_nano: 1,
+    };
+    assert_eq!(
+        store
+            .series_indexes_in(&tenant(), nothing)
+            .await
+            .unwrap()
+            .len(),
+        0
     );
 }

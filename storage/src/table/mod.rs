@@ -16,6 +16,7 @@ pub mod id_filter;
 pub mod live_file;
 pub mod merge;
 pub mod open;
+mod series_indexes;
 mod summaries;
 
 use std::collections::{HashMap, HashSet};
@@ -38,6 +39,7 @@ use crate::parquet_codec::{CodecError, EncodedFile};
 use crate::wal::Lsn;
 pub use commit::FrozenView;
 pub use live_file::{FooterCache, LiveFile};
+pub use series_indexes::SharedSeriesIndex;
 
 /// What differs between the Parquet-backed signals.
 pub trait TableSignal: Send + Sync + 'static {
@@ -121,8 +123,17 @@ pub trait Summarizer<R>: Default + Send {
     fn add_records(&mut self, records: &[&R]);
     /// Adds rows read back from files (sorted as the file is).
     fn add_batch(&mut self, batch: &RecordBatch) -> Result<(), CodecError>;
-    /// The summary; `None` for a signal without summaries.
-    fn finish(self) -> Option<FileSummary>;
+    /// The sidecars of the file.
+    fn finish(self) -> Result<FileSidecars, CodecError>;
+}
+
+/// What a file's summarizer gives to be written beside it.
+#[derive(Debug, Default)]
+pub struct FileSidecars {
+    /// Its summary; `None` for a signal without summaries.
+    pub summary: Option<FileSummary>,
+    /// The stored form of its series index (metric files).
+    pub series_index: Option<bytes::Bytes>,
 }
 
 /// The summarizer of a signal without summaries.
@@ -131,8 +142,8 @@ impl<R> Summarizer<R> for () {
     fn add_batch(&mut self, _batch: &RecordBatch) -> Result<(), CodecError> {
         Ok(())
     }
-    fn finish(self) -> Option<FileSummary> {
-        None
+    fn finish(self) -> Result<FileSidecars, CodecError> {
+        Ok(FileSidecars::default())
     }
 }
 
@@ -223,6 +234,8 @@ pub struct TableStore<S: TableSignal> {
     footers: Arc<FooterCache>,
     /// Trace-id filters of recently read files, whole (files of signals that have them).
     id_filters: ByteLru<bytes::Bytes>,
+    /// Series indexes of recently read files (metric files).
+    series_indexes: ByteLru<Arc<SharedSeriesIndex>>,
     catalog: Arc<dyn Catalog>,
     state: Mutex<State<S::Record>>,
     flush_lock: tokio::sync::Mutex<()>,
@@ -258,6 +271,10 @@ impl<S: TableSignal> TableStore<S> {
             objects,
             footers,
             id_filters: ByteLru::new(ID_FILTER_CACHE_BYTES, bytes::Bytes::len),
+            series_indexes: ByteLru::new(
+                series_indexes::SERIES_INDEX_CACHE_BYTES,
+                SharedSeriesIndex::weight,
+            ),
             catalog,
             state: Mutex::new(State {
                 active: Buffer::default(),
@@ -521,6 +538,7 @@ pub fn file_meta(
         created_unix_ms: now_unix_ms(),
         trace_id_filter: None,
         summary_path: None,
+        series_index_path: None,
     }
 }
 

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
 
-use super::{LiveFile, TableFiles, TableSignal, TableStore};
+use super::{FileSidecars, LiveFile, TableFiles, TableSignal, TableStore};
 use crate::StorageError;
-use crate::catalog::FileSummary;
+use crate::catalog::{DataFileMeta, FileSummary};
 use crate::layout;
 use crate::model::{TenantId, TraceId};
 use crate::objects::Objects;
@@ -118,19 +118,32 @@ impl<S: TableSignal> TableStore<S> {
         add_up(in_range, &self.objects).await
     }
 
-    /// Writes the summary sidecar of the data file at `data_path` durably; returns its path.
-    pub(super) async fn put_summary(
+    /// Writes the sidecars of the new data file at `data_path` durably (each path noted in
+    /// `written` first, so a failed write is cleaned up) and notes them in its manifest entry.
+    pub(super) async fn put_sidecars(
         &self,
         data_path: &ObjectPath,
-        summary: &FileSummary,
-    ) -> Result<ObjectPath, StorageError> {
-        let path = layout::summary_path(data_path);
-        let bytes = serde_json::to_vec(summary).map_err(|source| CodecError::Json {
-            column: "summary".to_owned(),
-            source,
-        })?;
-        self.objects.put(&path, Bytes::from(bytes)).await?;
-        Ok(path)
+        sidecars: FileSidecars,
+        meta: &mut DataFileMeta,
+        written: &mut Vec<ObjectPath>,
+    ) -> Result<(), StorageError> {
+        if let Some(summary) = sidecars.summary {
+            let path = layout::summary_path(data_path);
+            written.push(path.clone());
+            let bytes = serde_json::to_vec(&summary).map_err(|source| CodecError::Json {
+                column: "summary".to_owned(),
+                source,
+            })?;
+            self.objects.put(&path, Bytes::from(bytes)).await?;
+            meta.summary_path = Some(path.to_string());
+        }
+        if let Some(bytes) = sidecars.series_index {
+            let path = layout::series_index_path(data_path);
+            written.push(path.clone());
+            self.objects.put(&path, bytes).await?;
+            meta.series_index_path = Some(path.to_string());
+        }
+        Ok(())
     }
 }
 

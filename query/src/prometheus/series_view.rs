@@ -1,0 +1,276 @@
+//! A metric file's series index seen as Prometheus series: every label set its series make
+//! (a histogram's `_bucket{le}`, `_sum` and `_count`, a summary's quantiles, the
+//! resources' `target_info`), each with the time span of its points. Built once per index
+//! and kept with it, so series listings and label lookups match label sets without reading a
+//! point.
+//!
+//! The label sets are made the way points are converted: one point of each layout the index
+//! kept goes through [`convert_series`], so a listing and a query never disagree on a name.
+
+use std::sync::Arc;
+
+use skewer_storage::metrics::{IndexedSeries, Layout, SeriesGroup, SeriesIndex};
+use skewer_storage::model::{
+    MetricDescriptor, MetricKind, MetricPoint, NumberValue, PointValue, Quantile,
+};
+
+use super::convert::convert_series;
+use super::labels::target_info_labels;
+use crate::promql::Labels;
+
+/// One Prometheus series an index holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewEntry {
+    /// Its labels, the metric name among them.
+    pub labels: Labels,
+    /// The first point's time, ms.
+    pub first_ms: i64,
+    /// The last point's time, ms.
+    pub last_ms: i64,
+}
+
+impl ViewEntry {
+    /// Whether a point of it may lie in `[start_ms, end_ms]`.
+    pub fn meets(&self, start_ms: i64, end_ms: i64) -> bool {
+        self.first_ms <= end_ms && self.last_ms >= start_ms
+    }
+}
+
+/// An index's Prometheus series.
+#[derive(Debug, Default)]
+pub struct SeriesView {
+    /// Every label set, with its time span.
+    pub entries: Vec<ViewEntry>,
+    /// The metrics whose series the index cannot list (layouts it did not keep): a read that
+    /// may want one of them reads points.
+    pub unlisted: Vec<MetricDescriptor>,
+}
+
+impl SeriesView {
+    /// The Prometheus series of `index`.
+    pub fn of(index: &SeriesIndex) -> Self {
+        let groups: Vec<GroupParts> = index.groups.iter().map(GroupParts::of).collect();
+        let mut view = Self::default();
+        let mut group_spans: Vec<Option<(u64, u64)>> = vec![None; groups.len()];
+        for series in &index.series {
+            let Some(group) = groups.get(series.group as usize) else {
+                continue;
+            };
+            let span = &mut group_spans[series.group as usize];
+            *span = Some(span.map_or(
+                (series.first_time_unix_nano, series.last_time_unix_nano),
+                |(first, last)| {
+                    (
+                        first.min(series.first_time_unix_nano),
+                        last.max(series.last_time_unix_nano),
+                    )
+                },
+            ));
+            if series.layouts_incomplete {
+                if !view.unlisted.contains(&group.metric) {
+                    view.unlisted.push((*group.metric).clone());
+                }
+                continue;
+            }
+            view.add_series(group, series);
+        }
+        // `target_info`: one per resource, over the time its points span.
+        let mut targets: Vec<ViewEntry> = Vec::new();
+        for (group, span) in groups.iter().zip(group_spans) {
+            let (Some((first, last)), Some(labels)) = (span, target_info_labels(&group.resource))
+            else {
+                continue;
+            };
+            let (first_ms, last_ms) = (to_ms(first), to_ms(last));
+            match targets.iter_mut().find(|t| t.labels == labels) {
+                Some(known) => {
+                    known.first_ms = known.first_ms.min(first_ms);
+                    known.last_ms = known.last_ms.max(last_ms);
+                }
+                None => targets.push(ViewEntry {
+                    labels,
+                    first_ms,
+                    last_ms,
+                }),
+            }
+        }
+        view.entries.extend(targets);
+        view
+    }
+
+    fn add_series(&mut self, group: &GroupParts, series: &IndexedSeries) {
+        for layout in &series.layouts {
+            let point = MetricPoint {
+                resource: Arc::clone(&group.resource),
+                scope: Arc::clone(&group.scope),
+                metric: Arc::clone(&group.metric),
+                attributes: series.attributes.clone(),
+                start_time_unix_nano: 0,
+                time_unix_nano: series.first_time_unix_nano,
+                flags: 0,
+                value: layout_value(group.metric.kind, layout),
+                exemplars: Vec::new(),
+            };
+            // Two layouts share some series (`_sum`, `_count`): listings dedupe.
+            for converted in convert_series(std::slice::from_ref(&point)) {
+                self.entries.push(ViewEntry {
+                    labels: converted.labels,
+                    first_ms: to_ms(series.first_time_unix_nano),
+                    last_ms: to_ms(series.last_time_unix_nano),
+                });
+            }
+        }
+    }
+}
+
+/// A group's parts as the shared pieces of a point.
+struct GroupParts {
+    metric: Arc<MetricDescriptor>,
+    resource: Arc<skewer_storage::model::Resource>,
+    scope: Arc<skewer_storage::model::InstrumentationScope>,
+}
+
+impl GroupParts {
+    fn of(group: &SeriesGroup) -> Self {
+        Self {
+            metric: Arc::new(group.metric.clone()),
+            resource: Arc::new(group.resource.clone()),
+            scope: Arc::new(group.scope.clone()),
+        }
+    }
+}
+
+/// A value of `layout` (its numbers do not matter: only the series it makes).
+fn layout_value(kind: MetricKind, layout: &Layout) -> PointValue {
+    match layout {
+        Layout::Histogram {
+            explicit_bounds,
+            has_sum,
+        } => PointValue::Histogram {
+            count: 0,
+            sum: has_sum.then_some(0.0),
+            min: None,
+            max: None,
+            explicit_bounds: explicit_bounds.clone(),
+            bucket_counts: vec![0; explicit_bounds.len() + 1],
+        },
+        Layout::Summary { quantiles } => PointValue::Summary {
+            count: 0,
+            sum: 0.0,
+            quantiles: quantiles
+                .iter()
+                .map(|&quantile| Quantile {
+                    quantile,
+                    value: 0.0,
+                })
+                .collect(),
+        },
+        Layout::Number => {
+            debug_assert!(matches!(kind, MetricKind::Gauge | MetricKind::Sum));
+            PointValue::Number {
+                value: NumberValue::Double(0.0),
+            }
+        }
+    }
+}
+
+fn to_ms(unix_nano: u64) -> i64 {
+    i64::try_from(unix_nano / 1_000_000).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use skewer_storage::metrics::SeriesIndexBuilder;
+    use skewer_storage::model::{Attribute, Temporality};
+
+    use super::*;
+    use crate::prometheus::test_support::SECOND_NS;
+
+    fn point(kind: MetricKind, value: PointValue, time: u64) -> MetricPoint {
+        MetricPoint {
+            resource: Arc::new(skewer_storage::model::Resource {
+                attributes: vec![
+                    Attribute::string("service.name", "api"),
+                    Attribute::string("host.name", "h1"),
+                ],
+                ..Default::default()
+            }),
+            scope: Arc::default(),
+            metric: Arc::new(MetricDescriptor {
+                name: "req.duration".into(),
+                description: String::new(),
+                unit: "s".into(),
+                kind,
+                temporality: Temporality::Cumulative,
+                is_monotonic: true,
+            }),
+            attributes: vec![Attribute::string("route", "/a")],
+            start_time_unix_nano: 0,
+            time_unix_nano: time,
+            flags: 0,
+            value,
+            exemplars: Vec::new(),
+        }
+    }
+
+    fn histogram(time: u64) -> MetricPoint {
+        point(
+            MetricKind::Histogram,
+            PointValue::Histogram {
+                count: 3,
+                sum: Some(2.0),
+                min: None,
+                max: None,
+                explicit_bounds: vec![0.1, 1.0],
+                bucket_counts: vec![1, 1, 1],
+            },
+            time,
+        )
+    }
+
+    #[test]
+    fn the_view_lists_what_converting_the_points_makes() {
+        let points = [histogram(SECOND_NS), histogram(5 * SECOND_NS)];
+        let mut builder = SeriesIndexBuilder::default();
+        builder.add_points(&points);
+        let view = SeriesView::of(&builder.finish());
+        let mut listed: Vec<Labels> = view.entries.iter().map(|e| e.labels.clone()).collect();
+        listed.sort();
+        let mut converted: Vec<Labels> = convert_series(&points)
+            .into_iter()
+            .map(|s| s.labels)
+            .collect();
+        converted.extend(target_info_labels(&points[0].resource));
+        converted.sort();
+        assert_eq!(listed, converted);
+        assert_eq!(listed.len(), 6, "3 buckets, sum, count, target_info");
+        let bucket = &view.entries[0];
+        assert_eq!((bucket.first_ms, bucket.last_ms), (1000, 5000));
+        assert!(bucket.meets(5000, 9000) && !bucket.meets(5001, 9000));
+        assert!(view.unlisted.is_empty());
+    }
+
+    #[test]
+    fn series_without_kept_layouts_are_named_unlisted() {
+        let exponential = point(
+            MetricKind::ExponentialHistogram,
+            PointValue::ExponentialHistogram {
+                count: 0,
+                sum: None,
+                min: None,
+                max: None,
+                scale: 0,
+                zero_count: 0,
+                zero_threshold: 0.0,
+                positive: Default::default(),
+                negative: Default::default(),
+            },
+            SECOND_NS,
+        );
+        let mut builder = SeriesIndexBuilder::default();
+        builder.add_points([&exponential]);
+        let view = SeriesView::of(&builder.finish());
+        assert_eq!(view.unlisted, [(*exponential.metric).clone()]);
+        assert_eq!(view.entries.len(), 1, "target_info alone");
+    }
+}

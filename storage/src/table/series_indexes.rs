@@ -1,0 +1,132 @@
+//! The series indexes of a metric table: read from each file's sidecar once and kept in a
+//! bounded cache with a slot for what a reader derives from them (the Prometheus label sets),
+//! and built from the buffered points at read time.
+
+use std::any::Any;
+use std::sync::{Arc, OnceLock};
+
+use object_store::path::Path as ObjectPath;
+use tracing::warn;
+
+use super::{LiveFile, TableSignal, TableStore};
+use crate::metrics::{SeriesIndex, SeriesIndexBuilder};
+use crate::model::{MetricPoint, TenantId};
+use crate::scan::TimeRange;
+
+/// Bytes of series indexes (and what readers derive from them) kept in memory: 100,000
+/// series of a few labels take ~10 MB decoded and about as much again derived.
+pub(super) const SERIES_INDEX_CACHE_BYTES: usize = 256 << 20;
+
+/// What readers derive from an index is weighed as this many times the index.
+const DERIVED_WEIGHT: usize = 2;
+
+/// A series index as readers share it, with room for one thing derived from it.
+#[derive(Debug)]
+pub struct SharedSeriesIndex {
+    /// The index.
+    pub index: SeriesIndex,
+    derived: OnceLock<Arc<dyn Any + Send + Sync>>,
+}
+
+impl SharedSeriesIndex {
+    fn new(index: SeriesIndex) -> Arc<Self> {
+        Arc::new(Self {
+            index,
+            derived: OnceLock::new(),
+        })
+    }
+
+    /// An index shared as the cache would share it (tests).
+    #[cfg(test)]
+    pub(crate) fn for_tests(index: SeriesIndex) -> Arc<Self> {
+        Self::new(index)
+    }
+
+    /// What `derive` makes of the index, made once while the index is cached; `None` when
+    /// something of another type was derived first (the caller derives its own).
+    pub fn derived<T: Any + Send + Sync>(
+        &self,
+        derive: impl FnOnce(&SeriesIndex) -> T,
+    ) -> Option<Arc<T>> {
+        let derived = self
+            .derived
+            .get_or_init(|| Arc::new(derive(&self.index)) as Arc<dyn Any + Send + Sync>);
+        Arc::clone(derived).downcast::<T>().ok()
+    }
+
+    /// Bytes it is weighed at in the cache.
+    pub(super) fn weight(shared: &Arc<Self>) -> usize {
+        shared.index.memory_size() * (1 + DERIVED_WEIGHT)
+    }
+}
+
+impl<S: TableSignal<Record = MetricPoint>> TableStore<S> {
+    /// The series indexes of one tenant's metric data whose time span meets `range`: one per
+    /// live file, and one built now from the buffered points in the range (when there are
+    /// any). `None` when a file in the range has none (written before series indexes, or its
+    /// sidecar is unreadable): then only its points tell its series.
+    pub async fn series_indexes_in(
+        &self,
+        tenant: &TenantId,
+        range: TimeRange,
+    ) -> Option<Vec<Arc<SharedSeriesIndex>>> {
+        let snapshot = self.snapshot(tenant);
+        let mut indexes = Vec::new();
+        let in_range = snapshot
+            .files
+            .iter()
+            .filter(|file| file.overlaps(range.start_unix_nano, range.end_unix_nano));
+        for file in in_range {
+            indexes.push(self.file_series_index(file).await?);
+        }
+        let buffered = tokio::task::spawn_blocking(move || {
+            let mut builder = SeriesIndexBuilder::default();
+            for chunks in &snapshot.buffered {
+                builder.add_points(chunks.iter().filter(|point| {
+                    (range.start_unix_nano..range.end_unix_nano).contains(&point.time_unix_nano)
+                }));
+            }
+            builder
+        })
+        .await
+        .ok()?;
+        if !buffered.is_empty() {
+            indexes.push(SharedSeriesIndex::new(buffered.finish()));
+        }
+        Some(indexes)
+    }
+
+    /// A file's series index, from the cache or read now.
+    async fn file_series_index(&self, file: &LiveFile) -> Option<Arc<SharedSeriesIndex>> {
+        if let Some(index) = self.series_indexes.get(&file.path) {
+            return Some(index);
+        }
+        let path = ObjectPath::from(file.meta.series_index_path.as_deref()?);
+        let bytes = match self.objects.get(&path).await {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                warn!(path = %path, error = %err, "series index unreadable; the file's points are read instead");
+                return None;
+            }
+        };
+        let decoded = tokio::task::spawn_blocking(move || SeriesIndex::from_bytes(&bytes)).await;
+        match decoded {
+            Ok(Ok(index)) => {
+                let shared = SharedSeriesIndex::new(index);
+                self.series_indexes
+                    .insert(file.path.clone(), Arc::clone(&shared));
+                Some(shared)
+            }
+            Ok(Err(err)) => {
+                warn!(path = %path, error = %err, "series index unreadable; the file's points are read instead");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Bytes of series indexes held in memory (with room for what readers derive).
+    pub fn series_index_cache_bytes(&self) -> usize {
+        self.series_indexes.bytes()
+    }
+}
