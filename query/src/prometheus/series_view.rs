@@ -7,7 +7,10 @@
 //! The label sets are made the way points are converted: one point of each layout the index
 //! kept goes through [`convert_series`], so a listing and a query never disagree on a name.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use promql_parser::label::Matcher;
 
 use skewer_storage::metrics::{IndexedSeries, Layout, SeriesGroup, SeriesIndex};
 use skewer_storage::model::{
@@ -16,7 +19,7 @@ use skewer_storage::model::{
 
 use super::convert::convert_series;
 use super::labels::target_info_labels;
-use crate::promql::Labels;
+use crate::promql::{Labels, METRIC_NAME_LABEL};
 
 /// One Prometheus series an index holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +30,8 @@ pub struct ViewEntry {
     pub first_ms: i64,
     /// The last point's time, ms.
     pub last_ms: i64,
+    /// The index series it comes from (`None` for `target_info`, which its resource makes).
+    pub series: Option<u32>,
 }
 
 impl ViewEntry {
@@ -37,13 +42,17 @@ impl ViewEntry {
 }
 
 /// An index's Prometheus series.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct SeriesView {
+    /// The index's groups as the shared parts of points.
+    groups: Vec<GroupParts>,
     /// Every label set, with its time span.
     pub entries: Vec<ViewEntry>,
     /// The metrics whose series the index cannot list (layouts it did not keep): a read that
     /// may want one of them reads points.
     pub unlisted: Vec<MetricDescriptor>,
+    /// Entries by metric name (postings of `__name__`).
+    by_name: BTreeMap<String, Vec<usize>>,
 }
 
 impl SeriesView {
@@ -52,7 +61,7 @@ impl SeriesView {
         let groups: Vec<GroupParts> = index.groups.iter().map(GroupParts::of).collect();
         let mut view = Self::default();
         let mut group_spans: Vec<Option<(u64, u64)>> = vec![None; groups.len()];
-        for series in &index.series {
+        for (ordinal, series) in (0u32..).zip(&index.series) {
             let Some(group) = groups.get(series.group as usize) else {
                 continue;
             };
@@ -72,7 +81,7 @@ impl SeriesView {
                 }
                 continue;
             }
-            view.add_series(group, series);
+            view.add_series(group, series, ordinal);
         }
         // `target_info`: one per resource, over the time its points span.
         let mut targets: Vec<ViewEntry> = Vec::new();
@@ -91,32 +100,87 @@ impl SeriesView {
                     labels,
                     first_ms,
                     last_ms,
+                    series: None,
                 }),
             }
         }
         view.entries.extend(targets);
+        view.groups = groups;
+        for (at, entry) in view.entries.iter().enumerate() {
+            let name = entry.labels.metric_name();
+            match view.by_name.get_mut(name) {
+                Some(postings) => postings.push(at),
+                None => {
+                    view.by_name.insert(name.to_owned(), vec![at]);
+                }
+            }
+        }
         view
     }
 
-    fn add_series(&mut self, group: &GroupParts, series: &IndexedSeries) {
+    /// The entries with a point that may lie in `[start_ms, end_ms]` that all matchers of one
+    /// of `matcher_sets` accept (every such entry when there is no set). Only the entries of
+    /// the metric names a set's `__name__` matchers accept are looked at.
+    pub fn select(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Vec<&ViewEntry> {
+        let mut candidates: Vec<usize> = Vec::new();
+        let mut everything = matcher_sets.is_empty();
+        for set in matcher_sets {
+            let name_matchers: Vec<&Matcher> =
+                set.iter().filter(|m| m.name == METRIC_NAME_LABEL).collect();
+            if name_matchers.is_empty() {
+                everything = true;
+                break;
+            }
+            for (name, postings) in &self.by_name {
+                if name_matchers.iter().all(|m| m.is_match(name)) {
+                    candidates.extend(postings);
+                }
+            }
+        }
+        let selected = |entry: &&ViewEntry| {
+            entry.meets(start_ms, end_ms)
+                && (matcher_sets.is_empty() || matcher_sets.iter().any(|m| entry.labels.matches(m)))
+        };
+        if everything {
+            return self.entries.iter().filter(selected).collect();
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates
+            .into_iter()
+            .filter_map(|at| self.entries.get(at))
+            .filter(selected)
+            .collect()
+    }
+
+    /// A point of index series `series` carrying its identity (descriptor, resource, scope,
+    /// attributes), its value of no account: what a reader of the series' values needs.
+    pub fn identity(&self, index: &SeriesIndex, series: u32) -> Option<MetricPoint> {
+        let series = index.series.get(series as usize)?;
+        let group = self.groups.get(series.group as usize)?;
+        Some(group.point(
+            series,
+            PointValue::Number {
+                value: NumberValue::Double(0.0),
+            },
+        ))
+    }
+
+    fn add_series(&mut self, group: &GroupParts, series: &IndexedSeries, ordinal: u32) {
         for layout in &series.layouts {
-            let point = MetricPoint {
-                resource: Arc::clone(&group.resource),
-                scope: Arc::clone(&group.scope),
-                metric: Arc::clone(&group.metric),
-                attributes: series.attributes.clone(),
-                start_time_unix_nano: 0,
-                time_unix_nano: series.first_time_unix_nano,
-                flags: 0,
-                value: layout_value(group.metric.kind, layout),
-                exemplars: Vec::new(),
-            };
+            let point = group.point(series, layout_value(group.metric.kind, layout));
             // Two layouts share some series (`_sum`, `_count`): listings dedupe.
             for converted in convert_series(std::slice::from_ref(&point)) {
                 self.entries.push(ViewEntry {
                     labels: converted.labels,
                     first_ms: to_ms(series.first_time_unix_nano),
                     last_ms: to_ms(series.last_time_unix_nano),
+                    series: Some(ordinal),
                 });
             }
         }
@@ -136,6 +200,21 @@ impl GroupParts {
             metric: Arc::new(group.metric.clone()),
             resource: Arc::new(group.resource.clone()),
             scope: Arc::new(group.scope.clone()),
+        }
+    }
+
+    /// A point of `series` (of this group) with `value`, at its first time.
+    fn point(&self, series: &IndexedSeries, value: PointValue) -> MetricPoint {
+        MetricPoint {
+            resource: Arc::clone(&self.resource),
+            scope: Arc::clone(&self.scope),
+            metric: Arc::clone(&self.metric),
+            attributes: series.attributes.clone(),
+            start_time_unix_nano: 0,
+            time_unix_nano: series.first_time_unix_nano,
+            flags: 0,
+            value,
+            exemplars: Vec::new(),
         }
     }
 }

@@ -24,11 +24,13 @@ use std::sync::Arc;
 
 use promql_parser::label::Matcher;
 use skewer_storage::catalog::MetricCatalog;
-use skewer_storage::model::{MetricDescriptor, MetricPoint, TenantId};
+use skewer_storage::model::{MetricDescriptor, MetricKind, MetricPoint, TenantId};
 use skewer_storage::parquet_codec::{
-    SeriesRun, decode_metric_points, decode_metric_series_runs, metric_series_columns,
+    SeriesRun, decode_metric_points, decode_metric_series_runs, decode_metric_value_runs,
+    metric_series_columns, metric_value_columns,
 };
 use skewer_storage::scan::{ScanLimits, ScanRequest, TimeRange};
+use skewer_storage::table::SharedSeriesIndex;
 use skewer_storage::{Storage, StorageError};
 
 use super::convert::{convert_series, is_no_recorded_value, timestamp_ms};
@@ -101,7 +103,7 @@ impl<'a> StoreSource<'a> {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<Labels>, QueryError> {
-        let series = self.read(filter, start_ms, end_ms).await?;
+        let series = self.read(filter, matcher_sets, start_ms, end_ms).await?;
         Ok(series
             .into_iter()
             .filter(|s| matcher_sets.is_empty() || matcher_sets.iter().any(|m| s.labels.matches(m)))
@@ -125,24 +127,13 @@ impl<'a> StoreSource<'a> {
             .metric_series_indexes(&self.tenant, range)
             .await?;
         let mut found: BTreeSet<&Labels> = BTreeSet::new();
-        let views: Vec<Arc<SeriesView>> = indexes
-            .iter()
-            .map(|shared| {
-                shared
-                    .derived(SeriesView::of)
-                    .unwrap_or_else(|| Arc::new(SeriesView::of(&shared.index)))
-            })
-            .collect();
+        let views: Vec<Arc<SeriesView>> = indexes.iter().map(|s| series_view(s)).collect();
         for view in &views {
             if view.unlisted.iter().any(|m| filter.accepts_metric(m)) {
                 return None;
             }
-            let selected = view.entries.iter().filter(|entry| {
-                entry.meets(start_ms, end_ms)
-                    && (matcher_sets.is_empty()
-                        || matcher_sets.iter().any(|m| entry.labels.matches(m)))
-            });
-            found.extend(selected.map(|entry| &entry.labels));
+            let selected = view.select(matcher_sets, start_ms, end_ms);
+            found.extend(selected.into_iter().map(|entry| &entry.labels));
         }
         Some(found.into_iter().cloned().collect())
     }
@@ -251,14 +242,24 @@ impl<'a> StoreSource<'a> {
     }
 
     /// Every series `filter` may want with its samples in `[start_ms, end_ms]`, merged by
-    /// labels and sorted by them; matchers other than on the name are not applied.
+    /// labels and sorted by them; matchers other than on the name are not applied, though
+    /// fewer series may be read when the series indexes show that none of `matcher_sets`
+    /// (the sets `filter` was made from) selects them.
     async fn read(
         &self,
         filter: &NameFilter<'_>,
+        matcher_sets: &[Vec<Matcher>],
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<Series>, QueryError> {
         let wants_target_info = filter.accepts(TARGET_INFO);
+        if !wants_target_info
+            && let Some(wanted) = self
+                .indexed_identities(filter, matcher_sets, start_ms, end_ms)
+                .await
+        {
+            return self.read_values(wanted, start_ms, end_ms).await;
+        }
         // Points by stored series id; a series' first point carries its identity.
         let mut kept: HashMap<u64, Vec<MetricPoint>> = HashMap::new();
         let mut targets: BTreeMap<Labels, BTreeSet<i64>> = BTreeMap::new();
@@ -298,37 +299,105 @@ impl<'a> StoreSource<'a> {
             }
         })
         .await?;
-        let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
-        for (_, mut points) in kept {
-            // Runs of one series from several files: time order, each time once. Only the
-            // first point read carries the attributes; they go to the first point in time.
-            let identity = std::mem::take(&mut points[0].attributes);
-            points.sort_by_key(|p| (p.time_unix_nano, p.start_time_unix_nano));
-            points.dedup_by_key(|p| (p.time_unix_nano, p.start_time_unix_nano));
-            points[0].attributes = identity;
-            for series in convert_series(&points) {
-                merged
-                    .entry(series.labels)
-                    .or_default()
-                    .extend(series.samples);
+        Ok(assemble(kept, targets, start_ms, end_ms))
+    }
+
+    /// The series of the OTLP series in `wanted` (the identities the series indexes give,
+    /// with the OTLP names to scan), their values read from the points' value columns alone.
+    async fn read_values(
+        &self,
+        wanted: WantedSeries,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Series>, QueryError> {
+        let mut kept: HashMap<u64, Vec<MetricPoint>> = HashMap::new();
+        if let (Some(range), false) = (nano_range(start_ms, end_ms), wanted.names.is_empty()) {
+            let numbers_only = wanted.identities.values().all(|identity| {
+                matches!(identity.metric.kind, MetricKind::Gauge | MetricKind::Sum)
+            });
+            let names = wanted.names.into_iter().collect();
+            let mut request =
+                ScanRequest::metrics(self.tenant.clone(), Some(names), range, self.limits);
+            request.columns = Some(metric_value_columns(numbers_only));
+            let mut stream = self.storage.scan(request)?;
+            while let Some(batch) = stream.next().await {
+                let runs = decode_metric_value_runs(&batch?, |id| wanted.identities.get(&id))
+                    .map_err(StorageError::from)?;
+                for run in runs {
+                    match kept.entry(run.series_id) {
+                        Entry::Occupied(mut points) => points.get_mut().extend(run.points),
+                        Entry::Vacant(slot) => {
+                            // Sized for every point the indexes counted: points are large,
+                            // and a series' runs come in many batches.
+                            let expected = wanted.points.get(&run.series_id).copied().flatten();
+                            let mut points = run.points;
+                            points.reserve(
+                                usize::try_from(expected.unwrap_or(0))
+                                    .unwrap_or(0)
+                                    .saturating_sub(points.len()),
+                            );
+                            slot.insert(points);
+                        }
+                    }
+                }
             }
         }
-        for (labels, times) in targets {
-            let ones = times.into_iter().map(|timestamp_ms| Sample {
-                timestamp_ms,
-                value: 1.0,
-            });
-            merged.entry(labels).or_default().extend(ones);
+        Ok(assemble(kept, BTreeMap::new(), start_ms, end_ms))
+    }
+
+    /// The OTLP series any of `matcher_sets` may select in `[start_ms, end_ms]`, by the
+    /// series indexes: those with a Prometheus series the matchers accept, and those whose
+    /// metric `filter` accepts but whose series an index cannot list. `None` when a file has
+    /// no index.
+    async fn indexed_identities(
+        &self,
+        filter: &NameFilter<'_>,
+        matcher_sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Option<WantedSeries> {
+        let range = nano_range(start_ms, end_ms)?;
+        let indexes = self
+            .storage
+            .metric_series_indexes(&self.tenant, range)
+            .await?;
+        let mut wanted = WantedSeries::default();
+        for shared in &indexes {
+            let view = series_view(shared);
+            let mut selected: BTreeSet<u32> = view
+                .select(matcher_sets, start_ms, end_ms)
+                .into_iter()
+                .filter_map(|entry| entry.series)
+                .collect();
+            if !view.unlisted.is_empty() {
+                let unlisted = (0u32..).zip(&shared.index.series).filter(|(_, series)| {
+                    series.layouts_incomplete
+                        && shared
+                            .index
+                            .groups
+                            .get(series.group as usize)
+                            .is_some_and(|group| filter.accepts_metric(&group.metric))
+                });
+                selected.extend(unlisted.map(|(ordinal, _)| ordinal));
+            }
+            for ordinal in selected {
+                let Some(series) = shared.index.series.get(ordinal as usize) else {
+                    continue;
+                };
+                // Counted only while every point is in the range (a bound, not a guess).
+                let all_in_range = range.start_unix_nano <= series.first_time_unix_nano
+                    && series.last_time_unix_nano < range.end_unix_nano;
+                let points = wanted.points.entry(series.series_id).or_insert(Some(0));
+                *points = points.filter(|_| all_in_range).map(|p| p + series.points);
+                if let Entry::Vacant(slot) = wanted.identities.entry(series.series_id)
+                    && let Some(identity) = view.identity(&shared.index, ordinal)
+                {
+                    wanted.names.insert(identity.metric.name.clone());
+                    slot.insert(identity);
+                }
+            }
         }
-        Ok(merged
-            .into_iter()
-            .filter_map(|(labels, mut samples)| {
-                samples.retain(|s| (start_ms..=end_ms).contains(&s.timestamp_ms));
-                samples.sort_by_key(|s| s.timestamp_ms);
-                samples.dedup_by_key(|s| s.timestamp_ms);
-                (!samples.is_empty()).then_some(Series { labels, samples })
-            })
-            .collect())
+        Some(wanted)
     }
 
     /// Scans the metric points with a time in `[start_ms, end_ms]` that `filter` may want,
@@ -445,20 +514,84 @@ impl StoreSource<'_> {
         end_ms: i64,
     ) -> Result<Vec<Series>, QueryError> {
         let sets = [matchers.to_vec()];
-        self.read(&NameFilter::any_of(&sets), start_ms, end_ms)
+        self.read(&NameFilter::any_of(&sets), &sets, start_ms, end_ms)
             .await
     }
 }
 
 impl SeriesSource for StoreSource<'_> {
     async fn select(&self, selection: &Selection) -> Result<Vec<Series>, QueryError> {
-        let filter = NameFilter::any_of(std::slice::from_ref(&selection.matchers));
+        let sets = std::slice::from_ref(&selection.matchers);
+        let filter = NameFilter::any_of(sets);
         let mut series = self
-            .read(&filter, selection.start_ms, selection.end_ms)
+            .read(&filter, sets, selection.start_ms, selection.end_ms)
             .await?;
         series.retain(|s| s.labels.matches(&selection.matchers));
         Ok(series)
     }
+}
+
+/// Points by stored series id (a series' first point carrying its identity) as Prometheus
+/// series merged by labels and sorted by them, with the `target_info` samples, cut to
+/// `[start_ms, end_ms]`.
+fn assemble(
+    kept: HashMap<u64, Vec<MetricPoint>>,
+    targets: BTreeMap<Labels, BTreeSet<i64>>,
+    start_ms: i64,
+    end_ms: i64,
+) -> Vec<Series> {
+    let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+    for (_, mut points) in kept {
+        // Runs of one series from several files: time order, each time once. Only the
+        // first point read carries the attributes; they go to the first point in time.
+        let identity = std::mem::take(&mut points[0].attributes);
+        let key = |p: &MetricPoint| (p.time_unix_nano, p.start_time_unix_nano);
+        if !points.is_sorted_by_key(key) {
+            points.sort_by_key(key);
+        }
+        points.dedup_by_key(|p| key(p));
+        points[0].attributes = identity;
+        for series in convert_series(&points) {
+            merged
+                .entry(series.labels)
+                .or_default()
+                .extend(series.samples);
+        }
+    }
+    for (labels, times) in targets {
+        let ones = times.into_iter().map(|timestamp_ms| Sample {
+            timestamp_ms,
+            value: 1.0,
+        });
+        merged.entry(labels).or_default().extend(ones);
+    }
+    merged
+        .into_iter()
+        .filter_map(|(labels, mut samples)| {
+            samples.retain(|s| (start_ms..=end_ms).contains(&s.timestamp_ms));
+            samples.sort_by_key(|s| s.timestamp_ms);
+            samples.dedup_by_key(|s| s.timestamp_ms);
+            (!samples.is_empty()).then_some(Series { labels, samples })
+        })
+        .collect()
+}
+
+/// The OTLP series a read wants, as the series indexes give them.
+#[derive(Default)]
+struct WantedSeries {
+    /// A point of each, carrying its identity, by stored series id.
+    identities: HashMap<u64, MetricPoint>,
+    /// Their OTLP metric names.
+    names: BTreeSet<String>,
+    /// Their points in the indexed files and buffers, when all lie in the read's range.
+    points: HashMap<u64, Option<u64>>,
+}
+
+/// The Prometheus view of a shared index, made once while it is cached.
+fn series_view(shared: &SharedSeriesIndex) -> Arc<SeriesView> {
+    shared
+        .derived(SeriesView::of)
+        .unwrap_or_else(|| Arc::new(SeriesView::of(&shared.index)))
 }
 
 /// The metadata entries of one OTLP metric: none when it has no Prometheus name.

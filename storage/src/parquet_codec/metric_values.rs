@@ -372,6 +372,55 @@ impl<'a, T: ArrowPrimitiveType> PrimitiveListReader<'a, T> {
     }
 }
 
+/// The value columns numbers (gauges and sums) need: reading only those reads fewer column
+/// chunks.
+pub(crate) const NUMBER_COLUMNS: [&str; 3] = [VALUE_TYPE, VALUE_DOUBLE, VALUE_INT];
+
+/// The value of a number point at `row`.
+fn number_value(
+    ints: &Int64Array,
+    doubles: &Float64Array,
+    row: usize,
+) -> Result<PointValue, CodecError> {
+    Ok(PointValue::Number {
+        value: if ints.is_valid(row) {
+            NumberValue::Int(ints.value(row))
+        } else {
+            NumberValue::Double(required(doubles, row, VALUE_DOUBLE)?)
+        },
+    })
+}
+
+/// Reads number values back from [`NUMBER_COLUMNS`] alone.
+pub(crate) struct NumberValuesReader<'a> {
+    types: &'a UInt8Array,
+    doubles: &'a Float64Array,
+    ints: &'a Int64Array,
+}
+
+impl<'a> NumberValuesReader<'a> {
+    /// A reader over the number columns of `batch`.
+    pub(crate) fn new(batch: &'a RecordBatch) -> Result<Self, CodecError> {
+        Ok(Self {
+            types: column(batch, VALUE_TYPE)?,
+            doubles: column(batch, VALUE_DOUBLE)?,
+            ints: column(batch, VALUE_INT)?,
+        })
+    }
+
+    /// The value of row `row`; an error when it is not a number.
+    pub(crate) fn read(&self, row: usize) -> Result<PointValue, CodecError> {
+        match self.types.value(row) {
+            TYPE_NUMBER => number_value(self.ints, self.doubles, row),
+            other => Err(CodecError::InvalidValue {
+                column: VALUE_TYPE.to_owned(),
+                row,
+                reason: format!("value type {other} read as a number"),
+            }),
+        }
+    }
+}
+
 /// Reads the value columns back.
 pub(crate) struct PointValuesReader<'a> {
     types: &'a UInt8Array,
@@ -426,13 +475,7 @@ impl<'a> PointValuesReader<'a> {
     /// The value of row `row`.
     pub(crate) fn read(&self, row: usize) -> Result<PointValue, CodecError> {
         Ok(match self.types.value(row) {
-            TYPE_NUMBER => PointValue::Number {
-                value: if self.ints.is_valid(row) {
-                    NumberValue::Int(self.ints.value(row))
-                } else {
-                    NumberValue::Double(required(self.doubles, row, VALUE_DOUBLE)?)
-                },
-            },
+            TYPE_NUMBER => number_value(self.ints, self.doubles, row)?,
             TYPE_HISTOGRAM => PointValue::Histogram {
                 count: required(self.counts, row, COUNT)?,
                 sum: optional(self.sums, row),

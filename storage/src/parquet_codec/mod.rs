@@ -48,7 +48,8 @@ use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 pub(crate) use json::SharedJsonReader;
 pub use metrics::{
     SeriesRun, add_metric_rows_to_catalog, decode_metric_points, decode_metric_series_runs,
-    encode_metric_points, metric_points_batch, metric_series_columns, metric_writer_properties,
+    decode_metric_value_runs, encode_metric_points, metric_points_batch, metric_series_columns,
+    metric_value_columns, metric_writer_properties,
 };
 pub use sort_keys::{
     MetricSortKey, SpanSortKey, metric_sort_keys, metric_time_range, span_sort_keys,
