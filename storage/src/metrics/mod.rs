@@ -4,6 +4,7 @@ mod series_index;
 
 pub use series_index::{
     IndexedSeries, Layout, SeriesGroup, SeriesIndex, SeriesIndexBuilder, SeriesIndexError,
+    StoredRun,
 };
 
 use arrow_array::RecordBatch;
@@ -101,12 +102,19 @@ impl Summarizer<MetricPoint> for MetricFileSummarizer {
         self.series.add_points(points.iter().copied());
     }
 
+    fn add_encoded(&mut self, points: &[&MetricPoint], file: &EncodedFile) {
+        self.summary.add_metric_points(points.iter().copied());
+        if file.series_ids.len() == points.len() {
+            self.series
+                .add_points_with_ids(points.iter().copied(), &file.series_ids);
+        } else {
+            self.series.add_points(points.iter().copied());
+        }
+    }
+
     fn add_batch(&mut self, batch: &RecordBatch) -> Result<(), CodecError> {
         parquet_codec::add_metric_rows_to_catalog(batch, &mut self.summary.metrics)?;
-        for run in parquet_codec::decode_metric_series_runs(batch)? {
-            self.series.add_run(run.series_id, &run.points);
-        }
-        Ok(())
+        parquet_codec::add_metric_rows_to_series_index(batch, &mut self.series)
     }
 
     fn finish(self) -> Result<FileSidecars, CodecError> {

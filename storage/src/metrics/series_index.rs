@@ -224,6 +224,32 @@ impl SeriesIndex {
     }
 }
 
+/// Notes the layout of a value of `series`.
+fn add_layout(series: &mut IndexedSeries, value: &PointValue) {
+    if series.layouts_incomplete || series.layouts.iter().any(|l| l.fits(value)) {
+        return;
+    }
+    match Layout::of(value) {
+        Some(layout) if series.layouts.len() < MAX_LAYOUTS_PER_SERIES => {
+            series.layouts.push(layout);
+        }
+        _ => series.layouts_incomplete = true,
+    }
+}
+
+/// A run of one series' points read back from a file, as far as its index entry goes.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredRun {
+    /// The stored series id.
+    pub series_id: u64,
+    /// Its earliest point time, Unix ns.
+    pub first_time_unix_nano: u64,
+    /// Its latest point time, Unix ns.
+    pub last_time_unix_nano: u64,
+    /// Its points.
+    pub points: u64,
+}
+
 /// What one call of the builder remembers: the shared parts of its points (`Arc`s are
 /// shared within one call, a batch or an export, not beyond) and the series last added to.
 #[derive(Default)]
@@ -255,15 +281,46 @@ impl SeriesIndexBuilder {
         }
     }
 
-    /// Adds the points of one series read back from a file (only the first carries the
-    /// attributes), under the id the file gives them.
-    pub fn add_run(&mut self, series_id: u64, points: &[MetricPoint]) {
-        let Some(identity) = points.first() else {
+    /// Adds points with their stored series ids (in the order the file holds them, as its
+    /// encoding worked them out): a point with the id of the one before it extends its
+    /// series, as in the file, and only the first point of a series is looked at closely.
+    pub fn add_points_with_ids<'a>(
+        &mut self,
+        points: impl IntoIterator<Item = &'a MetricPoint>,
+        series_ids: &[u64],
+    ) {
+        let mut call = CallState::default();
+        for (point, &series_id) in points.into_iter().zip(series_ids) {
+            match call.last {
+                Some((id, at, _)) if id == series_id => self.count(at, point),
+                _ => self.add_point(&mut call, series_id, point, point),
+            }
+        }
+    }
+
+    /// Adds a run of one series' points read back from a file without decoding them:
+    /// `identity` is one of them (its attributes the series'), `values` the values whose
+    /// layouts count (every point's for histograms and summaries, one for numbers).
+    pub fn add_stored(
+        &mut self,
+        run: &StoredRun,
+        identity: &MetricPoint,
+        values: impl IntoIterator<Item = PointValue>,
+    ) {
+        let group = self.group(identity);
+        let at = self.series(run.series_id, group, identity);
+        let Some(series) = self.index.series.get_mut(at as usize) else {
             return;
         };
-        let mut call = CallState::default();
-        for point in points {
-            self.add_point(&mut call, series_id, identity, point);
+        if series.points == 0 {
+            series.first_time_unix_nano = run.first_time_unix_nano;
+            series.last_time_unix_nano = run.last_time_unix_nano;
+        }
+        series.points += run.points;
+        series.first_time_unix_nano = series.first_time_unix_nano.min(run.first_time_unix_nano);
+        series.last_time_unix_nano = series.last_time_unix_nano.max(run.last_time_unix_nano);
+        for value in values {
+            add_layout(series, &value);
         }
     }
 
@@ -351,15 +408,7 @@ impl SeriesIndexBuilder {
         series.points += 1;
         series.first_time_unix_nano = series.first_time_unix_nano.min(point.time_unix_nano);
         series.last_time_unix_nano = series.last_time_unix_nano.max(point.time_unix_nano);
-        if series.layouts_incomplete || series.layouts.iter().any(|l| l.fits(&point.value)) {
-            return;
-        }
-        match Layout::of(&point.value) {
-            Some(layout) if series.layouts.len() < MAX_LAYOUTS_PER_SERIES => {
-                series.layouts.push(layout);
-            }
-            _ => series.layouts_incomplete = true,
-        }
+        add_layout(series, &point.value);
     }
 
     /// The index of the points added.
@@ -472,6 +521,22 @@ mod tests {
             }]
         );
         assert!(index.is_complete());
+    }
+
+    #[test]
+    fn ids_from_the_encoding_give_the_same_index() {
+        let points = [
+            point("a", MetricKind::Gauge, &[("k", "1")], 10),
+            point("a", MetricKind::Gauge, &[("k", "1")], 30),
+            point("a", MetricKind::Gauge, &[("k", "2")], 20),
+            point("b", MetricKind::Histogram, &[], 5),
+        ];
+        let ids: Vec<u64> = points.iter().map(MetricPoint::series_id).collect();
+        let mut hashed = SeriesIndexBuilder::default();
+        hashed.add_points(&points);
+        let mut given = SeriesIndexBuilder::default();
+        given.add_points_with_ids(&points, &ids);
+        assert_eq!(given.finish(), hashed.finish());
     }
 
     #[test]

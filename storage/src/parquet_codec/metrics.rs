@@ -30,6 +30,7 @@ use super::{
     apply_permutation, base_properties, write_file,
 };
 use crate::catalog::MetricCatalog;
+use crate::metrics::{SeriesIndexBuilder, StoredRun};
 use crate::model::{
     InstrumentationScope, MetricDescriptor, MetricKind, MetricPoint, PointValue, Resource,
     SeriesIdCache, Temporality,
@@ -120,6 +121,7 @@ pub fn encode_metric_points<P: Borrow<MetricPoint>>(
         num_rows: points.len(),
         min_time_unix_nano,
         max_time_unix_nano,
+        series_ids,
     }))
 }
 
@@ -381,6 +383,60 @@ pub fn add_metric_rows_to_catalog(
             {
                 catalog.add_resource_keys(resource.attributes.iter().map(|a| a.key.as_str()));
                 last_resource = Some(resource);
+            }
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// Adds the rows of a batch of the metric schema to a series index (a merge's): a series'
+/// identity is decoded once per run of its rows, and only the times of the others, and their
+/// values where the kind has layouts (histograms, summaries).
+pub fn add_metric_rows_to_series_index(
+    batch: &RecordBatch,
+    index: &mut SeriesIndexBuilder,
+) -> Result<(), CodecError> {
+    let series_ids = column::<UInt64Array>(batch, SERIES_ID)?;
+    let times = column::<UInt64Array>(batch, POINT_TIME_COLUMN)?;
+    let values = PointValuesReader::new(batch)?;
+    let mut start = 0;
+    while start < batch.num_rows() {
+        let series_id = series_ids.value(start);
+        let end = start
+            + series_ids.values()[start..]
+                .iter()
+                .take_while(|id| **id == series_id)
+                .count();
+        let Some(identity) = decode_metric_points(&batch.slice(start, 1))?.pop() else {
+            break;
+        };
+        let run_times = &times.values()[start..end];
+        let first = run_times
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(identity.time_unix_nano);
+        let last = run_times
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(identity.time_unix_nano);
+        let stored = StoredRun {
+            series_id,
+            first_time_unix_nano: first,
+            last_time_unix_nano: last,
+            points: (end - start) as u64,
+        };
+        match identity.metric.kind {
+            // One layout whatever the values: none to read.
+            MetricKind::Gauge | MetricKind::Sum => {
+                index.add_stored(&stored, &identity, std::iter::once(identity.value.clone()));
+            }
+            _ => {
+                let run_values = (start..end).map(|row| values.read(row));
+                let run_values: Vec<PointValue> = run_values.collect::<Result<_, _>>()?;
+                index.add_stored(&stored, &identity, run_values);
             }
         }
         start = end;

@@ -47,9 +47,9 @@ use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 
 pub(crate) use json::SharedJsonReader;
 pub use metrics::{
-    SeriesRun, add_metric_rows_to_catalog, decode_metric_points, decode_metric_series_runs,
-    decode_metric_value_runs, encode_metric_points, metric_points_batch, metric_series_columns,
-    metric_value_columns, metric_writer_properties,
+    SeriesRun, add_metric_rows_to_catalog, add_metric_rows_to_series_index, decode_metric_points,
+    decode_metric_series_runs, decode_metric_value_runs, encode_metric_points, metric_points_batch,
+    metric_series_columns, metric_value_columns, metric_writer_properties,
 };
 pub use sort_keys::{
     MetricSortKey, SpanSortKey, metric_sort_keys, metric_time_range, span_sort_keys,
@@ -180,6 +180,9 @@ pub struct EncodedFile {
     /// Latest record time: the latest span end (so overlap queries never miss a long span), or
     /// the latest point time.
     pub max_time_unix_nano: u64,
+    /// Each record's stored series id, in file order (metric files; empty for others): what
+    /// the file's series index is built from without hashing every point again.
+    pub series_ids: Vec<u64>,
 }
 
 /// The key-value metadata naming a file's time range (written when the range is known: by a

@@ -218,7 +218,7 @@ pub(super) fn encode_by_window<S: TableSignal>(
             let filter = trace_id_filter::<S>(&window_records);
             // Sorted as the file is (encoding sorted them).
             let mut summarizer = S::Summarizer::default();
-            summarizer.add_records(&window_records);
+            summarizer.add_encoded(&window_records, &file);
             files.push(EncodedTableFile {
                 file,
                 filter,

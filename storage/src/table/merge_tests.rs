@@ -302,7 +302,7 @@ fn series_facts(
         .map(|s| {
             (
                 s.series_id,
-                format!("{:?}", s.attributes),
+                format!("{:?} {:?}", s.attributes, s.layouts),
                 s.points,
                 s.first_time_unix_nano,
                 s.last_time_unix_nano,
