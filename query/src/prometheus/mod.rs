@@ -11,6 +11,7 @@ pub mod convert;
 pub mod exemplars;
 mod exponential;
 mod histogram;
+mod indexed_read;
 pub mod labels;
 pub mod naming;
 mod parts;

@@ -24,20 +24,17 @@ use std::sync::Arc;
 
 use promql_parser::label::Matcher;
 use skewer_storage::catalog::MetricCatalog;
-use skewer_storage::model::{MetricDescriptor, MetricKind, MetricPoint, TenantId};
+use skewer_storage::model::{MetricDescriptor, MetricPoint, TenantId};
 use skewer_storage::parquet_codec::{
-    SeriesRun, decode_metric_points, decode_metric_series_runs, decode_metric_value_runs,
-    metric_series_columns, metric_value_columns,
+    SeriesRun, decode_metric_points, decode_metric_series_runs, metric_series_columns,
 };
 use skewer_storage::scan::{ScanLimits, ScanRequest, TimeRange};
-use skewer_storage::table::SharedSeriesIndex;
 use skewer_storage::{Storage, StorageError};
 
 use super::convert::{convert_series, is_no_recorded_value, timestamp_ms};
 use super::exemplars::{ExemplarSample, point_exemplars};
 use super::labels::{TARGET_INFO, may_have_target_info, target_info_labels};
 use super::naming::{PrometheusType, family_metric_names, family_name, prometheus_unit};
-use super::series_view::SeriesView;
 use crate::QueryError;
 use crate::promql::{Labels, METRIC_NAME_LABEL, Sample, Selection, Series, SeriesSource};
 
@@ -47,9 +44,9 @@ const TARGET_INFO_HELP: &str = "Target metadata";
 /// One tenant's stored metrics, read as Prometheus series.
 #[derive(Clone)]
 pub struct StoreSource<'a> {
-    storage: &'a Storage,
-    tenant: TenantId,
-    limits: ScanLimits,
+    pub(super) storage: &'a Storage,
+    pub(super) tenant: TenantId,
+    pub(super) limits: ScanLimits,
 }
 
 /// What `/api/v1/metadata` says of one metric family.
@@ -87,7 +84,7 @@ impl<'a> StoreSource<'a> {
         let filter = NameFilter::any_of(matcher_sets);
         if let Some(listed) = self
             .indexed_series_labels(&filter, matcher_sets, start_ms, end_ms)
-            .await
+            .await?
         {
             return Ok(listed);
         }
@@ -109,33 +106,6 @@ impl<'a> StoreSource<'a> {
             .filter(|s| matcher_sets.is_empty() || matcher_sets.iter().any(|m| s.labels.matches(m)))
             .map(|s| s.labels)
             .collect())
-    }
-
-    /// [`Self::series_labels`] from the series indexes, no point read; `None` when they
-    /// cannot tell (a file without one, or a metric the filter accepts whose series an index
-    /// could not list).
-    pub(super) async fn indexed_series_labels(
-        &self,
-        filter: &NameFilter<'_>,
-        matcher_sets: &[Vec<Matcher>],
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Option<Vec<Labels>> {
-        let range = nano_range(start_ms, end_ms)?;
-        let indexes = self
-            .storage
-            .metric_series_indexes(&self.tenant, range)
-            .await?;
-        let mut found: BTreeSet<&Labels> = BTreeSet::new();
-        let views: Vec<Arc<SeriesView>> = indexes.iter().map(|s| series_view(s)).collect();
-        for view in &views {
-            if view.unlisted.iter().any(|m| filter.accepts_metric(m)) {
-                return None;
-            }
-            let selected = view.select(matcher_sets, start_ms, end_ms);
-            found.extend(selected.into_iter().map(|entry| &entry.labels));
-        }
-        Some(found.into_iter().cloned().collect())
     }
 
     /// The label names of those series, sorted (`/api/v1/labels`).
@@ -256,7 +226,7 @@ impl<'a> StoreSource<'a> {
         if !wants_target_info
             && let Some(wanted) = self
                 .indexed_identities(filter, matcher_sets, start_ms, end_ms)
-                .await
+                .await?
         {
             return self.read_values(wanted, start_ms, end_ms).await;
         }
@@ -300,104 +270,6 @@ impl<'a> StoreSource<'a> {
         })
         .await?;
         Ok(assemble(kept, targets, start_ms, end_ms))
-    }
-
-    /// The series of the OTLP series in `wanted` (the identities the series indexes give,
-    /// with the OTLP names to scan), their values read from the points' value columns alone.
-    async fn read_values(
-        &self,
-        wanted: WantedSeries,
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Result<Vec<Series>, QueryError> {
-        let mut kept: HashMap<u64, Vec<MetricPoint>> = HashMap::new();
-        if let (Some(range), false) = (nano_range(start_ms, end_ms), wanted.names.is_empty()) {
-            let numbers_only = wanted.identities.values().all(|identity| {
-                matches!(identity.metric.kind, MetricKind::Gauge | MetricKind::Sum)
-            });
-            let names = wanted.names.into_iter().collect();
-            let mut request =
-                ScanRequest::metrics(self.tenant.clone(), Some(names), range, self.limits);
-            request.columns = Some(metric_value_columns(numbers_only));
-            let mut stream = self.storage.scan(request)?;
-            while let Some(batch) = stream.next().await {
-                let runs = decode_metric_value_runs(&batch?, |id| wanted.identities.get(&id))
-                    .map_err(StorageError::from)?;
-                for run in runs {
-                    match kept.entry(run.series_id) {
-                        Entry::Occupied(mut points) => points.get_mut().extend(run.points),
-                        Entry::Vacant(slot) => {
-                            // Sized for every point the indexes counted: points are large,
-                            // and a series' runs come in many batches.
-                            let expected = wanted.points.get(&run.series_id).copied().flatten();
-                            let mut points = run.points;
-                            points.reserve(
-                                usize::try_from(expected.unwrap_or(0))
-                                    .unwrap_or(0)
-                                    .saturating_sub(points.len()),
-                            );
-                            slot.insert(points);
-                        }
-                    }
-                }
-            }
-        }
-        Ok(assemble(kept, BTreeMap::new(), start_ms, end_ms))
-    }
-
-    /// The OTLP series any of `matcher_sets` may select in `[start_ms, end_ms]`, by the
-    /// series indexes: those with a Prometheus series the matchers accept, and those whose
-    /// metric `filter` accepts but whose series an index cannot list. `None` when a file has
-    /// no index.
-    async fn indexed_identities(
-        &self,
-        filter: &NameFilter<'_>,
-        matcher_sets: &[Vec<Matcher>],
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Option<WantedSeries> {
-        let range = nano_range(start_ms, end_ms)?;
-        let indexes = self
-            .storage
-            .metric_series_indexes(&self.tenant, range)
-            .await?;
-        let mut wanted = WantedSeries::default();
-        for shared in &indexes {
-            let view = series_view(shared);
-            let mut selected: BTreeSet<u32> = view
-                .select(matcher_sets, start_ms, end_ms)
-                .into_iter()
-                .filter_map(|entry| entry.series)
-                .collect();
-            if !view.unlisted.is_empty() {
-                let unlisted = (0u32..).zip(&shared.index.series).filter(|(_, series)| {
-                    series.layouts_incomplete
-                        && shared
-                            .index
-                            .groups
-                            .get(series.group as usize)
-                            .is_some_and(|group| filter.accepts_metric(&group.metric))
-                });
-                selected.extend(unlisted.map(|(ordinal, _)| ordinal));
-            }
-            for ordinal in selected {
-                let Some(series) = shared.index.series.get(ordinal as usize) else {
-                    continue;
-                };
-                // Counted only while every point is in the range (a bound, not a guess).
-                let all_in_range = range.start_unix_nano <= series.first_time_unix_nano
-                    && series.last_time_unix_nano < range.end_unix_nano;
-                let points = wanted.points.entry(series.series_id).or_insert(Some(0));
-                *points = points.filter(|_| all_in_range).map(|p| p + series.points);
-                if let Entry::Vacant(slot) = wanted.identities.entry(series.series_id)
-                    && let Some(identity) = view.identity(&shared.index, ordinal)
-                {
-                    wanted.names.insert(identity.metric.name.clone());
-                    slot.insert(identity);
-                }
-            }
-        }
-        Some(wanted)
     }
 
     /// Scans the metric points with a time in `[start_ms, end_ms]` that `filter` may want,
@@ -534,7 +406,7 @@ impl SeriesSource for StoreSource<'_> {
 /// Points by stored series id (a series' first point carrying its identity) as Prometheus
 /// series merged by labels and sorted by them, with the `target_info` samples, cut to
 /// `[start_ms, end_ms]`.
-fn assemble(
+pub(super) fn assemble(
     kept: HashMap<u64, Vec<MetricPoint>>,
     targets: BTreeMap<Labels, BTreeSet<i64>>,
     start_ms: i64,
@@ -576,24 +448,6 @@ fn assemble(
         .collect()
 }
 
-/// The OTLP series a read wants, as the series indexes give them.
-#[derive(Default)]
-struct WantedSeries {
-    /// A point of each, carrying its identity, by stored series id.
-    identities: HashMap<u64, MetricPoint>,
-    /// Their OTLP metric names.
-    names: BTreeSet<String>,
-    /// Their points in the indexed files and buffers, when all lie in the read's range.
-    points: HashMap<u64, Option<u64>>,
-}
-
-/// The Prometheus view of a shared index, made once while it is cached.
-fn series_view(shared: &SharedSeriesIndex) -> Arc<SeriesView> {
-    shared
-        .derived(SeriesView::of)
-        .unwrap_or_else(|| Arc::new(SeriesView::of(&shared.index)))
-}
-
 /// The metadata entries of one OTLP metric: none when it has no Prometheus name.
 fn metadata_of(descriptor: &MetricDescriptor) -> Option<MetricMetadata> {
     Some(MetricMetadata {
@@ -605,7 +459,7 @@ fn metadata_of(descriptor: &MetricDescriptor) -> Option<MetricMetadata> {
 }
 
 /// `[start_ms, end_ms]` as the scan's half-open nanosecond range; `None` when empty.
-fn nano_range(start_ms: i64, end_ms: i64) -> Option<TimeRange> {
+pub(super) fn nano_range(start_ms: i64, end_ms: i64) -> Option<TimeRange> {
     if end_ms < start_ms || end_ms < 0 {
         return None;
     }
@@ -650,7 +504,7 @@ impl<'m> NameFilter<'m> {
     }
 
     /// Whether any series of the family an OTLP metric becomes may be selected.
-    fn accepts_metric(&self, descriptor: &MetricDescriptor) -> bool {
+    pub(super) fn accepts_metric(&self, descriptor: &MetricDescriptor) -> bool {
         family_name(descriptor).is_some_and(|family| {
             family_metric_names(&family, descriptor.kind)
                 .iter()

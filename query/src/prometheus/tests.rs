@@ -471,7 +471,8 @@ async fn series_indexes_list_what_the_points_would() {
                 .unwrap();
             let by_indexes = source
                 .indexed_series_labels(&filter, sets, start, end)
-                .await;
+                .await
+                .unwrap();
             let accepts_exponential = filter.accepts("payload_size_bytes_bucket");
             let meets_exponential = end >= BASE_MS + 50_000;
             match by_indexes {

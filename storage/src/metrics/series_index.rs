@@ -88,6 +88,17 @@ pub enum Layout {
 }
 
 impl Layout {
+    /// The values a point of this layout carries.
+    fn values(&self) -> usize {
+        match self {
+            Self::Number => 1,
+            Self::Histogram {
+                explicit_bounds, ..
+            } => explicit_bounds.len() + 3,
+            Self::Summary { quantiles } => quantiles.len() + 2,
+        }
+    }
+
     /// The layout of a point; `None` for exponential histograms (not kept).
     fn of(value: &PointValue) -> Option<Self> {
         match value {
@@ -216,6 +227,22 @@ impl SeriesIndex {
             })
             .sum();
         groups + series
+    }
+
+    /// The values a point of each layout of each series carries (one for a number; buckets,
+    /// sum and count for a histogram; quantiles, sum and count for a summary) weighted by the
+    /// bytes of the series' attributes: what a reader that derives one label set per value
+    /// (the Prometheus view) holds, roughly.
+    pub fn value_series_bytes(&self) -> usize {
+        /// A label set's own bytes beside its attributes (name, job, instance, scope...).
+        const LABEL_SET_BYTES: usize = 192;
+        self.series
+            .iter()
+            .map(|series| {
+                let values: usize = series.layouts.iter().map(Layout::values).sum();
+                values * (LABEL_SET_BYTES + attributes_bytes(&series.attributes))
+            })
+            .sum()
     }
 
     /// Whether every series' layouts are known (listings need no point).

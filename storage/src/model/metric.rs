@@ -241,14 +241,14 @@ impl MetricPoint {
         hash.finish()
     }
 
-    /// The hash state after everything the point shares with its export group (metric,
-    /// scope, resource), before its own attributes.
     /// A hash of what an export group's points share (descriptor, scope, resource): equal
     /// groups hash equal, different ones almost never do.
     pub fn group_id(&self) -> u64 {
         self.group_hash().0
     }
 
+    /// The hash state after everything the point shares with its export group (metric,
+    /// scope, resource), before its own attributes.
     fn group_hash(&self) -> Fnv1a {
         let mut hash = Fnv1a::new();
         hash.write(self.metric.name.as_bytes());

@@ -26,6 +26,7 @@ pub(crate) mod attributes;
 pub(crate) mod columns;
 mod exemplars;
 mod json;
+mod metric_value_runs;
 mod metric_values;
 mod metrics;
 mod sort_keys;
@@ -46,10 +47,12 @@ use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 
 pub(crate) use json::SharedJsonReader;
+pub use metric_value_runs::{
+    add_metric_rows_to_series_index, decode_metric_value_runs, metric_value_columns,
+};
 pub use metrics::{
-    SeriesRun, add_metric_rows_to_catalog, add_metric_rows_to_series_index, decode_metric_points,
-    decode_metric_series_runs, decode_metric_value_runs, encode_metric_points, metric_points_batch,
-    metric_series_columns, metric_value_columns, metric_writer_properties,
+    SeriesRun, add_metric_rows_to_catalog, decode_metric_points, decode_metric_series_runs,
+    encode_metric_points, metric_points_batch, metric_series_columns, metric_writer_properties,
 };
 pub use sort_keys::{
     MetricSortKey, SpanSortKey, metric_sort_keys, metric_time_range, span_sort_keys,

@@ -13,12 +13,10 @@ use crate::metrics::{SeriesIndex, SeriesIndexBuilder};
 use crate::model::{MetricPoint, TenantId};
 use crate::scan::TimeRange;
 
-/// Bytes of series indexes (and what readers derive from them) kept in memory: 100,000
-/// series of a few labels take ~10 MB decoded and about as much again derived.
+/// Bytes of series indexes (and what readers derive from them) kept in memory, roughly (the
+/// last index read is kept whatever its size): 100,000 series of a few labels take ~10 MB
+/// decoded and about twice that derived.
 pub(super) const SERIES_INDEX_CACHE_BYTES: usize = 256 << 20;
-
-/// What readers derive from an index is weighed as this many times the index.
-const DERIVED_WEIGHT: usize = 2;
 
 /// A series index as readers share it, with room for one thing derived from it.
 #[derive(Debug)]
@@ -26,14 +24,24 @@ pub struct SharedSeriesIndex {
     /// The index.
     pub index: SeriesIndex,
     derived: OnceLock<Arc<dyn Any + Send + Sync>>,
+    /// Its weight in the cache, fixed when read: the index, and a label set per value its
+    /// series' points carry for what a reader derives.
+    weight: usize,
 }
 
 impl SharedSeriesIndex {
     fn new(index: SeriesIndex) -> Arc<Self> {
+        let weight = index.memory_size() + index.value_series_bytes();
         Arc::new(Self {
             index,
             derived: OnceLock::new(),
+            weight,
         })
+    }
+
+    /// What was derived from the index, if anything of type `T` was yet.
+    pub fn already_derived<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        Arc::clone(self.derived.get()?).downcast::<T>().ok()
     }
 
     /// An index shared as the cache would share it (tests).
@@ -56,7 +64,7 @@ impl SharedSeriesIndex {
 
     /// Bytes it is weighed at in the cache.
     pub(super) fn weight(shared: &Arc<Self>) -> usize {
-        shared.index.memory_size() * (1 + DERIVED_WEIGHT)
+        shared.weight
     }
 }
 
@@ -88,8 +96,14 @@ impl<S: TableSignal<Record = MetricPoint>> TableStore<S> {
             }
             builder
         })
-        .await
-        .ok()?;
+        .await;
+        let buffered = match buffered {
+            Ok(buffered) => buffered,
+            Err(err) => {
+                warn!(error = %err, "buffered series not indexed; points are read instead");
+                return None;
+            }
+        };
         if !buffered.is_empty() {
             indexes.push(SharedSeriesIndex::new(buffered.finish()));
         }
@@ -121,7 +135,10 @@ impl<S: TableSignal<Record = MetricPoint>> TableStore<S> {
                 warn!(path = %path, error = %err, "series index unreadable; the file's points are read instead");
                 None
             }
-            Err(_) => None,
+            Err(err) => {
+                warn!(path = %path, error = %err, "series index not decoded; the file's points are read instead");
+                None
+            }
         }
     }
 

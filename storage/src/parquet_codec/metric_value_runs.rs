@@ -1,0 +1,225 @@
+//! Metric rows read for the series index: runs of one series' values decoded with the
+//! identity the index gives (a read that has it needs none of the identity columns), and a
+//! merge's rows added to the output's series index without decoding every point.
+
+use std::sync::Arc;
+
+use arrow_array::{RecordBatch, UInt32Array, UInt64Array};
+
+use super::columns::column;
+use super::metric_values::{self, NumberValuesReader, PointValuesReader, value_fields};
+use super::metrics::{FLAGS, SERIES_ID, START_TIME, SeriesRun, decode_metric_points};
+use super::{CodecError, POINT_TIME_COLUMN};
+use crate::metrics::{SeriesIndexBuilder, StoredRun};
+use crate::model::{MetricKind, MetricPoint, PointValue};
+
+/// Adds the rows of a batch of the metric schema to a series index (a merge's): a series'
+/// identity is decoded once per run of its rows, and only the times of the others, and their
+/// values where the kind has layouts (histograms, summaries).
+pub fn add_metric_rows_to_series_index(
+    batch: &RecordBatch,
+    index: &mut SeriesIndexBuilder,
+) -> Result<(), CodecError> {
+    let series_ids = column::<UInt64Array>(batch, SERIES_ID)?;
+    let times = column::<UInt64Array>(batch, POINT_TIME_COLUMN)?;
+    let values = PointValuesReader::new(batch)?;
+    let mut start = 0;
+    while start < batch.num_rows() {
+        let series_id = series_ids.value(start);
+        let end = start
+            + series_ids.values()[start..]
+                .iter()
+                .take_while(|id| **id == series_id)
+                .count();
+        let Some(identity) = decode_metric_points(&batch.slice(start, 1))?.pop() else {
+            break;
+        };
+        let run_times = &times.values()[start..end];
+        let first = run_times
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(identity.time_unix_nano);
+        let last = run_times
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(identity.time_unix_nano);
+        let stored = StoredRun {
+            series_id,
+            first_time_unix_nano: first,
+            last_time_unix_nano: last,
+            points: (end - start) as u64,
+        };
+        match identity.metric.kind {
+            // One layout whatever the values: none to read.
+            MetricKind::Gauge | MetricKind::Sum => {
+                index.add_stored(&stored, &identity, std::iter::once(identity.value.clone()));
+            }
+            _ => {
+                let run_values = (start..end).map(|row| values.read(row));
+                let run_values: Vec<PointValue> = run_values.collect::<Result<_, _>>()?;
+                index.add_stored(&stored, &identity, run_values);
+            }
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// The top-level columns [`decode_metric_value_runs`] reads: the series id, times, flags and
+/// values, none of what identifies a series (a reader that has it from the series index).
+/// With `numbers_only` (every series read is a gauge or sum), the value columns of numbers
+/// alone.
+pub fn metric_value_columns(numbers_only: bool) -> Vec<String> {
+    let values: Vec<String> = match numbers_only {
+        true => metric_values::NUMBER_COLUMNS.map(str::to_owned).to_vec(),
+        false => value_fields().iter().map(|f| f.name().clone()).collect(),
+    };
+    [SERIES_ID, POINT_TIME_COLUMN, START_TIME, FLAGS]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(values)
+        .collect()
+}
+
+/// The values of a batch: every shape, or numbers alone when only their columns were read.
+enum ValuesReader<'a> {
+    Any(PointValuesReader<'a>),
+    Numbers(NumberValuesReader<'a>),
+}
+
+impl<'a> ValuesReader<'a> {
+    fn new(batch: &'a RecordBatch) -> Result<Self, CodecError> {
+        match batch.schema_ref().column_with_name(metric_values::COUNT) {
+            Some(_) => PointValuesReader::new(batch).map(Self::Any),
+            None => NumberValuesReader::new(batch).map(Self::Numbers),
+        }
+    }
+
+    fn read(&self, row: usize) -> Result<PointValue, CodecError> {
+        match self {
+            Self::Any(reader) => reader.read(row),
+            Self::Numbers(reader) => reader.read(row),
+        }
+    }
+}
+
+/// Decodes a batch projected to [`metric_value_columns`] as runs of one series each, the
+/// series' identity taken from `identity` (a point of the series whose descriptor, resource,
+/// scope and attributes the run's points get: the attributes on its first point only, as
+/// [`decode_metric_series_runs`] does). Rows of a series `identity` does not know are
+/// skipped.
+pub fn decode_metric_value_runs<'t>(
+    batch: &RecordBatch,
+    mut identity: impl FnMut(u64) -> Option<&'t MetricPoint>,
+) -> Result<Vec<SeriesRun>, CodecError> {
+    let series_ids = column::<UInt64Array>(batch, SERIES_ID)?;
+    let times = column::<UInt64Array>(batch, POINT_TIME_COLUMN)?;
+    let start_times = column::<UInt64Array>(batch, START_TIME)?;
+    let flags = column::<UInt32Array>(batch, FLAGS)?;
+    let values = ValuesReader::new(batch)?;
+    let mut runs: Vec<SeriesRun> = Vec::new();
+    let mut current: Option<(u64, Option<&MetricPoint>)> = None;
+    for row in 0..batch.num_rows() {
+        let series_id = series_ids.value(row);
+        let template = match current {
+            Some((id, template)) if id == series_id => template,
+            _ => {
+                let template = identity(series_id);
+                current = Some((series_id, template));
+                if template.is_some() {
+                    // Sized once: points are large, and a run is most of a batch.
+                    let rows = series_ids.values()[row..]
+                        .iter()
+                        .take_while(|id| **id == series_id)
+                        .count();
+                    runs.push(SeriesRun {
+                        series_id,
+                        points: Vec::with_capacity(rows),
+                    });
+                }
+                template
+            }
+        };
+        let (Some(template), Some(run)) = (template, runs.last_mut()) else {
+            continue;
+        };
+        let attributes = match run.points.is_empty() {
+            true => template.attributes.clone(),
+            false => Vec::new(),
+        };
+        run.points.push(MetricPoint {
+            resource: Arc::clone(&template.resource),
+            scope: Arc::clone(&template.scope),
+            metric: Arc::clone(&template.metric),
+            attributes,
+            start_time_unix_nano: start_times.value(row),
+            time_unix_nano: times.value(row),
+            flags: flags.value(row),
+            value: values.read(row)?,
+            exemplars: Vec::new(),
+        });
+    }
+    Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::parquet_codec::decode_metric_series_runs;
+    use crate::parquet_codec::encode_metric_points;
+    use crate::parquet_codec::test_fixtures::{points_of_every_kind, read_batches};
+
+    /// `batch` cut down to `columns`.
+    fn projected(batch: &RecordBatch, columns: &[String]) -> RecordBatch {
+        let schema = batch.schema();
+        let indices: Vec<usize> = columns
+            .iter()
+            .map(|c| schema.index_of(c).unwrap())
+            .collect();
+        batch.project(&indices).unwrap()
+    }
+
+    #[test]
+    fn value_runs_take_their_identity_from_the_caller() {
+        let mut points = points_of_every_kind();
+        let file = encode_metric_points(&mut points).unwrap().unwrap();
+        let batch = &read_batches(&file.bytes)[0];
+        let full = decode_metric_series_runs(batch).unwrap();
+        let identities: HashMap<u64, MetricPoint> = full
+            .iter()
+            .map(|run| (run.series_id, run.points[0].clone()))
+            .collect();
+        let values = projected(batch, &metric_value_columns(false));
+        let runs = decode_metric_value_runs(&values, |id| identities.get(&id)).unwrap();
+        assert_eq!(runs, full, "the same points, identity from the caller");
+
+        let skipped = full[0].series_id;
+        let some = decode_metric_value_runs(&values, |id| {
+            (id != skipped).then(|| identities.get(&id)).flatten()
+        })
+        .unwrap();
+        assert_eq!(some, full[1..], "unknown series are skipped");
+
+        let numbers = projected(batch, &metric_value_columns(true));
+        assert!(numbers.num_columns() < values.num_columns() / 2);
+        let number_runs = decode_metric_value_runs(&numbers, |id| {
+            identities
+                .get(&id)
+                .filter(|p| matches!(p.value, PointValue::Number { .. }))
+        })
+        .unwrap();
+        assert!(!number_runs.is_empty());
+        assert!(
+            number_runs.iter().all(|run| full.iter().any(|f| f == run)),
+            "numbers read from their columns alone"
+        );
+        assert!(
+            decode_metric_value_runs(&numbers, |id| identities.get(&id)).is_err(),
+            "a histogram is not read as a number"
+        );
+    }
+}
