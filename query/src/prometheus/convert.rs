@@ -25,6 +25,7 @@
 //! Pure: points in, series out. Knows no storage, and no matcher.
 
 use skewer_storage::model::{MetricKind, MetricPoint, PointValue, Temporality};
+use skewer_storage::parquet_codec::NumberSample;
 
 use super::histogram::{exponential_histograms, histograms};
 use super::labels::series_labels;
@@ -51,8 +52,8 @@ pub fn convert_series(points: &[MetricPoint]) -> Vec<Series> {
     let delta = first.metric.temporality == Temporality::Delta;
     let mut parts = Parts::default();
     match first.metric.kind {
-        MetricKind::Gauge => numbers(points, false, &mut parts),
-        MetricKind::Sum => numbers(points, delta, &mut parts),
+        MetricKind::Gauge => numbers(points.iter().filter_map(number_sample), false, &mut parts),
+        MetricKind::Sum => numbers(points.iter().filter_map(number_sample), delta, &mut parts),
         MetricKind::Histogram => histograms(points, delta, &mut parts),
         MetricKind::ExponentialHistogram => exponential_histograms(points, delta, &mut parts),
         MetricKind::Summary => summaries(points, &mut parts),
@@ -70,19 +71,64 @@ pub fn timestamp_ms(point: &MetricPoint) -> i64 {
     i64::try_from(point.time_unix_nano / 1_000_000).unwrap_or(i64::MAX)
 }
 
+/// Converts the number points of one OTLP series (a gauge or sum; in time order), given as
+/// samples with `identity` (a point of the series carrying its descriptor, resource, scope
+/// and attributes; its value of no account): what [`convert_series`] makes of the points, from
+/// a read that decoded times and values alone.
+pub fn convert_number_series(identity: &MetricPoint, samples: &[NumberSample]) -> Vec<Series> {
+    let Some(family) = family_name(&identity.metric) else {
+        return Vec::new();
+    };
+    let base = series_labels(&identity.resource, &identity.scope, &identity.attributes);
+    let delta = identity.metric.kind == MetricKind::Sum
+        && identity.metric.temporality == Temporality::Delta;
+    let mut parts = Parts::default();
+    let samples = samples.iter().map(|sample| NumberInput {
+        at: i64::try_from(sample.time_unix_nano / 1_000_000).unwrap_or(i64::MAX),
+        no_value: sample.flags & NO_RECORDED_VALUE_FLAG != 0,
+        value: sample.value,
+    });
+    numbers(samples, delta, &mut parts);
+    parts.into_series(&family, &base)
+}
+
+/// A number point as [`numbers`] reads it.
+struct NumberInput {
+    at: i64,
+    no_value: bool,
+    value: f64,
+}
+
+/// A point as a number input; `None` for a value of another kind (skipped).
+fn number_sample(point: &MetricPoint) -> Option<NumberInput> {
+    let at = timestamp_ms(point);
+    if is_no_recorded_value(point) {
+        return Some(NumberInput {
+            at,
+            no_value: true,
+            value: 0.0,
+        });
+    }
+    let PointValue::Number { value } = &point.value else {
+        return None;
+    };
+    Some(NumberInput {
+        at,
+        no_value: false,
+        value: value.as_f64(),
+    })
+}
+
 /// Gauge and sum values; with `delta`, their running total.
-fn numbers(points: &[MetricPoint], delta: bool, parts: &mut Parts) {
+fn numbers(points: impl Iterator<Item = NumberInput>, delta: bool, parts: &mut Parts) {
     let mut running = 0.0;
     for point in points {
-        let at = timestamp_ms(point);
-        if is_no_recorded_value(point) {
+        let at = point.at;
+        if point.no_value {
             parts.mark_stale(at, [Part::Main]);
             continue;
         }
-        let PointValue::Number { value } = &point.value else {
-            continue;
-        };
-        let mut value = value.as_f64();
+        let mut value = point.value;
         if delta {
             running += value;
             value = running;
@@ -208,6 +254,48 @@ mod tests {
             flat(&output),
             [series("m", "", &[(1000, 1.0), (2000, -1.0), (3000, 7.0)])]
         );
+    }
+
+    #[test]
+    fn number_samples_convert_as_their_points_do() {
+        for (kind, temporality) in [
+            (MetricKind::Gauge, Temporality::Unspecified),
+            (MetricKind::Sum, Temporality::Cumulative),
+            (MetricKind::Sum, Temporality::Delta),
+        ] {
+            let mut input = points(
+                kind,
+                temporality,
+                vec![
+                    (SECOND_NS, number(3.0)),
+                    (2 * SECOND_NS, number(1.0)),
+                    (2 * SECOND_NS + 10, number(5.0)),
+                    (3 * SECOND_NS, number(0.0)),
+                    (4 * SECOND_NS, number(4.0)),
+                ],
+            );
+            input[3].flags = NO_RECORDED_VALUE_FLAG;
+            let samples: Vec<NumberSample> = input
+                .iter()
+                .map(|p| NumberSample {
+                    time_unix_nano: p.time_unix_nano,
+                    start_time_unix_nano: p.start_time_unix_nano,
+                    flags: p.flags,
+                    value: match p.value {
+                        PointValue::Number { value } => value.as_f64(),
+                        _ => f64::NAN,
+                    },
+                })
+                .collect();
+            let from_samples = convert_number_series(&input[0], &samples);
+            let from_points = convert_series(&input);
+            assert_eq!(
+                flat(&from_samples),
+                flat(&from_points),
+                "{kind:?} {temporality:?}"
+            );
+            assert_eq!(from_samples[0].labels, from_points[0].labels);
+        }
     }
 
     #[test]

@@ -12,14 +12,17 @@ use std::time::Instant;
 use promql_parser::label::Matcher;
 use skewer_storage::StorageError;
 use skewer_storage::model::{MetricKind, MetricPoint};
-use skewer_storage::parquet_codec::{decode_metric_value_runs, metric_value_columns};
-use skewer_storage::scan::{ScanRequest, TimeRange};
+use skewer_storage::parquet_codec::{
+    NumberSample, decode_metric_number_runs, decode_metric_value_runs, metric_value_columns,
+};
+use skewer_storage::scan::{ScanRequest, ScanStream, TimeRange};
 use skewer_storage::table::SharedSeriesIndex;
 
+use super::convert::convert_number_series;
 use super::series_view::SeriesView;
-use super::store_source::{NameFilter, StoreSource, assemble, nano_range};
+use super::store_source::{NameFilter, StoreSource, assemble, cut_to_range, nano_range};
 use crate::QueryError;
-use crate::promql::{Labels, Series};
+use crate::promql::{Labels, Sample, Series};
 
 impl StoreSource<'_> {
     /// [`Self::series_labels`] from the series indexes, no point read; `None` when they
@@ -63,41 +66,94 @@ impl StoreSource<'_> {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<Series>, QueryError> {
+        let Some(range) = nano_range(start_ms, end_ms) else {
+            return Ok(Vec::new());
+        };
+        if wanted.names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let numbers_only = wanted
+            .identities
+            .values()
+            .all(|identity| matches!(identity.metric.kind, MetricKind::Gauge | MetricKind::Sum));
+        let names = wanted.names.iter().cloned().collect();
+        let mut request =
+            ScanRequest::metrics(self.tenant.clone(), Some(names), range, self.limits);
+        request.columns = Some(metric_value_columns(numbers_only));
+        let mut stream = self.storage.scan(request)?;
+        if numbers_only {
+            return self.read_numbers(&wanted, stream, start_ms, end_ms).await;
+        }
         let mut kept: HashMap<u64, Vec<MetricPoint>> = HashMap::new();
-        if let (Some(range), false) = (nano_range(start_ms, end_ms), wanted.names.is_empty()) {
-            let numbers_only = wanted.identities.values().all(|identity| {
-                matches!(identity.metric.kind, MetricKind::Gauge | MetricKind::Sum)
-            });
-            let names = wanted.names.into_iter().collect();
-            let mut request =
-                ScanRequest::metrics(self.tenant.clone(), Some(names), range, self.limits);
-            request.columns = Some(metric_value_columns(numbers_only));
-            let mut stream = self.storage.scan(request)?;
-            while let Some(batch) = stream.next().await {
-                let runs = decode_metric_value_runs(&batch?, |id| wanted.identities.get(&id))
-                    .map_err(StorageError::from)?;
-                for run in runs {
-                    match kept.entry(run.series_id) {
-                        Entry::Occupied(mut points) => points.get_mut().extend(run.points),
-                        Entry::Vacant(slot) => {
-                            // Sized for every point the indexes counted (points are large,
-                            // and a series' runs come in many batches), never past the
-                            // rows the scan may return.
-                            let expected = wanted.points.get(&run.series_id).copied().flatten();
-                            let bound = expected.unwrap_or(0).min(self.limits.max_rows);
-                            let mut points = run.points;
-                            points.reserve(
-                                usize::try_from(bound)
-                                    .unwrap_or(0)
-                                    .saturating_sub(points.len()),
-                            );
-                            slot.insert(points);
-                        }
+        while let Some(batch) = stream.next().await {
+            let runs = decode_metric_value_runs(&batch?, |id| wanted.identities.get(&id))
+                .map_err(StorageError::from)?;
+            for run in runs {
+                match kept.entry(run.series_id) {
+                    Entry::Occupied(mut points) => points.get_mut().extend(run.points),
+                    Entry::Vacant(slot) => {
+                        let mut points = run.points;
+                        points.reserve(self.room(&wanted, run.series_id, points.len()));
+                        slot.insert(points);
                     }
                 }
             }
         }
         Ok(assemble(kept, BTreeMap::new(), start_ms, end_ms))
+    }
+
+    /// [`Self::read_values`] of gauges and sums alone: samples (time, value, flags) instead of
+    /// whole points, a fifth of the memory and of the copying.
+    async fn read_numbers(
+        &self,
+        wanted: &WantedSeries,
+        mut stream: ScanStream,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Series>, QueryError> {
+        let mut kept: HashMap<u64, Vec<NumberSample>> = HashMap::new();
+        while let Some(batch) = stream.next().await {
+            let runs = decode_metric_number_runs(&batch?, |id| wanted.identities.contains_key(&id))
+                .map_err(StorageError::from)?;
+            for (series_id, samples) in runs {
+                match kept.entry(series_id) {
+                    Entry::Occupied(mut kept) => kept.get_mut().extend(samples),
+                    Entry::Vacant(slot) => {
+                        let mut all = samples;
+                        all.reserve(self.room(wanted, series_id, all.len()));
+                        slot.insert(all);
+                    }
+                }
+            }
+        }
+        let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+        for (series_id, mut samples) in kept {
+            let Some(identity) = wanted.identities.get(&series_id) else {
+                continue;
+            };
+            // Runs of one series from several files: time order, each time once.
+            let key = |s: &NumberSample| (s.time_unix_nano, s.start_time_unix_nano);
+            if !samples.is_sorted_by_key(key) {
+                samples.sort_by_key(key);
+            }
+            samples.dedup_by_key(|s| key(s));
+            for series in convert_number_series(identity, &samples) {
+                merged
+                    .entry(series.labels)
+                    .or_default()
+                    .extend(series.samples);
+            }
+        }
+        Ok(cut_to_range(merged, start_ms, end_ms))
+    }
+
+    /// How many more points to make room for beside the `held` first read of a series: every
+    /// point the indexes counted (points are large, and a series' runs come in many batches),
+    /// never past the rows the scan may return.
+    fn room(&self, wanted: &WantedSeries, series_id: u64, held: usize) -> usize {
+        let expected = wanted.points.get(&series_id).copied().flatten();
+        let bound = expected.unwrap_or(0).min(self.limits.max_rows);
+        usize::try_from(bound).unwrap_or(0).saturating_sub(held)
     }
 
     /// The OTLP series any of `matcher_sets` may select in `[start_ms, end_ms]`, by the

@@ -437,6 +437,16 @@ pub(super) fn assemble(
         });
         merged.entry(labels).or_default().extend(ones);
     }
+    cut_to_range(merged, start_ms, end_ms)
+}
+
+/// Series merged by labels, their samples in time order, each time once, cut to
+/// `[start_ms, end_ms]`; those left without a sample dropped.
+pub(super) fn cut_to_range(
+    merged: BTreeMap<Labels, Vec<Sample>>,
+    start_ms: i64,
+    end_ms: i64,
+) -> Vec<Series> {
     merged
         .into_iter()
         .filter_map(|(labels, mut samples)| {

@@ -48,7 +48,8 @@ use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 
 pub(crate) use json::SharedJsonReader;
 pub use metric_value_runs::{
-    add_metric_rows_to_series_index, decode_metric_value_runs, metric_value_columns,
+    NumberSample, add_metric_rows_to_series_index, decode_metric_number_runs,
+    decode_metric_value_runs, metric_value_columns,
 };
 pub use metrics::{
     SeriesRun, add_metric_rows_to_catalog, decode_metric_points, decode_metric_series_runs,
