@@ -72,6 +72,8 @@ impl LoadgenArgs {
     }
 }
 
+pub use metrics::MetricValues;
+
 /// A canned scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
@@ -155,6 +157,9 @@ pub struct LoadgenArgs {
     /// Metric series (metrics signal).
     #[arg(long, default_value_t = 1000)]
     pub series: usize,
+    /// How metric values move from one interval to the next.
+    #[arg(long, value_enum, default_value = "random")]
+    pub metric_values: MetricValues,
     /// Spread the start times of traces and logs over this many past hours (the pool's
     /// requests are dated round-robin, one hour apart), like a backfill, so data lands in many
     /// hourly partitions; 1 keeps everything at the present.
@@ -307,7 +312,8 @@ fn build_pool(args: &LoadgenArgs, rng: &mut Random) -> Result<(Vec<Prepared>, u6
         }
         Signal::Metrics => {
             let interval = 10_000_000_000;
-            let mut generator = MetricSeriesGenerator::new(services, args.series, interval, base);
+            let mut generator = MetricSeriesGenerator::new(services, args.series, interval, base)
+                .with_values(args.metric_values);
             let mut step_time = base;
             for _ in 0..pool_size {
                 step_time += interval;

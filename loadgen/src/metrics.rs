@@ -18,6 +18,19 @@ pub const BOUNDS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
+/// How metric values move from one interval to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum MetricValues {
+    /// Every value moves every interval: counters grow by 1–20, gauges random-walk with two
+    /// decimals, histograms get 1–10 observations (the worst case for compression).
+    #[default]
+    Random,
+    /// Slow-moving, as most production series are: a counter grows by one in a quarter of the
+    /// intervals, a gauge moves by a step in one interval of twenty, a histogram gets one
+    /// observation in a quarter of the intervals.
+    Steady,
+}
+
 /// Generates successive collection intervals of a fixed set of series.
 pub struct MetricSeriesGenerator {
     services: Vec<Service>,
@@ -28,6 +41,7 @@ pub struct MetricSeriesGenerator {
     gauges: Vec<f64>,
     histogram_counts: Vec<Vec<u64>>,
     step: u64,
+    values: MetricValues,
 }
 
 impl MetricSeriesGenerator {
@@ -48,7 +62,14 @@ impl MetricSeriesGenerator {
             gauges: vec![50.0; num_series],
             histogram_counts: vec![vec![0; BOUNDS.len() + 1]; num_series],
             step: 0,
+            values: MetricValues::Random,
         }
+    }
+
+    /// The same generator with values moving as `values` says.
+    pub fn with_values(mut self, values: MetricValues) -> Self {
+        self.values = values;
+        self
     }
 
     /// Points per export.
@@ -78,7 +99,10 @@ impl MetricSeriesGenerator {
             ];
             let data = match series % 10 {
                 0..=3 => {
-                    self.counters[series] += (rng.below(20) + 1) as f64;
+                    self.counters[series] += match self.values {
+                        MetricValues::Random => (rng.below(20) + 1) as f64,
+                        MetricValues::Steady => f64::from(u8::from(rng.below(4) == 0)),
+                    };
                     metric::Data::Sum(Sum {
                         data_points: vec![NumberDataPoint {
                             attributes,
@@ -94,7 +118,11 @@ impl MetricSeriesGenerator {
                     })
                 }
                 4..=6 => {
-                    let step = rng.unit() - 0.5;
+                    let step = match self.values {
+                        MetricValues::Random => rng.unit() - 0.5,
+                        MetricValues::Steady if rng.below(20) == 0 => 0.5,
+                        MetricValues::Steady => 0.0,
+                    };
                     self.gauges[series] = (self.gauges[series] + step).clamp(0.0, 100.0);
                     metric::Data::Gauge(Gauge {
                         data_points: vec![NumberDataPoint {
@@ -109,7 +137,11 @@ impl MetricSeriesGenerator {
                 }
                 7..=8 => {
                     let counts = &mut self.histogram_counts[series];
-                    for _ in 0..(rng.below(10) + 1) {
+                    let observations = match self.values {
+                        MetricValues::Random => rng.below(10) + 1,
+                        MetricValues::Steady => usize::from(rng.below(4) == 0),
+                    };
+                    for _ in 0..observations {
                         let bucket = rng.below(6) + rng.below(4);
                         counts[bucket] += 1;
                     }
@@ -131,7 +163,10 @@ impl MetricSeriesGenerator {
                     })
                 }
                 _ => {
-                    let count = self.step * 4 + rng.below(4) as u64;
+                    let count = match self.values {
+                        MetricValues::Random => self.step * 4 + rng.below(4) as u64,
+                        MetricValues::Steady => self.step / 4,
+                    };
                     metric::Data::ExponentialHistogram(ExponentialHistogram {
                         data_points: vec![ExponentialHistogramDataPoint {
                             attributes,
@@ -224,5 +259,35 @@ mod tests {
             other => panic!("counter expected: {other:?}"),
         };
         assert!(value(&second) > value(&first));
+    }
+
+    #[test]
+    fn steady_values_mostly_stay_put() {
+        let mut rng = Random::new(5);
+        let services = vec![Service::new("a", 0, &mut rng)];
+        let mut generator = MetricSeriesGenerator::new(services, 40, 15_000_000_000, 1_000)
+            .with_values(MetricValues::Steady);
+        let gauge_values = |r: &ExportMetricsServiceRequest| -> Vec<f64> {
+            r.resource_metrics[0].scope_metrics[0]
+                .metrics
+                .iter()
+                .filter_map(|m| match &m.data {
+                    Some(metric::Data::Gauge(gauge)) => match gauge.data_points[0].value {
+                        Some(number_data_point::Value::AsDouble(v)) => Some(v),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut unchanged = 0;
+        let mut previous = gauge_values(&generator.next_request(&mut rng));
+        for _ in 0..20 {
+            let next = gauge_values(&generator.next_request(&mut rng));
+            unchanged += previous.iter().zip(&next).filter(|(a, b)| a == b).count();
+            previous = next;
+        }
+        // 12 gauges × 20 intervals, each moving with probability 1/20: ~228 unchanged.
+        assert!((200..240).contains(&unchanged), "{unchanged}");
     }
 }
