@@ -320,3 +320,79 @@ async fn errors_carry_their_type_and_status() {
         "{body}"
     );
 }
+
+/// Every metric series index sidecar (`*.series`) under `dir`.
+fn series_sidecars(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(series_sidecars(&path));
+        } else if path.extension().is_some_and(|e| e == "series") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// What a user asks of the metrics: the series listing, label values and two queries.
+async fn answers(server: &Server) -> Vec<Value> {
+    let range = format!("start={}&end={}", at(0), at(600));
+    let mut out = Vec::new();
+    for path in [
+        format!(
+            "/api/v1/series?match[]={}&{range}",
+            encode("{job=\"checkout\"}")
+        ),
+        format!("/api/v1/label/__name__/values?{range}"),
+        format!(
+            "/api/v1/query?query={}&time={}",
+            encode("sum by (job) (increase(http_server_requests_total[2m]))"),
+            at(600)
+        ),
+        format!(
+            "/api/v1/query_range?query={}&start={}&end={}&step=60",
+            encode("http_server_duration_seconds_bucket{le=\"+Inf\"}"),
+            at(0),
+            at(600)
+        ),
+    ] {
+        let (status, body) = server.get_json(&path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        out.push(body["data"].clone());
+    }
+    out
+}
+
+#[tokio::test]
+async fn flushed_files_answer_through_their_series_indexes_and_without_them() {
+    let (dir, mut server) = started().await;
+    let buffered = answers(&server).await;
+    assert!(
+        buffered[0].as_array().is_some_and(|s| s.len() > 5),
+        "{:?}",
+        buffered[0]
+    );
+    // A graceful stop flushes: the restarted server reads files and their indexes.
+    server.terminate().await;
+    let sidecars = series_sidecars(&dir.path().join("data"));
+    assert!(
+        !sidecars.is_empty(),
+        "flushed metric files have series indexes"
+    );
+    server.restart().await;
+    assert_eq!(answers(&server).await, buffered, "from the series indexes");
+
+    // Damaged indexes: the same answers, from the points.
+    server.terminate().await;
+    for sidecar in &sidecars {
+        std::fs::write(sidecar, b"not an index").unwrap();
+    }
+    server.restart().await;
+    assert_eq!(answers(&server).await, buffered, "from the points");
+    assert!(
+        server.log().contains("series index unreadable"),
+        "{}",
+        server.log()
+    );
+}
