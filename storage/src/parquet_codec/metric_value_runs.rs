@@ -2,6 +2,7 @@
 //! identity the index gives (a read that has it needs none of the identity columns), and a
 //! merge's rows added to the output's series index without decoding every point.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow_array::{RecordBatch, UInt32Array, UInt64Array};
@@ -39,30 +40,23 @@ pub fn decode_metric_number_runs(
     let flags = column::<UInt32Array>(batch, FLAGS)?;
     let values = NumberValuesReader::new(batch)?;
     let mut runs: Vec<(u64, Vec<NumberSample>)> = Vec::new();
-    let mut row = 0;
-    while row < batch.num_rows() {
-        let series_id = series_ids.value(row);
-        let end = row
-            + series_ids.values()[row..]
-                .iter()
-                .take_while(|id| **id == series_id)
-                .count();
-        if wanted(series_id) {
-            let mut samples = Vec::with_capacity(end - row);
-            for at in row..end {
-                let PointValue::Number { value } = values.read(at)? else {
-                    continue;
-                };
-                samples.push(NumberSample {
-                    time_unix_nano: times.value(at),
-                    start_time_unix_nano: start_times.value(at),
-                    flags: flags.value(at),
-                    value: value.as_f64(),
-                });
-            }
-            runs.push((series_id, samples));
+    for (series_id, rows) in series_runs(series_ids) {
+        if !wanted(series_id) {
+            continue;
         }
-        row = end;
+        let mut samples = Vec::with_capacity(rows.len());
+        for row in rows {
+            let PointValue::Number { value } = values.read(row)? else {
+                continue;
+            };
+            samples.push(NumberSample {
+                time_unix_nano: times.value(row),
+                start_time_unix_nano: start_times.value(row),
+                flags: flags.value(row),
+                value: value.as_f64(),
+            });
+        }
+        runs.push((series_id, samples));
     }
     Ok(runs)
 }
@@ -77,18 +71,11 @@ pub fn add_metric_rows_to_series_index(
     let series_ids = column::<UInt64Array>(batch, SERIES_ID)?;
     let times = column::<UInt64Array>(batch, POINT_TIME_COLUMN)?;
     let values = PointValuesReader::new(batch)?;
-    let mut start = 0;
-    while start < batch.num_rows() {
-        let series_id = series_ids.value(start);
-        let end = start
-            + series_ids.values()[start..]
-                .iter()
-                .take_while(|id| **id == series_id)
-                .count();
-        let Some(identity) = decode_metric_points(&batch.slice(start, 1))?.pop() else {
+    for (series_id, rows) in series_runs(series_ids) {
+        let Some(identity) = decode_metric_points(&batch.slice(rows.start, 1))?.pop() else {
             break;
         };
-        let run_times = &times.values()[start..end];
+        let run_times = &times.values()[rows.clone()];
         let first = run_times
             .iter()
             .copied()
@@ -103,7 +90,7 @@ pub fn add_metric_rows_to_series_index(
             series_id,
             first_time_unix_nano: first,
             last_time_unix_nano: last,
-            points: (end - start) as u64,
+            points: rows.len() as u64,
         };
         match identity.metric.kind {
             // One layout whatever the values: none to read.
@@ -111,14 +98,29 @@ pub fn add_metric_rows_to_series_index(
                 index.add_stored(&stored, &identity, std::iter::once(identity.value.clone()));
             }
             _ => {
-                let run_values = (start..end).map(|row| values.read(row));
+                let run_values = rows.map(|row| values.read(row));
                 let run_values: Vec<PointValue> = run_values.collect::<Result<_, _>>()?;
                 index.add_stored(&stored, &identity, run_values);
             }
         }
-        start = end;
     }
     Ok(())
+}
+
+/// The runs of equal series ids in a batch (rows are sorted by series): each id with its rows.
+fn series_runs(series_ids: &UInt64Array) -> impl Iterator<Item = (u64, Range<usize>)> + '_ {
+    let ids = series_ids.values();
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let series_id = *ids.get(start)?;
+        let len = ids[start..]
+            .iter()
+            .take_while(|id| **id == series_id)
+            .count();
+        let rows = start..start + len;
+        start = rows.end;
+        Some((series_id, rows))
+    })
 }
 
 /// The top-level columns [`decode_metric_value_runs`] reads: the series id, times, flags and
@@ -174,46 +176,30 @@ pub fn decode_metric_value_runs<'t>(
     let flags = column::<UInt32Array>(batch, FLAGS)?;
     let values = ValuesReader::new(batch)?;
     let mut runs: Vec<SeriesRun> = Vec::new();
-    let mut current: Option<(u64, Option<&MetricPoint>)> = None;
-    for row in 0..batch.num_rows() {
-        let series_id = series_ids.value(row);
-        let template = match current {
-            Some((id, template)) if id == series_id => template,
-            _ => {
-                let template = identity(series_id);
-                current = Some((series_id, template));
-                if template.is_some() {
-                    // Sized once: points are large, and a run is most of a batch.
-                    let rows = series_ids.values()[row..]
-                        .iter()
-                        .take_while(|id| **id == series_id)
-                        .count();
-                    runs.push(SeriesRun {
-                        series_id,
-                        points: Vec::with_capacity(rows),
-                    });
-                }
-                template
-            }
-        };
-        let (Some(template), Some(run)) = (template, runs.last_mut()) else {
+    for (series_id, rows) in series_runs(series_ids) {
+        let Some(template) = identity(series_id) else {
             continue;
         };
-        let attributes = match run.points.is_empty() {
-            true => template.attributes.clone(),
-            false => Vec::new(),
-        };
-        run.points.push(MetricPoint {
-            resource: Arc::clone(&template.resource),
-            scope: Arc::clone(&template.scope),
-            metric: Arc::clone(&template.metric),
-            attributes,
-            start_time_unix_nano: start_times.value(row),
-            time_unix_nano: times.value(row),
-            flags: flags.value(row),
-            value: values.read(row)?,
-            exemplars: Vec::new(),
-        });
+        // Sized once: points are large, and a run is most of a batch.
+        let mut points = Vec::with_capacity(rows.len());
+        for row in rows {
+            points.push(MetricPoint {
+                resource: Arc::clone(&template.resource),
+                scope: Arc::clone(&template.scope),
+                metric: Arc::clone(&template.metric),
+                // The attributes on the first point only.
+                attributes: match points.is_empty() {
+                    true => template.attributes.clone(),
+                    false => Vec::new(),
+                },
+                start_time_unix_nano: start_times.value(row),
+                time_unix_nano: times.value(row),
+                flags: flags.value(row),
+                value: values.read(row)?,
+                exemplars: Vec::new(),
+            });
+        }
+        runs.push(SeriesRun { series_id, points });
     }
     Ok(runs)
 }
