@@ -13,6 +13,8 @@ pub mod promql;
 pub mod skew;
 pub mod span_tree;
 pub mod stitch;
+#[cfg(test)]
+mod test_storage;
 pub mod trace;
 pub mod trace_filter;
 pub mod trace_search;

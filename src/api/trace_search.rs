@@ -16,7 +16,7 @@ use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use skewer_query::trace_filter::TagFilter;
 use skewer_query::trace_search::{self, TraceSearch};
-use skewer_query::trace_summary::TraceSummary;
+use skewer_query::trace_summary::{TraceSummary, trace_summaries};
 use skewer_storage::scan::TimeRange;
 
 use super::jaeger::search_params::parse_duration;
@@ -121,13 +121,10 @@ pub async fn traces(
     let storage = state.storage()?;
     let ids = trace_search::search_trace_ids(storage, &tenant, &search, state.scan_limits(&tenant))
         .await?;
-    // Summaries count whole traces: a read past the limits is refused, not cut.
-    let found =
-        trace_search::find_traces(storage, &tenant, &ids, state.scan_limits(&tenant)).await?;
-    let summaries: Vec<Value> = found
-        .traces
+    let summaries: Vec<Value> = trace_summaries(storage, &tenant, &ids, state.scan_limits(&tenant))
+        .await?
         .iter()
-        .map(|(id, spans)| summary_json(&TraceSummary::of(*id, spans)))
+        .map(summary_json)
         .collect();
     Ok(Json(
         json!({ "count": summaries.len(), "traces": summaries }),

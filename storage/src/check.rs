@@ -169,12 +169,12 @@ async fn check_table(
             .as_ref()
             .filter(|path| !listed.contains_key(*path))
             .map(|path| format!("summary {path} missing"));
-        let series_index_problem = file
-            .series_index_path
+        let index_problem = file
+            .index_path
             .as_ref()
             .filter(|path| !listed.contains_key(*path))
-            .map(|path| format!("series index {path} missing"));
-        let sidecar_problems = [&filter_problem, &summary_problem, &series_index_problem];
+            .map(|path| format!("index {path} missing"));
+        let sidecar_problems = [&filter_problem, &summary_problem, &index_problem];
         for problem in sidecar_problems.into_iter().flatten() {
             report
                 .problems
@@ -190,10 +190,7 @@ async fn check_table(
                     .summary_path
                     .clone()
                     .filter(|_| summary_problem.is_none()),
-                series_index_path: file
-                    .series_index_path
-                    .clone()
-                    .filter(|_| series_index_problem.is_none()),
+                index_path: file.index_path.clone().filter(|_| index_problem.is_none()),
                 ..file.clone()
             });
         }

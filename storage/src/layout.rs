@@ -99,11 +99,16 @@ pub fn summary_path(data_file: &ObjectPath) -> ObjectPath {
     ObjectPath::from(format!("{stem}.summary.json"))
 }
 
-/// The series index sidecar of a metric file.
-pub fn series_index_path(data_file: &ObjectPath) -> ObjectPath {
+/// The index sidecar of a data file: a metric file's series index, a span file's trace
+/// summaries.
+pub fn index_path(signal: Signal, data_file: &ObjectPath) -> ObjectPath {
     let text = data_file.as_ref();
     let stem = text.strip_suffix(".parquet").unwrap_or(text);
-    ObjectPath::from(format!("{stem}.series"))
+    let extension = match signal {
+        Signal::Metrics => "series",
+        Signal::Traces | Signal::Logs => "traces",
+    };
+    ObjectPath::from(format!("{stem}.{extension}"))
 }
 
 /// Directory holding every tenant's log index.

@@ -154,6 +154,30 @@ impl Objects {
             .map_err(|source| object_error(path, source))
     }
 
+    /// The last `len` bytes of an object (all of it when shorter), and whether that is all
+    /// of it.
+    pub async fn get_suffix(
+        &self,
+        path: &ObjectPath,
+        len: u64,
+    ) -> Result<(Bytes, bool), StorageError> {
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Suffix(len)),
+            ..Default::default()
+        };
+        let result = self
+            .store
+            .get_opts(path, options)
+            .await
+            .map_err(|source| object_error(path, source))?;
+        let whole = result.range.start == 0;
+        let bytes = result
+            .bytes()
+            .await
+            .map_err(|source| object_error(path, source))?;
+        Ok((bytes, whole))
+    }
+
     /// Several byte ranges of one object, in the order asked (one open of a local file).
     pub async fn get_ranges(
         &self,

@@ -9,15 +9,22 @@ use crate::harness::Server;
 #[tokio::test]
 async fn a_query_past_its_row_limit_is_answered_422_and_a_trace_view_cut() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &["--query-max-rows", "1"]).await;
+    let mut server = Server::start(&dir.path().join("data"), &["--query-max-rows", "1"]).await;
     let mut traces = server.trace_client().await;
     traces.export(trace_request(1, "limits")).await.unwrap();
-    let (status, body) = server
-        .get_json(
-            "/api/v3/trace-summaries?query.service_name=limits\
-             &query.start_time_min=2000-01-01T00:00:00Z&query.start_time_max=2100-01-01T00:00:00Z",
-        )
-        .await;
+    // Summaries are kept at ingest: listing the trace reads none of its spans.
+    let summaries = "/api/v3/trace-summaries?query.service_name=limits\
+        &query.start_time_min=2000-01-01T00:00:00Z&query.start_time_max=2100-01-01T00:00:00Z";
+    let (status, body) = server.get_json(summaries).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["summaries"][0]["spanCount"], 2, "{body}");
+    // Sent again after a restart (a retry), the trace is in a file and in the buffer: its
+    // summary is counted from its spans, and two rows are past the limit.
+    server.terminate().await;
+    server.restart().await;
+    let mut traces = server.trace_client().await;
+    traces.export(trace_request(1, "limits")).await.unwrap();
+    let (status, body) = server.get_json(summaries).await;
     assert_eq!(status, 422, "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("more than 1 rows"), "{message}");

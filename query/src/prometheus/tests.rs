@@ -2,19 +2,14 @@
 //! Parquet files, some still buffered) and read back through [`StoreSource`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use promql_parser::label::{MatchOp, Matcher};
 use skewer_storage::Storage;
-use skewer_storage::config::StorageConfig;
 use skewer_storage::model::{
     Attribute, InstrumentationScope, MetricDescriptor, MetricKind, MetricPoint, NumberValue,
     PointValue, Resource, Signal, SignalBatch, Temporality, TenantId,
 };
-use skewer_storage::retention::SignalRetention;
 use skewer_storage::scan::ScanLimits;
-use skewer_storage::storage::WalDecoder;
-use skewer_storage::wal::WalEntry;
 
 use super::{MetricMetadata, PrometheusType, StoreSource};
 use crate::promql::{Labels, Selection, Series, SeriesSource};
@@ -22,40 +17,10 @@ use crate::promql::{Labels, Selection, Series, SeriesSource};
 /// 2023-11-14T22:13:20Z, in milliseconds.
 const BASE_MS: i64 = 1_700_000_000_000;
 
-/// Nothing is replayed: each test writes into a fresh directory.
-struct NoReplay;
-
-impl WalDecoder for NoReplay {
-    fn decode(&self, _entry: &WalEntry) -> Result<SignalBatch, String> {
-        Ok(SignalBatch::Metrics(Vec::new()))
-    }
-}
-
-async fn open(dir: &std::path::Path) -> Arc<Storage> {
-    let mut config = StorageConfig::new(dir.to_path_buf());
-    config.flush_interval = Duration::from_secs(3600);
-    config.log_commit_interval = Duration::from_secs(3600);
-    config.compaction.enabled = false;
-    config.retention.default = SignalRetention {
-        traces: None,
-        logs: None,
-        metrics: None,
-    };
-    Storage::open(config, Arc::new(NoReplay)).await.unwrap()
-}
+use crate::test_storage::open;
 
 async fn write(storage: &Storage, points: Vec<MetricPoint>) {
-    let entry = WalEntry {
-        signal: Signal::Metrics,
-        payload_format: 0,
-        tenant: TenantId::default_tenant(),
-        body: Default::default(),
-    };
-    let admission = storage.budget().try_reserve(1).unwrap();
-    storage
-        .write(entry, SignalBatch::Metrics(points), admission)
-        .await
-        .unwrap();
+    crate::test_storage::write(storage, Signal::Metrics, SignalBatch::Metrics(points)).await;
 }
 
 fn descriptor(name: &str, unit: &str, kind: MetricKind) -> Arc<MetricDescriptor> {

@@ -19,9 +19,9 @@ use serde_json::{Value, json};
 use skewer_query::skew::{KnownOffsets, SkewOptions, adjust_trace, known_offsets};
 use skewer_query::trace::TraceRead;
 use skewer_query::trace_search::{self, FoundTraces, Operation};
-use skewer_query::trace_summary::TraceSummary;
+use skewer_query::trace_summary::{TraceSummary, trace_summaries};
 use skewer_storage::model::SpanKind;
-use skewer_storage::model::{Attribute, AttributeValue, TraceId};
+use skewer_storage::model::{Attribute, AttributeValue, TenantId, TraceId};
 use skewer_storage::scan::Truncation;
 
 use super::{ApiError, AppState, tenant};
@@ -496,32 +496,29 @@ async fn get_trace_v3(
     }
 }
 
-/// What an api_v3 search reads its traces for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum V3Read {
-    /// To show them: cut at the trace view's limits.
-    View,
-    /// To summarise them: whole or refused (a cut trace would miscount).
-    Summaries,
-}
-
-/// The traces an api_v3 search finds, newest first.
-async fn find_v3(
+/// The tenant of an api_v3 search and the traces it finds, newest first.
+async fn v3_trace_ids(
     state: &AppState,
     headers: &HeaderMap,
     pairs: &[(String, String)],
-    read: V3Read,
-) -> Result<FoundTraces, ApiError> {
+) -> Result<(TenantId, Vec<TraceId>), ApiError> {
     let tenant = tenant(headers)?;
     let search = search_params::parse_v3(pairs)?;
     let storage = state.storage()?;
     let ids = trace_search::search_trace_ids(storage, &tenant, &search, state.scan_limits(&tenant))
         .await?;
-    let limits = match read {
-        V3Read::View => state.trace_limits(&tenant),
-        V3Read::Summaries => state.scan_limits(&tenant),
-    };
-    Ok(trace_search::find_traces(storage, &tenant, &ids, limits).await?)
+    Ok((tenant, ids))
+}
+
+/// The traces an api_v3 search finds, newest first, cut at the trace view's limits.
+async fn find_v3(
+    state: &AppState,
+    headers: &HeaderMap,
+    pairs: &[(String, String)],
+) -> Result<FoundTraces, ApiError> {
+    let (tenant, ids) = v3_trace_ids(state, headers, pairs).await?;
+    let limits = state.trace_limits(&tenant);
+    Ok(trace_search::find_traces(state.storage()?, &tenant, &ids, limits).await?)
 }
 
 /// A trace view of `found`, a cut one saying so.
@@ -564,7 +561,7 @@ async fn search_v3(
         Ok(raw) => raw,
         Err(err) => return v3_error(err),
     };
-    match find_v3(&state, &headers, &pairs, V3Read::View).await {
+    match find_v3(&state, &headers, &pairs).await {
         Ok(found) if found.traces.is_empty() => match found.truncated {
             Some(cut) => v3_error(not_one_span_fits(cut)),
             None => v3_not_found("No traces found"),
@@ -585,13 +582,14 @@ async fn trace_summaries_v3(
     headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    match find_v3(&state, &headers, &pairs, V3Read::Summaries).await {
-        Ok(found) => {
-            let summaries: Vec<Value> = found
-                .traces
-                .iter()
-                .map(|(id, spans)| summary_json(&TraceSummary::of(*id, spans)))
-                .collect();
+    let summaries = async {
+        let (tenant, ids) = v3_trace_ids(&state, &headers, &pairs).await?;
+        let limits = state.scan_limits(&tenant);
+        Ok::<_, ApiError>(trace_summaries(state.storage()?, &tenant, &ids, limits).await?)
+    };
+    match summaries.await {
+        Ok(summaries) => {
+            let summaries: Vec<Value> = summaries.iter().map(summary_json).collect();
             Json(json!({ "summaries": summaries })).into_response()
         }
         Err(err) => v3_error(err),

@@ -72,10 +72,15 @@ pub struct DataFileMeta {
     /// span file); absent for files written before summaries existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary_path: Option<String>,
-    /// Object path of a metric file's series index sidecar (its distinct series, no point);
-    /// absent for files written before series indexes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub series_index_path: Option<String>,
+    /// Object path of the file's index sidecar: a metric file's series index (its distinct
+    /// series, no point), a span file's trace summaries (one per trace, sorted by trace id);
+    /// absent for files written before either, or too big to summarise.
+    #[serde(
+        default,
+        alias = "series_index_path",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub index_path: Option<String>,
 }
 
 impl DataFileMeta {
@@ -86,7 +91,7 @@ impl DataFileMeta {
             .iter()
             .map(|filter| filter.path.as_str())
             .chain(self.summary_path.as_deref())
-            .chain(self.series_index_path.as_deref())
+            .chain(self.index_path.as_deref())
     }
 
     /// The data file and its sidecars.
@@ -189,7 +194,7 @@ pub(crate) fn test_file(path: &str) -> DataFileMeta {
         created_unix_ms: 0,
         trace_id_filter: None,
         summary_path: None,
-        series_index_path: None,
+        index_path: None,
     }
 }
 

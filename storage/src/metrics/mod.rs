@@ -57,7 +57,7 @@ impl TableSignal for MetricTable {
     fn needs_rewrite(file: &crate::catalog::DataFileMeta) -> bool {
         // Files written before metric summaries or series indexes: rewritten so listings and
         // name lookups need no point.
-        file.summary_path.is_none() || file.series_index_path.is_none()
+        file.summary_path.is_none() || file.index_path.is_none()
     }
 
     const SUMMARIZED: bool = true;
@@ -118,13 +118,13 @@ impl Summarizer<MetricPoint> for MetricFileSummarizer {
     }
 
     fn finish(self) -> Result<FileSidecars, CodecError> {
-        let series_index = match self.series.is_empty() {
+        let index = match self.series.is_empty() {
             true => None,
             false => Some(Bytes::from(self.series.finish().to_bytes()?)),
         };
         Ok(FileSidecars {
             summary: Some(self.summary),
-            series_index,
+            index,
         })
     }
 }

@@ -164,6 +164,9 @@ pub enum CodecError {
     /// A metric file's series index could not be written.
     #[error(transparent)]
     SeriesIndex(#[from] crate::metrics::SeriesIndexError),
+    /// A span file's trace summaries could not be written.
+    #[error(transparent)]
+    TraceSummaries(#[from] crate::spans::trace_summaries::TraceSummariesError),
     /// A batch holds more list items than Arrow's 32-bit offsets can address.
     #[error("too many items in list column {column} for one batch")]
     TooLarge {

@@ -3,6 +3,7 @@
 //! are sorted by trace id).
 
 mod summarizer;
+pub mod trace_summaries;
 
 use arrow_array::RecordBatch;
 use parquet::file::properties::WriterProperties;
@@ -81,8 +82,12 @@ impl TableSignal for SpanTable {
         parquet_codec::span_time_range(batch)
     }
 
+    /// Files without a filter, a summary, or trace summaries (unless too big to have them).
     fn needs_rewrite(file: &crate::catalog::DataFileMeta) -> bool {
-        file.trace_id_filter.is_none() || file.summary_path.is_none()
+        file.trace_id_filter.is_none()
+            || file.summary_path.is_none()
+            || (file.index_path.is_none()
+                && file.num_rows <= trace_summaries::MAX_TRACES_PER_FILE as u64)
     }
 
     const SUMMARIZED: bool = true;

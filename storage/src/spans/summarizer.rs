@@ -12,6 +12,9 @@
 //! that may continue (a span whose parent it lacks, or a client span without a child that
 //! ends past the slice) is carried to the next slice and matched with the trace's rows there;
 //! what is still unmatched after that slice is counted as above.
+//!
+//! Each trace's group, once complete, is also summarised for the file's trace summaries
+//! ([`super::trace_summaries`]): a trace carried across a slice boundary is summarised once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +28,8 @@ use crate::parquet_codec::{
     SPAN_SLICE_NANOS, START_TIME_COLUMN, STATUS_CODE_COLUMN, TRACE_ID_COLUMN, span_slice,
 };
 use crate::table::{FileSidecars, Summarizer};
+
+use super::trace_summaries::{TraceEntry, TraceSummariesBuilder};
 
 /// Attributes naming what a client span called, most specific first.
 pub const PEER_KEYS: [&str; 4] = [
@@ -50,6 +55,9 @@ struct GroupSpan {
     duration_nanos: u64,
     /// What a client or producer span names as its callee, interned like services.
     peer: Option<u32>,
+    /// The operation of a span without parent (a root), interned like services.
+    root_operation: Option<u32>,
+    start_unix_nano: u64,
     end_unix_nano: u64,
 }
 
@@ -65,7 +73,7 @@ pub struct SpanFileSummarizer {
     summary: FileSummary,
     /// The resource whose keys were noted last (rows share resources).
     last_resource: Option<Arc<Resource>>,
-    /// Service and peer names by id.
+    /// Service, peer and root operation names by id.
     services: Vec<String>,
     service_ids: HashMap<String, u32>,
     trace: Option<TraceId>,
@@ -79,6 +87,10 @@ pub struct SpanFileSummarizer {
     positions: HashMap<SpanId, usize>,
     /// Whether each span of the group has a child in another service (reused).
     called_remotely: Vec<bool>,
+    /// The summary of each trace of the file.
+    trace_summaries: TraceSummariesBuilder,
+    /// (service, spans, error spans) of the group being summarised (reused).
+    group_services: Vec<(u32, u32, u32)>,
 }
 
 impl Default for SpanFileSummarizer {
@@ -95,6 +107,8 @@ impl Default for SpanFileSummarizer {
             carried_spans: 0,
             positions: HashMap::new(),
             called_remotely: Vec::new(),
+            trace_summaries: TraceSummariesBuilder::default(),
+            group_services: Vec::new(),
         }
     }
 }
@@ -153,6 +167,7 @@ impl SpanFileSummarizer {
         }
         let service = self.service_id(service);
         let peer = peer.map(|peer| self.service_id(peer));
+        let root_operation = parent.is_none().then(|| self.service_id(operation));
         self.group.push(GroupSpan {
             span_id,
             parent,
@@ -161,6 +176,8 @@ impl SpanFileSummarizer {
             error,
             duration_nanos: end_unix_nano.saturating_sub(start_unix_nano),
             peer,
+            root_operation,
+            start_unix_nano,
             end_unix_nano,
         });
     }
@@ -180,12 +197,14 @@ impl SpanFileSummarizer {
             if let Some(carried) = self.carried.remove(&id) {
                 self.carried_spans -= carried.spans.len();
                 self.group = carried.spans;
-                self.count_calls();
+                self.mark_remote_calls();
+                self.finish_group(id);
             }
         }
     }
 
-    /// Where the span `id` is in the group: a scan for a small trace, a table for a big one.
+    /// Where the span `id` is in the group (its first place): a scan for a small trace, a table
+    /// for a big one.
     fn position_of(&self, id: SpanId) -> Option<usize> {
         if self.group.len() <= SMALL_TRACE_SPANS {
             self.group.iter().position(|span| span.span_id == id)
@@ -218,24 +237,76 @@ impl SpanFileSummarizer {
             );
             return;
         }
-        self.count_marked_calls();
+        self.finish_group(trace);
     }
 
-    /// Whether the group lacks a parent, or has a client span without a child that ends
-    /// after its slice: then the rest of the trace may be in the next slice. Needs the
-    /// group's remote calls marked.
+    /// Counts the calls of the group gathered (its remote calls marked) and summarises it.
+    fn finish_group(&mut self, trace: TraceId) {
+        self.count_marked_calls();
+        self.summarize_group(trace);
+        self.group.clear();
+    }
+
+    /// Adds the group's trace summary: each span id once, spans whose parent is not in the
+    /// group, the earliest span without parent as the root. Needs `positions` built for a
+    /// big group (as marking remote calls does).
+    fn summarize_group(&mut self, trace: TraceId) {
+        self.group_services.clear();
+        let mut entry = TraceEntry {
+            trace_id: trace,
+            start_unix_nano: u64::MAX,
+            end_unix_nano: 0,
+            error_spans: 0,
+            spans_missing_parent: 0,
+            root: None,
+        };
+        for (at, span) in self.group.iter().enumerate() {
+            if self.position_of(span.span_id) != Some(at) {
+                continue;
+            }
+            entry.start_unix_nano = entry.start_unix_nano.min(span.start_unix_nano);
+            entry.end_unix_nano = entry
+                .end_unix_nano
+                .max(span.end_unix_nano.max(span.start_unix_nano));
+            entry.error_spans += u32::from(span.error);
+            if let Some(parent) = span.parent {
+                entry.spans_missing_parent += u32::from(self.position_of(parent).is_none());
+            } else if let Some(operation) = span.root_operation
+                && entry
+                    .root
+                    .is_none_or(|(_, _, start)| span.start_unix_nano < start)
+            {
+                entry.root = Some((span.service, operation, span.start_unix_nano));
+            }
+            match self
+                .group_services
+                .iter_mut()
+                .find(|(service, _, _)| *service == span.service)
+            {
+                Some(counts) => {
+                    counts.1 += 1;
+                    counts.2 += u32::from(span.error);
+                }
+                None => self
+                    .group_services
+                    .push((span.service, 1, u32::from(span.error))),
+            }
+        }
+        if !self.group_services.is_empty() {
+            self.trace_summaries.add(entry, &self.group_services);
+        }
+    }
+
+    /// Whether the group lacks a parent, or has a span that ends after its slice (its
+    /// children may start in the next one): then the rest of the trace may be in the next
+    /// slice.
     fn may_continue(&self, parents_missing: bool) -> bool {
         let slice_end = (self.slice + 1).saturating_mul(SPAN_SLICE_NANOS);
         parents_missing
             || self
                 .group
                 .iter()
-                .zip(&self.called_remotely)
-                .any(|(span, called)| {
-                    matches!(span.kind, SpanKind::Client | SpanKind::Producer)
-                        && !called
-                        && span.end_unix_nano >= slice_end
-                })
+                .any(|span| span.end_unix_nano >= slice_end)
     }
 
     /// Marks in `called_remotely` the spans of the group with a child in another service;
@@ -243,10 +314,12 @@ impl SpanFileSummarizer {
     fn mark_remote_calls(&mut self) -> bool {
         if self.group.len() > SMALL_TRACE_SPANS {
             self.positions.clear();
+            // In reverse, so a repeated span id maps to its first place.
             self.positions.extend(
                 self.group
                     .iter()
                     .enumerate()
+                    .rev()
                     .map(|(position, span)| (span.span_id, position)),
             );
         }
@@ -267,12 +340,6 @@ impl SpanFileSummarizer {
             }
         }
         parents_missing
-    }
-
-    /// Counts the calls of the group gathered.
-    fn count_calls(&mut self) {
-        self.mark_remote_calls();
-        self.count_marked_calls();
     }
 
     /// Counts the calls of the group gathered, its remote calls already marked.
@@ -306,7 +373,6 @@ impl SpanFileSummarizer {
                 );
             }
         }
-        self.group.clear();
     }
 }
 
@@ -399,9 +465,10 @@ impl Summarizer<Span> for SpanFileSummarizer {
     fn finish(mut self) -> Result<FileSidecars, CodecError> {
         self.close_trace();
         self.count_carried_before(u64::MAX);
+        let index = self.trace_summaries.finish(&self.services)?;
         Ok(FileSidecars {
             summary: Some(self.summary),
-            series_index: None,
+            index: index.map(bytes::Bytes::from),
         })
     }
 }
@@ -414,6 +481,7 @@ mod tests {
     use crate::catalog::summary::EdgeSummary;
     use crate::model::{Attribute, Resource};
     use crate::parquet_codec::spans_batch;
+    use crate::spans::trace_summaries::{PartialTraceSummary, SpanFacts};
 
     fn span(trace: u8, id: u8, parent: Option<u8>, service: &str, kind: SpanKind) -> Span {
         Span {
@@ -571,6 +639,49 @@ mod tests {
             alone.finish().unwrap().summary.unwrap().dependencies["web"]["postgres"].calls,
             1
         );
+    }
+
+    fn trace_summaries(sidecars: FileSidecars, ids: &[TraceId]) -> Vec<PartialTraceSummary> {
+        let bytes = sidecars.index.expect("trace summaries");
+        super::super::trace_summaries::read_all(&bytes, ids).unwrap()
+    }
+
+    fn summary_of(spans: &[&Span]) -> PartialTraceSummary {
+        let facts: Vec<SpanFacts<'_>> = spans.iter().map(|span| SpanFacts::of(span)).collect();
+        PartialTraceSummary::of_spans(spans[0].trace_id, &facts)
+    }
+
+    #[test]
+    fn each_trace_is_summarised_once_from_records_and_batches() {
+        let boundary = SPAN_SLICE_NANOS;
+        let mut root = span(5, 1, None, "web", SpanKind::Server);
+        (root.start_time_unix_nano, root.end_time_unix_nano) = (boundary - 100, boundary + 900);
+        let mut child = span(5, 2, Some(1), "api", SpanKind::Server);
+        (child.start_time_unix_nano, child.end_time_unix_nano) = (boundary + 10, boundary + 800);
+        child.status_code = StatusCode::Error;
+        let mut orphan = span(5, 3, Some(8), "api", SpanKind::Client);
+        (orphan.start_time_unix_nano, orphan.end_time_unix_nano) = (boundary + 20, boundary + 30);
+        let mut other = span(3, 7, None, "web", SpanKind::Server);
+        (other.start_time_unix_nano, other.end_time_unix_nano) = (boundary + 5, boundary + 50);
+        // File order: slice 0, then slice 1 sorted by trace id; the child is repeated (a
+        // replay after a crash stores a span twice).
+        let rows = [&root, &other, &child, &child, &orphan];
+        let mut from_records = SpanFileSummarizer::default();
+        from_records.add_records(&rows);
+        let mut from_batch = SpanFileSummarizer::default();
+        from_batch.add_batch(&spans_batch(&rows).unwrap()).unwrap();
+        let ids = [TraceId([3; 16]), TraceId([5; 16])];
+        let expected = vec![summary_of(&[&other]), summary_of(&[&root, &child, &orphan])];
+        assert_eq!(expected[1].spans, 3);
+        assert_eq!(expected[1].spans_missing_parent, 1);
+        assert_eq!(expected[1].error_spans, 1);
+        assert_eq!(expected[1].root.as_ref().unwrap().operation, "op1");
+        for summarizer in [from_records, from_batch] {
+            assert_eq!(
+                trace_summaries(summarizer.finish().unwrap(), &ids),
+                expected
+            );
+        }
     }
 
     #[test]

@@ -386,6 +386,19 @@ impl Storage {
             .map(|summary| summary.metrics)
     }
 
+    /// The parts of each trace's summary, from the files' trace summaries and the buffered
+    /// spans; traces that may have spans in a file without summaries are named.
+    pub async fn trace_summary_parts(
+        &self,
+        tenant: &TenantId,
+        trace_ids: &[crate::model::TraceId],
+    ) -> Result<crate::table::TraceSummaryParts, StorageError> {
+        self.stores
+            .spans
+            .trace_summary_parts(tenant, trace_ids)
+            .await
+    }
+
     /// The series indexes of one tenant's metrics whose time span meets `range` (files and
     /// buffers); `None` when a file in it has none, so only its points tell its series.
     pub async fn metric_series_indexes(

@@ -155,6 +155,7 @@ impl<S: TableSignal> TableStore<S> {
             self.footers.forget(&file.path);
             self.id_filters.forget(&file.path);
             self.series_indexes.forget(&file.path);
+            self.trace_summary_footers.forget(&file.path);
             let mut failed = false;
             for path in &paths {
                 if let Err(err) = self.objects.delete(path).await {

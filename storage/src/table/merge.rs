@@ -397,7 +397,7 @@ impl<S: TableSignal> TableStore<S> {
             created_unix_ms: now_unix_ms(),
             trace_id_filter,
             summary_path: None,
-            series_index_path: None,
+            index_path: None,
         };
         let sidecars = out.summarizer.finish()?;
         self.put_sidecars(&out.path, sidecars, &mut meta, written)

@@ -211,9 +211,9 @@ async fn a_merge_whose_input_left_the_manifest_leaves_nothing_behind() {
         .map(|o| o.location.to_string())
         .filter(|p| !p.contains("_manifest"))
         .collect();
-    // The removed input (data, filter, summary) waits for its deletion; no output of the
-    // failed merge remains.
-    assert_eq!(on_disk.difference(&live).count(), 3, "{on_disk:?}");
+    // The removed input (data, filter, summary, trace summaries) waits for its deletion; no
+    // output of the failed merge remains.
+    assert_eq!(on_disk.difference(&live).count(), 4, "{on_disk:?}");
     drop(inputs);
     store.delete_unreferenced().await;
 }
@@ -337,13 +337,7 @@ async fn series_indexes_cover_buffers_flushed_and_merged_files() {
     store.apply(2, tenant(), second_half.to_vec(), 1, Reservation::default());
     store.flush().await.unwrap();
     let files = store.table_files(&tenant()).unwrap();
-    assert!(
-        files
-            .manifest
-            .files
-            .iter()
-            .all(|f| f.series_index_path.is_some())
-    );
+    assert!(files.manifest.files.iter().all(|f| f.index_path.is_some()));
     let inputs = files.files;
     store
         .merge(

@@ -18,6 +18,7 @@ pub mod merge;
 pub mod open;
 mod series_indexes;
 mod summaries;
+mod trace_summary_reads;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +41,7 @@ use crate::wal::Lsn;
 pub use commit::FrozenView;
 pub use live_file::{FooterCache, LiveFile};
 pub use series_indexes::SharedSeriesIndex;
+pub use trace_summary_reads::TraceSummaryParts;
 
 /// What differs between the Parquet-backed signals.
 pub trait TableSignal: Send + Sync + 'static {
@@ -136,8 +138,9 @@ pub trait Summarizer<R>: Default + Send {
 pub struct FileSidecars {
     /// Its summary; `None` for a signal without summaries.
     pub summary: Option<FileSummary>,
-    /// The stored form of its series index (metric files).
-    pub series_index: Option<bytes::Bytes>,
+    /// The stored form of its index: the series index of a metric file, the trace summaries
+    /// of a span file.
+    pub index: Option<bytes::Bytes>,
 }
 
 /// The summarizer of a signal without summaries.
@@ -240,6 +243,8 @@ pub struct TableStore<S: TableSignal> {
     id_filters: ByteLru<bytes::Bytes>,
     /// Series indexes of recently read files (metric files).
     series_indexes: ByteLru<Arc<SharedSeriesIndex>>,
+    /// The footers of recently read span files' trace summaries.
+    trace_summary_footers: ByteLru<Arc<crate::spans::trace_summaries::Footer>>,
     catalog: Arc<dyn Catalog>,
     state: Mutex<State<S::Record>>,
     flush_lock: tokio::sync::Mutex<()>,
@@ -278,6 +283,10 @@ impl<S: TableSignal> TableStore<S> {
             series_indexes: ByteLru::new(
                 series_indexes::SERIES_INDEX_CACHE_BYTES,
                 SharedSeriesIndex::weight,
+            ),
+            trace_summary_footers: ByteLru::new(
+                trace_summary_reads::FOOTER_CACHE_BYTES,
+                trace_summary_reads::footer_weight,
             ),
             catalog,
             state: Mutex::new(State {
@@ -542,7 +551,7 @@ pub fn file_meta(
         created_unix_ms: now_unix_ms(),
         trace_id_filter: None,
         summary_path: None,
-        series_index_path: None,
+        index_path: None,
     }
 }
 

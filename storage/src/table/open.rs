@@ -125,10 +125,8 @@ pub async fn files_from_footers(
             });
         let summary_path = layout::summary_path(&object.location).to_string();
         let summary_path = sizes.contains_key(&summary_path).then_some(summary_path);
-        let series_index_path = layout::series_index_path(&object.location).to_string();
-        let series_index_path = sizes
-            .contains_key(&series_index_path)
-            .then_some(series_index_path);
+        let index_path = layout::index_path(table.signal, &object.location).to_string();
+        let index_path = sizes.contains_key(&index_path).then_some(index_path);
         match read_footer(objects, &object.location, object.size).await {
             Ok(footer) => {
                 let facts = footer_facts(&footer);
@@ -144,7 +142,7 @@ pub async fn files_from_footers(
                     created_unix_ms: now_unix_ms(),
                     trace_id_filter,
                     summary_path,
-                    series_index_path,
+                    index_path,
                 });
             }
             Err(err) => {

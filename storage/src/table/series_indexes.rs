@@ -115,7 +115,7 @@ impl<S: TableSignal<Record = MetricPoint>> TableStore<S> {
         if let Some(index) = self.series_indexes.get(&file.path) {
             return Some(index);
         }
-        let path = ObjectPath::from(file.meta.series_index_path.as_deref()?);
+        let path = ObjectPath::from(file.meta.index_path.as_deref()?);
         let bytes = match self.objects.get(&path).await {
             Ok(bytes) => bytes,
             Err(err) => {

@@ -137,11 +137,11 @@ impl<S: TableSignal> TableStore<S> {
             self.objects.put(&path, Bytes::from(bytes)).await?;
             meta.summary_path = Some(path.to_string());
         }
-        if let Some(bytes) = sidecars.series_index {
-            let path = layout::series_index_path(data_path);
+        if let Some(bytes) = sidecars.index {
+            let path = layout::index_path(S::SIGNAL, data_path);
             written.push(path.clone());
             self.objects.put(&path, bytes).await?;
-            meta.series_index_path = Some(path.to_string());
+            meta.index_path = Some(path.to_string());
         }
         Ok(())
     }
