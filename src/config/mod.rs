@@ -17,7 +17,8 @@ use skewer_storage::config::StorageConfig;
 pub mod units;
 
 pub use sections::{
-    CompactionSection, ConnectionsSection, QuerySection, RetentionSection, TlsSection,
+    CompactionSection, ConnectionsSection, QuerySection, RetentionSection, StorageSection,
+    TlsSection,
 };
 
 /// Everything `serve` needs.
@@ -53,6 +54,8 @@ pub struct Config {
     pub wal_segment_max_bytes: u64,
     /// Log attribute keys tried in order for a record's correlation id.
     pub correlation_id_attributes: Vec<String>,
+    /// `[storage]`: the data directory, or an S3-compatible bucket for span and metric files.
+    pub storage: StorageSection,
     /// `[retention]`.
     pub retention: RetentionSection,
     /// `[compaction]`.
@@ -97,6 +100,7 @@ impl Default for Config {
             flush_max_bytes: storage.flush_max_bytes,
             log_commit_interval_seconds: storage.log_commit_interval.as_secs(),
             wal_segment_max_bytes: storage.wal_segment_max_bytes,
+            storage: StorageSection::default(),
             retention: RetentionSection::default(),
             compaction: CompactionSection::default(),
             query: QuerySection::default(),
@@ -341,6 +345,7 @@ impl Config {
         )?;
         positive("flush_max_bytes", self.flush_max_bytes as u64)?;
         positive("wal_segment_max_bytes", self.wal_segment_max_bytes)?;
+        self.storage.object_store()?;
         self.retention.policy()?;
         self.compaction.config()?;
         self.query.validate()?;
@@ -364,6 +369,7 @@ impl Config {
             wal_segment_max_bytes: self.wal_segment_max_bytes,
             retention: self.retention.policy()?,
             compaction: self.compaction.config()?,
+            object_store: self.storage.object_store()?,
             ..StorageConfig::new(self.data_dir.clone())
         })
     }
@@ -389,7 +395,8 @@ mod tests {
         let parsed = Config::from_toml(text, Path::new("skewer.example.toml")).unwrap();
         assert_eq!(parsed, Config::default());
         let table: toml::Table = text.parse().unwrap();
-        assert_eq!(table.len(), 24, "every key of Config is in the example");
+        assert_eq!(table.len(), 25, "every key of Config is in the example");
+        assert_eq!(table["storage"].as_table().unwrap().len(), 7);
         assert_eq!(table["alerting"].as_table().unwrap().len(), 7);
         assert_eq!(table["query"].as_table().unwrap().len(), 9);
         let retention = table["retention"].as_table().unwrap();
@@ -399,6 +406,41 @@ mod tests {
             "every [retention] key and the tenants table"
         );
         assert_eq!(table["compaction"].as_table().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_bucket_is_configured_under_storage_and_bad_ones_are_named() {
+        let text = "[storage]\nurl = \"s3://b/team\"\nendpoint = \"http://127.0.0.1:9000\"\n\
+                    path_style = true\naccess_key_id = \"AKID\"\nsecret_access_key = \"s3cr3t\"\n";
+        let config = Config::from_toml(text, Path::new("t.toml")).unwrap();
+        let bucket = config.storage_config().unwrap().object_store.unwrap();
+        assert_eq!(bucket.url, "s3://b/team");
+        assert_eq!(bucket.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(bucket.path_style && bucket.region.is_none());
+        assert_eq!(bucket.credentials, Some(("AKID".into(), "s3cr3t".into())));
+        assert!(!format!("{config:?}").contains("s3cr3t"));
+        assert!(
+            Config::default()
+                .storage_config()
+                .unwrap()
+                .object_store
+                .is_none()
+        );
+        for (bad, key) in [
+            ("url = \"b/team\"", "storage.url"),
+            (
+                "url = \"s3://b\"\naccess_key_id = \"AKID\"",
+                "storage.access_key_id",
+            ),
+            (
+                "url = \"s3://b\"\nretry_timeout_seconds = 0",
+                "storage.retry_timeout_seconds",
+            ),
+        ] {
+            let config = Config::from_toml(&format!("[storage]\n{bad}\n"), Path::new("t.toml"));
+            let err = config.unwrap().validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
     }
 
     #[test]

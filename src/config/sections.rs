@@ -15,6 +15,105 @@ use skewer_storage::retention::{
 
 use super::{ConfigError, positive};
 
+/// `[storage]`: where span and metric files live. Empty `url`: the data directory.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSection {
+    /// `s3://bucket` or `s3://bucket/prefix`; empty keeps files in the data directory.
+    pub url: String,
+    /// An S3-compatible server (`http://127.0.0.1:9000`); empty for AWS.
+    pub endpoint: String,
+    /// The bucket's region; empty for `AWS_REGION`, `AWS_DEFAULT_REGION` or `us-east-1`.
+    pub region: String,
+    /// Path-style addressing (`endpoint/bucket/key`), as most compatible servers want.
+    pub path_style: bool,
+    /// How long one request to the store is retried, with backoff, before it fails (a
+    /// failed flush is retried later; the WAL keeps the data meanwhile).
+    pub retry_timeout_seconds: u64,
+    /// Access key id; empty for `AWS_ACCESS_KEY_ID` (and the rest of the `AWS_*` variables).
+    pub access_key_id: String,
+    /// Its secret; empty for `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: String,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        let defaults = skewer_storage::remote::S3Config::new("");
+        Self {
+            url: String::new(),
+            endpoint: String::new(),
+            region: String::new(),
+            path_style: defaults.path_style,
+            retry_timeout_seconds: defaults.retry_timeout.as_secs(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+        }
+    }
+}
+
+/// Never prints the secret.
+impl std::fmt::Debug for StorageSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageSection")
+            .field("url", &self.url)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("retry_timeout_seconds", &self.retry_timeout_seconds)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &if self.secret_access_key.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .finish()
+    }
+}
+
+impl StorageSection {
+    /// The bucket to use, if any, or which key is wrong.
+    pub fn object_store(&self) -> Result<Option<skewer_storage::remote::S3Config>, ConfigError> {
+        if self.url.is_empty() {
+            return Ok(None);
+        }
+        let non_empty = |text: &str| (!text.is_empty()).then(|| text.to_owned());
+        let credentials = match (
+            non_empty(&self.access_key_id),
+            non_empty(&self.secret_access_key),
+        ) {
+            (Some(key_id), Some(secret)) => Some((key_id, secret)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "storage.access_key_id",
+                    reason: "access_key_id and secret_access_key go together".to_owned(),
+                });
+            }
+        };
+        let config = skewer_storage::remote::S3Config {
+            url: self.url.clone(),
+            endpoint: non_empty(&self.endpoint),
+            region: non_empty(&self.region),
+            path_style: self.path_style,
+            retry_timeout: Duration::from_secs(positive(
+                "storage.retry_timeout_seconds",
+                self.retry_timeout_seconds,
+            )?),
+            credentials,
+        };
+        config
+            .bucket_and_prefix()
+            .map_err(|err| ConfigError::Invalid {
+                key: "storage.url",
+                reason: err.to_string(),
+            })?;
+        Ok(Some(config))
+    }
+}
+
 /// `[retention]`: how long each signal is kept (`"7d"`, `"36h"`, `"0"` keeps forever), and
 /// `[retention.tenants.NAME]` overrides of single signals.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

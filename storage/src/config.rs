@@ -9,8 +9,12 @@ use crate::retention::RetentionPolicy;
 /// Settings of the storage layer.
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
-    /// Root of everything skewer writes.
+    /// Root of everything skewer writes (the WAL and log indexes always; span and metric
+    /// files unless `object_store` names a bucket).
     pub data_dir: PathBuf,
+    /// The bucket span and metric files and their manifests live in; the data directory
+    /// when `None`.
+    pub object_store: Option<crate::remote::S3Config>,
     /// Byte budget for data in flight and in buffers, across all signals.
     pub max_buffered_bytes: usize,
     /// Spans and metric points are written to files at least this often.
@@ -40,6 +44,7 @@ impl StorageConfig {
     pub fn new(data_dir: PathBuf) -> Self {
         Self {
             data_dir,
+            object_store: None,
             max_buffered_bytes: 512 * 1024 * 1024,
             flush_interval: Duration::from_secs(30),
             flush_max_bytes: 48 * 1024 * 1024,

@@ -78,6 +78,23 @@ pub enum StorageError {
         /// The cause.
         source: object_store::Error,
     },
+    /// The configured object store URL cannot be used.
+    #[error("invalid object store url {url:?}: {reason}")]
+    InvalidStoreUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The configured object store does not answer (missing bucket, refused credentials,
+    /// unreachable endpoint).
+    #[error("object store {url} unavailable: {reason}")]
+    StoreUnavailable {
+        /// The store's URL.
+        url: String,
+        /// What it answered, or why it could not be reached.
+        reason: String,
+    },
     /// A file-system operation outside the object store failed.
     #[error("{path}: {source}")]
     Io {
@@ -168,6 +185,8 @@ impl StorageError {
             | Self::Codec(_)
             | Self::LogIndex(_)
             | Self::ObjectStore { .. }
+            | Self::InvalidStoreUrl { .. }
+            | Self::StoreUnavailable { .. }
             | Self::Io { .. }
             | Self::Task(_) => ErrorKind::Internal,
         }

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod model;
 pub mod objects;
 pub mod parquet_codec;
+pub mod remote;
 pub mod retention;
 pub mod scan;
 pub mod skew;

@@ -335,3 +335,48 @@ pub fn client() -> reqwest::Client {
         .build()
         .expect("an HTTP client")
 }
+
+/// A third-party server a test talks to (Prometheus, an S3-compatible store); killed on drop.
+pub struct Peer {
+    child: Child,
+}
+
+impl Peer {
+    /// Runs `command` with its output in `log` and waits (30 s at most) until `ready_url`
+    /// answers 200.
+    pub async fn start(mut command: Command, log: &Path, ready_url: &str) -> Self {
+        let log_file = std::fs::File::create(log).expect("peer log");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn a peer");
+        let peer = Self { child };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let client = reqwest::Client::new();
+        loop {
+            let ready = client
+                .get(ready_url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ready {
+                return peer;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{ready_url} not ready in 30 s: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

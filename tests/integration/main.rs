@@ -19,6 +19,7 @@ mod lifecycle;
 mod loadgen;
 mod log_search;
 mod loki_api;
+mod object_store;
 mod overload;
 mod prometheus_api;
 mod prometheus_peer;

@@ -4,14 +4,13 @@
 //! absence a failure (CI sets it).
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use crate::harness::free_addr;
+use crate::harness::{Peer, free_addr};
 
 /// A running Prometheus; killed on drop.
 pub struct Prometheus {
-    child: Child,
+    _process: Peer,
     /// Its HTTP address.
     pub addr: std::net::SocketAddr,
 }
@@ -33,49 +32,29 @@ impl Prometheus {
         let config = dir.join("prometheus.yml");
         std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
         let addr = free_addr();
-        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        command
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 dir.join("tsdb").display()
             ))
             .arg(format!("--web.listen-address={addr}"))
-            .arg("--web.enable-remote-write-receiver")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let prometheus = Self { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let client = reqwest::Client::new();
-        loop {
-            let ready = client
-                .get(format!("http://{addr}/-/ready"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200);
-            if ready {
-                return Some(prometheus);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Prometheus not ready in 30 s: {}",
-                std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            .arg("--web.enable-remote-write-receiver");
+        let process = Peer::start(
+            command,
+            &dir.join("prometheus.log"),
+            &format!("http://{addr}/-/ready"),
+        )
+        .await;
+        Some(Self {
+            _process: process,
+            addr,
+        })
     }
 
     /// The URL of `path` on this server.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

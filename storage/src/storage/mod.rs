@@ -152,7 +152,14 @@ impl Storage {
         let objects_dir = layout::objects_dir(&config.data_dir);
         let wal_dir = layout::wal_dir(&config.data_dir);
         std::fs::create_dir_all(&wal_dir).map_err(|err| StorageError::io(&wal_dir, err))?;
-        let objects = Objects::local(&objects_dir)?;
+        let objects = match &config.object_store {
+            None => Objects::local(&objects_dir)?,
+            Some(remote) => {
+                let objects = remote.objects()?;
+                crate::remote::probe(remote, &objects).await?;
+                objects
+            }
+        };
         let catalog: Arc<dyn Catalog> = Arc::new(ObjectCatalog::new(objects.clone()));
         let footers = Arc::new(FooterCache::new(config.footer_cache_bytes));
         let index_config = LogIndexConfig {
