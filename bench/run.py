@@ -26,6 +26,7 @@ from pathlib import Path
 
 from logql import load_hour, logql_figures, logql_rows, storage_figures
 from promql import promql_figures
+from object_store import object_store_figures, object_store_rows
 from security import security_figures, security_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -240,6 +241,9 @@ def main():
                         help="only the LogQL figures (OTLP logs in, Loki API out)")
     parser.add_argument("--logql-records", type=int, default=1_000_000,
                         help="log records spread over the last hour before timing LogQL queries")
+    parser.add_argument("--only-object-store", action="store_true",
+                        help="only the object-storage figures: span ingest with files local and in an S3 "
+                             "bucket (moto's server), trace by id from the bucket")
     parser.add_argument("--only-security", action="store_true",
                         help="only the security figures: span ingest with no keys, with keys, with keys and TLS")
     parser.add_argument("--only-storage-v2", action="store_true",
@@ -335,6 +339,9 @@ def run_suite(binary, work, args, f):
         return
     if args.only_security:
         f["security"] = security_figures(binary, work, args, Server, loadgen)
+        return
+    if args.only_object_store:
+        f["object_store"] = object_store_figures(binary, work, args, Server, loadgen, free_port)
         return
     n, secs = args.runs, args.seconds
     if args.startup_files:
@@ -796,6 +803,12 @@ def print_table(f, args):
         print("| measure | bar | measured |")
         print("|---|---|---|")
         for row in security_rows(f):
+            print("| " + " | ".join(row) + " |")
+        return
+    if args.only_object_store:
+        print("| measure | bar | measured |")
+        print("|---|---|---|")
+        for row in object_store_rows(f):
             print("| " + " | ".join(row) + " |")
         return
     if args.only_promql:

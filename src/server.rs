@@ -367,6 +367,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     };
     state.set_storage(Arc::clone(&storage));
+    tenants.add_existing(storage.table_tenants());
     let stop_alerting = CancellationToken::new();
     let alerting_task = {
         let limits_state = state.clone();

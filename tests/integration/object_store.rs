@@ -172,8 +172,32 @@ async fn flushed_files_go_to_the_bucket_and_a_node_started_later_answers_for_the
         "no data file in the data directory"
     );
 
-    // Another node, its own empty data directory, the same bucket.
-    let second = Server::start(&dir.path().join("second"), &["--config", &config]).await;
+    // Another node, its own empty data directory, the same bucket; the bucket's tenant
+    // counts toward its tenant cap.
+    let capped = format!(
+        "{}\n[limits]\nmax_tenants = 1\n",
+        std::fs::read_to_string(&config).unwrap()
+    );
+    let capped_path = dir.path().join("capped.toml");
+    std::fs::write(&capped_path, capped).unwrap();
+    let second = Server::start(
+        &dir.path().join("second"),
+        &["--config", capped_path.to_str().unwrap()],
+    )
+    .await;
+    let refused = reqwest::Client::new()
+        .post(second.otlp_url("/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .header("x-scope-orgid", "newcomer")
+        .body(prost::Message::encode_to_vec(&trace_request(9, "svc")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        429,
+        "the default tenant in the bucket fills the cap"
+    );
     for n in 1..=3 {
         assert_eq!(spans_of(&second, n).await, 2, "trace {n}");
     }

@@ -91,6 +91,22 @@ impl TenantGate {
         }
     }
 
+    /// Counts `existing` tenants toward the cap too (those storage found once open: a
+    /// bucket's tenants are not on local disk).
+    pub fn add_existing(&self, existing: impl IntoIterator<Item = TenantId>) {
+        let now = Instant::now();
+        let mut tenants = self
+            .tenants
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        for tenant in existing {
+            if let std::collections::hash_map::Entry::Vacant(entry) = tenants.entry(tenant) {
+                let state = Arc::new(TenantState::new(&self.config, entry.key(), now));
+                entry.insert(state);
+            }
+        }
+    }
+
     /// The active series of `tenant` when it has a series limit.
     pub fn active_series(&self, tenant: &TenantId) -> Option<Arc<ActiveSeries>> {
         let limit = self.config.max_active_series_of(tenant.as_str());
@@ -243,6 +259,18 @@ mod tests {
         assert_eq!(refused.value, 2);
         gate.admit(&tenant("a")).unwrap();
         gate.admit(&tenant("b")).unwrap();
+        // Tenants storage finds once open (a bucket's) count the same way, each once.
+        let late = TenantGate::new(
+            LimitsConfig {
+                max_tenants: 2,
+                ..LimitsConfig::default()
+            },
+            [tenant("a")],
+        );
+        late.add_existing([tenant("a"), tenant("z")]);
+        late.add_existing([tenant("z")]);
+        assert_eq!(late.admit(&tenant("c")).unwrap_err().limit, "max_tenants");
+        late.admit(&tenant("z")).unwrap();
     }
 
     #[test]

@@ -393,6 +393,15 @@ impl Storage {
             .map(|summary| summary.metrics)
     }
 
+    /// The tenants with span or metric files (in the data directory or the bucket).
+    pub fn table_tenants(&self) -> Vec<TenantId> {
+        let mut tenants = self.stores.spans.tenants();
+        tenants.extend(self.stores.metrics.tenants());
+        tenants.sort();
+        tenants.dedup();
+        tenants
+    }
+
     /// The parts of each trace's summary, from the files' trace summaries and the buffered
     /// spans; traces that may have spans in a file without summaries are named.
     pub async fn trace_summary_parts(
