@@ -17,8 +17,8 @@ use skewer_storage::config::StorageConfig;
 pub mod units;
 
 pub use sections::{
-    CompactionSection, ConnectionsSection, QuerySection, RetentionSection, StorageSection,
-    TlsSection,
+    CatalogSection, CompactionSection, ConnectionsSection, QuerySection, RetentionSection,
+    StorageSection, TlsSection,
 };
 
 /// Everything `serve` needs.
@@ -56,6 +56,8 @@ pub struct Config {
     pub correlation_id_attributes: Vec<String>,
     /// `[storage]`: the data directory, or an S3-compatible bucket for span and metric files.
     pub storage: StorageSection,
+    /// `[catalog]`: the embedded catalog, or PostgreSQL for manifests.
+    pub catalog: CatalogSection,
     /// `[retention]`.
     pub retention: RetentionSection,
     /// `[compaction]`.
@@ -101,6 +103,7 @@ impl Default for Config {
             log_commit_interval_seconds: storage.log_commit_interval.as_secs(),
             wal_segment_max_bytes: storage.wal_segment_max_bytes,
             storage: StorageSection::default(),
+            catalog: CatalogSection::default(),
             retention: RetentionSection::default(),
             compaction: CompactionSection::default(),
             query: QuerySection::default(),
@@ -346,6 +349,7 @@ impl Config {
         positive("flush_max_bytes", self.flush_max_bytes as u64)?;
         positive("wal_segment_max_bytes", self.wal_segment_max_bytes)?;
         self.storage.object_store()?;
+        self.catalog.url()?;
         self.retention.policy()?;
         self.compaction.config()?;
         self.query.validate()?;
@@ -370,6 +374,7 @@ impl Config {
             retention: self.retention.policy()?,
             compaction: self.compaction.config()?,
             object_store: self.storage.object_store()?,
+            catalog_url: self.catalog.url()?,
             ..StorageConfig::new(self.data_dir.clone())
         })
     }
@@ -395,7 +400,7 @@ mod tests {
         let parsed = Config::from_toml(text, Path::new("skewer.example.toml")).unwrap();
         assert_eq!(parsed, Config::default());
         let table: toml::Table = text.parse().unwrap();
-        assert_eq!(table.len(), 25, "every key of Config is in the example");
+        assert_eq!(table.len(), 26, "every key of Config is in the example");
         assert_eq!(table["storage"].as_table().unwrap().len(), 7);
         assert_eq!(table["alerting"].as_table().unwrap().len(), 7);
         assert_eq!(table["query"].as_table().unwrap().len(), 9);
@@ -425,6 +430,24 @@ mod tests {
                 .unwrap()
                 .object_store
                 .is_none()
+        );
+        let catalog = Config::from_toml(
+            "[catalog]\nurl = \"postgres://skewer:pa55@db:5432/skewer\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            catalog.storage_config().unwrap().catalog_url.as_deref(),
+            Some("postgres://skewer:pa55@db:5432/skewer")
+        );
+        assert!(!format!("{catalog:?}").contains("pa55"));
+        let bad = Config::from_toml("[catalog]\nurl = \"mysql://db\"\n", Path::new("t.toml"));
+        assert!(
+            bad.unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("catalog.url")
         );
         for (bad, key) in [
             ("url = \"b/team\"", "storage.url"),

@@ -114,6 +114,48 @@ impl StorageSection {
     }
 }
 
+/// `[catalog]`: where manifests live. Empty `url`: beside the files (the embedded catalog).
+#[derive(Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogSection {
+    /// `postgres://user:password@host:port/database`; empty for the embedded catalog.
+    pub url: String,
+}
+
+/// Never prints a password in the URL.
+impl std::fmt::Debug for CatalogSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = match self.url.split_once('@') {
+            Some((credentials, host)) if credentials.contains(':') => {
+                let user = credentials
+                    .rsplit_once(':')
+                    .map_or(credentials, |(user, _)| user);
+                format!("{user}:<redacted>@{host}")
+            }
+            _ => self.url.clone(),
+        };
+        f.debug_struct("CatalogSection")
+            .field("url", &shown)
+            .finish()
+    }
+}
+
+impl CatalogSection {
+    /// The database URL, if any, or why it is wrong.
+    pub fn url(&self) -> Result<Option<String>, ConfigError> {
+        if self.url.is_empty() {
+            return Ok(None);
+        }
+        if !(self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid {
+                key: "catalog.url",
+                reason: format!("{:?} is not a postgres:// URL", self.url),
+            });
+        }
+        Ok(Some(self.url.clone()))
+    }
+}
+
 /// `[retention]`: how long each signal is kept (`"7d"`, `"36h"`, `"0"` keeps forever), and
 /// `[retention.tenants.NAME]` overrides of single signals.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -15,6 +15,9 @@ pub struct StorageConfig {
     /// The bucket span and metric files and their manifests live in; the data directory
     /// when `None`.
     pub object_store: Option<crate::remote::S3Config>,
+    /// The PostgreSQL database manifests live in (`postgres://…`); beside the files (the
+    /// object catalog) when `None`.
+    pub catalog_url: Option<String>,
     /// Byte budget for data in flight and in buffers, across all signals.
     pub max_buffered_bytes: usize,
     /// Spans and metric points are written to files at least this often.
@@ -45,6 +48,7 @@ impl StorageConfig {
         Self {
             data_dir,
             object_store: None,
+            catalog_url: None,
             max_buffered_bytes: 512 * 1024 * 1024,
             flush_interval: Duration::from_secs(30),
             flush_max_bytes: 48 * 1024 * 1024,

@@ -8,6 +8,7 @@
 mod alerting;
 mod auth;
 mod backup;
+mod catalog_postgres;
 mod disk_full;
 mod durability;
 mod fixtures;

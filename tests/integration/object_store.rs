@@ -13,13 +13,13 @@ use crate::fixtures::{hex, metrics_request, trace_id, trace_request};
 use crate::harness::{Peer, Server, free_addr};
 
 /// moto's S3 server; killed on drop.
-struct Moto {
+pub struct Moto {
     _process: Peer,
     addr: std::net::SocketAddr,
 }
 
 impl Moto {
-    async fn start(dir: &Path) -> Option<Self> {
+    pub async fn start(dir: &Path) -> Option<Self> {
         let python = std::env::var("SKEWER_PYTHON").unwrap_or_else(|_| "python3".into());
         let required = std::env::var("SKEWER_REQUIRE_MOTO").is_ok_and(|v| v == "1");
         let installed = Command::new(&python)
@@ -51,11 +51,11 @@ impl Moto {
         })
     }
 
-    fn endpoint(&self) -> String {
+    pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    async fn create_bucket(&self, bucket: &str) {
+    pub async fn create_bucket(&self, bucket: &str) {
         let response = reqwest::Client::new()
             .put(format!("{}/{bucket}", self.endpoint()))
             .send()
@@ -65,7 +65,7 @@ impl Moto {
     }
 
     /// The keys under `prefix` in `bucket`.
-    async fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+    pub async fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
         let body = reqwest::Client::new()
             .get(format!(
                 "{}/{bucket}?list-type=2&prefix={prefix}",
@@ -85,7 +85,7 @@ impl Moto {
 }
 
 /// A config file naming `bucket/team` on moto.
-fn config_file(dir: &Path, moto: &Moto, bucket: &str) -> String {
+pub fn config_file(dir: &Path, moto: &Moto, bucket: &str) -> String {
     let path = dir.join("s3.toml");
     std::fs::write(
         &path,
@@ -117,7 +117,7 @@ fn files_ending(dir: &Path, suffix: &str) -> Vec<String> {
     found
 }
 
-async fn spans_of(server: &Server, trace: u64) -> usize {
+pub async fn spans_of(server: &Server, trace: u64) -> usize {
     let (status, body) = server
         .get_json(&format!("/api/traces/{}", hex(&trace_id(trace))))
         .await;

@@ -135,6 +135,21 @@ pub enum ManifestConflict {
 }
 
 impl Manifest {
+    /// Whether this is a manifest this version reads, of `table`; why not otherwise.
+    pub fn check_holds(&self, table: &TableKey) -> Result<(), String> {
+        if self.format != MANIFEST_FORMAT {
+            return Err(format!("unknown format {:?}", self.format));
+        }
+        if self.tenant != table.tenant.as_str() || self.signal != table.signal {
+            return Err(format!(
+                "holds {}/{}, not {table}",
+                self.tenant,
+                self.signal.name()
+            ));
+        }
+        Ok(())
+    }
+
     /// The manifest before the first change of a table.
     pub fn empty(table: &TableKey) -> Self {
         Self {

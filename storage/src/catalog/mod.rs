@@ -12,6 +12,7 @@
 pub mod manifest;
 pub mod metric_summary;
 mod object_catalog;
+mod postgres_catalog;
 pub mod summary;
 
 use async_trait::async_trait;
@@ -22,6 +23,7 @@ pub use manifest::{
 };
 pub use metric_summary::{MetricCatalog, MetricFamily};
 pub use object_catalog::ObjectCatalog;
+pub use postgres_catalog::PostgresCatalog;
 pub use summary::FileSummary;
 
 /// Errors of a catalog.
@@ -48,6 +50,9 @@ pub enum CatalogError {
     /// The store failed.
     #[error(transparent)]
     Storage(Box<crate::StorageError>),
+    /// The catalog database failed or cannot be reached.
+    #[error("catalog database: {0}")]
+    Database(String),
 }
 
 impl From<crate::StorageError> for CatalogError {

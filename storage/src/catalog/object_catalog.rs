@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
 
-use super::{Catalog, CatalogError, MANIFEST_FORMAT, Manifest, ManifestChange, TableKey};
+use super::{Catalog, CatalogError, Manifest, ManifestChange, TableKey};
 use crate::layout;
 use crate::model::Signal;
 use crate::objects::Objects;
@@ -56,16 +56,7 @@ impl ObjectCatalog {
         };
         let manifest: Manifest =
             serde_json::from_slice(&bytes).map_err(|err| damaged(err.to_string()))?;
-        if manifest.format != MANIFEST_FORMAT {
-            return Err(damaged(format!("unknown format {:?}", manifest.format)));
-        }
-        if manifest.tenant != table.tenant.as_str() || manifest.signal != table.signal {
-            return Err(damaged(format!(
-                "holds {}/{}, not {table}",
-                manifest.tenant,
-                manifest.signal.name()
-            )));
-        }
+        manifest.check_holds(table).map_err(damaged)?;
         Ok(manifest)
     }
 

@@ -160,7 +160,10 @@ impl Storage {
                 objects
             }
         };
-        let catalog: Arc<dyn Catalog> = Arc::new(ObjectCatalog::new(objects.clone()));
+        let catalog: Arc<dyn Catalog> = match &config.catalog_url {
+            None => Arc::new(ObjectCatalog::new(objects.clone())),
+            Some(url) => Arc::new(crate::catalog::PostgresCatalog::connect(url).await?),
+        };
         let footers = Arc::new(FooterCache::new(config.footer_cache_bytes));
         let index_config = LogIndexConfig {
             writer_memory_bytes: config.log_writer_memory_bytes,
