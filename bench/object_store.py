@@ -4,6 +4,9 @@ on a loopback port as the bucket:
 - spans per server CPU-second over OTLP/gRPC with files in the data directory (`local`) and in
   the bucket (`s3`), interleaved run by run so drift hits both alike (the server's CPU only:
   moto's is not counted, as a real store's would not be);
+- the same with the manifests in PostgreSQL too (`s3+pg`, Debian's PostgreSQL started here as
+  the `postgres` user when the suite runs as root; left out otherwise): a flush's catalog cost
+  is one conditional UPDATE, a query's none (manifests are held in memory);
 - trace by id after a restart on an empty data directory, every file read from the bucket:
   the first read of each id (cold: footers, trace-id filters and pages fetched over HTTP) and
   the same ids again (warm: footers and filters cached, pages fetched again).
@@ -12,12 +15,50 @@ moto is a Python server sharing the two cores, so the latencies bound what a rea
 its own machine would give from above.
 """
 
+import glob
+import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
 import time
 import urllib.request
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster (Debian's binaries, run as `postgres`)."""
+
+    def __init__(self, work, port):
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        self.bin, self.data, self.port = bins[-1], work / "pg", port
+        if self.data.exists():
+            shutil.rmtree(self.data)
+        self.data.mkdir(parents=True)
+        os.chmod(work, 0o755)
+        shutil.chown(self.data, "postgres", "postgres")
+        self.as_postgres([f"{self.bin}/initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                          "--no-sync", "-E", "UTF8"])
+        self.as_postgres([f"{self.bin}/pg_ctl", "-D", str(self.data), "-w", "-l", str(self.data / "log"), "-o",
+                          f"-p {port} -k {self.data} -c listen_addresses=127.0.0.1", "start"])
+
+    @staticmethod
+    def available():
+        return os.geteuid() == 0 and bool(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+
+    def as_postgres(self, command):
+        subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def url(self, database="postgres"):
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name):
+        self.as_postgres([f"{self.bin}/psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                          "-c", f"CREATE DATABASE {name}"])
+
+    def stop(self):
+        self.as_postgres([f"{self.bin}/pg_ctl", "-D", str(self.data), "-m", "immediate", "stop"])
 
 
 def start_moto(work, port):
@@ -59,14 +100,21 @@ def timed(server, paths):
 
 def object_store_figures(binary, work, args, server_class, loadgen_fn, free_port):
     moto, endpoint = start_moto(work, free_port())
-    figures = {"local": [], "s3": []}
+    postgres = Postgres(work, free_port()) if Postgres.available() else None
+    variants = ("local", "s3", "s3+pg") if postgres else ("local", "s3")
+    figures = {variant: [] for variant in variants}
     try:
         for run in range(args.runs):
-            for variant in ("local", "s3"):
+            for variant in variants:
                 data = work / f"objects-{variant}-{run}"
                 extra = []
                 if variant == "s3":
                     extra = ["--config", str(bucket_config(work, endpoint, f"bench-{run}"))]
+                if variant == "s3+pg":
+                    config = bucket_config(work, endpoint, f"bench-pg-{run}")
+                    postgres.create_database(f"bench_{run}")
+                    config.write_text(config.read_text() + f'\n[catalog]\nurl = "{postgres.url(f"bench_{run}")}"\n')
+                    extra = ["--config", str(config)]
                 server = server_class(binary, data, extra).start()
                 try:
                     result = loadgen_fn(binary, server, "traces", "grpc", args.seconds, ["--seed", "42"],
@@ -93,6 +141,8 @@ def object_store_figures(binary, work, args, server_class, loadgen_fn, free_port
     finally:
         moto.kill()
         moto.wait()
+        if postgres:
+            postgres.stop()
     return figures
 
 
@@ -110,13 +160,19 @@ def object_store_rows(f):
         p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
         return f"{p99:.1f} (p50 {statistics.median(values):.1f}; {len(values)} ids)"
 
-    pairs = [a / b for a, b in zip(s["s3"], s["local"])]
+    def ratio(variant):
+        pairs = [a / b for a, b in zip(s[variant], s["local"])]
+        return f"×{statistics.median(pairs):.3f} (pairs ×{min(pairs):.3f}–×{max(pairs):.3f})"
+
     runs = len(s["local"])
+    with_pg = [("same with the manifests in PostgreSQL too", "within 10% of local",
+                f"{text('s3+pg')}; {ratio('s3+pg')}")] if s.get("s3+pg") else []
     return [
         (f"spans per server CPU-second, OTLP/gRPC, files in the data directory ({runs} runs)", "",
          text("local")),
         ("same with files in an S3 bucket (moto on loopback)", "within 10% of local",
-         f"{text('s3')}; ×{statistics.median(pairs):.3f} (pairs ×{min(pairs):.3f}–×{max(pairs):.3f})"),
+         f"{text('s3')}; {ratio('s3')}"),
+        *with_pg,
         ("trace by id from the bucket, a new node on an empty data directory, first read, p99 ms", "reported",
          latency("trace_by_id_cold")),
         ("the same ids again (footers and trace-id filters cached), p99 ms", "reported",

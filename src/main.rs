@@ -58,7 +58,7 @@ fn main() -> ExitCode {
 fn init_logging() {
     use std::io::IsTerminal;
     let filter = EnvFilter::try_from_env("SKEWER_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,tantivy=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,tantivy=warn,object_store=warn"));
     // A closed stderr (`skewer serve | head`, a log shipper gone) drops log lines: the default
     // reports each failed write with eprintln!, which panics on that same stderr.
     let builder = tracing_subscriber::fmt()
