@@ -177,8 +177,13 @@ pub async fn remove_orphans<S: TableSignal>(
     Ok(orphans.len())
 }
 
+/// In a remote store other nodes may be writing files they have not committed yet: only
+/// objects older than this are taken for a crashed flush's leftovers there.
+pub const REMOTE_ORPHAN_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Objects under a table's prefix that its manifest does not reference (manifest versions and
-/// set-aside damaged files excepted).
+/// set-aside damaged files excepted). In a remote store (shared with other nodes), only those
+/// older than [`REMOTE_ORPHAN_MIN_AGE`]: a younger one may be another node's upload in flight.
 pub async fn find_orphans(
     objects: &Objects,
     tenant: &TenantId,
@@ -190,8 +195,14 @@ pub async fn find_orphans(
         referenced.extend(file.object_paths());
     }
     let listed = objects.list(&layout::signal_prefix(tenant, signal)).await?;
+    let shared = objects.local_root().is_none();
+    let min_age = chrono::Duration::from_std(REMOTE_ORPHAN_MIN_AGE).unwrap_or_default();
+    let old_enough = |object: &object_store::ObjectMeta| {
+        !shared || chrono::Utc::now() - object.last_modified >= min_age
+    };
     Ok(listed
         .into_iter()
+        .filter(old_enough)
         .map(|object| object.location)
         .filter(|path| {
             !referenced.contains(path.as_ref())
@@ -199,4 +210,46 @@ pub async fn find_orphans(
                 && !path.as_ref().ends_with(DAMAGED_SUFFIX)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::catalog::TableKey;
+    use crate::model::Signal;
+
+    /// A young unlisted object in a shared store may be another node's upload: it stays; in
+    /// the data directory (one writer, under its lock) it is a leftover and goes.
+    #[tokio::test]
+    async fn young_unlisted_objects_stay_in_a_shared_store_only() {
+        let tenant: TenantId = "t".parse().unwrap();
+        let table = TableKey {
+            tenant: tenant.clone(),
+            signal: Signal::Traces,
+        };
+        let manifest = Manifest::empty(&table);
+        let path = layout::data_file_path(&tenant, Signal::Traces, 1_700_000_000_000_000_000, 7);
+        let shared = Objects::remote(Arc::new(object_store::memory::InMemory::new()));
+        let dir = tempfile::tempdir().unwrap();
+        let local = Objects::local(dir.path()).unwrap();
+        for objects in [&shared, &local] {
+            objects
+                .put(&path, bytes::Bytes::from_static(b"x"))
+                .await
+                .unwrap();
+        }
+        let orphans = |objects: Objects| {
+            let manifest = manifest.clone();
+            let tenant = tenant.clone();
+            async move {
+                find_orphans(&objects, &tenant, Signal::Traces, &manifest)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(orphans(shared).await, Vec::<ObjectPath>::new());
+        assert_eq!(orphans(local).await, vec![path]);
+    }
 }
