@@ -793,24 +793,15 @@ def storage_v2_rows(f):
 
 
 def print_table(f, args):
-    if args.only_logql:
-        print("| measure | bar | measured |")
-        print("|---|---|---|")
-        for row in logql_rows(f):
-            print("| " + " | ".join(row) + " |")
-        return
-    if args.only_security:
-        print("| measure | bar | measured |")
-        print("|---|---|---|")
-        for row in security_rows(f):
-            print("| " + " | ".join(row) + " |")
-        return
-    if args.only_object_store:
-        print("| measure | bar | measured |")
-        print("|---|---|---|")
-        for row in object_store_rows(f):
-            print("| " + " | ".join(row) + " |")
-        return
+    three_columns = ((args.only_logql, logql_rows), (args.only_security, security_rows),
+                     (args.only_object_store, object_store_rows))
+    for only, rows in three_columns:
+        if only:
+            print("| measure | bar | measured |")
+            print("|---|---|---|")
+            for row in rows(f):
+                print("| " + " | ".join(row) + " |")
+            return
     if args.only_promql:
         print("| measure | first bar | moonshot | measured |")
         print("|---|---|---|---|")

@@ -338,12 +338,7 @@ pub async fn find_traces(
     trace_ids: &[TraceId],
     limits: ScanLimits,
 ) -> Result<FoundTraces, QueryError> {
-    let mut unique: Vec<TraceId> = Vec::with_capacity(trace_ids.len());
-    for id in trace_ids {
-        if !unique.contains(id) {
-            unique.push(*id);
-        }
-    }
+    let unique = each_once(trace_ids);
     if unique.is_empty() {
         return Ok(FoundTraces::default());
     }
@@ -366,6 +361,17 @@ pub async fn find_traces(
         traces,
         truncated: stream.truncated(),
     })
+}
+
+/// `trace_ids` in their order, each once (a result list or a multi-get).
+pub fn each_once(trace_ids: &[TraceId]) -> Vec<TraceId> {
+    let mut unique: Vec<TraceId> = Vec::with_capacity(trace_ids.len());
+    for id in trace_ids {
+        if !unique.contains(id) {
+            unique.push(*id);
+        }
+    }
+    unique
 }
 
 /// The services with spans stored or buffered, sorted.

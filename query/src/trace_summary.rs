@@ -80,12 +80,7 @@ pub async fn trace_summaries(
     trace_ids: &[TraceId],
     limits: ScanLimits,
 ) -> Result<Vec<TraceSummary>, QueryError> {
-    let mut unique: Vec<TraceId> = Vec::with_capacity(trace_ids.len());
-    for id in trace_ids {
-        if !unique.contains(id) {
-            unique.push(*id);
-        }
-    }
+    let unique = crate::trace_search::each_once(trace_ids);
     let mut stored = storage.trace_summary_parts(tenant, &unique).await?;
     let mut summaries: HashMap<TraceId, TraceSummary> = HashMap::with_capacity(unique.len());
     let mut from_rows = Vec::new();

@@ -55,6 +55,45 @@ pub enum CatalogError {
     Database(String),
 }
 
+impl CatalogError {
+    fn conflict(table: &TableKey, version: u64, reason: impl Into<String>) -> Self {
+        Self::Conflict {
+            table: table.to_string(),
+            version,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The manifest `change` makes of `base`, or the conflict that stops it (every catalog's
+/// commit starts here).
+fn next_manifest(
+    table: &TableKey,
+    base: &Manifest,
+    change: &ManifestChange,
+) -> Result<Manifest, CatalogError> {
+    base.apply(change)
+        .map_err(|err| CatalogError::conflict(table, base.version, err.to_string()))
+}
+
+/// What a commit from `base` gets when another writer made `next`'s version first.
+fn lost_race(table: &TableKey, base: &Manifest, next: &Manifest) -> CatalogError {
+    CatalogError::conflict(
+        table,
+        base.version,
+        format!("version {} was written by another writer", next.version),
+    )
+}
+
+/// What a repair gets when a writer changed the table (from version `newest`) meanwhile.
+fn repair_raced(table: &TableKey, newest: u64) -> CatalogError {
+    CatalogError::conflict(
+        table,
+        newest,
+        "a writer changed the table during the repair",
+    )
+}
+
 impl From<crate::StorageError> for CatalogError {
     fn from(err: crate::StorageError) -> Self {
         Self::Storage(Box::new(err))

@@ -11,7 +11,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
 
-use super::{Catalog, CatalogError, Manifest, ManifestChange, TableKey};
+use super::{
+    Catalog, CatalogError, Manifest, ManifestChange, TableKey, lost_race, next_manifest,
+    repair_raced,
+};
 use crate::layout;
 use crate::model::Signal;
 use crate::objects::Objects;
@@ -128,19 +131,9 @@ impl Catalog for ObjectCatalog {
         base: &Manifest,
         change: &ManifestChange,
     ) -> Result<Manifest, CatalogError> {
-        let conflict = |reason: String| CatalogError::Conflict {
-            table: table.to_string(),
-            version: base.version,
-            reason,
-        };
-        let next = base
-            .apply(change)
-            .map_err(|err| conflict(err.to_string()))?;
+        let next = next_manifest(table, base, change)?;
         if !self.write_version(table, &next).await? {
-            return Err(conflict(format!(
-                "version {} was written by another writer",
-                next.version
-            )));
+            return Err(lost_race(table, base, &next));
         }
         if next.version as usize > OLD_VERSIONS_KEPT + 1 {
             self.trim_old_versions(table).await;
@@ -155,11 +148,7 @@ impl Catalog for ObjectCatalog {
             ..manifest.clone()
         };
         if !self.write_version(table, &replacement).await? {
-            return Err(CatalogError::Conflict {
-                table: table.to_string(),
-                version: newest,
-                reason: "a writer changed the table during the repair".to_owned(),
-            });
+            return Err(repair_raced(table, newest));
         }
         Ok(())
     }

@@ -13,7 +13,10 @@ use async_trait::async_trait;
 use tokio_postgres::{Client, NoTls};
 use tracing::warn;
 
-use super::{Catalog, CatalogError, Manifest, ManifestChange, TableKey};
+use super::{
+    Catalog, CatalogError, Manifest, ManifestChange, TableKey, lost_race, next_manifest,
+    repair_raced,
+};
 use crate::model::{Signal, TenantId};
 
 /// The schema, one statement list per version, applied in order and never edited once released.
@@ -203,14 +206,7 @@ impl Catalog for PostgresCatalog {
         base: &Manifest,
         change: &ManifestChange,
     ) -> Result<Manifest, CatalogError> {
-        let conflict = |reason: String| CatalogError::Conflict {
-            table: table.to_string(),
-            version: base.version,
-            reason,
-        };
-        let next = base
-            .apply(change)
-            .map_err(|err| conflict(err.to_string()))?;
+        let next = next_manifest(table, base, change)?;
         let (tenant, signal) = (table.tenant.as_str(), table.signal.name());
         let (text, next_version) = (encode(&next)?, version(&next)?);
         let client = self.client().await?;
@@ -233,10 +229,7 @@ impl Catalog for PostgresCatalog {
         }
         .map_err(pg)?;
         if written == 0 {
-            return Err(conflict(format!(
-                "version {} was written by another writer",
-                next.version
-            )));
+            return Err(lost_race(table, base, &next));
         }
         Ok(next)
     }
@@ -274,11 +267,7 @@ impl Catalog for PostgresCatalog {
             .await
             .map_err(pg)?;
         if written == 0 {
-            return Err(CatalogError::Conflict {
-                table: table.to_string(),
-                version: u64::try_from(newest).unwrap_or(0),
-                reason: "a writer changed the table during the repair".to_owned(),
-            });
+            return Err(repair_raced(table, u64::try_from(newest).unwrap_or(0)));
         }
         Ok(())
     }

@@ -475,40 +475,12 @@ impl Summarizer<Span> for SpanFileSummarizer {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::catalog::summary::EdgeSummary;
-    use crate::model::{Attribute, Resource};
+    use crate::model::Attribute;
     use crate::parquet_codec::spans_batch;
+    use crate::parquet_codec::test_fixtures::tree_span as span;
     use crate::spans::trace_summaries::{PartialTraceSummary, SpanFacts};
-
-    fn span(trace: u8, id: u8, parent: Option<u8>, service: &str, kind: SpanKind) -> Span {
-        Span {
-            resource: Arc::new(Resource {
-                attributes: vec![Attribute::string("service.name", service)],
-                ..Resource::default()
-            }),
-            scope: Arc::default(),
-            trace_id: TraceId([trace; 16]),
-            span_id: SpanId([id; 8]),
-            parent_span_id: parent.map(|p| SpanId([p; 8])),
-            trace_state: String::new(),
-            flags: 0,
-            name: format!("op{id}"),
-            kind,
-            start_time_unix_nano: 1_000,
-            end_time_unix_nano: 1_000 + u64::from(id) * 100,
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-            events: Vec::new(),
-            dropped_events_count: 0,
-            links: Vec::new(),
-            dropped_links_count: 0,
-            status_code: StatusCode::Unset,
-            status_message: String::new(),
-        }
-    }
 
     /// Two traces: web → api (client span 2 → server span 3, which fails), api → the
     /// uninstrumented `postgres` (client span 4 naming it); in trace 2 web calls api again

@@ -169,43 +169,24 @@ mod tests {
 
     use super::*;
     use crate::budget::Reservation;
-    use crate::model::{Attribute, Resource, SpanId, SpanKind, StatusCode};
+    use crate::model::{SpanKind, StatusCode};
+    use crate::parquet_codec::test_fixtures::tree_span;
     use crate::spans::SpanStore;
 
     fn tenant() -> TenantId {
         "t".parse().unwrap()
     }
 
+    /// A server span starting at 2023-11-14 plus `id` µs and lasting 500 ns; every fourth
+    /// fails.
     fn span(trace: u8, id: u8, parent: Option<u8>, service: &str) -> Span {
-        let start = 1_700_000_000_000_000_000 + u64::from(id) * 1_000;
-        Span {
-            resource: Arc::new(Resource {
-                attributes: vec![Attribute::string("service.name", service)],
-                ..Resource::default()
-            }),
-            scope: Arc::default(),
-            trace_id: TraceId([trace; 16]),
-            span_id: SpanId([id; 8]),
-            parent_span_id: parent.map(|p| SpanId([p; 8])),
-            trace_state: String::new(),
-            flags: 0,
-            name: format!("op{id}"),
-            kind: SpanKind::Server,
-            start_time_unix_nano: start,
-            end_time_unix_nano: start + 500,
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-            events: Vec::new(),
-            dropped_events_count: 0,
-            links: Vec::new(),
-            dropped_links_count: 0,
-            status_code: if id % 4 == 3 {
-                StatusCode::Error
-            } else {
-                StatusCode::Unset
-            },
-            status_message: String::new(),
+        let mut span = tree_span(trace, id, parent, service, SpanKind::Server);
+        span.start_time_unix_nano = 1_700_000_000_000_000_000 + u64::from(id) * 1_000;
+        span.end_time_unix_nano = span.start_time_unix_nano + 500;
+        if id % 4 == 3 {
+            span.status_code = StatusCode::Error;
         }
+        span
     }
 
     /// Trace `t`: a root in `web` and `children` spans below it in `api`, the root last (as

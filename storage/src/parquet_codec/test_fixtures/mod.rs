@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use crate::model::{Attribute, AttributeValue, InstrumentationScope, Resource};
 
 pub(crate) use metrics::{any_point, points_of_every_kind, realistic_points};
-pub(crate) use spans::{any_span, realistic_spans};
+pub(crate) use spans::{any_span, realistic_spans, tree_span};
 
 pub(crate) struct Rng(u64);
 

@@ -20,6 +20,41 @@ pub(crate) fn id<const N: usize>(rng: &mut Rng) -> [u8; N] {
     bytes
 }
 
+/// Span `id` of trace `trace` (ids repeat the byte) in `service`, under `parent`, named
+/// `op{id}`, from 1,000 ns to 1,000 + 100 × id ns, status unset; tests move what they need.
+pub(crate) fn tree_span(
+    trace: u8,
+    id: u8,
+    parent: Option<u8>,
+    service: &str,
+    kind: SpanKind,
+) -> Span {
+    Span {
+        resource: Arc::new(Resource {
+            attributes: vec![Attribute::string("service.name", service)],
+            ..Resource::default()
+        }),
+        scope: Arc::default(),
+        trace_id: TraceId([trace; 16]),
+        span_id: SpanId([id; 8]),
+        parent_span_id: parent.map(|p| SpanId([p; 8])),
+        trace_state: String::new(),
+        flags: 0,
+        name: format!("op{id}"),
+        kind,
+        start_time_unix_nano: 1_000,
+        end_time_unix_nano: 1_000 + u64::from(id) * 100,
+        attributes: Vec::new(),
+        dropped_attributes_count: 0,
+        events: Vec::new(),
+        dropped_events_count: 0,
+        links: Vec::new(),
+        dropped_links_count: 0,
+        status_code: StatusCode::Unset,
+        status_message: String::new(),
+    }
+}
+
 /// Spans shaped like a web service's: traces of 4–16 spans over 5 services, HTTP and DB
 /// attributes, occasional exception events and links. Deterministic for `seed`.
 pub(crate) fn realistic_spans(num_spans: usize, seed: u64) -> Vec<Span> {
