@@ -149,6 +149,9 @@ pub struct ServeArgs {
     /// Query API listen address [default: 127.0.0.1:8080]
     #[arg(long, env = "SKEWER_HTTP_ADDR", value_name = "ADDR", value_parser = parse_addr)]
     pub http_addr: Option<SocketAddr>,
+    /// What this node does beside others on one bucket: all, ingest, query, compactor [default: all]
+    #[arg(long, env = "SKEWER_ROLE", value_name = "ROLE")]
+    pub role: Option<crate::role::Role>,
     /// Largest OTLP request, also after decompression (bytes, or with a unit: 16MiB) [default: 16 MiB]
     #[arg(long, env = "SKEWER_MAX_REQUEST_BYTES", value_name = "BYTES", value_parser = parse_size_usize)]
     pub max_request_bytes: Option<usize>,
@@ -255,6 +258,7 @@ impl ServeArgs {
             otlp_grpc_addr: self.otlp_grpc_addr,
             otlp_http_addr: self.otlp_http_addr,
             http_addr: self.http_addr,
+            role: self.role,
             max_request_bytes: self.max_request_bytes,
             max_buffered_bytes: self.max_buffered_bytes,
             flush_interval_seconds: self.flush_interval_seconds,

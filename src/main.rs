@@ -10,6 +10,7 @@ mod exposure;
 mod http_serve;
 mod keys;
 mod per_address;
+mod role;
 mod self_metrics;
 mod server;
 mod tls;

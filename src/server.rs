@@ -267,12 +267,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         )),
         None => None,
     };
+    let role = config.role;
+    let mut exposed = vec![("http_addr", config.http_addr)];
+    if role.ingests() {
+        exposed.push(("otlp_grpc_addr", config.otlp_grpc_addr));
+        exposed.push(("otlp_http_addr", config.otlp_http_addr));
+    }
     check_exposure(
-        &[
-            ("otlp_grpc_addr", config.otlp_grpc_addr),
-            ("otlp_http_addr", config.otlp_http_addr),
-            ("http_addr", config.http_addr),
-        ],
+        &exposed,
         keys.keys_required(),
         tls.is_some(),
         config.insecure,
@@ -282,15 +284,28 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "no API keys in the data directory: requests need none (`skewer keys create` adds one)"
         );
     }
-    let grpc_listener = bind(config.otlp_grpc_addr, "otlp_grpc_addr").await?;
-    let otlp_http_listener = bind(config.otlp_http_addr, "otlp_http_addr").await?;
+    // A node that does not ingest opens no OTLP port.
+    let (grpc_listener, otlp_http_listener) = if role.ingests() {
+        (
+            Some(bind(config.otlp_grpc_addr, "otlp_grpc_addr").await?),
+            Some(bind(config.otlp_http_addr, "otlp_http_addr").await?),
+        )
+    } else {
+        (None, None)
+    };
     let http_listener = bind(config.http_addr, "http_addr").await?;
     // The addresses really bound (a port of 0 in the config picks a free one).
     let bound = |listener: &TcpListener, configured: std::net::SocketAddr| {
         listener.local_addr().unwrap_or(configured)
     };
-    let grpc_addr = bound(&grpc_listener, config.otlp_grpc_addr);
-    let otlp_http_addr = bound(&otlp_http_listener, config.otlp_http_addr);
+    let shown = |listener: &Option<TcpListener>, configured| {
+        listener.as_ref().map_or_else(
+            || "off".to_owned(),
+            |listener| bound(listener, configured).to_string(),
+        )
+    };
+    let grpc_addr = shown(&grpc_listener, config.otlp_grpc_addr);
+    let otlp_http_addr = shown(&otlp_http_listener, config.otlp_http_addr);
     let http_addr = bound(&http_listener, config.http_addr);
 
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -369,12 +384,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     state.set_storage(Arc::clone(&storage));
     tenants.add_existing(storage.table_tenants());
     let stop_alerting = CancellationToken::new();
-    let alerting_task = {
+    // One node of a deployment evaluates the rules (all, or the compactor).
+    let alerting_task = role.evaluates_rules().then(|| {
         let limits_state = state.clone();
         let limits: Arc<dyn Fn(&TenantId) -> ScanLimits + Send + Sync> =
             Arc::new(move |tenant: &TenantId| limits_state.scan_limits(tenant));
         tokio::spawn(Arc::clone(&alerting).run(Arc::clone(&storage), limits, stop_alerting.clone()))
-    };
+    });
     tokio::spawn(reload_rules_on_hangup(
         Arc::clone(&alerting),
         stop_query.clone(),
@@ -403,59 +419,70 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         stop_ingest.clone(),
     ));
 
-    let grpc_server = {
-        let config = GrpcConfig {
-            max_message_bytes: config.max_request_bytes,
-            keys: Arc::clone(&keys),
-            body_limits: config.connections.body_limits(),
-            max_connection_age: Duration::from_secs(
-                config.connections.grpc_max_connection_age_seconds,
-            ),
-            ..GrpcConfig::default()
-        };
-        let stop = stop_ingest.clone();
-        let max_connections = limits.max_connections;
-        let per_address = PerAddress::new(limits.max_connections_per_address);
-        match &tls {
-            Some(tls) => {
-                let incoming =
-                    TlsListener::spawn(grpc_listener, Arc::clone(tls), per_address, stop.clone())?;
-                tokio::spawn(serve_grpc(
-                    // Counted per address before the handshake.
-                    capped(incoming.into_stream(), max_connections, PerAddress::new(0)),
+    let grpc_server = grpc_listener
+        .map(|grpc_listener| -> std::io::Result<_> {
+            let config = GrpcConfig {
+                max_message_bytes: config.max_request_bytes,
+                keys: Arc::clone(&keys),
+                body_limits: config.connections.body_limits(),
+                max_connection_age: Duration::from_secs(
+                    config.connections.grpc_max_connection_age_seconds,
+                ),
+                ..GrpcConfig::default()
+            };
+            let stop = stop_ingest.clone();
+            let max_connections = limits.max_connections;
+            let per_address = PerAddress::new(limits.max_connections_per_address);
+            match &tls {
+                Some(tls) => {
+                    let incoming = TlsListener::spawn(
+                        grpc_listener,
+                        Arc::clone(tls),
+                        per_address,
+                        stop.clone(),
+                    )?;
+                    Ok(tokio::spawn(serve_grpc(
+                        // Counted per address before the handshake.
+                        capped(incoming.into_stream(), max_connections, PerAddress::new(0)),
+                        Arc::clone(&pipeline),
+                        config,
+                        stop.cancelled_owned(),
+                    )))
+                }
+                None => Ok(tokio::spawn(serve_grpc(
+                    capped(
+                        TcpListenerStream::new(grpc_listener),
+                        max_connections,
+                        per_address,
+                    ),
                     Arc::clone(&pipeline),
                     config,
                     stop.cancelled_owned(),
-                ))
+                ))),
             }
-            None => tokio::spawn(serve_grpc(
-                capped(
-                    TcpListenerStream::new(grpc_listener),
-                    max_connections,
-                    per_address,
+        })
+        .transpose()?;
+    let otlp_http_server = otlp_http_listener
+        .map(|listener| {
+            serve_http(
+                listener,
+                otlp_http_router(
+                    Arc::clone(&pipeline),
+                    &HttpConfig {
+                        max_body_bytes: config.max_request_bytes,
+                        keys: Arc::clone(&keys),
+                        body_limits: config.connections.body_limits(),
+                    },
                 ),
-                Arc::clone(&pipeline),
-                config,
-                stop.cancelled_owned(),
-            )),
-        }
-    };
-    let otlp_http_server = serve_http(
-        otlp_http_listener,
-        otlp_http_router(
-            Arc::clone(&pipeline),
-            &HttpConfig {
-                max_body_bytes: config.max_request_bytes,
-                keys: Arc::clone(&keys),
-                body_limits: config.connections.body_limits(),
-            },
-        ),
-        tls.as_ref(),
-        limits,
-        stop_ingest.clone(),
-    )?;
+                tls.as_ref(),
+                limits,
+                stop_ingest.clone(),
+            )
+        })
+        .transpose()?;
     state.set_ready(true);
     info!(
+        role = role.name(),
         otlp_grpc = %grpc_addr,
         otlp_http = %otlp_http_addr,
         http = %http_addr,
@@ -469,21 +496,28 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     state.set_ready(false);
     // Both ingest servers stopped accepting at once; requests in flight share one grace period.
     let grace_ends = tokio::time::Instant::now() + limits.shutdown_grace;
-    let mut grpc_server = grpc_server;
-    match tokio::time::timeout_at(grace_ends, &mut grpc_server).await {
-        Ok(Ok(Err(err))) => error!(error = %err, "OTLP/gRPC server failed"),
-        Ok(Err(err)) => error!(error = %err, "OTLP/gRPC server task failed"),
-        Ok(Ok(Ok(()))) => {}
-        Err(_) => {
-            warn!("OTLP/gRPC calls still open after the shutdown grace period: cut");
-            grpc_server.abort();
+    if let Some(mut grpc_server) = grpc_server {
+        match tokio::time::timeout_at(grace_ends, &mut grpc_server).await {
+            Ok(Ok(Err(err))) => error!(error = %err, "OTLP/gRPC server failed"),
+            Ok(Err(err)) => error!(error = %err, "OTLP/gRPC server task failed"),
+            Ok(Ok(Ok(()))) => {}
+            Err(_) => {
+                warn!("OTLP/gRPC calls still open after the shutdown grace period: cut");
+                grpc_server.abort();
+            }
         }
     }
-    if let Err(err) = otlp_http_server.await {
+    if let Some(Err(err)) = match otlp_http_server {
+        Some(server) => Some(server.await),
+        None => None,
+    } {
         error!(error = %err, "OTLP/HTTP server task failed");
     }
     stop_alerting.cancel();
-    if let Err(err) = alerting_task.await {
+    if let Some(Err(err)) = match alerting_task {
+        Some(task) => Some(task.await),
+        None => None,
+    } {
         error!(error = %err, "alerting task failed");
     }
     info!("ingest stopped; flushing");

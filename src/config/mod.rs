@@ -36,6 +36,8 @@ pub struct Config {
     /// Query API (and UI) listen address.
     #[serde(deserialize_with = "units::addr")]
     pub http_addr: SocketAddr,
+    /// What this node does in a deployment of several (`all` alone).
+    pub role: crate::role::Role,
     /// Largest OTLP request: gRPC message or HTTP body, before and after decompression.
     #[serde(deserialize_with = "units::size_usize")]
     pub max_request_bytes: usize,
@@ -96,6 +98,7 @@ impl Default for Config {
             otlp_grpc_addr: SocketAddr::from(([127, 0, 0, 1], 4317)),
             otlp_http_addr: SocketAddr::from(([127, 0, 0, 1], 4318)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            role: crate::role::Role::All,
             max_request_bytes: 16 * 1024 * 1024,
             max_buffered_bytes: storage.max_buffered_bytes,
             flush_interval_seconds: storage.flush_interval.as_secs(),
@@ -183,6 +186,8 @@ pub struct Overrides {
     pub otlp_http_addr: Option<SocketAddr>,
     /// `--http-addr` / `SKEWER_HTTP_ADDR`.
     pub http_addr: Option<SocketAddr>,
+    /// `role`.
+    pub role: Option<crate::role::Role>,
     /// `--max-request-bytes`.
     pub max_request_bytes: Option<usize>,
     /// `--max-buffered-bytes`.
@@ -288,6 +293,7 @@ impl Config {
             otlp_grpc_addr,
             otlp_http_addr,
             http_addr,
+            role,
             max_request_bytes,
             max_buffered_bytes,
             flush_interval_seconds,
@@ -348,8 +354,22 @@ impl Config {
         )?;
         positive("flush_max_bytes", self.flush_max_bytes as u64)?;
         positive("wal_segment_max_bytes", self.wal_segment_max_bytes)?;
-        self.storage.object_store()?;
+        let bucket = self.storage.object_store()?;
+        if self.role != crate::role::Role::All && bucket.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "role",
+                reason: format!(
+                    "{:?} needs the tables in a bucket the nodes share ([storage] url = \"s3://…\"); \
+                     on a local data directory one node does everything (role \"all\")",
+                    self.role.name()
+                ),
+            });
+        }
         self.catalog.url()?;
+        positive(
+            "catalog.refresh_interval_seconds",
+            self.catalog.refresh_interval_seconds,
+        )?;
         self.retention.policy()?;
         self.compaction.config()?;
         self.query.validate()?;
@@ -375,6 +395,8 @@ impl Config {
             compaction: self.compaction.config()?,
             object_store: self.storage.object_store()?,
             catalog_url: self.catalog.url()?,
+            catalog_refresh_interval: Duration::from_secs(self.catalog.refresh_interval_seconds),
+            table_maintenance: self.role.maintains_tables(),
             ..StorageConfig::new(self.data_dir.clone())
         })
     }
@@ -400,7 +422,7 @@ mod tests {
         let parsed = Config::from_toml(text, Path::new("skewer.example.toml")).unwrap();
         assert_eq!(parsed, Config::default());
         let table: toml::Table = text.parse().unwrap();
-        assert_eq!(table.len(), 26, "every key of Config is in the example");
+        assert_eq!(table.len(), 27, "every key of Config is in the example");
         assert_eq!(table["storage"].as_table().unwrap().len(), 7);
         assert_eq!(table["alerting"].as_table().unwrap().len(), 7);
         assert_eq!(table["query"].as_table().unwrap().len(), 9);

@@ -115,11 +115,23 @@ impl StorageSection {
 }
 
 /// `[catalog]`: where manifests live. Empty `url`: beside the files (the embedded catalog).
-#[derive(Clone, Default, PartialEq, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CatalogSection {
     /// `postgres://user:password@host:port/database`; empty for the embedded catalog.
     pub url: String,
+    /// How often a node sharing its tables reloads the manifests (what other nodes flushed,
+    /// merged or removed becomes visible within this).
+    pub refresh_interval_seconds: u64,
+}
+
+impl Default for CatalogSection {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            refresh_interval_seconds: 5,
+        }
+    }
 }
 
 /// Never prints a password in the URL.
@@ -136,6 +148,7 @@ impl std::fmt::Debug for CatalogSection {
         };
         f.debug_struct("CatalogSection")
             .field("url", &shown)
+            .field("refresh_interval_seconds", &self.refresh_interval_seconds)
             .finish()
     }
 }

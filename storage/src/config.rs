@@ -37,12 +37,26 @@ pub struct StorageConfig {
     pub compaction: CompactionConfig,
     /// How long data is kept.
     pub retention: RetentionPolicy,
+    /// Whether this node compacts the span and metric tables and sweeps their expired files
+    /// (off on nodes of a shared deployment that only ingest or only answer queries; logs,
+    /// kept per node, are swept everywhere).
+    pub table_maintenance: bool,
+    /// How often a node sharing its tables (a bucket or a catalog database) reloads the
+    /// manifests to see what other nodes flushed, merged and removed.
+    pub catalog_refresh_interval: Duration,
     /// Files replaced by compaction stay this long before they are deleted (for readers in
     /// other processes that loaded an older manifest: backups, other nodes).
     pub file_delete_grace: Duration,
 }
 
 impl StorageConfig {
+    /// Whether other nodes may share the tables: they live in a bucket or their manifests in
+    /// a catalog database. Then this node records WAL positions under its own id, reloads
+    /// manifests now and then, and claims compactions in the catalog.
+    pub fn shares_tables(&self) -> bool {
+        self.object_store.is_some() || self.catalog_url.is_some()
+    }
+
     /// Defaults rooted at `data_dir`.
     pub fn new(data_dir: PathBuf) -> Self {
         Self {
@@ -58,6 +72,8 @@ impl StorageConfig {
             footer_cache_bytes: 128 * 1024 * 1024,
             compaction: CompactionConfig::default(),
             retention: RetentionPolicy::default(),
+            table_maintenance: true,
+            catalog_refresh_interval: Duration::from_secs(5),
             file_delete_grace: Duration::from_secs(60),
         }
     }

@@ -24,6 +24,7 @@ pub mod logs;
 pub mod maintenance;
 pub mod metrics;
 pub mod model;
+pub mod node;
 pub mod objects;
 pub mod parquet_codec;
 pub mod remote;

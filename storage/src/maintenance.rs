@@ -70,12 +70,20 @@ pub async fn compact_store<S: TableSignal>(
             if cancel.is_cancelled() {
                 return Ok(merges);
             }
-            let inputs: Vec<_> = table
-                .files
-                .iter()
-                .filter(|file| plan.inputs.contains(&file.meta.path))
-                .cloned()
-                .collect();
+            let claim = format!(
+                "compaction/{tenant}/{}/{}",
+                S::SIGNAL.name(),
+                plan.partition_hour
+            );
+            let inputs = match claim_inputs(store, &tenant, &plan.inputs, &claim).await {
+                Ok(Some(inputs)) => inputs,
+                Ok(None) => continue,
+                Err(err) => {
+                    warn!(signal = S::SIGNAL.name(), tenant = %tenant, error = %err, "cannot claim a compaction");
+                    first_failure.get_or_insert(err);
+                    continue;
+                }
+            };
             let started = Instant::now();
             let outcome = store
                 .merge(
@@ -86,6 +94,7 @@ pub async fn compact_store<S: TableSignal>(
                     cancel,
                 )
                 .await;
+            release(store, &claim).await;
             let stats = store.stats();
             match outcome {
                 Ok(outcome) => {
@@ -134,12 +143,59 @@ pub async fn compact_store<S: TableSignal>(
     }
 }
 
+/// How long a claim of a partition's compaction or a table's retention sweep lasts when its
+/// node dies before releasing it.
+const CLAIM_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// The live files of a planned merge, once this node holds the partition's claim; `None`
+/// when another node holds it or merged some of the inputs meanwhile (the next pass plans
+/// again). Without other writers the claim is granted at once and nothing is reloaded.
+async fn claim_inputs<S: TableSignal>(
+    store: &TableStore<S>,
+    tenant: &crate::model::TenantId,
+    planned: &[String],
+    claim: &str,
+) -> Result<Option<Vec<std::sync::Arc<crate::table::LiveFile>>>, StorageError> {
+    if !store.claim(claim, CLAIM_TTL).await? {
+        return Ok(None);
+    }
+    if store.shares_tables() {
+        // Another node may have merged these files before this claim: plan on the newest.
+        if let Err(err) = store.refresh_tenant(tenant).await {
+            release(store, claim).await;
+            return Err(err);
+        }
+    }
+    let live = store
+        .table_files(tenant)
+        .map(|table| table.files)
+        .unwrap_or_default();
+    let inputs: Vec<_> = live
+        .iter()
+        .filter(|file| planned.contains(&file.meta.path))
+        .cloned()
+        .collect();
+    if inputs.len() != planned.len() {
+        release(store, claim).await;
+        return Ok(None);
+    }
+    Ok(Some(inputs))
+}
+
+/// Gives up a claim; one left behind expires.
+async fn release<S: TableSignal>(store: &TableStore<S>, claim: &str) {
+    if let Err(err) = store.release(claim).await {
+        warn!(claim, error = %err, "could not release a claim; it expires");
+    }
+}
+
 /// One retention sweep over every tenant of a store: removes wholly expired files from the
 /// manifests and deletes those no reader holds. Returns (files, bytes) removed.
 pub async fn sweep_store<S: TableSignal>(
     store: &TableStore<S>,
     policy: &RetentionPolicy,
     now_unix_nano: u64,
+    delete_grace: Duration,
 ) -> Result<(u64, u64), StorageError> {
     let mut removed = (0, 0);
     for tenant in store.tenants() {
@@ -153,13 +209,19 @@ pub async fn sweep_store<S: TableSignal>(
         if expired.is_empty() {
             continue;
         }
+        let claim = format!("retention/{tenant}/{}", S::SIGNAL.name());
+        if !store.claim(&claim, CLAIM_TTL).await? {
+            continue;
+        }
         let num_files = expired.len() as u64;
         let bytes: u64 = expired.iter().map(|file| file.size_bytes).sum();
         let change = ManifestChange {
             remove: expired.iter().map(|file| file.path.clone()).collect(),
             ..ManifestChange::default()
         };
-        match store.commit(&tenant, change, Duration::ZERO, |_| {}).await {
+        let committed = store.commit(&tenant, change, delete_grace, |_| {}).await;
+        release(store, &claim).await;
+        match committed {
             Ok(_) => {
                 info!(signal = S::SIGNAL.name(), tenant = %tenant, num_files, bytes, "retention removed expired files");
                 removed.0 += num_files;
@@ -267,7 +329,9 @@ mod tests {
         let newest = spans.iter().map(|s| s.end_time_unix_nano).max().unwrap();
         let policy = RetentionPolicy::default();
         let now = newest + 8 * 86_400 * 1_000_000_000;
-        let (files, bytes) = sweep_store(&store, &policy, now).await.unwrap();
+        let (files, bytes) = sweep_store(&store, &policy, now, Duration::ZERO)
+            .await
+            .unwrap();
         assert_eq!(files, 1);
         assert!(bytes > 0);
         assert_eq!(store.files(), (0, 0), "gone from the manifest");
@@ -282,7 +346,9 @@ mod tests {
         drop(reader);
         assert_eq!(store.delete_unreferenced().await, 1);
         assert!(!path.exists());
-        let fresh = sweep_store(&store, &policy, now).await.unwrap();
+        let fresh = sweep_store(&store, &policy, now, Duration::ZERO)
+            .await
+            .unwrap();
         assert_eq!(fresh, (0, 0));
     }
 }

@@ -14,7 +14,7 @@ use crate::harness::{Server, free_addr};
 use crate::object_store::{Moto, config_file, spans_of};
 
 /// A PostgreSQL cluster in a test's directory; stopped on drop.
-struct Postgres {
+pub struct Postgres {
     bin: PathBuf,
     data: PathBuf,
     port: u16,
@@ -40,7 +40,7 @@ fn run(mut command: Command, what: &str) -> String {
 }
 
 impl Postgres {
-    fn start(dir: &Path) -> Option<Self> {
+    pub fn start(dir: &Path) -> Option<Self> {
         let required = std::env::var("SKEWER_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .into_iter()
@@ -100,7 +100,7 @@ impl Postgres {
         Some(postgres)
     }
 
-    fn start_server(&self) {
+    pub fn start_server(&self) {
         let mut start = as_postgres(&self.bin.join("pg_ctl"));
         start
             .arg("-D")
@@ -117,7 +117,7 @@ impl Postgres {
         run(start, "pg_ctl start");
     }
 
-    fn stop_server(&self) {
+    pub fn stop_server(&self) {
         let mut stop = as_postgres(&self.bin.join("pg_ctl"));
         stop.arg("-D")
             .arg(&self.data)
@@ -125,11 +125,11 @@ impl Postgres {
         run(stop, "pg_ctl stop");
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
-    fn query(&self, sql: &str) -> String {
+    pub fn query(&self, sql: &str) -> String {
         let mut psql = as_postgres(&self.bin.join("psql"));
         psql.args([
             "-h",
@@ -155,7 +155,7 @@ impl Drop for Postgres {
     }
 }
 
-fn with_catalog(config: &str, postgres: &Postgres, extra: &str) -> String {
+pub fn with_catalog(config: &str, postgres: &Postgres, extra: &str) -> String {
     let path = format!("{config}.catalog.toml");
     let text = std::fs::read_to_string(config).unwrap_or_default();
     std::fs::write(
@@ -185,7 +185,7 @@ async fn manifests_live_in_postgresql_and_a_second_node_answers_from_the_bucket_
     assert!(first.terminate().await.success(), "{}", first.log());
     assert_eq!(
         postgres.query("SELECT max(version) FROM skewer_schema_migrations"),
-        "1"
+        "2"
     );
     assert_eq!(
         postgres.query("SELECT tenant || '/' || signal FROM skewer_manifests WHERE version > 0"),

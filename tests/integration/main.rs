@@ -20,6 +20,7 @@ mod lifecycle;
 mod loadgen;
 mod log_search;
 mod loki_api;
+mod multi_node;
 mod object_store;
 mod overload;
 mod prometheus_api;

@@ -4,6 +4,8 @@
 //! Pure: applying a change gives the next version or says why it cannot apply. Stored as JSON
 //! (readable by operators, and by `skewer check`); fields added later default when absent.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Signal, TenantId};
@@ -39,7 +41,11 @@ pub struct Manifest {
     /// Starts at 1 and grows by one with every change.
     pub version: u64,
     /// Every WAL record of this table at or below this LSN is in the files: replay skips them.
+    /// The position of the data directory's single writer (see [`crate::node::WalOwner`]).
     pub flushed_lsn: Lsn,
+    /// The same, per node, when several nodes with their own WALs commit to the table.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_flushed_lsns: BTreeMap<String, Lsn>,
     /// The live files, oldest first.
     pub files: Vec<DataFileMeta>,
 }
@@ -119,8 +125,17 @@ pub struct ManifestChange {
     pub add: Vec<DataFileMeta>,
     /// Paths of files that stop being live.
     pub remove: Vec<String>,
-    /// The new flushed LSN (a flush); never lowers it.
-    pub flushed_lsn: Option<Lsn>,
+    /// The new flushed position of a WAL (a flush); never lowers it.
+    pub flushed: Option<FlushedPosition>,
+}
+
+/// How far one WAL is flushed into the files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlushedPosition {
+    /// The node whose WAL it is; `None` for the data directory's single writer.
+    pub node: Option<String>,
+    /// Every record of the table at or below it is in the files.
+    pub lsn: Lsn,
 }
 
 /// Why a change does not apply to a manifest.
@@ -158,6 +173,7 @@ impl Manifest {
             signal: table.signal,
             version: 0,
             flushed_lsn: 0,
+            node_flushed_lsns: BTreeMap::new(),
             files: Vec::new(),
         }
     }
@@ -178,12 +194,26 @@ impl Manifest {
             }
             files.push(file.clone());
         }
+        let mut flushed_lsn = self.flushed_lsn;
+        let mut node_flushed_lsns = self.node_flushed_lsns.clone();
+        match &change.flushed {
+            None => {}
+            Some(FlushedPosition { node: None, lsn }) => flushed_lsn = flushed_lsn.max(*lsn),
+            Some(FlushedPosition {
+                node: Some(node),
+                lsn,
+            }) => {
+                let position = node_flushed_lsns.entry(node.clone()).or_default();
+                *position = (*position).max(*lsn);
+            }
+        }
         Ok(Self {
             format: self.format.clone(),
             tenant: self.tenant.clone(),
             signal: self.signal,
             version: self.version + 1,
-            flushed_lsn: self.flushed_lsn.max(change.flushed_lsn.unwrap_or(0)),
+            flushed_lsn,
+            node_flushed_lsns,
             files,
         })
     }
@@ -234,7 +264,7 @@ mod tests {
         let one = empty
             .apply(&ManifestChange {
                 add: vec![file("a"), file("b")],
-                flushed_lsn: Some(7),
+                flushed: Some(FlushedPosition { node: None, lsn: 7 }),
                 ..ManifestChange::default()
             })
             .unwrap();
@@ -244,7 +274,7 @@ mod tests {
             .apply(&ManifestChange {
                 add: vec![file("c")],
                 remove: vec!["a".into(), "b".into()],
-                flushed_lsn: Some(3),
+                flushed: Some(FlushedPosition { node: None, lsn: 3 }),
             })
             .unwrap();
         assert_eq!(two.version, 2);
@@ -291,7 +321,7 @@ mod tests {
                     }),
                     ..file("a")
                 }],
-                flushed_lsn: Some(5),
+                flushed: Some(FlushedPosition { node: None, lsn: 5 }),
                 ..ManifestChange::default()
             })
             .unwrap();

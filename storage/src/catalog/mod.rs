@@ -15,11 +15,13 @@ mod object_catalog;
 mod postgres_catalog;
 pub mod summary;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 pub use manifest::{
-    DataFileMeta, IdFilterMeta, MANIFEST_FORMAT, Manifest, ManifestChange, ManifestConflict,
-    TableKey,
+    DataFileMeta, FlushedPosition, IdFilterMeta, MANIFEST_FORMAT, Manifest, ManifestChange,
+    ManifestConflict, TableKey,
 };
 pub use metric_summary::{MetricCatalog, MetricFamily};
 pub use object_catalog::ObjectCatalog;
@@ -121,4 +123,20 @@ pub trait Catalog: Send + Sync {
 
     /// Replaces the manifest of `table` outright (repair: rebuilt from the files).
     async fn overwrite(&self, table: &TableKey, manifest: &Manifest) -> Result<(), CatalogError>;
+
+    /// Claims the work `name` (a partition's compaction, a table's retention sweep) for
+    /// `holder` until `ttl` from now: `true` when `holder` has it (it was free, its claim
+    /// expired, or `holder` had it already), `false` while another holder's claim lasts.
+    /// A crashed holder's claims expire. The embedded catalog serves one writer and grants
+    /// every claim.
+    async fn claim(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, CatalogError> {
+        let _ = (name, holder, ttl);
+        Ok(true)
+    }
+
+    /// Gives up `holder`'s claim of `name` (the work is done); nothing when it holds none.
+    async fn release(&self, name: &str, holder: &str) -> Result<(), CatalogError> {
+        let _ = (name, holder);
+        Ok(())
+    }
 }

@@ -20,17 +20,27 @@ use super::{
 use crate::model::{Signal, TenantId};
 
 /// The schema, one statement list per version, applied in order and never edited once released.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE skewer_manifests (
-        tenant TEXT NOT NULL,
-        signal TEXT NOT NULL,
-        version BIGINT NOT NULL,
-        manifest TEXT NOT NULL,
-        updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        PRIMARY KEY (tenant, signal)
-    )",
-)];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE skewer_manifests (
+            tenant TEXT NOT NULL,
+            signal TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            manifest TEXT NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            PRIMARY KEY (tenant, signal)
+        )",
+    ),
+    (
+        2,
+        "CREATE TABLE skewer_claims (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            expires_at TIMESTAMPTZ NOT NULL
+        )",
+    ),
+];
 
 /// The advisory lock migrations run under (any constant shared by every node).
 const MIGRATION_LOCK: i64 = 0x736b_6577_6572; // "skewer"
@@ -269,6 +279,38 @@ impl Catalog for PostgresCatalog {
         if written == 0 {
             return Err(repair_raced(table, u64::try_from(newest).unwrap_or(0)));
         }
+        Ok(())
+    }
+
+    async fn claim(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, CatalogError> {
+        // One statement: the row is taken when absent, expired or already the holder's; the
+        // row lock makes two claimants of a free name see one winner.
+        let taken = self
+            .client()
+            .await?
+            .query_opt(
+                "INSERT INTO skewer_claims (name, holder, expires_at)
+                 VALUES ($1, $2, now() + make_interval(secs => $3))
+                 ON CONFLICT (name) DO UPDATE
+                 SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+                 WHERE skewer_claims.expires_at < now() OR skewer_claims.holder = EXCLUDED.holder
+                 RETURNING holder",
+                &[&name, &holder, &ttl.as_secs_f64()],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(taken.is_some())
+    }
+
+    async fn release(&self, name: &str, holder: &str) -> Result<(), CatalogError> {
+        self.client()
+            .await?
+            .execute(
+                "DELETE FROM skewer_claims WHERE name = $1 AND holder = $2",
+                &[&name, &holder],
+            )
+            .await
+            .map_err(pg)?;
         Ok(())
     }
 }

@@ -85,6 +85,9 @@ impl Storage {
             flushers.spawn(Arc::clone(&self).run_signal_flusher(signal));
         }
         flushers.spawn(Arc::clone(&self).run_retention());
+        if self.config.shares_tables() {
+            flushers.spawn(Arc::clone(&self).run_catalog_refresh());
+        }
         let mut last_checkpoint = std::time::Instant::now();
         loop {
             tokio::select! {
@@ -168,9 +171,17 @@ impl Storage {
             let now = crate::maintenance::now_unix_nano();
             let logs = Arc::clone(&self.stores.logs);
             let logs_policy = policy.clone();
+            // Other nodes may still read what leaves a shared table: it stays for the grace.
+            let grace = if self.config.shares_tables() {
+                self.config.file_delete_grace
+            } else {
+                Duration::ZERO
+            };
             let swept = async {
-                sweep_store(&self.stores.spans, policy, now).await?;
-                sweep_store(&self.stores.metrics, policy, now).await?;
+                if self.config.table_maintenance {
+                    sweep_store(&self.stores.spans, policy, now, grace).await?;
+                    sweep_store(&self.stores.metrics, policy, now, grace).await?;
+                }
                 tokio::task::spawn_blocking(move || {
                     let dropped = logs.drop_expired(&logs_policy, now);
                     logs.close_idle_writers();
@@ -192,6 +203,31 @@ impl Storage {
             tokio::select! {
                 () = self.cancel.cancelled() => return,
                 () = tokio::time::sleep(policy.check_interval) => {}
+            }
+        }
+    }
+
+    /// Reloads the shared manifests every refresh interval, so this node reads what other
+    /// nodes flushed, merged and removed.
+    async fn run_catalog_refresh(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                () = tokio::time::sleep(self.config.catalog_refresh_interval) => {}
+            }
+            let refreshed = async {
+                self.stores.spans.refresh().await?;
+                self.stores.metrics.refresh().await
+            };
+            match refreshed.await {
+                Ok(_) => self.health.set(Component::CatalogRefresh, None),
+                Err(err) => {
+                    warn!(error = %err, "reloading the manifests failed; will retry");
+                    self.health.set(
+                        Component::CatalogRefresh,
+                        Some(format!("catalog refresh failing: {err}")),
+                    );
+                }
             }
         }
     }

@@ -15,6 +15,8 @@ pub enum Component {
     Compaction,
     /// Retention sweeps.
     Retention,
+    /// Reloading the manifests other nodes commit to.
+    CatalogRefresh,
 }
 
 /// Current failures by component.

@@ -164,6 +164,13 @@ impl Storage {
             None => Arc::new(ObjectCatalog::new(objects.clone())),
             Some(url) => Arc::new(crate::catalog::PostgresCatalog::connect(url).await?),
         };
+        let owner = if config.shares_tables() {
+            let owner = crate::node::WalOwner::load_or_create(&config.data_dir)?;
+            tracing::info!(node = owner.node_id().unwrap_or_default(), "node id");
+            owner
+        } else {
+            crate::node::WalOwner::data_dir()
+        };
         let footers = Arc::new(FooterCache::new(config.footer_cache_bytes));
         let index_config = LogIndexConfig {
             writer_memory_bytes: config.log_writer_memory_bytes,
@@ -171,8 +178,11 @@ impl Storage {
         let logs_dir = config.data_dir.clone();
         let stores = Arc::new(Stores {
             spans: SpanStore::open(objects.clone(), Arc::clone(&catalog), Arc::clone(&footers))
-                .await?,
-            metrics: MetricStore::open(objects.clone(), Arc::clone(&catalog), footers).await?,
+                .await?
+                .with_wal_owner(owner.clone()),
+            metrics: MetricStore::open(objects.clone(), Arc::clone(&catalog), footers)
+                .await?
+                .with_wal_owner(owner),
             logs: Arc::new(
                 tokio::task::spawn_blocking(move || LogStore::open(logs_dir, index_config))
                     .await??,
@@ -219,7 +229,7 @@ impl Storage {
         if let Ok(mut slot) = storage.flusher.lock() {
             *slot = Some(handle);
         }
-        if storage.config.compaction.enabled {
+        if storage.config.compaction.enabled && storage.config.table_maintenance {
             let compactor = background::spawn_compactor(
                 Arc::clone(&storage.stores),
                 storage.config.compaction.clone(),

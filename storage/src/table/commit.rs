@@ -14,8 +14,12 @@ use crate::StorageError;
 use crate::catalog::{Manifest, ManifestChange, TableKey};
 use crate::model::TenantId;
 
+/// How often a change is made again on top of other writers' newer versions before the
+/// commit gives up (the caller retries later: a flush on its next tick).
+const MAX_COMMIT_ATTEMPTS: usize = 8;
+
 impl<S: TableSignal> TableStore<S> {
-    fn commit_lock(&self, tenant: &TenantId) -> Arc<tokio::sync::Mutex<()>> {
+    pub(super) fn commit_lock(&self, tenant: &TenantId) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self
             .commit_locks
             .lock()
@@ -40,52 +44,63 @@ impl<S: TableSignal> TableStore<S> {
             tenant: tenant.clone(),
             signal: S::SIGNAL,
         };
-        let base = self
+        let mut base = self
             .table_files(tenant)
             .map(|table| table.manifest)
             .unwrap_or_else(|| Arc::new(Manifest::empty(&table)));
-        let (next, landed) = match self.catalog.commit(&table, &base, &change).await {
-            Ok(next) => (next, true),
-            Err(err) => {
-                // The outcome may be unknown (the version may be stored although an error came
-                // back) or another writer moved the table on: read what the catalog holds now,
-                // so the files are never deleted under a manifest that lists them and later
-                // commits start from the current version.
-                let current = match self.catalog.load(&table).await {
-                    Ok(current) => current,
-                    Err(reload) => {
-                        return Err(StorageError::CommitOutcomeUnknown {
-                            table: table.to_string(),
-                            reason: format!("{err}; reading the manifest back: {reload}"),
-                        });
-                    }
-                };
-                match current {
-                    Some(current) if current.version > base.version => {
-                        let landed = change_applied(&current, &change);
-                        if !landed {
-                            self.publish(tenant, Arc::new(current), delete_grace, |_| {});
-                            return Err(err.into());
-                        }
-                        (current, true)
-                    }
-                    _ => return Err(err.into()),
+        let mut attempts = 0;
+        let next = loop {
+            attempts += 1;
+            let err = match self.catalog.commit(&table, &base, &change).await {
+                Ok(next) => break next,
+                Err(err) => err,
+            };
+            // The outcome may be unknown (the version may be stored although an error came
+            // back) or another writer (another node) moved the table on: read what the
+            // catalog holds now, so the files are never deleted under a manifest that lists
+            // them and later commits start from the current version.
+            let current = match self.catalog.load(&table).await {
+                Ok(current) => current,
+                Err(reload) => {
+                    return Err(StorageError::CommitOutcomeUnknown {
+                        table: table.to_string(),
+                        reason: format!("{err}; reading the manifest back: {reload}"),
+                    });
                 }
+            };
+            let Some(current) = current.filter(|current| current.version > base.version) else {
+                return Err(err.into());
+            };
+            if change_applied(&current, &change) {
+                break current;
             }
+            let current = Arc::new(current);
+            // Another node's flush or compaction came first: a change that still applies
+            // (its files to remove are still live) is made again on top of theirs.
+            let still_applies = current.apply(&change).is_ok();
+            self.publish(tenant, Arc::clone(&current), None, |_| {});
+            if !still_applies || attempts >= MAX_COMMIT_ATTEMPTS {
+                return Err(err.into());
+            }
+            base = current;
         };
-        debug_assert!(landed);
         let next = Arc::new(next);
-        self.publish(tenant, Arc::clone(&next), delete_grace, on_commit);
+        let ours = Removed {
+            paths: &change.remove,
+            delete_grace,
+        };
+        self.publish(tenant, Arc::clone(&next), Some(ours), on_commit);
         Ok(next)
     }
 
     /// Makes `manifest` what readers of `tenant` see (reusing the entries of files that stay
-    /// live), and queues the files it no longer lists for deletion.
-    fn publish(
+    /// live), and queues the files this node's change removed for deletion. Files another
+    /// writer removed are that writer's to delete, after its grace.
+    pub(super) fn publish(
         &self,
         tenant: &TenantId,
         manifest: Arc<Manifest>,
-        delete_grace: Duration,
+        removed: Option<Removed<'_>>,
         on_commit: impl FnOnce(&mut FrozenView<'_>),
     ) {
         let mut state = self.lock();
@@ -116,8 +131,16 @@ impl<S: TableSignal> TableStore<S> {
             tenant,
         });
         drop(state);
+        let Some(removed) = removed else {
+            return;
+        };
+        let ours: HashSet<&str> = removed.paths.iter().map(String::as_str).collect();
+        let gone: Vec<_> = gone
+            .into_iter()
+            .filter(|file| ours.contains(file.meta.path.as_str()))
+            .collect();
         if !gone.is_empty() {
-            let not_before = Instant::now() + delete_grace;
+            let not_before = Instant::now() + removed.delete_grace;
             let mut pending = self
                 .pending_deletes
                 .lock()
@@ -189,6 +212,12 @@ impl<S: TableSignal> TableStore<S> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .len()
     }
+}
+
+/// The files a commit of this node removed, deleted after their grace.
+pub(super) struct Removed<'a> {
+    pub(super) paths: &'a [String],
+    pub(super) delete_grace: Duration,
 }
 
 /// Whether `manifest` holds `change`: every added file listed, every removed one gone.

@@ -182,7 +182,7 @@ impl<S: TableSignal> TableStore<S> {
             let change = ManifestChange {
                 add: metas,
                 remove: Vec::new(),
-                flushed_lsn: Some(last_lsn),
+                flushed: Some(self.wal_owner.position(last_lsn)),
             };
             result = self
                 .commit(tenant, change, Duration::ZERO, |view| view.mark_committed())

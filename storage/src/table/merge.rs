@@ -136,7 +136,7 @@ impl<S: TableSignal> TableStore<S> {
                 let change = ManifestChange {
                     add: outputs,
                     remove: inputs.iter().map(|file| file.meta.path.clone()).collect(),
-                    flushed_lsn: None,
+                    flushed: None,
                 };
                 self.commit(tenant, change, delete_grace, |_| {})
                     .await

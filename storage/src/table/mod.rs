@@ -16,6 +16,7 @@ pub mod id_filter;
 pub mod live_file;
 pub mod merge;
 pub mod open;
+mod refresh;
 mod series_indexes;
 mod summaries;
 mod trace_summary_reads;
@@ -251,6 +252,8 @@ pub struct TableStore<S: TableSignal> {
     commit_locks: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
     pending_deletes: Mutex<Vec<PendingDelete>>,
     next_file_id: AtomicU64,
+    /// Whose WAL positions this store reads and moves in manifests.
+    wal_owner: crate::node::WalOwner,
     stats: TableStats,
 }
 
@@ -272,10 +275,15 @@ impl<S: TableSignal> TableStore<S> {
         footers: Arc<FooterCache>,
     ) -> Result<Self, StorageError> {
         let tables = open::load_tables::<S>(&objects, catalog.as_ref()).await?;
-        let file_id_seed = std::time::SystemTime::now()
+        // Random high bits: nodes writing the same bucket never make the same path.
+        let mut random = [0u8; 4];
+        getrandom::fill(&mut random)
+            .map_err(|err| StorageError::Task(format!("no randomness for file names: {err}")))?;
+        let micros = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
             .unwrap_or(0);
+        let file_id_seed = (u64::from(u32::from_be_bytes(random)) << 32) | (micros & 0xffff_ffff);
         Ok(Self {
             objects,
             footers,
@@ -298,8 +306,16 @@ impl<S: TableSignal> TableStore<S> {
             commit_locks: Mutex::new(HashMap::new()),
             pending_deletes: Mutex::new(Vec::new()),
             next_file_id: AtomicU64::new(file_id_seed),
+            wal_owner: crate::node::WalOwner::data_dir(),
             stats: TableStats::default(),
         })
+    }
+
+    /// The store with its flushes recorded as `owner`'s WAL positions (a node sharing its
+    /// tables with other nodes); the data directory's single writer otherwise.
+    pub fn with_wal_owner(mut self, owner: crate::node::WalOwner) -> Self {
+        self.wal_owner = owner;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State<S::Record>> {
@@ -359,7 +375,7 @@ impl<S: TableSignal> TableStore<S> {
         self.lock()
             .tables
             .get(tenant)
-            .map_or(0, |table| table.manifest.flushed_lsn)
+            .map_or(0, |table| self.wal_owner.flushed_lsn(&table.manifest))
     }
 
     /// The highest WAL position any tenant's manifest says is in files.
@@ -367,7 +383,7 @@ impl<S: TableSignal> TableStore<S> {
         self.lock()
             .tables
             .values()
-            .map(|table| table.manifest.flushed_lsn)
+            .map(|table| self.wal_owner.flushed_lsn(&table.manifest))
             .max()
             .unwrap_or(0)
     }
@@ -565,5 +581,7 @@ pub fn now_unix_ms() -> u64 {
 
 #[cfg(test)]
 mod merge_tests;
+#[cfg(test)]
+mod shared_tests;
 #[cfg(test)]
 mod tests;

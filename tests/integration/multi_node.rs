@@ -1,0 +1,169 @@
+//! Several nodes on one bucket (moto) and one catalog database (Debian's PostgreSQL): two
+//! ingest nodes, a query node and a compactor. The query node answers for what either ingest
+//! node flushed, the compactor alone merges (claimed in the database), an ingest node killed
+//! under load loses nothing it acknowledged, and each node's WAL position is its own. Skipped
+//! like the PostgreSQL and moto tests where those cannot run.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::catalog_postgres::{Postgres, with_catalog};
+use crate::fixtures::{self, trace_request};
+use crate::harness::{Server, free_addr};
+use crate::object_store::{Moto, config_file, spans_of};
+
+const TRACES: &str = "{signal=\"traces\"}";
+
+async fn merges(server: &Server) -> f64 {
+    server
+        .metric(&format!("skewer_compaction_merges_total{TRACES}"))
+        .await
+}
+
+/// Waits until `server` answers every trace of `traces` with its two spans.
+async fn wait_for_traces(server: &Server, traces: std::ops::RangeInclusive<u64>, what: &str) {
+    server
+        .wait_for(what, Duration::from_secs(60), || {
+            let traces = traces.clone();
+            async move {
+                for n in traces {
+                    if spans_of(server, n).await != 2 {
+                        return false;
+                    }
+                }
+                true
+            }
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn ingest_query_and_compactor_nodes_share_one_bucket_and_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(postgres) = Postgres::start(dir.path()) else {
+        return;
+    };
+    let Some(moto) = Moto::start(dir.path()).await else {
+        return;
+    };
+    moto.create_bucket("shared").await;
+    let config = with_catalog(
+        &config_file(dir.path(), &moto, "shared"),
+        &postgres,
+        "refresh_interval_seconds = 1\n",
+    );
+    let node = |name: &'static str, role: &'static str| {
+        let config = config.clone();
+        let dir = dir.path().join(name);
+        async move {
+            let args = [
+                "--config",
+                &config,
+                "--role",
+                role,
+                "--flush-interval-seconds",
+                "1",
+                "--compaction-interval-seconds",
+                "1",
+            ];
+            Server::start(&dir, &args).await
+        }
+    };
+    let ingest_a = node("ingest-a", "ingest").await;
+    let mut ingest_b = node("ingest-b", "ingest").await;
+    let query = node("query", "query").await;
+    // Another compactor holds the claim of the data's hour, until it expires below.
+    let hour = fixtures::t0() / 3_600_000_000_000;
+    postgres.query(&format!(
+        "INSERT INTO skewer_claims VALUES \
+         ('compaction/default/traces/{hour}', 'other-node', now() + interval '1 hour')"
+    ));
+    let compactor = node("compactor", "compactor").await;
+    assert!(
+        tokio::net::TcpStream::connect(query.grpc).await.is_err(),
+        "a query node opens no OTLP port"
+    );
+
+    let mut to_a = ingest_a.trace_client().await;
+    let mut to_b = ingest_b.trace_client().await;
+    for n in 1..=4 {
+        to_a.export(trace_request(n, "checkout")).await.unwrap();
+        to_b.export(trace_request(n + 4, "payments")).await.unwrap();
+    }
+    wait_for_traces(
+        &query,
+        1..=8,
+        "the query node to see both ingest nodes' files",
+    )
+    .await;
+    wait_for_traces(&compactor, 1..=8, "the compactor to see the files").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        merges(&compactor).await,
+        0.0,
+        "the hour is claimed by another compactor"
+    );
+    postgres.query("UPDATE skewer_claims SET expires_at = now() - interval '1 second'");
+    compactor
+        .wait_for(
+            "a merge once the other claim expired",
+            Duration::from_secs(60),
+            || async { merges(&compactor).await >= 1.0 },
+        )
+        .await;
+    for server in [&ingest_a, &ingest_b, &query] {
+        assert_eq!(merges(server).await, 0.0, "only the compactor merges");
+    }
+    wait_for_traces(&query, 1..=8, "the query node to read the merged files").await;
+    assert_eq!(
+        postgres.query("SELECT count(*) FROM skewer_claims WHERE expires_at > now()"),
+        "0",
+        "the compactor released its claims"
+    );
+
+    // Killed right after acknowledging: the restarted node replays its own WAL, and only its
+    // own position in the shared manifest decides what it skips.
+    for n in 9..=12 {
+        to_b.export(trace_request(n, "payments")).await.unwrap();
+    }
+    ingest_b.kill9();
+    ingest_b.restart().await;
+    wait_for_traces(
+        &query,
+        1..=12,
+        "the query node to see what the killed node acked",
+    )
+    .await;
+    let manifest = postgres.query(
+        "SELECT manifest FROM skewer_manifests WHERE signal = 'traces' AND tenant = 'default'",
+    );
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let positions = manifest["node_flushed_lsns"].as_object().unwrap();
+    assert_eq!(
+        positions.len(),
+        2,
+        "one WAL position per ingest node: {manifest}"
+    );
+    assert_eq!(manifest["flushed_lsn"], 0, "{manifest}");
+
+    // A node started later, on an empty directory, answers for everything.
+    let late = node("late-query", "query").await;
+    wait_for_traces(&late, 1..=12, "a late query node").await;
+}
+
+#[test]
+fn a_role_other_than_all_needs_a_shared_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_skewer"))
+        .args(["serve", "--role", "query", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--http-addr", &free_addr().to_string()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("invalid setting role") && stderr.contains("[storage] url"),
+        "{stderr}"
+    );
+}
