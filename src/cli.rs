@@ -50,9 +50,14 @@ pub enum KeysCommand {
     Revoke(KeysRevokeArgs),
 }
 
-/// The data directory whose keys are meant.
+/// The data directory (or, with `[catalog] url` in the config, the catalog database) whose
+/// keys are meant.
 #[derive(Debug, Args)]
 pub struct KeysDirArgs {
+    /// The server's config file: keys live in its `[catalog] url` database when it names one.
+    /// Default: ./skewer.toml if it exists
+    #[arg(long, env = "SKEWER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// The data directory the server runs on
     #[arg(
         long,

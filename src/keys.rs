@@ -1,29 +1,58 @@
-//! `skewer keys create|list|revoke`: the operator's view of `{data_dir}/keys.json`. The key
-//! itself is printed once, by `create`, as the last line of its output; only its hash is kept.
+//! `skewer keys create|list|revoke`: the operator's view of `{data_dir}/keys.json`, or of the
+//! catalog database's keys when the config names one (`[catalog] url`: every node of a
+//! deployment shares them). The key itself is printed once, by `create`, as the last line of
+//! its output; only its hash is kept.
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat};
-use skewer_storage::auth::{KeyRecord, KeyStore, NewKeyRequest};
+use skewer_storage::auth::{KeyDatabase, KeyRecord, KeyStore, NewKeyRequest};
 
 use crate::cli::{KeysCommand, KeysCreateArgs, KeysDirArgs, KeysRevokeArgs};
+use crate::config::{Config, Overrides};
 
 /// Runs one `skewer keys` subcommand.
 pub fn run(command: &KeysCommand) -> anyhow::Result<()> {
-    match command {
-        KeysCommand::Create(args) => create(args),
-        KeysCommand::List(args) => list(args),
-        KeysCommand::Revoke(args) => revoke(args),
+    let dir = match command {
+        KeysCommand::Create(args) => &args.dir,
+        KeysCommand::List(args) => args,
+        KeysCommand::Revoke(args) => &args.dir,
+    };
+    let (config, _) = Config::load(dir.config.as_deref(), Overrides::default())?;
+    match config.catalog.url()? {
+        None => run_on(command, &file_store(dir)?),
+        Some(url) => {
+            // The database client's connection runs on this runtime's worker while the
+            // command waits for each call on the main thread.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?;
+            let keys = runtime
+                .block_on(KeyDatabase::connect(&url))
+                .context("cannot reach the catalog database that keeps the keys")?;
+            let store = KeyStore::in_database(Arc::new(keys), runtime.handle().clone());
+            run_on(command, &store)
+        }
     }
 }
 
-fn store(dir: &KeysDirArgs) -> anyhow::Result<KeyStore> {
+fn run_on(command: &KeysCommand, store: &KeyStore) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create(args) => create(args, store),
+        KeysCommand::List(_) => list(store),
+        KeysCommand::Revoke(args) => revoke(args, store),
+    }
+}
+
+fn file_store(dir: &KeysDirArgs) -> anyhow::Result<KeyStore> {
     std::fs::create_dir_all(&dir.data_dir)
         .with_context(|| format!("cannot create {}", dir.data_dir.display()))?;
     Ok(KeyStore::new(&dir.data_dir))
 }
 
-fn create(args: &KeysCreateArgs) -> anyhow::Result<()> {
-    let store = store(&args.dir)?;
+fn create(args: &KeysCreateArgs, store: &KeyStore) -> anyhow::Result<()> {
     let (record, key) = store.create(NewKeyRequest {
         name: args.name.clone(),
         tenant: args.tenant.clone(),
@@ -42,8 +71,8 @@ fn create(args: &KeysCreateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn list(args: &KeysDirArgs) -> anyhow::Result<()> {
-    let records = KeyStore::new(&args.data_dir).load()?;
+fn list(store: &KeyStore) -> anyhow::Result<()> {
+    let records = store.load()?;
     let now = chrono::Utc::now().timestamp().max(0).unsigned_abs();
     println!(
         "{:<16}  {:<20}  {:<16}  {:<18}  {:<7}  {:<20}  {:<20}",
@@ -72,8 +101,8 @@ fn row(record: &KeyRecord, now: u64) -> String {
     )
 }
 
-fn revoke(args: &KeysRevokeArgs) -> anyhow::Result<()> {
-    let record = KeyStore::new(&args.dir.data_dir).revoke(&args.id)?;
+fn revoke(args: &KeysRevokeArgs, store: &KeyStore) -> anyhow::Result<()> {
+    let record = store.revoke(&args.id)?;
     println!(
         "revoked key {} (tenant {}, scopes {}); a running server refuses it within 5 seconds",
         record.id,

@@ -15,7 +15,7 @@ use skewer_ingest::redact::{Redactor, load_or_create_hash_key};
 use skewer_ingest::span_metrics::SpanMetrics;
 use skewer_ingest::stats::IngestStats;
 use skewer_storage::Storage;
-use skewer_storage::auth::KeyRing;
+use skewer_storage::auth::{KeyDatabase, KeyRing, KeyStore};
 use skewer_storage::layout::{REDACTION_KEY_FILE, tenants_on_disk};
 use skewer_storage::model::TenantId;
 use skewer_storage::scan::ScanLimits;
@@ -254,13 +254,33 @@ fn serve_http(
     })
 }
 
+/// The API keys: the data directory's key file, or the catalog database's keys that every
+/// node of a deployment shares.
+async fn open_keys(config: &Config) -> anyhow::Result<KeyRing> {
+    let Some(url) = config.catalog.url()? else {
+        return KeyRing::open(&config.data_dir).context("cannot load API keys");
+    };
+    let database = KeyDatabase::connect(&url)
+        .await
+        .context("cannot load API keys")?;
+    let file = config.data_dir.join(skewer_storage::auth::KEYS_FILE);
+    if file.exists() {
+        warn!(file = %file.display(), "API keys come from the catalog database; this key file is ignored");
+    }
+    let store = KeyStore::in_database(Arc::new(database), tokio::runtime::Handle::current());
+    tokio::task::spawn_blocking(move || KeyRing::open_store(store))
+        .await
+        .context("cannot load API keys")?
+        .context("cannot load API keys")
+}
+
 /// How long queries in flight get once ingest is flushed.
 const QUERY_SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// Runs the server until a shutdown signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     check_data_dir(&config)?;
-    let keys = Arc::new(KeyRing::open(&config.data_dir).context("cannot load API keys")?);
+    let keys = Arc::new(open_keys(&config).await?);
     let tls = match config.tls.files() {
         Some(files) => Some(Arc::new(
             TlsReloader::open(files).context("cannot set up TLS")?,

@@ -184,8 +184,11 @@ async fn manifests_live_in_postgresql_and_a_second_node_answers_from_the_bucket_
     }
     assert!(first.terminate().await.success(), "{}", first.log());
     assert_eq!(
-        postgres.query("SELECT max(version) FROM skewer_schema_migrations"),
-        "2"
+        postgres.query(
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM skewer_schema_migrations"
+        ),
+        "1,2,3",
+        "each migration applied once"
     );
     assert_eq!(
         postgres.query("SELECT tenant || '/' || signal FROM skewer_manifests WHERE version > 0"),

@@ -167,3 +167,125 @@ fn a_role_other_than_all_needs_a_shared_bucket() {
         "{stderr}"
     );
 }
+
+/// `skewer keys …` against the catalog database `config` names; its standard output.
+fn keys(config: &str, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_skewer"))
+        .arg("keys")
+        .arg(args[0])
+        .args(["--config", config])
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "skewer keys {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn create_key(config: &str, tenant: &str, scope: &str) -> String {
+    let output = keys(config, &["create", "--tenant", tenant, "--scope", scope]);
+    output.lines().last().unwrap().to_owned()
+}
+
+/// The status of a trace read on `server` with `key` for `tenant`.
+async fn trace_status(server: &Server, key: Option<&str>, tenant: &str) -> u16 {
+    let path = format!("/api/traces/{}", fixtures::hex(&fixtures::trace_id(1)));
+    let mut request = reqwest::Client::new()
+        .get(server.api(&path))
+        .header("x-scope-orgid", tenant);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn api_keys_in_the_catalog_database_hold_on_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(postgres) = Postgres::start(dir.path()) else {
+        return;
+    };
+    let Some(moto) = Moto::start(dir.path()).await else {
+        return;
+    };
+    moto.create_bucket("keys").await;
+    let config = with_catalog(
+        &config_file(dir.path(), &moto, "keys"),
+        &postgres,
+        "refresh_interval_seconds = 1\n",
+    );
+    let start = |name: &'static str, role: &'static str| {
+        let config = config.clone();
+        let dir = dir.path().join(name);
+        async move {
+            let args = ["--config", &config, "--role", role];
+            Server::start(
+                &dir,
+                &[&args[..], &["--flush-interval-seconds", "1"]].concat(),
+            )
+            .await
+        }
+    };
+    let ingest = start("ingest", "ingest").await;
+    let query = start("query", "query").await;
+    let ingest_acme = create_key(&config, "acme", "ingest");
+    let query_acme = create_key(&config, "acme", "query");
+    let query_other = create_key(&config, "other", "query");
+    for server in [&ingest, &query] {
+        server
+            .wait_for(
+                "keys required on every node",
+                Duration::from_secs(10),
+                || async { trace_status(server, None, "acme").await == 401 },
+            )
+            .await;
+    }
+    let export = reqwest::Client::new()
+        .post(ingest.otlp_url("/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .header("x-scope-orgid", "acme")
+        .bearer_auth(&ingest_acme)
+        .body(prost::Message::encode_to_vec(&trace_request(1, "checkout")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), 200);
+    query
+        .wait_for(
+            "acme's trace on the query node",
+            Duration::from_secs(30),
+            || async { trace_status(&query, Some(&query_acme), "acme").await == 200 },
+        )
+        .await;
+    assert_eq!(trace_status(&query, Some(&query_other), "acme").await, 403);
+    assert_eq!(trace_status(&query, Some(&query_acme), "other").await, 403);
+    assert_eq!(
+        trace_status(&query, Some(&query_other), "other").await,
+        404,
+        "another tenant sees nothing of acme's"
+    );
+    assert_eq!(trace_status(&query, Some(&ingest_acme), "acme").await, 403);
+
+    keys(&config, &["revoke", &query_acme[4..20]]);
+    for server in [&ingest, &query] {
+        server
+            .wait_for(
+                "the revocation on every node",
+                Duration::from_secs(5),
+                || async { trace_status(server, Some(&query_acme), "acme").await == 401 },
+            )
+            .await;
+    }
+    let listed = keys(&config, &["list"]);
+    assert_eq!(
+        listed
+            .lines()
+            .filter(|line| line.contains("revoked"))
+            .count(),
+        1,
+        "{listed}"
+    );
+}

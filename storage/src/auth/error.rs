@@ -63,6 +63,9 @@ pub enum AuthError {
     /// A request to create a key that cannot be honoured.
     #[error("{0}")]
     BadKeyRequest(String),
+    /// The catalog database holding the keys failed or cannot be reached.
+    #[error("API keys in the catalog database: {0}")]
+    Database(String),
     /// The operating system gave no randomness.
     #[error("no randomness for a new key: {0}")]
     Random(String),
@@ -81,7 +84,9 @@ impl AuthError {
             Self::BadTenant(_) | Self::BadKeyRequest(_) | Self::UnknownKeyId(_) => {
                 ErrorKind::InvalidArgument
             }
-            Self::Io { .. } | Self::Corrupt { .. } | Self::Random(_) => ErrorKind::Internal,
+            Self::Io { .. } | Self::Corrupt { .. } | Self::Random(_) | Self::Database(_) => {
+                ErrorKind::Internal
+            }
         }
     }
 

@@ -11,8 +11,7 @@ use super::certificate::CertificateGrant;
 use super::credential::token_from_authorization;
 use super::key::{KeyHash, KeyId, key_id_of};
 use super::scope::{Scope, Scopes, TenantGrant};
-use super::store::{KeyRecord, KeyStore, record_hash, unix_now};
-use crate::file_stamp::FileStamp;
+use super::store::{KeyRecord, KeyStamp, KeyStore, record_hash, unix_now};
 use crate::model::TenantId;
 use crate::model::tenant::tenant_from_header;
 
@@ -77,15 +76,20 @@ impl KeySet {
 pub struct KeyRing {
     store: Option<KeyStore>,
     keys: RwLock<Arc<KeySet>>,
-    stamp: Mutex<Option<FileStamp>>,
+    stamp: Mutex<Option<KeyStamp>>,
 }
 
 impl KeyRing {
     /// The keys of `data_dir`, loaded now; an unreadable or damaged file is an error here (at
     /// start), and only logged on later refreshes.
     pub fn open(data_dir: &Path) -> Result<Self, AuthError> {
+        Self::open_store(KeyStore::new(data_dir))
+    }
+
+    /// The keys of `store`, loaded now (blocks: call off the async workers).
+    pub fn open_store(store: KeyStore) -> Result<Self, AuthError> {
         let ring = Self {
-            store: Some(KeyStore::new(data_dir)),
+            store: Some(store),
             keys: RwLock::default(),
             stamp: Mutex::new(None),
         };
@@ -113,7 +117,7 @@ impl KeyRing {
             return Ok(false);
         };
         let path = store.path();
-        let stamp = FileStamp::of(&path);
+        let stamp = Some(store.stamp()?);
         let mut seen = self
             .stamp
             .lock()

@@ -17,6 +17,7 @@ mod certificate;
 mod credential;
 mod error;
 mod key;
+mod key_database;
 mod keyring;
 mod scope;
 mod store;
@@ -27,6 +28,7 @@ pub use credential::{
 };
 pub use error::AuthError;
 pub use key::{KeyHash, KeyId, NewKey};
+pub use key_database::KeyDatabase;
 pub use keyring::{Access, KeyRing};
 pub use scope::{Scope, Scopes, TenantGrant};
-pub use store::{KEYS_FILE, KeyRecord, KeyStore, NewKeyRequest};
+pub use store::{KEYS_FILE, KeyRecord, KeyStamp, KeyStore, NewKeyRequest};

@@ -8,11 +8,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::AuthError;
 use super::key::{KeyHash, KeyId, NewKey};
+use super::key_database::KeyDatabase;
 use super::scope::{Scope, Scopes, TenantGrant};
+use crate::file_stamp::FileStamp;
 
 /// The key file's name in the data directory.
 pub const KEYS_FILE: &str = "keys.json";
@@ -86,27 +90,83 @@ pub(crate) fn unix_now() -> u64 {
         .map_or(0, |elapsed| elapsed.as_secs())
 }
 
-/// The key file of one data directory.
-#[derive(Debug, Clone)]
+/// Where the keys are kept: the key file of one data directory, or the catalog database that
+/// every node of a deployment shares ([`super::KeyDatabase`]). Its methods block: call them
+/// off the async workers (`spawn_blocking`, or a command-line tool).
+#[derive(Clone)]
 pub struct KeyStore {
-    dir: PathBuf,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    File {
+        dir: PathBuf,
+    },
+    Database {
+        keys: Arc<KeyDatabase>,
+        runtime: tokio::runtime::Handle,
+    },
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("at", &self.path())
+            .finish()
+    }
+}
+
+/// Identity of one version of the stored keys: a reload is needed when it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStamp {
+    /// The key file's stamp (`None`: no file).
+    File(Option<FileStamp>),
+    /// The database's change counter.
+    Database(i64),
 }
 
 impl KeyStore {
     /// The key file under `data_dir` (which need not exist yet).
     pub fn new(data_dir: &Path) -> Self {
         Self {
-            dir: data_dir.to_path_buf(),
+            backend: Backend::File {
+                dir: data_dir.to_path_buf(),
+            },
         }
     }
 
-    /// The file's path.
+    /// The keys of a catalog database, its calls run on `runtime` (whose workers drive the
+    /// connection).
+    pub fn in_database(keys: Arc<KeyDatabase>, runtime: tokio::runtime::Handle) -> Self {
+        Self {
+            backend: Backend::Database { keys, runtime },
+        }
+    }
+
+    /// The file's path (the table's name for keys in a database), for messages.
     pub fn path(&self) -> PathBuf {
-        self.dir.join(KEYS_FILE)
+        match &self.backend {
+            Backend::File { dir } => dir.join(KEYS_FILE),
+            Backend::Database { .. } => PathBuf::from("skewer_api_keys (catalog database)"),
+        }
+    }
+
+    /// What identifies the keys' current version, without reading them.
+    pub fn stamp(&self) -> Result<KeyStamp, AuthError> {
+        match &self.backend {
+            Backend::File { .. } => Ok(KeyStamp::File(FileStamp::of(&self.path()))),
+            Backend::Database { keys, runtime } => {
+                runtime.block_on(keys.version()).map(KeyStamp::Database)
+            }
+        }
     }
 
     /// Every record; none when the file does not exist.
     pub fn load(&self) -> Result<Vec<KeyRecord>, AuthError> {
+        if let Backend::Database { keys, runtime } = &self.backend {
+            return runtime.block_on(keys.load());
+        }
         let path = self.path();
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
@@ -166,13 +226,18 @@ impl KeyStore {
         revoked.ok_or(AuthError::UnknownKeyId(wanted))
     }
 
-    /// Reads, changes and atomically rewrites the file under the key lock.
+    /// Reads, changes and atomically rewrites the file under the key lock (the rows in one
+    /// transaction, in a database).
     fn modify(
         &self,
         change: impl FnOnce(&mut Vec<KeyRecord>) -> Result<(), AuthError>,
     ) -> Result<(), AuthError> {
-        std::fs::create_dir_all(&self.dir).map_err(|err| AuthError::io(&self.dir, err))?;
-        let lock_path = self.dir.join(LOCK_FILE);
+        let dir = match &self.backend {
+            Backend::File { dir } => dir,
+            Backend::Database { keys, runtime } => return runtime.block_on(keys.modify(change)),
+        };
+        std::fs::create_dir_all(dir).map_err(|err| AuthError::io(dir, err))?;
+        let lock_path = dir.join(LOCK_FILE);
         let lock = File::options()
             .create(true)
             .truncate(false)
@@ -190,13 +255,13 @@ impl KeyStore {
             path: self.path(),
             reason: err.to_string(),
         })?;
-        let temporary = self.dir.join(format!("{KEYS_FILE}.tmp"));
+        let temporary = dir.join(format!("{KEYS_FILE}.tmp"));
         write_private(&temporary, &bytes)?;
         let path = self.path();
         std::fs::rename(&temporary, &path).map_err(|err| AuthError::io(&path, err))?;
-        File::open(&self.dir)
+        File::open(dir)
             .and_then(|dir| dir.sync_all())
-            .map_err(|err| AuthError::io(&self.dir, err))
+            .map_err(|err| AuthError::io(dir, err))
     }
 }
 

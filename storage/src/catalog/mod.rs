@@ -9,6 +9,7 @@
 //! The catalog decides nothing about when files change: flushes add, compaction replaces and
 //! retention removes, each through [`Catalog::commit`].
 
+pub mod database;
 pub mod manifest;
 pub mod metric_summary;
 mod object_catalog;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use database::Database;
 pub use manifest::{
     DataFileMeta, FlushedPosition, IdFilterMeta, MANIFEST_FORMAT, Manifest, ManifestChange,
     ManifestConflict, TableKey,

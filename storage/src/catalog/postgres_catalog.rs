@@ -1,153 +1,39 @@
 //! The catalog in PostgreSQL: each table's current manifest is a row (tenant, signal, version,
 //! manifest JSON), and a commit is an `UPDATE … WHERE version = base`, so of two writers from
 //! the same base exactly one wins (the other gets a conflict, as with the object catalog).
-//! The schema is versioned: migrations are applied at start under an advisory lock, so nodes
-//! starting together apply each once; a database migrated by a newer binary is refused. A
-//! lost connection is reopened on the next call (a failed flush is retried; the WAL keeps
-//! its data meanwhile).
+//! The schema and connection are [`super::database`]'s: a lost connection is reopened on the
+//! next call (a failed flush is retried; the WAL keeps its data meanwhile).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio_postgres::{Client, NoTls};
 use tracing::warn;
 
+use super::database::{Database, database, pg};
 use super::{
     Catalog, CatalogError, Manifest, ManifestChange, TableKey, lost_race, next_manifest,
     repair_raced,
 };
 use crate::model::{Signal, TenantId};
 
-/// The schema, one statement list per version, applied in order and never edited once released.
-const MIGRATIONS: &[(i32, &str)] = &[
-    (
-        1,
-        "CREATE TABLE skewer_manifests (
-            tenant TEXT NOT NULL,
-            signal TEXT NOT NULL,
-            version BIGINT NOT NULL,
-            manifest TEXT NOT NULL,
-            updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-            PRIMARY KEY (tenant, signal)
-        )",
-    ),
-    (
-        2,
-        "CREATE TABLE skewer_claims (
-            name TEXT PRIMARY KEY,
-            holder TEXT NOT NULL,
-            expires_at TIMESTAMPTZ NOT NULL
-        )",
-    ),
-];
-
-/// The advisory lock migrations run under (any constant shared by every node).
-const MIGRATION_LOCK: i64 = 0x736b_6577_6572; // "skewer"
-
-/// How long a connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Manifests in a PostgreSQL database.
 pub struct PostgresCatalog {
-    config: tokio_postgres::Config,
-    client: tokio::sync::Mutex<Option<Arc<Client>>>,
-}
-
-fn database(err: impl std::fmt::Display) -> CatalogError {
-    CatalogError::Database(err.to_string())
-}
-
-/// A driver error with its causes ("error connecting to server: Connection refused").
-fn pg(err: tokio_postgres::Error) -> CatalogError {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    CatalogError::Database(text)
+    db: Database,
 }
 
 impl PostgresCatalog {
     /// Connects to `url` (`postgres://user:password@host:port/database`) and brings the
     /// schema up to date.
     pub async fn connect(url: &str) -> Result<Self, CatalogError> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|err| database(format!("invalid url: {err}")))?;
-        config.connect_timeout(CONNECT_TIMEOUT);
-        config.application_name("skewer");
-        let catalog = Self {
-            config,
-            client: tokio::sync::Mutex::new(None),
-        };
-        let mut client = catalog.open_connection().await?;
-        migrate(&mut client).await?;
-        *catalog.client.lock().await = Some(Arc::new(client));
-        Ok(catalog)
+        Ok(Self {
+            db: Database::connect(url).await?,
+        })
     }
 
-    async fn open_connection(&self) -> Result<Client, CatalogError> {
-        let (client, connection) = self.config.connect(NoTls).await.map_err(pg)?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                warn!(error = %err, "catalog database connection lost; reopened on next use");
-            }
-        });
-        Ok(client)
+    async fn client(&self) -> Result<Arc<tokio_postgres::Client>, CatalogError> {
+        self.db.client().await
     }
-
-    /// The open connection, or a new one when it was lost.
-    async fn client(&self) -> Result<Arc<Client>, CatalogError> {
-        let mut slot = self.client.lock().await;
-        if let Some(client) = slot.as_ref().filter(|client| !client.is_closed()) {
-            return Ok(Arc::clone(client));
-        }
-        let client = Arc::new(self.open_connection().await?);
-        *slot = Some(Arc::clone(&client));
-        Ok(client)
-    }
-}
-
-/// Applies the migrations the database lacks, under an advisory lock.
-async fn migrate(client: &mut Client) -> Result<(), CatalogError> {
-    let tx = client.transaction().await.map_err(pg)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .await
-        .map_err(pg)?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS skewer_schema_migrations (
-            version INTEGER PRIMARY KEY,
-            applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-        )",
-    )
-    .await
-    .map_err(pg)?;
-    let applied: i32 = tx
-        .query_one(
-            "SELECT COALESCE(MAX(version), 0) FROM skewer_schema_migrations",
-            &[],
-        )
-        .await
-        .map_err(pg)?
-        .get(0);
-    let latest = MIGRATIONS.last().map_or(0, |(version, _)| *version);
-    if applied > latest {
-        return Err(database(format!(
-            "the schema is at version {applied}, newer than this binary's {latest}: run a newer skewer"
-        )));
-    }
-    for (version, statements) in MIGRATIONS.iter().filter(|(version, _)| *version > applied) {
-        tx.batch_execute(statements).await.map_err(pg)?;
-        tx.execute(
-            "INSERT INTO skewer_schema_migrations (version) VALUES ($1)",
-            &[version],
-        )
-        .await
-        .map_err(pg)?;
-    }
-    tx.commit().await.map_err(pg)
 }
 
 fn signal_of(name: &str) -> Option<Signal> {
