@@ -9,19 +9,26 @@ on a loopback port as the bucket:
   is one conditional UPDATE, a query's none (manifests are held in memory);
 - trace by id after a restart on an empty data directory, every file read from the bucket:
   the first read of each id (cold: footers, trace-id filters and pages fetched over HTTP) and
-  the same ids again (warm: footers and filters cached, pages fetched again).
+  the same ids again (warm: footers and filters cached, pages fetched again);
+- with PostgreSQL, two nodes of a shared deployment (`--role ingest` and `--role query` on one
+  bucket and database): the query node's RSS idle and its peak while the ingest node takes
+  the load and the query node answers searches, the catalog's transactions per second idle
+  and per flush under load (PostgreSQL's own `xact_commit` count), the ingest node's spans
+  per CPU-second, and how long after the last acknowledgement the query node answers for it.
 
 moto is a Python server sharing the two cores, so the latencies bound what a real store on
 its own machine would give from above.
 """
 
 import glob
+import json
 import os
 import random
 import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -52,6 +59,15 @@ class Postgres:
 
     def url(self, database="postgres"):
         return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def commits(self, database):
+        """Transactions committed in `database` so far (PostgreSQL's statistics, which lag a
+        second or so)."""
+        out = subprocess.run(["runuser", "-u", "postgres", "--", f"{self.bin}/psql", "-h", "127.0.0.1",
+                              "-p", str(self.port), "-U", "postgres", "-tAc",
+                              f"SELECT xact_commit FROM pg_stat_database WHERE datname = '{database}'"],
+                             check=True, capture_output=True, text=True)
+        return int(out.stdout.strip())
 
     def create_database(self, name):
         self.as_postgres([f"{self.bin}/psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
@@ -138,12 +154,87 @@ def object_store_figures(binary, work, args, server_class, loadgen_fn, free_port
             figures["trace_by_id_warm"] = timed(reader, paths)
         finally:
             reader.stop()
+        if postgres:
+            figures["nodes"] = shared_nodes_figures(binary, work, args, server_class, loadgen_fn,
+                                                    postgres, endpoint)
     finally:
         moto.kill()
         moto.wait()
         if postgres:
             postgres.stop()
     return figures
+
+
+def shared_nodes_figures(binary, work, args, server_class, loadgen_fn, postgres, endpoint):
+    from run import cpu_seconds, metric, rss_mib
+
+    postgres.create_database("bench_nodes")
+    config = bucket_config(work, endpoint, "bench-nodes")
+    config.write_text(config.read_text() + f'\n[catalog]\nurl = "{postgres.url("bench_nodes")}"\n')
+    ingest = server_class(binary, work / "node-ingest",
+                          ["--config", str(config), "--role", "ingest", "--flush-interval-seconds", "5"]).start()
+    query = server_class(binary, work / "node-query", ["--config", str(config), "--role", "query"]).start()
+    nodes = {}
+    try:
+        idle_seconds = 5 if args.smoke else 30
+        before = postgres.commits("bench_nodes")
+        time.sleep(idle_seconds)
+        nodes["catalog_tx_per_second_idle"] = (postgres.commits("bench_nodes") - before) / idle_seconds
+        nodes["query_rss_idle_mib"] = rss_mib(query.proc.pid)
+
+        peak = {"rss": 0.0, "queries": 0}
+        done = threading.Event()
+
+        def query_while_loaded():
+            while not done.is_set():
+                peak["rss"] = max(peak["rss"], rss_mib(query.proc.pid))
+                try:
+                    _, body = query.get("/api/services")
+                    for service in json.loads(body)["data"][:3]:
+                        query.get(f"/api/traces?service={service}&limit=20&lookback=1h")
+                        peak["queries"] += 1
+                except (OSError, ValueError, KeyError, TypeError):
+                    pass  # nothing flushed and refreshed yet
+                time.sleep(0.2)
+
+        poller = threading.Thread(target=query_while_loaded)
+        poller.start()
+        before, load_started = postgres.commits("bench_nodes"), time.time()
+        flushes_before = metric(ingest, 'skewer_flushes_total{signal="traces"}')
+        query_cpu = cpu_seconds(query.proc.pid)
+        try:
+            result = loadgen_fn(binary, ingest, "traces", "grpc", args.seconds, ["--seed", "43"],
+                                ids_out=work / "ids-nodes.txt")
+        finally:
+            acked_at = time.time()
+            done.set()
+            poller.join()
+        flushes = metric(ingest, 'skewer_flushes_total{signal="traces"}') - flushes_before
+        time.sleep(1)
+        # Net of the background (refreshes, key polls) measured idle.
+        background = nodes["catalog_tx_per_second_idle"] * (time.time() - load_started)
+        nodes["catalog_tx_per_flush"] = (postgres.commits("bench_nodes") - before - background) / max(flushes, 1)
+        nodes["flushes"] = flushes
+        nodes["query_rss_peak_mib"] = peak["rss"]
+        nodes["queries_answered"] = peak["queries"]
+        nodes["query_cpu_seconds"] = cpu_seconds(query.proc.pid) - query_cpu
+        nodes["ingest_spans_per_cpu_second"] = result["records_acked"] / max(result["server_cpu_seconds"], 1e-9)
+        last = [line.strip() for line in (work / "ids-nodes.txt").read_text().splitlines() if line.strip()][-1]
+        while True:
+            try:
+                if query.get(f"/api/traces/{last}")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.time() - acked_at > 120:
+                raise RuntimeError("the query node never answered for the last trace")
+            time.sleep(0.1)
+        nodes["visible_after_seconds"] = time.time() - acked_at
+    finally:
+        query.stop()
+        ingest.stop()
+    print(f"  shared nodes: {nodes}", file=sys.stderr)
+    return nodes
 
 
 def object_store_rows(f):
@@ -167,6 +258,20 @@ def object_store_rows(f):
     runs = len(s["local"])
     with_pg = [("same with the manifests in PostgreSQL too", "within 10% of local",
                 f"{text('s3+pg')}; {ratio('s3+pg')}")] if s.get("s3+pg") else []
+    nodes = s.get("nodes")
+    node_rows = [
+        ("two nodes on one bucket and database: the ingest node's spans per CPU-second", "within 10% of local",
+         f"{nodes['ingest_spans_per_cpu_second']:,.0f}"),
+        ("query node RSS, idle / peak while answering searches under that load, MiB", "reported",
+         f"{nodes['query_rss_idle_mib']:.0f} / {nodes['query_rss_peak_mib']:.0f} "
+         f"({nodes['queries_answered']} searches, {nodes['query_cpu_seconds']:.1f} CPU-s)"),
+        ("catalog database transactions (PostgreSQL's count: a statement's prepare and execute count one each): "
+         "per second idle (two nodes) / per span flush under load, net of the idle rate", "reported",
+         f"{nodes['catalog_tx_per_second_idle']:.1f} / {nodes['catalog_tx_per_flush']:.1f} "
+         f"({nodes['flushes']:.0f} flushes)"),
+        ("last acknowledged span answered by the query node after, seconds", "flush + refresh interval (10)",
+         f"{nodes['visible_after_seconds']:.1f}"),
+    ] if nodes else []
     return [
         (f"spans per server CPU-second, OTLP/gRPC, files in the data directory ({runs} runs)", "",
          text("local")),
@@ -177,4 +282,5 @@ def object_store_rows(f):
          latency("trace_by_id_cold")),
         ("the same ids again (footers and trace-id filters cached), p99 ms", "reported",
          latency("trace_by_id_warm")),
+        *node_rows,
     ]
