@@ -289,3 +289,67 @@ async fn api_keys_in_the_catalog_database_hold_on_every_node() {
         "{listed}"
     );
 }
+
+#[tokio::test]
+async fn retention_run_by_the_compactor_is_seen_by_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(postgres) = Postgres::start(dir.path()) else {
+        return;
+    };
+    let Some(moto) = Moto::start(dir.path()).await else {
+        return;
+    };
+    moto.create_bucket("retention").await;
+    let config = with_catalog(
+        &config_file(dir.path(), &moto, "retention"),
+        &postgres,
+        "refresh_interval_seconds = 1\n",
+    );
+    let start = |name: &'static str, extra: &'static [&'static str]| {
+        let config = config.clone();
+        let dir = dir.path().join(name);
+        async move { Server::start(&dir, &[&["--config", config.as_str()][..], extra].concat()).await }
+    };
+    let ingest = start(
+        "ingest",
+        &["--role", "ingest", "--flush-interval-seconds", "1"],
+    )
+    .await;
+    let query = start("query", &["--role", "query"]).await;
+    let mut traces = ingest.trace_client().await;
+    traces.export(trace_request(1, "checkout")).await.unwrap();
+    wait_for_traces(&query, 1..=1, "the query node to see the trace").await;
+
+    // The span is two hours old: past the compactor's one-hour retention.
+    let compactor = start(
+        "compactor",
+        &[
+            "--role",
+            "compactor",
+            "--retention-traces",
+            "1h",
+            "--retention-check-interval-seconds",
+            "1",
+        ],
+    )
+    .await;
+    for server in [&query, &ingest, &compactor] {
+        server
+            .wait_for(
+                "the expired file gone everywhere",
+                Duration::from_secs(30),
+                || async { spans_of(server, 1).await == 0 },
+            )
+            .await;
+    }
+    let manifest = postgres.query(
+        "SELECT manifest FROM skewer_manifests WHERE signal = 'traces' AND tenant = 'default'",
+    );
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(manifest["files"], serde_json::json!([]), "{manifest}");
+    assert_eq!(
+        postgres.query("SELECT count(*) FROM skewer_claims WHERE expires_at > now()"),
+        "0",
+        "the sweep's claim was released"
+    );
+}

@@ -4,8 +4,6 @@
 //! transaction, which also serialises writers, and servers reload the keys when that version
 //! moves.
 
-use tokio_postgres::Client;
-
 use super::AuthError;
 use super::store::KeyRecord;
 use crate::catalog::{CatalogError, Database};
@@ -34,7 +32,9 @@ impl KeyDatabase {
         })
     }
 
-    async fn client(&self) -> Result<std::sync::Arc<Client>, AuthError> {
+    async fn client(
+        &self,
+    ) -> Result<std::sync::Arc<crate::catalog::database::Connection>, AuthError> {
         self.db.client().await.map_err(failed)
     }
 

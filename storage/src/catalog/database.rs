@@ -1,12 +1,14 @@
 //! The catalog database (PostgreSQL): one connection per use (manifests, API keys), reopened
-//! when lost, and the versioned schema every part of skewer keeps there. Migrations are applied
+//! when lost, with its statements prepared once, and the versioned schema every part of skewer keeps there. Migrations are applied
 //! at connect under an advisory lock, so nodes starting together apply each once; a database
 //! migrated by a newer binary is refused.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, Statement};
 use tracing::warn;
 
 use super::CatalogError;
@@ -56,7 +58,76 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection to the catalog database.
 pub struct Database {
     config: tokio_postgres::Config,
-    client: tokio::sync::Mutex<Option<Arc<Client>>>,
+    client: tokio::sync::Mutex<Option<Arc<Connection>>>,
+}
+
+/// The shared connection and the statements prepared on it: each statement is parsed once
+/// per connection, then only executed (one round trip, and one transaction in the server's
+/// count, instead of two).
+pub struct Connection {
+    client: Client,
+    statements: tokio::sync::Mutex<HashMap<&'static str, Statement>>,
+}
+
+impl Connection {
+    fn new(client: Client) -> Self {
+        Self {
+            client,
+            statements: tokio::sync::Mutex::default(),
+        }
+    }
+
+    async fn prepared(&self, sql: &'static str) -> Result<Statement, tokio_postgres::Error> {
+        let mut statements = self.statements.lock().await;
+        if let Some(statement) = statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await?;
+        statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    /// [`Client::query`] with the statement prepared once.
+    pub async fn query(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.client.query(&self.prepared(sql).await?, params).await
+    }
+
+    /// [`Client::query_one`] with the statement prepared once.
+    pub async fn query_one(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, tokio_postgres::Error> {
+        self.client
+            .query_one(&self.prepared(sql).await?, params)
+            .await
+    }
+
+    /// [`Client::query_opt`] with the statement prepared once.
+    pub async fn query_opt(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        self.client
+            .query_opt(&self.prepared(sql).await?, params)
+            .await
+    }
+
+    /// [`Client::execute`] with the statement prepared once.
+    pub async fn execute(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        self.client
+            .execute(&self.prepared(sql).await?, params)
+            .await
+    }
 }
 
 pub(crate) fn database(err: impl std::fmt::Display) -> CatalogError {
@@ -89,7 +160,7 @@ impl Database {
         };
         let mut client = catalog.open_connection().await?;
         migrate(&mut client).await?;
-        *catalog.client.lock().await = Some(Arc::new(client));
+        *catalog.client.lock().await = Some(Arc::new(Connection::new(client)));
         Ok(catalog)
     }
 
@@ -105,12 +176,12 @@ impl Database {
     }
 
     /// The open connection, or a new one when it was lost.
-    pub async fn client(&self) -> Result<Arc<Client>, CatalogError> {
+    pub async fn client(&self) -> Result<Arc<Connection>, CatalogError> {
         let mut slot = self.client.lock().await;
-        if let Some(client) = slot.as_ref().filter(|client| !client.is_closed()) {
+        if let Some(client) = slot.as_ref().filter(|open| !open.client.is_closed()) {
             return Ok(Arc::clone(client));
         }
-        let client = Arc::new(self.open_connection().await?);
+        let client = Arc::new(Connection::new(self.open_connection().await?));
         *slot = Some(Arc::clone(&client));
         Ok(client)
     }

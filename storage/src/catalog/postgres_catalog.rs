@@ -31,7 +31,7 @@ impl PostgresCatalog {
         })
     }
 
-    async fn client(&self) -> Result<Arc<tokio_postgres::Client>, CatalogError> {
+    async fn client(&self) -> Result<Arc<super::database::Connection>, CatalogError> {
         self.db.client().await
     }
 }
