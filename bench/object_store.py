@@ -247,11 +247,59 @@ def shared_nodes_figures(binary, work, args, server_class, loadgen_fn, postgres,
                 raise RuntimeError("the query node never answered for the last trace")
             time.sleep(0.1)
         nodes["visible_after_seconds"] = time.time() - acked_at
+        nodes.update(shared_log_figures(binary, args, ingest, query, loadgen_fn))
     finally:
         query.stop()
         ingest.stop()
     print(f"  shared nodes: {nodes}", file=sys.stderr)
     return nodes
+
+
+def shared_log_figures(binary, args, ingest, query, loadgen_fn):
+    """Logs taken by the ingest node (its partitions uploaded after each commit) and read by
+    the query node from its cache: the ingest node's records per CPU-second with the uploads
+    on, how long after the last acknowledgement the query node counts every record, and a
+    search's latency on the query node the first time (replicas downloaded) and again."""
+    from run import cpu_seconds, metric
+
+    figures = {}
+    result = loadgen_fn(binary, ingest, "logs", "grpc", args.seconds, ["--seed", "44"])
+    acked_at = time.time()
+    figures["log_records_per_cpu_second"] = result["records_acked"] / max(result["server_cpu_seconds"], 1e-9)
+    start_ns = int((time.time() - 7200) * 1e9)
+    count = urllib.parse.quote('sum(count_over_time({service_name=~".+"}[3h]))')
+    while True:
+        try:
+            _, body = query.get(f"/loki/api/v1/query?query={count}")
+            found = json.loads(body)["data"]["result"]
+            if found and int(float(found[0]["value"][1])) >= result["records_acked"]:
+                break
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        if time.time() - acked_at > 120:
+            raise RuntimeError("the query node never counted every acknowledged log record")
+        time.sleep(0.25)
+    figures["log_visible_after_seconds"] = time.time() - acked_at
+    # A search for a rare word over what the query node has read already (warm), and the
+    # same search on the other nodes' replicas after a restart emptied the cache (cold).
+    search = urllib.parse.quote('{service_name=~".+"} |= "timeout"')
+    path = f"/loki/api/v1/query_range?query={search}&start={start_ns}&limit=100"
+    warm = []
+    for _ in range(20):
+        started = time.perf_counter()
+        query.get(path)
+        warm.append((time.perf_counter() - started) * 1000)
+    figures["log_search_warm_ms"] = statistics.median(warm)
+    query.stop()
+    query.start()
+    cpu_before = cpu_seconds(query.proc.pid)
+    started = time.perf_counter()
+    query.get(path)
+    figures["log_search_cold_ms"] = (time.perf_counter() - started) * 1000
+    figures["log_cache_downloaded_mib"] = metric(query, "skewer_log_cache_downloaded_bytes_total") / 2**20
+    figures["log_search_cold_cpu_seconds"] = cpu_seconds(query.proc.pid) - cpu_before
+    print(f"  shared logs: {figures}", file=sys.stderr)
+    return figures
 
 
 def object_store_rows(f):
@@ -288,6 +336,15 @@ def object_store_rows(f):
          f"({nodes['flushes']:.0f} flushes)"),
         ("last acknowledged span answered by the query node after, seconds", "flush + refresh interval (10)",
          f"{nodes['visible_after_seconds']:.1f}"),
+        *([
+            ("logs: the ingest node's records per CPU-second, its partitions uploaded after each commit",
+             "reported", f"{nodes['log_records_per_cpu_second']:,.0f}"),
+            ("every acknowledged log record counted by the query node after, seconds",
+             "commit + upload + refresh (5 + 5)", f"{nodes['log_visible_after_seconds']:.1f}"),
+            ("a log search on the query node, ms: again (cached) / first after a restart (downloads)",
+             "reported", f"{nodes['log_search_warm_ms']:.1f} / {nodes['log_search_cold_ms']:.0f} "
+             f"({nodes['log_cache_downloaded_mib']:.0f} MiB downloaded)"),
+        ] if "log_records_per_cpu_second" in nodes else []),
     ] if nodes else []
     return [
         (f"spans per server CPU-second, OTLP/gRPC, files in the data directory ({runs} runs)", "",

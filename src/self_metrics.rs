@@ -69,6 +69,12 @@ pub const RETENTION_REMOVED_BYTES_TOTAL: &str = "skewer_retention_removed_bytes_
 pub const FOOTER_CACHE_BYTES: &str = "skewer_footer_cache_bytes";
 /// Bytes of span files' trace-id filters cached for lookups by id.
 pub const ID_FILTER_CACHE_BYTES: &str = "skewer_id_filter_cache_bytes";
+/// Bytes of other nodes' log partitions in the local cache.
+pub const LOG_CACHE_BYTES: &str = "skewer_log_cache_bytes";
+/// Bytes of other nodes' log partitions downloaded from the bucket.
+pub const LOG_CACHE_DOWNLOADED_BYTES_TOTAL: &str = "skewer_log_cache_downloaded_bytes_total";
+/// Other nodes' log partitions evicted from the local cache.
+pub const LOG_CACHE_EVICTIONS_TOTAL: &str = "skewer_log_cache_evictions_total";
 /// Estimated clock offset of a server host against a client host, seconds.
 pub const CLOCK_SKEW_SECONDS: &str = "skewer_clock_skew_seconds";
 
@@ -395,6 +401,35 @@ pub fn render(ingest: &IngestStats, storage: Option<&Storage>) -> String {
         "{ID_FILTER_CACHE_BYTES} {}",
         storage.id_filter_cache_bytes()
     );
+    if let Some(cache) = storage.log_cache() {
+        let stats = cache.stats();
+        let families = [
+            (
+                LOG_CACHE_BYTES,
+                "gauge",
+                "Bytes of other nodes' log partitions in the local cache.",
+                cache.cached_bytes(),
+            ),
+            (
+                LOG_CACHE_DOWNLOADED_BYTES_TOTAL,
+                "counter",
+                "Bytes of other nodes' log partitions downloaded from the bucket.",
+                stats
+                    .downloaded_bytes
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            (
+                LOG_CACHE_EVICTIONS_TOTAL,
+                "counter",
+                "Other nodes' log partitions evicted from the local cache.",
+                stats.evictions.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+        ];
+        for (name, kind, help, value) in families {
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+    }
     header(
         &mut out,
         CLOCK_SKEW_SECONDS,

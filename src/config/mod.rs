@@ -365,6 +365,7 @@ impl Config {
                 ),
             });
         }
+        positive("storage.log_cache_bytes", self.storage.log_cache_bytes)?;
         self.catalog.url()?;
         positive(
             "catalog.refresh_interval_seconds",
@@ -397,6 +398,7 @@ impl Config {
             catalog_url: self.catalog.url()?,
             catalog_refresh_interval: Duration::from_secs(self.catalog.refresh_interval_seconds),
             table_maintenance: self.role.maintains_tables(),
+            log_cache_bytes: self.storage.log_cache_bytes,
             ..StorageConfig::new(self.data_dir.clone())
         })
     }
@@ -423,7 +425,7 @@ mod tests {
         assert_eq!(parsed, Config::default());
         let table: toml::Table = text.parse().unwrap();
         assert_eq!(table.len(), 27, "every key of Config is in the example");
-        assert_eq!(table["storage"].as_table().unwrap().len(), 7);
+        assert_eq!(table["storage"].as_table().unwrap().len(), 8);
         assert_eq!(table["alerting"].as_table().unwrap().len(), 7);
         assert_eq!(table["query"].as_table().unwrap().len(), 9);
         let retention = table["retention"].as_table().unwrap();

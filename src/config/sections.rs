@@ -34,6 +34,10 @@ pub struct StorageSection {
     pub access_key_id: String,
     /// Its secret; empty for `AWS_SECRET_ACCESS_KEY`.
     pub secret_access_key: String,
+    /// Disk for other nodes' log partitions read from the bucket (least recently read
+    /// evicted past it).
+    #[serde(deserialize_with = "super::units::size_u64")]
+    pub log_cache_bytes: u64,
 }
 
 impl Default for StorageSection {
@@ -47,6 +51,7 @@ impl Default for StorageSection {
             retry_timeout_seconds: defaults.retry_timeout.as_secs(),
             access_key_id: String::new(),
             secret_access_key: String::new(),
+            log_cache_bytes: skewer_storage::config::DEFAULT_LOG_CACHE_BYTES,
         }
     }
 }
@@ -61,6 +66,7 @@ impl std::fmt::Debug for StorageSection {
             .field("path_style", &self.path_style)
             .field("retry_timeout_seconds", &self.retry_timeout_seconds)
             .field("access_key_id", &self.access_key_id)
+            .field("log_cache_bytes", &self.log_cache_bytes)
             .field(
                 "secret_access_key",
                 &if self.secret_access_key.is_empty() {

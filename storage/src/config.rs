@@ -47,7 +47,13 @@ pub struct StorageConfig {
     /// Files replaced by compaction stay this long before they are deleted (for readers in
     /// other processes that loaded an older manifest: backups, other nodes).
     pub file_delete_grace: Duration,
+    /// Disk for other nodes' log partitions downloaded from the bucket (least recently read
+    /// evicted past it).
+    pub log_cache_bytes: u64,
 }
+
+/// Default disk for other nodes' log partitions: 4 GiB.
+pub const DEFAULT_LOG_CACHE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
 impl StorageConfig {
     /// Whether other nodes may share the tables: they live in a bucket or their manifests in
@@ -75,6 +81,7 @@ impl StorageConfig {
             table_maintenance: true,
             catalog_refresh_interval: Duration::from_secs(5),
             file_delete_grace: Duration::from_secs(60),
+            log_cache_bytes: DEFAULT_LOG_CACHE_BYTES,
         }
     }
 }

@@ -7,6 +7,8 @@
 //! {data_dir}/objects/tenants/{tenant}/traces/{yyyy-mm-dd}/{hh}/{min_time:020}-{file_id}.traceids
 //! {data_dir}/objects/tenants/{tenant}/{signal}/_manifest/{version:020}.json
 //! {data_dir}/logs/{tenant}/{yyyy-mm-dd}/    tantivy index of the tenant's logs of one UTC day
+//! {data_dir}/log-cache/{tenant}/{yyyy-mm-dd}/{node}/   another node's copy of one, read from the bucket
+//! bucket: tenants/{tenant}/logs/{yyyy-mm-dd}/{node}/{segment file}, log-replicas/{tenant}/{yyyy-mm-dd}/{node}.json
 //! ```
 //! The tenant is in every path, so per-tenant isolation, retention and deletion are prefix
 //! operations, and object storage later is a different `object_store` root, not a new layout.
@@ -109,6 +111,11 @@ pub fn index_path(signal: Signal, data_file: &ObjectPath) -> ObjectPath {
         Signal::Traces | Signal::Logs => "traces",
     };
     ObjectPath::from(format!("{stem}.{extension}"))
+}
+
+/// Directory of other nodes' log partitions downloaded from the bucket.
+pub fn log_cache_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("log-cache")
 }
 
 /// Directory holding every tenant's log index.

@@ -353,3 +353,129 @@ async fn retention_run_by_the_compactor_is_seen_by_every_node() {
         "the sweep's claim was released"
     );
 }
+
+/// Log lines `server` answers for every service over the last hours.
+async fn log_lines(server: &Server) -> usize {
+    let query = form_urlencoded::byte_serialize(br#"{service_name=~".+"}"#).collect::<String>();
+    let start = fixtures::t0() - 3_600_000_000_000;
+    let (status, body) = server
+        .get_json(&format!(
+            "/loki/api/v1/query_range?query={query}&start={start}&limit=1000"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|stream| stream["values"].as_array().unwrap().len())
+        .sum()
+}
+
+async fn wait_for_log_lines(server: &Server, lines: usize, what: &str) {
+    server
+        .wait_for(what, Duration::from_secs(60), || async {
+            log_lines(server).await == lines
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn logs_taken_by_either_ingest_node_are_answered_by_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(moto) = Moto::start(dir.path()).await else {
+        return;
+    };
+    moto.create_bucket("logs").await;
+    let config = config_file(dir.path(), &moto, "logs");
+    let config = with_lines(&config, "[catalog]\nrefresh_interval_seconds = 1\n");
+    let node = |name: &'static str, role: &'static str, config: String| {
+        let dir = dir.path().join(name);
+        async move {
+            let args = [
+                "--config",
+                &config,
+                "--role",
+                role,
+                "--log-commit-interval-seconds",
+                "1",
+            ];
+            Server::start(&dir, &args).await
+        }
+    };
+    let ingest_a = node("ingest-a", "ingest", config.clone()).await;
+    let mut ingest_b = node("ingest-b", "ingest", config.clone()).await;
+    let query = node("query", "query", config.clone()).await;
+    let mut to_a = ingest_a.logs_client().await;
+    let mut to_b = ingest_b.logs_client().await;
+    for n in 1..=3 {
+        to_a.export(fixtures::logs_request(n, "checkout", &format!("req-{n}")))
+            .await
+            .unwrap();
+        to_b.export(fixtures::logs_request(
+            n + 3,
+            "payments",
+            &format!("req-{}", n + 3),
+        ))
+        .await
+        .unwrap();
+    }
+    // Two records a request.
+    wait_for_log_lines(&query, 12, "the query node to read both ingest nodes' logs").await;
+    wait_for_log_lines(&ingest_a, 12, "an ingest node to read the other's logs too").await;
+
+    // Killed right after acknowledging: the WAL replays into the node's index, which is
+    // uploaded again.
+    let mut to_b = ingest_b.logs_client().await;
+    to_b.export(fixtures::logs_request(7, "payments", "req-7"))
+        .await
+        .unwrap();
+    ingest_b.kill9();
+    ingest_b.restart().await;
+    wait_for_log_lines(
+        &query,
+        14,
+        "the query node to read what the killed node acked",
+    )
+    .await;
+
+    // A node started later, with room in its cache for one partition at a time, answers
+    // for everything, and evicts what it read once it reads something else.
+    let small_cache = with_lines(&config, "[storage]\nlog_cache_bytes = 1\n");
+    let late = node("late-query", "query", small_cache).await;
+    wait_for_log_lines(&late, 14, "a late query node").await;
+    assert!(late.metric("skewer_log_cache_downloaded_bytes_total").await > 0.0);
+    assert_eq!(query.metric("skewer_log_cache_evictions_total").await, 0.0);
+    let correlated =
+        form_urlencoded::byte_serialize(br#"{service_name="checkout"} |= "order 2 by""#)
+            .collect::<String>();
+    let (status, body) = late
+        .get_json(&format!(
+            "/loki/api/v1/query_range?query={correlated}&start={}&limit=100",
+            fixtures::t0() - 3_600_000_000_000
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["result"][0]["values"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{body}"
+    );
+}
+
+/// A copy of the configuration file `config` with `lines` added to its section.
+fn with_lines(config: &str, lines: &str) -> String {
+    let (section, keys) = lines.split_once('\n').unwrap();
+    let text = std::fs::read_to_string(config).unwrap();
+    let text = if text.contains(section) {
+        text.replace(section, &format!("{section}\n{}", keys.trim_end()))
+    } else {
+        format!("{text}{lines}")
+    };
+    let path = format!("{config}.{}.toml", text.len());
+    std::fs::write(&path, text).unwrap();
+    path
+}

@@ -15,6 +15,7 @@
 pub mod partitions;
 mod scan;
 mod search;
+pub mod shared;
 mod snapshot;
 mod streams;
 #[cfg(test)]
@@ -65,6 +66,8 @@ pub struct LogStore {
     flush_lock: tokio::sync::Mutex<()>,
     stats: TableStats,
     committed_records: AtomicU64,
+    /// Other nodes' partitions, when the logs are shared through a bucket.
+    replicas: Option<Arc<shared::cache::ReplicaCache>>,
     /// Tests: the tenant whose next partition commit fails, and at which step.
     #[cfg(test)]
     fail_next_commit_of: Mutex<Option<(TenantId, CommitStep)>>,
@@ -86,9 +89,21 @@ impl LogStore {
             flush_lock: tokio::sync::Mutex::new(()),
             stats: TableStats::default(),
             committed_records: AtomicU64::new(0),
+            replicas: None,
             #[cfg(test)]
             fail_next_commit_of: Mutex::new(None),
         })
+    }
+
+    /// Reads other nodes' partitions from `replicas` beside this node's own.
+    pub fn with_replicas(mut self, replicas: Arc<shared::cache::ReplicaCache>) -> Self {
+        self.replicas = Some(replicas);
+        self
+    }
+
+    /// Other nodes' partitions, when the logs are shared.
+    pub fn replicas(&self) -> Option<&Arc<shared::cache::ReplicaCache>> {
+        self.replicas.as_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -115,13 +130,24 @@ impl LogStore {
         Ok(partition)
     }
 
-    /// The tenant's partitions, in key order.
+    /// The tenant's partitions: this node's in key order, then the other nodes' that are
+    /// cached (never written here, so their locks need no order).
     fn tenant_partitions(&self, tenant: &TenantId) -> Vec<Arc<Partition>> {
-        self.partitions()
+        let mut partitions: Vec<Arc<Partition>> = self
+            .partitions()
             .iter()
             .filter(|(key, _)| &key.0 == tenant)
             .map(|(_, partition)| Arc::clone(partition))
-            .collect()
+            .collect();
+        if let Some(replicas) = &self.replicas {
+            partitions.extend(replicas.opened(tenant));
+        }
+        partitions
+    }
+
+    /// Every partition this node writes.
+    pub fn local_partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions().values().cloned().collect()
     }
 
     /// Adds records applied from the WAL at `lsn`.

@@ -184,6 +184,22 @@ impl LogIndex {
         Ok(self.index.load_metas()?.payload)
     }
 
+    /// The last commit on disk, for copying the index elsewhere: its `meta.json` and the
+    /// names of the segment files it needs, sorted (a name may be of a component the segment
+    /// does not have: a copy skips what is missing).
+    pub fn committed_files(&self) -> Result<(String, Vec<String>), LogIndexError> {
+        let metas = self.index.load_metas()?;
+        let meta = serde_json::to_string(&metas)
+            .map_err(|err| tantivy::TantivyError::InternalError(err.to_string()))?;
+        let mut files: Vec<String> = metas
+            .list_segment_files()
+            .into_iter()
+            .filter_map(|path| path.to_str().map(str::to_owned))
+            .collect();
+        files.sort();
+        Ok((meta, files))
+    }
+
     /// The earliest and latest record time among committed, searchable records.
     pub fn time_range(&self) -> Option<(u64, u64)> {
         let searcher = self.reader.searcher();

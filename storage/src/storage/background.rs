@@ -88,6 +88,9 @@ impl Storage {
         if self.config.shares_tables() {
             flushers.spawn(Arc::clone(&self).run_catalog_refresh());
         }
+        if self.stores.log_uploader.is_some() {
+            flushers.spawn(Arc::clone(&self).run_log_upload());
+        }
         let mut last_checkpoint = std::time::Instant::now();
         loop {
             tokio::select! {
@@ -181,6 +184,9 @@ impl Storage {
                 if self.config.table_maintenance {
                     sweep_store(&self.stores.spans, policy, now, grace).await?;
                     sweep_store(&self.stores.metrics, policy, now, grace).await?;
+                    if let Some(replicas) = self.stores.logs.replicas() {
+                        replicas.remove_expired(policy, now).await?;
+                    }
                 }
                 tokio::task::spawn_blocking(move || {
                     let dropped = logs.drop_expired(&logs_policy, now);
@@ -217,7 +223,11 @@ impl Storage {
             }
             let refreshed = async {
                 self.stores.spans.refresh().await?;
-                self.stores.metrics.refresh().await
+                self.stores.metrics.refresh().await?;
+                if let Some(replicas) = self.stores.logs.replicas() {
+                    replicas.refresh().await?;
+                }
+                Ok::<_, StorageError>(())
             };
             match refreshed.await {
                 Ok(_) => self.health.set(Component::CatalogRefresh, None),
@@ -230,6 +240,44 @@ impl Storage {
                 }
             }
         }
+    }
+
+    /// Uploads this node's log partitions that changed (a commit, a merge), about as often
+    /// as logs are committed.
+    async fn run_log_upload(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                () = tokio::time::sleep(self.config.log_commit_interval) => {}
+            }
+            match self.upload_logs().await {
+                Ok(()) => self.health.set(Component::LogUpload, None),
+                Err(err) => {
+                    warn!(error = %err, "uploading log partitions failed; will retry");
+                    self.health.set(
+                        Component::LogUpload,
+                        Some(format!("log upload failing: {err}")),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Uploads what changed in this node's log partitions, when logs are shared.
+    pub(super) async fn upload_logs(&self) -> Result<(), StorageError> {
+        let Some(uploader) = &self.stores.log_uploader else {
+            return Ok(());
+        };
+        let round = uploader.upload(&self.stores.logs).await?;
+        if round.replicas > 0 {
+            info!(
+                replicas = round.replicas,
+                files = round.files,
+                bytes = round.bytes,
+                "uploaded log partitions"
+            );
+        }
+        Ok(())
     }
 
     /// Moves the checkpoint of every signal with nothing in memory up to the LSN its store

@@ -17,6 +17,8 @@ pub enum Component {
     Retention,
     /// Reloading the manifests other nodes commit to.
     CatalogRefresh,
+    /// Uploading this node's log partitions to the shared bucket.
+    LogUpload,
 }
 
 /// Current failures by component.

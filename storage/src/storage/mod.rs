@@ -20,6 +20,8 @@ use crate::checkpoint::Checkpoint;
 use crate::config::StorageConfig;
 use crate::layout;
 use crate::log_store::LogStore;
+use crate::log_store::shared::cache::ReplicaCache;
+use crate::log_store::shared::upload::LogUploader;
 use crate::logs::{LogIndexConfig, LogQuery};
 use crate::metrics::MetricStore;
 use crate::model::{LogRecord, Signal, SignalBatch, TenantId};
@@ -48,6 +50,8 @@ pub(crate) struct Stores {
     pub(crate) spans: SpanStore,
     pub(crate) metrics: MetricStore,
     pub(crate) logs: Arc<LogStore>,
+    /// Uploads this node's log partitions, when logs are shared through a bucket.
+    pub(crate) log_uploader: Option<LogUploader>,
     /// Clock offsets between hosts, learnt from client/server spans as they are applied.
     pub(crate) skew: crate::skew::SkewEstimator,
 }
@@ -176,6 +180,38 @@ impl Storage {
             writer_memory_bytes: config.log_writer_memory_bytes,
         };
         let logs_dir = config.data_dir.clone();
+        // Logs are shared through the bucket: this node uploads its partitions and reads the
+        // other nodes' from a local cache.
+        let sharing_logs = config.object_store.is_some().then(|| {
+            let node = owner.node_id().unwrap_or_default().to_owned();
+            let uploader =
+                LogUploader::new(objects.clone(), node.clone(), config.file_delete_grace);
+            let cache = (
+                objects.clone(),
+                node,
+                layout::log_cache_dir(&config.data_dir),
+                config.log_cache_bytes,
+            );
+            (uploader, cache)
+        });
+        let (log_uploader, replica_cache) = match sharing_logs {
+            Some((uploader, cache)) => (Some(uploader), Some(cache)),
+            None => (None, None),
+        };
+        let logs = tokio::task::spawn_blocking(move || {
+            let store = LogStore::open(logs_dir, index_config)?;
+            Ok::<_, StorageError>(match replica_cache {
+                Some((objects, node, dir, capacity)) => store.with_replicas(Arc::new(
+                    ReplicaCache::new(objects, Some(node), dir, capacity, index_config)?,
+                )),
+                None => store,
+            })
+        })
+        .await??;
+        if let Some(replicas) = logs.replicas() {
+            let listed = replicas.refresh().await?;
+            tracing::info!(replicas = listed, "other nodes' log partitions listed");
+        }
         let stores = Arc::new(Stores {
             spans: SpanStore::open(objects.clone(), Arc::clone(&catalog), Arc::clone(&footers))
                 .await?
@@ -183,10 +219,8 @@ impl Storage {
             metrics: MetricStore::open(objects.clone(), Arc::clone(&catalog), footers)
                 .await?
                 .with_wal_owner(owner),
-            logs: Arc::new(
-                tokio::task::spawn_blocking(move || LogStore::open(logs_dir, index_config))
-                    .await??,
-            ),
+            logs: Arc::new(logs),
+            log_uploader,
             skew: crate::skew::SkewEstimator::default(),
         });
         let budget = MemoryBudget::new(config.max_buffered_bytes);
@@ -285,9 +319,27 @@ impl Storage {
         tenant: &TenantId,
         query: LogQuery,
     ) -> Result<Vec<LogRecord>, StorageError> {
+        let held = self.hold_log_replicas(tenant, log_range(&query)).await?;
         let stores = Arc::clone(&self.stores);
         let tenant = tenant.clone();
-        tokio::task::spawn_blocking(move || stores.logs.search_blocking(&tenant, &query)).await?
+        tokio::task::spawn_blocking(move || {
+            let _held = held;
+            stores.logs.search_blocking(&tenant, &query)
+        })
+        .await?
+    }
+
+    /// Other nodes' log partitions a read of `tenant` over `[start, end)` needs, downloaded
+    /// into the cache and held (not evicted) while the caller keeps them.
+    async fn hold_log_replicas(
+        &self,
+        tenant: &TenantId,
+        range: (u64, u64),
+    ) -> Result<Vec<Arc<crate::log_store::partitions::Partition>>, StorageError> {
+        match self.stores.logs.replicas() {
+            Some(replicas) => replicas.prepare(tenant, range).await,
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Visits every record of `tenant` that `query` matches (its limit ignored) in time
@@ -299,9 +351,11 @@ impl Storage {
         direction: crate::log_store::ScanDirection,
         mut visitor: V,
     ) -> Result<V, StorageError> {
+        let held = self.hold_log_replicas(tenant, log_range(&query)).await?;
         let stores = Arc::clone(&self.stores);
         let tenant = tenant.clone();
         tokio::task::spawn_blocking(move || {
+            let _held = held;
             stores
                 .logs
                 .scan_blocking(&tenant, &query, direction, &mut |record| {
@@ -321,9 +375,11 @@ impl Storage {
         query: LogQuery,
         mut visitor: V,
     ) -> Result<V, StorageError> {
+        let held = self.hold_log_replicas(tenant, log_range(&query)).await?;
         let stores = Arc::clone(&self.stores);
         let tenant = tenant.clone();
         tokio::task::spawn_blocking(move || {
+            let _held = held;
             stores
                 .logs
                 .scan_stream_samples_blocking(&tenant, &query, &mut |stream, time, bytes, level| {
@@ -351,9 +407,13 @@ impl Storage {
         start_unix_nano: u64,
         end_unix_nano: u64,
     ) -> Result<Vec<crate::logs::streams::StreamLabels>, StorageError> {
+        let held = self
+            .hold_log_replicas(tenant, (start_unix_nano, end_unix_nano))
+            .await?;
         let stores = Arc::clone(&self.stores);
         let tenant = tenant.clone();
         tokio::task::spawn_blocking(move || {
+            let _held = held;
             stores
                 .logs
                 .streams_blocking(&tenant, start_unix_nano, end_unix_nano)
@@ -507,6 +567,11 @@ impl Storage {
         self.stores.spans.footer_cache().bytes()
     }
 
+    /// The cache of other nodes' log partitions, when logs are shared through a bucket.
+    pub fn log_cache(&self) -> Option<&Arc<ReplicaCache>> {
+        self.stores.logs.replicas()
+    }
+
     /// Bytes of span files' trace-id filters held in memory for lookups by id.
     pub fn id_filter_cache_bytes(&self) -> usize {
         self.stores.spans.id_filter_cache_bytes()
@@ -545,8 +610,18 @@ impl Storage {
             }
         }
         self.wal.close().await;
-        self.flush_all().await
+        self.flush_all().await?;
+        // What the last commit added reaches the bucket before the node stops.
+        self.upload_logs().await
     }
+}
+
+/// The time range a log query reads.
+fn log_range(query: &LogQuery) -> (u64, u64) {
+    (
+        query.start_unix_nano.unwrap_or(0),
+        query.end_unix_nano.unwrap_or(u64::MAX),
+    )
 }
 
 impl ErrorKind {
