@@ -75,6 +75,8 @@ pub const LOG_CACHE_BYTES: &str = "skewer_log_cache_bytes";
 pub const LOG_CACHE_DOWNLOADED_BYTES_TOTAL: &str = "skewer_log_cache_downloaded_bytes_total";
 /// Other nodes' log partitions evicted from the local cache.
 pub const LOG_CACHE_EVICTIONS_TOTAL: &str = "skewer_log_cache_evictions_total";
+/// Ingest nodes of the deployment with a live heartbeat.
+pub const INGEST_NODES: &str = "skewer_ingest_nodes";
 /// Estimated clock offset of a server host against a client host, seconds.
 pub const CLOCK_SKEW_SECONDS: &str = "skewer_clock_skew_seconds";
 
@@ -401,6 +403,13 @@ pub fn render(ingest: &IngestStats, storage: Option<&Storage>) -> String {
         "{ID_FILTER_CACHE_BYTES} {}",
         storage.id_filter_cache_bytes()
     );
+    header(
+        &mut out,
+        INGEST_NODES,
+        "gauge",
+        "Ingest nodes of the deployment with a live heartbeat (each enforces its share of a tenant's rates).",
+    );
+    let _ = writeln!(out, "{INGEST_NODES} {}", storage.ingest_nodes());
     if let Some(cache) = storage.log_cache() {
         let stats = cache.stats();
         let families = [

@@ -392,6 +392,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         active_series: None,
     };
     let storage_config = config.storage_config()?;
+    let storage_shares_tables = storage_config.shares_tables();
+    let refresh_interval = storage_config.catalog_refresh_interval;
     let storage = tokio::select! {
         opened = Storage::open(storage_config, Arc::new(OtlpWalDecoder::new(options.clone()))) => {
             opened.context("cannot open storage")?
@@ -403,6 +405,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     state.set_storage(Arc::clone(&storage));
     tenants.add_existing(storage.table_tenants());
+    if storage_shares_tables {
+        tenants.set_ingest_nodes(storage.ingest_nodes());
+        tokio::spawn(follow_the_deployment(
+            Arc::clone(&storage),
+            Arc::clone(&tenants),
+            refresh_interval,
+            stop_query.clone(),
+        ));
+    }
     let stop_alerting = CancellationToken::new();
     // One node of a deployment evaluates the rules (all, or the compactor).
     let alerting_task = role.evaluates_rules().then(|| {
@@ -561,4 +572,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     flushed.context("final flush failed; the WAL keeps the data for the next start")?;
     info!("shutdown complete");
     Ok(())
+}
+
+/// Follows the rest of a shared deployment after each catalog refresh: the tenants other
+/// nodes wrote count toward this node's tenant cap, so `max_tenants` holds for the deployment
+/// (give or take the tenants several nodes admit within one refresh), and each tenant's rates
+/// are shared among the live ingest nodes.
+async fn follow_the_deployment(
+    storage: Arc<Storage>,
+    tenants: Arc<TenantGate>,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        tenants.add_existing(storage.table_tenants());
+        tenants.set_ingest_nodes(storage.ingest_nodes());
+    }
 }

@@ -399,6 +399,7 @@ impl Config {
             catalog_refresh_interval: Duration::from_secs(self.catalog.refresh_interval_seconds),
             table_maintenance: self.role.maintains_tables(),
             log_cache_bytes: self.storage.log_cache_bytes,
+            ingests: self.role.ingests(),
             ..StorageConfig::new(self.data_dir.clone())
         })
     }

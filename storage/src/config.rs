@@ -50,6 +50,9 @@ pub struct StorageConfig {
     /// Disk for other nodes' log partitions downloaded from the bucket (least recently read
     /// evicted past it).
     pub log_cache_bytes: u64,
+    /// Whether this node takes data (OTLP, remote write): it then announces itself to the
+    /// deployment's other nodes (their share of each tenant's rate limits).
+    pub ingests: bool,
 }
 
 /// Default disk for other nodes' log partitions: 4 GiB.
@@ -82,6 +85,7 @@ impl StorageConfig {
             catalog_refresh_interval: Duration::from_secs(5),
             file_delete_grace: Duration::from_secs(60),
             log_cache_bytes: DEFAULT_LOG_CACHE_BYTES,
+            ingests: true,
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod lock;
 pub mod log_store;
 pub mod logs;
 pub mod maintenance;
+pub mod membership;
 pub mod metrics;
 pub mod model;
 pub mod node;

@@ -479,3 +479,112 @@ fn with_lines(config: &str, lines: &str) -> String {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+#[tokio::test]
+async fn the_tenant_cap_counts_tenants_any_node_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(moto) = Moto::start(dir.path()).await else {
+        return;
+    };
+    moto.create_bucket("capped").await;
+    let config = config_file(dir.path(), &moto, "capped");
+    let config = with_lines(&config, "[catalog]\nrefresh_interval_seconds = 1\n");
+    let config = with_lines(
+        &config,
+        "[limits]\nmax_tenants = 2\ningest_records_per_second = 10\n",
+    );
+    let node = |name: &'static str| {
+        let config = config.clone();
+        let dir = dir.path().join(name);
+        async move {
+            let args = [
+                "--config",
+                &config,
+                "--role",
+                "ingest",
+                "--flush-interval-seconds",
+                "1",
+                "--log-commit-interval-seconds",
+                "1",
+            ];
+            Server::start(&dir, &args).await
+        }
+    };
+    let a = node("ingest-a").await;
+    let b = node("ingest-b").await;
+    let export = |server: &Server, tenant: &str, body: Vec<u8>, path: &str| {
+        reqwest::Client::new()
+            .post(server.otlp_url(path))
+            .header("content-type", "application/x-protobuf")
+            .header("x-scope-orgid", tenant)
+            .body(body)
+            .send()
+    };
+    let spans = prost::Message::encode_to_vec(&trace_request(1, "checkout"));
+    let logs = prost::Message::encode_to_vec(&fixtures::logs_request(1, "checkout", "req-1"));
+    // One tenant's spans on node a, another's logs only on node b.
+    assert_eq!(
+        export(&a, "first", spans.clone(), "/v1/traces")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        export(&b, "second", logs, "/v1/logs")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Once each node has seen the other's tenant, the cap of two is full on both.
+    for (server, other) in [(&a, "second"), (&b, "first")] {
+        let counted = format!("skewer_tenant_ingest_records_total{{tenant=\"{other}\"}} ");
+        server
+            .wait_for(
+                "the other node's tenant to count toward the cap",
+                Duration::from_secs(60),
+                || async { server.self_metrics().await.contains(&counted) },
+            )
+            .await;
+        let refused = export(server, "third", spans.clone(), "/v1/traces")
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 429, "{counted}");
+    }
+
+    // Two ingest nodes share each tenant's rate: 5 records a second each. Eight records
+    // pass (a request pays its whole cost) and leave the next request waiting, where a node
+    // alone would have had 10.
+    for server in [&a, &b] {
+        server
+            .wait_for(
+                "both ingest nodes counted",
+                Duration::from_secs(60),
+                || async { server.metric("skewer_ingest_nodes").await == 2.0 },
+            )
+            .await;
+    }
+    let mut eight = trace_request(2, "checkout");
+    for n in 3..=5 {
+        eight
+            .resource_spans
+            .extend(trace_request(n, "checkout").resource_spans);
+    }
+    let eight = prost::Message::encode_to_vec(&eight);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let first = export(&a, "first", eight.clone(), "/v1/traces")
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let second = export(&a, "first", eight, "/v1/traces").await.unwrap();
+    assert_eq!(second.status(), 429);
+    assert!(
+        second
+            .text()
+            .await
+            .unwrap()
+            .contains("ingest_records_per_second"),
+        "refused by the rate"
+    );
+}

@@ -163,8 +163,9 @@ async fn flushed_files_go_to_the_bucket_and_a_node_started_later_answers_for_the
         );
     }
     assert!(
-        keys.iter().all(|key| key.starts_with("team/tenants/")),
-        "{keys:?}"
+        keys.iter()
+            .all(|key| key.starts_with("team/tenants/") || key.starts_with("team/nodes/")),
+        "data under the tenants' prefix, beside the node's heartbeat: {keys:?}"
     );
     assert_eq!(
         files_ending(&first_dir, ".parquet"),

@@ -39,6 +39,17 @@ impl Bucket {
         }
     }
 
+    /// Refills at `rate` from now on (this node's share of a deployment's rate, which moves
+    /// as ingest nodes come and go); tokens past one second's worth of it are dropped.
+    pub fn set_rate(&mut self, rate: f64, now: Instant) {
+        if rate == self.rate {
+            return;
+        }
+        self.refill(now);
+        self.rate = rate;
+        self.tokens = self.tokens.min(rate);
+    }
+
     /// Takes `cost` tokens (possibly into debt).
     pub fn take(&mut self, cost: u64, now: Instant) {
         self.refill(now);
@@ -69,5 +80,16 @@ mod tests {
         assert_eq!(bucket.wait_seconds(much_later), 0.0);
         bucket.take(1, much_later);
         assert!(bucket.wait_seconds(much_later) > 0.0);
+    }
+
+    #[test]
+    fn a_lower_share_of_the_rate_caps_the_tokens_and_slows_the_refill() {
+        let start = Instant::now();
+        let mut bucket = Bucket::new(100, start);
+        bucket.set_rate(50.0, start);
+        bucket.take(60, start);
+        assert!((bucket.wait_seconds(start) - 0.2).abs() < 1e-9);
+        bucket.set_rate(100.0, start);
+        assert!((bucket.wait_seconds(start) - 0.1).abs() < 1e-9);
     }
 }

@@ -66,6 +66,8 @@ pub struct TenantGate {
     /// The active series of tenants with a series limit (none without one).
     series: Mutex<HashMap<TenantId, Arc<ActiveSeries>>>,
     epoch: Instant,
+    /// Ingest nodes of the deployment sharing each tenant's rates (1 on a single node).
+    ingest_nodes: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -88,7 +90,19 @@ impl TenantGate {
             tenants: RwLock::new(tenants),
             series: Mutex::default(),
             epoch: now,
+            ingest_nodes: AtomicU64::new(1),
         }
+    }
+
+    /// How many ingest nodes share the load: each enforces its share of a tenant's rates.
+    pub fn set_ingest_nodes(&self, nodes: usize) {
+        self.ingest_nodes
+            .store(nodes.max(1) as u64, Ordering::Relaxed);
+    }
+
+    /// This node's share of `rate`.
+    fn share_of(&self, rate: u64) -> f64 {
+        rate as f64 / self.ingest_nodes.load(Ordering::Relaxed).max(1) as f64
     }
 
     /// Counts `existing` tenants toward the cap too (those storage found once open: a
@@ -180,7 +194,9 @@ impl TenantGate {
             let Some((value, bucket)) = bucket else {
                 continue;
             };
-            let wait = lock(bucket).wait_seconds(now);
+            let mut bucket = lock(bucket);
+            bucket.set_rate(self.share_of(*value), now);
+            let wait = bucket.wait_seconds(now);
             if wait > 0.0 {
                 refused.fetch_add(1, Ordering::Relaxed);
                 return Err(LimitExceeded {
@@ -211,11 +227,12 @@ impl TenantGate {
             }
         };
         let now = Instant::now();
-        if let Some((_, bucket)) = &state.records {
-            lock(bucket).take(records, now);
-        }
-        if let Some((_, bucket)) = &state.bytes {
-            lock(bucket).take(bytes, now);
+        for (limit, cost) in [(&state.records, records), (&state.bytes, bytes)] {
+            if let Some((rate, bucket)) = limit {
+                let mut bucket = lock(bucket);
+                bucket.set_rate(self.share_of(*rate), now);
+                bucket.take(cost, now);
+            }
         }
         state.figures.records.fetch_add(records, Ordering::Relaxed);
         state.figures.bytes.fetch_add(bytes, Ordering::Relaxed);

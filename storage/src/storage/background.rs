@@ -227,6 +227,11 @@ impl Storage {
                 if let Some(replicas) = self.stores.logs.replicas() {
                     replicas.refresh().await?;
                 }
+                if let Some(membership) = &self.membership {
+                    let live = membership.beat_and_count().await?;
+                    self.ingest_nodes
+                        .store(live.max(1), std::sync::atomic::Ordering::Relaxed);
+                }
                 Ok::<_, StorageError>(())
             };
             match refreshed.await {

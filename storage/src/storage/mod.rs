@@ -137,6 +137,10 @@ pub struct Storage {
     stores: Arc<Stores>,
     checkpoint: tokio::sync::Mutex<Checkpoint>,
     checkpoint_io: tokio::sync::Mutex<()>,
+    /// This node's heartbeat in a shared deployment.
+    membership: Option<crate::membership::Membership>,
+    /// Ingest nodes of the deployment with a live heartbeat (1 alone).
+    ingest_nodes: std::sync::atomic::AtomicUsize,
     cancel: CancellationToken,
     flusher: std::sync::Mutex<Option<JoinHandle<()>>>,
     compactor: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -194,6 +198,20 @@ impl Storage {
             );
             (uploader, cache)
         });
+        // Ingest nodes announce themselves in the bucket; each enforces its share of a
+        // tenant's rates.
+        let membership = config.object_store.is_some().then(|| {
+            crate::membership::Membership::new(
+                objects.clone(),
+                owner.node_id().unwrap_or_default(),
+                config.ingests,
+                config.catalog_refresh_interval * 3 + std::time::Duration::from_secs(10),
+            )
+        });
+        let ingest_nodes = match &membership {
+            Some(membership) => membership.beat_and_count().await?,
+            None => 1,
+        };
         let (log_uploader, replica_cache) = match sharing_logs {
             Some((uploader, cache)) => (Some(uploader), Some(cache)),
             None => (None, None),
@@ -253,6 +271,8 @@ impl Storage {
             stores,
             checkpoint: tokio::sync::Mutex::new(checkpoint),
             checkpoint_io: tokio::sync::Mutex::new(()),
+            membership,
+            ingest_nodes: std::sync::atomic::AtomicUsize::new(ingest_nodes),
             cancel: CancellationToken::new(),
             flusher: std::sync::Mutex::new(None),
             compactor: std::sync::Mutex::new(None),
@@ -466,10 +486,15 @@ impl Storage {
             .map(|summary| summary.metrics)
     }
 
-    /// The tenants with span or metric files (in the data directory or the bucket).
+    /// The tenants with span or metric files (in the data directory or the bucket) or, when
+    /// logs are shared, other nodes' log partitions; with shared tables, as of the last
+    /// refresh.
     pub fn table_tenants(&self) -> Vec<TenantId> {
         let mut tenants = self.stores.spans.tenants();
         tenants.extend(self.stores.metrics.tenants());
+        if let Some(replicas) = self.stores.logs.replicas() {
+            tenants.extend(replicas.tenants());
+        }
         tenants.sort();
         tenants.dedup();
         tenants
@@ -565,6 +590,12 @@ impl Storage {
     /// Bytes of parsed Parquet footers held for reads.
     pub fn footer_cache_bytes(&self) -> usize {
         self.stores.spans.footer_cache().bytes()
+    }
+
+    /// Ingest nodes of the deployment whose heartbeat is live, as of the last refresh (1 on
+    /// a node alone).
+    pub fn ingest_nodes(&self) -> usize {
+        self.ingest_nodes.load(Ordering::Relaxed)
     }
 
     /// The cache of other nodes' log partitions, when logs are shared through a bucket.

@@ -150,6 +150,14 @@ impl ReplicaCache {
         Ok(count)
     }
 
+    /// The tenants of the listed replicas (other nodes' logs), sorted.
+    pub fn tenants(&self) -> Vec<TenantId> {
+        let mut tenants: Vec<TenantId> =
+            self.listed().keys().map(|key| key.tenant.clone()).collect();
+        tenants.dedup();
+        tenants
+    }
+
     /// Removes from the bucket the listed replicas (other nodes') whose day has expired under
     /// `policy`; returns how many. A node removes its own with its partitions.
     pub async fn remove_expired(
