@@ -128,8 +128,28 @@ pub async fn probe(config: &S3Config, objects: &Objects) -> Result<(), StorageEr
         .map(|_| ())
         .map_err(|source| StorageError::StoreUnavailable {
             url: config.url.clone(),
-            reason: source.to_string(),
+            reason: with_hint(source.to_string()),
         })
+}
+
+/// The store's words, with what to check when they name a refusal of the credentials or a
+/// missing bucket.
+fn with_hint(reason: String) -> String {
+    const REFUSED: [&str; 4] = [
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "AccessDenied",
+        "403 Forbidden",
+    ];
+    let hint = if REFUSED.iter().any(|code| reason.contains(code)) {
+        "the store refused the credentials: check [storage] access_key_id / secret_access_key \
+         or the AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables"
+    } else if reason.contains("NoSuchBucket") {
+        "the bucket does not exist: create it, or fix [storage] url"
+    } else {
+        return reason;
+    };
+    format!("{hint} ({reason})")
 }
 
 #[cfg(test)]
@@ -148,6 +168,22 @@ mod tests {
             let err = split(bad).unwrap_err().to_string();
             assert!(err.contains(bad), "{err}");
         }
+    }
+
+    #[test]
+    fn refusals_and_missing_buckets_say_what_to_check() {
+        let refused = with_hint("403 Forbidden: <Code>SignatureDoesNotMatch</Code>".into());
+        assert!(
+            refused.starts_with("the store refused the credentials"),
+            "{refused}"
+        );
+        assert!(refused.contains("SignatureDoesNotMatch"), "{refused}");
+        let missing = with_hint("404 Not Found: <Code>NoSuchBucket</Code>".into());
+        assert!(
+            missing.starts_with("the bucket does not exist"),
+            "{missing}"
+        );
+        assert_eq!(with_hint("connection refused".into()), "connection refused");
     }
 
     #[test]

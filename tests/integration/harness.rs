@@ -344,15 +344,8 @@ pub struct Peer {
 impl Peer {
     /// Runs `command` with its output in `log` and waits (30 s at most) until `ready_url`
     /// answers 200.
-    pub async fn start(mut command: Command, log: &Path, ready_url: &str) -> Self {
-        let log_file = std::fs::File::create(log).expect("peer log");
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn a peer");
-        let peer = Self { child };
+    pub async fn start(command: Command, log: &Path, ready_url: &str) -> Self {
+        let peer = Self::spawn(command, log);
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let client = reqwest::Client::new();
         loop {
@@ -371,6 +364,37 @@ impl Peer {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+impl Peer {
+    /// Runs `command` with its output in `log` and waits (30 s at most) until it accepts
+    /// connections on `addr` (servers that answer nothing without credentials).
+    pub async fn start_listening(command: Command, log: &Path, addr: std::net::SocketAddr) -> Self {
+        let peer = Self::spawn(command, log);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{addr} not listening in 30 s: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        peer
+    }
+}
+
+impl Peer {
+    fn spawn(mut command: Command, log: &Path) -> Self {
+        let log_file = std::fs::File::create(log).expect("peer log");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn a peer");
+        Self { child }
     }
 }
 

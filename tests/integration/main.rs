@@ -30,6 +30,7 @@ mod query_api;
 mod redaction;
 mod remote_write;
 mod round_trip;
+mod s3s_fs;
 mod startup;
 mod stitch;
 mod tenancy;
