@@ -113,6 +113,10 @@ pub trait Catalog: Send + Sync {
     /// The current manifest of `table`, `None` when it has none yet.
     async fn load(&self, table: &TableKey) -> Result<Option<Manifest>, CatalogError>;
 
+    /// Every table with the version of its current manifest, without reading the manifests:
+    /// a refresh loads only the tables that moved on.
+    async fn table_versions(&self) -> Result<Vec<(TableKey, u64)>, CatalogError>;
+
     /// Applies `change` on top of `base` (the version the caller last saw; an empty manifest
     /// for a new table) and returns the new manifest. Fails with [`CatalogError::Conflict`]
     /// when `base` is no longer current or the change does not apply to it.

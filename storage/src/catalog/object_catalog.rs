@@ -95,6 +95,11 @@ impl ObjectCatalog {
 #[async_trait]
 impl Catalog for ObjectCatalog {
     async fn list_tables(&self) -> Result<Vec<TableKey>, CatalogError> {
+        let versions = self.table_versions().await?;
+        Ok(versions.into_iter().map(|(table, _)| table).collect())
+    }
+
+    async fn table_versions(&self) -> Result<Vec<(TableKey, u64)>, CatalogError> {
         let mut tables = Vec::new();
         for tenant in self.objects.tenants().await? {
             for signal in [Signal::Traces, Signal::Metrics] {
@@ -102,8 +107,9 @@ impl Catalog for ObjectCatalog {
                     tenant: tenant.clone(),
                     signal,
                 };
-                if !self.versions(&table).await?.is_empty() {
-                    tables.push(table);
+                if let Some((version, _)) = self.versions(&table).await?.last() {
+                    let version = *version;
+                    tables.push((table, version));
                 }
             }
         }
@@ -189,6 +195,11 @@ mod tests {
         assert_eq!(
             catalog.list_tables().await.unwrap(),
             std::slice::from_ref(&table)
+        );
+        assert_eq!(
+            catalog.table_versions().await.unwrap(),
+            [(table.clone(), 10)],
+            "versions without reading manifests"
         );
         assert_eq!(
             catalog.versions(&table).await.unwrap().len(),

@@ -83,6 +83,31 @@ impl Catalog for PostgresCatalog {
         Ok(tables)
     }
 
+    async fn table_versions(&self) -> Result<Vec<(TableKey, u64)>, CatalogError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT tenant, signal, version FROM skewer_manifests ORDER BY tenant, signal",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        let mut tables = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (tenant, signal, version): (String, String, i64) =
+                (row.get(0), row.get(1), row.get(2));
+            match (tenant.parse::<TenantId>(), signal_of(&signal)) {
+                (Ok(tenant), Some(signal)) => tables.push((
+                    TableKey { tenant, signal },
+                    u64::try_from(version).unwrap_or(0),
+                )),
+                _ => warn!(%tenant, %signal, "catalog row names no table; skipped"),
+            }
+        }
+        Ok(tables)
+    }
+
     async fn load(&self, table: &TableKey) -> Result<Option<Manifest>, CatalogError> {
         let row = self
             .client()

@@ -11,12 +11,15 @@ use crate::StorageError;
 use crate::catalog::TableKey;
 
 impl<S: TableSignal> TableStore<S> {
-    /// Loads every table of this signal from the catalog and publishes the versions newer
-    /// than the ones readers see. Returns how many tables moved on.
+    /// Asks the catalog for every table's version and loads the tables of this signal whose
+    /// version is newer than the one readers see, publishing them. Returns how many moved on.
     pub async fn refresh(&self) -> Result<usize, StorageError> {
-        let tables = self.catalog.list_tables().await?;
+        let versions = self.catalog.table_versions().await?;
         let mut moved = 0;
-        for table in tables.into_iter().filter(|table| table.signal == S::SIGNAL) {
+        for (table, version) in versions {
+            if table.signal != S::SIGNAL || version <= self.seen_version(&table) {
+                continue;
+            }
             if self.refresh_table(&table).await? {
                 moved += 1;
             }
@@ -24,12 +27,14 @@ impl<S: TableSignal> TableStore<S> {
         Ok(moved)
     }
 
+    /// The manifest version readers of `table` see (0 before its first).
+    fn seen_version(&self, table: &TableKey) -> u64 {
+        self.table_files(&table.tenant)
+            .map_or(0, |files| files.manifest.version)
+    }
+
     async fn refresh_table(&self, table: &TableKey) -> Result<bool, StorageError> {
-        let seen = |store: &Self| {
-            store
-                .table_files(&table.tenant)
-                .map_or(0, |files| files.manifest.version)
-        };
+        let seen = |store: &Self| store.seen_version(table);
         let Some(current) = self.catalog.load(table).await? else {
             return Ok(false);
         };

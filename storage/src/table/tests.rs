@@ -33,6 +33,9 @@ impl Catalog for FailingCatalog {
     async fn load(&self, table: &TableKey) -> Result<Option<Manifest>, CatalogError> {
         self.inner.load(table).await
     }
+    async fn table_versions(&self) -> Result<Vec<(TableKey, u64)>, CatalogError> {
+        self.inner.table_versions().await
+    }
     async fn commit(
         &self,
         table: &TableKey,
@@ -70,6 +73,9 @@ impl Catalog for LandedButFailingCatalog {
     }
     async fn load(&self, table: &TableKey) -> Result<Option<Manifest>, CatalogError> {
         self.inner.load(table).await
+    }
+    async fn table_versions(&self) -> Result<Vec<(TableKey, u64)>, CatalogError> {
+        self.inner.table_versions().await
     }
     async fn commit(
         &self,
