@@ -8,6 +8,7 @@
 //! [`model::SignalBatch`]es on replay.
 
 pub mod auth;
+pub mod aws_credentials;
 pub mod backup;
 pub mod budget;
 pub mod buffer;

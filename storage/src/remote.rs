@@ -1,7 +1,8 @@
 //! Span and metric files (and their manifests) in an S3-compatible bucket instead of the data
 //! directory: `s3://bucket` or `s3://bucket/prefix`, an endpoint for compatible servers
-//! (MinIO, Ceph, moto…), path-style addressing, credentials from the usual `AWS_*`
-//! environment variables. The WAL and the log index stay on local disk.
+//! (MinIO, Ceph, moto…), path-style addressing, credentials from the section, the usual
+//! `AWS_*` environment variables or the shared credentials file. The WAL and the log indexes
+//! are written on local disk.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,6 +104,15 @@ impl S3Config {
             builder = builder
                 .with_access_key_id(key_id)
                 .with_secret_access_key(secret);
+        } else if std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
+            && let Some(file) = crate::aws_credentials::from_shared_file()
+        {
+            builder = builder
+                .with_access_key_id(file.key_id)
+                .with_secret_access_key(file.secret);
+            if let Some(token) = file.token {
+                builder = builder.with_token(token);
+            }
         }
         let store = builder
             .build()

@@ -188,3 +188,65 @@ async fn refused_credentials_and_a_missing_bucket_fail_the_start_saying_what_to_
     let stderr = serve_fails(&dir.path().join("missing"), &missing);
     assert!(stderr.contains("the bucket does not exist"), "{stderr}");
 }
+
+#[tokio::test]
+async fn credentials_come_from_the_shared_credentials_file_when_nothing_else_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s3s) = S3sFs::start(dir.path()).await else {
+        return;
+    };
+    s3s.create_bucket("skewer");
+    // The configuration names no key: the profile in the file does.
+    let config = dir.path().join("no-keys.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nurl = \"s3://skewer/team\"\nendpoint = \"http://{}\"\n\
+             region = \"us-east-1\"\npath_style = true\nretry_timeout_seconds = 5\n",
+            s3s.addr
+        ),
+    )
+    .unwrap();
+    let credentials = dir.path().join("credentials");
+    std::fs::write(
+        &credentials,
+        format!(
+            "[default]\naws_access_key_id = nobody\naws_secret_access_key = wrong\n\
+             [skewer]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
+        ),
+    )
+    .unwrap();
+    let http = free_addr();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skewer"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--http-addr", &http.to_string()])
+        .args(["--otlp-grpc-addr", &free_addr().to_string()])
+        .args(["--otlp-http-addr", &free_addr().to_string()])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .env("AWS_PROFILE", "skewer")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let ready = loop {
+        let answered = reqwest::get(format!("http://{http}/readyz"))
+            .await
+            .is_ok_and(|response| response.status() == 200);
+        if answered || std::time::Instant::now() > deadline {
+            break answered;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ready, "the node signed with the profile's keys and started");
+}
