@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::catalog_postgres::{Postgres, with_catalog};
 use crate::fixtures::{self, trace_request};
 use crate::harness::{Server, free_addr};
-use crate::object_store::{Moto, config_file, spans_of};
+use crate::object_store::{Moto, config_file, log_lines, spans_of};
 
 const TRACES: &str = "{signal=\"traces\"}";
 
@@ -352,24 +352,6 @@ async fn retention_run_by_the_compactor_is_seen_by_every_node() {
         "0",
         "the sweep's claim was released"
     );
-}
-
-/// Log lines `server` answers for every service over the last hours.
-async fn log_lines(server: &Server) -> usize {
-    let query = form_urlencoded::byte_serialize(br#"{service_name=~".+"}"#).collect::<String>();
-    let start = fixtures::t0() - 3_600_000_000_000;
-    let (status, body) = server
-        .get_json(&format!(
-            "/loki/api/v1/query_range?query={query}&start={start}&limit=1000"
-        ))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["data"]["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|stream| stream["values"].as_array().unwrap().len())
-        .sum()
 }
 
 async fn wait_for_log_lines(server: &Server, lines: usize, what: &str) {

@@ -117,6 +117,24 @@ fn files_ending(dir: &Path, suffix: &str) -> Vec<String> {
     found
 }
 
+/// Log lines `server` answers for every service over the hours around the fixtures' times.
+pub async fn log_lines(server: &Server) -> usize {
+    let query = form_urlencoded::byte_serialize(br#"{service_name=~".+"}"#).collect::<String>();
+    let start = crate::fixtures::t0() - 3_600_000_000_000;
+    let (status, body) = server
+        .get_json(&format!(
+            "/loki/api/v1/query_range?query={query}&start={start}&limit=1000"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|stream| stream["values"].as_array().unwrap().len())
+        .sum()
+}
+
 pub async fn spans_of(server: &Server, trace: u64) -> usize {
     let (status, body) = server
         .get_json(&format!("/api/traces/{}", hex(&trace_id(trace))))

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use crate::fixtures::{self, trace_request};
 use crate::harness::{Peer, Server, free_addr};
-use crate::object_store::spans_of;
+use crate::object_store::{log_lines, spans_of};
 
 const ACCESS_KEY: &str = "skewer-test";
 const SECRET_KEY: &str = "s3s-secret";
@@ -98,24 +98,6 @@ impl S3sFs {
         walk(&base, &base, &mut found);
         found
     }
-}
-
-/// Log lines `server` answers for every service.
-async fn log_lines(server: &Server) -> usize {
-    let query = form_urlencoded::byte_serialize(br#"{service_name=~".+"}"#).collect::<String>();
-    let start = fixtures::t0() - 3_600_000_000_000;
-    let (status, body) = server
-        .get_json(&format!(
-            "/loki/api/v1/query_range?query={query}&start={start}&limit=1000"
-        ))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["data"]["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|stream| stream["values"].as_array().unwrap().len())
-        .sum()
 }
 
 #[tokio::test]

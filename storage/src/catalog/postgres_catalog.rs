@@ -63,24 +63,8 @@ fn version(manifest: &Manifest) -> Result<i64, CatalogError> {
 #[async_trait]
 impl Catalog for PostgresCatalog {
     async fn list_tables(&self) -> Result<Vec<TableKey>, CatalogError> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                "SELECT tenant, signal FROM skewer_manifests ORDER BY tenant, signal",
-                &[],
-            )
-            .await
-            .map_err(pg)?;
-        let mut tables = Vec::with_capacity(rows.len());
-        for row in rows {
-            let (tenant, signal): (String, String) = (row.get(0), row.get(1));
-            match (tenant.parse::<TenantId>(), signal_of(&signal)) {
-                (Ok(tenant), Some(signal)) => tables.push(TableKey { tenant, signal }),
-                _ => warn!(%tenant, %signal, "catalog row names no table; skipped"),
-            }
-        }
-        Ok(tables)
+        let versions = self.table_versions().await?;
+        Ok(versions.into_iter().map(|(table, _)| table).collect())
     }
 
     async fn table_versions(&self) -> Result<Vec<(TableKey, u64)>, CatalogError> {
