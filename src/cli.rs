@@ -37,6 +37,56 @@ pub enum Command {
     /// Create, list and revoke API keys (a running server picks changes up within seconds).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Show and change the tenant limits a deployment shares in its catalog database
+    /// (every node follows a change within one catalog refresh).
+    #[command(subcommand)]
+    Limits(LimitsCommand),
+}
+
+/// `skewer limits …`.
+#[derive(Debug, Subcommand)]
+pub enum LimitsCommand {
+    /// Print the limits in force, as a `[limits]` table.
+    Show(LimitsConfigArgs),
+    /// Set limits of every tenant, or a tenant's own with --tenant: KEY=VALUE… (0: unlimited).
+    Set(LimitsSetArgs),
+    /// Lift limits of every tenant (back to 0), or drop a tenant's own (all without KEYs).
+    Unset(LimitsUnsetArgs),
+}
+
+/// The config file naming the catalog database whose limits are meant.
+#[derive(Debug, Args)]
+pub struct LimitsConfigArgs {
+    /// The server's config file (its `[catalog] url`; without one, its `[limits]`).
+    /// Default: ./skewer.toml if it exists
+    #[arg(long, env = "SKEWER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Flags of `limits set`.
+#[derive(Debug, Args)]
+pub struct LimitsSetArgs {
+    #[command(flatten)]
+    pub config: LimitsConfigArgs,
+    /// Set this tenant's own limits instead of every tenant's
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<skewer_storage::model::TenantId>,
+    /// KEY=VALUE, keys as in [limits] (ingest_records_per_second=5000 …)
+    #[arg(value_name = "KEY=VALUE", required = true)]
+    pub values: Vec<String>,
+}
+
+/// Flags of `limits unset`.
+#[derive(Debug, Args)]
+pub struct LimitsUnsetArgs {
+    #[command(flatten)]
+    pub config: LimitsConfigArgs,
+    /// Drop this tenant's own limits instead of lifting every tenant's
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<skewer_storage::model::TenantId>,
+    /// Keys as in [limits]; with --tenant and none, all of the tenant's own
+    #[arg(value_name = "KEY")]
+    pub keys: Vec<String>,
 }
 
 /// `skewer keys …`.

@@ -9,6 +9,7 @@ mod connection_cap;
 mod exposure;
 mod http_serve;
 mod keys;
+mod limits;
 mod per_address;
 mod role;
 mod self_metrics;
@@ -109,6 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(args) => admin::restore(&args),
         Command::Check(args) => admin::check(&args),
         Command::Keys(command) => keys::run(&command),
+        Command::Limits(command) => limits::cli::run(&command),
         Command::Loadgen(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -9,7 +9,7 @@ use anyhow::Context;
 use skewer_ingest::Pipeline;
 use skewer_ingest::grpc::{GrpcConfig, serve_grpc};
 use skewer_ingest::http::{HttpConfig, otlp_http_router};
-use skewer_ingest::limits::TenantGate;
+use skewer_ingest::limits::{LimitsConfig, TenantGate};
 use skewer_ingest::payload::{DecodeOptions, OtlpWalDecoder};
 use skewer_ingest::redact::{Redactor, load_or_create_hash_key};
 use skewer_ingest::span_metrics::SpanMetrics;
@@ -30,6 +30,7 @@ use crate::config::Config;
 use crate::connection_cap::capped;
 use crate::exposure::check_exposure;
 use crate::http_serve::{self, ServeLimits};
+use crate::limits::{DeploymentLimits, SharedLimits};
 use crate::per_address::PerAddress;
 use crate::self_metrics::SelfMetrics;
 use crate::tls::{TlsListener, TlsReloader};
@@ -274,6 +275,24 @@ async fn open_keys(config: &Config) -> anyhow::Result<KeyRing> {
         .context("cannot load API keys")
 }
 
+/// The tenant limits of a deployment with a catalog database: the stored ones (the config
+/// file's written there first when none are), their version and the connection to follow them.
+async fn open_shared_limits(
+    config: &Config,
+) -> anyhow::Result<Option<(SharedLimits, i64, LimitsConfig)>> {
+    let Some(url) = config.catalog.url()? else {
+        return Ok(None);
+    };
+    let shared = SharedLimits::connect(&url)
+        .await
+        .context("cannot load the tenant limits")?;
+    let (version, limits) = shared
+        .seed(&config.limits)
+        .await
+        .context("cannot load the tenant limits")?;
+    Ok(Some((shared, version, limits)))
+}
+
 /// How long queries in flight get once ingest is flushed.
 const QUERY_SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
@@ -336,10 +355,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Alerting::open(alerting_settings, &config.data_dir).context("cannot set up alerting")?;
 
     let ingest_stats = Arc::new(IngestStats::default());
+    let shared_limits = open_shared_limits(&config).await?;
     let tenants = Arc::new(TenantGate::new(
-        config.limits.clone(),
+        shared_limits
+            .as_ref()
+            .map_or_else(|| config.limits.clone(), |(_, _, limits)| limits.clone()),
         tenants_on_disk(&config.data_dir),
     ));
+    let deployment_limits = shared_limits.map(|(shared, version, _)| {
+        Arc::new(DeploymentLimits::new(shared, Arc::clone(&tenants), version))
+    });
     let state = AppState::new(
         Arc::new(SelfMetrics::new(
             Arc::clone(&ingest_stats),
@@ -348,7 +373,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.query.clone(),
         Arc::clone(&keys),
     )
-    .with_tenant_limits(config.limits.clone())
+    .with_tenant_limits(tenants.limits().clone())
+    .with_deployment_limits(deployment_limits.clone())
     .with_alerting(Arc::clone(&alerting));
     let stop_ingest = CancellationToken::new();
     let stop_query = CancellationToken::new();
@@ -394,6 +420,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let storage_config = config.storage_config()?;
     let storage_shares_tables = storage_config.shares_tables();
     let refresh_interval = storage_config.catalog_refresh_interval;
+    if let Some(limits) = &deployment_limits {
+        tokio::spawn(crate::limits::follow(
+            Arc::clone(limits),
+            refresh_interval,
+            stop_query.clone(),
+        ));
+    }
     let storage = tokio::select! {
         opened = Storage::open(storage_config, Arc::new(OtlpWalDecoder::new(options.clone()))) => {
             opened.context("cannot open storage")?

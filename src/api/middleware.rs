@@ -15,7 +15,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use skewer_ingest::limits::LimitsConfig;
+use skewer_ingest::limits::LiveLimits;
 use skewer_storage::model::TenantId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -33,10 +33,11 @@ pub struct QueryGate {
     tenants: Option<Arc<TenantQueries>>,
 }
 
-/// Per-tenant query concurrency: one semaphore per tenant with a limit, made on its first query.
+/// Per-tenant query concurrency: one semaphore per tenant with a limit, made on its first
+/// query and made anew when the limit changes (queries holding the old one finish on it).
 struct TenantQueries {
-    limits: LimitsConfig,
-    permits: Mutex<HashMap<TenantId, Arc<Semaphore>>>,
+    limits: LiveLimits,
+    permits: Mutex<HashMap<TenantId, (usize, Arc<Semaphore>)>>,
 }
 
 /// Semaphores kept before idle ones are dropped (tenant names come from requests).
@@ -45,7 +46,7 @@ const MAX_TENANT_SEMAPHORES: usize = 10_000;
 impl TenantQueries {
     /// `Some(permit)`, `None` when `tenant` has no limit; `Err(limit)` when it is at it.
     fn try_acquire(&self, tenant: &TenantId) -> Result<Option<OwnedSemaphorePermit>, usize> {
-        let limit = self.limits.query_concurrency_of(tenant.as_str());
+        let limit = self.limits.current().query_concurrency_of(tenant.as_str());
         if limit == 0 {
             return Ok(None);
         }
@@ -55,13 +56,15 @@ impl TenantQueries {
                 .lock()
                 .unwrap_or_else(|poison| poison.into_inner());
             if permits.len() >= MAX_TENANT_SEMAPHORES {
-                permits.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
+                permits.retain(|_, (_, semaphore)| Arc::strong_count(semaphore) > 1);
             }
-            Arc::clone(
-                permits
-                    .entry(tenant.clone())
-                    .or_insert_with(|| Arc::new(Semaphore::new(limit))),
-            )
+            let entry = permits
+                .entry(tenant.clone())
+                .or_insert_with(|| (limit, Arc::new(Semaphore::new(limit))));
+            if entry.0 != limit {
+                *entry = (limit, Arc::new(Semaphore::new(limit)));
+            }
+            Arc::clone(&entry.1)
         };
         semaphore.try_acquire_owned().map(Some).map_err(|_| limit)
     }
@@ -78,7 +81,7 @@ impl QueryGate {
     }
 
     /// Also at most `[limits] query_max_concurrent` queries of one tenant at once.
-    pub fn with_tenant_limits(mut self, limits: LimitsConfig) -> Self {
+    pub fn with_tenant_limits(mut self, limits: LiveLimits) -> Self {
         self.tenants = Some(Arc::new(TenantQueries {
             limits,
             permits: Mutex::default(),
@@ -185,6 +188,7 @@ mod tests {
     use super::*;
     use axum::Router;
     use axum::routing::get;
+    use skewer_ingest::limits::LimitsConfig;
 
     /// Serves `router` on a loopback port; returns its base URL.
     async fn serve(router: Router) -> String {
@@ -241,7 +245,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_tenant_at_its_query_limit_does_not_block_another() {
+    async fn a_tenant_at_its_query_limit_does_not_block_another_and_a_raised_limit_holds_at_once() {
         let release = Arc::new(tokio::sync::Notify::new());
         let mut tenants = std::collections::BTreeMap::new();
         tenants.insert(
@@ -255,7 +259,8 @@ mod tests {
             tenants,
             ..LimitsConfig::default()
         };
-        let gate = QueryGate::new(8, Duration::from_secs(10)).with_tenant_limits(limits);
+        let live = LiveLimits::new(limits.clone());
+        let gate = QueryGate::new(8, Duration::from_secs(10)).with_tenant_limits(live.clone());
         let base = serve(slow_router(gate, Arc::clone(&release))).await;
         let client = reqwest::Client::new();
         let get = |tenant: &'static str| {
@@ -284,9 +289,17 @@ mod tests {
             "{body}"
         );
         let other = tokio::spawn(get("calm"));
+        // Raised while a query runs: the next one passes at once.
+        let mut raised = limits;
+        if let Some(busy) = raised.tenants.get_mut("busy") {
+            busy.query_max_concurrent = Some(2);
+        }
+        live.replace(raised);
+        let second = tokio::spawn(get("busy"));
         tokio::time::sleep(Duration::from_millis(50)).await;
         release.notify_waiters();
         assert_eq!(first.await.unwrap().status(), 200);
+        assert_eq!(second.await.unwrap().status(), 200);
         assert_eq!(
             other.await.unwrap().status(),
             200,

@@ -3,6 +3,7 @@
 //! to statuses here, once.
 
 pub mod admin_keys;
+pub mod admin_limits;
 pub mod alerts;
 pub mod auth;
 pub mod form;
@@ -31,7 +32,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use skewer_ingest::limits::LimitsConfig;
+use skewer_ingest::limits::LiveLimits;
 use skewer_query::QueryError;
 use skewer_storage::auth::KeyRing;
 use skewer_storage::model::TenantId;
@@ -50,7 +51,8 @@ pub struct AppState {
     ready: Arc<std::sync::atomic::AtomicBool>,
     query: QuerySection,
     keys: Arc<KeyRing>,
-    limits: LimitsConfig,
+    limits: LiveLimits,
+    deployment_limits: Option<Arc<crate::limits::DeploymentLimits>>,
     alerting: Option<Arc<crate::alerting::Alerting>>,
 }
 
@@ -64,7 +66,8 @@ impl AppState {
             ready: Arc::default(),
             query,
             keys,
-            limits: LimitsConfig::default(),
+            limits: LiveLimits::default(),
+            deployment_limits: None,
             alerting: None,
         }
     }
@@ -80,16 +83,27 @@ impl AppState {
         self.alerting.clone()
     }
 
-    /// Holds each tenant to `limits` (`query_max_concurrent`).
-    pub fn with_tenant_limits(mut self, limits: LimitsConfig) -> Self {
+    /// Holds each tenant to `limits` (`query_max_concurrent`, `query_max_rows`,
+    /// `query_max_range_hours`), as they are when each query starts.
+    pub fn with_tenant_limits(mut self, limits: LiveLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Shows and changes `limits`, a deployment's limits in its catalog database.
+    pub fn with_deployment_limits(
+        mut self,
+        limits: Option<Arc<crate::limits::DeploymentLimits>>,
+    ) -> Self {
+        self.deployment_limits = limits;
         self
     }
 
     /// The bounds of one query of `tenant` starting now: the server-wide ones, rows bounded
     /// by the tenant's own `query_max_rows` where that is lower.
     pub fn scan_limits(&self, tenant: &TenantId) -> ScanLimits {
-        let tenants_rows = self.limits.query_max_rows_of(tenant.as_str());
+        let limits = self.limits.current();
+        let tenants_rows = limits.query_max_rows_of(tenant.as_str());
         let tenants = tenants_rows > 0 && tenants_rows < self.query.max_rows;
         ScanLimits {
             max_rows: if tenants {
@@ -100,7 +114,7 @@ impl AppState {
             max_bytes: self.query.max_bytes,
             deadline: Some(Instant::now() + Duration::from_secs(self.query.timeout_seconds)),
             max_rows_is_tenants: tenants,
-            max_range_nanos: self.limits.query_max_range_nanos_of(tenant.as_str()),
+            max_range_nanos: limits.query_max_range_nanos_of(tenant.as_str()),
             truncate: false,
         }
     }
@@ -141,7 +155,10 @@ impl AppState {
     /// Refuses a log query of `tenant` over a longer range than its `query_max_range_hours`
     /// (span and metric scans check their ranges themselves).
     pub fn check_log_range(&self, tenant: &TenantId, start: u64, end: u64) -> Result<(), ApiError> {
-        let max = self.limits.query_max_range_nanos_of(tenant.as_str());
+        let max = self
+            .limits
+            .current()
+            .query_max_range_nanos_of(tenant.as_str());
         skewer_storage::scan::check_range(max, start, end)
             .map_err(|err| ApiError::Query(QueryError::from(err)))
     }
@@ -210,6 +227,7 @@ pub fn router(state: AppState) -> Router {
         .merge(alerts::operator_routes())
         .layer(guard(auth::Guard::operator(&keys)));
     let admin = admin_keys::routes()
+        .merge(admin_limits::routes())
         .merge(alerts::admin_routes())
         .layer(guard(auth::Guard::admin(&keys)));
     let ui = web::routes().layer(guard(auth::Guard::browser(&keys)));

@@ -187,7 +187,7 @@ async fn manifests_live_in_postgresql_and_a_second_node_answers_from_the_bucket_
         postgres.query(
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM skewer_schema_migrations"
         ),
-        "1,2,3",
+        "1,2,3,4",
         "each migration applied once"
     );
     assert_eq!(

@@ -570,3 +570,153 @@ async fn the_tenant_cap_counts_tenants_any_node_wrote() {
         "refused by the rate"
     );
 }
+
+/// `skewer limits …` against the catalog database `config` names: its standard output.
+fn limits(config: &str, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_skewer"))
+        .arg("limits")
+        .arg(args[0])
+        .args(["--config", config])
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "skewer limits {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn limits_in_the_catalog_database_hold_on_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(postgres) = Postgres::start(dir.path()) else {
+        return;
+    };
+    let Some(moto) = Moto::start(dir.path()).await else {
+        return;
+    };
+    moto.create_bucket("limits").await;
+    let config = with_catalog(
+        &config_file(dir.path(), &moto, "limits"),
+        &postgres,
+        "refresh_interval_seconds = 1\n",
+    );
+    // The first node writes its [limits] to the empty database; the second node's file says
+    // otherwise and is overruled.
+    let first_config = with_lines(&config, "[limits]\ningest_records_per_second = 1000000\n");
+    let other_config = with_lines(&config, "[limits]\ningest_records_per_second = 1\n");
+    let start = |name: &'static str, role: &'static str, config: String| {
+        let dir = dir.path().join(name);
+        async move {
+            let args = ["--config", &config, "--role", role];
+            Server::start(&dir, &args).await
+        }
+    };
+    let ingest = start("ingest", "ingest", first_config.clone()).await;
+    let query = start("query", "query", other_config.clone()).await;
+    let shown = limits(&other_config, &["show"]);
+    assert!(
+        shown.contains("version 1") && shown.contains("ingest_records_per_second = 1000000"),
+        "{shown}"
+    );
+    let export = |tenant: &'static str| {
+        reqwest::Client::new()
+            .post(ingest.otlp_url("/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .header("x-scope-orgid", tenant)
+            .body(prost::Message::encode_to_vec(&trace_request(1, "checkout")))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(export("acme").await.unwrap().status(), 200);
+    }
+
+    // A tenant's own rate set with the command line reaches the ingest node within a refresh.
+    let changed = limits(
+        &config,
+        &["set", "--tenant", "acme", "ingest_records_per_second=2"],
+    );
+    assert!(
+        changed.contains("version 2") && changed.contains("[limits.tenants.acme]"),
+        "{changed}"
+    );
+    ingest
+        .wait_for(
+            "acme's own rate on the ingest node",
+            Duration::from_secs(10),
+            || async { export("acme").await.unwrap().status() == 429 },
+        )
+        .await;
+    assert_eq!(
+        export("other").await.unwrap().status(),
+        200,
+        "other tenants go on"
+    );
+
+    // Over the admin API of the query node: the query range of every tenant, and acme's own
+    // rate dropped (back to every tenant's).
+    let admin = reqwest::Client::new();
+    let patched = admin
+        .patch(query.api("/api/admin/limits"))
+        .json(&serde_json::json!({ "query_max_range_hours": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+    let patched: serde_json::Value = patched.json().await.unwrap();
+    assert_eq!(patched["version"], 3, "{patched}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let day = format!("/api/logs?start={}&end={now}", now - 86_400 * 1_000_000_000);
+    let refused = admin
+        .get(query.api(&day))
+        .header("x-scope-orgid", "acme")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        refused.status().is_client_error()
+            && refused
+                .text()
+                .await
+                .unwrap()
+                .contains("query_max_range_hours"),
+        "the query node holds the new range at once"
+    );
+    let typo = admin
+        .patch(query.api("/api/admin/limits"))
+        .json(&serde_json::json!({ "records_per_second": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(typo.status(), 400);
+    assert!(
+        typo.text()
+            .await
+            .unwrap()
+            .contains("ingest_records_per_second")
+    );
+    let dropped = admin
+        .delete(query.api("/api/admin/limits/tenants/acme"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dropped.status(), 200);
+    ingest
+        .wait_for(
+            "acme back at every tenant's rate",
+            Duration::from_secs(10),
+            || async { export("acme").await.unwrap().status() == 200 },
+        )
+        .await;
+    let (status, seen) = ingest.get_json("/api/admin/limits").await;
+    assert_eq!(status, 200);
+    assert_eq!(seen["source"], "catalog database");
+    assert_eq!(seen["version"], 4, "{seen}");
+    assert_eq!(seen["limits"]["query_max_range_hours"], 1);
+    assert_eq!(seen["limits"]["tenants"], serde_json::json!({}));
+}

@@ -2,28 +2,34 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One tenant's own rates (unset: the defaults of `[limits]`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TenantLimitOverrides {
     /// Records (spans, log records, metric points) per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ingest_records_per_second: Option<u64>,
     /// Request bytes (after decompression) per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ingest_bytes_per_second: Option<u64>,
     /// Queries running at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub query_max_concurrent: Option<usize>,
     /// Metric series with a point in the last hour.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_active_series: Option<u64>,
     /// Rows one query may read.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub query_max_rows: Option<u64>,
     /// Hours one query's time range may span.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub query_max_range_hours: Option<u64>,
 }
 
 /// `[limits]`: 0 means unlimited.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Tenants that may exist; exports for a new tenant past it are refused.

@@ -9,6 +9,7 @@ use skewer_storage::model::TenantId;
 
 use super::bucket::Bucket;
 use super::config::LimitsConfig;
+use super::live::LiveLimits;
 use super::series::ActiveSeries;
 
 /// A request refused by a tenant limit: which limit, its value, when to retry.
@@ -47,12 +48,22 @@ struct TenantState {
 
 impl TenantState {
     fn new(config: &LimitsConfig, tenant: &TenantId, now: Instant) -> Self {
+        Self::keeping(config, tenant, now, Arc::default())
+    }
+
+    /// Full buckets at `tenant`'s rates in `config`, counting into `figures`.
+    fn keeping(
+        config: &LimitsConfig,
+        tenant: &TenantId,
+        now: Instant,
+        figures: Arc<TenantFigures>,
+    ) -> Self {
         let (records, bytes) = config.rates_of(tenant.as_str());
         let bucket = |rate: u64| (rate > 0).then(|| (rate, Mutex::new(Bucket::new(rate, now))));
         Self {
             records: bucket(records),
             bytes: bucket(bytes),
-            figures: Arc::default(),
+            figures,
         }
     }
 }
@@ -60,7 +71,7 @@ impl TenantState {
 /// The tenants ingest has seen and their limits.
 #[derive(Debug)]
 pub struct TenantGate {
-    config: LimitsConfig,
+    limits: LiveLimits,
     /// Read-locked on every export; write-locked only when a tenant is first charged.
     tenants: RwLock<HashMap<TenantId, Arc<TenantState>>>,
     /// The active series of tenants with a series limit (none without one).
@@ -77,6 +88,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl TenantGate {
     /// Limits as configured; `existing` tenants (found on disk) count toward the cap.
     pub fn new(config: LimitsConfig, existing: impl IntoIterator<Item = TenantId>) -> Self {
+        Self::following(LiveLimits::new(config), existing)
+    }
+
+    /// The limits `limits` holds, however they change (through [`Self::set_limits`]);
+    /// `existing` tenants count toward the cap.
+    pub fn following(limits: LiveLimits, existing: impl IntoIterator<Item = TenantId>) -> Self {
+        let config = limits.current();
         let now = Instant::now();
         let tenants = existing
             .into_iter()
@@ -86,12 +104,40 @@ impl TenantGate {
             })
             .collect();
         Self {
-            config,
+            limits,
             tenants: RwLock::new(tenants),
             series: Mutex::default(),
             epoch: now,
             ingest_nodes: AtomicU64::new(1),
         }
+    }
+
+    /// The limits in force (shared with whoever else holds them, such as the query API).
+    pub fn limits(&self) -> &LiveLimits {
+        &self.limits
+    }
+
+    /// Puts `config` in force: the cap and series limits at once, each tenant's rates with
+    /// full buckets (its figures go on). Whether anything changed.
+    pub fn set_limits(&self, config: LimitsConfig) -> bool {
+        if !self.limits.replace(config) {
+            return false;
+        }
+        let config = self.limits.current();
+        let now = Instant::now();
+        let mut tenants = self
+            .tenants
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        for (tenant, state) in tenants.iter_mut() {
+            let figures = Arc::clone(&state.figures);
+            *state = Arc::new(TenantState::keeping(&config, tenant, now, figures));
+        }
+        drop(tenants);
+        for (tenant, series) in lock(&self.series).iter() {
+            series.set_limit(config.max_active_series_of(tenant.as_str()));
+        }
+        true
     }
 
     /// How many ingest nodes share the load: each enforces its share of a tenant's rates.
@@ -109,13 +155,14 @@ impl TenantGate {
     /// bucket's tenants are not on local disk).
     pub fn add_existing(&self, existing: impl IntoIterator<Item = TenantId>) {
         let now = Instant::now();
+        let config = self.limits.current();
         let mut tenants = self
             .tenants
             .write()
             .unwrap_or_else(|poison| poison.into_inner());
         for tenant in existing {
             if let std::collections::hash_map::Entry::Vacant(entry) = tenants.entry(tenant) {
-                let state = Arc::new(TenantState::new(&self.config, entry.key(), now));
+                let state = Arc::new(TenantState::new(&config, entry.key(), now));
                 entry.insert(state);
             }
         }
@@ -123,7 +170,7 @@ impl TenantGate {
 
     /// The active series of `tenant` when it has a series limit.
     pub fn active_series(&self, tenant: &TenantId) -> Option<Arc<ActiveSeries>> {
-        let limit = self.config.max_active_series_of(tenant.as_str());
+        let limit = self.limits.current().max_active_series_of(tenant.as_str());
         if limit == 0 {
             return None;
         }
@@ -131,6 +178,7 @@ impl TenantGate {
         let tracked = series
             .entry(tenant.clone())
             .or_insert_with(|| Arc::new(ActiveSeries::new(tenant.clone(), limit, self.epoch)));
+        tracked.set_limit(limit);
         Some(Arc::clone(tracked))
     }
 
@@ -159,7 +207,7 @@ impl TenantGate {
         if let Some(state) = tenants.get(tenant) {
             return Ok(Some(Arc::clone(state)));
         }
-        let cap = self.config.max_tenants;
+        let cap = self.limits.current().max_tenants;
         if cap > 0 && tenants.len() >= cap {
             return Err(LimitExceeded {
                 tenant: tenant.clone(),
@@ -221,7 +269,11 @@ impl TenantGate {
                     .write()
                     .unwrap_or_else(|poison| poison.into_inner());
                 let state = tenants.entry(tenant.clone()).or_insert_with(|| {
-                    Arc::new(TenantState::new(&self.config, tenant, Instant::now()))
+                    Arc::new(TenantState::new(
+                        &self.limits.current(),
+                        tenant,
+                        Instant::now(),
+                    ))
                 });
                 Arc::clone(state)
             }
@@ -321,5 +373,51 @@ mod tests {
         assert_eq!(figures[0].0, big);
         assert_eq!(figures[0].1.records.load(Ordering::Relaxed), 10_000);
         assert_eq!(figures[1].1.limited_records.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn new_limits_hold_at_once_and_keep_each_tenants_figures() {
+        let gate = TenantGate::new(LimitsConfig::default(), [tenant("a")]);
+        let query_side = gate.limits().clone();
+        gate.charge(&tenant("a"), 500, 10);
+        let mut own = std::collections::BTreeMap::new();
+        own.insert(
+            "a".to_owned(),
+            TenantLimitOverrides {
+                ingest_records_per_second: Some(100),
+                max_active_series: Some(1),
+                ..TenantLimitOverrides::default()
+            },
+        );
+        let tighter = LimitsConfig {
+            max_tenants: 1,
+            tenants: own,
+            ..LimitsConfig::default()
+        };
+        assert!(gate.set_limits(tighter.clone()));
+        assert!(
+            !gate.set_limits(tighter),
+            "the same limits again change nothing"
+        );
+        assert_eq!(query_side.current().max_tenants, 1);
+        assert_eq!(gate.admit(&tenant("b")).unwrap_err().limit, "max_tenants");
+        gate.admit(&tenant("a")).unwrap();
+        gate.charge(&tenant("a"), 250, 10);
+        assert_eq!(
+            gate.admit(&tenant("a")).unwrap_err().limit,
+            "ingest_records_per_second"
+        );
+        assert_eq!(gate.figures()[0].1.records.load(Ordering::Relaxed), 750);
+        let series = gate.active_series(&tenant("a")).unwrap();
+        assert_eq!(series.admit(&[1, 2], Instant::now()), [true, false]);
+        // Lifted again: the series set grows and the cap is gone.
+        gate.set_limits(LimitsConfig {
+            max_active_series: 5,
+            ..LimitsConfig::default()
+        });
+        let series = gate.active_series(&tenant("a")).unwrap();
+        assert_eq!(series.admit(&[1, 2], Instant::now()), [true, true]);
+        gate.admit(&tenant("b")).unwrap();
+        gate.admit(&tenant("a")).unwrap();
     }
 }

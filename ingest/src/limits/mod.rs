@@ -8,8 +8,10 @@
 mod bucket;
 mod config;
 mod gate;
+mod live;
 mod series;
 
 pub use config::{LimitsConfig, TenantLimitOverrides};
 pub use gate::{LimitExceeded, TenantFigures, TenantGate};
+pub use live::LiveLimits;
 pub use series::{ACTIVE_SERIES_WINDOW, ActiveSeries};

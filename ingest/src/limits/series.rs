@@ -19,7 +19,7 @@ pub const ACTIVE_SERIES_WINDOW: Duration = Duration::from_secs(3600);
 #[derive(Debug)]
 pub struct ActiveSeries {
     tenant: TenantId,
-    limit: u64,
+    limit: AtomicU64,
     epoch: Instant,
     set: Mutex<SeriesSet>,
     refused_points: AtomicU64,
@@ -37,11 +37,20 @@ impl ActiveSeries {
     pub fn new(tenant: TenantId, limit: u64, epoch: Instant) -> Self {
         Self {
             tenant,
-            limit,
+            limit: AtomicU64::new(limit),
             epoch,
             set: Mutex::default(),
             refused_points: AtomicU64::new(0),
         }
+    }
+
+    /// Holds the set to `limit` from now on (series already active stay so).
+    pub fn set_limit(&self, limit: u64) {
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    fn limit(&self) -> u64 {
+        self.limit.load(Ordering::Relaxed)
     }
 
     /// For each series of an export (in order), whether its points may be kept: the series is
@@ -50,6 +59,7 @@ impl ActiveSeries {
         let minute = now.saturating_duration_since(self.epoch).as_secs() / 60;
         let minute = u32::try_from(minute).unwrap_or(u32::MAX);
         let window_minutes = (ACTIVE_SERIES_WINDOW.as_secs() / 60) as u32;
+        let limit = self.limit();
         let mut set = self.set.lock().unwrap_or_else(|poison| poison.into_inner());
         if minute > set.swept_minute {
             set.last_seen
@@ -59,7 +69,7 @@ impl ActiveSeries {
         series
             .iter()
             .map(|id| {
-                let room = (set.last_seen.len() as u64) < self.limit;
+                let room = (set.last_seen.len() as u64) < limit;
                 match set.last_seen.get_mut(id) {
                     Some(seen) => {
                         *seen = minute;
@@ -91,7 +101,7 @@ impl ActiveSeries {
         LimitExceeded {
             tenant: self.tenant.clone(),
             limit: "max_active_series",
-            value: self.limit,
+            value: self.limit(),
             // Series make room only when others go idle.
             retry_after_seconds: 60,
         }
@@ -108,7 +118,8 @@ impl ActiveSeries {
         format!(
             "tenant {} is at its limit max_active_series = {}: {refused} points of new series refused \
              (series idle for an hour make room)",
-            self.tenant, self.limit
+            self.tenant,
+            self.limit()
         )
     }
 }

@@ -139,7 +139,10 @@ impl Request {
             storage: Arc::clone(storage),
             categorize_labels,
             limits: LogqlLimits::default(),
-            max_range_nanos: state.limits.query_max_range_nanos_of(tenant.as_str()),
+            max_range_nanos: state
+                .limits
+                .current()
+                .query_max_range_nanos_of(tenant.as_str()),
             tenant,
         })
     }

@@ -1,4 +1,4 @@
-//! The catalog database (PostgreSQL): one connection per use (manifests, API keys), reopened
+//! The catalog database (PostgreSQL): one connection per use (manifests, API keys, settings), reopened
 //! when lost, with its statements prepared once, and the versioned schema every part of skewer keeps there. Migrations are applied
 //! at connect under an advisory lock, so nodes starting together apply each once; a database
 //! migrated by a newer binary is refused.
@@ -46,6 +46,15 @@ const MIGRATIONS: &[(i32, &str)] = &[
             version BIGINT NOT NULL
         );
         INSERT INTO skewer_api_key_changes (version) VALUES (0);",
+    ),
+    (
+        4,
+        "CREATE TABLE skewer_settings (
+            name TEXT PRIMARY KEY,
+            version BIGINT NOT NULL,
+            document TEXT NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )",
     ),
 ];
 

@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod metric_summary;
 mod object_catalog;
 mod postgres_catalog;
+mod settings;
 pub mod summary;
 
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub use manifest::{
 pub use metric_summary::{MetricCatalog, MetricFamily};
 pub use object_catalog::ObjectCatalog;
 pub use postgres_catalog::PostgresCatalog;
+pub use settings::{Setting, SettingsDatabase};
 pub use summary::FileSummary;
 
 /// Errors of a catalog.
