@@ -156,8 +156,17 @@ fn parse_expiry(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Args)]
 pub struct BackupArgs {
     /// The data directory to back up (a server may be running on it)
-    #[arg(long, env = "SKEWER_DATA_DIR", value_name = "DIR")]
-    pub data_dir: PathBuf,
+    #[arg(
+        long,
+        env = "SKEWER_DATA_DIR",
+        value_name = "DIR",
+        required_unless_present = "config"
+    )]
+    pub data_dir: Option<PathBuf>,
+    /// A config naming a shared deployment ([storage] url, [catalog] url): back up its bucket
+    /// and catalog database instead (its nodes may be running)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Where the backup goes: a new or empty directory
     #[arg(long, value_name = "DIR")]
     pub to: PathBuf,
@@ -169,9 +178,13 @@ pub struct RestoreArgs {
     /// A directory written by `skewer backup`
     #[arg(long, value_name = "DIR")]
     pub from: PathBuf,
-    /// The data directory to create: new or empty
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: PathBuf,
+    /// The data directory to create: new or empty (a data directory backup)
+    #[arg(long, value_name = "DIR", required_unless_present = "config")]
+    pub data_dir: Option<PathBuf>,
+    /// A config naming the deployment to restore into, with an empty bucket and catalog (a
+    /// deployment backup)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Flags of `check`.

@@ -27,6 +27,7 @@ pub mod membership;
 pub mod metrics;
 pub mod model;
 pub mod node;
+pub mod object_copy;
 pub mod objects;
 pub mod parquet_codec;
 pub mod remote;

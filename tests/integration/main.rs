@@ -9,6 +9,7 @@ mod alerting;
 mod auth;
 mod backup;
 mod catalog_postgres;
+mod deployment_backup;
 mod disk_full;
 mod durability;
 mod fixtures;

@@ -60,6 +60,30 @@ impl SettingsDatabase {
         }))
     }
 
+    /// Every setting by name (a backup of the database).
+    pub async fn all(&self) -> Result<Vec<(String, Setting)>, CatalogError> {
+        let rows = self
+            .db
+            .client()
+            .await?
+            .query(
+                "SELECT name, version, document FROM skewer_settings ORDER BY name",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let setting = Setting {
+                    version: row.get(1),
+                    document: row.get(2),
+                };
+                (row.get(0), setting)
+            })
+            .collect())
+    }
+
     /// Writes `document` as setting `name` unless it exists; the setting in force afterwards.
     pub async fn insert_if_absent(
         &self,

@@ -271,7 +271,7 @@ pub(super) async fn read_manifest(
 }
 
 /// A manifest's body, or an error naming it.
-pub(super) fn parse_manifest(
+pub(crate) fn parse_manifest(
     path: &ObjectPath,
     body: &[u8],
 ) -> Result<ReplicaManifest, StorageError> {

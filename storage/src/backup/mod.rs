@@ -19,6 +19,8 @@
 //! Restore copies a backup into a new data directory; the server replays the copied WAL on
 //! its first start.
 
+pub mod deployment;
+
 use std::collections::HashSet;
 use std::io::ErrorKind as IoErrorKind;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,7 @@ use crate::StorageError;
 use crate::catalog::{Catalog, ObjectCatalog};
 use crate::layout;
 use crate::logs::streams::CATALOG_FILE as STREAM_CATALOG_FILE;
+use crate::object_copy::copy_object;
 use crate::objects::{Objects, sync_path};
 
 /// How often a table or partition copy starts over when files vanish under it.
@@ -66,6 +69,25 @@ pub enum BackupError {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The catalog database failed or cannot be reached.
+    #[error("catalog database: {0}")]
+    Database(String),
+    /// A deployment restore needs a deployment backup.
+    #[error(
+        "{0} is not a deployment backup (no deployment-backup.json; `skewer backup --config` writes one)"
+    )]
+    NotADeploymentBackup(PathBuf),
+    /// A deployment restore goes into a deployment without data.
+    #[error(
+        "the target deployment already holds {tables} tables and {replicas} log replicas: restore into \
+         an empty bucket (or a new prefix) and a catalog database without tables"
+    )]
+    DeploymentNotEmpty {
+        /// Tables in its catalog.
+        tables: usize,
+        /// Log replicas in its bucket.
+        replicas: usize,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
@@ -130,8 +152,10 @@ pub async fn backup(data_dir: &Path, target: &Path) -> Result<CopySummary, Backu
     let objects = Objects::local(&layout::objects_dir(data_dir))?;
     let target_objects = Objects::local(&layout::objects_dir(target))?;
     let catalog = ObjectCatalog::new(objects.clone());
+    let target_catalog = ObjectCatalog::new(target_objects.clone());
     for table in catalog.list_tables().await.map_err(StorageError::from)? {
-        let copied = copy_table(&catalog, &objects, &target_objects, &table).await?;
+        let copied =
+            copy_table(&catalog, &objects, &target_objects, &target_catalog, &table).await?;
         summary.data_files += copied.0;
         summary.bytes += copied.1;
     }
@@ -201,11 +225,13 @@ fn copy_wal(data_dir: &Path, target: &Path) -> Result<(u64, u64), StorageError> 
     Ok(copied)
 }
 
-/// Step 2: a table's newest manifest and exactly its files.
-async fn copy_table(
-    catalog: &ObjectCatalog,
+/// Step 2: a table's newest manifest in `catalog` and exactly its files, from `objects` to
+/// `target`, the manifest last (into `target_catalog`); (files, bytes) copied.
+pub(crate) async fn copy_table(
+    catalog: &dyn Catalog,
     objects: &Objects,
     target: &Objects,
+    target_catalog: &dyn Catalog,
     table: &crate::catalog::TableKey,
 ) -> Result<(u64, u64), BackupError> {
     'attempt: for _ in 0..ATTEMPTS {
@@ -215,25 +241,19 @@ async fn copy_table(
         let mut copied = (0, 0);
         for file in &manifest.files {
             for path in file.object_paths() {
-                let path = ObjectPath::from(path);
-                let bytes = match objects.get(&path).await {
-                    Ok(bytes) => bytes,
-                    Err(StorageError::ObjectStore {
-                        source: object_store::Error::NotFound { .. },
-                        ..
-                    }) => continue 'attempt,
-                    Err(err) => return Err(err.into()),
+                // Gone: a merge replaced it after its grace; the newer manifest names its heir.
+                let Some(bytes) = copy_object(objects, target, &ObjectPath::from(path)).await?
+                else {
+                    continue 'attempt;
                 };
-                copied.1 += bytes.len() as u64;
+                copied.1 += bytes;
                 copied.0 += 1;
-                target.put(&path, bytes).await?;
             }
         }
-        let manifest_path = layout::manifest_path(&table.tenant, table.signal, manifest.version);
-        let encoded = serde_json::to_vec(&manifest).map_err(|err| {
-            StorageError::InvalidQuery(format!("cannot encode the manifest of {table}: {err}"))
-        })?;
-        target.put(&manifest_path, encoded.into()).await?;
+        target_catalog
+            .overwrite(table, &manifest)
+            .await
+            .map_err(StorageError::from)?;
         return Ok(copied);
     }
     Err(BackupError::Unstable {

@@ -1,0 +1,446 @@
+//! Backup and restore of a shared deployment (a bucket and a catalog database), while its
+//! nodes run.
+//!
+//! A deployment backup is a directory: `objects/` holds every table's newest manifest (in the
+//! embedded catalog's layout) and exactly its files, and every log replica's manifest and its
+//! files, each copied as in a data directory backup (files first, the manifest last, a copy
+//! starting over from a newer manifest when a merge removed a file under it);
+//! `catalog-database.json` holds the catalog database's settings (the tenant limits) and API
+//! key records. What ingest nodes have not flushed or uploaded yet is in their WALs and local
+//! log partitions, not in the bucket: a backup covers the deployment as of one flush interval
+//! (spans, metrics) or one commit interval plus an upload (logs) before it started.
+//!
+//! Restore copies a backup into a new deployment: an empty bucket (or prefix) and a catalog
+//! without tables; the manifests are committed through its catalog, the settings and keys
+//! written to its database.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use super::{ATTEMPTS, BackupError, ensure_empty};
+use crate::StorageError;
+use crate::auth::{KeyDatabase, KeyRecord};
+use crate::catalog::{Catalog, ObjectCatalog, PostgresCatalog, SettingsDatabase};
+use crate::config::StorageConfig;
+use crate::layout;
+use crate::log_store::shared::upload::parse_manifest;
+use crate::log_store::shared::{
+    ReplicaKey, file_path, manifest_path, manifests_prefix, parse_manifest_path,
+};
+use crate::object_copy::copy_object;
+use crate::objects::{Objects, sync_path};
+
+/// The file that makes a directory a deployment backup (and says what it holds).
+pub const MARKER_FILE: &str = "deployment-backup.json";
+
+/// The catalog database's content in a backup.
+pub const DATABASE_FILE: &str = "catalog-database.json";
+
+/// What a deployment backup or restore copied.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentSummary {
+    /// Span and metric tables (a manifest each).
+    pub tables: u64,
+    /// Their data files and filters.
+    pub data_files: u64,
+    /// Log replicas (one node's copy of one tenant's day).
+    pub log_replicas: u64,
+    /// Their segment files.
+    pub log_files: u64,
+    /// Settings of the catalog database (the tenant limits).
+    pub settings: u64,
+    /// API key records of the catalog database.
+    pub api_keys: u64,
+    /// Bytes of objects copied.
+    pub bytes: u64,
+}
+
+/// What a backup holds of the catalog database.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct DatabaseContent {
+    /// `(name, document)` of every setting.
+    settings: Vec<(String, String)>,
+    /// Every key record, revoked ones included.
+    api_keys: Vec<KeyRecord>,
+}
+
+/// The marker: the format and what was copied.
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    format: u32,
+    created_unix_seconds: u64,
+    summary: DeploymentSummary,
+}
+
+/// The marker format written today.
+const FORMAT: u32 = 1;
+
+/// A deployment's bucket and catalog, as a node's config names them.
+struct Deployment {
+    objects: Objects,
+    catalog: Arc<dyn Catalog>,
+    database_url: Option<String>,
+}
+
+impl Deployment {
+    async fn open(config: &StorageConfig) -> Result<Self, StorageError> {
+        let objects = match &config.object_store {
+            Some(remote) => {
+                let objects = remote.objects()?;
+                crate::remote::probe(remote, &objects).await?;
+                objects
+            }
+            None => Objects::local(&layout::objects_dir(&config.data_dir))?,
+        };
+        let catalog: Arc<dyn Catalog> = match &config.catalog_url {
+            Some(url) => Arc::new(PostgresCatalog::connect(url).await?),
+            None => Arc::new(ObjectCatalog::new(objects.clone())),
+        };
+        Ok(Self {
+            objects,
+            catalog,
+            database_url: config.catalog_url.clone(),
+        })
+    }
+}
+
+fn database_error(err: impl std::fmt::Display) -> BackupError {
+    BackupError::Database(err.to_string())
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |err| StorageError::io(path, err)
+}
+
+/// Copies every table and log replica from `source` to `target`, manifests after files.
+async fn copy_data(
+    source: &Objects,
+    source_catalog: &dyn Catalog,
+    target: &Objects,
+    target_catalog: &dyn Catalog,
+    summary: &mut DeploymentSummary,
+) -> Result<(), BackupError> {
+    for table in source_catalog
+        .list_tables()
+        .await
+        .map_err(StorageError::from)?
+    {
+        let (files, bytes) =
+            super::copy_table(source_catalog, source, target, target_catalog, &table).await?;
+        summary.tables += 1;
+        summary.data_files += files;
+        summary.bytes += bytes;
+    }
+    for object in source.list(&manifests_prefix()).await? {
+        if let Some(replica) = parse_manifest_path(&object.location) {
+            copy_replica(source, target, &replica, summary).await?;
+        }
+    }
+    Ok(())
+}
+
+/// One log replica: its files, then its manifest; nothing when it expired meanwhile.
+async fn copy_replica(
+    source: &Objects,
+    target: &Objects,
+    replica: &ReplicaKey,
+    summary: &mut DeploymentSummary,
+) -> Result<(), BackupError> {
+    let path = manifest_path(replica);
+    'attempt: for _ in 0..ATTEMPTS {
+        let body = match source.get(&path).await {
+            Ok(body) => body,
+            Err(StorageError::ObjectStore {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }) => return Ok(()),
+            Err(err) => return Err(err.into()),
+        };
+        let manifest = parse_manifest(&path, &body)?;
+        let (mut files, mut bytes) = (0, body.len() as u64);
+        for file in &manifest.files {
+            // Gone: a merge retired it after its grace; the newer manifest names its heirs.
+            let Some(copied) = copy_object(source, target, &file_path(replica, &file.name)).await?
+            else {
+                continue 'attempt;
+            };
+            files += 1;
+            bytes += copied;
+        }
+        target.put(&path, body).await?;
+        summary.log_replicas += 1;
+        summary.log_files += files;
+        summary.bytes += bytes;
+        return Ok(());
+    }
+    Err(BackupError::Unstable {
+        what: format!("log replica {path}"),
+    })
+}
+
+/// Backs up the deployment `config` names (its bucket and catalog database) into `target`
+/// (new or empty), while its nodes run.
+pub async fn backup_deployment(
+    config: &StorageConfig,
+    target: &Path,
+) -> Result<DeploymentSummary, BackupError> {
+    ensure_empty(target)?;
+    let source = Deployment::open(config).await?;
+    let target_objects = Objects::local(&layout::objects_dir(target))?;
+    let target_catalog = ObjectCatalog::new(target_objects.clone());
+    let mut summary = DeploymentSummary::default();
+    copy_data(
+        &source.objects,
+        source.catalog.as_ref(),
+        &target_objects,
+        &target_catalog,
+        &mut summary,
+    )
+    .await?;
+    if let Some(url) = &source.database_url {
+        let content = DatabaseContent {
+            settings: SettingsDatabase::connect(url)
+                .await
+                .map_err(database_error)?
+                .all()
+                .await
+                .map_err(database_error)?
+                .into_iter()
+                .map(|(name, setting)| (name, setting.document))
+                .collect(),
+            api_keys: KeyDatabase::connect(url)
+                .await
+                .map_err(database_error)?
+                .load()
+                .await
+                .map_err(database_error)?,
+        };
+        summary.settings = content.settings.len() as u64;
+        summary.api_keys = content.api_keys.len() as u64;
+        write_json(&target.join(DATABASE_FILE), &content, true)?;
+    }
+    let marker = Marker {
+        format: FORMAT,
+        created_unix_seconds: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs()),
+        summary: summary.clone(),
+    };
+    // Written last: a directory with the marker holds a whole backup.
+    write_json(&target.join(MARKER_FILE), &marker, false)?;
+    sync_path(target)?;
+    info!(?summary, target = %target.display(), "deployment backup complete");
+    Ok(summary)
+}
+
+/// Whether `dir` holds a deployment backup.
+pub fn is_deployment_backup(dir: &Path) -> bool {
+    dir.join(MARKER_FILE).is_file()
+}
+
+/// Restores the deployment backup in `backup` into the deployment `config` names: its bucket
+/// must hold no tables nor log replicas yet.
+pub async fn restore_deployment(
+    backup: &Path,
+    config: &StorageConfig,
+) -> Result<DeploymentSummary, BackupError> {
+    let marker: Marker = read_json(&backup.join(MARKER_FILE))
+        .map_err(|_| BackupError::NotADeploymentBackup(backup.to_path_buf()))?;
+    if marker.format != FORMAT {
+        return Err(BackupError::NotADeploymentBackup(backup.to_path_buf()));
+    }
+    let target = Deployment::open(config).await?;
+    let tables = target
+        .catalog
+        .list_tables()
+        .await
+        .map_err(StorageError::from)?;
+    let replicas = target.objects.list(&manifests_prefix()).await?;
+    if !tables.is_empty() || !replicas.is_empty() {
+        return Err(BackupError::DeploymentNotEmpty {
+            tables: tables.len(),
+            replicas: replicas.len(),
+        });
+    }
+    let source = Objects::local(&layout::objects_dir(backup))?;
+    let source_catalog = ObjectCatalog::new(source.clone());
+    let mut summary = DeploymentSummary::default();
+    copy_data(
+        &source,
+        &source_catalog,
+        &target.objects,
+        target.catalog.as_ref(),
+        &mut summary,
+    )
+    .await?;
+    let database_file = backup.join(DATABASE_FILE);
+    if database_file.is_file() {
+        let content: DatabaseContent = read_json(&database_file)?;
+        let Some(url) = &target.database_url else {
+            return Err(BackupError::Database(
+                "the backup holds a catalog database's limits and API keys, but this config names \
+                 no [catalog] url to restore them into"
+                    .to_owned(),
+            ));
+        };
+        let settings = SettingsDatabase::connect(url)
+            .await
+            .map_err(database_error)?;
+        for (name, document) in &content.settings {
+            settings
+                .modify(name, |_| {
+                    Ok::<_, crate::catalog::CatalogError>(document.clone())
+                })
+                .await
+                .map_err(database_error)?;
+        }
+        let keys = KeyDatabase::connect(url).await.map_err(database_error)?;
+        let restored = content.api_keys.clone();
+        keys.modify(move |records| {
+            for record in restored {
+                if !records.iter().any(|known| known.id == record.id) {
+                    records.push(record);
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(database_error)?;
+        summary.settings = content.settings.len() as u64;
+        summary.api_keys = content.api_keys.len() as u64;
+    }
+    info!(?summary, "deployment restore complete");
+    Ok(summary)
+}
+
+fn write_json(path: &Path, value: &impl Serialize, owner_only: bool) -> Result<(), StorageError> {
+    let text = serde_json::to_vec_pretty(value)
+        .map_err(|err| StorageError::io(path, std::io::Error::other(err)))?;
+    std::fs::write(path, text).map_err(io(path))?;
+    if owner_only {
+        super::owner_only(path)?;
+    }
+    sync_path(path)
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, StorageError> {
+    let text = std::fs::read(path).map_err(io(path))?;
+    serde_json::from_slice(&text).map_err(|err| {
+        StorageError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, err),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::ManifestChange;
+    use crate::catalog::manifest::test_file;
+    use crate::log_store::shared::{MANIFEST_FORMAT, ReplicaFile, ReplicaManifest};
+    use crate::model::Signal;
+    use object_store::path::Path as ObjectPath;
+
+    /// A bucket stand-in on disk with one table of one file and one log replica of one file.
+    async fn deployment(dir: &Path) -> StorageConfig {
+        let config = StorageConfig::new(dir.to_path_buf());
+        let objects = Objects::local(&layout::objects_dir(dir)).unwrap();
+        let catalog = ObjectCatalog::new(objects.clone());
+        let table = crate::catalog::TableKey {
+            tenant: "acme".parse().unwrap(),
+            signal: Signal::Traces,
+        };
+        let file = test_file("tenants/acme/traces/one.parquet");
+        for path in file.object_paths() {
+            objects
+                .put(&ObjectPath::from(path), bytes::Bytes::from_static(b"PAR1"))
+                .await
+                .unwrap();
+        }
+        catalog
+            .commit(
+                &table,
+                &crate::catalog::Manifest::empty(&table),
+                &ManifestChange {
+                    add: vec![file],
+                    ..ManifestChange::default()
+                },
+            )
+            .await
+            .unwrap();
+        let replica = ReplicaKey {
+            tenant: "acme".parse().unwrap(),
+            day: 20_000,
+            node: "node-a".to_owned(),
+        };
+        objects
+            .put(
+                &file_path(&replica, "seg.idx"),
+                bytes::Bytes::from_static(b"segment"),
+            )
+            .await
+            .unwrap();
+        let manifest = ReplicaManifest {
+            format: MANIFEST_FORMAT,
+            meta: "{}".to_owned(),
+            streams: None,
+            files: vec![ReplicaFile {
+                name: "seg.idx".to_owned(),
+                bytes: 7,
+            }],
+        };
+        objects
+            .put(
+                &manifest_path(&replica),
+                serde_json::to_vec(&manifest).unwrap().into(),
+            )
+            .await
+            .unwrap();
+        config
+    }
+
+    #[tokio::test]
+    async fn a_backup_restores_into_an_empty_deployment_and_not_into_one_with_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = deployment(&dir.path().join("source")).await;
+        let backup = dir.path().join("backup");
+        let taken = backup_deployment(&source, &backup).await.unwrap();
+        assert_eq!(
+            (taken.tables, taken.log_replicas, taken.log_files),
+            (1, 1, 1),
+            "{taken:?}"
+        );
+        assert!(taken.data_files >= 1);
+        assert!(is_deployment_backup(&backup));
+        assert!(matches!(
+            backup_deployment(&source, &backup).await,
+            Err(BackupError::TargetNotEmpty(_))
+        ));
+
+        let fresh = StorageConfig::new(dir.path().join("fresh"));
+        let restored = restore_deployment(&backup, &fresh).await.unwrap();
+        assert_eq!(restored, DeploymentSummary { ..taken.clone() });
+        let objects = Objects::local(&layout::objects_dir(&fresh.data_dir)).unwrap();
+        let tables = ObjectCatalog::new(objects.clone())
+            .list_tables()
+            .await
+            .unwrap();
+        assert_eq!(tables.len(), 1);
+        assert_eq!(objects.list(&manifests_prefix()).await.unwrap().len(), 1);
+        assert!(matches!(
+            restore_deployment(&backup, &fresh).await,
+            Err(BackupError::DeploymentNotEmpty {
+                tables: 1,
+                replicas: 1
+            })
+        ));
+        assert!(matches!(
+            restore_deployment(&dir.path().join("source"), &fresh).await,
+            Err(BackupError::NotADeploymentBackup(_))
+        ));
+    }
+}
