@@ -67,6 +67,14 @@ pub fn backup(args: &BackupArgs) -> anyhow::Result<()> {
     if let Some(config) = &args.config {
         let (storage, shared) = storage_of(config)?;
         if shared {
+            if let Some(dir) = &args.data_dir {
+                eprintln!(
+                    "note: {} names a shared deployment: its bucket and catalog are backed up, \
+                     not {} (back up data directories with --data-dir alone, before the deployment)",
+                    config.display(),
+                    dir.display()
+                );
+            }
             let summary = runtime()?
                 .block_on(deployment::backup_deployment(&storage, &args.to))
                 .context("backup of the deployment failed")?;

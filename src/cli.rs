@@ -66,6 +66,7 @@ pub struct LimitsConfigArgs {
 /// Flags of `limits set`.
 #[derive(Debug, Args)]
 pub struct LimitsSetArgs {
+    /// The config file.
     #[command(flatten)]
     pub config: LimitsConfigArgs,
     /// Set this tenant's own limits instead of every tenant's
@@ -79,6 +80,7 @@ pub struct LimitsSetArgs {
 /// Flags of `limits unset`.
 #[derive(Debug, Args)]
 pub struct LimitsUnsetArgs {
+    /// The config file.
     #[command(flatten)]
     pub config: LimitsConfigArgs,
     /// Drop this tenant's own limits instead of lifting every tenant's

@@ -123,11 +123,19 @@ async fn change(state: &AppState, edit: LimitsEdit) -> Response {
         Err(LimitsError::Invalid(reason)) => error(StatusCode::BAD_REQUEST, &reason),
         Err(err @ LimitsError::Database(_)) => {
             tracing::warn!(error = %err, "admin API: limits not changed");
-            error(StatusCode::SERVICE_UNAVAILABLE, &err.to_string())
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the catalog database did not answer; the limits are unchanged, retry shortly",
+            );
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+            response
         }
         Err(err) => {
             tracing::error!(error = %err, "admin API: limits not changed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string())
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         }
     }
 }

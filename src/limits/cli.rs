@@ -63,7 +63,11 @@ pub fn run(command: &LimitsCommand) -> anyhow::Result<()> {
             .context("cannot reach the catalog database that keeps the limits")?;
         let (version, limits) = match &edit {
             None => shared.load().await?.unwrap_or((0, config.limits.clone())),
-            Some(edit) => shared.change(edit).await?,
+            // Before any node started, the config file's limits are the base of the change.
+            Some(edit) => {
+                shared.seed(&config.limits).await?;
+                shared.change(edit).await?
+            }
         };
         let source = if version == 0 {
             "the config file; no node has written the catalog database's yet".to_owned()

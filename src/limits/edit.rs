@@ -83,6 +83,38 @@ fn check_tenant_key(key: &str, tenant: &TenantId) -> Result<(), LimitsError> {
     from_object::<TenantLimitOverrides>(probe, &format!("limits of tenant {tenant}")).map(drop)
 }
 
+/// `value` (stored limits) without the keys `[limits]` does not know, and those keys
+/// (`tenants.NAME.KEY` for a tenant's own).
+pub fn known_part(value: Value) -> (Value, Vec<String>) {
+    let Value::Object(mut object) = value else {
+        return (value, Vec::new());
+    };
+    let mut unknown = Vec::new();
+    object.retain(|key, _| {
+        let known = key == "tenants" || check_default_key(key).is_ok();
+        if !known {
+            unknown.push(key.clone());
+        }
+        known
+    });
+    if let Some(Value::Object(tenants)) = object.get_mut("tenants") {
+        for (tenant, own) in tenants.iter_mut() {
+            if let Value::Object(own) = own {
+                own.retain(|key, _| {
+                    let mut probe = Map::new();
+                    probe.insert(key.clone(), Value::from(0));
+                    let known = from_object::<TenantLimitOverrides>(probe, "").is_ok();
+                    if !known {
+                        unknown.push(format!("tenants.{tenant}.{key}"));
+                    }
+                    known
+                });
+            }
+        }
+    }
+    (Value::Object(object), unknown)
+}
+
 impl LimitsEdit {
     /// Applies the change to `limits`; an error leaves them as they were.
     pub fn apply(&self, limits: &mut LimitsConfig) -> Result<(), LimitsError> {
@@ -233,6 +265,22 @@ mod tests {
         .unwrap();
         assert_eq!(limits.max_tenants, 0);
         assert_eq!(limits.query_max_rows, 9);
+    }
+
+    #[test]
+    fn stored_keys_of_a_newer_binary_are_left_out() {
+        let stored = serde_json::json!({
+            "max_tenants": 3,
+            "future_limit": 9,
+            "tenants": { "acme": { "query_max_rows": 5, "future_own": 1 } }
+        });
+        let (known, unknown) = known_part(stored);
+        assert_eq!(unknown, ["future_limit", "tenants.acme.future_own"]);
+        let limits: LimitsConfig = serde_json::from_value(known).unwrap();
+        assert_eq!(
+            (limits.max_tenants, limits.query_max_rows_of("acme")),
+            (3, 5)
+        );
     }
 
     #[test]

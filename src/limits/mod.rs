@@ -37,8 +37,23 @@ pub struct SharedLimits {
     settings: SettingsDatabase,
 }
 
+/// The stored limits; keys this binary does not know (written by a newer one during a
+/// rolling upgrade) are left out with a warning rather than stopping the node.
 fn decode(setting: &Setting) -> Result<LimitsConfig, LimitsError> {
-    serde_json::from_str(&setting.document).map_err(|err| LimitsError::Corrupt(err.to_string()))
+    decode_text(&setting.document)
+}
+
+fn decode_text(document: &str) -> Result<LimitsConfig, LimitsError> {
+    let value: serde_json::Value =
+        serde_json::from_str(document).map_err(|err| LimitsError::Corrupt(err.to_string()))?;
+    let (known, unknown) = edit::known_part(value);
+    if !unknown.is_empty() {
+        warn!(
+            keys = unknown.join(", "),
+            "the stored limits name keys this binary does not know; they are not enforced here"
+        );
+    }
+    serde_json::from_value(known).map_err(|err| LimitsError::Corrupt(err.to_string()))
 }
 
 fn encode(limits: &LimitsConfig) -> Result<String, LimitsError> {
@@ -94,8 +109,7 @@ impl SharedLimits {
             .settings
             .modify(SETTING, |stored| {
                 let mut limits = match stored {
-                    Some(text) => serde_json::from_str(text)
-                        .map_err(|err| LimitsError::Corrupt(err.to_string()))?,
+                    Some(text) => decode_text(text)?,
                     None => LimitsConfig::default(),
                 };
                 edit.apply(&mut limits)?;
@@ -109,12 +123,28 @@ impl SharedLimits {
     }
 }
 
+/// How long one read or change of the stored limits may take.
+const DATABASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn bounded<T>(
+    work: impl std::future::Future<Output = Result<T, LimitsError>>,
+) -> Result<T, LimitsError> {
+    tokio::time::timeout(DATABASE_TIMEOUT, work)
+        .await
+        .map_err(|_| {
+            LimitsError::Database(CatalogError::Database(format!(
+                "no answer within {} s",
+                DATABASE_TIMEOUT.as_secs()
+            )))
+        })?
+}
+
 /// A node's view of its deployment's limits: the stored ones, applied to its tenant gate (and
 /// through it to the query API) whenever their version moves.
 pub struct DeploymentLimits {
     shared: SharedLimits,
     gate: Arc<TenantGate>,
-    /// The version in force here (held while applying, so versions only move forward).
+    /// The version in force here (held while applying, so one version is applied at a time).
     applied: Mutex<i64>,
 }
 
@@ -130,6 +160,10 @@ impl DeploymentLimits {
 
     /// Loads and applies the stored limits when their version moved; whether it did.
     pub async fn refresh(&self) -> Result<bool, LimitsError> {
+        bounded(self.refresh_now()).await
+    }
+
+    async fn refresh_now(&self) -> Result<bool, LimitsError> {
         let version = self.shared.version().await?;
         if version.is_none_or(|version| version == self.version()) {
             return Ok(false);
@@ -144,7 +178,7 @@ impl DeploymentLimits {
     /// Changes the stored limits and applies them here at once (other nodes follow within a
     /// refresh); the limits now in force.
     pub async fn change(&self, edit: &LimitsEdit) -> Result<(i64, LimitsConfig), LimitsError> {
-        let (version, limits) = self.shared.change(edit).await?;
+        let (version, limits) = bounded(self.shared.change(edit)).await?;
         self.apply(version, limits.clone());
         Ok((version, limits))
     }
@@ -154,8 +188,10 @@ impl DeploymentLimits {
             .applied
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        // Only forward: a slower refresh must not put back what a change replaced.
-        if *applied >= version {
+        // Any other version: the row may have been made anew (a restored database) with a
+        // lower one. A refresh that read an older version just before a change lands here after
+        // it is put right by the next refresh.
+        if *applied == version {
             return;
         }
         *applied = version;

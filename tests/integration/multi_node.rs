@@ -603,7 +603,7 @@ async fn limits_in_the_catalog_database_hold_on_every_node() {
         &postgres,
         "refresh_interval_seconds = 1\n",
     );
-    // The first node writes its [limits] to the empty database; the second node's file says
+    // The first config's [limits] go to the empty database; the second node's file says
     // otherwise and is overruled.
     let first_config = with_lines(&config, "[limits]\ningest_records_per_second = 1000000\n");
     let other_config = with_lines(&config, "[limits]\ningest_records_per_second = 1\n");
@@ -614,11 +614,20 @@ async fn limits_in_the_catalog_database_hold_on_every_node() {
             Server::start(&dir, &args).await
         }
     };
+    // Changed before any node started: the first config's limits are the base.
+    let early = limits(
+        &first_config,
+        &["set", "--tenant", "acme", "query_max_rows=1000000"],
+    );
+    assert!(
+        early.contains("version 2") && early.contains("ingest_records_per_second = 1000000"),
+        "{early}"
+    );
     let ingest = start("ingest", "ingest", first_config.clone()).await;
     let query = start("query", "query", other_config.clone()).await;
     let shown = limits(&other_config, &["show"]);
     assert!(
-        shown.contains("version 1") && shown.contains("ingest_records_per_second = 1000000"),
+        shown.contains("version 2") && shown.contains("ingest_records_per_second = 1000000"),
         "{shown}"
     );
     let export = |tenant: &'static str| {
@@ -639,7 +648,7 @@ async fn limits_in_the_catalog_database_hold_on_every_node() {
         &["set", "--tenant", "acme", "ingest_records_per_second=2"],
     );
     assert!(
-        changed.contains("version 2") && changed.contains("[limits.tenants.acme]"),
+        changed.contains("version 3") && changed.contains("[limits.tenants.acme]"),
         "{changed}"
     );
     ingest
@@ -666,7 +675,7 @@ async fn limits_in_the_catalog_database_hold_on_every_node() {
         .unwrap();
     assert_eq!(patched.status(), 200);
     let patched: serde_json::Value = patched.json().await.unwrap();
-    assert_eq!(patched["version"], 3, "{patched}");
+    assert_eq!(patched["version"], 4, "{patched}");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -716,7 +725,7 @@ async fn limits_in_the_catalog_database_hold_on_every_node() {
     let (status, seen) = ingest.get_json("/api/admin/limits").await;
     assert_eq!(status, 200);
     assert_eq!(seen["source"], "catalog database");
-    assert_eq!(seen["version"], 4, "{seen}");
+    assert_eq!(seen["version"], 5, "{seen}");
     assert_eq!(seen["limits"]["query_max_range_hours"], 1);
     assert_eq!(seen["limits"]["tenants"], serde_json::json!({}));
 }

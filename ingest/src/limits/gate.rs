@@ -68,6 +68,14 @@ impl TenantState {
     }
 }
 
+impl TenantState {
+    /// The (records, bytes) per second it enforces; 0 is unlimited.
+    fn rates(&self) -> (u64, u64) {
+        let rate = |bucket: &Option<(u64, Mutex<Bucket>)>| bucket.as_ref().map_or(0, |(r, _)| *r);
+        (rate(&self.records), rate(&self.bytes))
+    }
+}
+
 /// The tenants ingest has seen and their limits.
 #[derive(Debug)]
 pub struct TenantGate {
@@ -117,8 +125,9 @@ impl TenantGate {
         &self.limits
     }
 
-    /// Puts `config` in force: the cap and series limits at once, each tenant's rates with
-    /// full buckets (its figures go on). Whether anything changed.
+    /// Puts `config` in force: the cap and series limits at once; a tenant whose rates
+    /// changed starts on full buckets at its new rates (its figures go on), the others keep
+    /// theirs, debt included. Whether anything changed.
     pub fn set_limits(&self, config: LimitsConfig) -> bool {
         if !self.limits.replace(config) {
             return false;
@@ -130,13 +139,18 @@ impl TenantGate {
             .write()
             .unwrap_or_else(|poison| poison.into_inner());
         for (tenant, state) in tenants.iter_mut() {
-            let figures = Arc::clone(&state.figures);
-            *state = Arc::new(TenantState::keeping(&config, tenant, now, figures));
+            if state.rates() != config.rates_of(tenant.as_str()) {
+                let figures = Arc::clone(&state.figures);
+                *state = Arc::new(TenantState::keeping(&config, tenant, now, figures));
+            }
         }
         drop(tenants);
-        for (tenant, series) in lock(&self.series).iter() {
-            series.set_limit(config.max_active_series_of(tenant.as_str()));
-        }
+        // A tenant whose series limit was lifted is no longer tracked.
+        lock(&self.series).retain(|tenant, series| {
+            let limit = config.max_active_series_of(tenant.as_str());
+            series.set_limit(limit);
+            limit > 0
+        });
         true
     }
 
@@ -394,6 +408,21 @@ mod tests {
             tenants: own,
             ..LimitsConfig::default()
         };
+        // Another tenant's debt survives a change that leaves its rates alone.
+        gate.set_limits(LimitsConfig {
+            ingest_records_per_second: 10,
+            ..LimitsConfig::default()
+        });
+        gate.charge(&tenant("a"), 100, 1);
+        gate.set_limits(LimitsConfig {
+            ingest_records_per_second: 10,
+            query_max_rows: 5,
+            ..LimitsConfig::default()
+        });
+        assert_eq!(
+            gate.admit(&tenant("a")).unwrap_err().limit,
+            "ingest_records_per_second"
+        );
         assert!(gate.set_limits(tighter.clone()));
         assert!(
             !gate.set_limits(tighter),
@@ -407,7 +436,7 @@ mod tests {
             gate.admit(&tenant("a")).unwrap_err().limit,
             "ingest_records_per_second"
         );
-        assert_eq!(gate.figures()[0].1.records.load(Ordering::Relaxed), 750);
+        assert_eq!(gate.figures()[0].1.records.load(Ordering::Relaxed), 850);
         let series = gate.active_series(&tenant("a")).unwrap();
         assert_eq!(series.admit(&[1, 2], Instant::now()), [true, false]);
         // Lifted again: the series set grows and the cap is gone.

@@ -44,7 +44,7 @@ impl ActiveSeries {
         }
     }
 
-    /// Holds the set to `limit` from now on (series already active stay so).
+    /// Holds the set to `limit` from now on (series already active stay so); 0 lifts it.
     pub fn set_limit(&self, limit: u64) {
         self.limit.store(limit, Ordering::Relaxed);
     }
@@ -69,7 +69,7 @@ impl ActiveSeries {
         series
             .iter()
             .map(|id| {
-                let room = (set.last_seen.len() as u64) < limit;
+                let room = limit == 0 || (set.last_seen.len() as u64) < limit;
                 match set.last_seen.get_mut(id) {
                     Some(seen) => {
                         *seen = minute;

@@ -265,17 +265,9 @@ pub async fn restore_deployment(
             replicas: replicas.len(),
         });
     }
-    let source = Objects::local(&layout::objects_dir(backup))?;
-    let source_catalog = ObjectCatalog::new(source.clone());
     let mut summary = DeploymentSummary::default();
-    copy_data(
-        &source,
-        &source_catalog,
-        &target.objects,
-        target.catalog.as_ref(),
-        &mut summary,
-    )
-    .await?;
+    // The database first: it can be written again, so a restore cut short after it can be
+    // run once more, while data in the bucket makes the target count as taken.
     let database_file = backup.join(DATABASE_FILE);
     if database_file.is_file() {
         let content: DatabaseContent = read_json(&database_file)?;
@@ -286,43 +278,68 @@ pub async fn restore_deployment(
                     .to_owned(),
             ));
         };
-        let settings = SettingsDatabase::connect(url)
-            .await
-            .map_err(database_error)?;
-        for (name, document) in &content.settings {
-            settings
-                .modify(name, |_| {
-                    Ok::<_, crate::catalog::CatalogError>(document.clone())
-                })
-                .await
-                .map_err(database_error)?;
-        }
-        let keys = KeyDatabase::connect(url).await.map_err(database_error)?;
-        let restored = content.api_keys.clone();
-        keys.modify(move |records| {
-            for record in restored {
-                if !records.iter().any(|known| known.id == record.id) {
-                    records.push(record);
-                }
-            }
-            Ok(())
-        })
-        .await
-        .map_err(database_error)?;
+        restore_database(url, &content).await?;
         summary.settings = content.settings.len() as u64;
         summary.api_keys = content.api_keys.len() as u64;
     }
+    let source = Objects::local(&layout::objects_dir(backup))?;
+    let source_catalog = ObjectCatalog::new(source.clone());
+    copy_data(
+        &source,
+        &source_catalog,
+        &target.objects,
+        target.catalog.as_ref(),
+        &mut summary,
+    )
+    .await?;
     info!(?summary, "deployment restore complete");
     Ok(summary)
 }
 
+/// Writes the settings and key records of a backup into the catalog database at `url`
+/// (settings replaced, keys added where their id is new).
+async fn restore_database(url: &str, content: &DatabaseContent) -> Result<(), BackupError> {
+    let settings = SettingsDatabase::connect(url)
+        .await
+        .map_err(database_error)?;
+    for (name, document) in &content.settings {
+        settings
+            .modify(name, |_| {
+                Ok::<_, crate::catalog::CatalogError>(document.clone())
+            })
+            .await
+            .map_err(database_error)?;
+    }
+    let keys = KeyDatabase::connect(url).await.map_err(database_error)?;
+    let restored = content.api_keys.clone();
+    keys.modify(move |records| {
+        for record in restored {
+            if !records.iter().any(|known| known.id == record.id) {
+                records.push(record);
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(database_error)
+}
+
+/// Writes `value` as JSON at `path`, durably; readable by its owner only from the start when
+/// `owner_only` (key hashes).
 fn write_json(path: &Path, value: &impl Serialize, owner_only: bool) -> Result<(), StorageError> {
+    use std::io::Write;
     let text = serde_json::to_vec_pretty(value)
         .map_err(|err| StorageError::io(path, std::io::Error::other(err)))?;
-    std::fs::write(path, text).map_err(io(path))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
     if owner_only {
-        super::owner_only(path)?;
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     }
+    let mut file = options.open(path).map_err(io(path))?;
+    file.write_all(&text).map_err(io(path))?;
+    file.sync_all().map_err(io(path))?;
+    drop(file);
     sync_path(path)
 }
 
