@@ -46,6 +46,12 @@ const POSITIVE_OFFSET: &str = "positive_offset";
 const POSITIVE_BUCKET_COUNTS: &str = "positive_bucket_counts";
 const NEGATIVE_OFFSET: &str = "negative_offset";
 const NEGATIVE_BUCKET_COUNTS: &str = "negative_bucket_counts";
+/// The list columns of bucket counts.
+pub(crate) const COUNT_LISTS: [&str; 3] = [
+    BUCKET_COUNTS,
+    POSITIVE_BUCKET_COUNTS,
+    NEGATIVE_BUCKET_COUNTS,
+];
 const QUANTILES: &str = "quantiles";
 const QUANTILE: &str = "quantile";
 const QUANTILE_VALUE: &str = "value";

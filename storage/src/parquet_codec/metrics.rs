@@ -209,6 +209,17 @@ fn metric_properties(time_range: Option<(u64, u64)>) -> Result<WriterProperties,
             .set_column_dictionary_enabled(ColumnPath::from(name), false)
             .set_column_encoding(ColumnPath::from(name), Encoding::BYTE_STREAM_SPLIT);
     }
+    // Bucket counts: a series' next point repeats or nudges the same vector. Byte-stream
+    // split keeps each count's bytes aligned so ZSTD finds the repeats; dictionary indices
+    // (bit-packed at odd widths) hid them, and delta encoding across the lists did not pay
+    // (on the mixed fixture: 9.3 bytes per point with the dictionary, 11.1 delta, 10.0 plain,
+    // 7.3 split).
+    for list in metric_values::COUNT_LISTS {
+        let item = ColumnPath::new(vec![list.to_owned(), "list".to_owned(), "item".to_owned()]);
+        builder = builder
+            .set_column_dictionary_enabled(item.clone(), false)
+            .set_column_encoding(item, Encoding::BYTE_STREAM_SPLIT);
+    }
     // Columns that hold a few hundred bytes per row group (dictionary indices of a handful of
     // values, run-length encoded) are stored uncompressed: ZSTD gains nothing on them, and
     // parquet-rs builds a ZSTD compression and decompression context for every compressed
@@ -621,6 +632,7 @@ mod tests {
         };
         assert!(encodings(POINT_TIME_COLUMN).contains(&Encoding::DELTA_BINARY_PACKED));
         assert!(encodings(metric_values::VALUE_DOUBLE).contains(&Encoding::BYTE_STREAM_SPLIT));
+        assert!(encodings("bucket_counts.list.item").contains(&Encoding::BYTE_STREAM_SPLIT));
         assert_eq!(decode_all(&file), points);
     }
 
