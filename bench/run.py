@@ -246,6 +246,9 @@ def main():
                              "bucket (moto's server), trace by id from the bucket")
     parser.add_argument("--only-security", action="store_true",
                         help="only the security figures: span ingest with no keys, with keys, with keys and TLS")
+    parser.add_argument("--only-metric-bytes", action="store_true",
+                        help="only bytes on disk per metric point, random and steady values, for --binary "
+                             "and --baseline in the same run")
     parser.add_argument("--only-storage-v2", action="store_true",
                         help="only the start-time, compaction and spread trace-by-id figures")
     parser.add_argument("--json", help="write the figures as JSON here")
@@ -342,6 +345,9 @@ def run_suite(binary, work, args, f):
         return
     if args.only_object_store:
         f["object_store"] = object_store_figures(binary, work, args, Server, loadgen, free_port)
+        return
+    if args.only_metric_bytes:
+        f["metric_bytes"] = metric_bytes_figures(binary, args.baseline, work, args)
         return
     n, secs = args.runs, args.seconds
     if args.startup_files:
@@ -792,7 +798,47 @@ def storage_v2_rows(f):
     return rows
 
 
+def metric_bytes_figures(binary, baseline, work, args):
+    """Bytes on disk per metric point after the suite's metric load (1,000 series, 10 s,
+    seed 13), with random and with steady values, for each binary on a fresh data directory."""
+    figures = {}
+    binaries = [("binary", binary)] + ([("baseline", baseline)] if baseline else [])
+    for label, path in binaries:
+        for values in ("random", "steady"):
+            data = work / f"metric-bytes-{label}-{values}"
+            server = Server(path, data).start()
+            try:
+                loadgen(path, server, "metrics", "grpc", min(args.seconds, 10),
+                        ["--seed", "13", "--series", "1000", "--pool-size", "256", "--retries", "100",
+                         "--metric-values", values])
+                points = metric(server, 'skewer_ingest_records_accepted_total{signal="metrics"}')
+            finally:
+                server.stop()
+            stored = dir_bytes(data / "objects" / "tenants" / "default" / "metrics")
+            figures[f"{label}_{values}"] = stored / max(points, 1)
+            print(f"  {label} {values}: {stored:,} bytes / {points:,.0f} points = "
+                  f"{figures[f'{label}_{values}']:.2f}", file=sys.stderr)
+    return figures
+
+
+def metric_bytes_rows(f):
+    m = f["metric_bytes"]
+    rows = []
+    for values in ("random", "steady"):
+        row = [f"bytes on disk per metric point, {values} values", "≤ 1.3", f"{m[f'binary_{values}']:.2f}"]
+        if f"baseline_{values}" in m:
+            row.append(f"{m[f'baseline_{values}']:.2f} (×{m[f'binary_{values}'] / m[f'baseline_{values}']:.2f})")
+        rows.append(row)
+    return rows
+
+
 def print_table(f, args):
+    if args.only_metric_bytes:
+        print("| measure | bar | measured | baseline |")
+        print("|---|---|---|---|")
+        for row in metric_bytes_rows(f):
+            print("| " + " | ".join(row + [""] * (4 - len(row))) + " |")
+        return
     three_columns = ((args.only_logql, logql_rows), (args.only_security, security_rows),
                      (args.only_object_store, object_store_rows))
     for only, rows in three_columns:
