@@ -139,19 +139,47 @@ pub fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `skewer check --data-dir D [--repair]`.
+/// `skewer check --data-dir D [--repair]`, or `--config shared.toml` for a deployment.
 pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
+    if let Some(config) = &args.config {
+        let (storage, shared) = storage_of(config)?;
+        if shared {
+            anyhow::ensure!(
+                !args.repair,
+                "a shared deployment is checked read-only: its nodes keep writing to it (repair \
+                 one node's data directory with --data-dir and --repair, that node stopped)"
+            );
+            let report = runtime()?.block_on(skewer_storage::check::check_deployment(&storage))?;
+            for problem in &report.problems {
+                println!("problem: {problem}");
+            }
+            println!(
+                "checked {} tables, {} data files, {} log replicas: {}",
+                report.tables,
+                report.data_files,
+                report.log_partitions,
+                if report.problems.is_empty() {
+                    "ok"
+                } else {
+                    "problems found"
+                }
+            );
+            anyhow::ensure!(report.problems.is_empty(), "the deployment has problems");
+            return Ok(());
+        }
+    }
+    let data_dir = data_dir_of(args.data_dir.as_ref(), args.config.as_ref())?;
     anyhow::ensure!(
-        args.data_dir.is_dir(),
+        data_dir.is_dir(),
         "{} is not a directory",
-        args.data_dir.display()
+        data_dir.display()
     );
     let _lock = if args.repair {
-        Some(DataDirLock::acquire(&args.data_dir).context("stop the server before --repair")?)
+        Some(DataDirLock::acquire(&data_dir).context("stop the server before --repair")?)
     } else {
         None
     };
-    let report = runtime()?.block_on(skewer_storage::check::check(&args.data_dir, args.repair))?;
+    let report = runtime()?.block_on(skewer_storage::check::check(&data_dir, args.repair))?;
     for problem in &report.problems {
         println!("problem: {problem}");
     }

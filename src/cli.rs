@@ -193,8 +193,17 @@ pub struct RestoreArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The data directory to verify
-    #[arg(long, env = "SKEWER_DATA_DIR", value_name = "DIR")]
-    pub data_dir: PathBuf,
+    #[arg(
+        long,
+        env = "SKEWER_DATA_DIR",
+        value_name = "DIR",
+        required_unless_present = "config"
+    )]
+    pub data_dir: Option<PathBuf>,
+    /// A config naming a shared deployment ([storage] url, [catalog] url): verify its bucket
+    /// against its catalog instead, read-only (its nodes may be running)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Fix what can be fixed: rebuild missing or damaged manifests from the files, drop entries
     /// whose files are gone, delete files no manifest lists (needs the server stopped)
     #[arg(long)]

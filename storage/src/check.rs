@@ -5,7 +5,8 @@
 //! a crash leaves, and the next start cuts it).
 //!
 //! Repairs change what a server reads: run them with the server stopped (the binary takes the
-//! data directory's lock).
+//! data directory's lock). A shared deployment (a bucket and its catalog) is checked
+//! read-only ([`check_deployment`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,7 +15,13 @@ use object_store::path::Path as ObjectPath;
 
 use crate::StorageError;
 use crate::catalog::{Catalog, DataFileMeta, Manifest, ManifestChange, ObjectCatalog, TableKey};
+use crate::config::StorageConfig;
+use crate::deployment::Deployment;
 use crate::layout;
+use crate::log_store::shared::upload::parse_manifest;
+use crate::log_store::shared::{
+    ReplicaKey, file_path, files_prefix, manifest_path, manifests_prefix, parse_manifest_path,
+};
 use crate::logs::{LogIndex, LogIndexConfig};
 use crate::model::Signal;
 use crate::objects::Objects;
@@ -67,6 +74,86 @@ pub async fn check(data_dir: &Path, repair: bool) -> Result<CheckReport, Storage
     Ok(report)
 }
 
+/// Checks the shared deployment `config` names, read-only, while its nodes run: every table
+/// of its catalog against the bucket (files old enough to be past an upload in flight count as
+/// orphans), and every log replica's files against its manifest.
+pub async fn check_deployment(config: &StorageConfig) -> Result<CheckReport, StorageError> {
+    let deployment = Deployment::open(config).await?;
+    let mut report = CheckReport::default();
+    for table in deployment.catalog.list_tables().await? {
+        check_table(
+            &deployment.objects,
+            deployment.catalog.as_ref(),
+            &table,
+            false,
+            &mut report,
+        )
+        .await?;
+    }
+    for object in deployment.objects.list(&manifests_prefix()).await? {
+        if let Some(replica) = parse_manifest_path(&object.location) {
+            check_replica(&deployment.objects, &replica, &mut report).await?;
+        }
+    }
+    Ok(report)
+}
+
+/// What is wrong with one log replica: files its manifest names that are missing or of
+/// another size. A manifest replaced meanwhile (a merge) is read again once.
+async fn check_replica(
+    objects: &Objects,
+    replica: &ReplicaKey,
+    report: &mut CheckReport,
+) -> Result<(), StorageError> {
+    let path = manifest_path(replica);
+    let mut problems = Vec::new();
+    for _ in 0..2 {
+        let body = match objects.get(&path).await {
+            Ok(body) => body,
+            // Expired meanwhile.
+            Err(StorageError::ObjectStore {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }) => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        let manifest = match parse_manifest(&path, &body) {
+            Ok(manifest) => manifest,
+            Err(err) => {
+                problems = vec![format!("log replica {path}: {err}")];
+                break;
+            }
+        };
+        let listed: HashMap<String, u64> = objects
+            .list(&files_prefix(replica))
+            .await?
+            .into_iter()
+            .map(|object| (object.location.to_string(), object.size))
+            .collect();
+        problems = manifest
+            .files
+            .iter()
+            .filter_map(|file| {
+                let location = file_path(replica, &file.name).to_string();
+                match listed.get(&location) {
+                    None => Some(format!("log replica {path}: {} missing", file.name)),
+                    Some(&size) if size != file.bytes => Some(format!(
+                        "log replica {path}: {} has {size} bytes, the manifest says {}",
+                        file.name, file.bytes
+                    )),
+                    Some(_) => None,
+                }
+            })
+            .collect();
+        if problems.is_empty() {
+            break;
+        }
+    }
+    report.log_partitions += 1;
+    report.problems.extend(problems);
+    Ok(())
+}
+
 fn merge(report: &mut CheckReport, part: CheckReport) {
     report.problems.extend(part.problems);
     report.repairs.extend(part.repairs);
@@ -76,7 +163,7 @@ fn merge(report: &mut CheckReport, part: CheckReport) {
 
 async fn check_table(
     objects: &Objects,
-    catalog: &ObjectCatalog,
+    catalog: &dyn Catalog,
     table: &TableKey,
     repair: bool,
     report: &mut CheckReport,
@@ -326,6 +413,67 @@ mod tests {
         );
         store.flush().await.unwrap();
         objects
+    }
+
+    #[tokio::test]
+    async fn a_deployment_check_finds_files_its_manifests_name_but_the_store_lacks() {
+        use crate::log_store::shared::{MANIFEST_FORMAT, ReplicaFile, ReplicaManifest};
+        let dir = tempfile::tempdir().unwrap();
+        let objects = data_dir_with_spans(dir.path()).await;
+        let replica = ReplicaKey {
+            tenant: "t".parse().unwrap(),
+            day: 20_000,
+            node: "node-a".to_owned(),
+        };
+        let segment = file_path(&replica, "seg.idx");
+        objects
+            .put(&segment, bytes::Bytes::from_static(b"segment"))
+            .await
+            .unwrap();
+        let manifest = ReplicaManifest {
+            format: MANIFEST_FORMAT,
+            meta: "{}".to_owned(),
+            streams: None,
+            files: vec![ReplicaFile {
+                name: "seg.idx".to_owned(),
+                bytes: 7,
+            }],
+        };
+        objects
+            .put(
+                &manifest_path(&replica),
+                serde_json::to_vec(&manifest).unwrap().into(),
+            )
+            .await
+            .unwrap();
+        let config = StorageConfig::new(dir.path().to_path_buf());
+        let healthy = check_deployment(&config).await.unwrap();
+        assert!(healthy.problems.is_empty(), "{:?}", healthy.problems);
+        assert_eq!(
+            (healthy.tables, healthy.data_files, healthy.log_partitions),
+            (1, 1, 1)
+        );
+        objects.delete(&segment).await.unwrap();
+        let table = TableKey {
+            tenant: "t".parse().unwrap(),
+            signal: Signal::Traces,
+        };
+        let data = ObjectCatalog::new(objects.clone())
+            .load(&table)
+            .await
+            .unwrap()
+            .unwrap()
+            .files[0]
+            .path
+            .clone();
+        objects
+            .delete(&ObjectPath::from(data.as_str()))
+            .await
+            .unwrap();
+        let found = check_deployment(&config).await.unwrap();
+        assert_eq!(found.problems.len(), 2, "{:?}", found.problems);
+        assert!(found.problems.iter().any(|p| p.contains("seg.idx missing")));
+        assert!(found.problems.iter().any(|p| p.ends_with(": missing")));
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod check;
 pub mod checkpoint;
 pub mod config;
+mod deployment;
 pub mod error;
 pub mod file_stamp;
 pub mod layout;

@@ -1,5 +1,5 @@
-//! A shared deployment (a bucket and a PostgreSQL catalog) backed up while its node runs and
-//! restored into a new bucket and database: a query node on the restored deployment answers
+//! A shared deployment (a bucket and a PostgreSQL catalog) checked and backed up while its node
+//! runs and restored into a new bucket and database: a query node on the restored deployment answers
 //! the same spans and log lines, with the same API keys and tenant limits; a second restore
 //! into the now full deployment is refused.
 
@@ -147,7 +147,12 @@ async fn a_deployment_backup_restores_into_a_new_bucket_and_database() {
         "{before:?}"
     );
 
-    // Backed up while the node runs, restored into the new bucket and database.
+    // Checked and backed up while the node runs, restored into the new bucket and database.
+    let checked = succeeded(skewer(&["check", "--config", &source]), "check");
+    assert!(
+        checked.contains(": ok") && !checked.contains(" 0 tables"),
+        "{checked}"
+    );
     let backup = dir.path().join("backup");
     let backup = backup.to_str().unwrap();
     let taken = succeeded(
@@ -190,6 +195,8 @@ async fn a_deployment_backup_restores_into_a_new_bucket_and_database() {
             || async { answers(&restored, &key).await == before },
         )
         .await;
+    let checked = succeeded(skewer(&["check", "--config", &target]), "check restored");
+    assert!(checked.contains(": ok"), "{checked}");
     let shown = succeeded(
         skewer(&["limits", "show", "--config", &target]),
         "limits show",

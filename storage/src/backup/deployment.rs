@@ -15,7 +15,6 @@
 //! written to its database.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -23,8 +22,9 @@ use tracing::info;
 use super::{ATTEMPTS, BackupError, ensure_empty};
 use crate::StorageError;
 use crate::auth::{KeyDatabase, KeyRecord};
-use crate::catalog::{Catalog, ObjectCatalog, PostgresCatalog, SettingsDatabase};
+use crate::catalog::{Catalog, ObjectCatalog, SettingsDatabase};
 use crate::config::StorageConfig;
+use crate::deployment::Deployment;
 use crate::layout;
 use crate::log_store::shared::upload::parse_manifest;
 use crate::log_store::shared::{
@@ -77,35 +77,6 @@ struct Marker {
 
 /// The marker format written today.
 const FORMAT: u32 = 1;
-
-/// A deployment's bucket and catalog, as a node's config names them.
-struct Deployment {
-    objects: Objects,
-    catalog: Arc<dyn Catalog>,
-    database_url: Option<String>,
-}
-
-impl Deployment {
-    async fn open(config: &StorageConfig) -> Result<Self, StorageError> {
-        let objects = match &config.object_store {
-            Some(remote) => {
-                let objects = remote.objects()?;
-                crate::remote::probe(remote, &objects).await?;
-                objects
-            }
-            None => Objects::local(&layout::objects_dir(&config.data_dir))?,
-        };
-        let catalog: Arc<dyn Catalog> = match &config.catalog_url {
-            Some(url) => Arc::new(PostgresCatalog::connect(url).await?),
-            None => Arc::new(ObjectCatalog::new(objects.clone())),
-        };
-        Ok(Self {
-            objects,
-            catalog,
-            database_url: config.catalog_url.clone(),
-        })
-    }
-}
 
 fn database_error(err: impl std::fmt::Display) -> BackupError {
     BackupError::Database(err.to_string())
