@@ -122,49 +122,34 @@ impl LimitsEdit {
             Self::Set {
                 tenant: None,
                 values,
-            } => {
-                let mut object = to_object(&*limits)?;
+            } => edit_defaults(limits, |object| {
                 for (key, value) in values {
                     check_default_key(key)?;
                     object.insert(key.clone(), Value::from(*value));
                 }
-                *limits = from_object(object, "limits of every tenant")?;
-            }
-            Self::Unset { tenant: None, keys } => {
-                let mut object = to_object(&*limits)?;
+                Ok(())
+            })?,
+            Self::Unset { tenant: None, keys } => edit_defaults(limits, |object| {
                 for key in keys {
                     check_default_key(key)?;
                     object.insert(key.clone(), Value::from(0));
                 }
-                *limits = from_object(object, "limits of every tenant")?;
-            }
+                Ok(())
+            })?,
             Self::Set {
                 tenant: Some(tenant),
                 values,
-            } => {
-                let own = limits
-                    .tenants
-                    .get(tenant.as_str())
-                    .cloned()
-                    .unwrap_or_default();
-                let mut object = to_object(&own)?;
+            } => edit_own(limits, tenant, |object| {
                 for (key, value) in values {
                     check_tenant_key(key, tenant)?;
                     object.insert(key.clone(), Value::from(*value));
                 }
-                let own = from_object(object, &format!("limits of tenant {tenant}"))?;
-                set_own(limits, tenant, own);
-            }
+                Ok(())
+            })?,
             Self::Unset {
                 tenant: Some(tenant),
                 keys,
-            } => {
-                let own = limits
-                    .tenants
-                    .get(tenant.as_str())
-                    .cloned()
-                    .unwrap_or_default();
-                let mut object = to_object(&own)?;
+            } => edit_own(limits, tenant, |object| {
                 for key in keys {
                     check_tenant_key(key, tenant)?;
                     object.remove(key);
@@ -172,13 +157,41 @@ impl LimitsEdit {
                 if keys.is_empty() {
                     object.clear();
                 }
-                let own = from_object(object, &format!("limits of tenant {tenant}"))?;
-                set_own(limits, tenant, own);
-            }
+                Ok(())
+            })?,
             Self::ReplaceTenant { tenant, overrides } => set_own(limits, tenant, overrides.clone()),
         }
         Ok(())
     }
+}
+
+/// Changes every tenant's limits as a table of keys, read back checked.
+fn edit_defaults(
+    limits: &mut LimitsConfig,
+    change: impl FnOnce(&mut Map<String, Value>) -> Result<(), LimitsError>,
+) -> Result<(), LimitsError> {
+    let mut object = to_object(&*limits)?;
+    change(&mut object)?;
+    *limits = from_object(object, "limits of every tenant")?;
+    Ok(())
+}
+
+/// Changes `tenant`'s own limits as a table of keys, read back checked.
+fn edit_own(
+    limits: &mut LimitsConfig,
+    tenant: &TenantId,
+    change: impl FnOnce(&mut Map<String, Value>) -> Result<(), LimitsError>,
+) -> Result<(), LimitsError> {
+    let own = limits
+        .tenants
+        .get(tenant.as_str())
+        .cloned()
+        .unwrap_or_default();
+    let mut object = to_object(&own)?;
+    change(&mut object)?;
+    let own = from_object(object, &format!("limits of tenant {tenant}"))?;
+    set_own(limits, tenant, own);
+    Ok(())
 }
 
 /// `tenant`'s own limits; none at all removes its entry.

@@ -417,35 +417,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_deployment_check_finds_files_its_manifests_name_but_the_store_lacks() {
-        use crate::log_store::shared::{MANIFEST_FORMAT, ReplicaFile, ReplicaManifest};
         let dir = tempfile::tempdir().unwrap();
         let objects = data_dir_with_spans(dir.path()).await;
-        let replica = ReplicaKey {
-            tenant: "t".parse().unwrap(),
-            day: 20_000,
-            node: "node-a".to_owned(),
-        };
-        let segment = file_path(&replica, "seg.idx");
-        objects
-            .put(&segment, bytes::Bytes::from_static(b"segment"))
-            .await
-            .unwrap();
-        let manifest = ReplicaManifest {
-            format: MANIFEST_FORMAT,
-            meta: "{}".to_owned(),
-            streams: None,
-            files: vec![ReplicaFile {
-                name: "seg.idx".to_owned(),
-                bytes: 7,
-            }],
-        };
-        objects
-            .put(
-                &manifest_path(&replica),
-                serde_json::to_vec(&manifest).unwrap().into(),
-            )
-            .await
-            .unwrap();
+        let (_, segment) = crate::log_store::shared::put_test_replica(&objects, "t").await;
         let config = StorageConfig::new(dir.path().to_path_buf());
         let healthy = check_deployment(&config).await.unwrap();
         assert!(healthy.problems.is_empty(), "{:?}", healthy.problems);

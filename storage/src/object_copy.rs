@@ -2,7 +2,7 @@
 //! bounded memory: small objects in one piece, large ones streamed as a multipart upload.
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, WriteMultipart};
 use tracing::warn;
@@ -11,7 +11,7 @@ use crate::StorageError;
 use crate::objects::{Objects, object_error};
 
 /// Objects up to this size travel in one piece; larger ones in parts of this size.
-const PART_BYTES: usize = 16 * 1024 * 1024;
+pub const PART_BYTES: usize = 16 * 1024 * 1024;
 
 /// Parts uploading at once for one object.
 const PARTS_IN_FLIGHT: usize = 2;
@@ -34,21 +34,35 @@ pub async fn copy_object(
         target.put(path, bytes).await?;
         return Ok(Some(size));
     }
+    let chunks = found
+        .into_stream()
+        .map(|chunk| chunk.map_err(|err| object_error(path, err)));
+    write_in_parts(target, path, chunks).await?;
+    Ok(Some(size))
+}
+
+/// Writes the object at `path` in `target` from `chunks` as a multipart upload of
+/// [`PART_BYTES`] parts, a few in flight, durably; aborted (nothing left behind) when a chunk
+/// fails.
+pub async fn write_in_parts(
+    target: &Objects,
+    path: &ObjectPath,
+    chunks: impl Stream<Item = Result<Bytes, StorageError>>,
+) -> Result<(), StorageError> {
     let upload = target
         .store()
         .put_multipart(path)
         .await
         .map_err(|err| object_error(path, err))?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-    let mut stream = found.into_stream();
     let written = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|err| object_error(path, err))?;
+        let mut chunks = std::pin::pin!(chunks);
+        while let Some(chunk) = chunks.next().await {
             writer
                 .wait_for_capacity(PARTS_IN_FLIGHT)
                 .await
                 .map_err(|err| object_error(path, err))?;
-            writer.put(chunk);
+            writer.put(chunk?);
         }
         Ok::<_, StorageError>(())
     }
@@ -59,8 +73,7 @@ pub async fn copy_object(
                 .finish()
                 .await
                 .map_err(|err| object_error(path, err))?;
-            target.sync(path).await?;
-            Ok(Some(size))
+            target.sync(path).await
         }
         Err(err) => {
             if let Err(abort) = writer.abort().await {

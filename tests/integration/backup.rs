@@ -10,7 +10,8 @@ use std::time::Duration;
 use crate::fixtures::{hex, logs_request, metrics_request, trace_id, trace_request};
 use crate::harness::Server;
 
-fn skewer(args: &[&str]) -> std::process::Output {
+/// Runs `skewer ARGS…` (quiet logs) to its end.
+pub fn skewer(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_skewer"))
         .args(args)
         .env("SKEWER_LOG", "warn")

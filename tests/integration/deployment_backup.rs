@@ -3,21 +3,13 @@
 //! the same spans and log lines, with the same API keys and tenant limits; a second restore
 //! into the now full deployment is refused.
 
-use std::process::Command;
 use std::time::Duration;
 
+use crate::backup::skewer;
 use crate::catalog_postgres::{Postgres, with_catalog};
 use crate::fixtures::{hex, logs_request, t0, trace_id, trace_request};
 use crate::harness::Server;
 use crate::object_store::{Moto, config_file};
-
-fn skewer(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_skewer"))
-        .args(args)
-        .env("SKEWER_LOG", "warn")
-        .output()
-        .expect("run skewer")
-}
 
 fn succeeded(output: std::process::Output, what: &str) -> String {
     assert!(

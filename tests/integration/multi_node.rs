@@ -168,10 +168,11 @@ fn a_role_other_than_all_needs_a_shared_bucket() {
     );
 }
 
-/// `skewer keys …` against the catalog database `config` names; its standard output.
-fn keys(config: &str, args: &[&str]) -> String {
+/// `skewer COMMAND SUBCOMMAND --config CONFIG ARGS…` (keys, limits: the catalog database
+/// `config` names); its standard output.
+fn with_config(command: &str, config: &str, args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_skewer"))
-        .arg("keys")
+        .arg(command)
         .arg(args[0])
         .args(["--config", config])
         .args(&args[1..])
@@ -179,10 +180,15 @@ fn keys(config: &str, args: &[&str]) -> String {
         .unwrap();
     assert!(
         output.status.success(),
-        "skewer keys {args:?}: {}",
+        "skewer {command} {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap()
+}
+
+/// `skewer keys …` against the catalog database `config` names; its standard output.
+fn keys(config: &str, args: &[&str]) -> String {
+    with_config("keys", config, args)
 }
 
 fn create_key(config: &str, tenant: &str, scope: &str) -> String {
@@ -573,19 +579,7 @@ async fn the_tenant_cap_counts_tenants_any_node_wrote() {
 
 /// `skewer limits …` against the catalog database `config` names: its standard output.
 fn limits(config: &str, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_skewer"))
-        .arg("limits")
-        .arg(args[0])
-        .args(["--config", config])
-        .args(&args[1..])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "skewer limits {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    with_config("limits", config, args)
 }
 
 #[tokio::test]

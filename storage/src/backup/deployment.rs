@@ -329,7 +329,6 @@ mod tests {
     use super::*;
     use crate::catalog::ManifestChange;
     use crate::catalog::manifest::test_file;
-    use crate::log_store::shared::{MANIFEST_FORMAT, ReplicaFile, ReplicaManifest};
     use crate::model::Signal;
     use object_store::path::Path as ObjectPath;
 
@@ -360,34 +359,7 @@ mod tests {
             )
             .await
             .unwrap();
-        let replica = ReplicaKey {
-            tenant: "acme".parse().unwrap(),
-            day: 20_000,
-            node: "node-a".to_owned(),
-        };
-        objects
-            .put(
-                &file_path(&replica, "seg.idx"),
-                bytes::Bytes::from_static(b"segment"),
-            )
-            .await
-            .unwrap();
-        let manifest = ReplicaManifest {
-            format: MANIFEST_FORMAT,
-            meta: "{}".to_owned(),
-            streams: None,
-            files: vec![ReplicaFile {
-                name: "seg.idx".to_owned(),
-                bytes: 7,
-            }],
-        };
-        objects
-            .put(
-                &manifest_path(&replica),
-                serde_json::to_vec(&manifest).unwrap().into(),
-            )
-            .await
-            .unwrap();
+        crate::log_store::shared::put_test_replica(&objects, "acme").await;
         config
     }
 

@@ -111,3 +111,39 @@ pub fn files_prefix(key: &ReplicaKey) -> ObjectPath {
 pub fn file_path(key: &ReplicaKey, name: &str) -> ObjectPath {
     ObjectPath::from(format!("{}/{name}", files_prefix(key)))
 }
+
+/// Writes a replica of `tenant` on day 20,000 by node `node-a` holding one 7-byte segment
+/// file `seg.idx`, manifest last, as an uploader would; the replica and the file's path.
+#[cfg(test)]
+pub(crate) async fn put_test_replica(
+    objects: &crate::objects::Objects,
+    tenant: &str,
+) -> (ReplicaKey, ObjectPath) {
+    let replica = ReplicaKey {
+        tenant: tenant.parse().unwrap(),
+        day: 20_000,
+        node: "node-a".to_owned(),
+    };
+    let segment = file_path(&replica, "seg.idx");
+    objects
+        .put(&segment, bytes::Bytes::from_static(b"segment"))
+        .await
+        .unwrap();
+    let manifest = ReplicaManifest {
+        format: MANIFEST_FORMAT,
+        meta: "{}".to_owned(),
+        streams: None,
+        files: vec![ReplicaFile {
+            name: "seg.idx".to_owned(),
+            bytes: 7,
+        }],
+    };
+    objects
+        .put(
+            &manifest_path(&replica),
+            serde_json::to_vec(&manifest).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    (replica, segment)
+}

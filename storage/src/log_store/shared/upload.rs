@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, WriteMultipart};
 use tokio::io::AsyncReadExt;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::{MANIFEST_FORMAT, ReplicaFile, ReplicaKey, ReplicaManifest};
 use super::{file_path, files_prefix, manifest_path};
@@ -22,12 +22,8 @@ use crate::StorageError;
 use crate::log_store::LogStore;
 use crate::log_store::partitions::{Partition, PartitionId, PartitionKey};
 use crate::logs::streams::CATALOG_FILE;
+use crate::object_copy::{PART_BYTES, write_in_parts};
 use crate::objects::{Objects, object_error};
-
-/// Files up to this size are uploaded in one request; larger ones in parts of this size.
-const PART_BYTES: usize = 16 * 1024 * 1024;
-/// Parts of one file in flight at once.
-const PARTS_IN_FLIGHT: usize = 2;
 
 /// What one upload round did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -369,44 +365,16 @@ async fn upload_file(
         objects.put(path, Bytes::from(bytes)).await?;
         return Ok(true);
     }
-    let upload = objects
-        .store()
-        .put_multipart(path)
-        .await
-        .map_err(|source| object_error(path, source))?;
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-    let mut chunk = vec![0u8; PART_BYTES];
-    let written = async {
-        loop {
-            let read = file
-                .read(&mut chunk)
-                .await
-                .map_err(|err| StorageError::io(local, err))?;
-            if read == 0 {
-                break;
-            }
-            writer
-                .wait_for_capacity(PARTS_IN_FLIGHT)
-                .await
-                .map_err(|source| object_error(path, source))?;
-            writer.write(&chunk[..read]);
-        }
-        Ok::<_, StorageError>(())
-    }
-    .await;
-    match written {
-        Ok(()) => {
-            writer
-                .finish()
-                .await
-                .map_err(|source| object_error(path, source))?;
-            Ok(true)
-        }
-        Err(err) => {
-            if let Err(abort) = writer.abort().await {
-                warn!(path = %path, error = %abort, "aborting a multipart upload failed");
-            }
-            Err(err)
-        }
-    }
+    // Larger files stream in parts, read as they go.
+    let chunks = futures::stream::try_unfold(file, move |mut file| async move {
+        let mut chunk = vec![0u8; PART_BYTES];
+        let read = file
+            .read(&mut chunk)
+            .await
+            .map_err(|err| StorageError::io(local, err))?;
+        chunk.truncate(read);
+        Ok((read > 0).then(|| (Bytes::from(chunk), file)))
+    });
+    write_in_parts(objects, path, chunks).await?;
+    Ok(true)
 }
