@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use skewer_storage::backup::CopySummary;
 use skewer_storage::backup::deployment::{self, DeploymentSummary};
+use skewer_storage::backup::place::BackupPlace;
 use skewer_storage::config::StorageConfig;
 use skewer_storage::lock::DataDirLock;
 
@@ -75,8 +76,10 @@ pub fn backup(args: &BackupArgs) -> anyhow::Result<()> {
                     dir.display()
                 );
             }
+            let place =
+                BackupPlace::parse(&args.to.to_string_lossy(), storage.object_store.as_ref());
             let summary = runtime()?
-                .block_on(deployment::backup_deployment(&storage, &args.to))
+                .block_on(deployment::backup_deployment(&storage, &place))
                 .context("backup of the deployment failed")?;
             print_deployment_summary("backed up", &summary);
             println!("{}", args.to.display());
@@ -94,7 +97,8 @@ pub fn backup(args: &BackupArgs) -> anyhow::Result<()> {
 
 /// `skewer restore --from DIR --data-dir NEW`, or `--config new.toml` for a deployment backup.
 pub fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
-    if deployment::is_deployment_backup(&args.from) {
+    let from = args.from.to_string_lossy();
+    if deployment::is_deployment_backup(&BackupPlace::parse(&from, None)) {
         let Some(config) = &args.config else {
             anyhow::bail!(
                 "{} is a deployment backup: name the deployment to restore into (--config, with an \
@@ -108,8 +112,9 @@ pub fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
             "{} names no shared deployment ([storage] url or [catalog] url) to restore into",
             config.display()
         );
+        let place = BackupPlace::parse(&from, storage.object_store.as_ref());
         let summary = runtime()?
-            .block_on(deployment::restore_deployment(&args.from, &storage))
+            .block_on(deployment::restore_deployment(&place, &storage))
             .context("restore of the deployment failed")?;
         print_deployment_summary("restored", &summary);
         println!(

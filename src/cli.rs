@@ -169,7 +169,8 @@ pub struct BackupArgs {
     /// and catalog database instead (its nodes may be running)
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Where the backup goes: a new or empty directory
+    /// Where the backup goes: a new or empty directory (a deployment's backup also an empty
+    /// s3://bucket/prefix, reached with the deployment's [storage] endpoint and credentials)
     #[arg(long, value_name = "DIR")]
     pub to: PathBuf,
 }
@@ -177,7 +178,7 @@ pub struct BackupArgs {
 /// Flags of `restore`.
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// A directory written by `skewer backup`
+    /// A directory written by `skewer backup` (or the s3://bucket/prefix of a deployment's)
     #[arg(long, value_name = "DIR")]
     pub from: PathBuf,
     /// The data directory to create: new or empty (a data directory backup)

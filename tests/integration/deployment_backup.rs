@@ -71,6 +71,7 @@ async fn a_deployment_backup_restores_into_a_new_bucket_and_database() {
     };
     moto.create_bucket("source").await;
     moto.create_bucket("target").await;
+    moto.create_bucket("backups").await;
     postgres.query("CREATE DATABASE restored");
     let source = with_catalog(
         &config_file(dir.path(), &moto, "source"),
@@ -157,9 +158,31 @@ async fn a_deployment_backup_restores_into_a_new_bucket_and_database() {
             && !taken.contains(", 0 log replicas"),
         "{taken}"
     );
+    // The same into a bucket, and restored from there; a second backup into it is refused.
+    let in_bucket = "s3://backups/snap";
+    let taken_to_bucket = succeeded(
+        skewer(&["backup", "--config", &source, "--to", in_bucket]),
+        "backup to a bucket",
+    );
+    assert!(
+        taken_to_bucket.contains("1 settings, 1 API keys"),
+        "{taken_to_bucket}"
+    );
+    assert!(
+        moto.keys("backups", "snap/")
+            .await
+            .iter()
+            .any(|key| key.ends_with("deployment-backup.json"))
+    );
+    let twice = skewer(&["backup", "--config", &source, "--to", in_bucket]);
+    assert!(
+        String::from_utf8_lossy(&twice.stderr).contains("not empty"),
+        "{}",
+        String::from_utf8_lossy(&twice.stderr)
+    );
     succeeded(
-        skewer(&["restore", "--from", backup, "--config", &target]),
-        "restore",
+        skewer(&["restore", "--from", in_bucket, "--config", &target]),
+        "restore from the bucket",
     );
     let again = skewer(&["restore", "--from", backup, "--config", &target]);
     assert!(!again.status.success());

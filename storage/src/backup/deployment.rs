@@ -1,37 +1,39 @@
 //! Backup and restore of a shared deployment (a bucket and a catalog database), while its
 //! nodes run.
 //!
-//! A deployment backup is a directory: `objects/` holds every table's newest manifest (in the
-//! embedded catalog's layout) and exactly its files, and every log replica's manifest and its
-//! files, each copied as in a data directory backup (files first, the manifest last, a copy
-//! starting over from a newer manifest when a merge removed a file under it);
-//! `catalog-database.json` holds the catalog database's settings (the tenant limits) and API
-//! key records. What ingest nodes have not flushed or uploaded yet is in their WALs and local
-//! log partitions, not in the bucket: a backup covers the deployment as of one flush interval
-//! (spans, metrics) or one commit interval plus an upload (logs) before it started.
+//! A deployment backup goes to a new directory or bucket prefix ([`BackupPlace`]): every
+//! table's newest manifest (in the embedded catalog's layout) and exactly its files, and every
+//! log replica's manifest and its files, under the keys they have in the deployment, each
+//! copied as in a data directory backup (files first, the manifest last, a copy starting over
+//! from a newer manifest when a merge removed a file under it); `catalog-database.json` holds
+//! the catalog database's settings (the tenant limits) and API key records, and
+//! `deployment-backup.json`, written last, marks the backup whole. What ingest nodes have not
+//! flushed or uploaded yet is in their WALs and local log partitions, not in the bucket: a
+//! backup covers the deployment as of one flush interval (spans, metrics) or one commit
+//! interval plus an upload (logs) before it started.
 //!
 //! Restore copies a backup into a new deployment: an empty bucket (or prefix) and a catalog
-//! without tables; the manifests are committed through its catalog, the settings and keys
-//! written to its database.
+//! without tables; the settings and keys are written to its database first, then the objects,
+//! each manifest committed through its catalog after its files.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
-use super::{ATTEMPTS, BackupError, ensure_empty};
+use super::place::BackupPlace;
+use super::{ATTEMPTS, BackupError};
 use crate::StorageError;
 use crate::auth::{KeyDatabase, KeyRecord};
 use crate::catalog::{Catalog, ObjectCatalog, SettingsDatabase};
 use crate::config::StorageConfig;
 use crate::deployment::Deployment;
-use crate::layout;
 use crate::log_store::shared::upload::parse_manifest;
 use crate::log_store::shared::{
     ReplicaKey, file_path, manifest_path, manifests_prefix, parse_manifest_path,
 };
 use crate::object_copy::copy_object;
-use crate::objects::{Objects, sync_path};
+use crate::objects::Objects;
 
 /// The file that makes a directory a deployment backup (and says what it holds).
 pub const MARKER_FILE: &str = "deployment-backup.json";
@@ -80,10 +82,6 @@ const FORMAT: u32 = 1;
 
 fn database_error(err: impl std::fmt::Display) -> BackupError {
     BackupError::Database(err.to_string())
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
-    move |err| StorageError::io(path, err)
 }
 
 /// Copies every table and log replica from `source` to `target`, manifests after files.
@@ -153,14 +151,14 @@ async fn copy_replica(
 }
 
 /// Backs up the deployment `config` names (its bucket and catalog database) into `target`
-/// (new or empty), while its nodes run.
+/// (a new or empty directory or bucket prefix), while its nodes run.
 pub async fn backup_deployment(
     config: &StorageConfig,
-    target: &Path,
+    target: &BackupPlace,
 ) -> Result<DeploymentSummary, BackupError> {
-    ensure_empty(target)?;
+    let target_objects = target.open().await?;
+    target.ensure_empty(&target_objects).await?;
     let source = Deployment::open(config).await?;
-    let target_objects = Objects::local(&layout::objects_dir(target))?;
     let target_catalog = ObjectCatalog::new(target_objects.clone());
     let mut summary = DeploymentSummary::default();
     copy_data(
@@ -191,7 +189,9 @@ pub async fn backup_deployment(
         };
         summary.settings = content.settings.len() as u64;
         summary.api_keys = content.api_keys.len() as u64;
-        write_json(&target.join(DATABASE_FILE), &content, true)?;
+        target
+            .put_document(&target_objects, DATABASE_FILE, &content, true)
+            .await?;
     }
     let marker = Marker {
         format: FORMAT,
@@ -200,28 +200,43 @@ pub async fn backup_deployment(
             .map_or(0, |since| since.as_secs()),
         summary: summary.clone(),
     };
-    // Written last: a directory with the marker holds a whole backup.
-    write_json(&target.join(MARKER_FILE), &marker, false)?;
-    sync_path(target)?;
-    info!(?summary, target = %target.display(), "deployment backup complete");
+    // Written last: a place with the marker holds a whole backup.
+    target
+        .put_document(&target_objects, MARKER_FILE, &marker, false)
+        .await?;
+    info!(?summary, target = %target.describe(), "deployment backup complete");
     Ok(summary)
 }
 
-/// Whether `dir` holds a deployment backup.
-pub fn is_deployment_backup(dir: &Path) -> bool {
-    dir.join(MARKER_FILE).is_file()
+/// Whether `place` looks like a deployment backup: a directory with the marker, or any bucket
+/// (the marker is read when restoring).
+pub fn is_deployment_backup(place: &BackupPlace) -> bool {
+    match place {
+        BackupPlace::Directory(dir) => dir.join(MARKER_FILE).is_file(),
+        BackupPlace::Bucket(_) => true,
+    }
 }
 
-/// Restores the deployment backup in `backup` into the deployment `config` names: its bucket
+/// Restores the deployment backup at `backup` into the deployment `config` names: its bucket
 /// must hold no tables nor log replicas yet.
 pub async fn restore_deployment(
-    backup: &Path,
+    backup: &BackupPlace,
     config: &StorageConfig,
 ) -> Result<DeploymentSummary, BackupError> {
-    let marker: Marker = read_json(&backup.join(MARKER_FILE))
-        .map_err(|_| BackupError::NotADeploymentBackup(backup.to_path_buf()))?;
+    let not_a_backup = || BackupError::NotADeploymentBackup(PathBuf::from(backup.describe()));
+    if let BackupPlace::Directory(dir) = backup
+        && !dir.join(MARKER_FILE).is_file()
+    {
+        return Err(not_a_backup());
+    }
+    let source = backup.open().await?;
+    let marker: Marker = backup
+        .get_document(&source, MARKER_FILE)
+        .await
+        .map_err(|_| not_a_backup())?
+        .ok_or_else(not_a_backup)?;
     if marker.format != FORMAT {
-        return Err(BackupError::NotADeploymentBackup(backup.to_path_buf()));
+        return Err(not_a_backup());
     }
     let target = Deployment::open(config).await?;
     let tables = target
@@ -239,9 +254,10 @@ pub async fn restore_deployment(
     let mut summary = DeploymentSummary::default();
     // The database first: it can be written again, so a restore cut short after it can be
     // run once more, while data in the bucket makes the target count as taken.
-    let database_file = backup.join(DATABASE_FILE);
-    if database_file.is_file() {
-        let content: DatabaseContent = read_json(&database_file)?;
+    if let Some(content) = backup
+        .get_document::<DatabaseContent>(&source, DATABASE_FILE)
+        .await?
+    {
         let Some(url) = &target.database_url else {
             return Err(BackupError::Database(
                 "the backup holds a catalog database's limits and API keys, but this config names \
@@ -253,7 +269,6 @@ pub async fn restore_deployment(
         summary.settings = content.settings.len() as u64;
         summary.api_keys = content.api_keys.len() as u64;
     }
-    let source = Objects::local(&layout::objects_dir(backup))?;
     let source_catalog = ObjectCatalog::new(source.clone());
     copy_data(
         &source,
@@ -295,42 +310,15 @@ async fn restore_database(url: &str, content: &DatabaseContent) -> Result<(), Ba
     .map_err(database_error)
 }
 
-/// Writes `value` as JSON at `path`, durably; readable by its owner only from the start when
-/// `owner_only` (key hashes).
-fn write_json(path: &Path, value: &impl Serialize, owner_only: bool) -> Result<(), StorageError> {
-    use std::io::Write;
-    let text = serde_json::to_vec_pretty(value)
-        .map_err(|err| StorageError::io(path, std::io::Error::other(err)))?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if owner_only {
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    }
-    let mut file = options.open(path).map_err(io(path))?;
-    file.write_all(&text).map_err(io(path))?;
-    file.sync_all().map_err(io(path))?;
-    drop(file);
-    sync_path(path)
-}
-
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, StorageError> {
-    let text = std::fs::read(path).map_err(io(path))?;
-    serde_json::from_slice(&text).map_err(|err| {
-        StorageError::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidData, err),
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::catalog::ManifestChange;
     use crate::catalog::manifest::test_file;
+    use crate::layout;
     use crate::model::Signal;
     use object_store::path::Path as ObjectPath;
+    use std::path::Path;
 
     /// A bucket stand-in on disk with one table of one file and one log replica of one file.
     async fn deployment(dir: &Path) -> StorageConfig {
@@ -367,7 +355,7 @@ mod tests {
     async fn a_backup_restores_into_an_empty_deployment_and_not_into_one_with_data() {
         let dir = tempfile::tempdir().unwrap();
         let source = deployment(&dir.path().join("source")).await;
-        let backup = dir.path().join("backup");
+        let backup = BackupPlace::Directory(dir.path().join("backup"));
         let taken = backup_deployment(&source, &backup).await.unwrap();
         assert_eq!(
             (taken.tables, taken.log_replicas, taken.log_files),
@@ -399,7 +387,7 @@ mod tests {
             })
         ));
         assert!(matches!(
-            restore_deployment(&dir.path().join("source"), &fresh).await,
+            restore_deployment(&BackupPlace::Directory(dir.path().join("source")), &fresh).await,
             Err(BackupError::NotADeploymentBackup(_))
         ));
     }

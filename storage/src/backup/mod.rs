@@ -20,6 +20,7 @@
 //! its first start.
 
 pub mod deployment;
+pub mod place;
 
 use std::collections::HashSet;
 use std::io::ErrorKind as IoErrorKind;
