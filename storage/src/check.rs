@@ -14,6 +14,7 @@ use std::path::Path;
 use object_store::path::Path as ObjectPath;
 
 use crate::StorageError;
+use crate::catalog::database::Schema;
 use crate::catalog::{Catalog, DataFileMeta, Manifest, ManifestChange, ObjectCatalog, TableKey};
 use crate::config::StorageConfig;
 use crate::deployment::Deployment;
@@ -78,7 +79,7 @@ pub async fn check(data_dir: &Path, repair: bool) -> Result<CheckReport, Storage
 /// of its catalog against the bucket (files old enough to be past an upload in flight count as
 /// orphans), and every log replica's files against its manifest.
 pub async fn check_deployment(config: &StorageConfig) -> Result<CheckReport, StorageError> {
-    let deployment = Deployment::open(config).await?;
+    let deployment = Deployment::open(config, Schema::Existing).await?;
     let mut report = CheckReport::default();
     for table in deployment.catalog.list_tables().await? {
         check_table(

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::StorageError;
+use crate::catalog::database::Schema;
 use crate::catalog::{Catalog, ObjectCatalog, PostgresCatalog};
 use crate::config::StorageConfig;
 use crate::layout;
@@ -20,8 +21,9 @@ pub(crate) struct Deployment {
 }
 
 impl Deployment {
-    /// Reaches the bucket (probed, so a wrong endpoint or key fails here) and the catalog.
-    pub async fn open(config: &StorageConfig) -> Result<Self, StorageError> {
+    /// Reaches the bucket (probed, so a wrong endpoint or key fails here) and the catalog,
+    /// doing `schema` with a catalog database's schema.
+    pub async fn open(config: &StorageConfig, schema: Schema) -> Result<Self, StorageError> {
         let objects = match &config.object_store {
             Some(remote) => {
                 let objects = remote.objects()?;
@@ -31,7 +33,7 @@ impl Deployment {
             None => Objects::local(&layout::objects_dir(&config.data_dir))?,
         };
         let catalog: Arc<dyn Catalog> = match &config.catalog_url {
-            Some(url) => Arc::new(PostgresCatalog::connect(url).await?),
+            Some(url) => Arc::new(PostgresCatalog::connect_with(url, schema).await?),
             None => Arc::new(ObjectCatalog::new(objects.clone())),
         };
         Ok(Self {

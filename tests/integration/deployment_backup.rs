@@ -180,6 +180,13 @@ async fn a_deployment_backup_restores_into_a_new_bucket_and_database() {
         "{}",
         String::from_utf8_lossy(&twice.stderr)
     );
+    // Read-only tools leave a database's schema alone: the new one has none yet.
+    let unmigrated = skewer(&["check", "--config", &target]);
+    assert!(
+        String::from_utf8_lossy(&unmigrated.stderr).contains("schema is at version 0"),
+        "{}",
+        String::from_utf8_lossy(&unmigrated.stderr)
+    );
     succeeded(
         skewer(&["restore", "--from", in_bucket, "--config", &target]),
         "restore from the bucket",

@@ -27,8 +27,16 @@ fn pg(err: tokio_postgres::Error) -> AuthError {
 impl KeyDatabase {
     /// Connects to the catalog database at `url` (migrating its schema).
     pub async fn connect(url: &str) -> Result<Self, AuthError> {
+        Self::connect_with(url, crate::catalog::database::Schema::Migrate).await
+    }
+
+    /// Connects to `url`, doing `schema` with the schema.
+    pub async fn connect_with(
+        url: &str,
+        schema: crate::catalog::database::Schema,
+    ) -> Result<Self, AuthError> {
         Ok(Self {
-            db: Database::connect(url).await.map_err(failed)?,
+            db: Database::connect_with(url, schema).await.map_err(failed)?,
         })
     }
 

@@ -25,6 +25,7 @@ use super::place::BackupPlace;
 use super::{ATTEMPTS, BackupError};
 use crate::StorageError;
 use crate::auth::{KeyDatabase, KeyRecord};
+use crate::catalog::database::Schema;
 use crate::catalog::{Catalog, ObjectCatalog, SettingsDatabase};
 use crate::config::StorageConfig;
 use crate::deployment::Deployment;
@@ -158,7 +159,8 @@ pub async fn backup_deployment(
 ) -> Result<DeploymentSummary, BackupError> {
     let target_objects = target.open().await?;
     target.ensure_empty(&target_objects).await?;
-    let source = Deployment::open(config).await?;
+    // Read only: a newer binary must not migrate the schema under the running nodes.
+    let source = Deployment::open(config, Schema::Existing).await?;
     let target_catalog = ObjectCatalog::new(target_objects.clone());
     let mut summary = DeploymentSummary::default();
     copy_data(
@@ -171,7 +173,7 @@ pub async fn backup_deployment(
     .await?;
     if let Some(url) = &source.database_url {
         let content = DatabaseContent {
-            settings: SettingsDatabase::connect(url)
+            settings: SettingsDatabase::connect_with(url, Schema::Existing)
                 .await
                 .map_err(database_error)?
                 .all()
@@ -180,7 +182,7 @@ pub async fn backup_deployment(
                 .into_iter()
                 .map(|(name, setting)| (name, setting.document))
                 .collect(),
-            api_keys: KeyDatabase::connect(url)
+            api_keys: KeyDatabase::connect_with(url, Schema::Existing)
                 .await
                 .map_err(database_error)?
                 .load()
@@ -238,7 +240,7 @@ pub async fn restore_deployment(
     if marker.format != FORMAT {
         return Err(not_a_backup());
     }
-    let target = Deployment::open(config).await?;
+    let target = Deployment::open(config, Schema::Migrate).await?;
     let tables = target
         .catalog
         .list_tables()

@@ -154,10 +154,25 @@ pub(crate) fn pg(err: tokio_postgres::Error) -> CatalogError {
     CatalogError::Database(text)
 }
 
+/// What a new connection does with the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Brings it up to date (servers; tools that write).
+    Migrate,
+    /// Only checks it is this binary's: tools that read a live deployment (backup, check)
+    /// must not move its schema ahead of the nodes running on it.
+    Existing,
+}
+
 impl Database {
     /// Connects to `url` (`postgres://user:password@host:port/database`) and brings the
     /// schema up to date.
     pub async fn connect(url: &str) -> Result<Self, CatalogError> {
+        Self::connect_with(url, Schema::Migrate).await
+    }
+
+    /// Connects to `url`, doing `schema` with the schema.
+    pub async fn connect_with(url: &str, schema: Schema) -> Result<Self, CatalogError> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|err| database(format!("invalid url: {err}")))?;
@@ -168,7 +183,10 @@ impl Database {
             client: tokio::sync::Mutex::new(None),
         };
         let mut client = catalog.open_connection().await?;
-        migrate(&mut client).await?;
+        match schema {
+            Schema::Migrate => migrate(&mut client).await?,
+            Schema::Existing => check_schema(&client).await?,
+        }
         *catalog.client.lock().await = Some(Arc::new(Connection::new(client)));
         Ok(catalog)
     }
@@ -194,6 +212,38 @@ impl Database {
         *slot = Some(Arc::clone(&client));
         Ok(client)
     }
+}
+
+/// Refuses a database whose schema is not this binary's (none yet, older or newer).
+async fn check_schema(client: &Client) -> Result<(), CatalogError> {
+    let present: bool = client
+        .query_one(
+            "SELECT to_regclass('skewer_schema_migrations') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .get(0);
+    let applied: i32 = if present {
+        client
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM skewer_schema_migrations",
+                &[],
+            )
+            .await
+            .map_err(pg)?
+            .get(0)
+    } else {
+        0
+    };
+    let latest = MIGRATIONS.last().map_or(0, |(version, _)| *version);
+    if applied != latest {
+        return Err(database(format!(
+            "the schema is at version {applied} and this binary's is {latest}: use the binary the \
+             deployment's nodes run (a node of this version migrates the schema when it starts)"
+        )));
+    }
+    Ok(())
 }
 
 /// Applies the migrations the database lacks, under an advisory lock.

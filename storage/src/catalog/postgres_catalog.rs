@@ -26,8 +26,16 @@ impl PostgresCatalog {
     /// Connects to `url` (`postgres://user:password@host:port/database`) and brings the
     /// schema up to date.
     pub async fn connect(url: &str) -> Result<Self, CatalogError> {
+        Self::connect_with(url, super::database::Schema::Migrate).await
+    }
+
+    /// Connects to `url`, doing `schema` with the schema.
+    pub async fn connect_with(
+        url: &str,
+        schema: super::database::Schema,
+    ) -> Result<Self, CatalogError> {
         Ok(Self {
-            db: Database::connect(url).await?,
+            db: Database::connect_with(url, schema).await?,
         })
     }
 
