@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::budget::{MemoryBudget, Reservation};
-use crate::catalog::{Catalog, ObjectCatalog};
 use crate::checkpoint::Checkpoint;
 use crate::config::StorageConfig;
 use crate::layout;
@@ -25,7 +24,6 @@ use crate::log_store::shared::upload::LogUploader;
 use crate::logs::{LogIndexConfig, LogQuery};
 use crate::metrics::MetricStore;
 use crate::model::{LogRecord, Signal, SignalBatch, TenantId};
-use crate::objects::Objects;
 use crate::spans::SpanStore;
 use crate::table::FooterCache;
 use crate::wal::{Lsn, Wal, WalConfig, WalEntry, WalError, WalStats};
@@ -157,21 +155,12 @@ impl Storage {
         decoder: Arc<dyn WalDecoder>,
     ) -> Result<Arc<Self>, StorageError> {
         let lock = crate::lock::DataDirLock::acquire(&config.data_dir)?;
-        let objects_dir = layout::objects_dir(&config.data_dir);
         let wal_dir = layout::wal_dir(&config.data_dir);
         std::fs::create_dir_all(&wal_dir).map_err(|err| StorageError::io(&wal_dir, err))?;
-        let objects = match &config.object_store {
-            None => Objects::local(&objects_dir)?,
-            Some(remote) => {
-                let objects = remote.objects()?;
-                crate::remote::probe(remote, &objects).await?;
-                objects
-            }
-        };
-        let catalog: Arc<dyn Catalog> = match &config.catalog_url {
-            None => Arc::new(ObjectCatalog::new(objects.clone())),
-            Some(url) => Arc::new(crate::catalog::PostgresCatalog::connect(url).await?),
-        };
+        let crate::deployment::Deployment {
+            objects, catalog, ..
+        } = crate::deployment::Deployment::open(&config, crate::catalog::database::Schema::Migrate)
+            .await?;
         let owner = if config.shares_tables() {
             let owner = crate::node::WalOwner::load_or_create(&config.data_dir)?;
             tracing::info!(node = owner.node_id().unwrap_or_default(), "node id");
