@@ -28,11 +28,14 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Send generated OTLP load (traces, logs, metrics) to skewer or any OTLP backend.
     Loadgen(Box<skewer_loadgen::LoadgenArgs>),
-    /// Copy a data directory consistently while `serve` runs on it.
+    /// Copy a data directory consistently while `serve` runs on it, or (--config) a shared
+    /// deployment's bucket and catalog database while its nodes run.
     Backup(BackupArgs),
-    /// Restore a backup into a new data directory.
+    /// Restore a backup into a new data directory, or (--config) a deployment backup into an
+    /// empty bucket and catalog database.
     Restore(RestoreArgs),
-    /// Verify a data directory against its manifests; --repair fixes what can be fixed.
+    /// Verify a data directory against its manifests (--repair fixes what can be fixed), or
+    /// (--config) a shared deployment's bucket against its catalog, read-only.
     Check(CheckArgs),
     /// Create, list and revoke API keys (a running server picks changes up within seconds).
     #[command(subcommand)]
