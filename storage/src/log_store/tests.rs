@@ -444,7 +444,57 @@ async fn a_pinned_format_1_index_reads_and_keeps_taking_records() {
 }
 
 #[tokio::test]
-async fn format_2_partitions_answer_stream_reads_from_columns_and_their_catalog() {
+async fn a_pinned_format_2_index_reads_finds_by_id_and_keeps_taking_records() {
+    let dir = tempfile::tempdir().unwrap();
+    install_fixture("log_index_v2", dir.path());
+    let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
+    let partitions = store.tenant_partitions(&tenant("a"));
+    assert_eq!(partitions.len(), 1);
+    assert_eq!(partitions[0].index.read().unwrap().format(), 2);
+    assert!(partitions[0].streams().complete);
+    let mut expected = fixture();
+    expected.reverse();
+    assert_eq!(
+        store.search_blocking(&tenant("a"), &everything()).unwrap(),
+        expected
+    );
+    assert_eq!(stream_samples(&store), expected_samples(&fixture()));
+    // Ids are hex text terms in format 2: found by field and through query text alike.
+    let by_trace = |trace: crate::model::TraceId| LogQuery {
+        trace_id: Some(trace),
+        ..everything()
+    };
+    let by_text = |text: String| LogQuery {
+        text: Some(text),
+        ..everything()
+    };
+    let third = fixture()[2].clone();
+    let ids_found =
+        |query: &LogQuery| ids(store.search_blocking(&tenant("a"), query).unwrap().iter());
+    assert_eq!(ids_found(&by_trace(third.trace_id.unwrap())), ["req-3"]);
+    let span_text = format!("span_id:{} payment", third.span_id.unwrap());
+    assert_eq!(ids_found(&by_text(span_text)), ["req-3"]);
+    // New records of the day go into the same format 2 index, and are found the same way.
+    let more: Vec<LogRecord> = fixture()
+        .into_iter()
+        .map(|mut record| {
+            record.time_unix_nano += 1;
+            record.correlation_id = record.correlation_id.map(|id| format!("{id}-new"));
+            record
+        })
+        .collect();
+    apply(&store, 8, "a", &more);
+    store.flush().await.unwrap();
+    assert_eq!(partitions[0].index.read().unwrap().format(), 2);
+    assert_eq!(found(&store, "a").len(), 20);
+    assert_eq!(
+        ids_found(&by_trace(third.trace_id.unwrap())),
+        ["req-3-new", "req-3"]
+    );
+}
+
+#[tokio::test]
+async fn new_partitions_answer_stream_reads_from_columns_and_their_catalog() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
     apply(&store, 1, "a", &fixture());
@@ -453,7 +503,7 @@ async fn format_2_partitions_answer_stream_reads_from_columns_and_their_catalog(
     assert_eq!(buffered, expected_samples(&fixture()));
     store.flush().await.unwrap();
     let partitions = store.tenant_partitions(&tenant("a"));
-    assert_eq!(partitions[0].index.read().unwrap().format(), 2);
+    assert_eq!(partitions[0].index.read().unwrap().format(), 3);
     assert!(partitions[0].streams().complete);
     // Committed: the same answer from the columns and the catalog.
     assert_eq!(stream_samples(&store), buffered);

@@ -12,18 +12,21 @@ use std::path::Path;
 
 use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, Occur, Query, QueryParser, QueryParserError, RangeQuery, TermQuery,
+};
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{
     Index, IndexReader, IndexSettings, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term,
+    query_grammar,
 };
 use tracing::debug;
 
 use super::query::LogQuery;
 use super::schema::{LogFields, TIMESTAMP};
 use super::timed_matches::{StreamDocs, StreamHit, TimedDocs, TimedMatches};
-use super::{LogIndexConfig, LogIndexError, stored_record};
+use super::{LogIndexConfig, LogIndexError, query_rewrite, stored_record};
 use crate::model::LogRecord;
 
 /// zstd level of the document store. Level 6 stored ~12% fewer store bytes than level 3 (4% of
@@ -72,7 +75,7 @@ impl LogIndex {
             docstore_blocksize: DOCSTORE_BLOCK_BYTES,
             ..IndexSettings::default()
         };
-        // An existing index keeps its schema (format 1 or 2); a new one gets the current.
+        // An existing index keeps its schema (and format); a new one gets the current.
         let index = if Index::exists(&directory).map_err(tantivy::TantivyError::from)? {
             Index::open(directory)?
         } else {
@@ -157,9 +160,10 @@ impl LogIndex {
         Ok(())
     }
 
-    /// The index's format: 2 keeps stream ids and line lengths per record, 1 does not.
+    /// The index's format (see `schema::CURRENT_FORMAT`): 2 and later keep stream ids and
+    /// line lengths per record, 3 and later keep ids as binary terms.
     pub fn format(&self) -> u32 {
-        self.fields.format()
+        self.fields.format
     }
 
     /// Commits durably and reloads the reader so committed records are searchable on return.
@@ -292,24 +296,30 @@ impl LogIndex {
     fn to_tantivy_query(&self, query: &LogQuery) -> Result<Box<dyn Query>, LogIndexError> {
         let fields = &self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let mut require_exact = |field: Field, text: &str| {
-            let term = Term::from_field_text(field, text);
+        let mut require = |term: Term| {
             clauses.push((
                 Occur::Must,
                 Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
             ));
         };
+        let id_term = |field: Field, bytes: &[u8]| {
+            if fields.binary_ids() {
+                Term::from_field_bytes(field, bytes)
+            } else {
+                Term::from_field_text(field, &hex::encode(bytes))
+            }
+        };
         if let Some(trace_id) = query.trace_id {
-            require_exact(fields.trace_id, &trace_id.to_string());
+            require(id_term(fields.trace_id, &trace_id.0));
         }
         if let Some(span_id) = query.span_id {
-            require_exact(fields.span_id, &span_id.to_string());
+            require(id_term(fields.span_id, &span_id.0));
         }
         if let Some(correlation_id) = &query.correlation_id {
-            require_exact(fields.correlation_id, correlation_id);
+            require(Term::from_field_text(fields.correlation_id, correlation_id));
         }
         if let Some(service_name) = &query.service_name {
-            require_exact(fields.service_name, service_name);
+            require(Term::from_field_text(fields.service_name, service_name));
         }
         if query.start_unix_nano.is_some() || query.end_unix_nano.is_some() {
             let lower = query.start_unix_nano.map_or(Bound::Unbounded, |start| {
@@ -332,18 +342,31 @@ impl LogIndex {
             .into_iter()
             .chain(attribute_clauses.iter().map(String::as_str))
         {
-            let parsed = self.query_parser.parse_query(text).map_err(|error| {
-                LogIndexError::InvalidQuery {
-                    text: text.to_string(),
-                    reason: error.to_string(),
-                }
-            })?;
-            clauses.push((Occur::Must, parsed));
+            clauses.push((Occur::Must, self.parse_text(text)?));
         }
         Ok(match clauses.len() {
             0 => Box::new(AllQuery),
             1 => clauses.remove(0).1,
             _ => Box::new(BooleanQuery::new(clauses)),
+        })
+    }
+
+    /// Parses query text; on a format 3 index its id and attribute leaves are rewritten to
+    /// what the index holds ([`query_rewrite`]).
+    fn parse_text(&self, text: &str) -> Result<Box<dyn Query>, LogIndexError> {
+        let parsed = if self.fields.binary_ids() {
+            query_grammar::parse_query(text)
+                .map_err(|_| QueryParserError::SyntaxError(text.to_string()))
+                .and_then(|ast| {
+                    let ast = query_rewrite::for_binary_ids(ast);
+                    self.query_parser.build_query_from_user_input_ast(ast)
+                })
+        } else {
+            self.query_parser.parse_query(text)
+        };
+        parsed.map_err(|error| LogIndexError::InvalidQuery {
+            text: text.to_string(),
+            reason: error.to_string(),
         })
     }
 
@@ -370,7 +393,9 @@ impl fmt::Debug for LogIndex {
 mod tests {
     use super::*;
     use crate::logs::matches_in_memory;
-    use crate::logs::test_records::{BASE_UNIX_NANO, fixture, span_id, trace_id};
+    use crate::logs::test_records::{
+        BASE_UNIX_NANO, fixture_with_request_ids as fixture, span_id, trace_id,
+    };
 
     const SECOND: u64 = 1_000_000_000;
 
@@ -577,6 +602,34 @@ mod tests {
     }
 
     #[test]
+    fn ids_and_the_correlation_attribute_are_found_through_query_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = indexed_fixture(dir.path());
+        assert_eq!(index.format(), 3);
+        let by = |query: &str| found(&index, &text(query));
+        assert_eq!(by(&format!("trace_id:{}", trace_id(3))), [3]);
+        assert_eq!(by(&format!("span_id:{} user", span_id(9))), [9]);
+        let upper = trace_id(3).to_string().to_uppercase();
+        assert_eq!(by(&format!("trace_id:{upper}")), [0u64; 0]);
+        assert_eq!(by("trace_id:abc"), [0u64; 0]);
+        // The correlation attribute is indexed once, as the correlation id, yet found by key.
+        assert_eq!(by("attributes.request.id:req-3"), [3]);
+        assert_eq!(by("attributes.x-request-id:req-7"), [7]);
+        assert_eq!(by("attributes.request.id:req-7"), [0u64; 0]);
+        assert_eq!(by("attributes.x-request-id:req-3"), [0u64; 0]);
+        assert_eq!(by("payment -attributes.request.id:req-3"), [8, 7, 6]);
+        assert_eq!(
+            by("attributes.request.id:req-3 OR attributes.x-request-id:req-7"),
+            [7, 3]
+        );
+        let attribute_filter = LogQuery {
+            attributes: vec![("request.id".into(), "req-9".into())],
+            ..all()
+        };
+        assert_eq!(found(&index, &attribute_filter), [9]);
+    }
+
+    #[test]
     fn invalid_query_text_is_reported_as_such() {
         let dir = tempfile::tempdir().unwrap();
         let index = indexed_fixture(dir.path());
@@ -613,6 +666,13 @@ mod tests {
             text("severity_text:ERROR OR severity_text:WARN"),
             text("severity_number:[10 TO *]"),
             text("attributes.http.status_code:200 service_name:cart"),
+            text("attributes.request.id:req-3 OR attributes.x-request-id:req-7"),
+            text("payment -attributes.request.id:req-8"),
+            text(&format!(
+                "trace_id:{} OR span_id:{}",
+                trace_id(2),
+                span_id(5)
+            )),
             text("..."),
             LogQuery {
                 trace_id: Some(trace_id(2)),

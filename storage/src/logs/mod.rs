@@ -13,26 +13,33 @@
 //! | `severity_number`| i64       | INDEXED + FAST                                              |
 //! | `severity_text`  | text      | raw tokenizer (exact), doc ids only, no norms               |
 //! | `service_name`   | text      | raw (exact), doc ids only, no norms; `unknown_service` if unset |
-//! | `trace_id`       | text      | raw lowercase hex, doc ids only, no norms; absent if none   |
-//! | `span_id`        | text      | raw lowercase hex, doc ids only, no norms; absent if none   |
+//! | `trace_id`       | bytes     | the 16 bytes as one term, doc ids only; absent if none      |
+//! | `span_id`        | bytes     | the 8 bytes as one term, doc ids only; absent if none       |
 //! | `correlation_id` | text      | raw (exact), doc ids only, no norms; absent if none         |
+//! | `correlation_key`| text      | raw (exact): the attribute the correlation id came from     |
 //! | `body`           | text      | `default` tokenizer, freqs + positions (phrases), no norms, not stored |
-//! | `attributes`     | JSON      | raw string values, dots in keys expanded, doc ids only, not stored |
+//! | `attributes`     | JSON      | raw string values, dots in keys expanded, doc ids only, not stored; without the correlation attribute |
 //! | `record`         | bytes     | STORED only: the whole [`LogRecord`], postcard (see `stored_record`) |
 //! | `stream_id`      | u64       | FAST only (format 2): the record's stream in the partition's catalog |
 //! | `line_bytes`     | u64       | FAST only (format 2): the length of the body as LogQL's line |
 //! | `level`          | u64       | FAST only (format 2): `detected_level` as a code (`streams::LEVELS`) |
 //!
-//! Indexes of format 1 (before stream ids) lack the last three fields and stay readable.
+//! This is format 3. Format 2 indexes (`storage/testdata/log_index_v2`) keep trace and span
+//! ids as lowercase hex text, the correlation attribute in `attributes` too, and no
+//! `correlation_key`; format 1 indexes (`log_index_v1`) also lack `stream_id`, `line_bytes`
+//! and `level`. Both stay readable and keep taking records in their own format; query text
+//! means the same on every format (`query_rewrite` maps `trace_id:<hex>` and
+//! `attributes.<correlation key>:<value>` onto format 3's fields).
 //! The timestamp has no inverted index: tantivy 0.27 answers a `RangeQuery` on a fast numeric
 //! field from the column, and sorts by it, so terms would only cost space. No norms anywhere:
 //! results are ordered by time, never by score. Structured bodies are indexed as their words
 //! (`key value ...`), not as JSON. The document store is zstd level 3 in 256 KiB blocks.
 //!
-//! Size, measured by the test `measure_bytes_per_record` (~200-byte bodies, 3 attributes,
-//! 2,000 records, ~317 bytes of OTLP protobuf each): about 156 bytes on disk per record with
-//! five records per trace, 240 with every record its own trace (unique id terms): the
-//! document store ~57 / 86 bytes, term dictionaries 44 / 95, postings 33 / 37, positions 19.
+//! Size, measured by the test `measure_bytes_per_record` (~200-byte bodies, 4 attributes with
+//! the request id, 2,000 records, ~355 bytes of OTLP protobuf each): about 157 bytes on disk
+//! per record with five records per trace, 238 with every record its own trace (unique id
+//! terms): the document store ~59 / 89 bytes, term dictionaries 42 / 88, postings 33 / 37,
+//! positions 19. Format 2 took 165 / 267 (term dictionaries 49 / 115).
 //! Query text uses tantivy's syntax with `body` as the default
 //! field and AND as the default operator, so `timeout "connection reset" -retry`,
 //! `severity_text:ERROR` and `attributes.http.method:GET` all work.
@@ -40,6 +47,7 @@
 mod attribute_clause;
 mod index;
 mod query;
+mod query_rewrite;
 mod schema;
 mod stored_record;
 pub mod streams;

@@ -6,8 +6,8 @@
 
 use tantivy::TantivyDocument;
 use tantivy::schema::{
-    Field, IndexRecordOption, JsonObjectOptions, NumericOptions, OwnedValue, STORED, Schema,
-    TextFieldIndexing, TextOptions,
+    BytesOptions, Field, FieldType, IndexRecordOption, JsonObjectOptions, NumericOptions,
+    OwnedValue, STORED, Schema, TextFieldIndexing, TextOptions,
 };
 
 use super::streams::{level_code, line_bytes};
@@ -22,12 +22,16 @@ pub(crate) const SEVERITY_NUMBER: &str = "severity_number";
 pub(crate) const SEVERITY_TEXT: &str = "severity_text";
 /// `service.name` of the resource (or `unknown_service`), exact.
 pub(crate) const SERVICE_NAME: &str = "service_name";
-/// Trace id as lowercase hex, exact.
+/// Trace id, exact: its 16 bytes as one binary term (format 3), lowercase hex text before.
 pub(crate) const TRACE_ID: &str = "trace_id";
-/// Span id as lowercase hex, exact.
+/// Span id, exact: its 8 bytes as one binary term (format 3), lowercase hex text before.
 pub(crate) const SPAN_ID: &str = "span_id";
 /// Request correlation id, exact.
 pub(crate) const CORRELATION_ID: &str = "correlation_id";
+/// The key of the attribute the correlation id was read from, exact (format 3): that
+/// attribute is left out of [`ATTRIBUTES`], so its value is indexed once, and a query on it
+/// is answered through this field and [`CORRELATION_ID`] (see `query_rewrite`).
+pub(crate) const CORRELATION_KEY: &str = "correlation_key";
 /// Body text, tokenized by tantivy's `default` tokenizer, with positions.
 pub(crate) const BODY: &str = "body";
 /// Record attributes as a JSON object with raw (exact) string values.
@@ -49,10 +53,17 @@ const RAW_TOKENIZER: &str = "raw";
 /// bytes or more, lowercase.
 pub(crate) const DEFAULT_TOKENIZER: &str = "default";
 
+/// The format new indexes are written in. 1: the first; 2: stream ids, line lengths and
+/// levels as fast fields; 3: trace and span ids as binary terms and the correlation attribute
+/// indexed once. Every format stays readable (and keeps taking records in its own format).
+pub(crate) const CURRENT_FORMAT: u32 = 3;
+
 /// Handles to every field of the log schema, resolved once.
 #[derive(Debug, Clone)]
 pub(crate) struct LogFields {
     pub(crate) schema: Schema,
+    /// The index format these fields describe ([`CURRENT_FORMAT`] or older).
+    pub(crate) format: u32,
     pub(crate) timestamp: Field,
     pub(crate) severity_number: Field,
     pub(crate) severity_text: Field,
@@ -63,12 +74,14 @@ pub(crate) struct LogFields {
     pub(crate) body: Field,
     pub(crate) attributes: Field,
     pub(crate) record: Field,
-    /// Format 2 only: indexes of format 1 have no stream ids.
+    /// Format 2 and later: indexes of format 1 have no stream ids.
     pub(crate) stream_id: Option<Field>,
-    /// Format 2 only.
+    /// Format 2 and later.
     pub(crate) line_bytes: Option<Field>,
-    /// Format 2 only.
+    /// Format 2 and later.
     pub(crate) level: Option<Field>,
+    /// Format 3 and later.
+    pub(crate) correlation_key: Option<Field>,
 }
 
 impl LogFields {
@@ -82,6 +95,8 @@ impl LogFields {
             .set_index_option(IndexRecordOption::Basic)
             .set_fieldnorms(false);
         let exact = TextOptions::default().set_indexing_options(exact_indexing.clone());
+        // Ids: one binary term each, doc ids only (bytes fields have no norms by default).
+        let binary_id = BytesOptions::default().set_indexed();
         // Body: positions for phrase queries (positions need freqs); no norms, since results
         // are ordered by time, never by score.
         let body = TextOptions::default().set_indexing_options(
@@ -104,9 +119,10 @@ impl LogFields {
         );
         let severity_text = builder.add_text_field(SEVERITY_TEXT, exact.clone());
         let service_name = builder.add_text_field(SERVICE_NAME, exact.clone());
-        let trace_id = builder.add_text_field(TRACE_ID, exact.clone());
-        let span_id = builder.add_text_field(SPAN_ID, exact.clone());
-        let correlation_id = builder.add_text_field(CORRELATION_ID, exact);
+        let trace_id = builder.add_bytes_field(TRACE_ID, binary_id.clone());
+        let span_id = builder.add_bytes_field(SPAN_ID, binary_id);
+        let correlation_id = builder.add_text_field(CORRELATION_ID, exact.clone());
+        let correlation_key = builder.add_text_field(CORRELATION_KEY, exact);
         let body = builder.add_text_field(BODY, body);
         let attributes = builder.add_json_field(ATTRIBUTES, attributes);
         let record = builder.add_bytes_field(RECORD, STORED);
@@ -115,6 +131,7 @@ impl LogFields {
         let level = builder.add_u64_field(LEVEL, NumericOptions::default().set_fast());
         Self {
             schema: builder.build(),
+            format: CURRENT_FORMAT,
             timestamp,
             severity_number,
             severity_text,
@@ -128,13 +145,33 @@ impl LogFields {
             stream_id: Some(stream_id),
             line_bytes: Some(line_bytes),
             level: Some(level),
+            correlation_key: Some(correlation_key),
         }
     }
 
-    /// The fields of an existing index's schema: format 2, or format 1 (no stream ids).
+    /// The fields of an existing index's schema, of any format: 3 with binary ids, 2 with
+    /// stream ids, else 1.
     pub(crate) fn from_schema(schema: Schema) -> Result<Self, LogIndexError> {
         let field = |name: &str| schema.get_field(name).map_err(LogIndexError::from);
+        let binary_ids = matches!(
+            schema.get_field_entry(field(TRACE_ID)?).field_type(),
+            FieldType::Bytes(_)
+        );
+        let stream_id = schema.get_field(STREAM_ID).ok();
+        let correlation_key = schema.get_field(CORRELATION_KEY).ok();
+        let format = match (binary_ids, correlation_key, stream_id) {
+            (true, Some(_), Some(_)) => 3,
+            (false, None, Some(_)) => 2,
+            (false, None, None) => 1,
+            _ => {
+                return Err(tantivy::TantivyError::SchemaError(
+                    "the log index's schema is of no known format".to_string(),
+                )
+                .into());
+            }
+        };
         Ok(Self {
+            format,
             timestamp: field(TIMESTAMP)?,
             severity_number: field(SEVERITY_NUMBER)?,
             severity_text: field(SEVERITY_TEXT)?,
@@ -145,16 +182,17 @@ impl LogFields {
             body: field(BODY)?,
             attributes: field(ATTRIBUTES)?,
             record: field(RECORD)?,
-            stream_id: schema.get_field(STREAM_ID).ok(),
+            stream_id,
             line_bytes: schema.get_field(LINE_BYTES).ok(),
             level: schema.get_field(LEVEL).ok(),
+            correlation_key,
             schema,
         })
     }
 
-    /// The format of the index these fields belong to: 2 with stream ids, else 1.
-    pub(crate) fn format(&self) -> u32 {
-        if self.stream_id.is_some() { 2 } else { 1 }
+    /// Whether trace and span ids are binary terms (format 3 and later), not hex text.
+    pub(crate) fn binary_ids(&self) -> bool {
+        self.format >= 3
     }
 
     /// Turns one record into one document: the indexed projections plus the stored JSON.
@@ -181,20 +219,37 @@ impl LogFields {
         }
         document.add_text(self.service_name, record.resource.service_name());
         if let Some(trace_id) = record.trace_id {
-            document.add_text(self.trace_id, trace_id.to_string());
+            if self.binary_ids() {
+                document.add_bytes(self.trace_id, &trace_id.0);
+            } else {
+                document.add_text(self.trace_id, trace_id.to_string());
+            }
         }
         if let Some(span_id) = record.span_id {
-            document.add_text(self.span_id, span_id.to_string());
+            if self.binary_ids() {
+                document.add_bytes(self.span_id, &span_id.0);
+            } else {
+                document.add_text(self.span_id, span_id.to_string());
+            }
         }
+        // Format 3 indexes the correlation attribute once, as the correlation id.
+        let mut correlation_attribute = None;
         if let Some(correlation_id) = &record.correlation_id {
             document.add_text(self.correlation_id, correlation_id);
+            if let Some(key_field) = self.correlation_key {
+                correlation_attribute = correlation_source(&record.attributes, correlation_id);
+                if let Some(index) = correlation_attribute {
+                    document.add_text(key_field, &record.attributes[index].key);
+                }
+            }
         }
         let body = body_text(&record.body);
         if !body.is_empty() {
             document.add_text(self.body, body);
         }
-        if !record.attributes.is_empty() {
-            document.add_field_value(self.attributes, &attributes_object(&record.attributes));
+        if record.attributes.len() > usize::from(correlation_attribute.is_some()) {
+            let object = attributes_object(&record.attributes, correlation_attribute);
+            document.add_field_value(self.attributes, &object);
         }
         scratch.clear();
         stored_record::encode(record, scratch)?;
@@ -238,12 +293,24 @@ fn push_word(text: &mut String, word: &str) {
     }
 }
 
-/// Record attributes as one JSON object. Empty values are left out; bytes become hex text.
-fn attributes_object(attributes: &[Attribute]) -> OwnedValue {
+/// The position of the attribute the correlation id was read from: the first string
+/// attribute with its value (which attribute it was does not change a query's answer, see
+/// `query_rewrite`).
+fn correlation_source(attributes: &[Attribute], correlation_id: &str) -> Option<usize> {
+    attributes.iter().position(|attribute| {
+        matches!(&attribute.value, AttributeValue::String(text) if text == correlation_id)
+    })
+}
+
+/// Record attributes as one JSON object, but for the one at `skip`. Empty values are left
+/// out; bytes become hex text.
+fn attributes_object(attributes: &[Attribute], skip: Option<usize>) -> OwnedValue {
     OwnedValue::Object(
         attributes
             .iter()
-            .filter_map(|attribute| {
+            .enumerate()
+            .filter(|(index, _)| Some(*index) != skip)
+            .filter_map(|(_, attribute)| {
                 json_value(&attribute.value).map(|value| (attribute.key.clone(), value))
             })
             .collect(),
@@ -306,17 +373,21 @@ mod tests {
 
     #[test]
     fn empty_attribute_values_are_left_out() {
-        let object = attributes_object(&[
-            Attribute::string("a", "x"),
-            Attribute {
-                key: "e".into(),
-                value: AttributeValue::Empty,
-            },
-            Attribute {
-                key: "b".into(),
-                value: AttributeValue::Bytes(vec![0xab]),
-            },
-        ]);
+        let object = attributes_object(
+            &[
+                Attribute::string("a", "x"),
+                Attribute {
+                    key: "e".into(),
+                    value: AttributeValue::Empty,
+                },
+                Attribute {
+                    key: "b".into(),
+                    value: AttributeValue::Bytes(vec![0xab]),
+                },
+                Attribute::string("request.id", "r-1"),
+            ],
+            Some(3),
+        );
         assert_eq!(
             object,
             OwnedValue::Object(vec![

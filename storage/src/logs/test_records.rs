@@ -107,6 +107,10 @@ pub(crate) fn realistic_records(count: u64, logs_per_trace: u64) -> Vec<LogRecor
             }
             let mut record = realistic_record(&mut noise, &resource, n);
             (record.trace_id, record.span_id) = (trace, span);
+            // As OTLP sends it: the request id is an attribute the correlation id is read from.
+            record
+                .attributes
+                .push(Attribute::string("request.id", correlation.clone()));
             record.correlation_id = Some(correlation.clone());
             record
         })
@@ -217,6 +221,18 @@ pub(crate) fn otlp_protobuf_bytes(record: &LogRecord) -> usize {
     len += 5; // flags (fixed32)
     len += length_delimited(16) + length_delimited(8);
     length_delimited(len)
+}
+
+/// [`fixture`] as OTLP sends such records: with the correlation id also as the attribute it is
+/// read from (`request.id`; `x-request-id` for record 7).
+pub(crate) fn fixture_with_request_ids() -> Vec<LogRecord> {
+    let mut records = fixture();
+    for (n, record) in records.iter_mut().enumerate() {
+        let key = if n == 6 { "x-request-id" } else { "request.id" };
+        let id = record.correlation_id.clone().unwrap_or_default();
+        record.attributes.push(Attribute::string(key, id));
+    }
+    records
 }
 
 /// Ten records, `req-1` to `req-10`, one second apart; 2 is service `cart`, 3 is ERROR,
