@@ -255,6 +255,11 @@ def main():
     parser.add_argument("--baseline", help="another skewer binary: its throughput is measured in the same run, "
                         "interleaved, and shown as a ratio")
     parser.add_argument("--only-throughput", action="store_true", help="skip storage, query and memory figures")
+    parser.add_argument("--retries", type=int, default=100,
+                        help="throughput loads resend an export refused as overloaded up to this many times, "
+                             "100 ms apart, as OTLP exporters back off (0: send the next export at once, "
+                             "the figures before 2026-12-06, which also counted the server reading and "
+                             "discarding the refused bodies)")
     parser.add_argument("--skip-throughput", action="store_true", help="only storage, query and memory figures")
     parser.add_argument("--throughput-figures", help="comma-separated throughput figures to take (default all: "
                         + ", ".join(key for key, _, _ in THROUGHPUT) + ")")
@@ -358,7 +363,9 @@ def run_suite(binary, work, args, f):
         f["compaction_ab"] = compaction_ab_figures(binary, work, args)
     if args.only_storage_v2:
         return
-    print(f"machine: {os.cpu_count()} cores; {n} run(s) of {secs:.0f} s per throughput figure", file=sys.stderr)
+    print(f"machine: {os.cpu_count()} cores; {n} run(s) of {secs:.0f} s per throughput figure; "
+          f"refused exports resent {args.retries} times, 100 ms apart", file=sys.stderr)
+    retry_extra = ["--retries", str(args.retries)]
     for key, signal_name, transport in THROUGHPUT:
         if args.skip_throughput or (args.throughput_figures and key not in args.throughput_figures.split(",")):
             f[key] = (float("nan"),) * 3
@@ -371,11 +378,11 @@ def run_suite(binary, work, args, f):
                     print(f" {label}:", file=sys.stderr)
                     # One generator for both servers, so only the servers differ.
                     runs[label].append(throughput(path, work, signal_name, transport, secs, 1,
-                                                  generator=binary)[0])
+                                                  retry_extra, generator=binary)[0])
             f[key] = tuple(summarize(runs["candidate"]))
             f["baseline_" + key] = tuple(summarize(runs["baseline"]))
         else:
-            f[key] = throughput(binary, work, signal_name, transport, secs, n)
+            f[key] = throughput(binary, work, signal_name, transport, secs, n, retry_extra)
     if args.only_throughput:
         return
     run_promql(binary, work, args, f)

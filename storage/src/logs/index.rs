@@ -12,6 +12,7 @@ use std::path::Path;
 
 use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
+use tantivy::indexer::UserOperation;
 use tantivy::query::{
     AllQuery, BooleanQuery, Occur, Query, QueryParser, QueryParserError, RangeQuery, TermQuery,
 };
@@ -40,6 +41,10 @@ const DOCSTORE_BLOCK_BYTES: usize = 256 * 1024;
 /// Decompressed blocks cached per segment (tantivy's default is 100): the cache is per
 /// segment, so it is kept to 1 MiB each.
 const DOCSTORE_CACHE_BLOCKS: usize = 4;
+/// Documents sent to the indexing thread per message. tantivy's channel holds 10,000
+/// messages: one document each cost a channel send per record (~3% of the server's CPU under
+/// log load); four keep at most 40,000 documents in flight.
+const DOCUMENTS_PER_SEND: usize = 4;
 /// tantivy refuses writers with less memory than this.
 const MIN_WRITER_MEMORY_BYTES: usize = 15_000_000;
 
@@ -153,10 +158,15 @@ impl LogIndex {
             return Ok(());
         };
         let mut scratch = Vec::new();
+        let mut batch = Vec::with_capacity(DOCUMENTS_PER_SEND);
         for (record, stream_id) in records {
             let document = fields.to_document(record, stream_id, &mut scratch)?;
-            writer.add_document(document)?;
+            batch.push(UserOperation::Add(document));
+            if batch.len() == DOCUMENTS_PER_SEND {
+                writer.run(batch.drain(..))?;
+            }
         }
+        writer.run(batch)?;
         Ok(())
     }
 
