@@ -71,7 +71,17 @@ pub struct LogStore {
     /// Tests: the tenant whose next partition commit fails, and at which step.
     #[cfg(test)]
     fail_next_commit_of: Mutex<Option<(TenantId, CommitStep)>>,
+    /// Tests: the next commit says so on the first channel once it has added its records,
+    /// then waits for the second before committing them.
+    #[cfg(test)]
+    pause_next_commit: Mutex<Option<CommitPause>>,
 }
+
+#[cfg(test)]
+type CommitPause = (
+    std::sync::mpsc::SyncSender<()>,
+    std::sync::mpsc::Receiver<()>,
+);
 
 impl LogStore {
     /// Opens every partition found under the data directory.
@@ -92,6 +102,8 @@ impl LogStore {
             replicas: None,
             #[cfg(test)]
             fail_next_commit_of: Mutex::new(None),
+            #[cfg(test)]
+            pause_next_commit: Mutex::new(None),
         })
     }
 
@@ -283,47 +295,53 @@ impl LogStore {
                 groups.entry((tenant.clone(), id)).or_default().push(record);
             }
         }
-        // Every partition's write lock first, in key order (searches lock in the same order),
-        // so the frozen buffer is retired atomically with respect to every search it concerns;
-        // a failing partition fails at the same point on every retry.
         let partitions = groups
             .keys()
             .map(|key| self.partition(key))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut locked: Vec<_> = partitions
+        let payload = commit_payload(frozen.last_lsn);
+        // Indexing and committing, in key order (a failing partition fails at the same point
+        // on every retry), under each partition's read lock: searches go on meanwhile and read
+        // these records from the frozen buffer until the reload below. The read lock keeps
+        // retention and the closing of idle writers (write locks) away from the writer.
+        for ((key, records), partition) in groups.iter().zip(&partitions) {
+            if self.lock().frozen_progress.contains_key(key) {
+                continue;
+            }
+            let index = partition.index.read().unwrap_or_else(|p| p.into_inner());
+            let stream_ids = partition.intern_streams(records)?;
+            let added = index
+                .add(records.iter().copied().zip(stream_ids))
+                .and_then(|()| self.injected_failure(&key.0, CommitStep::Write));
+            self.injected_pause();
+            if let Err(err) = added.and_then(|()| index.commit_writes(&payload)) {
+                // Drop what this attempt added, so the retry adds every record exactly once.
+                if let Err(rollback) = index.rollback() {
+                    warn!(tenant = %key.0, error = %rollback, "log index rollback failed");
+                }
+                return Err(err.into());
+            }
+            partition
+                .committed_lsn
+                .store(frozen.last_lsn, Ordering::Relaxed);
+            *partition
+                .last_write
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            self.lock()
+                .frozen_progress
+                .insert(key.clone(), CommitStep::Write);
+        }
+        // Making them searchable: every partition's write lock first, in key order (searches
+        // lock in the same order), so the frozen buffer is retired atomically with respect to
+        // every search it concerns.
+        let locked: Vec<_> = partitions
             .iter()
             .map(|partition| partition.index.write().unwrap_or_else(|p| p.into_inner()))
             .collect();
-        let payload = commit_payload(frozen.last_lsn);
-        for (((key, records), partition), index) in
-            groups.iter().zip(&partitions).zip(locked.iter_mut())
-        {
-            let done = self.lock().frozen_progress.get(key).copied();
-            if done == Some(CommitStep::Reload) {
+        for (key, index) in groups.keys().zip(&locked) {
+            if self.lock().frozen_progress.get(key) == Some(&CommitStep::Reload) {
                 continue;
-            }
-            if done.is_none() {
-                let stream_ids = partition.intern_streams(records)?;
-                let added = index
-                    .add(records.iter().copied().zip(stream_ids))
-                    .and_then(|()| self.injected_failure(&key.0, CommitStep::Write));
-                if let Err(err) = added.and_then(|()| index.commit_writes(&payload)) {
-                    // Drop what this attempt added, so the retry adds every record exactly once.
-                    if let Err(rollback) = index.rollback() {
-                        warn!(tenant = %key.0, error = %rollback, "log index rollback failed");
-                    }
-                    return Err(err.into());
-                }
-                partition
-                    .committed_lsn
-                    .store(frozen.last_lsn, Ordering::Relaxed);
-                *partition
-                    .last_write
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-                self.lock()
-                    .frozen_progress
-                    .insert(key.clone(), CommitStep::Write);
             }
             // Committed but not yet searchable if this fails: the retry only reloads, and
             // searches keep reading these records from the buffer meanwhile.
@@ -346,6 +364,22 @@ impl LogStore {
         _step: CommitStep,
     ) -> Result<(), crate::logs::LogIndexError> {
         Ok(())
+    }
+
+    #[cfg(not(test))]
+    fn injected_pause(&self) {}
+
+    #[cfg(test)]
+    fn injected_pause(&self) {
+        let pause = self
+            .pause_next_commit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some((paused, resume)) = pause {
+            let _ = paused.send(());
+            let _ = resume.recv();
+        }
     }
 
     #[cfg(test)]
@@ -395,7 +429,7 @@ impl LogStore {
         for partition in expired {
             let bytes = partition.bytes_on_disk();
             {
-                let mut index = partition.index.write().unwrap_or_else(|p| p.into_inner());
+                let index = partition.index.write().unwrap_or_else(|p| p.into_inner());
                 if let Err(err) = index.close_writer() {
                     warn!(dir = %partition.dir.display(), error = %err, "closing an expired partition's writer failed");
                 }
@@ -428,7 +462,9 @@ impl LogStore {
             if !idle {
                 continue;
             }
-            let mut index = partition.index.write().unwrap_or_else(|p| p.into_inner());
+            // The write lock: a commit adds and commits under the read lock, and its writer
+            // must not close between the two.
+            let index = partition.index.write().unwrap_or_else(|p| p.into_inner());
             if index.has_writer()
                 && let Err(err) = index.close_writer()
             {

@@ -204,7 +204,7 @@ async fn a_first_format_index_becomes_the_legacy_partition() {
     let dir = tempfile::tempdir().unwrap();
     let tenant_dir = crate::layout::log_tenant_dir(dir.path(), &tenant("a"));
     {
-        let mut index = LogIndex::open(&tenant_dir, &LogIndexConfig::default()).unwrap();
+        let index = LogIndex::open(&tenant_dir, &LogIndexConfig::default()).unwrap();
         index.add(fixture().iter().map(|r| (r, 0))).unwrap();
         index.commit_writes("").unwrap();
         index.close_writer().unwrap();
@@ -393,6 +393,42 @@ fn stream_samples(store: &LogStore) -> Vec<(String, u64, u64)> {
         .unwrap();
     found.sort();
     found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_go_on_while_a_commit_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
+    let records = fixture();
+    apply(&store, 1, "a", &records[..5]);
+    store.flush().await.unwrap();
+    apply(&store, 2, "a", &records[5..]);
+    let (paused_tx, paused) = std::sync::mpsc::sync_channel(1);
+    let (resume, resume_rx) = std::sync::mpsc::sync_channel(1);
+    *store.pause_next_commit.lock().unwrap() = Some((paused_tx, resume_rx));
+    let flushing = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { store.flush().await }
+    });
+    let wait = Duration::from_secs(30);
+    paused
+        .recv_timeout(wait)
+        .expect("the commit reached its pause");
+    // The commit has added its records to the index and waits: a search still answers, with
+    // every record (the committed ones from the index, the rest from the frozen buffer).
+    let (answer_tx, answer) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn({
+        let store = Arc::clone(&store);
+        move || answer_tx.send(found(&store, "a"))
+    });
+    let during = answer
+        .recv_timeout(wait)
+        .expect("a search waited for the commit");
+    assert_eq!(during, ids(records.iter()));
+    resume.send(()).unwrap();
+    assert_eq!(flushing.await.unwrap().unwrap(), 2);
+    assert_eq!(store.committed_records(), 10);
+    assert_eq!(found(&store, "a"), ids(records.iter()));
 }
 
 #[tokio::test]

@@ -5,10 +5,13 @@
 //! the schema and the document mapping live in [`super::schema`]. It never decides when to
 //! commit: that is the caller's flush policy. The writer (and its memory arena) exists only
 //! while records are being added: an index that only serves searches holds a reader alone.
+//! The writer has its own lock: adding and committing take `&self`, so searches go on while a
+//! commit indexes (committed records become visible only at [`LogIndex::reload`]).
 
 use std::fmt;
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
 use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
@@ -48,13 +51,14 @@ const DOCUMENTS_PER_SEND: usize = 4;
 /// tantivy refuses writers with less memory than this.
 const MIN_WRITER_MEMORY_BYTES: usize = 15_000_000;
 
-/// One log index. Not thread-safe for writes (`add`, `commit` take `&mut self`); records
-/// added but not committed are lost if the index is dropped (the WAL still has them).
+/// One log index. Writes (`add`, `commit_writes`, `rollback`) are serialized by the writer's
+/// lock and do not block searches; records added but not committed are lost if the index is
+/// dropped (the WAL still has them).
 pub struct LogIndex {
     fields: LogFields,
     index: Index,
     writer_memory_bytes: usize,
-    writer: Option<IndexWriter<TantivyDocument>>,
+    writer: Mutex<Option<IndexWriter<TantivyDocument>>>,
     reader: IndexReader,
     query_parser: QueryParser,
 }
@@ -105,43 +109,51 @@ impl LogIndex {
             fields,
             index,
             writer_memory_bytes: config.writer_memory_bytes,
-            writer: None,
+            writer: Mutex::new(None),
             reader,
             query_parser,
         })
     }
 
-    /// The writer, opened on first use.
-    fn writer(&mut self) -> Result<&mut IndexWriter<TantivyDocument>, LogIndexError> {
-        if self.writer.is_none() {
-            let writer = self
-                .index
-                .writer_with_num_threads(1, self.writer_memory_bytes)?;
-            // Files of merges cut short by the last shutdown (or a crash) are unreferenced:
-            // drop them now, or they sit on disk until the next merge.
-            let collected = writer.garbage_collect_files().wait()?;
-            if !collected.deleted_files.is_empty() {
-                debug!(
-                    deleted = collected.deleted_files.len(),
-                    "removed unreferenced log index files"
-                );
-            }
-            self.writer = Some(writer);
+    /// The writer's lock (a panic while holding it leaves the writer usable: tantivy's own
+    /// state is behind its own locks).
+    fn writer_slot(&self) -> MutexGuard<'_, Option<IndexWriter<TantivyDocument>>> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `work` on the writer (opened on first use) with its lock held.
+    fn with_writer<T>(
+        &self,
+        work: impl FnOnce(&mut IndexWriter<TantivyDocument>) -> Result<T, LogIndexError>,
+    ) -> Result<T, LogIndexError> {
+        let mut slot = self.writer_slot();
+        if let Some(writer) = slot.as_mut() {
+            return work(writer);
         }
-        match self.writer.as_mut() {
-            Some(writer) => Ok(writer),
-            None => Err(tantivy::TantivyError::InternalError("no writer".into()).into()),
+        let writer = self
+            .index
+            .writer_with_num_threads(1, self.writer_memory_bytes)?;
+        // Files of merges cut short by the last shutdown (or a crash) are unreferenced:
+        // drop them now, or they sit on disk until the next merge.
+        let collected = writer.garbage_collect_files().wait()?;
+        if !collected.deleted_files.is_empty() {
+            debug!(
+                deleted = collected.deleted_files.len(),
+                "removed unreferenced log index files"
+            );
         }
+        work(slot.insert(writer))
     }
 
     /// Whether a writer is open (it holds the writer's memory arena and merge thread).
     pub fn has_writer(&self) -> bool {
-        self.writer.is_some()
+        self.writer_slot().is_some()
     }
 
     /// Closes the writer after its merges finish; the index keeps serving searches.
-    pub fn close_writer(&mut self) -> Result<(), LogIndexError> {
-        if let Some(writer) = self.writer.take() {
+    pub fn close_writer(&self) -> Result<(), LogIndexError> {
+        let writer = self.writer_slot().take();
+        if let Some(writer) = writer {
             writer.wait_merging_threads()?;
         }
         Ok(())
@@ -150,24 +162,23 @@ impl LogIndex {
     /// Adds records with their stream ids (not yet visible; a format 1 index keeps no
     /// stream id). Records carry `correlation_id` already filled in.
     pub fn add<'a>(
-        &mut self,
+        &self,
         records: impl IntoIterator<Item = (&'a LogRecord, u32)>,
     ) -> Result<(), LogIndexError> {
-        self.writer()?;
-        let (fields, Some(writer)) = (&self.fields, self.writer.as_mut()) else {
-            return Ok(());
-        };
-        let mut scratch = Vec::new();
-        let mut batch = Vec::with_capacity(DOCUMENTS_PER_SEND);
-        for (record, stream_id) in records {
-            let document = fields.to_document(record, stream_id, &mut scratch)?;
-            batch.push(UserOperation::Add(document));
-            if batch.len() == DOCUMENTS_PER_SEND {
-                writer.run(batch.drain(..))?;
+        let fields = &self.fields;
+        self.with_writer(|writer| {
+            let mut scratch = Vec::new();
+            let mut batch = Vec::with_capacity(DOCUMENTS_PER_SEND);
+            for (record, stream_id) in records {
+                let document = fields.to_document(record, stream_id, &mut scratch)?;
+                batch.push(UserOperation::Add(document));
+                if batch.len() == DOCUMENTS_PER_SEND {
+                    writer.run(batch.drain(..))?;
+                }
             }
-        }
-        writer.run(batch)?;
-        Ok(())
+            writer.run(batch)?;
+            Ok(())
+        })
     }
 
     /// The index's format (see `schema::CURRENT_FORMAT`): 2 and later keep stream ids and
@@ -178,17 +189,19 @@ impl LogIndex {
 
     /// Commits durably and reloads the reader so committed records are searchable on return.
     #[cfg(test)]
-    pub fn commit(&mut self) -> Result<(), LogIndexError> {
+    pub fn commit(&self) -> Result<(), LogIndexError> {
         self.commit_writes("")?;
         self.reload()
     }
 
     /// Commits added records durably with `payload` stored beside them (the WAL position they
     /// reach); they are searchable after the next [`Self::reload`].
-    pub fn commit_writes(&mut self, payload: &str) -> Result<(), LogIndexError> {
-        let mut prepared = self.writer()?.prepare_commit()?;
-        prepared.set_payload(payload);
-        let opstamp = prepared.commit()?;
+    pub fn commit_writes(&self, payload: &str) -> Result<(), LogIndexError> {
+        let opstamp = self.with_writer(|writer| {
+            let mut prepared = writer.prepare_commit()?;
+            prepared.set_payload(payload);
+            Ok(prepared.commit()?)
+        })?;
         debug!(opstamp, "committed log index");
         Ok(())
     }
@@ -229,21 +242,22 @@ impl LogIndex {
     }
 
     /// Makes every committed record searchable.
-    pub fn reload(&mut self) -> Result<(), LogIndexError> {
+    pub fn reload(&self) -> Result<(), LogIndexError> {
         self.reader.reload()?;
         Ok(())
     }
 
     /// Drops every record added since the last commit (after a failed add or commit, so a
     /// retry adds each record once).
-    pub fn rollback(&mut self) -> Result<(), LogIndexError> {
-        if let Some(writer) = self.writer.as_mut() {
+    pub fn rollback(&self) -> Result<(), LogIndexError> {
+        let mut slot = self.writer_slot();
+        if let Some(writer) = slot.as_mut() {
             match writer.rollback() {
                 Ok(opstamp) => debug!(opstamp, "rolled back uncommitted log records"),
                 Err(err) => {
                     // A writer that could not roll back may still hold the added records:
                     // drop it (its uncommitted records go with it); the next add opens anew.
-                    self.writer = None;
+                    *slot = None;
                     return Err(err.into());
                 }
             }
@@ -436,7 +450,7 @@ mod tests {
     /// An index holding the fixture, added in two commits.
     fn indexed_fixture(dir: &Path) -> LogIndex {
         let records = fixture();
-        let mut index = LogIndex::open(dir, &LogIndexConfig::default()).unwrap();
+        let index = LogIndex::open(dir, &LogIndexConfig::default()).unwrap();
         index.add(records[..5].iter().map(|r| (r, 0))).unwrap();
         index.commit().unwrap();
         index.add(records[5..].iter().map(|r| (r, 0))).unwrap();
@@ -464,7 +478,7 @@ mod tests {
     #[test]
     fn added_records_are_invisible_until_commit() {
         let dir = tempfile::tempdir().unwrap();
-        let mut index = LogIndex::open(dir.path(), &LogIndexConfig::default()).unwrap();
+        let index = LogIndex::open(dir.path(), &LogIndexConfig::default()).unwrap();
         index.add(fixture().iter().map(|r| (r, 0))).unwrap();
         assert_eq!(index.num_docs(), 0);
         assert!(index.search(&all()).unwrap().is_empty());

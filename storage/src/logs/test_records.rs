@@ -277,7 +277,7 @@ mod tests {
             let records = realistic_records(NUM_RECORDS, logs_per_trace);
             let protobuf_bytes: usize = records.iter().map(otlp_protobuf_bytes).sum();
             let dir = tempfile::tempdir().unwrap();
-            let mut index = LogIndex::open(dir.path(), &LogIndexConfig::default()).unwrap();
+            let index = LogIndex::open(dir.path(), &LogIndexConfig::default()).unwrap();
             index.add(records.iter().map(|r| (r, 0))).unwrap();
             index.commit().unwrap();
             assert_eq!(index.num_docs(), NUM_RECORDS);
