@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from logql import load_hour, logql_figures, logql_rows, storage_figures
+from search_under_load import search_under_load_figures, search_under_load_rows
 from promql import promql_figures
 from object_store import object_store_figures, object_store_rows
 from security import security_figures, security_rows
@@ -246,6 +247,9 @@ def main():
                              "bucket (moto's server), trace by id from the bucket")
     parser.add_argument("--only-security", action="store_true",
                         help="only the security figures: span ingest with no keys, with keys, with keys and TLS")
+    parser.add_argument("--only-search-under-load", action="store_true",
+                        help="log search latency while logs are ingested (A/B with --baseline; "
+                             "--runs alternating runs of --seconds each)")
     parser.add_argument("--only-metric-bytes", action="store_true",
                         help="only bytes on disk per metric point, random and steady values, for --binary "
                              "and --baseline in the same run")
@@ -353,6 +357,10 @@ def run_suite(binary, work, args, f):
         return
     if args.only_metric_bytes:
         f["metric_bytes"] = metric_bytes_figures(binary, args.baseline, work, args)
+        return
+    if args.only_search_under_load:
+        f["search_under_load"] = search_under_load_figures(binary, args.baseline, work, args, Server,
+                                                           loadgen, http_get, percentile)
         return
     n, secs = args.runs, args.seconds
     if args.startup_files:
@@ -848,6 +856,12 @@ def print_table(f, args):
         return
     three_columns = ((args.only_logql, logql_rows), (args.only_security, security_rows),
                      (args.only_object_store, object_store_rows))
+    if args.only_search_under_load:
+        print("| measure | measured |")
+        print("|---|---|")
+        for row in search_under_load_rows(f):
+            print(f"| {row[0]} | {row[3]} |")
+        return
     for only, rows in three_columns:
         if only:
             print("| measure | bar | measured |")

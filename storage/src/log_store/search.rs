@@ -6,7 +6,7 @@ use crate::StorageError;
 use crate::logs::LogQuery;
 use crate::model::{LogRecord, TenantId};
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 
 impl LogStore {
     /// Searches committed and buffered records of a tenant; newest first, at most
@@ -26,9 +26,20 @@ impl LogStore {
         );
         let partitions = self.tenant_partitions(tenant);
         // Only the newest `limit` matches of each buffer can make the answer: they are matched
-        // keeping that many (no clone of every match).
+        // keeping that many (no clone of every match). Each buffer is read newest arrival
+        // first, and the active one before the frozen one: once `limit` matches are kept,
+        // older records are passed over on their time alone, unmatched.
+        let mut floor = 0;
         let mut take = |records: &mut dyn Iterator<Item = &LogRecord>| {
-            newest_matching(records, &mut |record| matcher.matches(record), query.limit)
+            let in_arrival_order: Vec<&LogRecord> = records.collect();
+            let mut newest_arrivals_first = in_arrival_order.iter().copied().enumerate().rev();
+            let matcher = &mut |record: &LogRecord| matcher.matches(record);
+            let found = newest_matching(&mut newest_arrivals_first, matcher, query.limit, floor);
+            if found.len() == query.limit {
+                let oldest = found.iter().map(LogRecord::effective_time_unix_nano).min();
+                floor = floor.max(oldest.unwrap_or(0));
+            }
+            found
         };
         let Some(snapshot) = self.snapshot(tenant, &partitions, range, &mut take) else {
             return self.search_blocking(tenant, query);
@@ -55,27 +66,34 @@ impl LogStore {
     }
 }
 
-/// Clones of the newest `limit` records that `keep` accepts, in arrival order.
+/// Clones of the newest `limit` records that `keep` accepts, in arrival order, among those
+/// not older than `floor` (Unix ns); `records` come with their arrival positions, in any order
+/// (newest arrivals first is cheapest). Equal times rank by arrival, later first. A record
+/// that ranks below every one kept so far is passed over before `keep` is asked.
 pub(super) fn newest_matching<'a>(
-    records: &mut dyn Iterator<Item = &'a LogRecord>,
+    records: &mut dyn Iterator<Item = (usize, &'a LogRecord)>,
     keep: &mut dyn FnMut(&LogRecord) -> bool,
     limit: usize,
+    floor: u64,
 ) -> Vec<LogRecord> {
     if limit == 0 {
         return Vec::new();
     }
     // A min-heap on (time, arrival) holding the newest matches seen so far.
     let mut newest: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::with_capacity(limit + 1);
-    let mut matched: Vec<&LogRecord> = Vec::new();
-    for record in records.filter(|record| keep(record)) {
-        let key = (record.effective_time_unix_nano(), matched.len());
-        if newest.len() == limit && newest.peek().is_some_and(|Reverse(oldest)| key <= *oldest) {
+    let mut matched: HashMap<usize, &LogRecord> = HashMap::new();
+    for (arrival, record) in records {
+        let key = (record.effective_time_unix_nano(), arrival);
+        let outranked = newest.len() == limit && newest.peek().is_some_and(|r| key < r.0);
+        if key.0 < floor || outranked || !keep(record) {
             continue;
         }
-        matched.push(record);
+        matched.insert(arrival, record);
         newest.push(Reverse(key));
-        if newest.len() > limit {
-            newest.pop();
+        if newest.len() > limit
+            && let Some(Reverse((_, dropped))) = newest.pop()
+        {
+            matched.remove(&dropped);
         }
     }
     // Arrival order, so equal times come back in the order they came in.
@@ -85,6 +103,6 @@ pub(super) fn newest_matching<'a>(
         .collect();
     kept.sort_unstable();
     kept.into_iter()
-        .map(|position| matched[position].clone())
+        .filter_map(|position| matched.get(&position).map(|record| (*record).clone()))
         .collect()
 }

@@ -10,7 +10,8 @@ use crate::logs::{LogIndex, LogQuery};
 fn newest_matching_keeps_the_newest_matches_only() {
     let records = fixture();
     let newest = |limit: usize, keep: &mut dyn FnMut(&LogRecord) -> bool| {
-        let mut found = newest_matching(&mut records.iter(), &mut |r| keep(r), limit);
+        let mut found =
+            newest_matching(&mut records.iter().enumerate(), &mut |r| keep(r), limit, 0);
         found.sort_by_key(|record| std::cmp::Reverse(record.effective_time_unix_nano()));
         ids(found.iter())
     };
@@ -22,6 +23,53 @@ fn newest_matching_keeps_the_newest_matches_only() {
     let checkout = |record: &LogRecord| record.resource.service_name() == "checkout";
     assert_eq!(newest(2, &mut |r| checkout(r)), ["req-10", "req-9"]);
     assert_eq!(newest(10, &mut |r| !checkout(r)), ["req-2"]);
+    // Records older than the floor are passed over unasked; one at the floor is kept.
+    let floor = records[7].effective_time_unix_nano();
+    let mut asked = 0;
+    let found = newest_matching(
+        &mut records.iter().enumerate(),
+        &mut |_| {
+            asked += 1;
+            true
+        },
+        100,
+        floor,
+    );
+    assert_eq!(ids(found.iter()), ["req-8", "req-9", "req-10"]);
+    assert_eq!(asked, 3);
+    // Read newest arrival first, once `limit` matches are kept older records are not asked.
+    let mut asked = 0;
+    let found = newest_matching(
+        &mut records.iter().enumerate().rev(),
+        &mut |_| {
+            asked += 1;
+            true
+        },
+        2,
+        0,
+    );
+    assert_eq!(ids(found.iter()), ["req-9", "req-10"]);
+    assert_eq!(asked, 2);
+    // Equal times rank by arrival, later first, in whatever order they are read.
+    let mut same_time = fixture();
+    for record in &mut same_time {
+        record.time_unix_nano = BASE_UNIX_NANO;
+    }
+    for reversed in [false, true] {
+        let mut forward = same_time.iter().enumerate();
+        let mut backward = same_time.iter().enumerate().rev();
+        let records: &mut dyn Iterator<Item = (usize, &LogRecord)> = if reversed {
+            &mut backward
+        } else {
+            &mut forward
+        };
+        let found = newest_matching(records, &mut |_| true, 3, 0);
+        assert_eq!(
+            ids(found.iter()),
+            ["req-8", "req-9", "req-10"],
+            "{reversed}"
+        );
+    }
 }
 
 fn tenant(name: &str) -> TenantId {
