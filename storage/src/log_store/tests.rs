@@ -479,6 +479,18 @@ async fn searches_go_on_while_a_commit_indexes() {
     assert_eq!(found(&store, "a"), ids(records.iter()));
 }
 
+/// The fixture again, each record a nanosecond later with its correlation id suffixed `-new`.
+fn fixture_one_nanosecond_later() -> Vec<LogRecord> {
+    fixture()
+        .into_iter()
+        .map(|mut record| {
+            record.time_unix_nano += 1;
+            record.correlation_id = record.correlation_id.map(|id| format!("{id}-new"));
+            record
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn a_pinned_format_1_index_reads_and_keeps_taking_records() {
     let dir = tempfile::tempdir().unwrap();
@@ -503,14 +515,7 @@ async fn a_pinned_format_1_index_reads_and_keeps_taking_records() {
     let streams = store.streams_blocking(&tenant("a"), 0, u64::MAX).unwrap();
     assert_eq!(streams.len(), 2, "{streams:?}");
     // New records of the day go into the same format 1 index, and read back too.
-    let more: Vec<LogRecord> = fixture()
-        .into_iter()
-        .map(|mut record| {
-            record.time_unix_nano += 1;
-            record.correlation_id = record.correlation_id.map(|id| format!("{id}-new"));
-            record
-        })
-        .collect();
+    let more = fixture_one_nanosecond_later();
     apply(&store, 8, "a", &more);
     store.flush().await.unwrap();
     assert_eq!(partitions[0].index.read().unwrap().format(), 1);
@@ -559,14 +564,7 @@ async fn a_pinned_format_2_index_reads_finds_by_id_and_keeps_taking_records() {
     let span_text = format!("span_id:{} payment", third.span_id.unwrap());
     assert_eq!(ids_found(&by_text(span_text)), ["req-3"]);
     // New records of the day go into the same format 2 index, and are found the same way.
-    let more: Vec<LogRecord> = fixture()
-        .into_iter()
-        .map(|mut record| {
-            record.time_unix_nano += 1;
-            record.correlation_id = record.correlation_id.map(|id| format!("{id}-new"));
-            record
-        })
-        .collect();
+    let more = fixture_one_nanosecond_later();
     apply(&store, 8, "a", &more);
     store.flush().await.unwrap();
     assert_eq!(partitions[0].index.read().unwrap().format(), 2);
