@@ -2,10 +2,11 @@
 //! index per tenant and UTC day ([`partitions`]), searched across indexes and buffers with the
 //! same meaning, newest partition first; retention drops whole partitions.
 //!
-//! Consistency: a commit holds the write locks of the partitions it adds to (in key order)
-//! while it moves records from the frozen buffer into them; a search holds the read locks of
-//! the tenant's partitions (same order) while it reads buffers and indexes, so a record is seen
-//! exactly once. A commit that fails for one partition rolls back that partition's writer and
+//! Consistency: a commit adds and commits records under each partition's read lock (they stay
+//! invisible to searches until the reader reloads), then takes the write locks of the
+//! partitions it added to (in key order) to reload them and retire the frozen buffer; a
+//! search holds the read locks of the tenant's partitions (same order) while it reads buffers
+//! and indexes, so a record is seen exactly once. A commit that fails for one partition rolls back that partition's writer and
 //! keeps the frozen buffer for a retry; partitions committed before the failure are
 //! remembered, so the retry adds none of their records twice (a partition committed to disk
 //! whose reader failed to reload is only reloaded) and searches read from the buffer only what
@@ -24,7 +25,7 @@ mod tests;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -309,6 +310,12 @@ impl LogStore {
                 continue;
             }
             let index = partition.index.read().unwrap_or_else(|p| p.into_inner());
+            // Written to now: the closing of idle writers leaves this partition alone (and
+            // does not queue for its write lock, which would hold searches back meanwhile).
+            *partition
+                .last_write
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
             let stream_ids = partition.intern_streams(records)?;
             let added = index
                 .add(records.iter().copied().zip(stream_ids))
@@ -339,8 +346,23 @@ impl LogStore {
             .iter()
             .map(|partition| partition.index.write().unwrap_or_else(|p| p.into_inner()))
             .collect();
-        for (key, index) in groups.keys().zip(&locked) {
+        let dropped: Vec<bool> = {
+            let current = self.partitions();
+            groups
+                .keys()
+                .map(|key| !current.contains_key(key))
+                .collect()
+        };
+        for ((key, index), dropped) in groups.keys().zip(&locked).zip(dropped) {
             if self.lock().frozen_progress.get(key) == Some(&CommitStep::Reload) {
+                continue;
+            }
+            // Retention dropped the partition (all its records expired) since its records were
+            // committed: there is nothing left to show.
+            if dropped {
+                self.lock()
+                    .frozen_progress
+                    .insert(key.clone(), CommitStep::Reload);
                 continue;
             }
             // Committed but not yet searchable if this fails: the retry only reloads, and
@@ -462,10 +484,21 @@ impl LogStore {
             if !idle {
                 continue;
             }
-            // The write lock: a commit adds and commits under the read lock, and its writer
-            // must not close between the two.
-            let index = partition.index.write().unwrap_or_else(|p| p.into_inner());
-            if index.has_writer()
+            // The write lock, as the commit adds and commits under the read lock and its writer
+            // must not close between the two; only if free at once, so that searches never
+            // queue behind a close (one in use is closed on a later round).
+            let index = match partition.index.try_write() {
+                Ok(index) => index,
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => continue,
+            };
+            let still_idle = partition
+                .last_write
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_none_or(|at| at.elapsed() >= WRITER_IDLE);
+            if still_idle
+                && index.has_writer()
                 && let Err(err) = index.close_writer()
             {
                 warn!(dir = %partition.dir.display(), error = %err, "closing an idle log index writer failed");

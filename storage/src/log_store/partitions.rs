@@ -58,7 +58,8 @@ pub struct Partition {
     pub key: PartitionKey,
     /// Its directory.
     pub dir: PathBuf,
-    /// The index; a commit holds the write lock, a search the read lock.
+    /// The index; a commit adds under the read lock and reloads under the write lock, a
+    /// search holds the read lock, retention and the closing of idle writers the write lock.
     pub index: RwLock<LogIndex>,
     /// The WAL position of the last commit: records of this partition up to it are indexed.
     pub committed_lsn: std::sync::atomic::AtomicU64,

@@ -11,6 +11,10 @@
 //! - any leaf on `attributes.<key>`: `(<leaf> OR (correlation_key:<key> AND <leaf on
 //!   correlation_id>))`. Exact: the second branch holds only for a record whose attribute
 //!   `<key>` was left out as its correlation source, whose value is the correlation id.
+//!
+//! Ranges, regexes and existence clauses on ids are left as they are (tantivy would read their
+//! bounds as base64): no search reaches an index with them, since the in-memory matcher every
+//! search compiles first refuses them as unsupported.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
