@@ -691,6 +691,7 @@ mod tests {
             text("severity_number:[10 TO *]"),
             text("attributes.http.status_code:200 service_name:cart"),
             text("attributes.request.id:req-3 OR attributes.x-request-id:req-7"),
+            text("attributes.http\\.method:GET attributes.request\\.id:req-5"),
             text("payment -attributes.request.id:req-8"),
             text(&format!(
                 "trace_id:{} OR span_id:{}",

@@ -219,8 +219,10 @@ fn compile_literal(literal: UserInputLiteral) -> Result<Node, String> {
                 if prefix {
                     return Err(single_token_prefix());
                 }
+                // An escaped dot is a dot of the key: the index expands dots in keys either
+                // way, so `a\.b` and `a.b` name the same attribute there and here.
                 Ok(Node::Leaf(Leaf::Attribute {
-                    path: rest.trim_start_matches('.').to_string(),
+                    path: rest.trim_start_matches('.').replace("\\.", "."),
                     value: phrase,
                 }))
             }
