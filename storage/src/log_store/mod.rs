@@ -6,8 +6,8 @@
 //! invisible to searches until the reader reloads), then takes the write locks of the
 //! partitions it added to (in key order) to reload them and retire the frozen buffer; a
 //! search holds the read locks of the tenant's partitions (same order) while it reads buffers
-//! and indexes, so a record is seen exactly once. A commit that fails for one partition rolls back that partition's writer and
-//! keeps the frozen buffer for a retry; partitions committed before the failure are
+//! and indexes, so a record is seen exactly once. A commit that fails for one partition rolls
+//! back that partition's writer and keeps the frozen buffer for a retry; partitions committed before the failure are
 //! remembered, so the retry adds none of their records twice (a partition committed to disk
 //! whose reader failed to reload is only reloaded) and searches read from the buffer only what
 //! the indexes cannot show. Each commit stores the WAL position it reached, so a replay after a
@@ -331,10 +331,6 @@ impl LogStore {
             partition
                 .committed_lsn
                 .store(frozen.last_lsn, Ordering::Relaxed);
-            *partition
-                .last_write
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
             self.lock()
                 .frozen_progress
                 .insert(key.clone(), CommitStep::Write);
@@ -346,20 +342,13 @@ impl LogStore {
             .iter()
             .map(|partition| partition.index.write().unwrap_or_else(|p| p.into_inner()))
             .collect();
-        let dropped: Vec<bool> = {
-            let current = self.partitions();
-            groups
-                .keys()
-                .map(|key| !current.contains_key(key))
-                .collect()
-        };
-        for ((key, index), dropped) in groups.keys().zip(&locked).zip(dropped) {
+        for (key, index) in groups.keys().zip(&locked) {
             if self.lock().frozen_progress.get(key) == Some(&CommitStep::Reload) {
                 continue;
             }
             // Retention dropped the partition (all its records expired) since its records were
             // committed: there is nothing left to show.
-            if dropped {
+            if !self.partitions().contains_key(key) {
                 self.lock()
                     .frozen_progress
                     .insert(key.clone(), CommitStep::Reload);

@@ -479,6 +479,16 @@ async fn searches_go_on_while_a_commit_indexes() {
     assert_eq!(found(&store, "a"), ids(records.iter()));
 }
 
+/// A store over the pinned index `name` (tenant `a`, one day partition), with its partitions.
+fn open_pinned(name: &str) -> (tempfile::TempDir, Arc<LogStore>, Vec<Arc<Partition>>) {
+    let dir = tempfile::tempdir().unwrap();
+    install_fixture(name, dir.path());
+    let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
+    let partitions = store.tenant_partitions(&tenant("a"));
+    assert_eq!(partitions.len(), 1);
+    (dir, store, partitions)
+}
+
 /// The fixture again, each record a nanosecond later with its correlation id suffixed `-new`.
 fn fixture_one_nanosecond_later() -> Vec<LogRecord> {
     fixture()
@@ -493,11 +503,7 @@ fn fixture_one_nanosecond_later() -> Vec<LogRecord> {
 
 #[tokio::test]
 async fn a_pinned_format_1_index_reads_and_keeps_taking_records() {
-    let dir = tempfile::tempdir().unwrap();
-    install_fixture("log_index_v1", dir.path());
-    let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
-    let partitions = store.tenant_partitions(&tenant("a"));
-    assert_eq!(partitions.len(), 1);
+    let (_dir, store, partitions) = open_pinned("log_index_v1");
     assert_eq!(partitions[0].index.read().unwrap().format(), 1);
     assert!(!partitions[0].streams().complete);
     // Every record reads back exactly, through search, scans and stream listings.
@@ -534,11 +540,7 @@ async fn a_pinned_format_1_index_reads_and_keeps_taking_records() {
 
 #[tokio::test]
 async fn a_pinned_format_2_index_reads_finds_by_id_and_keeps_taking_records() {
-    let dir = tempfile::tempdir().unwrap();
-    install_fixture("log_index_v2", dir.path());
-    let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
-    let partitions = store.tenant_partitions(&tenant("a"));
-    assert_eq!(partitions.len(), 1);
+    let (_dir, store, partitions) = open_pinned("log_index_v2");
     assert_eq!(partitions[0].index.read().unwrap().format(), 2);
     assert!(partitions[0].streams().complete);
     let mut expected = fixture();
