@@ -416,6 +416,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         redactor: redactor(&config).context("cannot set up redaction")?,
         record_limits: Some(Arc::new(config.record_limits.clone())),
         active_series: None,
+        series: Arc::default(),
     };
     let storage_config = config.storage_config()?;
     let storage_shares_tables = storage_config.shares_tables();

@@ -8,6 +8,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
+use skewer_storage::metrics::SeriesTable;
 use skewer_storage::model::{Signal, SignalBatch};
 use skewer_storage::storage::WalDecoder;
 use skewer_storage::wal::WalEntry;
@@ -88,6 +89,8 @@ pub struct DecodeOptions {
     /// The exporting tenant's active series when it has a series limit (live metric exports
     /// only; never on replay, the WAL holds what was accepted).
     pub active_series: Option<Arc<ActiveSeries>>,
+    /// The series metric points are interned in (shared by every export the server takes).
+    pub series: Arc<SeriesTable>,
 }
 
 /// Records decoded from one export, with what was refused.
@@ -202,7 +205,7 @@ pub fn decode_export(
             if refused.is_some() {
                 rewritten = Some(request.encode_to_vec());
             }
-            decoded_metrics(request)
+            decoded_metrics(request, &options.series)
                 .with_rewrite((limited, rewritten))
                 .with_series_refused(refused, options.active_series.as_deref())?
         }
@@ -285,7 +288,10 @@ fn decoded_remote_write(
         crate::series_limit::limit_remote_write(&mut request, active, Instant::now())
     });
     let rewritten = (limited.any() || redacted || refused > 0).then(|| request.encode_to_vec());
-    let export = remote_write_export(crate::remote_write::convert(request)?, rewritten);
+    let export = remote_write_export(
+        crate::remote_write::convert(request, &options.series)?,
+        rewritten,
+    );
     let export = DecodedExport { limited, ..export };
     match active {
         Some(active) if refused > 0 => {
@@ -331,8 +337,8 @@ fn decoded_logs(request: ExportLogsServiceRequest, options: &DecodeOptions) -> D
 }
 
 /// Converts a decoded metrics export.
-fn decoded_metrics(request: ExportMetricsServiceRequest) -> DecodedExport {
-    let converted = convert_metrics(request);
+fn decoded_metrics(request: ExportMetricsServiceRequest, series: &SeriesTable) -> DecodedExport {
+    let converted = convert_metrics(request, series);
     DecodedExport {
         batch: SignalBatch::Metrics(converted.records),
         rejections: converted.rejections,
@@ -381,6 +387,7 @@ mod tests {
             redactor: None,
             record_limits: Some(Arc::new(RecordLimits::default())),
             active_series: None,
+            series: Arc::default(),
         }
     }
 

@@ -74,6 +74,7 @@ fn measured_peak_bytes(signal: Signal, format: PayloadFormat, body: &[u8]) -> us
         redactor: None,
         record_limits: None,
         active_series: None,
+        series: Arc::default(),
     };
     let before = LIVE.with(Cell::get);
     PEAK.with(|peak| peak.set(before));

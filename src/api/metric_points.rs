@@ -103,16 +103,16 @@ pub async fn points(
             let first = series.points.first()?;
             Some(SeriesView {
                 series_id: format!("{:016x}", series.series_id),
-                name: &first.metric.name,
-                description: &first.metric.description,
-                unit: &first.metric.unit,
-                kind: first.metric.kind.name(),
-                temporality: first.metric.temporality,
-                is_monotonic: first.metric.is_monotonic,
-                service_name: first.resource.service_name(),
-                resource: &first.resource,
-                scope: &first.scope,
-                attributes: &first.attributes,
+                name: &first.series.metric.name,
+                description: &first.series.metric.description,
+                unit: &first.series.metric.unit,
+                kind: first.series.metric.kind.name(),
+                temporality: first.series.metric.temporality,
+                is_monotonic: first.series.metric.is_monotonic,
+                service_name: first.series.resource.service_name(),
+                resource: &first.series.resource,
+                scope: &first.series.scope,
+                attributes: &first.series.attributes,
                 points: series.points.iter().map(point_view).collect(),
             })
         })

@@ -12,12 +12,22 @@ use skewer_storage::model::{
     NumberValue, PointValue, Quantile, Resource, Temporality,
 };
 
+use skewer_storage::metrics::{SeriesSession, SeriesTable};
+
 use super::common::{Converted, Rejections, convert_attributes, convert_resource, convert_scope};
 use super::traces::{optional_span_id, optional_trace_id};
 
-/// Converts an export, keeping valid points and counting the rest.
-pub fn convert_metrics(request: ExportMetricsServiceRequest) -> Converted<MetricPoint> {
-    let mut out = PointSink::default();
+/// Converts an export, keeping valid points and counting the rest; each point's series is
+/// looked up in (or added to) `series`.
+pub fn convert_metrics(
+    request: ExportMetricsServiceRequest,
+    series: &SeriesTable,
+) -> Converted<MetricPoint> {
+    let mut out = PointSink {
+        points: Vec::new(),
+        rejections: Rejections::default(),
+        series: series.session(),
+    };
     for resource_metrics in request.resource_metrics {
         let resource = convert_resource(resource_metrics.resource, resource_metrics.schema_url);
         for scope_metrics in resource_metrics.scope_metrics {
@@ -33,10 +43,10 @@ pub fn convert_metrics(request: ExportMetricsServiceRequest) -> Converted<Metric
     }
 }
 
-#[derive(Default)]
-struct PointSink {
+struct PointSink<'a> {
     points: Vec<MetricPoint>,
     rejections: Rejections,
+    series: SeriesSession<'a>,
 }
 
 /// The parts every point kind shares.
@@ -48,7 +58,7 @@ struct Common {
     exemplars: Vec<OtlpExemplar>,
 }
 
-impl PointSink {
+impl PointSink<'_> {
     fn convert_metric(
         &mut self,
         resource: &Arc<Resource>,
@@ -238,11 +248,14 @@ impl PointSink {
                 return;
             }
         };
+        let series = self.series.series(
+            resource,
+            scope,
+            descriptor,
+            convert_attributes(common.attributes),
+        );
         self.points.push(MetricPoint {
-            resource: resource.clone(),
-            scope: scope.clone(),
-            metric: descriptor.clone(),
-            attributes: convert_attributes(common.attributes),
+            series,
             start_time_unix_nano: common.start_time_unix_nano,
             time_unix_nano: common.time_unix_nano,
             flags: common.flags,
@@ -347,7 +360,7 @@ mod tests {
             })),
             ..Metric::default()
         };
-        let converted = convert_metrics(request(vec![gauge, histogram]));
+        let converted = convert_metrics(request(vec![gauge, histogram]), &SeriesTable::default());
         assert_eq!(converted.records.len(), 2);
         assert_eq!(converted.rejections.count, 1);
         assert_eq!(
@@ -357,7 +370,7 @@ mod tests {
             }
         );
         assert_eq!(
-            converted.records[1].metric.temporality,
+            converted.records[1].series.metric.temporality,
             Temporality::Cumulative
         );
     }

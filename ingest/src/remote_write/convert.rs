@@ -12,6 +12,8 @@ use skewer_storage::model::{
     NumberValue, PointValue, Resource, Temporality,
 };
 
+use skewer_storage::metrics::{SeriesSession, SeriesTable};
+
 use super::proto::{Label, MetricMetadata, STALE_NAN_BITS, TimeSeries, WriteRequest};
 use crate::convert::{Converted, Rejections};
 
@@ -35,9 +37,13 @@ const MAX_DESCRIBED_CHARS: usize = 64;
 /// Series with more labels than this are described by their first ones only.
 const MAX_DESCRIBED_LABELS: usize = 8;
 
-/// Converts a write request, keeping valid samples and counting the rest.
-pub fn convert_write_request(request: WriteRequest) -> Converted<MetricPoint> {
-    let mut sink = PointSink::new(request.metadata);
+/// Converts a write request, keeping valid samples and counting the rest; each series is
+/// looked up in (or added to) `series`.
+pub fn convert_write_request(
+    request: WriteRequest,
+    series: &SeriesTable,
+) -> Converted<MetricPoint> {
+    let mut sink = PointSink::new(request.metadata, series.session());
     for series in request.timeseries {
         sink.convert_series(series);
     }
@@ -47,7 +53,7 @@ pub fn convert_write_request(request: WriteRequest) -> Converted<MetricPoint> {
     }
 }
 
-struct PointSink {
+struct PointSink<'a> {
     /// Help and unit by family name, from the request.
     metadata: HashMap<String, MetricMetadata>,
     /// One descriptor per metric name, shared by its points.
@@ -57,10 +63,11 @@ struct PointSink {
     scope: Arc<InstrumentationScope>,
     points: Vec<MetricPoint>,
     rejections: Rejections,
+    series: SeriesSession<'a>,
 }
 
-impl PointSink {
-    fn new(metadata: Vec<MetricMetadata>) -> Self {
+impl<'a> PointSink<'a> {
+    fn new(metadata: Vec<MetricMetadata>, series: SeriesSession<'a>) -> Self {
         let mut by_family = HashMap::with_capacity(metadata.len());
         for entry in metadata {
             // The first entry of a family wins.
@@ -75,6 +82,7 @@ impl PointSink {
             scope: Arc::new(InstrumentationScope::default()),
             points: Vec::new(),
             rejections: Rejections::default(),
+            series,
         }
     }
 
@@ -103,11 +111,13 @@ impl PointSink {
         if samples.is_empty() {
             return;
         }
-        let (name, mut attributes) = split_labels(labels);
+        let (name, attributes) = split_labels(labels);
         let descriptor = self.descriptor(&name);
+        let series = self
+            .series
+            .series(&self.resource, &self.scope, &descriptor, attributes);
         self.points.reserve(samples.len());
-        let mut samples = samples.into_iter().peekable();
-        while let Some(sample) = samples.next() {
+        for sample in samples {
             let Some(time_unix_nano) = time_unix_nano(sample.timestamp) else {
                 self.rejections.reject(|| {
                     format!(
@@ -122,17 +132,8 @@ impl PointSink {
             } else {
                 0
             };
-            // The last sample takes the attributes, the others copy them.
-            let point_attributes = if samples.peek().is_some() {
-                attributes.clone()
-            } else {
-                std::mem::take(&mut attributes)
-            };
             self.points.push(MetricPoint {
-                resource: Arc::clone(&self.resource),
-                scope: Arc::clone(&self.scope),
-                metric: Arc::clone(&descriptor),
-                attributes: point_attributes,
+                series: Arc::clone(&series),
                 start_time_unix_nano: 0,
                 time_unix_nano,
                 flags,
@@ -268,6 +269,10 @@ mod tests {
     use super::*;
     use crate::remote_write::proto::{IgnoredExemplar, IgnoredHistogram, Sample};
 
+    fn convert_write_request(request: WriteRequest) -> Converted<MetricPoint> {
+        super::convert_write_request(request, &SeriesTable::default())
+    }
+
     fn label(name: &str, value: &str) -> Label {
         Label {
             name: name.into(),
@@ -320,19 +325,19 @@ mod tests {
         let points = converted.records;
         assert_eq!(points.len(), 2);
         for point in &points {
-            assert_eq!(point.metric.name, "http_requests_total");
-            assert_eq!(point.metric.kind, MetricKind::Gauge);
-            assert_eq!(point.metric.temporality, Temporality::Unspecified);
-            assert!(!point.metric.is_monotonic);
+            assert_eq!(point.series.metric.name, "http_requests_total");
+            assert_eq!(point.series.metric.kind, MetricKind::Gauge);
+            assert_eq!(point.series.metric.temporality, Temporality::Unspecified);
+            assert!(!point.series.metric.is_monotonic);
             assert_eq!(
-                point.attributes,
+                point.series.attributes,
                 [
                     Attribute::string("instance", "a:9090"),
                     Attribute::string("job", "api")
                 ]
             );
-            assert!(point.resource.attributes.is_empty());
-            assert_eq!(point.scope.name, "");
+            assert!(point.series.resource.attributes.is_empty());
+            assert_eq!(point.series.scope.name, "");
             assert_eq!(point.start_time_unix_nano, 0);
             assert_eq!(point.flags, 0);
             assert!(point.exemplars.is_empty());
@@ -342,7 +347,7 @@ mod tests {
         assert_eq!((number(&points[0]), number(&points[1])), (1.5, 2.0));
         assert_eq!(points[0].series_id(), points[1].series_id());
         assert!(
-            Arc::ptr_eq(&points[0].metric, &points[1].metric),
+            Arc::ptr_eq(&points[0].series.metric, &points[1].series.metric),
             "one descriptor per name"
         );
     }
@@ -379,7 +384,7 @@ mod tests {
             series(&[("__name__", "kept")], vec![sample(3.0, 1)]),
         ]));
         assert_eq!(converted.records.len(), 1);
-        assert_eq!(converted.records[0].metric.name, "kept");
+        assert_eq!(converted.records[0].series.metric.name, "kept");
         assert_eq!(converted.rejections.count, 5);
         assert_eq!(
             converted.rejections.first_message.as_deref(),
@@ -427,7 +432,7 @@ mod tests {
             vec![sample(1.0, 1)],
         )]));
         assert_eq!(
-            converted.records[0].attributes,
+            converted.records[0].series.attributes,
             [Attribute::string("job", "x")]
         );
     }
@@ -461,10 +466,10 @@ mod tests {
             .iter()
             .map(|p| {
                 (
-                    p.metric.name.as_str(),
-                    p.metric.description.as_str(),
-                    p.metric.unit.as_str(),
-                    p.metric.kind,
+                    p.series.metric.name.as_str(),
+                    p.series.metric.description.as_str(),
+                    p.series.metric.unit.as_str(),
+                    p.series.metric.kind,
                 )
             })
             .collect();

@@ -13,6 +13,7 @@ pub(crate) mod receiver;
 pub mod snappy;
 
 use prost::Message;
+use skewer_storage::metrics::SeriesTable;
 use skewer_storage::model::MetricPoint;
 
 use crate::IngestError;
@@ -20,15 +21,6 @@ use crate::convert::Converted;
 
 /// The path Prometheus's `remote_write` `url` points at.
 pub const REMOTE_WRITE_PATH: &str = "/api/v1/write";
-
-/// Decodes an uncompressed `prometheus.WriteRequest` and converts it. Remote write has no
-/// partial answer, and a sender drops a batch refused with 400 for good: so a request with
-/// something valid is kept (the refused rest counted), and one whose every record was
-/// refused is [`IngestError::NoValidRecords`]. A request with nothing in it (metadata only)
-/// is fine.
-pub fn decode(body: &[u8]) -> Result<Converted<MetricPoint>, IngestError> {
-    convert(parse(body)?)
-}
 
 /// Parses a decompressed remote write body.
 pub fn parse(body: &[u8]) -> Result<proto::WriteRequest, IngestError> {
@@ -38,9 +30,15 @@ pub fn parse(body: &[u8]) -> Result<proto::WriteRequest, IngestError> {
     })
 }
 
-/// Converts a parsed write request; one without any valid sample is refused.
-pub fn convert(request: proto::WriteRequest) -> Result<Converted<MetricPoint>, IngestError> {
-    let converted = convert::convert_write_request(request);
+/// Converts a parsed write request. Remote write has no partial answer, and a sender drops a
+/// batch refused with 400 for good: so a request with something valid is kept (the refused
+/// rest counted), and one whose every record was refused is [`IngestError::NoValidRecords`].
+/// A request with nothing in it (metadata only) is fine.
+pub fn convert(
+    request: proto::WriteRequest,
+    series: &SeriesTable,
+) -> Result<Converted<MetricPoint>, IngestError> {
+    let converted = convert::convert_write_request(request, series);
     if converted.records.is_empty() && converted.rejections.count > 0 {
         return Err(IngestError::NoValidRecords {
             rejected: converted.rejections.count,
@@ -91,7 +89,13 @@ mod tests {
             redactor: None,
             record_limits: None,
             active_series: None,
+            series: std::sync::Arc::default(),
         }
+    }
+
+    /// Decodes an uncompressed `prometheus.WriteRequest` and converts it.
+    fn decode(body: &[u8]) -> Result<Converted<MetricPoint>, IngestError> {
+        convert(parse(body)?, &SeriesTable::default())
     }
 
     #[test]

@@ -45,13 +45,17 @@ pub fn convert_series(points: &[MetricPoint]) -> Vec<Series> {
     let Some(first) = points.first() else {
         return Vec::new();
     };
-    let Some(family) = family_name(&first.metric) else {
+    let Some(family) = family_name(&first.series.metric) else {
         return Vec::new();
     };
-    let base = series_labels(&first.resource, &first.scope, &first.attributes);
-    let delta = first.metric.temporality == Temporality::Delta;
+    let base = series_labels(
+        &first.series.resource,
+        &first.series.scope,
+        &first.series.attributes,
+    );
+    let delta = first.series.metric.temporality == Temporality::Delta;
     let mut parts = Parts::default();
-    match first.metric.kind {
+    match first.series.metric.kind {
         MetricKind::Gauge => numbers(points.iter().filter_map(number_sample), false, &mut parts),
         MetricKind::Sum => numbers(points.iter().filter_map(number_sample), delta, &mut parts),
         MetricKind::Histogram => histograms(points, delta, &mut parts),
@@ -76,12 +80,16 @@ pub fn timestamp_ms(point: &MetricPoint) -> i64 {
 /// and attributes; its value of no account): what [`convert_series`] makes of the points, from
 /// a read that decoded times and values alone.
 pub fn convert_number_series(identity: &MetricPoint, samples: &[NumberSample]) -> Vec<Series> {
-    let Some(family) = family_name(&identity.metric) else {
+    let Some(family) = family_name(&identity.series.metric) else {
         return Vec::new();
     };
-    let base = series_labels(&identity.resource, &identity.scope, &identity.attributes);
-    let delta = identity.metric.kind == MetricKind::Sum
-        && identity.metric.temporality == Temporality::Delta;
+    let base = series_labels(
+        &identity.series.resource,
+        &identity.series.scope,
+        &identity.series.attributes,
+    );
+    let delta = identity.series.metric.kind == MetricKind::Sum
+        && identity.series.metric.temporality == Temporality::Delta;
     let mut parts = Parts::default();
     let samples = samples.iter().map(|sample| NumberInput {
         at: i64::try_from(sample.time_unix_nano / 1_000_000).unwrap_or(i64::MAX),
@@ -166,7 +174,7 @@ fn summaries(points: &[MetricPoint], parts: &mut Parts) {
 mod tests {
     use std::sync::Arc;
 
-    use skewer_storage::model::{MetricDescriptor, Quantile};
+    use skewer_storage::model::{MetricDescriptor, MetricSeries, Quantile};
 
     use super::super::test_support::{SECOND_NS, flat, number, points, series};
     use super::*;
@@ -340,10 +348,16 @@ mod tests {
             Temporality::Unspecified,
             vec![(SECOND_NS, number(1.0))],
         );
-        unnamed[0].metric = Arc::new(MetricDescriptor {
-            name: "...".into(),
-            ..(*unnamed[0].metric).clone()
-        });
+        let series = &unnamed[0].series;
+        unnamed[0].series = Arc::new(MetricSeries::new(
+            Arc::clone(&series.resource),
+            Arc::clone(&series.scope),
+            Arc::new(MetricDescriptor {
+                name: "...".into(),
+                ..(*series.metric).clone()
+            }),
+            series.attributes.clone(),
+        ));
         assert!(convert_series(&unnamed).is_empty());
     }
 }

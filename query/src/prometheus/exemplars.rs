@@ -40,17 +40,21 @@ pub fn point_exemplars(point: &MetricPoint) -> Vec<(Labels, ExemplarSample)> {
     if point.exemplars.is_empty() {
         return Vec::new();
     }
-    let Some(family) = family_name(&point.metric) else {
+    let Some(family) = family_name(&point.series.metric) else {
         return Vec::new();
     };
-    let base = series_labels(&point.resource, &point.scope, &point.attributes);
+    let base = series_labels(
+        &point.series.resource,
+        &point.series.scope,
+        &point.series.attributes,
+    );
     point
         .exemplars
         .iter()
         .map(|exemplar| {
             let sample = sample(exemplar);
             let mut labels = base.clone();
-            match (&point.metric.kind, &point.value) {
+            match (&point.series.metric.kind, &point.value) {
                 (
                     MetricKind::Histogram,
                     PointValue::Histogram {
@@ -103,20 +107,22 @@ mod tests {
 
     fn point(kind: MetricKind, value: PointValue, name: &str, unit: &str) -> MetricPoint {
         MetricPoint {
-            resource: Arc::new(Resource {
-                attributes: vec![Attribute::string("service.name", "checkout")],
-                ..Resource::default()
-            }),
-            scope: Arc::new(InstrumentationScope::default()),
-            metric: Arc::new(MetricDescriptor {
-                name: name.to_owned(),
-                description: String::new(),
-                unit: unit.to_owned(),
-                kind,
-                temporality: Temporality::Cumulative,
-                is_monotonic: true,
-            }),
-            attributes: vec![Attribute::string("route", "/pay")],
+            series: Arc::new(skewer_storage::model::MetricSeries::new(
+                Arc::new(Resource {
+                    attributes: vec![Attribute::string("service.name", "checkout")],
+                    ..Resource::default()
+                }),
+                Arc::new(InstrumentationScope::default()),
+                Arc::new(MetricDescriptor {
+                    name: name.to_owned(),
+                    description: String::new(),
+                    unit: unit.to_owned(),
+                    kind,
+                    temporality: Temporality::Cumulative,
+                    is_monotonic: true,
+                }),
+                vec![Attribute::string("route", "/pay")],
+            )),
             start_time_unix_nano: 0,
             time_unix_nano: 2_000_000,
             flags: 0,

@@ -72,10 +72,12 @@ impl StoreSource<'_> {
         if wanted.names.is_empty() {
             return Ok(Vec::new());
         }
-        let numbers_only = wanted
-            .identities
-            .values()
-            .all(|identity| matches!(identity.metric.kind, MetricKind::Gauge | MetricKind::Sum));
+        let numbers_only = wanted.identities.values().all(|identity| {
+            matches!(
+                identity.series.metric.kind,
+                MetricKind::Gauge | MetricKind::Sum
+            )
+        });
         let names = wanted.names.iter().cloned().collect();
         let mut request =
             ScanRequest::metrics(self.tenant.clone(), Some(names), range, self.limits);
@@ -86,8 +88,10 @@ impl StoreSource<'_> {
         }
         let mut kept: HashMap<u64, Vec<MetricPoint>> = HashMap::new();
         while let Some(batch) = stream.next().await {
-            let runs = decode_metric_value_runs(&batch?, |id| wanted.identities.get(&id))
-                .map_err(StorageError::from)?;
+            let runs = decode_metric_value_runs(&batch?, |id| {
+                wanted.identities.get(&id).map(|p| Arc::clone(&p.series))
+            })
+            .map_err(StorageError::from)?;
             for run in runs {
                 match kept.entry(run.series_id) {
                     Entry::Occupied(mut points) => points.get_mut().extend(run.points),
@@ -205,7 +209,7 @@ impl StoreSource<'_> {
                 if let Entry::Vacant(slot) = wanted.identities.entry(series.series_id)
                     && let Some(identity) = view.identity(&shared.index, ordinal)
                 {
-                    wanted.names.insert(identity.metric.name.clone());
+                    wanted.names.insert(identity.series.metric.name.clone());
                     slot.insert(identity);
                 }
             }

@@ -14,7 +14,7 @@ use promql_parser::label::Matcher;
 
 use skewer_storage::metrics::{IndexedSeries, Layout, SeriesGroup, SeriesIndex};
 use skewer_storage::model::{
-    MetricDescriptor, MetricKind, MetricPoint, NumberValue, PointValue, Quantile,
+    MetricDescriptor, MetricKind, MetricPoint, MetricSeries, NumberValue, PointValue, Quantile,
 };
 
 use super::convert::convert_series;
@@ -206,10 +206,13 @@ impl GroupParts {
     /// A point of `series` (of this group) with `value`, at its first time.
     fn point(&self, series: &IndexedSeries, value: PointValue) -> MetricPoint {
         MetricPoint {
-            resource: Arc::clone(&self.resource),
-            scope: Arc::clone(&self.scope),
-            metric: Arc::clone(&self.metric),
-            attributes: series.attributes.clone(),
+            series: Arc::new(MetricSeries::stored(
+                series.series_id,
+                Arc::clone(&self.resource),
+                Arc::clone(&self.scope),
+                Arc::clone(&self.metric),
+                series.attributes.clone(),
+            )),
             start_time_unix_nano: 0,
             time_unix_nano: series.first_time_unix_nano,
             flags: 0,
@@ -267,23 +270,25 @@ mod tests {
 
     fn point(kind: MetricKind, value: PointValue, time: u64) -> MetricPoint {
         MetricPoint {
-            resource: Arc::new(skewer_storage::model::Resource {
-                attributes: vec![
-                    Attribute::string("service.name", "api"),
-                    Attribute::string("host.name", "h1"),
-                ],
-                ..Default::default()
-            }),
-            scope: Arc::default(),
-            metric: Arc::new(MetricDescriptor {
-                name: "req.duration".into(),
-                description: String::new(),
-                unit: "s".into(),
-                kind,
-                temporality: Temporality::Cumulative,
-                is_monotonic: true,
-            }),
-            attributes: vec![Attribute::string("route", "/a")],
+            series: Arc::new(MetricSeries::new(
+                Arc::new(skewer_storage::model::Resource {
+                    attributes: vec![
+                        Attribute::string("service.name", "api"),
+                        Attribute::string("host.name", "h1"),
+                    ],
+                    ..Default::default()
+                }),
+                Arc::default(),
+                Arc::new(MetricDescriptor {
+                    name: "req.duration".into(),
+                    description: String::new(),
+                    unit: "s".into(),
+                    kind,
+                    temporality: Temporality::Cumulative,
+                    is_monotonic: true,
+                }),
+                vec![Attribute::string("route", "/a")],
+            )),
             start_time_unix_nano: 0,
             time_unix_nano: time,
             flags: 0,
@@ -319,7 +324,7 @@ mod tests {
             .into_iter()
             .map(|s| s.labels)
             .collect();
-        converted.extend(target_info_labels(&points[0].resource));
+        converted.extend(target_info_labels(&points[0].series.resource));
         converted.sort();
         assert_eq!(listed, converted);
         assert_eq!(listed.len(), 6, "3 buckets, sum, count, target_info");
@@ -349,7 +354,7 @@ mod tests {
         let mut builder = SeriesIndexBuilder::default();
         builder.add_points([&exponential]);
         let view = SeriesView::of(&builder.finish());
-        assert_eq!(view.unlisted, [(*exponential.metric).clone()]);
+        assert_eq!(view.unlisted, [(*exponential.series.metric).clone()]);
         assert_eq!(view.entries.len(), 1, "target_info alone");
     }
 }

@@ -199,12 +199,13 @@ impl<'a> StoreSource<'a> {
             let mut seen_descriptors: HashSet<usize> = HashSet::new();
             let mut seen_resources: HashSet<usize> = HashSet::new();
             for point in points {
-                if seen_descriptors.insert(Arc::as_ptr(&point.metric) as usize) {
-                    found.extend(metadata_of(&point.metric));
+                if seen_descriptors.insert(Arc::as_ptr(&point.series.metric) as usize) {
+                    found.extend(metadata_of(&point.series.metric));
                 }
-                if !*has_target_info && seen_resources.insert(Arc::as_ptr(&point.resource) as usize)
+                if !*has_target_info
+                    && seen_resources.insert(Arc::as_ptr(&point.series.resource) as usize)
                 {
-                    *has_target_info = target_info_labels(&point.resource).is_some();
+                    *has_target_info = target_info_labels(&point.series.resource).is_some();
                 }
             }
         })
@@ -243,8 +244,8 @@ impl<'a> StoreSource<'a> {
                 };
                 if wants_target_info {
                     let labels = target_labels
-                        .entry(Arc::as_ptr(&first.resource) as usize)
-                        .or_insert_with(|| target_info_labels(&first.resource));
+                        .entry(Arc::as_ptr(&first.series.resource) as usize)
+                        .or_insert_with(|| target_info_labels(&first.series.resource));
                     if let Some(labels) = labels {
                         let times = targets.entry(labels.clone()).or_default();
                         times.extend(
@@ -256,8 +257,8 @@ impl<'a> StoreSource<'a> {
                     }
                 }
                 let wanted = *accepted
-                    .entry(Arc::as_ptr(&first.metric) as usize)
-                    .or_insert_with(|| filter.accepts_metric(&first.metric));
+                    .entry(Arc::as_ptr(&first.series.metric) as usize)
+                    .or_insert_with(|| filter.accepts_metric(&first.series.metric));
                 if wanted {
                     match kept.entry(run.series_id) {
                         Entry::Occupied(mut points) => points.get_mut().extend(run.points),
@@ -353,7 +354,7 @@ impl<'a> StoreSource<'a> {
         while let Some(batch) = stream.next().await {
             let points = decode_metric_points(&batch?).map_err(StorageError::from)?;
             for point in points.iter().filter(|p| !p.exemplars.is_empty()) {
-                if !filter.accepts_metric(&point.metric) {
+                if !filter.accepts_metric(&point.series.metric) {
                     continue;
                 }
                 for (labels, sample) in point_exemplars(point) {
@@ -414,15 +415,12 @@ pub(super) fn assemble(
 ) -> Vec<Series> {
     let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
     for (_, mut points) in kept {
-        // Runs of one series from several files: time order, each time once. Only the
-        // first point read carries the attributes; they go to the first point in time.
-        let identity = std::mem::take(&mut points[0].attributes);
+        // Runs of one series from several files: time order, each time once.
         let key = |p: &MetricPoint| (p.time_unix_nano, p.start_time_unix_nano);
         if !points.is_sorted_by_key(key) {
             points.sort_by_key(key);
         }
         points.dedup_by_key(|p| key(p));
-        points[0].attributes = identity;
         for series in convert_series(&points) {
             merged
                 .entry(series.labels)

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use skewer_storage::model::{
-    Attribute, InstrumentationScope, MetricDescriptor, MetricKind, MetricPoint, NumberValue,
-    PointValue, Resource, Temporality,
+    Attribute, InstrumentationScope, MetricDescriptor, MetricKind, MetricPoint, MetricSeries,
+    NumberValue, PointValue, Resource, Temporality,
 };
 
 use crate::promql::{Series, is_stale};
@@ -36,10 +36,12 @@ pub(super) fn points(
     values
         .into_iter()
         .map(|(time_unix_nano, value)| MetricPoint {
-            resource: Arc::clone(&resource),
-            scope: Arc::new(InstrumentationScope::default()),
-            metric: Arc::clone(&metric),
-            attributes: vec![Attribute::string("k", "v")],
+            series: Arc::new(MetricSeries::new(
+                Arc::clone(&resource),
+                Arc::new(InstrumentationScope::default()),
+                Arc::clone(&metric),
+                vec![Attribute::string("k", "v")],
+            )),
             start_time_unix_nano: 0,
             time_unix_nano,
             flags: 0,

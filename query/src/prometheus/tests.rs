@@ -6,8 +6,8 @@ use std::sync::Arc;
 use promql_parser::label::{MatchOp, Matcher};
 use skewer_storage::Storage;
 use skewer_storage::model::{
-    Attribute, InstrumentationScope, MetricDescriptor, MetricKind, MetricPoint, NumberValue,
-    PointValue, Resource, Signal, SignalBatch, Temporality, TenantId,
+    Attribute, InstrumentationScope, MetricDescriptor, MetricKind, MetricPoint, MetricSeries,
+    NumberValue, PointValue, Resource, Signal, SignalBatch, Temporality, TenantId,
 };
 use skewer_storage::scan::ScanLimits;
 
@@ -47,14 +47,16 @@ fn point(metric: &Arc<MetricDescriptor>, offset_seconds: i64, value: PointValue)
     };
     let time_ms = BASE_MS + offset_seconds * 1000;
     MetricPoint {
-        resource: Arc::new(resource),
-        scope: Arc::new(InstrumentationScope {
-            name: "io.test".into(),
-            version: "1.0".into(),
-            ..InstrumentationScope::default()
-        }),
-        metric: Arc::clone(metric),
-        attributes: vec![Attribute::string("http.request.method", "GET")],
+        series: Arc::new(MetricSeries::new(
+            Arc::new(resource),
+            Arc::new(InstrumentationScope {
+                name: "io.test".into(),
+                version: "1.0".into(),
+                ..InstrumentationScope::default()
+            }),
+            Arc::clone(metric),
+            vec![Attribute::string("http.request.method", "GET")],
+        )),
         start_time_unix_nano: 1,
         time_unix_nano: u64::try_from(time_ms).unwrap() * 1_000_000,
         flags: 0,
@@ -370,11 +372,11 @@ async fn series_indexes_list_what_the_points_would() {
         ],
     };
     let mut colliding = point(&delta, 30, number(2.0));
-    colliding.attributes = vec![
+    colliding.series = Arc::new(colliding.series.with_attributes(vec![
         Attribute::string("a.b", "1"),
         Attribute::string("a_b", "2"),
         Attribute::string("9lives", "x"),
-    ];
+    ]));
     let mut ended = point(&summary, 40, quantiles(0.0));
     ended.flags = 1;
     write(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::FileSummary;
-use crate::model::{MetricDescriptor, MetricKind, MetricPoint, Temporality};
+use crate::model::{MetricDescriptor, MetricKind, MetricPoint, MetricSeries, Temporality};
 
 /// Metric names kept per file; past it the catalog says it is incomplete (names holding ids
 /// must not grow summaries without bound).
@@ -207,11 +207,12 @@ impl FileSummary {
     /// points of a series follow each other in a flush, and the points of one metric in an
     /// export, so most points only extend the run before them.
     pub fn add_metric_points<'a>(&mut self, points: impl IntoIterator<Item = &'a MetricPoint>) {
-        let mut run: Option<(&MetricPoint, u64)> = None;
-        let mut keys_noted: Option<&MetricPoint> = None;
+        let mut run: Option<(&MetricSeries, u64)> = None;
+        let mut keys_noted: Option<&MetricSeries> = None;
         for point in points {
+            let series = &*point.series;
             if let Some((first, count)) = &mut run
-                && same_family(first, point)
+                && same_family(first, series)
             {
                 *count += 1;
                 continue;
@@ -220,12 +221,12 @@ impl FileSummary {
                 self.metrics
                     .add(&first.metric, first.resource.service_name(), count);
             }
-            if keys_noted.is_none_or(|noted| !same_resource_keys(noted, point)) {
-                let keys = point.resource.attributes.iter().map(|a| a.key.as_str());
+            if keys_noted.is_none_or(|noted| !same_resource_keys(noted, series)) {
+                let keys = series.resource.attributes.iter().map(|a| a.key.as_str());
                 self.metrics.add_resource_keys(keys);
-                keys_noted = Some(point);
+                keys_noted = Some(series);
             }
-            run = Some((point, 1));
+            run = Some((series, 1));
         }
         if let Some((first, count)) = run {
             self.metrics
@@ -234,16 +235,19 @@ impl FileSummary {
     }
 }
 
-/// Whether two points count toward one catalog entry: one descriptor and one service.
-fn same_family(a: &MetricPoint, b: &MetricPoint) -> bool {
+/// Whether two series count toward one catalog entry: one descriptor and one service.
+fn same_family(a: &MetricSeries, b: &MetricSeries) -> bool {
+    if std::ptr::eq(a, b) {
+        return true;
+    }
     let same_metric = Arc::ptr_eq(&a.metric, &b.metric) || *a.metric == *b.metric;
     let same_service = Arc::ptr_eq(&a.resource, &b.resource)
         || a.resource.service_name() == b.resource.service_name();
     same_metric && same_service
 }
 
-/// Whether two points' resources have the same attribute keys.
-fn same_resource_keys(a: &MetricPoint, b: &MetricPoint) -> bool {
+/// Whether two series' resources have the same attribute keys.
+fn same_resource_keys(a: &MetricSeries, b: &MetricSeries) -> bool {
     Arc::ptr_eq(&a.resource, &b.resource)
         || a.resource.attributes.iter().map(|x| &x.key).eq(b
             .resource

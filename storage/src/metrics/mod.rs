@@ -1,10 +1,14 @@
 //! The metric store: data points in Parquet, read back by metric name and time range.
 
 mod series_index;
+mod series_table;
 
 pub use series_index::{
     IndexedSeries, Layout, SeriesGroup, SeriesIndex, SeriesIndexBuilder, SeriesIndexError,
     StoredRun,
+};
+pub use series_table::{
+    DEFAULT_GENERATION_AGE, DEFAULT_GENERATION_CAPACITY, SeriesSession, SeriesTable,
 };
 
 use arrow_array::RecordBatch;
@@ -44,7 +48,7 @@ impl TableSignal for MetricTable {
 
     fn record_may_match(point: &MetricPoint, predicate: &Predicate, time_range: TimeRange) -> bool {
         let name_matches = match predicate.required_value(METRIC_NAME_COLUMN) {
-            Some(Value::Text(name)) => point.metric.name == *name,
+            Some(Value::Text(name)) => point.series.metric.name == *name,
             _ => true,
         };
         name_matches && time_range.contains(point.time_unix_nano)
@@ -100,16 +104,6 @@ impl Summarizer<MetricPoint> for MetricFileSummarizer {
     fn add_records(&mut self, points: &[&MetricPoint]) {
         self.summary.add_metric_points(points.iter().copied());
         self.series.add_points(points.iter().copied());
-    }
-
-    fn add_encoded(&mut self, points: &[&MetricPoint], file: &EncodedFile) {
-        self.summary.add_metric_points(points.iter().copied());
-        if file.series_ids.len() == points.len() {
-            self.series
-                .add_points_with_ids(points.iter().copied(), &file.series_ids);
-        } else {
-            self.series.add_points(points.iter().copied());
-        }
     }
 
     fn add_batch(&mut self, batch: &RecordBatch) -> Result<(), CodecError> {

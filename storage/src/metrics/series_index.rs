@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::attributes::attributes_bytes;
 use crate::model::{
-    Attribute, InstrumentationScope, MetricDescriptor, MetricPoint, PointValue, Resource,
-    SeriesIdCache,
+    Attribute, InstrumentationScope, MetricDescriptor, MetricPoint, MetricSeries, PointValue,
+    Resource,
 };
 
 /// The format byte of the stored form.
@@ -297,31 +297,13 @@ pub struct SeriesIndexBuilder {
 }
 
 impl SeriesIndexBuilder {
-    /// Adds points, each carrying its series' identity (records). A series' points mostly
-    /// follow each other, so most only extend the series before them.
+    /// Adds points in file order (records of a flush or buffer, rows read back). A series'
+    /// points mostly follow each other, so most only extend the series before them.
     pub fn add_points<'a>(&mut self, points: impl IntoIterator<Item = &'a MetricPoint>) {
-        let mut ids = SeriesIdCache::default();
         let mut call = CallState::default();
         for point in points {
-            let series_id = ids.series_id(point);
-            self.add_point(&mut call, series_id, point, point);
-        }
-    }
-
-    /// Adds points with their stored series ids (in the order the file holds them, as its
-    /// encoding worked them out): a point with the id of the one before it extends its
-    /// series, as in the file, and only the first point of a series is looked at closely.
-    pub fn add_points_with_ids<'a>(
-        &mut self,
-        points: impl IntoIterator<Item = &'a MetricPoint>,
-        series_ids: &[u64],
-    ) {
-        let mut call = CallState::default();
-        for (point, &series_id) in points.into_iter().zip(series_ids) {
-            match call.last {
-                Some((id, at, _)) if id == series_id => self.count(at, point),
-                _ => self.add_point(&mut call, series_id, point, point),
-            }
+            let series_id = point.series_id();
+            self.add_point(&mut call, series_id, &point.series, point);
         }
     }
 
@@ -331,7 +313,7 @@ impl SeriesIndexBuilder {
     pub fn add_stored(
         &mut self,
         run: &StoredRun,
-        identity: &MetricPoint,
+        identity: &MetricSeries,
         values: impl IntoIterator<Item = PointValue>,
     ) {
         let group = self.group(identity);
@@ -355,7 +337,7 @@ impl SeriesIndexBuilder {
         &mut self,
         call: &mut CallState,
         series_id: u64,
-        identity: &MetricPoint,
+        identity: &MetricSeries,
         point: &MetricPoint,
     ) {
         let arcs = (
@@ -381,8 +363,8 @@ impl SeriesIndexBuilder {
         self.count(at, point);
     }
 
-    /// The group of a point's descriptor, resource and scope, added when new.
-    fn group(&mut self, point: &MetricPoint) -> u32 {
+    /// The group of a series' descriptor, resource and scope, added when new.
+    fn group(&mut self, point: &MetricSeries) -> u32 {
         let hash = point.group_id();
         let candidates = self.groups_by_hash.entry(hash).or_default();
         for &group in candidates.iter() {
@@ -404,8 +386,8 @@ impl SeriesIndexBuilder {
         group
     }
 
-    /// The position of a point's series, added when new.
-    fn series(&mut self, series_id: u64, group: u32, point: &MetricPoint) -> u32 {
+    /// The position of a series, added when new.
+    fn series(&mut self, series_id: u64, group: u32, point: &MetricSeries) -> u32 {
         let candidates = self.series_by_id.entry(series_id).or_default();
         for &at in candidates.iter() {
             let known = &self.index.series[at as usize];
@@ -418,8 +400,9 @@ impl SeriesIndexBuilder {
             series_id,
             group,
             attributes: point.attributes.clone(),
-            first_time_unix_nano: point.time_unix_nano,
-            last_time_unix_nano: point.time_unix_nano,
+            // Set by the first point or stored run counted.
+            first_time_unix_nano: u64::MAX,
+            last_time_unix_nano: 0,
             points: 0,
             layouts: Vec::new(),
             layouts_incomplete: false,
@@ -488,23 +471,25 @@ mod tests {
             },
         };
         MetricPoint {
-            resource: Arc::new(Resource {
-                attributes: vec![Attribute::string("service.name", "api")],
-                ..Resource::default()
-            }),
-            scope: Arc::new(InstrumentationScope::default()),
-            metric: Arc::new(MetricDescriptor {
-                name: name.to_owned(),
-                description: String::new(),
-                unit: String::new(),
-                kind,
-                temporality: Temporality::Cumulative,
-                is_monotonic: false,
-            }),
-            attributes: attributes
-                .iter()
-                .map(|(k, v)| Attribute::string(*k, *v))
-                .collect(),
+            series: Arc::new(MetricSeries::new(
+                Arc::new(Resource {
+                    attributes: vec![Attribute::string("service.name", "api")],
+                    ..Resource::default()
+                }),
+                Arc::new(InstrumentationScope::default()),
+                Arc::new(MetricDescriptor {
+                    name: name.to_owned(),
+                    description: String::new(),
+                    unit: String::new(),
+                    kind,
+                    temporality: Temporality::Cumulative,
+                    is_monotonic: false,
+                }),
+                attributes
+                    .iter()
+                    .map(|(k, v)| Attribute::string(*k, *v))
+                    .collect(),
+            )),
             start_time_unix_nano: 0,
             time_unix_nano: time,
             flags: 0,
@@ -548,22 +533,6 @@ mod tests {
             }]
         );
         assert!(index.is_complete());
-    }
-
-    #[test]
-    fn ids_from_the_encoding_give_the_same_index() {
-        let points = [
-            point("a", MetricKind::Gauge, &[("k", "1")], 10),
-            point("a", MetricKind::Gauge, &[("k", "1")], 30),
-            point("a", MetricKind::Gauge, &[("k", "2")], 20),
-            point("b", MetricKind::Histogram, &[], 5),
-        ];
-        let ids: Vec<u64> = points.iter().map(MetricPoint::series_id).collect();
-        let mut hashed = SeriesIndexBuilder::default();
-        hashed.add_points(&points);
-        let mut given = SeriesIndexBuilder::default();
-        given.add_points_with_ids(&points, &ids);
-        assert_eq!(given.finish(), hashed.finish());
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! The metric model: one data point of any of the five OTLP kinds, with its series identity.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -206,17 +205,114 @@ pub struct Exemplar {
     pub span_id: Option<SpanId>,
 }
 
-/// One data point as stored, with everything that identifies its series.
+/// What identifies a series, after OpenTelemetry's metric stream identity, with its stable
+/// id: every point of the series shares one of these (interned at ingest by
+/// [`crate::metrics::SeriesTable`], once per run of rows when read from a file).
 #[derive(Debug, Clone, PartialEq)]
-pub struct MetricPoint {
+pub struct MetricSeries {
     /// The service instance that produced it.
     pub resource: Arc<Resource>,
     /// The instrumentation library.
     pub scope: Arc<InstrumentationScope>,
     /// Name, unit, kind, temporality.
     pub metric: Arc<MetricDescriptor>,
-    /// Point attributes (labels).
+    /// Point attributes (labels), in the order they were sent.
     pub attributes: Vec<Attribute>,
+    /// See [`MetricSeries::id`]; private so it always matches the fields.
+    id: u64,
+}
+
+impl MetricSeries {
+    /// A series of these parts; computes its id.
+    pub fn new(
+        resource: Arc<Resource>,
+        scope: Arc<InstrumentationScope>,
+        metric: Arc<MetricDescriptor>,
+        attributes: Vec<Attribute>,
+    ) -> Self {
+        let mut hash = group_hash(&metric, &scope, &resource);
+        hash.write_attributes(&attributes);
+        Self {
+            resource,
+            scope,
+            metric,
+            attributes,
+            id: hash.finish(),
+        }
+    }
+
+    /// A series read back from a file with the id stored beside it (the id the writer
+    /// computed from these same parts), so reading does not hash.
+    pub fn stored(
+        id: u64,
+        resource: Arc<Resource>,
+        scope: Arc<InstrumentationScope>,
+        metric: Arc<MetricDescriptor>,
+        attributes: Vec<Attribute>,
+    ) -> Self {
+        Self {
+            resource,
+            scope,
+            metric,
+            attributes,
+            id,
+        }
+    }
+
+    /// A stable 64-bit id of the series, after OpenTelemetry's metric stream identity: metric
+    /// name, kind and unit, the instrumentation scope, resource attributes and point attributes.
+    /// Two scopes reporting the same name are two series.
+    ///
+    /// Stable across runs and versions (FNV-1a over a canonical byte form), so it can be stored.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// A hash of what the series shares with its export group (descriptor, scope, resource):
+    /// equal groups hash equal, different ones almost never do.
+    pub fn group_id(&self) -> u64 {
+        group_hash(&self.metric, &self.scope, &self.resource).0
+    }
+
+    /// Rough heap size of what the series holds on its own (its attributes; the resource,
+    /// scope and descriptor are shared by many series).
+    pub fn estimated_bytes(&self) -> usize {
+        size_of::<Self>() + attributes_bytes(&self.attributes)
+    }
+
+    /// A copy with other attributes (and the id they give).
+    pub fn with_attributes(&self, attributes: Vec<Attribute>) -> Self {
+        Self::new(
+            Arc::clone(&self.resource),
+            Arc::clone(&self.scope),
+            Arc::clone(&self.metric),
+            attributes,
+        )
+    }
+}
+
+/// The hash state after everything a series shares with its export group (metric, scope,
+/// resource), before its own attributes.
+fn group_hash(
+    metric: &MetricDescriptor,
+    scope: &InstrumentationScope,
+    resource: &Resource,
+) -> Fnv1a {
+    let mut hash = Fnv1a::new();
+    hash.write(metric.name.as_bytes());
+    hash.write(&[metric.kind as u8]);
+    hash.write(metric.unit.as_bytes());
+    hash.write(scope.name.as_bytes());
+    hash.write(scope.version.as_bytes());
+    hash.write_attributes(&resource.attributes);
+    hash
+}
+
+/// One data point as stored: its series and its own time, value and exemplars.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricPoint {
+    /// The series, shared with the series' other points.
+    pub series: Arc<MetricSeries>,
     /// Start of the aggregation interval, Unix nanoseconds (0 if unknown).
     pub start_time_unix_nano: u64,
     /// Time of the point, Unix nanoseconds.
@@ -230,38 +326,20 @@ pub struct MetricPoint {
 }
 
 impl MetricPoint {
-    /// A stable 64-bit id of the series, after OpenTelemetry's metric stream identity: metric
-    /// name, kind and unit, the instrumentation scope, resource attributes and point attributes.
-    /// Two scopes reporting the same name are two series.
-    ///
-    /// Stable across runs and versions (FNV-1a over a canonical byte form), so it can be stored.
+    /// The series' stable id ([`MetricSeries::id`]).
     pub fn series_id(&self) -> u64 {
-        let mut hash = self.group_hash();
-        hash.write_attributes(&self.attributes);
-        hash.finish()
+        self.series.id
     }
 
-    /// A hash of what an export group's points share (descriptor, scope, resource): equal
-    /// groups hash equal, different ones almost never do.
-    pub fn group_id(&self) -> u64 {
-        self.group_hash().0
-    }
-
-    /// The hash state after everything the point shares with its export group (metric,
-    /// scope, resource), before its own attributes.
-    fn group_hash(&self) -> Fnv1a {
-        let mut hash = Fnv1a::new();
-        hash.write(self.metric.name.as_bytes());
-        hash.write(&[self.metric.kind as u8]);
-        hash.write(self.metric.unit.as_bytes());
-        hash.write(self.scope.name.as_bytes());
-        hash.write(self.scope.version.as_bytes());
-        hash.write_attributes(&self.resource.attributes);
-        hash
-    }
-
-    /// Rough heap size of this point (shared parts excluded).
+    /// Rough heap size of this point as a row: its own parts and its series' attributes
+    /// (what a row of a file batch holds). Buffers count a shared series once per export
+    /// instead ([`super::SignalBatch::estimated_bytes`]).
     pub fn estimated_bytes(&self) -> usize {
+        self.own_bytes() + attributes_bytes(&self.series.attributes)
+    }
+
+    /// Rough heap size of the point without its series.
+    pub fn own_bytes(&self) -> usize {
         // The value sits inline; only its bucket and quantile lists are on the heap.
         let value_heap = match &self.value {
             PointValue::Number { .. } => 0,
@@ -283,34 +361,7 @@ impl MetricPoint {
             .iter()
             .map(|e| size_of::<Exemplar>() + attributes_bytes(&e.filtered_attributes))
             .sum();
-        size_of::<Self>() + value_heap + exemplars + attributes_bytes(&self.attributes)
-    }
-}
-
-/// Computes [`MetricPoint::series_id`] for many points, hashing the part each export group
-/// shares (metric, scope, resource: the same `Arc`s) once instead of once per point.
-///
-/// Keys are the shared parts' addresses: use one cache only while the points it saw are alive.
-#[derive(Default)]
-pub struct SeriesIdCache {
-    group_hashes: HashMap<(usize, usize, usize), u64>,
-}
-
-impl SeriesIdCache {
-    /// The same value as `point.series_id()`.
-    pub fn series_id(&mut self, point: &MetricPoint) -> u64 {
-        let key = (
-            Arc::as_ptr(&point.metric) as usize,
-            Arc::as_ptr(&point.scope) as usize,
-            Arc::as_ptr(&point.resource) as usize,
-        );
-        let state = *self
-            .group_hashes
-            .entry(key)
-            .or_insert_with(|| point.group_hash().0);
-        let mut hash = Fnv1a(state);
-        hash.write_attributes(&point.attributes);
-        hash.finish()
+        size_of::<Self>() + value_heap + exemplars
     }
 }
 
@@ -366,88 +417,81 @@ impl Fnv1a {
 mod tests {
     use super::*;
 
-    fn point(attributes: Vec<Attribute>) -> MetricPoint {
-        MetricPoint {
-            resource: Arc::new(Resource::default()),
-            scope: Arc::new(InstrumentationScope::default()),
-            metric: Arc::new(MetricDescriptor {
-                name: "requests".into(),
-                description: String::new(),
-                unit: "1".into(),
-                kind: MetricKind::Sum,
-                temporality: Temporality::Cumulative,
-                is_monotonic: true,
-            }),
+    fn requests() -> Arc<MetricDescriptor> {
+        Arc::new(MetricDescriptor {
+            name: "requests".into(),
+            description: String::new(),
+            unit: "1".into(),
+            kind: MetricKind::Sum,
+            temporality: Temporality::Cumulative,
+            is_monotonic: true,
+        })
+    }
+
+    fn series(attributes: Vec<Attribute>) -> MetricSeries {
+        MetricSeries::new(
+            Arc::new(Resource::default()),
+            Arc::new(InstrumentationScope::default()),
+            requests(),
             attributes,
-            start_time_unix_nano: 0,
-            time_unix_nano: 1,
-            flags: 0,
-            value: PointValue::Number {
-                value: NumberValue::Int(1),
-            },
-            exemplars: vec![],
-        }
+        )
     }
 
     #[test]
     fn series_id_ignores_attribute_order_but_not_values() {
-        let a = point(vec![
+        let a = series(vec![
             Attribute::string("a", "1"),
             Attribute::string("b", "2"),
         ]);
-        let b = point(vec![
+        let b = series(vec![
             Attribute::string("b", "2"),
             Attribute::string("a", "1"),
         ]);
-        let c = point(vec![
+        let c = series(vec![
             Attribute::string("a", "1"),
             Attribute::string("b", "3"),
         ]);
-        assert_eq!(a.series_id(), b.series_id());
-        assert_ne!(a.series_id(), c.series_id());
+        assert_eq!(a.id(), b.id());
+        assert_ne!(a.id(), c.id());
         // Pinned: the id is stored on disk and must not change between versions.
-        assert_eq!(point(vec![]).series_id(), 0x16a2_afcb_2006_cb2a);
-    }
-
-    #[test]
-    fn the_cache_gives_the_same_ids_as_the_point() {
-        let shared = point(vec![]);
-        let mut cache = SeriesIdCache::default();
-        let attribute_sets = [
-            vec![],
-            vec![Attribute::string("b", "2"), Attribute::string("a", "1")],
-            vec![Attribute::string("a", "1"), Attribute::string("b", "2")],
-            vec![Attribute {
+        assert_eq!(series(vec![]).id(), 0x16a2_afcb_2006_cb2a);
+        assert_eq!(
+            series(vec![Attribute {
                 key: "n".into(),
                 value: AttributeValue::Int(7),
-            }],
-        ];
-        for attributes in attribute_sets {
-            // Same Arcs as `shared`: the cached group hash is reused.
-            let point = MetricPoint {
-                attributes,
-                ..shared.clone()
-            };
-            assert_eq!(cache.series_id(&point), point.series_id());
-        }
-        assert_eq!(cache.group_hashes.len(), 1);
-        assert_eq!(cache.series_id(&shared), 0x16a2_afcb_2006_cb2a);
+            }])
+            .id(),
+            series(vec![])
+                .with_attributes(vec![Attribute {
+                    key: "n".into(),
+                    value: AttributeValue::Int(7),
+                }])
+                .id()
+        );
     }
 
     #[test]
     fn scopes_and_kinds_separate_series() {
-        let a = point(vec![]);
-        let mut other_scope = point(vec![]);
-        other_scope.scope = Arc::new(InstrumentationScope {
-            name: "lib.b".into(),
-            ..InstrumentationScope::default()
-        });
-        assert_ne!(a.series_id(), other_scope.series_id());
-        let mut other_kind = point(vec![]);
-        other_kind.metric = Arc::new(MetricDescriptor {
-            kind: MetricKind::Gauge,
-            ..(*a.metric).clone()
-        });
-        assert_ne!(a.series_id(), other_kind.series_id());
+        let a = series(vec![]);
+        let other_scope = MetricSeries::new(
+            Arc::new(Resource::default()),
+            Arc::new(InstrumentationScope {
+                name: "lib.b".into(),
+                ..InstrumentationScope::default()
+            }),
+            requests(),
+            vec![],
+        );
+        assert_ne!(a.id(), other_scope.id());
+        let other_kind = MetricSeries::new(
+            Arc::new(Resource::default()),
+            Arc::new(InstrumentationScope::default()),
+            Arc::new(MetricDescriptor {
+                kind: MetricKind::Gauge,
+                ..(*a.metric).clone()
+            }),
+            vec![],
+        );
+        assert_ne!(a.id(), other_kind.id());
     }
 }

@@ -14,10 +14,28 @@ pub use attributes::{Attribute, AttributeValue, InstrumentationScope, Resource, 
 pub use ids::{IdError, SpanId, TenantId, TraceId};
 pub use log::LogRecord;
 pub use metric::{
-    Exemplar, ExponentialBuckets, MetricDescriptor, MetricKind, MetricPoint, NumberValue,
-    PointValue, Quantile, SeriesIdCache, Temporality,
+    Exemplar, ExponentialBuckets, MetricDescriptor, MetricKind, MetricPoint, MetricSeries,
+    NumberValue, PointValue, Quantile, Temporality,
 };
 pub use trace::{Span, SpanEvent, SpanKind, SpanLink, StatusCode};
+
+/// Rough heap size of buffered points: each point's own parts, and each series once per run
+/// of its points (points share their series; a series also held by earlier exports is
+/// counted again, which errs on the safe side).
+fn metric_points_bytes(points: &[MetricPoint]) -> usize {
+    let mut previous: Option<&std::sync::Arc<MetricSeries>> = None;
+    points
+        .iter()
+        .map(|point| {
+            let series_bytes = match previous {
+                Some(series) if std::sync::Arc::ptr_eq(series, &point.series) => 0,
+                _ => point.series.estimated_bytes(),
+            };
+            previous = Some(&point.series);
+            point.own_bytes() + series_bytes
+        })
+        .sum()
+}
 
 /// A batch of decoded records of one signal for one tenant: the unit that flows from ingest to storage.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,7 +72,7 @@ impl SignalBatch {
         match self {
             Self::Spans(spans) => spans.iter().map(Span::estimated_bytes).sum(),
             Self::Logs(logs) => logs.iter().map(LogRecord::estimated_bytes).sum(),
-            Self::Metrics(points) => points.iter().map(MetricPoint::estimated_bytes).sum(),
+            Self::Metrics(points) => metric_points_bytes(points),
         }
     }
 

@@ -12,7 +12,7 @@ use super::metric_values::{self, NumberValuesReader, PointValuesReader, value_fi
 use super::metrics::{FLAGS, SERIES_ID, START_TIME, SeriesRun, decode_metric_points};
 use super::{CodecError, POINT_TIME_COLUMN};
 use crate::metrics::{SeriesIndexBuilder, StoredRun};
-use crate::model::{MetricKind, MetricPoint, PointValue};
+use crate::model::{MetricKind, MetricPoint, MetricSeries, PointValue};
 
 /// A number point as a read of values alone gives it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,7 +72,7 @@ pub fn add_metric_rows_to_series_index(
     let times = column::<UInt64Array>(batch, POINT_TIME_COLUMN)?;
     let values = PointValuesReader::new(batch)?;
     for (series_id, rows) in series_runs(series_ids) {
-        let Some(identity) = decode_metric_points(&batch.slice(rows.start, 1))?.pop() else {
+        let Some(first_point) = decode_metric_points(&batch.slice(rows.start, 1))?.pop() else {
             break;
         };
         let run_times = &times.values()[rows.clone()];
@@ -80,27 +80,32 @@ pub fn add_metric_rows_to_series_index(
             .iter()
             .copied()
             .min()
-            .unwrap_or(identity.time_unix_nano);
+            .unwrap_or(first_point.time_unix_nano);
         let last = run_times
             .iter()
             .copied()
             .max()
-            .unwrap_or(identity.time_unix_nano);
+            .unwrap_or(first_point.time_unix_nano);
         let stored = StoredRun {
             series_id,
             first_time_unix_nano: first,
             last_time_unix_nano: last,
             points: rows.len() as u64,
         };
+        let identity = &first_point.series;
         match identity.metric.kind {
             // One layout whatever the values: none to read.
             MetricKind::Gauge | MetricKind::Sum => {
-                index.add_stored(&stored, &identity, std::iter::once(identity.value.clone()));
+                index.add_stored(
+                    &stored,
+                    identity,
+                    std::iter::once(first_point.value.clone()),
+                );
             }
             _ => {
                 let run_values = rows.map(|row| values.read(row));
                 let run_values: Vec<PointValue> = run_values.collect::<Result<_, _>>()?;
-                index.add_stored(&stored, &identity, run_values);
+                index.add_stored(&stored, identity, run_values);
             }
         }
     }
@@ -162,13 +167,11 @@ impl<'a> ValuesReader<'a> {
 }
 
 /// Decodes a batch projected to [`metric_value_columns`] as runs of one series each, the
-/// series' identity taken from `identity` (a point of the series whose descriptor, resource,
-/// scope and attributes the run's points get: the attributes on its first point only, as
-/// [`decode_metric_series_runs`] does). Rows of a series `identity` does not know are
-/// skipped.
-pub fn decode_metric_value_runs<'t>(
+/// series taken from `identity` by its stored id (as [`decode_metric_series_runs`] would
+/// decode it). Rows of a series `identity` does not know are skipped.
+pub fn decode_metric_value_runs(
     batch: &RecordBatch,
-    mut identity: impl FnMut(u64) -> Option<&'t MetricPoint>,
+    mut identity: impl FnMut(u64) -> Option<Arc<MetricSeries>>,
 ) -> Result<Vec<SeriesRun>, CodecError> {
     let series_ids = column::<UInt64Array>(batch, SERIES_ID)?;
     let times = column::<UInt64Array>(batch, POINT_TIME_COLUMN)?;
@@ -177,21 +180,14 @@ pub fn decode_metric_value_runs<'t>(
     let values = ValuesReader::new(batch)?;
     let mut runs: Vec<SeriesRun> = Vec::new();
     for (series_id, rows) in series_runs(series_ids) {
-        let Some(template) = identity(series_id) else {
+        let Some(series) = identity(series_id) else {
             continue;
         };
         // Sized once: points are large, and a run is most of a batch.
         let mut points = Vec::with_capacity(rows.len());
         for row in rows {
             points.push(MetricPoint {
-                resource: Arc::clone(&template.resource),
-                scope: Arc::clone(&template.scope),
-                metric: Arc::clone(&template.metric),
-                // The attributes on the first point only.
-                attributes: match points.is_empty() {
-                    true => template.attributes.clone(),
-                    false => Vec::new(),
-                },
+                series: Arc::clone(&series),
                 start_time_unix_nano: start_times.value(row),
                 time_unix_nano: times.value(row),
                 flags: flags.value(row),
@@ -234,12 +230,17 @@ mod tests {
             .map(|run| (run.series_id, run.points[0].clone()))
             .collect();
         let values = projected(batch, &metric_value_columns(false));
-        let runs = decode_metric_value_runs(&values, |id| identities.get(&id)).unwrap();
+        let runs = decode_metric_value_runs(&values, |id| {
+            identities.get(&id).map(|p| Arc::clone(&p.series))
+        })
+        .unwrap();
         assert_eq!(runs, full, "the same points, identity from the caller");
 
         let skipped = full[0].series_id;
         let some = decode_metric_value_runs(&values, |id| {
-            (id != skipped).then(|| identities.get(&id)).flatten()
+            (id != skipped)
+                .then(|| identities.get(&id).map(|p| Arc::clone(&p.series)))
+                .flatten()
         })
         .unwrap();
         assert_eq!(some, full[1..], "unknown series are skipped");
@@ -250,6 +251,7 @@ mod tests {
             identities
                 .get(&id)
                 .filter(|p| matches!(p.value, PointValue::Number { .. }))
+                .map(|p| Arc::clone(&p.series))
         })
         .unwrap();
         assert!(!number_runs.is_empty());
@@ -258,7 +260,10 @@ mod tests {
             "numbers read from their columns alone"
         );
         assert!(
-            decode_metric_value_runs(&numbers, |id| identities.get(&id)).is_err(),
+            decode_metric_value_runs(&numbers, |id| identities
+                .get(&id)
+                .map(|p| Arc::clone(&p.series)))
+            .is_err(),
             "a histogram is not read as a number"
         );
         let is_number = |id: u64| {

@@ -29,7 +29,7 @@ use super::{
 };
 use crate::catalog::MetricCatalog;
 use crate::model::{
-    InstrumentationScope, MetricDescriptor, MetricKind, MetricPoint, Resource, SeriesIdCache,
+    InstrumentationScope, MetricDescriptor, MetricKind, MetricPoint, MetricSeries, Resource,
     Temporality,
 };
 
@@ -97,7 +97,7 @@ pub fn encode_metric_points<P: Borrow<MetricPoint>>(
     if points.is_empty() {
         return Ok(None);
     }
-    let series_ids = sort_points(points);
+    sort_points(points);
     let (min_time_unix_nano, max_time_unix_nano) =
         points
             .iter()
@@ -111,34 +111,39 @@ pub fn encode_metric_points<P: Borrow<MetricPoint>>(
         properties,
         points,
         |point: &P| point.borrow().estimated_bytes(),
-        |start, chunk| points_batch(chunk, &series_ids[start..start + chunk.len()]),
+        |_, chunk| points_batch(chunk),
     )?;
     Ok(Some(EncodedFile {
         bytes,
         num_rows: points.len(),
         min_time_unix_nano,
         max_time_unix_nano,
-        series_ids,
     }))
 }
 
-/// Sorts `points` by (metric name, series id, time); returns the series ids in the new order.
+/// Sorts `points` by (metric name, series id, time).
 ///
-/// Names are ranked once (distinct names are few) so the sort compares integers, not strings,
-/// and series ids share the hash of each export group's common part.
-fn sort_points<P: Borrow<MetricPoint>>(points: &mut [P]) -> Vec<u64> {
+/// Names are ranked once (distinct names are few) so the sort compares integers, not strings;
+/// series ids are the ones the points' series already hold.
+fn sort_points<P: Borrow<MetricPoint>>(points: &mut [P]) {
     let mut keys: Vec<(u32, u64, u64, usize)> = {
         let mut name_ids: HashMap<&str, u32> = HashMap::new();
-        let mut series_cache = SeriesIdCache::default();
         let mut keys = Vec::with_capacity(points.len());
+        let mut last: Option<(&Arc<MetricSeries>, u32)> = None;
         for (index, point) in points.iter().enumerate() {
             let point = point.borrow();
-            let next_id = name_ids.len() as u32;
-            let name_id = *name_ids
-                .entry(point.metric.name.as_str())
-                .or_insert(next_id);
-            let series_id = series_cache.series_id(point);
-            keys.push((name_id, series_id, point.time_unix_nano, index));
+            // Points of one series often follow each other: their name is known.
+            let name_id = match last {
+                Some((series, name_id)) if Arc::ptr_eq(series, &point.series) => name_id,
+                _ => {
+                    let next_id = name_ids.len() as u32;
+                    *name_ids
+                        .entry(point.series.metric.name.as_str())
+                        .or_insert(next_id)
+                }
+            };
+            last = Some((&point.series, name_id));
+            keys.push((name_id, point.series_id(), point.time_unix_nano, index));
         }
         // Turn first-seen ids into ranks in name order.
         let mut names: Vec<(&str, u32)> = name_ids.into_iter().collect();
@@ -155,10 +160,8 @@ fn sort_points<P: Borrow<MetricPoint>>(points: &mut [P]) -> Vec<u64> {
     // Keys are unique (they end with the index), so an unstable sort keeps arrival order
     // among equal (name, series, time).
     keys.sort_unstable();
-    let sorted_ids = keys.iter().map(|key| key.1).collect();
     let mut order: Vec<usize> = keys.into_iter().map(|key| key.3).collect();
     apply_permutation(points, &mut order);
-    sorted_ids
 }
 
 /// Writer settings of a metric file whose time range is not known yet (compaction appends it
@@ -169,12 +172,7 @@ pub fn metric_writer_properties() -> Result<WriterProperties, CodecError> {
 
 /// Points as one Arrow batch of the metric file schema, in the given order.
 pub fn metric_points_batch(points: &[&MetricPoint]) -> Result<RecordBatch, CodecError> {
-    let mut series_cache = SeriesIdCache::default();
-    let series_ids: Vec<u64> = points
-        .iter()
-        .map(|point| series_cache.series_id(point))
-        .collect();
-    points_batch(points, &series_ids)
+    points_batch(points)
 }
 
 fn metric_properties(time_range: Option<(u64, u64)>) -> Result<WriterProperties, CodecError> {
@@ -235,16 +233,16 @@ fn metric_properties(time_range: Option<(u64, u64)>) -> Result<WriterProperties,
     Ok(builder.build())
 }
 
-/// One Arrow batch of the metric schema holding `points`, whose series ids are `series_ids`.
-fn points_batch<P: Borrow<MetricPoint>>(
-    points: &[P],
-    series_ids: &[u64],
-) -> Result<RecordBatch, CodecError> {
+/// One Arrow batch of the metric schema holding `points`.
+fn points_batch<P: Borrow<MetricPoint>>(points: &[P]) -> Result<RecordBatch, CodecError> {
     let num_points = points.len();
     let points = || points.iter().map(Borrow::borrow);
-    let num_attributes = points().map(|p: &MetricPoint| p.attributes.len()).sum();
+    let num_attributes = points()
+        .map(|p: &MetricPoint| p.series.attributes.len())
+        .sum();
     let num_exemplars = points().map(|p: &MetricPoint| p.exemplars.len()).sum();
     let mut names = StringBuilder::with_capacity(num_points, num_points * 24);
+    let mut series_ids = Vec::with_capacity(num_points);
     let mut times = Vec::with_capacity(num_points);
     let mut start_times = Vec::with_capacity(num_points);
     let mut service_names = StringBuilder::with_capacity(num_points, num_points * 12);
@@ -260,26 +258,28 @@ fn points_batch<P: Borrow<MetricPoint>>(
     let mut resources = SharedJsonBuilder::<Resource>::with_capacity(RESOURCE, num_points);
     let mut scopes = SharedJsonBuilder::<InstrumentationScope>::with_capacity(SCOPE, num_points);
     for point in points() {
-        let metric = &point.metric;
+        let series = &point.series;
+        let metric = &series.metric;
         names.append_value(&metric.name);
+        series_ids.push(series.id());
         times.push(point.time_unix_nano);
         start_times.push(point.start_time_unix_nano);
-        service_names.append_value(point.resource.service_name());
+        service_names.append_value(series.resource.service_name());
         descriptions.append_value(&metric.description);
         units.append_value(&metric.unit);
         kinds.push(metric.kind as u8);
         temporalities.push(metric.temporality as u8);
         monotonic.push(metric.is_monotonic);
         flags.push(point.flags);
-        attributes.append(&point.attributes)?;
+        attributes.append(&series.attributes)?;
         values.append(&point.value)?;
         exemplars.append(&point.exemplars)?;
-        resources.append(&point.resource)?;
-        scopes.append(&point.scope)?;
+        resources.append(&series.resource)?;
+        scopes.append(&series.scope)?;
     }
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(names.finish()),
-        Arc::new(UInt64Array::from(series_ids.to_vec())),
+        Arc::new(UInt64Array::from(series_ids)),
         Arc::new(UInt64Array::from(times)),
         Arc::new(UInt64Array::from(start_times)),
         Arc::new(service_names.finish()),
@@ -403,8 +403,7 @@ pub fn add_metric_rows_to_catalog(
 pub struct SeriesRun {
     /// The stored series id (a hash of the series' identity).
     pub series_id: u64,
-    /// The points, in file order. Only the first carries the series' attributes; the others
-    /// share its descriptor, resource and scope and leave attributes and exemplars empty.
+    /// The points, in file order, sharing one series (exemplars left empty).
     pub points: Vec<MetricPoint>,
 }
 
@@ -424,23 +423,16 @@ pub fn metric_series_columns() -> Vec<String> {
 /// series need; exemplars are left out). Rows are sorted by series in metric files, so a
 /// batch holds few runs.
 pub fn decode_metric_series_runs(batch: &RecordBatch) -> Result<Vec<SeriesRun>, CodecError> {
-    let series_ids = column::<UInt64Array>(batch, SERIES_ID)?;
     let mut runs: Vec<SeriesRun> = Vec::new();
-    decode_rows(
-        batch,
-        false,
-        |row, point| {
-            let series_id = series_ids.value(row);
-            match runs.last_mut() {
-                Some(run) if run.series_id == series_id => run.points.push(point),
-                _ => runs.push(SeriesRun {
-                    series_id,
-                    points: vec![point],
-                }),
-            }
-        },
-        |row| row == 0 || series_ids.value(row) != series_ids.value(row - 1),
-    )?;
+    decode_rows(batch, RowDetail::SeriesRuns, |point| {
+        match runs.last_mut() {
+            Some(run) if run.series_id == point.series_id() => run.points.push(point),
+            _ => runs.push(SeriesRun {
+                series_id: point.series_id(),
+                points: vec![point],
+            }),
+        }
+    })?;
     Ok(runs)
 }
 
@@ -448,19 +440,29 @@ pub fn decode_metric_series_runs(batch: &RecordBatch) -> Result<Vec<SeriesRun>, 
 /// metric schema).
 pub fn decode_metric_points(batch: &RecordBatch) -> Result<Vec<MetricPoint>, CodecError> {
     let mut points = Vec::with_capacity(batch.num_rows());
-    decode_rows(batch, true, |_, point| points.push(point), |_| true)?;
+    decode_rows(batch, RowDetail::Full, |point| points.push(point))?;
     Ok(points)
 }
 
-/// Decodes each row of a batch into a point handed to `each`; attributes (and, with
-/// `exemplars`, exemplars) only for rows where `identity_at` is true.
+/// How much of each row [`decode_rows`] reads.
+#[derive(Clone, Copy, PartialEq)]
+enum RowDetail {
+    /// Everything: each row's attributes (a row of a series' run shares the run's series only
+    /// when its attributes are equal, order included) and exemplars.
+    Full,
+    /// A series' attributes once per run of its rows, and no exemplars.
+    SeriesRuns,
+}
+
+/// Decodes each row of a batch into a point handed to `each`. Consecutive rows of one series
+/// share one [`MetricSeries`].
 fn decode_rows(
     batch: &RecordBatch,
-    with_exemplars: bool,
-    mut each: impl FnMut(usize, MetricPoint),
-    identity_at: impl Fn(usize) -> bool,
+    detail: RowDetail,
+    mut each: impl FnMut(MetricPoint),
 ) -> Result<(), CodecError> {
     let names = column::<StringArray>(batch, METRIC_NAME_COLUMN)?;
+    let series_ids = column::<UInt64Array>(batch, SERIES_ID)?;
     let times = column::<UInt64Array>(batch, POINT_TIME_COLUMN)?;
     let start_times = column::<UInt64Array>(batch, START_TIME)?;
     let descriptions = column::<StringArray>(batch, DESCRIPTION)?;
@@ -471,54 +473,68 @@ fn decode_rows(
     let flags = column::<UInt32Array>(batch, FLAGS)?;
     let attributes = AttributesReader::new(column::<ListArray>(batch, ATTRIBUTES)?, ATTRIBUTES)?;
     let values = PointValuesReader::new(batch)?;
-    let exemplars = if with_exemplars {
-        Some(ExemplarsReader::new(column::<ListArray>(
+    let exemplars = match detail {
+        RowDetail::Full => Some(ExemplarsReader::new(column::<ListArray>(
             batch, EXEMPLARS,
-        )?)?)
-    } else {
-        None
+        )?)?),
+        RowDetail::SeriesRuns => None,
     };
     let mut resources = SharedJsonReader::<Resource>::new(batch, RESOURCE)?;
     let mut scopes = SharedJsonReader::<InstrumentationScope>::new(batch, SCOPE)?;
     let mut descriptors = DescriptorInterner::default();
+    let mut last_series: Option<Arc<MetricSeries>> = None;
     for row in 0..batch.num_rows() {
-        let point = {
-            let kind = MetricKind::from_number(kinds.value(row)).ok_or_else(|| {
-                CodecError::InvalidValue {
-                    column: KIND.to_owned(),
-                    row,
-                    reason: format!("unknown metric kind {}", kinds.value(row)),
-                }
+        let kind =
+            MetricKind::from_number(kinds.value(row)).ok_or_else(|| CodecError::InvalidValue {
+                column: KIND.to_owned(),
+                row,
+                reason: format!("unknown metric kind {}", kinds.value(row)),
             })?;
-            let metric = descriptors.get(
-                names.value(row),
-                descriptions.value(row),
-                units.value(row),
-                kind,
-                Temporality::from_number(i32::from(temporalities.value(row))),
-                monotonic.value(row),
-            );
-            let identity = identity_at(row);
-            MetricPoint {
-                resource: resources.get(row)?,
-                scope: scopes.get(row)?,
-                metric,
-                attributes: if identity {
-                    attributes.read(row)?
-                } else {
-                    Vec::new()
-                },
-                start_time_unix_nano: start_times.value(row),
-                time_unix_nano: times.value(row),
-                flags: flags.value(row),
-                value: values.read(row)?,
-                exemplars: match &exemplars {
-                    Some(exemplars) if identity => exemplars.read(row)?,
-                    _ => Vec::new(),
-                },
+        let metric = descriptors.get(
+            names.value(row),
+            descriptions.value(row),
+            units.value(row),
+            kind,
+            Temporality::from_number(i32::from(temporalities.value(row))),
+            monotonic.value(row),
+        );
+        let resource = resources.get(row)?;
+        let scope = scopes.get(row)?;
+        let series_id = series_ids.value(row);
+        let same_run = last_series.as_ref().filter(|series| {
+            series.id() == series_id
+                && Arc::ptr_eq(&series.metric, &metric)
+                && Arc::ptr_eq(&series.resource, &resource)
+                && Arc::ptr_eq(&series.scope, &scope)
+        });
+        let series = match (same_run, detail) {
+            (Some(series), RowDetail::SeriesRuns) => Arc::clone(series),
+            (same_run, _) => {
+                let row_attributes = attributes.read(row)?;
+                match same_run {
+                    Some(series) if series.attributes == row_attributes => Arc::clone(series),
+                    _ => Arc::new(MetricSeries::stored(
+                        series_id,
+                        resource,
+                        scope,
+                        metric,
+                        row_attributes,
+                    )),
+                }
             }
         };
-        each(row, point);
+        last_series = Some(Arc::clone(&series));
+        each(MetricPoint {
+            series,
+            start_time_unix_nano: start_times.value(row),
+            time_unix_nano: times.value(row),
+            flags: flags.value(row),
+            value: values.read(row)?,
+            exemplars: match &exemplars {
+                Some(exemplars) => exemplars.read(row)?,
+                None => Vec::new(),
+            },
+        });
     }
     Ok(())
 }
@@ -559,7 +575,13 @@ mod tests {
         assert_eq!((file.min_time_unix_nano, file.max_time_unix_nano), (10, 61));
         let keys: Vec<(String, u64, u64)> = points
             .iter()
-            .map(|p| (p.metric.name.clone(), p.series_id(), p.time_unix_nano))
+            .map(|p| {
+                (
+                    p.series.metric.name.clone(),
+                    p.series_id(),
+                    p.time_unix_nano,
+                )
+            })
             .collect();
         assert!(keys.is_sorted(), "input sorted in place");
         assert!(
@@ -569,24 +591,24 @@ mod tests {
         let decoded = decode_all(&file);
         assert_eq!(decoded.len(), points.len());
         for (got, want) in decoded.iter().zip(&points) {
-            assert_eq!(got.metric, want.metric);
-            assert_eq!(got.attributes, want.attributes);
+            assert_eq!(got.series.metric, want.series.metric);
+            assert_eq!(got.series.attributes, want.series.attributes);
             assert_eq!(got.value, want.value);
             assert_eq!(got.exemplars, want.exemplars);
-            assert_eq!(got.resource, want.resource);
-            assert_eq!(got.scope, want.scope);
+            assert_eq!(got.series.resource, want.series.resource);
+            assert_eq!(got.series.scope, want.series.scope);
             assert_eq!(got, want);
         }
         assert!(
             decoded
                 .windows(2)
-                .all(|w| Arc::ptr_eq(&w[0].resource, &w[1].resource))
+                .all(|w| Arc::ptr_eq(&w[0].series.resource, &w[1].series.resource))
         );
         let sums: Vec<&MetricPoint> = decoded
             .iter()
-            .filter(|p| p.metric.name == "requests")
+            .filter(|p| p.series.metric.name == "requests")
             .collect();
-        assert!(Arc::ptr_eq(&sums[0].metric, &sums[1].metric));
+        assert!(Arc::ptr_eq(&sums[0].series.metric, &sums[1].series.metric));
     }
 
     #[test]
@@ -641,7 +663,7 @@ mod tests {
         let mut mixed = realistic_points(30_000, 5);
         let mut numbers: Vec<MetricPoint> = mixed
             .iter()
-            .filter(|p| p.metric.kind != MetricKind::Histogram)
+            .filter(|p| p.series.metric.kind != MetricKind::Histogram)
             .cloned()
             .collect();
         for (label, points) in [
@@ -679,7 +701,7 @@ mod tests {
             let file = encode_metric_points(&mut points).unwrap().unwrap();
             let keys: Vec<(&str, u64, u64)> = points
                 .iter()
-                .map(|p| (p.metric.name.as_str(), p.series_id(), p.time_unix_nano))
+                .map(|p| (p.series.metric.name.as_str(), p.series_id(), p.time_unix_nano))
                 .collect();
             prop_assert!(keys.is_sorted());
             prop_assert_eq!(decode_all(&file), points);

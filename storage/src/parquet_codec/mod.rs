@@ -187,9 +187,6 @@ pub struct EncodedFile {
     /// Latest record time: the latest span end (so overlap queries never miss a long span), or
     /// the latest point time.
     pub max_time_unix_nano: u64,
-    /// Each record's stored series id, in file order (metric files; empty for others): what
-    /// the file's series index is built from without hashing every point again.
-    pub series_ids: Vec<u64>,
 }
 
 /// The key-value metadata naming a file's time range (written when the range is known: by a

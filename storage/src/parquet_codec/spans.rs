@@ -116,7 +116,6 @@ pub fn encode_spans<S: Borrow<Span>>(spans: &mut [S]) -> Result<Option<EncodedFi
         num_rows: spans.len(),
         min_time_unix_nano,
         max_time_unix_nano,
-        series_ids: Vec::new(),
     }))
 }
 

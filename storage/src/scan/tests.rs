@@ -150,7 +150,7 @@ async fn metric_scans_keep_the_time_range_and_the_name() {
         1,
         Reservation::default(),
     );
-    let name = points[0].metric.name.clone();
+    let name = points[0].series.metric.name.clone();
     let mut times: Vec<u64> = points.iter().map(|p| p.time_unix_nano).collect();
     times.sort_unstable();
     let range = TimeRange {
@@ -170,14 +170,14 @@ async fn metric_scans_keep_the_time_range_and_the_name() {
         .collect();
     let expected = points
         .iter()
-        .filter(|p| p.metric.name == name && range.contains(p.time_unix_nano))
+        .filter(|p| p.series.metric.name == name && range.contains(p.time_unix_nano))
         .count();
     assert!(expected > 0);
     assert_eq!(found.len(), expected);
     assert!(
         found
             .iter()
-            .all(|p| p.metric.name == name && range.contains(p.time_unix_nano))
+            .all(|p| p.series.metric.name == name && range.contains(p.time_unix_nano))
     );
 }
 

@@ -214,13 +214,11 @@ pub(super) fn encode_by_window<S: TableSignal>(
     }
     let mut files = Vec::with_capacity(windows.len());
     for (_, mut window_records) in windows {
-        if let Some(mut file) = S::encode(&mut window_records)? {
+        if let Some(file) = S::encode(&mut window_records)? {
             let filter = trace_id_filter::<S>(&window_records);
             // Sorted as the file is (encoding sorted them).
             let mut summarizer = S::Summarizer::default();
-            summarizer.add_encoded(&window_records, &file);
-            // Needed for the index alone: not held while the file is written.
-            file.series_ids = Vec::new();
+            summarizer.add_records(&window_records);
             files.push(EncodedTableFile {
                 file,
                 filter,

@@ -230,7 +230,7 @@ async fn metric_files_merge_alike() {
         all.extend(points);
     }
     let inputs = store.table_files(&tenant()).unwrap().files;
-    let name = all[0].metric.name.clone();
+    let name = all[0].series.metric.name.clone();
     let before = find_points(&store, &tenant(), &name, 0, u64::MAX)
         .await
         .unwrap()
@@ -251,7 +251,10 @@ async fn metric_files_merge_alike() {
         .unwrap()
         .len();
     assert_eq!(after, before);
-    assert_eq!(before, all.iter().filter(|p| p.metric.name == name).count());
+    assert_eq!(
+        before,
+        all.iter().filter(|p| p.series.metric.name == name).count()
+    );
     // The merged file's summary, rebuilt from its rows, equals counting the points at once.
     let mut expected = crate::catalog::FileSummary::default();
     expected.add_metric_points(&all);
@@ -281,14 +284,17 @@ async fn a_scan_for_a_metric_skips_files_whose_summary_lacks_it() {
         0,
         "no file was opened: its summary ruled it out"
     );
-    let name = points[0].metric.name.clone();
+    let name = points[0].series.metric.name.clone();
     let batches = scan_to_vec(&store, &request(vec![name.clone(), "other".into()]))
         .await
         .unwrap();
     let found: usize = batches.iter().map(|b| b.num_rows()).sum();
     assert_eq!(
         found,
-        points.iter().filter(|p| p.metric.name == name).count()
+        points
+            .iter()
+            .filter(|p| p.series.metric.name == name)
+            .count()
     );
 }
 

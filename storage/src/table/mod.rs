@@ -124,10 +124,6 @@ pub trait TableSignal: Send + Sync + 'static {
 pub trait Summarizer<R>: Default + Send {
     /// Adds records (sorted as the file is).
     fn add_records(&mut self, records: &[&R]);
-    /// Adds records as `file` encoded them (a flush): what encoding worked out comes along.
-    fn add_encoded(&mut self, records: &[&R], _file: &crate::parquet_codec::EncodedFile) {
-        self.add_records(records);
-    }
     /// Adds rows read back from files (sorted as the file is).
     fn add_batch(&mut self, batch: &RecordBatch) -> Result<(), CodecError>;
     /// The sidecars of the file.

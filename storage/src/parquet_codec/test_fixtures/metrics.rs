@@ -11,7 +11,7 @@ use super::{
 };
 use crate::model::{
     Attribute, AttributeValue, Exemplar, ExponentialBuckets, MetricDescriptor, MetricKind,
-    MetricPoint, NumberValue, PointValue, Quantile, SpanId, Temporality, TraceId,
+    MetricPoint, MetricSeries, NumberValue, PointValue, Quantile, SpanId, Temporality, TraceId,
 };
 
 fn descriptor(
@@ -32,10 +32,12 @@ fn descriptor(
 
 fn point(metric: &Arc<MetricDescriptor>, time: u64, value: PointValue) -> MetricPoint {
     MetricPoint {
-        resource: resource("checkout"),
-        scope: scope("meter"),
-        metric: Arc::clone(metric),
-        attributes: vec![Attribute::string("http.route", "/api/cart")],
+        series: Arc::new(MetricSeries::new(
+            resource("checkout"),
+            scope("meter"),
+            Arc::clone(metric),
+            vec![Attribute::string("http.route", "/api/cart")],
+        )),
         start_time_unix_nano: 1_000,
         time_unix_nano: time,
         flags: 0,
@@ -69,7 +71,7 @@ pub(crate) fn points_of_every_kind() -> Vec<MetricPoint> {
             value: NumberValue::Double(21.5),
         },
     );
-    double_gauge.attributes = every_attribute_kind();
+    double_gauge.series = Arc::new(double_gauge.series.with_attributes(every_attribute_kind()));
     double_gauge.exemplars = vec![
         Exemplar {
             time_unix_nano: 29,
@@ -265,10 +267,12 @@ pub(crate) fn realistic_points(num_points: usize, seed: u64) -> Vec<MetricPoint>
                 }
             };
             points.push(MetricPoint {
-                resource: Arc::clone(&resource),
-                scope: Arc::clone(&scope),
-                metric: Arc::clone(metric),
-                attributes: attributes.clone(),
+                series: Arc::new(MetricSeries::new(
+                    Arc::clone(&resource),
+                    Arc::clone(&scope),
+                    Arc::clone(metric),
+                    attributes.clone(),
+                )),
                 start_time_unix_nano: 1_749_000_000_000_000_000,
                 time_unix_nano: time,
                 flags: 0,
@@ -399,10 +403,12 @@ pub(crate) fn any_point() -> impl Strategy<Value = MetricPoint> {
     )
         .prop_map(
             |(metric, resource, attributes, (start, time, flags), value, exemplars)| MetricPoint {
-                resource,
-                scope: scope("meter"),
-                metric,
-                attributes,
+                series: Arc::new(MetricSeries::new(
+                    resource,
+                    scope("meter"),
+                    metric,
+                    attributes,
+                )),
                 start_time_unix_nano: start,
                 time_unix_nano: time,
                 flags,

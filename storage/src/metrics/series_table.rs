@@ -1,0 +1,418 @@
+//! The series table: one shared [`MetricSeries`] per series seen lately, so a point carries
+//! only its series' `Arc`, its time and its value.
+//!
+//! Ingest looks every incoming point's series up here: a known series is found by a fast,
+//! per-process-seeded hash of its content and compared in full (no two different series ever
+//! share an entry), and only a new series is built and gets its stable id hashed. Flushes then
+//! sort and group by the id the series already holds, and dropping a flushed point frees no
+//! attribute strings.
+//!
+//! Memory stays bounded: series live in two generations. A lookup that finds a series in the
+//! previous generation moves it to the current one; when the current generation is full or old,
+//! it becomes the previous one and what the old previous generation still held (series no
+//! export sent during a whole generation) is dropped from the table. Buffered points keep their
+//! own `Arc`s, so dropping an entry never loses data; a series sent again later is built anew.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use hashbrown::HashTable;
+
+use crate::model::{
+    Attribute, AttributeValue, InstrumentationScope, MetricDescriptor, MetricSeries, Resource,
+};
+
+/// Series per generation by default: two generations hold at most twice this many.
+pub const DEFAULT_GENERATION_CAPACITY: usize = 1 << 18;
+/// How long a generation lasts by default: a series unseen for two of these leaves the table.
+pub const DEFAULT_GENERATION_AGE: Duration = Duration::from_secs(10 * 60);
+
+/// The series seen lately (see the module docs). Shared by every ingest path of a server.
+pub struct SeriesTable {
+    generations: Mutex<Generations>,
+    hasher: foldhash::fast::RandomState,
+    generation_capacity: usize,
+    generation_age: Duration,
+}
+
+struct Generations {
+    current: HashTable<Entry>,
+    previous: HashTable<Entry>,
+    started: Instant,
+}
+
+struct Entry {
+    hash: u64,
+    series: Arc<MetricSeries>,
+}
+
+impl std::fmt::Debug for SeriesTable {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SeriesTable")
+            .field("series", &self.len())
+            .finish()
+    }
+}
+
+impl Default for SeriesTable {
+    fn default() -> Self {
+        Self::new(DEFAULT_GENERATION_CAPACITY, DEFAULT_GENERATION_AGE)
+    }
+}
+
+impl SeriesTable {
+    /// A table whose generations hold up to `generation_capacity` series and last at most
+    /// `generation_age`.
+    pub fn new(generation_capacity: usize, generation_age: Duration) -> Self {
+        Self {
+            generations: Mutex::new(Generations {
+                current: HashTable::new(),
+                previous: HashTable::new(),
+                started: Instant::now(),
+            }),
+            hasher: foldhash::fast::RandomState::default(),
+            generation_capacity: generation_capacity.max(1),
+            generation_age,
+        }
+    }
+
+    /// A lookup session for one export: it hashes each export group's shared parts once.
+    pub fn session(&self) -> SeriesSession<'_> {
+        SeriesSession {
+            table: self,
+            groups: HashMap::new(),
+        }
+    }
+
+    /// Series the table holds (both generations).
+    pub fn len(&self) -> usize {
+        let generations = self.lock();
+        generations.current.len() + generations.previous.len()
+    }
+
+    /// Whether the table holds no series.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
+        // The table holds no invariant a panicking holder could break halfway.
+        self.generations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The table's series equal to `(group, attributes)`, or a new one it then holds.
+    fn find_or_insert(
+        &self,
+        hash: u64,
+        group: &mut Group,
+        attributes: Vec<Attribute>,
+    ) -> Arc<MetricSeries> {
+        let mut generations = self.lock();
+        let now = Instant::now();
+        if generations.current.len() >= self.generation_capacity
+            || now.duration_since(generations.started) >= self.generation_age
+        {
+            let current = std::mem::take(&mut generations.current);
+            generations.previous = current;
+            generations.started = now;
+        }
+        let matches = |entry: &Entry| {
+            entry.hash == hash
+                && group.same_parts(&entry.series)
+                && entry.series.attributes == attributes
+        };
+        if let Some(entry) = generations.current.find(hash, matches) {
+            let series = Arc::clone(&entry.series);
+            drop(generations);
+            group.adopt_parts(&series);
+            return series;
+        }
+        let series = match generations.previous.find_entry(hash, matches) {
+            Ok(found) => {
+                let (entry, _) = found.remove();
+                group.adopt_parts(&entry.series);
+                entry.series
+            }
+            Err(_) => Arc::new(MetricSeries::new(
+                Arc::clone(&group.resource),
+                Arc::clone(&group.scope),
+                Arc::clone(&group.metric),
+                attributes,
+            )),
+        };
+        generations.current.insert_unique(
+            hash,
+            Entry {
+                hash,
+                series: Arc::clone(&series),
+            },
+            |entry| entry.hash,
+        );
+        series
+    }
+}
+
+/// Looks up the series of one export's points (see [`SeriesTable::session`]).
+pub struct SeriesSession<'a> {
+    table: &'a SeriesTable,
+    groups: HashMap<GroupKey, Group>,
+}
+
+/// The addresses of an export group's shared parts (resource, scope, descriptor).
+type GroupKey = (usize, usize, usize);
+
+/// An export group's shared parts, as the table holds them once one of its series is found,
+/// and the lookup hash state after them.
+struct Group {
+    resource: Arc<Resource>,
+    scope: Arc<InstrumentationScope>,
+    metric: Arc<MetricDescriptor>,
+    hash_state: u64,
+    adopted: bool,
+}
+
+impl Group {
+    fn same_parts(&self, series: &MetricSeries) -> bool {
+        same(&self.metric, &series.metric)
+            && same(&self.scope, &series.scope)
+            && same(&self.resource, &series.resource)
+    }
+
+    /// Takes the table's copies of the shared parts (equal to this group's), so later
+    /// comparisons are pointer comparisons and new series share them.
+    fn adopt_parts(&mut self, series: &MetricSeries) {
+        if !self.adopted {
+            self.resource = Arc::clone(&series.resource);
+            self.scope = Arc::clone(&series.scope);
+            self.metric = Arc::clone(&series.metric);
+            self.adopted = true;
+        }
+    }
+}
+
+fn same<T: PartialEq>(a: &Arc<T>, b: &Arc<T>) -> bool {
+    Arc::ptr_eq(a, b) || **a == **b
+}
+
+impl SeriesSession<'_> {
+    /// The shared series of a point of this export group with these attributes.
+    pub fn series(
+        &mut self,
+        resource: &Arc<Resource>,
+        scope: &Arc<InstrumentationScope>,
+        metric: &Arc<MetricDescriptor>,
+        attributes: Vec<Attribute>,
+    ) -> Arc<MetricSeries> {
+        let key = (
+            Arc::as_ptr(resource) as usize,
+            Arc::as_ptr(scope) as usize,
+            Arc::as_ptr(metric) as usize,
+        );
+        let hasher = &self.table.hasher;
+        let group = self.groups.entry(key).or_insert_with(|| {
+            let mut state = hasher.build_hasher();
+            hash_descriptor(&mut state, metric);
+            hash_scope(&mut state, scope);
+            hash_resource(&mut state, resource);
+            Group {
+                resource: Arc::clone(resource),
+                scope: Arc::clone(scope),
+                metric: Arc::clone(metric),
+                hash_state: state.finish(),
+                adopted: false,
+            }
+        });
+        let mut state = hasher.build_hasher();
+        state.write_u64(group.hash_state);
+        hash_attributes(&mut state, &attributes);
+        self.table.find_or_insert(state.finish(), group, attributes)
+    }
+}
+
+fn hash_descriptor(state: &mut impl Hasher, metric: &MetricDescriptor) {
+    state.write(metric.name.as_bytes());
+    state.write(metric.description.as_bytes());
+    state.write(metric.unit.as_bytes());
+    state.write_u8(metric.kind as u8);
+    state.write_u8(metric.temporality as u8);
+    state.write_u8(u8::from(metric.is_monotonic));
+}
+
+fn hash_scope(state: &mut impl Hasher, scope: &InstrumentationScope) {
+    state.write(scope.name.as_bytes());
+    state.write(scope.version.as_bytes());
+    hash_attributes(state, &scope.attributes);
+}
+
+fn hash_resource(state: &mut impl Hasher, resource: &Resource) {
+    hash_attributes(state, &resource.attributes);
+    state.write(resource.schema_url.as_bytes());
+}
+
+fn hash_attributes(state: &mut impl Hasher, attributes: &[Attribute]) {
+    state.write_usize(attributes.len());
+    for attribute in attributes {
+        state.write(attribute.key.as_bytes());
+        hash_value(state, &attribute.value);
+    }
+}
+
+fn hash_value(state: &mut impl Hasher, value: &AttributeValue) {
+    match value {
+        AttributeValue::Empty => state.write_u8(0),
+        AttributeValue::String(text) => {
+            state.write_u8(1);
+            state.write(text.as_bytes());
+        }
+        AttributeValue::Bool(flag) => state.write_u16(0x200 | u16::from(*flag)),
+        AttributeValue::Int(number) => {
+            state.write_u8(3);
+            state.write_i64(*number);
+        }
+        AttributeValue::Double(number) => {
+            state.write_u8(4);
+            state.write_u64(number.to_bits());
+        }
+        AttributeValue::Bytes(bytes) => {
+            state.write_u8(5);
+            state.write(bytes);
+        }
+        AttributeValue::Array(values) => {
+            state.write_u8(6);
+            state.write_usize(values.len());
+            values.iter().for_each(|value| hash_value(state, value));
+        }
+        AttributeValue::Map(entries) => {
+            state.write_u8(7);
+            hash_attributes(state, entries);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{MetricKind, Temporality};
+
+    fn parts(
+        service: &str,
+        name: &str,
+    ) -> (
+        Arc<Resource>,
+        Arc<InstrumentationScope>,
+        Arc<MetricDescriptor>,
+    ) {
+        (
+            Arc::new(Resource {
+                attributes: vec![Attribute::string("service.name", service)],
+                ..Resource::default()
+            }),
+            Arc::new(InstrumentationScope::default()),
+            Arc::new(MetricDescriptor {
+                name: name.into(),
+                description: String::new(),
+                unit: "1".into(),
+                kind: MetricKind::Sum,
+                temporality: Temporality::Cumulative,
+                is_monotonic: true,
+            }),
+        )
+    }
+
+    fn route(route: &str) -> Vec<Attribute> {
+        vec![Attribute::string("http.route", route)]
+    }
+
+    #[test]
+    fn equal_series_from_separate_exports_share_one_entry() {
+        let table = SeriesTable::default();
+        let (resource, scope, metric) = parts("cart", "requests");
+        let first = table
+            .session()
+            .series(&resource, &scope, &metric, route("/a"));
+        // A later export: equal content in new allocations.
+        let (resource, scope, metric) = parts("cart", "requests");
+        let mut session = table.session();
+        let again = session.series(&resource, &scope, &metric, route("/a"));
+        assert!(Arc::ptr_eq(&first, &again));
+        // A new series of the same group shares the parts the table already holds.
+        let other = session.series(&resource, &scope, &metric, route("/b"));
+        assert!(Arc::ptr_eq(&other.resource, &first.resource));
+        assert_ne!(other.id(), first.id());
+        assert_eq!(table.len(), 2);
+        assert_eq!(
+            first.id(),
+            MetricSeries::new(resource, scope, metric, route("/a")).id()
+        );
+    }
+
+    #[test]
+    fn series_differing_anywhere_stay_apart() {
+        let table = SeriesTable::default();
+        let mut session = table.session();
+        let (resource, scope, metric) = parts("cart", "requests");
+        let base = session.series(&resource, &scope, &metric, route("/a"));
+        let (other_service, _, _) = parts("shop", "requests");
+        let (_, _, other_name) = parts("cart", "errors");
+        let described = Arc::new(MetricDescriptor {
+            description: "Requests served".into(),
+            ..(*metric).clone()
+        });
+        let typed = vec![Attribute {
+            key: "http.route".into(),
+            value: AttributeValue::Bytes(b"/a".to_vec()),
+        }];
+        let others = [
+            session.series(&other_service, &scope, &metric, route("/a")),
+            session.series(&resource, &scope, &other_name, route("/a")),
+            // Same id (descriptions are not identity) but kept apart: the table keeps what
+            // was sent.
+            session.series(&resource, &scope, &described, route("/a")),
+            session.series(&resource, &scope, &metric, typed),
+        ];
+        for other in &others {
+            assert!(!Arc::ptr_eq(other, &base));
+        }
+        assert_eq!(others[2].id(), base.id());
+        assert_eq!(others[2].metric.description, "Requests served");
+        assert_eq!(table.len(), 5);
+    }
+
+    #[test]
+    fn series_unseen_for_two_generations_leave_the_table() {
+        let table = SeriesTable::new(2, Duration::from_secs(3600));
+        let (resource, scope, metric) = parts("cart", "requests");
+        let mut session = table.session();
+        let kept = session.series(&resource, &scope, &metric, route("/kept"));
+        let _dropped = session.series(&resource, &scope, &metric, route("/dropped"));
+        // The current generation is full: the next new series starts a new one.
+        session.series(&resource, &scope, &metric, route("/c"));
+        // Found in the previous generation: moved to the current one.
+        let again = session.series(&resource, &scope, &metric, route("/kept"));
+        assert!(Arc::ptr_eq(&kept, &again));
+        // Full again: "/dropped", in the previous generation, is dropped.
+        session.series(&resource, &scope, &metric, route("/e"));
+        assert_eq!(table.len(), 3);
+        let rebuilt = session.series(&resource, &scope, &metric, route("/dropped"));
+        assert_eq!(rebuilt.attributes, route("/dropped"));
+        assert_eq!(table.len(), 4);
+    }
+
+    #[test]
+    fn old_generations_expire_by_age() {
+        let table = SeriesTable::new(1 << 10, Duration::ZERO);
+        let (resource, scope, metric) = parts("cart", "requests");
+        for path in ["/a", "/b", "/c"] {
+            table
+                .session()
+                .series(&resource, &scope, &metric, route(path));
+        }
+        // Every lookup starts a new generation: only the last two series remain.
+        assert_eq!(table.len(), 2);
+    }
+}
