@@ -1,5 +1,6 @@
 //! OTLP metrics to model data points: all five kinds, exemplars kept, malformed points refused.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -27,6 +28,7 @@ pub fn convert_metrics(
         points: Vec::new(),
         rejections: Rejections::default(),
         series: series.session(),
+        descriptors: HashSet::new(),
     };
     for resource_metrics in request.resource_metrics {
         let resource = convert_resource(resource_metrics.resource, resource_metrics.schema_url);
@@ -47,6 +49,9 @@ struct PointSink<'a> {
     points: Vec<MetricPoint>,
     rejections: Rejections,
     series: SeriesSession<'a>,
+    /// One descriptor per distinct metric of the export, however many `Metric` messages
+    /// repeat it.
+    descriptors: HashSet<Arc<MetricDescriptor>>,
 }
 
 /// The parts every point kind shares.
@@ -63,7 +68,7 @@ impl PointSink<'_> {
         &mut self,
         resource: &Arc<Resource>,
         scope: &Arc<InstrumentationScope>,
-        metric: opentelemetry_proto::tonic::metrics::v1::Metric,
+        mut metric: opentelemetry_proto::tonic::metrics::v1::Metric,
     ) {
         let name = metric.name;
         let Some(data) = metric.data else {
@@ -79,15 +84,24 @@ impl PointSink<'_> {
             }
             return;
         }
-        let descriptor = |kind, temporality, is_monotonic| {
-            Arc::new(MetricDescriptor {
+        let descriptors = &mut self.descriptors;
+        let mut descriptor = |kind, temporality, is_monotonic| {
+            let descriptor = MetricDescriptor {
                 name: name.clone(),
-                description: metric.description.clone(),
-                unit: metric.unit.clone(),
+                description: std::mem::take(&mut metric.description),
+                unit: std::mem::take(&mut metric.unit),
                 kind,
                 temporality,
                 is_monotonic,
-            })
+            };
+            match descriptors.get(&descriptor) {
+                Some(known) => Arc::clone(known),
+                None => {
+                    let descriptor = Arc::new(descriptor);
+                    descriptors.insert(Arc::clone(&descriptor));
+                    descriptor
+                }
+            }
         };
         match data {
             metric::Data::Gauge(gauge) => {
@@ -373,5 +387,37 @@ mod tests {
             converted.records[1].series.metric.temporality,
             Temporality::Cumulative
         );
+    }
+
+    #[test]
+    fn repeated_metrics_share_a_descriptor_and_exports_share_series() {
+        let table = SeriesTable::default();
+        let gauge = |value| Metric {
+            name: "temperature".into(),
+            unit: "Cel".into(),
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint {
+                    time_unix_nano: 7,
+                    value: Some(number_data_point::Value::AsInt(value)),
+                    ..NumberDataPoint::default()
+                }],
+            })),
+            ..Metric::default()
+        };
+        let first = convert_metrics(request(vec![gauge(1), gauge(2)]), &table).records;
+        assert!(Arc::ptr_eq(
+            &first[0].series.metric,
+            &first[1].series.metric
+        ));
+        assert!(Arc::ptr_eq(&first[0].series, &first[1].series));
+        let second = convert_metrics(request(vec![gauge(3)]), &table).records;
+        assert!(Arc::ptr_eq(&first[0].series, &second[0].series));
+        assert_eq!(
+            second[0].value,
+            PointValue::Number {
+                value: NumberValue::Int(3)
+            }
+        );
+        assert_eq!(table.len(), 1);
     }
 }

@@ -84,6 +84,8 @@ impl SeriesTable {
         SeriesSession {
             table: self,
             groups: HashMap::new(),
+            resources: HashMap::new(),
+            scopes: HashMap::new(),
         }
     }
 
@@ -105,13 +107,14 @@ impl SeriesTable {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The table's series equal to `(group, attributes)`, or a new one it then holds.
+    /// The table's series equal to `(group, attributes)`, and whether it was there already
+    /// (else it is new, and the table now holds it).
     fn find_or_insert(
         &self,
         hash: u64,
-        group: &mut Group,
+        group: &Group,
         attributes: Vec<Attribute>,
-    ) -> Arc<MetricSeries> {
+    ) -> (Arc<MetricSeries>, bool) {
         let mut generations = self.lock();
         let now = Instant::now();
         if generations.current.len() >= self.generation_capacity
@@ -127,23 +130,19 @@ impl SeriesTable {
                 && entry.series.attributes == attributes
         };
         if let Some(entry) = generations.current.find(hash, matches) {
-            let series = Arc::clone(&entry.series);
-            drop(generations);
-            group.adopt_parts(&series);
-            return series;
+            return (Arc::clone(&entry.series), true);
         }
-        let series = match generations.previous.find_entry(hash, matches) {
-            Ok(found) => {
-                let (entry, _) = found.remove();
-                group.adopt_parts(&entry.series);
-                entry.series
+        let (series, found) = match generations.previous.find_entry(hash, matches) {
+            Ok(found) => (found.remove().0.series, true),
+            Err(_) => {
+                let series = MetricSeries::new(
+                    Arc::clone(&group.resource),
+                    Arc::clone(&group.scope),
+                    Arc::clone(&group.metric),
+                    attributes,
+                );
+                (Arc::new(series), false)
             }
-            Err(_) => Arc::new(MetricSeries::new(
-                Arc::clone(&group.resource),
-                Arc::clone(&group.scope),
-                Arc::clone(&group.metric),
-                attributes,
-            )),
         };
         generations.current.insert_unique(
             hash,
@@ -153,7 +152,7 @@ impl SeriesTable {
             },
             |entry| entry.hash,
         );
-        series
+        (series, found)
     }
 }
 
@@ -161,18 +160,28 @@ impl SeriesTable {
 pub struct SeriesSession<'a> {
     table: &'a SeriesTable,
     groups: HashMap<GroupKey, Group>,
+    /// The export's resources and scopes by address: their hash, and the table's equal copy
+    /// once a series showed it.
+    resources: HashMap<usize, SharedPart<Resource>>,
+    scopes: HashMap<usize, SharedPart<InstrumentationScope>>,
+}
+
+/// A resource or scope of an export.
+struct SharedPart<T> {
+    canonical: Arc<T>,
+    hash: u64,
 }
 
 /// The addresses of an export group's shared parts (resource, scope, descriptor).
 type GroupKey = (usize, usize, usize);
 
 /// An export group's shared parts, as the table holds them once one of its series is found,
-/// and the lookup hash state after them.
+/// and the lookup hash of them.
 struct Group {
     resource: Arc<Resource>,
     scope: Arc<InstrumentationScope>,
     metric: Arc<MetricDescriptor>,
-    hash_state: u64,
+    hash: u64,
     adopted: bool,
 }
 
@@ -186,12 +195,10 @@ impl Group {
     /// Takes the table's copies of the shared parts (equal to this group's), so later
     /// comparisons are pointer comparisons and new series share them.
     fn adopt_parts(&mut self, series: &MetricSeries) {
-        if !self.adopted {
-            self.resource = Arc::clone(&series.resource);
-            self.scope = Arc::clone(&series.scope);
-            self.metric = Arc::clone(&series.metric);
-            self.adopted = true;
-        }
+        self.resource = Arc::clone(&series.resource);
+        self.scope = Arc::clone(&series.scope);
+        self.metric = Arc::clone(&series.metric);
+        self.adopted = true;
     }
 }
 
@@ -214,23 +221,66 @@ impl SeriesSession<'_> {
             Arc::as_ptr(metric) as usize,
         );
         let hasher = &self.table.hasher;
-        let group = self.groups.entry(key).or_insert_with(|| {
-            let mut state = hasher.build_hasher();
-            hash_descriptor(&mut state, metric);
-            hash_scope(&mut state, scope);
-            hash_resource(&mut state, resource);
-            Group {
-                resource: Arc::clone(resource),
-                scope: Arc::clone(scope),
-                metric: Arc::clone(metric),
-                hash_state: state.finish(),
-                adopted: false,
+        let group = match self.groups.entry(key) {
+            std::collections::hash_map::Entry::Occupied(group) => group.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let resource = self.resources.entry(key.0).or_insert_with(|| SharedPart {
+                    hash: hasher.hash_one(HashedResource(resource)),
+                    canonical: Arc::clone(resource),
+                });
+                let scope = self.scopes.entry(key.1).or_insert_with(|| SharedPart {
+                    hash: hasher.hash_one(HashedScope(scope)),
+                    canonical: Arc::clone(scope),
+                });
+                let mut state = hasher.build_hasher();
+                state.write_u64(resource.hash);
+                state.write_u64(scope.hash);
+                hash_descriptor(&mut state, metric);
+                slot.insert(Group {
+                    resource: Arc::clone(&resource.canonical),
+                    scope: Arc::clone(&scope.canonical),
+                    metric: Arc::clone(metric),
+                    hash: state.finish(),
+                    adopted: false,
+                })
             }
-        });
+        };
         let mut state = hasher.build_hasher();
-        state.write_u64(group.hash_state);
+        state.write_u64(group.hash);
         hash_attributes(&mut state, &attributes);
-        self.table.find_or_insert(state.finish(), group, attributes)
+        let (series, found) = self.table.find_or_insert(state.finish(), group, attributes);
+        if found && !group.adopted {
+            group.adopt_parts(&series);
+            // Later groups of this resource and scope start from the table's copies.
+            if let Some(part) = self.resources.get_mut(&key.0) {
+                part.canonical = Arc::clone(&series.resource);
+            }
+            if let Some(part) = self.scopes.get_mut(&key.1) {
+                part.canonical = Arc::clone(&series.scope);
+            }
+        }
+        series
+    }
+}
+
+/// A resource hashed by content.
+struct HashedResource<'a>(&'a Resource);
+
+impl std::hash::Hash for HashedResource<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_attributes(state, &self.0.attributes);
+        state.write(self.0.schema_url.as_bytes());
+    }
+}
+
+/// A scope hashed by content.
+struct HashedScope<'a>(&'a InstrumentationScope);
+
+impl std::hash::Hash for HashedScope<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(self.0.name.as_bytes());
+        state.write(self.0.version.as_bytes());
+        hash_attributes(state, &self.0.attributes);
     }
 }
 
@@ -243,18 +293,7 @@ fn hash_descriptor(state: &mut impl Hasher, metric: &MetricDescriptor) {
     state.write_u8(u8::from(metric.is_monotonic));
 }
 
-fn hash_scope(state: &mut impl Hasher, scope: &InstrumentationScope) {
-    state.write(scope.name.as_bytes());
-    state.write(scope.version.as_bytes());
-    hash_attributes(state, &scope.attributes);
-}
-
-fn hash_resource(state: &mut impl Hasher, resource: &Resource) {
-    hash_attributes(state, &resource.attributes);
-    state.write(resource.schema_url.as_bytes());
-}
-
-fn hash_attributes(state: &mut impl Hasher, attributes: &[Attribute]) {
+fn hash_attributes<H: Hasher + ?Sized>(state: &mut H, attributes: &[Attribute]) {
     state.write_usize(attributes.len());
     for attribute in attributes {
         state.write(attribute.key.as_bytes());
@@ -262,7 +301,7 @@ fn hash_attributes(state: &mut impl Hasher, attributes: &[Attribute]) {
     }
 }
 
-fn hash_value(state: &mut impl Hasher, value: &AttributeValue) {
+fn hash_value<H: Hasher + ?Sized>(state: &mut H, value: &AttributeValue) {
     match value {
         AttributeValue::Empty => state.write_u8(0),
         AttributeValue::String(text) => {

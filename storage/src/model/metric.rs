@@ -10,7 +10,7 @@ use super::attributes::{
 use super::ids::{SpanId, TraceId};
 
 /// Which OTLP metric kind a point belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[repr(u8)]
 pub enum MetricKind {
@@ -52,7 +52,7 @@ impl MetricKind {
 }
 
 /// Aggregation temporality of sums and histograms (OTLP numbers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[repr(u8)]
 pub enum Temporality {
@@ -77,7 +77,7 @@ impl Temporality {
 }
 
 /// What a metric is, shared by all its points in one export.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MetricDescriptor {
     /// Metric name, e.g. `http.server.request.duration`.
     pub name: String,
