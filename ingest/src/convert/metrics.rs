@@ -420,4 +420,58 @@ mod tests {
         );
         assert_eq!(table.len(), 1);
     }
+
+    #[test]
+    fn resources_of_one_export_keep_their_own_series_once_the_table_knows_them() {
+        let table = SeriesTable::default();
+        let export = || {
+            let resource_metrics = |service: &str| {
+                ResourceMetrics {
+                resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                    attributes: vec![opentelemetry_proto::tonic::common::v1::KeyValue {
+                        key: "service.name".into(),
+                        value: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                            value: Some(
+                                opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                                    service.into(),
+                                ),
+                            ),
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                scope_metrics: request(vec![Metric {
+                    name: "up".into(),
+                    data: Some(metric::Data::Gauge(Gauge {
+                        data_points: vec![NumberDataPoint {
+                            value: Some(number_data_point::Value::AsInt(1)),
+                            ..NumberDataPoint::default()
+                        }],
+                    })),
+                    ..Metric::default()
+                }])
+                .resource_metrics
+                .remove(0)
+                .scope_metrics,
+                ..ResourceMetrics::default()
+            }
+            };
+            ExportMetricsServiceRequest {
+                resource_metrics: ["cart", "shop", "cart", "shop"]
+                    .into_iter()
+                    .map(resource_metrics)
+                    .collect(),
+            }
+        };
+        for _ in 0..3 {
+            let points = convert_metrics(export(), &table).records;
+            let services: Vec<&str> = points
+                .iter()
+                .map(|point| point.series.resource.service_name())
+                .collect();
+            assert_eq!(services, ["cart", "shop", "cart", "shop"]);
+        }
+        assert_eq!(table.len(), 2);
+    }
 }

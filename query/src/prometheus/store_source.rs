@@ -231,7 +231,7 @@ impl<'a> StoreSource<'a> {
         {
             return self.read_values(wanted, start_ms, end_ms).await;
         }
-        // Points by stored series id; a series' first point carries its identity.
+        // Points by stored series id (each carries its series).
         let mut kept: HashMap<u64, Vec<MetricPoint>> = HashMap::new();
         let mut targets: BTreeMap<Labels, BTreeSet<i64>> = BTreeMap::new();
         self.scan(start_ms, end_ms, filter, |runs| {
@@ -404,7 +404,7 @@ impl SeriesSource for StoreSource<'_> {
     }
 }
 
-/// Points by stored series id (a series' first point carrying its identity) as Prometheus
+/// Points by stored series id (each carrying its series) as Prometheus
 /// series merged by labels and sorted by them, with the `target_info` samples, cut to
 /// `[start_ms, end_ms]`.
 pub(super) fn assemble(

@@ -1,5 +1,6 @@
 //! The metric store: data points in Parquet, read back by metric name and time range.
 
+mod series_content;
 mod series_index;
 mod series_table;
 

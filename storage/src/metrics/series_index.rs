@@ -321,10 +321,6 @@ impl SeriesIndexBuilder {
         let Some(series) = self.index.series.get_mut(at as usize) else {
             return;
         };
-        if series.points == 0 {
-            series.first_time_unix_nano = run.first_time_unix_nano;
-            series.last_time_unix_nano = run.last_time_unix_nano;
-        }
         series.points += run.points;
         series.first_time_unix_nano = series.first_time_unix_nano.min(run.first_time_unix_nano);
         series.last_time_unix_nano = series.last_time_unix_nano.max(run.last_time_unix_nano);

@@ -14,15 +14,18 @@
 //! own `Arc`s, so dropping an entry never loses data; a series sent again later is built anew.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hashbrown::HashTable;
 
-use crate::model::{
-    Attribute, AttributeValue, InstrumentationScope, MetricDescriptor, MetricSeries, Resource,
+use super::series_content::{
+    HashedResource, HashedScope, hash_attributes, hash_descriptor, same_attributes,
+    same_descriptor, same_resource, same_scope,
 };
+use crate::model::{Attribute, InstrumentationScope, MetricDescriptor, MetricSeries, Resource};
 
 /// Series per generation by default: two generations hold at most twice this many.
 pub const DEFAULT_GENERATION_CAPACITY: usize = 1 << 18;
@@ -115,22 +118,27 @@ impl SeriesTable {
         group: &Group,
         attributes: Vec<Attribute>,
     ) -> (Arc<MetricSeries>, bool) {
-        let mut generations = self.lock();
         let now = Instant::now();
+        let mut generations = self.lock();
+        // The generation that leaves is dropped after the lock is released.
+        let mut leaving = None;
         if generations.current.len() >= self.generation_capacity
             || now.duration_since(generations.started) >= self.generation_age
         {
             let current = std::mem::take(&mut generations.current);
-            generations.previous = current;
+            leaving = Some(std::mem::replace(&mut generations.previous, current));
             generations.started = now;
         }
         let matches = |entry: &Entry| {
             entry.hash == hash
                 && group.same_parts(&entry.series)
-                && entry.series.attributes == attributes
+                && same_attributes(&entry.series.attributes, &attributes)
         };
         if let Some(entry) = generations.current.find(hash, matches) {
-            return (Arc::clone(&entry.series), true);
+            let series = Arc::clone(&entry.series);
+            drop(generations);
+            drop(leaving);
+            return (series, true);
         }
         let (series, found) = match generations.previous.find_entry(hash, matches) {
             Ok(found) => (found.remove().0.series, true),
@@ -152,6 +160,8 @@ impl SeriesTable {
             },
             |entry| entry.hash,
         );
+        drop(generations);
+        drop(leaving);
         (series, found)
     }
 }
@@ -168,6 +178,9 @@ pub struct SeriesSession<'a> {
 
 /// A resource or scope of an export.
 struct SharedPart<T> {
+    /// The export's own `Arc`, held so its address (the key) is not reused while the
+    /// session lasts.
+    _sent: Arc<T>,
     canonical: Arc<T>,
     hash: u64,
 }
@@ -178,6 +191,9 @@ type GroupKey = (usize, usize, usize);
 /// An export group's shared parts, as the table holds them once one of its series is found,
 /// and the lookup hash of them.
 struct Group {
+    /// The export's own descriptor, held so its address (part of the key) is not reused
+    /// while the session lasts (the resource and scope are held by their `SharedPart`).
+    _sent_metric: Arc<MetricDescriptor>,
     resource: Arc<Resource>,
     scope: Arc<InstrumentationScope>,
     metric: Arc<MetricDescriptor>,
@@ -187,9 +203,9 @@ struct Group {
 
 impl Group {
     fn same_parts(&self, series: &MetricSeries) -> bool {
-        same(&self.metric, &series.metric)
-            && same(&self.scope, &series.scope)
-            && same(&self.resource, &series.resource)
+        same_descriptor(&self.metric, &series.metric)
+            && same_scope(&self.scope, &series.scope)
+            && same_resource(&self.resource, &series.resource)
     }
 
     /// Takes the table's copies of the shared parts (equal to this group's), so later
@@ -200,10 +216,6 @@ impl Group {
         self.metric = Arc::clone(&series.metric);
         self.adopted = true;
     }
-}
-
-fn same<T: PartialEq>(a: &Arc<T>, b: &Arc<T>) -> bool {
-    Arc::ptr_eq(a, b) || **a == **b
 }
 
 impl SeriesSession<'_> {
@@ -222,13 +234,15 @@ impl SeriesSession<'_> {
         );
         let hasher = &self.table.hasher;
         let group = match self.groups.entry(key) {
-            std::collections::hash_map::Entry::Occupied(group) => group.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => {
+            MapEntry::Occupied(group) => group.into_mut(),
+            MapEntry::Vacant(slot) => {
                 let resource = self.resources.entry(key.0).or_insert_with(|| SharedPart {
+                    _sent: Arc::clone(resource),
                     hash: hasher.hash_one(HashedResource(resource)),
                     canonical: Arc::clone(resource),
                 });
                 let scope = self.scopes.entry(key.1).or_insert_with(|| SharedPart {
+                    _sent: Arc::clone(scope),
                     hash: hasher.hash_one(HashedScope(scope)),
                     canonical: Arc::clone(scope),
                 });
@@ -237,6 +251,7 @@ impl SeriesSession<'_> {
                 state.write_u64(scope.hash);
                 hash_descriptor(&mut state, metric);
                 slot.insert(Group {
+                    _sent_metric: Arc::clone(metric),
                     resource: Arc::clone(&resource.canonical),
                     scope: Arc::clone(&scope.canonical),
                     metric: Arc::clone(metric),
@@ -263,79 +278,10 @@ impl SeriesSession<'_> {
     }
 }
 
-/// A resource hashed by content.
-struct HashedResource<'a>(&'a Resource);
-
-impl std::hash::Hash for HashedResource<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_attributes(state, &self.0.attributes);
-        state.write(self.0.schema_url.as_bytes());
-    }
-}
-
-/// A scope hashed by content.
-struct HashedScope<'a>(&'a InstrumentationScope);
-
-impl std::hash::Hash for HashedScope<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write(self.0.name.as_bytes());
-        state.write(self.0.version.as_bytes());
-        hash_attributes(state, &self.0.attributes);
-    }
-}
-
-fn hash_descriptor(state: &mut impl Hasher, metric: &MetricDescriptor) {
-    state.write(metric.name.as_bytes());
-    state.write(metric.description.as_bytes());
-    state.write(metric.unit.as_bytes());
-    state.write_u8(metric.kind as u8);
-    state.write_u8(metric.temporality as u8);
-    state.write_u8(u8::from(metric.is_monotonic));
-}
-
-fn hash_attributes<H: Hasher + ?Sized>(state: &mut H, attributes: &[Attribute]) {
-    state.write_usize(attributes.len());
-    for attribute in attributes {
-        state.write(attribute.key.as_bytes());
-        hash_value(state, &attribute.value);
-    }
-}
-
-fn hash_value<H: Hasher + ?Sized>(state: &mut H, value: &AttributeValue) {
-    match value {
-        AttributeValue::Empty => state.write_u8(0),
-        AttributeValue::String(text) => {
-            state.write_u8(1);
-            state.write(text.as_bytes());
-        }
-        AttributeValue::Bool(flag) => state.write_u16(0x200 | u16::from(*flag)),
-        AttributeValue::Int(number) => {
-            state.write_u8(3);
-            state.write_i64(*number);
-        }
-        AttributeValue::Double(number) => {
-            state.write_u8(4);
-            state.write_u64(number.to_bits());
-        }
-        AttributeValue::Bytes(bytes) => {
-            state.write_u8(5);
-            state.write(bytes);
-        }
-        AttributeValue::Array(values) => {
-            state.write_u8(6);
-            state.write_usize(values.len());
-            values.iter().for_each(|value| hash_value(state, value));
-        }
-        AttributeValue::Map(entries) => {
-            state.write_u8(7);
-            hash_attributes(state, entries);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::AttributeValue;
     use crate::model::{MetricKind, Temporality};
 
     fn parts(

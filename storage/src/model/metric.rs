@@ -280,7 +280,8 @@ impl MetricSeries {
         size_of::<Self>() + attributes_bytes(&self.attributes)
     }
 
-    /// A copy with other attributes (and the id they give).
+    /// A copy with other attributes (and the id they give): a series derived from another,
+    /// as fixtures and tools build them.
     pub fn with_attributes(&self, attributes: Vec<Attribute>) -> Self {
         Self::new(
             Arc::clone(&self.resource),
@@ -332,8 +333,8 @@ impl MetricPoint {
     }
 
     /// Rough heap size of this point as a row: its own parts and its series' attributes
-    /// (what a row of a file batch holds). Buffers count a shared series once per export
-    /// instead ([`super::SignalBatch::estimated_bytes`]).
+    /// (what a row of a file batch holds). Buffers count a series once per run of its points
+    /// in an export instead ([`super::SignalBatch::estimated_bytes`]).
     pub fn estimated_bytes(&self) -> usize {
         self.own_bytes() + attributes_bytes(&self.series.attributes)
     }
