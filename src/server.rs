@@ -17,6 +17,7 @@ use skewer_ingest::stats::IngestStats;
 use skewer_storage::Storage;
 use skewer_storage::auth::{KeyDatabase, KeyRing, KeyStore};
 use skewer_storage::layout::{REDACTION_KEY_FILE, tenants_on_disk};
+use skewer_storage::metrics::SeriesTable;
 use skewer_storage::model::TenantId;
 use skewer_storage::scan::ScanLimits;
 use tokio::net::TcpListener;
@@ -416,7 +417,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         redactor: redactor(&config).context("cannot set up redaction")?,
         record_limits: Some(Arc::new(config.record_limits.clone())),
         active_series: None,
-        series: Arc::default(),
+        series: Arc::new(SeriesTable::for_budget(config.max_buffered_bytes)),
     };
     let storage_config = config.storage_config()?;
     let storage_shares_tables = storage_config.shares_tables();

@@ -28,7 +28,11 @@ use super::series_content::{
 use crate::model::{Attribute, InstrumentationScope, MetricDescriptor, MetricSeries, Resource};
 
 /// Series per generation by default: two generations hold at most twice this many.
-pub const DEFAULT_GENERATION_CAPACITY: usize = 1 << 18;
+pub const DEFAULT_GENERATION_CAPACITY: usize = 1 << 17;
+/// Memory budget bytes per series a generation may hold ([`SeriesTable::for_budget`]): a
+/// series with a few attributes takes ~400 bytes, so both generations together stay under a
+/// fifth of the budget even when no buffered point shares their series.
+const BUDGET_BYTES_PER_SERIES: usize = 4096;
 /// How long a generation lasts by default: a series unseen for two of these leaves the table.
 pub const DEFAULT_GENERATION_AGE: Duration = Duration::from_secs(10 * 60);
 
@@ -80,6 +84,16 @@ impl SeriesTable {
             generation_capacity: generation_capacity.max(1),
             generation_age,
         }
+    }
+
+    /// A table sized for a server whose memory budget is `budget_bytes` (the series it holds
+    /// beyond what buffered points share are not charged to the budget, so they are kept to
+    /// a fraction of it): 131,072 series per generation for the default 512 MiB.
+    pub fn for_budget(budget_bytes: usize) -> Self {
+        Self::new(
+            budget_bytes / BUDGET_BYTES_PER_SERIES,
+            DEFAULT_GENERATION_AGE,
+        )
     }
 
     /// A lookup session for one export: it hashes each export group's shared parts once.
@@ -386,6 +400,23 @@ mod tests {
         let rebuilt = session.series(&resource, &scope, &metric, route("/dropped"));
         assert_eq!(rebuilt.attributes, route("/dropped"));
         assert_eq!(table.len(), 4);
+    }
+
+    #[test]
+    fn a_table_for_a_budget_keeps_a_fraction_of_it() {
+        let (resource, scope, metric) = parts("cart", "requests");
+        // 8 KiB of budget: two series per generation, at most four in the table.
+        let table = SeriesTable::for_budget(8 << 10);
+        for path in ["/a", "/b", "/c", "/d", "/e"] {
+            table
+                .session()
+                .series(&resource, &scope, &metric, route(path));
+        }
+        assert_eq!(table.len(), 3);
+        assert_eq!(
+            SeriesTable::for_budget(512 << 20).generation_capacity,
+            DEFAULT_GENERATION_CAPACITY
+        );
     }
 
     #[test]
