@@ -8,9 +8,7 @@ pub use series_index::{
     IndexedSeries, Layout, SeriesGroup, SeriesIndex, SeriesIndexBuilder, SeriesIndexError,
     StoredRun,
 };
-pub use series_table::{
-    DEFAULT_GENERATION_AGE, DEFAULT_GENERATION_CAPACITY, SeriesSession, SeriesTable,
-};
+pub use series_table::{SeriesSession, SeriesTable};
 
 use arrow_array::RecordBatch;
 use bytes::Bytes;

@@ -111,7 +111,7 @@ pub fn encode_metric_points<P: Borrow<MetricPoint>>(
         properties,
         points,
         |point: &P| point.borrow().estimated_bytes(),
-        |_, chunk| points_batch(chunk),
+        |chunk| metric_points_batch(chunk),
     )?;
     Ok(Some(EncodedFile {
         bytes,
@@ -168,11 +168,6 @@ fn sort_points<P: Borrow<MetricPoint>>(points: &mut [P]) {
 /// with [`super::time_range_metadata`] when the file is finished).
 pub fn metric_writer_properties() -> Result<WriterProperties, CodecError> {
     metric_properties(None)
-}
-
-/// Points as one Arrow batch of the metric file schema, in the given order.
-pub fn metric_points_batch(points: &[&MetricPoint]) -> Result<RecordBatch, CodecError> {
-    points_batch(points)
 }
 
 fn metric_properties(time_range: Option<(u64, u64)>) -> Result<WriterProperties, CodecError> {
@@ -233,8 +228,11 @@ fn metric_properties(time_range: Option<(u64, u64)>) -> Result<WriterProperties,
     Ok(builder.build())
 }
 
-/// One Arrow batch of the metric schema holding `points`.
-fn points_batch<P: Borrow<MetricPoint>>(points: &[P]) -> Result<RecordBatch, CodecError> {
+/// Points (or references to them) as one Arrow batch of the metric file schema, in the given
+/// order.
+pub fn metric_points_batch<P: Borrow<MetricPoint>>(
+    points: &[P],
+) -> Result<RecordBatch, CodecError> {
     let num_points = points.len();
     let points = || points.iter().map(Borrow::borrow);
     let num_attributes = points()

@@ -253,7 +253,7 @@ fn write_file<T>(
     properties: WriterProperties,
     records: &[T],
     estimated_bytes: impl Fn(&T) -> usize,
-    mut to_batch: impl FnMut(usize, &[T]) -> Result<RecordBatch, CodecError>,
+    mut to_batch: impl FnMut(&[T]) -> Result<RecordBatch, CodecError>,
 ) -> Result<Bytes, CodecError> {
     let mut writer = ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(properties))?;
     let mut start = 0;
@@ -267,7 +267,7 @@ fn write_file<T>(
             chunk_bytes += estimated_bytes(&records[end]);
             end += 1;
         }
-        writer.write(&to_batch(start, &records[start..end])?)?;
+        writer.write(&to_batch(&records[start..end])?)?;
         start = end;
     }
     Ok(Bytes::from(writer.into_inner()?))

@@ -109,7 +109,7 @@ pub fn encode_spans<S: Borrow<Span>>(spans: &mut [S]) -> Result<Option<EncodedFi
         properties,
         spans,
         |span: &S| span.borrow().estimated_bytes(),
-        |_, chunk| spans_batch(chunk),
+        |chunk| spans_batch(chunk),
     )?;
     Ok(Some(EncodedFile {
         bytes,
