@@ -229,10 +229,12 @@ async fn check_table(
                 "{size} bytes, the manifest says {}",
                 file.size_bytes
             )),
-            Some(&size) => read_footer(objects, &ObjectPath::from(file.path.as_str()), size)
-                .await
-                .err()
-                .map(|err| format!("unreadable footer: {err}")),
+            Some(&size) => {
+                match read_footer(objects, &ObjectPath::from(file.path.as_str()), size).await {
+                    Err(err) => Some(format!("unreadable footer: {err}")),
+                    Ok(_) => identity_problem(objects, file).await?,
+                }
+            }
         };
         if let Some(problem) = problem {
             report
@@ -311,6 +313,44 @@ async fn check_table(
         manifest
     };
     remove_orphans(objects, table, &manifest, repair, report).await
+}
+
+/// What keeps the points of a metric file whose rows leave their series' identity to its
+/// series index from being read: that index missing, unreadable or naming a series id twice
+/// (then the file is as lost as an unreadable one). Other failures to read it (a store that
+/// does not answer) end the check: they say nothing of the file.
+async fn identity_problem(
+    objects: &Objects,
+    file: &DataFileMeta,
+) -> Result<Option<String>, StorageError> {
+    if file.format != crate::parquet_codec::METRICS_FORMAT {
+        return Ok(None);
+    }
+    let Some(path) = file.index_path.as_deref() else {
+        return Ok(Some(
+            "no series index, so its points have no series".to_owned(),
+        ));
+    };
+    let bytes = match objects.get(&ObjectPath::from(path)).await {
+        Ok(bytes) => bytes,
+        Err(StorageError::ObjectStore {
+            source: object_store::Error::NotFound { .. },
+            ..
+        }) => {
+            return Ok(Some(format!(
+                "series index {path} missing, so its points have no series"
+            )));
+        }
+        Err(err) => return Err(err),
+    };
+    let problem = crate::metrics::SeriesIndex::from_bytes(&bytes)
+        .map_err(|err| err.to_string())
+        .and_then(|index| {
+            crate::parquet_codec::SeriesIdentities::of(&index).map_err(|err| err.to_string())
+        })
+        .err()
+        .map(|err| format!("series index {path}: {err}, so its points have no series"));
+    Ok(problem)
 }
 
 /// Reports (and with `repair` deletes) files `manifest` does not list.
@@ -449,6 +489,46 @@ mod tests {
         assert_eq!(found.problems.len(), 2, "{:?}", found.problems);
         assert!(found.problems.iter().any(|p| p.contains("seg.idx missing")));
         assert!(found.problems.iter().any(|p| p.ends_with(": missing")));
+    }
+
+    #[tokio::test]
+    async fn a_metric_file_whose_series_index_is_damaged_is_as_lost_as_an_unreadable_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = Objects::local(&layout::objects_dir(dir.path())).unwrap();
+        let catalog = Arc::new(ObjectCatalog::new(objects.clone()));
+        let store = crate::metrics::MetricStore::open(
+            objects.clone(),
+            catalog,
+            Arc::new(FooterCache::new(1 << 20)),
+        )
+        .await
+        .unwrap();
+        let points = crate::parquet_codec::test_fixtures::realistic_points(100, 1);
+        store.apply(1, "t".parse().unwrap(), points, 1, Reservation::default());
+        store.flush().await.unwrap();
+        drop(store);
+        assert!(check(dir.path(), false).await.unwrap().problems.is_empty());
+        let table = TableKey {
+            tenant: "t".parse().unwrap(),
+            signal: Signal::Metrics,
+        };
+        let manifest = ObjectCatalog::new(objects.clone())
+            .load(&table)
+            .await
+            .unwrap()
+            .unwrap();
+        let index = manifest.files[0].index_path.clone().unwrap();
+        objects
+            .put(&ObjectPath::from(index.as_str()), Bytes::from_static(b"?"))
+            .await
+            .unwrap();
+        let found = check(dir.path(), false).await.unwrap();
+        assert_eq!(found.problems.len(), 1, "{:?}", found.problems);
+        assert!(
+            found.problems[0].contains("so its points have no series"),
+            "{:?}",
+            found.problems
+        );
     }
 
     #[tokio::test]

@@ -161,6 +161,15 @@ pub enum StorageError {
     /// A blocking task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),
+    /// A file whose rows leave their series' identity to its series index has no readable
+    /// one.
+    #[error("{path}: series index unreadable, its points have no series: {reason}")]
+    SeriesIndexUnreadable {
+        /// The data file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl StorageError {
@@ -188,6 +197,7 @@ impl StorageError {
             | Self::InvalidStoreUrl { .. }
             | Self::StoreUnavailable { .. }
             | Self::Io { .. }
+            | Self::SeriesIndexUnreadable { .. }
             | Self::Task(_) => ErrorKind::Internal,
         }
     }

@@ -63,7 +63,7 @@ pub async fn compact_store<S: TableSignal>(
             &table.manifest.files,
             now_unix_nano(),
             policy,
-            S::FORMAT,
+            S::merges_format,
             S::needs_rewrite,
         );
         for plan in plans {

@@ -365,7 +365,7 @@ async fn answers(server: &Server) -> Vec<Value> {
 }
 
 #[tokio::test]
-async fn flushed_files_answer_through_their_series_indexes_and_without_them() {
+async fn flushed_files_answer_through_their_series_indexes_and_a_damaged_one_is_said() {
     let (dir, mut server) = started().await;
     let buffered = answers(&server).await;
     assert!(
@@ -383,13 +383,21 @@ async fn flushed_files_answer_through_their_series_indexes_and_without_them() {
     server.restart().await;
     assert_eq!(answers(&server).await, buffered, "from the series indexes");
 
-    // Damaged indexes: the same answers, from the points.
+    // Damaged indexes: the points of these files have no series without them, so answers
+    // that need their series fail (never a guess), and the log names the file.
     server.terminate().await;
     for sidecar in &sidecars {
         std::fs::write(sidecar, b"not an index").unwrap();
     }
     server.restart().await;
-    assert_eq!(answers(&server).await, buffered, "from the points");
+    let range = format!("start={}&end={}", at(0), at(600));
+    let path = format!(
+        "/api/v1/series?match[]={}&{range}",
+        encode("{job=\"checkout\"}")
+    );
+    let (status, body) = server.get_json(&path).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["status"], "error", "{body}");
     assert!(
         server.log().contains("series index unreadable"),
         "{}",

@@ -4,21 +4,27 @@ mod series_content;
 mod series_index;
 mod series_table;
 
+pub(crate) use series_content::same_series;
 pub use series_index::{
     IndexedSeries, Layout, SeriesGroup, SeriesIndex, SeriesIndexBuilder, SeriesIndexError,
-    StoredRun,
+    StoredRun, series_ids_collide,
 };
 pub use series_table::{SeriesSession, SeriesTable};
 
+use std::sync::Arc;
+
 use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use parquet::file::properties::WriterProperties;
 
 use crate::catalog::FileSummary;
 use crate::model::{MetricPoint, Signal};
-use crate::parquet_codec::{self, CodecError, EncodedFile, METRIC_NAME_COLUMN, METRICS_FORMAT};
+use crate::parquet_codec::{
+    self, CodecError, EncodedFile, METRIC_NAME_COLUMN, METRICS_FORMAT, METRICS_FORMAT_V1,
+};
 use crate::scan::{Predicate, TimeRange, Value};
-use crate::table::{FileSidecars, Summarizer, TableSignal, TableStore};
+use crate::table::{FileSidecars, SharedSeriesIndex, Summarizer, TableSignal, TableStore};
 
 /// Metric points as a [`TableSignal`].
 pub struct MetricTable;
@@ -53,8 +59,42 @@ impl TableSignal for MetricTable {
         name_matches && time_range.contains(point.time_unix_nano)
     }
 
-    fn writer_properties(_expected_rows: usize) -> Result<WriterProperties, CodecError> {
-        parquet_codec::metric_writer_properties()
+    fn writer_properties(
+        _expected_rows: usize,
+        format: &'static str,
+    ) -> Result<WriterProperties, CodecError> {
+        parquet_codec::metric_writer_properties(format)
+    }
+
+    fn rows_leave_identity(format: &str) -> bool {
+        format == METRICS_FORMAT
+    }
+
+    fn merges_format(format: &str) -> bool {
+        format == METRICS_FORMAT || format == METRICS_FORMAT_V1
+    }
+
+    /// Format 2 when every input is of format 2 and no two of their series share an id
+    /// (rows of format 2 could not tell them apart). An input of format 1 makes it format 1:
+    /// its index, rebuilt from rows grouped by series id, may hold one of two series that
+    /// share an id, so it cannot prove the ids unique (the indexes of format 2 files can:
+    /// their rows were written knowing the ids unique).
+    fn merge_format(inputs: &[(&str, Option<Arc<SharedSeriesIndex>>)]) -> &'static str {
+        let known: Option<Vec<&SeriesIndex>> = inputs
+            .iter()
+            .map(|(format, index)| match *format == METRICS_FORMAT {
+                true => index.as_deref().map(|shared| &shared.index),
+                false => None,
+            })
+            .collect();
+        match known {
+            Some(known) if !series_ids_collide(known.iter().copied()) => METRICS_FORMAT,
+            _ => METRICS_FORMAT_V1,
+        }
+    }
+
+    fn file_schema(format: &str) -> Option<SchemaRef> {
+        Some(parquet_codec::metric_file_schema(format))
     }
 
     fn needs_rewrite(file: &crate::catalog::DataFileMeta) -> bool {

@@ -4,7 +4,9 @@
 
 use std::hash::{Hash, Hasher};
 
-use crate::model::{Attribute, AttributeValue, InstrumentationScope, MetricDescriptor, Resource};
+use crate::model::{
+    Attribute, AttributeValue, InstrumentationScope, MetricDescriptor, MetricSeries, Resource,
+};
 
 /// A resource hashed by content.
 pub(super) struct HashedResource<'a>(pub(super) &'a Resource);
@@ -92,6 +94,16 @@ pub(super) fn same_scope(a: &InstrumentationScope, b: &InstrumentationScope) -> 
             && a.schema_url == b.schema_url
             && a.dropped_attributes_count == b.dropped_attributes_count
             && same_attributes(&a.attributes, &b.attributes))
+}
+
+/// Whether two series are the same by content (doubles by bits).
+pub(crate) fn same_series(a: &MetricSeries, b: &MetricSeries) -> bool {
+    std::ptr::eq(a, b)
+        || (a.id() == b.id()
+            && same_descriptor(&a.metric, &b.metric)
+            && same_attributes(&a.attributes, &b.attributes)
+            && same_resource(&a.resource, &b.resource)
+            && same_scope(&a.scope, &b.scope))
 }
 
 /// Whether two descriptors are the same (they hold no doubles).

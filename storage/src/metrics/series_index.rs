@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::series_content::{same_attributes, same_descriptor, same_resource, same_scope};
 use crate::model::attributes::attributes_bytes;
 use crate::model::{
     Attribute, InstrumentationScope, MetricDescriptor, MetricPoint, MetricSeries, PointValue,
@@ -251,6 +252,35 @@ impl SeriesIndex {
     }
 }
 
+/// Whether two different series of these indexes share a series id (or an index is damaged:
+/// a series of a group it lacks).
+pub fn series_ids_collide<'a>(indexes: impl IntoIterator<Item = &'a SeriesIndex>) -> bool {
+    let mut seen: HashMap<u64, (&SeriesGroup, &[Attribute])> = HashMap::new();
+    for index in indexes {
+        for series in &index.series {
+            let Some(group) = index.groups.get(series.group as usize) else {
+                return true;
+            };
+            match seen.entry(series.series_id) {
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert((group, &series.attributes));
+                }
+                std::collections::hash_map::Entry::Occupied(entry) => {
+                    let (known_group, known_attributes) = *entry.get();
+                    let same = same_descriptor(&known_group.metric, &group.metric)
+                        && same_resource(&known_group.resource, &group.resource)
+                        && same_scope(&known_group.scope, &group.scope)
+                        && same_attributes(known_attributes, &series.attributes);
+                    if !same {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+    false
+}
+
 /// Notes the layout of a value of `series`.
 fn add_layout(series: &mut IndexedSeries, value: &PointValue) {
     if series.layouts_incomplete || series.layouts.iter().any(|l| l.fits(value)) {
@@ -365,9 +395,10 @@ impl SeriesIndexBuilder {
         let candidates = self.groups_by_hash.entry(hash).or_default();
         for &group in candidates.iter() {
             let known = &self.index.groups[group as usize];
-            if known.metric == *point.metric
-                && known.resource == *point.resource
-                && known.scope == *point.scope
+            // By bits, as series are told apart everywhere (a NaN label is one series).
+            if same_descriptor(&known.metric, &point.metric)
+                && same_resource(&known.resource, &point.resource)
+                && same_scope(&known.scope, &point.scope)
             {
                 return group;
             }
@@ -387,7 +418,7 @@ impl SeriesIndexBuilder {
         let candidates = self.series_by_id.entry(series_id).or_default();
         for &at in candidates.iter() {
             let known = &self.index.series[at as usize];
-            if known.group == group && known.attributes == point.attributes {
+            if known.group == group && same_attributes(&known.attributes, &point.attributes) {
                 return at;
             }
         }

@@ -207,7 +207,7 @@ mod tests {
     use super::*;
     use crate::parquet_codec::decode_metric_series_runs;
     use crate::parquet_codec::encode_metric_points;
-    use crate::parquet_codec::test_fixtures::{points_of_every_kind, read_batches};
+    use crate::parquet_codec::test_fixtures::{points_of_every_kind, read_metric_batches};
 
     /// `batch` cut down to `columns`.
     fn projected(batch: &RecordBatch, columns: &[String]) -> RecordBatch {
@@ -223,7 +223,7 @@ mod tests {
     fn value_runs_take_their_identity_from_the_caller() {
         let mut points = points_of_every_kind();
         let file = encode_metric_points(&mut points).unwrap().unwrap();
-        let batch = &read_batches(&file.bytes)[0];
+        let batch = &read_metric_batches(&file, &points)[0];
         let full = decode_metric_series_runs(batch).unwrap();
         let identities: HashMap<u64, MetricPoint> = full
             .iter()

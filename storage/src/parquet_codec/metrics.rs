@@ -1,8 +1,18 @@
-//! The metric file format (`metrics-v1`): one row per data point with every model field,
-//! sorted by `(metric_name, series_id, time_unix_nano)` so each series is contiguous.
+//! The metric file formats, one row per data point sorted by `(metric_name, series_id,
+//! time_unix_nano)` so each series is contiguous:
 //!
-//! Builds Arrow batches from points and points from Arrow batches; the writer settings for
-//! metric files (delta-encoded timestamps, byte-stream-split doubles) live here too. No I/O.
+//! - `metrics-v2` ([`METRICS_FORMAT`]): a row holds the point alone (name, series id, times,
+//!   flags, values, exemplars); what identifies its series ([`SERIES_IDENTITY_COLUMNS`]) is
+//!   in the file's series index, once per series, and reads restore it from there.
+//! - `metrics-v1` ([`METRICS_FORMAT_V1`]): every row also holds its series' identity. Still
+//!   written for a file in which two different series share a series id, whose rows alone
+//!   tell them apart: the id hashes the name, kind, unit, scope name and version, resource
+//!   and point attributes, so a series whose description or temporality changes keeps its
+//!   id (as does a 64-bit collision); and by merges that take a file of format 1.
+//!
+//! Builds Arrow batches from points and points from Arrow batches of the full schema (the
+//! one scans answer in); the writer settings for metric files (delta-encoded timestamps,
+//! byte-stream-split doubles) live here too. No I/O.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -18,14 +28,18 @@ use parquet::basic::{Compression, Encoding};
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
 
-use super::attributes::{AttributesBuilder, AttributesReader, attributes_type};
+use super::attributes::{AttributesReader, attributes_type};
 use super::columns::column;
 use super::exemplars::{ExemplarsBuilder, ExemplarsReader, exemplars_type};
-use super::json::{SharedJsonBuilder, SharedJsonReader, shared_json_type};
+use super::json::{SharedJsonReader, shared_json_type};
+use super::metric_identity::{
+    ATTRIBUTES, DESCRIPTION, IS_MONOTONIC, IdentityBuilder, KIND, RESOURCE, SCOPE,
+    SERIES_IDENTITY_COLUMNS, SERVICE_NAME, TEMPORALITY, UNIT,
+};
 use super::metric_values::{self, PointValuesBuilder, PointValuesReader, value_fields};
 use super::{
-    CodecError, EncodedFile, METRIC_NAME_COLUMN, METRICS_FORMAT, POINT_TIME_COLUMN,
-    apply_permutation, base_properties, write_file,
+    CodecError, EncodedFile, METRIC_NAME_COLUMN, METRICS_FORMAT, METRICS_FORMAT_V1,
+    POINT_TIME_COLUMN, apply_permutation, base_properties, write_file,
 };
 use crate::catalog::MetricCatalog;
 use crate::model::{
@@ -33,19 +47,10 @@ use crate::model::{
     Temporality,
 };
 
-pub(super) const SERIES_ID: &str = "series_id";
+pub(super) const SERIES_ID: &str = super::SERIES_ID_COLUMN;
 pub(super) const START_TIME: &str = "start_time_unix_nano";
-const SERVICE_NAME: &str = "service_name";
-const DESCRIPTION: &str = "description";
-const UNIT: &str = "unit";
-const KIND: &str = "kind";
-const TEMPORALITY: &str = "temporality";
-const IS_MONOTONIC: &str = "is_monotonic";
 pub(super) const FLAGS: &str = "flags";
-const ATTRIBUTES: &str = "attributes";
 const EXEMPLARS: &str = "exemplars";
-const RESOURCE: &str = "resource";
-const SCOPE: &str = "scope";
 
 /// Top-level columns stored uncompressed (see [`metric_properties`]).
 const SMALL_COLUMNS: [&str; 7] = [
@@ -60,9 +65,12 @@ const SMALL_COLUMNS: [&str; 7] = [
 
 /// ZSTD level for metric files.
 const METRIC_ZSTD_LEVEL: i32 = 3;
-/// Parquet leaf indices of the sort columns: `metric_name`, `series_id`, `time_unix_nano`.
+/// Parquet leaf indices of the sort columns: `metric_name`, `series_id`, `time_unix_nano`
+/// (the first three columns of both formats).
 const SORT_LEAF_COLUMNS: [i32; 3] = [0, 1, 2];
 
+/// The full schema: every point with its series' identity (format 1 files, and every batch a
+/// scan answers with).
 static METRIC_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let mut fields = vec![
         Field::new(METRIC_NAME_COLUMN, DataType::Utf8, false),
@@ -87,12 +95,54 @@ static METRIC_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(fields))
 });
 
-/// Sorts by (metric name, series id, time) and encodes. Empty -> Ok(None).
+/// The schema of format 2 files: the full schema without the series identity.
+static POINT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let fields: Vec<Field> = METRIC_SCHEMA
+        .fields()
+        .iter()
+        .filter(|field| !SERIES_IDENTITY_COLUMNS.contains(&field.name().as_str()))
+        .map(|field| field.as_ref().clone())
+        .collect();
+    Arc::new(Schema::new(fields))
+});
+
+/// The full metric schema (what scans answer in, whatever the format of the files read).
+pub fn metric_schema() -> SchemaRef {
+    Arc::clone(&METRIC_SCHEMA)
+}
+
+/// The schema files of `format` hold: the full one for format 1, the points alone for
+/// format 2.
+pub fn metric_file_schema(format: &str) -> SchemaRef {
+    match format {
+        METRICS_FORMAT_V1 => Arc::clone(&METRIC_SCHEMA),
+        _ => Arc::clone(&POINT_SCHEMA),
+    }
+}
+
+/// Sorts by (metric name, series id, time) and encodes, in format 2 unless two different
+/// series share a series id (then format 1, whose rows tell them apart). Empty -> Ok(None).
 ///
 /// Takes points or references to them, so a flush can encode a buffer it keeps readable
 /// without copying it.
 pub fn encode_metric_points<P: Borrow<MetricPoint>>(
     points: &mut [P],
+) -> Result<Option<EncodedFile>, CodecError> {
+    encode_points(points, None)
+}
+
+/// Encodes as [`encode_metric_points`] but always in format 1, as versions before format 2
+/// did (tests of reading and merging their files).
+#[cfg(test)]
+pub(crate) fn encode_metric_points_in_format_1<P: Borrow<MetricPoint>>(
+    points: &mut [P],
+) -> Result<Option<EncodedFile>, CodecError> {
+    encode_points(points, Some(METRICS_FORMAT_V1))
+}
+
+fn encode_points<P: Borrow<MetricPoint>>(
+    points: &mut [P],
+    format: Option<&'static str>,
 ) -> Result<Option<EncodedFile>, CodecError> {
     if points.is_empty() {
         return Ok(None);
@@ -105,20 +155,48 @@ pub fn encode_metric_points<P: Borrow<MetricPoint>>(
             .fold((u64::MAX, 0), |(min, max), point: &MetricPoint| {
                 (min.min(point.time_unix_nano), max.max(point.time_unix_nano))
             });
-    let properties = metric_properties(Some((min_time_unix_nano, max_time_unix_nano)))?;
+    let format = format.unwrap_or_else(|| match series_ids_are_unique(points) {
+        true => METRICS_FORMAT,
+        false => METRICS_FORMAT_V1,
+    });
+    let properties = metric_properties(format, Some((min_time_unix_nano, max_time_unix_nano)))?;
+    let with_identity = format == METRICS_FORMAT_V1;
     let bytes = write_file(
-        Arc::clone(&METRIC_SCHEMA),
+        metric_file_schema(format),
         properties,
         points,
         |point: &P| point.borrow().estimated_bytes(),
-        |chunk| metric_points_batch(chunk),
+        |chunk| points_batch(chunk, with_identity),
     )?;
     Ok(Some(EncodedFile {
         bytes,
+        format,
         num_rows: points.len(),
         min_time_unix_nano,
         max_time_unix_nano,
     }))
+}
+
+/// Whether no two different series of `points` (sorted by name, series id and time) share a
+/// series id, so a file's rows need no more than the id to find their series.
+fn series_ids_are_unique<P: Borrow<MetricPoint>>(points: &[P]) -> bool {
+    let mut first_of_id: HashMap<u64, &MetricSeries> = HashMap::new();
+    let mut last: Option<&Arc<MetricSeries>> = None;
+    for point in points.iter().map(Borrow::borrow) {
+        let series = &point.series;
+        if last.is_some_and(|last| Arc::ptr_eq(last, series)) {
+            continue;
+        }
+        last = Some(series);
+        match first_of_id.get(&series.id()) {
+            None => {
+                first_of_id.insert(series.id(), series);
+            }
+            Some(first) if crate::metrics::same_series(first, series) => {}
+            Some(_) => return false,
+        }
+    }
+    true
 }
 
 /// Sorts `points` by (metric name, series id, time).
@@ -164,15 +242,18 @@ fn sort_points<P: Borrow<MetricPoint>>(points: &mut [P]) {
     apply_permutation(points, &mut order);
 }
 
-/// Writer settings of a metric file whose time range is not known yet (compaction appends it
-/// with [`super::time_range_metadata`] when the file is finished).
-pub fn metric_writer_properties() -> Result<WriterProperties, CodecError> {
-    metric_properties(None)
+/// Writer settings of a metric file of `format` whose time range is not known yet
+/// (compaction appends it with [`super::time_range_metadata`] when the file is finished).
+pub fn metric_writer_properties(format: &'static str) -> Result<WriterProperties, CodecError> {
+    metric_properties(format, None)
 }
 
-fn metric_properties(time_range: Option<(u64, u64)>) -> Result<WriterProperties, CodecError> {
+fn metric_properties(
+    format: &'static str,
+    time_range: Option<(u64, u64)>,
+) -> Result<WriterProperties, CodecError> {
     let mut builder: WriterPropertiesBuilder = base_properties(
-        METRICS_FORMAT,
+        format,
         time_range,
         METRIC_ZSTD_LEVEL,
         &SORT_LEAF_COLUMNS,
@@ -228,70 +309,82 @@ fn metric_properties(time_range: Option<(u64, u64)>) -> Result<WriterProperties,
     Ok(builder.build())
 }
 
-/// Points (or references to them) as one Arrow batch of the metric file schema, in the given
+/// Points (or references to them) as one Arrow batch of the full metric schema, in the given
 /// order.
 pub fn metric_points_batch<P: Borrow<MetricPoint>>(
     points: &[P],
 ) -> Result<RecordBatch, CodecError> {
+    points_batch(points, true)
+}
+
+/// Points as one Arrow batch: of the full schema `with_identity`, else of format 2's.
+fn points_batch<P: Borrow<MetricPoint>>(
+    points: &[P],
+    with_identity: bool,
+) -> Result<RecordBatch, CodecError> {
     let num_points = points.len();
     let points = || points.iter().map(Borrow::borrow);
-    let num_attributes = points()
-        .map(|p: &MetricPoint| p.series.attributes.len())
-        .sum();
     let num_exemplars = points().map(|p: &MetricPoint| p.exemplars.len()).sum();
     let mut names = StringBuilder::with_capacity(num_points, num_points * 24);
     let mut series_ids = Vec::with_capacity(num_points);
     let mut times = Vec::with_capacity(num_points);
     let mut start_times = Vec::with_capacity(num_points);
-    let mut service_names = StringBuilder::with_capacity(num_points, num_points * 12);
-    let mut descriptions = StringBuilder::with_capacity(num_points, 0);
-    let mut units = StringBuilder::with_capacity(num_points, num_points);
-    let mut kinds = Vec::with_capacity(num_points);
-    let mut temporalities = Vec::with_capacity(num_points);
-    let mut monotonic = Vec::with_capacity(num_points);
     let mut flags = Vec::with_capacity(num_points);
-    let mut attributes = AttributesBuilder::with_capacity(ATTRIBUTES, num_points, num_attributes);
     let mut values = PointValuesBuilder::with_capacity(num_points);
     let mut exemplars = ExemplarsBuilder::with_capacity(num_points, num_exemplars);
-    let mut resources = SharedJsonBuilder::<Resource>::with_capacity(RESOURCE, num_points);
-    let mut scopes = SharedJsonBuilder::<InstrumentationScope>::with_capacity(SCOPE, num_points);
+    let mut identity = with_identity.then(|| {
+        let num_attributes = points()
+            .map(|p: &MetricPoint| p.series.attributes.len())
+            .sum();
+        IdentityBuilder::with_capacity(num_points, num_attributes)
+    });
     for point in points() {
         let series = &point.series;
-        let metric = &series.metric;
-        names.append_value(&metric.name);
+        names.append_value(&series.metric.name);
         series_ids.push(series.id());
         times.push(point.time_unix_nano);
         start_times.push(point.start_time_unix_nano);
-        service_names.append_value(series.resource.service_name());
-        descriptions.append_value(&metric.description);
-        units.append_value(&metric.unit);
-        kinds.push(metric.kind as u8);
-        temporalities.push(metric.temporality as u8);
-        monotonic.push(metric.is_monotonic);
         flags.push(point.flags);
-        attributes.append(&series.attributes)?;
         values.append(&point.value)?;
         exemplars.append(&point.exemplars)?;
-        resources.append(&series.resource)?;
-        scopes.append(&series.scope)?;
+        if let Some(identity) = &mut identity {
+            identity.append(series)?;
+        }
     }
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(names.finish()),
-        Arc::new(UInt64Array::from(series_ids)),
-        Arc::new(UInt64Array::from(times)),
-        Arc::new(UInt64Array::from(start_times)),
-        Arc::new(service_names.finish()),
-        Arc::new(descriptions.finish()),
-        Arc::new(units.finish()),
-        Arc::new(UInt8Array::from(kinds)),
-        Arc::new(UInt8Array::from(temporalities)),
-        Arc::new(BooleanArray::from(monotonic)),
-        Arc::new(UInt32Array::from(flags)),
-        attributes.finish()?,
+    let mut columns: Vec<(&str, ArrayRef)> = vec![
+        (METRIC_NAME_COLUMN, Arc::new(names.finish())),
+        (SERIES_ID, Arc::new(UInt64Array::from(series_ids))),
+        (POINT_TIME_COLUMN, Arc::new(UInt64Array::from(times))),
+        (START_TIME, Arc::new(UInt64Array::from(start_times))),
+        (FLAGS, Arc::new(UInt32Array::from(flags))),
+        (EXEMPLARS, exemplars.finish()?),
     ];
-    columns.extend(values.finish()?);
-    columns.extend([exemplars.finish()?, resources.finish()?, scopes.finish()?]);
-    Ok(RecordBatch::try_new(Arc::clone(&METRIC_SCHEMA), columns)?)
+    let value_columns = values.finish()?;
+    let value_fields = value_fields();
+    columns.extend(
+        value_fields
+            .iter()
+            .map(|field| field.name().as_str())
+            .zip(value_columns),
+    );
+    let schema = match identity {
+        Some(identity) => {
+            columns.extend(identity.finish()?);
+            Arc::clone(&METRIC_SCHEMA)
+        }
+        None => Arc::clone(&POINT_SCHEMA),
+    };
+    let mut ordered = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let at = columns
+            .iter()
+            .position(|(name, _)| *name == field.name().as_str())
+            .ok_or_else(|| CodecError::MissingColumn {
+                column: field.name().clone(),
+            })?;
+        ordered.push(columns.swap_remove(at).1);
+    }
+    Ok(RecordBatch::try_new(schema, ordered)?)
 }
 
 /// Shares one `Arc<MetricDescriptor>` among rows with identical descriptor columns.
@@ -541,14 +634,14 @@ fn decode_rows(
 mod tests {
     use super::*;
     use crate::parquet_codec::test_fixtures::{
-        any_point, points_of_every_kind, read_batches, realistic_points,
+        any_point, points_of_every_kind, read_metric_batches, realistic_points,
     };
     use crate::parquet_codec::{FORMAT_METADATA_KEY, MAX_TIME_METADATA_KEY, MIN_TIME_METADATA_KEY};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use proptest::prelude::*;
 
-    fn decode_all(file: &EncodedFile) -> Vec<MetricPoint> {
-        read_batches(&file.bytes)
+    fn decode_all(file: &EncodedFile, points: &[MetricPoint]) -> Vec<MetricPoint> {
+        read_metric_batches(file, points)
             .iter()
             .flat_map(|batch| decode_metric_points(batch).unwrap())
             .collect()
@@ -586,7 +679,7 @@ mod tests {
             original.iter().all(|p| points.contains(p)),
             "sorting kept every point"
         );
-        let decoded = decode_all(&file);
+        let decoded = decode_all(&file, &points);
         assert_eq!(decoded.len(), points.len());
         for (got, want) in decoded.iter().zip(&points) {
             assert_eq!(got.series.metric, want.series.metric);
@@ -653,7 +746,7 @@ mod tests {
         assert!(encodings(POINT_TIME_COLUMN).contains(&Encoding::DELTA_BINARY_PACKED));
         assert!(encodings(metric_values::VALUE_DOUBLE).contains(&Encoding::BYTE_STREAM_SPLIT));
         assert!(encodings("bucket_counts.list.item").contains(&Encoding::BYTE_STREAM_SPLIT));
-        assert_eq!(decode_all(&file), points);
+        assert_eq!(decode_all(&file, &points), points);
     }
 
     #[test]
@@ -675,15 +768,93 @@ mod tests {
                 file.bytes.len(),
                 points.len()
             );
-            assert_eq!(&decode_all(&file), points);
+            assert_eq!(&decode_all(&file, points), points);
         }
+    }
+
+    #[test]
+    fn format_2_rows_leave_the_series_identity_to_the_index() {
+        let mut points = realistic_points(300, 2);
+        let file = encode_metric_points(&mut points).unwrap().unwrap();
+        assert_eq!(file.format, METRICS_FORMAT);
+        let stored = crate::parquet_codec::test_fixtures::read_batches(&file.bytes);
+        for name in SERIES_IDENTITY_COLUMNS {
+            assert!(stored[0].column_by_name(name).is_none(), "{name} stored");
+        }
+        assert_eq!(decode_all(&file, &points), points);
+    }
+
+    /// Two different series made to share one series id (a 64-bit hash collision).
+    fn colliding_points() -> Vec<MetricPoint> {
+        let mut points = realistic_points(40, 3);
+        let first = Arc::clone(&points[0].series);
+        let twin = Arc::new(MetricSeries::stored(
+            first.id(),
+            Arc::clone(&first.resource),
+            Arc::clone(&first.scope),
+            Arc::clone(&first.metric),
+            vec![crate::model::Attribute::string("twin", "yes")],
+        ));
+        let mut twin_point = points[0].clone();
+        twin_point.series = twin;
+        twin_point.time_unix_nano += 1;
+        points.push(twin_point);
+        points
+    }
+
+    #[test]
+    fn series_sharing_an_id_are_written_with_their_identity() {
+        let mut points = colliding_points();
+        let twin_id = points.last().unwrap().series_id();
+        let file = encode_metric_points(&mut points).unwrap().unwrap();
+        assert_eq!(file.format, METRICS_FORMAT_V1);
+        let decoded = decode_all(&file, &points);
+        assert_eq!(decoded, points);
+        let twins: Vec<&MetricPoint> = decoded
+            .iter()
+            .filter(|p| p.series_id() == twin_id)
+            .collect();
+        assert!(twins.iter().any(|p| p.series.attributes.len() == 1));
+        assert!(twins.iter().any(|p| p.series.attributes.len() > 1));
+        let mut unique = realistic_points(40, 3);
+        assert_eq!(
+            encode_metric_points(&mut unique).unwrap().unwrap().format,
+            METRICS_FORMAT
+        );
+    }
+
+    #[test]
+    fn a_series_holding_nan_is_one_series() {
+        let mut points = realistic_points(20, 4);
+        let nan = Arc::new(MetricSeries::new(
+            Arc::clone(&points[0].series.resource),
+            Arc::clone(&points[0].series.scope),
+            Arc::clone(&points[0].series.metric),
+            vec![crate::model::Attribute {
+                key: "ratio".into(),
+                value: crate::model::AttributeValue::Double(f64::NAN),
+            }],
+        ));
+        for (n, point) in points.iter_mut().take(4).enumerate() {
+            // Separate copies of the series, as separate exports would make them.
+            point.series = Arc::new((*nan).clone());
+            point.time_unix_nano = n as u64;
+        }
+        let file = encode_metric_points(&mut points).unwrap().unwrap();
+        assert_eq!(file.format, METRICS_FORMAT, "NaN equals itself by bits");
+        let mut index = crate::metrics::SeriesIndexBuilder::default();
+        for point in &points {
+            index.add_points([point]);
+        }
+        let identities = super::super::SeriesIdentities::of(&index.finish());
+        assert!(identities.is_ok(), "the index holds the series once");
     }
 
     #[test]
     fn sliced_batches_decode_their_own_rows() {
         let mut points = points_of_every_kind();
         let file = encode_metric_points(&mut points).unwrap().unwrap();
-        let batches = read_batches(&file.bytes);
+        let batches = read_metric_batches(&file, &points);
         assert_eq!(
             decode_metric_points(&batches[0].slice(2, 4)).unwrap(),
             points[2..6]
@@ -702,7 +873,7 @@ mod tests {
                 .map(|p| (p.series.metric.name.as_str(), p.series_id(), p.time_unix_nano))
                 .collect();
             prop_assert!(keys.is_sorted());
-            prop_assert_eq!(decode_all(&file), points);
+            prop_assert_eq!(decode_all(&file, &points), points);
         }
     }
 }

@@ -9,8 +9,9 @@
 //!   the attributes searched most also have text columns of their own ([`DEDICATED_TAGS`]).
 //!   (`spans-v2` files, without those, and `spans-v1` files, sorted by trace id alone, still
 //!   read.)
-//! - **metric points** (`metrics-v1`), sorted by `(metric_name, series_id, time_unix_nano)`, so a
-//!   series is contiguous and its timestamps delta-encode well.
+//! - **metric points** (`metrics-v2`), sorted by `(metric_name, series_id, time_unix_nano)`, so a
+//!   series is contiguous and its timestamps delta-encode well; a row holds the point, and what
+//!   identifies its series is in the file's series index (`metrics-v1` rows also hold it).
 //!
 //! Attributes of every record, event, link and exemplar share one typed column shape (see
 //! `attributes.rs`). Resources and scopes repeat across many rows, so they are stored as typed
@@ -26,6 +27,7 @@ pub(crate) mod attributes;
 pub(crate) mod columns;
 mod exemplars;
 mod json;
+mod metric_identity;
 mod metric_value_runs;
 mod metric_values;
 mod metrics;
@@ -47,13 +49,17 @@ use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 
 pub(crate) use json::SharedJsonReader;
+pub use metric_identity::{SERIES_IDENTITY_COLUMNS, SeriesIdentities};
 pub use metric_value_runs::{
     NumberSample, add_metric_rows_to_series_index, decode_metric_number_runs,
     decode_metric_value_runs, metric_value_columns,
 };
+#[cfg(test)]
+pub(crate) use metrics::encode_metric_points_in_format_1;
 pub use metrics::{
     SeriesRun, add_metric_rows_to_catalog, decode_metric_points, decode_metric_series_runs,
-    encode_metric_points, metric_points_batch, metric_series_columns, metric_writer_properties,
+    encode_metric_points, metric_file_schema, metric_points_batch, metric_schema,
+    metric_series_columns, metric_writer_properties,
 };
 pub use sort_keys::{
     MetricSortKey, SpanSortKey, metric_sort_keys, metric_time_range, span_sort_keys,
@@ -81,6 +87,9 @@ pub const SPAN_KIND_COLUMN: &str = "kind";
 pub const STATUS_CODE_COLUMN: &str = "status_code";
 /// Metric files: the metric name (`Utf8`), the first sort key, for row filters by name.
 pub const METRIC_NAME_COLUMN: &str = "metric_name";
+/// Metric files: the series id (`UInt64`, a hash of the series' identity), the second sort
+/// key, by which rows of format 2 find their series in the file's series index.
+pub const SERIES_ID_COLUMN: &str = "series_id";
 /// Span files: span start, `UInt64` Unix nanoseconds, the second sort key.
 pub const START_TIME_COLUMN: &str = "start_time_unix_nano";
 /// Metric files: point time, `UInt64` Unix nanoseconds, the third sort key.
@@ -106,8 +115,13 @@ pub const SPAN_SLICE_NANOS: u64 = 300 * 1_000_000_000;
 pub fn span_slice(start_unix_nano: u64) -> u64 {
     start_unix_nano / SPAN_SLICE_NANOS
 }
-/// Value of [`FORMAT_METADATA_KEY`] in metric files written by this version.
-pub const METRICS_FORMAT: &str = "metrics-v1";
+/// Value of [`FORMAT_METADATA_KEY`] in metric files written by this version: rows without
+/// their series' identity, which is in the file's series index.
+pub const METRICS_FORMAT: &str = "metrics-v2";
+/// Value of [`FORMAT_METADATA_KEY`] in metric files whose rows carry their series' identity
+/// (written before format 2, and still when two series of a file share a series id or a
+/// merge takes a file of format 1).
+pub const METRICS_FORMAT_V1: &str = "metrics-v1";
 
 /// Rows per Parquet row group: the unit of bloom filters, statistics and parallel reads.
 pub const MAX_ROW_GROUP_ROWS: usize = 131_072;
@@ -180,6 +194,8 @@ pub enum CodecError {
 pub struct EncodedFile {
     /// The complete Parquet file.
     pub bytes: Bytes,
+    /// Its format (the value of [`FORMAT_METADATA_KEY`] in it).
+    pub format: &'static str,
     /// Number of records (rows) in the file.
     pub num_rows: usize,
     /// Earliest record time: span start, or point time.

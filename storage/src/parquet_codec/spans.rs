@@ -113,6 +113,7 @@ pub fn encode_spans<S: Borrow<Span>>(spans: &mut [S]) -> Result<Option<EncodedFi
     )?;
     Ok(Some(EncodedFile {
         bytes,
+        format: SPANS_FORMAT,
         num_rows: spans.len(),
         min_time_unix_nano,
         max_time_unix_nano,

@@ -19,7 +19,7 @@ use super::predicate::{Predicate, Value};
 use super::pruning::{pages_holding, pages_in_range, row_groups_holding, row_groups_in_range};
 use super::{BoundedBatch, ScanLimits, ScanOrder, ScanRequest};
 use crate::StorageError;
-use crate::parquet_codec::CodecError;
+use crate::parquet_codec::{CodecError, SERIES_ID_COLUMN, SeriesIdentities};
 use crate::table::{LiveFile, TableSignal, TableStore};
 
 /// Records of the buffer converted to Arrow at a time.
@@ -294,6 +294,8 @@ struct FilePlan<'a> {
     footer: Arc<ArrowReaderMetadata>,
     predicate: Predicate,
     row_groups: Vec<usize>,
+    /// How its rows get the columns they leave to the file's index, when the scan needs any.
+    restoring: Option<RestoringRead>,
 }
 
 /// The row groups of `file` the scan must read (`None` when none): the file's time range,
@@ -366,11 +368,13 @@ async fn plan_file<'a, S: TableSignal>(
     }
     // After the pruning above, which uses the tags' text (the attribute value filter).
     let predicate = S::file_predicate(file_predicate, footer.schema());
+    let restoring = restoring_read(store, file, footer.schema(), request, &predicate).await?;
     Ok(Some(FilePlan {
         file,
         footer,
         predicate,
         row_groups,
+        restoring,
     }))
 }
 
@@ -418,34 +422,137 @@ async fn read_row_groups<S: TableSignal>(
     let selection = select_pages(footer, row_groups, predicate, &required);
     let mut builder = file_reader(store, plan.file, footer).with_row_groups(row_groups.to_vec());
     let schema = footer.schema();
-    let indices = projection(schema, request.columns.as_deref())?;
+    let restoring = &plan.restoring;
+    let (read_indices, reader_predicate) = match restoring {
+        Some(restoring) => (
+            restoring.read_indices(schema)?,
+            restoring.reader_predicate.clone(),
+        ),
+        None => (
+            projection(schema, request.columns.as_deref())?,
+            predicate.clone(),
+        ),
+    };
     let parquet_schema = footer.metadata().file_metadata().schema_descr();
     builder = builder
         .with_batch_size(batch_rows(&request.limits))
         .with_projection(ProjectionMask::roots(
             parquet_schema,
-            indices.iter().copied(),
+            read_indices.iter().copied(),
         ));
     if let Some(selection) = selection {
         builder = builder.with_row_selection(selection);
     }
-    let filters = row_filters(predicate, schema, parquet_schema)?;
+    let filters = row_filters(&reader_predicate, schema, parquet_schema)?;
     if !filters.is_empty() {
         builder = builder.with_row_filter(RowFilter::new(filters));
     }
     let mut stream = builder.build().map_err(codec)?;
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|err| match err {
+        let mut batch = batch.map_err(|err| match err {
             parquet::errors::ParquetError::ArrowError(message) => {
                 StorageError::InvalidQuery(message)
             }
             other => codec(other),
         })?;
+        if let Some(restoring) = restoring {
+            batch = restoring.restore(&batch)?;
+        }
         // The reader returns columns in file order; answer in the order asked.
         let ordered = projection(batch.schema_ref(), request.columns.as_deref())?;
         sink.send(batch.project(&ordered).map_err(codec)?).await?;
     }
     Ok(())
+}
+
+/// A read of a file whose rows leave their series' identity to its index, restoring what
+/// the scan needs of it.
+struct RestoringRead {
+    identities: Arc<SeriesIdentities>,
+    /// The columns read from the file (the scan's and the predicate's that it holds, and the
+    /// series id).
+    read_columns: Vec<String>,
+    /// The scan's and the predicate's columns, restored.
+    schema: SchemaRef,
+    /// The parts of the predicate on columns the file holds (checked by the reader).
+    reader_predicate: Predicate,
+    /// The parts on restored columns (checked after the restore).
+    restored_predicate: Predicate,
+}
+
+impl RestoringRead {
+    fn read_indices(&self, file_schema: &SchemaRef) -> Result<Vec<usize>, StorageError> {
+        projection(file_schema, Some(&self.read_columns))
+    }
+
+    /// A batch read as the scan's columns, rows failing the restored predicate dropped.
+    fn restore(&self, batch: &RecordBatch) -> Result<RecordBatch, StorageError> {
+        let restored = self.identities.restore(batch, &self.schema)?;
+        if self.restored_predicate == Predicate::All {
+            return Ok(restored);
+        }
+        let mask = self
+            .restored_predicate
+            .evaluate(&restored)
+            .map_err(invalid)?;
+        arrow_select::filter::filter_record_batch(&restored, &BooleanArray::new(mask, None))
+            .map_err(codec)
+    }
+}
+
+/// How to read `file` when its rows leave columns the scan needs (its series' identity) to
+/// its index; `None` when the file holds every column needed.
+async fn restoring_read<S: TableSignal>(
+    store: &TableStore<S>,
+    file: &LiveFile,
+    file_schema: &SchemaRef,
+    request: &ScanRequest,
+    predicate: &Predicate,
+) -> Result<Option<RestoringRead>, StorageError> {
+    if !S::rows_leave_identity(&file.meta.format) {
+        return Ok(None);
+    }
+    let held = |name: &str| file_schema.column_with_name(name).is_some();
+    let parts = match predicate {
+        Predicate::And(parts) => parts.clone(),
+        other => vec![other.clone()],
+    };
+    let (reader_parts, restored_parts): (Vec<Predicate>, Vec<Predicate>) = parts
+        .into_iter()
+        .partition(|part| part.columns().into_iter().all(held));
+    let full = S::to_batch(&[])?.schema();
+    let mut needed: Vec<String> = match &request.columns {
+        Some(columns) => columns.clone(),
+        None => full.fields().iter().map(|f| f.name().clone()).collect(),
+    };
+    for part in &restored_parts {
+        needed.extend(part.columns().into_iter().map(str::to_owned));
+    }
+    if needed.iter().all(|name| held(name)) {
+        return Ok(None);
+    }
+    let identities = store.series_identities(file).await?;
+    let fields: Vec<_> = full
+        .fields()
+        .iter()
+        .filter(|field| needed.contains(field.name()))
+        .cloned()
+        .collect();
+    let mut read_columns: Vec<String> = needed.into_iter().filter(|name| held(name)).collect();
+    read_columns.push(SERIES_ID_COLUMN.to_owned());
+    read_columns.sort();
+    read_columns.dedup();
+    Ok(Some(RestoringRead {
+        identities,
+        read_columns,
+        schema: Arc::new(arrow_schema::Schema::new(fields)),
+        reader_predicate: reader_parts
+            .into_iter()
+            .fold(Predicate::All, Predicate::and),
+        restored_predicate: restored_parts
+            .into_iter()
+            .fold(Predicate::All, Predicate::and),
+    }))
 }
 
 /// The predicate as row filters the reader applies in turn, each decoding its columns only

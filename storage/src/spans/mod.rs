@@ -68,7 +68,10 @@ impl TableSignal for SpanTable {
         Some(span.trace_id)
     }
 
-    fn writer_properties(expected_rows: usize) -> Result<WriterProperties, CodecError> {
+    fn writer_properties(
+        expected_rows: usize,
+        _format: &'static str,
+    ) -> Result<WriterProperties, CodecError> {
         parquet_codec::span_writer_properties(expected_rows)
     }
 

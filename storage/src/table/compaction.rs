@@ -72,19 +72,19 @@ fn tier(size_bytes: u64, factor: u64) -> u32 {
 }
 
 /// The merges one table needs now. `needs_rewrite` marks files to rewrite whatever their
-/// size; `format` is the format merges write (files of other formats are left alone).
+/// size; `merges_format` says which formats merges take (files of others are left alone).
 pub fn plan_merges(
     files: &[DataFileMeta],
     now_unix_nano: u64,
     policy: &CompactionPolicy,
-    format: &str,
+    merges_format: impl Fn(&str) -> bool,
     needs_rewrite: impl Fn(&DataFileMeta) -> bool,
 ) -> Vec<MergePlan> {
     let factor = policy.merge_factor.max(2);
     let max_inputs = policy.max_merge_inputs.max(2);
     let large = policy.target_file_bytes / 2;
     let mut hours: BTreeMap<u64, Vec<&DataFileMeta>> = BTreeMap::new();
-    for file in files.iter().filter(|file| file.format == format) {
+    for file in files.iter().filter(|file| merges_format(&file.format)) {
         hours.entry(file.partition_hour).or_default().push(file);
     }
     let mut plans = Vec::new();
@@ -154,9 +154,13 @@ mod tests {
 
     fn plan(files: &[DataFileMeta], now_hour: f64) -> Vec<MergePlan> {
         let now = (now_hour * HOUR as f64) as u64;
-        plan_merges(files, now, &CompactionPolicy::default(), "spans-v1", |_| {
-            false
-        })
+        plan_merges(
+            files,
+            now,
+            &CompactionPolicy::default(),
+            |format| format == "spans-v1",
+            |_| false,
+        )
     }
 
     #[test]
@@ -234,7 +238,7 @@ mod tests {
             &legacy,
             10 * HOUR,
             &CompactionPolicy::default(),
-            "spans-v1",
+            |format| format == "spans-v1",
             |f| f.trace_id_filter.is_none(),
         );
         assert_eq!(plans.len(), 1);

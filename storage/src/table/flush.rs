@@ -142,7 +142,7 @@ impl<S: TableSignal> TableStore<S> {
         {
             let path = self.new_file_path(tenant, file.min_time_unix_nano);
             let size_bytes = file.bytes.len() as u64;
-            let mut meta = file_meta(&path, S::FORMAT, &file, size_bytes, 0);
+            let mut meta = file_meta(&path, &file, size_bytes, 0);
             written.push(path.clone());
             if let Err(err) = self.objects.put(&path, file.bytes.clone()).await {
                 result = Err(err);

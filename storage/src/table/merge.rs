@@ -32,7 +32,7 @@ use crate::StorageError;
 use crate::catalog::{DataFileMeta, IdFilterMeta, ManifestChange};
 use crate::layout;
 use crate::model::TenantId;
-use crate::parquet_codec::{CodecError, time_range_metadata};
+use crate::parquet_codec::{CodecError, SeriesIdentities, time_range_metadata};
 
 /// Rows read per input batch: memory is about this many rows per input.
 const INPUT_BATCH_ROWS: usize = 2048;
@@ -60,6 +60,9 @@ fn codec(err: parquet::errors::ParquetError) -> StorageError {
 
 struct Cursor<K> {
     stream: ParquetRecordBatchStream<ParquetObjectReader>,
+    /// For a file whose rows leave their series' identity to its index: the identities, and
+    /// the full schema its rows are restored to.
+    restore: Option<(Arc<SeriesIdentities>, SchemaRef)>,
     batch: Option<RecordBatch>,
     keys: VecDeque<K>,
     row: usize,
@@ -73,9 +76,12 @@ impl<K> Cursor<K> {
         self.source = None;
         self.row = 0;
         while let Some(batch) = self.stream.next().await {
-            let batch = batch.map_err(codec)?;
+            let mut batch = batch.map_err(codec)?;
             if batch.num_rows() == 0 {
                 continue;
+            }
+            if let Some((identities, schema)) = &self.restore {
+                batch = identities.restore(&batch, schema)?;
             }
             self.keys = S::sort_keys(&batch)?.into();
             self.batch = Some(batch);
@@ -88,7 +94,12 @@ impl<K> Cursor<K> {
 
 /// What every output file of one merge shares.
 struct NewOutput {
+    /// The format written.
+    format: &'static str,
+    /// The schema of the rows merged.
     schema: SchemaRef,
+    /// The schema of the rows written (the merged rows' own, or fewer columns of them).
+    file_schema: SchemaRef,
     tenant: TenantId,
     /// The time in output file names (the inputs' earliest).
     name_time: u64,
@@ -105,6 +116,7 @@ struct Output<M> {
     rows: u64,
     time_range: Option<(u64, u64)>,
     filter: Option<IdFilter>,
+    format: &'static str,
     summarizer: M,
 }
 
@@ -168,18 +180,30 @@ impl<S: TableSignal> TableStore<S> {
         let mut schema: Option<SchemaRef> = None;
         for file in inputs {
             let footer = self.footer(file).await?;
+            // Rows that leave their series' identity to the file's index are read with it
+            // restored, so inputs of every format merge alike.
+            let restore = match S::rows_leave_identity(&file.meta.format) {
+                true => Some((
+                    self.series_identities(file).await?,
+                    S::to_batch(&[])?.schema(),
+                )),
+                false => None,
+            };
             // Fields only: the schema metadata carries each file's own time range.
-            let file_schema = Arc::new(arrow_schema::Schema::new(footer.schema().fields().clone()));
+            let read_schema = match &restore {
+                Some((_, full)) => Arc::clone(full),
+                None => Arc::new(arrow_schema::Schema::new(footer.schema().fields().clone())),
+            };
             if schema
                 .as_ref()
-                .is_some_and(|first| first.fields() != file_schema.fields())
+                .is_some_and(|first| first.fields() != read_schema.fields())
             {
                 return Err(StorageError::InvalidQuery(format!(
                     "cannot merge {}: its schema differs from the other inputs",
                     file.path
                 )));
             }
-            schema.get_or_insert(file_schema);
+            schema.get_or_insert(read_schema);
             let reader =
                 ParquetObjectReader::new(Arc::clone(self.objects.store()), file.path.clone())
                     .with_file_size(file.meta.size_bytes);
@@ -190,6 +214,7 @@ impl<S: TableSignal> TableStore<S> {
                     .map_err(codec)?;
             cursors.push(Cursor {
                 stream,
+                restore,
                 batch: None,
                 keys: VecDeque::new(),
                 row: 0,
@@ -199,6 +224,8 @@ impl<S: TableSignal> TableStore<S> {
         let Some(schema) = schema else {
             return Ok(Vec::new());
         };
+        let format = self.merge_format(inputs).await;
+        let file_schema = S::file_schema(format).unwrap_or_else(|| Arc::clone(&schema));
         // From here on: decode, merge, encode, write. No lock ingest needs is taken.
         let _idle = crate::maintenance::IdleWhileMerging::enter();
         let expected_rows: u64 = inputs.iter().map(|file| file.meta.num_rows).sum();
@@ -228,7 +255,9 @@ impl<S: TableSignal> TableStore<S> {
             }
         }
         let new_output = NewOutput {
+            format,
             schema: Arc::clone(&schema),
+            file_schema,
             tenant: tenant.clone(),
             name_time,
             expected_rows,
@@ -308,11 +337,14 @@ impl<S: TableSignal> TableStore<S> {
         if output.is_none() {
             let path = self.new_file_path(&new.tenant, new.name_time);
             written.push(path.clone());
-            let properties =
-                S::writer_properties(usize::try_from(new.expected_rows).unwrap_or(usize::MAX))?;
+            let properties = S::writer_properties(
+                usize::try_from(new.expected_rows).unwrap_or(usize::MAX),
+                new.format,
+            )?;
             let sink = ParquetObjectWriter::new(Arc::clone(self.objects.store()), path.clone());
-            let writer = AsyncArrowWriter::try_new(sink, Arc::clone(&new.schema), Some(properties))
-                .map_err(codec)?;
+            let writer =
+                AsyncArrowWriter::try_new(sink, Arc::clone(&new.file_schema), Some(properties))
+                    .map_err(codec)?;
             let trace_ids = S::batch_trace_ids(batch)?;
             let filter = (!trace_ids.is_empty()).then(|| {
                 IdFilter::with_capacity(usize::try_from(new.filter_capacity).unwrap_or(usize::MAX))
@@ -323,13 +355,28 @@ impl<S: TableSignal> TableStore<S> {
                 rows: 0,
                 time_range: None,
                 filter,
+                format: new.format,
                 summarizer: S::Summarizer::default(),
             });
         }
         let Some(out) = output.as_mut() else {
             return Ok(());
         };
-        out.writer.write(batch).await.map_err(codec)?;
+        if new.file_schema.fields() == new.schema.fields() {
+            out.writer.write(batch).await.map_err(codec)?;
+        } else {
+            let kept = new
+                .file_schema
+                .fields()
+                .iter()
+                .map(|field| new.schema.index_of(field.name()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| StorageError::Codec(err.into()))?;
+            let narrow = batch
+                .project(&kept)
+                .map_err(|err| StorageError::Codec(err.into()))?;
+            out.writer.write(&narrow).await.map_err(codec)?;
+        }
         out.rows += batch.num_rows() as u64;
         if let Some((min, max)) = S::batch_time_range(batch)? {
             out.time_range = Some(
@@ -387,7 +434,7 @@ impl<S: TableSignal> TableStore<S> {
         };
         let mut meta = DataFileMeta {
             path: out.path.to_string(),
-            format: S::FORMAT.to_owned(),
+            format: out.format.to_owned(),
             size_bytes,
             num_rows: out.rows,
             min_time_unix_nano: min_time,
@@ -403,6 +450,25 @@ impl<S: TableSignal> TableStore<S> {
         self.put_sidecars(&out.path, sidecars, &mut meta, written)
             .await?;
         Ok(meta)
+    }
+}
+
+impl<S: TableSignal> TableStore<S> {
+    /// The format a merge of `inputs` writes: for a signal whose files leave series
+    /// identities to their indexes, as their indexes allow.
+    async fn merge_format(&self, inputs: &[Arc<LiveFile>]) -> &'static str {
+        if !S::rows_leave_identity(S::FORMAT) {
+            return S::FORMAT;
+        }
+        let mut indexes = Vec::with_capacity(inputs.len());
+        for file in inputs {
+            let index = match S::rows_leave_identity(&file.meta.format) {
+                true => self.file_series_index(file).await,
+                false => None,
+            };
+            indexes.push((file.meta.format.as_str(), index));
+        }
+        S::merge_format(&indexes)
     }
 }
 

@@ -78,8 +78,12 @@ pub trait TableSignal: Send + Sync + 'static {
     fn trace_id(_record: &Self::Record) -> Option<TraceId> {
         None
     }
-    /// Writer settings for a file of about `expected_rows` rows (compaction output).
-    fn writer_properties(expected_rows: usize) -> Result<WriterProperties, CodecError>;
+    /// Writer settings for a file of `format` of about `expected_rows` rows (compaction
+    /// output).
+    fn writer_properties(
+        expected_rows: usize,
+        format: &'static str,
+    ) -> Result<WriterProperties, CodecError>;
     /// The order files are sorted in.
     type SortKey: Ord + Send + 'static;
     /// The sort key of every row of a batch read from a file.
@@ -109,6 +113,26 @@ pub trait TableSignal: Send + Sync + 'static {
     /// it certainly holds none.
     fn summary_may_match(_summary: &FileSummary, _predicate: &crate::scan::Predicate) -> bool {
         true
+    }
+    /// Whether rows of files of `format` leave their series' identity to the file's series
+    /// index (metric files of format 2): reads restore it from there.
+    fn rows_leave_identity(_format: &str) -> bool {
+        false
+    }
+    /// Whether merges take files of `format` as inputs (files of other formats are left as
+    /// they are).
+    fn merges_format(format: &str) -> bool {
+        format == Self::FORMAT
+    }
+    /// The format a merge writes, given the format and series index of each input (`None`
+    /// for an input without a readable one), for signals whose files leave identities to
+    /// their indexes.
+    fn merge_format(_inputs: &[(&str, Option<Arc<SharedSeriesIndex>>)]) -> &'static str {
+        Self::FORMAT
+    }
+    /// The schema of files of `format` when it is not the full one a merge reads rows in.
+    fn file_schema(_format: &str) -> Option<arrow_schema::SchemaRef> {
+        None
     }
     /// `predicate` as a file of schema `file_schema` checks it best (the same rows match).
     fn file_predicate(
@@ -546,14 +570,13 @@ impl<S: TableSignal> TableStore<S> {
 /// The manifest entry of a file a flush or compaction just wrote.
 pub fn file_meta(
     path: &object_store::path::Path,
-    format: &str,
     file: &EncodedFile,
     size_bytes: u64,
     level: u32,
 ) -> DataFileMeta {
     DataFileMeta {
         path: path.to_string(),
-        format: format.to_owned(),
+        format: file.format.to_owned(),
         size_bytes,
         num_rows: file.num_rows as u64,
         min_time_unix_nano: file.min_time_unix_nano,
@@ -577,6 +600,8 @@ pub fn now_unix_ms() -> u64 {
 
 #[cfg(test)]
 mod merge_tests;
+#[cfg(test)]
+mod metric_format_tests;
 #[cfg(test)]
 mod shared_tests;
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The series indexes of a metric table: read from each file's sidecar once and kept in a
-//! bounded cache with a slot for what a reader derives from them (the Prometheus label sets),
-//! and built from the buffered points at read time.
+//! bounded cache with a slot for what a reader derives from them (the Prometheus label sets)
+//! and one for the identity columns reads of format-2 rows restore, and built from the
+//! buffered points at read time.
 
 use std::any::Any;
 use std::sync::{Arc, OnceLock};
@@ -9,8 +10,10 @@ use object_store::path::Path as ObjectPath;
 use tracing::warn;
 
 use super::{LiveFile, TableSignal, TableStore};
+use crate::StorageError;
 use crate::metrics::{SeriesIndex, SeriesIndexBuilder};
 use crate::model::{MetricPoint, TenantId};
+use crate::parquet_codec::SeriesIdentities;
 use crate::scan::TimeRange;
 
 /// Bytes of series indexes (and what readers derive from them) kept in memory, roughly (the
@@ -24,19 +27,30 @@ pub struct SharedSeriesIndex {
     /// The index.
     pub index: SeriesIndex,
     derived: OnceLock<Arc<dyn Any + Send + Sync>>,
-    /// Its weight in the cache, fixed when read: the index, and a label set per value its
-    /// series' points carry for what a reader derives.
+    identities: OnceLock<Arc<SeriesIdentities>>,
+    /// Its weight in the cache, fixed when read: the index, its identity columns (about as
+    /// large), and a label set per value its series' points carry for what a reader derives.
     weight: usize,
 }
 
 impl SharedSeriesIndex {
     fn new(index: SeriesIndex) -> Arc<Self> {
-        let weight = index.memory_size() + index.value_series_bytes();
+        let weight = 2 * index.memory_size() + index.value_series_bytes();
         Arc::new(Self {
             index,
             derived: OnceLock::new(),
+            identities: OnceLock::new(),
             weight,
         })
+    }
+
+    /// The identity columns of the index's series (made once while the index is cached).
+    pub fn identities(&self) -> Result<Arc<SeriesIdentities>, crate::parquet_codec::CodecError> {
+        if let Some(identities) = self.identities.get() {
+            return Ok(Arc::clone(identities));
+        }
+        let made = Arc::new(SeriesIdentities::of(&self.index)?);
+        Ok(Arc::clone(self.identities.get_or_init(|| made)))
     }
 
     /// What was derived from the index, if anything of type `T` was yet.
@@ -72,7 +86,8 @@ impl<S: TableSignal<Record = MetricPoint>> TableStore<S> {
     /// The series indexes of one tenant's metric data whose time span meets `range`: one per
     /// live file, and one built now from the buffered points in the range (when there are
     /// any). `None` when a file in the range has none (written before series indexes, or its
-    /// sidecar is unreadable): then only its points tell its series.
+    /// sidecar is unreadable): then only its points tell its series (if it is of format 1;
+    /// reading the points of a file of format 2 then fails, naming the file).
     pub async fn series_indexes_in(
         &self,
         tenant: &TenantId,
@@ -110,40 +125,70 @@ impl<S: TableSignal<Record = MetricPoint>> TableStore<S> {
         Some(indexes)
     }
 
-    /// A file's series index, from the cache or read now.
-    async fn file_series_index(&self, file: &LiveFile) -> Option<Arc<SharedSeriesIndex>> {
-        if let Some(index) = self.series_indexes.get(&file.path) {
-            return Some(index);
-        }
-        let path = ObjectPath::from(file.meta.index_path.as_deref()?);
-        let bytes = match self.objects.get(&path).await {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                warn!(path = %path, error = %err, "series index unreadable; the file's points are read instead");
-                return None;
-            }
-        };
-        let decoded = tokio::task::spawn_blocking(move || SeriesIndex::from_bytes(&bytes)).await;
-        match decoded {
-            Ok(Ok(index)) => {
-                let shared = SharedSeriesIndex::new(index);
-                self.series_indexes
-                    .insert(file.path.clone(), Arc::clone(&shared));
-                Some(shared)
-            }
-            Ok(Err(err)) => {
-                warn!(path = %path, error = %err, "series index unreadable; the file's points are read instead");
-                None
-            }
-            Err(err) => {
-                warn!(path = %path, error = %err, "series index not decoded; the file's points are read instead");
+    /// Bytes of series indexes held in memory (with room for what readers derive).
+    pub fn series_index_cache_bytes(&self) -> usize {
+        self.series_indexes.bytes()
+    }
+}
+
+impl<S: TableSignal> TableStore<S> {
+    /// A file's series index, from the cache or read now; `None` (logged) when it has none
+    /// or it is unreadable.
+    pub(crate) async fn file_series_index(
+        &self,
+        file: &LiveFile,
+    ) -> Option<Arc<SharedSeriesIndex>> {
+        match self.read_file_series_index(file).await {
+            Ok(index) => Some(index),
+            Err(reason) => {
+                warn!(path = %file.path, reason, "series index unreadable; the file's points are read instead (a file of format 2 cannot be read without it)");
                 None
             }
         }
     }
 
-    /// Bytes of series indexes held in memory (with room for what readers derive).
-    pub fn series_index_cache_bytes(&self) -> usize {
-        self.series_indexes.bytes()
+    /// The identity columns of the series of a file whose rows leave them to its index.
+    pub(crate) async fn series_identities(
+        &self,
+        file: &LiveFile,
+    ) -> Result<Arc<SeriesIdentities>, StorageError> {
+        let unreadable = |reason: String| StorageError::SeriesIndexUnreadable {
+            path: file.path.to_string(),
+            reason,
+        };
+        let index = self
+            .read_file_series_index(file)
+            .await
+            .map_err(unreadable)?;
+        index
+            .identities()
+            .map_err(|err| unreadable(err.to_string()))
+    }
+
+    async fn read_file_series_index(
+        &self,
+        file: &LiveFile,
+    ) -> Result<Arc<SharedSeriesIndex>, String> {
+        if let Some(index) = self.series_indexes.get(&file.path) {
+            return Ok(index);
+        }
+        let path = file
+            .meta
+            .index_path
+            .as_deref()
+            .ok_or_else(|| "the file has no series index".to_owned())?;
+        let bytes = self
+            .objects
+            .get(&ObjectPath::from(path))
+            .await
+            .map_err(|err| format!("{path}: {err}"))?;
+        let decoded = tokio::task::spawn_blocking(move || SeriesIndex::from_bytes(&bytes))
+            .await
+            .map_err(|err| format!("{path} not decoded: {err}"))?;
+        let index = decoded.map_err(|err| format!("{path}: {err}"))?;
+        let shared = SharedSeriesIndex::new(index);
+        self.series_indexes
+            .insert(file.path.clone(), Arc::clone(&shared));
+        Ok(shared)
     }
 }

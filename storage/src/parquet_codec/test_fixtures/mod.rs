@@ -120,6 +120,25 @@ pub(crate) fn read_batches(bytes: &Bytes) -> Vec<RecordBatch> {
         .unwrap()
 }
 
+/// The batches of a metric file with every column of the full schema: a format-2 file's
+/// series identities restored from the index of `points` (what a flush writes beside it).
+pub(crate) fn read_metric_batches(
+    file: &super::EncodedFile,
+    points: &[crate::model::MetricPoint],
+) -> Vec<RecordBatch> {
+    let batches = read_batches(&file.bytes);
+    if file.format == super::METRICS_FORMAT_V1 {
+        return batches;
+    }
+    let mut index = crate::metrics::SeriesIndexBuilder::default();
+    index.add_points(points);
+    let identities = super::SeriesIdentities::of(&index.finish()).unwrap();
+    batches
+        .iter()
+        .map(|batch| identities.restore(batch, &super::metric_schema()).unwrap())
+        .collect()
+}
+
 /// Any finite double (NaN never equals itself, so equality tests leave it out).
 pub(crate) fn any_finite_f64() -> impl Strategy<Value = f64> {
     any::<f64>().prop_filter("finite", |value| value.is_finite())
