@@ -28,7 +28,7 @@ pub fn convert_metrics(
         points: Vec::new(),
         rejections: Rejections::default(),
         series: series.session(),
-        descriptors: HashSet::new(),
+        descriptors: HashSet::default(),
     };
     for resource_metrics in request.resource_metrics {
         let resource = convert_resource(resource_metrics.resource, resource_metrics.schema_url);
@@ -51,7 +51,7 @@ struct PointSink<'a> {
     series: SeriesSession<'a>,
     /// One descriptor per distinct metric of the export, however many `Metric` messages
     /// repeat it.
-    descriptors: HashSet<Arc<MetricDescriptor>>,
+    descriptors: HashSet<Arc<MetricDescriptor>, foldhash::fast::RandomState>,
 }
 
 /// The parts every point kind shares.
@@ -84,28 +84,35 @@ impl PointSink<'_> {
             }
             return;
         }
-        let descriptors = &mut self.descriptors;
-        let mut descriptor = |kind, temporality, is_monotonic| {
-            let descriptor = MetricDescriptor {
-                name: name.clone(),
-                description: std::mem::take(&mut metric.description),
-                unit: std::mem::take(&mut metric.unit),
-                kind,
-                temporality,
-                is_monotonic,
-            };
-            match descriptors.get(&descriptor) {
-                Some(known) => Arc::clone(known),
-                None => {
-                    let descriptor = Arc::new(descriptor);
-                    descriptors.insert(Arc::clone(&descriptor));
-                    descriptor
-                }
-            }
+        let (kind, temporality, is_monotonic) = match &data {
+            metric::Data::Gauge(_) => (MetricKind::Gauge, Temporality::Unspecified, false),
+            metric::Data::Sum(sum) => (
+                MetricKind::Sum,
+                Temporality::from_number(sum.aggregation_temporality),
+                sum.is_monotonic,
+            ),
+            metric::Data::Histogram(histogram) => (
+                MetricKind::Histogram,
+                Temporality::from_number(histogram.aggregation_temporality),
+                false,
+            ),
+            metric::Data::ExponentialHistogram(histogram) => (
+                MetricKind::ExponentialHistogram,
+                Temporality::from_number(histogram.aggregation_temporality),
+                false,
+            ),
+            metric::Data::Summary(_) => (MetricKind::Summary, Temporality::Unspecified, false),
         };
+        let descriptor = self.descriptor(MetricDescriptor {
+            name,
+            description: std::mem::take(&mut metric.description),
+            unit: std::mem::take(&mut metric.unit),
+            kind,
+            temporality,
+            is_monotonic,
+        });
         match data {
             metric::Data::Gauge(gauge) => {
-                let descriptor = descriptor(MetricKind::Gauge, Temporality::Unspecified, false);
                 for point in gauge.data_points {
                     let value = number_value(point.value);
                     let common = Common {
@@ -125,11 +132,6 @@ impl PointSink<'_> {
                 }
             }
             metric::Data::Sum(sum) => {
-                let descriptor = descriptor(
-                    MetricKind::Sum,
-                    Temporality::from_number(sum.aggregation_temporality),
-                    sum.is_monotonic,
-                );
                 for point in sum.data_points {
                     let value = number_value(point.value);
                     let common = Common {
@@ -149,11 +151,6 @@ impl PointSink<'_> {
                 }
             }
             metric::Data::Histogram(histogram) => {
-                let descriptor = descriptor(
-                    MetricKind::Histogram,
-                    Temporality::from_number(histogram.aggregation_temporality),
-                    false,
-                );
                 for point in histogram.data_points {
                     let consistent = point.bucket_counts.is_empty()
                         || point.bucket_counts.len() == point.explicit_bounds.len() + 1;
@@ -168,7 +165,8 @@ impl PointSink<'_> {
                         })
                     } else {
                         Err(format!(
-                            "histogram {name:?}: {} bucket counts for {} bounds",
+                            "histogram {:?}: {} bucket counts for {} bounds",
+                            descriptor.name,
                             point.bucket_counts.len(),
                             point.explicit_bounds.len()
                         ))
@@ -184,11 +182,6 @@ impl PointSink<'_> {
                 }
             }
             metric::Data::ExponentialHistogram(histogram) => {
-                let descriptor = descriptor(
-                    MetricKind::ExponentialHistogram,
-                    Temporality::from_number(histogram.aggregation_temporality),
-                    false,
-                );
                 for point in histogram.data_points {
                     let value = PointValue::ExponentialHistogram {
                         count: point.count,
@@ -212,7 +205,6 @@ impl PointSink<'_> {
                 }
             }
             metric::Data::Summary(summary) => {
-                let descriptor = descriptor(MetricKind::Summary, Temporality::Unspecified, false);
                 for point in summary.data_points {
                     let value = PointValue::Summary {
                         count: point.count,
@@ -235,6 +227,18 @@ impl PointSink<'_> {
                     };
                     self.push(resource, scope, &descriptor, common, Ok(value));
                 }
+            }
+        }
+    }
+
+    /// The export's one `Arc` of a descriptor equal to `descriptor`.
+    fn descriptor(&mut self, descriptor: MetricDescriptor) -> Arc<MetricDescriptor> {
+        match self.descriptors.get(&descriptor) {
+            Some(known) => Arc::clone(known),
+            None => {
+                let descriptor = Arc::new(descriptor);
+                self.descriptors.insert(Arc::clone(&descriptor));
+                descriptor
             }
         }
     }

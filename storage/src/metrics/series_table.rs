@@ -100,9 +100,9 @@ impl SeriesTable {
     pub fn session(&self) -> SeriesSession<'_> {
         SeriesSession {
             table: self,
-            groups: HashMap::new(),
-            resources: HashMap::new(),
-            scopes: HashMap::new(),
+            groups: HashMap::default(),
+            resources: HashMap::default(),
+            scopes: HashMap::default(),
         }
     }
 
@@ -183,12 +183,15 @@ impl SeriesTable {
 /// Looks up the series of one export's points (see [`SeriesTable::session`]).
 pub struct SeriesSession<'a> {
     table: &'a SeriesTable,
-    groups: HashMap<GroupKey, Group>,
+    groups: HashMap<GroupKey, Group, AddressHasher>,
     /// The export's resources and scopes by address: their hash, and the table's equal copy
     /// once a series showed it.
-    resources: HashMap<usize, SharedPart<Resource>>,
-    scopes: HashMap<usize, SharedPart<InstrumentationScope>>,
+    resources: HashMap<usize, SharedPart<Resource>, AddressHasher>,
+    scopes: HashMap<usize, SharedPart<InstrumentationScope>, AddressHasher>,
 }
+
+/// Hashes the session's keys, addresses of the export's own values (nothing a client picks).
+type AddressHasher = foldhash::fast::RandomState;
 
 /// A resource or scope of an export.
 struct SharedPart<T> {
