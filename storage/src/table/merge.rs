@@ -132,6 +132,11 @@ impl<S: TableSignal> TableStore<S> {
         delete_grace: Duration,
         cancel: &CancellationToken,
     ) -> Result<MergeOutcome, StorageError> {
+        let readable = self.readable_inputs(inputs).await;
+        if readable.is_empty() {
+            return Ok(MergeOutcome::default());
+        }
+        let inputs = readable.as_slice();
         let mut written: Vec<ObjectPath> = Vec::new();
         let result = self
             .merge_into(tenant, inputs, target_file_bytes, cancel, &mut written)
@@ -454,6 +459,23 @@ impl<S: TableSignal> TableStore<S> {
 }
 
 impl<S: TableSignal> TableStore<S> {
+    /// The inputs a merge can read: a file whose rows leave their series' identity to an
+    /// index it cannot read is left out (logged), so it does not hold back the merges of the
+    /// rest of its hour; `skewer check` reports it.
+    async fn readable_inputs(&self, inputs: &[Arc<LiveFile>]) -> Vec<Arc<LiveFile>> {
+        let mut readable = Vec::with_capacity(inputs.len());
+        for file in inputs {
+            if S::rows_leave_identity(&file.meta.format)
+                && let Err(err) = self.series_identities(file).await
+            {
+                warn!(error = %err, "left out of a merge");
+                continue;
+            }
+            readable.push(Arc::clone(file));
+        }
+        readable
+    }
+
     /// The format a merge of `inputs` writes: for a signal whose files leave series
     /// identities to their indexes, as their indexes allow.
     async fn merge_format(&self, inputs: &[Arc<LiveFile>]) -> &'static str {

@@ -313,4 +313,29 @@ async fn a_format_2_file_without_its_index_is_an_error_not_a_guess() {
     let mut values = ScanRequest::metrics(tenant(), None, TimeRange::ALL, ScanLimits::default());
     values.columns = Some(metric_value_columns(true));
     assert!(!scan_to_vec(&store, &values).await.unwrap().is_empty());
+
+    // Merges leave it out rather than fail: the rest of its hour still merges.
+    store.apply(
+        2,
+        tenant(),
+        realistic_points(100, 5),
+        1,
+        Reservation::default(),
+    );
+    store.flush().await.unwrap();
+    store.apply(
+        3,
+        tenant(),
+        realistic_points(100, 6),
+        1,
+        Reservation::default(),
+    );
+    store.flush().await.unwrap();
+    assert_eq!(store.files().0, 3);
+    merge_all(&store).await;
+    assert_eq!(
+        store.files().0,
+        2,
+        "the two readable files merged, the third kept"
+    );
 }
