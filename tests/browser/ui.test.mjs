@@ -4,7 +4,7 @@
 // `$UI_ARTIFACTS` (default target/ui-artifacts).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { launch } from "./browser.mjs";
@@ -18,12 +18,14 @@ const BIG_SPANS = 10_000;
 let server;
 let browser;
 let demoTraceId;
+let rulesDir;
 const figures = {};
 
 before(async () => {
   await mkdir(ARTIFACTS, { recursive: true });
   // Two rules over the demo's order counter: one fires at once, one stays pending for an hour.
-  const rules = join(await mkdtemp(join(tmpdir(), "skewer-rules-")), "rules.yml");
+  rulesDir = await mkdtemp(join(tmpdir(), "skewer-rules-"));
+  const rules = join(rulesDir, "rules.yml");
   await writeFile(rules, [
     "groups:",
     "  - name: shop",
@@ -57,6 +59,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await server?.stop();
+  if (rulesDir) await rm(rulesDir, { recursive: true, force: true });
   if (Object.keys(figures).length) {
     await writeFile(join(ARTIFACTS, "figures.json"), `${JSON.stringify(figures, null, 2)}\n`);
     console.log("UI figures:", JSON.stringify(figures));
