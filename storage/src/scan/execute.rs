@@ -213,11 +213,7 @@ pub(super) async fn scan_table<S: TableSignal>(
     }
     for chunk in survivors.chunks(BUFFER_BATCH_ROWS) {
         sink.check_deadline()?;
-        let batch = S::to_batch(chunk)?;
-        let mask = predicate.evaluate(&batch).map_err(invalid)?;
-        let kept =
-            arrow_select::filter::filter_record_batch(&batch, &BooleanArray::new(mask, None))
-                .map_err(codec)?;
+        let kept = rows_matching(&predicate, &S::to_batch(chunk)?)?;
         let indices = projection(&kept.schema(), request.columns.as_deref())?;
         sink.send(kept.project(&indices).map_err(codec)?).await?;
     }
@@ -491,13 +487,14 @@ impl RestoringRead {
         if self.restored_predicate == Predicate::All {
             return Ok(restored);
         }
-        let mask = self
-            .restored_predicate
-            .evaluate(&restored)
-            .map_err(invalid)?;
-        arrow_select::filter::filter_record_batch(&restored, &BooleanArray::new(mask, None))
-            .map_err(codec)
+        rows_matching(&self.restored_predicate, &restored)
     }
+}
+
+/// The rows of `batch` that `predicate` keeps.
+fn rows_matching(predicate: &Predicate, batch: &RecordBatch) -> Result<RecordBatch, StorageError> {
+    let mask = predicate.evaluate(batch).map_err(invalid)?;
+    arrow_select::filter::filter_record_batch(batch, &BooleanArray::new(mask, None)).map_err(codec)
 }
 
 /// How to read `file` when its rows leave columns the scan needs (its series' identity) to
@@ -513,11 +510,8 @@ async fn restoring_read<S: TableSignal>(
         return Ok(None);
     }
     let held = |name: &str| file_schema.column_with_name(name).is_some();
-    let parts = match predicate {
-        Predicate::And(parts) => parts.clone(),
-        other => vec![other.clone()],
-    };
-    let (reader_parts, restored_parts): (Vec<Predicate>, Vec<Predicate>) = parts
+    let (reader_parts, restored_parts): (Vec<Predicate>, Vec<Predicate>) = predicate
+        .conjuncts()
         .into_iter()
         .partition(|part| part.columns().into_iter().all(held));
     let full = S::to_batch(&[])?.schema();
@@ -564,8 +558,7 @@ fn row_filters(
 ) -> Result<Vec<Box<dyn parquet::arrow::arrow_reader::ArrowPredicate>>, StorageError> {
     let mut parts: Vec<Predicate> = match predicate {
         Predicate::All => Vec::new(),
-        Predicate::And(parts) => parts.clone(),
-        other => vec![other.clone()],
+        other => other.conjuncts(),
     };
     parts.sort_by_key(Predicate::is_costly);
     parts

@@ -191,6 +191,14 @@ impl Predicate {
         }
     }
 
+    /// The parts of a conjunction (the predicate itself when it is not one).
+    pub fn conjuncts(&self) -> Vec<Predicate> {
+        match self {
+            Self::And(parts) => parts.clone(),
+            other => vec![other.clone()],
+        }
+    }
+
     /// Every column the predicate reads.
     pub fn columns(&self) -> BTreeSet<&str> {
         let mut columns = BTreeSet::new();
