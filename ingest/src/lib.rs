@@ -12,6 +12,7 @@ pub mod http;
 mod json_floats;
 mod json_names;
 pub mod limits;
+pub mod metrics_wire;
 pub mod payload;
 pub mod pipeline;
 pub mod raw_codec;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -104,7 +105,7 @@ pub struct DecodedExport {
     pub limited: LimitedCounts,
     /// The export as protobuf after limits and redaction changed it: what the WAL keeps
     /// instead of the body received.
-    pub rewritten_body: Option<Vec<u8>>,
+    pub rewritten_body: Option<Bytes>,
 }
 
 fn parse<M>(format: PayloadFormat, body: &[u8]) -> Result<M, IngestError>
@@ -162,7 +163,7 @@ where
 pub fn decode_export(
     signal: Signal,
     format: PayloadFormat,
-    body: &[u8],
+    body: &Bytes,
     options: &DecodeOptions,
 ) -> Result<DecodedExport, IngestError> {
     if format == PayloadFormat::RemoteWrite {
@@ -190,8 +191,18 @@ pub fn decode_export(
             let rewritten = rewrite(options, &mut request, RecordLimits::logs, Redactor::logs);
             decoded_logs(request, options).with_rewrite(rewritten)
         }
+        // Nothing to apply before conversion: the body is converted as it came, each
+        // point's attributes looked up by their bytes (see `crate::metrics_wire`).
+        Signal::Metrics
+            if format == PayloadFormat::Protobuf
+                && options.record_limits.is_none()
+                && options.redactor.is_none()
+                && options.active_series.is_none() =>
+        {
+            decoded_metrics(body.clone(), format, &options.series)?
+        }
         Signal::Metrics => {
-            let mut request = parse(format, body)?;
+            let mut request: ExportMetricsServiceRequest = parse(format, body)?;
             let (limited, mut rewritten) = rewrite(
                 options,
                 &mut request,
@@ -203,9 +214,16 @@ pub fn decode_export(
                 (refused > 0).then(|| (refused, active.refusal(refused)))
             });
             if refused.is_some() {
-                rewritten = Some(request.encode_to_vec());
+                rewritten = Some(Bytes::from(request.encode_to_vec()));
             }
-            decoded_metrics(request, &options.series)
+            // Converted from protobuf as every metrics export is: encoded again unless the
+            // rewrite did.
+            let encoded = match &rewritten {
+                Some(rewritten) => rewritten.clone(),
+                None => Bytes::from(request.encode_to_vec()),
+            };
+            drop(request);
+            decoded_metrics(encoded, format, &options.series)?
                 .with_rewrite((limited, rewritten))
                 .with_series_refused(refused, options.active_series.as_deref())?
         }
@@ -221,7 +239,7 @@ fn rewrite<M: Message>(
     request: &mut M,
     limit: fn(&RecordLimits, &mut M) -> LimitedCounts,
     redact: fn(&Redactor, &mut M) -> bool,
-) -> (LimitedCounts, Option<Vec<u8>>) {
+) -> (LimitedCounts, Option<Bytes>) {
     let limited = options
         .record_limits
         .as_deref()
@@ -232,7 +250,7 @@ fn rewrite<M: Message>(
         .as_deref()
         .map(|redactor| redact(redactor, request))
         .is_some();
-    let rewritten = (limited.any() || redacted).then(|| request.encode_to_vec());
+    let rewritten = (limited.any() || redacted).then(|| Bytes::from(request.encode_to_vec()));
     (limited, rewritten)
 }
 
@@ -258,7 +276,7 @@ impl DecodedExport {
         Ok(self)
     }
 
-    fn with_rewrite(mut self, (limited, rewritten_body): (LimitedCounts, Option<Vec<u8>>)) -> Self {
+    fn with_rewrite(mut self, (limited, rewritten_body): (LimitedCounts, Option<Bytes>)) -> Self {
         self.limited = limited;
         self.rewritten_body = rewritten_body;
         self
@@ -287,7 +305,8 @@ fn decoded_remote_write(
     let refused = active.map_or(0, |active| {
         crate::series_limit::limit_remote_write(&mut request, active, Instant::now())
     });
-    let rewritten = (limited.any() || redacted || refused > 0).then(|| request.encode_to_vec());
+    let rewritten =
+        (limited.any() || redacted || refused > 0).then(|| Bytes::from(request.encode_to_vec()));
     let export = remote_write_export(
         crate::remote_write::convert(request, &options.series)?,
         rewritten,
@@ -304,7 +323,7 @@ fn decoded_remote_write(
 
 fn remote_write_export(
     converted: crate::convert::Converted<skewer_storage::model::MetricPoint>,
-    rewritten_body: Option<Vec<u8>>,
+    rewritten_body: Option<Bytes>,
 ) -> DecodedExport {
     DecodedExport {
         batch: SignalBatch::Metrics(converted.records),
@@ -336,15 +355,25 @@ fn decoded_logs(request: ExportLogsServiceRequest, options: &DecodeOptions) -> D
     }
 }
 
-/// Converts a decoded metrics export.
-fn decoded_metrics(request: ExportMetricsServiceRequest, series: &SeriesTable) -> DecodedExport {
-    let converted = convert_metrics(request, series);
-    DecodedExport {
+/// Decodes and converts a metrics export in protobuf (`format` names the encoding it came
+/// in, for errors).
+fn decoded_metrics(
+    body: Bytes,
+    format: PayloadFormat,
+    series: &SeriesTable,
+) -> Result<DecodedExport, IngestError> {
+    let malformed = |err: prost::DecodeError| IngestError::Malformed {
+        format: format.name(),
+        reason: err.to_string(),
+    };
+    let request = crate::metrics_wire::ExportMetricsRequest::decode(body).map_err(malformed)?;
+    let converted = convert_metrics(request, series).map_err(malformed)?;
+    Ok(DecodedExport {
         batch: SignalBatch::Metrics(converted.records),
         rejections: converted.rejections,
         limited: LimitedCounts::default(),
         rewritten_body: None,
-    }
+    })
 }
 
 /// Replays WAL entries written by this crate.
@@ -398,7 +427,13 @@ mod tests {
             "spanId":"eee19b7ec3c1b174","name":"GET","kind":2,"startTimeUnixNano":"1700000000000000000",
             "endTimeUnixNano":"1700000000500000000","attributes":[{"key":"n","value":{"intValue":"42"}}],
             "someFutureField":true}]}]}]}"#;
-        let decoded = decode_export(Signal::Traces, PayloadFormat::Json, body, &options()).unwrap();
+        let decoded = decode_export(
+            Signal::Traces,
+            PayloadFormat::Json,
+            &Bytes::copy_from_slice(body),
+            &options(),
+        )
+        .unwrap();
         let SignalBatch::Spans(spans) = decoded.batch else {
             panic!("not spans")
         };
@@ -424,8 +459,13 @@ mod tests {
             "scope_spans":[{"spans":[{"trace_id":"5b8efff798038103d269b633813fc60c","span_id":"eee19b7ec3c1b174",
             "name":"GET","start_time_unix_nano":"1700000000000000000","end_time_unix_nano":"1700000000500000000"}]}]}]}"#;
         let spans = |body: &[u8]| {
-            let decoded =
-                decode_export(Signal::Traces, PayloadFormat::Json, body, &options()).unwrap();
+            let decoded = decode_export(
+                Signal::Traces,
+                PayloadFormat::Json,
+                &Bytes::copy_from_slice(body),
+                &options(),
+            )
+            .unwrap();
             let SignalBatch::Spans(spans) = decoded.batch else {
                 panic!("not spans")
             };
@@ -476,7 +516,102 @@ mod tests {
             "text stays text"
         );
         // The whole export is kept, so nothing else in it is lost.
-        assert!(decode_export(Signal::Metrics, PayloadFormat::Json, body, &options()).is_ok());
+        assert!(
+            decode_export(
+                Signal::Metrics,
+                PayloadFormat::Json,
+                &Bytes::copy_from_slice(body),
+                &options()
+            )
+            .is_ok()
+        );
+    }
+
+    /// A metrics export of a gauge point with one string attribute.
+    fn gauge_export(route: &str) -> Vec<u8> {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+        use opentelemetry_proto::tonic::metrics::v1::{
+            Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric,
+            number_data_point,
+        };
+        let point = NumberDataPoint {
+            attributes: vec![KeyValue {
+                key: "route".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(route.into())),
+                }),
+                ..Default::default()
+            }],
+            time_unix_nano: 1,
+            value: Some(number_data_point::Value::AsDouble(0.5)),
+            ..Default::default()
+        };
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "load".into(),
+                        data: Some(metric::Data::Gauge(Gauge {
+                            data_points: vec![point],
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    fn metric_points(decoded: DecodedExport) -> Vec<skewer_storage::model::MetricPoint> {
+        let SignalBatch::Metrics(points) = decoded.batch else {
+            panic!("not metrics")
+        };
+        points
+    }
+
+    #[test]
+    fn metrics_decode_alike_with_the_attribute_bytes_kept_or_decoded_first() {
+        let body = Bytes::from(gauge_export("/cart"));
+        let plain = DecodeOptions {
+            record_limits: None,
+            ..options()
+        };
+        let kept = metric_points(
+            decode_export(Signal::Metrics, PayloadFormat::Protobuf, &body, &plain).unwrap(),
+        );
+        // With record limits to apply, the export is decoded whole first.
+        let decoded_first = metric_points(
+            decode_export(Signal::Metrics, PayloadFormat::Protobuf, &body, &options()).unwrap(),
+        );
+        assert_eq!(kept, decoded_first);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            kept[0].series.attributes,
+            [skewer_storage::model::Attribute::string("route", "/cart")]
+        );
+    }
+
+    #[test]
+    fn metric_attributes_that_are_not_utf8_make_the_export_malformed() {
+        let mut body = gauge_export("XX");
+        let at = body.windows(2).position(|pair| pair == b"XX").unwrap();
+        body[at..at + 2].copy_from_slice(b"\xff\xfe");
+        let body = Bytes::from(body);
+        let plain = DecodeOptions {
+            record_limits: None,
+            ..options()
+        };
+        for options in [plain, options()] {
+            let err = decode_export(Signal::Metrics, PayloadFormat::Protobuf, &body, &options)
+                .unwrap_err();
+            assert_eq!(err.kind(), skewer_storage::ErrorKind::InvalidArgument);
+            // Refused again: a refused encoding is never remembered.
+            let again = decode_export(Signal::Metrics, PayloadFormat::Protobuf, &body, &options)
+                .unwrap_err();
+            assert_eq!(again.kind(), skewer_storage::ErrorKind::InvalidArgument);
+        }
     }
 
     #[test]
@@ -485,7 +620,13 @@ mod tests {
             (PayloadFormat::Protobuf, &b"\xff\xff\xff"[..]),
             (PayloadFormat::Json, &b"{not json"[..]),
         ] {
-            let err = decode_export(Signal::Logs, format, body, &options()).unwrap_err();
+            let err = decode_export(
+                Signal::Logs,
+                format,
+                &Bytes::copy_from_slice(body),
+                &options(),
+            )
+            .unwrap_err();
             assert_eq!(err.kind(), skewer_storage::ErrorKind::InvalidArgument);
         }
     }

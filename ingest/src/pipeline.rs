@@ -374,7 +374,7 @@ impl Pipeline {
                     PayloadFormat::RemoteWrite => PayloadFormat::RemoteWrite,
                     PayloadFormat::Protobuf | PayloadFormat::Json => PayloadFormat::Protobuf,
                 };
-                (format, Bytes::from(rewritten))
+                (format, rewritten)
             }
             None => (format, body),
         };
@@ -451,7 +451,7 @@ fn decode_within_budget(
     budget: &Arc<MemoryBudget>,
     signal: Signal,
     format: PayloadFormat,
-    body: &[u8],
+    body: &Bytes,
     options: &DecodeOptions,
     held: Reservation,
     release_memory: Option<Arc<MemoryRelease>>,
@@ -477,9 +477,9 @@ fn decode_within_budget(
         cost = decoding_cost(signal, format, &cut).map_err(malformed)?;
         // The body received stays alive beside its cut copy until the export is persisted.
         cost.bytes = cost.bytes.saturating_add(body.len());
-        cut_on_wire = Some((cut, counts));
+        cut_on_wire = Some((Bytes::from(cut), counts));
     }
-    let body = cut_on_wire.as_ref().map_or(body, |(cut, _)| cut.as_slice());
+    let body = cut_on_wire.as_ref().map_or(body, |(cut, _)| cut);
     let reservation = reserve(budget, body.len().saturating_add(cost.bytes), held)?;
     // An export the scan shows within every record limit is not walked by them (a cut one
     // always is: what the cut saw per occurrence, the decoder may have merged).

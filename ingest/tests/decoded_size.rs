@@ -76,9 +76,11 @@ fn measured_peak_bytes(signal: Signal, format: PayloadFormat, body: &[u8]) -> us
         active_series: None,
         series: Arc::default(),
     };
+    // As the receivers hold it (not counted: it is the body, not its decoding).
+    let body = bytes::Bytes::copy_from_slice(body);
     let before = LIVE.with(Cell::get);
     PEAK.with(|peak| peak.set(before));
-    let decoded = decode_export(signal, format, body, &options);
+    let decoded = decode_export(signal, format, &body, &options);
     let peak = PEAK.with(Cell::get);
     drop(decoded);
     usize::try_from(peak - before).unwrap_or(0)

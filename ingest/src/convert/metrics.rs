@@ -3,10 +3,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use bytes::Bytes;
 use opentelemetry_proto::tonic::metrics::v1::{
-    Exemplar as OtlpExemplar, exemplar, exponential_histogram_data_point::Buckets, metric,
-    number_data_point,
+    Exemplar as OtlpExemplar, exemplar, exponential_histogram_data_point::Buckets,
 };
 use skewer_storage::model::{
     Exemplar, ExponentialBuckets, InstrumentationScope, MetricDescriptor, MetricKind, MetricPoint,
@@ -17,13 +16,16 @@ use skewer_storage::metrics::{SeriesSession, SeriesTable};
 
 use super::common::{Converted, Rejections, convert_attributes, convert_resource, convert_scope};
 use super::traces::{optional_span_id, optional_trace_id};
+use crate::metrics_wire::{self, ExportMetricsRequest, MetricData};
 
 /// Converts an export, keeping valid points and counting the rest; each point's series is
-/// looked up in (or added to) `series`.
+/// looked up in (or added to) `series`, by the bytes of its attributes when the table knows
+/// them. Fails (the export is malformed) when a point's attributes, decoded, are no
+/// `KeyValue`s.
 pub fn convert_metrics(
-    request: ExportMetricsServiceRequest,
+    request: ExportMetricsRequest,
     series: &SeriesTable,
-) -> Converted<MetricPoint> {
+) -> Result<Converted<MetricPoint>, prost::DecodeError> {
     let mut out = PointSink {
         points: Vec::new(),
         rejections: Rejections::default(),
@@ -35,14 +37,14 @@ pub fn convert_metrics(
         for scope_metrics in resource_metrics.scope_metrics {
             let scope = convert_scope(scope_metrics.scope, scope_metrics.schema_url);
             for metric in scope_metrics.metrics {
-                out.convert_metric(&resource, &scope, metric);
+                out.convert_metric(&resource, &scope, metric)?;
             }
         }
     }
-    Converted {
+    Ok(Converted {
         records: out.points,
         rejections: out.rejections,
-    }
+    })
 }
 
 struct PointSink<'a> {
@@ -56,7 +58,8 @@ struct PointSink<'a> {
 
 /// The parts every point kind shares.
 struct Common {
-    attributes: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>,
+    /// Each attribute as the request encoded it (see [`metrics_wire`]).
+    attributes: Vec<Bytes>,
     start_time_unix_nano: u64,
     time_unix_nano: u64,
     flags: u32,
@@ -68,13 +71,13 @@ impl PointSink<'_> {
         &mut self,
         resource: &Arc<Resource>,
         scope: &Arc<InstrumentationScope>,
-        mut metric: opentelemetry_proto::tonic::metrics::v1::Metric,
-    ) {
+        mut metric: metrics_wire::Metric,
+    ) -> Result<(), prost::DecodeError> {
         let name = metric.name;
         let Some(data) = metric.data else {
             self.rejections
                 .reject(|| format!("metric {name:?} has no data"));
-            return;
+            return Ok(());
         };
         if name.is_empty() {
             let count = data_point_count(&data).max(1);
@@ -82,26 +85,26 @@ impl PointSink<'_> {
                 self.rejections
                     .reject(|| "metric without a name".to_owned());
             }
-            return;
+            return Ok(());
         }
         let (kind, temporality, is_monotonic) = match &data {
-            metric::Data::Gauge(_) => (MetricKind::Gauge, Temporality::Unspecified, false),
-            metric::Data::Sum(sum) => (
+            MetricData::Gauge(_) => (MetricKind::Gauge, Temporality::Unspecified, false),
+            MetricData::Sum(sum) => (
                 MetricKind::Sum,
                 Temporality::from_number(sum.aggregation_temporality),
                 sum.is_monotonic,
             ),
-            metric::Data::Histogram(histogram) => (
+            MetricData::Histogram(histogram) => (
                 MetricKind::Histogram,
                 Temporality::from_number(histogram.aggregation_temporality),
                 false,
             ),
-            metric::Data::ExponentialHistogram(histogram) => (
+            MetricData::ExponentialHistogram(histogram) => (
                 MetricKind::ExponentialHistogram,
                 Temporality::from_number(histogram.aggregation_temporality),
                 false,
             ),
-            metric::Data::Summary(_) => (MetricKind::Summary, Temporality::Unspecified, false),
+            MetricData::Summary(_) => (MetricKind::Summary, Temporality::Unspecified, false),
         };
         let descriptor = self.descriptor(MetricDescriptor {
             name,
@@ -112,9 +115,8 @@ impl PointSink<'_> {
             is_monotonic,
         });
         match data {
-            metric::Data::Gauge(gauge) => {
+            MetricData::Gauge(gauge) => {
                 for point in gauge.data_points {
-                    let value = number_value(point.value);
                     let common = Common {
                         attributes: point.attributes,
                         start_time_unix_nano: point.start_time_unix_nano,
@@ -127,13 +129,14 @@ impl PointSink<'_> {
                         scope,
                         &descriptor,
                         common,
-                        value.map(|value| PointValue::Number { value }),
-                    );
+                        Ok(PointValue::Number {
+                            value: number_value(point.value),
+                        }),
+                    )?;
                 }
             }
-            metric::Data::Sum(sum) => {
+            MetricData::Sum(sum) => {
                 for point in sum.data_points {
-                    let value = number_value(point.value);
                     let common = Common {
                         attributes: point.attributes,
                         start_time_unix_nano: point.start_time_unix_nano,
@@ -146,11 +149,13 @@ impl PointSink<'_> {
                         scope,
                         &descriptor,
                         common,
-                        value.map(|value| PointValue::Number { value }),
-                    );
+                        Ok(PointValue::Number {
+                            value: number_value(point.value),
+                        }),
+                    )?;
                 }
             }
-            metric::Data::Histogram(histogram) => {
+            MetricData::Histogram(histogram) => {
                 for point in histogram.data_points {
                     let consistent = point.bucket_counts.is_empty()
                         || point.bucket_counts.len() == point.explicit_bounds.len() + 1;
@@ -178,10 +183,10 @@ impl PointSink<'_> {
                         flags: point.flags,
                         exemplars: point.exemplars,
                     };
-                    self.push(resource, scope, &descriptor, common, value);
+                    self.push(resource, scope, &descriptor, common, value)?;
                 }
             }
-            metric::Data::ExponentialHistogram(histogram) => {
+            MetricData::ExponentialHistogram(histogram) => {
                 for point in histogram.data_points {
                     let value = PointValue::ExponentialHistogram {
                         count: point.count,
@@ -201,10 +206,10 @@ impl PointSink<'_> {
                         flags: point.flags,
                         exemplars: point.exemplars,
                     };
-                    self.push(resource, scope, &descriptor, common, Ok(value));
+                    self.push(resource, scope, &descriptor, common, Ok(value))?;
                 }
             }
-            metric::Data::Summary(summary) => {
+            MetricData::Summary(summary) => {
                 for point in summary.data_points {
                     let value = PointValue::Summary {
                         count: point.count,
@@ -225,10 +230,11 @@ impl PointSink<'_> {
                         flags: point.flags,
                         exemplars: Vec::new(),
                     };
-                    self.push(resource, scope, &descriptor, common, Ok(value));
+                    self.push(resource, scope, &descriptor, common, Ok(value))?;
                 }
             }
         }
+        Ok(())
     }
 
     /// The export's one `Arc` of a descriptor equal to `descriptor`.
@@ -250,12 +256,12 @@ impl PointSink<'_> {
         descriptor: &Arc<MetricDescriptor>,
         common: Common,
         value: Result<PointValue, String>,
-    ) {
+    ) -> Result<(), prost::DecodeError> {
         let value = match value {
             Ok(value) => value,
             Err(reason) => {
                 self.rejections.reject(|| reason);
-                return;
+                return Ok(());
             }
         };
         let exemplars = match common.exemplars.into_iter().map(convert_exemplar).collect() {
@@ -263,15 +269,15 @@ impl PointSink<'_> {
             Err(reason) => {
                 self.rejections
                     .reject(|| format!("metric {:?}: exemplar {reason}", descriptor.name));
-                return;
+                return Ok(());
             }
         };
-        let series = self.series.series(
-            resource,
-            scope,
-            descriptor,
-            convert_attributes(common.attributes),
-        );
+        let encoded = common.attributes;
+        let series =
+            self.series
+                .series_by_encoding(resource, scope, descriptor, &encoded, || {
+                    metrics_wire::decode_attributes(&encoded).map(convert_attributes)
+                })?;
         self.points.push(MetricPoint {
             series,
             start_time_unix_nano: common.start_time_unix_nano,
@@ -280,16 +286,17 @@ impl PointSink<'_> {
             value,
             exemplars,
         });
+        Ok(())
     }
 }
 
 /// A number point without a value (OTLP's "no recorded value" staleness marker) is kept as NaN.
-fn number_value(value: Option<number_data_point::Value>) -> Result<NumberValue, String> {
-    Ok(match value {
-        Some(number_data_point::Value::AsInt(value)) => NumberValue::Int(value),
-        Some(number_data_point::Value::AsDouble(value)) => NumberValue::Double(value),
+fn number_value(value: Option<metrics_wire::NumberValue>) -> NumberValue {
+    match value {
+        Some(metrics_wire::NumberValue::AsInt(value)) => NumberValue::Int(value),
+        Some(metrics_wire::NumberValue::AsDouble(value)) => NumberValue::Double(value),
         None => NumberValue::Double(f64::NAN),
-    })
+    }
 }
 
 fn buckets(buckets: Option<Buckets>) -> ExponentialBuckets {
@@ -315,23 +322,34 @@ fn convert_exemplar(exemplar: OtlpExemplar) -> Result<Exemplar, String> {
     })
 }
 
-fn data_point_count(data: &metric::Data) -> usize {
+fn data_point_count(data: &MetricData) -> usize {
     match data {
-        metric::Data::Gauge(g) => g.data_points.len(),
-        metric::Data::Sum(s) => s.data_points.len(),
-        metric::Data::Histogram(h) => h.data_points.len(),
-        metric::Data::ExponentialHistogram(h) => h.data_points.len(),
-        metric::Data::Summary(s) => s.data_points.len(),
+        MetricData::Gauge(g) => g.data_points.len(),
+        MetricData::Sum(s) => s.data_points.len(),
+        MetricData::Histogram(h) => h.data_points.len(),
+        MetricData::ExponentialHistogram(h) => h.data_points.len(),
+        MetricData::Summary(s) => s.data_points.len(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
     use opentelemetry_proto::tonic::metrics::v1::{
         Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
-        ScopeMetrics,
+        ScopeMetrics, metric, number_data_point,
     };
+    use prost::Message;
+
+    /// Converts `request` as it arrives: encoded.
+    fn convert(
+        request: ExportMetricsServiceRequest,
+        table: &SeriesTable,
+    ) -> Converted<MetricPoint> {
+        let body = Bytes::from(request.encode_to_vec());
+        convert_metrics(ExportMetricsRequest::decode(body).unwrap(), table).unwrap()
+    }
 
     fn request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
         ExportMetricsServiceRequest {
@@ -378,7 +396,7 @@ mod tests {
             })),
             ..Metric::default()
         };
-        let converted = convert_metrics(request(vec![gauge, histogram]), &SeriesTable::default());
+        let converted = convert(request(vec![gauge, histogram]), &SeriesTable::default());
         assert_eq!(converted.records.len(), 2);
         assert_eq!(converted.rejections.count, 1);
         assert_eq!(
@@ -408,13 +426,13 @@ mod tests {
             })),
             ..Metric::default()
         };
-        let first = convert_metrics(request(vec![gauge(1), gauge(2)]), &table).records;
+        let first = convert(request(vec![gauge(1), gauge(2)]), &table).records;
         assert!(Arc::ptr_eq(
             &first[0].series.metric,
             &first[1].series.metric
         ));
         assert!(Arc::ptr_eq(&first[0].series, &first[1].series));
-        let second = convert_metrics(request(vec![gauge(3)]), &table).records;
+        let second = convert(request(vec![gauge(3)]), &table).records;
         assert!(Arc::ptr_eq(&first[0].series, &second[0].series));
         assert_eq!(
             second[0].value,
@@ -469,7 +487,7 @@ mod tests {
             }
         };
         for _ in 0..3 {
-            let points = convert_metrics(export(), &table).records;
+            let points = convert(export(), &table).records;
             let services: Vec<&str> = points
                 .iter()
                 .map(|point| point.series.resource.service_name())

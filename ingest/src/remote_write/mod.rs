@@ -75,12 +75,13 @@ mod tests {
         }
     }
 
-    fn body(timeseries: Vec<TimeSeries>) -> Vec<u8> {
+    fn body(timeseries: Vec<TimeSeries>) -> bytes::Bytes {
         WriteRequest {
             timeseries,
             metadata: Vec::new(),
         }
         .encode_to_vec()
+        .into()
     }
 
     fn options() -> DecodeOptions {
@@ -150,7 +151,7 @@ mod tests {
             signal: Signal::Metrics,
             payload_format: PayloadFormat::RemoteWrite as u8,
             tenant: skewer_storage::model::TenantId::default_tenant(),
-            body: bytes::Bytes::from(body.clone()),
+            body: body.clone(),
         };
         let replayed = crate::payload::OtlpWalDecoder::new(options())
             .decode(&entry)

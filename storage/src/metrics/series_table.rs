@@ -1,11 +1,18 @@
 //! The series table: one shared [`MetricSeries`] per series seen lately, so a point carries
 //! only its series' `Arc`, its time and its value.
 //!
-//! Ingest looks every incoming point's series up here: a known series is found by a fast,
-//! per-process-seeded hash of its content and compared in full (no two different series ever
-//! share an entry), and only a new series is built and gets its stable id hashed. Flushes then
-//! sort and group by the id the series already holds, and dropping a flushed point frees no
-//! attribute strings.
+//! Ingest looks every incoming point's series up here, one of two ways:
+//! - by content ([`SeriesSession::series`]): a known series is found by a fast,
+//!   per-process-seeded hash of its content and compared in full (no two different series
+//!   ever share an entry), and only a new series is built and gets its stable id hashed;
+//! - by encoding ([`SeriesSession::series_by_encoding`]): a point whose attributes came in
+//!   with exactly the bytes of a point seen lately (clients encode a series the same way
+//!   every time) finds its series by those bytes, without decoding them; only an encoding
+//!   not seen lately is decoded and then looked up by content, so every encoding of a series
+//!   shares the one entry.
+//!
+//! Flushes then sort and group by the id the series already holds, and dropping a flushed
+//! point frees no attribute strings.
 //!
 //! Memory stays bounded: series live in two generations. A lookup that finds a series in the
 //! previous generation moves it to the current one; when the current generation is full or old,
@@ -30,8 +37,9 @@ use crate::model::{Attribute, InstrumentationScope, MetricDescriptor, MetricSeri
 /// Series per generation by default: two generations hold at most twice this many.
 pub const DEFAULT_GENERATION_CAPACITY: usize = 1 << 17;
 /// Memory budget bytes per series a generation may hold ([`SeriesTable::for_budget`]): a
-/// series with a few attributes takes ~400 bytes, so both generations together stay under a
-/// fifth of the budget even when no buffered point shares their series.
+/// series with a few attributes takes ~400 bytes (and ~150 more for each encoding of its
+/// attributes the table keeps), so both generations together stay under a fifth of the
+/// budget even when no buffered point shares their series.
 const BUDGET_BYTES_PER_SERIES: usize = 4096;
 /// How long a generation lasts by default: a series unseen for two of these leaves the table.
 pub const DEFAULT_GENERATION_AGE: Duration = Duration::from_secs(10 * 60);
@@ -45,13 +53,38 @@ pub struct SeriesTable {
 }
 
 struct Generations {
-    current: HashTable<Entry>,
-    previous: HashTable<Entry>,
+    current: Generation,
+    previous: Generation,
     started: Instant,
+}
+
+/// The series one generation holds, by content, and the attribute encodings it saw them in.
+#[derive(Default)]
+struct Generation {
+    by_content: HashTable<Entry>,
+    by_encoding: HashTable<EncodedEntry>,
+}
+
+impl Generation {
+    /// Whether this generation holds as much as one may.
+    fn is_full(&self, capacity: usize) -> bool {
+        self.by_content.len() >= capacity || self.by_encoding.len() >= capacity
+    }
 }
 
 struct Entry {
     hash: u64,
+    series: Arc<MetricSeries>,
+}
+
+/// A series found by the encoding of its attributes.
+struct EncodedEntry {
+    /// The hash of the group and the encoding.
+    hash: u64,
+    /// The hash of the series' content (its [`Entry`]'s).
+    content_hash: u64,
+    /// The encoding's pieces, each after its length (see [`encoding_key`]).
+    key: Box<[u8]>,
     series: Arc<MetricSeries>,
 }
 
@@ -76,8 +109,8 @@ impl SeriesTable {
     pub fn new(generation_capacity: usize, generation_age: Duration) -> Self {
         Self {
             generations: Mutex::new(Generations {
-                current: HashTable::new(),
-                previous: HashTable::new(),
+                current: Generation::default(),
+                previous: Generation::default(),
                 started: Instant::now(),
             }),
             hasher: foldhash::fast::RandomState::default(),
@@ -101,15 +134,14 @@ impl SeriesTable {
         SeriesSession {
             table: self,
             groups: HashMap::default(),
-            resources: HashMap::default(),
-            scopes: HashMap::default(),
+            parts: SharedParts::default(),
         }
     }
 
     /// Series the table holds (both generations).
     pub fn len(&self) -> usize {
         let generations = self.lock();
-        generations.current.len() + generations.previous.len()
+        generations.current.by_content.len() + generations.previous.by_content.len()
     }
 
     /// Whether the table holds no series.
@@ -124,6 +156,22 @@ impl SeriesTable {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The table locked, with a new generation started if the current one is full or old:
+    /// the generation that leaves is returned, to be dropped after the lock is released.
+    fn lock_for_insert(&self) -> (std::sync::MutexGuard<'_, Generations>, Option<Generation>) {
+        let now = Instant::now();
+        let mut generations = self.lock();
+        let mut leaving = None;
+        if generations.current.is_full(self.generation_capacity)
+            || now.duration_since(generations.started) >= self.generation_age
+        {
+            let current = std::mem::take(&mut generations.current);
+            leaving = Some(std::mem::replace(&mut generations.previous, current));
+            generations.started = now;
+        }
+        (generations, leaving)
+    }
+
     /// The table's series equal to `(group, attributes)`, and whether it was there already
     /// (else it is new, and the table now holds it).
     fn find_or_insert(
@@ -132,29 +180,19 @@ impl SeriesTable {
         group: &Group,
         attributes: Vec<Attribute>,
     ) -> (Arc<MetricSeries>, bool) {
-        let now = Instant::now();
-        let mut generations = self.lock();
-        // The generation that leaves is dropped after the lock is released.
-        let mut leaving = None;
-        if generations.current.len() >= self.generation_capacity
-            || now.duration_since(generations.started) >= self.generation_age
-        {
-            let current = std::mem::take(&mut generations.current);
-            leaving = Some(std::mem::replace(&mut generations.previous, current));
-            generations.started = now;
-        }
+        let (mut generations, leaving) = self.lock_for_insert();
         let matches = |entry: &Entry| {
             entry.hash == hash
                 && group.same_parts(&entry.series)
                 && same_attributes(&entry.series.attributes, &attributes)
         };
-        if let Some(entry) = generations.current.find(hash, matches) {
+        if let Some(entry) = generations.current.by_content.find(hash, matches) {
             let series = Arc::clone(&entry.series);
             drop(generations);
             drop(leaving);
             return (series, true);
         }
-        let (series, found) = match generations.previous.find_entry(hash, matches) {
+        let (series, found) = match generations.previous.by_content.find_entry(hash, matches) {
             Ok(found) => (found.remove().0.series, true),
             Err(_) => {
                 let series = MetricSeries::new(
@@ -166,7 +204,7 @@ impl SeriesTable {
                 (Arc::new(series), false)
             }
         };
-        generations.current.insert_unique(
+        generations.current.by_content.insert_unique(
             hash,
             Entry {
                 hash,
@@ -178,14 +216,140 @@ impl SeriesTable {
         drop(leaving);
         (series, found)
     }
+
+    /// The series of `group` whose attributes were last seen encoded as `pieces` (hashed
+    /// with the group as `hash`), if the table still knows that encoding. Found in the
+    /// previous generation, the series and its encoding move to the current one.
+    fn find_encoded<P: AsRef<[u8]>>(
+        &self,
+        hash: u64,
+        group: &Group,
+        pieces: &[P],
+    ) -> Option<Arc<MetricSeries>> {
+        let matches = |entry: &EncodedEntry| {
+            entry.hash == hash
+                && encoding_matches(&entry.key, pieces)
+                && group.same_parts(&entry.series)
+        };
+        let mut generations = self.lock();
+        if let Some(entry) = generations.current.by_encoding.find(hash, matches) {
+            return Some(Arc::clone(&entry.series));
+        }
+        let entry = generations
+            .previous
+            .by_encoding
+            .find_entry(hash, matches)
+            .ok()?
+            .remove()
+            .0;
+        let series = Arc::clone(&entry.series);
+        let content_hash = entry.content_hash;
+        if let Ok(found) = generations
+            .previous
+            .by_content
+            .find_entry(content_hash, |other| Arc::ptr_eq(&other.series, &series))
+        {
+            let moved = found.remove().0;
+            generations
+                .current
+                .by_content
+                .insert_unique(content_hash, moved, |entry| entry.hash);
+        }
+        generations
+            .current
+            .by_encoding
+            .insert_unique(hash, entry, |entry| entry.hash);
+        Some(series)
+    }
+
+    /// Remembers that `series` (of content hash `content_hash`) came with its attributes
+    /// encoded as `pieces` (hashed with its group as `hash`).
+    fn insert_encoded<P: AsRef<[u8]>>(
+        &self,
+        hash: u64,
+        content_hash: u64,
+        pieces: &[P],
+        series: &Arc<MetricSeries>,
+    ) {
+        let (mut generations, leaving) = self.lock_for_insert();
+        let known = generations
+            .current
+            .by_encoding
+            .find(hash, |entry| {
+                entry.hash == hash
+                    && Arc::ptr_eq(&entry.series, series)
+                    && encoding_matches(&entry.key, pieces)
+            })
+            .is_some();
+        if !known {
+            generations.current.by_encoding.insert_unique(
+                hash,
+                EncodedEntry {
+                    hash,
+                    content_hash,
+                    key: encoding_key(pieces),
+                    series: Arc::clone(series),
+                },
+                |entry| entry.hash,
+            );
+        }
+        drop(generations);
+        drop(leaving);
+    }
+}
+
+/// An encoding's pieces in one buffer, each after its length (4 bytes, little-endian), so
+/// that no two different piece lists make the same key.
+fn encoding_key<P: AsRef<[u8]>>(pieces: &[P]) -> Box<[u8]> {
+    let total: usize = pieces.iter().map(|piece| 4 + piece.as_ref().len()).sum();
+    let mut key = Vec::with_capacity(total);
+    for piece in pieces {
+        let piece = piece.as_ref();
+        key.extend_from_slice(&piece_length(piece).to_le_bytes());
+        key.extend_from_slice(piece);
+    }
+    key.into_boxed_slice()
+}
+
+/// A piece's length as the key writes it (saturated: no piece of an export comes near 4 GiB,
+/// and a match compares the whole piece anyway).
+fn piece_length(piece: &[u8]) -> u32 {
+    u32::try_from(piece.len()).unwrap_or(u32::MAX)
+}
+
+/// Whether `key` was made by [`encoding_key`] from these pieces.
+fn encoding_matches<P: AsRef<[u8]>>(key: &[u8], pieces: &[P]) -> bool {
+    let mut rest = key;
+    for piece in pieces {
+        let piece = piece.as_ref();
+        let Some((length, tail)) = rest.split_first_chunk::<4>() else {
+            return false;
+        };
+        if u32::from_le_bytes(*length) != piece_length(piece) {
+            return false;
+        }
+        let Some((stored, tail)) = tail.split_at_checked(piece.len()) else {
+            return false;
+        };
+        if stored != piece {
+            return false;
+        }
+        rest = tail;
+    }
+    rest.is_empty()
 }
 
 /// Looks up the series of one export's points (see [`SeriesTable::session`]).
 pub struct SeriesSession<'a> {
     table: &'a SeriesTable,
     groups: HashMap<GroupKey, Group, AddressHasher>,
-    /// The export's resources and scopes by address: their hash, and the table's equal copy
-    /// once a series showed it.
+    parts: SharedParts,
+}
+
+/// The export's resources and scopes by address: their hash, and the table's equal copy once
+/// a series showed it.
+#[derive(Default)]
+struct SharedParts {
     resources: HashMap<usize, SharedPart<Resource>, AddressHasher>,
     scopes: HashMap<usize, SharedPart<InstrumentationScope>, AddressHasher>,
 }
@@ -244,13 +408,86 @@ impl SeriesSession<'_> {
         metric: &Arc<MetricDescriptor>,
         attributes: Vec<Attribute>,
     ) -> Arc<MetricSeries> {
+        let table = self.table;
+        let (key, group) = self
+            .parts
+            .group(table, &mut self.groups, resource, scope, metric);
+        series_of_group(table, &mut self.parts, key, group, attributes).0
+    }
+
+    /// The shared series of a point of this export group whose attributes came encoded as
+    /// `encoded` (opaque to the table: the same bytes must always decode to the same
+    /// attributes, as a protobuf encoding does). When the table saw this encoding lately,
+    /// the series is found by it and `decode` is not called; else `decode` gives the
+    /// attributes (or the error returned), they are looked up by content, and the table
+    /// remembers the encoding.
+    pub fn series_by_encoding<P: AsRef<[u8]>, E>(
+        &mut self,
+        resource: &Arc<Resource>,
+        scope: &Arc<InstrumentationScope>,
+        metric: &Arc<MetricDescriptor>,
+        encoded: &[P],
+        decode: impl FnOnce() -> Result<Vec<Attribute>, E>,
+    ) -> Result<Arc<MetricSeries>, E> {
+        let table = self.table;
+        let (key, group) = self
+            .parts
+            .group(table, &mut self.groups, resource, scope, metric);
+        let mut state = table.hasher.build_hasher();
+        state.write_u64(group.hash);
+        state.write_usize(encoded.len());
+        for piece in encoded {
+            let piece = piece.as_ref();
+            state.write_usize(piece.len());
+            state.write(piece);
+        }
+        let encoding_hash = state.finish();
+        if let Some(series) = table.find_encoded(encoding_hash, group, encoded) {
+            self.parts.adopt(key, group, &series);
+            return Ok(series);
+        }
+        let (series, content_hash) = series_of_group(table, &mut self.parts, key, group, decode()?);
+        table.insert_encoded(encoding_hash, content_hash, encoded, &series);
+        Ok(series)
+    }
+}
+
+/// The shared series of `group` (at `key`) with these attributes, and its content hash.
+fn series_of_group(
+    table: &SeriesTable,
+    parts: &mut SharedParts,
+    key: GroupKey,
+    group: &mut Group,
+    attributes: Vec<Attribute>,
+) -> (Arc<MetricSeries>, u64) {
+    let mut state = table.hasher.build_hasher();
+    state.write_u64(group.hash);
+    hash_attributes(&mut state, &attributes);
+    let content_hash = state.finish();
+    let (series, found) = table.find_or_insert(content_hash, group, attributes);
+    if found {
+        parts.adopt(key, group, &series);
+    }
+    (series, content_hash)
+}
+
+impl SharedParts {
+    /// The export group of these parts (made on first sight) and its key.
+    fn group<'g>(
+        &mut self,
+        table: &SeriesTable,
+        groups: &'g mut HashMap<GroupKey, Group, AddressHasher>,
+        resource: &Arc<Resource>,
+        scope: &Arc<InstrumentationScope>,
+        metric: &Arc<MetricDescriptor>,
+    ) -> (GroupKey, &'g mut Group) {
         let key = (
             Arc::as_ptr(resource) as usize,
             Arc::as_ptr(scope) as usize,
             Arc::as_ptr(metric) as usize,
         );
-        let hasher = &self.table.hasher;
-        let group = match self.groups.entry(key) {
+        let hasher = &table.hasher;
+        let group = match groups.entry(key) {
             MapEntry::Occupied(group) => group.into_mut(),
             MapEntry::Vacant(slot) => {
                 let resource = self.resources.entry(key.0).or_insert_with(|| SharedPart {
@@ -277,21 +514,22 @@ impl SeriesSession<'_> {
                 })
             }
         };
-        let mut state = hasher.build_hasher();
-        state.write_u64(group.hash);
-        hash_attributes(&mut state, &attributes);
-        let (series, found) = self.table.find_or_insert(state.finish(), group, attributes);
-        if found && !group.adopted {
-            group.adopt_parts(&series);
-            // Later groups of this resource and scope start from the table's copies.
-            if let Some(part) = self.resources.get_mut(&key.0) {
-                part.canonical = Arc::clone(&series.resource);
-            }
-            if let Some(part) = self.scopes.get_mut(&key.1) {
-                part.canonical = Arc::clone(&series.scope);
-            }
+        (key, group)
+    }
+
+    /// Once a series of `group` (at `key`) was found in the table, the group, and later
+    /// groups of its resource and scope, use the table's copies of the shared parts.
+    fn adopt(&mut self, key: GroupKey, group: &mut Group, series: &MetricSeries) {
+        if group.adopted {
+            return;
         }
-        series
+        group.adopt_parts(series);
+        if let Some(part) = self.resources.get_mut(&key.0) {
+            part.canonical = Arc::clone(&series.resource);
+        }
+        if let Some(part) = self.scopes.get_mut(&key.1) {
+            part.canonical = Arc::clone(&series.scope);
+        }
     }
 }
 
@@ -403,6 +641,120 @@ mod tests {
         let rebuilt = session.series(&resource, &scope, &metric, route("/dropped"));
         assert_eq!(rebuilt.attributes, route("/dropped"));
         assert_eq!(table.len(), 4);
+    }
+
+    /// Looks `encoded` up, counting decodes; the attributes are the route the pieces spell.
+    fn by_encoding(
+        session: &mut SeriesSession<'_>,
+        (resource, scope, metric): &(
+            Arc<Resource>,
+            Arc<InstrumentationScope>,
+            Arc<MetricDescriptor>,
+        ),
+        encoded: &[&str],
+        decodes: &mut usize,
+    ) -> Arc<MetricSeries> {
+        session
+            .series_by_encoding(resource, scope, metric, encoded, || {
+                *decodes += 1;
+                Ok::<_, ()>(route(&encoded.concat()))
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn an_encoding_seen_before_finds_its_series_without_decoding() {
+        let table = SeriesTable::default();
+        let mut decodes = 0;
+        let first = by_encoding(
+            &mut table.session(),
+            &parts("cart", "requests"),
+            &["/a", "b"],
+            &mut decodes,
+        );
+        // A later export, in new allocations: found by its bytes.
+        let again = by_encoding(
+            &mut table.session(),
+            &parts("cart", "requests"),
+            &["/a", "b"],
+            &mut decodes,
+        );
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(decodes, 1);
+        // Another encoding of the same attributes is decoded, and finds the same series.
+        let mut session = table.session();
+        let group = parts("cart", "requests");
+        let split_elsewhere = by_encoding(&mut session, &group, &["/", "ab"], &mut decodes);
+        assert!(Arc::ptr_eq(&first, &split_elsewhere));
+        assert_eq!(decodes, 2);
+        // The same bytes in another group are another series.
+        let other_group = by_encoding(
+            &mut session,
+            &parts("shop", "requests"),
+            &["/a", "b"],
+            &mut decodes,
+        );
+        assert!(!Arc::ptr_eq(&first, &other_group));
+        assert_eq!(other_group.resource.service_name(), "shop");
+        assert_eq!(table.len(), 2);
+        // Both encodings are known now, and content lookups still find the series.
+        by_encoding(&mut session, &group, &["/", "ab"], &mut decodes);
+        assert_eq!(decodes, 3);
+        let (resource, scope, metric) = &group;
+        let by_content = session.series(resource, scope, metric, route("/ab"));
+        assert!(Arc::ptr_eq(&first, &by_content));
+    }
+
+    #[test]
+    fn a_failed_decode_is_returned_and_remembers_nothing() {
+        let table = SeriesTable::default();
+        let (resource, scope, metric) = parts("cart", "requests");
+        let mut session = table.session();
+        let failed =
+            session.series_by_encoding(&resource, &scope, &metric, &[b"\xff"], || Err("bad"));
+        assert_eq!(failed.err(), Some("bad"));
+        assert!(table.is_empty());
+        let retried = session.series_by_encoding(&resource, &scope, &metric, &[b"\xff"], || {
+            Ok::<_, ()>(route("/a"))
+        });
+        assert_eq!(retried.unwrap().attributes, route("/a"));
+    }
+
+    #[test]
+    fn encodings_age_with_their_series() {
+        let table = SeriesTable::new(2, Duration::from_secs(3600));
+        let group = parts("cart", "requests");
+        let mut session = table.session();
+        let mut decodes = 0;
+        let kept = by_encoding(&mut session, &group, &["/kept"], &mut decodes);
+        by_encoding(&mut session, &group, &["/dropped"], &mut decodes);
+        // Full: a new generation starts.
+        by_encoding(&mut session, &group, &["/c"], &mut decodes);
+        // Found by its encoding in the previous generation: both entries move.
+        let again = by_encoding(&mut session, &group, &["/kept"], &mut decodes);
+        assert!(Arc::ptr_eq(&kept, &again));
+        assert_eq!(decodes, 3);
+        // Full again: "/dropped" leaves, "/kept" stays, by encoding and by content.
+        by_encoding(&mut session, &group, &["/e"], &mut decodes);
+        assert_eq!(table.len(), 3);
+        let again = by_encoding(&mut session, &group, &["/kept"], &mut decodes);
+        assert!(Arc::ptr_eq(&kept, &again));
+        let (resource, scope, metric) = &group;
+        let by_content = session.series(resource, scope, metric, route("/kept"));
+        assert!(Arc::ptr_eq(&kept, &by_content));
+        by_encoding(&mut session, &group, &["/dropped"], &mut decodes);
+        assert_eq!(decodes, 5);
+    }
+
+    #[test]
+    fn encoding_keys_keep_piece_boundaries() {
+        let key = encoding_key(&["ab", "c"]);
+        assert!(encoding_matches(&key, &["ab", "c"]));
+        assert!(!encoding_matches(&key, &["a", "bc"]));
+        assert!(!encoding_matches(&key, &["abc"]));
+        assert!(!encoding_matches(&key, &["ab"]));
+        assert!(!encoding_matches(&key, &["ab", "c", ""]));
+        assert!(encoding_matches(&encoding_key::<&str>(&[]), &[] as &[&str]));
     }
 
     #[test]
