@@ -9,9 +9,13 @@
 //! (`SeriesSession::series_by_encoding`). Only an encoding it has not seen lately is decoded
 //! as `KeyValue`s ([`decode_attributes`]).
 //!
+//! Every `KeyValue` is still checked: those of points converted when the series table does not
+//! know their encoding, the others (a metric's `metadata`, points refused for another reason)
+//! by [`decode_attributes`], so an export holding a malformed one is refused whole as it was
+//! when every message was decoded. (One difference remains: prost's nesting limit of 100
+//! counts from the `KeyValue`, not from the export.)
+//!
 //! Resources, scopes, exemplars and the other nested messages are opentelemetry-proto's own.
-//! Fields the conversion does not read (a metric's `metadata`) are left out: prost skips
-//! them like any unknown field.
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
@@ -50,7 +54,7 @@ pub struct ScopeMetrics {
     pub schema_url: String,
 }
 
-/// `Metric`, without `metadata`.
+/// `Metric`, its `metadata` encoded (checked, not kept).
 #[derive(Clone, PartialEq, Message)]
 pub struct Metric {
     #[prost(string, tag = "1")]
@@ -61,6 +65,8 @@ pub struct Metric {
     pub unit: String,
     #[prost(oneof = "MetricData", tags = "5, 7, 9, 10, 11")]
     pub data: Option<MetricData>,
+    #[prost(bytes = "bytes", repeated, tag = "12")]
+    pub metadata: Vec<Bytes>,
 }
 
 /// `Metric.data`.
@@ -227,7 +233,9 @@ pub struct SummaryDataPoint {
 }
 
 /// Decodes a data point's encoded attributes.
-pub fn decode_attributes(encoded: &[Bytes]) -> Result<Vec<KeyValue>, prost::DecodeError> {
+pub fn decode_attributes<P: AsRef<[u8]>>(
+    encoded: &[P],
+) -> Result<Vec<KeyValue>, prost::DecodeError> {
     encoded
         .iter()
         .map(|attribute| KeyValue::decode(attribute.as_ref()))
@@ -380,14 +388,10 @@ mod tests {
         let otlp_export = export();
         let body = Bytes::from(otlp_export.encode_to_vec());
         let wire = ExportMetricsRequest::decode(body.clone()).unwrap();
-        // Encoded again, only the metadata the wire form leaves out is missing.
-        let mut without_metadata = otlp_export.clone();
-        for metric in &mut without_metadata.resource_metrics[0].scope_metrics[0].metrics {
-            metric.metadata.clear();
-        }
+        // Encoded again, it is the export sent.
         assert_eq!(
             ExportMetricsServiceRequest::decode(wire.encode_to_vec().as_slice()).unwrap(),
-            without_metadata
+            otlp_export
         );
         let metrics = &wire.resource_metrics[0].scope_metrics[0].metrics;
         let Some(MetricData::Histogram(histogram)) = &metrics[2].data else {

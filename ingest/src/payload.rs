@@ -193,12 +193,7 @@ pub fn decode_export(
         }
         // Nothing to apply before conversion: the body is converted as it came, each
         // point's attributes looked up by their bytes (see `crate::metrics_wire`).
-        Signal::Metrics
-            if format == PayloadFormat::Protobuf
-                && options.record_limits.is_none()
-                && options.redactor.is_none()
-                && options.active_series.is_none() =>
-        {
+        Signal::Metrics if metrics_converted_as_received(format, options) => {
             decoded_metrics(body.clone(), format, &options.series)?
         }
         Signal::Metrics => {
@@ -228,6 +223,36 @@ pub fn decode_export(
                 .with_series_refused(refused, options.active_series.as_deref())?
         }
     })
+}
+
+/// Whether a metrics export in `format` is converted from the body received. Else it is
+/// decoded whole (limits, redaction and the series limit apply to that), then encoded again
+/// as protobuf to be converted: see [`reencoding_bytes`].
+fn metrics_converted_as_received(format: PayloadFormat, options: &DecodeOptions) -> bool {
+    format == PayloadFormat::Protobuf
+        && options.record_limits.is_none()
+        && options.redactor.is_none()
+        && options.active_series.is_none()
+}
+
+/// Bytes decoding a body of `body_len` bytes takes beyond its decoded size: the protobuf copy
+/// a metrics export not converted as received is encoded into (no longer than the body: it
+/// holds no more than the body did, and protobuf is the more compact of the encodings).
+pub fn reencoding_bytes(
+    signal: Signal,
+    format: PayloadFormat,
+    body_len: usize,
+    options: &DecodeOptions,
+) -> usize {
+    match signal {
+        Signal::Metrics
+            if format != PayloadFormat::RemoteWrite
+                && !metrics_converted_as_received(format, options) =>
+        {
+            body_len
+        }
+        _ => 0,
+    }
 }
 
 /// Applies the record limits, then the redaction rules, and returns what the limits cut with
@@ -528,7 +553,7 @@ mod tests {
     }
 
     /// A metrics export of a gauge point with one string attribute.
-    fn gauge_export(route: &str) -> Vec<u8> {
+    fn gauge_export(name: &str, route: &str) -> Vec<u8> {
         use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
         use opentelemetry_proto::tonic::metrics::v1::{
             Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric,
@@ -550,7 +575,7 @@ mod tests {
             resource_metrics: vec![ResourceMetrics {
                 scope_metrics: vec![ScopeMetrics {
                     metrics: vec![Metric {
-                        name: "load".into(),
+                        name: name.into(),
                         data: Some(metric::Data::Gauge(Gauge {
                             data_points: vec![point],
                         })),
@@ -573,7 +598,7 @@ mod tests {
 
     #[test]
     fn metrics_decode_alike_with_the_attribute_bytes_kept_or_decoded_first() {
-        let body = Bytes::from(gauge_export("/cart"));
+        let body = Bytes::from(gauge_export("load", "/cart"));
         let plain = DecodeOptions {
             record_limits: None,
             ..options()
@@ -595,20 +620,26 @@ mod tests {
 
     #[test]
     fn metric_attributes_that_are_not_utf8_make_the_export_malformed() {
-        let mut body = gauge_export("XX");
-        let at = body.windows(2).position(|pair| pair == b"XX").unwrap();
-        body[at..at + 2].copy_from_slice(b"\xff\xfe");
-        let body = Bytes::from(body);
+        // Also when the point is refused anyway (its metric has no name).
+        for name in ["load", ""] {
+            let mut body = gauge_export(name, "XX");
+            let at = body.windows(2).position(|pair| pair == b"XX").unwrap();
+            body[at..at + 2].copy_from_slice(b"\xff\xfe");
+            assert_malformed(&Bytes::from(body));
+        }
+    }
+
+    fn assert_malformed(body: &Bytes) {
         let plain = DecodeOptions {
             record_limits: None,
             ..options()
         };
         for options in [plain, options()] {
-            let err = decode_export(Signal::Metrics, PayloadFormat::Protobuf, &body, &options)
+            let err = decode_export(Signal::Metrics, PayloadFormat::Protobuf, body, &options)
                 .unwrap_err();
             assert_eq!(err.kind(), skewer_storage::ErrorKind::InvalidArgument);
             // Refused again: a refused encoding is never remembered.
-            let again = decode_export(Signal::Metrics, PayloadFormat::Protobuf, &body, &options)
+            let again = decode_export(Signal::Metrics, PayloadFormat::Protobuf, body, &options)
                 .unwrap_err();
             assert_eq!(again.kind(), skewer_storage::ErrorKind::InvalidArgument);
         }

@@ -480,7 +480,6 @@ fn decode_within_budget(
         cut_on_wire = Some((Bytes::from(cut), counts));
     }
     let body = cut_on_wire.as_ref().map_or(body, |(cut, _)| cut);
-    let reservation = reserve(budget, body.len().saturating_add(cost.bytes), held)?;
     // An export the scan shows within every record limit is not walked by them (a cut one
     // always is: what the cut saw per occurrence, the decoder may have merged).
     let within_limits = cut_on_wire.is_none()
@@ -488,15 +487,25 @@ fn decode_within_budget(
             (Some(limits), Some(shape)) => !limits.may_cut(&shape),
             _ => false,
         };
-    let decoded = if within_limits {
-        let options = DecodeOptions {
+    let unlimited;
+    let options = if within_limits {
+        unlimited = DecodeOptions {
             record_limits: None,
             ..options.clone()
         };
-        decode_export(signal, format, body, &options)
+        &unlimited
     } else {
-        decode_export(signal, format, body, options)
+        options
     };
+    let reencoding = crate::payload::reencoding_bytes(signal, format, body.len(), options);
+    let reservation = reserve(
+        budget,
+        body.len()
+            .saturating_add(cost.bytes)
+            .saturating_add(reencoding),
+        held,
+    )?;
+    let decoded = decode_export(signal, format, body, options);
     // (A cut export is released after as the export it was: its body and cut copy are gone.)
     let released_bytes = cost.bytes.max(received_cost_bytes);
     if released_bytes > RELEASE_AFTER_DECODING_BYTES

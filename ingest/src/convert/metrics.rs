@@ -1,9 +1,15 @@
 //! OTLP metrics to model data points: all five kinds, exemplars kept, malformed points refused.
+//!
+//! Two decoders feed the same [`PointSink`]: [`convert_metrics`] takes an export decoded by
+//! prost ([`crate::metrics_wire`]), and [`super::metrics_walk`] converts one straight from
+//! its wire format (the fast path, which hands the rare exports it does not take to the
+//! first).
 
-use std::collections::HashSet;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use hashbrown::HashTable;
 use opentelemetry_proto::tonic::metrics::v1::{
     Exemplar as OtlpExemplar, exemplar, exponential_histogram_data_point::Buckets,
 };
@@ -26,12 +32,7 @@ pub fn convert_metrics(
     request: ExportMetricsRequest,
     series: &SeriesTable,
 ) -> Result<Converted<MetricPoint>, prost::DecodeError> {
-    let mut out = PointSink {
-        points: Vec::new(),
-        rejections: Rejections::default(),
-        series: series.session(),
-        descriptors: HashSet::default(),
-    };
+    let mut out = PointSink::new(series);
     for resource_metrics in request.resource_metrics {
         let resource = convert_resource(resource_metrics.resource, resource_metrics.schema_url);
         for scope_metrics in resource_metrics.scope_metrics {
@@ -41,149 +42,166 @@ pub fn convert_metrics(
             }
         }
     }
-    Ok(Converted {
-        records: out.points,
-        rejections: out.rejections,
-    })
+    Ok(out.finish())
 }
 
-struct PointSink<'a> {
+/// Collects the points of one export.
+pub(super) struct PointSink<'a> {
     points: Vec<MetricPoint>,
     rejections: Rejections,
     series: SeriesSession<'a>,
     /// One descriptor per distinct metric of the export, however many `Metric` messages
     /// repeat it.
-    descriptors: HashSet<Arc<MetricDescriptor>, foldhash::fast::RandomState>,
+    descriptors: HashTable<Arc<MetricDescriptor>>,
+    hasher: foldhash::fast::RandomState,
 }
 
 /// The parts every point kind shares.
-struct Common {
+pub(super) struct Common<'e, P> {
     /// Each attribute as the request encoded it (see [`metrics_wire`]).
-    attributes: Vec<Bytes>,
-    start_time_unix_nano: u64,
-    time_unix_nano: u64,
-    flags: u32,
-    exemplars: Vec<OtlpExemplar>,
+    pub attributes: &'e [P],
+    pub start_time_unix_nano: u64,
+    pub time_unix_nano: u64,
+    pub flags: u32,
+    pub exemplars: Vec<OtlpExemplar>,
 }
 
-impl PointSink<'_> {
-    fn convert_metric(
-        &mut self,
-        resource: &Arc<Resource>,
-        scope: &Arc<InstrumentationScope>,
-        mut metric: metrics_wire::Metric,
-    ) -> Result<(), prost::DecodeError> {
-        let name = metric.name;
-        let Some(data) = metric.data else {
-            self.rejections
-                .reject(|| format!("metric {name:?} has no data"));
-            return Ok(());
-        };
-        if name.is_empty() {
-            let count = data_point_count(&data).max(1);
-            for _ in 0..count {
-                self.rejections
-                    .reject(|| "metric without a name".to_owned());
-            }
-            return Ok(());
+/// A metric's kind, temporality and monotonicity, from its data.
+pub(super) type MetricShape = (MetricKind, Temporality, bool);
+
+impl<'a> PointSink<'a> {
+    pub(super) fn new(series: &'a SeriesTable) -> Self {
+        Self {
+            points: Vec::new(),
+            rejections: Rejections::default(),
+            series: series.session(),
+            descriptors: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
         }
-        let (kind, temporality, is_monotonic) = match &data {
-            MetricData::Gauge(_) => (MetricKind::Gauge, Temporality::Unspecified, false),
-            MetricData::Sum(sum) => (
-                MetricKind::Sum,
-                Temporality::from_number(sum.aggregation_temporality),
-                sum.is_monotonic,
-            ),
-            MetricData::Histogram(histogram) => (
-                MetricKind::Histogram,
-                Temporality::from_number(histogram.aggregation_temporality),
-                false,
-            ),
-            MetricData::ExponentialHistogram(histogram) => (
-                MetricKind::ExponentialHistogram,
-                Temporality::from_number(histogram.aggregation_temporality),
-                false,
-            ),
-            MetricData::Summary(_) => (MetricKind::Summary, Temporality::Unspecified, false),
+    }
+
+    pub(super) fn finish(self) -> Converted<MetricPoint> {
+        Converted {
+            records: self.points,
+            rejections: self.rejections,
+        }
+    }
+
+    /// Refuses a metric without data.
+    pub(super) fn reject_without_data(&mut self, name: &str) {
+        self.rejections
+            .reject(|| format!("metric {name:?} has no data"));
+    }
+
+    /// Refuses a metric without a name, and its points.
+    pub(super) fn reject_without_name(&mut self, num_points: usize) {
+        self.rejections.reject_many(num_points.max(1) as u64, || {
+            "metric without a name".to_owned()
+        });
+    }
+
+    /// The export's one `Arc` of this descriptor (made on first sight).
+    pub(super) fn descriptor(
+        &mut self,
+        name: &str,
+        description: &str,
+        unit: &str,
+        (kind, temporality, is_monotonic): MetricShape,
+    ) -> Arc<MetricDescriptor> {
+        let shape = (kind, temporality, is_monotonic);
+        let hash = descriptor_hash(&self.hasher, name, description, unit, shape);
+        let same = |known: &Arc<MetricDescriptor>| {
+            known.kind == kind
+                && known.temporality == temporality
+                && known.is_monotonic == is_monotonic
+                && known.name == name
+                && known.unit == unit
+                && known.description == description
         };
-        let descriptor = self.descriptor(MetricDescriptor {
-            name,
-            description: std::mem::take(&mut metric.description),
-            unit: std::mem::take(&mut metric.unit),
+        if let Some(known) = self.descriptors.find(hash, same) {
+            return Arc::clone(known);
+        }
+        let descriptor = Arc::new(MetricDescriptor {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            unit: unit.to_owned(),
             kind,
             temporality,
             is_monotonic,
         });
-        match data {
-            MetricData::Gauge(gauge) => {
-                for point in gauge.data_points {
-                    let common = Common {
-                        attributes: point.attributes,
-                        start_time_unix_nano: point.start_time_unix_nano,
-                        time_unix_nano: point.time_unix_nano,
-                        flags: point.flags,
-                        exemplars: point.exemplars,
-                    };
-                    self.push(
-                        resource,
-                        scope,
-                        &descriptor,
-                        common,
-                        Ok(PointValue::Number {
-                            value: number_value(point.value),
-                        }),
-                    )?;
-                }
+        let hasher = &self.hasher;
+        self.descriptors
+            .insert_unique(hash, Arc::clone(&descriptor), |known| {
+                let shape = (known.kind, known.temporality, known.is_monotonic);
+                descriptor_hash(hasher, &known.name, &known.description, &known.unit, shape)
+            });
+        descriptor
+    }
+
+    /// Converts one prost-decoded metric's points.
+    fn convert_metric(
+        &mut self,
+        resource: &Arc<Resource>,
+        scope: &Arc<InstrumentationScope>,
+        metric: metrics_wire::Metric,
+    ) -> Result<(), prost::DecodeError> {
+        metrics_wire::decode_attributes(&metric.metadata)?;
+        let Some(data) = metric.data else {
+            self.reject_without_data(&metric.name);
+            return Ok(());
+        };
+        if metric.name.is_empty() {
+            check_point_attributes(&data)?;
+            self.reject_without_name(data_point_count(&data));
+            return Ok(());
+        }
+        let shape = match &data {
+            MetricData::Gauge(_) => (MetricKind::Gauge, Temporality::Unspecified, false),
+            MetricData::Sum(sum) => sum_shape(sum.aggregation_temporality, sum.is_monotonic),
+            MetricData::Histogram(histogram) => {
+                histogram_shape(MetricKind::Histogram, histogram.aggregation_temporality)
             }
-            MetricData::Sum(sum) => {
-                for point in sum.data_points {
+            MetricData::ExponentialHistogram(histogram) => histogram_shape(
+                MetricKind::ExponentialHistogram,
+                histogram.aggregation_temporality,
+            ),
+            MetricData::Summary(_) => (MetricKind::Summary, Temporality::Unspecified, false),
+        };
+        let descriptor = self.descriptor(&metric.name, &metric.description, &metric.unit, shape);
+        let parts = (resource, scope, &descriptor);
+        match data {
+            MetricData::Gauge(metrics_wire::Gauge { data_points })
+            | MetricData::Sum(metrics_wire::Sum { data_points, .. }) => {
+                for point in data_points {
                     let common = Common {
-                        attributes: point.attributes,
+                        attributes: &point.attributes,
                         start_time_unix_nano: point.start_time_unix_nano,
                         time_unix_nano: point.time_unix_nano,
                         flags: point.flags,
                         exemplars: point.exemplars,
                     };
-                    self.push(
-                        resource,
-                        scope,
-                        &descriptor,
-                        common,
-                        Ok(PointValue::Number {
-                            value: number_value(point.value),
-                        }),
-                    )?;
+                    self.push(parts, common, Ok(number_point(point.value)))?;
                 }
             }
             MetricData::Histogram(histogram) => {
                 for point in histogram.data_points {
-                    let consistent = point.bucket_counts.is_empty()
-                        || point.bucket_counts.len() == point.explicit_bounds.len() + 1;
-                    let value = if consistent {
-                        Ok(PointValue::Histogram {
-                            count: point.count,
-                            sum: point.sum,
-                            min: point.min,
-                            max: point.max,
-                            explicit_bounds: point.explicit_bounds,
-                            bucket_counts: point.bucket_counts,
-                        })
-                    } else {
-                        Err(format!(
-                            "histogram {:?}: {} bucket counts for {} bounds",
-                            descriptor.name,
-                            point.bucket_counts.len(),
-                            point.explicit_bounds.len()
-                        ))
-                    };
                     let common = Common {
-                        attributes: point.attributes,
+                        attributes: &point.attributes,
                         start_time_unix_nano: point.start_time_unix_nano,
                         time_unix_nano: point.time_unix_nano,
                         flags: point.flags,
                         exemplars: point.exemplars,
                     };
-                    self.push(resource, scope, &descriptor, common, value)?;
+                    let value = histogram_point(
+                        &descriptor.name,
+                        point.count,
+                        point.sum,
+                        point.min,
+                        point.max,
+                        point.explicit_bounds,
+                        point.bucket_counts,
+                    );
+                    self.push(parts, common, value)?;
                 }
             }
             MetricData::ExponentialHistogram(histogram) => {
@@ -200,66 +218,46 @@ impl PointSink<'_> {
                         negative: buckets(point.negative),
                     };
                     let common = Common {
-                        attributes: point.attributes,
+                        attributes: &point.attributes,
                         start_time_unix_nano: point.start_time_unix_nano,
                         time_unix_nano: point.time_unix_nano,
                         flags: point.flags,
                         exemplars: point.exemplars,
                     };
-                    self.push(resource, scope, &descriptor, common, Ok(value))?;
+                    self.push(parts, common, Ok(value))?;
                 }
             }
             MetricData::Summary(summary) => {
                 for point in summary.data_points {
-                    let value = PointValue::Summary {
-                        count: point.count,
-                        sum: point.sum,
-                        quantiles: point
-                            .quantile_values
-                            .into_iter()
-                            .map(|q| Quantile {
-                                quantile: q.quantile,
-                                value: q.value,
-                            })
-                            .collect(),
-                    };
+                    let value = summary_point(point.count, point.sum, point.quantile_values);
                     let common = Common {
-                        attributes: point.attributes,
+                        attributes: &point.attributes,
                         start_time_unix_nano: point.start_time_unix_nano,
                         time_unix_nano: point.time_unix_nano,
                         flags: point.flags,
                         exemplars: Vec::new(),
                     };
-                    self.push(resource, scope, &descriptor, common, Ok(value))?;
+                    self.push(parts, common, Ok(value))?;
                 }
             }
         }
         Ok(())
     }
 
-    /// The export's one `Arc` of a descriptor equal to `descriptor`.
-    fn descriptor(&mut self, descriptor: MetricDescriptor) -> Arc<MetricDescriptor> {
-        match self.descriptors.get(&descriptor) {
-            Some(known) => Arc::clone(known),
-            None => {
-                let descriptor = Arc::new(descriptor);
-                self.descriptors.insert(Arc::clone(&descriptor));
-                descriptor
-            }
-        }
-    }
-
-    fn push(
+    /// Adds a point of the group `(resource, scope, descriptor)`, or counts it refused when
+    /// its value or an exemplar is; fails (the export is malformed) when its attributes,
+    /// decoded, are no `KeyValue`s.
+    pub(super) fn push<P: AsRef<[u8]>>(
         &mut self,
-        resource: &Arc<Resource>,
-        scope: &Arc<InstrumentationScope>,
-        descriptor: &Arc<MetricDescriptor>,
-        common: Common,
+        (resource, scope, descriptor): PointGroup<'_>,
+        common: Common<'_, P>,
         value: Result<PointValue, String>,
     ) -> Result<(), prost::DecodeError> {
+        let encoded = common.attributes;
         let value = match value {
             Ok(value) => value,
             Err(reason) => {
+                metrics_wire::decode_attributes(encoded)?;
                 self.rejections.reject(|| reason);
                 return Ok(());
             }
@@ -267,16 +265,16 @@ impl PointSink<'_> {
         let exemplars = match common.exemplars.into_iter().map(convert_exemplar).collect() {
             Ok(exemplars) => exemplars,
             Err(reason) => {
+                metrics_wire::decode_attributes(encoded)?;
                 self.rejections
                     .reject(|| format!("metric {:?}: exemplar {reason}", descriptor.name));
                 return Ok(());
             }
         };
-        let encoded = common.attributes;
         let series =
             self.series
-                .series_by_encoding(resource, scope, descriptor, &encoded, || {
-                    metrics_wire::decode_attributes(&encoded).map(convert_attributes)
+                .series_by_encoding(resource, scope, descriptor, encoded, || {
+                    metrics_wire::decode_attributes(encoded).map(convert_attributes)
                 })?;
         self.points.push(MetricPoint {
             series,
@@ -290,16 +288,107 @@ impl PointSink<'_> {
     }
 }
 
-/// A number point without a value (OTLP's "no recorded value" staleness marker) is kept as NaN.
-fn number_value(value: Option<metrics_wire::NumberValue>) -> NumberValue {
-    match value {
+/// The parts a point shares with its export group: resource, scope and descriptor.
+pub(super) type PointGroup<'g> = (
+    &'g Arc<Resource>,
+    &'g Arc<InstrumentationScope>,
+    &'g Arc<MetricDescriptor>,
+);
+
+/// A sum's shape.
+pub(super) fn sum_shape(aggregation_temporality: i32, is_monotonic: bool) -> MetricShape {
+    (
+        MetricKind::Sum,
+        Temporality::from_number(aggregation_temporality),
+        is_monotonic,
+    )
+}
+
+/// A histogram's (explicit or exponential) shape.
+pub(super) fn histogram_shape(kind: MetricKind, aggregation_temporality: i32) -> MetricShape {
+    (
+        kind,
+        Temporality::from_number(aggregation_temporality),
+        false,
+    )
+}
+
+/// A number point's value; one without a value (OTLP's "no recorded value" staleness
+/// marker) is kept as NaN.
+pub(super) fn number_point(value: Option<metrics_wire::NumberValue>) -> PointValue {
+    let value = match value {
         Some(metrics_wire::NumberValue::AsInt(value)) => NumberValue::Int(value),
         Some(metrics_wire::NumberValue::AsDouble(value)) => NumberValue::Double(value),
         None => NumberValue::Double(f64::NAN),
+    };
+    PointValue::Number { value }
+}
+
+/// A histogram point's value, refused when its counts do not fit its bounds.
+pub(super) fn histogram_point(
+    name: &str,
+    count: u64,
+    sum: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+    explicit_bounds: Vec<f64>,
+    bucket_counts: Vec<u64>,
+) -> Result<PointValue, String> {
+    if !bucket_counts.is_empty() && bucket_counts.len() != explicit_bounds.len() + 1 {
+        return Err(format!(
+            "histogram {name:?}: {} bucket counts for {} bounds",
+            bucket_counts.len(),
+            explicit_bounds.len()
+        ));
+    }
+    Ok(PointValue::Histogram {
+        count,
+        sum,
+        min,
+        max,
+        explicit_bounds,
+        bucket_counts,
+    })
+}
+
+/// A summary point's value.
+pub(super) fn summary_point(
+    count: u64,
+    sum: f64,
+    quantiles: Vec<opentelemetry_proto::tonic::metrics::v1::summary_data_point::ValueAtQuantile>,
+) -> PointValue {
+    PointValue::Summary {
+        count,
+        sum,
+        quantiles: quantiles
+            .into_iter()
+            .map(|q| Quantile {
+                quantile: q.quantile,
+                value: q.value,
+            })
+            .collect(),
     }
 }
 
-fn buckets(buckets: Option<Buckets>) -> ExponentialBuckets {
+/// The hash [`PointSink::descriptor`] finds a descriptor by.
+fn descriptor_hash(
+    hasher: &foldhash::fast::RandomState,
+    name: &str,
+    description: &str,
+    unit: &str,
+    (kind, temporality, is_monotonic): MetricShape,
+) -> u64 {
+    let mut state = hasher.build_hasher();
+    name.hash(&mut state);
+    description.hash(&mut state);
+    unit.hash(&mut state);
+    state.write_u8(kind as u8);
+    state.write_u8(temporality as u8);
+    state.write_u8(u8::from(is_monotonic));
+    state.finish()
+}
+
+pub(super) fn buckets(buckets: Option<Buckets>) -> ExponentialBuckets {
     let buckets = buckets.unwrap_or_default();
     ExponentialBuckets {
         offset: buckets.offset,
@@ -320,6 +409,29 @@ fn convert_exemplar(exemplar: OtlpExemplar) -> Result<Exemplar, String> {
         trace_id: optional_trace_id(&exemplar.trace_id).map_err(|e| e.to_string())?,
         span_id: optional_span_id(&exemplar.span_id).map_err(|e| e.to_string())?,
     })
+}
+
+/// Decodes the attributes of every point of `data` (points refused whole).
+fn check_point_attributes(data: &MetricData) -> Result<(), prost::DecodeError> {
+    let check = metrics_wire::decode_attributes::<Bytes>;
+    match data {
+        MetricData::Gauge(metrics_wire::Gauge { data_points })
+        | MetricData::Sum(metrics_wire::Sum { data_points, .. }) => data_points
+            .iter()
+            .try_for_each(|point| check(&point.attributes).map(drop)),
+        MetricData::Histogram(h) => h
+            .data_points
+            .iter()
+            .try_for_each(|point| check(&point.attributes).map(drop)),
+        MetricData::ExponentialHistogram(h) => h
+            .data_points
+            .iter()
+            .try_for_each(|point| check(&point.attributes).map(drop)),
+        MetricData::Summary(s) => s
+            .data_points
+            .iter()
+            .try_for_each(|point| check(&point.attributes).map(drop)),
+    }
 }
 
 fn data_point_count(data: &MetricData) -> usize {

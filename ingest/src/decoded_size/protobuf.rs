@@ -282,7 +282,7 @@ impl RepeatedFields {
     }
 }
 
-pub(super) fn read_varint(body: &mut &[u8]) -> Result<u64, WireError> {
+pub(crate) fn read_varint(body: &mut &[u8]) -> Result<u64, WireError> {
     // Tags and most lengths are one byte.
     if let Some((&byte, rest)) = body.split_first()
         && byte < 0x80
@@ -292,6 +292,10 @@ pub(super) fn read_varint(body: &mut &[u8]) -> Result<u64, WireError> {
     }
     let mut value = 0u64;
     for (index, &byte) in body.iter().enumerate().take(10) {
+        // The tenth byte holds the 64th bit alone: more is no u64 (prost refuses it too).
+        if index == 9 && byte > 1 {
+            return Err(WireError::VarintTooLong);
+        }
         value |= u64::from(byte & 0x7f) << (7 * index);
         if byte < 0x80 {
             *body = &body[index + 1..];
@@ -306,12 +310,12 @@ pub(super) fn read_varint(body: &mut &[u8]) -> Result<u64, WireError> {
 }
 
 /// A length-delimited field's bytes.
-pub(super) fn take_delimited<'a>(body: &mut &'a [u8]) -> Result<&'a [u8], WireError> {
+pub(crate) fn take_delimited<'a>(body: &mut &'a [u8]) -> Result<&'a [u8], WireError> {
     let len = usize::try_from(read_varint(body)?).unwrap_or(usize::MAX);
     take(body, len)
 }
 
-fn take<'a>(body: &mut &'a [u8], len: usize) -> Result<&'a [u8], WireError> {
+pub(crate) fn take<'a>(body: &mut &'a [u8], len: usize) -> Result<&'a [u8], WireError> {
     if len > body.len() {
         return Err(WireError::Truncated);
     }
@@ -333,6 +337,11 @@ mod tests {
         assert_eq!(read_varint(&mut cut), Err(WireError::Truncated));
         let mut overlong: &[u8] = &[0xff; 11];
         assert_eq!(read_varint(&mut overlong), Err(WireError::VarintTooLong));
+        // Ten bytes hold 64 bits only when the last is 0 or 1.
+        let mut max: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        assert_eq!(read_varint(&mut max), Ok(u64::MAX));
+        let mut past: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
+        assert_eq!(read_varint(&mut past), Err(WireError::VarintTooLong));
     }
 
     #[test]

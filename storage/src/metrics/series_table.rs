@@ -43,6 +43,11 @@ pub const DEFAULT_GENERATION_CAPACITY: usize = 1 << 17;
 const BUDGET_BYTES_PER_SERIES: usize = 4096;
 /// How long a generation lasts by default: a series unseen for two of these leaves the table.
 pub const DEFAULT_GENERATION_AGE: Duration = Duration::from_secs(10 * 60);
+/// Bytes of attribute encodings a generation remembers, by default and per byte of memory
+/// budget ([`SeriesTable::for_budget`]): past it, points of encodings not yet remembered are
+/// looked up by content until the next generation.
+const DEFAULT_ENCODED_BYTES_PER_GENERATION: usize = 32 << 20;
+const BUDGET_BYTES_PER_ENCODED_BYTE: usize = 16;
 
 /// The series seen lately (see the module docs). Shared by every ingest path of a server.
 pub struct SeriesTable {
@@ -50,6 +55,7 @@ pub struct SeriesTable {
     hasher: foldhash::fast::RandomState,
     generation_capacity: usize,
     generation_age: Duration,
+    max_encoded_bytes: usize,
 }
 
 struct Generations {
@@ -63,6 +69,8 @@ struct Generations {
 struct Generation {
     by_content: HashTable<Entry>,
     by_encoding: HashTable<EncodedEntry>,
+    /// Bytes of the keys of `by_encoding`.
+    encoded_bytes: usize,
 }
 
 impl Generation {
@@ -116,6 +124,7 @@ impl SeriesTable {
             hasher: foldhash::fast::RandomState::default(),
             generation_capacity: generation_capacity.max(1),
             generation_age,
+            max_encoded_bytes: DEFAULT_ENCODED_BYTES_PER_GENERATION,
         }
     }
 
@@ -123,10 +132,13 @@ impl SeriesTable {
     /// beyond what buffered points share are not charged to the budget, so they are kept to
     /// a fraction of it): 131,072 series per generation for the default 512 MiB.
     pub fn for_budget(budget_bytes: usize) -> Self {
-        Self::new(
-            budget_bytes / BUDGET_BYTES_PER_SERIES,
-            DEFAULT_GENERATION_AGE,
-        )
+        Self {
+            max_encoded_bytes: budget_bytes / BUDGET_BYTES_PER_ENCODED_BYTE,
+            ..Self::new(
+                budget_bytes / BUDGET_BYTES_PER_SERIES,
+                DEFAULT_GENERATION_AGE,
+            )
+        }
     }
 
     /// A lookup session for one export: it hashes each export group's shared parts once.
@@ -243,18 +255,9 @@ impl SeriesTable {
             .remove()
             .0;
         let series = Arc::clone(&entry.series);
-        let content_hash = entry.content_hash;
-        if let Ok(found) = generations
-            .previous
-            .by_content
-            .find_entry(content_hash, |other| Arc::ptr_eq(&other.series, &series))
-        {
-            let moved = found.remove().0;
-            generations
-                .current
-                .by_content
-                .insert_unique(content_hash, moved, |entry| entry.hash);
-        }
+        generations.previous.encoded_bytes -= entry.key.len();
+        generations.current.encoded_bytes += entry.key.len();
+        move_content_entry(&mut generations, entry.content_hash, &series);
         generations
             .current
             .by_encoding
@@ -272,6 +275,9 @@ impl SeriesTable {
         series: &Arc<MetricSeries>,
     ) {
         let (mut generations, leaving) = self.lock_for_insert();
+        // A new generation may have started since the series was found: its content entry
+        // comes along, so it never ages out while its encoding is still found.
+        move_content_entry(&mut generations, content_hash, series);
         let known = generations
             .current
             .by_encoding
@@ -281,7 +287,9 @@ impl SeriesTable {
                     && encoding_matches(&entry.key, pieces)
             })
             .is_some();
-        if !known {
+        let key_bytes: usize = pieces.iter().map(|piece| 4 + piece.as_ref().len()).sum();
+        if !known && generations.current.encoded_bytes + key_bytes <= self.max_encoded_bytes {
+            generations.current.encoded_bytes += key_bytes;
             generations.current.by_encoding.insert_unique(
                 hash,
                 EncodedEntry {
@@ -295,6 +303,26 @@ impl SeriesTable {
         }
         drop(generations);
         drop(leaving);
+    }
+}
+
+/// Moves the content entry of `series` (of hash `content_hash`) from the previous generation
+/// to the current one, if it is there.
+fn move_content_entry(
+    generations: &mut Generations,
+    content_hash: u64,
+    series: &Arc<MetricSeries>,
+) {
+    if let Ok(found) = generations
+        .previous
+        .by_content
+        .find_entry(content_hash, |other| Arc::ptr_eq(&other.series, series))
+    {
+        let moved = found.remove().0;
+        generations
+            .current
+            .by_content
+            .insert_unique(content_hash, moved, |entry| entry.hash);
     }
 }
 
@@ -727,23 +755,50 @@ mod tests {
         let mut session = table.session();
         let mut decodes = 0;
         let kept = by_encoding(&mut session, &group, &["/kept"], &mut decodes);
-        by_encoding(&mut session, &group, &["/dropped"], &mut decodes);
-        // Full: a new generation starts.
+        // The content table is full: remembering this encoding starts a new generation,
+        // into which the series' content entry comes along.
+        let dropped = by_encoding(&mut session, &group, &["/dropped"], &mut decodes);
+        // Found by its encoding in the previous generation: both its entries move.
+        let again = by_encoding(&mut session, &group, &["/kept"], &mut decodes);
+        assert!(Arc::ptr_eq(&kept, &again));
+        assert_eq!(decodes, 2);
         by_encoding(&mut session, &group, &["/c"], &mut decodes);
-        // Found by its encoding in the previous generation: both entries move.
         let again = by_encoding(&mut session, &group, &["/kept"], &mut decodes);
         assert!(Arc::ptr_eq(&kept, &again));
         assert_eq!(decodes, 3);
-        // Full again: "/dropped" leaves, "/kept" stays, by encoding and by content.
+        // Another generation: "/dropped", unseen for two, leaves by encoding and content.
         by_encoding(&mut session, &group, &["/e"], &mut decodes);
         assert_eq!(table.len(), 3);
-        let again = by_encoding(&mut session, &group, &["/kept"], &mut decodes);
-        assert!(Arc::ptr_eq(&kept, &again));
         let (resource, scope, metric) = &group;
         let by_content = session.series(resource, scope, metric, route("/kept"));
         assert!(Arc::ptr_eq(&kept, &by_content));
-        by_encoding(&mut session, &group, &["/dropped"], &mut decodes);
+        let rebuilt = by_encoding(&mut session, &group, &["/dropped"], &mut decodes);
+        assert!(!Arc::ptr_eq(&dropped, &rebuilt));
         assert_eq!(decodes, 5);
+    }
+
+    #[test]
+    fn encodings_past_the_byte_cap_are_looked_up_by_content() {
+        let table = SeriesTable {
+            max_encoded_bytes: 16,
+            ..SeriesTable::default()
+        };
+        let group = parts("cart", "requests");
+        let mut session = table.session();
+        let mut decodes = 0;
+        // 4 + 8 bytes: remembered.
+        let short = by_encoding(&mut session, &group, &["/shorter"], &mut decodes);
+        assert!(Arc::ptr_eq(
+            &short,
+            &by_encoding(&mut session, &group, &["/shorter"], &mut decodes)
+        ));
+        assert_eq!(decodes, 1);
+        // Past the cap: decoded every time, and still one series.
+        let long = by_encoding(&mut session, &group, &["/longer"], &mut decodes);
+        let again = by_encoding(&mut session, &group, &["/longer"], &mut decodes);
+        assert!(Arc::ptr_eq(&long, &again));
+        assert_eq!(decodes, 3);
+        assert_eq!(table.len(), 2);
     }
 
     #[test]
