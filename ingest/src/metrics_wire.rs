@@ -242,13 +242,13 @@ pub fn decode_attributes<P: AsRef<[u8]>>(
         .collect()
 }
 
+/// An export with every kind of point, every field set (for the decoders' tests).
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) fn every_kind_export()
+-> opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
     use opentelemetry_proto::tonic::metrics::v1 as otlp;
-
     fn attribute(key: &str, value: any_value::Value) -> KeyValue {
         KeyValue {
             key: key.into(),
@@ -256,131 +256,137 @@ mod tests {
             ..Default::default()
         }
     }
-
-    /// An export with every kind of point, every field set.
-    fn export() -> ExportMetricsServiceRequest {
-        let attributes = vec![
-            attribute("route", any_value::Value::StringValue("/cart".into())),
-            attribute("code", any_value::Value::IntValue(200)),
-        ];
-        let exemplars = vec![otlp::Exemplar {
-            time_unix_nano: 5,
-            value: Some(otlp::exemplar::Value::AsDouble(0.5)),
-            span_id: vec![1; 8],
-            trace_id: vec![2; 16],
-            ..Default::default()
-        }];
-        let number = otlp::NumberDataPoint {
-            attributes: attributes.clone(),
-            start_time_unix_nano: 1,
-            time_unix_nano: 2,
-            exemplars: exemplars.clone(),
-            flags: 1,
-            value: Some(otlp::number_data_point::Value::AsInt(-7)),
-        };
-        let metric = |name: &str, data| otlp::Metric {
-            name: name.into(),
-            description: "what it counts".into(),
-            unit: "s".into(),
-            metadata: vec![attribute("ignored", any_value::Value::BoolValue(true))],
-            data: Some(data),
-        };
-        ExportMetricsServiceRequest {
-            resource_metrics: vec![otlp::ResourceMetrics {
-                resource: Some(Resource {
-                    attributes: attributes.clone(),
+    let attributes = vec![
+        attribute("route", any_value::Value::StringValue("/cart".into())),
+        attribute("code", any_value::Value::IntValue(200)),
+    ];
+    let exemplars = vec![otlp::Exemplar {
+        time_unix_nano: 5,
+        value: Some(otlp::exemplar::Value::AsDouble(0.5)),
+        span_id: vec![1; 8],
+        trace_id: vec![2; 16],
+        ..Default::default()
+    }];
+    let number = otlp::NumberDataPoint {
+        attributes: attributes.clone(),
+        start_time_unix_nano: 1,
+        time_unix_nano: 2,
+        exemplars: exemplars.clone(),
+        flags: 1,
+        value: Some(otlp::number_data_point::Value::AsInt(-7)),
+    };
+    let metric = |name: &str, data| otlp::Metric {
+        name: name.into(),
+        description: "what it counts".into(),
+        unit: "s".into(),
+        metadata: vec![attribute("ignored", any_value::Value::BoolValue(true))],
+        data: Some(data),
+    };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![otlp::ResourceMetrics {
+            resource: Some(Resource {
+                attributes: attributes.clone(),
+                ..Default::default()
+            }),
+            schema_url: "resource-schema".into(),
+            scope_metrics: vec![otlp::ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: "lib".into(),
                     ..Default::default()
                 }),
-                schema_url: "resource-schema".into(),
-                scope_metrics: vec![otlp::ScopeMetrics {
-                    scope: Some(InstrumentationScope {
-                        name: "lib".into(),
-                        ..Default::default()
-                    }),
-                    schema_url: "scope-schema".into(),
-                    metrics: vec![
-                        metric(
-                            "gauge",
-                            otlp::metric::Data::Gauge(otlp::Gauge {
-                                data_points: vec![number.clone()],
-                            }),
-                        ),
-                        metric(
-                            "sum",
-                            otlp::metric::Data::Sum(otlp::Sum {
-                                data_points: vec![otlp::NumberDataPoint {
-                                    value: Some(otlp::number_data_point::Value::AsDouble(2.5)),
-                                    ..number
+                schema_url: "scope-schema".into(),
+                metrics: vec![
+                    metric(
+                        "gauge",
+                        otlp::metric::Data::Gauge(otlp::Gauge {
+                            data_points: vec![number.clone()],
+                        }),
+                    ),
+                    metric(
+                        "sum",
+                        otlp::metric::Data::Sum(otlp::Sum {
+                            data_points: vec![otlp::NumberDataPoint {
+                                value: Some(otlp::number_data_point::Value::AsDouble(2.5)),
+                                ..number
+                            }],
+                            aggregation_temporality: 1,
+                            is_monotonic: true,
+                        }),
+                    ),
+                    metric(
+                        "histogram",
+                        otlp::metric::Data::Histogram(otlp::Histogram {
+                            data_points: vec![otlp::HistogramDataPoint {
+                                attributes: attributes.clone(),
+                                start_time_unix_nano: 1,
+                                time_unix_nano: 2,
+                                count: 3,
+                                sum: Some(4.0),
+                                bucket_counts: vec![1, 2],
+                                explicit_bounds: vec![0.5],
+                                exemplars: exemplars.clone(),
+                                flags: 1,
+                                min: Some(0.1),
+                                max: Some(0.9),
+                            }],
+                            aggregation_temporality: 2,
+                        }),
+                    ),
+                    metric(
+                        "exponential",
+                        otlp::metric::Data::ExponentialHistogram(otlp::ExponentialHistogram {
+                            data_points: vec![otlp::ExponentialHistogramDataPoint {
+                                attributes: attributes.clone(),
+                                start_time_unix_nano: 1,
+                                time_unix_nano: 2,
+                                count: 3,
+                                sum: Some(4.0),
+                                scale: -2,
+                                zero_count: 1,
+                                positive: Some(Buckets {
+                                    offset: -3,
+                                    bucket_counts: vec![1, 1],
+                                }),
+                                negative: Some(Buckets::default()),
+                                flags: 1,
+                                exemplars,
+                                min: Some(0.1),
+                                max: Some(9.0),
+                                zero_threshold: 0.01,
+                            }],
+                            aggregation_temporality: 1,
+                        }),
+                    ),
+                    metric(
+                        "summary",
+                        otlp::metric::Data::Summary(otlp::Summary {
+                            data_points: vec![otlp::SummaryDataPoint {
+                                attributes,
+                                start_time_unix_nano: 1,
+                                time_unix_nano: 2,
+                                count: 3,
+                                sum: 4.0,
+                                quantile_values: vec![ValueAtQuantile {
+                                    quantile: 0.5,
+                                    value: 1.5,
                                 }],
-                                aggregation_temporality: 1,
-                                is_monotonic: true,
-                            }),
-                        ),
-                        metric(
-                            "histogram",
-                            otlp::metric::Data::Histogram(otlp::Histogram {
-                                data_points: vec![otlp::HistogramDataPoint {
-                                    attributes: attributes.clone(),
-                                    start_time_unix_nano: 1,
-                                    time_unix_nano: 2,
-                                    count: 3,
-                                    sum: Some(4.0),
-                                    bucket_counts: vec![1, 2],
-                                    explicit_bounds: vec![0.5],
-                                    exemplars: exemplars.clone(),
-                                    flags: 1,
-                                    min: Some(0.1),
-                                    max: Some(0.9),
-                                }],
-                                aggregation_temporality: 2,
-                            }),
-                        ),
-                        metric(
-                            "exponential",
-                            otlp::metric::Data::ExponentialHistogram(otlp::ExponentialHistogram {
-                                data_points: vec![otlp::ExponentialHistogramDataPoint {
-                                    attributes: attributes.clone(),
-                                    start_time_unix_nano: 1,
-                                    time_unix_nano: 2,
-                                    count: 3,
-                                    sum: Some(4.0),
-                                    scale: -2,
-                                    zero_count: 1,
-                                    positive: Some(Buckets {
-                                        offset: -3,
-                                        bucket_counts: vec![1, 1],
-                                    }),
-                                    negative: Some(Buckets::default()),
-                                    flags: 1,
-                                    exemplars,
-                                    min: Some(0.1),
-                                    max: Some(9.0),
-                                    zero_threshold: 0.01,
-                                }],
-                                aggregation_temporality: 1,
-                            }),
-                        ),
-                        metric(
-                            "summary",
-                            otlp::metric::Data::Summary(otlp::Summary {
-                                data_points: vec![otlp::SummaryDataPoint {
-                                    attributes,
-                                    start_time_unix_nano: 1,
-                                    time_unix_nano: 2,
-                                    count: 3,
-                                    sum: 4.0,
-                                    quantile_values: vec![ValueAtQuantile {
-                                        quantile: 0.5,
-                                        value: 1.5,
-                                    }],
-                                    flags: 1,
-                                }],
-                            }),
-                        ),
-                    ],
-                }],
+                                flags: 1,
+                            }],
+                        }),
+                    ),
+                ],
             }],
-        }
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+
+    fn export() -> ExportMetricsServiceRequest {
+        every_kind_export()
     }
 
     #[test]

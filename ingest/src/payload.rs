@@ -391,8 +391,15 @@ fn decoded_metrics(
         format: format.name(),
         reason: err.to_string(),
     };
-    let request = crate::metrics_wire::ExportMetricsRequest::decode(body).map_err(malformed)?;
-    let converted = convert_metrics(request, series).map_err(malformed)?;
+    let converted = match crate::convert::metrics_walk::convert_metrics_walked(&body, series) {
+        Ok(converted) => converted,
+        // Not taken by the walk: decoded first, which converts it or says why it cannot.
+        Err(_) => {
+            let request =
+                crate::metrics_wire::ExportMetricsRequest::decode(body).map_err(malformed)?;
+            convert_metrics(request, series).map_err(malformed)?
+        }
+    };
     Ok(DecodedExport {
         batch: SignalBatch::Metrics(converted.records),
         rejections: converted.rejections,

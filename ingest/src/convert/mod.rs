@@ -3,7 +3,7 @@
 pub mod common;
 pub mod logs;
 pub mod metrics;
-mod metrics_walk;
+pub(crate) mod metrics_walk;
 pub mod traces;
 
 pub use common::{Converted, Rejections};

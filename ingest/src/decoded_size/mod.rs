@@ -9,6 +9,7 @@ mod schema;
 mod wire_cut;
 
 pub use protobuf::WireError;
+pub(crate) use protobuf::{read_varint, take, take_delimited};
 pub use wire_cut::cut_lists;
 
 use skewer_storage::model::Signal;
