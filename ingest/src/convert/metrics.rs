@@ -114,9 +114,9 @@ impl<'a> PointSink<'a> {
             known.kind == kind
                 && known.temporality == temporality
                 && known.is_monotonic == is_monotonic
-                && known.name == name
-                && known.unit == unit
-                && known.description == description
+                && same_text(&known.name, name)
+                && same_text(&known.unit, unit)
+                && same_text(&known.description, description)
         };
         if let Some(known) = self.descriptors.find(hash, same) {
             return Arc::clone(known);
@@ -370,6 +370,35 @@ pub(super) fn summary_point(
     }
 }
 
+/// Whether two strings are equal, compared inline: names and units are short, and a call to
+/// the C library's `memcmp` per string cost more than the comparison (3% of ingest CPU for
+/// one descriptor lookup per metric).
+#[inline]
+fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut left, mut right) = (a.chunks_exact(8), b.chunks_exact(8));
+    let words_equal = (&mut left)
+        .zip(&mut right)
+        .all(|(x, y)| u64::from_ne_bytes(word(x)) == u64::from_ne_bytes(word(y)));
+    words_equal
+        && left
+            .remainder()
+            .iter()
+            .zip(right.remainder())
+            .all(|(x, y)| x == y)
+}
+
+/// Eight bytes of a chunk of eight.
+#[inline]
+fn word(chunk: &[u8]) -> [u8; 8] {
+    let mut word = [0; 8];
+    word.copy_from_slice(chunk);
+    word
+}
+
 /// The hash [`PointSink::descriptor`] finds a descriptor by.
 fn descriptor_hash(
     hasher: &foldhash::fast::RandomState,
@@ -472,6 +501,26 @@ mod tests {
                 }],
                 ..ResourceMetrics::default()
             }],
+        }
+    }
+
+    #[test]
+    fn texts_compare_by_every_byte() {
+        for (a, b) in [
+            ("", ""),
+            ("http.server.request.count", "http.server.request.count"),
+            ("exactly8", "exactly8"),
+        ] {
+            assert!(same_text(a, b));
+        }
+        for (a, b) in [
+            ("", "a"),
+            ("http.server.request.count", "http.server.request.coun7"),
+            ("http.server.request.count", "Http.server.request.count"),
+            ("http.server.x", "http.server.y"),
+            ("exactly8", "exactly9"),
+        ] {
+            assert!(!same_text(a, b), "{a} {b}");
         }
     }
 

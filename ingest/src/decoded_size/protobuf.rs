@@ -282,6 +282,7 @@ impl RepeatedFields {
     }
 }
 
+#[inline]
 pub(crate) fn read_varint(body: &mut &[u8]) -> Result<u64, WireError> {
     // Tags and most lengths are one byte.
     if let Some((&byte, rest)) = body.split_first()
@@ -310,11 +311,13 @@ pub(crate) fn read_varint(body: &mut &[u8]) -> Result<u64, WireError> {
 }
 
 /// A length-delimited field's bytes.
+#[inline]
 pub(crate) fn take_delimited<'a>(body: &mut &'a [u8]) -> Result<&'a [u8], WireError> {
     let len = usize::try_from(read_varint(body)?).unwrap_or(usize::MAX);
     take(body, len)
 }
 
+#[inline]
 pub(crate) fn take<'a>(body: &mut &'a [u8], len: usize) -> Result<&'a [u8], WireError> {
     if len > body.len() {
         return Err(WireError::Truncated);

@@ -220,6 +220,9 @@ pub struct MetricSeries {
     pub attributes: Vec<Attribute>,
     /// See [`MetricSeries::id`]; private so it always matches the fields.
     id: u64,
+    /// Rough heap size of `attributes` (see [`MetricSeries::estimated_bytes`]), counted once:
+    /// budgets count it for every run of buffered points.
+    attributes_bytes: usize,
 }
 
 impl MetricSeries {
@@ -236,6 +239,7 @@ impl MetricSeries {
             resource,
             scope,
             metric,
+            attributes_bytes: attributes_bytes(&attributes),
             attributes,
             id: hash.finish(),
         }
@@ -254,6 +258,7 @@ impl MetricSeries {
             resource,
             scope,
             metric,
+            attributes_bytes: attributes_bytes(&attributes),
             attributes,
             id,
         }
@@ -277,7 +282,7 @@ impl MetricSeries {
     /// Rough heap size of what the series holds on its own (its attributes; the resource,
     /// scope and descriptor are shared by many series).
     pub fn estimated_bytes(&self) -> usize {
-        size_of::<Self>() + attributes_bytes(&self.attributes)
+        size_of::<Self>() + self.attributes_bytes
     }
 
     /// A copy with other attributes (and the id they give): a series derived from another,
@@ -336,7 +341,7 @@ impl MetricPoint {
     /// (what a row of a file batch holds). Buffers count a series once per run of its points
     /// in an export instead ([`super::SignalBatch::estimated_bytes`]).
     pub fn estimated_bytes(&self) -> usize {
-        self.own_bytes() + attributes_bytes(&self.series.attributes)
+        self.own_bytes() + self.series.attributes_bytes
     }
 
     /// Rough heap size of the point without its series.

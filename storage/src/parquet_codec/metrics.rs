@@ -165,7 +165,11 @@ fn encode_points<P: Borrow<MetricPoint>>(
         metric_file_schema(format),
         properties,
         points,
-        |point: &P| point.borrow().estimated_bytes(),
+        // Format 2 rows hold no series identity.
+        |point: &P| match with_identity {
+            true => point.borrow().estimated_bytes(),
+            false => point.borrow().own_bytes(),
+        },
         |chunk| points_batch(chunk, with_identity),
     )?;
     Ok(Some(EncodedFile {
