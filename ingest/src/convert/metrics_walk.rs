@@ -333,7 +333,7 @@ impl<'a> Walker<'_, 'a> {
                 (12, Value::Fixed64(bytes)) => min = Some(f64_of(bytes)),
                 (13, Value::Fixed64(bytes)) => max = Some(f64_of(bytes)),
                 (14, Value::Fixed64(bytes)) => zero_threshold = f64_of(bytes),
-                (2..=14, _) => return Err(Unwalked),
+                (1..=14, _) => return Err(Unwalked),
                 _ => {}
             }
             Ok(())
@@ -581,6 +581,19 @@ mod tests {
         assert_eq!(walked(&nameless.encode_to_vec()).err(), Some(Unwalked));
         let whole = export.encode_to_vec();
         assert_eq!(walked(&whole[..whole.len() - 1]).err(), Some(Unwalked));
+        // A point field of the wrong wire type (attributes as a varint): malformed.
+        let point = [0x08, 0x00];
+        let metric = concat(&[
+            otlp::Metric {
+                name: "sizes".into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            delimited(10, &delimited(1, &point)),
+        ]);
+        let body = delimited(1, &delimited(2, &delimited(2, &metric)));
+        assert_eq!(walked(&body).err(), Some(Unwalked));
+        assert!(ExportMetricsRequest::decode(body.as_slice()).is_err());
         // An empty export is no points.
         let empty = ExportMetricsServiceRequest::default().encode_to_vec();
         assert!(walked(&empty).unwrap().records.is_empty());

@@ -165,10 +165,13 @@ fn encode_points<P: Borrow<MetricPoint>>(
         metric_file_schema(format),
         properties,
         points,
-        // Format 2 rows hold no series identity.
-        |point: &P| match with_identity {
-            true => point.borrow().estimated_bytes(),
-            false => point.borrow().own_bytes(),
+        // Format 2 rows hold no series identity beyond the metric name.
+        |point: &P| {
+            let point = point.borrow();
+            match with_identity {
+                true => point.estimated_bytes(),
+                false => point.own_bytes() + point.series.metric.name.len(),
+            }
         },
         |chunk| points_batch(chunk, with_identity),
     )?;
