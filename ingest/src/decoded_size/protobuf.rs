@@ -127,6 +127,9 @@ fn key_value_heap(
     value_depth: usize,
     cost: &mut DecodedCost,
 ) -> Result<usize, WireError> {
+    if depth > MAX_DEPTH {
+        return Err(WireError::TooDeep);
+    }
     let mut heap = 0usize;
     let mut values_seen = 0u64;
     while !body.is_empty() {
@@ -167,6 +170,10 @@ fn any_value_heap(
             }
             0x2a | 0x32 => {
                 note_inline(&mut containers_seen, 5, cost);
+                // The array or list message itself, even empty, is one level deeper.
+                if depth + 1 > MAX_DEPTH {
+                    return Err(WireError::TooDeep);
+                }
                 cost.shape.deepest_value = cost.shape.deepest_value.max(value_depth);
                 let (element, element_heap): (MessageKind, ElementHeap) = if key == 0x2a {
                     (MessageKind::AnyValue, any_value_heap)
@@ -345,6 +352,62 @@ mod tests {
         assert_eq!(read_varint(&mut max), Ok(u64::MAX));
         let mut past: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
         assert_eq!(read_varint(&mut past), Err(WireError::VarintTooLong));
+    }
+
+    #[test]
+    fn nesting_is_refused_exactly_where_prost_refuses_it() {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::{
+            AnyValue, ArrayValue, KeyValue, KeyValueList, any_value::Value,
+        };
+        use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        use prost::Message;
+        // A resource attribute nesting `levels` key-value lists, ending in an empty key-value
+        // or an empty array.
+        let export = |levels: usize, innermost: KeyValue| {
+            let mut attribute = innermost;
+            for _ in 0..levels {
+                attribute = KeyValue {
+                    key: "k".into(),
+                    value: Some(AnyValue {
+                        value: Some(Value::KvlistValue(KeyValueList {
+                            values: vec![attribute],
+                        })),
+                    }),
+                    ..KeyValue::default()
+                };
+            }
+            ExportMetricsServiceRequest {
+                resource_metrics: vec![ResourceMetrics {
+                    resource: Some(Resource {
+                        attributes: vec![attribute],
+                        ..Resource::default()
+                    }),
+                    ..ResourceMetrics::default()
+                }],
+            }
+            .encode_to_vec()
+        };
+        let empty_array = KeyValue {
+            key: "a".into(),
+            value: Some(AnyValue {
+                value: Some(Value::ArrayValue(ArrayValue::default())),
+            }),
+            ..KeyValue::default()
+        };
+        let mut refused = 0;
+        for levels in 28..36 {
+            for innermost in [KeyValue::default(), empty_array.clone()] {
+                let body = export(levels, innermost);
+                let decodes = ExportMetricsServiceRequest::decode(body.as_slice()).is_ok();
+                let scanned = decoded_cost(MessageKind::MetricsRequest, &body).is_ok();
+                assert_eq!(scanned, decodes, "{levels} levels");
+                refused += usize::from(!decodes);
+            }
+        }
+        // The range straddles the limit.
+        assert!(refused > 0 && refused < 16);
     }
 
     #[test]
