@@ -12,8 +12,8 @@
 //! Every `KeyValue` is still checked: those of points converted when the series table does not
 //! know their encoding, the others (a metric's `metadata`, points refused for another reason)
 //! by [`decode_attributes`], so an export holding a malformed one is refused whole as it was
-//! when every message was decoded. (One difference remains: prost's nesting limit of 100
-//! counts from the `KeyValue`, not from the export.)
+//! when every message was decoded. (Decoded alone, a `KeyValue` starts prost's nesting count
+//! afresh; the decoded-size scan has refused any export nested past prost's limit before.)
 //!
 //! Resources, scopes, exemplars and the other nested messages are opentelemetry-proto's own.
 
