@@ -146,18 +146,7 @@ struct Walker<'s, 'a> {
 
 impl<'a> Walker<'_, 'a> {
     fn resource_metrics(&mut self, body: &'a [u8]) -> Walk {
-        let mut resource = None;
-        let mut schema_url = "";
-        for_each_field(body, |number, value| match (number, value) {
-            (1, Value::Delimited(bytes)) => set_once(&mut resource, bytes),
-            (2, Value::Delimited(_)) => Ok(()),
-            (3, Value::Delimited(bytes)) => {
-                schema_url = text(bytes)?;
-                Ok(())
-            }
-            (1..=3, _) => Err(Unwalked),
-            _ => Ok(()),
-        })?;
+        let (resource, schema_url) = group_header(body)?;
         let resource = resource.map(OtlpResource::decode).transpose()?;
         let resource = convert_resource(resource, schema_url.to_owned());
         for_each_field(body, |number, value| match (number, value) {
@@ -167,18 +156,7 @@ impl<'a> Walker<'_, 'a> {
     }
 
     fn scope_metrics(&mut self, body: &'a [u8], resource: &Arc<Resource>) -> Walk {
-        let mut scope = None;
-        let mut schema_url = "";
-        for_each_field(body, |number, value| match (number, value) {
-            (1, Value::Delimited(bytes)) => set_once(&mut scope, bytes),
-            (2, Value::Delimited(_)) => Ok(()),
-            (3, Value::Delimited(bytes)) => {
-                schema_url = text(bytes)?;
-                Ok(())
-            }
-            (1..=3, _) => Err(Unwalked),
-            _ => Ok(()),
-        })?;
+        let (scope, schema_url) = group_header(body)?;
         let scope = scope.map(OtlpScope::decode).transpose()?;
         let scope = convert_scope(scope, schema_url.to_owned());
         for_each_field(body, |number, value| match (number, value) {
@@ -395,6 +373,24 @@ impl<'a> Walker<'_, 'a> {
         self.attributes = attributes;
         pushed
     }
+}
+
+/// The shared part (field 1: a resource or scope) and schema URL (field 3) of a
+/// `ResourceMetrics` or `ScopeMetrics`, whose field 2 lists what the group holds.
+fn group_header(body: &[u8]) -> Walk<(Option<&[u8]>, &str)> {
+    let mut shared = None;
+    let mut schema_url = "";
+    for_each_field(body, |number, value| match (number, value) {
+        (1, Value::Delimited(bytes)) => set_once(&mut shared, bytes),
+        (2, Value::Delimited(_)) => Ok(()),
+        (3, Value::Delimited(bytes)) => {
+            schema_url = text(bytes)?;
+            Ok(())
+        }
+        (1..=3, _) => Err(Unwalked),
+        _ => Ok(()),
+    })?;
+    Ok((shared, schema_url))
 }
 
 /// A metric's kind, temporality and monotonicity, from its data (field `number` of `Metric`).
