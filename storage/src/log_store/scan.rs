@@ -135,7 +135,13 @@ impl LogStore {
             }
             for (time, place) in found {
                 let record = match place {
-                    Found::Indexed(partition, address) => matches[partition].record(address)?,
+                    Found::Indexed(partition, address) => {
+                        match matches[partition].record(address)? {
+                            Some(record) => record,
+                            // A hit of a superset that the record itself does not match.
+                            None => continue,
+                        }
+                    }
                     Found::Buffered(i) => buffered[i].clone(),
                 };
                 if last_visited

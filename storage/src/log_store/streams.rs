@@ -124,7 +124,9 @@ impl LogStore {
                     let matches = index.timed_matches(query)?;
                     let mut labels = DecodedStreams::default();
                     for &(time, address) in &matches.hits {
-                        let record = matches.record(address)?;
+                        let Some(record) = matches.record(address)? else {
+                            continue;
+                        };
                         visit(
                             &labels.of(&record),
                             time,
@@ -196,7 +198,9 @@ impl LogStore {
             };
             let matches = index.timed_matches(&query)?;
             for &(_, address) in &matches.hits {
-                found.insert(stream_labels(&matches.record(address)?.resource));
+                if let Some(record) = matches.record(address)? {
+                    found.insert(stream_labels(&record.resource));
+                }
             }
         }
         for record in &snapshot.buffered {

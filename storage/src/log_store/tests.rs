@@ -578,6 +578,68 @@ async fn a_pinned_format_2_index_reads_finds_by_id_and_keeps_taking_records() {
 }
 
 #[tokio::test]
+async fn a_pinned_format_3_index_answers_phrases_itself_and_keeps_taking_records() {
+    let (_dir, store, partitions) = open_pinned("log_index_v3");
+    assert_eq!(partitions[0].index.read().unwrap().format(), 3);
+    assert!(partitions[0].streams().complete);
+    let mut expected = fixture();
+    expected.reverse();
+    assert_eq!(
+        store.search_blocking(&tenant("a"), &everything()).unwrap(),
+        expected
+    );
+    assert_eq!(stream_samples(&store), expected_samples(&fixture()));
+    let by_text = |text: &str| LogQuery {
+        text: Some(text.into()),
+        ..everything()
+    };
+    let ids_found =
+        |query: &LogQuery| ids(store.search_blocking(&tenant("a"), query).unwrap().iter());
+    // Format 3 keeps body positions: phrases are the index's own answer.
+    assert_eq!(ids_found(&by_text("\"declined by\"")), ["req-10", "req-3"]);
+    assert_eq!(
+        ids_found(&by_text("\"gateway payment\"")),
+        Vec::<String>::new()
+    );
+    let third = fixture()[2].clone();
+    let trace_text = format!("trace_id:{} payment", third.trace_id.unwrap());
+    assert_eq!(ids_found(&by_text(&trace_text)), ["req-3"]);
+    // New records of the day go into the same format 3 index, and are found the same way.
+    let more = fixture_one_nanosecond_later();
+    apply(&store, 8, "a", &more);
+    store.flush().await.unwrap();
+    assert_eq!(partitions[0].index.read().unwrap().format(), 3);
+    assert_eq!(found(&store, "a").len(), 20);
+    assert_eq!(
+        ids_found(&by_text("\"issuer bank\"")),
+        ["req-3-new", "req-3"]
+    );
+}
+
+#[tokio::test]
+async fn scans_and_stream_reads_check_phrases_on_an_index_without_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
+    apply(&store, 1, "a", &fixture());
+    store.flush().await.unwrap();
+    // Records 6 and 8 hold both words of "gateway payment" but not the phrase; only 8
+    // holds "timeout to".
+    let phrase = LogQuery {
+        text: Some("\"gateway payment\" OR \"timeout to\"".into()),
+        ..everything()
+    };
+    assert_eq!(
+        scanned(&store, &phrase, ScanDirection::Backward, 0),
+        ["req-8"]
+    );
+    let mut samples = 0;
+    store
+        .scan_stream_samples_blocking(&tenant("a"), &phrase, &mut |_, _, _, _| samples += 1)
+        .unwrap();
+    assert_eq!(samples, 1);
+}
+
+#[tokio::test]
 async fn new_partitions_answer_stream_reads_from_columns_and_their_catalog() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
@@ -587,7 +649,7 @@ async fn new_partitions_answer_stream_reads_from_columns_and_their_catalog() {
     assert_eq!(buffered, expected_samples(&fixture()));
     store.flush().await.unwrap();
     let partitions = store.tenant_partitions(&tenant("a"));
-    assert_eq!(partitions[0].index.read().unwrap().format(), 3);
+    assert_eq!(partitions[0].index.read().unwrap().format(), 4);
     assert!(partitions[0].streams().complete);
     // Committed: the same answer from the columns and the catalog.
     assert_eq!(stream_samples(&store), buffered);

@@ -27,7 +27,7 @@ use tantivy::{
 };
 use tracing::debug;
 
-use super::query::LogQuery;
+use super::query::{LogMatcher, LogQuery};
 use super::schema::{LogFields, TIMESTAMP};
 use super::timed_matches::{StreamDocs, StreamHit, TimedDocs, TimedMatches};
 use super::{LogIndexConfig, LogIndexError, query_rewrite, stored_record};
@@ -277,13 +277,33 @@ impl LogIndex {
 
     /// Searches committed records; newest first (by effective time), at most `query.limit`.
     pub fn search(&self, query: &LogQuery) -> Result<Vec<LogRecord>, LogIndexError> {
-        let tantivy_query = self.to_tantivy_query(query)?;
+        let (tantivy_query, check) = self.to_tantivy_query(query)?;
         let searcher = self.reader.searcher();
         // Never ask tantivy for more slots than there are documents.
         let num_docs = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX);
         let limit = query.limit.min(num_docs);
         if limit == 0 {
             return Ok(Vec::new());
+        }
+        if let Some(check) = check {
+            // A superset was found: walk it newest first, keeping the records that match.
+            let mut matches = TimedMatches {
+                hits: searcher.search(&tantivy_query, &TimedDocs)?,
+                searcher,
+                record_field: self.fields.record,
+                check: Some(check),
+            };
+            matches
+                .hits
+                .sort_by_key(|&(time, _)| std::cmp::Reverse(time));
+            let mut records = Vec::with_capacity(limit);
+            for &(_, address) in &matches.hits {
+                if records.len() == limit {
+                    break;
+                }
+                records.extend(matches.record(address)?);
+            }
+            return Ok(records);
         }
         let newest_first =
             TopDocs::with_limit(limit).order_by_fast_field::<u64>(TIMESTAMP, Order::Desc);
@@ -299,23 +319,29 @@ impl LogIndex {
     /// Every committed record `query` matches (its limit ignored), as (time, address) pairs
     /// in no particular order, with the searcher to load them from.
     pub fn timed_matches(&self, query: &LogQuery) -> Result<TimedMatches, LogIndexError> {
-        let tantivy_query = self.to_tantivy_query(query)?;
+        let (tantivy_query, check) = self.to_tantivy_query(query)?;
         let searcher = self.reader.searcher();
         let hits = searcher.search(&tantivy_query, &TimedDocs)?;
         Ok(TimedMatches {
             searcher,
             record_field: self.fields.record,
             hits,
+            check,
         })
     }
 
     /// (time, stream id, line bytes) of every committed record `query` matches, from the
-    /// index columns alone; `None` for a format 1 index, which keeps no stream ids.
+    /// index columns alone; `None` for a format 1 index, which keeps no stream ids, and for
+    /// a query the index answers only with a superset (a body phrase on format 4): then the
+    /// records must be read.
     pub fn stream_hits(&self, query: &LogQuery) -> Result<Option<Vec<StreamHit>>, LogIndexError> {
         if self.format() < 2 {
             return Ok(None);
         }
-        let tantivy_query = self.to_tantivy_query(query)?;
+        let (tantivy_query, check) = self.to_tantivy_query(query)?;
+        if check.is_some() {
+            return Ok(None);
+        }
         Ok(Some(
             self.reader.searcher().search(&tantivy_query, &StreamDocs)?,
         ))
@@ -326,8 +352,13 @@ impl LogIndex {
         self.reader.searcher().num_docs()
     }
 
-    /// Every set filter becomes a required clause; no filter at all matches everything.
-    fn to_tantivy_query(&self, query: &LogQuery) -> Result<Box<dyn Query>, LogIndexError> {
+    /// Every set filter becomes a required clause; no filter at all matches everything. With
+    /// the query comes its matcher when the index finds only a superset (a body phrase on an
+    /// index without positions): each record found must then pass it.
+    fn to_tantivy_query(
+        &self,
+        query: &LogQuery,
+    ) -> Result<(Box<dyn Query>, Option<LogMatcher>), LogIndexError> {
         let fields = &self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut require = |term: Term| {
@@ -371,32 +402,50 @@ impl LogIndex {
         }
         // The text and each attribute filter are parsed on their own, each a required clause.
         let attribute_clauses = query.attribute_clauses()?;
+        let mut superset = false;
         for text in query
             .text_filter()
             .into_iter()
             .chain(attribute_clauses.iter().map(String::as_str))
         {
-            clauses.push((Occur::Must, self.parse_text(text)?));
+            let (parsed, relaxed) = self.parse_text(text)?;
+            superset |= relaxed;
+            clauses.push((Occur::Must, parsed));
         }
-        Ok(match clauses.len() {
+        let check = if superset {
+            Some(query.matcher()?)
+        } else {
+            None
+        };
+        let tantivy_query: Box<dyn Query> = match clauses.len() {
             0 => Box::new(AllQuery),
             1 => clauses.remove(0).1,
             _ => Box::new(BooleanQuery::new(clauses)),
-        })
+        };
+        Ok((tantivy_query, check))
     }
 
-    /// Parses query text; on a format 3 index its id and attribute leaves are rewritten to
-    /// what the index holds ([`query_rewrite`]).
-    fn parse_text(&self, text: &str) -> Result<Box<dyn Query>, LogIndexError> {
+    /// Parses query text; from format 3 on its id and attribute leaves are rewritten to what
+    /// the index holds, and on format 4 its body phrases are relaxed to their terms
+    /// ([`query_rewrite`]). The flag is true when the query finds a superset.
+    fn parse_text(&self, text: &str) -> Result<(Box<dyn Query>, bool), LogIndexError> {
         let parsed = if self.fields.binary_ids() {
             query_grammar::parse_query(text)
                 .map_err(|_| QueryParserError::SyntaxError(text.to_string()))
                 .and_then(|ast| {
                     let ast = query_rewrite::for_binary_ids(ast);
-                    self.query_parser.build_query_from_user_input_ast(ast)
+                    let (ast, relaxed) = if self.fields.body_positions() {
+                        (ast, false)
+                    } else {
+                        query_rewrite::for_body_without_positions(ast)
+                    };
+                    let query = self.query_parser.build_query_from_user_input_ast(ast)?;
+                    Ok((query, relaxed))
                 })
         } else {
-            self.query_parser.parse_query(text)
+            self.query_parser
+                .parse_query(text)
+                .map(|query| (query, false))
         };
         parsed.map_err(|error| LogIndexError::InvalidQuery {
             text: text.to_string(),
@@ -639,7 +688,7 @@ mod tests {
     fn ids_and_the_correlation_attribute_are_found_through_query_text() {
         let dir = tempfile::tempdir().unwrap();
         let index = indexed_fixture(dir.path());
-        assert_eq!(index.format(), 3);
+        assert_eq!(index.format(), 4);
         let by = |query: &str| found(&index, &text(query));
         assert_eq!(by(&format!("trace_id:{}", trace_id(3))), [3]);
         assert_eq!(by(&format!("span_id:{} user", span_id(9))), [9]);
@@ -661,6 +710,36 @@ mod tests {
             ..all()
         };
         assert_eq!(found(&index, &attribute_filter), [9]);
+    }
+
+    #[test]
+    fn phrases_without_body_positions_are_checked_on_every_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = indexed_fixture(dir.path());
+        assert!(!index.fields.body_positions());
+        // Records 6 and 8 hold "payment gateway", never "gateway payment"; only 8 holds
+        // "timeout to". The index finds both records, the check keeps 8.
+        let phrase = text("\"gateway payment\" OR \"timeout to\"");
+        assert_eq!(found(&index, &phrase), [8]);
+        let matches = index.timed_matches(&phrase).unwrap();
+        assert_eq!(matches.hits.len(), 2, "the index finds the superset");
+        let kept: Vec<LogRecord> = matches
+            .hits
+            .iter()
+            .filter_map(|&(_, address)| matches.record(address).unwrap())
+            .collect();
+        assert_eq!(numbers(&kept), [8]);
+        // Columns alone cannot tell: the caller reads the records instead.
+        assert!(index.stream_hits(&phrase).unwrap().is_none());
+        let words = text("payment gateway");
+        assert_eq!(index.stream_hits(&words).unwrap().unwrap().len(), 2);
+        assert!(index.timed_matches(&words).unwrap().check.is_none());
+        // The limit counts matches, not candidates.
+        let newest = LogQuery {
+            limit: 1,
+            ..text("\"declined by\"")
+        };
+        assert_eq!(found(&index, &newest), [10]);
     }
 
     #[test]
@@ -694,6 +773,12 @@ mod tests {
             text("payment gateway"),
             text("\"declined by\" issuer"),
             text("\"declined bank\"~2"),
+            text("\"gateway payment\""),
+            text("payment -\"payment gateway\""),
+            text("payment -(\"declined by\" OR gateway)"),
+            text("\"payment gat\"*"),
+            text("\"connection gateway\"~3"),
+            text("\"by peer\" OR \"by issuer\""),
             text("connection -reset"),
             text("reset OR timeout"),
             text("user (alice OR bob)"),

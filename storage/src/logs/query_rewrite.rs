@@ -15,12 +15,20 @@
 //! Ranges, regexes and existence clauses on ids are left as they are (tantivy would read their
 //! bounds as base64): no search reaches an index with them, since the in-memory matcher every
 //! search compiles first refuses them as unsupported.
+//!
+//! Format 4 keeps no positions for the body, so tantivy cannot answer a phrase there.
+//! [`for_body_without_positions`] turns each body literal of several tokens into a query
+//! that matches at least what the phrase matches: the conjunction of its terms where the
+//! phrase includes records, nothing where it excludes them (under a `-`). The index then
+//! finds a superset, and every record it finds is checked with the exact query in memory
+//! ([`super::LogMatcher`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use tantivy::query_grammar::{Delimiter, Occur, UserInputAst, UserInputLeaf, UserInputLiteral};
 
-use super::schema::{ATTRIBUTES, CORRELATION_ID, CORRELATION_KEY, SPAN_ID, TRACE_ID};
+use super::schema::{ATTRIBUTES, BODY, CORRELATION_ID, CORRELATION_KEY, SPAN_ID, TRACE_ID};
+use super::text_match::body_tokens;
 
 /// `ast` with id and attribute leaves rewritten for a format 3 index.
 pub(crate) fn for_binary_ids(ast: UserInputAst) -> UserInputAst {
@@ -94,6 +102,89 @@ fn with_field(leaf: UserInputLeaf, field: &str) -> UserInputLeaf {
         },
         UserInputLeaf::All => UserInputLeaf::All,
     }
+}
+
+/// `ast` with every body phrase relaxed for an index without body positions: a superset
+/// of the phrase where it includes records, nothing where it excludes them. The flag is
+/// true when a phrase was relaxed, so matches must be checked on their records.
+pub(crate) fn for_body_without_positions(ast: UserInputAst) -> (UserInputAst, bool) {
+    let mut relaxed = false;
+    let ast = relax_phrases(ast, true, &mut relaxed);
+    (ast, relaxed)
+}
+
+/// `includes` is false below an odd number of exclusions, where a clause's matches are
+/// taken away from the answer: there the relaxed form must match no more than the exact one.
+fn relax_phrases(ast: UserInputAst, includes: bool, relaxed: &mut bool) -> UserInputAst {
+    match ast {
+        UserInputAst::Clause(children) => UserInputAst::Clause(
+            children
+                .into_iter()
+                .map(|(occur, child)| {
+                    let child_includes = includes != (occur == Some(Occur::MustNot));
+                    (occur, relax_phrases(child, child_includes, relaxed))
+                })
+                .collect(),
+        ),
+        UserInputAst::Boost(inner, boost) => {
+            UserInputAst::Boost(Box::new(relax_phrases(*inner, includes, relaxed)), boost)
+        }
+        UserInputAst::Leaf(leaf) => relax_phrase_leaf(*leaf, includes, relaxed),
+    }
+}
+
+fn relax_phrase_leaf(leaf: UserInputLeaf, includes: bool, relaxed: &mut bool) -> UserInputAst {
+    let UserInputLeaf::Literal(literal) = &leaf else {
+        return UserInputAst::Leaf(Box::new(leaf));
+    };
+    if !matches!(literal.field_name.as_deref(), None | Some(BODY)) {
+        return UserInputAst::Leaf(Box::new(leaf));
+    }
+    let tokens = body_tokens(&literal.phrase);
+    if tokens.len() < 2 {
+        // One term needs no position; a prefix of one term is refused as before.
+        return UserInputAst::Leaf(Box::new(leaf));
+    }
+    *relaxed = true;
+    if !includes {
+        return UserInputAst::Leaf(Box::new(matches_nothing()));
+    }
+    // A phrase prefix's last term is a prefix: the terms before it are required.
+    let required = if literal.prefix {
+        tokens.len() - 1
+    } else {
+        tokens.len()
+    };
+    UserInputAst::Clause(
+        tokens
+            .into_iter()
+            .take(required)
+            .map(|(_, token)| {
+                let term = UserInputLiteral {
+                    field_name: literal.field_name.clone(),
+                    phrase: token,
+                    delimiter: Delimiter::DoubleQuotes,
+                    slop: 0,
+                    prefix: false,
+                };
+                (
+                    Some(Occur::Must),
+                    UserInputAst::Leaf(Box::new(UserInputLeaf::Literal(term))),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// A leaf no record matches: a trace id one byte longer than any.
+fn matches_nothing() -> UserInputLeaf {
+    UserInputLeaf::Literal(UserInputLiteral {
+        field_name: Some(TRACE_ID.to_string()),
+        phrase: BASE64.encode([0xFF; 17]),
+        delimiter: Delimiter::DoubleQuotes,
+        slop: 0,
+        prefix: false,
+    })
 }
 
 /// A literal or set of hex ids as base64 bytes terms; other leaves are left as they are.
@@ -185,6 +276,38 @@ mod tests {
             rewritten(service),
             format!("{:?}", parse_query(service).unwrap())
         );
+    }
+
+    fn relaxed(text: &str) -> (String, bool) {
+        let (ast, relaxed) = for_body_without_positions(parse_query(text).unwrap());
+        (format!("{ast:?}"), relaxed)
+    }
+
+    #[test]
+    fn body_phrases_become_their_terms_where_they_include_and_nothing_where_they_exclude() {
+        assert_eq!(
+            relaxed("\"Connection reset\" by"),
+            (r#"(*(+"connection" +"reset") *by)"#.to_string(), true)
+        );
+        // A hyphenated word is a phrase of its tokens; a phrase prefix requires the terms
+        // before its last.
+        assert!(relaxed("user-42").1);
+        assert_eq!(relaxed("\"by iss\"*").0, r#"(+"by")"#);
+        // Under one exclusion a phrase matches nothing; under two it includes again.
+        let no_id = BASE64.encode([0xFF; 17]);
+        let excluded = relaxed("payment -\"card declined\"").0;
+        assert!(excluded.contains(&no_id), "{excluded}");
+        assert!(!excluded.contains("declined"), "{excluded}");
+        let twice = relaxed("payment -(retry -\"card declined\")").0;
+        assert!(twice.contains(r#"+"declined""#), "{twice}");
+        // Single terms, other fields and phrases in attribute values are left as they are.
+        for text in ["timeout", "service_name:cart", "attributes.user:\"a b\""] {
+            assert_eq!(
+                relaxed(text),
+                (format!("{:?}", parse_query(text).unwrap()), false),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -55,8 +55,9 @@ pub(crate) const DEFAULT_TOKENIZER: &str = "default";
 
 /// The format new indexes are written in. 1: the first; 2: stream ids, line lengths and
 /// levels as fast fields; 3: trace and span ids as binary terms and the correlation attribute
-/// indexed once. Every format stays readable (and keeps taking records in its own format).
-pub(crate) const CURRENT_FORMAT: u32 = 3;
+/// indexed once; 4: the body's doc ids only, without freqs and positions. Every format stays
+/// readable (and keeps taking records in its own format).
+pub(crate) const CURRENT_FORMAT: u32 = 4;
 
 /// Handles to every field of the log schema, resolved once.
 #[derive(Debug, Clone)]
@@ -97,12 +98,14 @@ impl LogFields {
         let exact = TextOptions::default().set_indexing_options(exact_indexing.clone());
         // Ids: one binary term each, doc ids only (bytes fields have no norms by default).
         let binary_id = BytesOptions::default().set_indexed();
-        // Body: positions for phrase queries (positions need freqs); no norms, since results
-        // are ordered by time, never by score.
+        // Body: doc ids only (format 4). Results are ordered by time, never by score, so
+        // freqs and norms serve nothing; phrases are answered by their terms and checked on
+        // the record (`query_rewrite::for_body_without_positions`), so positions, the costliest
+        // part of indexing, merging and storing the body, are not kept.
         let body = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
                 .set_tokenizer(DEFAULT_TOKENIZER)
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions)
+                .set_index_option(IndexRecordOption::Basic)
                 .set_fieldnorms(false),
         );
         let attributes = JsonObjectOptions::default()
@@ -149,20 +152,27 @@ impl LogFields {
         }
     }
 
-    /// The fields of an existing index's schema, of any format: 3 with binary ids, 2 with
-    /// stream ids, else 1.
+    /// The fields of an existing index's schema, of any format: 4 with a body of doc ids
+    /// only, 3 with binary ids, 2 with stream ids, else 1.
     pub(crate) fn from_schema(schema: Schema) -> Result<Self, LogIndexError> {
         let field = |name: &str| schema.get_field(name).map_err(LogIndexError::from);
         let binary_ids = matches!(
             schema.get_field_entry(field(TRACE_ID)?).field_type(),
             FieldType::Bytes(_)
         );
+        let body_positions = match schema.get_field_entry(field(BODY)?).field_type() {
+            FieldType::Str(options) => options
+                .get_indexing_options()
+                .is_some_and(|indexing| indexing.index_option().has_positions()),
+            _ => false,
+        };
         let stream_id = schema.get_field(STREAM_ID).ok();
         let correlation_key = schema.get_field(CORRELATION_KEY).ok();
-        let format = match (binary_ids, correlation_key, stream_id) {
-            (true, Some(_), Some(_)) => 3,
-            (false, None, Some(_)) => 2,
-            (false, None, None) => 1,
+        let format = match (binary_ids, correlation_key, stream_id, body_positions) {
+            (true, Some(_), Some(_), false) => 4,
+            (true, Some(_), Some(_), true) => 3,
+            (false, None, Some(_), true) => 2,
+            (false, None, None, true) => 1,
             _ => {
                 return Err(tantivy::TantivyError::SchemaError(
                     "the log index's schema is of no known format".to_string(),
@@ -193,6 +203,12 @@ impl LogFields {
     /// Whether trace and span ids are binary terms (format 3 and later), not hex text.
     pub(crate) fn binary_ids(&self) -> bool {
         self.format >= 3
+    }
+
+    /// Whether the body keeps token positions, so the index answers phrases itself (formats
+    /// 1 to 3); format 4 answers them by their terms, checked on each record.
+    pub(crate) fn body_positions(&self) -> bool {
+        self.format < 4
     }
 
     /// Turns one record into one document: the indexed projections plus the stored JSON.

@@ -10,6 +10,7 @@ use tantivy::columnar::Column;
 use tantivy::schema::{Field, Value};
 use tantivy::{DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument};
 
+use super::query::LogMatcher;
 use super::schema::{LEVEL, LINE_BYTES, STREAM_ID, TIMESTAMP};
 use super::{LogIndexError, stored_record};
 use crate::model::LogRecord;
@@ -21,13 +22,18 @@ pub type TimedHit = (u64, DocAddress);
 pub struct TimedMatches {
     pub(super) searcher: Searcher,
     pub(super) record_field: Field,
-    /// The matches, in the order segments were visited.
+    /// The matches, in the order segments were visited: a superset of the query's answer
+    /// when [`Self::check`] is set.
     pub hits: Vec<TimedHit>,
+    /// The exact query, when the index could only find a superset (a body phrase on an
+    /// index without positions): a hit is a match only if its record passes.
+    pub(super) check: Option<LogMatcher>,
 }
 
 impl TimedMatches {
-    /// Loads and decodes the record at `address` (one of [`Self::hits`]).
-    pub fn record(&self, address: DocAddress) -> Result<LogRecord, LogIndexError> {
+    /// Loads and decodes the record at `address` (one of [`Self::hits`]); `None` when the
+    /// record fails the query (a hit of a superset, see [`Self::check`]).
+    pub fn record(&self, address: DocAddress) -> Result<Option<LogRecord>, LogIndexError> {
         let document: TantivyDocument = self.searcher.doc(address)?;
         let bytes = document
             .get_first(self.record_field)
@@ -35,7 +41,11 @@ impl TimedMatches {
             .ok_or_else(|| LogIndexError::CorruptRecord {
                 reason: "the document has no record bytes".to_string(),
             })?;
-        stored_record::decode(bytes)
+        let record = stored_record::decode(bytes)?;
+        Ok(match &self.check {
+            Some(check) if !check.matches(&record) => None,
+            _ => Some(record),
+        })
     }
 }
 
