@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::StorageError;
-use crate::budget::Reservation;
+use crate::budget::{MemoryBudget, Reservation};
 use crate::buffer::Buffer;
 use crate::layout;
 use crate::logs::LogIndexConfig;
@@ -46,6 +46,9 @@ pub use streams::StreamSampleVisitor;
 /// A partition's writer is closed (its arena and merge thread freed) after this long without
 /// records; the next record reopens it.
 const WRITER_IDLE: Duration = Duration::from_secs(300);
+/// While the writers' arenas hold more than half the memory budget, writers are closed after
+/// this long without records instead, least recently written first.
+const WRITER_IDLE_UNDER_PRESSURE: Duration = Duration::from_secs(15);
 
 struct State {
     active: Buffer<LogRecord>,
@@ -69,6 +72,9 @@ pub struct LogStore {
     committed_records: AtomicU64,
     /// Other nodes' partitions, when the logs are shared through a bucket.
     replicas: Option<Arc<shared::cache::ReplicaCache>>,
+    /// The memory budget open writers' arenas are counted in, and the half of it they may
+    /// take there together.
+    writer_budget: Option<(Arc<MemoryBudget>, Arc<MemoryBudget>)>,
     /// Tests: the tenant whose next partition commit fails, and at which step.
     #[cfg(test)]
     fail_next_commit_of: Mutex<Option<(TenantId, CommitStep)>>,
@@ -101,6 +107,7 @@ impl LogStore {
             stats: TableStats::default(),
             committed_records: AtomicU64::new(0),
             replicas: None,
+            writer_budget: None,
             #[cfg(test)]
             fail_next_commit_of: Mutex::new(None),
             #[cfg(test)]
@@ -112,6 +119,31 @@ impl LogStore {
     pub fn with_replicas(mut self, replicas: Arc<shared::cache::ReplicaCache>) -> Self {
         self.replicas = Some(replicas);
         self
+    }
+
+    /// Counts each open writer's memory arena in `budget`, so that admission leaves room
+    /// for it: all writers together up to half the budget (records already accepted must be
+    /// indexed, so writers past it still open, uncounted); while the arenas hold more than
+    /// half of it, idle writers are closed sooner ([`Self::close_idle_writers`]).
+    pub fn with_writer_budget(mut self, budget: Arc<MemoryBudget>) -> Self {
+        let writers_share = MemoryBudget::new(budget.limit_bytes() / 2);
+        self.writer_budget = Some((budget, writers_share));
+        self
+    }
+
+    /// Reservations for one more writer's arena: what fits of it in the writers' share, in
+    /// the share and in the budget.
+    fn reserve_arena(&self, arena_bytes: usize) -> Vec<Reservation> {
+        let Some((budget, writers_share)) = &self.writer_budget else {
+            return Vec::new();
+        };
+        let counted = arena_bytes.min(writers_share.available_bytes());
+        match writers_share.try_reserve(counted) {
+            // Past the limit of the budget too: these records were accepted already, and
+            // admission answers "retry later" until memory frees.
+            Ok(share) => vec![share, budget.reserve_unchecked(counted)],
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Other nodes' partitions, when the logs are shared.
@@ -317,6 +349,10 @@ impl LogStore {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
             let stream_ids = partition.intern_streams(records)?;
+            // The writer's arena is memory like the buffers': counted while it is open.
+            if self.writer_budget.is_some() && !index.has_writer() {
+                index.open_writer(self.reserve_arena(index.writer_memory_bytes()))?;
+            }
             let added = index
                 .add(records.iter().copied().zip(stream_ids))
                 .and_then(|()| self.injected_failure(&key.0, CommitStep::Write));
@@ -460,17 +496,46 @@ impl LogStore {
         Ok(removed)
     }
 
-    /// Closes the writers of partitions that received no records for a while (their memory
-    /// arenas and merge threads). Blocking: waits for their merges.
+    /// Closes the writers of partitions that received no records for [`WRITER_IDLE`] (their
+    /// memory arenas and merge threads), or for [`WRITER_IDLE_UNDER_PRESSURE`] while open
+    /// arenas hold more than half the writer budget, least recently written first. Blocking:
+    /// waits for their merges.
     pub fn close_idle_writers(&self) {
-        let partitions: Vec<Arc<Partition>> = self.partitions().values().cloned().collect();
-        for partition in partitions {
-            let idle = partition
+        let last_write = |partition: &Partition| {
+            *partition
                 .last_write
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .is_none_or(|at| at.elapsed() >= WRITER_IDLE);
-            if !idle {
+        };
+        let mut open: Vec<(Option<Instant>, Arc<Partition>)> = self
+            .partitions()
+            .values()
+            .filter(|p| {
+                p.index
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .has_writer()
+            })
+            .map(|p| (last_write(p), Arc::clone(p)))
+            .collect();
+        // Least recently written first (never written: first of all).
+        open.sort_by_key(|(at, _)| *at);
+        let arena = self.index_config.writer_memory_bytes;
+        let cap = self
+            .writer_budget
+            .as_ref()
+            .map(|(_, writers_share)| writers_share.limit_bytes());
+        let mut open_bytes = open.len().saturating_mul(arena);
+        for (_, partition) in open {
+            let threshold = if cap.is_some_and(|cap| open_bytes > cap) {
+                WRITER_IDLE_UNDER_PRESSURE
+            } else {
+                WRITER_IDLE
+            };
+            let is_idle = |partition: &Partition| {
+                last_write(partition).is_none_or(|at| at.elapsed() >= threshold)
+            };
+            if !is_idle(&partition) {
                 continue;
             }
             // The write lock, as the commit adds and commits under the read lock and its writer
@@ -481,17 +546,14 @@ impl LogStore {
                 Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
                 Err(TryLockError::WouldBlock) => continue,
             };
-            let still_idle = partition
-                .last_write
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_none_or(|at| at.elapsed() >= WRITER_IDLE);
-            if still_idle
-                && index.has_writer()
-                && let Err(err) = index.close_writer()
-            {
+            if !is_idle(&partition) || !index.has_writer() {
+                continue;
+            }
+            // Closed either way: a failure is of the merges it waited for.
+            if let Err(err) = index.close_writer() {
                 warn!(dir = %partition.dir.display(), error = %err, "closing an idle log index writer failed");
             }
+            open_bytes = open_bytes.saturating_sub(arena);
         }
     }
 }

@@ -720,3 +720,55 @@ async fn an_idle_tenants_writer_is_closed_and_its_records_stay_searchable() {
     store.flush().await.unwrap();
     assert_eq!(found(&store, "idle"), ids(records.iter()));
 }
+
+#[tokio::test]
+async fn open_writers_hold_their_arenas_in_the_budget_and_close_sooner_past_half_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let arena = LogIndexConfig::default().writer_memory_bytes;
+    // Writers may hold one and a half arenas of it: the second open writer passes that, and
+    // is counted for the half arena left.
+    let budget = MemoryBudget::new(3 * arena);
+    let store = Arc::new(
+        LogStore::open(dir.path().into(), LogIndexConfig::default())
+            .unwrap()
+            .with_writer_budget(Arc::clone(&budget)),
+    );
+    let records = fixture();
+    apply(&store, 1, "a", &records[..5]);
+    store.flush().await.unwrap();
+    assert_eq!(budget.used_bytes(), arena, "one writer's arena is counted");
+    apply(&store, 2, "b", &records[5..]);
+    store.flush().await.unwrap();
+    assert_eq!(budget.used_bytes(), arena + arena / 2);
+    let written_ago = |name: &str, ago: Duration| {
+        for partition in store.partitions().values() {
+            if partition.key.0.as_str() == name {
+                *partition.last_write.lock().unwrap() = Instant::now().checked_sub(ago);
+            }
+        }
+    };
+    // Both written well within WRITER_IDLE; "a" longer ago than the pressure's idle time.
+    written_ago("a", WRITER_IDLE_UNDER_PRESSURE + Duration::from_secs(5));
+    written_ago("b", WRITER_IDLE_UNDER_PRESSURE + Duration::from_secs(1));
+    store.close_idle_writers();
+    assert_eq!(
+        budget.used_bytes(),
+        arena / 2,
+        "the least recently written closed"
+    );
+    let has_writer = |name: &str| {
+        store
+            .partitions()
+            .values()
+            .any(|p| p.key.0.as_str() == name && p.index.read().unwrap().has_writer())
+    };
+    assert!(!has_writer("a") && has_writer("b"));
+    // Under half the budget again: "b" keeps its writer until WRITER_IDLE.
+    store.close_idle_writers();
+    assert!(has_writer("b"));
+    assert_eq!(found(&store, "a"), ids(records[..5].iter()));
+    // Closed for good: nothing of the budget is held.
+    written_ago("b", WRITER_IDLE + Duration::from_secs(1));
+    store.close_idle_writers();
+    assert_eq!(budget.used_bytes(), 0);
+}

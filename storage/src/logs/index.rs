@@ -31,6 +31,7 @@ use super::query::{LogMatcher, LogQuery};
 use super::schema::{LogFields, TIMESTAMP};
 use super::timed_matches::{StreamDocs, StreamHit, TimedDocs, TimedMatches};
 use super::{LogIndexConfig, LogIndexError, query_rewrite, stored_record};
+use crate::budget::Reservation;
 use crate::model::LogRecord;
 
 /// zstd level of the document store. Level 6 stored ~12% fewer store bytes than level 3 (4% of
@@ -65,9 +66,16 @@ pub struct LogIndex {
     fields: LogFields,
     index: Index,
     writer_memory_bytes: usize,
-    writer: Mutex<Option<IndexWriter<TantivyDocument>>>,
+    writer: Mutex<Option<OpenWriter>>,
     reader: IndexReader,
     query_parser: QueryParser,
+}
+
+/// The writer with the memory budget's reservations for its arena (none when the caller
+/// keeps no budget): all go when the writer is closed or dropped.
+struct OpenWriter {
+    writer: IndexWriter<TantivyDocument>,
+    _arena: Vec<Reservation>,
 }
 
 impl LogIndex {
@@ -124,8 +132,23 @@ impl LogIndex {
 
     /// The writer's lock (a panic while holding it leaves the writer usable: tantivy's own
     /// state is behind its own locks).
-    fn writer_slot(&self) -> MutexGuard<'_, Option<IndexWriter<TantivyDocument>>> {
+    fn writer_slot(&self) -> MutexGuard<'_, Option<OpenWriter>> {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The memory arena a writer of this index takes.
+    pub fn writer_memory_bytes(&self) -> usize {
+        self.writer_memory_bytes
+    }
+
+    /// Opens the writer now if none is, holding `arena` (the memory budget's reservations
+    /// for [`Self::writer_memory_bytes`]) until it closes; an open writer keeps its own.
+    pub fn open_writer(&self, arena: Vec<Reservation>) -> Result<(), LogIndexError> {
+        let mut slot = self.writer_slot();
+        if slot.is_none() {
+            *slot = Some(self.new_writer(arena)?);
+        }
+        Ok(())
     }
 
     /// Runs `work` on the writer (opened on first use) with its lock held.
@@ -134,9 +157,14 @@ impl LogIndex {
         work: impl FnOnce(&mut IndexWriter<TantivyDocument>) -> Result<T, LogIndexError>,
     ) -> Result<T, LogIndexError> {
         let mut slot = self.writer_slot();
-        if let Some(writer) = slot.as_mut() {
-            return work(writer);
+        if let Some(open) = slot.as_mut() {
+            return work(&mut open.writer);
         }
+        let open = slot.insert(self.new_writer(Vec::new())?);
+        work(&mut open.writer)
+    }
+
+    fn new_writer(&self, arena: Vec<Reservation>) -> Result<OpenWriter, LogIndexError> {
         let writer = self
             .index
             .writer_with_num_threads(1, self.writer_memory_bytes)?;
@@ -152,7 +180,10 @@ impl LogIndex {
                 "removed unreferenced log index files"
             );
         }
-        work(slot.insert(writer))
+        Ok(OpenWriter {
+            writer,
+            _arena: arena,
+        })
     }
 
     /// Whether a writer is open (it holds the writer's memory arena and merge thread).
@@ -162,9 +193,9 @@ impl LogIndex {
 
     /// Closes the writer after its merges finish; the index keeps serving searches.
     pub fn close_writer(&self) -> Result<(), LogIndexError> {
-        let writer = self.writer_slot().take();
-        if let Some(writer) = writer {
-            writer.wait_merging_threads()?;
+        let open = self.writer_slot().take();
+        if let Some(open) = open {
+            open.writer.wait_merging_threads()?;
         }
         Ok(())
     }
@@ -261,8 +292,8 @@ impl LogIndex {
     /// retry adds each record once).
     pub fn rollback(&self) -> Result<(), LogIndexError> {
         let mut slot = self.writer_slot();
-        if let Some(writer) = slot.as_mut() {
-            match writer.rollback() {
+        if let Some(open) = slot.as_mut() {
+            match open.writer.rollback() {
                 Ok(opstamp) => debug!(opstamp, "rolled back uncommitted log records"),
                 Err(err) => {
                     // A writer that could not roll back may still hold the added records:

@@ -205,8 +205,10 @@ impl Storage {
             Some((uploader, cache)) => (Some(uploader), Some(cache)),
             None => (None, None),
         };
+        let budget = MemoryBudget::new(config.max_buffered_bytes);
+        let writer_budget = Arc::clone(&budget);
         let logs = tokio::task::spawn_blocking(move || {
-            let store = LogStore::open(logs_dir, index_config)?;
+            let store = LogStore::open(logs_dir, index_config)?.with_writer_budget(writer_budget);
             Ok::<_, StorageError>(match replica_cache {
                 Some((objects, node, dir, capacity)) => store.with_replicas(Arc::new(
                     ReplicaCache::new(objects, Some(node), dir, capacity, index_config)?,
@@ -230,7 +232,6 @@ impl Storage {
             log_uploader,
             skew: crate::skew::SkewEstimator::default(),
         });
-        let budget = MemoryBudget::new(config.max_buffered_bytes);
         let mut checkpoint = Checkpoint::load(&wal_dir)?;
         let next_lsn = replay::replay(
             &config,
