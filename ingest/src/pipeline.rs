@@ -333,7 +333,7 @@ impl Pipeline {
     /// answers instead of growing memory without bound. Pass the reservation on to
     /// [`Self::export_body`].
     pub fn reserve_body(&self, signal: Signal, bytes: usize) -> Result<Reservation, IngestError> {
-        let limit_bytes = self.storage.budget().limit_bytes();
+        let limit_bytes = self.storage.budget().admission_limit_bytes();
         self.reserve(bytes.min(limit_bytes), Reservation::default())
             .inspect_err(|err| {
                 if matches!(
@@ -423,17 +423,18 @@ impl Pipeline {
     }
 }
 
-/// Tops `held` up to `bytes`; a request that could never fit the whole budget is refused for
-/// good (retrying it would loop forever), any other shortfall is retryable.
+/// Tops `held` up to `bytes`; a request that could never fit the budget (less what open log
+/// writers may keep of it) is refused for good (retrying it would loop forever), any other
+/// shortfall is retryable.
 fn reserve(
     budget: &Arc<MemoryBudget>,
     bytes: usize,
     mut held: Reservation,
 ) -> Result<Reservation, IngestError> {
-    if bytes > budget.limit_bytes() {
+    if bytes > budget.admission_limit_bytes() {
         return Err(IngestError::TooCostly {
             needed_bytes: bytes,
-            budget_bytes: budget.limit_bytes(),
+            budget_bytes: budget.admission_limit_bytes(),
         });
     }
     held.merge(budget.try_reserve(bytes.saturating_sub(held.bytes()))?);

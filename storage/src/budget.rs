@@ -14,6 +14,8 @@ use crate::StorageError;
 pub struct MemoryBudget {
     limit_bytes: usize,
     used_bytes: AtomicUsize,
+    /// What long-lived holders (open log index writers) may keep of the limit at most.
+    standing_bytes: AtomicUsize,
 }
 
 impl MemoryBudget {
@@ -22,6 +24,7 @@ impl MemoryBudget {
         Arc::new(Self {
             limit_bytes,
             used_bytes: AtomicUsize::new(0),
+            standing_bytes: AtomicUsize::new(0),
         })
     }
 
@@ -76,6 +79,20 @@ impl MemoryBudget {
     /// The limit.
     pub fn limit_bytes(&self) -> usize {
         self.limit_bytes
+    }
+
+    /// Declares that long-lived holders (open log index writers) may keep up to `bytes` of
+    /// the limit: a request needing more than the rest could wait for it forever.
+    pub fn set_standing_bytes(&self, bytes: usize) {
+        self.standing_bytes
+            .store(bytes.min(self.limit_bytes), Ordering::Relaxed);
+    }
+
+    /// The most one request can ever be given: the limit less what long-lived holders may
+    /// keep ([`Self::set_standing_bytes`]).
+    pub fn admission_limit_bytes(&self) -> usize {
+        self.limit_bytes
+            .saturating_sub(self.standing_bytes.load(Ordering::Relaxed))
     }
 }
 
@@ -146,6 +163,17 @@ mod tests {
         assert_eq!(b.bytes(), 100);
         drop(b);
         assert_eq!(budget.used_bytes(), 0);
+    }
+
+    #[test]
+    fn standing_holders_shrink_what_one_request_can_ever_get() {
+        let budget = MemoryBudget::new(100);
+        assert_eq!(budget.admission_limit_bytes(), 100);
+        budget.set_standing_bytes(25);
+        assert_eq!(budget.admission_limit_bytes(), 75);
+        budget.set_standing_bytes(1000);
+        assert_eq!(budget.admission_limit_bytes(), 0);
+        assert_eq!(budget.limit_bytes(), 100);
     }
 
     #[test]

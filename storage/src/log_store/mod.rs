@@ -46,9 +46,13 @@ pub use streams::StreamSampleVisitor;
 /// A partition's writer is closed (its arena and merge thread freed) after this long without
 /// records; the next record reopens it.
 const WRITER_IDLE: Duration = Duration::from_secs(300);
-/// While the writers' arenas hold more than half the memory budget, writers are closed after
-/// this long without records instead, least recently written first.
+/// While the writers' arenas hold more than their share of the memory budget, writers are
+/// closed after this long without records instead, least recently written first.
 const WRITER_IDLE_UNDER_PRESSURE: Duration = Duration::from_secs(15);
+/// Open writers' arenas are counted in the memory budget up to this fraction of it (a
+/// quarter: four default arenas of the default budget). It is also what one request can
+/// never be given, so it is kept small.
+const WRITERS_SHARE_DENOMINATOR: usize = 4;
 
 struct State {
     active: Buffer<LogRecord>,
@@ -72,7 +76,7 @@ pub struct LogStore {
     committed_records: AtomicU64,
     /// Other nodes' partitions, when the logs are shared through a bucket.
     replicas: Option<Arc<shared::cache::ReplicaCache>>,
-    /// The memory budget open writers' arenas are counted in, and the half of it they may
+    /// The memory budget open writers' arenas are counted in, and the share of it they may
     /// take there together.
     writer_budget: Option<(Arc<MemoryBudget>, Arc<MemoryBudget>)>,
     /// Tests: the tenant whose next partition commit fails, and at which step.
@@ -122,28 +126,39 @@ impl LogStore {
     }
 
     /// Counts each open writer's memory arena in `budget`, so that admission leaves room
-    /// for it: all writers together up to half the budget (records already accepted must be
-    /// indexed, so writers past it still open, uncounted); while the arenas hold more than
-    /// half of it, idle writers are closed sooner ([`Self::close_idle_writers`]).
+    /// for it: all writers together up to a quarter of the budget (records already accepted
+    /// must be indexed, so writers past it still open, uncounted); while the arenas hold more
+    /// than that, idle writers are closed sooner ([`Self::close_idle_writers`]).
     pub fn with_writer_budget(mut self, budget: Arc<MemoryBudget>) -> Self {
-        let writers_share = MemoryBudget::new(budget.limit_bytes() / 2);
+        let writers_share = MemoryBudget::new(budget.limit_bytes() / WRITERS_SHARE_DENOMINATOR);
+        budget.set_standing_bytes(writers_share.limit_bytes());
         self.writer_budget = Some((budget, writers_share));
         self
     }
 
-    /// Reservations for one more writer's arena: what fits of it in the writers' share, in
-    /// the share and in the budget.
+    /// Reservations for one more writer's arena: what fits of it in the writers' share and
+    /// in the budget, in both (never past either limit: these records were accepted already).
     fn reserve_arena(&self, arena_bytes: usize) -> Vec<Reservation> {
         let Some((budget, writers_share)) = &self.writer_budget else {
             return Vec::new();
         };
-        let counted = arena_bytes.min(writers_share.available_bytes());
-        match writers_share.try_reserve(counted) {
-            // Past the limit of the budget too: these records were accepted already, and
-            // admission answers "retry later" until memory frees.
-            Ok(share) => vec![share, budget.reserve_unchecked(counted)],
-            Err(_) => Vec::new(),
+        let counted = arena_bytes
+            .min(writers_share.available_bytes())
+            .min(budget.available_bytes());
+        match (
+            writers_share.try_reserve(counted),
+            budget.try_reserve(counted),
+        ) {
+            (Ok(share), Ok(counted)) => vec![share, counted],
+            _ => Vec::new(),
         }
+    }
+
+    /// What open writers' arenas hold of the memory budget now: no flush frees it.
+    pub fn writer_reserved_bytes(&self) -> usize {
+        self.writer_budget
+            .as_ref()
+            .map_or(0, |(_, writers_share)| writers_share.used_bytes())
     }
 
     /// Other nodes' partitions, when the logs are shared.
@@ -498,7 +513,7 @@ impl LogStore {
 
     /// Closes the writers of partitions that received no records for [`WRITER_IDLE`] (their
     /// memory arenas and merge threads), or for [`WRITER_IDLE_UNDER_PRESSURE`] while open
-    /// arenas hold more than half the writer budget, least recently written first. Blocking:
+    /// arenas hold more than the writers' share of the budget, least recently written first. Blocking:
     /// waits for their merges.
     pub fn close_idle_writers(&self) {
         let last_write = |partition: &Partition| {
@@ -507,16 +522,18 @@ impl LogStore {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
         };
-        let mut open: Vec<(Option<Instant>, Arc<Partition>)> = self
-            .partitions()
-            .values()
+        // The partitions' lock is let go before any index lock is taken: commits and
+        // searches take index locks first, then the partitions' lock.
+        let partitions: Vec<Arc<Partition>> = self.partitions().values().cloned().collect();
+        let mut open: Vec<(Option<Instant>, Arc<Partition>)> = partitions
+            .into_iter()
             .filter(|p| {
                 p.index
                     .read()
                     .unwrap_or_else(|p| p.into_inner())
                     .has_writer()
             })
-            .map(|p| (last_write(p), Arc::clone(p)))
+            .map(|p| (last_write(&p), p))
             .collect();
         // Least recently written first (never written: first of all).
         open.sort_by_key(|(at, _)| *at);

@@ -28,7 +28,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use tantivy::query_grammar::{Delimiter, Occur, UserInputAst, UserInputLeaf, UserInputLiteral};
 
 use super::schema::{ATTRIBUTES, BODY, CORRELATION_ID, CORRELATION_KEY, SPAN_ID, TRACE_ID};
-use super::text_match::body_tokens;
+use super::text_match::body_token_spans;
 
 /// `ast` with id and attribute leaves rewritten for a format 3 index.
 pub(crate) fn for_binary_ids(ast: UserInputAst) -> UserInputAst {
@@ -140,7 +140,9 @@ fn relax_phrase_leaf(leaf: UserInputLeaf, includes: bool, relaxed: &mut bool) ->
     if !matches!(literal.field_name.as_deref(), None | Some(BODY)) {
         return UserInputAst::Leaf(Box::new(leaf));
     }
-    let tokens = body_tokens(&literal.phrase);
+    // Each token as written: tantivy's parser tokenizes each new literal again, and a token
+    // already lowercased might split (a lowercased `İ` gains a combining mark).
+    let tokens = body_token_spans(&literal.phrase);
     if tokens.len() < 2 {
         // One term needs no position; a prefix of one term is refused as before.
         return UserInputAst::Leaf(Box::new(leaf));
@@ -159,10 +161,10 @@ fn relax_phrase_leaf(leaf: UserInputLeaf, includes: bool, relaxed: &mut bool) ->
         tokens
             .into_iter()
             .take(required)
-            .map(|(_, token)| {
+            .map(|token| {
                 let term = UserInputLiteral {
                     field_name: literal.field_name.clone(),
-                    phrase: token,
+                    phrase: token.to_string(),
                     delimiter: Delimiter::DoubleQuotes,
                     slop: 0,
                     prefix: false,
@@ -287,7 +289,7 @@ mod tests {
     fn body_phrases_become_their_terms_where_they_include_and_nothing_where_they_exclude() {
         assert_eq!(
             relaxed("\"Connection reset\" by"),
-            (r#"(*(+"connection" +"reset") *by)"#.to_string(), true)
+            (r#"(*(+"Connection" +"reset") *by)"#.to_string(), true)
         );
         // A hyphenated word is a phrase of its tokens; a phrase prefix requires the terms
         // before its last.
@@ -300,6 +302,9 @@ mod tests {
         assert!(!excluded.contains("declined"), "{excluded}");
         let twice = relaxed("payment -(retry -\"card declined\")").0;
         assert!(twice.contains(r#"+"declined""#), "{twice}");
+        // Each term is written as in the query, to be tokenized once, by the index's parser.
+        let (turkish, _) = relaxed("\"İstanbul timeout\"");
+        assert!(turkish.contains(r#"+"İstanbul""#), "{turkish}");
         // Single terms, other fields and phrases in attribute values are left as they are.
         for text in ["timeout", "service_name:cart", "attributes.user:\"a b\""] {
             assert_eq!(

@@ -50,6 +50,20 @@ pub(crate) fn body_tokens(text: &str) -> Vec<(usize, String)> {
     tokens
 }
 
+/// The parts of `text` that become the body's tokens, as written (before lowercasing, which
+/// may turn one character into several, so a token is re-tokenized from its own text).
+pub(crate) fn body_token_spans(text: &str) -> Vec<&str> {
+    let mut analyzer = BODY_ANALYZER.clone();
+    let mut spans = Vec::new();
+    analyzer
+        .token_stream(text)
+        .process(&mut |token| spans.push((token.offset_from, token.offset_to)));
+    spans
+        .into_iter()
+        .filter_map(|(from, to)| text.get(from..to))
+        .collect()
+}
+
 /// A text query compiled once, then matched against any number of records.
 #[derive(Debug, Clone)]
 pub(crate) struct TextMatcher {
@@ -327,9 +341,14 @@ fn leaf_matches(leaf: &Leaf, view: &mut RecordView<'_>) -> bool {
     }
 }
 
-/// Tries every occurrence of the first term, then places each next term greedily at the
-/// earliest position its offset and the remaining slop allow; a prefix phrase matches its last
-/// term as a prefix.
+/// Matches as tantivy's phrase scorer does. Each term's occurrences are shifted back by the
+/// term's place in the phrase, so an exact phrase puts every term at one shifted position.
+/// With slop, distances count both ways (`"b a"~2` matches "a b", as in tantivy): two terms
+/// match when two shifted occurrences are at most the slop apart; longer phrases spend the
+/// slop along the phrase, each term within what is left of it from a position carried from
+/// the terms before (tantivy orders those terms by their rarity in the segment, which a record
+/// alone cannot know, so sloppy phrases of three or more terms may differ from an index that
+/// keeps positions in rare cases). A prefix phrase matches its last term as a prefix.
 fn phrase_matches(phrase: &Phrase, tokens: &[(usize, String)]) -> bool {
     let last = phrase.terms.len() - 1;
     let term_matches = |index: usize, token: &str| {
@@ -340,26 +359,46 @@ fn phrase_matches(phrase: &Phrase, tokens: &[(usize, String)]) -> bool {
             token == term
         }
     };
-    tokens
+    let shifted: Vec<Vec<i64>> = phrase
+        .terms
         .iter()
-        .filter(|(_, token)| term_matches(0, token))
-        .any(|&(start, _)| {
-            let (mut position, mut slop) = (start, phrase.slop as usize);
-            phrase.terms.windows(2).enumerate().all(|(index, pair)| {
-                let expected = position + (pair[1].0 - pair[0].0);
-                let found = tokens.iter().find(|(at, token)| {
-                    (expected..=expected + slop).contains(at) && term_matches(index + 1, token)
-                });
-                match found {
-                    Some((at, _)) => {
-                        slop -= at - expected;
-                        position = *at;
-                        true
-                    }
-                    None => false,
-                }
-            })
+        .enumerate()
+        .map(|(index, (offset, _))| {
+            tokens
+                .iter()
+                .filter(|(_, token)| term_matches(index, token))
+                .map(|&(at, _)| at as i64 - *offset as i64)
+                .collect()
         })
+        .collect();
+    if last == 0 || phrase.slop == 0 {
+        return shifted[0]
+            .iter()
+            .any(|position| shifted[1..].iter().all(|other| other.contains(position)));
+    }
+    let slop = i64::from(phrase.slop);
+    // (position, slop spent so far), the positions of both ends of every pair within reach.
+    let mut reached: Vec<(i64, i64)> = shifted[0].iter().map(|&at| (at, 0)).collect();
+    for next in &shifted[1..last] {
+        let mut carried: std::collections::BTreeMap<i64, i64> = Default::default();
+        for &(at, spent) in &reached {
+            for &other in next {
+                let spent = spent + (at - other).abs();
+                if spent <= slop {
+                    for position in [at, other] {
+                        let entry = carried.entry(position).or_insert(spent);
+                        *entry = (*entry).min(spent);
+                    }
+                }
+            }
+        }
+        reached = carried.into_iter().collect();
+    }
+    reached.iter().any(|&(at, spent)| {
+        shifted[last]
+            .iter()
+            .any(|&other| spent + (at - other).abs() <= slop)
+    })
 }
 
 /// Walks the attributes with dotted paths (keys with dots count as nested, as the index's
@@ -426,6 +465,11 @@ mod tests {
         assert!(!matches("\"declined issuer\"", body));
         assert!(matches("\"declined issuer\"~1", body));
         assert!(matches("\"by iss\"*", body));
+        // Slop counts both ways, as tantivy counts it.
+        assert!(matches("\"issuer by\"~2", body));
+        assert!(!matches("\"issuer by\"~1", body));
+        assert!(matches("\"payment by bank\"~2", body));
+        assert!(!matches("\"payment by bank\"~1", body));
         // A hyphenated word is a phrase of its tokens.
         assert!(matches("user-42", "login failed for user-42"));
         assert!(!matches("user-42", "user 7 has 42 items"));

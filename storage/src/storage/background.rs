@@ -122,7 +122,12 @@ impl Storage {
                 () = self.cancel.cancelled() => return,
                 () = tokio::time::sleep(pause) => {}
             }
-            let under_pressure = self.budget.used_bytes() * 4 >= self.budget.limit_bytes() * 3;
+            // Open log writers' arenas are not data a flush frees: left out.
+            let flushable = self
+                .budget
+                .used_bytes()
+                .saturating_sub(self.stores.logs.writer_reserved_bytes());
+            let under_pressure = flushable * 4 >= self.budget.limit_bytes() * 3;
             let max_bytes = if under_pressure {
                 0
             } else {
