@@ -4,6 +4,8 @@
 //! no directory. Field names are constants here so the in-memory matcher
 //! ([`super::text_match`]) resolves `field:value` clauses exactly as tantivy's query parser does.
 
+use std::borrow::Cow;
+
 use tantivy::TantivyDocument;
 use tantivy::schema::{
     BytesOptions, Field, FieldType, IndexRecordOption, JsonObjectOptions, NumericOptions,
@@ -52,6 +54,10 @@ const RAW_TOKENIZER: &str = "raw";
 /// The tokenizer tantivy registers by default: split on non-alphanumerics, drop tokens of 40
 /// bytes or more, lowercase.
 pub(crate) const DEFAULT_TOKENIZER: &str = "default";
+
+/// Bytes a document takes beside its stored record and body: ids, names, numbers and
+/// attributes, with tantivy's per-value headers.
+const DOCUMENT_SPARE_BYTES: usize = 256;
 
 /// The format new indexes are written in. 1: the first; 2: stream ids, line lengths and
 /// levels as fast fields; 3: trace and span ids as binary terms and the correlation attribute
@@ -219,7 +225,12 @@ impl LogFields {
         stream_id: u32,
         scratch: &mut Vec<u8>,
     ) -> Result<TantivyDocument, LogIndexError> {
-        let mut document = TantivyDocument::new();
+        scratch.clear();
+        stored_record::encode(record, scratch)?;
+        let body = body_text(&record.body);
+        // Sized for what the document copies in, so it is not grown (and moved) field by field.
+        let mut document =
+            TantivyDocument::with_capacity(scratch.len() + body.len() + DOCUMENT_SPARE_BYTES);
         if let (Some(stream_field), Some(bytes_field), Some(level_field)) =
             (self.stream_id, self.line_bytes, self.level)
         {
@@ -259,16 +270,13 @@ impl LogFields {
                 }
             }
         }
-        let body = body_text(&record.body);
         if !body.is_empty() {
-            document.add_text(self.body, body);
+            document.add_text(self.body, &body);
         }
         if record.attributes.len() > usize::from(correlation_attribute.is_some()) {
             let object = attributes_object(&record.attributes, correlation_attribute);
             document.add_field_value(self.attributes, &object);
         }
-        scratch.clear();
-        stored_record::encode(record, scratch)?;
         document.add_bytes(self.record, scratch);
         Ok(document)
     }
@@ -277,10 +285,13 @@ impl LogFields {
 /// The text of a body as indexed for full-text search: strings as they are, scalars in their
 /// text form, maps as `key value` pairs and arrays as their elements, space separated (so a
 /// structured body is searchable by its words, not by JSON punctuation).
-pub(crate) fn body_text(body: &AttributeValue) -> String {
+pub(crate) fn body_text(body: &AttributeValue) -> Cow<'_, str> {
+    if let AttributeValue::String(text) = body {
+        return Cow::Borrowed(text);
+    }
     let mut text = String::new();
     append_body_text(body, &mut text);
-    text
+    Cow::Owned(text)
 }
 
 fn append_body_text(value: &AttributeValue, text: &mut String) {
