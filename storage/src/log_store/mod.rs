@@ -513,8 +513,8 @@ impl LogStore {
 
     /// Closes the writers of partitions that received no records for [`WRITER_IDLE`] (their
     /// memory arenas and merge threads), or for [`WRITER_IDLE_UNDER_PRESSURE`] while open
-    /// arenas hold more than the writers' share of the budget, least recently written first. Blocking:
-    /// waits for their merges.
+    /// arenas hold more than the writers' share of the budget, least recently written
+    /// first. Blocking: waits for their merges.
     pub fn close_idle_writers(&self) {
         let last_write = |partition: &Partition| {
             *partition
