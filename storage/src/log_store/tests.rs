@@ -538,10 +538,14 @@ async fn a_pinned_format_1_index_reads_and_keeps_taking_records() {
     );
 }
 
-#[tokio::test]
-async fn a_pinned_format_2_index_reads_finds_by_id_and_keeps_taking_records() {
-    let (_dir, store, partitions) = open_pinned("log_index_v2");
-    assert_eq!(partitions[0].index.read().unwrap().format(), 2);
+/// The pinned index `name` of `format` with its stream catalog, checked to read back the
+/// fixture exactly, through search and stream-level scans.
+fn open_pinned_with_catalog(
+    name: &str,
+    format: u32,
+) -> (tempfile::TempDir, Arc<LogStore>, Vec<Arc<Partition>>) {
+    let (dir, store, partitions) = open_pinned(name);
+    assert_eq!(partitions[0].index.read().unwrap().format(), format);
     assert!(partitions[0].streams().complete);
     let mut expected = fixture();
     expected.reverse();
@@ -550,6 +554,25 @@ async fn a_pinned_format_2_index_reads_finds_by_id_and_keeps_taking_records() {
         expected
     );
     assert_eq!(stream_samples(&store), expected_samples(&fixture()));
+    (dir, store, partitions)
+}
+
+/// Adds the fixture a nanosecond later to the pinned partition, which keeps its `format`.
+async fn add_to_pinned(store: &Arc<LogStore>, partitions: &[Arc<Partition>], format: u32) {
+    apply(store, 8, "a", &fixture_one_nanosecond_later());
+    store.flush().await.unwrap();
+    assert_eq!(partitions[0].index.read().unwrap().format(), format);
+    assert_eq!(found(store, "a").len(), 20);
+}
+
+/// Correlation ids of tenant `a`'s records `query` finds, newest first.
+fn ids_found(store: &LogStore, query: &LogQuery) -> Vec<String> {
+    ids(store.search_blocking(&tenant("a"), query).unwrap().iter())
+}
+
+#[tokio::test]
+async fn a_pinned_format_2_index_reads_finds_by_id_and_keeps_taking_records() {
+    let (_dir, store, partitions) = open_pinned_with_catalog("log_index_v2", 2);
     // Ids are hex text terms in format 2: found by field and through query text alike.
     let by_trace = |trace: crate::model::TraceId| LogQuery {
         trace_id: Some(trace),
@@ -560,17 +583,12 @@ async fn a_pinned_format_2_index_reads_finds_by_id_and_keeps_taking_records() {
         ..everything()
     };
     let third = fixture()[2].clone();
-    let ids_found =
-        |query: &LogQuery| ids(store.search_blocking(&tenant("a"), query).unwrap().iter());
+    let ids_found = |query: &LogQuery| ids_found(&store, query);
     assert_eq!(ids_found(&by_trace(third.trace_id.unwrap())), ["req-3"]);
     let span_text = format!("span_id:{} payment", third.span_id.unwrap());
     assert_eq!(ids_found(&by_text(span_text)), ["req-3"]);
     // New records of the day go into the same format 2 index, and are found the same way.
-    let more = fixture_one_nanosecond_later();
-    apply(&store, 8, "a", &more);
-    store.flush().await.unwrap();
-    assert_eq!(partitions[0].index.read().unwrap().format(), 2);
-    assert_eq!(found(&store, "a").len(), 20);
+    add_to_pinned(&store, &partitions, 2).await;
     assert_eq!(
         ids_found(&by_trace(third.trace_id.unwrap())),
         ["req-3-new", "req-3"]
@@ -579,22 +597,12 @@ async fn a_pinned_format_2_index_reads_finds_by_id_and_keeps_taking_records() {
 
 #[tokio::test]
 async fn a_pinned_format_3_index_answers_phrases_itself_and_keeps_taking_records() {
-    let (_dir, store, partitions) = open_pinned("log_index_v3");
-    assert_eq!(partitions[0].index.read().unwrap().format(), 3);
-    assert!(partitions[0].streams().complete);
-    let mut expected = fixture();
-    expected.reverse();
-    assert_eq!(
-        store.search_blocking(&tenant("a"), &everything()).unwrap(),
-        expected
-    );
-    assert_eq!(stream_samples(&store), expected_samples(&fixture()));
+    let (_dir, store, partitions) = open_pinned_with_catalog("log_index_v3", 3);
     let by_text = |text: &str| LogQuery {
         text: Some(text.into()),
         ..everything()
     };
-    let ids_found =
-        |query: &LogQuery| ids(store.search_blocking(&tenant("a"), query).unwrap().iter());
+    let ids_found = |query: &LogQuery| ids_found(&store, query);
     // Format 3 keeps body positions: phrases are the index's own answer.
     assert_eq!(ids_found(&by_text("\"declined by\"")), ["req-10", "req-3"]);
     assert_eq!(
@@ -605,11 +613,7 @@ async fn a_pinned_format_3_index_answers_phrases_itself_and_keeps_taking_records
     let trace_text = format!("trace_id:{} payment", third.trace_id.unwrap());
     assert_eq!(ids_found(&by_text(&trace_text)), ["req-3"]);
     // New records of the day go into the same format 3 index, and are found the same way.
-    let more = fixture_one_nanosecond_later();
-    apply(&store, 8, "a", &more);
-    store.flush().await.unwrap();
-    assert_eq!(partitions[0].index.read().unwrap().format(), 3);
-    assert_eq!(found(&store, "a").len(), 20);
+    add_to_pinned(&store, &partitions, 3).await;
     assert_eq!(
         ids_found(&by_text("\"issuer bank\"")),
         ["req-3-new", "req-3"]

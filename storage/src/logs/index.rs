@@ -316,14 +316,9 @@ impl LogIndex {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        if let Some(check) = check {
+        if check.is_some() {
             // A superset was found: walk it newest first, keeping the records that match.
-            let mut matches = TimedMatches {
-                hits: searcher.search(&tantivy_query, &TimedDocs)?,
-                searcher,
-                record_field: self.fields.record,
-                check: Some(check),
-            };
+            let mut matches = self.collect_timed(searcher, &*tantivy_query, check)?;
             matches
                 .hits
                 .sort_by_key(|&(time, _)| std::cmp::Reverse(time));
@@ -351,8 +346,17 @@ impl LogIndex {
     /// in no particular order, with the searcher to load them from.
     pub fn timed_matches(&self, query: &LogQuery) -> Result<TimedMatches, LogIndexError> {
         let (tantivy_query, check) = self.to_tantivy_query(query)?;
-        let searcher = self.reader.searcher();
-        let hits = searcher.search(&tantivy_query, &TimedDocs)?;
+        self.collect_timed(self.reader.searcher(), &*tantivy_query, check)
+    }
+
+    /// Every match of `tantivy_query` in `searcher`, with the check its hits must pass.
+    fn collect_timed(
+        &self,
+        searcher: tantivy::Searcher,
+        tantivy_query: &dyn Query,
+        check: Option<LogMatcher>,
+    ) -> Result<TimedMatches, LogIndexError> {
+        let hits = searcher.search(tantivy_query, &TimedDocs)?;
         Ok(TimedMatches {
             searcher,
             record_field: self.fields.record,
