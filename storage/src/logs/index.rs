@@ -13,16 +13,16 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
 use tantivy::indexer::{LogMergePolicy, UserOperation};
 use tantivy::query::{
-    AllQuery, BooleanQuery, Occur, Query, QueryParser, QueryParserError, RangeQuery, TermQuery,
+    AllQuery, BooleanQuery, EnableScoring, Occur, Query, QueryParser, QueryParserError, RangeQuery,
+    TermQuery,
 };
-use tantivy::schema::{Field, IndexRecordOption, Value};
+use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{
-    Index, IndexReader, IndexSettings, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term,
+    Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument, Term,
     query_grammar,
 };
 use tracing::debug;
@@ -30,7 +30,7 @@ use tracing::debug;
 use super::query::{LogMatcher, LogQuery};
 use super::schema::{LogFields, TIMESTAMP};
 use super::timed_matches::{StreamDocs, StreamHit, TimedDocs, TimedMatches};
-use super::{LogIndexConfig, LogIndexError, query_rewrite, stored_record};
+use super::{LogIndexConfig, LogIndexError, newest_first, query_rewrite};
 use crate::budget::Reservation;
 use crate::model::LogRecord;
 
@@ -307,39 +307,20 @@ impl LogIndex {
     }
 
     /// Searches committed records; newest first (by effective time), at most `query.limit`.
+    /// Segments are read newest first, each only while it may still hold one of the newest
+    /// `limit` matches (see [`newest_first`]).
     pub fn search(&self, query: &LogQuery) -> Result<Vec<LogRecord>, LogIndexError> {
         let (tantivy_query, check) = self.to_tantivy_query(query)?;
         let searcher = self.reader.searcher();
-        // Never ask tantivy for more slots than there are documents.
+        // Never keep more slots than there are documents.
         let num_docs = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX);
         let limit = query.limit.min(num_docs);
         if limit == 0 {
             return Ok(Vec::new());
         }
-        if check.is_some() {
-            // A superset was found: walk it newest first, keeping the records that match.
-            let mut matches = self.collect_timed(searcher, &*tantivy_query, check)?;
-            matches
-                .hits
-                .sort_by_key(|&(time, _)| std::cmp::Reverse(time));
-            let mut records = Vec::with_capacity(limit);
-            for &(_, address) in &matches.hits {
-                if records.len() == limit {
-                    break;
-                }
-                records.extend(matches.record(address)?);
-            }
-            return Ok(records);
-        }
-        let newest_first =
-            TopDocs::with_limit(limit).order_by_fast_field::<u64>(TIMESTAMP, Order::Desc);
-        let hits = searcher.search(&tantivy_query, &newest_first)?;
-        hits.into_iter()
-            .map(|(_, address)| {
-                let document: TantivyDocument = searcher.doc(address)?;
-                self.read_record(&document)
-            })
-            .collect()
+        let weight = tantivy_query.weight(EnableScoring::disabled_from_searcher(&searcher))?;
+        let source = self.record_source(searcher, check);
+        newest_first::newest_records(weight.as_ref(), limit, &source)
     }
 
     /// Every committed record `query` matches (its limit ignored), as (time, address) pairs
@@ -357,12 +338,23 @@ impl LogIndex {
         check: Option<LogMatcher>,
     ) -> Result<TimedMatches, LogIndexError> {
         let hits = searcher.search(tantivy_query, &TimedDocs)?;
-        Ok(TimedMatches {
+        let mut matches = self.record_source(searcher, check);
+        matches.hits = hits;
+        Ok(matches)
+    }
+
+    /// Records of `searcher`, loaded one by one, each checked against `check` when set.
+    fn record_source(
+        &self,
+        searcher: tantivy::Searcher,
+        check: Option<LogMatcher>,
+    ) -> TimedMatches {
+        TimedMatches {
             searcher,
             record_field: self.fields.record,
-            hits,
+            hits: Vec::new(),
             check,
-        })
+        }
     }
 
     /// (time, stream id, line bytes) of every committed record `query` matches, from the
@@ -487,16 +479,6 @@ impl LogIndex {
             reason: error.to_string(),
         })
     }
-
-    fn read_record(&self, document: &TantivyDocument) -> Result<LogRecord, LogIndexError> {
-        let bytes = document
-            .get_first(self.fields.record)
-            .and_then(|value| value.as_bytes())
-            .ok_or_else(|| LogIndexError::CorruptRecord {
-                reason: "the document has no record bytes".to_string(),
-            })?;
-        stored_record::decode(bytes)
-    }
 }
 
 impl fmt::Debug for LogIndex {
@@ -567,6 +549,57 @@ mod tests {
         let limited = LogQuery { limit: 3, ..all() };
         assert_eq!(found(&index, &limited), [10, 9, 8]);
         assert!(index.search(&LogQuery::default()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn pages_are_the_newest_matches_across_segments_whose_times_interleave() {
+        use crate::logs::test_records::record;
+        let dir = tempfile::tempdir().unwrap();
+        let index = LogIndex::open(dir.path(), &LogIndexConfig::default()).unwrap();
+        // Four commits, four segments: three whose times interleave, one older than them all
+        // and one record newer than every other in the first segment.
+        let commits: [&[u64]; 4] = [
+            &[1, 4, 7, 10, 13, 40],
+            &[2, 5, 8, 11, 14],
+            &[3, 6, 9, 12],
+            &[0],
+        ];
+        let body = |n: u64| {
+            if n % 2 == 0 {
+                "alpha beta"
+            } else {
+                "beta alpha"
+            }
+        };
+        for numbers in commits {
+            let records: Vec<LogRecord> = numbers.iter().map(|&n| record(n, body(n))).collect();
+            index.add(records.iter().map(|r| (r, 0))).unwrap();
+            index.commit().unwrap();
+        }
+        let mut every: Vec<u64> = commits.concat();
+        every.sort_unstable_by(|a, b| b.cmp(a));
+        // Plain terms, and a phrase a format 4 index answers with a superset it checks.
+        let is_even = |n: &u64| n % 2 == 0;
+        let is_odd = |n: &u64| n % 2 == 1;
+        let any = |_: &u64| true;
+        let queries: [(&str, &dyn Fn(&u64) -> bool); 4] = [
+            ("", &any),
+            ("alpha", &any),
+            ("\"alpha beta\"", &is_even),
+            ("\"beta alpha\"", &is_odd),
+        ];
+        for (query, matches) in queries {
+            let expected: Vec<u64> = every.iter().copied().filter(|n| matches(n)).collect();
+            for limit in 0..=expected.len() + 1 {
+                let search = LogQuery {
+                    text: (!query.is_empty()).then(|| query.into()),
+                    limit,
+                    ..all()
+                };
+                let newest: Vec<u64> = expected.iter().copied().take(limit).collect();
+                assert_eq!(found(&index, &search), newest, "{query} limit {limit}");
+            }
+        }
     }
 
     #[test]

@@ -49,6 +49,7 @@
 
 mod attribute_clause;
 mod index;
+mod newest_first;
 mod query;
 mod query_rewrite;
 mod schema;

@@ -31,6 +31,11 @@ pub struct TimedMatches {
 }
 
 impl TimedMatches {
+    /// Whether a hit must pass [`Self::check`] to be a match.
+    pub(super) fn checks(&self) -> bool {
+        self.check.is_some()
+    }
+
     /// Loads and decodes the record at `address` (one of [`Self::hits`]); `None` when the
     /// record fails the query (a hit of a superset, see [`Self::check`]).
     pub fn record(&self, address: DocAddress) -> Result<Option<LogRecord>, LogIndexError> {
