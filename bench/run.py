@@ -436,8 +436,11 @@ def run_suite(binary, work, args, f):
                                                                "--spread-seconds", "3600"],
                     ids_out=ids_file)
         correlation_file = work / "correlation_ids.txt"
+        # The stored logs are a day of traffic arriving in time order (a backfill of 24 hours),
+        # so a search of the last day finds a day of records, as it would in production.
         loadgen(gen_binary, server, "logs", "grpc", 3600, ["--count", str(args.stored_logs), "--seed", "12",
                                                        "--pool-size", "512", "--retries", "100",
+                                                       "--backfill-hours", "24",
                                                        "--correlation-ids-out", str(correlation_file)])
         loadgen(gen_binary, server, "metrics", "grpc", min(secs, 10), ["--seed", "13", "--series", "1000",
                                                                   "--pool-size", "256", "--retries", "100"])
@@ -476,20 +479,19 @@ def run_suite(binary, work, args, f):
         logs_warm, log_misses = timed_queries(server, [f"/api/logs?correlation_id={c}" for c in sample])
         f["logs_by_correlation_ms"] = {"warm_p50": percentile(logs_warm, 0.5), "warm_p99": percentile(logs_warm, 0.99),
                                        "queries": len(sample), "misses": log_misses}
-        # Native search: one body word over the last 24 hours, the newest 100 hits (words of
-        # the generator's vocabulary, each in a few percent of the records).
-        now_ns = time.time_ns()
-        day = f"&start={now_ns - 86_400 * 10**9}&end={now_ns}&limit=100"
-        words = ["timeout", "declined", "exhausted", "retrying", "upstream"]
-        word_paths = [f"/api/logs?q={words[i % len(words)]}{day}" for i in range(20 if args.smoke else 100)]
-        timed_queries(server, word_paths[:len(words)])
-        word_ms, word_misses = timed_queries(server, word_paths)
-        f["logs_by_word_ms"] = {"p50": percentile(word_ms, 0.5), "p99": percentile(word_ms, 0.99),
-                                "queries": len(word_paths), "misses": word_misses}
+        f["logs_by_word_ms"] = word_search_figures(server, args)
         f["jaeger_ms"] = jaeger_query_figures(server, args)
         f["stitch_ms"] = stitch_figures(server, args)
     finally:
         server.stop()
+
+    if args.baseline:
+        # The same searches by the baseline binary over the same stored data.
+        server = Server(args.baseline, data).start()
+        try:
+            f["baseline_logs_by_word_ms"] = word_search_figures(server, args)
+        finally:
+            server.stop()
 
     # Bytes at rest, after the query phase: by then the log index has merged its segments and
     # dropped the files the merges replaced (right after ingest both are still on disk).
@@ -498,6 +500,20 @@ def run_suite(binary, work, args, f):
     f["bytes_per_point"] = dir_bytes(objects / "metrics") / max(stored_points, 1)
     f["log_bytes_ratio"] = dir_bytes(data / "logs") / max(log_protobuf_bytes, 1)
 
+
+
+def word_search_figures(server, args):
+    """Native search: one body word over the last 24 hours (the whole backfill of stored logs),
+    the newest 100 hits (words of the generator's vocabulary, each in a few percent of the
+    records)."""
+    now_ns = time.time_ns()
+    day = f"&start={now_ns - 86_400 * 10**9}&end={now_ns}&limit=100"
+    words = ["timeout", "declined", "exhausted", "retrying", "upstream"]
+    paths = [f"/api/logs?q={words[i % len(words)]}{day}" for i in range(20 if args.smoke else 100)]
+    timed_queries(server, paths[:len(words)])
+    latencies, misses = timed_queries(server, paths)
+    return {"p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
+            "queries": len(paths), "misses": misses}
 
 
 def post_big_trace(server, spans=10_000):

@@ -36,6 +36,9 @@ pub enum LoadgenError {
         /// The cause.
         source: std::io::Error,
     },
+    /// `--backfill-hours` was given for a signal other than logs.
+    #[error("--backfill-hours dates log records only; use --spread-hours for traces")]
+    BackfillLogsOnly,
     /// The server acknowledged nothing.
     #[error("nothing was acknowledged; is the server running at the given addresses?")]
     NothingAcknowledged,

@@ -170,6 +170,12 @@ pub struct LoadgenArgs {
     /// finds an hour of data, not a burst. Replays keep their request's times.
     #[arg(long, default_value_t = 0, value_name = "SECONDS")]
     pub spread_seconds: u64,
+    /// Date log records as a backfill of this many past hours that arrives in time order: the
+    /// run's exports go forward evenly from that long ago to the present, each replay of the
+    /// pool later than the last, as a day of steady traffic would be stored. Logs only; needs
+    /// --count.
+    #[arg(long, value_name = "HOURS", requires = "count", conflicts_with_all = ["spread_hours", "spread_seconds"])]
+    pub backfill_hours: Option<u64>,
     /// Resend an export refused with a retryable answer up to this many times, 100 ms apart,
     /// as OTLP exporters do (closed loop). Every answer is counted.
     #[arg(long, default_value_t = 0)]
@@ -258,6 +264,35 @@ fn spread_base(now: u64, index: usize, args: &LoadgenArgs) -> u64 {
     now.saturating_sub(hours_back).saturating_sub(seconds_back)
 }
 
+/// How a backfill dates exports: export `n` of the run (pool request `n % pool`, replay
+/// `n / pool`) starts `n` slots after the backfill's start, the last one at the present.
+struct Backfill {
+    start_unix_nano: u64,
+    slot_nanos: u64,
+    replay_step_nanos: u64,
+}
+
+impl Backfill {
+    /// A backfill of `hours` up to `now` for a run of `records` records in exports of
+    /// `batch`, replaying a pool of `pool` requests.
+    fn new(hours: u64, records: u64, batch: usize, pool: usize, now: u64) -> Self {
+        const HOUR: u64 = 3_600_000_000_000;
+        let span = hours.saturating_mul(HOUR);
+        let exports = records.div_ceil(batch.max(1) as u64).max(1);
+        let slot_nanos = span / exports;
+        Self {
+            start_unix_nano: now.saturating_sub(span),
+            slot_nanos,
+            replay_step_nanos: slot_nanos.saturating_mul(pool.max(1) as u64),
+        }
+    }
+
+    /// The base time of pool request `index` in the first replay.
+    fn base(&self, index: usize) -> u64 {
+        self.start_unix_nano + self.slot_nanos.saturating_mul(index as u64)
+    }
+}
+
 /// Generates and encodes the pool; returns it with the time step between replays.
 fn build_pool(args: &LoadgenArgs, rng: &mut Random) -> Result<(Vec<Prepared>, u64), LoadgenError> {
     let encoding = args.transport.encoding();
@@ -295,20 +330,35 @@ fn build_pool(args: &LoadgenArgs, rng: &mut Random) -> Result<(Vec<Prepared>, u6
             Ok((pool, 0))
         }
         Signal::Logs => {
+            let backfill = args.backfill_hours.map(|hours| {
+                let records = args.count.unwrap_or(0);
+                Backfill::new(hours, records, args.batch_size, pool_size, base)
+            });
             for index in 0..pool_size {
-                let base = spread_base(base, index, args);
+                let base = match &backfill {
+                    Some(backfill) => backfill.base(index),
+                    None => spread_base(base, index, args),
+                };
                 let (request, ids) = logs::logs_request(rng, &services, args.batch_size, base);
                 let span_ids = logs::span_ids(&request);
+                // Backfilled records' times move on with each replay.
+                let times = match backfill {
+                    Some(_) => logs::record_times(&request),
+                    None => Vec::new(),
+                };
                 pool.push(Prepared::new(
                     encoding,
                     encode(encoding, &request)?,
                     args.batch_size,
                     ids,
                     &span_ids,
-                    &[],
+                    &times,
                 ));
             }
-            Ok((pool, 0))
+            Ok((
+                pool,
+                backfill.map_or(0, |backfill| backfill.replay_step_nanos),
+            ))
         }
         Signal::Metrics => {
             let interval = 10_000_000_000;
@@ -338,6 +388,9 @@ pub async fn run(args: LoadgenArgs) -> Result<(), LoadgenError> {
     let endpoints = endpoints(&args)?;
     if let Some(Scenario::Demo) = args.scenario {
         return demo::run(&args, &endpoints).await;
+    }
+    if args.backfill_hours.is_some() && !matches!(args.signal, Signal::Logs) {
+        return Err(LoadgenError::BackfillLogsOnly);
     }
     let mut rng = Random::new(args.seed);
     let (pool, time_step_nanos) = build_pool(&args, &mut rng)?;
@@ -424,4 +477,27 @@ fn write_sampled_ids(
         source,
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backfill_dates_the_run_evenly_up_to_the_present() {
+        const HOUR: u64 = 3_600_000_000_000;
+        let now = 1_704_067_200_000_000_000;
+        // 10,000 records in exports of 100 (100 exports), a pool of 8 replayed.
+        let backfill = Backfill::new(24, 10_000, 100, 8, now);
+        let export_start = |n: u64| {
+            let replay = n / 8;
+            backfill.base((n % 8) as usize) + replay * backfill.replay_step_nanos
+        };
+        assert_eq!(export_start(0), now - 24 * HOUR);
+        let slot = 24 * HOUR / 100;
+        for n in 1..100 {
+            assert_eq!(export_start(n) - export_start(n - 1), slot, "export {n}");
+        }
+        assert_eq!(export_start(99), now - slot);
+    }
 }

@@ -76,6 +76,17 @@ pub fn span_ids(request: &ExportLogsServiceRequest) -> Vec<[u8; 8]> {
         .collect()
 }
 
+/// Every event and observed time the records of a request carry, rewritten on each replay
+/// of a backfill.
+pub fn record_times(request: &ExportLogsServiceRequest) -> Vec<u64> {
+    request
+        .resource_logs
+        .iter()
+        .flat_map(|r| r.scope_logs.iter().flat_map(|s| s.log_records.iter()))
+        .flat_map(|record| [record.time_unix_nano, record.observed_time_unix_nano])
+        .collect()
+}
+
 /// An export of `count` records spread over `services`.
 pub fn logs_request(
     rng: &mut Random,

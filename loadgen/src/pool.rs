@@ -1,5 +1,5 @@
 //! Pre-encoded requests, so the generator stays cheap next to the server. Each request
-//! remembers where its trace ids, span ids, log request ids and point timestamps sit in the
+//! remembers where its trace ids, span ids, log request ids and timestamps sit in the
 //! encoded bytes; replaying it in a later cycle rewrites those in place (new ids, later times)
 //! instead of generating and encoding again. Span ids change with every replay too, as in real
 //! traffic: a compacted file holding many replays must not compress them away.
@@ -37,6 +37,9 @@ enum PatchKind {
 
 /// The prefix of the request ids the log generator writes (see `logs::log_record`).
 const REQUEST_ID_PREFIX: &[u8] = b"req-";
+/// Tags of the fixed64 times rewritten on replay: a data point's `time_unix_nano` (field 3),
+/// a log record's `time_unix_nano` (field 1) and `observed_time_unix_nano` (field 11).
+const TIME_TAGS: [u8; 3] = [0x19, 0x09, 0x59];
 /// Hex digits after the prefix.
 const REQUEST_ID_HEX_DIGITS: usize = 16;
 
@@ -80,21 +83,22 @@ fn span_salt(cycle: u64) -> u64 {
 }
 
 impl Prepared {
-    /// Encodes `body` and finds the trace ids and point timestamps to rewrite per cycle.
+    /// Encodes `body` and finds the trace ids and timestamps (those in `times`: metric point
+    /// times, backfilled log record times) to rewrite per cycle.
     pub fn new(
         encoding: Encoding,
         body: Vec<u8>,
         records: usize,
         trace_ids: Vec<[u8; 16]>,
         span_ids: &[[u8; 8]],
-        point_times: &[u64],
+        times: &[u64],
     ) -> Self {
         let mut patches = Vec::new();
         match encoding {
             Encoding::Protobuf => {
                 let ids: HashSet<[u8; 16]> = trace_ids.iter().copied().collect();
                 let spans: HashSet<[u8; 8]> = span_ids.iter().copied().collect();
-                let times: HashSet<u64> = point_times.iter().copied().collect();
+                let wanted_times: HashSet<u64> = times.iter().copied().collect();
                 let mut i = 0;
                 while i + 8 <= body.len() {
                     let mut span_window = [0u8; 8];
@@ -123,11 +127,10 @@ impl Prepared {
                         i += 8;
                         continue;
                     }
-                    // time_unix_nano is field 3, fixed64, in every data point kind: tag 0x19.
-                    if body[i] == 0x19 && i + 9 <= body.len() {
+                    if TIME_TAGS.contains(&body[i]) && i + 9 <= body.len() {
                         let value =
                             u64::from_le_bytes(body[i + 1..i + 9].try_into().unwrap_or_default());
-                        if times.contains(&value) {
+                        if wanted_times.contains(&value) {
                             patches.push(Patch {
                                 offset: i + 1,
                                 kind: PatchKind::TimeFixed64,
@@ -172,15 +175,19 @@ impl Prepared {
                         }
                     }
                 }
-                for (position, _) in text.match_indices("\"timeUnixNano\":\"") {
-                    let start = position + "\"timeUnixNano\":\"".len();
+                let time_keys = ["\"timeUnixNano\":\"", "\"observedTimeUnixNano\":\""];
+                let time_keys = time_keys.iter().flat_map(|key| {
+                    text.match_indices(key)
+                        .map(move |(position, _)| position + key.len())
+                });
+                for start in time_keys {
                     let digits: String = text[start..]
                         .chars()
                         .take_while(char::is_ascii_digit)
                         .collect();
                     if let Ok(value) = digits.parse::<u64>()
                         && digits.len() == 19
-                        && point_times.contains(&value)
+                        && times.contains(&value)
                     {
                         patches.push(Patch {
                             offset: start,
@@ -428,6 +435,44 @@ mod tests {
         let later: ExportLogsServiceRequest =
             serde_json::from_slice(&json.materialize(3, 0)).unwrap();
         assert_eq!(request_ids_of(&later), protobuf.request_ids(3));
+    }
+
+    #[test]
+    fn backfilled_log_times_move_on_with_each_replay_in_both_encodings() {
+        use crate::logs::{logs_request, record_times};
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+        use prost::Message;
+
+        let mut rng = Random::new(9);
+        let services = vec![Service::new("a", 0, &mut rng)];
+        let base = 1_704_067_200_000_000_000;
+        let (message, ids) = logs_request(&mut rng, &services, 20, base);
+        let times = record_times(&message);
+        assert_eq!(times.len(), 40);
+        let step = 3_600_000_000_000;
+        let moved: Vec<u64> = times.iter().map(|time| time + 3 * step).collect();
+        let span_ids = crate::logs::span_ids(&message);
+        let protobuf = Prepared::new(
+            Encoding::Protobuf,
+            message.encode_to_vec(),
+            20,
+            ids.clone(),
+            &span_ids,
+            &times,
+        );
+        let later = ExportLogsServiceRequest::decode(protobuf.materialize(3, step)).unwrap();
+        assert_eq!(record_times(&later), moved);
+        let json = Prepared::new(
+            Encoding::Json,
+            serde_json::to_vec(&message).unwrap(),
+            20,
+            ids,
+            &span_ids,
+            &times,
+        );
+        let later: ExportLogsServiceRequest =
+            serde_json::from_slice(&json.materialize(3, step)).unwrap();
+        assert_eq!(record_times(&later), moved);
     }
 
     /// Span ids and parent ids of a decoded trace export.
