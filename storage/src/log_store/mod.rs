@@ -13,6 +13,7 @@
 //! the indexes cannot show. Each commit stores the WAL position it reached, so a replay after a
 //! crash between the commit and the WAL checkpoint skips what is already indexed.
 
+mod feed;
 pub mod partitions;
 mod scan;
 mod search;
@@ -34,12 +35,14 @@ use crate::StorageError;
 use crate::budget::{MemoryBudget, Reservation};
 use crate::buffer::Buffer;
 use crate::layout;
-use crate::logs::LogIndexConfig;
+use crate::logs::{LogIndex, LogIndexConfig};
 use crate::model::{LogRecord, Signal, TenantId};
 use crate::retention::{RetentionPolicy, partition_expired};
 use crate::table::TableStats;
 use crate::wal::Lsn;
-use partitions::{Partition, PartitionId, PartitionKey, commit_payload};
+use partitions::{
+    Partition, PartitionId, PartitionKey, commit_payload, group_by_partition, records_from_chunk,
+};
 pub use scan::{LogVisitor, ScanDirection};
 pub use streams::StreamSampleVisitor;
 
@@ -56,11 +59,25 @@ const WRITERS_SHARE_DENOMINATOR: usize = 4;
 
 struct State {
     active: Buffer<LogRecord>,
+    /// What of the active buffer is in writers, uncommitted ([`LogStore::feed`]).
+    active_fed: Fed,
     frozen: Option<Arc<Buffer<LogRecord>>>,
+    /// What of the frozen buffer was in writers when it froze.
+    frozen_fed: Fed,
     /// How far each partition's part of the frozen buffer got: a commit retried after a
     /// failure resumes after the last step done (no record added twice), and searches skip
     /// the buffer for partitions whose records are searchable in their index.
     frozen_progress: HashMap<PartitionKey, CommitStep>,
+}
+
+/// What of a buffer its partitions' writers hold added but not committed: the records of each
+/// tenant's first `chunks[tenant]` chunks, in every writer tagged with `generation` (the
+/// buffer's number: [`LogIndex::uncommitted_tag`]). A writer that lost them (a rollback, a
+/// close) is untagged, and a commit then adds all of its partition's records again.
+#[derive(Debug, Default)]
+struct Fed {
+    generation: u64,
+    chunks: HashMap<TenantId, usize>,
 }
 
 type Partitions = BTreeMap<PartitionKey, Arc<Partition>>;
@@ -103,7 +120,9 @@ impl LogStore {
             index_config,
             state: Mutex::new(State {
                 active: Buffer::default(),
+                active_fed: Fed::default(),
                 frozen: None,
+                frozen_fed: Fed::default(),
                 frozen_progress: HashMap::new(),
             }),
             partitions: Mutex::new(partitions),
@@ -301,6 +320,11 @@ impl LogStore {
                     let frozen = Arc::new(std::mem::take(&mut state.active));
                     state.active.last_lsn = frozen.last_lsn;
                     state.frozen = Some(Arc::clone(&frozen));
+                    let next = Fed {
+                        generation: state.active_fed.generation + 1,
+                        chunks: HashMap::new(),
+                    };
+                    state.frozen_fed = std::mem::replace(&mut state.active_fed, next);
                     frozen
                 }
             }
@@ -336,13 +360,11 @@ impl LogStore {
     }
 
     fn commit_blocking(&self, frozen: &Buffer<LogRecord>) -> Result<(), StorageError> {
-        let mut groups: BTreeMap<PartitionKey, Vec<&LogRecord>> = BTreeMap::new();
-        for (tenant, chunks) in &frozen.records_by_tenant {
-            for record in chunks.iter() {
-                let id = PartitionId::of_time(record.effective_time_unix_nano());
-                groups.entry((tenant.clone(), id)).or_default().push(record);
-            }
-        }
+        let (generation, fed_chunks) = {
+            let state = self.lock();
+            (state.frozen_fed.generation, state.frozen_fed.chunks.clone())
+        };
+        let groups = group_by_partition(frozen.records_by_tenant.iter(), 0);
         let partitions = groups
             .keys()
             .map(|key| self.partition(key))
@@ -357,27 +379,22 @@ impl LogStore {
                 continue;
             }
             let index = partition.index.read().unwrap_or_else(|p| p.into_inner());
-            // Written to now: the closing of idle writers leaves this partition alone (and
-            // does not queue for its write lock, which would hold searches back meanwhile).
-            *partition
-                .last_write
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-            let stream_ids = partition.intern_streams(records)?;
-            // The writer's arena is memory like the buffers': counted while it is open.
-            if self.writer_budget.is_some() && !index.has_writer() {
-                index.open_writer(self.reserve_arena(index.writer_memory_bytes()))?;
-            }
-            let added = index
-                .add(records.iter().copied().zip(stream_ids))
-                .and_then(|()| self.injected_failure(&key.0, CommitStep::Write));
+            // Records fed to the writer before the buffer froze are in it already.
+            let first_unfed = match index.uncommitted_tag() {
+                Some(tag) if tag == generation => fed_chunks.get(&key.0).copied().unwrap_or(0),
+                _ => 0,
+            };
+            let unfed = records_from_chunk(records, first_unfed);
+            let added = self
+                .add_to_writer(partition, &index, &unfed)
+                .and_then(|()| Ok(self.injected_failure(&key.0, CommitStep::Write)?));
             self.injected_pause();
-            if let Err(err) = added.and_then(|()| index.commit_writes(&payload)) {
+            if let Err(err) = added.and_then(|()| Ok(index.commit_writes(&payload)?)) {
                 // Drop what this attempt added, so the retry adds every record exactly once.
                 if let Err(rollback) = index.rollback() {
                     warn!(tenant = %key.0, error = %rollback, "log index rollback failed");
                 }
-                return Err(err.into());
+                return Err(err);
             }
             partition
                 .committed_lsn
@@ -416,6 +433,29 @@ impl LogStore {
         let mut state = self.lock();
         state.frozen = None;
         state.frozen_progress.clear();
+        Ok(())
+    }
+
+    /// Adds `records` (of `partition`) to its writer, not committed: their streams interned,
+    /// the writer opened (its arena counted in the budget) when it is not.
+    fn add_to_writer(
+        &self,
+        partition: &Partition,
+        index: &LogIndex,
+        records: &[&LogRecord],
+    ) -> Result<(), StorageError> {
+        // Written to now: the closing of idle writers leaves this partition alone (and does
+        // not queue for its write lock, which would hold searches back meanwhile).
+        *partition
+            .last_write
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        let stream_ids = partition.intern_streams(records)?;
+        // The writer's arena is memory like the buffers': counted while it is open.
+        if self.writer_budget.is_some() && !index.has_writer() {
+            index.open_writer(self.reserve_arena(index.writer_memory_bytes()))?;
+        }
+        index.add(records.iter().copied().zip(stream_ids))?;
         Ok(())
     }
 

@@ -15,6 +15,7 @@ use std::time::Instant;
 use tracing::{info, warn};
 
 use crate::StorageError;
+use crate::buffer::Chunks;
 use crate::layout::{self, DAY_NANOS};
 use crate::logs::streams::StreamCatalog;
 use crate::logs::streams::stream_labels;
@@ -158,6 +159,36 @@ impl Partition {
             })
             .unwrap_or(0)
     }
+}
+
+/// The records of each tenant's chunks from `first_chunk` on, grouped by partition in key
+/// order, each with the number of its chunk, in apply order.
+pub fn group_by_partition<'a>(
+    tenants: impl Iterator<Item = (&'a TenantId, &'a Chunks<LogRecord>)>,
+    first_chunk: usize,
+) -> BTreeMap<PartitionKey, Vec<(usize, &'a LogRecord)>> {
+    let mut groups: BTreeMap<PartitionKey, Vec<(usize, &LogRecord)>> = BTreeMap::new();
+    for (tenant, chunks) in tenants {
+        for (number, chunk) in chunks.0.iter().enumerate().skip(first_chunk) {
+            for record in chunk.iter() {
+                let id = PartitionId::of_time(record.effective_time_unix_nano());
+                groups
+                    .entry((tenant.clone(), id))
+                    .or_default()
+                    .push((number, record));
+            }
+        }
+    }
+    groups
+}
+
+/// The records of a group (see [`group_by_partition`]) in chunks from `first_chunk` on.
+pub fn records_from_chunk<'a>(
+    group: &[(usize, &'a LogRecord)],
+    first_chunk: usize,
+) -> Vec<&'a LogRecord> {
+    let first = group.partition_point(|&(number, _)| number < first_chunk);
+    group[first..].iter().map(|&(_, record)| record).collect()
 }
 
 /// The commit payload naming the WAL position a commit reached.

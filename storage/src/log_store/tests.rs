@@ -72,18 +72,18 @@ fn newest_matching_keeps_the_newest_matches_only() {
     }
 }
 
-fn tenant(name: &str) -> TenantId {
+pub(super) fn tenant(name: &str) -> TenantId {
     name.parse().unwrap()
 }
 
-fn everything() -> LogQuery {
+pub(super) fn everything() -> LogQuery {
     LogQuery {
         limit: 1000,
         ..LogQuery::default()
     }
 }
 
-fn apply(store: &LogStore, lsn: Lsn, name: &str, records: &[LogRecord]) {
+pub(super) fn apply(store: &LogStore, lsn: Lsn, name: &str, records: &[LogRecord]) {
     store.apply(
         lsn,
         tenant(name),
@@ -94,12 +94,12 @@ fn apply(store: &LogStore, lsn: Lsn, name: &str, records: &[LogRecord]) {
 }
 
 /// Correlation ids of the tenant's records, oldest first (each fixture record has its own).
-fn found(store: &LogStore, name: &str) -> Vec<String> {
+pub(super) fn found(store: &LogStore, name: &str) -> Vec<String> {
     let records = store.search_blocking(&tenant(name), &everything()).unwrap();
     ids(records.iter().rev())
 }
 
-fn ids<'a>(records: impl Iterator<Item = &'a LogRecord>) -> Vec<String> {
+pub(super) fn ids<'a>(records: impl Iterator<Item = &'a LogRecord>) -> Vec<String> {
     records
         .map(|record| record.correlation_id.clone().unwrap())
         .collect()
@@ -155,7 +155,7 @@ async fn records_committed_but_not_yet_searchable_are_neither_lost_nor_added_twi
 }
 
 /// Committed documents of a tenant across its partitions.
-fn docs_of(store: &LogStore, name: &str) -> u64 {
+pub(super) fn docs_of(store: &LogStore, name: &str) -> u64 {
     store
         .tenant_partitions(&tenant(name))
         .iter()

@@ -29,7 +29,7 @@ use tracing::debug;
 
 use super::query::{LogMatcher, LogQuery};
 use super::schema::{LogFields, TIMESTAMP};
-use super::timed_matches::{StreamDocs, StreamHit, TimedDocs, TimedMatches};
+use super::timed_matches::{RecordSource, StreamDocs, StreamHit, TimedDocs, TimedMatches};
 use super::{LogIndexConfig, LogIndexError, newest_first, query_rewrite};
 use crate::budget::Reservation;
 use crate::model::LogRecord;
@@ -76,6 +76,10 @@ pub struct LogIndex {
 struct OpenWriter {
     writer: IndexWriter<TantivyDocument>,
     _arena: Vec<Reservation>,
+    /// The caller's tag for what the writer holds added but not committed (see
+    /// [`LogIndex::tag_uncommitted`]); it goes with what it describes, at a commit, a
+    /// rollback or the writer's close.
+    uncommitted_tag: Option<u64>,
 }
 
 impl LogIndex {
@@ -154,14 +158,31 @@ impl LogIndex {
     /// Runs `work` on the writer (opened on first use) with its lock held.
     fn with_writer<T>(
         &self,
-        work: impl FnOnce(&mut IndexWriter<TantivyDocument>) -> Result<T, LogIndexError>,
+        work: impl FnOnce(&mut OpenWriter) -> Result<T, LogIndexError>,
     ) -> Result<T, LogIndexError> {
         let mut slot = self.writer_slot();
         if let Some(open) = slot.as_mut() {
-            return work(&mut open.writer);
+            return work(open);
         }
         let open = slot.insert(self.new_writer(Vec::new())?);
-        work(&mut open.writer)
+        work(open)
+    }
+
+    /// Tags what the writer now holds added but not committed, for the caller to know later
+    /// whether the writer still holds it: [`Self::uncommitted_tag`] answers `tag` until the
+    /// next commit, rollback or close of the writer. Nothing is tagged without a writer.
+    pub fn tag_uncommitted(&self, tag: u64) {
+        if let Some(open) = self.writer_slot().as_mut() {
+            open.uncommitted_tag = Some(tag);
+        }
+    }
+
+    /// The tag of what the writer holds added but not committed (see
+    /// [`Self::tag_uncommitted`]); `None` when untagged or without a writer.
+    pub fn uncommitted_tag(&self) -> Option<u64> {
+        self.writer_slot()
+            .as_ref()
+            .and_then(|open| open.uncommitted_tag)
     }
 
     fn new_writer(&self, arena: Vec<Reservation>) -> Result<OpenWriter, LogIndexError> {
@@ -183,6 +204,7 @@ impl LogIndex {
         Ok(OpenWriter {
             writer,
             _arena: arena,
+            uncommitted_tag: None,
         })
     }
 
@@ -207,7 +229,8 @@ impl LogIndex {
         records: impl IntoIterator<Item = (&'a LogRecord, u32)>,
     ) -> Result<(), LogIndexError> {
         let fields = &self.fields;
-        self.with_writer(|writer| {
+        self.with_writer(|open| {
+            let writer = &mut open.writer;
             let mut scratch = Vec::new();
             let mut batch = Vec::with_capacity(DOCUMENTS_PER_SEND);
             for (record, stream_id) in records {
@@ -238,10 +261,12 @@ impl LogIndex {
     /// Commits added records durably with `payload` stored beside them (the WAL position they
     /// reach); they are searchable after the next [`Self::reload`].
     pub fn commit_writes(&self, payload: &str) -> Result<(), LogIndexError> {
-        let opstamp = self.with_writer(|writer| {
-            let mut prepared = writer.prepare_commit()?;
+        let opstamp = self.with_writer(|open| {
+            let mut prepared = open.writer.prepare_commit()?;
             prepared.set_payload(payload);
-            Ok(prepared.commit()?)
+            let opstamp = prepared.commit()?;
+            open.uncommitted_tag = None;
+            Ok(opstamp)
         })?;
         debug!(opstamp, "committed log index");
         Ok(())
@@ -293,6 +318,7 @@ impl LogIndex {
     pub fn rollback(&self) -> Result<(), LogIndexError> {
         let mut slot = self.writer_slot();
         if let Some(open) = slot.as_mut() {
+            open.uncommitted_tag = None;
             match open.writer.rollback() {
                 Ok(opstamp) => debug!(opstamp, "rolled back uncommitted log records"),
                 Err(err) => {
@@ -319,8 +345,12 @@ impl LogIndex {
             return Ok(Vec::new());
         }
         let weight = tantivy_query.weight(EnableScoring::disabled_from_searcher(&searcher))?;
+        let range = (
+            query.start_unix_nano.unwrap_or(0),
+            query.end_unix_nano.unwrap_or(u64::MAX),
+        );
         let source = self.record_source(searcher, check);
-        newest_first::newest_records(weight.as_ref(), limit, &source)
+        newest_first::newest_records(weight.as_ref(), limit, range, &source)
     }
 
     /// Every committed record `query` matches (its limit ignored), as (time, address) pairs
@@ -338,9 +368,10 @@ impl LogIndex {
         check: Option<LogMatcher>,
     ) -> Result<TimedMatches, LogIndexError> {
         let hits = searcher.search(tantivy_query, &TimedDocs)?;
-        let mut matches = self.record_source(searcher, check);
-        matches.hits = hits;
-        Ok(matches)
+        Ok(TimedMatches {
+            source: self.record_source(searcher, check),
+            hits,
+        })
     }
 
     /// Records of `searcher`, loaded one by one, each checked against `check` when set.
@@ -348,11 +379,10 @@ impl LogIndex {
         &self,
         searcher: tantivy::Searcher,
         check: Option<LogMatcher>,
-    ) -> TimedMatches {
-        TimedMatches {
+    ) -> RecordSource {
+        RecordSource {
             searcher,
             record_field: self.fields.record,
-            hits: Vec::new(),
             check,
         }
     }
@@ -605,6 +635,38 @@ mod tests {
     }
 
     #[test]
+    fn equal_times_rank_the_later_arrival_first_as_the_backward_scan_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = LogIndex::open(dir.path(), &LogIndexConfig::default()).unwrap();
+        let mut records = fixture();
+        for record in &mut records {
+            record.time_unix_nano = BASE_UNIX_NANO;
+        }
+        index.add(records.iter().map(|r| (r, 0))).unwrap();
+        index.commit().unwrap();
+        for query in [
+            LogQuery { limit: 3, ..all() },
+            LogQuery {
+                limit: 3,
+                ..text("\"payment gateway\"")
+            },
+        ] {
+            let expected: Vec<u64> = {
+                let mut matching: Vec<u64> = records
+                    .iter()
+                    .filter(|record| matches_in_memory(&query, record))
+                    .map(|record| numbers(std::slice::from_ref(record))[0])
+                    .collect();
+                matching.reverse();
+                matching.truncate(3);
+                matching
+            };
+            assert!(!expected.is_empty());
+            assert_eq!(found(&index, &query), expected, "{:?}", query.text);
+        }
+    }
+
+    #[test]
     fn added_records_are_invisible_until_commit() {
         let dir = tempfile::tempdir().unwrap();
         let index = LogIndex::open(dir.path(), &LogIndexConfig::default()).unwrap();
@@ -803,7 +865,7 @@ mod tests {
         assert!(index.stream_hits(&phrase).unwrap().is_none());
         let words = text("payment gateway");
         assert_eq!(index.stream_hits(&words).unwrap().unwrap().len(), 2);
-        assert!(index.timed_matches(&words).unwrap().check.is_none());
+        assert!(!index.timed_matches(&words).unwrap().source.checks());
         // The limit counts matches, not candidates.
         let newest = LogQuery {
             limit: 1,

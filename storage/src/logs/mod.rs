@@ -26,7 +26,7 @@
 //!
 //! This is format 4. Format 3 indexes (`storage/testdata/log_index_v3`) keep the body's freqs
 //! and positions, and answer phrases from them; format 4 answers a phrase by its terms and
-//! checks each record found against the exact query (`query_rewrite`, `TimedMatches::check`).
+//! checks each record found against the exact query (`query_rewrite`, `RecordSource::record`).
 //! Format 2 indexes (`log_index_v2`) also keep trace and span ids as lowercase hex text, the
 //! correlation attribute in `attributes` too, and no `correlation_key`; format 1 indexes
 //! (`log_index_v1`) also lack `stream_id`, `line_bytes` and `level`. All stay readable and keep

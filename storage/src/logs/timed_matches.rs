@@ -18,26 +18,24 @@ use crate::model::LogRecord;
 /// One matching record: its effective time and where it is stored.
 pub type TimedHit = (u64, DocAddress);
 
-/// The matches of one query against one searcher (the index as of the search), unordered.
-pub struct TimedMatches {
+/// Records of one searcher (the index as of a search), loaded one by one, each checked
+/// against the exact query when the index could only find a superset.
+pub struct RecordSource {
     pub(super) searcher: Searcher,
     pub(super) record_field: Field,
-    /// The matches, in the order segments were visited: a superset of the query's answer
-    /// when [`Self::check`] is set.
-    pub hits: Vec<TimedHit>,
     /// The exact query, when the index could only find a superset (a body phrase on an
     /// index without positions): a hit is a match only if its record passes.
     pub(super) check: Option<LogMatcher>,
 }
 
-impl TimedMatches {
-    /// Whether a hit must pass [`Self::check`] to be a match.
+impl RecordSource {
+    /// Whether a hit must pass the exact query to be a match.
     pub(super) fn checks(&self) -> bool {
         self.check.is_some()
     }
 
-    /// Loads and decodes the record at `address` (one of [`Self::hits`]); `None` when the
-    /// record fails the query (a hit of a superset, see [`Self::check`]).
+    /// Loads and decodes the record at `address`; `None` when the record fails the query
+    /// (a hit of a superset).
     pub fn record(&self, address: DocAddress) -> Result<Option<LogRecord>, LogIndexError> {
         let document: TantivyDocument = self.searcher.doc(address)?;
         let bytes = document
@@ -51,6 +49,22 @@ impl TimedMatches {
             Some(check) if !check.matches(&record) => None,
             _ => Some(record),
         })
+    }
+}
+
+/// The matches of one query against one searcher, unordered.
+pub struct TimedMatches {
+    pub(super) source: RecordSource,
+    /// The matches, in the order segments were visited: a superset of the query's answer
+    /// when the source checks its records.
+    pub hits: Vec<TimedHit>,
+}
+
+impl TimedMatches {
+    /// Loads and decodes the record at `address` (one of [`Self::hits`]); `None` when the
+    /// record fails the query (a hit of a superset).
+    pub fn record(&self, address: DocAddress) -> Result<Option<LogRecord>, LogIndexError> {
+        self.source.record(address)
     }
 }
 

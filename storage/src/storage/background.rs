@@ -148,6 +148,11 @@ impl Storage {
                     .is_due(max_bytes, self.config.log_commit_interval),
             };
             if !due {
+                if signal == Signal::Logs
+                    && let Err(err) = self.stores.logs.feed().await
+                {
+                    warn!(error = %err, "feeding log records to their indexes failed");
+                }
                 pause = tick;
                 continue;
             }
