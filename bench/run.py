@@ -168,9 +168,13 @@ def throughput(binary, work, signal_name, transport, seconds, runs, extra=(), ge
         try:
             result = loadgen(generator or binary, server, signal_name, transport, seconds, extra)
             figures.append(result["records_acked"] / max(result["server_cpu_seconds"], 1e-9))
+            # How long a flush (a log commit) held its buffer, on average, under this load.
+            flushes = metric(server, f'skewer_flushes_total{{signal="{signal_name}"}}')
+            flush_ms = 1000 * metric(server, f'skewer_flush_seconds_total{{signal="{signal_name}"}}') / max(flushes, 1)
             print(f"  {signal_name}/{transport} run {run + 1}: {figures[-1]:,.0f} records per server CPU-second "
                   f"({result['records_acked']:,} acked, {result['retryable_answers']} retryable answers, "
-                  f"{result['server_cpu_seconds']:.1f} CPU-s)", file=sys.stderr)
+                  f"{result['server_cpu_seconds']:.1f} CPU-s; {flushes:.0f} flushes of {flush_ms:,.0f} ms on average)",
+                  file=sys.stderr)
         except (RuntimeError, subprocess.TimeoutExpired) as err:
             print(f"  {signal_name}/{transport} run {run + 1} failed: {err}", file=sys.stderr)
         finally:

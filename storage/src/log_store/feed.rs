@@ -162,9 +162,12 @@ mod tests {
         store.feed().await.unwrap();
         apply(&store, 3, "a", &records[6..]);
         assert_eq!(docs_of(&store, "a"), 0, "fed records are not committed");
+        let catalog = store.tenant_partitions(&tenant("a"))[0].dir.join("streams.json");
+        assert!(!catalog.exists(), "the stream catalog is saved by the commit only");
         assert_eq!(found(&store, "a"), all_ids);
 
         assert_eq!(store.flush().await.unwrap(), 3);
+        assert!(catalog.exists());
         assert_eq!(docs_of(&store, "a"), 10);
         assert_eq!(found(&store, "a"), all_ids);
         assert_eq!(tag_of(&store, "a"), None, "the commit took what was fed");

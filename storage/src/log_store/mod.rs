@@ -385,8 +385,10 @@ impl LogStore {
                 _ => 0,
             };
             let unfed = records_from_chunk(records, first_unfed);
+            // The catalog names every stream id the commit makes durable, fed ones too.
             let added = self
                 .add_to_writer(partition, &index, &unfed)
+                .and_then(|()| partition.save_streams())
                 .and_then(|()| Ok(self.injected_failure(&key.0, CommitStep::Write)?));
             self.injected_pause();
             if let Err(err) = added.and_then(|()| Ok(index.commit_writes(&payload)?)) {
@@ -436,8 +438,9 @@ impl LogStore {
         Ok(())
     }
 
-    /// Adds `records` (of `partition`) to its writer, not committed: their streams interned,
-    /// the writer opened (its arena counted in the budget) when it is not.
+    /// Adds `records` (of `partition`) to its writer, not committed: their streams interned
+    /// (the catalog saved by the commit), the writer opened (its arena counted in the budget)
+    /// when it is not.
     fn add_to_writer(
         &self,
         partition: &Partition,
@@ -450,7 +453,7 @@ impl LogStore {
             .last_write
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        let stream_ids = partition.intern_streams(records)?;
+        let stream_ids = partition.intern_streams(records);
         // The writer's arena is memory like the buffers': counted while it is open.
         if self.writer_budget.is_some() && !index.has_writer() {
             index.open_writer(self.reserve_arena(index.writer_memory_bytes()))?;

@@ -120,9 +120,10 @@ impl Partition {
         self.streams.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Interns the streams of `records` (their time bounds widened) and saves the catalog if
-    /// it changed, before the commit that uses the ids; the id of each record, in order.
-    pub fn intern_streams(&self, records: &[&LogRecord]) -> Result<Vec<u32>, StorageError> {
+    /// Interns the streams of `records` (their time bounds widened); the id of each record,
+    /// in order. The catalog must be saved ([`Self::save_streams`]) before the commit that
+    /// uses the ids.
+    pub fn intern_streams(&self, records: &[&LogRecord]) -> Vec<u32> {
         let mut catalog = self.streams();
         // Records of one export share their resource: label it once.
         let mut by_resource: HashMap<usize, u32> = HashMap::new();
@@ -142,8 +143,12 @@ impl Partition {
         for (id, (first, last)) in bounds {
             catalog.widen(id, first, last);
         }
-        catalog.save_if_changed(&self.dir)?;
-        Ok(ids)
+        ids
+    }
+
+    /// Saves the stream catalog if it changed since it was last saved.
+    pub fn save_streams(&self) -> Result<(), StorageError> {
+        self.streams().save_if_changed(&self.dir)
     }
 
     /// Bytes of the index on disk.
