@@ -162,8 +162,13 @@ mod tests {
         store.feed().await.unwrap();
         apply(&store, 3, "a", &records[6..]);
         assert_eq!(docs_of(&store, "a"), 0, "fed records are not committed");
-        let catalog = store.tenant_partitions(&tenant("a"))[0].dir.join("streams.json");
-        assert!(!catalog.exists(), "the stream catalog is saved by the commit only");
+        let catalog = store.tenant_partitions(&tenant("a"))[0]
+            .dir
+            .join("streams.json");
+        assert!(
+            !catalog.exists(),
+            "the stream catalog is saved by the commit only"
+        );
         assert_eq!(found(&store, "a"), all_ids);
 
         assert_eq!(store.flush().await.unwrap(), 3);

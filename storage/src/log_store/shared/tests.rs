@@ -139,6 +139,28 @@ async fn another_node_reads_what_a_node_committed_and_only_new_files_travel() {
 }
 
 #[tokio::test]
+async fn a_partition_fed_but_not_yet_committed_is_not_uploaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = bucket();
+    let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
+    let records = fixture();
+    store.apply(1, tenant("a"), records.clone(), 100, Reservation::default());
+    store.feed().await.unwrap();
+    assert_eq!(
+        store.local_partitions().len(),
+        1,
+        "the feed created the partition"
+    );
+    let uploader = LogUploader::new(objects.clone(), "node-a", Duration::ZERO);
+    assert_eq!(
+        uploader.upload(&store).await.unwrap(),
+        UploadRound::default()
+    );
+    store.flush().await.unwrap();
+    assert_eq!(uploader.upload(&store).await.unwrap().replicas, 1);
+}
+
+#[tokio::test]
 async fn a_restarted_uploader_adopts_the_bucket_and_clears_what_a_cut_upload_left() {
     let dir = tempfile::tempdir().unwrap();
     let objects = bucket();

@@ -111,6 +111,11 @@ impl LogUploader {
             }
             let reading = Arc::clone(&partition);
             let commit = tokio::task::spawn_blocking(move || read_local_commit(&reading)).await??;
+            // An index created but not yet committed to holds nothing to read: a partition's
+            // writer is fed before its first commit.
+            if commit.manifest.files.is_empty() {
+                continue;
+            }
             if state
                 .manifest
                 .as_ref()
