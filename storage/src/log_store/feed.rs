@@ -53,7 +53,18 @@ impl LogStore {
         }
         let store = Arc::clone(self);
         let fed =
-            tokio::task::spawn_blocking(move || store.feed_blocking(generation, &tenants)).await?;
+            match tokio::task::spawn_blocking(move || store.feed_blocking(generation, &tenants))
+                .await
+            {
+                Ok(fed) => fed,
+                Err(failed) => {
+                    // A feed cut short may leave records in writers untold: drop what every
+                    // writer holds uncommitted (all of it this buffer's, as no frozen one waits),
+                    // so the commit adds each record once.
+                    self.roll_back_writers();
+                    return Err(failed.into());
+                }
+            };
         // The flush lock kept the buffer from freezing meanwhile: still the same generation.
         let mut state = self.lock();
         if state.active_fed.generation == generation {
@@ -73,7 +84,12 @@ impl LogStore {
             // writer lost (or never had) this buffer's earlier records.
             let mut every: Option<BTreeMap<PartitionKey, Vec<(usize, &LogRecord)>>> = None;
             for (key, new_records) in &new {
-                let fed_partition = self.partition(key).and_then(|partition| {
+                // A partition is created by the commit, not here: retention may be deleting
+                // an expired one that records of its day would bring back.
+                let Some(partition) = self.partitions().get(key).cloned() else {
+                    continue;
+                };
+                let fed_partition = {
                     let index = partition.index.read().unwrap_or_else(|p| p.into_inner());
                     let holds_earlier =
                         *first_new == 0 || index.uncommitted_tag() == Some(generation);
@@ -89,7 +105,7 @@ impl LogStore {
                             .unwrap_or_default()
                     };
                     self.add_tagged(&partition, &index, &records, generation)
-                });
+                };
                 if let Err(err) = fed_partition {
                     warn!(%tenant, error = %err, "feeding log records to their index failed; the commit adds them");
                 }
@@ -97,6 +113,19 @@ impl LogStore {
             fed.push((tenant.clone(), chunks.0.len()));
         }
         fed
+    }
+
+    /// Rolls back every writer of this node: what they hold uncommitted is dropped and they
+    /// are untagged.
+    fn roll_back_writers(&self) {
+        for partition in self.local_partitions() {
+            let index = partition.index.read().unwrap_or_else(|p| p.into_inner());
+            if index.has_writer()
+                && let Err(err) = index.rollback()
+            {
+                warn!(tenant = %partition.key.0, error = %err, "log index rollback failed");
+            }
+        }
     }
 
     /// Adds `records` to the partition's writer and tags what it holds with `generation`; on
@@ -127,15 +156,22 @@ impl LogStore {
 mod tests {
     use std::time::Duration;
 
-    use super::super::tests::{apply, docs_of, found, ids, tenant};
+    use super::super::partitions::PartitionId;
+    use super::super::tests::{apply, docs_of, found, ids, shifted, tenant};
     use super::super::{CommitStep, LogStore};
     use super::*;
     use crate::logs::LogIndexConfig;
     use crate::logs::test_records::fixture;
 
+    /// A store holding the (empty) partition of the fixture's day for tenants `a` and `b`:
+    /// feeds go to partitions that exist.
     fn open() -> (tempfile::TempDir, Arc<LogStore>) {
         let dir = tempfile::tempdir().unwrap();
         let store = LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap();
+        let day = PartitionId::of_time(fixture()[0].effective_time_unix_nano());
+        for name in ["a", "b"] {
+            store.partition(&(tenant(name), day)).unwrap();
+        }
         (dir, Arc::new(store))
     }
 
@@ -182,6 +218,30 @@ mod tests {
         assert_eq!(tag_of(&store, "a"), Some(1));
         store.flush().await.unwrap();
         assert_eq!(docs_of(&store, "a"), 11);
+    }
+
+    #[tokio::test]
+    async fn a_day_that_starts_between_feeds_is_created_and_filled_by_the_commit() {
+        let (_dir, store) = open();
+        apply(&store, 1, "a", &fixture());
+        store.flush().await.unwrap();
+        apply(&store, 2, "a", &shifted(1)[..5]);
+        apply(&store, 3, "a", &fixture()[..3]);
+        store.feed().await.unwrap();
+        let partitions = store.tenant_partitions(&tenant("a"));
+        assert_eq!(partitions.len(), 1, "the feed creates no partition");
+        assert_eq!(
+            partitions[0].index.read().unwrap().uncommitted_tag(),
+            Some(1)
+        );
+        apply(&store, 4, "a", &shifted(1)[5..]);
+        store.flush().await.unwrap();
+        let docs: Vec<u64> = store
+            .tenant_partitions(&tenant("a"))
+            .iter()
+            .map(|partition| partition.index.read().unwrap().num_docs())
+            .collect();
+        assert_eq!(docs, [13, 10]);
     }
 
     #[tokio::test]

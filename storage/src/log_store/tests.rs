@@ -166,7 +166,7 @@ pub(super) fn docs_of(store: &LogStore, name: &str) -> u64 {
 const DAY: u64 = crate::layout::DAY_NANOS;
 
 /// The fixture's records moved `days` later.
-fn shifted(days: u64) -> Vec<LogRecord> {
+pub(super) fn shifted(days: u64) -> Vec<LogRecord> {
     fixture()
         .into_iter()
         .map(|mut record| {

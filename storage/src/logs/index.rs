@@ -59,6 +59,13 @@ const SEGMENTS_PER_MERGE: usize = 16;
 /// tantivy refuses writers with less memory than this.
 const MIN_WRITER_MEMORY_BYTES: usize = 15_000_000;
 
+/// How a writer merges: [`SEGMENTS_PER_MERGE`] segments of a size at a time.
+fn merge_policy() -> Box<dyn tantivy::indexer::MergePolicy> {
+    let mut merges = LogMergePolicy::default();
+    merges.set_min_num_segments(SEGMENTS_PER_MERGE);
+    Box::new(merges)
+}
+
 /// One log index. Writes (`add`, `commit_writes`, `rollback`) are serialized by the writer's
 /// lock and do not block searches; records added but not committed are lost if the index is
 /// dropped (the WAL still has them).
@@ -189,9 +196,7 @@ impl LogIndex {
         let writer = self
             .index
             .writer_with_num_threads(1, self.writer_memory_bytes)?;
-        let mut merges = LogMergePolicy::default();
-        merges.set_min_num_segments(SEGMENTS_PER_MERGE);
-        writer.set_merge_policy(Box::new(merges));
+        writer.set_merge_policy(merge_policy());
         // Files of merges cut short by the last shutdown (or a crash) are unreferenced:
         // drop them now, or they sit on disk until the next merge.
         let collected = writer.garbage_collect_files().wait()?;
@@ -320,7 +325,11 @@ impl LogIndex {
         if let Some(open) = slot.as_mut() {
             open.uncommitted_tag = None;
             match open.writer.rollback() {
-                Ok(opstamp) => debug!(opstamp, "rolled back uncommitted log records"),
+                Ok(opstamp) => {
+                    // tantivy's rollback starts a writer anew, with its default merge policy.
+                    open.writer.set_merge_policy(merge_policy());
+                    debug!(opstamp, "rolled back uncommitted log records");
+                }
                 Err(err) => {
                     // A writer that could not roll back may still hold the added records:
                     // drop it (its uncommitted records go with it); the next add opens anew.

@@ -139,24 +139,19 @@ async fn another_node_reads_what_a_node_committed_and_only_new_files_travel() {
 }
 
 #[tokio::test]
-async fn a_partition_fed_but_not_yet_committed_is_not_uploaded() {
+async fn a_partition_created_but_not_yet_committed_to_is_not_uploaded() {
     let dir = tempfile::tempdir().unwrap();
     let objects = bucket();
     let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
-    let records = fixture();
-    store.apply(1, tenant("a"), records.clone(), 100, Reservation::default());
-    store.feed().await.unwrap();
-    assert_eq!(
-        store.local_partitions().len(),
-        1,
-        "the feed created the partition"
-    );
+    let day = crate::log_store::partitions::PartitionId::of_time(BASE_UNIX_NANO);
+    store.partition(&(tenant("a"), day)).unwrap();
+    assert_eq!(store.local_partitions().len(), 1);
     let uploader = LogUploader::new(objects.clone(), "node-a", Duration::ZERO);
     assert_eq!(
         uploader.upload(&store).await.unwrap(),
         UploadRound::default()
     );
-    store.flush().await.unwrap();
+    commit(&store, 1, "a", &fixture()).await;
     assert_eq!(uploader.upload(&store).await.unwrap().replicas, 1);
 }
 
