@@ -100,21 +100,38 @@ impl Postgres {
         Some(postgres)
     }
 
+    /// Starts the server on its port. A restart can find the port briefly held by another
+    /// test probing for a free one (bound, then let go): it is tried again a few times.
     pub fn start_server(&self) {
-        let mut start = as_postgres(&self.bin.join("pg_ctl"));
-        start
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-w", "-t", "30", "-l"])
-            .arg(self.data.join("server.log"))
-            .arg("-o")
-            .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-                self.port,
-                self.data.display()
-            ))
-            .arg("start");
-        run(start, "pg_ctl start");
+        const ATTEMPTS: u32 = 5;
+        for attempt in 1..=ATTEMPTS {
+            let mut start = as_postgres(&self.bin.join("pg_ctl"));
+            start
+                .arg("-D")
+                .arg(&self.data)
+                .args(["-w", "-t", "30", "-l"])
+                .arg(self.data.join("server.log"))
+                .arg("-o")
+                .arg(format!(
+                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    self.port,
+                    self.data.display()
+                ))
+                .arg("start");
+            let output = start.output().expect("run pg_ctl start");
+            if output.status.success() {
+                return;
+            }
+            let log = std::fs::read_to_string(self.data.join("server.log")).unwrap_or_default();
+            assert!(
+                attempt < ATTEMPTS,
+                "pg_ctl start failed {ATTEMPTS} times: {}{}\nserver.log:\n{log}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            eprintln!("pg_ctl start failed (attempt {attempt}); trying again in a second");
+            std::thread::sleep(Duration::from_secs(1));
+        }
     }
 
     pub fn stop_server(&self) {
