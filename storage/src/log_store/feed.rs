@@ -61,7 +61,12 @@ impl LogStore {
                     // A feed cut short may leave records in writers untold: drop what every
                     // writer holds uncommitted (all of it this buffer's, as no frozen one waits),
                     // so the commit adds each record once.
-                    self.roll_back_writers();
+                    let store = Arc::clone(self);
+                    if let Err(err) =
+                        tokio::task::spawn_blocking(move || store.roll_back_writers()).await
+                    {
+                        warn!(error = %err, "rolling back the log writers failed");
+                    }
                     return Err(failed.into());
                 }
             };
