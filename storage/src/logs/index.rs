@@ -19,7 +19,7 @@ use tantivy::query::{
     AllQuery, BooleanQuery, EnableScoring, Occur, Query, QueryParser, QueryParserError, RangeQuery,
     TermQuery,
 };
-use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::schema::IndexRecordOption;
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{
     Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument, Term,
@@ -433,22 +433,20 @@ impl LogIndex {
                 Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
             ));
         };
-        let id_term = |field: Field, bytes: &[u8]| {
-            if fields.binary_ids() {
-                Term::from_field_bytes(field, bytes)
-            } else {
-                Term::from_field_text(field, &hex::encode(bytes))
-            }
-        };
         if let Some(trace_id) = query.trace_id {
-            require(id_term(fields.trace_id, &trace_id.0));
+            require(fields.id_term(fields.trace_id, &trace_id.0));
         }
         if let Some(span_id) = query.span_id {
-            require(id_term(fields.span_id, &span_id.0));
+            require(fields.id_term(fields.span_id, &span_id.0));
         }
         if let Some(correlation_id) = &query.correlation_id {
-            require(Term::from_field_text(fields.correlation_id, correlation_id));
+            require(fields.correlation_term(correlation_id));
         }
+        // An id digest finds a superset of the id's records.
+        let mut superset = fields.id_digests()
+            && (query.trace_id.is_some()
+                || query.span_id.is_some()
+                || query.correlation_id.is_some());
         if let Some(service_name) = &query.service_name {
             require(Term::from_field_text(fields.service_name, service_name));
         }
@@ -468,7 +466,6 @@ impl LogIndex {
         }
         // The text and each attribute filter are parsed on their own, each a required clause.
         let attribute_clauses = query.attribute_clauses()?;
-        let mut superset = false;
         for text in query
             .text_filter()
             .into_iter()
@@ -492,21 +489,23 @@ impl LogIndex {
     }
 
     /// Parses query text; from format 3 on its id and attribute leaves are rewritten to what
-    /// the index holds, and on format 4 its body phrases are relaxed to their terms
-    /// ([`query_rewrite`]). The flag is true when the query finds a superset.
+    /// the index holds (on format 5 ids to their digests), and from format 4 on its body
+    /// phrases are relaxed to their terms ([`query_rewrite`]). The flag is true when the query
+    /// finds a superset.
     fn parse_text(&self, text: &str) -> Result<(Box<dyn Query>, bool), LogIndexError> {
         let parsed = if self.fields.binary_ids() {
             query_grammar::parse_query(text)
                 .map_err(|_| QueryParserError::SyntaxError(text.to_string()))
                 .and_then(|ast| {
-                    let ast = query_rewrite::for_binary_ids(ast);
-                    let (ast, relaxed) = if self.fields.body_positions() {
+                    let (ast, ids_relaxed) =
+                        query_rewrite::for_binary_ids(ast, self.fields.id_digests());
+                    let (ast, phrases_relaxed) = if self.fields.body_positions() {
                         (ast, false)
                     } else {
                         query_rewrite::for_body_without_positions(ast)
                     };
                     let query = self.query_parser.build_query_from_user_input_ast(ast)?;
-                    Ok((query, relaxed))
+                    Ok((query, ids_relaxed || phrases_relaxed))
                 })
         } else {
             self.query_parser
@@ -829,7 +828,7 @@ mod tests {
     fn ids_and_the_correlation_attribute_are_found_through_query_text() {
         let dir = tempfile::tempdir().unwrap();
         let index = indexed_fixture(dir.path());
-        assert_eq!(index.format(), 4);
+        assert_eq!(index.format(), 5);
         let by = |query: &str| found(&index, &text(query));
         assert_eq!(by(&format!("trace_id:{}", trace_id(3))), [3]);
         assert_eq!(by(&format!("span_id:{} user", span_id(9))), [9]);
@@ -881,6 +880,89 @@ mod tests {
             ..text("\"declined by\"")
         };
         assert_eq!(found(&index, &newest), [10]);
+    }
+
+    /// Two values of `id(n)` (for some n) whose digests are equal: a birthday search over
+    /// 32 bits, met within a few hundred thousand values.
+    fn digest_collision<T>(id: impl Fn(u64) -> T, bytes: impl Fn(&T) -> Vec<u8>) -> (T, T) {
+        let mut seen = std::collections::HashMap::new();
+        for n in 0.. {
+            let value = id(n);
+            let digest = super::super::schema::id_digest(&bytes(&value));
+            if let Some(earlier) = seen.insert(digest, n) {
+                return (id(earlier), value);
+            }
+        }
+        unreachable!()
+    }
+
+    #[test]
+    fn ids_sharing_a_digest_are_told_apart_on_every_path() {
+        let (first_request, second_request) = digest_collision(
+            |n| format!("req-{n}"),
+            |id: &String| id.clone().into_bytes(),
+        );
+        let (first_trace, second_trace) =
+            digest_collision(trace_id, |id: &crate::model::TraceId| id.0.to_vec());
+        let mut records = fixture()[..2].to_vec();
+        for (record, (request, trace)) in records.iter_mut().zip([
+            (&first_request, first_trace),
+            (&second_request, second_trace),
+        ]) {
+            record.correlation_id = Some(request.clone());
+            record.trace_id = Some(trace);
+            record.attributes.push(crate::model::Attribute::string(
+                "request.id",
+                request.clone(),
+            ));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let index = LogIndex::open(dir.path(), &LogIndexConfig::default()).unwrap();
+        index.add(records.iter().map(|r| (r, 0))).unwrap();
+        index.commit().unwrap();
+        assert!(index.fields.id_digests());
+
+        let by_request = |id: &str| LogQuery {
+            correlation_id: Some(id.into()),
+            ..all()
+        };
+        let by_trace = |id| LogQuery {
+            trace_id: Some(id),
+            ..all()
+        };
+        // Records are told by their correlation ids: the first record's is `first_request`.
+        let found = |query: &LogQuery| -> Vec<String> {
+            let records = index.search(query).unwrap();
+            records
+                .into_iter()
+                .filter_map(|r| r.correlation_id)
+                .collect()
+        };
+        let (first, second) = (vec![first_request.clone()], vec![second_request.clone()]);
+        assert_eq!(found(&by_request(&first_request)), first);
+        assert_eq!(found(&by_request(&second_request)), second);
+        assert_eq!(found(&by_trace(first_trace)), first);
+        assert_eq!(found(&by_trace(second_trace)), second);
+        let by = |query: String| found(&text(&query));
+        assert_eq!(by(format!("correlation_id:\"{second_request}\"")), second);
+        assert_eq!(
+            by(format!("attributes.request.id:\"{first_request}\"")),
+            first
+        );
+        assert_eq!(by(format!("trace_id:{second_trace}")), second);
+        // An excluded id excludes its own records only.
+        assert_eq!(by(format!("* -trace_id:{first_trace}")), second);
+        assert_eq!(
+            by(format!("* -attributes.request.id:\"{second_request}\"")),
+            first
+        );
+        // The index finds both records; the check keeps one, and columns alone cannot tell.
+        let matches = index.timed_matches(&by_request(&first_request)).unwrap();
+        assert_eq!(matches.hits.len(), 2, "the index finds the superset");
+        assert!(matches.source.checks());
+        assert!(index.stream_hits(&by_trace(first_trace)).unwrap().is_none());
+        // Queries without an id still read the columns.
+        assert!(index.stream_hits(&all()).unwrap().is_some());
     }
 
     /// The pinned format 3 index (`testdata/log_index_v3`, the plain fixture), copied out.

@@ -13,18 +13,25 @@
 //! | `severity_number`| i64       | INDEXED + FAST                                              |
 //! | `severity_text`  | text      | raw tokenizer (exact), doc ids only, no norms               |
 //! | `service_name`   | text      | raw (exact), doc ids only, no norms; `unknown_service` if unset |
-//! | `trace_id`       | bytes     | the 16 bytes as one term, doc ids only; absent if none      |
-//! | `span_id`        | bytes     | the 8 bytes as one term, doc ids only; absent if none       |
-//! | `correlation_id` | text      | raw (exact), doc ids only, no norms; absent if none         |
+//! | `trace_id`       | bytes     | the id's 4-byte digest as one term, doc ids only; absent if none |
+//! | `span_id`        | bytes     | the id's 4-byte digest as one term, doc ids only; absent if none |
+//! | `correlation_id` | bytes     | the id's 4-byte digest as one term, doc ids only; absent if none |
 //! | `correlation_key`| text      | raw (exact): the attribute the correlation id came from     |
 //! | `body`           | text      | `default` tokenizer, doc ids only (format 4), no norms, not stored |
 //! | `attributes`     | JSON      | raw string values, dots in keys expanded, doc ids only, not stored; without the correlation attribute |
-//! | `record`         | bytes     | STORED only: the whole [`LogRecord`], postcard (see `stored_record`) |
+//! | `record`         | bytes     | STORED only: the whole [`LogRecord`], postcard, stored format 2 (see `stored_record`) |
 //! | `stream_id`      | u64       | FAST only (format 2): the record's stream in the partition's catalog |
 //! | `line_bytes`     | u64       | FAST only (format 2): the length of the body as LogQL's line |
 //! | `level`          | u64       | FAST only (format 2): `detected_level` as a code (`streams::LEVELS`) |
 //!
-//! This is format 4. Format 3 indexes (`storage/testdata/log_index_v3`) keep the body's freqs
+//! This is format 5. Its ids are kept as digests (`schema::id_digest`): four bytes of a hash,
+//! a fraction of the term dictionary whole ids took. A digest finds a superset of an id's
+//! records (two ids may share one), so every record found by an id is checked against the
+//! exact query, as body phrases are. Its records are stored in `stored_record`'s format 2 (the
+//! correlation id and the observed time kept smaller). Format 4 indexes
+//! (`storage/testdata/log_index_v4`) keep trace and span ids as their 16 and 8 bytes, the
+//! correlation id as exact text, and records in stored format 1.
+//! Format 3 indexes (`storage/testdata/log_index_v3`) keep the body's freqs
 //! and positions, and answer phrases from them; format 4 answers a phrase by its terms and
 //! checks each record found against the exact query (`query_rewrite`, `RecordSource::record`).
 //! Format 2 indexes (`log_index_v2`) also keep trace and span ids as lowercase hex text, the
@@ -32,17 +39,18 @@
 //! (`log_index_v1`) also lack `stream_id`, `line_bytes` and `level`. All stay readable and keep
 //! taking records in their own format; query text means the same on every format
 //! (`query_rewrite` maps `trace_id:<hex>` and `attributes.<correlation key>:<value>` onto
-//! format 3's fields, and relaxes body phrases on format 4).
+//! format 3's fields, relaxes body phrases on format 4, and turns ids into digests on format 5).
 //! The timestamp has no inverted index: tantivy 0.27 answers a `RangeQuery` on a fast numeric
 //! field from the column, and sorts by it, so terms would only cost space. No norms anywhere:
 //! results are ordered by time, never by score. Structured bodies are indexed as their words
 //! (`key value ...`), not as JSON. The document store is zstd level 3 in 256 KiB blocks.
 //!
 //! Size, measured by the test `measure_bytes_per_record` (~200-byte bodies, 4 attributes with
-//! the request id, 2,000 records, ~355 bytes of OTLP protobuf each): about 129 bytes on disk
-//! per record with five records per trace, 208 with every record its own trace (unique id
-//! terms): the document store ~59 / 89 bytes, term dictionaries 39 / 85, postings 27 / 29.
-//! Format 3 took 157 / 238 (postings 33 / 37, positions 19); format 2 165 / 267.
+//! the request id, 2,000 records, ~355 bytes of OTLP protobuf each): about 112 bytes on disk
+//! per record with five records per trace, 162 with every record its own trace (unique ids):
+//! the document store ~52 / 81 bytes, term dictionaries 29 / 47, postings 27 / 29. Format 4
+//! took 129 / 208 (store 59 / 89, term dictionaries 39 / 85); format 3 157 / 238 (postings
+//! 33 / 37, positions 19); format 2 165 / 267.
 //! Query text uses tantivy's syntax with `body` as the default
 //! field and AND as the default operator, so `timeout "connection reset" -retry`,
 //! `severity_text:ERROR` and `attributes.http.method:GET` all work.

@@ -12,6 +12,12 @@
 //!   correlation_id>))`. Exact: the second branch holds only for a record whose attribute
 //!   `<key>` was left out as its correlation source, whose value is the correlation id.
 //!
+//! Format 5 keeps an id (trace, span or correlation) as its digest (`schema::id_digest`): an
+//! id leaf becomes the digest's term where it includes records, which finds a superset of the
+//! id's records, and nothing where it excludes them (under a `-`), as body phrases below; the
+//! records found are then checked with the exact query. An attribute leaf's correlation branch
+//! is rewritten the same way.
+//!
 //! Ranges, regexes and existence clauses on ids are left as they are (tantivy would read their
 //! bounds as base64): no search reaches an index with them, since the in-memory matcher every
 //! search compiles first refuses them as unsupported.
@@ -27,41 +33,109 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use tantivy::query_grammar::{Delimiter, Occur, UserInputAst, UserInputLeaf, UserInputLiteral};
 
-use super::schema::{ATTRIBUTES, BODY, CORRELATION_ID, CORRELATION_KEY, SPAN_ID, TRACE_ID};
+use super::schema::{
+    ATTRIBUTES, BODY, CORRELATION_ID, CORRELATION_KEY, SPAN_ID, TRACE_ID, id_digest,
+};
 use super::text_match::body_token_spans;
 
-/// `ast` with id and attribute leaves rewritten for a format 3 index.
-pub(crate) fn for_binary_ids(ast: UserInputAst) -> UserInputAst {
+/// `ast` with id and attribute leaves rewritten for a format 3 or later index. With
+/// `digests` (format 5) ids become their digests; the flag is true when one was, so matches
+/// must be checked on their records.
+pub(crate) fn for_binary_ids(ast: UserInputAst, digests: bool) -> (UserInputAst, bool) {
+    let mut relaxed = false;
+    let ast = rewrite_ids(ast, digests, true, &mut relaxed);
+    (ast, relaxed)
+}
+
+/// `includes` is false below an odd number of exclusions (see [`relax_phrases`]).
+fn rewrite_ids(
+    ast: UserInputAst,
+    digests: bool,
+    includes: bool,
+    relaxed: &mut bool,
+) -> UserInputAst {
     match ast {
         UserInputAst::Clause(children) => UserInputAst::Clause(
             children
                 .into_iter()
-                .map(|(occur, child)| (occur, for_binary_ids(child)))
+                .map(|(occur, child)| {
+                    let child_includes = includes != (occur == Some(Occur::MustNot));
+                    (occur, rewrite_ids(child, digests, child_includes, relaxed))
+                })
                 .collect(),
         ),
-        UserInputAst::Boost(inner, boost) => {
-            UserInputAst::Boost(Box::new(for_binary_ids(*inner)), boost)
-        }
-        UserInputAst::Leaf(leaf) => rewrite_leaf(*leaf),
+        UserInputAst::Boost(inner, boost) => UserInputAst::Boost(
+            Box::new(rewrite_ids(*inner, digests, includes, relaxed)),
+            boost,
+        ),
+        UserInputAst::Leaf(leaf) => rewrite_leaf(*leaf, digests, includes, relaxed),
     }
 }
 
-fn rewrite_leaf(leaf: UserInputLeaf) -> UserInputAst {
+fn rewrite_leaf(
+    leaf: UserInputLeaf,
+    digests: bool,
+    includes: bool,
+    relaxed: &mut bool,
+) -> UserInputAst {
     let Some(field) = leaf_field(&leaf) else {
         return UserInputAst::Leaf(Box::new(leaf));
     };
     if field == TRACE_ID || field == SPAN_ID {
         let length = if field == TRACE_ID { 16 } else { 8 };
+        if digests {
+            let id = |text: &str| lowercase_hex_id(text, length);
+            return UserInputAst::Leaf(Box::new(digest_leaf(leaf, id, includes, relaxed)));
+        }
         return UserInputAst::Leaf(Box::new(binary_id_leaf(leaf, length)));
+    }
+    if field == CORRELATION_ID && digests {
+        let id = |text: &str| Some(text.as_bytes().to_vec());
+        return UserInputAst::Leaf(Box::new(digest_leaf(leaf, id, includes, relaxed)));
     }
     let attribute_key = field
         .strip_prefix(ATTRIBUTES)
         .and_then(|rest| rest.strip_prefix('.'))
         .map(|path| path.replace("\\.", "."));
     match attribute_key {
-        Some(key) => or_correlation_source(leaf, key),
+        Some(key) => {
+            let on_correlation_id = with_field(leaf.clone(), CORRELATION_ID);
+            let on_correlation_id = if digests {
+                let id = |text: &str| Some(text.as_bytes().to_vec());
+                digest_leaf(on_correlation_id, id, includes, relaxed)
+            } else {
+                on_correlation_id
+            };
+            or_correlation_source(leaf, key, on_correlation_id)
+        }
         None => UserInputAst::Leaf(Box::new(leaf)),
     }
+}
+
+/// A literal on an id field as its digest's term where it includes records (a superset, so
+/// `relaxed` is set), nothing where it excludes them; `id` reads the id's bytes from the
+/// literal, `None` when it spells no id (then nothing matches, exactly). Other leaves are left
+/// as they are.
+fn digest_leaf(
+    leaf: UserInputLeaf,
+    id: impl Fn(&str) -> Option<Vec<u8>>,
+    includes: bool,
+    relaxed: &mut bool,
+) -> UserInputLeaf {
+    let UserInputLeaf::Literal(literal) = leaf else {
+        return leaf;
+    };
+    let Some(id) = id(&literal.phrase) else {
+        return matches_nothing();
+    };
+    *relaxed = true;
+    if !includes {
+        return matches_nothing();
+    }
+    UserInputLeaf::Literal(UserInputLiteral {
+        phrase: BASE64.encode(id_digest(&id)),
+        ..literal
+    })
 }
 
 /// The field a leaf names, if any.
@@ -210,19 +284,26 @@ fn binary_id_leaf(leaf: UserInputLeaf, length: usize) -> UserInputLeaf {
 /// The base64 of the id `hex` spells, or of `length + 1` bytes (no id is that long) when it
 /// is not `2 × length` lowercase hex digits.
 fn binary_id_term(hex_text: &str, length: usize) -> String {
+    let bytes = lowercase_hex_id(hex_text, length).unwrap_or_else(|| vec![0xFF; length + 1]);
+    BASE64.encode(bytes)
+}
+
+/// The bytes of the id `hex_text` spells when it is `2 × length` lowercase hex digits (the
+/// only spelling of an id that matches, as on text ids).
+fn lowercase_hex_id(hex_text: &str, length: usize) -> Option<Vec<u8>> {
     let is_lowercase_hex = hex_text.len() == 2 * length
         && hex_text
             .bytes()
             .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
-    let bytes = match hex::decode(hex_text) {
-        Ok(bytes) if is_lowercase_hex => bytes,
-        _ => vec![0xFF; length + 1],
-    };
-    BASE64.encode(bytes)
+    hex::decode(hex_text).ok().filter(|_| is_lowercase_hex)
 }
 
-/// `(leaf OR (correlation_key:key AND leaf on correlation_id))`.
-fn or_correlation_source(leaf: UserInputLeaf, key: String) -> UserInputAst {
+/// `(leaf OR (correlation_key:key AND on_correlation_id))`.
+fn or_correlation_source(
+    leaf: UserInputLeaf,
+    key: String,
+    on_correlation_id: UserInputLeaf,
+) -> UserInputAst {
     let key_leaf = UserInputLeaf::Literal(UserInputLiteral {
         field_name: Some(CORRELATION_KEY.to_string()),
         phrase: key,
@@ -230,7 +311,6 @@ fn or_correlation_source(leaf: UserInputLeaf, key: String) -> UserInputAst {
         slop: 0,
         prefix: false,
     });
-    let on_correlation_id = with_field(leaf.clone(), CORRELATION_ID);
     let correlation_branch = UserInputAst::Clause(vec![
         (Some(Occur::Must), UserInputAst::Leaf(Box::new(key_leaf))),
         (
@@ -250,7 +330,9 @@ mod tests {
     use tantivy::query_grammar::parse_query;
 
     fn rewritten(text: &str) -> String {
-        format!("{:?}", for_binary_ids(parse_query(text).unwrap()))
+        let (ast, relaxed) = for_binary_ids(parse_query(text).unwrap(), false);
+        assert!(!relaxed, "{text}");
+        format!("{ast:?}")
     }
 
     #[test]

@@ -6,14 +6,15 @@
 
 use std::borrow::Cow;
 
-use tantivy::TantivyDocument;
 use tantivy::schema::{
     BytesOptions, Field, FieldType, IndexRecordOption, JsonObjectOptions, NumericOptions,
     OwnedValue, STORED, Schema, TextFieldIndexing, TextOptions,
 };
+use tantivy::{TantivyDocument, Term};
 
+use super::LogIndexError;
+use super::stored_record::{self, correlation_source};
 use super::streams::{level_code, line_bytes};
-use super::{LogIndexError, stored_record};
 use crate::model::{Attribute, AttributeValue, LogRecord};
 
 /// Effective time (`time_unix_nano`, else observed), u64 Unix nanoseconds; fast only.
@@ -24,11 +25,13 @@ pub(crate) const SEVERITY_NUMBER: &str = "severity_number";
 pub(crate) const SEVERITY_TEXT: &str = "severity_text";
 /// `service.name` of the resource (or `unknown_service`), exact.
 pub(crate) const SERVICE_NAME: &str = "service_name";
-/// Trace id, exact: its 16 bytes as one binary term (format 3), lowercase hex text before.
+/// Trace id: its [`id_digest`] as one binary term (format 5); its 16 bytes (formats 3 and 4);
+/// lowercase hex text before.
 pub(crate) const TRACE_ID: &str = "trace_id";
-/// Span id, exact: its 8 bytes as one binary term (format 3), lowercase hex text before.
+/// Span id: its [`id_digest`] (format 5); its 8 bytes (formats 3 and 4); hex text before.
 pub(crate) const SPAN_ID: &str = "span_id";
-/// Request correlation id, exact.
+/// Request correlation id: its [`id_digest`] as one binary term (format 5); exact text
+/// before.
 pub(crate) const CORRELATION_ID: &str = "correlation_id";
 /// The key of the attribute the correlation id was read from, exact (format 3): that
 /// attribute is left out of [`ATTRIBUTES`], so its value is indexed once, and a query on it
@@ -61,9 +64,38 @@ const DOCUMENT_SPARE_BYTES: usize = 256;
 
 /// The format new indexes are written in. 1: the first; 2: stream ids, line lengths and
 /// levels as fast fields; 3: trace and span ids as binary terms and the correlation attribute
-/// indexed once; 4: the body's doc ids only, without freqs and positions. Every format stays
-/// readable (and keeps taking records in its own format).
-pub(crate) const CURRENT_FORMAT: u32 = 4;
+/// indexed once; 4: the body's doc ids only, without freqs and positions; 5: trace, span and
+/// correlation ids as their [`id_digest`]. Every format stays readable (and keeps taking
+/// records in its own format).
+pub(crate) const CURRENT_FORMAT: u32 = 5;
+
+/// Bytes of an [`id_digest`].
+pub(crate) const ID_DIGEST_BYTES: usize = 4;
+
+/// The term a format 5 index keeps for an id (trace, span or correlation): 4 bytes of a hash
+/// of its bytes. An id's own bytes are random and unique per request, so as terms they were
+/// most of the term dictionary (16 + 8 + ~20 bytes a record, ~54 bytes with the dictionary's
+/// overhead); 4 bytes keep ~10 a record. Distinct ids may share a digest (in a day of 10M
+/// records, a lookup meets another id's record about once in 400), so the index answers an
+/// id with a superset and every record found is checked against the exact id (`query_rewrite`).
+///
+/// FNV-1a over the bytes, then splitmix64's finalizer (ids are not always random: 64-bit
+/// Jaeger trace ids are zero-padded), big-endian top 4 bytes. Part of the format: the test
+/// `id_digests_are_pinned` fails when it changes.
+pub(crate) fn id_digest(id: &[u8]) -> [u8; ID_DIGEST_BYTES] {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in id {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash ^= hash >> 30;
+    hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    hash ^= hash >> 27;
+    hash = hash.wrapping_mul(0x94d0_49bb_1331_11eb);
+    hash ^= hash >> 31;
+    let bytes = hash.to_be_bytes();
+    [bytes[0], bytes[1], bytes[2], bytes[3]]
+}
 
 /// Handles to every field of the log schema, resolved once.
 #[derive(Debug, Clone)]
@@ -102,7 +134,8 @@ impl LogFields {
             .set_index_option(IndexRecordOption::Basic)
             .set_fieldnorms(false);
         let exact = TextOptions::default().set_indexing_options(exact_indexing.clone());
-        // Ids: one binary term each, doc ids only (bytes fields have no norms by default).
+        // Ids: one binary term each (their digest), doc ids only (bytes fields have no norms
+        // by default).
         let binary_id = BytesOptions::default().set_indexed();
         // Body: doc ids only (format 4). Results are ordered by time, never by score, so
         // freqs and norms serve nothing; phrases are answered by their terms and checked on
@@ -129,8 +162,8 @@ impl LogFields {
         let severity_text = builder.add_text_field(SEVERITY_TEXT, exact.clone());
         let service_name = builder.add_text_field(SERVICE_NAME, exact.clone());
         let trace_id = builder.add_bytes_field(TRACE_ID, binary_id.clone());
-        let span_id = builder.add_bytes_field(SPAN_ID, binary_id);
-        let correlation_id = builder.add_text_field(CORRELATION_ID, exact.clone());
+        let span_id = builder.add_bytes_field(SPAN_ID, binary_id.clone());
+        let correlation_id = builder.add_bytes_field(CORRELATION_ID, binary_id);
         let correlation_key = builder.add_text_field(CORRELATION_KEY, exact);
         let body = builder.add_text_field(BODY, body);
         let attributes = builder.add_json_field(ATTRIBUTES, attributes);
@@ -158,14 +191,21 @@ impl LogFields {
         }
     }
 
-    /// The fields of an existing index's schema, of any format: 4 with a body of doc ids
-    /// only, 3 with binary ids, 2 with stream ids, else 1.
+    /// The fields of an existing index's schema, of any format: 5 with a binary correlation
+    /// id (its digest), 4 with a body of doc ids only, 3 with binary ids, 2 with stream ids,
+    /// else 1.
     pub(crate) fn from_schema(schema: Schema) -> Result<Self, LogIndexError> {
         let field = |name: &str| schema.get_field(name).map_err(LogIndexError::from);
-        let binary_ids = matches!(
-            schema.get_field_entry(field(TRACE_ID)?).field_type(),
-            FieldType::Bytes(_)
-        );
+        let is_bytes = |name: &str| {
+            field(name).map(|field| {
+                matches!(
+                    schema.get_field_entry(field).field_type(),
+                    FieldType::Bytes(_)
+                )
+            })
+        };
+        let binary_ids = is_bytes(TRACE_ID)?;
+        let id_digests = is_bytes(CORRELATION_ID)?;
         let body_positions = match schema.get_field_entry(field(BODY)?).field_type() {
             FieldType::Str(options) => options
                 .get_indexing_options()
@@ -174,11 +214,18 @@ impl LogFields {
         };
         let stream_id = schema.get_field(STREAM_ID).ok();
         let correlation_key = schema.get_field(CORRELATION_KEY).ok();
-        let format = match (binary_ids, correlation_key, stream_id, body_positions) {
-            (true, Some(_), Some(_), false) => 4,
-            (true, Some(_), Some(_), true) => 3,
-            (false, None, Some(_), true) => 2,
-            (false, None, None, true) => 1,
+        let format = match (
+            id_digests,
+            binary_ids,
+            correlation_key,
+            stream_id,
+            body_positions,
+        ) {
+            (true, true, Some(_), Some(_), false) => 5,
+            (false, true, Some(_), Some(_), false) => 4,
+            (false, true, Some(_), Some(_), true) => 3,
+            (false, false, None, Some(_), true) => 2,
+            (false, false, None, None, true) => 1,
             _ => {
                 return Err(tantivy::TantivyError::SchemaError(
                     "the log index's schema is of no known format".to_string(),
@@ -211,14 +258,21 @@ impl LogFields {
         self.format >= 3
     }
 
+    /// Whether ids are indexed as their [`id_digest`] (format 5 and later), so the index
+    /// finds a superset of an id's records, each to be checked.
+    pub(crate) fn id_digests(&self) -> bool {
+        self.format >= 5
+    }
+
     /// Whether the body keeps token positions, so the index answers phrases itself (formats
     /// 1 to 3); format 4 answers them by their terms, checked on each record.
     pub(crate) fn body_positions(&self) -> bool {
         self.format < 4
     }
 
-    /// Turns one record into one document: the indexed projections plus the stored JSON.
-    /// `scratch` is reused between calls for the stored form.
+    /// Turns one record into one document: the indexed projections plus the stored record
+    /// (its format 2 from index format 5 on, format 1 before). `scratch` is reused between
+    /// calls for the stored form.
     pub(crate) fn to_document(
         &self,
         record: &LogRecord,
@@ -226,7 +280,11 @@ impl LogFields {
         scratch: &mut Vec<u8>,
     ) -> Result<TantivyDocument, LogIndexError> {
         scratch.clear();
-        stored_record::encode(record, scratch)?;
+        if self.id_digests() {
+            stored_record::encode(record, scratch)?;
+        } else {
+            stored_record::encode_format_1(record, scratch)?;
+        }
         let body = body_text(&record.body);
         // Sized for what the document copies in, so it is not grown (and moved) field by field.
         let mut document =
@@ -246,23 +304,19 @@ impl LogFields {
         }
         document.add_text(self.service_name, record.resource.service_name());
         if let Some(trace_id) = record.trace_id {
-            if self.binary_ids() {
-                document.add_bytes(self.trace_id, &trace_id.0);
-            } else {
-                document.add_text(self.trace_id, trace_id.to_string());
-            }
+            self.add_binary_id(&mut document, self.trace_id, &trace_id.0);
         }
         if let Some(span_id) = record.span_id {
-            if self.binary_ids() {
-                document.add_bytes(self.span_id, &span_id.0);
-            } else {
-                document.add_text(self.span_id, span_id.to_string());
-            }
+            self.add_binary_id(&mut document, self.span_id, &span_id.0);
         }
         // Format 3 indexes the correlation attribute once, as the correlation id.
         let mut correlation_attribute = None;
         if let Some(correlation_id) = &record.correlation_id {
-            document.add_text(self.correlation_id, correlation_id);
+            if self.id_digests() {
+                document.add_bytes(self.correlation_id, &id_digest(correlation_id.as_bytes()));
+            } else {
+                document.add_text(self.correlation_id, correlation_id);
+            }
             if let Some(key_field) = self.correlation_key {
                 correlation_attribute = correlation_source(&record.attributes, correlation_id);
                 if let Some(index) = correlation_attribute {
@@ -279,6 +333,38 @@ impl LogFields {
         }
         document.add_bytes(self.record, scratch);
         Ok(document)
+    }
+
+    /// A trace or span id as the format keeps it: its digest, its bytes, or hex text.
+    fn add_binary_id(&self, document: &mut TantivyDocument, field: Field, id: &[u8]) {
+        if self.id_digests() {
+            document.add_bytes(field, &id_digest(id));
+        } else if self.binary_ids() {
+            document.add_bytes(field, id);
+        } else {
+            document.add_text(field, hex::encode(id));
+        }
+    }
+
+    /// The term that finds the records of a trace or span id (a superset with digests, see
+    /// [`id_digest`]).
+    pub(crate) fn id_term(&self, field: Field, id: &[u8]) -> Term {
+        if self.id_digests() {
+            Term::from_field_bytes(field, &id_digest(id))
+        } else if self.binary_ids() {
+            Term::from_field_bytes(field, id)
+        } else {
+            Term::from_field_text(field, &hex::encode(id))
+        }
+    }
+
+    /// The term that finds the records of a correlation id (a superset with digests).
+    pub(crate) fn correlation_term(&self, correlation_id: &str) -> Term {
+        if self.id_digests() {
+            Term::from_field_bytes(self.correlation_id, &id_digest(correlation_id.as_bytes()))
+        } else {
+            Term::from_field_text(self.correlation_id, correlation_id)
+        }
     }
 }
 
@@ -318,15 +404,6 @@ fn push_word(text: &mut String, word: &str) {
         }
         text.push_str(word);
     }
-}
-
-/// The position of the attribute the correlation id was read from: the first string
-/// attribute with its value (which attribute it was does not change a query's answer, see
-/// `query_rewrite`).
-fn correlation_source(attributes: &[Attribute], correlation_id: &str) -> Option<usize> {
-    attributes.iter().position(|attribute| {
-        matches!(&attribute.value, AttributeValue::String(text) if text == correlation_id)
-    })
 }
 
 /// Record attributes as one JSON object, but for the one at `skip`. Empty values are left
@@ -382,6 +459,15 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn id_digests_are_pinned() {
+        // If this fails, the digest changed: format 5 indexes on disk would no longer find
+        // their ids. Keep the old digest for them and give the new one a new format.
+        assert_eq!(hex::encode(id_digest(b"req-1")), "0a2881c3");
+        assert_eq!(hex::encode(id_digest(&[0; 16])), "68752350");
+        assert_eq!(hex::encode(id_digest(&[0xA5; 8])), "55077c88");
     }
 
     #[test]
