@@ -22,7 +22,7 @@ use tantivy::query::{
 use tantivy::schema::IndexRecordOption;
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{
-    Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument, Term,
+    Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
     query_grammar,
 };
 use tracing::debug;
@@ -345,8 +345,8 @@ impl LogIndex {
     /// Segments are read newest first, each only while it may still hold one of the newest
     /// `limit` matches (see [`newest_first`]).
     pub fn search(&self, query: &LogQuery) -> Result<Vec<LogRecord>, LogIndexError> {
-        let (tantivy_query, check) = self.to_tantivy_query(query)?;
         let searcher = self.reader.searcher();
+        let (tantivy_query, check) = self.to_tantivy_query(query, &searcher)?;
         // Never keep more slots than there are documents.
         let num_docs = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX);
         let limit = query.limit.min(num_docs);
@@ -365,8 +365,9 @@ impl LogIndex {
     /// Every committed record `query` matches (its limit ignored), as (time, address) pairs
     /// in no particular order, with the searcher to load them from.
     pub fn timed_matches(&self, query: &LogQuery) -> Result<TimedMatches, LogIndexError> {
-        let (tantivy_query, check) = self.to_tantivy_query(query)?;
-        self.collect_timed(self.reader.searcher(), &*tantivy_query, check)
+        let searcher = self.reader.searcher();
+        let (tantivy_query, check) = self.to_tantivy_query(query, &searcher)?;
+        self.collect_timed(searcher, &*tantivy_query, check)
     }
 
     /// Every match of `tantivy_query` in `searcher`, with the check its hits must pass.
@@ -404,13 +405,12 @@ impl LogIndex {
         if self.format() < 2 {
             return Ok(None);
         }
-        let (tantivy_query, check) = self.to_tantivy_query(query)?;
+        let searcher = self.reader.searcher();
+        let (tantivy_query, check) = self.to_tantivy_query(query, &searcher)?;
         if check.is_some() {
             return Ok(None);
         }
-        Ok(Some(
-            self.reader.searcher().search(&tantivy_query, &StreamDocs)?,
-        ))
+        Ok(Some(searcher.search(&tantivy_query, &StreamDocs)?))
     }
 
     /// Number of committed documents (for tests/metrics).
@@ -420,10 +420,13 @@ impl LogIndex {
 
     /// Every set filter becomes a required clause; no filter at all matches everything. With
     /// the query comes its matcher when the index finds only a superset (a body phrase on an
-    /// index without positions): each record found must then pass it.
+    /// index without positions, an id as its digest): each record found must then pass it.
+    /// `searcher` is the one the query will run on (which attribute keys its records took
+    /// correlation ids from).
     fn to_tantivy_query(
         &self,
         query: &LogQuery,
+        searcher: &Searcher,
     ) -> Result<(Box<dyn Query>, Option<LogMatcher>), LogIndexError> {
         let fields = &self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
@@ -471,7 +474,7 @@ impl LogIndex {
             .into_iter()
             .chain(attribute_clauses.iter().map(String::as_str))
         {
-            let (parsed, relaxed) = self.parse_text(text)?;
+            let (parsed, relaxed) = self.parse_text(text, searcher)?;
             superset |= relaxed;
             clauses.push((Occur::Must, parsed));
         }
@@ -492,13 +495,21 @@ impl LogIndex {
     /// the index holds (on format 5 ids to their digests), and from format 4 on its body
     /// phrases are relaxed to their terms ([`query_rewrite`]). The flag is true when the query
     /// finds a superset.
-    fn parse_text(&self, text: &str) -> Result<(Box<dyn Query>, bool), LogIndexError> {
+    fn parse_text(
+        &self,
+        text: &str,
+        searcher: &Searcher,
+    ) -> Result<(Box<dyn Query>, bool), LogIndexError> {
         let parsed = if self.fields.binary_ids() {
             query_grammar::parse_query(text)
                 .map_err(|_| QueryParserError::SyntaxError(text.to_string()))
                 .and_then(|ast| {
-                    let (ast, ids_relaxed) =
-                        query_rewrite::for_binary_ids(ast, self.fields.id_digests());
+                    let is_correlation_key = |key: &str| self.is_correlation_key(searcher, key);
+                    let (ast, ids_relaxed) = query_rewrite::for_binary_ids(
+                        ast,
+                        self.fields.id_digests(),
+                        is_correlation_key,
+                    );
                     let (ast, phrases_relaxed) = if self.fields.body_positions() {
                         (ast, false)
                     } else {
@@ -516,6 +527,17 @@ impl LogIndex {
             text: text.to_string(),
             reason: error.to_string(),
         })
+    }
+}
+
+impl LogIndex {
+    /// Whether some record in `searcher` took its correlation id from the attribute `key`
+    /// (true when that cannot be told, which only costs a check).
+    fn is_correlation_key(&self, searcher: &Searcher, key: &str) -> bool {
+        let Some(field) = self.fields.correlation_key else {
+            return false;
+        };
+        !matches!(searcher.doc_freq(&Term::from_field_text(field, key)), Ok(0))
     }
 }
 
@@ -961,20 +983,59 @@ mod tests {
         assert_eq!(matches.hits.len(), 2, "the index finds the superset");
         assert!(matches.source.checks());
         assert!(index.stream_hits(&by_trace(first_trace)).unwrap().is_none());
-        // Queries without an id still read the columns.
+        // Queries without an id still read the columns, attribute filters included, unless
+        // the attribute is one some record took its correlation id from.
         assert!(index.stream_hits(&all()).unwrap().is_some());
+        let attribute = |key: &str, value: &str| LogQuery {
+            attributes: vec![(key.into(), value.into())],
+            ..all()
+        };
+        let by_method = attribute("http.method", "GET");
+        assert_eq!(index.stream_hits(&by_method).unwrap().unwrap().len(), 2);
+        assert!(
+            index
+                .stream_hits(&text("* -attributes.http.method:GET"))
+                .unwrap()
+                .is_some()
+        );
+        let by_request_attribute = attribute("request.id", &first_request);
+        assert!(index.stream_hits(&by_request_attribute).unwrap().is_none());
+        assert_eq!(found(&by_request_attribute), first);
     }
 
-    /// The pinned format 3 index (`testdata/log_index_v3`, the plain fixture), copied out.
-    fn pinned_format_3(dir: &Path) -> LogIndex {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/log_index_v3");
+    /// The pinned index of `format` (`testdata/log_index_v<format>`, the plain fixture),
+    /// copied out.
+    fn pinned(dir: &Path, format: u32) -> LogIndex {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata")
+            .join(format!("log_index_v{format}"));
         for entry in std::fs::read_dir(source).unwrap() {
             let entry = entry.unwrap();
             std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
         }
         let index = LogIndex::open(dir, &LogIndexConfig::default()).unwrap();
-        assert_eq!(index.format(), 3);
+        assert_eq!(index.format(), format);
         index
+    }
+
+    fn pinned_format_3(dir: &Path) -> LogIndex {
+        pinned(dir, 3)
+    }
+
+    #[test]
+    fn records_are_stored_in_the_form_of_their_index_format() {
+        // Format 4 partitions keep taking records in the stored form older binaries read.
+        let dir = tempfile::tempdir().unwrap();
+        let format_4 = pinned(dir.path(), 4);
+        let mut scratch = Vec::new();
+        format_4
+            .fields
+            .to_document(&fixture()[0], 0, &mut scratch)
+            .unwrap();
+        assert_eq!(scratch[0], 1, "stored format 1");
+        let current = super::super::schema::LogFields::new();
+        current.to_document(&fixture()[0], 0, &mut scratch).unwrap();
+        assert_eq!(scratch[0], 2, "stored format 2");
     }
 
     #[test]

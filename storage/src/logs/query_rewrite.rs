@@ -40,102 +40,119 @@ use super::text_match::body_token_spans;
 
 /// `ast` with id and attribute leaves rewritten for a format 3 or later index. With
 /// `digests` (format 5) ids become their digests; the flag is true when one was, so matches
-/// must be checked on their records.
-pub(crate) fn for_binary_ids(ast: UserInputAst, digests: bool) -> (UserInputAst, bool) {
+/// must be checked on their records. `is_correlation_key` tells whether some record took its
+/// correlation id from an attribute key: only then may a leaf on that attribute match through
+/// the correlation id (on format 5 a superset, so asked only where it can match).
+pub(crate) fn for_binary_ids(
+    ast: UserInputAst,
+    digests: bool,
+    is_correlation_key: impl Fn(&str) -> bool,
+) -> (UserInputAst, bool) {
+    let rewrite = IdRewrite {
+        digests,
+        is_correlation_key: &is_correlation_key,
+    };
     let mut relaxed = false;
-    let ast = rewrite_ids(ast, digests, true, &mut relaxed);
+    let ast = rewrite.ast(ast, true, &mut relaxed);
     (ast, relaxed)
 }
 
-/// `includes` is false below an odd number of exclusions (see [`relax_phrases`]).
-fn rewrite_ids(
-    ast: UserInputAst,
+/// What [`for_binary_ids`] rewrites with.
+struct IdRewrite<'a> {
     digests: bool,
-    includes: bool,
-    relaxed: &mut bool,
-) -> UserInputAst {
-    match ast {
-        UserInputAst::Clause(children) => UserInputAst::Clause(
-            children
-                .into_iter()
-                .map(|(occur, child)| {
-                    let child_includes = includes != (occur == Some(Occur::MustNot));
-                    (occur, rewrite_ids(child, digests, child_includes, relaxed))
-                })
-                .collect(),
-        ),
-        UserInputAst::Boost(inner, boost) => UserInputAst::Boost(
-            Box::new(rewrite_ids(*inner, digests, includes, relaxed)),
-            boost,
-        ),
-        UserInputAst::Leaf(leaf) => rewrite_leaf(*leaf, digests, includes, relaxed),
-    }
+    is_correlation_key: &'a dyn Fn(&str) -> bool,
 }
 
-fn rewrite_leaf(
-    leaf: UserInputLeaf,
-    digests: bool,
-    includes: bool,
-    relaxed: &mut bool,
-) -> UserInputAst {
-    let Some(field) = leaf_field(&leaf) else {
-        return UserInputAst::Leaf(Box::new(leaf));
-    };
-    if field == TRACE_ID || field == SPAN_ID {
-        let length = if field == TRACE_ID { 16 } else { 8 };
-        if digests {
-            let id = |text: &str| lowercase_hex_id(text, length);
-            return UserInputAst::Leaf(Box::new(digest_leaf(leaf, id, includes, relaxed)));
+impl IdRewrite<'_> {
+    /// `includes` is false below an odd number of exclusions (see [`relax_phrases`]).
+    fn ast(&self, ast: UserInputAst, includes: bool, relaxed: &mut bool) -> UserInputAst {
+        match ast {
+            UserInputAst::Clause(children) => UserInputAst::Clause(
+                children
+                    .into_iter()
+                    .map(|(occur, child)| {
+                        let child_includes = includes != (occur == Some(Occur::MustNot));
+                        (occur, self.ast(child, child_includes, relaxed))
+                    })
+                    .collect(),
+            ),
+            UserInputAst::Boost(inner, boost) => {
+                UserInputAst::Boost(Box::new(self.ast(*inner, includes, relaxed)), boost)
+            }
+            UserInputAst::Leaf(leaf) => self.leaf(*leaf, includes, relaxed),
         }
-        return UserInputAst::Leaf(Box::new(binary_id_leaf(leaf, length)));
     }
-    if field == CORRELATION_ID && digests {
-        let id = |text: &str| Some(text.as_bytes().to_vec());
-        return UserInputAst::Leaf(Box::new(digest_leaf(leaf, id, includes, relaxed)));
-    }
-    let attribute_key = field
-        .strip_prefix(ATTRIBUTES)
-        .and_then(|rest| rest.strip_prefix('.'))
-        .map(|path| path.replace("\\.", "."));
-    match attribute_key {
-        Some(key) => {
-            let on_correlation_id = with_field(leaf.clone(), CORRELATION_ID);
-            let on_correlation_id = if digests {
-                let id = |text: &str| Some(text.as_bytes().to_vec());
-                digest_leaf(on_correlation_id, id, includes, relaxed)
+
+    fn leaf(&self, leaf: UserInputLeaf, includes: bool, relaxed: &mut bool) -> UserInputAst {
+        let Some(field) = leaf_field(&leaf) else {
+            return UserInputAst::Leaf(Box::new(leaf));
+        };
+        let correlation_id = |text: &str| Some(text.as_bytes().to_vec());
+        if field == TRACE_ID || field == SPAN_ID {
+            let length = if field == TRACE_ID { 16 } else { 8 };
+            let leaf = if self.digests {
+                let id = |text: &str| lowercase_hex_id(text, length);
+                digest_leaf(leaf, id, includes, relaxed)
             } else {
-                on_correlation_id
+                binary_id_leaf(leaf, length)
             };
-            or_correlation_source(leaf, key, on_correlation_id)
+            return UserInputAst::Leaf(Box::new(leaf));
         }
-        None => UserInputAst::Leaf(Box::new(leaf)),
+        if field == CORRELATION_ID && self.digests {
+            let leaf = digest_leaf(leaf, correlation_id, includes, relaxed);
+            return UserInputAst::Leaf(Box::new(leaf));
+        }
+        let attribute_key = field
+            .strip_prefix(ATTRIBUTES)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .map(|path| path.replace("\\.", "."));
+        match attribute_key {
+            // No record took its correlation id from this key: the attribute alone answers.
+            Some(key) if self.digests && !(self.is_correlation_key)(&key) => {
+                UserInputAst::Leaf(Box::new(leaf))
+            }
+            Some(key) => {
+                let on_correlation_id = with_field(leaf.clone(), CORRELATION_ID);
+                let on_correlation_id = if self.digests {
+                    digest_leaf(on_correlation_id, correlation_id, includes, relaxed)
+                } else {
+                    on_correlation_id
+                };
+                or_correlation_source(leaf, key, on_correlation_id)
+            }
+            None => UserInputAst::Leaf(Box::new(leaf)),
+        }
     }
 }
 
-/// A literal on an id field as its digest's term where it includes records (a superset, so
-/// `relaxed` is set), nothing where it excludes them; `id` reads the id's bytes from the
-/// literal, `None` when it spells no id (then nothing matches, exactly). Other leaves are left
-/// as they are.
+/// A literal or set on an id field as its digests' terms where it includes records (a
+/// superset, so `relaxed` is set), nothing where it excludes them; `id` reads an id's bytes
+/// from its text, `None` when it spells no id (then it matches nothing, exactly). Other
+/// leaves are left as they are (the in-memory matcher every search compiles first refuses
+/// them).
 fn digest_leaf(
     leaf: UserInputLeaf,
     id: impl Fn(&str) -> Option<Vec<u8>>,
     includes: bool,
     relaxed: &mut bool,
 ) -> UserInputLeaf {
-    let UserInputLeaf::Literal(literal) = leaf else {
-        return leaf;
-    };
-    let Some(id) = id(&literal.phrase) else {
-        return matches_nothing();
+    let digest = |text: &str| id(text).map(|bytes| BASE64.encode(id_digest(&bytes)));
+    let leaf = match leaf {
+        UserInputLeaf::Literal(literal) => match digest(&literal.phrase) {
+            Some(phrase) => UserInputLeaf::Literal(UserInputLiteral { phrase, ..literal }),
+            None => return matches_nothing(),
+        },
+        UserInputLeaf::Set { field, elements } => {
+            let elements: Vec<String> = elements.iter().filter_map(|text| digest(text)).collect();
+            if elements.is_empty() {
+                return matches_nothing();
+            }
+            UserInputLeaf::Set { field, elements }
+        }
+        other => return other,
     };
     *relaxed = true;
-    if !includes {
-        return matches_nothing();
-    }
-    UserInputLeaf::Literal(UserInputLiteral {
-        phrase: BASE64.encode(id_digest(&id)),
-        ..literal
-    })
+    if includes { leaf } else { matches_nothing() }
 }
 
 /// The field a leaf names, if any.
@@ -330,7 +347,7 @@ mod tests {
     use tantivy::query_grammar::parse_query;
 
     fn rewritten(text: &str) -> String {
-        let (ast, relaxed) = for_binary_ids(parse_query(text).unwrap(), false);
+        let (ast, relaxed) = for_binary_ids(parse_query(text).unwrap(), false, |_| true);
         assert!(!relaxed, "{text}");
         format!("{ast:?}")
     }
@@ -395,6 +412,66 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    /// `text` rewritten for format 5, where only `request.id` is a correlation key.
+    fn with_digests(text: &str) -> (String, bool) {
+        let is_correlation_key = |key: &str| key == "request.id";
+        let (ast, relaxed) = for_binary_ids(parse_query(text).unwrap(), true, is_correlation_key);
+        (format!("{ast:?}"), relaxed)
+    }
+
+    #[test]
+    fn ids_become_digests_where_they_include_and_nothing_where_they_exclude() {
+        let trace = "0af7651916cd43dd8448eb211c80319c";
+        let trace_digest = BASE64.encode(id_digest(&hex::decode(trace).unwrap()));
+        let request_digest = BASE64.encode(id_digest(b"r-1"));
+        let no_id = BASE64.encode([0xFF; 17]);
+        let (included, relaxed) = with_digests(&format!("trace_id:{trace} payment"));
+        assert!(included.contains(&trace_digest) && relaxed, "{included}");
+        let (excluded, relaxed) = with_digests(&format!("payment -trace_id:{trace}"));
+        assert!(
+            excluded.contains(&no_id) && !excluded.contains(&trace_digest),
+            "{excluded}"
+        );
+        assert!(relaxed);
+        let (twice, _) = with_digests(&format!("payment -(retry -trace_id:{trace})"));
+        assert!(twice.contains(&trace_digest), "{twice}");
+        let (set, relaxed) = with_digests(&format!("trace_id: IN [{trace} zz]"));
+        assert!(
+            set.contains(&trace_digest) && !set.contains("zz") && relaxed,
+            "{set}"
+        );
+        // What spells no id matches nothing, exactly.
+        assert_eq!(
+            with_digests("span_id:zz"),
+            (
+                format!(
+                    "{:?}",
+                    parse_query(&format!("trace_id:\"{no_id}\"")).unwrap()
+                ),
+                false
+            )
+        );
+        let (correlation, relaxed) = with_digests("correlation_id:r-1");
+        assert!(
+            correlation.contains(&request_digest) && relaxed,
+            "{correlation}"
+        );
+        // An attribute some record took its correlation id from also asks the digest; any
+        // other attribute is answered by itself, exactly.
+        let (source, relaxed) = with_digests("attributes.request.id:r-1");
+        assert!(source.contains(&request_digest) && relaxed, "{source}");
+        let (source_excluded, _) = with_digests("payment -attributes.request.id:r-1");
+        assert!(
+            !source_excluded.contains(&request_digest),
+            "{source_excluded}"
+        );
+        let other = "attributes.http.method:GET -attributes.user:alice";
+        assert_eq!(
+            with_digests(other),
+            (format!("{:?}", parse_query(other).unwrap()), false)
+        );
     }
 
     #[test]

@@ -349,6 +349,13 @@ mod tests {
         // read. Add a new format byte and keep decoding the old one instead.
         let bytes = encoded(&fixture()[0]);
         assert_eq!(hex::encode(&bytes), PINNED_FIXTURE_0);
+        // The correlation id read from its attribute: the record ends with the variant (1)
+        // and the attribute's position (2), and reads back from the pinned bytes.
+        let with_attribute = &fixture_with_request_ids()[0];
+        let bytes = encoded(with_attribute);
+        assert_eq!(hex::encode(&bytes), PINNED_FIXTURE_0_WITH_REQUEST_ID);
+        let pinned = hex::decode(PINNED_FIXTURE_0_WITH_REQUEST_ID).unwrap();
+        assert_eq!(&decode(&pinned).unwrap(), with_attribute);
     }
 
     /// Record 1 of the fixture with its correlation place rewritten to `position`.
@@ -368,6 +375,14 @@ mod tests {
         "6c6f67696e2073756363656564656420666f7220616c696365020b687474702e6d6574686f640103474554",
         "10687474702e7374617475735f636f646503900300010110a5a5a5a5a5a5a5a50000000000000001010880",
         "000000000000010002057265712d31",
+    );
+
+    const PINNED_FIXTURE_0_WITH_REQUEST_ID: &str = concat!(
+        "02020c736572766963652e6e616d650108636865636b6f757409686f73742e6e616d6501057765622d3100",
+        "000b736b657765722e7465737403312e300000008094ffe7f38284d3170a1204494e464f011e7573657220",
+        "6c6f67696e2073756363656564656420666f7220616c696365030b687474702e6d6574686f640103474554",
+        "10687474702e7374617475735f636f64650390030a726571756573742e696401057265712d3100010110a5",
+        "a5a5a5a5a5a5a5000000000000000101088000000000000001000102",
     );
 
     /// Record 1 of the fixture as format 1 stored it.
