@@ -507,8 +507,23 @@ impl LogStore {
     }
 
     /// Drops every partition whose records have all expired; returns (partitions, bytes).
-    /// Blocking: waits for searches and commits of those partitions to finish.
-    pub fn drop_expired(
+    /// Holds the commit lock throughout: a commit of records dated on an expired day would
+    /// otherwise open a new partition on the directory being deleted, and fail at it until
+    /// the next sweep. Waits for searches of those partitions to finish.
+    pub async fn drop_expired(
+        self: &Arc<Self>,
+        policy: &RetentionPolicy,
+        now_unix_nano: u64,
+    ) -> Result<(u64, u64), StorageError> {
+        let _serial = self.flush_lock.lock().await;
+        let store = Arc::clone(self);
+        let policy = policy.clone();
+        tokio::task::spawn_blocking(move || store.drop_expired_blocking(&policy, now_unix_nano))
+            .await?
+    }
+
+    /// [`Self::drop_expired`]'s work, once it holds the commit lock. Blocking.
+    fn drop_expired_blocking(
         &self,
         policy: &RetentionPolicy,
         now_unix_nano: u64,

@@ -233,18 +233,45 @@ async fn retention_drops_whole_expired_partitions() {
     let mut policy = RetentionPolicy::default();
     policy.default.logs = Some(Duration::from_secs(7 * 86_400));
     let now = BASE_UNIX_NANO + 12 * DAY;
-    let (partitions, bytes) = store.drop_expired(&policy, now).unwrap();
+    let (partitions, bytes) = store.drop_expired(&policy, now).await.unwrap();
     assert_eq!(partitions, 1);
     assert!(bytes > 0);
     assert_eq!(found(&store, "a").len(), 10, "the recent day stays");
     let first_day =
         crate::layout::log_partition_dir(dir.path(), &tenant("a"), BASE_UNIX_NANO / DAY);
     assert!(!first_day.exists(), "the expired day left the disk");
-    assert_eq!(store.drop_expired(&policy, now).unwrap(), (0, 0));
+    assert_eq!(store.drop_expired(&policy, now).await.unwrap(), (0, 0));
     // Reopened, the store finds only the day that is left.
     drop(store);
     let store = LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap();
     assert_eq!(store.files().0, 1);
+}
+
+#[tokio::test]
+async fn retention_waits_for_a_commit_in_progress() {
+    // A commit of records dated on an expired day would open a partition on the directory
+    // being deleted: retention and commits take turns.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
+    apply(&store, 1, "a", &shifted(0));
+    store.flush().await.unwrap();
+    let mut policy = RetentionPolicy::default();
+    policy.default.logs = Some(Duration::from_secs(7 * 86_400));
+    let now = BASE_UNIX_NANO + 12 * DAY;
+    let first_day =
+        crate::layout::log_partition_dir(dir.path(), &tenant("a"), BASE_UNIX_NANO / DAY);
+    let committing = store.flush_lock.lock().await;
+    let sweep = tokio::spawn({
+        let store = Arc::clone(&store);
+        let policy = policy.clone();
+        async move { store.drop_expired(&policy, now).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!sweep.is_finished(), "retention ran during a commit");
+    assert!(first_day.exists());
+    drop(committing);
+    assert_eq!(sweep.await.unwrap().unwrap().0, 1);
+    assert!(!first_day.exists());
 }
 
 #[tokio::test]
@@ -284,6 +311,7 @@ async fn a_first_format_index_becomes_the_legacy_partition() {
     policy.default.logs = Some(Duration::from_secs(86_400));
     let (dropped, _) = store
         .drop_expired(&policy, BASE_UNIX_NANO + DAY + DAY / 2)
+        .await
         .unwrap();
     assert_eq!(
         dropped, 1,

@@ -275,7 +275,7 @@ async fn expired_partitions_leave_the_bucket_and_every_reader() {
     policy.default.logs = Some(Duration::from_secs(2 * 86_400));
     let now = BASE_UNIX_NANO + 4 * DAY_NANOS;
     // The writer drops its expired day; its next round removes the day's replica.
-    assert_eq!(writer.drop_expired(&policy, now).unwrap().0, 1);
+    assert_eq!(writer.drop_expired(&policy, now).await.unwrap().0, 1);
     uploader.upload(&writer).await.unwrap();
     assert_eq!(found(&node, "a").await.len(), 10);
     assert!(
