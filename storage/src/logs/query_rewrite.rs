@@ -53,7 +53,9 @@ pub(crate) fn for_binary_ids(
         is_correlation_key: &is_correlation_key,
     };
     let mut relaxed = false;
-    let ast = rewrite.ast(ast, true, &mut relaxed);
+    let ast = map_leaves(ast, true, &mut |leaf, includes| {
+        rewrite.leaf(leaf, includes, &mut relaxed)
+    });
     (ast, relaxed)
 }
 
@@ -64,25 +66,6 @@ struct IdRewrite<'a> {
 }
 
 impl IdRewrite<'_> {
-    /// `includes` is false below an odd number of exclusions (see [`relax_phrases`]).
-    fn ast(&self, ast: UserInputAst, includes: bool, relaxed: &mut bool) -> UserInputAst {
-        match ast {
-            UserInputAst::Clause(children) => UserInputAst::Clause(
-                children
-                    .into_iter()
-                    .map(|(occur, child)| {
-                        let child_includes = includes != (occur == Some(Occur::MustNot));
-                        (occur, self.ast(child, child_includes, relaxed))
-                    })
-                    .collect(),
-            ),
-            UserInputAst::Boost(inner, boost) => {
-                UserInputAst::Boost(Box::new(self.ast(*inner, includes, relaxed)), boost)
-            }
-            UserInputAst::Leaf(leaf) => self.leaf(*leaf, includes, relaxed),
-        }
-    }
-
     fn leaf(&self, leaf: UserInputLeaf, includes: bool, relaxed: &mut bool) -> UserInputAst {
         let Some(field) = leaf_field(&leaf) else {
             return UserInputAst::Leaf(Box::new(leaf));
@@ -200,27 +183,34 @@ fn with_field(leaf: UserInputLeaf, field: &str) -> UserInputLeaf {
 /// true when a phrase was relaxed, so matches must be checked on their records.
 pub(crate) fn for_body_without_positions(ast: UserInputAst) -> (UserInputAst, bool) {
     let mut relaxed = false;
-    let ast = relax_phrases(ast, true, &mut relaxed);
+    let ast = map_leaves(ast, true, &mut |leaf, includes| {
+        relax_phrase_leaf(leaf, includes, &mut relaxed)
+    });
     (ast, relaxed)
 }
 
-/// `includes` is false below an odd number of exclusions, where a clause's matches are
-/// taken away from the answer: there the relaxed form must match no more than the exact one.
-fn relax_phrases(ast: UserInputAst, includes: bool, relaxed: &mut bool) -> UserInputAst {
+/// `ast` with each leaf replaced by `rewrite(leaf, includes)`. `includes` is false below an
+/// odd number of exclusions, where a clause's matches are taken away from the answer: there a
+/// relaxed form must match no more than the exact one.
+fn map_leaves(
+    ast: UserInputAst,
+    includes: bool,
+    rewrite: &mut dyn FnMut(UserInputLeaf, bool) -> UserInputAst,
+) -> UserInputAst {
     match ast {
         UserInputAst::Clause(children) => UserInputAst::Clause(
             children
                 .into_iter()
                 .map(|(occur, child)| {
                     let child_includes = includes != (occur == Some(Occur::MustNot));
-                    (occur, relax_phrases(child, child_includes, relaxed))
+                    (occur, map_leaves(child, child_includes, rewrite))
                 })
                 .collect(),
         ),
         UserInputAst::Boost(inner, boost) => {
-            UserInputAst::Boost(Box::new(relax_phrases(*inner, includes, relaxed)), boost)
+            UserInputAst::Boost(Box::new(map_leaves(*inner, includes, rewrite)), boost)
         }
-        UserInputAst::Leaf(leaf) => relax_phrase_leaf(*leaf, includes, relaxed),
+        UserInputAst::Leaf(leaf) => rewrite(*leaf, includes),
     }
 }
 
