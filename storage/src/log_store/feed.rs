@@ -9,7 +9,7 @@
 //! it (a rollback, a close) is untagged, and the next feed or the commit adds every record of
 //! its partition again. A crash loses only uncommitted documents: the WAL still has them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tracing::warn;
@@ -27,12 +27,13 @@ type TenantChunks = (TenantId, usize, Chunks<LogRecord>);
 impl LogStore {
     /// Adds the records applied since the last feed to their partitions' writers, not
     /// committed. Does nothing while a flush runs (it indexes them) or while a failed one
-    /// waits for its retry (the writers hold that buffer's records).
+    /// waits for its retry (the writers hold that buffer's records); a partition whose feed
+    /// failed is left to the commit.
     pub async fn feed(self: &Arc<Self>) -> Result<(), StorageError> {
         let Ok(_serial) = self.flush_lock.try_lock() else {
             return Ok(());
         };
-        let (generation, tenants) = {
+        let (generation, tenants, failed_before) = {
             let state = self.lock();
             if state.frozen.is_some() {
                 return Ok(());
@@ -46,49 +47,59 @@ impl LogStore {
                     (chunks.0.len() > fed).then(|| (tenant.clone(), fed, chunks.clone()))
                 })
                 .collect();
-            (state.active_fed.generation, tenants)
+            let failed_before = state.active_fed.failed.clone();
+            (state.active_fed.generation, tenants, failed_before)
         };
         if tenants.is_empty() {
             return Ok(());
         }
         let store = Arc::clone(self);
-        let fed =
-            match tokio::task::spawn_blocking(move || store.feed_blocking(generation, &tenants))
-                .await
-            {
-                Ok(fed) => fed,
-                Err(failed) => {
-                    // A feed cut short may leave records in writers untold: drop what every
-                    // writer holds uncommitted (all of it this buffer's, as no frozen one waits),
-                    // so the commit adds each record once.
-                    let store = Arc::clone(self);
-                    if let Err(err) =
-                        tokio::task::spawn_blocking(move || store.roll_back_writers()).await
-                    {
-                        warn!(error = %err, "rolling back the log writers failed");
-                    }
-                    return Err(failed.into());
+        let feeding = move || store.feed_blocking(generation, &tenants, &failed_before);
+        let (fed, failed) = match tokio::task::spawn_blocking(feeding).await {
+            Ok(outcome) => outcome,
+            Err(failed) => {
+                // A feed cut short may leave records in writers untold: drop what every
+                // writer holds uncommitted (all of it this buffer's, as no frozen one waits),
+                // so the commit adds each record once.
+                let store = Arc::clone(self);
+                if let Err(err) =
+                    tokio::task::spawn_blocking(move || store.roll_back_writers()).await
+                {
+                    warn!(error = %err, "rolling back the log writers failed");
                 }
-            };
+                return Err(failed.into());
+            }
+        };
         // The flush lock kept the buffer from freezing meanwhile: still the same generation.
         let mut state = self.lock();
         if state.active_fed.generation == generation {
             state.active_fed.chunks.extend(fed);
+            state.active_fed.failed.extend(failed);
         }
         Ok(())
     }
 
-    /// Feeds each tenant's new chunks to their partitions' writers; returns how many chunks
-    /// of each tenant the writers tagged with `generation` now hold. A partition whose feed
-    /// fails is rolled back (untagged): its commit adds all its records.
-    fn feed_blocking(&self, generation: u64, tenants: &[TenantChunks]) -> Vec<(TenantId, usize)> {
+    /// Feeds each tenant's new chunks to their partitions' writers, but for the partitions
+    /// whose feed `failed_before`; returns how many chunks of each tenant the writers tagged
+    /// with `generation` now hold, and the partitions whose feed failed now. Those are rolled
+    /// back (untagged): their commit adds all their records.
+    fn feed_blocking(
+        &self,
+        generation: u64,
+        tenants: &[TenantChunks],
+        failed_before: &BTreeSet<PartitionKey>,
+    ) -> (Vec<(TenantId, usize)>, Vec<PartitionKey>) {
         let mut fed = Vec::with_capacity(tenants.len());
+        let mut failed = Vec::new();
         for (tenant, first_new, chunks) in tenants {
             let new = group_by_partition(std::iter::once((tenant, chunks)), *first_new);
             // Every chunk's records by partition, grouped at most once, for partitions whose
             // writer lost (or never had) this buffer's earlier records.
             let mut every: Option<BTreeMap<PartitionKey, Vec<(usize, &LogRecord)>>> = None;
             for (key, new_records) in &new {
+                if failed_before.contains(key) {
+                    continue;
+                }
                 // A partition is created by the commit, not here: retention may be deleting
                 // an expired one that records of its day would bring back.
                 let Some(partition) = self.partitions().get(key).cloned() else {
@@ -113,11 +124,12 @@ impl LogStore {
                 };
                 if let Err(err) = fed_partition {
                     warn!(%tenant, error = %err, "feeding log records to their index failed; the commit adds them");
+                    failed.push(key.clone());
                 }
             }
             fed.push((tenant.clone(), chunks.0.len()));
         }
-        fed
+        (fed, failed)
     }
 
     /// Rolls back every writer of this node: what they hold uncommitted is dropped and they
@@ -142,7 +154,10 @@ impl LogStore {
         records: &[&LogRecord],
         generation: u64,
     ) -> Result<(), StorageError> {
-        match self.add_to_writer(partition, index, records) {
+        let added = self
+            .injected_feed_failure(&partition.key.0)
+            .and_then(|()| self.add_to_writer(partition, index, records));
+        match added {
             Ok(()) => {
                 index.tag_uncommitted(generation);
                 Ok(())
@@ -267,6 +282,36 @@ mod tests {
         store.flush().await.unwrap();
         assert_eq!(docs_of(&store, "a"), 10);
         assert_eq!(found(&store, "a"), ids(records.iter()));
+    }
+
+    #[tokio::test]
+    async fn a_partition_whose_feed_failed_is_left_to_the_commit() {
+        let (_dir, store) = open();
+        let records = fixture();
+        *store.failing_feeds.lock().unwrap() = Some((tenant("a"), 0));
+        apply(&store, 1, "a", &records[..3]);
+        apply(&store, 2, "b", &records[..3]);
+        store.feed().await.unwrap();
+        apply(&store, 3, "a", &records[3..6]);
+        apply(&store, 4, "b", &records[3..6]);
+        store.feed().await.unwrap();
+        store.feed().await.unwrap();
+        let failures = store.failing_feeds.lock().unwrap().as_ref().map(|f| f.1);
+        assert_eq!(failures, Some(1), "tried once, not on every round");
+        assert_eq!(tag_of(&store, "a"), None, "rolled back");
+        assert_eq!(
+            tag_of(&store, "b"),
+            Some(0),
+            "other partitions are still fed"
+        );
+        // The commit adds all of it; the next buffer is fed again.
+        *store.failing_feeds.lock().unwrap() = None;
+        store.flush().await.unwrap();
+        assert_eq!(docs_of(&store, "a"), 6);
+        assert_eq!(found(&store, "a"), ids(records[..6].iter()));
+        apply(&store, 5, "a", &records[6..]);
+        store.feed().await.unwrap();
+        assert_eq!(tag_of(&store, "a"), Some(1));
     }
 
     #[tokio::test]

@@ -23,7 +23,7 @@ mod streams;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
@@ -78,6 +78,9 @@ struct State {
 struct Fed {
     generation: u64,
     chunks: HashMap<TenantId, usize>,
+    /// Partitions whose feed failed (rolled back, untagged): not fed again until the commit,
+    /// which adds all their records, so a failing partition is not re-fed every round.
+    failed: BTreeSet<PartitionKey>,
 }
 
 type Partitions = BTreeMap<PartitionKey, Arc<Partition>>;
@@ -103,6 +106,9 @@ pub struct LogStore {
     /// then waits for the second before committing them.
     #[cfg(test)]
     pause_next_commit: Mutex<Option<CommitPause>>,
+    /// Tests: the tenant whose feeds fail, and how many have.
+    #[cfg(test)]
+    failing_feeds: Mutex<Option<(TenantId, u32)>>,
 }
 
 #[cfg(test)]
@@ -135,6 +141,8 @@ impl LogStore {
             fail_next_commit_of: Mutex::new(None),
             #[cfg(test)]
             pause_next_commit: Mutex::new(None),
+            #[cfg(test)]
+            failing_feeds: Mutex::new(None),
         })
     }
 
@@ -322,7 +330,7 @@ impl LogStore {
                     state.frozen = Some(Arc::clone(&frozen));
                     let next = Fed {
                         generation: state.active_fed.generation + 1,
-                        chunks: HashMap::new(),
+                        ..Fed::default()
                     };
                     state.frozen_fed = std::mem::replace(&mut state.active_fed, next);
                     frozen
@@ -473,6 +481,24 @@ impl LogStore {
 
     #[cfg(not(test))]
     fn injected_pause(&self) {}
+
+    #[cfg(not(test))]
+    fn injected_feed_failure(&self, _tenant: &TenantId) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    #[cfg(test)]
+    fn injected_feed_failure(&self, tenant: &TenantId) -> Result<(), StorageError> {
+        let mut failing = self.failing_feeds.lock().unwrap_or_else(|p| p.into_inner());
+        match failing.as_mut() {
+            Some((failing_tenant, failures)) if failing_tenant == tenant => {
+                *failures += 1;
+                let error = tantivy::TantivyError::SystemError("injected feed failure".into());
+                Err(crate::logs::LogIndexError::from(error).into())
+            }
+            _ => Ok(()),
+        }
+    }
 
     #[cfg(test)]
     fn injected_pause(&self) {
