@@ -7,7 +7,7 @@
 //! searchable in the index (uncommitted documents are invisible), so each is seen once. What
 //! a writer holds is tagged with the buffer's generation ([`super::Fed`]); a writer that lost
 //! it (a rollback, a close) is untagged, and the next feed or the commit adds every record of
-//! its partition again. A crash loses only uncommitted documents: the WAL still has them.
+//! its partition again (the commit alone after a failed feed). A crash loses only uncommitted documents: the WAL still has them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -190,7 +190,7 @@ mod tests {
         let store = LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap();
         let day = PartitionId::of_time(fixture()[0].effective_time_unix_nano());
         for name in ["a", "b"] {
-            store.partition(&(tenant(name), day)).unwrap();
+            store.partition(&(tenant(name), day)).unwrap().unwrap();
         }
         (dir, Arc::new(store))
     }

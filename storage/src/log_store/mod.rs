@@ -91,6 +91,9 @@ pub struct LogStore {
     index_config: LogIndexConfig,
     state: Mutex<State>,
     partitions: Mutex<Partitions>,
+    /// Partitions retention took out of `partitions` and is deleting (locked after it): no
+    /// commit opens them again meanwhile (see [`Self::partition`]).
+    dropping: Mutex<BTreeSet<PartitionKey>>,
     flush_lock: tokio::sync::Mutex<()>,
     stats: TableStats,
     committed_records: AtomicU64,
@@ -132,6 +135,7 @@ impl LogStore {
                 frozen_progress: HashMap::new(),
             }),
             partitions: Mutex::new(partitions),
+            dropping: Mutex::new(BTreeSet::new()),
             flush_lock: tokio::sync::Mutex::new(()),
             stats: TableStats::default(),
             committed_records: AtomicU64::new(0),
@@ -205,16 +209,27 @@ impl LogStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The partition of `key`, created (with its directory and index) when missing.
-    fn partition(&self, key: &PartitionKey) -> Result<Arc<Partition>, StorageError> {
+    fn dropping(&self) -> MutexGuard<'_, BTreeSet<PartitionKey>> {
+        self.dropping
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The partition of `key`, created (with its directory and index) when missing; `None`
+    /// while retention deletes it: its records have expired, and a partition opened on the
+    /// directory being deleted would fail every commit.
+    fn partition(&self, key: &PartitionKey) -> Result<Option<Arc<Partition>>, StorageError> {
         let mut partitions = self.partitions();
         if let Some(partition) = partitions.get(key) {
-            return Ok(Arc::clone(partition));
+            return Ok(Some(Arc::clone(partition)));
+        }
+        if self.dropping().contains(key) {
+            return Ok(None);
         }
         let dir = layout::log_tenant_dir(&self.data_dir, &key.0).join(key.1.dir_name());
         let partition = Arc::new(Partition::open(key.clone(), dir, &self.index_config)?);
         partitions.insert(key.clone(), Arc::clone(&partition));
-        Ok(partition)
+        Ok(Some(partition))
     }
 
     /// The tenant's partitions: this node's in key order, then the other nodes' that are
@@ -372,17 +387,27 @@ impl LogStore {
             let state = self.lock();
             (state.frozen_fed.generation, state.frozen_fed.chunks.clone())
         };
-        let groups = group_by_partition(frozen.records_by_tenant.iter(), 0);
-        let partitions = groups
-            .keys()
-            .map(|key| self.partition(key))
-            .collect::<Result<Vec<_>, _>>()?;
+        let all_groups = group_by_partition(frozen.records_by_tenant.iter(), 0);
+        let mut groups = Vec::with_capacity(all_groups.len());
+        let mut partitions = Vec::with_capacity(all_groups.len());
+        for (key, records) in &all_groups {
+            match self.partition(key)? {
+                Some(partition) => {
+                    groups.push((key, records));
+                    partitions.push(partition);
+                }
+                // Retention is deleting the day: records dated on it expired with it.
+                None => {
+                    warn!(tenant = %key.0, day = %key.1.dir_name(), records = records.len(), "log records of a day retention is dropping are left out")
+                }
+            }
+        }
         let payload = commit_payload(frozen.last_lsn);
         // Indexing and committing, in key order (a failing partition fails at the same point
         // on every retry), under each partition's read lock: searches go on meanwhile and read
         // these records from the frozen buffer until the reload below. The read lock keeps
         // retention and the closing of idle writers (write locks) away from the writer.
-        for ((key, records), partition) in groups.iter().zip(&partitions) {
+        for (&(key, records), partition) in groups.iter().zip(&partitions) {
             if self.lock().frozen_progress.contains_key(key) {
                 continue;
             }
@@ -420,7 +445,7 @@ impl LogStore {
             .iter()
             .map(|partition| partition.index.write().unwrap_or_else(|p| p.into_inner()))
             .collect();
-        for (key, index) in groups.keys().zip(&locked) {
+        for (&(key, _), index) in groups.iter().zip(&locked) {
             if self.lock().frozen_progress.get(key) == Some(&CommitStep::Reload) {
                 continue;
             }
@@ -533,23 +558,10 @@ impl LogStore {
     }
 
     /// Drops every partition whose records have all expired; returns (partitions, bytes).
-    /// Holds the commit lock throughout: a commit of records dated on an expired day would
-    /// otherwise open a new partition on the directory being deleted, and fail at it until
-    /// the next sweep. Waits for searches of those partitions to finish.
-    pub async fn drop_expired(
-        self: &Arc<Self>,
-        policy: &RetentionPolicy,
-        now_unix_nano: u64,
-    ) -> Result<(u64, u64), StorageError> {
-        let _serial = self.flush_lock.lock().await;
-        let store = Arc::clone(self);
-        let policy = policy.clone();
-        tokio::task::spawn_blocking(move || store.drop_expired_blocking(&policy, now_unix_nano))
-            .await?
-    }
-
-    /// [`Self::drop_expired`]'s work, once it holds the commit lock. Blocking.
-    fn drop_expired_blocking(
+    /// Blocking: waits for searches and commits of those partitions to finish. Until a
+    /// partition's directory is gone, commits leave out records of its day
+    /// ([`Self::partition`]); a directory that could not be deleted stays so until a restart.
+    pub fn drop_expired(
         &self,
         policy: &RetentionPolicy,
         now_unix_nano: u64,
@@ -567,11 +579,17 @@ impl LogStore {
                 })
                 .map(|(key, _)| key.clone())
                 .collect();
+            let mut dropping = self.dropping();
             keys.iter()
-                .filter_map(|key| partitions.remove(key))
+                .filter_map(|key| {
+                    let partition = partitions.remove(key)?;
+                    dropping.insert(key.clone());
+                    Some(partition)
+                })
                 .collect()
         };
         let mut removed = (0, 0);
+        let mut first_error = None;
         for partition in expired {
             let bytes = partition.bytes_on_disk();
             {
@@ -580,8 +598,11 @@ impl LogStore {
                     warn!(dir = %partition.dir.display(), error = %err, "closing an expired partition's writer failed");
                 }
             }
-            std::fs::remove_dir_all(&partition.dir)
-                .map_err(|err| StorageError::io(&partition.dir, err))?;
+            if let Err(err) = std::fs::remove_dir_all(&partition.dir) {
+                first_error.get_or_insert(StorageError::io(&partition.dir, err));
+                continue;
+            }
+            self.dropping().remove(&partition.key);
             info!(tenant = %partition.key.0, dir = %partition.dir.display(), bytes, "retention dropped a log partition");
             removed.0 += 1;
             removed.1 += bytes;
@@ -592,7 +613,10 @@ impl LogStore {
         self.stats
             .retention_bytes_removed
             .fetch_add(removed.1, Ordering::Relaxed);
-        Ok(removed)
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(removed),
+        }
     }
 
     /// Closes the writers of partitions that received no records for [`WRITER_IDLE`] (their

@@ -198,8 +198,12 @@ impl Storage {
                         replicas.remove_expired(policy, now).await?;
                     }
                 }
-                logs.drop_expired(&logs_policy, now).await?;
-                tokio::task::spawn_blocking(move || logs.close_idle_writers()).await?;
+                tokio::task::spawn_blocking(move || {
+                    let dropped = logs.drop_expired(&logs_policy, now);
+                    logs.close_idle_writers();
+                    dropped
+                })
+                .await??;
                 Ok::<_, StorageError>(())
             };
             match swept.await {

@@ -144,7 +144,7 @@ async fn a_partition_created_but_not_yet_committed_to_is_not_uploaded() {
     let objects = bucket();
     let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
     let day = crate::log_store::partitions::PartitionId::of_time(BASE_UNIX_NANO);
-    store.partition(&(tenant("a"), day)).unwrap();
+    store.partition(&(tenant("a"), day)).unwrap().unwrap();
     assert_eq!(store.local_partitions().len(), 1);
     let uploader = LogUploader::new(objects.clone(), "node-a", Duration::ZERO);
     assert_eq!(
@@ -275,7 +275,7 @@ async fn expired_partitions_leave_the_bucket_and_every_reader() {
     policy.default.logs = Some(Duration::from_secs(2 * 86_400));
     let now = BASE_UNIX_NANO + 4 * DAY_NANOS;
     // The writer drops its expired day; its next round removes the day's replica.
-    assert_eq!(writer.drop_expired(&policy, now).await.unwrap().0, 1);
+    assert_eq!(writer.drop_expired(&policy, now).unwrap().0, 1);
     uploader.upload(&writer).await.unwrap();
     assert_eq!(found(&node, "a").await.len(), 10);
     assert!(
