@@ -19,6 +19,7 @@ pub mod config;
 mod deployment;
 pub mod error;
 pub mod file_stamp;
+mod id_hash;
 pub mod layout;
 pub mod lock;
 pub mod log_store;

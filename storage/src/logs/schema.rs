@@ -88,12 +88,7 @@ pub(crate) fn id_digest(id: &[u8]) -> [u8; ID_DIGEST_BYTES] {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    hash ^= hash >> 30;
-    hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    hash ^= hash >> 27;
-    hash = hash.wrapping_mul(0x94d0_49bb_1331_11eb);
-    hash ^= hash >> 31;
-    let bytes = hash.to_be_bytes();
+    let bytes = crate::id_hash::mix(hash).to_be_bytes();
     [bytes[0], bytes[1], bytes[2], bytes[3]]
 }
 

@@ -6,6 +6,8 @@
 //! accumulate (compaction keeps the number of files per hour small). Pure: building, encoding
 //! and checking; the reads live with the store.
 
+use crate::id_hash::mix;
+
 /// Bytes per block: eight 32-bit words, one bit set in each per id.
 pub const BLOCK_BYTES: usize = 32;
 /// Filter bits per distinct id: about 0.1% false positives at 16 bits.
@@ -121,12 +123,6 @@ fn hash_id(id: &[u8; 16]) -> u64 {
     let high = u64::from_le_bytes(high.try_into().unwrap_or([0; 8]));
     let low = u64::from_le_bytes(low.try_into().unwrap_or([0; 8]));
     mix(low ^ mix(high ^ 0x9e37_79b9_7f4a_7c15))
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]
