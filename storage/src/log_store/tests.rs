@@ -690,6 +690,37 @@ async fn a_pinned_format_4_index_finds_ids_by_their_bytes_and_keeps_taking_recor
 }
 
 #[tokio::test]
+async fn a_pinned_format_5_index_finds_ids_by_their_digests_and_keeps_taking_records() {
+    let (_dir, store, partitions) = open_pinned_with_catalog("log_index_v5", 5);
+    let third = fixture()[2].clone();
+    let by_field = LogQuery {
+        trace_id: third.trace_id,
+        correlation_id: third.correlation_id.clone(),
+        ..everything()
+    };
+    let trace_text = format!("trace_id:{} correlation_id:req-3", third.trace_id.unwrap());
+    let by_text = LogQuery {
+        text: Some(trace_text),
+        ..everything()
+    };
+    let ids_found = |query: &LogQuery| ids_found(&store, query);
+    assert_eq!(ids_found(&by_field), ["req-3"]);
+    assert_eq!(ids_found(&by_text), ["req-3"]);
+    // Format 5 keeps ids as digests: their queries check records, not columns alone.
+    let hits = partitions[0].index.read().unwrap().stream_hits(&by_field);
+    assert!(hits.unwrap().is_none());
+    // New records of the day go into the same format 5 index, and are found the same way.
+    add_to_pinned(&store, &partitions, 5).await;
+    let new_third = LogQuery {
+        correlation_id: Some("req-3-new".into()),
+        ..everything()
+    };
+    assert_eq!(ids_found(&new_third), ["req-3-new"]);
+    let records = store.search_blocking(&tenant("a"), &new_third).unwrap();
+    assert_eq!(records[0].body, fixture_one_nanosecond_later()[2].body);
+}
+
+#[tokio::test]
 async fn scans_and_stream_reads_check_phrases_on_an_index_without_positions() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
