@@ -28,8 +28,10 @@ use tantivy::{
 use tracing::debug;
 
 use super::query::{LogMatcher, LogQuery};
-use super::schema::{LogFields, TIMESTAMP};
-use super::timed_matches::{RecordSource, StreamDocs, StreamHit, TimedDocs, TimedMatches};
+use super::record_batch;
+use super::record_source::{RecordSource, StoredRecords};
+use super::schema::{BatchFields, LogFields, TIMESTAMP};
+use super::timed_matches::{StreamDocs, StreamHit, TimedDocs, TimedMatches};
 use super::{LogIndexConfig, LogIndexError, newest_first, query_rewrite};
 use crate::budget::Reservation;
 use crate::model::LogRecord;
@@ -38,16 +40,20 @@ use crate::model::LogRecord;
 /// the whole index, see the size test), but its compressor thread took 18% of the server's CPU
 /// under log load: level 3 raised log records per CPU-second from ~27k to ~36k.
 const DOCSTORE_ZSTD_LEVEL: i32 = 3;
-/// Uncompressed bytes per document-store block: larger blocks compress better (the JSON of
-/// neighbouring records repeats), smaller ones make fetching one record cheaper. Records are
-/// stored in arrival order, so a newest-first page usually sits in one or two blocks.
+/// Uncompressed bytes per document-store block: a block ends at the first document that
+/// takes it past this. Larger blocks compress better, smaller ones make fetching one record
+/// cheaper. Format 6 stores records by the batch (a batch of the load generator's records is
+/// ~200 KB), so a block holds about two batches: measured against 64 KiB blocks (one batch
+/// each), 5 bytes a record smaller (zstd finds matches across the two) and no slower to read.
+/// Records are stored in arrival order, so a newest-first page usually sits in one block.
 const DOCSTORE_BLOCK_BYTES: usize = 256 * 1024;
 /// Decompressed blocks cached per segment (tantivy's default is 100): the cache is per
 /// segment, so it is kept to 1 MiB each.
 const DOCSTORE_CACHE_BLOCKS: usize = 4;
-/// Documents sent to the indexing thread per message. tantivy's channel holds 10,000
-/// messages: one document each cost a channel send per record (~3% of the server's CPU under
-/// log load); four keep at most 40,000 documents in flight.
+/// Documents sent to the indexing thread per message by indexes of formats 1 to 5 (format 6
+/// sends a batch and its records per message). tantivy's channel holds 10,000 messages: one
+/// document each cost a channel send per record (~3% of the server's CPU under log load); four
+/// keep at most 40,000 documents in flight.
 const DOCUMENTS_PER_SEND: usize = 4;
 /// Segments of one size merged at once. tantivy's default (8) rewrote every record about
 /// three times on its way to a full day's segment: with segments of ~50k records (what a
@@ -237,6 +243,9 @@ impl LogIndex {
         self.with_writer(|open| {
             let writer = &mut open.writer;
             let mut scratch = Vec::new();
+            if let Some(batches) = fields.batches {
+                return add_batched(writer, fields, batches, records, &mut scratch);
+            }
             let mut batch = Vec::with_capacity(DOCUMENTS_PER_SEND);
             for (record, stream_id) in records {
                 let document = fields.to_document(record, stream_id, &mut scratch)?;
@@ -358,7 +367,7 @@ impl LogIndex {
             query.start_unix_nano.unwrap_or(0),
             query.end_unix_nano.unwrap_or(u64::MAX),
         );
-        let source = self.record_source(searcher, check);
+        let source = self.record_source(searcher, check)?;
         newest_first::newest_records(weight.as_ref(), limit, range, &source)
     }
 
@@ -379,7 +388,7 @@ impl LogIndex {
     ) -> Result<TimedMatches, LogIndexError> {
         let hits = searcher.search(tantivy_query, &TimedDocs)?;
         Ok(TimedMatches {
-            source: self.record_source(searcher, check),
+            source: self.record_source(searcher, check)?,
             hits,
         })
     }
@@ -389,12 +398,22 @@ impl LogIndex {
         &self,
         searcher: tantivy::Searcher,
         check: Option<LogMatcher>,
-    ) -> RecordSource {
-        RecordSource {
+    ) -> Result<RecordSource, LogIndexError> {
+        let stored = match (self.fields.batches, self.fields.record) {
+            (Some(batches), _) => StoredRecords::batched(batches),
+            (None, Some(field)) => StoredRecords::PerDocument(field),
+            (None, None) => {
+                return Err(tantivy::TantivyError::SchemaError(
+                    "the log index stores no records".to_string(),
+                )
+                .into());
+            }
+        };
+        Ok(RecordSource {
             searcher,
-            record_field: self.fields.record,
+            stored,
             check,
-        }
+        })
     }
 
     /// (time, stream id, line bytes) of every committed record `query` matches, from the
@@ -413,9 +432,16 @@ impl LogIndex {
         Ok(Some(searcher.search(&tantivy_query, &StreamDocs)?))
     }
 
-    /// Number of committed documents (for tests/metrics).
+    /// Number of committed records (for tests/metrics); batch documents are not counted.
     pub fn num_docs(&self) -> u64 {
-        self.reader.searcher().num_docs()
+        let searcher = self.reader.searcher();
+        // `doc_freq` fails only on an I/O error reading the term dictionary: the count then
+        // includes batch documents, an upper bound, which is what callers use it as.
+        let batches = self
+            .fields
+            .batches
+            .map_or(Ok(0), |batches| searcher.doc_freq(&batches.marker_term()));
+        searcher.num_docs().saturating_sub(batches.unwrap_or(0))
     }
 
     /// Every set filter becomes a required clause; no filter at all matches everything. With
@@ -483,6 +509,14 @@ impl LogIndex {
         } else {
             None
         };
+        // Batch documents are no records: no query finds them.
+        if let Some(batches) = fields.batches {
+            if clauses.is_empty() {
+                clauses.push((Occur::Must, Box::new(AllQuery)));
+            }
+            let marker = TermQuery::new(batches.marker_term(), IndexRecordOption::Basic);
+            clauses.push((Occur::MustNot, Box::new(marker)));
+        }
         let tantivy_query: Box<dyn Query> = match clauses.len() {
             0 => Box::new(AllQuery),
             1 => clauses.remove(0).1,
@@ -528,6 +562,49 @@ impl LogIndex {
             reason: error.to_string(),
         })
     }
+}
+
+/// Adds `records` to a format 6 index: each batch of up to [`record_batch::MAX_RECORDS`]
+/// (and about [`record_batch::MAX_BYTES`]) as its batch document followed by its records'
+/// documents, in one group of operations (so in one segment, in this order).
+fn add_batched<'a>(
+    writer: &IndexWriter<TantivyDocument>,
+    fields: &LogFields,
+    batches: BatchFields,
+    records: impl IntoIterator<Item = (&'a LogRecord, u32)>,
+    scratch: &mut Vec<u8>,
+) -> Result<(), LogIndexError> {
+    let mut pending: Vec<(&LogRecord, u32)> = Vec::with_capacity(record_batch::MAX_RECORDS);
+    let mut pending_bytes = 0usize;
+    let mut batch = Vec::new();
+    let mut send = |pending: &mut Vec<(&LogRecord, u32)>| -> Result<(), LogIndexError> {
+        let records: Vec<&LogRecord> = pending.iter().map(|&(record, _)| record).collect();
+        record_batch::encode(&records, &mut batch)?;
+        let mut operations = Vec::with_capacity(pending.len() + 1);
+        if let Some(&first) = pending.first() {
+            let batch_document = fields.batch_document(batches, &batch, first);
+            operations.push(UserOperation::Add(batch_document));
+        }
+        for &(record, stream_id) in pending.iter() {
+            let document = fields.to_document(record, stream_id, scratch)?;
+            operations.push(UserOperation::Add(document));
+        }
+        writer.run(operations)?;
+        pending.clear();
+        Ok(())
+    };
+    for (record, stream_id) in records {
+        pending_bytes = pending_bytes.saturating_add(record.estimated_bytes());
+        pending.push((record, stream_id));
+        if pending.len() == record_batch::MAX_RECORDS || pending_bytes >= record_batch::MAX_BYTES {
+            send(&mut pending)?;
+            pending_bytes = 0;
+        }
+    }
+    if !pending.is_empty() {
+        send(&mut pending)?;
+    }
+    Ok(())
 }
 
 impl LogIndex {
@@ -850,7 +927,7 @@ mod tests {
     fn ids_and_the_correlation_attribute_are_found_through_query_text() {
         let dir = tempfile::tempdir().unwrap();
         let index = indexed_fixture(dir.path());
-        assert_eq!(index.format(), 5);
+        assert_eq!(index.format(), 6);
         let by = |query: &str| found(&index, &text(query));
         assert_eq!(by(&format!("trace_id:{}", trace_id(3))), [3]);
         assert_eq!(by(&format!("span_id:{} user", span_id(9))), [9]);
@@ -1033,9 +1110,132 @@ mod tests {
             .to_document(&fixture()[0], 0, &mut scratch)
             .unwrap();
         assert_eq!(scratch[0], 1, "stored format 1");
-        let current = super::super::schema::LogFields::new();
-        current.to_document(&fixture()[0], 0, &mut scratch).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let format_5 = pinned(dir.path(), 5);
+        let document = format_5
+            .fields
+            .to_document(&fixture()[0], 0, &mut scratch)
+            .unwrap();
         assert_eq!(scratch[0], 2, "stored format 2");
+        let record_field = format_5.fields.record.unwrap();
+        assert!(document.get_first(record_field).is_some());
+        // Format 6 stores records by the batch: a record's document stores nothing.
+        let current = super::super::schema::LogFields::new();
+        let document = current.to_document(&fixture()[0], 0, &mut scratch).unwrap();
+        assert!(scratch.is_empty());
+        let batches = current.batches.unwrap();
+        assert!(document.get_first(batches.records).is_none());
+    }
+
+    /// Batch documents in the committed index.
+    fn batch_documents(index: &LogIndex) -> u64 {
+        let marker = index.fields.batches.unwrap().marker_term();
+        index.reader.searcher().doc_freq(&marker).unwrap()
+    }
+
+    #[test]
+    fn batched_records_read_back_across_batches_segments_and_merges() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = LogIndex::open(dir.path(), &LogIndexConfig::default()).unwrap();
+        // Three adds in two commits: batches of at most 1,024 records (fewer when they reach
+        // the byte bound), the last of each add smaller, and three segments.
+        let records = crate::logs::test_records::realistic_records(3_000, 5);
+        let (first, rest) = records.split_at(1_100);
+        let (second, third) = rest.split_at(1_300);
+        index.add(first.iter().map(|r| (r, 0))).unwrap();
+        index.commit().unwrap();
+        index.add(second.iter().map(|r| (r, 0))).unwrap();
+        index.add(third.iter().map(|r| (r, 0))).unwrap();
+        index.commit().unwrap();
+        assert_eq!(index.num_docs(), 3_000);
+        // A batch ends at 1,024 records or once its records' estimated bytes reach the bound.
+        let batches: u64 = [first, second, third]
+            .iter()
+            .map(|add| {
+                let (mut batches, mut count, mut bytes) = (0, 0, 0);
+                for record in add.iter() {
+                    count += 1;
+                    bytes += record.estimated_bytes();
+                    if count == record_batch::MAX_RECORDS || bytes >= record_batch::MAX_BYTES {
+                        (batches, count, bytes) = (batches + 1, 0, 0);
+                    }
+                }
+                batches + u64::from(count > 0)
+            })
+            .sum();
+        assert!(batches >= 5);
+        assert_eq!(batch_documents(&index), batches);
+        let everything = LogQuery {
+            limit: 10_000,
+            ..all()
+        };
+        let newest_first = |records: &[LogRecord]| {
+            let mut sorted = records.to_vec();
+            sorted.sort_by_key(|record| std::cmp::Reverse(record.effective_time_unix_nano()));
+            sorted
+        };
+        let expected = newest_first(&records);
+        assert_eq!(index.search(&everything).unwrap(), expected);
+        // Merged into one segment: each batch still precedes its records.
+        let segments = index.index.searchable_segment_ids().unwrap();
+        assert!(segments.len() > 1);
+        index
+            .with_writer(|open| Ok(open.writer.merge(&segments).wait()?))
+            .unwrap();
+        index.commit().unwrap();
+        assert_eq!(index.reader.searcher().segment_readers().len(), 1);
+        assert_eq!(index.search(&everything).unwrap(), expected);
+        let some = &records[2_345];
+        let by_trace = LogQuery {
+            trace_id: some.trace_id,
+            ..everything.clone()
+        };
+        let of_trace: Vec<LogRecord> = records
+            .iter()
+            .filter(|record| record.trace_id == some.trace_id)
+            .cloned()
+            .collect();
+        assert_eq!(index.search(&by_trace).unwrap(), newest_first(&of_trace));
+    }
+
+    #[test]
+    fn no_query_finds_a_batch_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = indexed_fixture(dir.path());
+        assert_eq!(batch_documents(&index), 2);
+        let everything = LogQuery {
+            limit: 100,
+            ..all()
+        };
+        // Match-all, in the filters or in the text, with or without exclusions: records only.
+        assert_eq!(found(&index, &everything).len(), 10);
+        assert_eq!(found(&index, &text("* -payment")), [10, 9, 5, 4, 2, 1]);
+        assert_eq!(found(&index, &text("*")).len(), 10);
+        let matches = index.timed_matches(&all()).unwrap();
+        assert_eq!(matches.hits.len(), 10);
+        let streams = index.stream_hits(&all()).unwrap().unwrap();
+        assert_eq!(streams.len(), 10);
+    }
+
+    #[test]
+    fn large_records_make_smaller_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = LogIndex::open(dir.path(), &LogIndexConfig::default()).unwrap();
+        let mut records = fixture();
+        for record in &mut records {
+            record.body = crate::model::AttributeValue::String("x".repeat(100_000));
+        }
+        index.add(records.iter().map(|r| (r, 0))).unwrap();
+        index.commit().unwrap();
+        // Batches end once they reach the byte bound: six records of ~100 kB, then four.
+        let per_batch = record_batch::MAX_BYTES.div_ceil(records[0].estimated_bytes());
+        assert_eq!(per_batch, 6);
+        assert_eq!(batch_documents(&index), 2);
+        let everything = LogQuery {
+            limit: 100,
+            ..all()
+        };
+        assert_eq!(index.search(&everything).unwrap().len(), 10);
     }
 
     #[test]

@@ -19,16 +19,26 @@
 //! | `correlation_key`| text      | raw (exact): the attribute the correlation id came from     |
 //! | `body`           | text      | `default` tokenizer, doc ids only (format 4), no norms, not stored |
 //! | `attributes`     | JSON      | raw string values, dots in keys expanded, doc ids only, not stored; without the correlation attribute |
-//! | `record`         | bytes     | STORED only: the whole [`LogRecord`], postcard, stored format 2 (see `stored_record`) |
+//! | `record_batch`   | bytes     | STORED only, on batch documents: up to 1,024 records (`record_batch`) |
+//! | `batch_marker`   | u64       | INDEXED only, on batch documents: every query excludes them |
 //! | `stream_id`      | u64       | FAST only (format 2): the record's stream in the partition's catalog |
 //! | `line_bytes`     | u64       | FAST only (format 2): the length of the body as LogQL's line |
 //! | `level`          | u64       | FAST only (format 2): `detected_level` as a code (`streams::LEVELS`) |
 //!
-//! This is format 5. Its ids are kept as digests (`schema::id_digest`): four bytes of a hash,
+//! This is format 6. Its records are stored by the batch, not one per document: each add
+//! writes, per up to 1,024 records, one batch document (the records laid out field by field,
+//! which zstd compresses better than records one by one) right before the records' own
+//! documents, which store nothing. A record is read from the last batch document before it in
+//! its segment, at its distance from it (tantivy keeps one group of operations in one segment,
+//! and merges keep a segment's documents in order). Batch documents carry a marker term that
+//! every query excludes, and values in every fast field so no column needs a presence index.
+//! Format 5 (`storage/testdata/log_index_v5`) stores each record in its own document's
+//! `record` field, in `stored_record`'s format 2.
+//!
+//! Since format 5, ids are kept as digests (`schema::id_digest`): four bytes of a hash,
 //! a fraction of the term dictionary whole ids took. A digest finds a superset of an id's
 //! records (two ids may share one), so every record found by an id is checked against the
-//! exact query, as body phrases are. Its records are stored in `stored_record`'s format 2 (the
-//! correlation id and the observed time kept smaller). Format 4 indexes
+//! exact query, as body phrases are. Format 4 indexes
 //! (`storage/testdata/log_index_v4`) keep trace and span ids as their 16 and 8 bytes, the
 //! correlation id as exact text, and records in stored format 1.
 //! Format 3 indexes (`storage/testdata/log_index_v3`) keep the body's freqs
@@ -46,11 +56,11 @@
 //! (`key value ...`), not as JSON. The document store is zstd level 3 in 256 KiB blocks.
 //!
 //! Size, measured by the test `measure_bytes_per_record` (~200-byte bodies, 4 attributes with
-//! the request id, 2,000 records, ~355 bytes of OTLP protobuf each): about 112 bytes on disk
-//! per record with five records per trace, 162 with every record its own trace (unique ids):
-//! the document store ~52 / 81 bytes, term dictionaries 29 / 47, postings 27 / 29. Format 4
-//! took 129 / 208 (store 59 / 89, term dictionaries 39 / 85); format 3 157 / 238 (postings
-//! 33 / 37, positions 19); format 2 165 / 267.
+//! the request id, 2,000 records, ~355 bytes of OTLP protobuf each): about 105 bytes on disk
+//! per record with five records per trace, 156 with every record its own trace (unique ids):
+//! the document store ~44 / 73 bytes, term dictionaries 29 / 47, postings 27 / 29. Format 5
+//! took 112 / 162 (store 52 / 81); format 4 129 / 208 (store 59 / 89, term dictionaries
+//! 39 / 85); format 3 157 / 238 (postings 33 / 37, positions 19); format 2 165 / 267.
 //! Query text uses tantivy's syntax with `body` as the default
 //! field and AND as the default operator, so `timeout "connection reset" -retry`,
 //! `severity_text:ERROR` and `attributes.http.method:GET` all work.
@@ -60,6 +70,8 @@ mod index;
 mod newest_first;
 mod query;
 mod query_rewrite;
+mod record_batch;
+mod record_source;
 mod schema;
 mod stored_record;
 pub mod streams;

@@ -16,8 +16,9 @@ use tantivy::query::Weight;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::LogIndexError;
+use super::record_source::RecordSource;
 use super::schema::TIMESTAMP;
-use super::timed_matches::{RecordSource, TimedDocs, TimedHit};
+use super::timed_matches::{TimedDocs, TimedHit};
 use crate::model::LogRecord;
 
 /// The newest `limit` records among the matches of `weight` in `source`'s searcher whose

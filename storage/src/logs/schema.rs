@@ -41,8 +41,19 @@ pub(crate) const CORRELATION_KEY: &str = "correlation_key";
 pub(crate) const BODY: &str = "body";
 /// Record attributes as a JSON object with raw (exact) string values.
 pub(crate) const ATTRIBUTES: &str = "attributes";
-/// The whole record in its stored form ([`super::stored_record`]): the only stored field.
+/// The whole record in its stored form ([`super::stored_record`]): the only stored field of
+/// formats 1 to 5.
 pub(crate) const RECORD: &str = "record";
+/// A batch of records ([`super::record_batch`]), on a batch document: the only stored field
+/// of format 6. A batch document precedes its records in its segment (see
+/// [`LogFields::batch_document`]).
+pub(crate) const RECORD_BATCH: &str = "record_batch";
+/// [`BATCH_MARKER_VALUE`] on batch documents, u64; indexed only (format 6): every query
+/// excludes its documents, which are not records, and its postings are where each
+/// segment's batches are (a record's batch is the last one before it).
+pub(crate) const BATCH_MARKER: &str = "batch_marker";
+/// The value of [`BATCH_MARKER`].
+const BATCH_MARKER_VALUE: u64 = 1;
 /// The record's stream id in its partition's stream catalog, u64; fast only (format 2): an
 /// inverted index of it cost ingest time and no query needs it (selectors on stream labels
 /// resolve to ids through the catalog).
@@ -65,9 +76,10 @@ const DOCUMENT_SPARE_BYTES: usize = 256;
 /// The format new indexes are written in. 1: the first; 2: stream ids, line lengths and
 /// levels as fast fields; 3: trace and span ids as binary terms and the correlation attribute
 /// indexed once; 4: the body's doc ids only, without freqs and positions; 5: trace, span and
-/// correlation ids as their [`id_digest`]. Every format stays readable (and keeps taking
-/// records in its own format).
-pub(crate) const CURRENT_FORMAT: u32 = 5;
+/// correlation ids as their [`id_digest`]; 6: records stored by the batch
+/// ([`super::record_batch`]) instead of one per document. Every format stays readable (and
+/// keeps taking records in its own format).
+pub(crate) const CURRENT_FORMAT: u32 = 6;
 
 /// Bytes of an [`id_digest`].
 pub(crate) const ID_DIGEST_BYTES: usize = 4;
@@ -107,7 +119,10 @@ pub(crate) struct LogFields {
     pub(crate) correlation_id: Field,
     pub(crate) body: Field,
     pub(crate) attributes: Field,
-    pub(crate) record: Field,
+    /// Formats 1 to 5: each document stores its record.
+    pub(crate) record: Option<Field>,
+    /// Format 6: records are stored by the batch.
+    pub(crate) batches: Option<BatchFields>,
     /// Format 2 and later: indexes of format 1 have no stream ids.
     pub(crate) stream_id: Option<Field>,
     /// Format 2 and later.
@@ -116,6 +131,22 @@ pub(crate) struct LogFields {
     pub(crate) level: Option<Field>,
     /// Format 3 and later.
     pub(crate) correlation_key: Option<Field>,
+}
+
+/// The fields of a format 6 index that store records by the batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchFields {
+    /// [`RECORD_BATCH`].
+    pub(crate) records: Field,
+    /// [`BATCH_MARKER`].
+    pub(crate) marker: Field,
+}
+
+impl BatchFields {
+    /// The term every batch document has and no record document has.
+    pub(crate) fn marker_term(&self) -> Term {
+        Term::from_field_u64(self.marker, BATCH_MARKER_VALUE)
+    }
 }
 
 impl LogFields {
@@ -162,7 +193,10 @@ impl LogFields {
         let correlation_key = builder.add_text_field(CORRELATION_KEY, exact);
         let body = builder.add_text_field(BODY, body);
         let attributes = builder.add_json_field(ATTRIBUTES, attributes);
-        let record = builder.add_bytes_field(RECORD, STORED);
+        let batches = BatchFields {
+            records: builder.add_bytes_field(RECORD_BATCH, STORED),
+            marker: builder.add_u64_field(BATCH_MARKER, NumericOptions::default().set_indexed()),
+        };
         let stream_id = builder.add_u64_field(STREAM_ID, NumericOptions::default().set_fast());
         let line_bytes = builder.add_u64_field(LINE_BYTES, NumericOptions::default().set_fast());
         let level = builder.add_u64_field(LEVEL, NumericOptions::default().set_fast());
@@ -178,7 +212,8 @@ impl LogFields {
             correlation_id,
             body,
             attributes,
-            record,
+            record: None,
+            batches: Some(batches),
             stream_id: Some(stream_id),
             line_bytes: Some(line_bytes),
             level: Some(level),
@@ -186,8 +221,8 @@ impl LogFields {
         }
     }
 
-    /// The fields of an existing index's schema, of any format: 5 with a binary correlation
-    /// id (its digest), 4 with a body of doc ids only, 3 with binary ids, 2 with stream ids,
+    /// The fields of an existing index's schema, of any format: 6 with record batches, 5 with
+    /// a binary correlation id (its digest), 4 with a body of doc ids only, 3 with binary ids, 2 with stream ids,
     /// else 1.
     pub(crate) fn from_schema(schema: Schema) -> Result<Self, LogIndexError> {
         let field = |name: &str| schema.get_field(name).map_err(LogIndexError::from);
@@ -209,18 +244,29 @@ impl LogFields {
         };
         let stream_id = schema.get_field(STREAM_ID).ok();
         let correlation_key = schema.get_field(CORRELATION_KEY).ok();
+        let record = schema.get_field(RECORD).ok();
+        let batches = match (
+            schema.get_field(RECORD_BATCH),
+            schema.get_field(BATCH_MARKER),
+        ) {
+            (Ok(records), Ok(marker)) => Some(BatchFields { records, marker }),
+            _ => None,
+        };
         let format = match (
+            batches.is_some() && record.is_none(),
+            batches.is_none() && record.is_some(),
             id_digests,
             binary_ids,
             correlation_key,
             stream_id,
             body_positions,
         ) {
-            (true, true, Some(_), Some(_), false) => 5,
-            (false, true, Some(_), Some(_), false) => 4,
-            (false, true, Some(_), Some(_), true) => 3,
-            (false, false, None, Some(_), true) => 2,
-            (false, false, None, None, true) => 1,
+            (true, false, true, true, Some(_), Some(_), false) => 6,
+            (false, true, true, true, Some(_), Some(_), false) => 5,
+            (false, true, false, true, Some(_), Some(_), false) => 4,
+            (false, true, false, true, Some(_), Some(_), true) => 3,
+            (false, true, false, false, None, Some(_), true) => 2,
+            (false, true, false, false, None, None, true) => 1,
             _ => {
                 return Err(tantivy::TantivyError::SchemaError(
                     "the log index's schema is of no known format".to_string(),
@@ -239,7 +285,8 @@ impl LogFields {
             correlation_id: field(CORRELATION_ID)?,
             body: field(BODY)?,
             attributes: field(ATTRIBUTES)?,
-            record: field(RECORD)?,
+            record,
+            batches,
             stream_id,
             line_bytes: schema.get_field(LINE_BYTES).ok(),
             level: schema.get_field(LEVEL).ok(),
@@ -265,9 +312,10 @@ impl LogFields {
         self.format < 4
     }
 
-    /// Turns one record into one document: the indexed projections plus the stored record
-    /// (its format 2 from index format 5 on, format 1 before). `scratch` is reused between
-    /// calls for the stored form.
+    /// Turns one record into one document: the indexed projections plus, up to format 5, the
+    /// stored record (its format 2 in format 5, format 1 before; format 6 stores records by
+    /// the batch, see [`Self::batch_document`]). `scratch` is reused between calls for the
+    /// stored form.
     pub(crate) fn to_document(
         &self,
         record: &LogRecord,
@@ -275,25 +323,18 @@ impl LogFields {
         scratch: &mut Vec<u8>,
     ) -> Result<TantivyDocument, LogIndexError> {
         scratch.clear();
-        if self.id_digests() {
-            stored_record::encode(record, scratch)?;
-        } else {
-            stored_record::encode_format_1(record, scratch)?;
+        if self.record.is_some() {
+            if self.id_digests() {
+                stored_record::encode(record, scratch)?;
+            } else {
+                stored_record::encode_format_1(record, scratch)?;
+            }
         }
         let body = body_text(&record.body);
         // Sized for what the document copies in, so it is not grown (and moved) field by field.
         let mut document =
             TantivyDocument::with_capacity(scratch.len() + body.len() + DOCUMENT_SPARE_BYTES);
-        if let (Some(stream_field), Some(bytes_field), Some(level_field)) =
-            (self.stream_id, self.line_bytes, self.level)
-        {
-            document.add_u64(stream_field, u64::from(stream_id));
-            document.add_u64(bytes_field, line_bytes(&record.body));
-            let level = level_code(record.severity_number, &record.severity_text);
-            document.add_u64(level_field, u64::from(level));
-        }
-        document.add_u64(self.timestamp, record.effective_time_unix_nano());
-        document.add_i64(self.severity_number, i64::from(record.severity_number));
+        self.add_numbers(&mut document, record, stream_id);
         if !record.severity_text.is_empty() {
             document.add_text(self.severity_text, &record.severity_text);
         }
@@ -326,8 +367,49 @@ impl LogFields {
             let object = attributes_object(&record.attributes, correlation_attribute);
             document.add_field_value(self.attributes, &object);
         }
-        document.add_bytes(self.record, scratch);
+        if let Some(record_field) = self.record {
+            document.add_bytes(record_field, scratch);
+        }
         Ok(document)
+    }
+
+    /// The document that stores `batch` (the bytes of [`super::record_batch::encode`]), for
+    /// an index of format 6: it goes right before the batch's records, in the same group of
+    /// operations, so it lands in their segment right before them (tantivy keeps a group in
+    /// one segment and merges keep each segment's documents in order): a record's position
+    /// in its batch is its distance from the batch document, less one.
+    ///
+    /// It also holds the numbers of its first record, `first` (with its stream id), in
+    /// every fast field, so that no column needs an index of which documents have values
+    /// (measured: half a byte a record for each column), and no column's range (what its
+    /// values are packed against) or time bounds grow. Queries never find it (see
+    /// [`BATCH_MARKER`]).
+    pub(crate) fn batch_document(
+        &self,
+        batches: BatchFields,
+        batch: &[u8],
+        (first, stream_id): (&LogRecord, u32),
+    ) -> TantivyDocument {
+        let mut document = TantivyDocument::with_capacity(batch.len() + DOCUMENT_SPARE_BYTES);
+        document.add_u64(batches.marker, BATCH_MARKER_VALUE);
+        document.add_bytes(batches.records, batch);
+        self.add_numbers(&mut document, first, stream_id);
+        document
+    }
+
+    /// The record's values of the numeric fields: time, severity, and from format 2 its
+    /// stream, line length and level.
+    fn add_numbers(&self, document: &mut TantivyDocument, record: &LogRecord, stream_id: u32) {
+        if let (Some(stream_field), Some(bytes_field), Some(level_field)) =
+            (self.stream_id, self.line_bytes, self.level)
+        {
+            document.add_u64(stream_field, u64::from(stream_id));
+            document.add_u64(bytes_field, line_bytes(&record.body));
+            let level = level_code(record.severity_number, &record.severity_text);
+            document.add_u64(level_field, u64::from(level));
+        }
+        document.add_u64(self.timestamp, record.effective_time_unix_nano());
+        document.add_i64(self.severity_number, i64::from(record.severity_number));
     }
 
     /// A trace or span id as the format keeps it: its digest, its bytes, or hex text.
@@ -443,17 +525,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_record_is_stored_and_only_numbers_are_fast() {
+    fn only_record_batches_are_stored_and_only_numbers_are_fast() {
         let fields = LogFields::new();
         for (_, entry) in fields.schema.fields() {
             let name = entry.name();
-            assert_eq!(entry.is_stored(), name == RECORD, "{name}");
+            assert_eq!(entry.is_stored(), name == RECORD_BATCH, "{name}");
             assert_eq!(
                 entry.is_fast(),
                 [TIMESTAMP, SEVERITY_NUMBER, STREAM_ID, LINE_BYTES, LEVEL].contains(&name),
                 "{name}"
             );
         }
+        let back = LogFields::from_schema(fields.schema.clone()).unwrap();
+        assert_eq!(back.format, CURRENT_FORMAT);
+        assert!(back.record.is_none() && back.batches.is_some());
     }
 
     #[test]

@@ -62,13 +62,51 @@ type OwnedStoredRecord =
 
 /// Where a stored record's correlation id is.
 #[derive(Serialize, Deserialize)]
-enum StoredCorrelation<T> {
+pub(super) enum StoredCorrelation<T> {
     /// The record has none.
     None,
     /// The value of the string attribute at this position (the first that equals it).
     Attribute(u32),
     /// Held here: no attribute holds it.
     Own(T),
+}
+
+impl<'a> StoredCorrelation<&'a str> {
+    /// Where `record`'s correlation id is to be kept.
+    pub(super) fn of(record: &'a LogRecord) -> Self {
+        match record.correlation_id.as_deref() {
+            None => Self::None,
+            Some(id) => match correlation_source(&record.attributes, id)
+                .and_then(|position| u32::try_from(position).ok())
+            {
+                Some(position) => Self::Attribute(position),
+                None => Self::Own(id),
+            },
+        }
+    }
+}
+
+impl StoredCorrelation<String> {
+    /// The correlation id this place names among `attributes`.
+    pub(super) fn resolve(self, attributes: &[Attribute]) -> Result<Option<String>, LogIndexError> {
+        match self {
+            Self::None => Ok(None),
+            Self::Own(id) => Ok(Some(id)),
+            Self::Attribute(position) => {
+                let attribute = usize::try_from(position)
+                    .ok()
+                    .and_then(|position| attributes.get(position));
+                match attribute.map(|attribute| &attribute.value) {
+                    Some(AttributeValue::String(id)) => Ok(Some(id.clone())),
+                    _ => Err(LogIndexError::CorruptRecord {
+                        reason: format!(
+                            "no string attribute at {position} holds the correlation id"
+                        ),
+                    }),
+                }
+            }
+        }
+    }
 }
 
 /// Appends the stored form of `record` to `out`, in format 1 (the [`LogRecord`] itself) for
@@ -84,15 +122,7 @@ pub(crate) fn encode_format_1(record: &LogRecord, out: &mut Vec<u8>) -> Result<(
 /// Appends the stored form of `record` to `out`, in format 2 (for indexes of format 5 on).
 pub(crate) fn encode(record: &LogRecord, out: &mut Vec<u8>) -> Result<(), LogIndexError> {
     out.push(POSTCARD_V2);
-    let correlation = match record.correlation_id.as_deref() {
-        None => StoredCorrelation::None,
-        Some(id) => match correlation_source(&record.attributes, id)
-            .and_then(|position| u32::try_from(position).ok())
-        {
-            Some(position) => StoredCorrelation::Attribute(position),
-            None => StoredCorrelation::Own(id),
-        },
-    };
+    let correlation = StoredCorrelation::of(record);
     let stored = StoredRecord {
         resource: &*record.resource,
         scope: &*record.scope,
@@ -126,25 +156,7 @@ pub(crate) fn correlation_source(attributes: &[Attribute], correlation_id: &str)
 
 /// The record a format 2 stored record holds.
 fn from_stored(stored: OwnedStoredRecord) -> Result<LogRecord, LogIndexError> {
-    let correlation_id = match stored.correlation {
-        StoredCorrelation::None => None,
-        StoredCorrelation::Own(id) => Some(id),
-        StoredCorrelation::Attribute(position) => {
-            let attribute = usize::try_from(position)
-                .ok()
-                .and_then(|position| stored.attributes.get(position));
-            match attribute.map(|attribute| &attribute.value) {
-                Some(AttributeValue::String(id)) => Some(id.clone()),
-                _ => {
-                    return Err(LogIndexError::CorruptRecord {
-                        reason: format!(
-                            "no string attribute at {position} holds the correlation id"
-                        ),
-                    });
-                }
-            }
-        }
-    };
+    let correlation_id = stored.correlation.resolve(&stored.attributes)?;
     Ok(LogRecord {
         resource: Arc::new(stored.resource),
         scope: Arc::new(stored.scope),
@@ -166,7 +178,7 @@ fn from_stored(stored: OwnedStoredRecord) -> Result<LogRecord, LogIndexError> {
 }
 
 /// A `T` that fills `bytes` exactly.
-fn take_all<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, LogIndexError> {
+pub(super) fn take_all<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, LogIndexError> {
     let corrupt = |reason: String| LogIndexError::CorruptRecord { reason };
     let (value, rest) =
         postcard::take_from_bytes(bytes).map_err(|error| corrupt(error.to_string()))?;

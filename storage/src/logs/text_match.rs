@@ -22,8 +22,8 @@ use tantivy::query_grammar::{
 use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
 
 use super::schema::{
-    ATTRIBUTES, BODY, CORRELATION_ID, DEFAULT_TOKENIZER, RECORD, SERVICE_NAME, SEVERITY_NUMBER,
-    SEVERITY_TEXT, SPAN_ID, TIMESTAMP, TRACE_ID, body_text,
+    ATTRIBUTES, BATCH_MARKER, BODY, CORRELATION_ID, DEFAULT_TOKENIZER, RECORD, RECORD_BATCH,
+    SERVICE_NAME, SEVERITY_NUMBER, SEVERITY_TEXT, SPAN_ID, TIMESTAMP, TRACE_ID, body_text,
 };
 use crate::model::{Attribute, AttributeValue, LogRecord};
 
@@ -227,7 +227,9 @@ fn compile_literal(literal: UserInputLiteral) -> Result<Node, String> {
                 upper: Bound::Included(number),
             }))
         }
-        TIMESTAMP | RECORD => Err(format!("the field {field:?} is not indexed")),
+        TIMESTAMP | RECORD | RECORD_BATCH | BATCH_MARKER => {
+            Err(format!("the field {field:?} is not indexed"))
+        }
         _ => match field.strip_prefix(ATTRIBUTES) {
             Some(rest) if rest.is_empty() || rest.starts_with('.') => {
                 if prefix {

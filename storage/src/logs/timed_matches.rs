@@ -2,55 +2,20 @@
 //! column, for scans that visit matches in time order and load each record only when reached.
 //!
 //! The collector reads one fast-field value per match and nothing else; records are decoded
-//! from the document store one by one by [`TimedMatches::record`], so a scan that stops early
-//! (a page of a log query) loads only what it returns.
+//! one by one by [`TimedMatches::record`] (through a [`RecordSource`]), so a scan that stops
+//! early (a page of a log query) loads only what it returns.
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
-use tantivy::schema::{Field, Value};
-use tantivy::{DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument};
+use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
-use super::query::LogMatcher;
+use super::LogIndexError;
+use super::record_source::RecordSource;
 use super::schema::{LEVEL, LINE_BYTES, STREAM_ID, TIMESTAMP};
-use super::{LogIndexError, stored_record};
 use crate::model::LogRecord;
 
 /// One matching record: its effective time and where it is stored.
 pub type TimedHit = (u64, DocAddress);
-
-/// Records of one searcher (the index as of a search), loaded one by one, each checked
-/// against the exact query when the index could only find a superset.
-pub struct RecordSource {
-    pub(super) searcher: Searcher,
-    pub(super) record_field: Field,
-    /// The exact query, when the index could only find a superset (a body phrase on an
-    /// index without positions): a hit is a match only if its record passes.
-    pub(super) check: Option<LogMatcher>,
-}
-
-impl RecordSource {
-    /// Whether a hit must pass the exact query to be a match.
-    pub(super) fn checks(&self) -> bool {
-        self.check.is_some()
-    }
-
-    /// Loads and decodes the record at `address`; `None` when the record fails the query
-    /// (a hit of a superset).
-    pub fn record(&self, address: DocAddress) -> Result<Option<LogRecord>, LogIndexError> {
-        let document: TantivyDocument = self.searcher.doc(address)?;
-        let bytes = document
-            .get_first(self.record_field)
-            .and_then(|value| value.as_bytes())
-            .ok_or_else(|| LogIndexError::CorruptRecord {
-                reason: "the document has no record bytes".to_string(),
-            })?;
-        let record = stored_record::decode(bytes)?;
-        Ok(match &self.check {
-            Some(check) if !check.matches(&record) => None,
-            _ => Some(record),
-        })
-    }
-}
 
 /// The matches of one query against one searcher, unordered.
 pub struct TimedMatches {
