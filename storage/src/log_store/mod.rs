@@ -14,6 +14,7 @@
 //! crash between the commit and the WAL checkpoint skips what is already indexed.
 
 mod feed;
+mod lazy_order;
 pub mod partitions;
 mod scan;
 mod search;

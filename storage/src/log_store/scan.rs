@@ -3,14 +3,15 @@
 //!
 //! Memory stays bounded by one hour of matches: the range is walked in aligned hour windows,
 //! and in each window the matches of every overlapping partition (time and address only, from
-//! the timestamp column) and of the buffers are sorted, then loaded one record at a time as
-//! the visitor asks for them. A record stored twice (a crash between a commit and the WAL
+//! the timestamp column) and of the buffers are put in order as far as the visitor reads
+//! ([`LazyOrder`]), and loaded one record at a time as it asks for them. A record stored twice (a crash between a commit and the WAL
 //! checkpoint) is visited once.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use super::LogStore;
+use super::lazy_order::LazyOrder;
 use crate::StorageError;
 use crate::layout::HOUR_NANOS;
 use crate::logs::{LogQuery, TimedMatches};
@@ -124,16 +125,15 @@ impl LogStore {
                     .map(|i| (buffered[i].effective_time_unix_nano(), Found::Buffered(i))),
             );
             // Arrival order within a time: index documents by address, then the buffers.
-            found.sort_by_key(|&(time, place)| match place {
+            // Sorted only as far as the visitor reads (a page stops after a few matches).
+            let arrival_order = |&(time, place): &(u64, Found)| match place {
                 Found::Indexed(partition, address) => {
                     (time, 0, partition, address.segment_ord, address.doc_id)
                 }
                 Found::Buffered(i) => (time, 1, 0, 0, u32::try_from(i).unwrap_or(u32::MAX)),
-            });
-            if direction == ScanDirection::Backward {
-                found.reverse();
-            }
-            for (time, place) in found {
+            };
+            let descending = direction == ScanDirection::Backward;
+            for (time, place) in LazyOrder::new(found, arrival_order, descending) {
                 let record = match place {
                     Found::Indexed(partition, address) => {
                         match matches[partition].record(address)? {
