@@ -47,7 +47,10 @@ def storage_figures(server, result, dir_bytes, metric):
 
 
 def logql_figures(server, args, loadgen_fn, binary, percentile, timed_queries, work, dir_bytes, metric):
+    """The hour's load, its storage figures once the index has settled, then the queries (on
+    the settled index, so merges still running after the load do not time them)."""
     result, ids_file = load_hour(server, args, loadgen_fn, binary, work)
+    storage = storage_figures(server, result, dir_bytes, metric)
     records = result["records_acked"]
     end = time.time()
     start = end - 3600
@@ -88,7 +91,7 @@ def logql_figures(server, args, loadgen_fn, binary, percentile, timed_queries, w
         if trace_ids else None,
         "labels": timed([f"/loki/api/v1/labels?{window[1:]}"] * queries),
         "service_values": timed([f"/loki/api/v1/label/service_name/values?{window[1:]}"] * queries),
-        "storage": storage_figures(server, result, dir_bytes, metric),
+        "storage": storage,
     }
 
 
@@ -96,29 +99,35 @@ def logql_rows(f):
     if "logql" not in f:
         return []
     p = f["logql"]
+    base = f.get("logql_baseline")
 
-    def q(x):
+    def q(x, key=None):
         if x is None:
             return "not measured"
         failed = f", {x['failures']} failed" if x["failures"] else ""
-        return f"{x['p99']:.1f} (p50 {x['p50']:.1f}; {x['queries']} queries{failed})"
+        text = f"{x['p99']:.1f} (p50 {x['p50']:.1f}; {x['queries']} queries{failed})"
+        b = base.get(key) if base and key else None
+        if b:
+            b_failed = f", {b['failures']} failed" if b["failures"] else ""
+            text += f"; baseline {b['p99']:.1f} (p50 {b['p50']:.1f}{b_failed})"
+        return text
     n = f"{p['records']:,}"
     return [
         (f"`sum by (service_name) (count_over_time(…[1m]))` over 1 h of {n} records (step 60 s), p99 ms",
-         "≤ 500", q(p["count_by_service_1h"])),
-        (f"newest 100 lines of one service over 1 h of {n} records, p99 ms", "", q(p["newest_100_of_service"])),
+         "≤ 500", q(p["count_by_service_1h"], "count_by_service_1h")),
+        (f"newest 100 lines of one service over 1 h of {n} records, p99 ms", "", q(p["newest_100_of_service"], "newest_100_of_service")),
         (f"newest 100 lines with `|= \"timeout\"` over 1 h of {n} records, p99 ms", "",
-         q(p["newest_100_with_word"])),
-        (f"lines of one trace id (`| trace_id=\"…\"`) over 1 h of {n} records, p99 ms", "", q(p["by_trace_id"])),
-        ("`/loki/api/v1/labels` over 1 h, p99 ms", "", q(p["labels"])),
-        ("`/loki/api/v1/label/service_name/values` over 1 h, p99 ms", "", q(p["service_values"])),
+         q(p["newest_100_with_word"], "newest_100_with_word")),
+        (f"lines of one trace id (`| trace_id=\"…\"`) over 1 h of {n} records, p99 ms", "", q(p["by_trace_id"], "by_trace_id")),
+        ("`/loki/api/v1/labels` over 1 h, p99 ms", "", q(p["labels"], "labels")),
+        ("`/loki/api/v1/label/service_name/values` over 1 h, p99 ms", "", q(p["service_values"], "service_values")),
         (f"lines counted by the range query (of {n} acknowledged)", "all", f"{p['lines_counted']:,.0f}"),
     ] + storage_rows(f)
 
 
 def storage_rows(f):
     p = f["logql"]["storage"]
-    base = f.get("logql_baseline")
+    base = f.get("logql_baseline", {}).get("storage")
 
     def versus(key, fmt):
         text = fmt.format(p[key])
