@@ -5,8 +5,6 @@
 //! and sorts just those; the chunk doubles every round, so taking everything costs about
 //! what one sort does, and taking a few costs a couple of linear passes.
 
-use std::cmp::Ordering;
-
 /// Items of the first round; later rounds double it.
 const FIRST_CHUNK: usize = 256;
 
@@ -35,25 +33,19 @@ impl<T: Copy, O: Ord, K: Fn(&T) -> O> LazyOrder<T, K> {
         }
     }
 
-    fn compare(&self, a: &T, b: &T) -> Ordering {
-        let order = (self.key)(a).cmp(&(self.key)(b));
-        if self.descending {
-            order.reverse()
-        } else {
-            order
-        }
-    }
-
     /// Puts the next chunk of items in their final order.
     fn sort_next_chunk(&mut self) {
-        let mut rest = std::mem::take(&mut self.items);
-        let tail = &mut rest[self.next..];
+        let (key, descending) = (&self.key, self.descending);
+        let compare = |a: &T, b: &T| {
+            let order = key(a).cmp(&key(b));
+            if descending { order.reverse() } else { order }
+        };
+        let tail = &mut self.items[self.next..];
         let take = self.chunk.min(tail.len());
         if take < tail.len() {
-            tail.select_nth_unstable_by(take - 1, |a, b| self.compare(a, b));
+            tail.select_nth_unstable_by(take - 1, compare);
         }
-        tail[..take].sort_unstable_by(|a, b| self.compare(a, b));
-        self.items = rest;
+        tail[..take].sort_unstable_by(compare);
         self.sorted_until = self.next + take;
         self.chunk = self.chunk.saturating_mul(2);
     }

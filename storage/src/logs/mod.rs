@@ -131,6 +131,13 @@ impl LogIndexError {
     pub fn is_invalid_query(&self) -> bool {
         matches!(self, Self::InvalidQuery { .. })
     }
+
+    /// A stored record or batch that does not read, for `reason`.
+    pub(crate) fn corrupt(reason: impl Into<String>) -> Self {
+        Self::CorruptRecord {
+            reason: reason.into(),
+        }
+    }
 }
 
 /// Tuning of one log index.

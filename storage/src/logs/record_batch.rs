@@ -83,12 +83,6 @@ fn encode_error(error: postcard::Error) -> LogIndexError {
     LogIndexError::EncodeRecord(error.to_string())
 }
 
-fn corrupt(reason: impl Into<String>) -> LogIndexError {
-    LogIndexError::CorruptRecord {
-        reason: reason.into(),
-    }
-}
-
 fn length(bytes: usize) -> Result<u32, LogIndexError> {
     u32::try_from(bytes).map_err(|_| LogIndexError::EncodeRecord(format!("{bytes} bytes")))
 }
@@ -194,11 +188,15 @@ impl RecordBatch {
     pub(crate) fn parse(bytes: Vec<u8>) -> Result<Self, LogIndexError> {
         match bytes.first() {
             Some(&BATCH_V1) => {}
-            Some(other) => return Err(corrupt(format!("unknown batch format byte {other:#04x}"))),
-            None => return Err(corrupt("an empty batch")),
+            Some(other) => {
+                return Err(LogIndexError::corrupt(format!(
+                    "unknown batch format byte {other:#04x}"
+                )));
+            }
+            None => return Err(LogIndexError::corrupt("an empty batch")),
         }
         let (head, tail) = postcard::take_from_bytes::<OwnedHead>(&bytes[1..])
-            .map_err(|error| corrupt(format!("batch head: {error}")))?;
+            .map_err(|error| LogIndexError::corrupt(format!("batch head: {error}")))?;
         let count = head.group.len();
         let columns = [
             head.time_delta.len(),
@@ -208,14 +206,14 @@ impl RecordBatch {
             head.body_bytes.len(),
         ];
         if columns.iter().any(|&len| len != count) {
-            return Err(corrupt(format!(
+            return Err(LogIndexError::corrupt(format!(
                 "batch columns of unequal lengths {count} and {columns:?}"
             )));
         }
         let sum = |lengths: &[u32]| lengths.iter().map(|&len| len as usize).sum::<usize>();
         let (rest_total, body_total) = (sum(&head.rest_bytes), sum(&head.body_bytes));
         if rest_total + body_total != tail.len() {
-            return Err(corrupt(format!(
+            return Err(LogIndexError::corrupt(format!(
                 "batch fields of {} bytes where its head names {}",
                 tail.len(),
                 rest_total + body_total
@@ -228,7 +226,7 @@ impl RecordBatch {
         for index in 0..count {
             let group = head.group[index] as usize;
             if group >= head.groups.len() {
-                return Err(corrupt(format!(
+                return Err(LogIndexError::corrupt(format!(
                     "batch group {group} of {}",
                     head.groups.len()
                 )));
@@ -270,7 +268,7 @@ impl RecordBatch {
     /// Decodes the record at `position`.
     pub(crate) fn record(&self, position: usize) -> Result<LogRecord, LogIndexError> {
         let row = self.rows.get(position).ok_or_else(|| {
-            corrupt(format!(
+            LogIndexError::corrupt(format!(
                 "record {position} of a batch of {}",
                 self.rows.len()
             ))

@@ -79,7 +79,7 @@ impl RecordSource {
                 let bytes = document
                     .get_first(*field)
                     .and_then(|value| value.as_bytes())
-                    .ok_or_else(|| corrupt("the document has no record bytes"))?;
+                    .ok_or_else(|| LogIndexError::corrupt("the document has no record bytes"))?;
                 stored_record::decode(bytes)?
             }
             StoredRecords::Batched { fields, cache } => {
@@ -118,7 +118,9 @@ impl RecordSource {
         let batch_doc = before
             .checked_sub(1)
             .map(|last| batch_documents[last])
-            .ok_or_else(|| corrupt(format!("no batch before document {}", address.doc_id)))?;
+            .ok_or_else(|| {
+                LogIndexError::corrupt(format!("no batch before document {}", address.doc_id))
+            })?;
         let row = (address.doc_id - batch_doc - 1) as usize;
         let batch_address = DocAddress::new(address.segment_ord, batch_doc);
         let cached = lock(cache).batches.get(&batch_address).cloned();
@@ -170,12 +172,6 @@ impl DocumentDeserialize for StoredBytes {
     {
         let value = deserializer.next_field::<Vec<u8>>()?;
         Ok(Self(value.map(|(_, bytes)| bytes).unwrap_or_default()))
-    }
-}
-
-fn corrupt(reason: impl Into<String>) -> LogIndexError {
-    LogIndexError::CorruptRecord {
-        reason: reason.into(),
     }
 }
 

@@ -98,11 +98,9 @@ impl StoredCorrelation<String> {
                     .and_then(|position| attributes.get(position));
                 match attribute.map(|attribute| &attribute.value) {
                     Some(AttributeValue::String(id)) => Ok(Some(id.clone())),
-                    _ => Err(LogIndexError::CorruptRecord {
-                        reason: format!(
-                            "no string attribute at {position} holds the correlation id"
-                        ),
-                    }),
+                    _ => Err(LogIndexError::corrupt(format!(
+                        "no string attribute at {position} holds the correlation id"
+                    ))),
                 }
             }
         }
@@ -179,19 +177,20 @@ fn from_stored(stored: OwnedStoredRecord) -> Result<LogRecord, LogIndexError> {
 
 /// A `T` that fills `bytes` exactly.
 pub(super) fn take_all<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, LogIndexError> {
-    let corrupt = |reason: String| LogIndexError::CorruptRecord { reason };
-    let (value, rest) =
-        postcard::take_from_bytes(bytes).map_err(|error| corrupt(error.to_string()))?;
+    let (value, rest) = postcard::take_from_bytes(bytes)
+        .map_err(|error| LogIndexError::corrupt(error.to_string()))?;
     if rest.is_empty() {
         Ok(value)
     } else {
-        Err(corrupt(format!("{} bytes after the record", rest.len())))
+        Err(LogIndexError::corrupt(format!(
+            "{} bytes after the record",
+            rest.len()
+        )))
     }
 }
 
 /// Reads a record stored by [`encode`], or by the formats of earlier indexes.
 pub(crate) fn decode(bytes: &[u8]) -> Result<LogRecord, LogIndexError> {
-    let corrupt = |reason: String| LogIndexError::CorruptRecord { reason };
     match bytes.first() {
         Some(&POSTCARD_V2) => {
             let stored: OwnedStoredRecord = take_all(&bytes[1..])?;
@@ -199,10 +198,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LogRecord, LogIndexError> {
         }
         Some(&POSTCARD_V1) => take_all(&bytes[1..]),
         Some(&JSON_OBJECT_START) => {
-            serde_json::from_slice(bytes).map_err(|error| corrupt(error.to_string()))
+            serde_json::from_slice(bytes).map_err(|error| LogIndexError::corrupt(error.to_string()))
         }
-        Some(other) => Err(corrupt(format!("unknown format byte {other:#04x}"))),
-        None => Err(corrupt("no bytes".to_string())),
+        Some(other) => Err(LogIndexError::corrupt(format!(
+            "unknown format byte {other:#04x}"
+        ))),
+        None => Err(LogIndexError::corrupt("no bytes".to_string())),
     }
 }
 
