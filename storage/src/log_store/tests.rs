@@ -709,6 +709,12 @@ async fn a_pinned_format_5_index_finds_ids_by_their_digests_and_keeps_taking_rec
 }
 
 #[tokio::test]
+async fn a_pinned_format_6_index_reads_records_from_its_batches_and_keeps_taking_records() {
+    // Format 6 stores records by the batch (version 1 batches) and ids as digests.
+    pinned_index_finds_ids_and_keeps_taking_records("log_index_v6", 6, None).await;
+}
+
+#[tokio::test]
 async fn scans_and_stream_reads_check_phrases_on_an_index_without_positions() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());

@@ -32,6 +32,7 @@
 //! its segment, at its distance from it (tantivy keeps one group of operations in one segment,
 //! and merges keep a segment's documents in order). Batch documents carry a marker term that
 //! every query excludes, and values in every fast field so no column needs a presence index.
+//! Format 6 is pinned in `storage/testdata/log_index_v6`.
 //! Format 5 (`storage/testdata/log_index_v5`) stores each record in its own document's
 //! `record` field, in `stored_record`'s format 2.
 //!
