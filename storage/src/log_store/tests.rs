@@ -747,7 +747,7 @@ async fn new_partitions_answer_stream_reads_from_columns_and_their_catalog() {
     assert_eq!(buffered, expected_samples(&fixture()));
     store.flush().await.unwrap();
     let partitions = store.tenant_partitions(&tenant("a"));
-    assert_eq!(partitions[0].index.read().unwrap().format(), 6);
+    assert_eq!(partitions[0].index.read().unwrap().format(), 7);
     assert!(partitions[0].streams().complete);
     // Committed: the same answer from the columns and the catalog.
     assert_eq!(stream_samples(&store), buffered);

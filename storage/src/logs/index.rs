@@ -567,7 +567,7 @@ impl LogIndex {
     }
 }
 
-/// Adds `records` to a format 6 index: each batch of up to [`record_batch::MAX_RECORDS`]
+/// Adds `records` to a format 6 or 7 index: each batch of up to [`record_batch::MAX_RECORDS`]
 /// (and about [`record_batch::MAX_BYTES`]) as its batch document followed by its records'
 /// documents, in one group of operations (so in one segment, in this order).
 fn add_batched<'a>(
@@ -582,7 +582,7 @@ fn add_batched<'a>(
     let mut batch = Vec::new();
     let mut send = |pending: &mut Vec<(&LogRecord, u32)>| -> Result<(), LogIndexError> {
         let records: Vec<&LogRecord> = pending.iter().map(|&(record, _)| record).collect();
-        record_batch::encode(&records, &mut batch)?;
+        record_batch::encode(batches.version, &records, &mut batch)?;
         let mut operations = Vec::with_capacity(pending.len() + 1);
         if let Some(&first) = pending.first() {
             let batch_document = fields.batch_document(batches, &batch, first);
@@ -930,7 +930,7 @@ mod tests {
     fn ids_and_the_correlation_attribute_are_found_through_query_text() {
         let dir = tempfile::tempdir().unwrap();
         let index = indexed_fixture(dir.path());
-        assert_eq!(index.format(), 6);
+        assert_eq!(index.format(), 7);
         let by = |query: &str| found(&index, &text(query));
         assert_eq!(by(&format!("trace_id:{}", trace_id(3))), [3]);
         assert_eq!(by(&format!("span_id:{} user", span_id(9))), [9]);

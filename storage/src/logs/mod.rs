@@ -19,20 +19,23 @@
 //! | `correlation_key`| text      | raw (exact): the attribute the correlation id came from     |
 //! | `body`           | text      | `default` tokenizer, doc ids only (format 4), no norms, not stored |
 //! | `attributes`     | JSON      | raw string values, dots in keys expanded, doc ids only, not stored; without the correlation attribute |
-//! | `record_batch`   | bytes     | STORED only, on batch documents: up to 1,024 records (`record_batch`) |
+//! | `record_batch_v2`| bytes     | STORED only, on batch documents: up to 1,024 records (`record_batch`, version 2) |
 //! | `batch_marker`   | u64       | INDEXED only, on batch documents: every query excludes them |
 //! | `stream_id`      | u64       | FAST only (format 2): the record's stream in the partition's catalog |
 //! | `line_bytes`     | u64       | FAST only (format 2): the length of the body as LogQL's line |
 //! | `level`          | u64       | FAST only (format 2): `detected_level` as a code (`streams::LEVELS`) |
 //!
-//! This is format 6. Its records are stored by the batch, not one per document: each add
+//! This is format 7. Its records are stored by the batch, not one per document: each add
 //! writes, per up to 1,024 records, one batch document (the records laid out field by field,
 //! which zstd compresses better than records one by one) right before the records' own
 //! documents, which store nothing. A record is read from the last batch document before it in
 //! its segment, at its distance from it (tantivy keeps one group of operations in one segment,
 //! and merges keep a segment's documents in order). Batch documents carry a marker term that
 //! every query excludes, and values in every fast field so no column needs a presence index.
-//! Format 6 is pinned in `storage/testdata/log_index_v6`.
+//! Format 7's batches keep each column in its own section, compressed apart, and text
+//! bodies as columns of tokens, numbers and hex ids (`text_columns`). Format 6
+//! (`storage/testdata/log_index_v6`) is the same index with version 1 batches in
+//! `record_batch` (the columns back to back, compressed by the document store as a whole).
 //! Format 5 (`storage/testdata/log_index_v5`) stores each record in its own document's
 //! `record` field, in `stored_record`'s format 2.
 //!
@@ -57,9 +60,10 @@
 //! (`key value ...`), not as JSON. The document store is zstd level 3 in 256 KiB blocks.
 //!
 //! Size, measured by the test `measure_bytes_per_record` (~200-byte bodies, 4 attributes with
-//! the request id, 2,000 records, ~355 bytes of OTLP protobuf each): about 105 bytes on disk
-//! per record with five records per trace, 156 with every record its own trace (unique ids):
-//! the document store ~44 / 73 bytes, term dictionaries 29 / 47, postings 27 / 29. Format 5
+//! the request id, 2,000 records, ~355 bytes of OTLP protobuf each): about 98 bytes on disk
+//! per record with five records per trace, 143 with every record its own trace (unique ids):
+//! the document store ~37 / 61 bytes, term dictionaries 29 / 47, postings 27 / 29. Format 6
+//! took 106 / 157 (store 44 / 73); format 5
 //! took 112 / 162 (store 52 / 81); format 4 129 / 208 (store 59 / 89, term dictionaries
 //! 39 / 85); format 3 157 / 238 (postings 33 / 37, positions 19); format 2 165 / 267.
 //! Query text uses tantivy's syntax with `body` as the default
@@ -78,8 +82,10 @@ mod stored_record;
 pub mod streams;
 #[cfg(test)]
 pub(crate) mod test_records;
+mod text_columns;
 mod text_match;
 mod timed_matches;
+mod varint;
 
 pub use attribute_clause::attribute_clause;
 pub use index::LogIndex;

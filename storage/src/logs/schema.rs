@@ -13,6 +13,7 @@ use tantivy::schema::{
 use tantivy::{TantivyDocument, Term};
 
 use super::LogIndexError;
+use super::record_batch::BatchVersion;
 use super::stored_record::{self, correlation_source};
 use super::streams::{level_code, line_bytes};
 use crate::model::{Attribute, AttributeValue, LogRecord};
@@ -44,11 +45,14 @@ pub(crate) const ATTRIBUTES: &str = "attributes";
 /// The whole record in its stored form ([`super::stored_record`]): the only stored field of
 /// formats 1 to 5.
 pub(crate) const RECORD: &str = "record";
-/// A batch of records ([`super::record_batch`]), on a batch document: the only stored field
-/// of format 6. A batch document precedes its records in its segment (see
+/// A batch of records ([`super::record_batch`], version 1), on a batch document: the only
+/// stored field of format 6. A batch document precedes its records in its segment (see
 /// [`LogFields::batch_document`]).
 pub(crate) const RECORD_BATCH: &str = "record_batch";
-/// [`BATCH_MARKER_VALUE`] on batch documents, u64; indexed only (format 6): every query
+/// A batch of records in version 2 (columns compressed apart, text bodies as token columns):
+/// the only stored field of format 7, as [`RECORD_BATCH`] is of format 6.
+pub(crate) const RECORD_BATCH_V2: &str = "record_batch_v2";
+/// [`BATCH_MARKER_VALUE`] on batch documents, u64; indexed only (formats 6 and 7): every query
 /// excludes its documents, which are not records, and its postings are where each
 /// segment's batches are (a record's batch is the last one before it).
 pub(crate) const BATCH_MARKER: &str = "batch_marker";
@@ -77,9 +81,10 @@ const DOCUMENT_SPARE_BYTES: usize = 256;
 /// levels as fast fields; 3: trace and span ids as binary terms and the correlation attribute
 /// indexed once; 4: the body's doc ids only, without freqs and positions; 5: trace, span and
 /// correlation ids as their [`id_digest`]; 6: records stored by the batch
-/// ([`super::record_batch`]) instead of one per document. Every format stays readable (and
+/// ([`super::record_batch`]) instead of one per document; 7: batches of version 2 (each
+/// column compressed apart, text bodies as token columns). Every format stays readable (and
 /// keeps taking records in its own format).
-pub(crate) const CURRENT_FORMAT: u32 = 6;
+pub(crate) const CURRENT_FORMAT: u32 = 7;
 
 /// Bytes of an [`id_digest`].
 pub(crate) const ID_DIGEST_BYTES: usize = 4;
@@ -121,7 +126,7 @@ pub(crate) struct LogFields {
     pub(crate) attributes: Field,
     /// Formats 1 to 5: each document stores its record.
     pub(crate) record: Option<Field>,
-    /// Format 6: records are stored by the batch.
+    /// Formats 6 and 7: records are stored by the batch.
     pub(crate) batches: Option<BatchFields>,
     /// Format 2 and later: indexes of format 1 have no stream ids.
     pub(crate) stream_id: Option<Field>,
@@ -133,11 +138,13 @@ pub(crate) struct LogFields {
     pub(crate) correlation_key: Option<Field>,
 }
 
-/// The fields of a format 6 index that store records by the batch.
+/// The fields of a format 6 or 7 index that store records by the batch.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BatchFields {
-    /// [`RECORD_BATCH`].
+    /// [`RECORD_BATCH`] (format 6) or [`RECORD_BATCH_V2`] (format 7).
     pub(crate) records: Field,
+    /// How the batches in `records` are written.
+    pub(crate) version: BatchVersion,
     /// [`BATCH_MARKER`].
     pub(crate) marker: Field,
 }
@@ -194,7 +201,8 @@ impl LogFields {
         let body = builder.add_text_field(BODY, body);
         let attributes = builder.add_json_field(ATTRIBUTES, attributes);
         let batches = BatchFields {
-            records: builder.add_bytes_field(RECORD_BATCH, STORED),
+            records: builder.add_bytes_field(RECORD_BATCH_V2, STORED),
+            version: BatchVersion::V2,
             marker: builder.add_u64_field(BATCH_MARKER, NumericOptions::default().set_indexed()),
         };
         let stream_id = builder.add_u64_field(STREAM_ID, NumericOptions::default().set_fast());
@@ -221,7 +229,8 @@ impl LogFields {
         }
     }
 
-    /// The fields of an existing index's schema, of any format: 6 with record batches, 5 with
+    /// The fields of an existing index's schema, of any format: 7 with version 2 record
+    /// batches, 6 with version 1 record batches, 5 with
     /// a binary correlation id (its digest), 4 with a body of doc ids only, 3 with binary ids, 2 with stream ids,
     /// else 1.
     pub(crate) fn from_schema(schema: Schema) -> Result<Self, LogIndexError> {
@@ -245,11 +254,20 @@ impl LogFields {
         let stream_id = schema.get_field(STREAM_ID).ok();
         let correlation_key = schema.get_field(CORRELATION_KEY).ok();
         let record = schema.get_field(RECORD).ok();
-        let batches = match (
+        let batch_field = match (
             schema.get_field(RECORD_BATCH),
-            schema.get_field(BATCH_MARKER),
+            schema.get_field(RECORD_BATCH_V2),
         ) {
-            (Ok(records), Ok(marker)) => Some(BatchFields { records, marker }),
+            (Ok(records), Err(_)) => Some((records, BatchVersion::V1)),
+            (Err(_), Ok(records)) => Some((records, BatchVersion::V2)),
+            _ => None,
+        };
+        let batches = match (batch_field, schema.get_field(BATCH_MARKER)) {
+            (Some((records, version)), Ok(marker)) => Some(BatchFields {
+                records,
+                version,
+                marker,
+            }),
             _ => None,
         };
         let format = match (
@@ -261,7 +279,12 @@ impl LogFields {
             stream_id,
             body_positions,
         ) {
-            (true, false, true, true, Some(_), Some(_), false) => 6,
+            (true, false, true, true, Some(_), Some(_), false) => {
+                match batches.map(|b| b.version) {
+                    Some(BatchVersion::V2) => 7,
+                    _ => 6,
+                }
+            }
             (false, true, true, true, Some(_), Some(_), false) => 5,
             (false, true, false, true, Some(_), Some(_), false) => 4,
             (false, true, false, true, Some(_), Some(_), true) => 3,
@@ -529,7 +552,7 @@ mod tests {
         let fields = LogFields::new();
         for (_, entry) in fields.schema.fields() {
             let name = entry.name();
-            assert_eq!(entry.is_stored(), name == RECORD_BATCH, "{name}");
+            assert_eq!(entry.is_stored(), name == RECORD_BATCH_V2, "{name}");
             assert_eq!(
                 entry.is_fast(),
                 [TIMESTAMP, SEVERITY_NUMBER, STREAM_ID, LINE_BYTES, LEVEL].contains(&name),

@@ -23,7 +23,8 @@ use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
 
 use super::schema::{
     ATTRIBUTES, BATCH_MARKER, BODY, CORRELATION_ID, DEFAULT_TOKENIZER, RECORD, RECORD_BATCH,
-    SERVICE_NAME, SEVERITY_NUMBER, SEVERITY_TEXT, SPAN_ID, TIMESTAMP, TRACE_ID, body_text,
+    RECORD_BATCH_V2, SERVICE_NAME, SEVERITY_NUMBER, SEVERITY_TEXT, SPAN_ID, TIMESTAMP, TRACE_ID,
+    body_text,
 };
 use crate::model::{Attribute, AttributeValue, LogRecord};
 
@@ -227,7 +228,7 @@ fn compile_literal(literal: UserInputLiteral) -> Result<Node, String> {
                 upper: Bound::Included(number),
             }))
         }
-        TIMESTAMP | RECORD | RECORD_BATCH | BATCH_MARKER => {
+        TIMESTAMP | RECORD | RECORD_BATCH | RECORD_BATCH_V2 | BATCH_MARKER => {
             Err(format!("the field {field:?} is not indexed"))
         }
         _ => match field.strip_prefix(ATTRIBUTES) {
