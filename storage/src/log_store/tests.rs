@@ -715,6 +715,12 @@ async fn a_pinned_format_6_index_reads_records_from_its_batches_and_keeps_taking
 }
 
 #[tokio::test]
+async fn a_pinned_format_7_index_reads_records_from_its_column_batches_and_keeps_taking_records() {
+    // Format 7 stores records by the batch, in version 2 batches (columns compressed apart).
+    pinned_index_finds_ids_and_keeps_taking_records("log_index_v7", 7, None).await;
+}
+
+#[tokio::test]
 async fn scans_and_stream_reads_check_phrases_on_an_index_without_positions() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());

@@ -41,11 +41,14 @@ use crate::model::LogRecord;
 /// under log load: level 3 raised log records per CPU-second from ~27k to ~36k. Format 6's
 /// batches (200k records of the LogQL hour, 256 KiB blocks) take 110 / 105 / 103 / 101 bytes
 /// a record at levels 1 / 3 / 6 / 9, for 1.2 / 1.5 / 4.1 / 6.2 µs a record: level 3 stays.
+/// Format 7's batches come compressed (their sections, apart): the store's zstd finds little
+/// more in them, but keeps the record documents' framing (a position and an empty document
+/// each, ~5 bytes a record uncompressed) to a fraction of a byte.
 const DOCSTORE_ZSTD_LEVEL: i32 = 3;
 /// Uncompressed bytes per document-store block: a block ends at the first document that
 /// takes it past this. Larger blocks compress better, smaller ones make fetching one record
 /// cheaper. Format 6 stores records by the batch (a batch of the load generator's records is
-/// ~200 KB), so a block holds about two batches: measured against 64 KiB blocks (one batch
+/// ~200 KB; ~80 KB in format 7), so a block holds about two batches: measured against 64 KiB blocks (one batch
 /// each), 5 bytes a record smaller (zstd finds matches across the two), and the LogQL hour's
 /// queries were no faster with the smaller blocks.
 /// Records are stored in arrival order, so a newest-first page usually sits in one block.
@@ -53,8 +56,8 @@ const DOCSTORE_BLOCK_BYTES: usize = 256 * 1024;
 /// Decompressed blocks cached per segment (tantivy's default is 100): the cache is per
 /// segment, so it is kept to 1 MiB each.
 const DOCSTORE_CACHE_BLOCKS: usize = 4;
-/// Documents sent to the indexing thread per message by indexes of formats 1 to 5 (format 6
-/// sends a batch and its records per message). tantivy's channel holds 10,000 messages: one
+/// Documents sent to the indexing thread per message by indexes of formats 1 to 5 (formats 6
+/// and 7 send a batch and its records per message). tantivy's channel holds 10,000 messages: one
 /// document each cost a channel send per record (~3% of the server's CPU under log load); four
 /// keep at most 40,000 documents in flight.
 const DOCUMENTS_PER_SEND: usize = 4;
@@ -1122,7 +1125,7 @@ mod tests {
         assert_eq!(scratch[0], 2, "stored format 2");
         let record_field = format_5.fields.record.unwrap();
         assert!(document.get_first(record_field).is_some());
-        // Format 6 stores records by the batch: a record's document stores nothing.
+        // Formats 6 and 7 store records by the batch: a record's document stores nothing.
         let current = super::super::schema::LogFields::new();
         let document = current.to_document(&fixture()[0], 0, &mut scratch).unwrap();
         assert!(scratch.is_empty());

@@ -33,9 +33,10 @@
 //! and merges keep a segment's documents in order). Batch documents carry a marker term that
 //! every query excludes, and values in every fast field so no column needs a presence index.
 //! Format 7's batches keep each column in its own section, compressed apart, and text
-//! bodies as columns of tokens, numbers and hex ids (`text_columns`). Format 6
-//! (`storage/testdata/log_index_v6`) is the same index with version 1 batches in
-//! `record_batch` (the columns back to back, compressed by the document store as a whole).
+//! bodies as columns of tokens, numbers and hex ids (`text_columns`); it is pinned in
+//! `storage/testdata/log_index_v7`. Format 6 (`storage/testdata/log_index_v6`) is the same
+//! index with version 1 batches in `record_batch` (the columns back to back, compressed by
+//! the document store as a whole).
 //! Format 5 (`storage/testdata/log_index_v5`) stores each record in its own document's
 //! `record` field, in `stored_record`'s format 2.
 //!

@@ -1,5 +1,5 @@
 //! Loading the records a search found, one by one: from each document's stored record
-//! (formats 1 to 5) or from the batch before it (format 6, [`super::record_batch`]), each
+//! (formats 1 to 5) or from the batch before it (formats 6 and 7, [`super::record_batch`]), each
 //! checked against the exact query when the index could only find a superset.
 
 use std::collections::HashMap;
@@ -25,7 +25,7 @@ const BATCHES_CACHED: usize = 16;
 pub(super) enum StoredRecords {
     /// Formats 1 to 5: each document stores its record in this field.
     PerDocument(Field),
-    /// Format 6: in batch documents ([`super::record_batch`]), with the batches and each
+    /// Formats 6 and 7: in batch documents ([`super::record_batch`]), with the batches and each
     /// segment's batch documents as read so far.
     Batched {
         fields: BatchFields,
@@ -92,7 +92,7 @@ impl RecordSource {
         })
     }
 
-    /// The record at `address` of a format 6 index: its batch is the segment's last batch
+    /// The record at `address` of a format 6 or 7 index: its batch is the segment's last batch
     /// document before it, its position the documents between them.
     fn batched_record(
         &self,
@@ -128,7 +128,7 @@ impl RecordSource {
             Some(batch) => batch,
             None => {
                 let StoredBytes(bytes) = self.searcher.doc(batch_address)?;
-                let batch = Arc::new(RecordBatch::parse(bytes)?);
+                let batch = Arc::new(RecordBatch::parse(bytes, fields.version)?);
                 lock(cache).batches.put(batch_address, Arc::clone(&batch));
                 batch
             }

@@ -336,8 +336,8 @@ impl LogFields {
     }
 
     /// Turns one record into one document: the indexed projections plus, up to format 5, the
-    /// stored record (its format 2 in format 5, format 1 before; format 6 stores records by
-    /// the batch, see [`Self::batch_document`]). `scratch` is reused between calls for the
+    /// stored record (its format 2 in format 5, format 1 before; formats 6 and 7 store records
+    /// by the batch, see [`Self::batch_document`]). `scratch` is reused between calls for the
     /// stored form.
     pub(crate) fn to_document(
         &self,
@@ -397,7 +397,7 @@ impl LogFields {
     }
 
     /// The document that stores `batch` (the bytes of [`super::record_batch::encode`]), for
-    /// an index of format 6: it goes right before the batch's records, in the same group of
+    /// an index of format 6 or 7: it goes right before the batch's records, in the same group of
     /// operations, so it lands in their segment right before them (tantivy keeps a group in
     /// one segment and merges keep each segment's documents in order): a record's position
     /// in its batch is its distance from the batch document, less one.

@@ -3,12 +3,13 @@
 //!
 //! zstd finds a log line's repeated words, but pays an LZ match for each (two to three bytes:
 //! offset, lengths), and compresses the ids and numbers mixed into the text as characters. Here
-//! a text is cut into tokens (a run of ASCII letters and digits, then the run of other bytes
-//! after it); within such a token, a lowercase hex id of 8 bytes or more (letters and digits
-//! both) is moved as its raw bytes to the hex column, and every other run of decimal digits
-//! (no leading zero, up to 19 digits) as a varint to the numbers column; what is left of the
-//! token, with a placeholder byte where each went, is looked up in the batch's dictionary and
-//! the text holds its id. Measured on 300,000 records of the benchmark's LogQL hour (bodies of
+//! a word of the text (a run of ASCII letters and digits) that is a lowercase hex id (an even
+//! number of 8 to 510 characters, letters and digits both) is moved as its raw bytes to the hex
+//! column, and every other run of decimal digits (no leading zero, up to 19 digits) as a varint
+//! to the numbers column, a placeholder byte left where each went. What is left is cut into
+//! tokens (a run of letters and digits, then the run of other bytes and placeholders after
+//! it: `took=87ms ` is `took=<number>` and `ms `), each looked up in the batch's dictionary,
+//! and the text holds their ids. Measured on 300,000 records of the benchmark's LogQL hour (bodies of
 //! ~208 bytes, compressed with zstd level 3 per batch): 40 bytes a body against 64 for the
 //! bodies themselves.
 //!
@@ -35,6 +36,11 @@ const MAX_HEX_CHARS: usize = 2 * u8::MAX as usize;
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 /// Digit runs longer than this stay text (19 digits always fit a u64).
 const MAX_NUMBER_DIGITS: usize = 19;
+/// The most digits a number placeholder reads back as (`u64::MAX` has 20).
+const MAX_NUMBER_TEXT: usize = 20;
+/// The most bytes a batch's texts may read back as: more is damage (a batch holds at most a
+/// request's records, and requests are at most 256 MiB), not an allocation to attempt.
+const MAX_TEXT_BYTES: usize = 1 << 30;
 
 /// The four columns of a batch's texts, as written and as read.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -98,7 +104,7 @@ impl TextColumnsWriter {
             self.template.push((word.len() / 2) as u8);
             self.columns.hex.extend(
                 word.chunks_exact(2)
-                    .map(|pair| hex_value(pair[0]) << 4 | hex_value(pair[1])),
+                    .map(|pair| (hex_value(pair[0]) << 4) | hex_value(pair[1])),
             );
             return;
         }
@@ -206,12 +212,13 @@ pub(crate) struct TextPlace {
     hex: u32,
 }
 
-/// What a dictionary token takes of the other columns.
+/// What a dictionary token takes of the other columns, and the most it reads back as.
 #[derive(Debug, Clone)]
 struct Entry {
     bytes: std::ops::Range<usize>,
-    numbers: u32,
-    hex_bytes: u32,
+    numbers: usize,
+    hex_bytes: usize,
+    text_bound: usize,
     ends_text: bool,
 }
 
@@ -245,7 +252,9 @@ impl TextColumns {
         Ok(Self { columns, entries })
     }
 
-    /// Where each of the first `count` texts starts, in order.
+    /// Where each of the batch's `count` texts starts, in order. Columns that hold more or
+    /// less than `count` texts, or texts that would read back as more than
+    /// [`MAX_TEXT_BYTES`] together, are reported as damage.
     pub(crate) fn places(&self, count: usize) -> Result<Vec<TextPlace>, LogIndexError> {
         let TextColumnBytes {
             tokens,
@@ -255,7 +264,7 @@ impl TextColumns {
         } = &self.columns;
         let mut places = Vec::with_capacity(count);
         let (mut token_rest, mut number_rest) = (&tokens[..], &numbers[..]);
-        let mut hex_at = 0usize;
+        let (mut hex_at, mut text_bytes) = (0usize, 0usize);
         while places.len() < count {
             places.push(TextPlace {
                 token: offset(tokens, token_rest)?,
@@ -267,14 +276,21 @@ impl TextColumns {
                 for _ in 0..entry.numbers {
                     varint::read(&mut number_rest).ok_or_else(|| corrupt("numbers cut"))?;
                 }
-                hex_at += entry.hex_bytes as usize;
+                hex_at += entry.hex_bytes;
+                text_bytes += entry.text_bound;
                 if hex_at > hex.len() {
                     return Err(corrupt("hex ids cut"));
+                }
+                if text_bytes > MAX_TEXT_BYTES {
+                    return Err(corrupt("texts longer than a batch holds"));
                 }
                 if entry.ends_text {
                     break;
                 }
             }
+        }
+        if !token_rest.is_empty() || !number_rest.is_empty() || hex_at != hex.len() {
+            return Err(corrupt("columns hold more than the batch's texts"));
         }
         Ok(places)
     }
@@ -342,28 +358,33 @@ fn offset(column: &[u8], rest: &[u8]) -> Result<u32, LogIndexError> {
 
 /// Reads what a dictionary token at `start` takes of the other columns.
 fn entry(bytes: &[u8], start: usize) -> Result<Entry, LogIndexError> {
-    let (mut numbers, mut hex_bytes, mut ends_text) = (0u32, 0u32, false);
+    let mut entry = Entry {
+        bytes: start..start + bytes.len(),
+        numbers: 0,
+        hex_bytes: 0,
+        text_bound: 0,
+        ends_text: false,
+    };
     let mut iter = bytes.iter();
     while let Some(&byte) = iter.next() {
-        if ends_text {
+        if entry.ends_text {
             return Err(corrupt("token goes on past a text's end"));
         }
         match byte {
-            TERMINATOR => ends_text = true,
+            TERMINATOR => entry.ends_text = true,
             HEX => {
-                let length = iter.next().ok_or_else(|| corrupt("hex length cut"))?;
-                hex_bytes += u32::from(*length);
+                let length = usize::from(*iter.next().ok_or_else(|| corrupt("hex length cut"))?);
+                entry.hex_bytes += length;
+                entry.text_bound += 2 * length;
             }
-            NUMBER => numbers += 1,
-            _ => {}
+            NUMBER => {
+                entry.numbers += 1;
+                entry.text_bound += MAX_NUMBER_TEXT;
+            }
+            _ => entry.text_bound += 1,
         }
     }
-    Ok(Entry {
-        bytes: start..start + bytes.len(),
-        numbers,
-        hex_bytes,
-        ends_text,
-    })
+    Ok(entry)
 }
 
 #[cfg(test)]
@@ -448,6 +469,26 @@ mod tests {
     }
 
     #[test]
+    fn columns_that_would_read_back_as_too_much_are_refused() {
+        // One long token used over and over: a few bytes stored, over a GiB to read back.
+        let mut dictionary = Vec::new();
+        varint::write(&mut dictionary, 1 << 20);
+        dictionary.extend(std::iter::repeat_n(b'a', 1 << 20));
+        dictionary.extend([1, TERMINATOR]);
+        let columns = TextColumnBytes {
+            dictionary,
+            tokens: [vec![0; 1100], vec![1]].concat(),
+            ..TextColumnBytes::default()
+        };
+        let columns = TextColumns::parse(columns).unwrap();
+        let error = columns.places(1).unwrap_err();
+        assert!(
+            matches!(error, LogIndexError::CorruptRecord { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn texts_holding_reserved_bytes_are_refused() {
         let mut writer = TextColumnsWriter::default();
         for text in ["nul\0", "\x01", "a\x02b"] {
@@ -469,6 +510,11 @@ mod tests {
         let mut cut_tokens = good.clone();
         cut_tokens.tokens.pop();
         damaged.push(cut_tokens);
+        for column in 0..3 {
+            let mut extra = good.clone();
+            [&mut extra.tokens, &mut extra.numbers, &mut extra.hex][column].push(0);
+            damaged.push(extra);
+        }
         let mut unknown_token = good.clone();
         unknown_token.tokens[0] = 0x7f;
         damaged.push(unknown_token);

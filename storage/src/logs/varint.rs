@@ -1,5 +1,6 @@
 //! LEB128 varints: seven bits a byte, low bits first, the high bit set on every byte but the
-//! last (the encoding postcard and protobuf use for unsigned integers).
+//! last (the encoding postcard and protobuf use for unsigned integers). postcard keeps its
+//! own varint functions private, and a column of them is read one at a time, in place.
 
 /// Appends `value` to `out`.
 pub(crate) fn write(out: &mut Vec<u8>, mut value: u64) {

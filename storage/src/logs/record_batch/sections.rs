@@ -1,6 +1,9 @@
 //! The sections of a version 2 batch: each its length, whether zstd compressed it (and then
-//! its length before), and its bytes; zstd frames carry a checksum, so damage is found. Each kind of column is compressed apart, so zstd's
-//! tables fit it; sections of random bytes (ids) are stored as they are.
+//! its length before), and its bytes. Each kind of column is compressed apart, so zstd's
+//! tables fit it; sections of random bytes (ids) are stored as they are. A compressed
+//! section's frame carries zstd's checksum, so damage to it is found; a stored section has
+//! none (as the document store keeps a version 1 batch), and damage to its bytes reads back
+//! as other ids.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -15,11 +18,17 @@ const MIN_COMPRESSED_BYTES: usize = 64;
 const STORED: u8 = 0;
 /// A section is one zstd frame.
 const ZSTD: u8 = 1;
+/// The most bytes a section may hold once decompressed: a batch holds at most a request's
+/// records, and requests are at most 256 MiB, so more is damage, not an allocation to attempt.
+pub(super) const MAX_SECTION_BYTES: usize = 1 << 30;
+
+type Compressor = zstd::bulk::Compressor<'static>;
+type Decompressor = zstd::bulk::Decompressor<'static>;
 
 thread_local! {
     /// Compression contexts, kept per thread so a batch does not allocate one per section.
-    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
-    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    static COMPRESSOR: RefCell<Option<Compressor>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
 }
 
 fn corrupt(what: impl std::fmt::Display) -> LogIndexError {
@@ -95,7 +104,10 @@ pub(super) fn read<'a>(input: &mut &'a [u8]) -> Result<Cow<'a, [u8]>, LogIndexEr
     if framed != Some(plain_length) {
         return Err(corrupt("lengths disagree"));
     }
-    let plain_length = usize::try_from(plain_length).map_err(|_| corrupt("too long"))?;
+    let plain_length = usize::try_from(plain_length)
+        .ok()
+        .filter(|&length| length <= MAX_SECTION_BYTES)
+        .ok_or_else(|| corrupt("longer than a batch holds"))?;
     let plain = DECOMPRESSOR.with(|cell| -> std::io::Result<Vec<u8>> {
         let mut cell = cell.borrow_mut();
         let decompressor = match cell.as_mut() {

@@ -12,15 +12,17 @@
 //! 5. to 8. the text bodies' dictionary, tokens and numbers (zstd) and hex ids (as they are),
 //!    see [`crate::logs::text_columns`].
 //!
-//! Measured on 300,000 records of the benchmark's LogQL hour, compressed as the document
-//! store does whole version 1 batches (zstd level 3): 105 bytes a record in version 1, 77 in
-//! version 2 (bodies 64 → 40, ids 21.7 → 19.5, the rest ~20 → ~17).
+//! Measured on 300,000 records of the benchmark's LogQL hour (zstd level 3 for both): 105
+//! bytes a record as version 1 batches compressed whole in 256 KiB blocks (as the document
+//! store does), 77 as version 2 batches (bodies 64 → 40, ids 21.7 → 19.5, the rest ~19 → ~17).
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(doc)]
+use super::Rest;
 use super::sections::{self, Packing};
 use super::{
-    BodyPlace, HeadColumns, RecordBatch, Rest, encode_error, group_of, length, shared_groups, total,
+    BodyPlace, CommonColumns, HeadColumns, RecordBatch, encode_error, length, shared_groups, total,
 };
 use crate::logs::LogIndexError;
 use crate::logs::stored_record::take_all;
@@ -52,36 +54,29 @@ type OwnedHead = Head<Vec<(Resource, InstrumentationScope)>>;
 
 /// Writes `records` as a version 2 batch into `out`, which is cleared first.
 pub(super) fn encode(records: &[&LogRecord], out: &mut Vec<u8>) -> Result<(), LogIndexError> {
-    let count = records.len();
-    let mut head = Head {
-        groups: Vec::<(&Resource, &InstrumentationScope)>::new(),
-        group: Vec::with_capacity(count),
-        time_delta: Vec::with_capacity(count),
-        rest_bytes: Vec::with_capacity(count),
-        value_bytes: Vec::with_capacity(count),
-    };
-    let mut rests = Vec::new();
+    let mut common = CommonColumns::with_capacity(records.len());
     let mut values = Vec::new();
+    let mut value_bytes = Vec::with_capacity(records.len());
     let mut texts = TextColumnsWriter::default();
-    let mut previous_time = 0u64;
     for record in records {
-        let group = group_of(&mut head.groups, record)?;
-        head.group.push(group);
-        head.time_delta
-            .push(record.time_unix_nano.wrapping_sub(previous_time) as i64);
-        previous_time = record.time_unix_nano;
-        let before = rests.len();
-        postcard::to_io(&Rest::of(record), &mut rests).map_err(encode_error)?;
-        head.rest_bytes.push(length(rests.len() - before)?);
+        common.push(record)?;
         let is_text = matches!(&record.body, AttributeValue::String(text) if texts.push(text));
         if is_text {
-            head.value_bytes.push(0);
+            value_bytes.push(0);
         } else {
             let before = values.len();
             postcard::to_io(&record.body, &mut values).map_err(encode_error)?;
-            head.value_bytes.push(length(values.len() - before)?);
+            value_bytes.push(length(values.len() - before)?);
         }
     }
+    let rests = common.rests;
+    let head = Head {
+        groups: common.groups,
+        group: common.group,
+        time_delta: common.time_delta,
+        rest_bytes: common.rest_bytes,
+        value_bytes,
+    };
     let head = postcard::to_allocvec(&head).map_err(encode_error)?;
     let ids = ids_section(records);
     let text = texts.finish();
@@ -134,6 +129,10 @@ fn read_ids<const N: usize>(
 ) -> Result<Vec<Option<[u8; N]>>, LogIndexError> {
     let cut = || LogIndexError::corrupt("batch ids cut");
     let bits = input.get(..count.div_ceil(8)).ok_or_else(cut)?;
+    let padding = bits.last().map_or(0, |&last| last >> (count % 8));
+    if !count.is_multiple_of(8) && padding != 0 {
+        return Err(LogIndexError::corrupt("batch id bits past its records"));
+    }
     let mut ids = input[bits.len()..].chunks_exact(N);
     let read = (0..count)
         .map(|index| {
