@@ -48,8 +48,7 @@ pub use scan::{LogVisitor, ScanDirection};
 pub use streams::StreamSampleVisitor;
 
 /// A partition's writer is closed (its arena and merge thread freed) after this long without
-/// records, and its segments merged into one; the next record reopens it. The default of
-/// [`LogStore::with_writer_idle`].
+/// records; the next record reopens it.
 const WRITER_IDLE: Duration = Duration::from_secs(300);
 /// While the writers' arenas hold more than their share of the memory budget, writers are
 /// closed after this long without records instead, least recently written first.
@@ -104,9 +103,6 @@ pub struct LogStore {
     /// The memory budget open writers' arenas are counted in, and the share of it they may
     /// take there together.
     writer_budget: Option<(Arc<MemoryBudget>, Arc<MemoryBudget>)>,
-    /// How long a partition takes no records before its writer is closed and its segments
-    /// merged.
-    writer_idle: Duration,
     /// Tests: the tenant whose next partition commit fails, and at which step.
     #[cfg(test)]
     fail_next_commit_of: Mutex<Option<(TenantId, CommitStep)>>,
@@ -146,7 +142,6 @@ impl LogStore {
             committed_records: AtomicU64::new(0),
             replicas: None,
             writer_budget: None,
-            writer_idle: WRITER_IDLE,
             #[cfg(test)]
             fail_next_commit_of: Mutex::new(None),
             #[cfg(test)]
@@ -154,13 +149,6 @@ impl LogStore {
             #[cfg(test)]
             failing_feeds: Mutex::new(None),
         })
-    }
-
-    /// Closes a partition's writer, and merges its segments into one, once it has taken no
-    /// records for `idle` (by default [`WRITER_IDLE`]; see [`Self::close_idle_writers`]).
-    pub fn with_writer_idle(mut self, idle: Duration) -> Self {
-        self.writer_idle = idle;
-        self
     }
 
     /// Reads other nodes' partitions from `replicas` beside this node's own.
@@ -632,14 +620,17 @@ impl LogStore {
         }
     }
 
-    /// Closes the writers of partitions that received no records for the writer idle time
-    /// ([`Self::with_writer_idle`]; their memory arenas and merge threads), or for
-    /// [`WRITER_IDLE_UNDER_PRESSURE`] while open arenas hold more than the writers' share of
-    /// the budget, least recently written first; then merges the segments of partitions
-    /// without a writer that received none for the idle time into one
-    /// ([`LogIndex::merge_segments`], which opens a writer that a later round closes).
-    /// Blocking: waits for their merges.
+    /// Closes the writers of partitions that received no records for [`WRITER_IDLE`] (their
+    /// memory arenas and merge threads), or for [`WRITER_IDLE_UNDER_PRESSURE`] while open
+    /// arenas hold more than the writers' share of the budget, least recently written
+    /// first. Blocking: waits for their merges.
     pub fn close_idle_writers(&self) {
+        let last_write = |partition: &Partition| {
+            *partition
+                .last_write
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        };
         // The partitions' lock is let go before any index lock is taken: commits and
         // searches take index locks first, then the partitions' lock.
         let partitions: Vec<Arc<Partition>> = self.partitions().values().cloned().collect();
@@ -663,9 +654,9 @@ impl LogStore {
         let mut open_bytes = open.len().saturating_mul(arena);
         for (_, partition) in open {
             let threshold = if cap.is_some_and(|cap| open_bytes > cap) {
-                WRITER_IDLE_UNDER_PRESSURE.min(self.writer_idle)
+                WRITER_IDLE_UNDER_PRESSURE
             } else {
-                self.writer_idle
+                WRITER_IDLE
             };
             let is_idle = |partition: &Partition| {
                 last_write(partition).is_none_or(|at| at.elapsed() >= threshold)
@@ -690,64 +681,7 @@ impl LogStore {
             }
             open_bytes = open_bytes.saturating_sub(arena);
         }
-        self.merge_quiet_partitions();
     }
-
-    /// Merges into one segment each partition that has no writer and took no records for
-    /// the writer idle time, since it was written or opened (a day that is over, a quiet
-    /// tenant): one segment keeps each
-    /// term once (~10% of a day's bytes on the benchmark's load) and a search visits one.
-    /// Under the partition's read lock, as a commit: searches and commits go on meanwhile.
-    fn merge_quiet_partitions(&self) {
-        let partitions: Vec<Arc<Partition>> = self.partitions().values().cloned().collect();
-        for partition in partitions {
-            let quiet_since = last_write(&partition).unwrap_or(partition.opened_at);
-            let quiet = quiet_since.elapsed() >= self.writer_idle;
-            if !quiet || self.dropping().contains(&partition.key) {
-                continue;
-            }
-            let index = partition.index.read().unwrap_or_else(|p| p.into_inner());
-            // An open writer's own merges may hold segments: it is closed first.
-            if index.has_writer() {
-                continue;
-            }
-            let started = Instant::now();
-            let arena = self.reserve_arena(index.writer_memory_bytes());
-            match index.merge_segments(arena) {
-                Ok(0) => {}
-                Ok(segments) => {
-                    let took = started.elapsed();
-                    self.stats.merges.fetch_add(1, Ordering::Relaxed);
-                    self.stats
-                        .merge_micros
-                        .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
-                    info!(
-                        tenant = %partition.key.0,
-                        dir = %partition.dir.display(),
-                        segments,
-                        seconds = took.as_secs_f64(),
-                        "merged a quiet log partition into one segment"
-                    );
-                }
-                Err(err) => {
-                    self.stats.merge_failures.fetch_add(1, Ordering::Relaxed);
-                    warn!(
-                        dir = %partition.dir.display(),
-                        error = %err,
-                        "merging a quiet log partition failed; it is tried again on the next round"
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// When `partition` last took records (`None`: not since it was opened).
-fn last_write(partition: &Partition) -> Option<Instant> {
-    *partition
-        .last_write
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
 }
 
 /// The steps of committing one tenant's records, in order (tests inject failures at each).

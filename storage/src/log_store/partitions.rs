@@ -66,9 +66,6 @@ pub struct Partition {
     pub committed_lsn: std::sync::atomic::AtomicU64,
     /// When records were last added (idle writers are closed).
     pub last_write: std::sync::Mutex<Option<Instant>>,
-    /// When it was opened: a partition that took no records since counts as quiet from then
-    /// (a restart does not make every day quiet at once).
-    pub opened_at: Instant,
     /// The streams of the partition, by id (what the index's `stream_id` values name).
     pub streams: std::sync::Mutex<StreamCatalog>,
     /// Time range for pruning: a day's bounds, or what the legacy index holds.
@@ -104,7 +101,6 @@ impl Partition {
             index: RwLock::new(index),
             committed_lsn: std::sync::atomic::AtomicU64::new(committed_lsn),
             last_write: std::sync::Mutex::new(None),
-            opened_at: Instant::now(),
             time_range,
         })
     }

@@ -70,10 +70,6 @@ const DOCUMENTS_PER_SEND: usize = 4;
 const SEGMENTS_PER_MERGE: usize = 16;
 /// tantivy refuses writers with less memory than this.
 const MIN_WRITER_MEMORY_BYTES: usize = 15_000_000;
-/// A quiet index's segments are merged into one ([`LogIndex::merge_segments`]) when those
-/// beside its largest hold at least this fraction of its records: a day that took records
-/// until midnight is merged once, a day that gets a late trickle is not rewritten for it.
-const MERGE_WHEN_OTHERS_HOLD: (u64, u64) = (1, 16);
 
 /// How a writer merges: [`SEGMENTS_PER_MERGE`] segments of a size at a time.
 fn merge_policy() -> Box<dyn tantivy::indexer::MergePolicy> {
@@ -229,61 +225,18 @@ impl LogIndex {
         })
     }
 
-    /// The committed segments searches visit.
-    #[cfg(test)]
-    pub(crate) fn segment_count(&self) -> usize {
-        self.reader.searcher().segment_readers().len()
-    }
-
     /// Whether a writer is open (it holds the writer's memory arena and merge thread).
     pub fn has_writer(&self) -> bool {
         self.writer_slot().is_some()
     }
 
-    /// Closes the writer after its merges finish; the index keeps serving searches. Files
-    /// of merged segments no searcher holds any longer are deleted first (tantivy deletes
-    /// them at the end of a merge or at a commit, and a search may have held them then).
+    /// Closes the writer after its merges finish; the index keeps serving searches.
     pub fn close_writer(&self) -> Result<(), LogIndexError> {
         let open = self.writer_slot().take();
         if let Some(open) = open {
-            let collected = open.writer.garbage_collect_files().wait();
             open.writer.wait_merging_threads()?;
-            collected?;
         }
         Ok(())
-    }
-
-    /// Merges the committed segments into one, when there are several and those beside the
-    /// largest hold enough of the records ([`MERGE_WHEN_OTHERS_HOLD`]), for an index that has
-    /// stopped taking records: one segment keeps each term once (a term dictionary per
-    /// segment repeats them, and packs a smaller segment's unique terms less densely) and a
-    /// search visits one. Blocking: waits for the merge, on the writer (opened if none is,
-    /// holding `arena` as [`Self::open_writer`] does; records may be added meanwhile), then
-    /// makes the merged segment searchable. Returns how many segments it merged (0: none).
-    /// Fails if the writer's own merges hold some of the segments: the writer is to be
-    /// closed first ([`Self::close_writer`]).
-    pub fn merge_segments(&self, arena: Vec<Reservation>) -> Result<usize, LogIndexError> {
-        let segments = self.index.searchable_segment_metas()?;
-        let docs: Vec<u64> = segments.iter().map(|s| u64::from(s.num_docs())).collect();
-        let (total, largest) = (docs.iter().sum::<u64>(), docs.iter().copied().max());
-        let others = total - largest.unwrap_or(0);
-        let (part, whole) = MERGE_WHEN_OTHERS_HOLD;
-        if segments.len() < 2 || others.saturating_mul(whole) < total.saturating_mul(part) {
-            return Ok(0);
-        }
-        let ids: Vec<_> = segments.iter().map(|segment| segment.id()).collect();
-        // A segment's files stay on disk while any of its metas is alive.
-        drop(segments);
-        self.open_writer(arena)?;
-        let merge = self.with_writer(|open| Ok(open.writer.merge(&ids)))?;
-        merge.wait()?;
-        self.reload()?;
-        // tantivy deletes the merged segments' files once they are of no searcher, at the end
-        // of the merge or the next commit, which a quiet index may never see: now, after the
-        // reload has let go of the old searcher.
-        let collected = self.with_writer(|open| Ok(open.writer.garbage_collect_files()))?;
-        collected.wait()?;
-        Ok(ids.len())
     }
 
     /// Adds records with their stream ids (not yet visible; a format 1 index keeps no
@@ -1230,16 +1183,13 @@ mod tests {
         let expected = newest_first(&records);
         assert_eq!(index.search(&everything).unwrap(), expected);
         // Merged into one segment: each batch still precedes its records.
-        let segments = index.index.searchable_segment_ids().unwrap().len();
-        assert!(segments > 1);
-        index.close_writer().unwrap();
-        assert_eq!(index.merge_segments(Vec::new()).unwrap(), segments);
+        let segments = index.index.searchable_segment_ids().unwrap();
+        assert!(segments.len() > 1);
+        index
+            .with_writer(|open| Ok(open.writer.merge(&segments).wait()?))
+            .unwrap();
+        index.commit().unwrap();
         assert_eq!(index.reader.searcher().segment_readers().len(), 1);
-        assert_eq!(
-            index.merge_segments(Vec::new()).unwrap(),
-            0,
-            "one segment: nothing to merge"
-        );
         assert_eq!(index.search(&everything).unwrap(), expected);
         let some = &records[2_345];
         let by_trace = LogQuery {
@@ -1252,12 +1202,6 @@ mod tests {
             .cloned()
             .collect();
         assert_eq!(index.search(&by_trace).unwrap(), newest_first(&of_trace));
-        // A trickle after the merge (under a sixteenth of the records) is not merged in.
-        index.add(fixture().iter().map(|r| (r, 0))).unwrap();
-        index.commit().unwrap();
-        index.close_writer().unwrap();
-        assert_eq!(index.merge_segments(Vec::new()).unwrap(), 0);
-        assert_eq!(index.segment_count(), 2);
     }
 
     #[test]
