@@ -200,8 +200,9 @@ pub(super) fn parse(bytes: &[u8]) -> Result<RecordBatch, LogIndexError> {
     })?;
     let text_count = head.value_bytes.iter().filter(|&&len| len == 0).count();
     let mut text_places = text.places(text_count)?.into_iter();
-    // The batch's bytes: its rests, then its values.
-    let mut buffer = rests.into_owned();
+    // The batch's bytes: its rests, then its values, in one allocation.
+    let mut buffer = Vec::with_capacity(rests.len() + values.len());
+    buffer.extend_from_slice(&rests);
     let mut value_at = buffer.len();
     buffer.extend_from_slice(&values);
     let bodies = head.value_bytes.iter().map(|&len| match len {
