@@ -24,7 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from logql import logql_figures, logql_rows
+from logql import QUIET_ENV, logql_figures, logql_rows
 from search_under_load import search_under_load_figures, search_under_load_rows
 from promql import promql_figures
 from object_store import object_store_figures, object_store_rows
@@ -73,8 +73,9 @@ class Server:
     server with keys); `tls_context` (an `ssl.SSLContext` trusting the server's CA) makes them
     https."""
 
-    def __init__(self, binary, data_dir, extra=(), api_key=None, tls_context=None):
+    def __init__(self, binary, data_dir, extra=(), api_key=None, tls_context=None, env=None):
         self.binary, self.data_dir, self.extra = binary, Path(data_dir), list(extra)
+        self.env = dict(env or {})
         self.grpc, self.otlp_http, self.http = free_port(), free_port(), free_port()
         self.proc = None
         self.api_key, self.tls_context = api_key, tls_context
@@ -92,7 +93,7 @@ class Server:
              "--otlp-grpc-addr", f"127.0.0.1:{self.grpc}",
              "--otlp-http-addr", f"127.0.0.1:{self.otlp_http}",
              "--http-addr", f"127.0.0.1:{self.http}", *self.extra],
-            stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, "SKEWER_LOG": "warn"})
+            stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, "SKEWER_LOG": "warn", **self.env})
         deadline = time.time() + 120
         while time.time() < deadline:
             try:
@@ -314,16 +315,16 @@ def run_logql(binary, work, args, f):
     generator = args.generator or binary
     if args.baseline:
         # The same load and queries against the baseline binary first.
-        server = Server(args.baseline, work / "logql-baseline").start()
+        server = Server(args.baseline, work / "logql-baseline", env=QUIET_ENV).start()
         try:
             f["logql_baseline"] = logql_figures(server, args, loadgen, generator, percentile,
-                                                timed_queries, work, dir_bytes, metric)
+                                                timed_queries, work, dir_bytes, metric, cpu_seconds)
         finally:
             server.stop()
-    server = Server(binary, work / "logql").start()
+    server = Server(binary, work / "logql", env=QUIET_ENV).start()
     try:
         f["logql"] = logql_figures(server, args, loadgen, generator, percentile, timed_queries, work,
-                                   dir_bytes, metric)
+                                   dir_bytes, metric, cpu_seconds)
     finally:
         server.stop()
 
@@ -400,10 +401,12 @@ def run_suite(binary, work, args, f):
     run_promql(binary, work, args, f)
     run_logql(binary, work, args, f)
 
-    # Storage, query latency, memory and freshness on one long-lived server.
+    # Storage, query latency, memory and freshness on one long-lived server. Its log days are
+    # quiet (merged into one segment) 10 s after their last record, and the suite waits for
+    # that before it stops the loading server, so the queries and the bytes are of logs at rest.
     gen_binary = args.generator or binary
     data = work / "store"
-    server = Server(binary, data).start()
+    server = Server(binary, data, env=QUIET_ENV).start()
     try:
         time.sleep(1)
         f["rss_idle_mib"] = rss_mib(server.proc.pid)
@@ -455,6 +458,7 @@ def run_suite(binary, work, args, f):
         correlation_ids = [line.strip() for line in correlation_file.read_text().splitlines() if line.strip()]
         random.Random(6).shuffle(correlation_ids)
         f["compaction_settle_seconds"] = wait_for_compaction(server, "traces")
+        f["log_merge_settle_seconds"] = wait_for_log_merges(server, first_within=30 if args.smoke else 120)
     finally:
         server.stop()
     hours = files_per_hour(data, "traces")
@@ -685,6 +689,25 @@ def wait_for_compaction(server, signal_name, quiet_seconds=20, limit_seconds=180
     while time.time() - last_change < quiet_seconds and time.time() - started < limit_seconds:
         time.sleep(2)
         now = metric(server, series)
+        if now != last:
+            last, last_change = now, time.time()
+    return time.time() - started
+
+
+def wait_for_log_merges(server, first_within=120, limit_seconds=1800):
+    """Waits until the quiet log partitions are merged: a merge counted (none within
+    `first_within` s: nothing to merge, or a server that does not merge them), then neither
+    another one nor a change of the logs directory for 20 s (a merge counts when it ends; the
+    directory grows while it runs)."""
+    started = time.time()
+    series = 'skewer_compaction_merges_total{signal="logs"}'
+    logs = server.data_dir / "logs"
+    while not metric(server, series) and time.time() - started < first_within:
+        time.sleep(1)
+    last, last_change = (metric(server, series), dir_bytes(logs)), time.time()
+    while time.time() - last_change < 20 and time.time() - started < limit_seconds:
+        time.sleep(2)
+        now = (metric(server, series), dir_bytes(logs))
         if now != last:
             last, last_change = now, time.time()
     return time.time() - started

@@ -254,6 +254,10 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub log_commit_interval_seconds: Option<u64>,
+    /// Close a log partition's writer and merge its segments into one once it has taken no
+    /// records this long [default: 300]
+    #[arg(long, env = "SKEWER_LOG_WRITER_IDLE_SECONDS", value_name = "SECONDS")]
+    pub log_writer_idle_seconds: Option<u64>,
     /// Close a WAL segment past this size (bytes or 64MiB) [default: 64 MiB]
     #[arg(long, env = "SKEWER_WAL_SEGMENT_MAX_BYTES", value_name = "BYTES", value_parser = parse_size)]
     pub wal_segment_max_bytes: Option<u64>,
@@ -347,6 +351,7 @@ impl ServeArgs {
             flush_interval_seconds: self.flush_interval_seconds,
             flush_max_bytes: self.flush_max_bytes,
             log_commit_interval_seconds: self.log_commit_interval_seconds,
+            log_writer_idle_seconds: self.log_writer_idle_seconds,
             wal_segment_max_bytes: self.wal_segment_max_bytes,
             correlation_id_attributes: self.correlation_id_attributes.clone(),
             retention_traces: self.retention_traces.clone(),

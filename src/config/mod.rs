@@ -51,6 +51,9 @@ pub struct Config {
     pub flush_max_bytes: usize,
     /// Logs are committed to the full-text index at least this often.
     pub log_commit_interval_seconds: u64,
+    /// A log partition that takes no records this long has its writer closed and its
+    /// segments merged into one.
+    pub log_writer_idle_seconds: u64,
     /// A WAL segment is closed past this size.
     #[serde(deserialize_with = "units::size_u64")]
     pub wal_segment_max_bytes: u64,
@@ -104,6 +107,7 @@ impl Default for Config {
             flush_interval_seconds: storage.flush_interval.as_secs(),
             flush_max_bytes: storage.flush_max_bytes,
             log_commit_interval_seconds: storage.log_commit_interval.as_secs(),
+            log_writer_idle_seconds: storage.log_writer_idle.as_secs(),
             wal_segment_max_bytes: storage.wal_segment_max_bytes,
             storage: StorageSection::default(),
             catalog: CatalogSection::default(),
@@ -198,6 +202,8 @@ pub struct Overrides {
     pub flush_max_bytes: Option<usize>,
     /// `--log-commit-interval-seconds`.
     pub log_commit_interval_seconds: Option<u64>,
+    /// `--log-writer-idle-seconds`.
+    pub log_writer_idle_seconds: Option<u64>,
     /// `--wal-segment-max-bytes`.
     pub wal_segment_max_bytes: Option<u64>,
     /// `--correlation-id-attributes`.
@@ -299,6 +305,7 @@ impl Config {
             flush_interval_seconds,
             flush_max_bytes,
             log_commit_interval_seconds,
+            log_writer_idle_seconds,
             wal_segment_max_bytes,
             correlation_id_attributes,
             shutdown_grace_seconds,
@@ -352,6 +359,7 @@ impl Config {
             "log_commit_interval_seconds",
             self.log_commit_interval_seconds,
         )?;
+        positive("log_writer_idle_seconds", self.log_writer_idle_seconds)?;
         positive("flush_max_bytes", self.flush_max_bytes as u64)?;
         positive("wal_segment_max_bytes", self.wal_segment_max_bytes)?;
         let bucket = self.storage.object_store()?;
@@ -391,6 +399,7 @@ impl Config {
             flush_interval: self.flush_interval(),
             flush_max_bytes: self.flush_max_bytes,
             log_commit_interval: self.log_commit_interval(),
+            log_writer_idle: Duration::from_secs(self.log_writer_idle_seconds),
             wal_segment_max_bytes: self.wal_segment_max_bytes,
             retention: self.retention.policy()?,
             compaction: self.compaction.config()?,
@@ -425,7 +434,7 @@ mod tests {
         let parsed = Config::from_toml(text, Path::new("skewer.example.toml")).unwrap();
         assert_eq!(parsed, Config::default());
         let table: toml::Table = text.parse().unwrap();
-        assert_eq!(table.len(), 27, "every key of Config is in the example");
+        assert_eq!(table.len(), 28, "every key of Config is in the example");
         assert_eq!(table["storage"].as_table().unwrap().len(), 8);
         assert_eq!(table["alerting"].as_table().unwrap().len(), 7);
         assert_eq!(table["query"].as_table().unwrap().len(), 9);

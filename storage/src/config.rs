@@ -29,6 +29,9 @@ pub struct StorageConfig {
     pub log_commit_interval: Duration,
     /// Memory of the tantivy writer, per tenant index.
     pub log_writer_memory_bytes: usize,
+    /// A log partition that takes no records this long has its writer closed (its arena and
+    /// merge thread freed) and its segments merged into one.
+    pub log_writer_idle: Duration,
     /// A WAL segment is closed past this size.
     pub wal_segment_max_bytes: u64,
     /// Memory for parsed Parquet footers of recently read files, shared by all signals.
@@ -77,6 +80,7 @@ impl StorageConfig {
             flush_max_bytes: 48 * 1024 * 1024,
             log_commit_interval: Duration::from_secs(5),
             log_writer_memory_bytes: 32 * 1024 * 1024,
+            log_writer_idle: Duration::from_secs(300),
             wal_segment_max_bytes: 64 * 1024 * 1024,
             footer_cache_bytes: 128 * 1024 * 1024,
             compaction: CompactionConfig::default(),

@@ -16,6 +16,7 @@
 mod feed;
 mod lazy_order;
 pub mod partitions;
+mod quiet_merge;
 mod scan;
 mod search;
 pub mod shared;
@@ -48,7 +49,8 @@ pub use scan::{LogVisitor, ScanDirection};
 pub use streams::StreamSampleVisitor;
 
 /// A partition's writer is closed (its arena and merge thread freed) after this long without
-/// records; the next record reopens it.
+/// records, and its segments merged into one; the next record reopens it. The default of
+/// [`LogStore::with_writer_idle`].
 const WRITER_IDLE: Duration = Duration::from_secs(300);
 /// While the writers' arenas hold more than their share of the memory budget, writers are
 /// closed after this long without records instead, least recently written first.
@@ -103,6 +105,9 @@ pub struct LogStore {
     /// The memory budget open writers' arenas are counted in, and the share of it they may
     /// take there together.
     writer_budget: Option<(Arc<MemoryBudget>, Arc<MemoryBudget>)>,
+    /// How long a partition takes no records before its writer is closed and its segments
+    /// merged.
+    writer_idle: Duration,
     /// Tests: the tenant whose next partition commit fails, and at which step.
     #[cfg(test)]
     fail_next_commit_of: Mutex<Option<(TenantId, CommitStep)>>,
@@ -142,6 +147,7 @@ impl LogStore {
             committed_records: AtomicU64::new(0),
             replicas: None,
             writer_budget: None,
+            writer_idle: WRITER_IDLE,
             #[cfg(test)]
             fail_next_commit_of: Mutex::new(None),
             #[cfg(test)]
@@ -149,6 +155,13 @@ impl LogStore {
             #[cfg(test)]
             failing_feeds: Mutex::new(None),
         })
+    }
+
+    /// Closes a partition's writer, and merges its segments into one, once it has taken no
+    /// records for `idle` (by default [`WRITER_IDLE`]; see [`Self::close_idle_writers`]).
+    pub fn with_writer_idle(mut self, idle: Duration) -> Self {
+        self.writer_idle = idle;
+        self
     }
 
     /// Reads other nodes' partitions from `replicas` beside this node's own.
@@ -620,17 +633,13 @@ impl LogStore {
         }
     }
 
-    /// Closes the writers of partitions that received no records for [`WRITER_IDLE`] (their
-    /// memory arenas and merge threads), or for [`WRITER_IDLE_UNDER_PRESSURE`] while open
-    /// arenas hold more than the writers' share of the budget, least recently written
-    /// first. Blocking: waits for their merges.
+    /// Closes the writers of partitions that received no records for the writer idle time
+    /// ([`Self::with_writer_idle`]; their memory arenas and merge threads), or for
+    /// [`WRITER_IDLE_UNDER_PRESSURE`] while open arenas hold more than the writers' share of
+    /// the budget, least recently written first; then merges the segments of partitions
+    /// without a writer that received none for the idle time into one (`quiet_merge`).
+    /// Blocking: waits for their merges.
     pub fn close_idle_writers(&self) {
-        let last_write = |partition: &Partition| {
-            *partition
-                .last_write
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-        };
         // The partitions' lock is let go before any index lock is taken: commits and
         // searches take index locks first, then the partitions' lock.
         let partitions: Vec<Arc<Partition>> = self.partitions().values().cloned().collect();
@@ -654,9 +663,9 @@ impl LogStore {
         let mut open_bytes = open.len().saturating_mul(arena);
         for (_, partition) in open {
             let threshold = if cap.is_some_and(|cap| open_bytes > cap) {
-                WRITER_IDLE_UNDER_PRESSURE
+                WRITER_IDLE_UNDER_PRESSURE.min(self.writer_idle)
             } else {
-                WRITER_IDLE
+                self.writer_idle
             };
             let is_idle = |partition: &Partition| {
                 last_write(partition).is_none_or(|at| at.elapsed() >= threshold)
@@ -681,7 +690,16 @@ impl LogStore {
             }
             open_bytes = open_bytes.saturating_sub(arena);
         }
+        self.merge_quiet_partitions();
     }
+}
+
+/// When `partition` last took records (`None`: not since it was opened).
+fn last_write(partition: &Partition) -> Option<Instant> {
+    *partition
+        .last_write
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
 }
 
 /// The steps of committing one tenant's records, in order (tests inject failures at each).

@@ -66,6 +66,11 @@ pub struct Partition {
     pub committed_lsn: std::sync::atomic::AtomicU64,
     /// When records were last added (idle writers are closed).
     pub last_write: std::sync::Mutex<Option<Instant>>,
+    /// When it was opened: a partition that took no records since counts as quiet from then
+    /// (a restart does not make every day quiet at once).
+    pub opened_at: Instant,
+    /// When its segments were last merged because it was quiet (`quiet_merge`).
+    last_quiet_merge: std::sync::Mutex<Option<Instant>>,
     /// The streams of the partition, by id (what the index's `stream_id` values name).
     pub streams: std::sync::Mutex<StreamCatalog>,
     /// Time range for pruning: a day's bounds, or what the legacy index holds.
@@ -101,8 +106,26 @@ impl Partition {
             index: RwLock::new(index),
             committed_lsn: std::sync::atomic::AtomicU64::new(committed_lsn),
             last_write: std::sync::Mutex::new(None),
+            opened_at: Instant::now(),
+            last_quiet_merge: std::sync::Mutex::new(None),
             time_range,
         })
+    }
+
+    /// When its segments were last merged because it was quiet.
+    pub fn last_quiet_merge(&self) -> Option<Instant> {
+        *self
+            .last_quiet_merge
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes a merge of its segments because it was quiet, started at `at`.
+    pub fn set_last_quiet_merge(&self, at: Instant) {
+        *self
+            .last_quiet_merge
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(at);
     }
 
     /// The latest record time the partition can hold.

@@ -826,6 +826,128 @@ async fn an_idle_tenants_writer_is_closed_and_its_records_stay_searchable() {
 }
 
 #[tokio::test]
+async fn a_quiet_partition_is_merged_into_one_segment_and_answers_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
+    let records = fixture();
+    // Three commits: three segments in each tenant's partition.
+    for (lsn, part) in records.chunks(4).enumerate() {
+        apply(&store, 2 * lsn as u64 + 1, "quiet", part);
+        apply(&store, 2 * lsn as u64 + 2, "busy", part);
+        store.flush().await.unwrap();
+    }
+    let segments = |name: &str| -> usize {
+        let partitions = store.tenant_partitions(&tenant(name));
+        partitions
+            .iter()
+            .map(|p| p.index.read().unwrap().segment_count())
+            .sum()
+    };
+    assert_eq!((segments("quiet"), segments("busy")), (3, 3));
+    let everything = LogQuery {
+        limit: 100,
+        ..everything()
+    };
+    let before = store
+        .search_blocking(&tenant("quiet"), &everything)
+        .unwrap();
+    assert_eq!(before.len(), records.len());
+    make_quiet(&store, "quiet");
+    // One round closes the quiet partition's writer, then merges its segments.
+    store.close_idle_writers();
+    assert_eq!((segments("quiet"), segments("busy")), (1, 3));
+    assert_eq!(store.stats().merges.load(Ordering::Relaxed), 1);
+    // The merged segments' files are gone: the directory holds one segment's.
+    let partitions = store.tenant_partitions(&tenant("quiet"));
+    let segment_files: std::collections::BTreeSet<String> = std::fs::read_dir(&partitions[0].dir)
+        .unwrap()
+        .filter_map(|entry| {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let (stem, extension) = name.split_once('.')?;
+            (extension == "store").then(|| stem.to_owned())
+        })
+        .collect();
+    assert_eq!(segment_files.len(), 1, "{segment_files:?}");
+    drop(partitions);
+    let after = store
+        .search_blocking(&tenant("quiet"), &everything)
+        .unwrap();
+    assert_eq!(after, before, "every record, read from its batch, the same");
+    let phrase = LogQuery {
+        text: Some("\"declined by\"".into()),
+        ..everything.clone()
+    };
+    let phrase_found = store.search_blocking(&tenant("quiet"), &phrase).unwrap();
+    assert_eq!(phrase_found.len(), 2);
+    // The merge's writer is closed with it; another round merges nothing.
+    let quiet_has_writer = || {
+        store
+            .tenant_partitions(&tenant("quiet"))
+            .iter()
+            .any(|p| p.index.read().unwrap().has_writer())
+    };
+    assert!(!quiet_has_writer());
+    store.close_idle_writers();
+    assert_eq!(segments("quiet"), 1);
+    // New records (the same again, later in the WAL) go into a new segment beside the
+    // merged one, and are found.
+    apply(&store, 20, "quiet", &records);
+    store.flush().await.unwrap();
+    assert_eq!(segments("quiet"), 2);
+    let all = store
+        .search_blocking(&tenant("quiet"), &everything)
+        .unwrap();
+    assert_eq!(all.len(), 2 * records.len());
+    // Quiet again, with as many records beside the merged segment as in it: not merged
+    // again within hours of the last merge (a tenant sending in bursts is not rewritten
+    // after each).
+    make_quiet(&store, "quiet");
+    store.close_idle_writers();
+    assert!(!quiet_has_writer());
+    assert_eq!(segments("quiet"), 2);
+    assert_eq!(store.stats().merges.load(Ordering::Relaxed), 1);
+}
+
+/// Makes `name`'s partitions look idle for longer than the writer idle time.
+fn make_quiet(store: &LogStore, name: &str) {
+    for partition in store.partitions().values() {
+        if partition.key.0.as_str() == name {
+            *partition.last_write.lock().unwrap() =
+                Instant::now().checked_sub(WRITER_IDLE + Duration::from_secs(1));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_quiet_merge_is_not_shown_while_a_commit_has_records_on_disk_but_not_searchable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
+    let records = fixture();
+    let all_ids = ids(records.iter());
+    for (lsn, part) in records[..8].chunks(4).enumerate() {
+        apply(&store, lsn as u64 + 1, "a", part);
+        store.flush().await.unwrap();
+    }
+    // The third commit reaches the disk, not the reader: its records are served from the
+    // frozen buffer until the retry reloads.
+    apply(&store, 3, "a", &records[8..]);
+    *store.fail_next_commit_of.lock().unwrap() = Some((tenant("a"), CommitStep::Reload));
+    assert!(store.flush().await.is_err());
+    make_quiet(&store, "a");
+    store.close_idle_writers();
+    assert_eq!(store.stats().merges.load(Ordering::Relaxed), 1);
+    // Merged on disk, not shown: a reload would show the third commit's records twice.
+    assert_eq!(found(&store, "a"), all_ids);
+    assert_eq!(docs_of(&store, "a"), 8);
+    // The retry shows the merge and the records with it, each once.
+    assert_eq!(store.flush().await.unwrap(), 3);
+    assert_eq!(found(&store, "a"), all_ids);
+    assert_eq!(docs_of(&store, "a"), 10);
+    let partitions = store.tenant_partitions(&tenant("a"));
+    assert_eq!(partitions[0].index.read().unwrap().segment_count(), 1);
+}
+
+#[tokio::test]
 async fn open_writers_hold_their_arenas_in_the_budget_and_close_sooner_past_their_share() {
     let dir = tempfile::tempdir().unwrap();
     let arena = LogIndexConfig::default().writer_memory_bytes;

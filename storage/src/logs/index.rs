@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use tantivy::directory::MmapDirectory;
+use tantivy::index::SegmentId;
 use tantivy::indexer::{LogMergePolicy, UserOperation};
 use tantivy::query::{
     AllQuery, BooleanQuery, EnableScoring, Occur, Query, QueryParser, QueryParserError, RangeQuery,
@@ -70,6 +71,22 @@ const DOCUMENTS_PER_SEND: usize = 4;
 const SEGMENTS_PER_MERGE: usize = 16;
 /// tantivy refuses writers with less memory than this.
 const MIN_WRITER_MEMORY_BYTES: usize = 15_000_000;
+/// A quiet index's segments are merged into one ([`LogIndex::quiet_merge_candidates`]) when those
+/// beside its largest hold at least this fraction of its records: a day that took records
+/// until midnight is merged once, a day that gets a late trickle is not rewritten for it.
+const MERGE_WHEN_OTHERS_HOLD: (u64, u64) = (1, 16);
+
+/// A merge started by [`LogIndex::start_merge`].
+pub struct SegmentMerge(tantivy::FutureResult<Option<tantivy::SegmentMeta>>);
+
+impl SegmentMerge {
+    /// Blocks until the merge has ended (its segment is committed, not yet searchable: see
+    /// [`LogIndex::show_merged`]).
+    pub fn wait(self) -> Result<(), LogIndexError> {
+        self.0.wait()?;
+        Ok(())
+    }
+}
 
 /// How a writer merges: [`SEGMENTS_PER_MERGE`] segments of a size at a time.
 fn merge_policy() -> Box<dyn tantivy::indexer::MergePolicy> {
@@ -88,6 +105,8 @@ pub struct LogIndex {
     writer: Mutex<Option<OpenWriter>>,
     reader: IndexReader,
     query_parser: QueryParser,
+    /// What newest-first searches know of each segment's times (`newest_first`).
+    block_times: newest_first::BlockTimes,
 }
 
 /// The writer with the memory budget's reservations for its arena (none when the caller
@@ -150,6 +169,7 @@ impl LogIndex {
             writer: Mutex::new(None),
             reader,
             query_parser,
+            block_times: newest_first::BlockTimes::default(),
         })
     }
 
@@ -225,16 +245,73 @@ impl LogIndex {
         })
     }
 
+    /// The committed segments searches visit.
+    #[cfg(test)]
+    pub(crate) fn segment_count(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
+    }
+
     /// Whether a writer is open (it holds the writer's memory arena and merge thread).
     pub fn has_writer(&self) -> bool {
         self.writer_slot().is_some()
     }
 
-    /// Closes the writer after its merges finish; the index keeps serving searches.
+    /// Closes the writer after its merges finish; the index keeps serving searches. Files
+    /// of merged segments no searcher holds any longer are deleted first (tantivy deletes
+    /// them at the end of a merge or at a commit, and a search may have held them then).
     pub fn close_writer(&self) -> Result<(), LogIndexError> {
         let open = self.writer_slot().take();
         if let Some(open) = open {
+            let collected = open.writer.garbage_collect_files().wait();
             open.writer.wait_merging_threads()?;
+            collected?;
+        }
+        Ok(())
+    }
+
+    /// The committed segments to merge into one for an index that has stopped taking records,
+    /// when there are several and those beside the largest hold enough of its records
+    /// ([`MERGE_WHEN_OTHERS_HOLD`]): one segment keeps each term once (a term dictionary per
+    /// segment repeats them, and packs a smaller segment's unique terms less densely).
+    /// `None`: nothing worth merging.
+    pub fn quiet_merge_candidates(&self) -> Result<Option<Vec<SegmentId>>, LogIndexError> {
+        let segments = self.index.searchable_segment_metas()?;
+        let docs: Vec<u64> = segments.iter().map(|s| u64::from(s.num_docs())).collect();
+        let (total, largest) = (docs.iter().sum::<u64>(), docs.iter().copied().max());
+        let others = total - largest.unwrap_or(0);
+        let (part, whole) = MERGE_WHEN_OTHERS_HOLD;
+        if segments.len() < 2 || others.saturating_mul(whole) < total.saturating_mul(part) {
+            return Ok(None);
+        }
+        Ok(Some(segments.iter().map(|segment| segment.id()).collect()))
+    }
+
+    /// Starts merging `segments` into one on the writer (opened if none is, holding `arena`
+    /// as [`Self::open_writer`] does) and returns the merge to wait for: the caller need hold
+    /// no lock meanwhile, records may be added and committed beside it. Fails if the
+    /// writer's own merges hold some of the segments (a writer that was just opened has none).
+    pub fn start_merge(
+        &self,
+        segments: &[SegmentId],
+        arena: Vec<Reservation>,
+    ) -> Result<SegmentMerge, LogIndexError> {
+        self.open_writer(arena)?;
+        self.with_writer(|open| Ok(SegmentMerge(open.writer.merge(segments))))
+    }
+
+    /// Makes a finished merge searchable (the reader reloaded) and deletes the merged
+    /// segments' files: tantivy deletes them at the end of a merge or at a commit when no
+    /// searcher holds them, which a quiet index may never see again. Not to be called while
+    /// records are committed but meant to stay unsearchable (a commit between its write and
+    /// its reload): the reload would show them.
+    pub fn show_merged(&self) -> Result<(), LogIndexError> {
+        self.reload()?;
+        let collected = self
+            .writer_slot()
+            .as_ref()
+            .map(|open| open.writer.garbage_collect_files());
+        if let Some(collected) = collected {
+            collected.wait()?;
         }
         Ok(())
     }
@@ -374,7 +451,7 @@ impl LogIndex {
             query.end_unix_nano.unwrap_or(u64::MAX),
         );
         let source = self.record_source(searcher, check)?;
-        newest_first::newest_records(weight.as_ref(), limit, range, &source)
+        newest_first::newest_records(weight.as_ref(), limit, range, &source, &self.block_times)
     }
 
     /// Every committed record `query` matches (its limit ignored), as (time, address) pairs
@@ -1140,6 +1217,96 @@ mod tests {
     }
 
     #[test]
+    fn newest_first_pages_match_a_full_sort_across_the_ranges_of_large_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = LogIndex::open(dir.path(), &LogIndexConfig::default()).unwrap();
+        // Arrival order only roughly time order: times jitter over ~3,000 records (blocks
+        // overlap in time), every 997th record is an hour old, and an early one is the
+        // newest of all.
+        let mut records = crate::logs::test_records::realistic_records(21_000, 5);
+        let mut noise = 0x2545_F491_4F6C_DD1Du64;
+        for (n, record) in (0u64..).zip(records.iter_mut()) {
+            noise ^= noise << 13;
+            noise ^= noise >> 7;
+            noise ^= noise << 17;
+            let slot = n + noise % 3_000;
+            record.time_unix_nano = BASE_UNIX_NANO + 3_600_000_000_000 + slot * 100_000 + n;
+            if n % 997 == 0 {
+                record.time_unix_nano -= 3_600_000_000_000;
+            }
+        }
+        records[5].time_unix_nano = BASE_UNIX_NANO + 3_600_000_000_000 * 2;
+        // Most of them in one merged segment of several blocks, the rest in a small one.
+        for part in records[..18_000].chunks(6_000) {
+            index.add(part.iter().map(|r| (r, 0))).unwrap();
+            index.commit().unwrap();
+        }
+        assert!(merge_quiet(&index) >= 3);
+        index.add(records[18_000..].iter().map(|r| (r, 0))).unwrap();
+        index.commit().unwrap();
+        let expected = |query: &LogQuery| -> Vec<u64> {
+            let mut times: Vec<u64> = records
+                .iter()
+                .filter(|r| query.trace_id.is_none_or(|id| r.trace_id == Some(id)))
+                .filter(|r| {
+                    query
+                        .min_severity_number
+                        .is_none_or(|n| r.severity_number >= n)
+                })
+                .map(LogRecord::effective_time_unix_nano)
+                .filter(|&t| query.start_unix_nano.is_none_or(|start| t >= start))
+                .filter(|&t| query.end_unix_nano.is_none_or(|end| t < end))
+                .collect();
+            times.sort_unstable_by_key(|&t| std::cmp::Reverse(t));
+            times.truncate(query.limit);
+            times
+        };
+        let middle = BASE_UNIX_NANO + 3_600_000_000_000 + 9_000 * 100_000;
+        let queries = [
+            LogQuery { limit: 1, ..all() },
+            LogQuery {
+                limit: 100,
+                ..all()
+            },
+            LogQuery {
+                limit: 5_000,
+                ..all()
+            },
+            LogQuery {
+                limit: 30_000,
+                ..all()
+            },
+            LogQuery {
+                min_severity_number: Some(13),
+                ..all()
+            },
+            LogQuery {
+                start_unix_nano: Some(middle - 2_000 * 100_000),
+                end_unix_nano: Some(middle),
+                limit: 300,
+                ..all()
+            },
+            LogQuery {
+                end_unix_nano: Some(BASE_UNIX_NANO + 3_600_000_000_000),
+                ..all()
+            },
+            LogQuery {
+                trace_id: records[9_001].trace_id,
+                ..all()
+            },
+        ];
+        for query in &queries {
+            let found: Vec<u64> = index
+                .search(query)
+                .unwrap()
+                .iter()
+                .map(LogRecord::effective_time_unix_nano)
+                .collect();
+            assert_eq!(found, expected(query), "{query:?}");
+        }
+    }
+
+    #[test]
     fn batched_records_read_back_across_batches_segments_and_merges() {
         let dir = tempfile::tempdir().unwrap();
         let index = LogIndex::open(dir.path(), &LogIndexConfig::default()).unwrap();
@@ -1183,13 +1350,12 @@ mod tests {
         let expected = newest_first(&records);
         assert_eq!(index.search(&everything).unwrap(), expected);
         // Merged into one segment: each batch still precedes its records.
-        let segments = index.index.searchable_segment_ids().unwrap();
-        assert!(segments.len() > 1);
-        index
-            .with_writer(|open| Ok(open.writer.merge(&segments).wait()?))
-            .unwrap();
-        index.commit().unwrap();
+        let segments = index.index.searchable_segment_ids().unwrap().len();
+        assert!(segments > 1);
+        index.close_writer().unwrap();
+        assert_eq!(merge_quiet(&index), segments);
         assert_eq!(index.reader.searcher().segment_readers().len(), 1);
+        assert_eq!(merge_quiet(&index), 0, "one segment: nothing to merge");
         assert_eq!(index.search(&everything).unwrap(), expected);
         let some = &records[2_345];
         let by_trace = LogQuery {
@@ -1202,6 +1368,24 @@ mod tests {
             .cloned()
             .collect();
         assert_eq!(index.search(&by_trace).unwrap(), newest_first(&of_trace));
+        // A trickle after the merge (under a sixteenth of the records) is not merged in.
+        index.add(fixture().iter().map(|r| (r, 0))).unwrap();
+        index.commit().unwrap();
+        index.close_writer().unwrap();
+        assert_eq!(merge_quiet(&index), 0);
+        assert_eq!(index.segment_count(), 2);
+    }
+
+    /// Merges a quiet index as the store does (candidates, merge, shown, writer closed);
+    /// returns how many segments it merged.
+    fn merge_quiet(index: &LogIndex) -> usize {
+        let Some(ids) = index.quiet_merge_candidates().unwrap() else {
+            return 0;
+        };
+        index.start_merge(&ids, Vec::new()).unwrap().wait().unwrap();
+        index.show_merged().unwrap();
+        index.close_writer().unwrap();
+        ids.len()
     }
 
     #[test]

@@ -1,50 +1,67 @@
-//! The newest `limit` records a query matches, read segment by segment, the segment with the
-//! newest record first. A segment is searched only while it may still hold a record newer than
-//! the oldest of those kept: records arrive roughly in time order, so segments (and the merges
-//! of neighbouring ones) cover roughly disjoint stretches of time, and a page of a common word
-//! over a day reads the few newest segments instead of ranking every match of the day.
+//! The newest `limit` records a query matches, read range by range: the newest end of every
+//! segment first, then further back. A segment's documents are in arrival order, roughly time
+//! order (merges keep each segment's order and put neighbours together), so the newest
+//! matches of a segment sit at its end: a range of documents is read only while the
+//! documents before it may still hold a record newer than the oldest of those kept (each
+//! segment's newest time before every block of documents is kept, [`BlockTimes`]). A page of
+//! a common word over a day reads a few thousand documents at the end of the newest segment
+//! instead of ranking every match of the day.
 //!
 //! Ranking: newer first; equal times, the later arrival first (the higher segment ordinal,
 //! then the higher document id), as the backward scan that serves the next pages orders them.
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex};
 
-use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::Column;
+use tantivy::columnar::{Cardinality, Column};
+use tantivy::index::SegmentId;
 use tantivy::query::Weight;
-use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
+use tantivy::{DocAddress, DocId, DocSet, SegmentOrdinal, SegmentReader, TERMINATED};
 
 use super::LogIndexError;
 use super::record_source::RecordSource;
 use super::schema::TIMESTAMP;
-use super::timed_matches::{TimedDocs, TimedHit};
+use super::timed_matches::TimedHit;
 use crate::model::LogRecord;
+
+/// Documents per block of [`BlockTimes`], and read from a segment's end at first; each
+/// further range read of a segment takes twice the one before.
+const BLOCK_DOCS: DocId = 4_096;
+/// Segments whose block times an index keeps at most; past it they are forgotten (and read
+/// again when next needed): merged segments leave the cache this way.
+const BLOCK_TIMES_SEGMENTS: usize = 512;
 
 /// The newest `limit` records among the matches of `weight` in `source`'s searcher whose
 /// time lies in `range` (start included, end excluded: the query says so too; the range only
-/// bounds which segments are worth reading), newest first. When `source` checks its hits (the
-/// index found a superset), candidates are checked newest first until `limit` pass.
+/// bounds which documents are worth reading), newest first. When `source` checks its hits
+/// (the index found a superset), candidates are checked newest first until `limit` pass.
 pub(super) fn newest_records(
     weight: &dyn Weight,
     limit: usize,
     range: (u64, u64),
     source: &RecordSource,
+    block_times: &BlockTimes,
 ) -> Result<Vec<LogRecord>, LogIndexError> {
     let mut kept: Vec<TimedHit> = Vec::new();
     let mut loaded: HashMap<DocAddress, LogRecord> = HashMap::new();
-    for (ordinal, newest_time) in segments_newest_first(source, range)? {
-        let newest_possible = (newest_time, DocAddress::new(ordinal, DocId::MAX));
+    let mut pending = segment_ends(source, range, block_times)?;
+    while let Some(next) = pending.pop() {
+        let newest_possible = (next.newest, DocAddress::new(next.ordinal, DocId::MAX));
         if kept.len() >= limit && kept.last().is_some_and(|&oldest| oldest >= newest_possible) {
-            // This segment and every one after it hold nothing newer than the oldest kept.
+            // This range and every one still pending hold nothing newer than the oldest kept.
             break;
         }
-        let segment = source.searcher.segment_reader(ordinal);
+        let segment = source.searcher.segment_reader(next.ordinal);
+        let start = next.end.saturating_sub(next.docs);
+        let docs = (start, next.end);
         let found = if source.checks() {
-            let mut hits = TimedDocs.collect_segment(weight, ordinal, segment)?;
+            let mut hits = Vec::new();
+            visit_range(weight, segment, docs, |key| hits.push(key))?;
             hits.sort_unstable_by_key(|&hit| Reverse(hit));
             let mut passed = Vec::new();
-            for hit in hits {
+            for (time, doc) in hits {
+                let hit = (time, DocAddress::new(next.ordinal, doc));
                 let outranked = kept.len() >= limit && kept.last().is_some_and(|&o| hit <= o);
                 if passed.len() >= limit || outranked {
                     break;
@@ -56,10 +73,26 @@ pub(super) fn newest_records(
             }
             passed
         } else {
-            NewestDocs { limit }.collect_segment(weight, ordinal, segment)?
+            let mut newest = NewestKeys::new(limit);
+            visit_range(weight, segment, docs, |key| newest.offer(key))?;
+            let ordinal = next.ordinal;
+            newest
+                .into_newest_first()
+                .into_iter()
+                .map(|(time, doc)| (time, DocAddress::new(ordinal, doc)))
+                .collect()
         };
         for (_, dropped) in merge_newest(&mut kept, found, limit) {
             loaded.remove(&dropped);
+        }
+        if start > 0 {
+            pending.push(PendingRange {
+                newest: next.block_newest[block_of(start - 1)].min(range.1.saturating_sub(1)),
+                ordinal: next.ordinal,
+                end: start,
+                docs: next.docs.saturating_mul(2),
+                block_newest: next.block_newest,
+            });
         }
     }
     let mut records = Vec::with_capacity(kept.len());
@@ -72,13 +105,50 @@ pub(super) fn newest_records(
     Ok(records)
 }
 
-/// The segments that may hold a record in `range`, by the newest time they may hold there,
-/// newest first.
-fn segments_newest_first(
+/// The documents of a segment not read yet: those before `end`, none newer than `newest`.
+struct PendingRange {
+    newest: u64,
+    ordinal: SegmentOrdinal,
+    end: DocId,
+    /// How many documents before `end` to read next.
+    docs: DocId,
+    block_newest: Arc<[u64]>,
+}
+
+impl PendingRange {
+    fn key(&self) -> (u64, SegmentOrdinal) {
+        (self.newest, self.ordinal)
+    }
+}
+
+impl PartialEq for PendingRange {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for PendingRange {}
+
+impl PartialOrd for PendingRange {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for PendingRange {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// Every segment that may hold a record in `range`, as its last [`BLOCK_DOCS`] documents to
+/// read first, the segment with the newest record first.
+fn segment_ends(
     source: &RecordSource,
     (start, end): (u64, u64),
-) -> Result<Vec<(SegmentOrdinal, u64)>, LogIndexError> {
-    let mut segments = Vec::new();
+    block_times: &BlockTimes,
+) -> Result<BinaryHeap<PendingRange>, LogIndexError> {
+    let mut pending = BinaryHeap::new();
     for (ordinal, segment) in source.searcher.segment_readers().iter().enumerate() {
         let Ok(ordinal) = SegmentOrdinal::try_from(ordinal) else {
             break;
@@ -91,10 +161,101 @@ fn segments_newest_first(
         if times.max_value() < start || times.min_value() >= end {
             continue;
         }
-        segments.push((ordinal, times.max_value().min(end.saturating_sub(1))));
+        pending.push(PendingRange {
+            newest: times.max_value().min(end.saturating_sub(1)),
+            ordinal,
+            end: segment.max_doc(),
+            docs: BLOCK_DOCS,
+            block_newest: block_times.of(segment, &times),
+        });
     }
-    segments.sort_unstable_by_key(|&(ordinal, time)| Reverse((time, ordinal)));
-    Ok(segments)
+    Ok(pending)
+}
+
+/// Visits the live matches of `weight` among the documents `docs` (start included, end
+/// excluded) of `segment`, as (time, document), in document order.
+fn visit_range(
+    weight: &dyn Weight,
+    segment: &SegmentReader,
+    (start, end): (DocId, DocId),
+    mut visit: impl FnMut((u64, DocId)),
+) -> Result<(), LogIndexError> {
+    let times = segment.fast_fields().u64(TIMESTAMP)?;
+    let alive = segment.alive_bitset();
+    let mut scorer = weight.scorer(segment, 1.0)?;
+    let mut doc = scorer.doc();
+    if doc < start {
+        doc = scorer.seek(start);
+    }
+    while doc < end && doc != TERMINATED {
+        if alive.is_none_or(|alive| alive.is_alive(doc)) {
+            // Every document has a timestamp; a missing one ranks last rather than vanishing.
+            visit((times.first(doc).unwrap_or(0), doc));
+        }
+        doc = scorer.advance();
+    }
+    Ok(())
+}
+
+/// The block of [`BlockTimes`] a document is in.
+fn block_of(doc: DocId) -> usize {
+    usize::try_from(doc / BLOCK_DOCS).unwrap_or(usize::MAX)
+}
+
+/// Per segment, the newest time among its documents up to the end of each block of
+/// [`BLOCK_DOCS`] (entry `i` covers documents `0..(i + 1) * BLOCK_DOCS`): what a range read
+/// newest first knows of the documents before it. Read once per segment (one pass over its
+/// time column) and kept, as segments never change.
+#[derive(Default)]
+pub(super) struct BlockTimes {
+    segments: Mutex<HashMap<SegmentId, Arc<[u64]>>>,
+}
+
+impl BlockTimes {
+    /// The block times of `segment`, whose time column is `times`.
+    fn of(&self, segment: &SegmentReader, times: &Column<u64>) -> Arc<[u64]> {
+        let id = segment.segment_id();
+        let cached = self
+            .segments
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned();
+        if let Some(cached) = cached {
+            return cached;
+        }
+        let newest = Arc::<[u64]>::from(newest_up_to_each_block(segment.max_doc(), times));
+        let mut segments = self.segments.lock().unwrap_or_else(|p| p.into_inner());
+        if segments.len() >= BLOCK_TIMES_SEGMENTS {
+            segments.clear();
+        }
+        segments.insert(id, Arc::clone(&newest));
+        newest
+    }
+}
+
+/// Entry `i`: the newest of `times` among documents `0..(i + 1) * BLOCK_DOCS` (of
+/// `max_doc`).
+fn newest_up_to_each_block(max_doc: DocId, times: &Column<u64>) -> Vec<u64> {
+    let mut newest_so_far = Vec::with_capacity(block_of(max_doc) + 1);
+    let mut newest = 0;
+    let mut values = Vec::new();
+    let mut start = 0;
+    while start < max_doc {
+        let end = start.saturating_add(BLOCK_DOCS).min(max_doc);
+        if times.get_cardinality() == Cardinality::Full {
+            values.resize(usize::try_from(end - start).unwrap_or(0), 0);
+            times.values.get_range(u64::from(start), &mut values);
+            newest = values.iter().copied().fold(newest, u64::max);
+        } else {
+            newest = (start..end)
+                .filter_map(|doc| times.first(doc))
+                .fold(newest, u64::max);
+        }
+        newest_so_far.push(newest);
+        start = end;
+    }
+    newest_so_far
 }
 
 /// Merges `found` (newest first) into `kept` (newest first), keeping the newest `limit`;
@@ -120,65 +281,6 @@ fn merge_newest(kept: &mut Vec<TimedHit>, found: Vec<TimedHit>, limit: usize) ->
     }
     *kept = merged;
     dropped
-}
-
-/// Collects the newest `limit` matches of a segment, newest first: equal times rank the
-/// higher document id (the later arrival) first. tantivy's `TopDocs` keeps the lower one.
-struct NewestDocs {
-    limit: usize,
-}
-
-impl Collector for NewestDocs {
-    type Fruit = Vec<TimedHit>;
-    type Child = NewestSegmentDocs;
-
-    fn for_segment(
-        &self,
-        segment_ord: SegmentOrdinal,
-        segment: &SegmentReader,
-    ) -> tantivy::Result<NewestSegmentDocs> {
-        Ok(NewestSegmentDocs {
-            segment_ord,
-            times: segment.fast_fields().u64(TIMESTAMP)?,
-            newest: NewestKeys::new(self.limit),
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(&self, fruits: Vec<Vec<TimedHit>>) -> tantivy::Result<Vec<TimedHit>> {
-        let mut kept = Vec::new();
-        for fruit in fruits {
-            merge_newest(&mut kept, fruit, self.limit);
-        }
-        Ok(kept)
-    }
-}
-
-struct NewestSegmentDocs {
-    segment_ord: SegmentOrdinal,
-    times: Column<u64>,
-    newest: NewestKeys,
-}
-
-impl SegmentCollector for NewestSegmentDocs {
-    type Fruit = Vec<TimedHit>;
-
-    fn collect(&mut self, doc: DocId, _score: Score) {
-        // Every document has a timestamp; a missing one ranks last rather than vanishing.
-        self.newest.offer((self.times.first(doc).unwrap_or(0), doc));
-    }
-
-    fn harvest(self) -> Vec<TimedHit> {
-        let segment_ord = self.segment_ord;
-        self.newest
-            .into_newest_first()
-            .into_iter()
-            .map(|(time, doc)| (time, DocAddress::new(segment_ord, doc)))
-            .collect()
-    }
 }
 
 /// The `limit` greatest (time, doc) keys offered, in amortised constant time per offer: keys

@@ -207,8 +207,11 @@ impl Storage {
         };
         let budget = MemoryBudget::new(config.max_buffered_bytes);
         let writer_budget = Arc::clone(&budget);
+        let writer_idle = config.log_writer_idle;
         let logs = tokio::task::spawn_blocking(move || {
-            let store = LogStore::open(logs_dir, index_config)?.with_writer_budget(writer_budget);
+            let store = LogStore::open(logs_dir, index_config)?
+                .with_writer_budget(writer_budget)
+                .with_writer_idle(writer_idle);
             Ok::<_, StorageError>(match replica_cache {
                 Some((objects, node, dir, capacity)) => store.with_replicas(Arc::new(
                     ReplicaCache::new(objects, Some(node), dir, capacity, index_config)?,
