@@ -458,7 +458,7 @@ def run_suite(binary, work, args, f):
         correlation_ids = [line.strip() for line in correlation_file.read_text().splitlines() if line.strip()]
         random.Random(6).shuffle(correlation_ids)
         f["compaction_settle_seconds"] = wait_for_compaction(server, "traces")
-        f["log_merge_settle_seconds"] = wait_for_log_merges(server, first_within=30 if args.smoke else 120)
+        f["log_merge_settle_seconds"] = wait_for_log_merges(server, first_within=45 if args.smoke else 120)
     finally:
         server.stop()
     hours = files_per_hour(data, "traces")

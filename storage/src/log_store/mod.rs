@@ -16,7 +16,7 @@
 mod feed;
 mod lazy_order;
 pub mod partitions;
-mod quiet_merge;
+pub mod quiet_merge;
 mod scan;
 mod search;
 pub mod shared;
@@ -248,7 +248,7 @@ impl LogStore {
 
     /// The tenant's partitions: this node's in key order, then the other nodes' that are
     /// cached (never written here, so their locks need no order).
-    fn tenant_partitions(&self, tenant: &TenantId) -> Vec<Arc<Partition>> {
+    pub(crate) fn tenant_partitions(&self, tenant: &TenantId) -> Vec<Arc<Partition>> {
         let mut partitions: Vec<Arc<Partition>> = self
             .partitions()
             .iter()
@@ -636,9 +636,8 @@ impl LogStore {
     /// Closes the writers of partitions that received no records for the writer idle time
     /// ([`Self::with_writer_idle`]; their memory arenas and merge threads), or for
     /// [`WRITER_IDLE_UNDER_PRESSURE`] while open arenas hold more than the writers' share of
-    /// the budget, least recently written first; then merges the segments of partitions
-    /// without a writer that received none for the idle time into one (`quiet_merge`).
-    /// Blocking: waits for their merges.
+    /// the budget, least recently written first. Blocking: waits for their merges. (A
+    /// partition without a writer is then merged into one segment: `quiet_merge`.)
     pub fn close_idle_writers(&self) {
         // The partitions' lock is let go before any index lock is taken: commits and
         // searches take index locks first, then the partitions' lock.
@@ -690,7 +689,6 @@ impl LogStore {
             }
             open_bytes = open_bytes.saturating_sub(arena);
         }
-        self.merge_quiet_partitions();
     }
 }
 

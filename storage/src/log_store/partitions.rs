@@ -69,8 +69,8 @@ pub struct Partition {
     /// When it was opened: a partition that took no records since counts as quiet from then
     /// (a restart does not make every day quiet at once).
     pub opened_at: Instant,
-    /// When its segments were last merged because it was quiet (`quiet_merge`).
-    last_quiet_merge: std::sync::Mutex<Option<Instant>>,
+    /// Its segments are not merged because it is quiet before this (`quiet_merge`).
+    quiet_merge_not_before: std::sync::Mutex<Option<Instant>>,
     /// The streams of the partition, by id (what the index's `stream_id` values name).
     pub streams: std::sync::Mutex<StreamCatalog>,
     /// Time range for pruning: a day's bounds, or what the legacy index holds.
@@ -107,23 +107,23 @@ impl Partition {
             committed_lsn: std::sync::atomic::AtomicU64::new(committed_lsn),
             last_write: std::sync::Mutex::new(None),
             opened_at: Instant::now(),
-            last_quiet_merge: std::sync::Mutex::new(None),
+            quiet_merge_not_before: std::sync::Mutex::new(None),
             time_range,
         })
     }
 
-    /// When its segments were last merged because it was quiet.
-    pub fn last_quiet_merge(&self) -> Option<Instant> {
+    /// Before when its segments are not merged because it is quiet (`None`: no bound).
+    pub fn quiet_merge_not_before(&self) -> Option<Instant> {
         *self
-            .last_quiet_merge
+            .quiet_merge_not_before
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Notes a merge of its segments because it was quiet, started at `at`.
-    pub fn set_last_quiet_merge(&self, at: Instant) {
+    /// Its segments are not merged because it is quiet before `at`.
+    pub fn set_quiet_merge_not_before(&self, at: Instant) {
         *self
-            .last_quiet_merge
+            .quiet_merge_not_before
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(at);
     }

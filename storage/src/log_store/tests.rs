@@ -855,6 +855,7 @@ async fn a_quiet_partition_is_merged_into_one_segment_and_answers_the_same() {
     make_quiet(&store, "quiet");
     // One round closes the quiet partition's writer, then merges its segments.
     store.close_idle_writers();
+    store.merge_quiet_partitions();
     assert_eq!((segments("quiet"), segments("busy")), (1, 3));
     assert_eq!(store.stats().merges.load(Ordering::Relaxed), 1);
     // The merged segments' files are gone: the directory holds one segment's.
@@ -888,6 +889,7 @@ async fn a_quiet_partition_is_merged_into_one_segment_and_answers_the_same() {
     };
     assert!(!quiet_has_writer());
     store.close_idle_writers();
+    store.merge_quiet_partitions();
     assert_eq!(segments("quiet"), 1);
     // New records (the same again, later in the WAL) go into a new segment beside the
     // merged one, and are found.
@@ -903,6 +905,7 @@ async fn a_quiet_partition_is_merged_into_one_segment_and_answers_the_same() {
     // after each).
     make_quiet(&store, "quiet");
     store.close_idle_writers();
+    store.merge_quiet_partitions();
     assert!(!quiet_has_writer());
     assert_eq!(segments("quiet"), 2);
     assert_eq!(store.stats().merges.load(Ordering::Relaxed), 1);
@@ -935,6 +938,7 @@ async fn a_quiet_merge_is_not_shown_while_a_commit_has_records_on_disk_but_not_s
     assert!(store.flush().await.is_err());
     make_quiet(&store, "a");
     store.close_idle_writers();
+    store.merge_quiet_partitions();
     assert_eq!(store.stats().merges.load(Ordering::Relaxed), 1);
     // Merged on disk, not shown: a reload would show the third commit's records twice.
     assert_eq!(found(&store, "a"), all_ids);

@@ -28,6 +28,7 @@ use tantivy::{
 };
 use tracing::debug;
 
+use super::newest_first::ColumnFilter;
 use super::query::{LogMatcher, LogQuery};
 use super::record_batch;
 use super::record_source::{RecordSource, StoredRecords};
@@ -84,6 +85,12 @@ impl SegmentMerge {
     /// [`LogIndex::show_merged`]).
     pub fn wait(self) -> Result<(), LogIndexError> {
         self.0.wait()?;
+        Ok(())
+    }
+
+    /// Waits until the merge has ended, as [`Self::wait`] without blocking a thread.
+    pub async fn finished(self) -> Result<(), LogIndexError> {
+        self.0.await?;
         Ok(())
     }
 }
@@ -438,7 +445,21 @@ impl LogIndex {
     /// `limit` matches (see [`newest_first`]).
     pub fn search(&self, query: &LogQuery) -> Result<Vec<LogRecord>, LogIndexError> {
         let searcher = self.reader.searcher();
-        let (tantivy_query, check) = self.to_tantivy_query(query, &searcher)?;
+        // The time range and the lowest severity are checked on the columns by the read.
+        let filter = ColumnFilter {
+            times: (
+                query.start_unix_nano.unwrap_or(0),
+                query.end_unix_nano.unwrap_or(u64::MAX),
+            ),
+            min_severity: query.min_severity_number.map(i64::from),
+        };
+        let without_columns = LogQuery {
+            start_unix_nano: None,
+            end_unix_nano: None,
+            min_severity_number: None,
+            ..query.clone()
+        };
+        let (tantivy_query, check) = self.to_tantivy_query(&without_columns, &searcher)?;
         // Never keep more slots than there are documents.
         let num_docs = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX);
         let limit = query.limit.min(num_docs);
@@ -446,12 +467,8 @@ impl LogIndex {
             return Ok(Vec::new());
         }
         let weight = tantivy_query.weight(EnableScoring::disabled_from_searcher(&searcher))?;
-        let range = (
-            query.start_unix_nano.unwrap_or(0),
-            query.end_unix_nano.unwrap_or(u64::MAX),
-        );
         let source = self.record_source(searcher, check)?;
-        newest_first::newest_records(weight.as_ref(), limit, range, &source, &self.block_times)
+        newest_first::newest_records(weight.as_ref(), limit, filter, &source, &self.block_times)
     }
 
     /// Every committed record `query` matches (its limit ignored), as (time, address) pairs

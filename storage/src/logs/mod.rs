@@ -89,7 +89,7 @@ mod timed_matches;
 mod varint;
 
 pub use attribute_clause::attribute_clause;
-pub use index::LogIndex;
+pub use index::{LogIndex, SegmentMerge};
 pub use query::{LogMatcher, LogQuery, matches_in_memory};
 pub use timed_matches::{StreamHit, TimedHit, TimedMatches};
 

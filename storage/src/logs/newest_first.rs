@@ -21,7 +21,7 @@ use tantivy::{DocAddress, DocId, DocSet, SegmentOrdinal, SegmentReader, TERMINAT
 
 use super::LogIndexError;
 use super::record_source::RecordSource;
-use super::schema::TIMESTAMP;
+use super::schema::{SEVERITY_NUMBER, TIMESTAMP};
 use super::timed_matches::TimedHit;
 use crate::model::LogRecord;
 
@@ -32,17 +32,28 @@ const BLOCK_DOCS: DocId = 4_096;
 /// again when next needed): merged segments leave the cache this way.
 const BLOCK_TIMES_SEGMENTS: usize = 512;
 
-/// The newest `limit` records among the matches of `weight` in `source`'s searcher whose
-/// time lies in `range` (start included, end excluded: the query says so too; the range only
-/// bounds which documents are worth reading), newest first. When `source` checks its hits
-/// (the index found a superset), candidates are checked newest first until `limit` pass.
+/// What a newest-first read checks on each match's columns itself, left out of the query it
+/// runs: tantivy builds a range query's scorer by scanning the column from the segment's
+/// first document to the first match, which a read by ranges would repeat for every range.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ColumnFilter {
+    /// Times from the first (included) to the second (excluded; `u64::MAX`: no end).
+    pub(super) times: (u64, u64),
+    /// The lowest severity number, if any.
+    pub(super) min_severity: Option<i64>,
+}
+
+/// The newest `limit` records among the matches of `weight` in `source`'s searcher that pass
+/// `filter`, newest first. When `source` checks its hits (the index found a superset),
+/// candidates are checked newest first until `limit` pass.
 pub(super) fn newest_records(
     weight: &dyn Weight,
     limit: usize,
-    range: (u64, u64),
+    filter: ColumnFilter,
     source: &RecordSource,
     block_times: &BlockTimes,
 ) -> Result<Vec<LogRecord>, LogIndexError> {
+    let range = filter.times;
     let mut kept: Vec<TimedHit> = Vec::new();
     let mut loaded: HashMap<DocAddress, LogRecord> = HashMap::new();
     let mut pending = segment_ends(source, range, block_times)?;
@@ -53,11 +64,12 @@ pub(super) fn newest_records(
             break;
         }
         let segment = source.searcher.segment_reader(next.ordinal);
-        let start = next.end.saturating_sub(next.docs);
+        // Ranges start on a block, so the block times bound exactly what is left before.
+        let start = next.end.saturating_sub(next.docs) / BLOCK_DOCS * BLOCK_DOCS;
         let docs = (start, next.end);
         let found = if source.checks() {
             let mut hits = Vec::new();
-            visit_range(weight, segment, docs, |key| hits.push(key))?;
+            visit_range(weight, segment, docs, filter, |key| hits.push(key))?;
             hits.sort_unstable_by_key(|&hit| Reverse(hit));
             let mut passed = Vec::new();
             for (time, doc) in hits {
@@ -74,7 +86,7 @@ pub(super) fn newest_records(
             passed
         } else {
             let mut newest = NewestKeys::new(limit);
-            visit_range(weight, segment, docs, |key| newest.offer(key))?;
+            visit_range(weight, segment, docs, filter, |key| newest.offer(key))?;
             let ordinal = next.ordinal;
             newest
                 .into_newest_first()
@@ -85,9 +97,14 @@ pub(super) fn newest_records(
         for (_, dropped) in merge_newest(&mut kept, found, limit) {
             loaded.remove(&dropped);
         }
-        if start > 0 {
+        // Documents before `start` are worth reading only if some may be in the time range.
+        let before = start
+            .checked_sub(1)
+            .map(|last| next.block_newest[block_of(last)])
+            .filter(|&newest| newest >= range.0);
+        if let Some(newest) = before {
             pending.push(PendingRange {
-                newest: next.block_newest[block_of(start - 1)].min(range.1.saturating_sub(1)),
+                newest: newest.min(range.1.saturating_sub(1)),
                 ordinal: next.ordinal,
                 end: start,
                 docs: next.docs.saturating_mul(2),
@@ -172,15 +189,21 @@ fn segment_ends(
     Ok(pending)
 }
 
-/// Visits the live matches of `weight` among the documents `docs` (start included, end
-/// excluded) of `segment`, as (time, document), in document order.
+/// Visits the live matches of `weight` that pass `filter` among the documents `docs` (start
+/// included, end excluded) of `segment`, as (time, document), in document order.
 fn visit_range(
     weight: &dyn Weight,
     segment: &SegmentReader,
     (start, end): (DocId, DocId),
+    filter: ColumnFilter,
     mut visit: impl FnMut((u64, DocId)),
 ) -> Result<(), LogIndexError> {
     let times = segment.fast_fields().u64(TIMESTAMP)?;
+    let severities = match filter.min_severity {
+        Some(min) => Some((segment.fast_fields().i64(SEVERITY_NUMBER)?, min)),
+        None => None,
+    };
+    let (from, until) = filter.times;
     let alive = segment.alive_bitset();
     let mut scorer = weight.scorer(segment, 1.0)?;
     let mut doc = scorer.doc();
@@ -188,9 +211,16 @@ fn visit_range(
         doc = scorer.seek(start);
     }
     while doc < end && doc != TERMINATED {
-        if alive.is_none_or(|alive| alive.is_alive(doc)) {
-            // Every document has a timestamp; a missing one ranks last rather than vanishing.
-            visit((times.first(doc).unwrap_or(0), doc));
+        // Every document has a timestamp; a missing one ranks last rather than vanishing.
+        let time = times.first(doc).unwrap_or(0);
+        let severe_enough = || {
+            severities
+                .as_ref()
+                .is_none_or(|(column, min)| column.first(doc).is_some_and(|s| s >= *min))
+        };
+        let in_range = time >= from && (until == u64::MAX || time < until);
+        if in_range && alive.is_none_or(|alive| alive.is_alive(doc)) && severe_enough() {
+            visit((time, doc));
         }
         doc = scorer.advance();
     }

@@ -1,5 +1,5 @@
 //! The storage's background work: one flusher per signal (with a growing pause after
-//! failures), WAL checkpoints, retention sweeps and the compaction thread.
+//! failures), WAL checkpoints, retention sweeps, quiet log merges and the compaction thread.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +85,7 @@ impl Storage {
             flushers.spawn(Arc::clone(&self).run_signal_flusher(signal));
         }
         flushers.spawn(Arc::clone(&self).run_retention());
+        flushers.spawn(Arc::clone(&self).run_quiet_log_merges());
         if self.config.shares_tables() {
             flushers.spawn(Arc::clone(&self).run_catalog_refresh());
         }
@@ -219,6 +220,43 @@ impl Storage {
             tokio::select! {
                 () = self.cancel.cancelled() => return,
                 () = tokio::time::sleep(policy.check_interval) => {}
+            }
+        }
+    }
+
+    /// Merges quiet log partitions into one segment each (`log_store::quiet_merge`), one at a
+    /// time, every retention check interval. A merge still running at shutdown is left to
+    /// end with the process (its files are deleted when the partition's writer next opens):
+    /// shutdown does not wait for a day to be rewritten.
+    async fn run_quiet_log_merges(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                () = tokio::time::sleep(self.config.retention.check_interval) => {}
+            }
+            for partition in self.stores.logs.quiet_partitions() {
+                let logs = Arc::clone(&self.stores.logs);
+                let started =
+                    tokio::task::spawn_blocking(move || logs.start_quiet_merge(&partition)).await;
+                let merge = match started {
+                    Ok(Ok(Some(merge))) => merge,
+                    // Nothing worth merging; a failure is logged and counted by the store.
+                    Ok(Ok(None) | Err(_)) => continue,
+                    Err(err) => {
+                        warn!(error = %err, "starting a quiet log merge ended abnormally");
+                        continue;
+                    }
+                };
+                let ended = tokio::select! {
+                    () = self.cancel.cancelled() => return,
+                    ended = merge.merged() => ended,
+                };
+                let logs = Arc::clone(&self.stores.logs);
+                if let Err(err) =
+                    tokio::task::spawn_blocking(move || logs.finish_quiet_merge(ended)).await
+                {
+                    warn!(error = %err, "finishing a quiet log merge ended abnormally");
+                }
             }
         }
     }

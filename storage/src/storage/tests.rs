@@ -196,3 +196,53 @@ async fn new_records_never_reuse_a_position_the_files_already_cover() {
     );
     storage.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_task_merges_a_quiet_log_day_into_one_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.log_writer_idle = Duration::from_millis(300);
+    config.retention.check_interval = Duration::from_millis(100);
+    let storage = Storage::open(config, Arc::new(SeedDecoder)).await.unwrap();
+    // Three commits, three segments.
+    for seed in 1..=3 {
+        write(&storage, Signal::Logs, seed, 200).await;
+        storage.flush_all().await.unwrap();
+    }
+    let merges = || {
+        storage
+            .stores
+            .logs
+            .stats()
+            .merges
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while merges() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(merges(), 1);
+    let partitions = storage
+        .stores
+        .logs
+        .tenant_partitions(&TenantId::default_tenant());
+    let segments: usize = partitions
+        .iter()
+        .map(|p| p.index.read().unwrap().segment_count())
+        .sum();
+    assert_eq!(segments, 1);
+    drop(partitions);
+    for seed in 1..=3 {
+        let query = LogQuery {
+            correlation_id: Some(format!("seed-{seed}")),
+            limit: 1000,
+            ..LogQuery::default()
+        };
+        let logs = storage
+            .search_logs(&TenantId::default_tenant(), query)
+            .await
+            .unwrap();
+        assert_eq!(logs.len(), 200, "seed {seed}: each record once");
+    }
+    storage.shutdown().await.unwrap();
+}
