@@ -458,7 +458,8 @@ def run_suite(binary, work, args, f):
         correlation_ids = [line.strip() for line in correlation_file.read_text().splitlines() if line.strip()]
         random.Random(6).shuffle(correlation_ids)
         f["compaction_settle_seconds"] = wait_for_compaction(server, "traces")
-        f["log_merge_settle_seconds"] = wait_for_log_merges(server, first_within=45 if args.smoke else 120)
+        f["log_merge_settle_seconds"] = wait_for_log_merges(server, first_within=45 if args.smoke else 120,
+                                                            quiet_seconds=10 if args.smoke else 45)
     finally:
         server.stop()
     hours = files_per_hour(data, "traces")
@@ -694,18 +695,21 @@ def wait_for_compaction(server, signal_name, quiet_seconds=20, limit_seconds=180
     return time.time() - started
 
 
-def wait_for_log_merges(server, first_within=120, limit_seconds=1800):
-    """Waits until the quiet log partitions are merged: a merge counted (none within
-    `first_within` s: nothing to merge, or a server that does not merge them), then neither
-    another one nor a change of the logs directory for 20 s (a merge counts when it ends; the
-    directory grows while it runs)."""
+def wait_for_log_merges(server, first_within=120, limit_seconds=1800, quiet_seconds=45):
+    """Waits until the quiet log partitions are merged: a merge counted after the call (none
+    within `first_within` s: nothing to merge, or a server that does not merge them; days that
+    went quiet during the load may have been merged before), then neither another one nor a
+    change of the logs directory for `quiet_seconds` (longer than a partition takes to go
+    quiet, 30 s, and the 5 s between checks; a merge counts when it ends, and the directory
+    grows while it runs)."""
     started = time.time()
     series = 'skewer_compaction_merges_total{signal="logs"}'
     logs = server.data_dir / "logs"
-    while not metric(server, series) and time.time() - started < first_within:
+    before = metric(server, series)
+    while metric(server, series) <= before and time.time() - started < first_within:
         time.sleep(1)
     last, last_change = (metric(server, series), dir_bytes(logs)), time.time()
-    while time.time() - last_change < 20 and time.time() - started < limit_seconds:
+    while time.time() - last_change < quiet_seconds and time.time() - started < limit_seconds:
         time.sleep(2)
         now = (metric(server, series), dir_bytes(logs))
         if now != last:

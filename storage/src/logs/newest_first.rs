@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use tantivy::columnar::{Cardinality, Column};
 use tantivy::index::SegmentId;
-use tantivy::query::Weight;
+use tantivy::query::{Scorer, Weight};
 use tantivy::{DocAddress, DocId, DocSet, SegmentOrdinal, SegmentReader, TERMINATED};
 
 use super::LogIndexError;
@@ -25,8 +25,8 @@ use super::schema::{SEVERITY_NUMBER, TIMESTAMP};
 use super::timed_matches::TimedHit;
 use crate::model::LogRecord;
 
-/// Documents per block of [`BlockTimes`], and read from a segment's end at first; each
-/// further range read of a segment takes twice the one before.
+/// Documents per block of [`BlockTimes`], and the fewest read from a segment's end at first
+/// ([`first_range_docs`]); each further range read of a segment takes twice the one before.
 const BLOCK_DOCS: DocId = 4_096;
 /// Segments whose block times an index keeps at most; past it they are forgotten (and read
 /// again when next needed): merged segments leave the cache this way.
@@ -56,7 +56,7 @@ pub(super) fn newest_records(
     let range = filter.times;
     let mut kept: Vec<TimedHit> = Vec::new();
     let mut loaded: HashMap<DocAddress, LogRecord> = HashMap::new();
-    let mut pending = segment_ends(source, range, block_times)?;
+    let mut pending = segment_ends(source, range)?;
     while let Some(next) = pending.pop() {
         let newest_possible = (next.newest, DocAddress::new(next.ordinal, DocId::MAX));
         if kept.len() >= limit && kept.last().is_some_and(|&oldest| oldest >= newest_possible) {
@@ -64,12 +64,16 @@ pub(super) fn newest_records(
             break;
         }
         let segment = source.searcher.segment_reader(next.ordinal);
+        let scorer = weight.scorer(segment, 1.0)?;
+        let read = next
+            .docs
+            .unwrap_or_else(|| first_range_docs(limit, segment.max_doc(), scorer.size_hint()));
         // Ranges start on a block, so the block times bound exactly what is left before.
-        let start = next.end.saturating_sub(next.docs) / BLOCK_DOCS * BLOCK_DOCS;
+        let start = next.end.saturating_sub(read) / BLOCK_DOCS * BLOCK_DOCS;
         let docs = (start, next.end);
         let found = if source.checks() {
             let mut hits = Vec::new();
-            visit_range(weight, segment, docs, filter, |key| hits.push(key))?;
+            visit_range(scorer, segment, docs, filter, |key| hits.push(key))?;
             hits.sort_unstable_by_key(|&hit| Reverse(hit));
             let mut passed = Vec::new();
             for (time, doc) in hits {
@@ -86,7 +90,7 @@ pub(super) fn newest_records(
             passed
         } else {
             let mut newest = NewestKeys::new(limit);
-            visit_range(weight, segment, docs, filter, |key| newest.offer(key))?;
+            visit_range(scorer, segment, docs, filter, |key| newest.offer(key))?;
             let ordinal = next.ordinal;
             newest
                 .into_newest_first()
@@ -97,18 +101,22 @@ pub(super) fn newest_records(
         for (_, dropped) in merge_newest(&mut kept, found, limit) {
             loaded.remove(&dropped);
         }
+        let Some(last_before) = start.checked_sub(1) else {
+            continue;
+        };
+        let block_newest = match next.block_newest {
+            Some(block_newest) => block_newest,
+            None => block_times.of(segment, &segment.fast_fields().u64(TIMESTAMP)?),
+        };
         // Documents before `start` are worth reading only if some may be in the time range.
-        let before = start
-            .checked_sub(1)
-            .map(|last| next.block_newest[block_of(last)])
-            .filter(|&newest| newest >= range.0);
-        if let Some(newest) = before {
+        let newest = block_newest[block_of(last_before)];
+        if newest >= range.0 {
             pending.push(PendingRange {
                 newest: newest.min(range.1.saturating_sub(1)),
                 ordinal: next.ordinal,
                 end: start,
-                docs: next.docs.saturating_mul(2),
-                block_newest: next.block_newest,
+                docs: Some(read.saturating_mul(2)),
+                block_newest: Some(block_newest),
             });
         }
     }
@@ -127,9 +135,11 @@ struct PendingRange {
     newest: u64,
     ordinal: SegmentOrdinal,
     end: DocId,
-    /// How many documents before `end` to read next.
-    docs: DocId,
-    block_newest: Arc<[u64]>,
+    /// How many documents before `end` to read next (`None`: none read yet, as many as the
+    /// query's matches in the segment suggest, [`first_range_docs`]).
+    docs: Option<DocId>,
+    /// The segment's [`BlockTimes`], once a range before its end is to be read.
+    block_newest: Option<Arc<[u64]>>,
 }
 
 impl PendingRange {
@@ -158,12 +168,11 @@ impl Ord for PendingRange {
     }
 }
 
-/// Every segment that may hold a record in `range`, as its last [`BLOCK_DOCS`] documents to
-/// read first, the segment with the newest record first.
+/// Every segment that may hold a record in `range`, none of it read yet, the segment with
+/// the newest record first.
 fn segment_ends(
     source: &RecordSource,
     (start, end): (u64, u64),
-    block_times: &BlockTimes,
 ) -> Result<BinaryHeap<PendingRange>, LogIndexError> {
     let mut pending = BinaryHeap::new();
     for (ordinal, segment) in source.searcher.segment_readers().iter().enumerate() {
@@ -182,17 +191,32 @@ fn segment_ends(
             newest: times.max_value().min(end.saturating_sub(1)),
             ordinal,
             end: segment.max_doc(),
-            docs: BLOCK_DOCS,
-            block_newest: block_times.of(segment, &times),
+            docs: None,
+            block_newest: None,
         });
     }
     Ok(pending)
 }
 
-/// Visits the live matches of `weight` that pass `filter` among the documents `docs` (start
-/// included, end excluded) of `segment`, as (time, document), in document order.
+/// The documents to read first from a segment's end: twice as many as hold `limit` matches
+/// when the scorer's `size_hint` (its estimate of the matches among `max_doc`) is spread
+/// evenly, at least a block. A rare term's segment is read in one pass, with one scorer.
+fn first_range_docs(limit: usize, max_doc: DocId, size_hint: u32) -> DocId {
+    let wanted = u64::try_from(limit)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(2)
+        .saturating_mul(u64::from(max_doc))
+        / u64::from(size_hint.max(1));
+    DocId::try_from(wanted)
+        .unwrap_or(DocId::MAX)
+        .clamp(BLOCK_DOCS.min(max_doc), max_doc)
+}
+
+/// Visits the live matches of `scorer` (fresh: on its first match) that pass `filter` among
+/// the documents `docs` (start included, end excluded) of `segment`, as (time, document), in
+/// document order.
 fn visit_range(
-    weight: &dyn Weight,
+    mut scorer: Box<dyn Scorer>,
     segment: &SegmentReader,
     (start, end): (DocId, DocId),
     filter: ColumnFilter,
@@ -205,7 +229,6 @@ fn visit_range(
     };
     let (from, until) = filter.times;
     let alive = segment.alive_bitset();
-    let mut scorer = weight.scorer(segment, 1.0)?;
     let mut doc = scorer.doc();
     if doc < start {
         doc = scorer.seek(start);
@@ -403,6 +426,20 @@ mod tests {
             expected.truncate(limit);
             assert_eq!(newest.into_newest_first(), expected, "limit {limit}");
         }
+    }
+
+    #[test]
+    fn a_first_range_holds_twice_the_matches_wanted_at_least_a_block_at_most_the_segment() {
+        // A word in one record of 50: 100 wanted, 10,000 documents read.
+        assert_eq!(first_range_docs(100, 1_000_000, 20_000), 10_000);
+        // Dense matches: one block.
+        assert_eq!(first_range_docs(100, 1_000_000, 1_000_000), BLOCK_DOCS);
+        // A rare term, or none: the whole segment at once.
+        assert_eq!(first_range_docs(100, 1_000_000, 3), 1_000_000);
+        assert_eq!(first_range_docs(100, 1_000_000, 0), 1_000_000);
+        // A segment smaller than a block.
+        assert_eq!(first_range_docs(100, 1_000, 1_000), 1_000);
+        assert_eq!(first_range_docs(usize::MAX, 5, 5), 5);
     }
 
     #[test]

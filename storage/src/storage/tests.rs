@@ -102,8 +102,14 @@ async fn a_crash_between_a_flush_and_its_checkpoint_replays_nothing_twice() {
         .await
         .unwrap();
     assert_eq!(found.len(), expected);
+    assert_eq!(logs_of_seed(&storage, 2).await, 50, "each record once");
+    storage.shutdown().await.unwrap();
+}
+
+/// How many log records (of at most 1,000) written with `seed` a search finds.
+async fn logs_of_seed(storage: &Storage, seed: u64) -> usize {
     let query = LogQuery {
-        correlation_id: Some("seed-2".into()),
+        correlation_id: Some(format!("seed-{seed}")),
         limit: 1000,
         ..LogQuery::default()
     };
@@ -111,8 +117,7 @@ async fn a_crash_between_a_flush_and_its_checkpoint_replays_nothing_twice() {
         .search_logs(&TenantId::default_tenant(), query)
         .await
         .unwrap();
-    assert_eq!(logs.len(), 50, "each record once");
-    storage.shutdown().await.unwrap();
+    logs.len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,16 +238,8 @@ async fn the_background_task_merges_a_quiet_log_day_into_one_segment() {
     assert_eq!(segments, 1);
     drop(partitions);
     for seed in 1..=3 {
-        let query = LogQuery {
-            correlation_id: Some(format!("seed-{seed}")),
-            limit: 1000,
-            ..LogQuery::default()
-        };
-        let logs = storage
-            .search_logs(&TenantId::default_tenant(), query)
-            .await
-            .unwrap();
-        assert_eq!(logs.len(), 200, "seed {seed}: each record once");
+        let found = logs_of_seed(&storage, seed).await;
+        assert_eq!(found, 200, "seed {seed}: each record once");
     }
     storage.shutdown().await.unwrap();
 }
