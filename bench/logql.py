@@ -27,7 +27,7 @@ def load_hour(server, args, loadgen_fn, binary, work):
 
 
 # What the servers of the LogQL hour run with: a partition is quiet (its writer closed, its
-# segments merged into one) after 30 s without records instead of 300, checked every 5 s, so
+# small segments merged) after 30 s without records instead of 300, checked every 5 s, so
 # the suite need not wait five minutes for the bytes at rest, and the index settles (tantivy's
 # own merges end) before. Older binaries ignore the first.
 QUIET_ENV = {"SKEWER_LOG_WRITER_IDLE_SECONDS": "30", "SKEWER_RETENTION_CHECK_INTERVAL_SECONDS": "5"}
@@ -49,7 +49,7 @@ def settled_size(path, dir_bytes, seconds=5, limit=120):
 def storage_figures(server, result, dir_bytes, metric, cpu_seconds):
     """Records per server CPU-second of the load, and stored bytes over OTLP protobuf bytes
     once the index has settled (merges done: its size unchanged for 5 s, at most 120 s), then
-    at rest: once the quiet partition has been merged into one segment (a server that does not
+    at rest: once the quiet partition's segments have been merged (a server that does not
     merge quiet partitions reports none after 45 s), with the server CPU that merge took."""
     logs = server.data_dir / "logs"
     merges = 'skewer_compaction_merges_total{signal="logs"}'
@@ -169,7 +169,7 @@ def storage_rows(f):
         ("log records per server CPU-second, OTLP/gRPC, until committed (this load)", "≥ 35k",
          versus("records_per_cpu_second", "{:,.0f}")),
         ("stored log bytes / OTLP protobuf bytes, index settled", "≤ 0.4", versus("bytes_ratio", "{:.3f}")),
-        ("stored log bytes / OTLP protobuf bytes at rest (the quiet hour merged into one segment)",
+        ("stored log bytes / OTLP protobuf bytes at rest (the quiet hour's small segments merged)",
          "≤ 0.4", at_rest(p, base)),
     ]
 

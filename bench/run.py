@@ -402,7 +402,7 @@ def run_suite(binary, work, args, f):
     run_logql(binary, work, args, f)
 
     # Storage, query latency, memory and freshness on one long-lived server. Its log days are
-    # quiet (merged into one segment) 10 s after their last record, and the suite waits for
+    # quiet (small segments merged) 30 s after their last record, and the suite waits for
     # that before it stops the loading server, so the queries and the bytes are of logs at rest.
     gen_binary = args.generator or binary
     data = work / "store"

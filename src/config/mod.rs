@@ -52,7 +52,7 @@ pub struct Config {
     /// Logs are committed to the full-text index at least this often.
     pub log_commit_interval_seconds: u64,
     /// A log partition that takes no records this long has its writer closed and its
-    /// segments merged into one.
+    /// small segments merged (`log_store::quiet_merge`).
     pub log_writer_idle_seconds: u64,
     /// A WAL segment is closed past this size.
     #[serde(deserialize_with = "units::size_u64")]

@@ -30,7 +30,7 @@ pub struct StorageConfig {
     /// Memory of the tantivy writer, per tenant index.
     pub log_writer_memory_bytes: usize,
     /// A log partition that takes no records this long has its writer closed (its arena and
-    /// merge thread freed) and its segments merged into one.
+    /// merge thread freed) and its small segments merged.
     pub log_writer_idle: Duration,
     /// A WAL segment is closed past this size.
     pub wal_segment_max_bytes: u64,

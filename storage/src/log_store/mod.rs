@@ -49,7 +49,7 @@ pub use scan::{LogVisitor, ScanDirection};
 pub use streams::StreamSampleVisitor;
 
 /// A partition's writer is closed (its arena and merge thread freed) after this long without
-/// records, and its segments merged into one; the next record reopens it. The default of
+/// records, and its small segments merged; the next record reopens it. The default of
 /// [`LogStore::with_writer_idle`].
 const WRITER_IDLE: Duration = Duration::from_secs(300);
 /// While the writers' arenas hold more than their share of the memory budget, writers are
@@ -637,7 +637,7 @@ impl LogStore {
     /// ([`Self::with_writer_idle`]; their memory arenas and merge threads), or for
     /// [`WRITER_IDLE_UNDER_PRESSURE`] while open arenas hold more than the writers' share of
     /// the budget, least recently written first. Blocking: waits for their merges. (A
-    /// partition without a writer is then merged into one segment: `quiet_merge`.)
+    /// partition without a writer then has its small segments merged: `quiet_merge`.)
     pub fn close_idle_writers(&self) {
         // The partitions' lock is let go before any index lock is taken: commits and
         // searches take index locks first, then the partitions' lock.

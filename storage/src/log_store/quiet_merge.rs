@@ -1,7 +1,8 @@
-//! Quiet partitions merged into one segment: a day that is over, or a tenant that stopped
-//! sending, is rewritten as one segment, which keeps each term once (a term dictionary per
-//! segment repeats the common words and packs a small segment's unique terms less densely;
-//! ~10% of the bytes at rest on the benchmark's load).
+//! Quiet partitions' small segments merged: a day that is over, or a tenant that stopped
+//! sending, has its small segments (and the smallest large one, up to 1.5M records,
+//! `LogIndex::quiet_merge_candidates`) rewritten as one, which keeps each term once (a term
+//! dictionary per segment repeats the common words and packs a small segment's unique terms
+//! less densely; ~9% of the bytes at rest on the benchmark's load).
 //!
 //! Locking: the merge starts under the partition's read lock (as a commit adds: the writer
 //! cannot close meanwhile) and runs with no lock held, beside commits and searches. It is
@@ -178,7 +179,7 @@ impl LogStore {
             dir = %partition.dir.display(),
             segments = merge.segments,
             seconds = took.as_secs_f64(),
-            "merged a quiet log partition into one segment"
+            "merged a quiet log partition's small segments"
         );
     }
 

@@ -72,7 +72,7 @@ const DOCUMENTS_PER_SEND: usize = 4;
 const SEGMENTS_PER_MERGE: usize = 16;
 /// tantivy refuses writers with less memory than this.
 const MIN_WRITER_MEMORY_BYTES: usize = 15_000_000;
-/// A quiet index's segments are merged into one ([`LogIndex::quiet_merge_candidates`]) when those
+/// A quiet index's segments are merged ([`LogIndex::quiet_merge_candidates`]) when those
 /// beside its largest hold at least this fraction of its records: a day that took records
 /// until midnight is merged once, a day that gets a late trickle is not rewritten for it.
 const MERGE_WHEN_OTHERS_HOLD: (u64, u64) = (1, 16);

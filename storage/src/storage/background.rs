@@ -224,7 +224,7 @@ impl Storage {
         }
     }
 
-    /// Merges quiet log partitions into one segment each (`log_store::quiet_merge`), one at a
+    /// Merges quiet log partitions' small segments (`log_store::quiet_merge`), one at a
     /// time, every retention check interval. A merge still running at shutdown is left to
     /// end with the process (its files are deleted when the partition's writer next opens):
     /// shutdown does not wait for a day to be rewritten.
