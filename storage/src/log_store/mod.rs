@@ -105,8 +105,8 @@ pub struct LogStore {
     /// The memory budget open writers' arenas are counted in, and the share of it they may
     /// take there together.
     writer_budget: Option<(Arc<MemoryBudget>, Arc<MemoryBudget>)>,
-    /// How long a partition takes no records before its writer is closed and its segments
-    /// merged.
+    /// How long a partition takes no records before its writer is closed and its small
+    /// segments merged.
     writer_idle: Duration,
     /// Tests: the tenant whose next partition commit fails, and at which step.
     #[cfg(test)]
@@ -157,8 +157,9 @@ impl LogStore {
         })
     }
 
-    /// Closes a partition's writer, and merges its segments into one, once it has taken no
-    /// records for `idle` (by default [`WRITER_IDLE`]; see [`Self::close_idle_writers`]).
+    /// Closes a partition's writer, and merges its small segments (`quiet_merge`), once it has
+    /// taken no records for `idle` (by default [`WRITER_IDLE`]; see
+    /// [`Self::close_idle_writers`]).
     pub fn with_writer_idle(mut self, idle: Duration) -> Self {
         self.writer_idle = idle;
         self
