@@ -254,8 +254,8 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub log_commit_interval_seconds: Option<u64>,
-    /// Close a log partition's writer and merge its segments into one once it has taken no
-    /// records this long [default: 300]
+    /// Close a log partition's writer and merge its small segments (up to 1.5M records into
+    /// one) once it has taken no records this long [default: 300]
     #[arg(long, env = "SKEWER_LOG_WRITER_IDLE_SECONDS", value_name = "SECONDS")]
     pub log_writer_idle_seconds: Option<u64>,
     /// Close a WAL segment past this size (bytes or 64MiB) [default: 64 MiB]

@@ -92,15 +92,15 @@ const QUIET_MERGE_MAX_DOCS: u64 = 1_500_000;
 fn quiet_merge_group<T>(mut segments: Vec<(T, u64)>) -> Option<Vec<T>> {
     segments.sort_by_key(|&(_, docs)| docs);
     let mut total = 0u64;
-    let fitting = segments
-        .iter()
-        .take_while(|&&(_, docs)| {
-            total = total.saturating_add(docs);
-            total <= QUIET_MERGE_MAX_DOCS
-        })
-        .count();
+    let mut fitting = 0;
+    for &(_, docs) in &segments {
+        if total.saturating_add(docs) > QUIET_MERGE_MAX_DOCS {
+            break;
+        }
+        total += docs;
+        fitting += 1;
+    }
     segments.truncate(fitting);
-    let total: u64 = segments.iter().map(|&(_, docs)| docs).sum();
     let largest = segments.last().map_or(0, |&(_, docs)| docs);
     let (part, whole) = MERGE_WHEN_OTHERS_HOLD;
     let others = total - largest;
