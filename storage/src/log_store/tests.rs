@@ -721,6 +721,12 @@ async fn a_pinned_format_7_index_reads_records_from_its_column_batches_and_keeps
 }
 
 #[tokio::test]
+async fn a_pinned_format_8_index_reads_times_from_its_column_and_keeps_taking_records() {
+    // Format 8: 3-byte id digests, version 3 batches (event times read from `timestamp`).
+    pinned_index_finds_ids_and_keeps_taking_records("log_index_v8", 8, None).await;
+}
+
+#[tokio::test]
 async fn scans_and_stream_reads_check_phrases_on_an_index_without_positions() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(LogStore::open(dir.path().into(), LogIndexConfig::default()).unwrap());
@@ -753,7 +759,7 @@ async fn new_partitions_answer_stream_reads_from_columns_and_their_catalog() {
     assert_eq!(buffered, expected_samples(&fixture()));
     store.flush().await.unwrap();
     let partitions = store.tenant_partitions(&tenant("a"));
-    assert_eq!(partitions[0].index.read().unwrap().format(), 7);
+    assert_eq!(partitions[0].index.read().unwrap().format(), 8);
     assert!(partitions[0].streams().complete);
     // Committed: the same answer from the columns and the catalog.
     assert_eq!(stream_samples(&store), buffered);

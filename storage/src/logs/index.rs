@@ -44,16 +44,21 @@ use crate::model::LogRecord;
 /// batches (200k records of the LogQL hour, 256 KiB blocks) take 110 / 105 / 103 / 101 bytes
 /// a record at levels 1 / 3 / 6 / 9, for 1.2 / 1.5 / 4.1 / 6.2 µs a record: level 3 stays.
 /// Format 7's batches come compressed (their sections, apart): the store's zstd finds little
-/// more in them, but keeps the record documents' framing (a position and an empty document
-/// each, ~5 bytes a record uncompressed) to a fraction of a byte.
+/// more in them.
 const DOCSTORE_ZSTD_LEVEL: i32 = 3;
 /// Uncompressed bytes per document-store block: a block ends at the first document that
 /// takes it past this. Larger blocks compress better, smaller ones make fetching one record
 /// cheaper. Format 6 stores records by the batch (a batch of the load generator's records is
-/// ~200 KB; ~80 KB in format 7), so a block holds about two batches: measured against 64 KiB blocks (one batch
-/// each), 5 bytes a record smaller (zstd finds matches across the two), and the LogQL hour's
-/// queries were no faster with the smaller blocks.
+/// ~200 KB; ~75 KB from format 7), so a block holds about two batches: measured against 64 KiB
+/// blocks (one batch each), 5 bytes a record smaller (zstd finds matches across the two), and
+/// the LogQL hour's queries were no faster with the smaller blocks.
 /// Records are stored in arrival order, so a newest-first page usually sits in one block.
+///
+/// From format 7 a batch comes compressed, and what the store adds is the record documents'
+/// framing: one byte and a 4-byte position each, which zstd cannot pack in a block of
+/// random-looking batch bytes: 4.0 bytes a record (measured on the LogQL hour). 8 KiB blocks
+/// did not help: a batch's ~700 record documents (at the byte bound) fit in one block with
+/// the next batch, 5.0 bytes a record.
 const DOCSTORE_BLOCK_BYTES: usize = 256 * 1024;
 /// Decompressed blocks cached per segment (tantivy's default is 100): the cache is per
 /// segment, so it is kept to 1 MiB each.
@@ -668,11 +673,12 @@ impl LogIndex {
                 .map_err(|_| QueryParserError::SyntaxError(text.to_string()))
                 .and_then(|ast| {
                     let is_correlation_key = |key: &str| self.is_correlation_key(searcher, key);
-                    let (ast, ids_relaxed) = query_rewrite::for_binary_ids(
-                        ast,
-                        self.fields.id_digests(),
-                        is_correlation_key,
-                    );
+                    let digest_bytes = self
+                        .fields
+                        .id_digests()
+                        .then(|| self.fields.id_digest_bytes());
+                    let (ast, ids_relaxed) =
+                        query_rewrite::for_binary_ids(ast, digest_bytes, is_correlation_key);
                     let (ast, phrases_relaxed) = if self.fields.body_positions() {
                         (ast, false)
                     } else {
@@ -693,7 +699,7 @@ impl LogIndex {
     }
 }
 
-/// Adds `records` to a format 6 or 7 index: each batch of up to [`record_batch::MAX_RECORDS`]
+/// Adds `records` to a format 6 or later index: each batch of up to [`record_batch::MAX_RECORDS`]
 /// (and about [`record_batch::MAX_BYTES`]) as its batch document followed by its records'
 /// documents, in one group of operations (so in one segment, in this order).
 fn add_batched<'a>(
@@ -1056,7 +1062,7 @@ mod tests {
     fn ids_and_the_correlation_attribute_are_found_through_query_text() {
         let dir = tempfile::tempdir().unwrap();
         let index = indexed_fixture(dir.path());
-        assert_eq!(index.format(), 7);
+        assert_eq!(index.format(), 8);
         let by = |query: &str| found(&index, &text(query));
         assert_eq!(by(&format!("trace_id:{}", trace_id(3))), [3]);
         assert_eq!(by(&format!("span_id:{} user", span_id(9))), [9]);
@@ -1110,13 +1116,15 @@ mod tests {
         assert_eq!(found(&index, &newest), [10]);
     }
 
-    /// Two values of `id(n)` (for some n) whose digests are equal: a birthday search over
-    /// 32 bits, met within a few hundred thousand values.
+    /// Two values of `id(n)` (for some n) whose digests (of the current format) are equal: a
+    /// birthday search over 24 bits, met within a few thousand values.
     fn digest_collision<T>(id: impl Fn(u64) -> T, bytes: impl Fn(&T) -> Vec<u8>) -> (T, T) {
+        let digest_bytes = super::super::schema::LogFields::new().id_digest_bytes();
         let mut seen = std::collections::HashMap::new();
         for n in 0.. {
             let value = id(n);
-            let digest = super::super::schema::id_digest(&bytes(&value));
+            let digest = super::super::schema::IdDigest::of(&bytes(&value), digest_bytes);
+            let digest = digest.as_ref().to_vec();
             if let Some(earlier) = seen.insert(digest, n) {
                 return (id(earlier), value);
             }
@@ -1248,7 +1256,7 @@ mod tests {
         assert_eq!(scratch[0], 2, "stored format 2");
         let record_field = format_5.fields.record.unwrap();
         assert!(document.get_first(record_field).is_some());
-        // Formats 6 and 7 store records by the batch: a record's document stores nothing.
+        // From format 6 records are stored by the batch: a record's document stores nothing.
         let current = super::super::schema::LogFields::new();
         let document = current.to_document(&fixture()[0], 0, &mut scratch).unwrap();
         assert!(scratch.is_empty());

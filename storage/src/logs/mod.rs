@@ -19,28 +19,31 @@
 //! | `correlation_key`| text      | raw (exact): the attribute the correlation id came from     |
 //! | `body`           | text      | `default` tokenizer, doc ids only (format 4), no norms, not stored |
 //! | `attributes`     | JSON      | raw string values, dots in keys expanded, doc ids only, not stored; without the correlation attribute |
-//! | `record_batch_v2`| bytes     | STORED only, on batch documents: up to 1,024 records (`record_batch`, version 2) |
+//! | `record_batch_v3`| bytes     | STORED only, on batch documents: up to 1,024 records (`record_batch`, version 3) |
 //! | `batch_marker`   | u64       | INDEXED only, on batch documents: every query excludes them |
 //! | `stream_id`      | u64       | FAST only (format 2): the record's stream in the partition's catalog |
 //! | `line_bytes`     | u64       | FAST only (format 2): the length of the body as LogQL's line |
 //! | `level`          | u64       | FAST only (format 2): `detected_level` as a code (`streams::LEVELS`) |
 //!
-//! This is format 7. Its records are stored by the batch, not one per document: each add
+//! This is format 8: format 7 with 3-byte id digests (4 before) and version 3 batches in
+//! `record_batch_v3`, which leave event times to the `timestamp` column (pinned in
+//! `storage/testdata/log_index_v8`). Since format 6, records are stored by the batch, not one per document: each add
 //! writes, per up to 1,024 records, one batch document (the records laid out field by field,
 //! which zstd compresses better than records one by one) right before the records' own
 //! documents, which store nothing. A record is read from the last batch document before it in
 //! its segment, at its distance from it (tantivy keeps one group of operations in one segment,
 //! and merges keep a segment's documents in order). Batch documents carry a marker term that
 //! every query excludes, and values in every fast field so no column needs a presence index.
-//! Format 7's batches keep each column in its own section, compressed apart, and text
-//! bodies as columns of tokens, numbers and hex ids (`text_columns`); it is pinned in
+//! From format 7 batches keep each column in its own section, compressed apart, and text
+//! bodies as columns of tokens, numbers and hex ids (`text_columns`); format 7 is pinned in
 //! `storage/testdata/log_index_v7`. Format 6 (`storage/testdata/log_index_v6`) is the same
 //! index with version 1 batches in `record_batch` (the columns back to back, compressed by
 //! the document store as a whole).
 //! Format 5 (`storage/testdata/log_index_v5`) stores each record in its own document's
 //! `record` field, in `stored_record`'s format 2.
 //!
-//! Since format 5, ids are kept as digests (`schema::id_digest`): four bytes of a hash,
+//! Since format 5, ids are kept as digests (`schema::IdDigest`): four bytes of a hash (three
+//! from format 8),
 //! a fraction of the term dictionary whole ids took. A digest finds a superset of an id's
 //! records (two ids may share one), so every record found by an id is checked against the
 //! exact query, as body phrases are. Format 4 indexes

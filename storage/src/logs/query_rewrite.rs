@@ -12,7 +12,7 @@
 //!   correlation_id>))`. Exact: the second branch holds only for a record whose attribute
 //!   `<key>` was left out as its correlation source, whose value is the correlation id.
 //!
-//! Format 5 keeps an id (trace, span or correlation) as its digest (`schema::id_digest`): an
+//! Format 5 and later keep an id (trace, span or correlation) as its digest (`schema::IdDigest`): an
 //! id leaf becomes the digest's term where it includes records, which finds a superset of the
 //! id's records, and nothing where it excludes them (under a `-`), as body phrases below; the
 //! records found are then checked with the exact query. An attribute leaf's correlation branch
@@ -34,22 +34,22 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use tantivy::query_grammar::{Delimiter, Occur, UserInputAst, UserInputLeaf, UserInputLiteral};
 
 use super::schema::{
-    ATTRIBUTES, BODY, CORRELATION_ID, CORRELATION_KEY, SPAN_ID, TRACE_ID, id_digest,
+    ATTRIBUTES, BODY, CORRELATION_ID, CORRELATION_KEY, IdDigest, SPAN_ID, TRACE_ID,
 };
 use super::text_match::body_token_spans;
 
 /// `ast` with id and attribute leaves rewritten for a format 3 or later index. With
-/// `digests` (format 5) ids become their digests; the flag is true when one was, so matches
+/// `digest_bytes` (format 5 and later) ids become their digests of that many bytes; the flag is true when one was, so matches
 /// must be checked on their records. `is_correlation_key` tells whether some record took its
 /// correlation id from an attribute key: only then may a leaf on that attribute match through
 /// the correlation id (on format 5 a superset, so asked only where it can match).
 pub(crate) fn for_binary_ids(
     ast: UserInputAst,
-    digests: bool,
+    digest_bytes: Option<usize>,
     is_correlation_key: impl Fn(&str) -> bool,
 ) -> (UserInputAst, bool) {
     let rewrite = IdRewrite {
-        digests,
+        digest_bytes,
         is_correlation_key: &is_correlation_key,
     };
     let mut relaxed = false;
@@ -61,7 +61,8 @@ pub(crate) fn for_binary_ids(
 
 /// What [`for_binary_ids`] rewrites with.
 struct IdRewrite<'a> {
-    digests: bool,
+    /// The bytes of the index's id digests; `None` where it keeps whole ids.
+    digest_bytes: Option<usize>,
     is_correlation_key: &'a dyn Fn(&str) -> bool,
 }
 
@@ -73,16 +74,17 @@ impl IdRewrite<'_> {
         let correlation_id = |text: &str| Some(text.as_bytes().to_vec());
         if field == TRACE_ID || field == SPAN_ID {
             let length = if field == TRACE_ID { 16 } else { 8 };
-            let leaf = if self.digests {
-                let id = |text: &str| lowercase_hex_id(text, length);
-                digest_leaf(leaf, id, includes, relaxed)
-            } else {
-                binary_id_leaf(leaf, length)
+            let leaf = match self.digest_bytes {
+                Some(bytes) => {
+                    let id = |text: &str| lowercase_hex_id(text, length);
+                    digest_leaf(leaf, id, bytes, includes, relaxed)
+                }
+                None => binary_id_leaf(leaf, length),
             };
             return UserInputAst::Leaf(Box::new(leaf));
         }
-        if field == CORRELATION_ID && self.digests {
-            let leaf = digest_leaf(leaf, correlation_id, includes, relaxed);
+        if let (true, Some(bytes)) = (field == CORRELATION_ID, self.digest_bytes) {
+            let leaf = digest_leaf(leaf, correlation_id, bytes, includes, relaxed);
             return UserInputAst::Leaf(Box::new(leaf));
         }
         let attribute_key = field
@@ -91,15 +93,16 @@ impl IdRewrite<'_> {
             .map(|path| path.replace("\\.", "."));
         match attribute_key {
             // No record took its correlation id from this key: the attribute alone answers.
-            Some(key) if self.digests && !(self.is_correlation_key)(&key) => {
+            Some(key) if self.digest_bytes.is_some() && !(self.is_correlation_key)(&key) => {
                 UserInputAst::Leaf(Box::new(leaf))
             }
             Some(key) => {
                 let on_correlation_id = with_field(leaf.clone(), CORRELATION_ID);
-                let on_correlation_id = if self.digests {
-                    digest_leaf(on_correlation_id, correlation_id, includes, relaxed)
-                } else {
-                    on_correlation_id
+                let on_correlation_id = match self.digest_bytes {
+                    Some(bytes) => {
+                        digest_leaf(on_correlation_id, correlation_id, bytes, includes, relaxed)
+                    }
+                    None => on_correlation_id,
                 };
                 or_correlation_source(leaf, key, on_correlation_id)
             }
@@ -116,10 +119,12 @@ impl IdRewrite<'_> {
 fn digest_leaf(
     leaf: UserInputLeaf,
     id: impl Fn(&str) -> Option<Vec<u8>>,
+    digest_bytes: usize,
     includes: bool,
     relaxed: &mut bool,
 ) -> UserInputLeaf {
-    let digest = |text: &str| id(text).map(|bytes| BASE64.encode(id_digest(&bytes)));
+    let digest =
+        |text: &str| id(text).map(|bytes| BASE64.encode(IdDigest::of(&bytes, digest_bytes)));
     let leaf = match leaf {
         UserInputLeaf::Literal(literal) => match digest(&literal.phrase) {
             Some(phrase) => UserInputLeaf::Literal(UserInputLiteral { phrase, ..literal }),
@@ -337,7 +342,7 @@ mod tests {
     use tantivy::query_grammar::parse_query;
 
     fn rewritten(text: &str) -> String {
-        let (ast, relaxed) = for_binary_ids(parse_query(text).unwrap(), false, |_| true);
+        let (ast, relaxed) = for_binary_ids(parse_query(text).unwrap(), None, |_| true);
         assert!(!relaxed, "{text}");
         format!("{ast:?}")
     }
@@ -404,18 +409,20 @@ mod tests {
         }
     }
 
-    /// `text` rewritten for format 5, where only `request.id` is a correlation key.
+    /// `text` rewritten for format 8 (3-byte digests), where only `request.id` is a
+    /// correlation key.
     fn with_digests(text: &str) -> (String, bool) {
         let is_correlation_key = |key: &str| key == "request.id";
-        let (ast, relaxed) = for_binary_ids(parse_query(text).unwrap(), true, is_correlation_key);
+        let ast = parse_query(text).unwrap();
+        let (ast, relaxed) = for_binary_ids(ast, Some(3), is_correlation_key);
         (format!("{ast:?}"), relaxed)
     }
 
     #[test]
     fn ids_become_digests_where_they_include_and_nothing_where_they_exclude() {
         let trace = "0af7651916cd43dd8448eb211c80319c";
-        let trace_digest = BASE64.encode(id_digest(&hex::decode(trace).unwrap()));
-        let request_digest = BASE64.encode(id_digest(b"r-1"));
+        let trace_digest = BASE64.encode(IdDigest::of(&hex::decode(trace).unwrap(), 3));
+        let request_digest = BASE64.encode(IdDigest::of(b"r-1", 3));
         let no_id = BASE64.encode([0xFF; 17]);
         let (included, relaxed) = with_digests(&format!("trace_id:{trace} payment"));
         assert!(included.contains(&trace_digest) && relaxed, "{included}");

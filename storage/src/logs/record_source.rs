@@ -1,5 +1,5 @@
 //! Loading the records a search found, one by one: from each document's stored record
-//! (formats 1 to 5) or from the batch before it (formats 6 and 7, [`super::record_batch`]), each
+//! (formats 1 to 5) or from the batch before it (format 6 and later, [`super::record_batch`]), each
 //! checked against the exact query when the index could only find a superset.
 
 use std::collections::HashMap;
@@ -7,13 +7,14 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use lru::LruCache;
+use tantivy::columnar::Column;
 use tantivy::schema::document::{DeserializeError, DocumentDeserialize, DocumentDeserializer};
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::{DocAddress, DocId, DocSet, Searcher, SegmentOrdinal, TERMINATED, TantivyDocument};
 
 use super::query::LogMatcher;
-use super::record_batch::RecordBatch;
-use super::schema::BatchFields;
+use super::record_batch::{BatchVersion, RecordBatch};
+use super::schema::{BatchFields, TIMESTAMP};
 use super::{LogIndexError, stored_record};
 use crate::model::LogRecord;
 
@@ -25,7 +26,7 @@ const BATCHES_CACHED: usize = 16;
 pub(super) enum StoredRecords {
     /// Formats 1 to 5: each document stores its record in this field.
     PerDocument(Field),
-    /// Formats 6 and 7: in batch documents ([`super::record_batch`]), with the batches and each
+    /// Format 6 and later: in batch documents ([`super::record_batch`]), with the batches and each
     /// segment's batch documents as read so far.
     Batched {
         fields: BatchFields,
@@ -41,16 +42,19 @@ impl StoredRecords {
             fields,
             cache: Mutex::new(BatchCache {
                 batch_documents: HashMap::new(),
+                times: HashMap::new(),
                 batches: LruCache::new(capacity),
             }),
         }
     }
 }
 
-/// What a batched [`RecordSource`] has read: each segment's batch documents (in order), and
-/// the last batches parsed, by the address of their document.
+/// What a batched [`RecordSource`] has read: each segment's batch documents (in order) and,
+/// for version 3 batches, its `timestamp` column, and the last batches parsed, by the address
+/// of their document.
 pub(super) struct BatchCache {
     batch_documents: HashMap<SegmentOrdinal, Arc<Vec<DocId>>>,
+    times: HashMap<SegmentOrdinal, Column<u64>>,
     batches: LruCache<DocAddress, Arc<RecordBatch>>,
 }
 
@@ -92,7 +96,7 @@ impl RecordSource {
         })
     }
 
-    /// The record at `address` of a format 6 or 7 index: its batch is the segment's last batch
+    /// The record at `address` of a format 6 or later index: its batch is the segment's last batch
     /// document before it, its position the documents between them.
     fn batched_record(
         &self,
@@ -133,7 +137,38 @@ impl RecordSource {
                 batch
             }
         };
-        batch.record(row)
+        let indexed_time = match fields.version {
+            BatchVersion::V3 => Some(self.indexed_time(address, cache)?),
+            BatchVersion::V1 | BatchVersion::V2 => None,
+        };
+        batch.record(row, indexed_time)
+    }
+
+    /// The `timestamp` of the document at `address`: a version 3 batch's record's event time
+    /// (or observed time, when it has none).
+    fn indexed_time(
+        &self,
+        address: DocAddress,
+        cache: &Mutex<BatchCache>,
+    ) -> Result<u64, LogIndexError> {
+        let cached = lock(cache).times.get(&address.segment_ord).cloned();
+        let column = match cached {
+            Some(column) => column,
+            None => {
+                let column = self
+                    .searcher
+                    .segment_reader(address.segment_ord)
+                    .fast_fields()
+                    .u64(TIMESTAMP)?;
+                lock(cache)
+                    .times
+                    .insert(address.segment_ord, column.clone());
+                column
+            }
+        };
+        column.first(address.doc_id).ok_or_else(|| {
+            LogIndexError::corrupt(format!("document {} has no timestamp", address.doc_id))
+        })
     }
 
     /// The batch documents of a segment, in order: the postings of the batch marker.

@@ -26,12 +26,12 @@ pub(crate) const SEVERITY_NUMBER: &str = "severity_number";
 pub(crate) const SEVERITY_TEXT: &str = "severity_text";
 /// `service.name` of the resource (or `unknown_service`), exact.
 pub(crate) const SERVICE_NAME: &str = "service_name";
-/// Trace id: its [`id_digest`] as one binary term (format 5); its 16 bytes (formats 3 and 4);
+/// Trace id: its [`IdDigest`] as one binary term (format 5); its 16 bytes (formats 3 and 4);
 /// lowercase hex text before.
 pub(crate) const TRACE_ID: &str = "trace_id";
-/// Span id: its [`id_digest`] (format 5); its 8 bytes (formats 3 and 4); hex text before.
+/// Span id: its [`IdDigest`] (format 5); its 8 bytes (formats 3 and 4); hex text before.
 pub(crate) const SPAN_ID: &str = "span_id";
-/// Request correlation id: its [`id_digest`] as one binary term (format 5); exact text
+/// Request correlation id: its [`IdDigest`] as one binary term (format 5); exact text
 /// before.
 pub(crate) const CORRELATION_ID: &str = "correlation_id";
 /// The key of the attribute the correlation id was read from, exact (format 3): that
@@ -52,7 +52,10 @@ pub(crate) const RECORD_BATCH: &str = "record_batch";
 /// A batch of records in version 2 (columns compressed apart, text bodies as token columns):
 /// the only stored field of format 7, as [`RECORD_BATCH`] is of format 6.
 pub(crate) const RECORD_BATCH_V2: &str = "record_batch_v2";
-/// [`BATCH_MARKER_VALUE`] on batch documents, u64; indexed only (formats 6 and 7): every query
+/// A batch of records in version 3 (version 2 without event times: a record's time is its
+/// document's `timestamp`): the only stored field of format 8.
+pub(crate) const RECORD_BATCH_V3: &str = "record_batch_v3";
+/// [`BATCH_MARKER_VALUE`] on batch documents, u64; indexed only (format 6 and later): every query
 /// excludes its documents, which are not records, and its postings are where each
 /// segment's batches are (a record's batch is the last one before it).
 pub(crate) const BATCH_MARKER: &str = "batch_marker";
@@ -80,33 +83,55 @@ const DOCUMENT_SPARE_BYTES: usize = 256;
 /// The format new indexes are written in. 1: the first; 2: stream ids, line lengths and
 /// levels as fast fields; 3: trace and span ids as binary terms and the correlation attribute
 /// indexed once; 4: the body's doc ids only, without freqs and positions; 5: trace, span and
-/// correlation ids as their [`id_digest`]; 6: records stored by the batch
+/// correlation ids as their [`IdDigest`]; 6: records stored by the batch
 /// ([`super::record_batch`]) instead of one per document; 7: batches of version 2 (each
-/// column compressed apart, text bodies as token columns). Every format stays readable (and
-/// keeps taking records in its own format).
-pub(crate) const CURRENT_FORMAT: u32 = 7;
+/// column compressed apart, text bodies as token columns); 8: ids as 3-byte digests, batches
+/// of version 3 (event times read from the `timestamp` column, not kept twice). Every format
+/// stays readable (and keeps taking records in its own format).
+pub(crate) const CURRENT_FORMAT: u32 = 8;
 
-/// Bytes of an [`id_digest`].
-pub(crate) const ID_DIGEST_BYTES: usize = 4;
+/// The most bytes an [`IdDigest`] has (formats 5 to 7; format 8 keeps 3).
+const MAX_ID_DIGEST_BYTES: usize = 4;
 
-/// The term a format 5 index keeps for an id (trace, span or correlation): 4 bytes of a hash
-/// of its bytes. An id's own bytes are random and unique per request, so as terms they were
-/// most of the term dictionary (16 + 8 + ~20 bytes a record, ~54 bytes with the dictionary's
-/// overhead); 4 bytes keep ~10 a record. Distinct ids may share a digest (in a day of 10M
-/// records, a lookup meets another id's record about once in 400), so the index answers an
-/// id with a superset and every record found is checked against the exact id (`query_rewrite`).
+/// The term an index of format 5 or later keeps for an id (trace, span or correlation): the
+/// first bytes of a hash of its bytes, 4 in formats 5 to 7, 3 from format 8. An id's own bytes
+/// are random and unique per request, so as terms they were most of the term dictionary
+/// (16 + 8 + ~20 bytes a record, ~54 bytes with the dictionary's overhead); 4 bytes keep ~10
+/// bytes an id, 3 bytes ~8 (measured on 800,000 random ids in one segment: term dictionary
+/// 7.2 bytes an id with 4, 5.2 with 3, postings 3.0 either way: the dictionary's last level
+/// goes). Distinct ids may share a digest (in a day of 10M records, a lookup meets another
+/// id's record about once in 400 with 4 bytes, 0.6 times with 3), so the index answers an id
+/// with a superset and every record found is checked against the exact id (`query_rewrite`).
 ///
 /// FNV-1a over the bytes, then splitmix64's finalizer (ids are not always random: 64-bit
-/// Jaeger trace ids are zero-padded), big-endian top 4 bytes. Part of the format: the test
+/// Jaeger trace ids are zero-padded), big-endian top bytes. Part of the format: the test
 /// `id_digests_are_pinned` fails when it changes.
-pub(crate) fn id_digest(id: &[u8]) -> [u8; ID_DIGEST_BYTES] {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in id {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdDigest {
+    bytes: [u8; MAX_ID_DIGEST_BYTES],
+    len: usize,
+}
+
+impl IdDigest {
+    /// The digest of `id` in `len` bytes (at most 4).
+    pub(crate) fn of(id: &[u8], len: usize) -> Self {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for &byte in id {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let top = crate::id_hash::mix(hash).to_be_bytes();
+        Self {
+            bytes: [top[0], top[1], top[2], top[3]],
+            len: len.min(MAX_ID_DIGEST_BYTES),
+        }
     }
-    let bytes = crate::id_hash::mix(hash).to_be_bytes();
-    [bytes[0], bytes[1], bytes[2], bytes[3]]
+}
+
+impl AsRef<[u8]> for IdDigest {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 /// Handles to every field of the log schema, resolved once.
@@ -126,7 +151,7 @@ pub(crate) struct LogFields {
     pub(crate) attributes: Field,
     /// Formats 1 to 5: each document stores its record.
     pub(crate) record: Option<Field>,
-    /// Formats 6 and 7: records are stored by the batch.
+    /// Format 6 and later: records are stored by the batch.
     pub(crate) batches: Option<BatchFields>,
     /// Format 2 and later: indexes of format 1 have no stream ids.
     pub(crate) stream_id: Option<Field>,
@@ -138,10 +163,10 @@ pub(crate) struct LogFields {
     pub(crate) correlation_key: Option<Field>,
 }
 
-/// The fields of a format 6 or 7 index that store records by the batch.
+/// The fields of a format 6 or later index that store records by the batch.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BatchFields {
-    /// [`RECORD_BATCH`] (format 6) or [`RECORD_BATCH_V2`] (format 7).
+    /// [`RECORD_BATCH`] (format 6), [`RECORD_BATCH_V2`] (format 7) or [`RECORD_BATCH_V3`] (format 8).
     pub(crate) records: Field,
     /// How the batches in `records` are written.
     pub(crate) version: BatchVersion,
@@ -201,8 +226,8 @@ impl LogFields {
         let body = builder.add_text_field(BODY, body);
         let attributes = builder.add_json_field(ATTRIBUTES, attributes);
         let batches = BatchFields {
-            records: builder.add_bytes_field(RECORD_BATCH_V2, STORED),
-            version: BatchVersion::V2,
+            records: builder.add_bytes_field(RECORD_BATCH_V3, STORED),
+            version: BatchVersion::V3,
             marker: builder.add_u64_field(BATCH_MARKER, NumericOptions::default().set_indexed()),
         };
         let stream_id = builder.add_u64_field(STREAM_ID, NumericOptions::default().set_fast());
@@ -229,8 +254,8 @@ impl LogFields {
         }
     }
 
-    /// The fields of an existing index's schema, of any format: 7 with version 2 record
-    /// batches, 6 with version 1 record batches, 5 with
+    /// The fields of an existing index's schema, of any format: 8 with version 3 record batches, 7
+    /// with version 2, 6 with version 1, 5 with
     /// a binary correlation id (its digest), 4 with a body of doc ids only, 3 with binary ids, 2 with stream ids,
     /// else 1.
     pub(crate) fn from_schema(schema: Schema) -> Result<Self, LogIndexError> {
@@ -254,12 +279,16 @@ impl LogFields {
         let stream_id = schema.get_field(STREAM_ID).ok();
         let correlation_key = schema.get_field(CORRELATION_KEY).ok();
         let record = schema.get_field(RECORD).ok();
-        let batch_field = match (
-            schema.get_field(RECORD_BATCH),
-            schema.get_field(RECORD_BATCH_V2),
-        ) {
-            (Ok(records), Err(_)) => Some((records, BatchVersion::V1)),
-            (Err(_), Ok(records)) => Some((records, BatchVersion::V2)),
+        let batch_fields: Vec<(Field, BatchVersion)> = [
+            (RECORD_BATCH, BatchVersion::V1),
+            (RECORD_BATCH_V2, BatchVersion::V2),
+            (RECORD_BATCH_V3, BatchVersion::V3),
+        ]
+        .into_iter()
+        .filter_map(|(name, version)| Some((schema.get_field(name).ok()?, version)))
+        .collect();
+        let batch_field = match batch_fields[..] {
+            [only] => Some(only),
             _ => None,
         };
         let batches = match (batch_field, schema.get_field(BATCH_MARKER)) {
@@ -281,6 +310,7 @@ impl LogFields {
         ) {
             (true, false, true, true, Some(_), Some(_), false) => {
                 match batches.map(|b| b.version) {
+                    Some(BatchVersion::V3) => 8,
                     Some(BatchVersion::V2) => 7,
                     _ => 6,
                 }
@@ -323,10 +353,20 @@ impl LogFields {
         self.format >= 3
     }
 
-    /// Whether ids are indexed as their [`id_digest`] (format 5 and later), so the index
+    /// Whether ids are indexed as their [`IdDigest`] (format 5 and later), so the index
     /// finds a superset of an id's records, each to be checked.
     pub(crate) fn id_digests(&self) -> bool {
         self.format >= 5
+    }
+
+    /// The bytes of this format's [`IdDigest`]s: 4 in formats 5 to 7, 3 from format 8.
+    pub(crate) fn id_digest_bytes(&self) -> usize {
+        if self.format >= 8 { 3 } else { 4 }
+    }
+
+    /// `id`'s digest as this format keeps it.
+    pub(crate) fn id_digest(&self, id: &[u8]) -> IdDigest {
+        IdDigest::of(id, self.id_digest_bytes())
     }
 
     /// Whether the body keeps token positions, so the index answers phrases itself (formats
@@ -336,7 +376,7 @@ impl LogFields {
     }
 
     /// Turns one record into one document: the indexed projections plus, up to format 5, the
-    /// stored record (its format 2 in format 5, format 1 before; formats 6 and 7 store records
+    /// stored record (its format 2 in format 5, format 1 before; formats 6 and later store records
     /// by the batch, see [`Self::batch_document`]). `scratch` is reused between calls for the
     /// stored form.
     pub(crate) fn to_document(
@@ -372,7 +412,8 @@ impl LogFields {
         let mut correlation_attribute = None;
         if let Some(correlation_id) = &record.correlation_id {
             if self.id_digests() {
-                document.add_bytes(self.correlation_id, &id_digest(correlation_id.as_bytes()));
+                let digest = self.id_digest(correlation_id.as_bytes());
+                document.add_bytes(self.correlation_id, digest.as_ref());
             } else {
                 document.add_text(self.correlation_id, correlation_id);
             }
@@ -397,7 +438,7 @@ impl LogFields {
     }
 
     /// The document that stores `batch` (the bytes of [`super::record_batch::encode`]), for
-    /// an index of format 6 or 7: it goes right before the batch's records, in the same group of
+    /// an index of format 6 or later: it goes right before the batch's records, in the same group of
     /// operations, so it lands in their segment right before them (tantivy keeps a group in
     /// one segment and merges keep each segment's documents in order): a record's position
     /// in its batch is its distance from the batch document, less one.
@@ -438,7 +479,7 @@ impl LogFields {
     /// A trace or span id as the format keeps it: its digest, its bytes, or hex text.
     fn add_binary_id(&self, document: &mut TantivyDocument, field: Field, id: &[u8]) {
         if self.id_digests() {
-            document.add_bytes(field, &id_digest(id));
+            document.add_bytes(field, self.id_digest(id).as_ref());
         } else if self.binary_ids() {
             document.add_bytes(field, id);
         } else {
@@ -447,10 +488,10 @@ impl LogFields {
     }
 
     /// The term that finds the records of a trace or span id (a superset with digests, see
-    /// [`id_digest`]).
+    /// [`IdDigest`]).
     pub(crate) fn id_term(&self, field: Field, id: &[u8]) -> Term {
         if self.id_digests() {
-            Term::from_field_bytes(field, &id_digest(id))
+            Term::from_field_bytes(field, self.id_digest(id).as_ref())
         } else if self.binary_ids() {
             Term::from_field_bytes(field, id)
         } else {
@@ -461,7 +502,8 @@ impl LogFields {
     /// The term that finds the records of a correlation id (a superset with digests).
     pub(crate) fn correlation_term(&self, correlation_id: &str) -> Term {
         if self.id_digests() {
-            Term::from_field_bytes(self.correlation_id, &id_digest(correlation_id.as_bytes()))
+            let digest = self.id_digest(correlation_id.as_bytes());
+            Term::from_field_bytes(self.correlation_id, digest.as_ref())
         } else {
             Term::from_field_text(self.correlation_id, correlation_id)
         }
@@ -552,7 +594,7 @@ mod tests {
         let fields = LogFields::new();
         for (_, entry) in fields.schema.fields() {
             let name = entry.name();
-            assert_eq!(entry.is_stored(), name == RECORD_BATCH_V2, "{name}");
+            assert_eq!(entry.is_stored(), name == RECORD_BATCH_V3, "{name}");
             assert_eq!(
                 entry.is_fast(),
                 [TIMESTAMP, SEVERITY_NUMBER, STREAM_ID, LINE_BYTES, LEVEL].contains(&name),
@@ -566,11 +608,18 @@ mod tests {
 
     #[test]
     fn id_digests_are_pinned() {
-        // If this fails, the digest changed: format 5 indexes on disk would no longer find
-        // their ids. Keep the old digest for them and give the new one a new format.
-        assert_eq!(hex::encode(id_digest(b"req-1")), "0a2881c3");
-        assert_eq!(hex::encode(id_digest(&[0; 16])), "68752350");
-        assert_eq!(hex::encode(id_digest(&[0xA5; 8])), "55077c88");
+        // If this fails, the digest changed: indexes on disk would no longer find their ids.
+        // Keep the old digest for them and give the new one a new format.
+        let digest = |id: &[u8], len| hex::encode(IdDigest::of(id, len));
+        assert_eq!(digest(b"req-1", 4), "0a2881c3");
+        assert_eq!(digest(&[0; 16], 4), "68752350");
+        assert_eq!(digest(&[0xA5; 8], 4), "55077c88");
+        // Format 8: the first three of the same bytes.
+        assert_eq!(digest(b"req-1", 3), "0a2881");
+        assert_eq!(digest(&[0; 16], 3), "687523");
+        let format_8 = LogFields::new();
+        assert_eq!(format_8.format, 8);
+        assert_eq!(hex::encode(format_8.id_digest(&[0xA5; 8])), "55077c");
     }
 
     #[test]

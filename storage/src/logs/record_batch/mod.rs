@@ -46,6 +46,8 @@ pub(crate) enum BatchVersion {
     V1,
     /// Format 7: [`v2`].
     V2,
+    /// Format 8: [`v2`]'s layout without event times, which are the documents' `timestamp`.
+    V3,
 }
 
 impl BatchVersion {
@@ -54,6 +56,7 @@ impl BatchVersion {
         match self {
             Self::V1 => v1::BATCH_V1,
             Self::V2 => v2::BATCH_V2,
+            Self::V3 => v2::BATCH_V3,
         }
     }
 }
@@ -101,7 +104,8 @@ pub(crate) fn encode(
 ) -> Result<(), LogIndexError> {
     match version {
         BatchVersion::V1 => v1::encode(records, out),
-        BatchVersion::V2 => v2::encode(records, out),
+        BatchVersion::V2 => v2::encode(records, v2::Times::Kept, out),
+        BatchVersion::V3 => v2::encode(records, v2::Times::Indexed, out),
     }
 }
 
@@ -190,10 +194,21 @@ fn group_of<'a>(
     length(position)
 }
 
+/// A record's event time in a parsed batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowTime {
+    /// Kept in the batch (versions 1 and 2).
+    Kept(u64),
+    /// Its document's `timestamp` (version 3): the record has an event time.
+    Indexed,
+    /// None (0, version 3): its document's `timestamp` is its observed time.
+    Unset,
+}
+
 /// One record's place in a parsed batch.
 #[derive(Debug)]
 struct Row {
-    time_unix_nano: u64,
+    time: RowTime,
     group: usize,
     trace_id: Option<TraceId>,
     span_id: Option<SpanId>,
@@ -221,11 +236,22 @@ pub(crate) struct RecordBatch {
     text: Option<TextColumns>,
 }
 
+/// How a batch's head holds its records' event times.
+#[derive(Clone, Copy)]
+enum HeadTimes<'a> {
+    /// Per record: its event time minus the previous record's (the first's minus 0),
+    /// wrapping (versions 1 and 2).
+    Deltas(&'a [i64]),
+    /// The positions, ascending, of the records without an event time; the others' are
+    /// their documents' `timestamp` (version 3).
+    Indexed { unset: &'a [u32] },
+}
+
 /// The columns every record has, as a batch's head holds them, checked and turned into rows.
 struct HeadColumns<'a> {
     group_count: usize,
     group: &'a [u32],
-    time_delta: &'a [i64],
+    times: HeadTimes<'a>,
     trace_id: &'a [Option<TraceId>],
     span_id: &'a [Option<SpanId>],
     /// Each record's [`Rest`] bytes, which lie back to back from `rest_at`.
@@ -240,8 +266,20 @@ impl HeadColumns<'_> {
         bodies: impl ExactSizeIterator<Item = BodyPlace>,
     ) -> Result<Vec<Row>, LogIndexError> {
         let count = self.group.len();
+        let times = match self.times {
+            HeadTimes::Deltas(deltas) => deltas.len(),
+            HeadTimes::Indexed { unset } => {
+                let ascending = unset.windows(2).all(|pair| pair[0] < pair[1]);
+                if !ascending || unset.last().is_some_and(|&last| last as usize >= count) {
+                    return Err(LogIndexError::corrupt(
+                        "batch positions without event times out of order or range",
+                    ));
+                }
+                count
+            }
+        };
         let columns = [
-            self.time_delta.len(),
+            times,
             self.trace_id.len(),
             self.span_id.len(),
             self.rest_bytes.len(),
@@ -254,6 +292,10 @@ impl HeadColumns<'_> {
         }
         let mut rest_at = self.rest_at;
         let mut time = 0u64;
+        let mut unset_left = match self.times {
+            HeadTimes::Deltas(_) => &[][..],
+            HeadTimes::Indexed { unset } => unset,
+        };
         let mut rows = Vec::with_capacity(count);
         for (index, body) in bodies.enumerate() {
             let group = self.group[index] as usize;
@@ -263,10 +305,22 @@ impl HeadColumns<'_> {
                     self.group_count
                 )));
             }
-            time = time.wrapping_add(self.time_delta[index] as u64);
+            let row_time = match self.times {
+                HeadTimes::Deltas(deltas) => {
+                    time = time.wrapping_add(deltas[index] as u64);
+                    RowTime::Kept(time)
+                }
+                HeadTimes::Indexed { .. } => match unset_left.split_first() {
+                    Some((&unset, rest)) if unset as usize == index => {
+                        unset_left = rest;
+                        RowTime::Unset
+                    }
+                    _ => RowTime::Indexed,
+                },
+            };
             let rest_len = self.rest_bytes[index] as usize;
             rows.push(Row {
-                time_unix_nano: time,
+                time: row_time,
                 group,
                 trace_id: self.trace_id[index],
                 span_id: self.span_id[index],
@@ -301,7 +355,8 @@ impl RecordBatch {
         match bytes.first() {
             Some(&byte) if byte == version.format_byte() => match version {
                 BatchVersion::V1 => v1::parse(bytes),
-                BatchVersion::V2 => v2::parse(&bytes),
+                BatchVersion::V2 => v2::parse(&bytes, v2::Times::Kept),
+                BatchVersion::V3 => v2::parse(&bytes, v2::Times::Indexed),
             },
             Some(other) => Err(LogIndexError::corrupt(format!(
                 "batch format byte {other:#04x} where {version:?} was expected"
@@ -316,14 +371,26 @@ impl RecordBatch {
         self.rows.len()
     }
 
-    /// Decodes the record at `position`.
-    pub(crate) fn record(&self, position: usize) -> Result<LogRecord, LogIndexError> {
+    /// Decodes the record at `position`; `indexed_time` is its document's `timestamp`, which a
+    /// version 3 batch needs (and the others ignore).
+    pub(crate) fn record(
+        &self,
+        position: usize,
+        indexed_time: Option<u64>,
+    ) -> Result<LogRecord, LogIndexError> {
         let row = self.rows.get(position).ok_or_else(|| {
             LogIndexError::corrupt(format!(
                 "record {position} of a batch of {}",
                 self.rows.len()
             ))
         })?;
+        let time_unix_nano = match row.time {
+            RowTime::Kept(time) => time,
+            RowTime::Unset => 0,
+            RowTime::Indexed => indexed_time.ok_or_else(|| {
+                LogIndexError::corrupt(format!("record {position} has no indexed time"))
+            })?,
+        };
         let rest: Rest<String, Vec<Attribute>> = take_all(&self.bytes[row.rest.clone()])?;
         let body = match &row.body {
             BodyPlace::Value(range) => take_all(&self.bytes[range.clone()])?,
@@ -337,8 +404,8 @@ impl RecordBatch {
         Ok(LogRecord {
             resource: Arc::clone(resource),
             scope: Arc::clone(scope),
-            time_unix_nano: row.time_unix_nano,
-            observed_time_unix_nano: row.time_unix_nano.wrapping_add(rest.observed_offset as u64),
+            time_unix_nano,
+            observed_time_unix_nano: time_unix_nano.wrapping_add(rest.observed_offset as u64),
             severity_number: rest.severity_number,
             severity_text: rest.severity_text,
             body,

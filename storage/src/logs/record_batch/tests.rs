@@ -1,7 +1,12 @@
 use super::*;
 use crate::logs::test_records::{fixture, fixture_with_request_ids};
 
-const VERSIONS: [BatchVersion; 2] = [BatchVersion::V1, BatchVersion::V2];
+const VERSIONS: [BatchVersion; 3] = [BatchVersion::V1, BatchVersion::V2, BatchVersion::V3];
+
+/// What the index keeps as `record`'s document's `timestamp` (version 3 reads its time there).
+fn indexed(record: &LogRecord) -> Option<u64> {
+    Some(record.effective_time_unix_nano())
+}
 
 fn encoded(version: BatchVersion, records: &[LogRecord]) -> Vec<u8> {
     let refs: Vec<&LogRecord> = records.iter().collect();
@@ -13,7 +18,9 @@ fn encoded(version: BatchVersion, records: &[LogRecord]) -> Vec<u8> {
 fn read_back(version: BatchVersion, records: &[LogRecord]) -> Vec<LogRecord> {
     let batch = RecordBatch::parse(encoded(version, records), version).unwrap();
     assert_eq!(batch.len(), records.len());
-    (0..batch.len()).map(|i| batch.record(i).unwrap()).collect()
+    (0..batch.len())
+        .map(|i| batch.record(i, indexed(&records[i])).unwrap())
+        .collect()
 }
 
 #[test]
@@ -40,10 +47,38 @@ fn records_read_back_exactly_one_by_one() {
         assert_eq!(read_back(version, &records), records, "{version:?}");
         // Any one record reads alone.
         let batch = RecordBatch::parse(encoded(version, &records), version).unwrap();
-        assert_eq!(batch.record(7).unwrap(), records[7]);
-        assert_eq!(batch.record(10).unwrap(), records[10]);
-        assert!(batch.record(records.len()).is_err());
+        assert_eq!(batch.record(7, indexed(&records[7])).unwrap(), records[7]);
+        assert_eq!(
+            batch.record(10, indexed(&records[10])).unwrap(),
+            records[10]
+        );
+        assert!(batch.record(records.len(), Some(1)).is_err());
     }
+}
+
+#[test]
+fn version_3_reads_event_times_from_the_index_and_keeps_records_without_one() {
+    let mut records = fixture_with_request_ids();
+    records[2].time_unix_nano = 0;
+    records[4].time_unix_nano = 0;
+    records[4].observed_time_unix_nano = 0;
+    let bytes = encoded(BatchVersion::V3, &records);
+    let batch = RecordBatch::parse(bytes.clone(), BatchVersion::V3).unwrap();
+    // Each record's time is what the index says; one without an event time keeps 0, and
+    // its observed time (which the index held) comes back whole.
+    let mut later = records[1].clone();
+    later.time_unix_nano += 5;
+    later.observed_time_unix_nano += 5;
+    assert_eq!(batch.record(1, indexed(&later)).unwrap(), later);
+    assert_eq!(batch.record(2, Some(12_345)).unwrap(), records[2]);
+    assert_eq!(batch.record(4, None).unwrap(), records[4]);
+    assert!(batch.record(1, None).is_err());
+    // Version 2 keeps times in the batch: what the index says is not asked.
+    let kept = RecordBatch::parse(encoded(BatchVersion::V2, &records), BatchVersion::V2).unwrap();
+    assert_eq!(kept.record(1, Some(7)).unwrap(), records[1]);
+    // Version 3 is version 2 less the time deltas.
+    let two = encoded(BatchVersion::V2, &records);
+    assert!(bytes.len() < two.len(), "{} {}", bytes.len(), two.len());
 }
 
 #[test]
@@ -92,6 +127,7 @@ fn damaged_batches_are_reported_not_misread() {
         let other_version = match version {
             BatchVersion::V1 => encoded(BatchVersion::V2, &fixture()),
             BatchVersion::V2 => encoded(BatchVersion::V1, &fixture()),
+            BatchVersion::V3 => encoded(BatchVersion::V2, &fixture()),
         };
         let mut damaged = vec![
             bytes[..bytes.len() - 1].to_vec(),
@@ -101,7 +137,7 @@ fn damaged_batches_are_reported_not_misread() {
             extra,
             other_version,
         ];
-        if version == BatchVersion::V2 {
+        if version != BatchVersion::V1 {
             // Any one byte changed: the sections' lengths, packings, checksums and the
             // columns' own checks find it, or it is a byte of an id, a hex id or a
             // stored section's value, which reads back changed, never a panic.
@@ -110,7 +146,7 @@ fn damaged_batches_are_reported_not_misread() {
                 flipped[at] ^= 0x5a;
                 if let Ok(batch) = RecordBatch::parse(flipped, version) {
                     for row in 0..batch.len() {
-                        let _ = batch.record(row);
+                        let _ = batch.record(row, Some(1));
                     }
                 }
             }
@@ -142,12 +178,31 @@ fn the_encoding_is_pinned() {
     assert_eq!(bytes[0], pinned[0]);
     assert_eq!(v2::plain_sections(&bytes), v2::plain_sections(&pinned));
     assert_eq!(read_back_bytes(pinned, BatchVersion::V2), records);
+    let bytes = encoded(BatchVersion::V3, &records);
+    let pinned = hex::decode(PINNED_BATCH_V3).unwrap();
+    assert_eq!(bytes[0], pinned[0]);
+    assert_eq!(v2::plain_sections(&bytes), v2::plain_sections(&pinned));
+    assert_eq!(read_back_bytes(pinned, BatchVersion::V3), records);
 }
 
 fn read_back_bytes(bytes: Vec<u8>, version: BatchVersion) -> Vec<LogRecord> {
     let batch = RecordBatch::parse(bytes, version).unwrap();
-    (0..batch.len()).map(|i| batch.record(i).unwrap()).collect()
+    let records = fixture_with_request_ids();
+    (0..batch.len())
+        .map(|i| batch.record(i, indexed(&records[i])).unwrap())
+        .collect()
 }
+
+const PINNED_BATCH_V3: &str = concat!(
+    "125e017228b52ffd24728d020092c4101890b7390889618449aa04f2cc6e0e6e40ff517a98cd9adc2936a684",
+    "36c6752a09637b396858fd1ef777a6888d14c05fb1dad6b184c6f22b0d73811a9c67a0e0ae096203004c3f4d",
+    "10a4f3b0e90449014eea320003a5a5a5a5a5a5a5a50000000000000001a5a5a5a5a5a5a5a500000000000000",
+    "0203800000000000000180000000000000025d01880128b52ffd248885020054040a1204494e464f030b6874",
+    "74702e6d6574686f640103474554107374617475735f636f64650390030a726571756573742e696401057265",
+    "712d3100010001023200010001020200dd11e449ed1c032ade80aa00004200057573657220066c6f67696e20",
+    "0a7375636365656465642004666f722006616c69636500056361727420087570646174656420077769746820",
+    "0220066974656d730009000001020304050607080100030000",
+);
 
 const PINNED_BATCH_V2: &str = concat!(
     "117101800128b52ffd2480250300740502020c736572766963652e6e616d650108636865636b6f757409686f",

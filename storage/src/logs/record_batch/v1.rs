@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BodyPlace, CommonColumns, HeadColumns, RecordBatch, encode_error, length, shared_groups, total,
+    BodyPlace, CommonColumns, HeadColumns, HeadTimes, RecordBatch, encode_error, length,
+    shared_groups, total,
 };
 use crate::logs::LogIndexError;
 use crate::model::{InstrumentationScope, LogRecord, Resource, SpanId, TraceId};
@@ -89,7 +90,7 @@ pub(super) fn parse(bytes: Vec<u8>) -> Result<RecordBatch, LogIndexError> {
     let rows = HeadColumns {
         group_count: head.groups.len(),
         group: &head.group,
-        time_delta: &head.time_delta,
+        times: HeadTimes::Deltas(&head.time_delta),
         trace_id: &head.trace_id,
         span_id: &head.span_id,
         rest_bytes: &head.rest_bytes,

@@ -1,9 +1,12 @@
 //! Version 2 batches (index format 7): each column in its own section ([`super::sections`]),
-//! compressed apart.
+//! compressed apart; and version 3 (format 8), the same without event times.
 //!
-//! One byte ([`BATCH_V2`]), then eight sections in this order:
-//! 1. the head ([`Head`], postcard, zstd): groups, and per record its group, time delta, and
-//!    the byte lengths of its rest and (unless its body is text) its body;
+//! One byte ([`BATCH_V2`] or [`BATCH_V3`]), then eight sections in this order:
+//! 1. the head ([`Head`], postcard, zstd): groups, and per record its group, and the byte
+//!    lengths of its rest and (unless its body is text) its body; in version 2 each record's
+//!    time delta, in version 3 the positions of the records without an event time (a
+//!    record's event time is its document's `timestamp`, which the index keeps anyway: 1.2
+//!    bytes a record less on the benchmark's load, where times interleave);
 //! 2. the ids, as they are: a bit per record for whether it has a trace id, each trace id's 16
 //!    bytes, then the same for span ids (8 bytes);
 //! 3. the records' [`Rest`]s (postcard, back to back, zstd);
@@ -22,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use super::Rest;
 use super::sections::{self, Packing};
 use super::{
-    BodyPlace, CommonColumns, HeadColumns, RecordBatch, encode_error, length, shared_groups, total,
+    BodyPlace, CommonColumns, HeadColumns, HeadTimes, RecordBatch, encode_error, length,
+    shared_groups, total,
 };
 use crate::logs::LogIndexError;
 use crate::logs::stored_record::take_all;
@@ -31,18 +35,31 @@ use crate::model::{AttributeValue, InstrumentationScope, LogRecord, Resource, Sp
 
 /// The format byte of a version 2 batch.
 pub(super) const BATCH_V2: u8 = 0x11;
+/// The format byte of a version 3 batch.
+pub(super) const BATCH_V3: u8 = 0x12;
+
+/// Where a batch keeps its records' event times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Times {
+    /// In its head, as deltas (version 2).
+    Kept,
+    /// In the index's `timestamp` column; the head lists the records without one (version
+    /// 3).
+    Indexed,
+}
 
 /// The head section. `G` is the list of (resource, scope) groups, borrowed to encode and
-/// owned to decode.
+/// owned to decode; `T` the time column: `Vec<i64>` in version 2, `Vec<u32>` in version 3.
 #[derive(Serialize, Deserialize)]
-struct Head<G> {
+struct Head<G, T> {
     /// Each distinct (resource, scope) of the batch, once.
     groups: G,
     /// Per record: its group's position in `groups`.
     group: Vec<u32>,
-    /// Per record: its event time minus the previous record's (the first's minus 0),
-    /// wrapping.
-    time_delta: Vec<i64>,
+    /// Version 2: per record, its event time minus the previous record's (the first's minus
+    /// 0), wrapping. Version 3: the positions, ascending, of the records whose event time is
+    /// 0 (their `timestamp` is their observed time).
+    times: T,
     /// Per record: the bytes of its [`Rest`].
     rest_bytes: Vec<u32>,
     /// Per record: the bytes of its body in the values section; 0 when its body is a text
@@ -50,10 +67,15 @@ struct Head<G> {
     value_bytes: Vec<u32>,
 }
 
-type OwnedHead = Head<Vec<(Resource, InstrumentationScope)>>;
+type OwnedGroups = Vec<(Resource, InstrumentationScope)>;
 
-/// Writes `records` as a version 2 batch into `out`, which is cleared first.
-pub(super) fn encode(records: &[&LogRecord], out: &mut Vec<u8>) -> Result<(), LogIndexError> {
+/// Writes `records` as a version 2 or 3 batch (as `times` says) into `out`, which is cleared
+/// first.
+pub(super) fn encode(
+    records: &[&LogRecord],
+    times: Times,
+    out: &mut Vec<u8>,
+) -> Result<(), LogIndexError> {
     let mut common = CommonColumns::with_capacity(records.len());
     let mut values = Vec::new();
     let mut value_bytes = Vec::with_capacity(records.len());
@@ -70,18 +92,38 @@ pub(super) fn encode(records: &[&LogRecord], out: &mut Vec<u8>) -> Result<(), Lo
         }
     }
     let rests = common.rests;
-    let head = Head {
-        groups: common.groups,
-        group: common.group,
-        time_delta: common.time_delta,
-        rest_bytes: common.rest_bytes,
-        value_bytes,
-    };
-    let head = postcard::to_allocvec(&head).map_err(encode_error)?;
+    let head = match times {
+        Times::Kept => postcard::to_allocvec(&Head {
+            groups: common.groups,
+            group: common.group,
+            times: common.time_delta,
+            rest_bytes: common.rest_bytes,
+            value_bytes,
+        }),
+        Times::Indexed => {
+            let mut unset = Vec::new();
+            for (position, record) in records.iter().enumerate() {
+                if record.time_unix_nano == 0 {
+                    unset.push(length(position)?);
+                }
+            }
+            postcard::to_allocvec(&Head {
+                groups: common.groups,
+                group: common.group,
+                times: unset,
+                rest_bytes: common.rest_bytes,
+                value_bytes,
+            })
+        }
+    }
+    .map_err(encode_error)?;
     let ids = ids_section(records);
     let text = texts.finish();
     out.clear();
-    out.push(BATCH_V2);
+    out.push(match times {
+        Times::Kept => BATCH_V2,
+        Times::Indexed => BATCH_V3,
+    });
     for (section, packing) in [
         (&head, Packing::Compressed),
         (&ids, Packing::Stored),
@@ -95,6 +137,24 @@ pub(super) fn encode(records: &[&LogRecord], out: &mut Vec<u8>) -> Result<(), Lo
         sections::write(out, section, packing)?;
     }
     Ok(())
+}
+
+/// A parsed head's time column, of either version.
+enum HeadTimesOwned {
+    Deltas(Vec<i64>),
+    Unset(Vec<u32>),
+}
+
+impl<G, T> Head<G, T> {
+    fn map_times<U>(self, map: impl FnOnce(T) -> U) -> Head<G, U> {
+        Head {
+            groups: self.groups,
+            group: self.group,
+            times: map(self.times),
+            rest_bytes: self.rest_bytes,
+            value_bytes: self.value_bytes,
+        }
+    }
 }
 
 /// The ids section of `records`.
@@ -160,8 +220,8 @@ pub(super) fn plain_sections(bytes: &[u8]) -> Vec<Vec<u8>> {
     plain
 }
 
-/// Parses a version 2 batch.
-pub(super) fn parse(bytes: &[u8]) -> Result<RecordBatch, LogIndexError> {
+/// Parses a version 2 or 3 batch (as `times` says).
+pub(super) fn parse(bytes: &[u8], times: Times) -> Result<RecordBatch, LogIndexError> {
     let mut input = &bytes[1..];
     let mut next = || sections::read(&mut input);
     let (head, ids, rests, values) = (next()?, next()?, next()?, next()?);
@@ -172,8 +232,17 @@ pub(super) fn parse(bytes: &[u8]) -> Result<RecordBatch, LogIndexError> {
             input.len()
         )));
     }
-    let head: OwnedHead =
-        take_all(&head).map_err(|error| LogIndexError::corrupt(format!("batch head: {error}")))?;
+    let head_error = |error: LogIndexError| LogIndexError::corrupt(format!("batch head: {error}"));
+    let head: Head<OwnedGroups, HeadTimesOwned> = match times {
+        Times::Kept => {
+            let head: Head<OwnedGroups, Vec<i64>> = take_all(&head).map_err(head_error)?;
+            head.map_times(HeadTimesOwned::Deltas)
+        }
+        Times::Indexed => {
+            let head: Head<OwnedGroups, Vec<u32>> = take_all(&head).map_err(head_error)?;
+            head.map_times(HeadTimesOwned::Unset)
+        }
+    };
     let count = head.group.len();
     let mut ids = &ids[..];
     let trace_id: Vec<Option<TraceId>> = read_ids(&mut ids, count)?
@@ -220,7 +289,10 @@ pub(super) fn parse(bytes: &[u8]) -> Result<RecordBatch, LogIndexError> {
     let rows = HeadColumns {
         group_count: head.groups.len(),
         group: &head.group,
-        time_delta: &head.time_delta,
+        times: match &head.times {
+            HeadTimesOwned::Deltas(deltas) => HeadTimes::Deltas(deltas),
+            HeadTimesOwned::Unset(unset) => HeadTimes::Indexed { unset },
+        },
         trace_id: &trace_id,
         span_id: &span_id,
         rest_bytes: &head.rest_bytes,
