@@ -1,5 +1,5 @@
 //! The mixing step the on-disk id hashes share: the trace-id filters of span files
-//! (`table::id_filter`) and the id digests of log indexes (`logs::schema::id_digest`). Both
+//! (`table::id_filter`) and the id digests of log indexes (`logs::schema::IdDigest`). Both
 //! are part of their files' formats, pinned by their own tests.
 
 /// splitmix64's finalizer: every input bit reaches every output bit, so ids that are not

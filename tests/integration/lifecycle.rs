@@ -1,6 +1,6 @@
 //! The storage lifecycle through the binary: compaction merges the small files of many flushes
-//! and keeps every span; retention removes expired files (from the manifest and the disk) and
-//! keeps the rest.
+//! and keeps every span; a quiet log day's segments are merged; retention removes expired files
+//! (from the manifest and the disk) and keeps the rest.
 
 use std::time::Duration;
 
@@ -254,5 +254,85 @@ async fn kill_9_during_compaction_loses_and_duplicates_nothing() {
         manifest_rows(&data, "traces"),
         2 * EXPORTS,
         "every span in exactly one live file"
+    );
+}
+
+/// The `.store` files (one per segment) of every log partition under `data`.
+fn log_segments_under(data: &std::path::Path) -> usize {
+    let tenant = data.join("logs").join("default");
+    let Ok(days) = std::fs::read_dir(tenant) else {
+        return 0;
+    };
+    days.flatten()
+        .filter_map(|day| std::fs::read_dir(day.path()).ok())
+        .flat_map(|files| files.flatten())
+        .filter(|file| file.path().extension().is_some_and(|e| e == "store"))
+        .count()
+}
+
+async fn log_records_of(server: &Server, correlation_id: &str) -> usize {
+    let (status, body) = server
+        .get_json(&format!("/api/logs?correlation_id={correlation_id}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["records"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn a_quiet_log_day_is_merged_and_keeps_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "--log-commit-interval-seconds",
+        "1",
+        "--log-writer-idle-seconds",
+        "3",
+        "--retention-check-interval-seconds",
+        "1",
+    ];
+    let mut server = Server::start(&data, &args).await;
+    let mut logs = server.logs_client().await;
+    // One commit per export: a segment each.
+    const EXPORTS: u64 = 4;
+    for n in 0..EXPORTS {
+        logs.export(logs_request(n, "quiet", &format!("quiet-{n}")))
+            .await
+            .unwrap();
+        server.wait_logs_committed().await;
+    }
+    let before = log_segments_under(&data);
+    assert!(before >= 2, "{before} segments before the merge");
+    server
+        .wait_for("a quiet merge", Duration::from_secs(60), || async {
+            server
+                .metric("skewer_compaction_merges_total{signal=\"logs\"}")
+                .await
+                >= 1.0
+        })
+        .await;
+    server
+        .wait_for(
+            "merged segments removed",
+            Duration::from_secs(30),
+            || async { log_segments_under(&data) == 1 },
+        )
+        .await;
+    let (status, body) = server.get_json("/api/logs?limit=100").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["records"].as_array().unwrap().len(),
+        2 * EXPORTS as usize
+    );
+    for n in 0..EXPORTS {
+        assert_eq!(log_records_of(&server, &format!("quiet-{n}")).await, 1);
+    }
+    // Merged once, it stays so after a restart, with every record.
+    assert_eq!(server.terminate().await.code(), Some(0));
+    server.restart().await;
+    assert_eq!(log_segments_under(&data), 1);
+    let (_, body) = server.get_json("/api/logs?limit=100").await;
+    assert_eq!(
+        body["records"].as_array().unwrap().len(),
+        2 * EXPORTS as usize
     );
 }

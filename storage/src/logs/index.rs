@@ -433,16 +433,7 @@ impl LogIndex {
 
     /// The earliest and latest record time among committed, searchable records.
     pub fn time_range(&self) -> Option<(u64, u64)> {
-        let searcher = self.reader.searcher();
-        searcher
-            .segment_readers()
-            .iter()
-            .filter(|segment| segment.num_docs() > 0)
-            .filter_map(|segment| {
-                let column = segment.fast_fields().u64(TIMESTAMP).ok()?;
-                Some((column.min_value(), column.max_value()))
-            })
-            .reduce(|(min_a, max_a), (min_b, max_b)| (min_a.min(min_b), max_a.max(max_b)))
+        time_range_of(&self.reader.searcher())
     }
 
     /// Makes every committed record searchable.
@@ -509,6 +500,24 @@ impl LogIndex {
     /// in no particular order, with the searcher to load them from.
     pub fn timed_matches(&self, query: &LogQuery) -> Result<TimedMatches, LogIndexError> {
         let searcher = self.reader.searcher();
+        // A time range that holds every record of the searcher is left out: tantivy answers
+        // one by scanning the timestamp column from each segment's start, whatever the other
+        // clauses match (a LogQL scan's hour window over a partition of that hour).
+        let within = time_range_of(&searcher).is_some_and(|(first, last)| {
+            query.start_unix_nano.is_none_or(|start| start <= first)
+                && query.end_unix_nano.is_none_or(|end| last < end)
+        });
+        let unbounded;
+        let query = if within {
+            unbounded = LogQuery {
+                start_unix_nano: None,
+                end_unix_nano: None,
+                ..query.clone()
+            };
+            &unbounded
+        } else {
+            query
+        };
         let (tantivy_query, check) = self.to_tantivy_query(query, &searcher)?;
         self.collect_timed(searcher, &*tantivy_query, check)
     }
@@ -660,7 +669,7 @@ impl LogIndex {
     }
 
     /// Parses query text; from format 3 on its id and attribute leaves are rewritten to what
-    /// the index holds (on format 5 ids to their digests), and from format 4 on its body
+    /// the index holds (from format 5 ids to their digests), and from format 4 on its body
     /// phrases are relaxed to their terms ([`query_rewrite`]). The flag is true when the query
     /// finds a superset.
     fn parse_text(
@@ -697,6 +706,20 @@ impl LogIndex {
             reason: error.to_string(),
         })
     }
+}
+
+/// The first and last time of `searcher`'s records (batch documents hold their first
+/// record's), from its segments' timestamp columns; `None` when it has none.
+fn time_range_of(searcher: &Searcher) -> Option<(u64, u64)> {
+    searcher
+        .segment_readers()
+        .iter()
+        .filter(|segment| segment.num_docs() > 0)
+        .filter_map(|segment| {
+            let column = segment.fast_fields().u64(TIMESTAMP).ok()?;
+            Some((column.min_value(), column.max_value()))
+        })
+        .reduce(|(min_a, max_a), (min_b, max_b)| (min_a.min(min_b), max_a.max(max_b)))
 }
 
 /// Adds `records` to a format 6 or later index: each batch of up to [`record_batch::MAX_RECORDS`]
@@ -808,6 +831,55 @@ mod tests {
 
     fn found(index: &LogIndex, query: &LogQuery) -> Vec<u64> {
         numbers(&index.search(query).unwrap())
+    }
+
+    #[test]
+    fn timed_matches_keep_to_a_time_range_whether_or_not_it_holds_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = indexed_fixture(dir.path());
+        let mut times: Vec<u64> = fixture()
+            .iter()
+            .map(LogRecord::effective_time_unix_nano)
+            .collect();
+        times.sort_unstable();
+        let (first, last) = (times[0], times[times.len() - 1]);
+        assert_eq!(index.time_range(), Some((first, last)));
+        let matched = |start: u64, end: u64| -> Vec<u64> {
+            let query = LogQuery {
+                start_unix_nano: Some(start),
+                end_unix_nano: Some(end),
+                ..all()
+            };
+            let mut found: Vec<u64> = index
+                .timed_matches(&query)
+                .unwrap()
+                .hits
+                .iter()
+                .map(|&(time, _)| time)
+                .collect();
+            found.sort_unstable();
+            found
+        };
+        let within = |start: u64, end: u64| -> Vec<u64> {
+            times
+                .iter()
+                .copied()
+                .filter(|&time| start <= time && time < end)
+                .collect()
+        };
+        // Ranges holding every record (the range is left out of the query), and ranges that
+        // cut some off at either end (it is not).
+        for (start, end) in [
+            (first, last + 1),
+            (0, u64::MAX),
+            (first, last),
+            (first + 1, last + 1),
+            (times[3], times[7]),
+        ] {
+            assert_eq!(matched(start, end), within(start, end), "{start}..{end}");
+        }
+        assert_eq!(matched(first, last + 1).len(), times.len());
+        assert_eq!(matched(first, last).len(), times.len() - 1);
     }
 
     #[test]

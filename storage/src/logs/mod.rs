@@ -13,9 +13,9 @@
 //! | `severity_number`| i64       | INDEXED + FAST                                              |
 //! | `severity_text`  | text      | raw tokenizer (exact), doc ids only, no norms               |
 //! | `service_name`   | text      | raw (exact), doc ids only, no norms; `unknown_service` if unset |
-//! | `trace_id`       | bytes     | the id's 4-byte digest as one term, doc ids only; absent if none |
-//! | `span_id`        | bytes     | the id's 4-byte digest as one term, doc ids only; absent if none |
-//! | `correlation_id` | bytes     | the id's 4-byte digest as one term, doc ids only; absent if none |
+//! | `trace_id`       | bytes     | the id's 3-byte digest (4 before format 8) as one term, doc ids only; absent if none |
+//! | `span_id`        | bytes     | the id's 3-byte digest (4 before format 8) as one term, doc ids only; absent if none |
+//! | `correlation_id` | bytes     | the id's 3-byte digest (4 before format 8) as one term, doc ids only; absent if none |
 //! | `correlation_key`| text      | raw (exact): the attribute the correlation id came from     |
 //! | `body`           | text      | `default` tokenizer, doc ids only (format 4), no norms, not stored |
 //! | `attributes`     | JSON      | raw string values, dots in keys expanded, doc ids only, not stored; without the correlation attribute |

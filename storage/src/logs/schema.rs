@@ -115,6 +115,7 @@ pub(crate) struct IdDigest {
 impl IdDigest {
     /// The digest of `id` in `len` bytes (at most 4).
     pub(crate) fn of(id: &[u8], len: usize) -> Self {
+        debug_assert!(len <= MAX_ID_DIGEST_BYTES, "a digest of {len} bytes");
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for &byte in id {
             hash ^= u64::from(byte);

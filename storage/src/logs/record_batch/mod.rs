@@ -372,7 +372,9 @@ impl RecordBatch {
     }
 
     /// Decodes the record at `position`; `indexed_time` is its document's `timestamp`, which a
-    /// version 3 batch needs (and the others ignore).
+    /// version 3 batch needs (and the others ignore), and checks against what its head says
+    /// (a record with an event time has one other than 0; one without has its observed time
+    /// indexed), so a damaged head is reported rather than misread.
     pub(crate) fn record(
         &self,
         position: usize,
@@ -387,11 +389,25 @@ impl RecordBatch {
         let time_unix_nano = match row.time {
             RowTime::Kept(time) => time,
             RowTime::Unset => 0,
-            RowTime::Indexed => indexed_time.ok_or_else(|| {
-                LogIndexError::corrupt(format!("record {position} has no indexed time"))
-            })?,
+            RowTime::Indexed => match indexed_time {
+                Some(time) if time != 0 => time,
+                _ => {
+                    return Err(LogIndexError::corrupt(format!(
+                        "record {position} has no indexed event time"
+                    )));
+                }
+            },
         };
         let rest: Rest<String, Vec<Attribute>> = take_all(&self.bytes[row.rest.clone()])?;
+        let observed_time_unix_nano = time_unix_nano.wrapping_add(rest.observed_offset as u64);
+        if let (RowTime::Unset, Some(indexed)) = (row.time, indexed_time)
+            && indexed != observed_time_unix_nano
+        {
+            return Err(LogIndexError::corrupt(format!(
+                "record {position} without an event time is indexed at {indexed}, \
+                 observed at {observed_time_unix_nano}"
+            )));
+        }
         let body = match &row.body {
             BodyPlace::Value(range) => take_all(&self.bytes[range.clone()])?,
             BodyPlace::Text(place) => match &self.text {
@@ -405,7 +421,7 @@ impl RecordBatch {
             resource: Arc::clone(resource),
             scope: Arc::clone(scope),
             time_unix_nano,
-            observed_time_unix_nano: time_unix_nano.wrapping_add(rest.observed_offset as u64),
+            observed_time_unix_nano,
             severity_number: rest.severity_number,
             severity_text: rest.severity_text,
             body,

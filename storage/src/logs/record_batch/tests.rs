@@ -70,9 +70,25 @@ fn version_3_reads_event_times_from_the_index_and_keeps_records_without_one() {
     later.time_unix_nano += 5;
     later.observed_time_unix_nano += 5;
     assert_eq!(batch.record(1, indexed(&later)).unwrap(), later);
-    assert_eq!(batch.record(2, Some(12_345)).unwrap(), records[2]);
+    assert_eq!(batch.record(2, indexed(&records[2])).unwrap(), records[2]);
     assert_eq!(batch.record(4, None).unwrap(), records[4]);
     assert!(batch.record(1, None).is_err());
+    // What the index says must agree with the head: an event time is never 0, and a record
+    // without one is indexed at its observed time.
+    assert!(batch.record(1, Some(0)).is_err());
+    assert!(batch.record(2, Some(12_345)).is_err());
+    // A head whose list of records without an event time is out of order or range is
+    // damage.
+    for unset in [vec![4, 2], vec![2, 2], vec![records.len() as u32]] {
+        let damaged = v2::with_unset(&bytes, unset.clone());
+        let error = RecordBatch::parse(damaged, BatchVersion::V3).unwrap_err();
+        assert!(
+            matches!(error, LogIndexError::CorruptRecord { .. }),
+            "{unset:?}"
+        );
+    }
+    let same = v2::with_unset(&bytes, vec![2, 4]);
+    assert!(RecordBatch::parse(same, BatchVersion::V3).is_ok());
     // Version 2 keeps times in the batch: what the index says is not asked.
     let kept = RecordBatch::parse(encoded(BatchVersion::V2, &records), BatchVersion::V2).unwrap();
     assert_eq!(kept.record(1, Some(7)).unwrap(), records[1]);
@@ -170,38 +186,41 @@ fn the_encoding_is_pinned() {
     let bytes = encoded(BatchVersion::V1, &records);
     assert_eq!(hex::encode(&bytes), PINNED_BATCH);
     let pinned = hex::decode(PINNED_BATCH).unwrap();
-    assert_eq!(read_back_bytes(pinned, BatchVersion::V1), records);
+    assert_eq!(read_back_bytes(pinned, BatchVersion::V1, &records), records);
     // Version 2 is pinned by its sections decompressed: zstd may compress the same bytes
     // differently from one release to the next.
     let bytes = encoded(BatchVersion::V2, &records);
     let pinned = hex::decode(PINNED_BATCH_V2).unwrap();
     assert_eq!(bytes[0], pinned[0]);
     assert_eq!(v2::plain_sections(&bytes), v2::plain_sections(&pinned));
-    assert_eq!(read_back_bytes(pinned, BatchVersion::V2), records);
-    let bytes = encoded(BatchVersion::V3, &records);
+    assert_eq!(read_back_bytes(pinned, BatchVersion::V2, &records), records);
+    // Version 3, with a record without an event time (listed in the head).
+    let mut untimed = records.clone();
+    untimed[1].time_unix_nano = 0;
+    let bytes = encoded(BatchVersion::V3, &untimed);
     let pinned = hex::decode(PINNED_BATCH_V3).unwrap();
     assert_eq!(bytes[0], pinned[0]);
     assert_eq!(v2::plain_sections(&bytes), v2::plain_sections(&pinned));
-    assert_eq!(read_back_bytes(pinned, BatchVersion::V3), records);
+    assert_eq!(read_back_bytes(pinned, BatchVersion::V3, &untimed), untimed);
 }
 
-fn read_back_bytes(bytes: Vec<u8>, version: BatchVersion) -> Vec<LogRecord> {
+/// Reads every record of `bytes` back, with the times the index would hold for `records`.
+fn read_back_bytes(bytes: Vec<u8>, version: BatchVersion, records: &[LogRecord]) -> Vec<LogRecord> {
     let batch = RecordBatch::parse(bytes, version).unwrap();
-    let records = fixture_with_request_ids();
     (0..batch.len())
         .map(|i| batch.record(i, indexed(&records[i])).unwrap())
         .collect()
 }
 
 const PINNED_BATCH_V3: &str = concat!(
-    "125e017228b52ffd24728d020092c4101890b7390889618449aa04f2cc6e0e6e40ff517a98cd9adc2936a684",
-    "36c6752a09637b396858fd1ef777a6888d14c05fb1dad6b184c6f22b0d73811a9c67a0e0ae096203004c3f4d",
-    "10a4f3b0e90449014eea320003a5a5a5a5a5a5a5a50000000000000001a5a5a5a5a5a5a5a500000000000000",
-    "0203800000000000000180000000000000025d01880128b52ffd248885020054040a1204494e464f030b6874",
-    "74702e6d6574686f640103474554107374617475735f636f64650390030a726571756573742e696401057265",
-    "712d3100010001023200010001020200dd11e449ed1c032ade80aa00004200057573657220066c6f67696e20",
-    "0a7375636365656465642004666f722006616c69636500056361727420087570646174656420077769746820",
-    "0220066974656d730009000001020304050607080100030000",
+    "1260017328b52ffd24739d0200a244111980b9390889728e753c4956ec60840fa7657432a7aa5b933205360e",
+    "047877c665288db31d30a758fd1af676a58a7d0084b76375a564114be5532277033a986721c1ae0b6203004c",
+    "3f4d10a4f3b0e9044f00545f320003a5a5a5a5a5a5a5a50000000000000001a5a5a5a5a5a5a5a50000000000",
+    "00000203800000000000000180000000000000026601900128b52ffd2490cd0200e4040a1204494e464f030b",
+    "687474702e6d6574686f640103474554107374617475735f636f64650390030a726571756573742e69640105",
+    "7265712d3100010001028ad0d489ef8588a62f3200010001020200d613a448edc4032660b608000042000575",
+    "73657220066c6f67696e200a7375636365656465642004666f722006616c6963650005636172742008757064",
+    "61746564200777697468200220066974656d730009000001020304050607080100030000",
 );
 
 const PINNED_BATCH_V2: &str = concat!(

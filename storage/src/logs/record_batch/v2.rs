@@ -220,6 +220,24 @@ pub(super) fn plain_sections(bytes: &[u8]) -> Vec<Vec<u8>> {
     plain
 }
 
+/// `bytes`, a version 3 batch, with its head's list of records without an event time
+/// replaced by `unset`.
+#[cfg(test)]
+pub(super) fn with_unset(bytes: &[u8], unset: Vec<u32>) -> Vec<u8> {
+    let mut input = &bytes[1..];
+    let mut sections = Vec::new();
+    while !input.is_empty() {
+        sections.push(sections::read(&mut input).unwrap().into_owned());
+    }
+    let head: Head<OwnedGroups, Vec<u32>> = take_all(&sections[0]).unwrap();
+    sections[0] = postcard::to_allocvec(&head.map_times(|_| unset)).unwrap();
+    let mut out = vec![bytes[0]];
+    for section in &sections {
+        sections::write(&mut out, section, Packing::Compressed).unwrap();
+    }
+    out
+}
+
 /// Parses a version 2 or 3 batch (as `times` says).
 pub(super) fn parse(bytes: &[u8], times: Times) -> Result<RecordBatch, LogIndexError> {
     let mut input = &bytes[1..];
