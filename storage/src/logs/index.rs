@@ -500,24 +500,6 @@ impl LogIndex {
     /// in no particular order, with the searcher to load them from.
     pub fn timed_matches(&self, query: &LogQuery) -> Result<TimedMatches, LogIndexError> {
         let searcher = self.reader.searcher();
-        // A time range that holds every record of the searcher is left out: tantivy answers
-        // one by scanning the timestamp column from each segment's start, whatever the other
-        // clauses match (a LogQL scan's hour window over a partition of that hour).
-        let within = time_range_of(&searcher).is_some_and(|(first, last)| {
-            query.start_unix_nano.is_none_or(|start| start <= first)
-                && query.end_unix_nano.is_none_or(|end| last < end)
-        });
-        let unbounded;
-        let query = if within {
-            unbounded = LogQuery {
-                start_unix_nano: None,
-                end_unix_nano: None,
-                ..query.clone()
-            };
-            &unbounded
-        } else {
-            query
-        };
         let (tantivy_query, check) = self.to_tantivy_query(query, &searcher)?;
         self.collect_timed(searcher, &*tantivy_query, check)
     }
@@ -834,7 +816,7 @@ mod tests {
     }
 
     #[test]
-    fn timed_matches_keep_to_a_time_range_whether_or_not_it_holds_every_record() {
+    fn timed_matches_keep_to_their_time_range() {
         let dir = tempfile::tempdir().unwrap();
         let index = indexed_fixture(dir.path());
         let mut times: Vec<u64> = fixture()
@@ -867,8 +849,7 @@ mod tests {
                 .filter(|&time| start <= time && time < end)
                 .collect()
         };
-        // Ranges holding every record (the range is left out of the query), and ranges that
-        // cut some off at either end (it is not).
+        // Ranges holding every record, and ranges that cut some off at either end.
         for (start, end) in [
             (first, last + 1),
             (0, u64::MAX),
