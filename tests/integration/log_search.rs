@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::fixtures::{logs_request, t0};
+use crate::fixtures::{logs_request, logs_request_at, t0};
 use crate::harness::Server;
 
 /// Ten exports (an ERROR and an INFO record each), alternately from `checkout` and `cart`;
@@ -250,4 +250,115 @@ async fn attribute_filters_are_exact_and_hold_beside_the_text() {
             assert!(body.to_string().contains("attributes"), "{body}");
         }
     }
+}
+
+/// The record times of an answer, in answer order.
+fn times_of(body: &Value) -> Vec<u64> {
+    body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["time_unix_nano"]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .collect()
+}
+
+const HOUR: u64 = 3_600_000_000_000;
+
+#[tokio::test]
+async fn a_cursor_holds_its_place_while_records_arrive() {
+    for committed in [true, false] {
+        let (_dir, server) = started(committed).await;
+        let (status, first) = server.get_json("/api/logs?limit=6").await;
+        assert_eq!(status, 200, "{first}");
+        let mut times = times_of(&first);
+        let mut cursor = first["next_cursor"].as_str().unwrap().to_owned();
+        // Between pages, records arrive: two newer than any, two older than any.
+        let mut logs = server.logs_client().await;
+        for (n, base) in [(50, t0() + HOUR), (60, t0() - HOUR)] {
+            logs.export(logs_request_at(n, "late", &format!("late-{n}"), base))
+                .await
+                .unwrap();
+        }
+        if committed {
+            server.wait_logs_committed().await;
+        }
+        for _ in 0..10 {
+            let page = format!("/api/logs?limit=6&cursor={cursor}");
+            let (status, body) = server.get_json(&page).await;
+            assert_eq!(status, 200, "{body}");
+            times.extend(times_of(&body));
+            match body["next_cursor"].as_str() {
+                Some(next) => cursor = next.to_owned(),
+                None => break,
+            }
+        }
+        // Every record stored before the first page, once, in order; then the older
+        // arrivals, which lie past the cursor; the newer ones lie before it.
+        let mut expected: Vec<u64> = (0..10u64)
+            .flat_map(|n| {
+                [
+                    t0() + n * 1_000_000 + 30_000_000,
+                    t0() + n * 1_000_000 + 40_000_000,
+                ]
+            })
+            .collect();
+        expected.sort_unstable_by(|a, b| b.cmp(a));
+        let old = t0() - HOUR + 60 * 1_000_000;
+        expected.extend([old + 40_000_000, old + 30_000_000]);
+        assert_eq!(times, expected, "committed: {committed}");
+        // A new search starts from the newest.
+        let (_, fresh) = server.get_json("/api/logs?limit=2").await;
+        let new = t0() + HOUR + 50 * 1_000_000;
+        assert_eq!(times_of(&fresh), [new + 40_000_000, new + 30_000_000]);
+    }
+}
+
+#[tokio::test]
+async fn a_correlation_id_is_found_across_services_and_days() {
+    const DAY: u64 = 24 * HOUR;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--log-commit-interval-seconds", "1"]).await;
+    let mut logs = server.logs_client().await;
+    // One request's records in two services, a day apart (two day partitions), and another
+    // request's in between.
+    for (n, service, id, base) in [
+        (1, "checkout", "corr-days", t0() - DAY),
+        (2, "cart", "corr-other", t0() - HOUR),
+        (3, "cart", "corr-days", t0()),
+    ] {
+        logs.export(logs_request_at(n, service, id, base))
+            .await
+            .unwrap();
+    }
+    server.wait_logs_committed().await;
+    let (status, body) = server.get_json("/api/logs?correlation_id=corr-days").await;
+    assert_eq!(status, 200, "{body}");
+    let records = body["records"].as_array().unwrap();
+    let found: Vec<(String, u64)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["service_name"].as_str().unwrap().to_owned(),
+                r["time_unix_nano"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("cart".to_owned(), t0() + 3_000_000 + 40_000_000),
+            ("checkout".to_owned(), t0() - DAY + 1_000_000 + 40_000_000),
+        ],
+        "{body}"
+    );
 }

@@ -1075,6 +1075,33 @@ mod tests {
         assert_eq!(instant("vector(1) + vector(1)", 30), ["{} => 2"]);
         assert_eq!(instant("2 * 3 + 1", 30), ["scalar 7"]);
         assert_eq!(instant(&format!("count({by_service})"), 30), ["{} => 2"]);
+        assert_eq!(instant(&format!("avg({by_service})"), 30), ["{} => 2.5"]);
+        assert_eq!(instant(&format!("min({by_service})"), 30), ["{} => 2"]);
+        assert_eq!(instant(&format!("max({by_service})"), 30), ["{} => 3"]);
+        // By service and level: api info 2, api error 1, web info 2.
+        let by_level =
+            r#"sum by (service_name, detected_level) (count_over_time({service_name=~".+"}[1m]))"#;
+        assert_eq!(
+            instant(&format!("avg by (detected_level) ({by_level})"), 30),
+            [
+                r#"{detected_level="error"} => 1"#,
+                r#"{detected_level="info"} => 2"#
+            ]
+        );
+        assert_eq!(
+            instant(&format!("min by (service_name) ({by_level})"), 30),
+            [
+                r#"{service_name="api"} => 1"#,
+                r#"{service_name="web"} => 2"#
+            ]
+        );
+        assert_eq!(
+            instant(&format!("max without (service_name) ({by_level})"), 30),
+            [
+                r#"{detected_level="error"} => 1"#,
+                r#"{detected_level="info"} => 2"#
+            ]
+        );
     }
 
     #[test]

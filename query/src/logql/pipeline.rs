@@ -353,6 +353,25 @@ mod tests {
     }
 
     #[test]
+    fn negative_selectors_and_the_negative_regex_filter_exclude() {
+        let line = "timeout talking to db-12";
+        // The stream is {service_name="api"}. A selector of negative matchers alone is
+        // refused, as Loki does; beside a positive one they exclude.
+        assert!(parse(r#"{service_name!="web"}"#).is_err());
+        let any = r#"service_name=~".+""#;
+        assert!(run(&format!(r#"{{{any}, service_name!="web"}}"#), line).is_some());
+        assert!(run(&format!(r#"{{{any}, service_name!="api"}}"#), line).is_none());
+        assert!(run(&format!(r#"{{{any}, service_name!~"w.*"}}"#), line).is_some());
+        assert!(run(&format!(r#"{{{any}, service_name!~"a.i"}}"#), line).is_none());
+        // Regexes are anchored as Loki's selectors are: "a" alone does not match "api".
+        assert!(run(&format!(r#"{{{any}, service_name!~"a"}}"#), line).is_some());
+        // A line filter `!~` keeps the lines the regex does not match anywhere in.
+        assert!(run(r#"{service_name="api"} !~ "db-[0-9]+""#, line).is_none());
+        assert!(run(r#"{service_name="api"} !~ "cache""#, line).is_some());
+        assert!(run(r#"{service_name="api"} |= "timeout" !~ "db-1[3-9]""#, line).is_some());
+    }
+
+    #[test]
     fn json_flattens_and_reports_errors() {
         let entry = run(
             r#"{service_name="api"} | json"#,
