@@ -340,6 +340,49 @@ async fn labels_values_and_series(committed: bool) {
         body,
         json!({ "streams": 1, "chunks": 1, "entries": 6, "bytes": 3 * 55 + 3 * 38 })
     );
+    // Bytes per series, largest first (Grafana ranks services by it): by the selector's
+    // labels, or by `targetLabels`, which a stream must have to count.
+    let any_service = r#"{service_name=~".+"}"#;
+    let (status, body) = get(&server, &path("index/volume", any_service, ""), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["data"]["resultType"], "vector");
+    let series = |body: &Value| -> Vec<(Value, Value)> {
+        body["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|sample| (sample["metric"].clone(), sample["value"][1].clone()))
+            .collect()
+    };
+    assert_eq!(
+        series(&body),
+        [
+            (json!({ "service_name": "checkout" }), json!("279")),
+            (json!({ "service_name": "cart" }), json!("69")),
+        ]
+    );
+    let by_environment = "&targetLabels=deployment_environment";
+    let (_, body) = get(
+        &server,
+        &path("index/volume", any_service, by_environment),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        series(&body),
+        [(json!({ "deployment_environment": "prod" }), json!("279"))]
+    );
+    let (_, body) = get(&server, &path("index/volume", any_service, "&limit=1"), &[]).await;
+    assert_eq!(series(&body).len(), 1);
+    let (status, body) = get(
+        &server,
+        &path("index/volume", any_service, "&aggregateBy=labels"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["status"], "error");
     // Outside the range, nothing.
     let before = format!(
         "start={}&end={}",

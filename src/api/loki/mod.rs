@@ -17,11 +17,11 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use skewer_query::QueryError;
 use skewer_query::logql::ast::{Expr, Matcher};
-use skewer_query::logql::stats::index_stats;
+use skewer_query::logql::stats::{index_stats, index_volume};
 use skewer_query::logql::streams::list_streams;
 use skewer_query::logql::{
-    LogQueryRequest, LogqlError, LogqlLimits, MetricRequest, parse, parse_selector, run_log_query,
-    run_metric_query,
+    LogQueryRequest, LogqlError, LogqlLimits, MetricRequest, MetricResult, parse, parse_selector,
+    run_log_query, run_metric_query,
 };
 use skewer_storage::Storage;
 use skewer_storage::model::TenantId;
@@ -56,6 +56,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/loki/api/v1/index/stats",
             get(index_stats_route).post(index_stats_route),
+        )
+        .route(
+            "/loki/api/v1/index/volume",
+            get(index_volume_route).post(index_volume_route),
         )
 }
 
@@ -322,6 +326,63 @@ async fn series(req: Request) -> Response {
             }
             let streams = req.streams(selectors).await?;
             Ok(Value::Array(streams.iter().map(encode::labels).collect()))
+        }
+        .await,
+    )
+}
+
+/// Series an `index/volume` answer holds at most.
+const MAX_VOLUME_SERIES: usize = 5_000;
+
+/// `/loki/api/v1/index/volume?query=&start=&end=&limit=&targetLabels=&aggregateBy=`: the bytes
+/// of the lines the query's selector covers per series of the labels `targetLabels` names
+/// (comma separated; by default those the selector names), largest first, at most `limit`
+/// (100), as a vector at `end` (what Grafana asks to rank services by volume). Only Loki's
+/// default aggregation, `series`, is served; `aggregateBy=labels` is refused by name.
+async fn index_volume_route(req: Request) -> Response {
+    answer(
+        async {
+            let expr = parse(req.query_text()?)?;
+            let log = expr.first_log().ok_or_else(|| {
+                LokiError::BadRequest("the query has no stream selector".to_owned())
+            })?;
+            match req.params.get("aggregateBy").map(str::trim) {
+                None | Some("" | "series") => {}
+                Some(other) => {
+                    return Err(LokiError::BadRequest(format!(
+                        "aggregateBy {other:?} is not supported: use series"
+                    )));
+                }
+            }
+            let targets: Vec<String> = req
+                .params
+                .get("targetLabels")
+                .into_iter()
+                .flat_map(|text| text.split(','))
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let limit = params::limit(&req.params, MAX_VOLUME_SERIES)?;
+            let (start, end) = req.range(DEFAULT_QUERY_SINCE_NS)?;
+            let volumes = index_volume(
+                &req.storage,
+                &req.tenant,
+                log,
+                (start, end),
+                &targets,
+                limit,
+            )
+            .await?;
+            let samples = volumes
+                .into_iter()
+                .map(|(labels, bytes)| (labels, bytes as f64))
+                .collect();
+            Ok(encode::metric_data(
+                &MetricResult::Vector(samples),
+                end,
+                json!({}),
+            ))
         }
         .await,
     )
