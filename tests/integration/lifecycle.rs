@@ -21,7 +21,8 @@ async fn spans_of(server: &Server, n: u64) -> Option<usize> {
     (status == 200).then(|| body["data"][0]["spans"].as_array().map_or(0, Vec::len))
 }
 
-fn parquet_files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+/// The files under `dir` (at any depth) whose names end in `.extension`.
+fn files_under(dir: &std::path::Path, extension: &str) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -30,8 +31,8 @@ fn parquet_files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         .flat_map(|entry| {
             let path = entry.path();
             if path.is_dir() {
-                parquet_files_under(&path)
-            } else if path.extension().is_some_and(|e| e == "parquet") {
+                files_under(&path, extension)
+            } else if path.extension().is_some_and(|e| e == extension) {
                 vec![path]
             } else {
                 Vec::new()
@@ -87,7 +88,7 @@ async fn compaction_merges_the_files_of_many_flushes_and_keeps_every_trace() {
             "trace {n} after restart"
         );
     }
-    let on_disk = parquet_files_under(&data.join("objects/tenants/default/traces"));
+    let on_disk = files_under(&data.join("objects/tenants/default/traces"), "parquet");
     assert!(
         on_disk.len() <= EXPORTS as usize,
         "at most the merged file and the inputs in their grace period: {on_disk:?}"
@@ -178,7 +179,7 @@ async fn retention_removes_expired_files_and_keeps_recent_ones() {
         ))
         .await;
     assert_eq!(new_points["series"].as_array().map(Vec::len), Some(1));
-    let traces_on_disk = parquet_files_under(&data.join("objects/tenants/default/traces"));
+    let traces_on_disk = files_under(&data.join("objects/tenants/default/traces"), "parquet");
     assert_eq!(
         traces_on_disk.len(),
         1,
@@ -259,15 +260,7 @@ async fn kill_9_during_compaction_loses_and_duplicates_nothing() {
 
 /// The `.store` files (one per segment) of every log partition under `data`.
 fn log_segments_under(data: &std::path::Path) -> usize {
-    let tenant = data.join("logs").join("default");
-    let Ok(days) = std::fs::read_dir(tenant) else {
-        return 0;
-    };
-    days.flatten()
-        .filter_map(|day| std::fs::read_dir(day.path()).ok())
-        .flat_map(|files| files.flatten())
-        .filter(|file| file.path().extension().is_some_and(|e| e == "store"))
-        .count()
+    files_under(&data.join("logs").join("default"), "store").len()
 }
 
 async fn log_records_of(server: &Server, correlation_id: &str) -> usize {

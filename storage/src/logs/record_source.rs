@@ -41,21 +41,26 @@ impl StoredRecords {
         Self::Batched {
             fields,
             cache: Mutex::new(BatchCache {
-                batch_documents: HashMap::new(),
-                times: HashMap::new(),
+                segments: HashMap::new(),
                 batches: LruCache::new(capacity),
             }),
         }
     }
 }
 
-/// What a batched [`RecordSource`] has read: each segment's batch documents (in order) and,
-/// for version 3 batches, its `timestamp` column, and the last batches parsed, by the address
-/// of their document.
+/// What a batched [`RecordSource`] has read: each segment's [`SegmentBatches`], and the last
+/// batches parsed, by the address of their document.
 pub(super) struct BatchCache {
-    batch_documents: HashMap<SegmentOrdinal, Arc<Vec<DocId>>>,
-    times: HashMap<SegmentOrdinal, Column<u64>>,
+    segments: HashMap<SegmentOrdinal, Arc<SegmentBatches>>,
     batches: LruCache<DocAddress, Arc<RecordBatch>>,
+}
+
+/// What reading a segment's records by the batch needs of it, read once per search.
+struct SegmentBatches {
+    /// Its batch documents, in order.
+    documents: Vec<DocId>,
+    /// Its `timestamp` column, where its batches leave event times to it (version 3).
+    times: Option<Column<u64>>,
 }
 
 /// Records of one searcher (the index as of a search), loaded one by one, each checked
@@ -104,24 +109,23 @@ impl RecordSource {
         fields: BatchFields,
         cache: &Mutex<BatchCache>,
     ) -> Result<LogRecord, LogIndexError> {
-        let cached = lock(cache)
-            .batch_documents
-            .get(&address.segment_ord)
-            .cloned();
-        let batch_documents = match cached {
-            Some(documents) => documents,
+        let cached = lock(cache).segments.get(&address.segment_ord).cloned();
+        let segment = match cached {
+            Some(segment) => segment,
             None => {
-                let documents = Arc::new(self.batch_documents(address.segment_ord, fields)?);
+                let segment = Arc::new(self.segment_batches(address.segment_ord, fields)?);
                 lock(cache)
-                    .batch_documents
-                    .insert(address.segment_ord, Arc::clone(&documents));
-                documents
+                    .segments
+                    .insert(address.segment_ord, Arc::clone(&segment));
+                segment
             }
         };
-        let before = batch_documents.partition_point(|&batch| batch < address.doc_id);
+        let before = segment
+            .documents
+            .partition_point(|&batch| batch < address.doc_id);
         let batch_doc = before
             .checked_sub(1)
-            .map(|last| batch_documents[last])
+            .map(|last| segment.documents[last])
             .ok_or_else(|| {
                 LogIndexError::corrupt(format!("no batch before document {}", address.doc_id))
             })?;
@@ -137,37 +141,34 @@ impl RecordSource {
                 batch
             }
         };
-        let indexed_time = match fields.version {
-            BatchVersion::V3 => Some(self.indexed_time(address, cache)?),
-            BatchVersion::V1 | BatchVersion::V2 => None,
+        // A version 3 batch's record's event time (or observed time, when it has none).
+        let indexed_time = match &segment.times {
+            Some(times) => Some(times.first(address.doc_id).ok_or_else(|| {
+                LogIndexError::corrupt(format!("document {} has no timestamp", address.doc_id))
+            })?),
+            None => None,
         };
         batch.record(row, indexed_time)
     }
 
-    /// The `timestamp` of the document at `address`: a version 3 batch's record's event time
-    /// (or observed time, when it has none).
-    fn indexed_time(
+    /// What reading `segment`'s records by the batch needs of it.
+    fn segment_batches(
         &self,
-        address: DocAddress,
-        cache: &Mutex<BatchCache>,
-    ) -> Result<u64, LogIndexError> {
-        let cached = lock(cache).times.get(&address.segment_ord).cloned();
-        let column = match cached {
-            Some(column) => column,
-            None => {
-                let column = self
-                    .searcher
-                    .segment_reader(address.segment_ord)
+        segment: SegmentOrdinal,
+        fields: BatchFields,
+    ) -> Result<SegmentBatches, LogIndexError> {
+        let times = match fields.version {
+            BatchVersion::V3 => Some(
+                self.searcher
+                    .segment_reader(segment)
                     .fast_fields()
-                    .u64(TIMESTAMP)?;
-                lock(cache)
-                    .times
-                    .insert(address.segment_ord, column.clone());
-                column
-            }
+                    .u64(TIMESTAMP)?,
+            ),
+            BatchVersion::V1 | BatchVersion::V2 => None,
         };
-        column.first(address.doc_id).ok_or_else(|| {
-            LogIndexError::corrupt(format!("document {} has no timestamp", address.doc_id))
+        Ok(SegmentBatches {
+            documents: self.batch_documents(segment, fields)?,
+            times,
         })
     }
 

@@ -224,11 +224,7 @@ pub(super) fn plain_sections(bytes: &[u8]) -> Vec<Vec<u8>> {
 /// replaced by `unset`.
 #[cfg(test)]
 pub(super) fn with_unset(bytes: &[u8], unset: Vec<u32>) -> Vec<u8> {
-    let mut input = &bytes[1..];
-    let mut sections = Vec::new();
-    while !input.is_empty() {
-        sections.push(sections::read(&mut input).unwrap().into_owned());
-    }
+    let mut sections = plain_sections(bytes);
     let head: Head<OwnedGroups, Vec<u32>> = take_all(&sections[0]).unwrap();
     sections[0] = postcard::to_allocvec(&head.map_times(|_| unset)).unwrap();
     let mut out = vec![bytes[0]];
